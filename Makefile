@@ -1,0 +1,120 @@
+# kite — GNU Makefile. `make V=1` shows the commands.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+DESTDIR ?=
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+# BUILD is the output folder; SAN=1 builds with AddressSanitizer + UBSan.
+BUILD ?= build
+SAN ?= 0
+
+KITE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wno-unused-parameter -Iinclude -Isrc -fPIC -MMD -MP -pthread
+KITE_LDFLAGS := -pthread
+ifeq ($(SAN),1)
+KITE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+KITE_LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC := $(wildcard src/*.c)
+CLI_SRC := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/*_test.c)
+TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+BENCH_SRC := $(wildcard bench/*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%-replay,$(wildcard fuzz/*_fuzz.c))
+
+LIBA := $(BUILD)/libkite.a
+LIBSO := $(BUILD)/libkite.so.0
+KITE := $(BUILD)/kite
+
+.PHONY: all test check-build bench demo install uninstall clean fuzz deps
+all: $(LIBA) $(LIBSO) $(KITE)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(KITE_CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ)
+	$(Q)$(CC) -shared -Wl,-soname,libkite.so.0 -o $@ $^ $(KITE_LDFLAGS)
+
+$(KITE): $(CLI_OBJ) $(LIBA)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) -lcmocka
+
+# Fuzz targets: `-replay` runs them without libFuzzer (hostile table plus
+# seeded random mutation); `make fuzz` builds real libFuzzer binaries.
+$(BUILD)/fuzz/%-replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+
+check-build: all $(TEST_BIN) $(FUZZ_REPLAY)
+
+deps:
+	$(Q)tests/install-deps.sh
+
+# Every test twice: plain, then AddressSanitizer + UBSan.
+test: deps
+	$(Q)$(MAKE) --no-print-directory check-build
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 check-build
+	$(Q)tests/run.sh build build/asan
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory -f fuzz/Makefile
+
+bench: deps all
+	$(Q)$(MAKE) --no-print-directory -C bench BUILD=../$(BUILD)
+
+demo: all
+	$(Q)demo/run.sh $(KITE)
+
+kite.pc: kite.pc.in
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' $< > $@
+
+install: all kite.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(BASHCOMPDIR)
+	install -m 755 $(KITE) $(DESTDIR)$(BINDIR)/kite
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libkite.a
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libkite.so.0
+	ln -sf libkite.so.0 $(DESTDIR)$(LIBDIR)/libkite.so
+	install -m 644 include/kite.h $(DESTDIR)$(INCLUDEDIR)/kite.h
+	install -m 644 kite.pc $(DESTDIR)$(PKGCONFIGDIR)/kite.pc
+	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	if [ -f completions/kite.bash ]; then install -m 644 completions/kite.bash $(DESTDIR)$(BASHCOMPDIR)/kite; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kite $(DESTDIR)$(LIBDIR)/libkite.a \
+		$(DESTDIR)$(LIBDIR)/libkite.so.0 $(DESTDIR)$(LIBDIR)/libkite.so \
+		$(DESTDIR)$(INCLUDEDIR)/kite.h $(DESTDIR)$(PKGCONFIGDIR)/kite.pc
+
+clean:
+	rm -rf build kite.pc
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

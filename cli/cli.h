@@ -1,0 +1,40 @@
+/* Shared by the kite subcommands: exit codes, argument parsing, errors. */
+#ifndef KITE_CLI_H
+#define KITE_CLI_H
+
+#include <stdint.h>
+
+/* Exit codes, the same for every subcommand (see kite(1)). */
+enum {
+	EXIT_DONE = 0,    /* did what was asked */
+	EXIT_NO = 1,      /* a negative answer: refused, held, not found, lost */
+	EXIT_TIMEOUT = 2, /* gave up after --timeout */
+	EXIT_USAGE = 100, /* bad arguments */
+	EXIT_SYSTEM = 111 /* a system call or the library failed */
+};
+
+#define KITE_COMMAND(name, desc) int cmd_##name(int argc, char **argv);
+#include "commands.def"
+#undef KITE_COMMAND
+
+/* Print "kite CMD: message" and a pointer to --help; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Print "kite CMD: message" on stderr; returns code. */
+int fail(int code, const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Parse a whole non-negative decimal number up to max; 0 or -1. */
+int parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* Parse seconds ("2", "0.5"); into milliseconds; 0 or -1. */
+int parse_seconds_ms(const char *s, int64_t *ms_out);
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+/* Write a JSON string literal (quoted, escaped) of len bytes to stdout. */
+void json_string(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,181 @@
+/* kite.h — the one public header of libkite.
+ *
+ * kite: brokerless publish/subscribe between the processes of one machine,
+ * through shared-memory rings handed over abstract-namespace Unix sockets,
+ * with kernel-verified identity on every message.
+ *
+ * Only what is declared here is API. Every function returns 0 (or a
+ * non-negative count) on success and a negative error code on failure:
+ * a negated errno value or one of the KITE_E* codes below; kite_strerror()
+ * explains either. The library never prints, never exits, never raises a
+ * signal (it uses MSG_NOSIGNAL).
+ *
+ * Threading: a handle may be used by one thread at a time (publish and
+ * receive from different threads need the caller's own lock). Each handle
+ * runs one internal control thread that answers peers, so a publisher that
+ * never calls kite_recv() still serves subscribers.
+ */
+#ifndef KITE_H
+#define KITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KITE_VERSION_MAJOR 0
+#define KITE_VERSION_MINOR 1
+#define KITE_VERSION_PATCH 0
+#define KITE_VERSION "0.1.0"
+
+/* Longest channel name or pattern, in bytes, without the terminating NUL.
+ * A name is 1 to 32 dot-separated tokens of [A-Za-z0-9_-]; a pattern may
+ * also use `*` (exactly one token) and, as its last token only, `>` (one or
+ * more tokens). */
+#define KITE_CHANNEL_MAX 200
+
+/* Largest message payload, in bytes (4 GiB - 1). Messages that do not fit a
+ * ring slot travel in a sealed memfd of their own. */
+#define KITE_MSG_MAX 0xffffffffull
+
+/* Error codes beyond errno. Always negative. */
+enum kite_error {
+	KITE_EBADNAME = -1000,  /* channel name or pattern is malformed */
+	KITE_ETOOBIG = -1001,   /* payload larger than KITE_MSG_MAX */
+	KITE_ETIMEOUT = -1002,  /* kite_recv: nothing arrived in time */
+	KITE_EAGAIN = -1003,    /* kite_recv with timeout 0: nothing ready */
+	KITE_EPROTO = -1004,    /* a peer sent bytes that break the protocol */
+	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
+	KITE_ECLOSED = -1006,   /* the handle's control thread has stopped */
+	KITE_ERING = -1007      /* a ring fd failed validation (size, seals) */
+};
+
+/* A handle: one participant on the machine's kite bus. */
+typedef struct kite kite;
+
+/* Options for kite_open(); zero fields take the defaults. */
+typedef struct kite_options {
+	/* Slots per publisher ring (power of two, default 1024). A subscriber
+	 * more than this many messages behind is overrun. */
+	uint32_t ring_slots;
+	/* Bytes per slot, header included (multiple of 64, default 2048).
+	 * Payloads above slot_size - 32 travel as their own memfd. */
+	uint32_t slot_size;
+	/* Microseconds kite_recv() spins before it sleeps (default 50;
+	 * UINT32_MAX: never spin, 0 = default). */
+	uint32_t spin_us;
+	/* Milliseconds kite_open() waits for existing peers to answer their
+	 * handshake (default 1000). */
+	uint32_t handshake_ms;
+	/* Bus name: handles only see peers with the same bus name. NULL or ""
+	 * is the default bus; tests use private buses so they never meet. */
+	const char *bus;
+} kite_options;
+
+/* What kite_recv() delivered. */
+enum kite_event_type {
+	KITE_MESSAGE = 1,    /* a message: see kite_event.msg */
+	KITE_LOSS,           /* msg.channel/publisher lost `lost` messages */
+	KITE_PUBLISHER_GONE, /* a publisher's connection closed; its rings are
+	                        drained and released */
+	KITE_REFUSED,        /* a peer was refused, by us or by it: see text */
+	KITE_PUBLISHER_NEW   /* a publisher's ring for a channel attached */
+};
+
+/* One delivered message, or the context of an event. Pointers are valid
+ * until the next kite_recv() or kite_close() on the same handle. */
+typedef struct kite_msg {
+	const char *channel;   /* NUL-terminated */
+	const void *data;      /* payload (NULL for events) */
+	size_t len;
+	uint64_t publisher;    /* publisher id: random, unique per handle */
+	uint64_t seq;          /* sequence within (publisher, channel), from 1 */
+	uint64_t timestamp_ns; /* CLOCK_REALTIME at publish, nanoseconds */
+	pid_t pid;             /* publisher's pid, uid and gid as the kernel */
+	uid_t uid;             /* reported them by SO_PEERCRED on its */
+	gid_t gid;             /* control connection */
+} kite_msg;
+
+typedef struct kite_event {
+	enum kite_event_type type;
+	kite_msg msg;          /* KITE_MESSAGE, and the context of events */
+	uint64_t lost;         /* KITE_LOSS: messages lost from this publisher
+	                          on this channel */
+	int refused_by_peer;   /* KITE_REFUSED: 1 the peer refused us, 0 we
+	                          refused the peer */
+	const char *text;      /* KITE_REFUSED / GONE: a human-readable reason */
+} kite_event;
+
+/* Counters of one handle since it was opened. */
+typedef struct kite_stats {
+	uint64_t published;      /* messages this handle published */
+	uint64_t received;       /* messages delivered by kite_recv */
+	uint64_t lost;           /* messages reported lost (KITE_LOSS sums) */
+	uint64_t refused;        /* refusals, either direction */
+	uint64_t peers;          /* peers connected now */
+	uint64_t wakeups_sent;   /* eventfd writes to sleeping subscribers */
+	uint64_t events_dropped; /* events discarded: the event queue was full */
+} kite_stats;
+
+/* Open a handle on the machine's bus: listen on an abstract socket
+ * @kite/<bus>/..., connect to every peer already there and wait (up to
+ * opts->handshake_ms) for each to answer. opts may be NULL. */
+int kite_open(kite **out, const kite_options *opts);
+
+/* Close a handle: peers see the connection close. NULL is allowed. */
+void kite_close(kite *k);
+
+/* Publish len bytes on a channel name (no wildcards). Never waits for a
+ * subscriber; returns the message's sequence number (>= 1) or an error. */
+int64_t kite_publish(kite *k, const char *channel, const void *data,
+		     size_t len);
+
+/* Subscribe to a pattern; returns 0, or KITE_EBADNAME. Subscribing twice
+ * to the same pattern is a no-op. */
+int kite_subscribe(kite *k, const char *pattern);
+
+/* Remove a subscription; rings that no remaining pattern matches are
+ * released. */
+int kite_unsubscribe(kite *k, const char *pattern);
+
+/* Allow a uid (or gid) beyond the default (same uid, plus root) to take
+ * part in channels that match pattern, in either direction. */
+int kite_allow_uid(kite *k, const char *pattern, uid_t uid);
+int kite_allow_gid(kite *k, const char *pattern, gid_t gid);
+
+/* Receive the next message or event. timeout_ms: 0 polls (KITE_EAGAIN if
+ * nothing), -1 waits forever, else waits at most that long (KITE_ETIMEOUT).
+ * Spins briefly (options.spin_us) before it sleeps. */
+int kite_recv(kite *k, kite_event *ev, int timeout_ms);
+
+/* A file descriptor that becomes readable when kite_recv() may have
+ * something. Drain with kite_recv(k, ev, 0) until KITE_EAGAIN before you
+ * wait on it again; do not read from or close it. */
+int kite_fd(const kite *k);
+
+/* This handle's publisher id. */
+uint64_t kite_id(const kite *k);
+
+/* Copy the handle's counters. */
+void kite_get_stats(const kite *k, kite_stats *out);
+
+/* Validate a channel name (0 or KITE_EBADNAME). */
+int kite_channel_valid(const char *name);
+
+/* Validate a pattern (0 or KITE_EBADNAME). */
+int kite_pattern_valid(const char *pattern);
+
+/* 1 if channel name matches pattern, else 0 (both assumed valid). */
+int kite_pattern_match(const char *pattern, const char *name);
+
+/* A static English description of any code this library returns. */
+const char *kite_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KITE_H */
