@@ -15,6 +15,7 @@ static const struct command commands[] = {
 #define KITE_COMMAND(name, desc) {#name, cmd_##name, desc},
 #include "commands.def"
 #undef KITE_COMMAND
+	{NULL, NULL, NULL},
 };
 
 static void usage(FILE *to)
@@ -22,7 +23,7 @@ static void usage(FILE *to)
 	fprintf(to, "Usage: kite COMMAND [OPTIONS]...\n"
 		    "Apps talking to apps through the Linux kernel's own tricks.\n\n"
 		    "Commands:\n");
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+	for (size_t i = 0; commands[i].name; i++)
 		fprintf(to, "  %-8s %s\n", commands[i].name, commands[i].description);
 	fprintf(to, "\n'kite COMMAND --help' describes one command; 'man kite' "
 		    "lists exit codes.\n");
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
 		printf("kite %s\n", KITE_VERSION);
 		return EXIT_DONE;
 	}
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+	for (size_t i = 0; commands[i].name; i++)
 		if (!strcmp(name, commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "kite: unknown command '%s'\nTry 'kite --help'.\n", name);
