@@ -1,0 +1,239 @@
+#!/bin/bash
+# channels_bench.sh — kite local channels against ZeroMQ PUB/SUB over ipc://
+# and against a bare shared-memory ring (the floor), side by side in one run.
+# See bench/README.md for what each figure means. Publisher (or pinger) on
+# CPU 0, every subscriber (or echoer) on CPU 1. Each case runs BENCH_REPS
+# times, the transports interleaved so that noise hits all of them alike.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+: "${BENCH_BIN:?BENCH_BIN must name the bench program folder}"
+
+# Messages per throughput run, round trips per latency run (after warm-up).
+# 1->4 round trips are fewer: four echoers take turns on one CPU, so each
+# round trip is slow and the whole run must stay within about 3 minutes.
+if [ -n "${QUICK:-}" ]; then
+	n64=300000 n1k=100000 n1m=200 rtt_n=5000 rtt4_n=1000 rtt_warm=500
+else
+	n64=1000000 n1k=200000 n1m=500 rtt_n=20000 rtt4_n=5000 rtt_warm=1000
+fi
+timeout_s=60
+
+tput_transports=(ring:busy kite:busy kite:idle zmq:idle)
+rtt_transports=(ring:busy kite:busy kite:spin kite:idle zmq:idle)
+# case = size:subscribers:messages
+tput_cases=("64:1:$n64" "64:4:$n64" "1024:1:$n1k" "1024:4:$n1k" "1048576:1:$n1m")
+rtt_cases=("64:1" "64:4" "1024:1" "1024:4")
+
+for p in chan_ring chan_kite chan_zmq; do
+	[ -x "$BENCH_BIN/$p" ] || { echo "channels: $BENCH_BIN/$p missing" >&2; exit 1; }
+done
+
+declare -A R       # "kind|case|transport|figure" -> values of every run
+failures=()        # runs that failed, with their error output
+loss_mismatch=()   # kite runs whose KITE_LOSS sum differed from the real loss
+run_no=0
+
+# Start `subs` receivers of ROLE_RX on CPU 1 and one ROLE_TX on CPU 0, wait
+# for all; their outputs are then in $RUN_DIR/out.*. Args: transport mode
+# tx rx size subs count.
+spawn_run() {
+	local t=$1 mode=$2 tx=$3 rx=$4 size=$5 subs=$6 count=$7
+	run_no=$((run_no + 1))
+	local dir where
+	bench_tmpdir || return 1
+	dir=$BENCH_TMP
+	RUN_DIR=$dir where=$dir
+	[ "$t" = kite ] && where="kb$$r$run_no" # a private bus per run
+	local common=(--mode "$mode" --size "$size" --subs "$subs" --count "$count"
+		--warmup "$rtt_warm" --where "$where" --timeout "$timeout_s")
+	local i
+	for ((i = 0; i < subs; i++)); do
+		bench_spawn $(pin 1) "$BENCH_BIN/chan_$t" "$rx" "${common[@]}" --id "$i" \
+			>"$dir/out.rx$i" 2>"$dir/err.rx$i"
+	done
+	bench_spawn $(pin 0) "$BENCH_BIN/chan_$t" "$tx" "${common[@]}" \
+		>"$dir/out.tx" 2>"$dir/err.tx"
+	if ! bench_wait_all; then
+		failures+=("$t $mode $tx/$rx size=$size subs=$subs: $(cat "$dir"/err.* | tr '\n' ' ')")
+		rm -rf "$dir"
+		return 1
+	fi
+}
+
+# Throughput run: appends delivered msg/s, lost %, GB/s to R.
+tput_run() {
+	local t=$1 mode=$2 size=$3 subs=$4 count=$5 key="tput|$3:$4|$1:$2"
+	spawn_run "$t" "$mode" pub sub "$size" "$subs" "$count" || return 0
+	local dir=$RUN_DIR
+	local rate lost gbps reported real
+	read -r rate lost gbps reported real < <(cat "$dir"/out.* | awk \
+		-v want=$((subs * count)) -v size="$size" '
+		{ delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		  if (v["role"] == "pub") t0 = v["t_start"]
+		  else { got += v["recv"]; rep += v["lost_reported"]
+			 if (v["t_last"] > t1) t1 = v["t_last"] } }
+		END { s = (t1 - t0) / 1e9
+		      printf "%.6g %.6g %.6g %d %d\n", got / s, (want - got) * 100 / want,
+			     got * size / s / 1e9, rep, want - got }')
+	rm -rf "$dir"
+	R["$key|rate"]+="$rate "
+	R["$key|lost"]+="$lost "
+	R["$key|gbps"]+="$gbps "
+	[ "$t" = kite ] && [ "$reported" != "$real" ] &&
+		loss_mismatch+=("$key: lost $real, KITE_LOSS said $reported")
+	return 0
+}
+
+# Round-trip run: appends p50 and p99 in microseconds to R.
+rtt_run() {
+	local t=$1 mode=$2 size=$3 subs=$4 key="rtt|$3:$4|$1:$2"
+	local n=$rtt_n
+	[ "$subs" -gt 1 ] && n=$rtt4_n
+	spawn_run "$t" "$mode" ping pong "$size" "$subs" "$n" || return 0
+	local dir=$RUN_DIR
+	local p50 p99
+	read -r p50 p99 < <(awk '{ delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		print v["p50"] / 1000, v["p99"] / 1000 }' "$dir/out.tx")
+	rm -rf "$dir"
+	R["$key|p50"]+="$p50 "
+	R["$key|p99"]+="$p99 "
+}
+
+case_name() { # size:subs -> "64 B 1->4"
+	local size=${1%%:*} subs=${1#*:}
+	subs=${subs%%:*}
+	case $size in
+	1048576) size="1 MiB" ;; 1024) size="1 KiB" ;; *) size="$size B" ;;
+	esac
+	echo "$size 1->$subs"
+}
+median_of() { # key: median of R[key], or empty
+	local v=${R[$1]:-}
+	[ -n "$v" ] && stats $v | cut -d' ' -f1
+}
+
+echo "kite local channels vs ZeroMQ $(pkg-config --modversion libzmq 2>/dev/null)" \
+	"PUB/SUB (ipc://) vs bare shared-memory ring;" \
+	"$BENCH_REPS run(s) per case, median [min..max]"
+echo "publisher/pinger on CPU 0, subscribers/echoers on CPU 1 (taskset)"
+
+for c in "${tput_cases[@]}"; do
+	IFS=: read -r size subs count <<<"$c"
+	for ((r = 0; r < BENCH_REPS; r++)); do
+		for tm in "${tput_transports[@]}"; do
+			tput_run "${tm%%:*}" "${tm#*:}" "$size" "$subs" "$count"
+		done
+	done
+done
+for c in "${rtt_cases[@]}"; do
+	IFS=: read -r size subs <<<"$c"
+	for ((r = 0; r < BENCH_REPS; r++)); do
+		for tm in "${rtt_transports[@]}"; do
+			rtt_run "${tm%%:*}" "${tm#*:}" "$size" "$subs"
+		done
+	done
+done
+
+echo
+echo "Throughput. delivered msg/s = messages read in full (every byte summed) by"
+echo "the subscriber(s), all subscribers added up, divided by the time from the"
+echo "publisher's first send to the last delivery. lost % = share of published"
+echo "messages a subscriber never got: kite is radio (the publisher never waits,"
+echo "an overrun subscriber is told how many it lost); ZeroMQ (HWM 0, XPUB_NODROP)"
+echo "and the ring (publisher waits for the slowest reader) never lose."
+table_cols 14 11 30 24 22
+table_row "case" "transport" "delivered msg/s" "lost %" "delivered GB/s"
+table_rule
+for c in "${tput_cases[@]}"; do
+	cs=${c%:*}
+	for tm in "${tput_transports[@]}"; do
+		k="tput|$cs|$tm"
+		table_row "$(case_name "$cs")" "${tm/:/ }" \
+			"$(cell fmt_si ${R[$k|rate]:-})" "$(cell fmt_pct ${R[$k|lost]:-})" \
+			"$(cell fmt_gbps ${R[$k|gbps]:-})"
+	done
+done
+
+echo
+echo "Round trip (ping-pong: A publishes on ping, each echoer publishes it back on"
+echo "pong; A waits for all echoers). p50/p99 = nearest-rank percentiles of the"
+echo "$rtt_n (1->4: $rtt4_n) round trips of one run after $rtt_warm warm-up ones, in"
+echo "microseconds;
+the table shows their median over runs [min..max]. busy = polls"
+echo "without sleeping (yielding the CPU every 64 empty polls), idle = sleeps in"
+echo "the receive call (kite: spin_us never), spin = kite's default (spins 50 us,"
+echo "then sleeps). 1->4: the four echoers share CPU 1, so busy ones wait for"
+echo "each other's time slices: their p99 measures the scheduler."
+table_cols 14 11 26 26
+table_row "case" "transport" "p50 us" "p99 us"
+table_rule
+for c in "${rtt_cases[@]}"; do
+	for tm in "${rtt_transports[@]}"; do
+		k="rtt|$c|$tm"
+		table_row "$(case_name "$c")" "${tm/:/ }" \
+			"$(cell fmt_us ${R[$k|p50]:-})" "$(cell fmt_us ${R[$k|p99]:-})"
+	done
+done
+
+echo
+echo "Ratios of medians (throughput: kite/peer, higher is better for kite;"
+echo "round trip p50: peer/kite, higher is better for kite)."
+table_cols 14 16 16 16 16 16
+table_row "case" "busy/zmq" "idle/zmq" "busy/ring" "" ""
+table_rule
+for c in "${tput_cases[@]}"; do
+	cs=${c%:*}
+	kb=$(median_of "tput|$cs|kite:busy|rate")
+	ki=$(median_of "tput|$cs|kite:idle|rate")
+	z=$(median_of "tput|$cs|zmq:idle|rate")
+	rg=$(median_of "tput|$cs|ring:busy|rate")
+	table_row "$(case_name "$cs")" "$(ratio "$kb" "$z")" "$(ratio "$ki" "$z")" \
+		"$(ratio "$kb" "$rg")"
+done
+table_row "round trip" "zmq/busy" "zmq/idle" "ring/busy" "zmq/spin" ""
+table_rule
+for c in "${rtt_cases[@]}"; do
+	kb=$(median_of "rtt|$c|kite:busy|p50")
+	ks=$(median_of "rtt|$c|kite:spin|p50")
+	ki=$(median_of "rtt|$c|kite:idle|p50")
+	z=$(median_of "rtt|$c|zmq:idle|p50")
+	rg=$(median_of "rtt|$c|ring:busy|p50")
+	table_row "$(case_name "$c")" "$(ratio "$z" "$kb")" "$(ratio "$z" "$ki")" \
+		"$(ratio "$rg" "$kb")" "$(ratio "$z" "$ks")"
+done
+
+echo
+echo "Targets (issue 2), 64 B 1->1, medians:"
+target() { # text value op limit
+	printf '  %-62s %8s  %s\n' "$1" "$2" "$(verdict "$2" "$3" "$4")"
+}
+z=$(median_of "tput|64:1|zmq:idle|rate")
+rg=$(median_of "tput|64:1|ring:busy|rate")
+for m in busy idle; do
+	k=$(median_of "tput|64:1|kite:$m|rate")
+	target "kite $m throughput / ZeroMQ throughput >= 3" "$(ratio "$k" "$z")" ge 3
+done
+z=$(median_of "rtt|64:1|zmq:idle|p50")
+for m in busy spin idle; do
+	k=$(median_of "rtt|64:1|kite:$m|p50")
+	target "kite $m round-trip p50 / ZeroMQ p50 <= 1/3" "$(ratio "$k" "$z")" le 0.3334
+done
+k=$(median_of "tput|64:1|kite:busy|rate")
+target "bare ring throughput / kite busy throughput <= 2" "$(ratio "$rg" "$k")" le 2
+k=$(median_of "rtt|64:1|kite:busy|p50")
+rg=$(median_of "rtt|64:1|ring:busy|p50")
+target "kite busy round-trip p50 / bare ring p50 <= 2" "$(ratio "$k" "$rg")" le 2
+
+if [ ${#loss_mismatch[@]} -gt 0 ]; then
+	echo
+	echo "kite loss reports that did not match the messages actually missing:"
+	printf '  %s\n' "${loss_mismatch[@]}"
+fi
+if [ ${#failures[@]} -gt 0 ]; then
+	echo
+	echo "failed runs (${#failures[@]}):"
+	printf '  %s\n' "${failures[@]}" | cut -c1-400
+	exit 1
+fi
+exit 0
