@@ -11,7 +11,7 @@ echo "this host's figures from /proc joins and publishes $rounds rounds, 0.5 s a
 echo "Each line: channel, the publisher's pid and uid as the kernel vouches"
 echo "for them (SO_PEERCRED), its sequence number, and the payload."
 echo
-"$KITE" sub --stats --timeout $((rounds / 2 + 3)) 'host.*.>' &
+"$KITE" sub --stats --exit-when-gone --timeout 30 'host.*.>' &
 sub=$!
 trap 'kill $sub 2>/dev/null || true' EXIT
 sleep 0.3
