@@ -10,9 +10,12 @@
  * kite has radio semantics: the publisher never waits, and an overrun
  * subscriber is told how many messages it lost (KITE_LOSS); those counts
  * are summed into the result line next to what actually arrived.
- * Modes: busy polls kite_recv(.., 0); idle sleeps in kite_recv with a
- * timeout and never spins (spin_us = UINT32_MAX); spin is kite's default
- * (spin_us 50 then sleep).
+ * Modes, all through kite_recv with a timeout but for poll:
+ *   busy  spin_us far longer than the wait: spins inside kite_recv, never
+ *         sleeps, makes no system call while messages keep coming
+ *   spin  kite's default: spins 50 us, then sleeps on its eventfd
+ *   idle  spin_us = UINT32_MAX: sleeps at once, pays every wake-up
+ *   poll  kite_recv(k, &ev, 0) in a loop (an application's event loop)
  */
 #include "lib/chan_harness.h"
 
@@ -37,6 +40,8 @@ static void *k_open(const struct chan_args *a)
 	kite_options o = {.bus = a->where};
 	if (a->mode == MODE_IDLE)
 		o.spin_us = UINT32_MAX;
+	else if (a->mode == MODE_BUSY)
+		o.spin_us = UINT32_MAX - 1; /* about 71 minutes */
 	int rc = kite_open(&t->k, &o);
 	if (rc == 0)
 		rc = kite_subscribe(t->k, in[a->role]);
@@ -78,6 +83,7 @@ static int k_recv(void *p, struct chan_msg *m, int timeout_ms, uint64_t *lost)
 		case KITE_MESSAGE:
 			m->data = ev.msg.data;
 			m->len = ev.msg.len;
+			m->seq = ev.msg.seq;
 			return 1;
 		case KITE_LOSS:
 			*lost += ev.lost;
@@ -119,6 +125,7 @@ static void k_close(void *p)
 
 static const struct chan_ops kite_ops = {
 	.name = "kite",
+	.spins = 1,
 	.open = k_open,
 	.send = k_send,
 	.recv = k_recv,

@@ -198,6 +198,7 @@ static int ring_get(struct ring *r, struct chan_msg *m)
 	}
 	m->data = slot + 8;
 	m->len = n;
+	m->seq = 0;
 	r->holding = 1;
 	return 1;
 }

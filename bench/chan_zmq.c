@@ -108,6 +108,7 @@ static int z_recv(void *t, struct chan_msg *m, int timeout_ms, uint64_t *lost)
 		return zmq_errno() == EAGAIN ? 0 : zfail("zmq_msg_recv");
 	m->data = zmq_msg_data(&z->msg);
 	m->len = zmq_msg_size(&z->msg);
+	m->seq = 0;
 	return 1;
 }
 

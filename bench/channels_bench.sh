@@ -66,22 +66,22 @@ tput_run() {
 	local t=$1 mode=$2 size=$3 subs=$4 count=$5 key="tput|$3:$4|$1:$2"
 	spawn_run "$t" "$mode" pub sub "$size" "$subs" "$count" || return 0
 	local dir=$RUN_DIR
-	local rate lost gbps reported real
+	local rate lost gbps reported real # real: sequence numbers never seen
 	read -r rate lost gbps reported real < <(cat "$dir"/out.* | awk \
 		-v want=$((subs * count)) -v size="$size" '
 		{ delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 		  if (v["role"] == "pub") t0 = v["t_start"]
-		  else { got += v["recv"]; rep += v["lost_reported"]
+		  else { got += v["recv"]; rep += v["lost_reported"]; miss += v["seq_missing"]
 			 if (v["t_last"] > t1) t1 = v["t_last"] } }
 		END { s = (t1 - t0) / 1e9
 		      printf "%.6g %.6g %.6g %d %d\n", got / s, (want - got) * 100 / want,
-			     got * size / s / 1e9, rep, want - got }')
+			     got * size / s / 1e9, rep, miss }')
 	rm -rf "$dir"
 	R["$key|rate"]+="$rate "
 	R["$key|lost"]+="$lost "
 	R["$key|gbps"]+="$gbps "
 	[ "$t" = kite ] && [ "$reported" != "$real" ] &&
-		loss_mismatch+=("$key: lost $real, KITE_LOSS said $reported")
+		loss_mismatch+=("$key: $real sequence numbers never arrived, KITE_LOSS said $reported")
 	return 0
 }
 
@@ -116,7 +116,12 @@ median_of() { # key: median of R[key], or empty
 echo "kite local channels vs ZeroMQ $(pkg-config --modversion libzmq 2>/dev/null)" \
 	"PUB/SUB (ipc://) vs bare shared-memory ring;" \
 	"$BENCH_REPS run(s) per case, median [min..max]"
-echo "publisher/pinger on CPU 0, subscribers/echoers on CPU 1 (taskset)"
+echo "publisher/pinger on CPU 0, subscribers/echoers on CPU 1 (taskset)."
+echo "ring busy  a bare single-producer ring in shared memory, busy-polled: the floor"
+echo "kite busy  kite_recv spinning (spin_us longer than the wait): never sleeps"
+echo "kite spin  kite's default: kite_recv spins 50 us, then sleeps on its eventfd"
+echo "kite idle  kite_recv sleeps at once (spin_us = UINT32_MAX): pays each wake-up"
+echo "zmq idle   blocking zmq_msg_recv (ZeroMQ's I/O thread shares its process's CPU)"
 
 for c in "${tput_cases[@]}"; do
 	IFS=: read -r size subs count <<<"$c"
@@ -158,13 +163,10 @@ done
 echo
 echo "Round trip (ping-pong: A publishes on ping, each echoer publishes it back on"
 echo "pong; A waits for all echoers). p50/p99 = nearest-rank percentiles of the"
-echo "$rtt_n (1->4: $rtt4_n) round trips of one run after $rtt_warm warm-up ones, in"
-echo "microseconds;
-the table shows their median over runs [min..max]. busy = polls"
-echo "without sleeping (yielding the CPU every 64 empty polls), idle = sleeps in"
-echo "the receive call (kite: spin_us never), spin = kite's default (spins 50 us,"
-echo "then sleeps). 1->4: the four echoers share CPU 1, so busy ones wait for"
-echo "each other's time slices: their p99 measures the scheduler."
+echo "$rtt_n (1->4: $rtt4_n) round trips of one run, after $rtt_warm warm-up ones,"
+echo "in microseconds; the table shows their median over runs [min..max]."
+echo "1->4: the four echoers share CPU 1, so those that never sleep (busy) wait"
+echo "for each other's time slices and their p99 measures the scheduler."
 table_cols 14 11 26 26
 table_row "case" "transport" "p50 us" "p99 us"
 table_rule
@@ -177,10 +179,11 @@ for c in "${rtt_cases[@]}"; do
 done
 
 echo
-echo "Ratios of medians (throughput: kite/peer, higher is better for kite;"
-echo "round trip p50: peer/kite, higher is better for kite)."
-table_cols 14 16 16 16 16 16
-table_row "case" "busy/zmq" "idle/zmq" "busy/ring" "" ""
+echo "Ratios of medians. Throughput: kite's delivered msg/s over the peer's"
+echo "(higher is better for kite). Round trip: the peer's p50 over kite's (higher"
+echo "is better for kite)."
+table_cols 14 18 18 18 18
+table_row "throughput" "kite busy/zmq" "kite idle/zmq" "kite busy/ring"
 table_rule
 for c in "${tput_cases[@]}"; do
 	cs=${c%:*}
@@ -191,7 +194,8 @@ for c in "${tput_cases[@]}"; do
 	table_row "$(case_name "$cs")" "$(ratio "$kb" "$z")" "$(ratio "$ki" "$z")" \
 		"$(ratio "$kb" "$rg")"
 done
-table_row "round trip" "zmq/busy" "zmq/idle" "ring/busy" "zmq/spin" ""
+echo
+table_row "round trip" "zmq/kite busy" "zmq/kite spin" "zmq/kite idle" "ring/kite busy"
 table_rule
 for c in "${rtt_cases[@]}"; do
 	kb=$(median_of "rtt|$c|kite:busy|p50")
@@ -199,10 +203,9 @@ for c in "${rtt_cases[@]}"; do
 	ki=$(median_of "rtt|$c|kite:idle|p50")
 	z=$(median_of "rtt|$c|zmq:idle|p50")
 	rg=$(median_of "rtt|$c|ring:busy|p50")
-	table_row "$(case_name "$c")" "$(ratio "$z" "$kb")" "$(ratio "$z" "$ki")" \
-		"$(ratio "$rg" "$kb")" "$(ratio "$z" "$ks")"
+	table_row "$(case_name "$c")" "$(ratio "$z" "$kb")" "$(ratio "$z" "$ks")" \
+		"$(ratio "$z" "$ki")" "$(ratio "$rg" "$kb")"
 done
-
 echo
 echo "Targets (issue 2), 64 B 1->1, medians:"
 target() { # text value op limit
@@ -227,7 +230,8 @@ target "kite busy round-trip p50 / bare ring p50 <= 2" "$(ratio "$k" "$rg")" le 
 
 if [ ${#loss_mismatch[@]} -gt 0 ]; then
 	echo
-	echo "kite loss reports that did not match the messages actually missing:"
+	echo "kite runs whose KITE_LOSS sum differs from the gaps in the sequence numbers"
+	echo "a subscriber saw (after its first message; every message, hellos included):"
 	printf '  %s\n' "${loss_mismatch[@]}"
 fi
 if [ ${#failures[@]} -gt 0 ]; then

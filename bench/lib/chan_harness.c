@@ -22,7 +22,7 @@
 
 static const char usage[] =
 	"usage: PROG pub|sub|ping|pong [--size BYTES] [--count N] [--warmup N]\n"
-	"            [--subs N] [--id I] [--mode busy|idle|spin] [--where NAME]\n"
+	"            [--subs N] [--id I] [--mode busy|idle|spin|poll] [--where NAME]\n"
 	"            [--timeout SECONDS]\n";
 
 uint64_t chan_now_ns(void)
@@ -92,7 +92,9 @@ struct run {
 static int next_msg(struct run *r, struct chan_msg *m, uint64_t deadline)
 {
 	unsigned step = 0;
-	int wait = r->a->mode == MODE_BUSY ? 0 : CHAN_BLOCK_MS;
+	enum chan_mode mode = r->a->mode;
+	int poll = mode == MODE_POLL || (mode == MODE_BUSY && !r->ops->spins);
+	int wait = poll ? 0 : CHAN_BLOCK_MS;
 	for (;;) {
 		int rc = r->ops->recv(r->t, m, wait, &r->lost);
 		if (rc != 0)
@@ -201,7 +203,10 @@ static int role_sub(struct run *r)
 {
 	const struct chan_args *a = r->a;
 	int acks = r->ops->wait_subscribers == NULL;
-	uint64_t got = 0, sum = 0, t_first = 0, t_last = 0, lost_before = 0;
+	uint64_t got = 0, sum = 0, t_first = 0, t_last = 0;
+	/* To check the transport's loss reports: every message (hellos too)
+	 * and every reported loss since the first message arrived. */
+	uint64_t all = 0, seq_first = 0, seq_last = 0, lost_before = 0;
 	struct chan_msg m;
 	for (;;) {
 		int rc = next_msg(r, &m, r->deadline);
@@ -210,6 +215,11 @@ static int role_sub(struct run *r)
 		if (rc == 0)
 			return fail("%s: sub %u: timed out after %llu messages",
 				    r->ops->name, a->id, (unsigned long long)got);
+		if (all++ == 0) {
+			seq_first = m.seq;
+			lost_before = r->lost;
+		}
+		seq_last = m.seq;
 		if (m.len != a->size)
 			return fail("%s: message of %zu bytes, expected %zu",
 				    r->ops->name, m.len, a->size);
@@ -217,7 +227,6 @@ static int role_sub(struct run *r)
 		if (index == CHAN_HELLO) {
 			if (acks && send_word(r, CHAN_HELLO, 16) != 0)
 				return 1;
-			lost_before = r->lost;
 			continue;
 		}
 		if (index > a->count)
@@ -233,11 +242,15 @@ static int role_sub(struct run *r)
 	}
 	if (acks && send_word(r, CHAN_END, 16) != 0)
 		return 1;
+	/* With sequence numbers, the messages that never arrived between the
+	 * first and the last one received must be exactly the reported loss. */
+	uint64_t seq_missing = seq_last ? seq_last - seq_first + 1 - all : 0;
 	printf("role=sub id=%u recv=%llu lost=%llu lost_reported=%llu "
-	       "t_first=%llu t_last=%llu checksum=%llu",
+	       "seq_missing=%llu t_first=%llu t_last=%llu checksum=%llu",
 	       a->id, (unsigned long long)got,
 	       (unsigned long long)(a->count - got),
 	       (unsigned long long)(r->lost - lost_before),
+	       (unsigned long long)seq_missing,
 	       (unsigned long long)t_first, (unsigned long long)t_last,
 	       (unsigned long long)sum);
 	report(r);
@@ -343,7 +356,7 @@ static int parse_num(const char *s, uint64_t max, uint64_t *out)
 static int parse_args(int argc, char **argv, struct chan_args *a)
 {
 	static const char *const roles[] = {"pub", "sub", "ping", "pong"};
-	static const char *const modes[] = {"busy", "idle", "spin"};
+	static const char *const modes[] = {"busy", "idle", "spin", "poll"};
 	*a = (struct chan_args){.size = 64, .count = 100000, .warmup = 1000,
 				.subs = 1, .timeout = 60, .where = NULL};
 	if (argc < 2)
@@ -367,7 +380,7 @@ static int parse_args(int argc, char **argv, struct chan_args *a)
 		}
 		if (strcmp(opt, "--mode") == 0) {
 			found = 0;
-			for (int j = 0; j < 3; j++)
+			for (int j = 0; j < 4; j++)
 				if (strcmp(val, modes[j]) == 0) {
 					a->mode = (enum chan_mode)j;
 					found = 1;

@@ -26,9 +26,11 @@ enum chan_role {
 };
 
 enum chan_mode {
-	MODE_BUSY, /* poll the transport without ever sleeping */
+	MODE_BUSY, /* never sleep: spin inside the transport's receive call if
+		    * it can (ops->spins), else poll it in a loop */
 	MODE_IDLE, /* block in the transport (sleep until woken) */
-	MODE_SPIN  /* kite only: its default, spin ~50 us then sleep */
+	MODE_SPIN, /* kite only: its default, spin ~50 us then sleep */
+	MODE_POLL  /* poll the receive call with a zero timeout in a loop */
 };
 
 struct chan_args {
@@ -47,6 +49,7 @@ struct chan_args {
 struct chan_msg {
 	const void *data;
 	size_t len;
+	uint64_t seq; /* the transport's own sequence number, 0 if it has none */
 };
 
 /* Wait passed to recv: 0 polls once; CHAN_BLOCK_MS blocks up to that long. */
@@ -57,6 +60,9 @@ struct chan_msg {
 
 struct chan_ops {
 	const char *name;
+	/* 1 if recv(.., CHAN_BLOCK_MS) can spin without sleeping, in
+	 * MODE_BUSY (kite: spin_us longer than the wait). */
+	int spins;
 	/* Set up this process's endpoints for a->role: one output stream (the
 	 * data, ping or pong stream, or a subscriber's acknowledgements) and
 	 * one input stream. NULL on failure, reason on stderr. */
