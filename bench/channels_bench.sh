@@ -12,10 +12,12 @@ source "$here/lib.sh"
 # Messages per throughput run, round trips per latency run (after warm-up).
 # 1->4 round trips are fewer: four echoers take turns on one CPU, so each
 # round trip is slow and the whole run must stay within about 3 minutes.
+# A round-trip run also stops measuring after rtt_ms (warm-up: a quarter of
+# that on top), so a pathological case cannot take minutes.
 if [ -n "${QUICK:-}" ]; then
-	n64=300000 n1k=100000 n1m=200 rtt_n=5000 rtt4_n=1000 rtt_warm=500
+	n64=300000 n1k=100000 n1m=200 rtt_n=5000 rtt4_n=1000 rtt_warm=500 rtt_ms=1000
 else
-	n64=1000000 n1k=200000 n1m=500 rtt_n=20000 rtt4_n=5000 rtt_warm=1000
+	n64=1000000 n1k=200000 n1m=500 rtt_n=20000 rtt4_n=5000 rtt_warm=1000 rtt_ms=2000
 fi
 timeout_s=60
 
@@ -46,7 +48,8 @@ spawn_run() {
 	RUN_DIR=$dir where=$dir
 	[ "$t" = kite ] && where="kb$$r$run_no" # a private bus per run
 	local common=(--mode "$mode" --size "$size" --subs "$subs" --count "$count"
-		--warmup "$rtt_warm" --where "$where" --timeout "$timeout_s")
+		--warmup "$rtt_warm" --where "$where" --timeout "$timeout_s"
+		--budget-ms "$rtt_ms")
 	local i
 	for ((i = 0; i < subs; i++)); do
 		bench_spawn $(pin 1) "$BENCH_BIN/chan_$t" "$rx" "${common[@]}" --id "$i" \
@@ -66,20 +69,20 @@ tput_run() {
 	local t=$1 mode=$2 size=$3 subs=$4 count=$5 key="tput|$3:$4|$1:$2"
 	spawn_run "$t" "$mode" pub sub "$size" "$subs" "$count" || return 0
 	local dir=$RUN_DIR
-	local rate lost gbps reported real # real: sequence numbers never seen
-	read -r rate lost gbps reported real < <(cat "$dir"/out.* | awk \
-		-v want=$((subs * count)) -v size="$size" '
-		{ delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		  if (v["role"] == "pub") t0 = v["t_start"]
+	local rate lost gbps reported real pub # real: sequence numbers never seen
+	read -r rate lost gbps reported real pub < <(cat "$dir"/out.* | awk \
+		-v want=$((subs * count)) -v subs="$subs" -v size="$size" "$BENCH_AWK_KV"'
+		{ if (v["role"] == "pub") { t0 = v["t_start"]; tp = v["t_end"] }
 		  else { got += v["recv"]; rep += v["lost_reported"]; miss += v["seq_missing"]
 			 if (v["t_last"] > t1) t1 = v["t_last"] } }
 		END { s = (t1 - t0) / 1e9
-		      printf "%.6g %.6g %.6g %d %d\n", got / s, (want - got) * 100 / want,
-			     got * size / s / 1e9, rep, miss }')
+		      printf "%.6g %.6g %.6g %d %d %.6g\n", got / s, (want - got) * 100 / want,
+			     got * size / s / 1e9, rep, miss, want / subs * 1e9 / (tp - t0) }')
 	rm -rf "$dir"
 	R["$key|rate"]+="$rate "
 	R["$key|lost"]+="$lost "
 	R["$key|gbps"]+="$gbps "
+	R["$key|pub"]+="$pub "
 	[ "$t" = kite ] && [ "$reported" != "$real" ] &&
 		loss_mismatch+=("$key: $real sequence numbers never arrived, KITE_LOSS said $reported")
 	return 0
@@ -92,12 +95,13 @@ rtt_run() {
 	[ "$subs" -gt 1 ] && n=$rtt4_n
 	spawn_run "$t" "$mode" ping pong "$size" "$subs" "$n" || return 0
 	local dir=$RUN_DIR
-	local p50 p99
-	read -r p50 p99 < <(awk '{ delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		print v["p50"] / 1000, v["p99"] / 1000 }' "$dir/out.tx")
+	local p50 p99 count
+	read -r p50 p99 count < <(awk "$BENCH_AWK_KV"'
+		{ print v["p50"] / 1000, v["p99"] / 1000, v["n"] }' "$dir/out.tx")
 	rm -rf "$dir"
 	R["$key|p50"]+="$p50 "
 	R["$key|p99"]+="$p99 "
+	R["$key|n"]+="$count "
 }
 
 case_name() { # size:subs -> "64 B 1->4"
@@ -125,6 +129,7 @@ echo "zmq idle   blocking zmq_msg_recv (ZeroMQ's I/O thread shares its process's
 
 for c in "${tput_cases[@]}"; do
 	IFS=: read -r size subs count <<<"$c"
+	progress "throughput $(case_name "$c")"
 	for ((r = 0; r < BENCH_REPS; r++)); do
 		for tm in "${tput_transports[@]}"; do
 			tput_run "${tm%%:*}" "${tm#*:}" "$size" "$subs" "$count"
@@ -133,6 +138,7 @@ for c in "${tput_cases[@]}"; do
 done
 for c in "${rtt_cases[@]}"; do
 	IFS=: read -r size subs <<<"$c"
+	progress "round trip $(case_name "$c")"
 	for ((r = 0; r < BENCH_REPS; r++)); do
 		for tm in "${rtt_transports[@]}"; do
 			rtt_run "${tm%%:*}" "${tm#*:}" "$size" "$subs"
@@ -147,14 +153,17 @@ echo "publisher's first send to the last delivery. lost % = share of published"
 echo "messages a subscriber never got: kite is radio (the publisher never waits,"
 echo "an overrun subscriber is told how many it lost); ZeroMQ (HWM 0, XPUB_NODROP)"
 echo "and the ring (publisher waits for the slowest reader) never lose."
-table_cols 14 11 30 24 22
-table_row "case" "transport" "delivered msg/s" "lost %" "delivered GB/s"
+echo "published msg/s = the publisher's own rate (median), from its first send to"
+echo "its last (ZeroMQ's is the rate at which it queues)."
+table_cols 14 11 11 26 22 20
+table_row "case" "transport" "published" "delivered msg/s" "lost %" "delivered GB/s"
 table_rule
 for c in "${tput_cases[@]}"; do
 	cs=${c%:*}
 	for tm in "${tput_transports[@]}"; do
 		k="tput|$cs|$tm"
-		table_row "$(case_name "$cs")" "${tm/:/ }" \
+		p=$(median_of "$k|pub")
+		table_row "$(case_name "$cs")" "${tm/:/ }" "${p:+$(fmt_si "$p")}" \
 			"$(cell fmt_si ${R[$k|rate]:-})" "$(cell fmt_pct ${R[$k|lost]:-})" \
 			"$(cell fmt_gbps ${R[$k|gbps]:-})"
 	done
@@ -164,17 +173,20 @@ echo
 echo "Round trip (ping-pong: A publishes on ping, each echoer publishes it back on"
 echo "pong; A waits for all echoers). p50/p99 = nearest-rank percentiles of the"
 echo "$rtt_n (1->4: $rtt4_n) round trips of one run, after $rtt_warm warm-up ones,"
-echo "in microseconds; the table shows their median over runs [min..max]."
+echo "in microseconds; the table shows their median over runs [min..max]. A run"
+echo "stops measuring after $rtt_ms ms: n = round trips measured (median of runs)."
 echo "1->4: the four echoers share CPU 1, so those that never sleep (busy) wait"
 echo "for each other's time slices and their p99 measures the scheduler."
-table_cols 14 11 26 26
-table_row "case" "transport" "p50 us" "p99 us"
+table_cols 14 11 26 26 8
+table_row "case" "transport" "p50 us" "p99 us" "n"
 table_rule
 for c in "${rtt_cases[@]}"; do
 	for tm in "${rtt_transports[@]}"; do
 		k="rtt|$c|$tm"
+		n=$(median_of "$k|n")
 		table_row "$(case_name "$c")" "${tm/:/ }" \
-			"$(cell fmt_us ${R[$k|p50]:-})" "$(cell fmt_us ${R[$k|p99]:-})"
+			"$(cell fmt_us ${R[$k|p50]:-})" "$(cell fmt_us ${R[$k|p99]:-})" \
+			"${n:+$(printf '%.0f' "$n")}"
 	done
 done
 

@@ -20,6 +20,9 @@
 #   fmt_si / fmt_us / fmt_pct / fmt_gbps / fmt_x   number formatters
 #   ratio A B                A/B with 2 decimals ("-" if B is 0 or empty)
 #   verdict VALUE OP LIMIT   PASS if VALUE OP LIMIT holds (OP: ge or le), else MISS
+#   BENCH_AWK_KV             awk code that parses a line of key=value words into
+#                            v[key]; prefix it to a program: awk "$BENCH_AWK_KV ..."
+#   progress TEXT            a progress note on stderr (the tables go to stdout)
 #   table_cols W...          column widths for table_row (first column left-aligned)
 #   table_row COL...         one row; table_rule draws a line under a header
 set -u
@@ -44,6 +47,10 @@ bench_tmpdir() {
 	BENCH_TMP=$(mktemp -d "$base/kite-bench.XXXXXX") || return 1
 	__bench_dirs+=("$BENCH_TMP")
 }
+
+BENCH_AWK_KV='{ delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }'
+
+progress() { echo "  ... $*" >&2; }
 
 bench_spawn() { "$@" & BENCH_PIDS+=("$!"); }
 

@@ -23,7 +23,7 @@
 static const char usage[] =
 	"usage: PROG pub|sub|ping|pong [--size BYTES] [--count N] [--warmup N]\n"
 	"            [--subs N] [--id I] [--mode busy|idle|spin|poll] [--where NAME]\n"
-	"            [--timeout SECONDS]\n";
+	"            [--timeout SECONDS] [--budget-ms MS]\n";
 
 uint64_t chan_now_ns(void)
 {
@@ -280,7 +280,17 @@ static int role_ping(struct run *r)
 		return fail("out of memory");
 	if (hello_until_answered(r, a->size) != 0)
 		return 1;
-	for (uint64_t i = 1; i <= a->warmup + a->count; i++) {
+	/* A time budget keeps pathological cases (four spinning echoers on one
+	 * CPU) from taking minutes; the result line says how many were measured. */
+	uint64_t budget = a->budget_ms * 1000000ull, n = 0, warm = a->warmup;
+	uint64_t until = budget ? chan_now_ns() + budget / 4 : UINT64_MAX;
+	for (uint64_t i = 1; n < a->count; i++) {
+		if (i <= warm && chan_now_ns() >= until)
+			warm = i - 1; /* warm-up out of time: measure from here */
+		if (i == warm + 1 && budget)
+			until = chan_now_ns() + budget;
+		if (i > warm && n > 0 && chan_now_ns() >= until)
+			break;
 		put_u64(r->buf, i);
 		uint64_t t0 = chan_now_ns();
 		if (r->ops->send(r->t, r->buf, a->size) != 0)
@@ -294,22 +304,22 @@ static int role_ping(struct run *r)
 						    r->ops->name, (unsigned long long)i);
 			seen |= sender_bit(&m, i, a->subs); /* skips stale hellos */
 		}
-		if (i > a->warmup)
-			rtt[i - a->warmup - 1] = chan_now_ns() - t0;
+		if (i > warm)
+			rtt[n++] = chan_now_ns() - t0;
 	}
 	put_u64(r->buf, CHAN_END);
 	r->ops->send(r->t, r->buf, a->size);
-	qsort(rtt, a->count, sizeof *rtt, cmp_u64);
+	qsort(rtt, n, sizeof *rtt, cmp_u64);
 	uint64_t total = 0;
-	for (uint64_t i = 0; i < a->count; i++)
+	for (uint64_t i = 0; i < n; i++)
 		total += rtt[i];
-	printf("role=ping n=%llu p50=%llu p99=%llu min=%llu max=%llu mean=%llu",
-	       (unsigned long long)a->count,
-	       (unsigned long long)percentile(rtt, a->count, 50),
-	       (unsigned long long)percentile(rtt, a->count, 99),
-	       (unsigned long long)rtt[0],
-	       (unsigned long long)rtt[a->count - 1],
-	       (unsigned long long)(total / a->count));
+	printf("role=ping n=%llu warmup=%llu p50=%llu p99=%llu min=%llu max=%llu "
+	       "mean=%llu",
+	       (unsigned long long)n, (unsigned long long)warm,
+	       (unsigned long long)percentile(rtt, n, 50),
+	       (unsigned long long)percentile(rtt, n, 99),
+	       (unsigned long long)rtt[0], (unsigned long long)rtt[n - 1],
+	       (unsigned long long)(total / n));
 	free(rtt);
 	report(r);
 	return 0;
@@ -403,6 +413,8 @@ static int parse_args(int argc, char **argv, struct chan_args *a)
 			a->id = (unsigned)v;
 		else if (strcmp(opt, "--timeout") == 0)
 			a->timeout = (unsigned)v;
+		else if (strcmp(opt, "--budget-ms") == 0)
+			a->budget_ms = (unsigned)v;
 		else
 			return -1;
 	}

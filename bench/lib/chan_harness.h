@@ -42,6 +42,8 @@ struct chan_args {
 	unsigned subs;     /* subscribers (throughput) or echoers (round trip) */
 	unsigned id;       /* this subscriber's or echoer's index < subs */
 	unsigned timeout;  /* seconds before the process gives up */
+	unsigned budget_ms; /* ping: stop measuring after this long (0: never);
+			     * warm-up gets a quarter of it on top */
 	const char *where; /* rendezvous: a private kite bus, or a directory */
 };
 
