@@ -34,6 +34,7 @@ done
 declare -A R       # "kind|case|transport|figure" -> values of every run
 failures=()        # runs that failed, with their error output
 loss_mismatch=()   # kite runs whose KITE_LOSS sum differed from the real loss
+anomalies=()       # kite runs with refusals or dropped events
 run_no=0
 
 # Start `subs` receivers of ROLE_RX on CPU 1 and one ROLE_TX on CPU 0, wait
@@ -64,6 +65,16 @@ spawn_run() {
 	fi
 }
 
+# kite's own counters in a run's outputs: refusals and dropped events
+# should never happen on a private bus.
+kite_health() { # dir key
+	local bad
+	bad=$(cat "$1"/out.* | awk "$BENCH_AWK_KV"'
+		{ r += v["refused"]; d += v["events_dropped"] }
+		END { if (r || d) printf "refused %d, events dropped %d", r, d }')
+	[ -z "$bad" ] || anomalies+=("$2: $bad")
+}
+
 # Throughput run: appends delivered msg/s, lost %, GB/s to R.
 tput_run() {
 	local t=$1 mode=$2 size=$3 subs=$4 count=$5 key="tput|$3:$4|$1:$2"
@@ -78,6 +89,7 @@ tput_run() {
 		END { s = (t1 - t0) / 1e9
 		      printf "%.6g %.6g %.6g %d %d %.6g\n", got / s, (want - got) * 100 / want,
 			     got * size / s / 1e9, rep, miss, want / subs * 1e9 / (tp - t0) }')
+	[ "$t" = kite ] && kite_health "$dir" "$key"
 	rm -rf "$dir"
 	R["$key|rate"]+="$rate "
 	R["$key|lost"]+="$lost "
@@ -98,6 +110,7 @@ rtt_run() {
 	local p50 p99 count
 	read -r p50 p99 count < <(awk "$BENCH_AWK_KV"'
 		{ print v["p50"] / 1000, v["p99"] / 1000, v["n"] }' "$dir/out.tx")
+	[ "$t" = kite ] && kite_health "$dir" "$key"
 	rm -rf "$dir"
 	R["$key|p50"]+="$p50 "
 	R["$key|p99"]+="$p99 "
@@ -245,6 +258,11 @@ if [ ${#loss_mismatch[@]} -gt 0 ]; then
 	echo "kite runs whose KITE_LOSS sum differs from the gaps in the sequence numbers"
 	echo "a subscriber saw (after its first message; every message, hellos included):"
 	printf '  %s\n' "${loss_mismatch[@]}"
+fi
+if [ ${#anomalies[@]} -gt 0 ]; then
+	echo
+	echo "kite runs with refusals or dropped events (never expected on a private bus):"
+	printf '  %s\n' "${anomalies[@]}"
 fi
 if [ ${#failures[@]} -gt 0 ]; then
 	echo
