@@ -45,9 +45,11 @@ static void *endpoint(struct zt *z, int type, const char *name, int bind)
 	}
 	if (set_int(s, ZMQ_SNDHWM, 0, "ZMQ_SNDHWM") ||
 	    set_int(s, ZMQ_RCVHWM, 0, "ZMQ_RCVHWM") ||
-	    /* a publisher stays until its queue is out; a subscriber has
-	     * nothing worth waiting for (only its subscription to resend) */
-	    set_int(s, ZMQ_LINGER, type == ZMQ_SUB ? 0 : 5000, "ZMQ_LINGER") ||
+	    /* A publisher stays until its whole queue is out (a finite
+	     * linger would drop the rest silently when subscribers are slow;
+	     * the harness's alarm bounds a hang); a subscriber has nothing
+	     * worth waiting for (only its subscription to resend). */
+	    set_int(s, ZMQ_LINGER, type == ZMQ_SUB ? 0 : -1, "ZMQ_LINGER") ||
 	    set_int(s, ZMQ_RCVTIMEO, CHAN_BLOCK_MS, "ZMQ_RCVTIMEO"))
 		return NULL;
 	if (type == ZMQ_XPUB &&
