@@ -12,14 +12,16 @@ source "$here/lib.sh"
 # Messages per throughput run, round trips per latency run (after warm-up).
 # 1->4 round trips are fewer: four echoers take turns on one CPU, so each
 # round trip is slow and the whole run must stay within about 3 minutes.
-# A round-trip run also stops measuring after rtt_ms (warm-up: a quarter of
-# that on top), so a pathological case cannot take minutes.
+# A round-trip run also stops measuring after rtt_ms (1->4: rtt4_ms; warm-up
+# gets a quarter of that on top), so a pathological case cannot take minutes.
 if [ -n "${QUICK:-}" ]; then
-	n64=300000 n1k=100000 n1m=200 rtt_n=5000 rtt4_n=1000 rtt_warm=500 rtt_ms=1000
+	n64=300000 n1k=100000 n1m=200 rtt_n=5000 rtt4_n=1000 rtt_warm=500
+	rtt_ms=1000 rtt4_ms=500
 else
-	n64=1000000 n1k=200000 n1m=500 rtt_n=20000 rtt4_n=5000 rtt_warm=1000 rtt_ms=2000
+	n64=1000000 n1k=200000 n1m=500 rtt_n=20000 rtt4_n=5000 rtt_warm=1000
+	rtt_ms=2000 rtt4_ms=1000
 fi
-timeout_s=60
+timeout_s=30 # a process that has not finished by then has failed
 
 tput_transports=(ring:busy kite:busy kite:idle zmq:idle)
 rtt_transports=(ring:busy kite:busy kite:spin kite:idle zmq:idle)
@@ -41,7 +43,8 @@ run_no=0
 # for all; their outputs are then in $RUN_DIR/out.*. Args: transport mode
 # tx rx size subs count.
 spawn_run() {
-	local t=$1 mode=$2 tx=$3 rx=$4 size=$5 subs=$6 count=$7
+	local t=$1 mode=$2 tx=$3 rx=$4 size=$5 subs=$6 count=$7 budget=$rtt_ms
+	[ "$subs" -gt 1 ] && budget=$rtt4_ms
 	run_no=$((run_no + 1))
 	local dir where
 	bench_tmpdir || return 1
@@ -50,7 +53,7 @@ spawn_run() {
 	[ "$t" = kite ] && where="kb$$r$run_no" # a private bus per run
 	local common=(--mode "$mode" --size "$size" --subs "$subs" --count "$count"
 		--warmup "$rtt_warm" --where "$where" --timeout "$timeout_s"
-		--budget-ms "$rtt_ms")
+		--budget-ms "$budget")
 	local i
 	for ((i = 0; i < subs; i++)); do
 		bench_spawn $(pin 1) "$BENCH_BIN/chan_$t" "$rx" "${common[@]}" --id "$i" \
@@ -187,7 +190,8 @@ echo "Round trip (ping-pong: A publishes on ping, each echoer publishes it back 
 echo "pong; A waits for all echoers). p50/p99 = nearest-rank percentiles of the"
 echo "$rtt_n (1->4: $rtt4_n) round trips of one run, after $rtt_warm warm-up ones,"
 echo "in microseconds; the table shows their median over runs [min..max]. A run"
-echo "stops measuring after $rtt_ms ms: n = round trips measured (median of runs)."
+echo "stops measuring after $rtt_ms ms (1->4: $rtt4_ms ms): n = round trips"
+echo "measured (median of runs)."
 echo "1->4: the four echoers share CPU 1, so those that never sleep (busy) wait"
 echo "for each other's time slices and their p99 measures the scheduler."
 table_cols 14 11 26 26 8
