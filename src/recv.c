@@ -12,21 +12,42 @@
 #include "internal.h"
 #include "shm.h"
 
-static void release_current(kite *k)
+#define RECHECK_MS 2
+
+/* Free what the previous event pointed into: a large message's mapping,
+ * rings that were unsubscribed or whose publisher has gone and was
+ * reported. */
+static void release_previous(kite *k)
 {
 	if (k->large_map) {
 		munmap(k->large_map, k->large_len);
 		k->large_map = NULL;
 	}
+	if (!k->retired)
+		return;
+	for (size_t i = 0; i < k->nsubs;)
+		if (k->subs[i]->unsubscribed) {
+			sub_ring_free(k->subs[i]);
+			k->subs[i] = k->subs[--k->nsubs];
+		} else {
+			i++;
+		}
+	k->retired = 0;
 }
 
-static void fill(kite *k, kite_event *ev, enum kite_event_type type,
+static void fill(kite_event *ev, enum kite_event_type type,
 		 const struct sub_ring *s)
 {
-	memset(ev, 0, sizeof *ev);
+	/* The ring outlives this event: kite_unsubscribe() only marks it, and
+	 * the next kite_recv() frees it. */
 	ev->type = type;
-	snprintf(k->current.channel, sizeof k->current.channel, "%s", s->channel);
-	ev->msg.channel = k->current.channel;
+	ev->msg.channel = s->channel;
+	ev->msg.data = NULL;
+	ev->msg.len = 0;
+	ev->msg.seq = 0;
+	ev->msg.timestamp_ns = 0;
+	ev->lost = 0;
+	ev->refused_by_peer = 0;
 	ev->msg.publisher = s->publisher;
 	ev->msg.pid = s->pid;
 	ev->msg.uid = s->uid;
@@ -85,9 +106,11 @@ static int poll_once(kite *k, kite_event *ev)
 		size_t idx = (k->rr + i) % n;
 		struct sub_ring *s = k->subs[idx];
 		struct ring_record rec;
+		if (s->unsubscribed)
+			continue;
 		enum ring_result r = ring_read(&s->r, k->msg_buf, &rec);
 		if (r == RING_LOST) {
-			fill(k, ev, KITE_LOSS, s);
+			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
 			return 1;
@@ -98,13 +121,13 @@ static int poll_once(kite *k, kite_event *ev)
 				forget_older_large(s, rec.large_id);
 				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
 				if (!data) {
-					fill(k, ev, KITE_LOSS, s);
+					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
 					return 1;
 				}
 			}
-			fill(k, ev, KITE_MESSAGE, s);
+			fill(ev, KITE_MESSAGE, s);
 			ev->msg.data = data;
 			ev->msg.len = rec.len;
 			ev->msg.seq = rec.seq;
@@ -114,13 +137,14 @@ static int poll_once(kite *k, kite_event *ev)
 			return 1;
 		}
 		if (s->gone) {
-			fill(k, ev, KITE_PUBLISHER_GONE, s);
+			/* Drained: say so, and free it on the next call. */
+			fill(ev, KITE_PUBLISHER_GONE, s);
 			snprintf(k->current.text, sizeof k->current.text,
 				 "publisher pid %ld closed its link (exited or was killed); "
 				 "its %s ring is drained", (long)s->pid, s->channel);
 			ev->text = k->current.text;
-			sub_ring_free(s);
-			k->subs[idx] = k->subs[--k->nsubs];
+			s->unsubscribed = 1;
+			k->retired = 1;
 			return 1;
 		}
 	}
@@ -129,9 +153,9 @@ static int poll_once(kite *k, kite_event *ev)
 
 static int attempt(kite *k, kite_event *ev)
 {
-	kite_lock(k);
+	int locked = app_enter(k);
 	int got = poll_once(k, ev);
-	kite_unlock(k);
+	app_exit(k, locked);
 	return got;
 }
 
@@ -146,10 +170,11 @@ static void cpu_relax(void)
 
 int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 {
-	kite_lock(k);
-	release_current(k);
-	kite_unlock(k);
-	if (attempt(k, ev))
+	int locked = app_enter(k);
+	release_previous(k);
+	int got = poll_once(k, ev);
+	app_exit(k, locked);
+	if (got)
 		return 0;
 	uint64_t start = monotonic_ns();
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
@@ -166,11 +191,14 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				break;
 		}
 	}
+	int rechecked = 0;
 	for (;;) {
 		uint64_t drain;
 		ssize_t r = read(k->wake_fd, &drain, sizeof drain);
 		(void)r; /* reset the counter; EAGAIN when it was zero */
 		atomic_store(&k->waiter->sleeping, 1);
+		/* Pairs with wake_sleepers(): see barrier.c. */
+		int strict = barrier_heavy();
 		atomic_thread_fence(memory_order_seq_cst);
 		if (attempt(k, ev)) {
 			atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
@@ -184,12 +212,21 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 			return KITE_ETIMEOUT;
 		}
 		uint64_t left_ms = (deadline - now + 999999) / 1000000;
+		int wait_ms = deadline == UINT64_MAX || left_ms > 60000 ? 60000 : (int)left_ms;
+		/* Without the heavy barrier a publisher's store can reach us just
+		 * after we looked; it is visible within microseconds, so look again
+		 * soon before sleeping for long. */
+		if (!strict && wait_ms > RECHECK_MS && !rechecked) {
+			wait_ms = RECHECK_MS;
+			rechecked = 1;
+		}
 		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};
-		int rc = poll(&pfd, 1, deadline == UINT64_MAX || left_ms > 60000 ? 60000
-										 : (int)left_ms);
+		int rc = poll(&pfd, 1, wait_ms);
 		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
 		if (rc < 0)
 			return -errno; /* -EINTR lets a signal handler's flag be seen */
+		if (rc > 0)
+			rechecked = 0;
 		if (attempt(k, ev))
 			return 0;
 	}
