@@ -129,7 +129,8 @@ int kite_open(kite **out, const kite_options *opts);
 void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
- * subscriber; returns the message's sequence number (>= 1) or an error. */
+ * subscriber; returns the message's sequence number (>= 1) or an error.
+ * A handle does not receive its own messages; open a second handle to. */
 int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
 
