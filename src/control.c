@@ -31,7 +31,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	if (m->type == W_HELLO) {
 		if (p->hello)
 			return -1;
-		peer_handle_hello(k, p, m->id, m->fds[0], m->fds[1]);
+		peer_handle_hello(k, p, m);
 		return 0;
 	}
 	if (!p->hello) {

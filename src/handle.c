@@ -197,7 +197,7 @@ int kite_open(kite **out, const kite_options *opts)
 		return -ENOMEM;
 	k->wake_fd = k->stop_fd = k->epoll_fd = k->listen_fd = k->waiter_fd = -1;
 	k->euid = geteuid();
-	k->light_publish = barrier_setup();
+	k->light_publish = k->strict_sleep = barrier_setup();
 	k->biased = barrier_private_setup();
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;

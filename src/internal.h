@@ -36,6 +36,7 @@ struct peer {
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
 	int closing;
+	int strict_sleep; /* it issues the heavy barrier before it sleeps */
 	uint64_t id;      /* its publisher id (from its name, then W_HELLO) */
 	pid_t pid;
 	uid_t uid;
@@ -59,6 +60,7 @@ struct pub_ring {
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
 	uint64_t next_large_id;
+	int fence; /* a full fence per message: some holder cannot do without */
 	struct pub_ring *hash_next;
 };
 
@@ -113,6 +115,7 @@ struct kite {
 	uid_t euid;
 	int light_publish; /* barrier_setup() worked: no per-message fence */
 	int biased;        /* barrier_private_setup() worked: see app_enter() */
+	int strict_sleep;  /* we issue the global heavy barrier before sleeping */
 	_Atomic int app_active, ctl_wants;
 
 	struct peer *peers;
@@ -176,8 +179,7 @@ struct sockaddr_un;
 socklen_t bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
 int peer_connect_existing(kite *k);
 int peer_accept(kite *k);
-void peer_handle_hello(kite *k, struct peer *p, uint64_t id, int eventfd,
-		       int waiter_fd);
+void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
 void peer_drop(kite *k, struct peer *p);
 int peer_send(kite *k, struct peer *p, const struct wire_msg *m);
 void peer_send_subscriptions(kite *k, struct peer *p);

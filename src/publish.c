@@ -96,8 +96,17 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = r->fd;
 	m.nfds = 1;
-	if (peer_send(k, p, &m) == 0)
+	if (peer_send(k, p, &m) == 0) {
 		r->subs[r->nsubs++] = p;
+		r->fence |= !k->light_publish || !p->strict_sleep;
+	}
+}
+
+static void recompute_fence(kite *k, struct pub_ring *r)
+{
+	r->fence = !k->light_publish;
+	for (size_t i = 0; i < r->nsubs; i++)
+		r->fence |= !r->subs[i]->strict_sleep;
 }
 
 void pub_offer_rings(kite *k, struct peer *p)
@@ -118,6 +127,7 @@ void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 				    strlist_any_match(p->patterns, p->npatterns, r->channel))
 					break;
 				r->subs[j] = r->subs[--r->nsubs];
+				recompute_fence(k, r);
 				break;
 			}
 }
@@ -196,10 +206,10 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 {
 	/* The slot store must be visible before we read `sleeping`, or we and
 	 * a subscriber falling asleep could miss each other. See barrier.c. */
-	if (k->light_publish)
-		atomic_signal_fence(memory_order_seq_cst);
-	else
+	if (r->fence)
 		atomic_thread_fence(memory_order_seq_cst);
+	else
+		atomic_signal_fence(memory_order_seq_cst);
 	for (size_t i = 0; i < r->nsubs; i++) {
 		struct peer *p = r->subs[i];
 		if (!atomic_load_explicit(&p->waiter->sleeping, memory_order_relaxed))

@@ -12,7 +12,6 @@
 #include "internal.h"
 #include "shm.h"
 
-#define RECHECK_MS 2
 
 /* Free what the previous event pointed into: a large message's mapping,
  * rings that were unsubscribed or whose publisher has gone and was
@@ -168,6 +167,33 @@ static void cpu_relax(void)
 #endif
 }
 
+static void disarm(kite *k)
+{
+	/* Only write our flag's line when it is set: publishers read it. */
+	if (atomic_load_explicit(&k->waiter->sleeping, memory_order_relaxed))
+		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+}
+
+int kite_arm(kite *k)
+{
+	uint64_t drain;
+	ssize_t r = read(k->wake_fd, &drain, sizeof drain);
+	(void)r; /* reset the counter; EAGAIN when it was zero */
+	atomic_store(&k->waiter->sleeping, 1);
+	/* Pairs with wake_sleepers(): see barrier.c. */
+	if (k->strict_sleep)
+		barrier_heavy();
+	atomic_thread_fence(memory_order_seq_cst);
+	int locked = app_enter(k);
+	int ready = k->ev_count > 0;
+	for (size_t i = 0; i < k->nsubs && !ready; i++)
+		ready = ring_pending(&k->subs[i]->r) || k->subs[i]->gone;
+	app_exit(k, locked);
+	if (ready)
+		disarm(k);
+	return ready;
+}
+
 int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 {
 	int locked = app_enter(k);
@@ -179,7 +205,9 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 	uint64_t start = monotonic_ns();
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
 					   : start + (uint64_t)timeout_ms * 1000000u;
-	if (timeout_ms != 0 && k->opt.spin_us != UINT32_MAX) {
+	if (timeout_ms == 0)
+		return KITE_EAGAIN; /* a pure poll: no system call, nothing armed */
+	if (k->opt.spin_us != UINT32_MAX) {
 		uint64_t spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
 		if (spin_end > deadline)
 			spin_end = deadline;
@@ -191,42 +219,20 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				break;
 		}
 	}
-	int rechecked = 0;
 	for (;;) {
-		uint64_t drain;
-		ssize_t r = read(k->wake_fd, &drain, sizeof drain);
-		(void)r; /* reset the counter; EAGAIN when it was zero */
-		atomic_store(&k->waiter->sleeping, 1);
-		/* Pairs with wake_sleepers(): see barrier.c. */
-		int strict = barrier_heavy();
-		atomic_thread_fence(memory_order_seq_cst);
-		if (attempt(k, ev)) {
-			atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+		if (kite_arm(k) == 1 && attempt(k, ev))
 			return 0;
-		}
-		if (timeout_ms == 0)
-			return KITE_EAGAIN; /* left armed: kite_fd() will fire */
 		uint64_t now = monotonic_ns();
 		if (now >= deadline) {
-			atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+			disarm(k);
 			return KITE_ETIMEOUT;
 		}
 		uint64_t left_ms = (deadline - now + 999999) / 1000000;
-		int wait_ms = deadline == UINT64_MAX || left_ms > 60000 ? 60000 : (int)left_ms;
-		/* Without the heavy barrier a publisher's store can reach us just
-		 * after we looked; it is visible within microseconds, so look again
-		 * soon before sleeping for long. */
-		if (!strict && wait_ms > RECHECK_MS && !rechecked) {
-			wait_ms = RECHECK_MS;
-			rechecked = 1;
-		}
 		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};
-		int rc = poll(&pfd, 1, wait_ms);
-		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+		int rc = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+		disarm(k);
 		if (rc < 0)
 			return -errno; /* -EINTR lets a signal handler's flag be seen */
-		if (rc > 0)
-			rechecked = 0;
 		if (attempt(k, ev))
 			return 0;
 	}
