@@ -101,25 +101,28 @@ check "COMMAND stops reading and fails: its status" rc_says 4 "stopped reading"
 
 # (d) the pipe and its folder are gone afterwards, whatever happened
 check "nothing left after success and failures" leftovers
+# sigterm_kite LABEL PIDFILE: send SIGTERM to kite ($kpid), whose COMMAND
+# wrote its pid to PIDFILE: exit 143, COMMAND got the signal, nothing left.
+sigterm_kite() {
+	local rc
+	kill -TERM "$kpid"; wait "$kpid"; rc=$?
+	check "SIGTERM $1: exit 143" [ $rc -eq 143 ]
+	check "SIGTERM $1: COMMAND got it" wait_for 30 sh -c "! kill -0 $(cat "$2") 2>/dev/null"
+	check "SIGTERM $1: nothing left" leftovers
+}
 # SIGTERM before COMMAND opens the pipe: forwarded, cleaned up
 "$KITE" fifo "$d/f1" -- sh -c 'echo $$ >'"$d/pid1"'; exec sleep 120' &
 kpid=$!
 wait_for 60 test -s "$d/pid1"
 wait_for 60 sh -c "ls $TMPDIR/kite-fifo.*/fifo" >/dev/null 2>&1
 check "the pipe exists while COMMAND runs" sh -c "test -p $TMPDIR/kite-fifo.*/fifo"
-kill -TERM $kpid; wait $kpid; rc=$?
-check "SIGTERM before the open: exit 143" [ $rc -eq 143 ]
-check "SIGTERM before the open: COMMAND got it" wait_for 30 sh -c "! kill -0 $(cat "$d/pid1") 2>/dev/null"
-check "SIGTERM before the open: nothing left" leftovers
+sigterm_kite "before the open" "$d/pid1"
 # SIGTERM during the load (COMMAND holds the pipe open and reads slowly)
 "$KITE" fifo /dev/zero -- sh -c 'echo $$ >'"$d/pid2"'; exec 3<{}; head -c 1000 <&3 >/dev/null; exec sleep 120' &
 kpid=$!
 wait_for 60 test -s "$d/pid2"
 wait_for 60 sh -c "grep -q '^State:.*S' /proc/$(cat "$d/pid2")/status && readlink /proc/$(cat "$d/pid2")/exe | grep -q sleep"
-kill -TERM $kpid; wait $kpid; rc=$?
-check "SIGTERM during the load: exit 143" [ $rc -eq 143 ]
-check "SIGTERM during the load: COMMAND got it" wait_for 30 sh -c "! kill -0 $(cat "$d/pid2") 2>/dev/null"
-check "SIGTERM during the load: nothing left" leftovers
+sigterm_kite "during the load" "$d/pid2"
 # even SIGKILL leaves nothing once COMMAND has opened the pipe
 "$KITE" fifo /dev/zero -- sh -c 'echo $$ >'"$d/pid3"'; exec 3<{}; exec sleep 120' &
 kpid=$!
