@@ -268,10 +268,7 @@ int cmd_fifo(int argc, char **argv)
 	char **cargv = calloc((size_t)o.ncommand + 1, sizeof *cargv);
 	if (!l.in || !cargv)
 		return fail(EXIT_SYSTEM, "fifo", "out of memory");
-	if (install_signals() < 0)
-		return fail(EXIT_SYSTEM, "fifo", "sigaction: %s", strerror(errno));
-
-	int opened = 0, code = EXIT_SYSTEM;
+	int opened = 0, code = EXIT_SYSTEM, devnull = -1;
 	uint64_t total = 0;
 	bool sized = true;
 	for (; opened < o.nfiles; opened++) {
@@ -281,6 +278,12 @@ int cmd_fifo(int argc, char **argv)
 		total += (uint64_t)l.in[opened].size;
 	}
 
+	/* Handlers only now: until here (sniffing standard input may block)
+	 * a signal has nothing to clean up and may simply end kite. */
+	if (install_signals() < 0) {
+		fail(EXIT_SYSTEM, "fifo", "sigaction: %s", strerror(errno));
+		goto close_inputs;
+	}
 	struct fifo_pipe pipe;
 	if (fifo_pipe_make(&pipe, &o.acc) < 0)
 		goto close_inputs;
@@ -291,8 +294,12 @@ int cmd_fifo(int argc, char **argv)
 		}
 	setenv("KITE_FIFO", pipe.path, 1);
 
+	/* If a FILE is standard input, COMMAND must not read from it too. */
+	for (int i = 0; i < o.nfiles; i++)
+		if (!strcmp(o.files[i], "-") && devnull < 0)
+			devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	pid_t pid;
-	rc = fifo_spawn(cargv, -1, -1, &pid);
+	rc = fifo_spawn(cargv, devnull, -1, &pid);
 	if (rc < 0) {
 		code = rc == -ENOENT ? FIFO_EXIT_NOT_FOUND : FIFO_EXIT_CANNOT_EXEC;
 		fail(code, "fifo", "%s: %s", cargv[0],
@@ -390,6 +397,8 @@ close_inputs:
 		fifo_input_finish(&l.in[i], true);
 		fifo_input_close(&l.in[i]);
 	}
+	if (devnull >= 0)
+		close(devnull);
 	for (int i = 0; i < o.ncommand; i++)
 		free(cargv[i]);
 	free(cargv);

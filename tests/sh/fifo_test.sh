@@ -50,6 +50,8 @@ cat "$d/f3.xz" | "$KITE" fifo "$d/f1" - "$d/f2.gz" -- cat '{}' >"$d/got"
 check "compressed stdin from a pipe" cmp -s "$d/got" <(cat "$d/f1" "$d/f3" "$d/f2")
 cat "$d/f1" | "$KITE" fifo - -- cat '{}' >"$d/got"
 check "plain stdin from a pipe" cmp -s "$d/got" "$d/f1"
+seq 1 1000 | "$KITE" fifo - -- sh -c 'cat; cat {}' >"$d/got"
+check "with '-' among the FILEs, COMMAND's own stdin is empty" cmp -s "$d/got" <(seq 1 1000)
 "$KITE" fifo - -- cat '{}' <"$d/f4.zst" >"$d/got"
 check "compressed stdin from a file" cmp -s "$d/got" "$d/f4"
 printf ab | "$KITE" fifo - -- cat '{}' >"$d/got"
