@@ -23,6 +23,8 @@ static const char usage_text[] =
 	"private named pipe, and stream the FILEs into that pipe, one after the\n"
 	"other ('-' is standard input). gzip, xz and zstd input (told by its magic\n"
 	"bytes) is decompressed by the system's gzip, xz or zstd program.\n"
+	"The path is also in $KITE_FIFO; it is removed once COMMAND opens it,\n"
+	"and on any error or signal (SIGINT, SIGTERM, SIGHUP go to COMMAND).\n"
 	"\n"
 	"Options:\n"
 	"  -q, --quiet         no progress line, even on a terminal\n"

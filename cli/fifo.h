@@ -37,7 +37,7 @@ int fifo_wait(pid_t pid, int *status);
 /* "exit status 3", "killed by signal 9 (Killed)". */
 void fifo_describe_status(char *buf, size_t cap, int status);
 
-#define FIFO_PEEK 8
+#define FIFO_PEEK 6 /* the longest magic number (xz) */
 
 struct fifo_input {
 	const char *name;       /* as given; "-" is standard input */

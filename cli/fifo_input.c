@@ -5,6 +5,7 @@
  * `xz -dc`, `zstd -dc` are what every operator already trusts. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -146,6 +147,11 @@ int fifo_input_open(struct fifo_input *in, const char *name)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN) { /* handed to us non-blocking */
+				struct pollfd pfd = {.fd = in->fd, .events = POLLIN};
+				poll(&pfd, 1, -1);
+				continue;
+			}
 			fail(-1, "fifo", "%s: %s", name, strerror(errno));
 			goto bad;
 		}
