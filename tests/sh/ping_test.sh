@@ -44,6 +44,18 @@ check "::1 in unshare -n: exit 0, two replies" all_of '[ $rc -eq 0 ]' "grep -q '
 in_lo_ns "$allow && exec \$K ping -q -c 2 -i 0.2 127.0.0.1" >"$tmpdir/out" 2>&1; rc=$?
 check "-q: summary without reply lines" all_of '[ $rc -eq 0 ]' '! grep -q "^64 bytes" "$tmpdir/out"' 'grep -q ", 2 received," "$tmpdir/out"'
 
+# SIGINT ends a run early with the summary, like ping(8) (-c bounds the
+# run should the signal be lost: 300 requests, 60 s)
+# (unshare, env and sh each exec the next: $! is kite's pid)
+unshare -n env K="$K" sh -c "ip link set lo up && $allow && exec \$K ping -c 300 -i 0.2 127.0.0.1" \
+	>"$tmpdir/out" 2>&1 &
+ppid=$!
+two_replies() { [ "$(grep -c '^64 bytes' "$tmpdir/out")" -ge 2 ]; }
+wait_for 60 two_replies
+kill -INT $ppid; wait $ppid; rc=$?
+check "SIGINT ends the run with exit 0" [ $rc -eq 0 ]
+check "SIGINT: the summary, before the 300th request" grep -qE '^([0-9]|[0-9][0-9]|[12][0-9][0-9]) packets transmitted, [0-9]+ received' "$tmpdir/out"
+
 # unprivileged for real: user nobody, allowed by the range / refused by it
 in_lo_ns "sysctl -q -w net.ipv4.ping_group_range='65534 65534' && exec setpriv --reuid=nobody --regid=nogroup --clear-groups \$K ping -c 1 127.0.0.1" >"$tmpdir/out" 2>&1; rc=$?
 check "user nobody pings when ping_group_range lets its group in" [ $rc -eq 0 ]
