@@ -103,35 +103,41 @@ check "COMMAND stops reading and fails: its status" rc_says 4 "stopped reading"
 
 # (d) the pipe and its folder are gone afterwards, whatever happened
 check "nothing left after success and failures" leftovers
+# COMMANDs of the background cases write their pids into $d/pidN; a file
+# is removed once its process is seen gone, so only a process that is still
+# ours (the test failed half-way) is killed at exit.
+at_exit 'for f in "$d"/pid?; do kill -KILL "$(cat "$f")"; done'
+gone() { wait_for 30 sh -c "! kill -0 $(cat "$1") 2>/dev/null" && rm -f "$1"; }
 # sigterm_kite LABEL PIDFILE: send SIGTERM to kite ($kpid), whose COMMAND
 # wrote its pid to PIDFILE: exit 143, COMMAND got the signal, nothing left.
 sigterm_kite() {
 	local rc
 	kill -TERM "$kpid"; wait "$kpid"; rc=$?
 	check "SIGTERM $1: exit 143" [ $rc -eq 143 ]
-	check "SIGTERM $1: COMMAND got it" wait_for 30 sh -c "! kill -0 $(cat "$2") 2>/dev/null"
+	check "SIGTERM $1: COMMAND got it" gone "$2"
 	check "SIGTERM $1: nothing left" leftovers
 }
 # SIGTERM before COMMAND opens the pipe: forwarded, cleaned up
-"$KITE" fifo "$d/f1" -- sh -c 'echo $$ >'"$d/pid1"'; exec sleep 120' &
-kpid=$!
+spawn "$KITE" fifo "$d/f1" -- sh -c 'echo $$ >'"$d/pid1"'; exec sleep 120'
+kpid=$LAST_PID
 wait_for 60 test -s "$d/pid1"
 wait_for 60 sh -c "ls $TMPDIR/kite-fifo.*/fifo" >/dev/null 2>&1
 check "the pipe exists while COMMAND runs" sh -c "test -p $TMPDIR/kite-fifo.*/fifo"
 sigterm_kite "before the open" "$d/pid1"
 # SIGTERM during the load (COMMAND holds the pipe open and reads slowly)
-"$KITE" fifo /dev/zero -- sh -c 'echo $$ >'"$d/pid2"'; exec 3<{}; head -c 1000 <&3 >/dev/null; exec sleep 120' &
-kpid=$!
+spawn "$KITE" fifo /dev/zero -- sh -c 'echo $$ >'"$d/pid2"'; exec 3<{}; head -c 1000 <&3 >/dev/null; exec sleep 120'
+kpid=$LAST_PID
 wait_for 60 test -s "$d/pid2"
 wait_for 60 sh -c "grep -q '^State:.*S' /proc/$(cat "$d/pid2")/status && readlink /proc/$(cat "$d/pid2")/exe | grep -q sleep"
 sigterm_kite "during the load" "$d/pid2"
 # even SIGKILL leaves nothing once COMMAND has opened the pipe
-"$KITE" fifo /dev/zero -- sh -c 'echo $$ >'"$d/pid3"'; exec 3<{}; exec sleep 120' &
-kpid=$!
+spawn "$KITE" fifo /dev/zero -- sh -c 'echo $$ >'"$d/pid3"'; exec 3<{}; exec sleep 120'
+kpid=$LAST_PID
 wait_for 60 sh -c "test -s $d/pid3 && readlink /proc/\$(cat $d/pid3)/exe | grep -q sleep"
 wait_for 60 leftovers
 kill -KILL $kpid; wait $kpid 2>/dev/null
 kill -TERM "$(cat "$d/pid3")" 2>/dev/null
+gone "$d/pid3"
 check "SIGKILL during the load: nothing left" leftovers
 
 # a missing decompressor: one clear sentence, nothing run

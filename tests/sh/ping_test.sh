@@ -47,9 +47,9 @@ check "-q: summary without reply lines" all_of '[ $rc -eq 0 ]' '! grep -q "^64 b
 # SIGINT ends a run early with the summary, like ping(8) (-c bounds the
 # run should the signal be lost: 300 requests, 60 s)
 # (unshare, env and sh each exec the next: $! is kite's pid)
-unshare -n env K="$K" sh -c "ip link set lo up && $allow && exec \$K ping -c 300 -i 0.2 127.0.0.1" \
-	>"$tmpdir/out" 2>&1 &
-ppid=$!
+spawn unshare -n env K="$K" sh -c "ip link set lo up && $allow && exec \$K ping -c 300 -i 0.2 127.0.0.1" \
+	>"$tmpdir/out" 2>&1
+ppid=$LAST_PID
 two_replies() { [ "$(grep -c '^64 bytes' "$tmpdir/out")" -ge 2 ]; }
 wait_for 60 two_replies
 kill -INT $ppid; wait $ppid; rc=$?
