@@ -316,6 +316,8 @@ int cmd_fifo(int argc, char **argv)
 	bool reaped = false;
 	enum cut cut = CUT_NONE;
 	l.wfd = fifo_pipe_open_writer(&pipe, pid, &got_signal, &status, &reaped);
+	if (reaped)
+		command_pid = 0; /* its pid may be reused: forward nothing more */
 	if (l.wfd == -1)
 		cut = CUT_NEVER_OPENED;
 	else if (l.wfd == -2)
