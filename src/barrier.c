@@ -14,7 +14,7 @@
 
 #include "internal.h"
 
-static _Atomic int state; /* 0 unknown, 1 usable, -1 not available */
+static _Atomic int global_state; /* 0 unknown, 1 usable, -1 not available */
 static _Atomic int private_state;
 
 static long membarrier(int cmd)
@@ -36,13 +36,13 @@ static int setup(_Atomic int *state, int cmd, int register_cmd)
 
 int barrier_setup(void)
 {
-	return setup(&state, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
+	return setup(&global_state, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
 		     MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
 }
 
 int barrier_heavy(void)
 {
-	return atomic_load(&state) > 0 &&
+	return atomic_load(&global_state) > 0 &&
 	       membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }
 
