@@ -32,6 +32,7 @@ struct shared {
 	uint64_t victim_id;
 	_Atomic uint64_t honest_progress; /* last honest seq the victim read */
 	_Atomic int stop_scribbling;
+	_Atomic int hostile_attached; /* the victim took the scribbler's ring */
 	_Atomic uint64_t scribbles;
 	_Atomic uint64_t recv_calls, losses, garbage_messages, refusals;
 	_Atomic uint64_t slowest_recv_ms;
@@ -112,6 +113,10 @@ static int victim(void *arg)
 			atomic_store(&sh->honest_progress, next);
 			next++;
 			break;
+		case KITE_PUBLISHER_NEW:
+			if (!strcmp(ev.msg.channel, "h.x"))
+				atomic_store(&sh->hostile_attached, 1);
+			break;
 		default:
 			break;
 		}
@@ -191,11 +196,16 @@ static int scribbler(void *arg)
 	m.fds[0] = fd;
 	m.nfds = 1;
 	CHILD_CHECK(wire_send(sock, &m, 0) == 0, "send ring");
+	/* Scribble only once the victim has checked and mapped the ring. */
+	uint64_t deadline = mono_ms() + CHILD_MS;
+	while (!atomic_load(&sh->hostile_attached)) {
+		CHILD_CHECK(mono_ms() < deadline, "the victim never took the ring");
+		nap_us(1000);
+	}
 	pipe_send(ready_fd, 'r');
 	struct ring_header *h = (struct ring_header *)w.base;
 	uint64_t rng = 0x1234567;
 	uint8_t junk[64];
-	uint64_t deadline = mono_ms() + CHILD_MS;
 	for (uint64_t n = 0; !atomic_load(&sh->stop_scribbling); n++) {
 		CHILD_CHECK(mono_ms() < deadline, "never stopped");
 		uint64_t r = xorshift(&rng);
