@@ -68,6 +68,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	child_kill_all();
 	shared_free(sh, sizeof *sh);
 	return 0;
 }

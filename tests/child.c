@@ -11,6 +11,17 @@
 
 #include "child.h"
 
+/* Children not yet reaped, so a failed test can kill what it left. */
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+
+static void forget(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
 pid_t child_start(int (*fn)(void *), void *arg)
 {
 	fflush(NULL);
@@ -22,7 +33,19 @@ pid_t child_start(int (*fn)(void *), void *arg)
 			_exit(99);
 		_exit(fn(arg));
 	}
+	for (int i = 0; pid > 0 && i < MAX_CHILDREN; i++)
+		if (!children[i]) {
+			children[i] = pid;
+			break;
+		}
 	return pid;
+}
+
+void child_kill_all(void)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i])
+			child_kill(children[i]);
 }
 
 int child_wait(pid_t pid, int timeout_ms)
@@ -32,6 +55,7 @@ int child_wait(pid_t pid, int timeout_ms)
 		int status;
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid) {
+			forget(pid);
 			if (WIFEXITED(status))
 				return WEXITSTATUS(status);
 			return 128 + WTERMSIG(status);
@@ -55,6 +79,7 @@ void child_kill(pid_t pid)
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	forget(pid);
 }
 
 void *shared_alloc(size_t bytes)

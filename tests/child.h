@@ -33,6 +33,10 @@ int child_wait(pid_t pid, int timeout_ms);
 /* Kill (SIGKILL) and reap a child, ignoring errors; pid <= 0 is a no-op. */
 void child_kill(pid_t pid);
 
+/* Kill and reap every child started and not yet reaped (a test that
+ * failed half-way calls this in its teardown). */
+void child_kill_all(void);
+
 /* Shared anonymous memory, zeroed, visible to children forked later. */
 void *shared_alloc(size_t bytes);
 void shared_free(void *p, size_t bytes);

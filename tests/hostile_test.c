@@ -555,5 +555,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hostile_publisher),
 	};
-	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
+	int rc = cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
+	child_kill_all();
+	return rc;
 }
