@@ -20,7 +20,7 @@ struct ring_fixture {
 static void ring_setup(struct ring_fixture *f, uint32_t slots, uint32_t slot_size)
 {
 	assert_int_equal(ring_geometry_valid(slots, slot_size, &f->bytes), 0);
-	f->base = aligned_alloc(4096, f->bytes);
+	f->base = aligned_alloc(64, f->bytes); /* bytes: a multiple of 64 */
 	assert_non_null(f->base);
 	memset(f->base, 0xa5, f->bytes); /* garbage the writer must overwrite */
 	ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring");
