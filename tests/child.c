@@ -130,6 +130,12 @@ int pipe_wait(int fd, int timeout_ms)
 	}
 }
 
+void pipe_close(int fds[2])
+{
+	close(fds[0]);
+	close(fds[1]);
+}
+
 uint64_t mono_ms(void)
 {
 	struct timespec ts;

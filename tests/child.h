@@ -47,6 +47,19 @@ void pipe_make(int fds[2]);
 void pipe_send(int fd, char c);
 int pipe_wait(int fd, int timeout_ms);
 
+/* Close both ends of a pipe. */
+void pipe_close(int fds[2]);
+
+/* A seeded xorshift generator: reproducible random tests. */
+static inline uint64_t test_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
+
 /* Milliseconds on the monotonic clock. */
 uint64_t mono_ms(void);
 

@@ -41,15 +41,6 @@ struct shared {
 static struct shared *sh;
 static char bus[96];
 
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 static kite *open_handle(void)
 {
 	kite_options o = {.bus = bus, .handshake_ms = 5000};
@@ -208,12 +199,12 @@ static int scribbler(void *arg)
 	uint8_t junk[64];
 	for (uint64_t n = 0; !atomic_load(&sh->stop_scribbling); n++) {
 		CHILD_CHECK(mono_ms() < deadline, "never stopped");
-		uint64_t r = xorshift(&rng);
+		uint64_t r = test_rand(&rng);
 		struct slot_header *s = slot_of(&w, r >> 8);
 		switch (r % 12) {
 		case 0: case 1: /* an honest message now and then */
 			for (size_t i = 0; i < sizeof junk; i++)
-				junk[i] = (uint8_t)xorshift(&rng);
+				junk[i] = (uint8_t)test_rand(&rng);
 			ring_write(&w, junk, (uint32_t)(r >> 40) % 33, SLOT_INLINE, 0, 0);
 			break;
 		case 2: /* head backwards, or a little ahead */
@@ -236,7 +227,7 @@ static int scribbler(void *arg)
 			atomic_store(&s->flags, (uint32_t)(r >> 32));
 			break;
 		case 7: /* a random lock word */
-			atomic_store(&s->seq2, xorshift(&rng));
+			atomic_store(&s->seq2, test_rand(&rng));
 			break;
 		case 8: { /* a large notice: 4 KiB memfd, sealed or not */
 			int lfd = shm_create("lie", 4096);
@@ -263,7 +254,7 @@ static int scribbler(void *arg)
 		}
 		case 9: /* garbage over a whole slot, header included */
 			for (int i = 0; i < 64; i += 8) {
-				uint64_t g = xorshift(&rng);
+				uint64_t g = test_rand(&rng);
 				memcpy((uint8_t *)s + i, &g, 8);
 			}
 			break;
@@ -286,25 +277,12 @@ static int scribbler(void *arg)
 
 /* --- malformed control records, each on a fresh link --- */
 
+/* 1 once the victim has closed the link (a record type that never comes
+ * keeps raw_expect reading until then). */
 static int link_closed_by_victim(int sock, int timeout_ms)
 {
-	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
-	for (;;) {
-		struct wire_msg m;
-		int r = wire_recv(sock, &m);
-		if (r < 0)
-			return 1;
-		if (r == 1) {
-			for (int i = 0; i < m.nfds; i++)
-				close(m.fds[i]);
-			continue;
-		}
-		uint64_t now = mono_ms();
-		if (now >= deadline)
-			return 0;
-		struct pollfd p = {.fd = sock, .events = POLLIN};
-		poll(&p, 1, (int)(deadline - now));
-	}
+	struct wire_msg m;
+	return raw_expect(sock, &m, W_TYPE_MAX, timeout_ms) < 0;
 }
 
 static size_t record(uint8_t *buf, uint16_t type, const char *text, size_t text_len,
@@ -545,8 +523,7 @@ static void test_hostile_publisher(void **state)
 	assert_int_equal(rc_hon, 0);
 	assert_int_equal(rc_scr, 0);
 	assert_true(sh->losses > 0 && sh->refusals > 0);
-	close(ready[0]);
-	close(ready[1]);
+	pipe_close(ready);
 	shared_free(sh, sizeof *sh);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "child.h"
 #include "ring.h"
 
 struct ring_fixture {
@@ -119,15 +120,6 @@ static void test_wrap_around(void **state)
 	ring_teardown(&f);
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /* Random write bursts and read bursts: every message is either received,
  * in order with its own payload, or counted lost, exactly once. A reader
  * never more than slot_count - 2 behind loses nothing. */
@@ -139,8 +131,8 @@ static void overrun_run(uint32_t slots, uint64_t seed)
 	uint64_t rng = seed, received = 0, lost = 0, expect = 1;
 	struct ring_record rec;
 	for (int round = 0; round < 400; round++) {
-		uint64_t writes = xorshift(&rng) % (3 * slots);
-		uint64_t reads = xorshift(&rng) % (3 * slots);
+		uint64_t writes = test_rand(&rng) % (3 * slots);
+		uint64_t reads = test_rand(&rng) % (3 * slots);
 		for (uint64_t i = 0; i < writes; i++)
 			write_one(&f, cap);
 		uint64_t behind = f.w.head + 1 - f.r.next;
