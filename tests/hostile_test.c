@@ -36,6 +36,9 @@ struct shared {
 	_Atomic uint64_t scribbles;
 	_Atomic uint64_t recv_calls, losses, garbage_messages, refusals;
 	_Atomic uint64_t slowest_recv_ms;
+	/* The flooding test. */
+	_Atomic int honest_done, flood_go, flood_running, flood_stop;
+	_Atomic uint64_t hostile_events, honest_events;
 };
 
 static struct shared *sh;
@@ -165,17 +168,14 @@ static struct slot_header *slot_of(struct ring_writer *w, uint64_t index)
 				      (index % w->slot_count) * w->slot_size);
 }
 
-/* The scribbler: a correctly sealed 8 x 64 ring on h.x, then garbage in
- * its head and slots until told to stop, and large-message notices that
- * lie about sizes and seals. */
-static int scribbler(void *arg)
+/* In a child: a hostile link that has handed the victim a correctly
+ * sealed 8 x 64 ring on channel, and seen the victim take it. */
+static int hostile_ring(const char *channel, struct ring_writer *w)
 {
-	int ready_fd = *(int *)arg;
 	int sock = hostile_link(0xbad0bad0bad0ull);
 	CHILD_CHECK(sock >= 0, "hostile link");
-	struct ring_writer w;
 	size_t bytes;
-	int fd = raw_ring("h.x", 8, 64, 0xbad0bad0bad0ull, &w, &bytes);
+	int fd = raw_ring(channel, 8, 64, 0xbad0bad0bad0ull, w, &bytes);
 	CHILD_CHECK(fd >= 0, "ring");
 	struct wire_msg m;
 	wire_init(&m, W_RING);
@@ -183,20 +183,33 @@ static int scribbler(void *arg)
 	m.a = 1;
 	m.slot_count = 8;
 	m.slot_size = 64;
-	snprintf(m.text, sizeof m.text, "h.x");
+	snprintf(m.text, sizeof m.text, "%s", channel);
 	m.fds[0] = fd;
 	m.nfds = 1;
 	CHILD_CHECK(wire_send(sock, &m, 0) == 0, "send ring");
-	/* Scribble only once the victim has checked and mapped the ring. */
+	close(fd);
+	/* Lie only once the victim has checked and mapped the ring. */
 	uint64_t deadline = mono_ms() + CHILD_MS;
 	while (!atomic_load(&sh->hostile_attached)) {
 		CHILD_CHECK(mono_ms() < deadline, "the victim never took the ring");
 		nap_us(1000);
 	}
+	return sock;
+}
+
+/* The scribbler: garbage in the head and slots of its h.x ring until told
+ * to stop, and large-message notices that lie about sizes and seals. */
+static int scribbler(void *arg)
+{
+	int ready_fd = *(int *)arg;
+	struct ring_writer w;
+	struct wire_msg m;
+	int sock = hostile_ring("h.x", &w);
 	pipe_send(ready_fd, 'r');
 	struct ring_header *h = (struct ring_header *)w.base;
 	uint64_t rng = 0x1234567;
 	uint8_t junk[64];
+	uint64_t deadline = mono_ms() + CHILD_MS;
 	for (uint64_t n = 0; !atomic_load(&sh->stop_scribbling); n++) {
 		CHILD_CHECK(mono_ms() < deadline, "never stopped");
 		uint64_t r = test_rand(&rng);
@@ -522,7 +535,143 @@ static void test_hostile_publisher(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(rc_hon, 0);
 	assert_int_equal(rc_scr, 0);
-	assert_true(sh->losses > 0 && sh->refusals > 0);
+	/* It did read the lying ring, and it did see refusals. */
+	assert_true(sh->losses + sh->garbage_messages > 0 && sh->refusals > 0);
+	pipe_close(ready);
+	shared_free(sh, sizeof *sh);
+}
+
+/* --- a ring that lies without end must not starve the others --- */
+
+#define FLOOD_HONEST 1000
+
+/* A ring that never stops reporting losses without moving at all: its
+ * head at the very end of the sequence space and slot 0 (where the
+ * sequence wraps) never valid. Waits until the victim has read the honest
+ * stream. */
+static int flooder(void *arg)
+{
+	(void)arg;
+	struct ring_writer w;
+	int sock = hostile_ring("f.x", &w);
+	struct ring_header *h = (struct ring_header *)w.base;
+	uint64_t deadline = mono_ms() + 60000;
+	while (!atomic_load(&sh->flood_go)) {
+		CHILD_CHECK(mono_ms() < deadline, "never told to lie");
+		nap_us(1000);
+	}
+	for (uint32_t i = 0; i < w.slot_count; i++)
+		atomic_store(&slot_of(&w, i)->seq2, 12345);
+	atomic_store(&h->head, UINT64_MAX);
+	atomic_store(&sh->flood_running, 1);
+	while (!atomic_load(&sh->flood_stop)) {
+		CHILD_CHECK(mono_ms() < deadline, "never told to stop");
+		nap_us(1000);
+	}
+	close(sock);
+	return 0;
+}
+
+static int flood_honest(void *arg)
+{
+	(void)arg;
+	kite *k = open_handle();
+	for (uint64_t seq = 1; seq <= FLOOD_HONEST; seq++)
+		CHILD_CHECK(kite_publish(k, "f.ok", &seq, sizeof seq) == (int64_t)seq,
+			    "publish");
+	atomic_store(&sh->honest_done, 1);
+	uint64_t deadline = mono_ms() + 60000;
+	while (!atomic_load(&sh->flood_stop)) {
+		CHILD_CHECK(mono_ms() < deadline, "never told to stop");
+		nap_us(1000);
+	}
+	kite_close(k);
+	return 0;
+}
+
+static void wait_flag(_Atomic int *flag, uint64_t deadline)
+{
+	while (!atomic_load(flag)) {
+		CHILD_CHECK(mono_ms() < deadline, "a flag never came");
+		nap_us(1000);
+	}
+}
+
+static int flood_victim(void *arg)
+{
+	int ready_fd = *(int *)arg;
+	kite *k = open_handle();
+	sh->victim_id = kite_id(k);
+	CHILD_CHECK(kite_subscribe(k, "f.>") == 0, "subscribe");
+	pipe_send(ready_fd, 's');
+	uint64_t deadline = mono_ms() + 60000;
+	/* Both rings attached (the lying one first), nothing read from them. */
+	int attached = 0;
+	while (attached != 2) {
+		CHILD_CHECK(mono_ms() < deadline, "rings never attached");
+		kite_event ev;
+		if (kite_recv(k, &ev, 200) != 0)
+			continue;
+		CHILD_CHECK(ev.type == KITE_PUBLISHER_NEW, "event %d before the flood",
+			    ev.type);
+		if (!strcmp(ev.msg.channel, "f.x")) {
+			atomic_store(&sh->hostile_attached, 1);
+		} else {
+			CHILD_CHECK(atomic_load(&sh->hostile_attached), "honest ring first");
+			attached = 2;
+		}
+	}
+	wait_flag(&sh->honest_done, deadline);
+	atomic_store(&sh->flood_go, 1);
+	wait_flag(&sh->flood_running, deadline);
+	/* Round-robin: at most one event of the lying ring per honest message. */
+	uint64_t next = 1, hostile = 0, count_until = mono_ms() + 20000;
+	while (next <= FLOOD_HONEST && mono_ms() < count_until) {
+		kite_event ev;
+		if (kite_recv(k, &ev, 200) != 0)
+			continue;
+		if (!strcmp(ev.msg.channel, "f.x")) {
+			hostile++;
+			continue;
+		}
+		CHILD_CHECK(ev.type == KITE_MESSAGE && ev.msg.seq == next,
+			    "honest event %d seq %llu, expected %llu", ev.type,
+			    (unsigned long long)ev.msg.seq, (unsigned long long)next);
+		next++;
+	}
+	atomic_store(&sh->flood_stop, 1);
+	sh->hostile_events = hostile;
+	sh->honest_events = next - 1;
+	kite_close(k);
+	return 0;
+}
+
+static void test_lying_ring_does_not_starve_others(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("flood"));
+	sh = shared_alloc(sizeof *sh);
+	assert_non_null(sh);
+	int ready[2];
+	pipe_make(ready);
+	pid_t vic = child_start(flood_victim, &ready[1]);
+	assert_int_equal(pipe_wait(ready[0], 30000), 's');
+	pid_t fl = child_start(flooder, NULL);
+	uint64_t deadline = mono_ms() + 30000;
+	while (!atomic_load(&sh->hostile_attached) && mono_ms() < deadline)
+		nap_us(1000);
+	assert_true(atomic_load(&sh->hostile_attached));
+	pid_t hon = child_start(flood_honest, NULL);
+	int rc = child_wait(vic, 90000);
+	atomic_store(&sh->flood_stop, 1);
+	assert_int_equal(child_wait(hon, 30000), 0);
+	assert_int_equal(child_wait(fl, 30000), 0);
+	print_message("# %llu honest messages, %llu events of the lying ring between\n",
+		      (unsigned long long)sh->honest_events,
+		      (unsigned long long)sh->hostile_events);
+	assert_int_equal(rc, 0);
+	assert_int_equal(sh->honest_events, FLOOD_HONEST);
+	assert_true(sh->hostile_events <= FLOOD_HONEST + 1);
 	pipe_close(ready);
 	shared_free(sh, sizeof *sh);
 }
@@ -531,6 +680,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hostile_publisher),
+		cmocka_unit_test(test_lying_ring_does_not_starve_others),
 	};
 	int rc = cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 	child_kill_all();
