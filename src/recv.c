@@ -90,6 +90,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(k, ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
+			k->rr = idx + 1; /* a ring that only loses must not starve the rest */
 			return 1;
 		}
 		if (r == RING_MESSAGE) {
@@ -101,6 +102,7 @@ static int poll_once(kite *k, kite_event *ev)
 					fill(k, ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
+					k->rr = idx + 1;
 					return 1;
 				}
 			}
