@@ -1,7 +1,7 @@
 /* Fuzz target: the subscriber's ring reader over a ring image the input
  * describes (8 slots of 64 bytes). The reader must return within a bounded
- * number of steps per call, copy no more than its own slot capacity, and
- * read nothing outside the image (ASan: the image and the copy buffer are
+ * number of steps per call, only ever move forward, copy no more than its
+ * own slot capacity, and read nothing outside the image (ASan: the image and the copy buffer are
  * allocated at their exact sizes).
  *
  * Input: byte 0 is a mode ('0'-relative bits: 1 slots carry lock words that
@@ -82,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		enum ring_result res = ring_read(&r, buf, &rec);
 		if (res == RING_EMPTY)
 			break;
+		if (r.next <= before) /* the reader only ever moves forward */
+			__builtin_trap();
 		if (res == RING_MESSAGE) {
 			if (rec.seq != before ||
 			    (rec.flags == SLOT_INLINE && rec.len > SLOT_SIZE - RING_SLOT_HEADER) ||

@@ -338,6 +338,52 @@ static void test_lying_slots(void **state)
 	ring_teardown(&f);
 }
 
+/* Heads at the end of the sequence space: the reader never goes back and
+ * runs out of things to report after a bounded number of reads, whatever
+ * the slots say. */
+static void test_head_at_the_end_of_time(void **state)
+{
+	(void)state;
+	static const uint64_t heads[] = {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - 6,
+					 UINT64_MAX - 7, UINT64_MAX - 100, 1ull << 63};
+	static const uint32_t geometry[] = {2, 8, 64};
+	for (size_t g = 0; g < sizeof geometry / sizeof *geometry; g++)
+		for (size_t i = 0; i < sizeof heads / sizeof *heads; i++)
+			for (int valid = 0; valid < 2; valid++) {
+				struct ring_fixture f;
+				ring_setup(&f, geometry[g], 64);
+				struct ring_header *h = f.base;
+				/* Slots either never valid, or valid for the seqs
+				 * just below the head (and for the wrap to 0). */
+				for (uint32_t s = 0; s < geometry[g]; s++) {
+					struct slot_header *sl = (struct slot_header *)
+						((uint8_t *)f.base + RING_HEADER_SIZE + s * 64);
+					uint64_t seq = heads[i] - ((heads[i] - s) & (geometry[g] - 1));
+					atomic_store(&sl->seq2, valid ? 2 * seq : 12345);
+					atomic_store(&sl->len, 0);
+					atomic_store(&sl->flags, SLOT_INLINE);
+				}
+				atomic_store(&h->head, heads[i]);
+				int steps = 0;
+				struct ring_record rec;
+				for (;;) {
+					uint64_t before = f.r.next;
+					enum ring_result r = ring_read(&f.r, f.buf, &rec);
+					if (r == RING_EMPTY)
+						break;
+					if (f.r.next <= before)
+						fail_msg("head %llu, %u slots: next went from %llu to %llu",
+							 (unsigned long long)heads[i], geometry[g],
+							 (unsigned long long)before,
+							 (unsigned long long)f.r.next);
+					if (++steps > 2 * (int)geometry[g] + 4)
+						fail_msg("head %llu, %u slots: no end of reports",
+							 (unsigned long long)heads[i], geometry[g]);
+				}
+				ring_teardown(&f);
+			}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_geometry_table),
 		cmocka_unit_test(test_header_check),
 		cmocka_unit_test(test_lying_slots),
+		cmocka_unit_test(test_head_at_the_end_of_time),
 	};
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
 }
