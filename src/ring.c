@@ -102,11 +102,13 @@ static uint64_t skip_overrun(struct ring_reader *r, uint64_t head)
 	/* Readable now: head - slot_count + 2 .. head (the slot of head + 1 may
 	 * be mid-write, destroying head + 1 - slot_count). */
 	uint64_t n = r->slot_count;
-	if (head < n - 1 || r->next > head + 2 - n)
+	if (head < n - 1)
 		return 0;
-	uint64_t restart = head + 2 - n + n / RESTART_MARGIN_DIVISOR;
-	if (restart > head + 1)
-		restart = head + 1;
+	/* Written without head + 2, which wraps for a head near 2^64. */
+	uint64_t oldest = head - (n - 2);
+	if (r->next >= oldest)
+		return 0;
+	uint64_t restart = oldest + n / RESTART_MARGIN_DIVISOR; /* <= head */
 	uint64_t lost = restart - r->next;
 	r->next = restart;
 	return lost;
@@ -118,8 +120,10 @@ enum ring_result ring_read(struct ring_reader *r, void *buf,
 	uint32_t cap = r->slot_size - RING_SLOT_HEADER;
 	for (int attempt = 0;; attempt++) {
 		uint64_t head = load_head(r);
-		if (head < r->next)
-			return RING_EMPTY; /* nothing new (or a head that went back: ignore) */
+		/* Nothing new (or a head that went back: ignore). A stream that
+		 * reached the last sequence number ends there: next never wraps. */
+		if (head < r->next || r->next == UINT64_MAX)
+			return RING_EMPTY;
 		uint64_t lost = skip_overrun(r, head);
 		if (lost) {
 			rec->lost = lost;
