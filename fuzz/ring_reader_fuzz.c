@@ -1,8 +1,8 @@
 /* Fuzz target: the subscriber's ring reader over a ring image the input
  * describes (8 slots of 64 bytes). The reader must return within a bounded
  * number of steps per call, only ever move forward, copy no more than its
- * own slot capacity, and read nothing outside the image (ASan: the image and the copy buffer are
- * allocated at their exact sizes).
+ * own slot capacity, and read nothing outside the image (ASan: the image
+ * and the copy buffer are allocated at their exact sizes).
  *
  * Input: byte 0 is a mode ('0'-relative bits: 1 slots carry lock words that
  * match the head, 2 the head is small, 4 the reader starts near the head,

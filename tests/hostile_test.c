@@ -169,19 +169,19 @@ static struct slot_header *slot_of(struct ring_writer *w, uint64_t index)
 }
 
 /* In a child: a hostile link that has handed the victim a correctly
- * sealed 8 x 64 ring on channel, and seen the victim take it. */
-static int hostile_ring(const char *channel, struct ring_writer *w)
+ * sealed ring of slots x 64 bytes on channel, and seen the victim take it. */
+static int hostile_ring(const char *channel, uint32_t slots, struct ring_writer *w)
 {
 	int sock = hostile_link(0xbad0bad0bad0ull);
 	CHILD_CHECK(sock >= 0, "hostile link");
 	size_t bytes;
-	int fd = raw_ring(channel, 8, 64, 0xbad0bad0bad0ull, w, &bytes);
+	int fd = raw_ring(channel, slots, 64, 0xbad0bad0bad0ull, w, &bytes);
 	CHILD_CHECK(fd >= 0, "ring");
 	struct wire_msg m;
 	wire_init(&m, W_RING);
 	m.id = 1;
 	m.a = 1;
-	m.slot_count = 8;
+	m.slot_count = slots;
 	m.slot_size = 64;
 	snprintf(m.text, sizeof m.text, "%s", channel);
 	m.fds[0] = fd;
@@ -204,7 +204,7 @@ static int scribbler(void *arg)
 	int ready_fd = *(int *)arg;
 	struct ring_writer w;
 	struct wire_msg m;
-	int sock = hostile_ring("h.x", &w);
+	int sock = hostile_ring("h.x", 8, &w);
 	pipe_send(ready_fd, 'r');
 	struct ring_header *h = (struct ring_header *)w.base;
 	uint64_t rng = 0x1234567;
@@ -545,24 +545,21 @@ static void test_hostile_publisher(void **state)
 
 #define FLOOD_HONEST 1000
 
-/* A ring that never stops reporting losses without moving at all: its
- * head at the very end of the sequence space and slot 0 (where the
- * sequence wraps) never valid. Waits until the victim has read the honest
- * stream. */
+/* A ring with a million losses to report, one event each: the largest
+ * ring there is, its head at the last slot and no slot ever valid. Waits
+ * until the victim has read the honest stream. */
 static int flooder(void *arg)
 {
 	(void)arg;
 	struct ring_writer w;
-	int sock = hostile_ring("f.x", &w);
+	int sock = hostile_ring("f.x", RING_MAX_SLOTS, &w);
 	struct ring_header *h = (struct ring_header *)w.base;
 	uint64_t deadline = mono_ms() + 60000;
 	while (!atomic_load(&sh->flood_go)) {
 		CHILD_CHECK(mono_ms() < deadline, "never told to lie");
 		nap_us(1000);
 	}
-	for (uint32_t i = 0; i < w.slot_count; i++)
-		atomic_store(&slot_of(&w, i)->seq2, 12345);
-	atomic_store(&h->head, UINT64_MAX);
+	atomic_store(&h->head, RING_MAX_SLOTS - 2); /* no overrun: all to read */
 	atomic_store(&sh->flood_running, 1);
 	while (!atomic_load(&sh->flood_stop)) {
 		CHILD_CHECK(mono_ms() < deadline, "never told to stop");
