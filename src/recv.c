@@ -56,9 +56,12 @@ static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
 			return p;
 		}
 		/* Its notice is queued on the link before the slot was
-		 * committed: read the link now rather than wait for the thread. */
-		if (!s->peer || attempt || control_drain(k, s->peer) < 0)
+		 * committed: read the link now rather than wait for the thread.
+		 * A drain that ends in the publisher's hang-up has still stored
+		 * what was queued before it: look again either way. */
+		if (!s->peer || attempt)
 			break;
+		control_drain(k, s->peer);
 	}
 	return NULL;
 }
