@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -673,11 +674,67 @@ static void test_lying_ring_does_not_starve_others(void **state)
 	shared_free(sh, sizeof *sh);
 }
 
+/* --- peers that never answer cost a bounded wait, never a hang --- */
+
+static void test_silent_peers_do_not_block(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("silent"));
+	/* A listener whose backlog is full, and one that never accepts. */
+	int full = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int deaf = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	socklen_t sl = bus_address(bus, 0x1111111111111111ull, &sa);
+	assert_int_equal(bind(full, (struct sockaddr *)&sa, sl), 0);
+	assert_int_equal(listen(full, 0), 0);
+	sl = bus_address(bus, 0x2222222222222222ull, &sa);
+	assert_int_equal(bind(deaf, (struct sockaddr *)&sa, sl), 0);
+	assert_int_equal(listen(deaf, 16), 0);
+	int fillers[4], nfill = 0;
+	sl = bus_address(bus, 0x1111111111111111ull, &sa);
+	for (; nfill < 4; nfill++) {
+		fillers[nfill] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (connect(fillers[nfill], (struct sockaddr *)&sa, sl) < 0) {
+			close(fillers[nfill]);
+			break;
+		}
+	}
+	kite_options o = {.bus = bus, .handshake_ms = 300};
+	kite *k = NULL;
+	uint64_t t0 = mono_ms();
+	assert_int_equal(kite_open(&k, &o), 0);
+	uint64_t open_ms = mono_ms() - t0;
+
+	/* A peer that says hello and then nothing: it never acknowledges. */
+	int sock = raw_connect(bus, kite_id(k));
+	assert_true(sock >= 0);
+	assert_int_equal(raw_hello(sock, 0x3333), 0);
+	struct wire_msg m;
+	assert_int_equal(raw_expect(sock, &m, W_SYNC, 10000), 1);
+	t0 = mono_ms();
+	assert_int_equal(kite_subscribe(k, "silent.x"), 0);
+	uint64_t sub_ms = mono_ms() - t0;
+	kite_event ev;
+	assert_int_equal(kite_recv(k, &ev, 0), KITE_EAGAIN);
+	print_message("# kite_open took %llu ms, kite_subscribe %llu ms (handshake 300 ms)\n",
+		      (unsigned long long)open_ms, (unsigned long long)sub_ms);
+	/* Bounded by the handshake and send time-outs; a hang is minutes. */
+	assert_true(open_ms < 15000);
+	assert_true(sub_ms < 15000);
+	kite_close(k);
+	close(sock);
+	for (int i = 0; i < nfill; i++)
+		close(fillers[i]);
+	close(full);
+	close(deaf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hostile_publisher),
 		cmocka_unit_test(test_lying_ring_does_not_starve_others),
+		cmocka_unit_test(test_silent_peers_do_not_block),
 	};
 	int rc = cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 	child_kill_all();
