@@ -977,8 +977,10 @@ struct cmd_pub {
 	pid_t pid;
 };
 
-static void cmd_pub_start(struct cmd_pub *c, const char *channel)
+/* On the test's own bus: a command publisher, opened and waiting. */
+static void cmd_pub_start(struct cmd_pub *c, const char *test, const char *channel)
 {
+	use_bus(test);
 	pipe_make(c->cmd);
 	pipe_make(c->ack);
 	c->a = (struct cmd_pub_args){channel, c->cmd[0], c->ack[1]};
@@ -1000,11 +1002,15 @@ static void cmd_pub_stop(struct cmd_pub *c)
 	pipe_close(c->ack);
 }
 
-static kite *parent_open(void)
+/* A handle of the test process itself, subscribed to pattern (or not:
+ * NULL). */
+static kite *parent_open(const char *pattern)
 {
 	kite_options o = {.bus = bus, .handshake_ms = 5000};
 	kite *k = NULL;
 	assert_int_equal(kite_open(&k, &o), 0);
+	if (pattern)
+		assert_int_equal(kite_subscribe(k, pattern), 0);
 	return k;
 }
 
@@ -1031,11 +1037,9 @@ static void parent_receive(kite *k, const char *channel, int n, uint64_t first)
 static void test_idle_costs_nothing(void **state)
 {
 	(void)state;
-	use_bus("idle");
 	struct cmd_pub c;
-	cmd_pub_start(&c, "idle.x");
-	kite *k = parent_open();
-	assert_int_equal(kite_subscribe(k, "idle.x"), 0);
+	cmd_pub_start(&c, "idle", "idle.x");
+	kite *k = parent_open("idle.x");
 	cmd_pub_do(&c, 'p');
 	parent_receive(k, "idle.x", 5, 1);
 	struct rusage r0, r1;
@@ -1106,12 +1110,10 @@ static void poll_receive(kite *k, int n, uint64_t first)
 static void test_fd_with_poll(void **state)
 {
 	(void)state;
-	use_bus("fd_poll");
 	struct cmd_pub c;
-	cmd_pub_start(&c, "fdp.x");
-	kite *k = parent_open();
+	cmd_pub_start(&c, "fd_poll", "fdp.x");
+	kite *k = parent_open("fdp.x");
 	assert_true(kite_fd(k) >= 0);
-	assert_int_equal(kite_subscribe(k, "fdp.x"), 0);
 	kite_event ev;
 	while (kite_recv(k, &ev, 0) == 0)
 		;
@@ -1127,10 +1129,9 @@ static void test_fd_with_poll(void **state)
 static void test_unsubscribe_stops_delivery(void **state)
 {
 	(void)state;
-	use_bus("unsubscribe");
 	struct cmd_pub c;
-	cmd_pub_start(&c, "unsub.a");
-	kite *k = parent_open();
+	cmd_pub_start(&c, "unsubscribe", "unsub.a");
+	kite *k = parent_open(NULL);
 	assert_int_equal(kite_unsubscribe(k, "unsub.>"), KITE_ENOTSUB);
 	assert_int_equal(kite_subscribe(k, "unsub.>"), 0);
 	assert_int_equal(kite_subscribe(k, "unsub.>"), 0); /* twice: a no-op */
@@ -1174,9 +1175,8 @@ static void test_unsubscribe_stops_delivery(void **state)
 static void test_ring_fd_not_writable(void **state)
 {
 	(void)state;
-	use_bus("ring_readonly");
 	struct cmd_pub c;
-	cmd_pub_start(&c, "ro.x");
+	cmd_pub_start(&c, "ring_readonly", "ro.x");
 	cmd_pub_do(&c, 'p'); /* the ring exists, with five messages */
 	uint64_t id;
 	assert_int_equal(raw_find_peers(bus, &id, 1), 1);
@@ -1241,11 +1241,9 @@ static void test_ring_fd_not_writable(void **state)
 static void test_ring_mapping_read_only(void **state)
 {
 	(void)state;
-	use_bus("ring_maps");
 	struct cmd_pub c;
-	cmd_pub_start(&c, "maps.x");
-	kite *k = parent_open();
-	assert_int_equal(kite_subscribe(k, "maps.x"), 0);
+	cmd_pub_start(&c, "ring_maps", "maps.x");
+	kite *k = parent_open("maps.x");
 	cmd_pub_do(&c, 'p');
 	parent_receive(k, "maps.x", 5, 1);
 	FILE *f = fopen("/proc/self/maps", "r");

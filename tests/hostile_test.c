@@ -45,6 +45,22 @@ struct shared {
 static struct shared *sh;
 static char bus[96];
 
+static int setup(void **state)
+{
+	(void)state;
+	sh = shared_alloc(sizeof *sh);
+	return sh ? 0 : -1;
+}
+
+/* Also after a failure: nothing the test started outlives it. */
+static int teardown(void **state)
+{
+	(void)state;
+	child_kill_all();
+	shared_free(sh, sizeof *sh);
+	return 0;
+}
+
 static kite *open_handle(void)
 {
 	kite_options o = {.bus = bus, .handshake_ms = 5000};
@@ -477,16 +493,21 @@ static void malformed_records(void)
 	munmap(w.base, b2);
 }
 
+/* A private bus, a victim child started on it, subscribed. */
+static pid_t start_victim(const char *name, int (*fn)(void *), int ready[2])
+{
+	snprintf(bus, sizeof bus, "%s", test_bus(name));
+	pipe_make(ready);
+	pid_t pid = child_start(fn, &ready[1]);
+	assert_int_equal(pipe_wait(ready[0], 30000), 's');
+	return pid;
+}
+
 static void test_hostile_publisher(void **state)
 {
 	(void)state;
-	snprintf(bus, sizeof bus, "%s", test_bus("hostile"));
-	sh = shared_alloc(sizeof *sh);
-	assert_non_null(sh);
 	int ready[2];
-	pipe_make(ready);
-	pid_t vic = child_start(victim, &ready[1]);
-	assert_int_equal(pipe_wait(ready[0], 30000), 's');
+	pid_t vic = start_victim("hostile", victim, ready);
 	pid_t scr = child_start(scribbler, &ready[1]);
 	assert_int_equal(pipe_wait(ready[0], 30000), 'r');
 	/* Let the scribbling run a while before anything else. */
@@ -539,7 +560,6 @@ static void test_hostile_publisher(void **state)
 	/* It did read the lying ring, and it did see refusals. */
 	assert_true(sh->losses + sh->garbage_messages > 0 && sh->refusals > 0);
 	pipe_close(ready);
-	shared_free(sh, sizeof *sh);
 }
 
 /* --- a ring that lies without end must not starve the others --- */
@@ -647,13 +667,8 @@ static int flood_victim(void *arg)
 static void test_lying_ring_does_not_starve_others(void **state)
 {
 	(void)state;
-	snprintf(bus, sizeof bus, "%s", test_bus("flood"));
-	sh = shared_alloc(sizeof *sh);
-	assert_non_null(sh);
 	int ready[2];
-	pipe_make(ready);
-	pid_t vic = child_start(flood_victim, &ready[1]);
-	assert_int_equal(pipe_wait(ready[0], 30000), 's');
+	pid_t vic = start_victim("flood", flood_victim, ready);
 	pid_t fl = child_start(flooder, NULL);
 	uint64_t deadline = mono_ms() + 30000;
 	while (!atomic_load(&sh->hostile_attached) && mono_ms() < deadline)
@@ -671,7 +686,6 @@ static void test_lying_ring_does_not_starve_others(void **state)
 	assert_int_equal(sh->honest_events, FLOOD_HONEST);
 	assert_true(sh->hostile_events <= FLOOD_HONEST + 1);
 	pipe_close(ready);
-	shared_free(sh, sizeof *sh);
 }
 
 /* --- peers that never answer cost a bounded wait, never a hang --- */
@@ -732,11 +746,10 @@ static void test_silent_peers_do_not_block(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hostile_publisher),
-		cmocka_unit_test(test_lying_ring_does_not_starve_others),
+		cmocka_unit_test_setup_teardown(test_hostile_publisher, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lying_ring_does_not_starve_others,
+						setup, teardown),
 		cmocka_unit_test(test_silent_peers_do_not_block),
 	};
-	int rc = cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
-	child_kill_all();
-	return rc;
+	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 }
