@@ -222,6 +222,14 @@ static int scribbler(void *arg)
 	struct ring_writer w;
 	struct wire_msg m;
 	int sock = hostile_ring("h.x", 8, &w);
+	/* Honest at first, until the victim has read from this ring. */
+	uint64_t start = mono_ms() + 30000;
+	for (uint32_t len = 0; len < 4; len++)
+		ring_write(&w, "abcd", len, SLOT_INLINE, 0, 0);
+	while (!atomic_load(&sh->garbage_messages)) {
+		CHILD_CHECK(mono_ms() < start, "the victim never read the ring");
+		nap_us(1000);
+	}
 	pipe_send(ready_fd, 'r');
 	struct ring_header *h = (struct ring_header *)w.base;
 	uint64_t rng = 0x1234567;
@@ -558,7 +566,7 @@ static void test_hostile_publisher(void **state)
 	assert_int_equal(rc_hon, 0);
 	assert_int_equal(rc_scr, 0);
 	/* It did read the lying ring, and it did see refusals. */
-	assert_true(sh->losses + sh->garbage_messages > 0 && sh->refusals > 0);
+	assert_true(sh->garbage_messages > 0 && sh->refusals > 0);
 	pipe_close(ready);
 }
 
@@ -566,21 +574,21 @@ static void test_hostile_publisher(void **state)
 
 #define FLOOD_HONEST 1000
 
-/* A ring with a million losses to report, one event each: the largest
- * ring there is, its head at the last slot and no slot ever valid. Waits
- * until the victim has read the honest stream. */
+/* A ring that reports losses without end: every slot's lock word claims
+ * a later message, and its head offers nothing to skip to, so each read
+ * gives one slot up. Waits until the victim has read the honest stream. */
 static int flooder(void *arg)
 {
 	(void)arg;
 	struct ring_writer w;
-	int sock = hostile_ring("f.x", RING_MAX_SLOTS, &w);
-	struct ring_header *h = (struct ring_header *)w.base;
+	int sock = hostile_ring("f.x", 8, &w);
 	uint64_t deadline = mono_ms() + 60000;
 	while (!atomic_load(&sh->flood_go)) {
 		CHILD_CHECK(mono_ms() < deadline, "never told to lie");
 		nap_us(1000);
 	}
-	atomic_store(&h->head, RING_MAX_SLOTS - 2); /* no overrun: all to read */
+	for (uint32_t i = 0; i < w.slot_count; i++)
+		atomic_store(&slot_of(&w, i)->seq2, 1ull << 62);
 	atomic_store(&sh->flood_running, 1);
 	while (!atomic_load(&sh->flood_stop)) {
 		CHILD_CHECK(mono_ms() < deadline, "never told to stop");
