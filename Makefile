@@ -47,7 +47,6 @@ LIBA := $(BUILD)/libkite.a
 LIBSO := $(BUILD)/libkite.so.0
 KITE := $(BUILD)/kite
 
-FORCE:
 .PHONY: all test check-build bench demo install uninstall clean fuzz deps
 all: $(LIBA) $(LIBSO) $(KITE)
 
@@ -119,5 +118,7 @@ uninstall:
 
 clean:
 	rm -rf build kite.pc
+
+FORCE:
 
 -include $(wildcard $(BUILD)/*/*.d)
