@@ -118,3 +118,10 @@ clean:
 	rm -rf build kite.pc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# kite serve: the HTTP worker/client the serve tests and bench run (a
+# program of its own, so it lives outside tests/*.c).
+SERVE_WORKER := $(BUILD)/tests/helpers/serve_worker
+$(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+check-build: $(SERVE_WORKER)

@@ -1,0 +1,236 @@
+/* kite serve: the control socket "@kite-serve/NAME/control" (abstract, so
+ * no PID file and nothing stale after a crash; binding it also makes NAME
+ * single-instance). SOCK_SEQPACKET: one request, one or two answers.
+ * Only the supervisor's own uid and root may talk to it (SO_PEERCRED).
+ *
+ * Answers start with a word: "ok", "error" or "refused". */
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "serve.h"
+
+static socklen_t control_addr(const char *name, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof *a);
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1,
+			 "kite-serve/%s/control", name);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+int control_open(struct serve *s)
+{
+	struct sockaddr_un a;
+	socklen_t len = control_addr(s->cfg.name, &a);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, len) < 0 || listen(fd, 16) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	s->control_fd = fd;
+	return serve_watch(s, fd, EPOLLIN, EP_DATA(TAG_CONTROL, 0));
+}
+
+void control_reply(struct serve *s, int idx, const char *text, int close_it)
+{
+	struct control_client *c = &s->clients[idx];
+	if (c->fd < 0)
+		return;
+	if (send(c->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && close_it == 0)
+		close_it = 1; /* the client is gone */
+	if (close_it) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+		c->fd = -1;
+		c->waiting = 0;
+	}
+}
+
+void control_accept(struct serve *s)
+{
+	for (;;) {
+		int fd = accept4(s->control_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		struct ucred cr;
+		socklen_t cl = sizeof cr;
+		char msg[200];
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+			close(fd);
+			continue;
+		}
+		if (cr.uid != 0 && cr.uid != getuid()) {
+			snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
+				 "(only uid %u and root)", (unsigned)cr.uid, s->cfg.name,
+				 (unsigned)getuid());
+			send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+			serve_log(s, "control: refused pid %d uid %u", (int)cr.pid,
+				  (unsigned)cr.uid);
+			close(fd);
+			continue;
+		}
+		int idx = -1;
+		for (int i = 0; i < SERVE_MAX_CLIENTS && idx < 0; i++)
+			if (s->clients[i].fd < 0)
+				idx = i;
+		if (idx < 0) {
+			const char *busy = "error busy: too many control connections";
+			send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		s->clients[idx].fd = fd;
+		s->clients[idx].waiting = 0;
+		if (serve_watch(s, fd, EPOLLIN, EP_DATA(TAG_CLIENT, idx)) < 0) {
+			close(fd);
+			s->clients[idx].fd = -1;
+		}
+	}
+}
+
+static const char *state_name(const struct generation *g)
+{
+	switch (g->state) {
+	case GEN_STARTING: return "starting";
+	case GEN_UP: return "up";
+	case GEN_STOPPING: return "stopping";
+	default: return "free";
+	}
+}
+
+/* "key value" lines, stable for scripts; one "generation" line per
+ * generation and one "process" line per process. */
+static void status_text(struct serve *s, char *out, size_t cap)
+{
+	static const char *const modes[] = {"activate", "inetd", "handoff"};
+	size_t n = 0;
+#define PUT(...) do { if (n < cap) n += (size_t)snprintf(out + n, cap - n, __VA_ARGS__); } while (0)
+	PUT("ok name %s\npid %d\nmode %s\nstate %s\n", s->cfg.name, (int)getpid(),
+	    modes[s->cfg.mode], s->exiting ? "stopping" : s->reloading >= 0 ? "reloading" : "running");
+	for (int i = 0; i < s->cfg.nlisten; i++)
+		PUT("listen %s fd %d\n", s->cfg.listen[i].bound, 3 + i);
+	PUT("restarts %llu\n", (unsigned long long)s->restarts);
+	if (s->cfg.mode == MODE_INETD)
+		PUT("connections %d\nmax-conns %d\naccepted %llu\nlimit-reached %llu\n",
+		    s->inetd_count, s->cfg.max_conns, (unsigned long long)s->inetd_total,
+		    (unsigned long long)s->inetd_deferred);
+	if (s->cfg.mode == MODE_HANDOFF)
+		PUT("handed %llu\n", (unsigned long long)s->handed_total);
+	for (int i = 0; i < SERVE_MAX_GENS; i++) {
+		struct generation *g = &s->gens[i];
+		if (g->state == GEN_FREE)
+			continue;
+		PUT("generation %u %s%s\n", g->id, state_name(g), i == s->current ? " current" : "");
+		for (int w = 0; w < s->cfg.workers; w++) {
+			struct proc *p = &g->procs[w];
+			PUT("process %u %d %s handed %llu status %s\n", g->id, (int)p->pid,
+			    p->pid <= 0 ? "restarting" : p->ready ? "ready" : p->stopping ? "stopping" : "starting",
+			    (unsigned long long)p->handed, p->status[0] ? p->status : "-");
+		}
+	}
+#undef PUT
+}
+
+void control_read(struct serve *s, int idx)
+{
+	struct control_client *c = &s->clients[idx];
+	char buf[64];
+	ssize_t n = recv(c->fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0 || c->waiting) { /* closed, or talking out of turn */
+		control_reply(s, idx, "", 1);
+		return;
+	}
+	buf[n] = 0;
+	if (!strcmp(buf, "status")) {
+		char text[8192];
+		status_text(s, text, sizeof text);
+		control_reply(s, idx, text, 1);
+	} else if (!strcmp(buf, "reload")) {
+		serve_reload(s, idx);
+	} else if (!strcmp(buf, "stop")) {
+		c->waiting = 2; /* held open: it closes when we exit */
+		control_reply(s, idx, "ok stopping", 0);
+		serve_stop(s, "asked to by kite serve stop");
+	} else {
+		control_reply(s, idx, "error unknown request", 1);
+	}
+}
+
+/* ---- the client side ---- */
+
+int control_call(const char *name, const char *verb, int64_t timeout_ms)
+{
+	struct sockaddr_un a;
+	socklen_t len = control_addr(name, &a);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(EXIT_SYSTEM, "serve", "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&a, len) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == ECONNREFUSED || e == ENOENT)
+			return fail(EXIT_NO, "serve", "no supervisor named '%s' is running", name);
+		return fail(EXIT_SYSTEM, "serve", "connect: %s", strerror(e));
+	}
+	if (send(fd, verb, strlen(verb), MSG_NOSIGNAL) < 0) {
+		close(fd);
+		return fail(EXIT_SYSTEM, "serve", "send: %s", strerror(errno));
+	}
+	int64_t deadline = now_ms() + timeout_ms;
+	char buf[8192];
+	int rc = -1, got = 0;
+	while (rc < 0) {
+		int64_t left = deadline - now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&p, 1, (int)(left > 1000 ? 1000 : left)) < 0) {
+			if (left > 0 && errno == EINTR)
+				continue;
+			rc = left <= 0 ? fail(EXIT_TIMEOUT, "serve", "%s '%s': no answer after %lld ms",
+					      verb, name, (long long)timeout_ms)
+				       : fail(EXIT_SYSTEM, "serve", "poll: %s", strerror(errno));
+			break;
+		}
+		if (!p.revents)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+		if (n <= 0) {
+			/* Closed: after "ok stopping" that means it has exited. */
+			if (got && !strcmp(verb, "stop")) {
+				printf("%s: stopped\n", name);
+				rc = EXIT_DONE;
+			} else {
+				rc = fail(EXIT_NO, "serve", "%s '%s': the supervisor closed "
+					  "the connection", verb, name);
+			}
+			break;
+		}
+		buf[n] = 0;
+		got = 1;
+		if (!strncmp(buf, "ok", 2)) {
+			const char *text = buf[2] == ' ' ? buf + 3 : buf + 2;
+			if (strcmp(verb, "stop"))
+				rc = EXIT_DONE;
+			if (*text && strcmp(verb, "stop"))
+				printf("%s%s", text, text[strlen(text) - 1] == '\n' ? "" : "\n");
+		} else {
+			int refused = !strncmp(buf, "refused ", 8);
+			rc = fail(EXIT_NO, "serve", "%s '%s' %s: %s", verb, name,
+				  refused ? "refused" : "failed", strchr(buf, ' ') ? strchr(buf, ' ') + 1 : buf);
+		}
+	}
+	close(fd);
+	return rc;
+}
