@@ -85,7 +85,8 @@ struct generation {
 
 struct control_client {
 	int fd;                      /* -1: free */
-	int waiting;                 /* 1 reload pending, 2 stop: held open */
+	int waiting;                 /* 1 reload pending, 2 stop: held open,
+	                                3 refused: closed on its request */
 };
 
 struct serve {

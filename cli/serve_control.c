@@ -47,7 +47,7 @@ void control_reply(struct serve *s, int idx, const char *text, int close_it)
 	struct control_client *c = &s->clients[idx];
 	if (c->fd < 0)
 		return;
-	if (send(c->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && close_it == 0)
+	if (*text && send(c->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		close_it = 1; /* the client is gone */
 	if (close_it) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -70,28 +70,31 @@ void control_accept(struct serve *s)
 			close(fd);
 			continue;
 		}
-		if (cr.uid != 0 && cr.uid != getuid()) {
-			snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
-				 "(only uid %u and root)", (unsigned)cr.uid, s->cfg.name,
-				 (unsigned)getuid());
-			send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
-			serve_log(s, "control: refused pid %d uid %u", (int)cr.pid,
-				  (unsigned)cr.uid);
-			close(fd);
-			continue;
-		}
+		int refuse = cr.uid != 0 && cr.uid != getuid();
 		int idx = -1;
 		for (int i = 0; i < SERVE_MAX_CLIENTS && idx < 0; i++)
 			if (s->clients[i].fd < 0)
 				idx = i;
-		if (idx < 0) {
-			const char *busy = "error busy: too many control connections";
-			send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(fd);
-			continue;
+		if (refuse) {
+			snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
+				 "(only uid %u and root)", (unsigned)cr.uid, s->cfg.name,
+				 (unsigned)getuid());
+			serve_log(s, "control: refused pid %d uid %u", (int)cr.pid,
+				  (unsigned)cr.uid);
 		}
+		if (idx < 0 || refuse) {
+			const char *text = refuse ? msg : "error busy: too many control connections";
+			send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (idx < 0) {
+				close(fd);
+				continue;
+			}
+		}
+		/* A refused client is held until its request arrives: closing
+		 * with the request unread would reset the connection and lose
+		 * the refusal before the client reads it. */
 		s->clients[idx].fd = fd;
-		s->clients[idx].waiting = 0;
+		s->clients[idx].waiting = refuse ? 3 : 0;
 		if (serve_watch(s, fd, EPOLLIN, EP_DATA(TAG_CLIENT, idx)) < 0) {
 			close(fd);
 			s->clients[idx].fd = -1;

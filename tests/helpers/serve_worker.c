@@ -467,6 +467,8 @@ static int client_main(int argc, char **argv)
 		char b[600];
 		int r = one_request(target, path, b, sizeof b);
 		long dt = (long)(mono_ms() - t0);
+		if (r < 0 && stop_client)
+			break; /* interrupted by our own stop signal: not a failure */
 		done++;
 		if (dt > max_ms)
 			max_ms = dt;
