@@ -73,7 +73,7 @@ static int client_verb(int argc, char **argv)
 		return usage_error("serve", "%s needs a NAME", verb);
 	if (!name_ok(name))
 		return usage_error("serve", "bad name '%s' (1-64 of [A-Za-z0-9._-])", name);
-	return control_call(name, verb, timeout);
+	return serve_control_call(name, verb, timeout);
 }
 
 static int seconds_opt(const char *opt, const char *arg, int64_t *out)

@@ -137,26 +137,26 @@ void serve_proc_ready(struct serve *s, struct generation *g, struct proc *p);
 int serve_watch(struct serve *s, int fd, uint32_t events, uint64_t data);
 
 /* ---- serve_notify.c ---- */
-int notify_open(struct serve *s);
-void notify_read(struct serve *s);
+int serve_notify_open(struct serve *s);
+void serve_notify_read(struct serve *s);
 
 /* ---- serve_control.c ---- */
-int control_open(struct serve *s);              /* -EADDRINUSE: running */
-void control_accept(struct serve *s);
-void control_read(struct serve *s, int idx);
-void control_reply(struct serve *s, int idx, const char *text, int close_it);
+int serve_control_open(struct serve *s);              /* -EADDRINUSE: running */
+void serve_control_accept(struct serve *s);
+void serve_control_read(struct serve *s, int idx);
+void serve_control_reply(struct serve *s, int idx, const char *text, int close_it);
 /* Client side: send verb to NAME's supervisor, print the answer. */
-int control_call(const char *name, const char *verb, int64_t timeout_ms);
+int serve_control_call(const char *name, const char *verb, int64_t timeout_ms);
 
 /* ---- serve_inetd.c ---- */
-void inetd_accept(struct serve *s, int listen_idx);
-int inetd_reaped(struct serve *s, pid_t pid);   /* 1 if it was ours */
-void listen_enable(struct serve *s, int on);
+void serve_inetd_accept(struct serve *s, int listen_idx);
+int serve_inetd_reaped(struct serve *s, pid_t pid);   /* 1 if it was ours */
+void serve_listen_enable(struct serve *s, int on);
 
 /* ---- serve_handoff.c ---- */
-void handoff_accept(struct serve *s, int listen_idx);
-void handoff_retry(struct serve *s);
-int handoff_pair(struct proc *p, int *child_end); /* socketpair; 0/-errno */
+void serve_handoff_accept(struct serve *s, int listen_idx);
+void serve_handoff_retry(struct serve *s);
+int serve_handoff_pair(struct proc *p, int *child_end); /* socketpair; 0/-errno */
 
 /* ---- process start, shared by every mode (serve_loop.c) ---- */
 /* Fork COMMAND with fds mapped as the mode wants; pid or -errno. */

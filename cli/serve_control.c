@@ -26,7 +26,7 @@ static socklen_t control_addr(const char *name, struct sockaddr_un *a)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-int control_open(struct serve *s)
+int serve_control_open(struct serve *s)
 {
 	struct sockaddr_un a;
 	socklen_t len = control_addr(s->cfg.name, &a);
@@ -42,7 +42,7 @@ int control_open(struct serve *s)
 	return serve_watch(s, fd, EPOLLIN, EP_DATA(TAG_CONTROL, 0));
 }
 
-void control_reply(struct serve *s, int idx, const char *text, int close_it)
+void serve_control_reply(struct serve *s, int idx, const char *text, int close_it)
 {
 	struct control_client *c = &s->clients[idx];
 	if (c->fd < 0)
@@ -57,7 +57,7 @@ void control_reply(struct serve *s, int idx, const char *text, int close_it)
 	}
 }
 
-void control_accept(struct serve *s)
+void serve_control_accept(struct serve *s)
 {
 	for (;;) {
 		int fd = accept4(s->control_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -145,7 +145,7 @@ static void status_text(struct serve *s, char *out, size_t cap)
 #undef PUT
 }
 
-void control_read(struct serve *s, int idx)
+void serve_control_read(struct serve *s, int idx)
 {
 	struct control_client *c = &s->clients[idx];
 	char buf[64];
@@ -153,28 +153,28 @@ void control_read(struct serve *s, int idx)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0 || c->waiting) { /* closed, or talking out of turn */
-		control_reply(s, idx, "", 1);
+		serve_control_reply(s, idx, "", 1);
 		return;
 	}
 	buf[n] = 0;
 	if (!strcmp(buf, "status")) {
 		char text[8192];
 		status_text(s, text, sizeof text);
-		control_reply(s, idx, text, 1);
+		serve_control_reply(s, idx, text, 1);
 	} else if (!strcmp(buf, "reload")) {
 		serve_reload(s, idx);
 	} else if (!strcmp(buf, "stop")) {
 		c->waiting = 2; /* held open: it closes when we exit */
-		control_reply(s, idx, "ok stopping", 0);
+		serve_control_reply(s, idx, "ok stopping", 0);
 		serve_stop(s, "asked to by kite serve stop");
 	} else {
-		control_reply(s, idx, "error unknown request", 1);
+		serve_control_reply(s, idx, "error unknown request", 1);
 	}
 }
 
 /* ---- the client side ---- */
 
-int control_call(const char *name, const char *verb, int64_t timeout_ms)
+int serve_control_call(const char *name, const char *verb, int64_t timeout_ms)
 {
 	struct sockaddr_un a;
 	socklen_t len = control_addr(name, &a);

@@ -17,7 +17,7 @@
 #include "handoff.h"
 #include "serve.h"
 
-int handoff_pair(struct proc *p, int *child_end)
+int serve_handoff_pair(struct proc *p, int *child_end)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -82,7 +82,7 @@ static int pending_flush(struct serve *s)
 	if (r < 0) {
 		/* Queues full: look again soon. No worker: wait for READY=1. */
 		s->retry_at = r == -EAGAIN ? now_ms() + 5 : 0;
-		listen_enable(s, 0);
+		serve_listen_enable(s, 0);
 		return 0;
 	}
 	close(s->pending_conn);
@@ -90,13 +90,13 @@ static int pending_flush(struct serve *s)
 	return 1;
 }
 
-void handoff_retry(struct serve *s)
+void serve_handoff_retry(struct serve *s)
 {
 	if (pending_flush(s))
-		listen_enable(s, 1);
+		serve_listen_enable(s, 1);
 }
 
-void handoff_accept(struct serve *s, int li)
+void serve_handoff_accept(struct serve *s, int li)
 {
 	while (!s->exiting && pending_flush(s)) {
 		s->pending_len = sizeof s->pending_addr;

@@ -14,7 +14,7 @@
 #include "handoff.h"
 #include "serve.h"
 
-void listen_enable(struct serve *s, int on)
+void serve_listen_enable(struct serve *s, int on)
 {
 	if (s->cfg.mode == MODE_ACTIVATE || on == s->accepting)
 		return;
@@ -50,7 +50,7 @@ static void remote_env(const struct kite_peer *peer, char vars[3][96],
 	env[k] = NULL;
 }
 
-void inetd_accept(struct serve *s, int li)
+void serve_inetd_accept(struct serve *s, int li)
 {
 	while (s->inetd_count < s->cfg.max_conns && !s->exiting) {
 		struct sockaddr_storage ss;
@@ -81,18 +81,18 @@ void inetd_accept(struct serve *s, int li)
 	}
 	if (s->inetd_count >= s->cfg.max_conns && s->accepting) {
 		s->inetd_deferred++;
-		listen_enable(s, 0);
+		serve_listen_enable(s, 0);
 	}
 }
 
-int inetd_reaped(struct serve *s, pid_t pid)
+int serve_inetd_reaped(struct serve *s, pid_t pid)
 {
 	for (int i = 0; i < s->inetd_count; i++) {
 		if (s->inetd[i] != pid)
 			continue;
 		s->inetd[i] = s->inetd[--s->inetd_count];
 		if (s->cfg.mode == MODE_INETD && !s->exiting)
-			listen_enable(s, 1);
+			serve_listen_enable(s, 1);
 		return 1;
 	}
 	return 0;

@@ -231,7 +231,7 @@ static int proc_start(struct serve *s, struct generation *g, struct proc *p)
 	int child_end = -1;
 	p->restart_at = 0;
 	if (s->cfg.mode == MODE_HANDOFF) {
-		int r = handoff_pair(p, &child_end);
+		int r = serve_handoff_pair(p, &child_end);
 		if (r < 0)
 			return r;
 	}
@@ -265,7 +265,7 @@ static void reply_waiters(struct serve *s, int waiting, const char *text)
 {
 	for (int i = 0; i < SERVE_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0 && s->clients[i].waiting == waiting)
-			control_reply(s, i, text, 1);
+			serve_control_reply(s, i, text, 1);
 }
 
 static void gen_stop(struct serve *s, struct generation *g)
@@ -309,7 +309,7 @@ static void gen_up(struct serve *s, int gi)
 	if (old >= 0 && old != gi)
 		gen_stop(s, &s->gens[old]);
 	if (s->cfg.mode == MODE_HANDOFF)
-		handoff_retry(s);
+		serve_handoff_retry(s);
 }
 
 void serve_proc_ready(struct serve *s, struct generation *g, struct proc *p)
@@ -324,7 +324,7 @@ void serve_proc_ready(struct serve *s, struct generation *g, struct proc *p)
 				return;
 		gen_up(s, (int)(g - s->gens));
 	} else if (s->cfg.mode == MODE_HANDOFF) {
-		handoff_retry(s); /* a restarted worker is back */
+		serve_handoff_retry(s); /* a restarted worker is back */
 	}
 }
 
@@ -368,7 +368,7 @@ void serve_reload(struct serve *s, int client)
 		err = "error a reload is already in progress";
 	if (err) {
 		if (client >= 0)
-			control_reply(s, client, err, 1);
+			serve_control_reply(s, client, err, 1);
 		else
 			serve_log(s, "reload: %s", err + (err[0] == 'o' ? 3 : 6));
 		return;
@@ -376,7 +376,7 @@ void serve_reload(struct serve *s, int client)
 	int gi = gen_new(s);
 	if (gi < 0) {
 		if (client >= 0)
-			control_reply(s, client, "error busy: earlier generations are still stopping", 1);
+			serve_control_reply(s, client, "error busy: earlier generations are still stopping", 1);
 		serve_log(s, "reload refused: earlier generations are still stopping");
 		return;
 	}
@@ -403,7 +403,7 @@ void serve_stop(struct serve *s, const char *why)
 		return;
 	s->exiting = 1;
 	serve_log(s, "stopping (%s)", why);
-	listen_enable(s, 0);
+	serve_listen_enable(s, 0);
 	if (s->pending_conn >= 0) {
 		close(s->pending_conn);
 		s->pending_conn = -1;
@@ -461,7 +461,7 @@ static void proc_crashed(struct serve *s, struct generation *g, struct proc *p,
 
 static void reaped(struct serve *s, pid_t pid, int st)
 {
-	if (inetd_reaped(s, pid))
+	if (serve_inetd_reaped(s, pid))
 		return;
 	struct generation *g;
 	struct proc *p = serve_find_pid(s, pid, &g);
@@ -557,7 +557,7 @@ static void run_timers(struct serve *s)
 	int64_t now = now_ms();
 	if (s->retry_at && now >= s->retry_at) {
 		s->retry_at = 0;
-		handoff_retry(s);
+		serve_handoff_retry(s);
 	}
 	for (int i = 0; i < SERVE_MAX_GENS; i++) {
 		struct generation *g = &s->gens[i];
@@ -666,7 +666,7 @@ static int setup(struct serve *s)
 	    serve_watch(s, s->sigfd, EPOLLIN, EP_DATA(TAG_SIGNAL, 0)) < 0)
 		return fail(EXIT_SYSTEM, "serve", "epoll/signalfd: %s", strerror(errno));
 
-	int r = control_open(s);
+	int r = serve_control_open(s);
 	if (r == -EADDRINUSE)
 		return fail(EXIT_NO, "serve", "a supervisor named '%s' is already running",
 			    s->cfg.name);
@@ -685,7 +685,7 @@ static int setup(struct serve *s)
 					i ? ":" : "", sp->fdname);
 		serve_log(s, "listening on %s (fd %d for the server)", sp->bound, 3 + i);
 	}
-	if (s->cfg.mode != MODE_INETD && (r = notify_open(s)) < 0)
+	if (s->cfg.mode != MODE_INETD && (r = serve_notify_open(s)) < 0)
 		return fail(EXIT_SYSTEM, "serve", "notify socket: %s", strerror(-r));
 	return 0;
 }
@@ -707,7 +707,7 @@ int serve_run(struct serve_config *cfg)
 	int rc = setup(s);
 	if (rc == 0) {
 		if (s->cfg.mode == MODE_INETD) {
-			listen_enable(s, 1);
+			serve_listen_enable(s, 1);
 			serve_log(s, "accepting (--inetd, at most %d at once)", s->cfg.max_conns);
 		} else {
 			int gi = gen_new(s);
@@ -753,14 +753,14 @@ int serve_run(struct serve_config *cfg)
 			int idx = (int)(uint32_t)ev[i].data.u64;
 			switch (tag) {
 			case TAG_SIGNAL: on_signal(s); break;
-			case TAG_NOTIFY: notify_read(s); break;
-			case TAG_CONTROL: control_accept(s); break;
-			case TAG_CLIENT: control_read(s, idx); break;
+			case TAG_NOTIFY: serve_notify_read(s); break;
+			case TAG_CONTROL: serve_control_accept(s); break;
+			case TAG_CLIENT: serve_control_read(s, idx); break;
 			case TAG_LISTEN:
 				if (s->cfg.mode == MODE_INETD)
-					inetd_accept(s, idx);
+					serve_inetd_accept(s, idx);
 				else
-					handoff_accept(s, idx);
+					serve_handoff_accept(s, idx);
 				break;
 			}
 		}

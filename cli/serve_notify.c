@@ -20,7 +20,7 @@
 /* Notifications refused so far; only the first few are logged. */
 static unsigned refused;
 
-int notify_open(struct serve *s)
+int serve_notify_open(struct serve *s)
 {
 	unsigned char rnd[8];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
@@ -83,7 +83,7 @@ static void refuse(struct serve *s, const char *why, pid_t pid)
 			  refused == 10 ? "; further refusals not logged" : "");
 }
 
-void notify_read(struct serve *s)
+void serve_notify_read(struct serve *s)
 {
 	for (;;) {
 		char buf[NOTIFY_MSG_MAX + 1];
