@@ -35,9 +35,11 @@ struct listen_spec {
  * unix:/path. 0, or -1 with a reason in err. */
 int serve_spec_parse(const char *text, struct listen_spec *out, char *err,
 		     size_t errlen);
-/* Bind and (for streams) listen; the fd is close-on-exec and non-blocking.
+/* Bind and (for streams) listen; the fd is close-on-exec, and non-blocking
+ * if asked (kite accepts itself only in --inetd and --handoff modes; a
+ * socket-activated server gets a blocking socket, as systemd passes them).
  * fd or -errno. */
-int serve_spec_bind(struct listen_spec *s, int backlog);
+int serve_spec_bind(struct listen_spec *s, int backlog, int nonblock);
 /* Remove a unix:/path socket file at exit. */
 void serve_spec_unlink(const struct listen_spec *s);
 
@@ -100,6 +102,7 @@ struct serve {
 	int current;                 /* index into gens, or -1 */
 	int reloading;               /* index of the starting generation, or -1 */
 	int exiting;
+	int child_exited;            /* SIGCHLD seen: waitpid() this round */
 	int exit_code;
 	int64_t exit_kill_at;        /* while exiting: SIGKILL what is left */
 	int crashes;                 /* consecutive quick crashes */

@@ -37,6 +37,8 @@ static int dispatch(struct serve *s, int conn, const struct kite_peer *peer)
 	struct generation *g = &s->gens[s->current];
 	int nw = s->cfg.workers, tried[SERVE_MAX_WORKERS] = {0}, any = 0;
 	for (;;) {
+		/* One worker: nothing to compare, no SIOCOUTQ to ask. */
+		int measure = nw > 1;
 		int best = -1, best_q = 0;
 		for (int k = 0; k < nw; k++) {
 			int w = (int)((s->rr + (unsigned)k) % (unsigned)nw);
@@ -45,7 +47,7 @@ static int dispatch(struct serve *s, int conn, const struct kite_peer *peer)
 			    p->handoff_fd < 0)
 				continue;
 			int q = 0;
-			if (ioctl(p->handoff_fd, SIOCOUTQ, &q) < 0)
+			if (measure && ioctl(p->handoff_fd, SIOCOUTQ, &q) < 0)
 				q = 0;
 			if (best < 0 || q < best_q) {
 				best = w;

@@ -622,8 +622,10 @@ static void on_signal(struct serve *s)
 	struct signalfd_siginfo si;
 	while (read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		int sig = (int)si.ssi_signo;
-		if (sig == SIGCHLD)
-			continue; /* reaped below, every round */
+		if (sig == SIGCHLD) {
+			s->child_exited = 1; /* reaped at the end of this round */
+			continue;
+		}
 		if (sig == SIGHUP) {
 			serve_log(s, "SIGHUP: reload");
 			serve_reload(s, -1);
@@ -676,7 +678,7 @@ static int setup(struct serve *s)
 	size_t off = 0;
 	for (int i = 0; i < s->cfg.nlisten; i++) {
 		struct listen_spec *sp = &s->cfg.listen[i];
-		int fd = serve_spec_bind(sp, s->cfg.backlog);
+		int fd = serve_spec_bind(sp, s->cfg.backlog, s->cfg.mode != MODE_ACTIVATE);
 		if (fd < 0)
 			return fail(EXIT_SYSTEM, "serve", "cannot listen on %s: %s",
 				    sp->text, strerror(-fd));
@@ -764,7 +766,10 @@ int serve_run(struct serve_config *cfg)
 				break;
 			}
 		}
-		reap_all(s);
+		if (s->child_exited) {
+			s->child_exited = 0;
+			reap_all(s);
+		}
 		run_timers(s);
 	}
 	if (rc == 0)

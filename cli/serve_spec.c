@@ -156,9 +156,9 @@ static void describe_bound(int fd, struct listen_spec *sp)
 	}
 }
 
-int serve_spec_bind(struct listen_spec *sp, int backlog)
+int serve_spec_bind(struct listen_spec *sp, int backlog, int nonblock)
 {
-	int fd = socket(sp->family, sp->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(sp->family, sp->type | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1;

@@ -159,25 +159,37 @@ static int single_fd(struct msghdr *msg)
 
 int kite_handoff_accept(int handoff_fd, struct kite_peer *peer, int timeout_ms)
 {
-	struct pollfd p = {.fd = handoff_fd, .events = POLLIN};
-	int r = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
-
 	struct handoff_wire w;
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * 8)];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-	ssize_t n = recvmsg(handoff_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? (timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT)
-					    : -errno;
+	struct msghdr msg;
+	ssize_t n;
+	/* Try first, wait only if nothing is queued: a busy worker pays one
+	 * system call per connection. */
+	for (;;) {
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof ctl.buf;
+		n = recvmsg(handoff_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n >= 0)
+			break;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		if (timeout_ms == 0)
+			return -EAGAIN;
+		struct pollfd p = {.fd = handoff_fd, .events = POLLIN};
+		int r = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		timeout_ms = 0; /* readable now: one more try, no second wait */
+	}
 	if (n == 0 && msg.msg_controllen == 0)
 		return -EPIPE;
 	int fd = single_fd(&msg);

@@ -129,7 +129,7 @@ static int conn_input(struct conn *c)
 	for (;;) {
 		if (c->len >= BUF - 1)
 			return -1;
-		ssize_t n = read(c->fd, c->buf + c->len, BUF - 1 - c->len);
+		ssize_t n = recv(c->fd, c->buf + c->len, BUF - 1 - c->len, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (n <= 0)
@@ -191,7 +191,6 @@ static void add_conn(int ep, int fd, int early, const char *peer)
 		conns[i].fd = fd;
 		conns[i].early = early;
 		snprintf(conns[i].peer, sizeof conns[i].peer, "%s", peer);
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 1000u + (unsigned)i};
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 		return;
@@ -248,6 +247,8 @@ static int server_main(const char *delay_file)
 	for (;;) {
 		if (!ready_sent && ready_at >= 0 && mono_ms() >= ready_at) {
 			for (int i = 0; i < nfds; i++) {
+				/* kite passes blocking sockets, as systemd does. */
+				fcntl(3 + i, F_SETFL, fcntl(3 + i, F_GETFL) | O_NONBLOCK);
 				ev.data.u32 = 100u + (unsigned)i;
 				epoll_ctl(ep, EPOLL_CTL_ADD, 3 + i, &ev);
 			}
@@ -284,21 +285,21 @@ static int server_main(const char *delay_file)
 							drop_conn(ep, &conns[i]);
 				}
 			} else if (id == 2) {
+				/* Take everything queued. */
 				struct kite_peer peer;
-				int fd = kite_handoff_accept(handoff, &peer, 0);
+				int fd;
+				while ((fd = kite_handoff_accept(handoff, &peer, 0)) >= 0) {
+					char desc[96];
+					if (peer.family == AF_UNIX)
+						snprintf(desc, sizeof desc, "uid:%u", (unsigned)peer.uid);
+					else
+						snprintf(desc, sizeof desc, "%s", peer.host);
+					add_conn(ep, fd, !ready_sent, desc);
+				}
 				if (fd == -EPIPE) {
 					epoll_ctl(ep, EPOLL_CTL_DEL, handoff, NULL);
 					sources--;
-					continue;
 				}
-				if (fd < 0)
-					continue;
-				char desc[96];
-				if (peer.family == AF_UNIX)
-					snprintf(desc, sizeof desc, "uid:%u", (unsigned)peer.uid);
-				else
-					snprintf(desc, sizeof desc, "%s", peer.host);
-				add_conn(ep, fd, !ready_sent, desc);
 			} else if (id >= 100 && id < 1000) {
 				int lfd = 3 + (int)(id - 100), type = 0;
 				socklen_t tl = sizeof type;
@@ -316,8 +317,8 @@ static int server_main(const char *delay_file)
 					}
 					continue;
 				}
-				int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-				if (fd >= 0)
+				int fd;
+				while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
 					add_conn(ep, fd, 0, "direct");
 			} else if (id >= 1000) {
 				struct conn *c = &conns[id - 1000];
