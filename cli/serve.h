@@ -155,6 +155,10 @@ int serve_control_call(const char *name, const char *verb, int64_t timeout_ms);
 void serve_inetd_accept(struct serve *s, int listen_idx);
 int serve_inetd_reaped(struct serve *s, pid_t pid);   /* 1 if it was ours */
 void serve_listen_enable(struct serve *s, int on);
+/* Accept one connection from listening socket li (EINTR and aborted
+ * connections retried); fd, or -1 when none is waiting or on error (logged). */
+int serve_accept(struct serve *s, int li, struct sockaddr_storage *ss,
+		 socklen_t *len);
 
 /* ---- serve_handoff.c ---- */
 void serve_handoff_accept(struct serve *s, int listen_idx);

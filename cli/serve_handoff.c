@@ -102,16 +102,9 @@ void serve_handoff_accept(struct serve *s, int li)
 {
 	while (!s->exiting && pending_flush(s)) {
 		s->pending_len = sizeof s->pending_addr;
-		int conn = accept4(s->listen_fds[li], (struct sockaddr *)&s->pending_addr,
-				   &s->pending_len, SOCK_CLOEXEC);
-		if (conn < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN)
-				serve_log(s, "accept on %s: %s", s->cfg.listen[li].bound,
-					  strerror(errno));
+		int conn = serve_accept(s, li, &s->pending_addr, &s->pending_len);
+		if (conn < 0)
 			return;
-		}
 		s->pending_conn = conn;
 	}
 }

@@ -50,21 +50,31 @@ static void remote_env(const struct kite_peer *peer, char vars[3][96],
 	env[k] = NULL;
 }
 
+int serve_accept(struct serve *s, int li, struct sockaddr_storage *ss,
+		 socklen_t *len)
+{
+	for (;;) {
+		int conn = accept4(s->listen_fds[li], (struct sockaddr *)ss, len,
+				   SOCK_CLOEXEC); /* blocking, as the receiver expects */
+		if (conn >= 0)
+			return conn;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN)
+			serve_log(s, "accept on %s: %s", s->cfg.listen[li].bound,
+				  strerror(errno));
+		return -1;
+	}
+}
+
 void serve_inetd_accept(struct serve *s, int li)
 {
 	while (s->inetd_count < s->cfg.max_conns && !s->exiting) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
-		int conn = accept4(s->listen_fds[li], (struct sockaddr *)&ss, &len,
-				   SOCK_CLOEXEC);
-		if (conn < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN)
-				serve_log(s, "accept on %s: %s", s->cfg.listen[li].bound,
-					  strerror(errno));
+		int conn = serve_accept(s, li, &ss, &len);
+		if (conn < 0)
 			return;
-		}
 		struct kite_peer peer;
 		char vars[3][96];
 		const char *env[4];

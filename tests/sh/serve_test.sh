@@ -17,6 +17,19 @@ pids_of() { status "$1" | awk '/^process/{print $3}'; }
 gone() { for p in "$@"; do [ "$p" -gt 0 ] 2>/dev/null && kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
 zombies_of() { ps -o stat= --ppid "$1" 2>/dev/null | grep -c '^Z'; }
 
+# clients TAG TARGET N COUNT: N concurrent clients of COUNT requests each;
+# their summaries in $tmpdir/TAG.out; 0 if every one of them succeeded.
+clients() {
+	local tag=$1 target=$2 n=$3 count=$4 i fails=0 pids=()
+	for ((i = 1; i <= n; i++)); do
+		spawn "$W" client "$target" "$count" 120 >"$tmpdir/$tag.$i"
+		pids+=("$LAST_PID")
+	done
+	for i in "${pids[@]}"; do wait "$i" || fails=1; done
+	cat "$tmpdir/$tag".[0-9]* >"$tmpdir/$tag.out"
+	[ $fails = 0 ] && [ "$(grep -c "requests=$count failed=0" "$tmpdir/$tag.out")" = "$n" ]
+}
+
 # start NAME ARGS... : a supervisor in the background; $SUP is its pid.
 start() {
 	local name=$1; shift
@@ -179,12 +192,8 @@ sup_ho=$SUP
 wait_for 30 bash -c "[ -n \"\$('$KITE' serve status '$n' 2>/dev/null)\" ]"
 port=$(port_of "$n")
 # Clients start before any worker is ready: they wait in the backlog.
-for i in 1 2 3 4; do spawn "$W" client "127.0.0.1:$port" 25 120 >"$tmpdir/ho.$i"; eval "c$i=\$LAST_PID"; done
-fails=0
-for i in 1 2 3 4; do eval "wait \$c$i" || fails=1; done
-cat "$tmpdir"/ho.[1-4] >"$tmpdir/ho.out"
 check "handoff: 4 concurrent clients, 100 requests, none failed" \
-	bash -c "[ $fails = 0 ] && [ \$(grep -c 'requests=25 failed=0' '$tmpdir/ho.out') = 4 ]"
+	clients ho "127.0.0.1:$port" 4 25
 check "handoff: no connection handed to a worker before its READY=1" \
 	bash -c "! grep -q 'early=[1-9]' '$tmpdir/ho.out'"
 check "handoff: the peer address travels with the connection" \
@@ -217,12 +226,8 @@ KITE_TEST_ACTIVE_DIR="$tmpdir/active" start "$n" --inetd --max-conns 2 \
 sup_inetd=$SUP
 wait_for 30 bash -c "[ -n \"\$('$KITE' serve status '$n' 2>/dev/null)\" ]"
 port=$(port_of "$n")
-for i in 1 2 3 4; do spawn "$W" client "127.0.0.1:$port" 10 120 >"$tmpdir/inetd.$i"; eval "c$i=\$LAST_PID"; done
-fails=0
-for i in 1 2 3 4; do eval "wait \$c$i" || fails=1; done
-cat "$tmpdir"/inetd.[1-4] >"$tmpdir/inetd.out"
 check "inetd: 4 concurrent clients, 40 requests, none failed" \
-	bash -c "[ $fails = 0 ] && [ \$(grep -c 'requests=10 failed=0' '$tmpdir/inetd.out') = 4 ]"
+	clients inetd "127.0.0.1:$port" 4 10
 check "inetd: REMOTE_ADDR set for each connection" grep -q "remote=127.0.0.1" "$tmpdir/inetd.out"
 max=$(cat "$tmpdir/active.max" 2>/dev/null || echo 0)
 check "inetd: never more than --max-conns 2 at once (saw $max)" \
