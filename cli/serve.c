@@ -10,7 +10,8 @@
 
 static const char usage_text[] =
 	"Usage: kite serve --name NAME --listen SPEC... [OPTIONS] -- COMMAND [ARG]...\n"
-	"       kite serve status|reload|stop NAME [--timeout SECONDS]\n"
+	"       kite serve status NAME [--json] [--timeout SECONDS]\n"
+	"       kite serve reload|stop NAME [--timeout SECONDS]\n"
 	"Run COMMAND on sockets kite holds, restart it when it crashes, and reload\n"
 	"it without refusing a connection.\n"
 	"\n"
@@ -56,8 +57,11 @@ static int client_verb(int argc, char **argv)
 {
 	const char *verb = argv[1], *name = NULL;
 	int64_t timeout = 120000;
+	int json = 0;
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--json") && !strcmp(verb, "status")) {
+			json = 1;
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			if (parse_seconds_ms(argv[++i], &timeout) < 0 || timeout == 0)
 				return usage_error("serve", "bad --timeout '%s'", argv[i]);
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -73,7 +77,7 @@ static int client_verb(int argc, char **argv)
 		return usage_error("serve", "%s needs a NAME", verb);
 	if (!name_ok(name))
 		return usage_error("serve", "bad name '%s' (1-64 of [A-Za-z0-9._-])", name);
-	return serve_control_call(name, verb, timeout);
+	return serve_control_call(name, json ? "status json" : verb, timeout);
 }
 
 static int seconds_opt(const char *opt, const char *arg, int64_t *out)

@@ -19,6 +19,7 @@
 #define SERVE_MAX_INETD 4096   /* --max-conns ceiling */
 #define SERVE_MAX_CLIENTS 16   /* control connections open at once */
 #define SERVE_NAME_MAX 64
+#define SERVE_STATUS_MAX 65536 /* bytes of one status answer */
 
 /* ---- serve_spec.c ---- */
 struct listen_spec {
@@ -165,7 +166,9 @@ void serve_handoff_accept(struct serve *s, int listen_idx);
 void serve_handoff_retry(struct serve *s);
 int serve_handoff_pair(struct proc *p, int *child_end); /* socketpair; 0/-errno */
 
-/* ---- process start, shared by every mode (serve_loop.c) ---- */
+/* ---- processes, shared by every mode (serve_loop.c) ---- */
+/* Signal pid's process group (each child leads one), else pid alone. */
+void serve_kill(pid_t pid, int sig);
 /* Fork COMMAND with fds mapped as the mode wants; pid or -errno. */
 pid_t serve_spawn(struct serve *s, unsigned gen_id, int handoff_child_fd,
 		  int conn_fd, const char *const *extra_env);

@@ -6,6 +6,7 @@
  * Answers start with a word: "ok", "error" or "refused". */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,37 +113,114 @@ static const char *state_name(const struct generation *g)
 	}
 }
 
-/* "key value" lines, stable for scripts; one "generation" line per
- * generation and one "process" line per process. */
-static void status_text(struct serve *s, char *out, size_t cap)
+/* A bounded text buffer: writes past the end are dropped, and counted. */
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+	if (b->n >= b->cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+	va_end(ap);
+	b->n = r < 0 ? b->cap : b->n + (size_t)r;
+}
+
+/* A JSON string literal (bytes from 0x80 up pass through as they are). */
+static void put_json(struct buf *b, const char *text)
+{
+	put(b, "\"");
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			put(b, "\\%c", *c);
+		else if (*c < 0x20 || *c == 0x7f)
+			put(b, "\\u%04x", *c);
+		else
+			put(b, "%c", *c);
+	}
+	put(b, "\"");
+}
+
+static const char *proc_state(const struct proc *p)
+{
+	return p->pid <= 0 ? "restarting" : p->ready ? "ready" : p->stopping ? "stopping"
+									 : "starting";
+}
+
+/* Status as "key value" lines (stable for scripts: one "generation" line per
+ * generation, one "process" line per process), or as one JSON object. */
+static void status_text(struct serve *s, char *out, size_t cap, int json)
 {
 	static const char *const modes[] = {"activate", "inetd", "handoff"};
-	size_t n = 0;
-#define PUT(...) do { if (n < cap) n += (size_t)snprintf(out + n, cap - n, __VA_ARGS__); } while (0)
-	PUT("ok name %s\npid %d\nmode %s\nstate %s\n", s->cfg.name, (int)getpid(),
-	    modes[s->cfg.mode], s->exiting ? "stopping" : s->reloading >= 0 ? "reloading" : "running");
-	for (int i = 0; i < s->cfg.nlisten; i++)
-		PUT("listen %s fd %d\n", s->cfg.listen[i].bound, 3 + i);
-	PUT("restarts %llu\n", (unsigned long long)s->restarts);
+	struct buf b = {out, 0, cap - 1};
+	const char *state = s->exiting ? "stopping" : s->reloading >= 0 ? "reloading" : "running";
+	if (json) {
+		put(&b, "ok {\"name\":");
+		put_json(&b, s->cfg.name);
+		put(&b, ",\"pid\":%d,\"mode\":\"%s\",\"state\":\"%s\",\"restarts\":%llu,\"listen\":[",
+		    (int)getpid(), modes[s->cfg.mode], state, (unsigned long long)s->restarts);
+		for (int i = 0; i < s->cfg.nlisten; i++) {
+			put(&b, "%s{\"spec\":", i ? "," : "");
+			put_json(&b, s->cfg.listen[i].text);
+			put(&b, ",\"bound\":");
+			put_json(&b, s->cfg.listen[i].bound);
+			put(&b, ",\"fd\":%d}", 3 + i);
+		}
+		put(&b, "]");
+	} else {
+		put(&b, "ok name %s\npid %d\nmode %s\nstate %s\n", s->cfg.name, (int)getpid(),
+		    modes[s->cfg.mode], state);
+		for (int i = 0; i < s->cfg.nlisten; i++)
+			put(&b, "listen %s fd %d\n", s->cfg.listen[i].bound, 3 + i);
+		put(&b, "restarts %llu\n", (unsigned long long)s->restarts);
+	}
 	if (s->cfg.mode == MODE_INETD)
-		PUT("connections %d\nmax-conns %d\naccepted %llu\nlimit-reached %llu\n",
+		put(&b, json ? ",\"connections\":%d,\"max_conns\":%d,\"accepted\":%llu,\"limit_reached\":%llu"
+			     : "connections %d\nmax-conns %d\naccepted %llu\nlimit-reached %llu\n",
 		    s->inetd_count, s->cfg.max_conns, (unsigned long long)s->inetd_total,
 		    (unsigned long long)s->inetd_deferred);
 	if (s->cfg.mode == MODE_HANDOFF)
-		PUT("handed %llu\n", (unsigned long long)s->handed_total);
+		put(&b, json ? ",\"handed\":%llu" : "handed %llu\n",
+		    (unsigned long long)s->handed_total);
+	if (json)
+		put(&b, ",\"generations\":[");
+	int first = 1;
 	for (int i = 0; i < SERVE_MAX_GENS; i++) {
 		struct generation *g = &s->gens[i];
 		if (g->state == GEN_FREE)
 			continue;
-		PUT("generation %u %s%s\n", g->id, state_name(g), i == s->current ? " current" : "");
+		if (json)
+			put(&b, "%s{\"id\":%u,\"state\":\"%s\",\"current\":%s,\"processes\":[",
+			    first ? "" : ",", g->id, state_name(g), i == s->current ? "true" : "false");
+		else
+			put(&b, "generation %u %s%s\n", g->id, state_name(g),
+			    i == s->current ? " current" : "");
+		first = 0;
 		for (int w = 0; w < s->cfg.workers; w++) {
 			struct proc *p = &g->procs[w];
-			PUT("process %u %d %s handed %llu status %s\n", g->id, (int)p->pid,
-			    p->pid <= 0 ? "restarting" : p->ready ? "ready" : p->stopping ? "stopping" : "starting",
-			    (unsigned long long)p->handed, p->status[0] ? p->status : "-");
+			if (!json) {
+				put(&b, "process %u %d %s handed %llu status %s\n", g->id,
+				    (int)p->pid, proc_state(p), (unsigned long long)p->handed,
+				    p->status[0] ? p->status : "-");
+				continue;
+			}
+			put(&b, "%s{\"pid\":%d,\"state\":\"%s\",\"handed\":%llu,\"status\":",
+			    w ? "," : "", (int)p->pid, proc_state(p), (unsigned long long)p->handed);
+			put_json(&b, p->status);
+			put(&b, "}");
 		}
+		if (json)
+			put(&b, "]}");
 	}
-#undef PUT
+	if (json)
+		put(&b, "]}\n");
+	if (b.n >= b.cap) /* cut: say so rather than send half a line as whole */
+		snprintf(out, cap, "error status larger than %zu bytes", cap);
 }
 
 void serve_control_read(struct serve *s, int idx)
@@ -157,9 +235,9 @@ void serve_control_read(struct serve *s, int idx)
 		return;
 	}
 	buf[n] = 0;
-	if (!strcmp(buf, "status")) {
-		char text[8192];
-		status_text(s, text, sizeof text);
+	if (!strcmp(buf, "status") || !strcmp(buf, "status json")) {
+		static char text[SERVE_STATUS_MAX];
+		status_text(s, text, sizeof text, buf[6] != 0);
 		serve_control_reply(s, idx, text, 1);
 	} else if (!strcmp(buf, "reload")) {
 		serve_reload(s, idx);
@@ -193,7 +271,7 @@ int serve_control_call(const char *name, const char *verb, int64_t timeout_ms)
 		return fail(EXIT_SYSTEM, "serve", "send: %s", strerror(errno));
 	}
 	int64_t deadline = now_ms() + timeout_ms;
-	char buf[8192];
+	static char buf[SERVE_STATUS_MAX];
 	int rc = -1, got = 0;
 	while (rc < 0) {
 		int64_t left = deadline - now_ms();

@@ -253,12 +253,12 @@ static int proc_start(struct serve *s, struct generation *g, struct proc *p)
 	return 0;
 }
 
-static void kill_proc(struct proc *p, int sig)
+void serve_kill(pid_t pid, int sig)
 {
 	/* Its process group first (it leads one), so helpers it started go
 	 * too; the pid itself if it moved to a group of its own. */
-	if (kill(-p->pid, sig) < 0)
-		kill(p->pid, sig);
+	if (kill(-pid, sig) < 0)
+		kill(pid, sig);
 }
 
 static void reply_waiters(struct serve *s, int waiting, const char *text)
@@ -281,7 +281,7 @@ static void gen_stop(struct serve *s, struct generation *g)
 		p->ready = 0;
 		proc_close_handoff(p);
 		if (p->pid > 0)
-			kill_proc(p, SIGTERM);
+			serve_kill(p->pid, SIGTERM);
 	}
 	if (gen_any_running(s, g)) {
 		serve_log(s, "generation %u: stopping (SIGTERM, SIGKILL after %lld ms)",
@@ -416,7 +416,7 @@ void serve_stop(struct serve *s, const char *why)
 		if (s->gens[i].state != GEN_FREE)
 			gen_stop(s, &s->gens[i]);
 	for (int i = 0; i < s->inetd_count; i++)
-		kill(-s->inetd[i], SIGTERM);
+		serve_kill(s->inetd[i], SIGTERM);
 	s->exit_kill_at = now_ms() + s->cfg.grace_ms;
 }
 
@@ -566,7 +566,7 @@ static void run_timers(struct serve *s)
 			serve_log(s, "generation %u: grace period over, SIGKILL", g->id);
 			for (int w = 0; w < s->cfg.workers; w++)
 				if (g->procs[w].pid > 0)
-					kill_proc(&g->procs[w], SIGKILL);
+					serve_kill(g->procs[w].pid, SIGKILL);
 		}
 		if (i == s->reloading && now >= g->ready_deadline) {
 			char msg[200];
@@ -596,7 +596,7 @@ static void run_timers(struct serve *s)
 	if (s->exiting && s->exit_kill_at && now >= s->exit_kill_at) {
 		s->exit_kill_at = 0;
 		for (int i = 0; i < s->inetd_count; i++)
-			kill(-s->inetd[i], SIGKILL);
+			serve_kill(s->inetd[i], SIGKILL);
 		if (signal_leftovers(SIGKILL))
 			serve_log(s, "grace period over: SIGKILL to what is left");
 	}

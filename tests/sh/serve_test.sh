@@ -84,6 +84,12 @@ fi
 rc=$?
 check "control: a second supervisor of the same name exits 1 (already running)" \
 	bash -c "[ $rc -eq 1 ] && grep -q 'already running' '$tmpdir/dup.err'"
+if command -v python3 >/dev/null; then
+	check "control: status --json is one valid JSON object" bash -c \
+		"'$KITE' serve status '$n' --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d[\"generations\"][0][\"processes\"][0][\"state\"] == \"ready\" else 1)'"
+else
+	skip "control: status --json is one valid JSON object" "no python3 to parse it"
+fi
 "$KITE" serve status "$P-nosuch" 2>"$tmpdir/none.err"
 rc=$?
 check "control: status of a name nobody runs exits 1" \
