@@ -100,7 +100,9 @@ void serve_handoff_retry(struct serve *s)
 
 void serve_handoff_accept(struct serve *s, int li)
 {
-	while (!s->exiting && pending_flush(s)) {
+	/* At most 64 at a time, so control requests and signals wait no
+	 * longer than that under a flood; epoll reports the rest again. */
+	for (int batch = 0; batch < 64 && !s->exiting && pending_flush(s); batch++) {
 		s->pending_len = sizeof s->pending_addr;
 		int conn = serve_accept(s, li, &s->pending_addr, &s->pending_len);
 		if (conn < 0)

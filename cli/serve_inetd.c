@@ -69,7 +69,8 @@ int serve_accept(struct serve *s, int li, struct sockaddr_storage *ss,
 
 void serve_inetd_accept(struct serve *s, int li)
 {
-	while (s->inetd_count < s->cfg.max_conns && !s->exiting) {
+	for (int batch = 0; batch < 64 && s->inetd_count < s->cfg.max_conns &&
+			    !s->exiting; batch++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		int conn = serve_accept(s, li, &ss, &len);

@@ -49,6 +49,19 @@ stop_check() {
 
 echo 100 > "$tmpdir/delay"
 
+# ---- usage errors: one line, a pointer to --help, exit 100 ----
+usage_case() {
+	local err
+	err=$("$KITE" serve "$@" 2>&1 >/dev/null)
+	[ $? = 100 ] && grep -q "Try 'kite serve --help'" <<<"$err"
+}
+check "usage: no --name" usage_case --listen tcp:0 -- "$W"
+check "usage: bad listen spec" usage_case --name x --listen tcp:1.2.3 -- "$W"
+check "usage: udp with --inetd" usage_case --name x --inetd --listen udp:0 -- "$W"
+check "usage: no COMMAND" usage_case --name x --listen tcp:0
+check "usage: reload without NAME" usage_case reload
+check "usage: --help exits 0" bash -c "'$KITE' serve --help | grep -q '^Usage: kite serve'"
+
 # ---- socket activation ----
 n="$P-act"
 start "$n" --ready-timeout 8 --listen tcp:127.0.0.1:0 --listen udp:127.0.0.1:0 --listen "unix:@kite-test/$n" \
