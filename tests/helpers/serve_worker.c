@@ -7,7 +7,7 @@
  *   - with KITE_HANDOFF_FD: takes connections with kite_handoff_accept();
  *   - with --inetd: one request on stdin/stdout.
  *   Sends READY=1 to NOTIFY_SOCKET after the delay read from F (milliseconds,
- *   or "never"). A hand-off worker that is given a connection before it said
+ *   "never", or "hold": until F says something else). A hand-off worker that is given a connection before it said
  *   READY=1 marks its answers "early=1". GET /crash exits 42 at once.
  *   SIGTERM: stop accepting (hand-off: take what is queued until -EPIPE),
  *   finish the requests already accepted, exit 0.
@@ -82,7 +82,7 @@ static void notify(const char *text)
 	close(fd);
 }
 
-/* -1: never; else milliseconds. */
+/* -1: never; -2: "hold" (ask again later); else milliseconds. */
 static long ready_delay(const char *file)
 {
 	if (!file)
@@ -96,6 +96,8 @@ static long ready_delay(const char *file)
 	fclose(f);
 	if (!strncmp(line, "never", 5))
 		return -1;
+	if (!strncmp(line, "hold", 4))
+		return -2;
 	return strtol(line, NULL, 10);
 }
 
@@ -233,7 +235,8 @@ static int server_main(const char *delay_file)
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 1};
 	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
 	long delay = ready_delay(delay_file);
-	int64_t ready_at = delay < 0 ? -1 : mono_ms() + delay;
+	int64_t ready_at = delay == -1 ? -1 : mono_ms() + (delay < 0 ? 50 : delay);
+	int hold = delay == -2;
 	int stopping = 0, sources = 0;
 
 	/* The sources are watched only once we are ready, except a hand-off
@@ -245,7 +248,13 @@ static int server_main(const char *delay_file)
 		sources = 1;
 	}
 	for (;;) {
-		if (!ready_sent && ready_at >= 0 && mono_ms() >= ready_at) {
+		if (hold && !ready_sent && mono_ms() >= ready_at) {
+			/* "hold": READY=1 only once the test rewrites the file. */
+			hold = ready_delay(delay_file) == -2;
+			if (hold)
+				ready_at = mono_ms() + 50;
+		}
+		if (!ready_sent && !hold && ready_at >= 0 && mono_ms() >= ready_at) {
 			for (int i = 0; i < nfds; i++) {
 				/* kite passes blocking sockets, as systemd does. */
 				fcntl(3 + i, F_SETFL, fcntl(3 + i, F_GETFL) | O_NONBLOCK);

@@ -64,7 +64,7 @@ check "usage: --help exits 0" bash -c "'$KITE' serve --help | grep -q '^Usage: k
 
 # ---- socket activation ----
 n="$P-act"
-start "$n" --ready-timeout 8 --listen tcp:127.0.0.1:0 --listen udp:127.0.0.1:0 --listen "unix:@kite-test/$n" \
+start "$n" --ready-timeout 15 --listen tcp:127.0.0.1:0 --listen udp:127.0.0.1:0 --listen "unix:@kite-test/$n" \
 	-- "$W" --ready-delay-file "$tmpdir/delay"
 sup_act=$SUP
 if wait_for 30 is_up "$n" 1; then ok "activation: generation 1 up after READY=1"
@@ -133,14 +133,16 @@ else not_ok "reload: zero failed requests across five reloads" "$(cat "$tmpdir/l
 check "reload: no zombie children" test "$(zombies_of "$sup_act")" = 0
 
 # ---- readiness: the old generation serves until the new one is READY ----
-echo 2000 > "$tmpdir/delay"
+echo hold > "$tmpdir/delay"
 "$KITE" serve reload "$n" >/dev/null 2>&1 &
 rl=$!
 if wait_for 30 bash -c "'$KITE' serve status '$n' | grep -q '^generation 7 starting'"; then
-	out=$("$W" client "127.0.0.1:$port" 1 30)
+	out=$("$W" client "127.0.0.1:$port" 3 30)
 	check "readiness: while generation 7 is starting, generation 6 answers" \
 		grep -q "failed=0 .*gen=6 " <<<"$out"
 else not_ok "readiness: while generation 7 is starting, generation 6 answers" "never starting"; fi
+check "readiness: the reload waits for READY=1" kill -0 $rl
+echo 0 > "$tmpdir/delay"
 wait $rl
 check "readiness: the slow generation 7 became current after READY=1" is_up "$n" 7
 echo never > "$tmpdir/delay"
