@@ -652,10 +652,17 @@ static const int handled_signals[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
 
 static int setup(struct serve *s)
 {
+	/* Dispositions first: a signal that arrived ignored (nohup ignores
+	 * SIGHUP, a shell's background job SIGINT) would never reach the
+	 * signalfd. SIGPIPE is ignored: a closed stderr must not kill the
+	 * supervisor (children get it back at its default). */
 	sigset_t set;
 	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof handled_signals / sizeof *handled_signals; i++)
+	for (size_t i = 0; i < sizeof handled_signals / sizeof *handled_signals; i++) {
+		signal(handled_signals[i], SIG_DFL);
 		sigaddset(&set, handled_signals[i]);
+	}
+	signal(SIGPIPE, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return fail(EXIT_SYSTEM, "serve", "sigprocmask: %s", strerror(errno));
 	/* Workers' orphans re-parent to us, so we can reap and stop them. */

@@ -270,3 +270,17 @@ wait "$sup_term"
 rc=$?
 if [ $rc = 0 ] && wait_for 20 gone $pids; then ok "SIGTERM: supervisor exits 0 and both workers are gone"
 else not_ok "SIGTERM: supervisor exits 0 and both workers are gone" "rc $rc, pids $pids"; fi
+
+# ---- SIGINT too, though a background job starts with SIGINT ignored ----
+n="$P-int"
+start "$n" --listen tcp:127.0.0.1:0 -- "$W"
+sup_int=$SUP
+wait_for 30 is_up "$n" 1
+pids=$(pids_of "$n")
+kill -INT "$sup_int"
+if wait_for 30 bash -c "! kill -0 $sup_int 2>/dev/null"; then
+	wait "$sup_int"
+	rc=$?
+else rc=timeout; fi
+if [ "$rc" = 0 ] && wait_for 20 gone $pids; then ok "SIGINT: supervisor exits 0, worker gone"
+else not_ok "SIGINT: supervisor exits 0, worker gone" "rc $rc"; fi
