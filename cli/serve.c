@@ -178,6 +178,8 @@ int cmd_serve(int argc, char **argv)
 		return usage_error("serve", "at least one --listen SPEC is required");
 	if (inetd && handoff)
 		return usage_error("serve", "--inetd and --handoff exclude each other");
+	if (inetd && cfg.workers != 1)
+		return usage_error("serve", "--workers does not apply to --inetd (see --max-conns)");
 	if (optind >= argc)
 		return usage_error("serve", "no COMMAND given (after --)");
 	if (cfg.backoff_ms == 0)

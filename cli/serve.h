@@ -106,6 +106,7 @@ struct serve {
 	int child_exited;            /* SIGCHLD seen: waitpid() this round */
 	int exit_code;
 	int64_t exit_kill_at;        /* while exiting: SIGKILL what is left */
+	int64_t exit_giveup_at;      /* ... and stop waiting for it */
 	int crashes;                 /* consecutive quick crashes */
 	uint64_t restarts;
 	struct control_client clients[SERVE_MAX_CLIENTS];

@@ -505,15 +505,17 @@ static void reap_all(struct serve *s)
  * workers, re-parented to us by PR_SET_CHILD_SUBREAPER. */
 static int signal_leftovers(int sig)
 {
-	char path[64], buf[4096];
+	static char buf[65536]; /* room for thousands of pids */
+	char path[64];
 	snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+		n += (size_t)r;
 	close(fd);
-	if (n <= 0)
-		return 0;
 	buf[n] = 0;
 	int count = 0;
 	for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n")) {
@@ -537,7 +539,7 @@ static int64_t next_deadline(struct serve *s)
 {
 	int64_t t = s->retry_at;
 	if (s->exiting)
-		t = earliest(t, s->exit_kill_at);
+		t = earliest(earliest(t, s->exit_kill_at), s->exit_giveup_at);
 	for (int i = 0; i < SERVE_MAX_GENS; i++) {
 		struct generation *g = &s->gens[i];
 		if (g->state == GEN_STOPPING && !g->killed)
@@ -595,6 +597,7 @@ static void run_timers(struct serve *s)
 	}
 	if (s->exiting && s->exit_kill_at && now >= s->exit_kill_at) {
 		s->exit_kill_at = 0;
+		s->exit_giveup_at = now + 5000;
 		for (int i = 0; i < s->inetd_count; i++)
 			serve_kill(s->inetd[i], SIGKILL);
 		if (signal_leftovers(SIGKILL))
@@ -735,11 +738,10 @@ int serve_run(struct serve_config *cfg)
 	}
 	int left_signalled = 0;
 	while (!(s->exiting && all_gone(s))) {
-		int64_t deadline = next_deadline(s), wait = -1;
-		if (deadline) {
-			wait = deadline - now_ms();
-			if (wait < 0)
-				wait = 0;
+		if (s->exit_giveup_at && now_ms() >= s->exit_giveup_at) {
+			serve_log(s, "processes survive SIGKILL (uninterruptible?): "
+				  "exiting without reaping them");
+			break;
 		}
 		if (s->exiting && !left_signalled) {
 			int busy = 0;
@@ -747,9 +749,18 @@ int serve_run(struct serve_config *cfg)
 				busy |= s->gens[i].state != GEN_FREE;
 			if (!busy && !s->inetd_count) {
 				left_signalled = 1;
-				if (signal_leftovers(SIGTERM))
+				if (signal_leftovers(SIGTERM)) {
+					/* Orphans get a grace period of their own. */
 					serve_log(s, "SIGTERM to leftover processes");
+					s->exit_kill_at = now_ms() + s->cfg.grace_ms;
+				}
 			}
+		}
+		int64_t deadline = next_deadline(s), wait = -1;
+		if (deadline) {
+			wait = deadline - now_ms();
+			if (wait < 0)
+				wait = 0;
 		}
 		struct epoll_event ev[32];
 		int n = epoll_wait(s->epfd, ev, 32, (int)(wait > 60000 ? 60000 : wait));

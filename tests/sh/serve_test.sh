@@ -196,7 +196,10 @@ check "start: a COMMAND that cannot run is reported, exit 111" \
 # ---- orphans are reaped and stopped (PR_SET_CHILD_SUBREAPER) ----
 n="$P-orphan"
 mark=$((900000 + $$ % 99999))
-start "$n" --listen tcp:127.0.0.1:0 --grace 2 -- sh -c "setsid sleep $mark & exec '$W'"
+# The grandchild leaves the worker's process group and ignores SIGTERM:
+# only the subreaper's own clean-up (TERM, grace, KILL) can end it.
+start "$n" --listen tcp:127.0.0.1:0 --grace 2 -- \
+	sh -c "setsid sh -c \"trap '' TERM; exec sleep $mark\" & exec '$W'"
 sup_orphan=$SUP
 wait_for 30 is_up "$n" 1
 check "orphans: the escaped grandchild runs" wait_for 10 pgrep -f "^sleep $mark\$" >/dev/null
