@@ -83,8 +83,12 @@ static void put_pid(char *buf, long v)
 
 /* In the child: only async-signal-safe calls until exec. */
 static void child_setup(struct serve *s, int handoff_fd, int conn_fd,
-			char *listen_pid, int errpipe)
+			char *listen_pid, int errpipe, pid_t supervisor)
 {
+	/* If kite itself is killed, its servers are told to stop too. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != supervisor)
+		_exit(127); /* it died before the line above */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -160,10 +164,11 @@ pid_t serve_spawn(struct serve *s, unsigned gen_id, int handoff_fd, int conn_fd,
 		free(envp);
 		return -errno;
 	}
+	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(ep[0]);
-		child_setup(s, handoff_fd, conn_fd, listen_pid, ep[1]);
+		child_setup(s, handoff_fd, conn_fd, listen_pid, ep[1], self);
 		execvpe(s->cfg.argv[0], s->cfg.argv, envp);
 		int e = errno;
 		if (write(ep[1], &e, sizeof e) < 0) {}

@@ -15,7 +15,8 @@ is_up() { status "$1" | grep -q "^generation $2 up current"; }
 no_stopping() { ! status "$1" | grep -q ' stopping'; }
 pids_of() { status "$1" | awk '/^process/{print $3}'; }
 gone() { for p in "$@"; do [ "$p" -gt 0 ] 2>/dev/null && kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
-zombies_of() { ps -o stat= --ppid "$1" 2>/dev/null | grep -c '^Z'; }
+# A child that just exited is a zombie until kite reads SIGCHLD: poll.
+no_zombies() { wait_for 20 bash -c "[ \$(ps -o stat= --ppid $1 | grep -c '^Z') = 0 ]"; }
 
 # clients TAG TARGET N COUNT: N concurrent clients of COUNT requests each;
 # their summaries in $tmpdir/TAG.out; 0 if every one of them succeeded.
@@ -130,7 +131,7 @@ check "reload: generation 6 is current" is_up "$n" 6
 if grep -q '^requests=[1-9][0-9]* failed=0 ' "$tmpdir/load.out"; then
 	ok "reload: zero failed requests across five reloads ($(cut -d' ' -f1,2,4 "$tmpdir/load.out"))"
 else not_ok "reload: zero failed requests across five reloads" "$(cat "$tmpdir/load.out")"; fi
-check "reload: no zombie children" test "$(zombies_of "$sup_act")" = 0
+check "reload: no zombie children" no_zombies "$sup_act"
 
 # ---- readiness: the old generation serves until the new one is READY ----
 echo hold > "$tmpdir/delay"
@@ -259,7 +260,7 @@ check "inetd: never more than --max-conns 2 at once (saw $max)" \
 out=$("$W" client "unix:@kite-test/$n" 2 30)
 check "inetd: unix peer gets its kernel-verified REMOTE_UID" \
 	grep -q "failed=0 .*remote=$(id -u)\$" <<<"$out"
-check "inetd: no zombie children" test "$(zombies_of "$sup_inetd")" = 0
+check "inetd: no zombie children" no_zombies "$sup_inetd"
 stop_check "$n" "$sup_inetd" "inetd: supervisor exits 0"
 
 # ---- SIGTERM stops everything ----
