@@ -21,6 +21,7 @@
 #include "handoff.h"
 #include "kite.h"
 #include "notify_msg.h"
+#include "serve.h"
 
 static void test_notify_table(void **state)
 {
@@ -213,10 +214,79 @@ static void test_handoff_fd_env(void **state)
 	close(sv[1]);
 }
 
+static void test_listen_specs(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		int ok, family, type;
+		const char *fdname;
+	} cases[] = {
+		{"tcp:8080", 1, AF_INET, SOCK_STREAM, "tcp-8080"},
+		{"tcp:0", 1, AF_INET, SOCK_STREAM, "tcp-0"},
+		{"tcp:65535", 1, AF_INET, SOCK_STREAM, NULL},
+		{"tcp:0.0.0.0:80", 1, AF_INET, SOCK_STREAM, "tcp-0.0.0.0-80"},
+		{"udp:127.0.0.1:53", 1, AF_INET, SOCK_DGRAM, NULL},
+		{"tcp:[::1]:80", 1, AF_INET6, SOCK_STREAM, "tcp-[--1]-80"},
+		{"udp:[::]:0", 1, AF_INET6, SOCK_DGRAM, NULL},
+		{"unix:@kite/x", 1, AF_UNIX, SOCK_STREAM, "unix-@kite/x"},
+		{"unix:/run/x.sock", 1, AF_UNIX, SOCK_STREAM, NULL},
+		{"tcp:65536", 0, 0, 0, NULL},
+		{"tcp:-1", 0, 0, 0, NULL},
+		{"tcp: 80", 0, 0, 0, NULL},
+		{"tcp:", 0, 0, 0, NULL},
+		{"tcp:1.2.3.4:", 0, 0, 0, NULL},
+		{"tcp:1.2.3:80", 0, 0, 0, NULL},
+		{"tcp:256.0.0.1:80", 0, 0, 0, NULL},
+		{"tcp:localhost:80", 0, 0, 0, NULL},
+		{"tcp:[::1]", 0, 0, 0, NULL},
+		{"tcp:[::1]80", 0, 0, 0, NULL},
+		{"tcp:[zz]:80", 0, 0, 0, NULL},
+		{"tcp:[::1:80", 0, 0, 0, NULL},
+		{"tcp:80x", 0, 0, 0, NULL},
+		{"unix:", 0, 0, 0, NULL},
+		{"unix:@", 0, 0, 0, NULL},
+		{"unix:relative", 0, 0, 0, NULL},
+		{"sctp:80", 0, 0, 0, NULL},
+		{"", 0, 0, 0, NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct listen_spec sp;
+		char err[200] = "";
+		int rc = serve_spec_parse(cases[i].in, &sp, err, sizeof err);
+		if (!cases[i].ok) {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(err, cases[i].in)); /* says which */
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(sp.family, cases[i].family);
+		assert_int_equal(sp.type, cases[i].type);
+		if (cases[i].fdname)
+			assert_string_equal(sp.fdname, cases[i].fdname);
+	}
+	/* The default address is loopback, never all interfaces. */
+	struct listen_spec sp;
+	char err[200];
+	assert_int_equal(serve_spec_parse("tcp:8080", &sp, err, sizeof err), 0);
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&sp.addr;
+	assert_int_equal(ntohl(in->sin_addr.s_addr), INADDR_LOOPBACK);
+	assert_int_equal(ntohs(in->sin_port), 8080);
+	/* Unix paths: 107 bytes fit sun_path with its NUL, 108 do not. */
+	char path[5 + 110] = "unix:/";
+	memset(path + 6, 'p', 106);
+	path[112] = 0;
+	assert_int_equal(serve_spec_parse(path, &sp, err, sizeof err), 0);
+	path[112] = 'p';
+	path[113] = 0;
+	assert_int_equal(serve_spec_parse(path, &sp, err, sizeof err), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_notify_table),
+		cmocka_unit_test(test_listen_specs),
 		cmocka_unit_test(test_handoff_roundtrip_and_hostile),
 		cmocka_unit_test(test_handoff_fd_env),
 	};
