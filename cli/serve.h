@@ -1,7 +1,9 @@
 /* kite serve: the pieces of the supervisor, one file per concern.
  *   serve.c          options, the client verbs (status, reload, stop)
  *   serve_spec.c     --listen SPEC parsing and binding
- *   serve_loop.c     the supervisor: generations, restarts, signals
+ *   serve_loop.c     the supervisor's event loop: signals, timers, exit
+ *   serve_gen.c      generations: reloads, readiness, crashes, restarts
+ *   serve_spawn.c    starting a process: fds, environment, exec
  *   serve_notify.c   NOTIFY_SOCKET: readiness datagrams
  *   serve_control.c  the control socket @kite-serve/NAME/control
  *   serve_inetd.c    --inetd: one process per connection
@@ -44,7 +46,7 @@ int serve_spec_bind(struct listen_spec *s, int backlog, int nonblock);
 /* Remove a unix:/path socket file at exit. */
 void serve_spec_unlink(const struct listen_spec *s);
 
-/* ---- the supervisor's state (serve_loop.c) ---- */
+/* ---- the supervisor's state ---- */
 enum serve_mode { MODE_ACTIVATE, MODE_INETD, MODE_HANDOFF };
 
 struct serve_config {
@@ -167,7 +169,18 @@ void serve_handoff_accept(struct serve *s, int listen_idx);
 void serve_handoff_retry(struct serve *s);
 int serve_handoff_pair(struct proc *p, int *child_end); /* socketpair; 0/-errno */
 
-/* ---- processes, shared by every mode (serve_loop.c) ---- */
+/* ---- serve_gen.c ---- */
+int serve_gen_first(struct serve *s);            /* generation 1; 0/-errno */
+void serve_reap_all(struct serve *s);            /* waitpid until none */
+int64_t serve_gen_deadline(struct serve *s);     /* 0: none */
+void serve_gen_timers(struct serve *s, int64_t now);
+/* The earlier of two deadlines, 0 meaning none (serve_loop.c). */
+int64_t serve_earliest(int64_t a, int64_t b);
+
+/* ---- processes, shared by every mode (serve_spawn.c) ---- */
+/* Signal the children kite still has (orphans re-parented to it by
+ * PR_SET_CHILD_SUBREAPER); how many were signalled. */
+int serve_signal_leftovers(int sig);
 /* Signal pid's process group (each child leads one), else pid alone. */
 void serve_kill(pid_t pid, int sig);
 /* Fork COMMAND with fds mapped as the mode wants; pid or -errno. */

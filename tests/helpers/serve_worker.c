@@ -50,7 +50,6 @@ struct conn {
 	char buf[BUF];
 };
 
-static int early_mode; /* got a hand-off before READY=1 */
 static int ready_sent;
 static char names_env[256];
 static int nfds_env;
@@ -512,6 +511,5 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--inetd"))
 			inetd = 1;
 	}
-	(void)early_mode;
 	return inetd ? inetd_main() : server_main(delay_file);
 }
