@@ -20,6 +20,9 @@
 #define SERVE_MAX_GENS 4       /* current, starting, and stopping ones */
 #define SERVE_MAX_INETD 4096   /* --max-conns ceiling */
 #define SERVE_MAX_CLIENTS 16   /* control connections open at once */
+#define SERVE_MAX_REFUSED 8    /* refused ones held for their request; the
+                                  oldest is dropped first, so a hostile uid
+                                  cannot take the owner's slots */
 #define SERVE_NAME_MAX 64
 #define SERVE_STATUS_MAX 65536 /* bytes of one status answer */
 
@@ -92,6 +95,7 @@ struct control_client {
 	int fd;                      /* -1: free */
 	int waiting;                 /* 1 reload pending, 2 stop: held open,
 	                                3 refused: closed on its request */
+	int64_t close_at;            /* >0: closed then if still open */
 };
 
 struct serve {
@@ -105,13 +109,14 @@ struct serve {
 	int current;                 /* index into gens, or -1 */
 	int reloading;               /* index of the starting generation, or -1 */
 	int exiting;
+	unsigned control_refused;    /* connections refused (first 10 logged) */
 	int child_exited;            /* SIGCHLD seen: waitpid() this round */
 	int exit_code;
 	int64_t exit_kill_at;        /* while exiting: SIGKILL what is left */
 	int64_t exit_giveup_at;      /* ... and stop waiting for it */
 	int crashes;                 /* consecutive quick crashes */
 	uint64_t restarts;
-	struct control_client clients[SERVE_MAX_CLIENTS];
+	struct control_client clients[SERVE_MAX_CLIENTS + SERVE_MAX_REFUSED];
 	/* --inetd */
 	pid_t inetd[SERVE_MAX_INETD];
 	int inetd_count;
@@ -152,6 +157,9 @@ int serve_control_open(struct serve *s);              /* -EADDRINUSE: running */
 void serve_control_accept(struct serve *s);
 void serve_control_read(struct serve *s, int idx);
 void serve_control_reply(struct serve *s, int idx, const char *text, int close_it);
+/* Control connections idle too long (or refused ones) are closed. */
+int64_t serve_control_deadline(struct serve *s);
+void serve_control_timers(struct serve *s, int64_t now);
 /* Client side: send verb to NAME's supervisor, print the answer. */
 int serve_control_call(const char *name, const char *verb, int64_t timeout_ms);
 

@@ -73,34 +73,67 @@ void serve_control_accept(struct serve *s)
 		}
 		int refuse = cr.uid != 0 && cr.uid != getuid();
 		int idx = -1;
-		for (int i = 0; i < SERVE_MAX_CLIENTS && idx < 0; i++)
-			if (s->clients[i].fd < 0)
-				idx = i;
 		if (refuse) {
+			/* A refused client is held (apart from the owner's slots)
+			 * until its request arrives: closing with the request
+			 * unread would reset the connection, and the client would
+			 * never read why. */
+			int lo = SERVE_MAX_CLIENTS, hi = lo + SERVE_MAX_REFUSED;
+			for (int i = lo; i < hi && idx < 0; i++)
+				if (s->clients[i].fd < 0)
+					idx = i;
+			if (idx < 0) { /* all taken: drop the oldest */
+				idx = lo;
+				for (int i = lo; i < hi; i++)
+					if (s->clients[i].close_at < s->clients[idx].close_at)
+						idx = i;
+				serve_control_reply(s, idx, "", 1);
+			}
 			snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
 				 "(only uid %u and root)", (unsigned)cr.uid, s->cfg.name,
 				 (unsigned)getuid());
-			serve_log(s, "control: refused pid %d uid %u", (int)cr.pid,
-				  (unsigned)cr.uid);
-		}
-		if (idx < 0 || refuse) {
-			const char *text = refuse ? msg : "error busy: too many control connections";
-			send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+			send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (++s->control_refused <= 10)
+				serve_log(s, "control: refused pid %d uid %u%s", (int)cr.pid,
+					  (unsigned)cr.uid, s->control_refused == 10 ?
+					  "; further refusals not logged" : "");
+		} else {
+			for (int i = 0; i < SERVE_MAX_CLIENTS && idx < 0; i++)
+				if (s->clients[i].fd < 0)
+					idx = i;
 			if (idx < 0) {
+				const char *busy = "error busy: too many control connections";
+				send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
 				close(fd);
 				continue;
 			}
 		}
-		/* A refused client is held until its request arrives: closing
-		 * with the request unread would reset the connection and lose
-		 * the refusal before the client reads it. */
 		s->clients[idx].fd = fd;
 		s->clients[idx].waiting = refuse ? 3 : 0;
+		/* A request is one small message: wait for it a few seconds. */
+		s->clients[idx].close_at = now_ms() + (refuse ? 1000 : 10000);
 		if (serve_watch(s, fd, EPOLLIN, EP_DATA(TAG_CLIENT, idx)) < 0) {
 			close(fd);
 			s->clients[idx].fd = -1;
 		}
 	}
+}
+
+int64_t serve_control_deadline(struct serve *s)
+{
+	int64_t t = 0;
+	for (int i = 0; i < SERVE_MAX_CLIENTS + SERVE_MAX_REFUSED; i++)
+		if (s->clients[i].fd >= 0)
+			t = serve_earliest(t, s->clients[i].close_at);
+	return t;
+}
+
+void serve_control_timers(struct serve *s, int64_t now)
+{
+	for (int i = 0; i < SERVE_MAX_CLIENTS + SERVE_MAX_REFUSED; i++)
+		if (s->clients[i].fd >= 0 && s->clients[i].close_at &&
+		    now >= s->clients[i].close_at)
+			serve_control_reply(s, i, "", 1);
 }
 
 static const char *state_name(const struct generation *g)
@@ -235,6 +268,7 @@ void serve_control_read(struct serve *s, int idx)
 		return;
 	}
 	buf[n] = 0;
+	c->close_at = 0; /* it asked: answers may take a while (reload) */
 	if (!strcmp(buf, "status") || !strcmp(buf, "status json")) {
 		static char text[SERVE_STATUS_MAX];
 		status_text(s, text, sizeof text, buf[6] != 0);

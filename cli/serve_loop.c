@@ -44,6 +44,7 @@ int64_t serve_earliest(int64_t a, int64_t b)
 static int64_t next_deadline(struct serve *s)
 {
 	int64_t t = serve_earliest(s->retry_at, serve_gen_deadline(s));
+	t = serve_earliest(t, serve_control_deadline(s));
 	if (s->exiting)
 		t = serve_earliest(serve_earliest(t, s->exit_kill_at), s->exit_giveup_at);
 	return t;
@@ -57,6 +58,7 @@ static void run_timers(struct serve *s)
 		serve_handoff_retry(s);
 	}
 	serve_gen_timers(s, now);
+	serve_control_timers(s, now);
 	if (s->exiting && s->exit_kill_at && now >= s->exit_kill_at) {
 		s->exit_kill_at = 0;
 		s->exit_giveup_at = now + 5000;
@@ -175,7 +177,7 @@ int serve_run(struct serve_config *cfg)
 	s->pending_conn = -1;
 	for (int i = 0; i < SERVE_MAX_LISTEN; i++)
 		s->listen_fds[i] = -1;
-	for (int i = 0; i < SERVE_MAX_CLIENTS; i++)
+	for (int i = 0; i < SERVE_MAX_CLIENTS + SERVE_MAX_REFUSED; i++)
 		s->clients[i].fd = -1;
 
 	int rc = setup(s);
@@ -252,7 +254,7 @@ int serve_run(struct serve_config *cfg)
 	}
 	if (rc == 0)
 		serve_log(s, "stopped");
-	for (int i = 0; i < SERVE_MAX_CLIENTS; i++)
+	for (int i = 0; i < SERVE_MAX_CLIENTS + SERVE_MAX_REFUSED; i++)
 		if (s->clients[i].fd >= 0)
 			close(s->clients[i].fd);
 	for (int i = 0; i < s->cfg.nlisten; i++)
