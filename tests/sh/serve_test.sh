@@ -113,8 +113,30 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	rc=$?
 	check "control: another uid is refused (SO_PEERCRED), and told so" \
 		bash -c "[ $rc -eq 1 ] && grep -q 'refused' '$tmpdir/ref.err'"
+	if command -v python3 >/dev/null; then
+		# 40 idle connections from another uid must not lock the owner out.
+		setpriv --reuid 65534 --regid 65534 --clear-groups python3 -c "
+import socket, time
+held = []
+for i in range(40):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect('\0kite-serve/$n/control')
+    held.append(s)
+print('holding', flush=True)
+time.sleep(20)
+" >"$tmpdir/hold.out" 2>&1 &
+		holder=$!
+		__pids+=("$holder")
+		wait_for 20 grep -q holding "$tmpdir/hold.out"
+		check "control: the owner is answered while another uid floods the socket" \
+			bash -c "'$KITE' serve status '$n' --timeout 10 | grep -q '^generation 1 up'"
+		kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+	else
+		skip "control: the owner is answered while another uid floods the socket" "no python3"
+	fi
 else
 	skip "control: another uid is refused (SO_PEERCRED), and told so" "needs root and setpriv"
+	skip "control: the owner is answered while another uid floods the socket" "needs root and setpriv"
 fi
 
 # ---- five reloads under steady load: no failed request ----
