@@ -128,7 +128,4 @@ SERVE_WORKER := $(BUILD)/tests/helpers/serve_worker
 $(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 check-build: $(SERVE_WORKER)
-# tests/check.h's first comment contains "/*" (-Wcomment); until it is
-# reworded, check.o builds without that one warning.
-$(BUILD)/tests/check.o: KITE_CFLAGS += -Wno-comment
 -include $(wildcard $(BUILD)/tests/helpers/*.d)

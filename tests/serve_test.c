@@ -11,13 +11,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <cmocka.h>
 
+#include "check.h"
 #include "handoff.h"
 #include "kite.h"
 #include "notify_msg.h"
