@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "child.h"
 #include "handoff.h"
 #include "kite.h"
 #include "notify_msg.h"
+#include "rawpeer.h"
 #include "serve.h"
 
 static void test_notify_table(void **state)
@@ -73,36 +75,17 @@ static void test_notify_table(void **state)
 	free(big);
 }
 
-/* Send raw bytes with nfds descriptors (copies of fd) attached. */
+/* Send raw bytes with nfds copies of fd attached (rawpeer.c's raw_send). */
 static void send_raw(int sock, const void *buf, size_t len, int fd, int nfds)
 {
-	union {
-		char b[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} ctl;
-	memset(&ctl, 0, sizeof ctl);
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfds) {
-		msg.msg_control = ctl.b;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		for (int i = 0; i < nfds; i++)
-			memcpy(CMSG_DATA(c) + (size_t)i * sizeof(int), &fd, sizeof fd);
-	}
-	assert_true(sendmsg(sock, &msg, 0) == (ssize_t)len);
+	int fds[2] = {fd, fd};
+	assert_int_equal(raw_send(sock, buf, len, fds, nfds), 0);
 }
 
+/* Open descriptors of this process (child.c's fd_count). */
 static int open_fds(void)
 {
-	int n = 0;
-	for (int fd = 0; fd < 1024; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
-			n++;
-	return n;
+	return fd_count(getpid());
 }
 
 static void test_handoff_roundtrip_and_hostile(void **state)
