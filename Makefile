@@ -122,3 +122,11 @@ clean:
 FORCE:
 
 -include $(wildcard $(BUILD)/*/*.d)
+
+# kite serve: the HTTP worker/client the serve tests and bench run (a
+# program of its own, so it lives outside tests/*.c).
+SERVE_WORKER := $(BUILD)/tests/helpers/serve_worker
+$(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+check-build: $(SERVE_WORKER)
+-include $(wildcard $(BUILD)/tests/helpers/*.d)
