@@ -78,9 +78,11 @@ check-build: all $(TEST_BIN) $(FUZZ_REPLAY)
 deps:
 	$(Q)tests/install-deps.sh
 
-# Every test twice: plain, then AddressSanitizer + UBSan.
+# Every test twice: plain, then AddressSanitizer + UBSan. The benchmark
+# programs are built too, so an API change cannot break them unnoticed.
 test: deps
 	$(Q)$(MAKE) --no-print-directory check-build
+	$(Q)$(MAKE) --no-print-directory -C bench BUILD=../build build
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 check-build
 	$(Q)tests/run.sh build build/asan
 
