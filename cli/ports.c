@@ -49,7 +49,7 @@ int cmd_ports(int argc, char **argv)
 	struct ports_filter f = {0, -1};
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+tuxj46h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "tuxj46h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': protos |= SL_TCP; break;
 		case 'u': protos |= SL_UDP; break;
