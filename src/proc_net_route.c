@@ -71,6 +71,10 @@ int proc_net_route_parse_line(const char *line, size_t len, struct route_entry *
 	unsigned long v;
 	if (token(&p, end, &t, &n) || n > ROUTE_IFACE_MAX)
 		return -1;
+	for (size_t i = 0; i < n; i++) /* what the kernel allows in a name */
+		if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f || t[i] == '/' ||
+		    t[i] == ':')
+			return -1;
 	memcpy(out->iface, t, n);
 	out->iface[n] = 0;
 	if (token(&p, end, &t, &n) || word(t, n, &out->dest) ||

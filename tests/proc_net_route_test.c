@@ -48,9 +48,13 @@ static void hostile_lines(void **state)
 		"eth0\t00000000\t010200C0\t0003\t-1\t0\t0\t00000000",
 		"eth0\t00000000\t010200C0\t0003\t0\t0\t99999999999\t00000000",
 		"an-interface-name-too-long\t00000000\t010200C0\t0003\t0\t0\t0\t00000000",
+		"eth/0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000",
 		NULL,
 	};
 	struct route_entry e;
+	/* A NUL inside the name would make it look shorter than it is. */
+	static const char nul[] = "e\0h0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000";
+	assert_int_equal(proc_net_route_parse_line(nul, sizeof nul - 1, &e), -1);
 	for (size_t i = 0; bad[i]; i++)
 		if (parse(bad[i], &e) == 0)
 			fail_msg("accepted hostile line %zu: \"%s\"", i, bad[i]);
