@@ -73,11 +73,7 @@ int cmd_ports(int argc, char **argv)
 	if (!protos)
 		protos = (f.port >= 0 || f.family) ? SL_TCP | SL_UDP : SL_ALL;
 	struct sock_list l = {0};
-	int rc = sock_list_collect(&l, protos, keep, &f);
-	if (rc == 0) {
-		sock_list_sort(&l);
-		rc = sock_list_find_owners(&l);
-	}
+	int rc = sock_list_load(&l, protos, keep, &f);
 	if (rc < 0) {
 		sock_list_free(&l);
 		return fail(EXIT_SYSTEM, "ports", "reading /proc: %s", strerror(-rc));

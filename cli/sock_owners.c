@@ -1,10 +1,11 @@
 /* Which processes hold which sockets: one walk of /proc/[pid]/fd, reading
- * each link ("socket:[INODE]") and looking the inode up in a hash of the
+ * each link ("socket:[INODE]"), then each inode looked up in a hash of the
  * rows we want. Processes whose fds we may not read are counted, so that a
  * socket without a visible owner is shown as hidden, never dropped. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,19 +157,72 @@ static int link_fd(unsigned long inode, void *arg)
 	return 0;
 }
 
-int sock_list_find_owners(struct sock_list *l)
+/* Every socket fd of every process: (inode, pid) pairs, grouped by pid.
+ * Runs on its own thread while the main one reads /proc/net, since the two
+ * walks take about as long as each other and share nothing. */
+struct fd_pair {
+	unsigned long inode;
+	pid_t pid;
+};
+
+struct fd_scan {
+	struct fd_pair *pairs;
+	size_t n, cap;
+	pid_t pid;
+	unsigned hidden;
+	int err;
+};
+
+static int record_fd(unsigned long inode, void *arg)
 {
-	struct walk w = {.l = l};
+	struct fd_scan *sc = arg;
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? sc->cap * 2 : 1024;
+		struct fd_pair *p = realloc(sc->pairs, cap * sizeof *p);
+		if (!p)
+			return sc->err = -ENOMEM;
+		sc->pairs = p;
+		sc->cap = cap;
+	}
+	sc->pairs[sc->n++] = (struct fd_pair){inode, sc->pid};
+	return 0;
+}
+
+static void *scan_fds(void *arg)
+{
+	struct fd_scan *sc = arg;
+	DIR *d = opendir("/proc");
+	if (!d) {
+		sc->err = -errno;
+		return NULL;
+	}
+	int procfd = dirfd(d);
+	struct dirent *de;
+	while (!sc->err && (de = readdir(d)) != NULL) {
+		if (!numeric(de->d_name, &sc->pid))
+			continue;
+		int e = each_socket_fd(procfd, sc->pid, record_fd, sc);
+		if (e == -EACCES || e == -EPERM)
+			sc->hidden++;
+	}
+	closedir(d);
+	return NULL;
+}
+
+/* Link the rows of l to the processes of sc's pairs. */
+static int link_pairs(struct sock_list *l, const struct fd_scan *sc)
+{
+	struct walk w = {.l = l, .pid = -1};
 	size_t size = 16;
+	int rc = 0;
 	while (size < l->n * 2 + 1)
 		size *= 2;
 	w.ix.mask = size - 1;
 	w.ix.keys = calloc(size, sizeof *w.ix.keys);
 	w.ix.rows = calloc(size, sizeof *w.ix.rows);
-	DIR *d = opendir("/proc");
-	int rc = 0;
-	if (!w.ix.keys || !w.ix.rows || !d) {
-		rc = d ? -ENOMEM : -errno;
+	w.procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!w.ix.keys || !w.ix.rows || w.procfd < 0) {
+		rc = w.procfd < 0 ? -errno : -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < l->n; i++) {
@@ -178,25 +232,40 @@ int sock_list_find_owners(struct sock_list *l)
 		w.ix.keys[h] = l->rows[i].inode;
 		w.ix.rows[h] = (int)i;
 	}
-	w.procfd = dirfd(d);
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (!numeric(de->d_name, &w.pid))
-			continue;
-		w.proc = -1;
-		int e = each_socket_fd(w.procfd, w.pid, link_fd, &w);
-		if (w.failed) {
-			rc = w.failed;
-			break;
+	for (size_t i = 0; i < sc->n && !w.failed; i++) {
+		if (sc->pairs[i].pid != w.pid) {
+			w.pid = sc->pairs[i].pid;
+			w.proc = -1;
 		}
-		if (e == -EACCES || e == -EPERM)
-			l->hidden++;
+		link_fd(sc->pairs[i].inode, &w);
 	}
+	rc = w.failed;
+	l->hidden += sc->hidden;
 out:
-	if (d)
-		closedir(d);
+	if (w.procfd >= 0)
+		close(w.procfd);
 	free(w.ix.keys);
 	free(w.ix.rows);
+	return rc;
+}
+
+int sock_list_load(struct sock_list *l, unsigned protos, sock_filter keep, void *arg)
+{
+	struct fd_scan sc = {0};
+	pthread_t th;
+	int threaded = pthread_create(&th, NULL, scan_fds, &sc) == 0;
+	int rc = sock_list_collect(l, protos, keep, arg);
+	if (threaded)
+		pthread_join(th, NULL);
+	else
+		scan_fds(&sc);
+	if (rc == 0)
+		rc = sc.err;
+	if (rc == 0) {
+		sock_list_sort(l);
+		rc = link_pairs(l, &sc);
+	}
+	free(sc.pairs);
 	return rc;
 }
 

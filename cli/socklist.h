@@ -55,10 +55,12 @@ typedef int (*sock_filter)(const struct sock_row *r, void *arg);
 int sock_list_collect(struct sock_list *l, unsigned protos, sock_filter keep,
 		      void *arg);
 
-/* Find the processes holding each row's socket by one walk of /proc/[pid]/fd.
- * Rows nobody visible holds keep owner -1; l->hidden says if that may be for
- * lack of permission. 0 or -errno. */
-int sock_list_find_owners(struct sock_list *l);
+/* sock_list_collect and sock_list_sort, then find the processes holding
+ * each row's socket by one walk of /proc/[pid]/fd (on a second thread while
+ * /proc/net is read). Rows nobody visible holds keep owner -1; l->hidden
+ * says if that may be for lack of permission. 0 or -errno. */
+int sock_list_load(struct sock_list *l, unsigned protos, sock_filter keep,
+		   void *arg);
 
 /* 1 if process pid has an fd on one of the n socket inodes, 0 if not (or it
  * is gone), -errno if its fds cannot be read. */

@@ -75,12 +75,7 @@ static int matches(const struct sock_row *r, void *arg)
 
 int who_collect(const struct who_target *t, struct sock_list *l)
 {
-	int rc = sock_list_collect(l, (unsigned)t->proto, matches, (void *)t);
-	if (rc == 0) {
-		sock_list_sort(l);
-		rc = sock_list_find_owners(l);
-	}
-	return rc;
+	return sock_list_load(l, (unsigned)t->proto, matches, (void *)t);
 }
 
 int cmd_who(int argc, char **argv)
