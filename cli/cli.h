@@ -45,4 +45,8 @@ int parse_signal(const char *s);
 /* "TERM" for SIGTERM; "SIG<n>" in buf for ones without a common name. */
 const char *signal_name(int sig, char *buf, size_t size);
 
+/* Make room for one more element in the array *arrp of *cap elements of
+ * size bytes when n of them are used (doubling, from first); 0 or -ENOMEM. */
+int grow_array(void *arrp, size_t *cap, size_t n, size_t size, size_t first);
+
 #endif

@@ -58,31 +58,19 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-/* The listening lock socket, or -EADDRINUSE if held, or -errno. */
-static int try_lock(const char *name)
+/* A socket on the lock's address: bound and listening (taking the lock;
+ * -EADDRINUSE if held) or connected to the holder (-ECONNREFUSED if none).
+ * -errno otherwise. */
+static int lock_socket(const char *name, int take)
 {
 	struct sockaddr_un sa;
 	socklen_t len = lock_addr(name, &sa);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 64) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
-/* A connection to the holder's lock socket; -ECONNREFUSED if none. */
-static int connect_holder(const char *name)
-{
-	struct sockaddr_un sa;
-	socklen_t len = lock_addr(name, &sa);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
+	int rc = take ? bind(fd, (struct sockaddr *)&sa, len) || listen(fd, 64)
+		      : connect(fd, (struct sockaddr *)&sa, len);
+	if (rc) {
 		int e = -errno;
 		close(fd);
 		return e;
@@ -115,7 +103,7 @@ static void cmdline(pid_t pid, char *buf, size_t size)
  * 0 free, -errno if it cannot be asked. */
 static pid_t holder_pid(const char *name)
 {
-	int fd = connect_holder(name);
+	int fd = lock_socket(name, 0);
 	if (fd == -ECONNREFUSED || fd == -ENOENT)
 		return 0;
 	if (fd < 0)
@@ -168,7 +156,7 @@ static int status(const char *name)
  * ms; then the caller retries the name. */
 static void wait_holder(const char *name, int64_t ms)
 {
-	int fd = connect_holder(name);
+	int fd = lock_socket(name, 0);
 	if (fd == -ECONNREFUSED || fd == -ENOENT)
 		return; /* just freed: retry now */
 	if (ms > 1000)
@@ -237,7 +225,7 @@ int cmd_lock(int argc, char **argv)
 		return usage_error("lock", "COMMAND expected after NAME --");
 	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
 	for (;;) {
-		int fd = try_lock(name);
+		int fd = lock_socket(name, 1);
 		if (fd >= 0)
 			return lock_run(fd, argv + optind);
 		if (fd != -EADDRINUSE)

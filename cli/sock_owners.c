@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "socklist.h"
 
 /* "socket:[12345]" -> 12345; 0 if the link is not a socket. */
@@ -102,14 +103,8 @@ struct walk {
 static int add_proc(struct walk *w)
 {
 	struct sock_list *l = w->l;
-	if (l->nprocs == l->procs_cap) {
-		size_t cap = l->procs_cap ? l->procs_cap * 2 : 32;
-		struct sock_proc *p = realloc(l->procs, cap * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		l->procs = p;
-		l->procs_cap = cap;
-	}
+	if (grow_array(&l->procs, &l->procs_cap, l->nprocs, sizeof *l->procs, 32))
+		return -ENOMEM;
 	struct sock_proc *p = &l->procs[l->nprocs];
 	memset(p, 0, sizeof *p);
 	p->pid = w->pid;
@@ -144,14 +139,8 @@ static int link_fd(unsigned long inode, void *arg)
 	/* Links of one process arrive together: a repeat is at the head. */
 	if (r->owner >= 0 && l->links[r->owner].proc == w->proc)
 		return 0;
-	if (l->nlinks == l->links_cap) {
-		size_t cap = l->links_cap ? l->links_cap * 2 : 64;
-		struct sock_link *k = realloc(l->links, cap * sizeof *k);
-		if (!k)
-			return w->failed = -ENOMEM;
-		l->links = k;
-		l->links_cap = cap;
-	}
+	if (grow_array(&l->links, &l->links_cap, l->nlinks, sizeof *l->links, 64))
+		return w->failed = -ENOMEM;
 	l->links[l->nlinks] = (struct sock_link){w->proc, r->owner};
 	r->owner = (int)l->nlinks++;
 	return 0;
@@ -176,14 +165,8 @@ struct fd_scan {
 static int record_fd(unsigned long inode, void *arg)
 {
 	struct fd_scan *sc = arg;
-	if (sc->n == sc->cap) {
-		size_t cap = sc->cap ? sc->cap * 2 : 1024;
-		struct fd_pair *p = realloc(sc->pairs, cap * sizeof *p);
-		if (!p)
-			return sc->err = -ENOMEM;
-		sc->pairs = p;
-		sc->cap = cap;
-	}
+	if (grow_array(&sc->pairs, &sc->cap, sc->n, sizeof *sc->pairs, 1024))
+		return sc->err = -ENOMEM;
 	sc->pairs[sc->n++] = (struct fd_pair){inode, sc->pid};
 	return 0;
 }

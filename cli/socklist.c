@@ -7,20 +7,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cli.h"
 #include "proc_net_inet.h"
 #include "proc_net_unix.h"
 #include "socklist.h"
 
 static struct sock_row *push(struct sock_list *l)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct sock_row *r = realloc(l->rows, cap * sizeof *r);
-		if (!r)
-			return NULL;
-		l->rows = r;
-		l->cap = cap;
-	}
+	if (grow_array(&l->rows, &l->cap, l->n, sizeof *l->rows, 64))
+		return NULL;
 	struct sock_row *r = &l->rows[l->n];
 	memset(r, 0, sizeof *r);
 	r->owner = -1;

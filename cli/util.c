@@ -122,3 +122,16 @@ const char *signal_name(int sig, char *buf, size_t size)
 	snprintf(buf, size, "SIG%d", sig);
 	return buf;
 }
+
+int grow_array(void *arrp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t want = *cap ? *cap * 2 : first;
+	void *p = realloc(*(void **)arrp, want * size);
+	if (!p)
+		return -ENOMEM;
+	*(void **)arrp = p;
+	*cap = want;
+	return 0;
+}
