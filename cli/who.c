@@ -58,7 +58,7 @@ static int parse_target(const char *s, struct who_target *t)
 	return 0;
 }
 
-static int matches(const struct sock_row *r, void *arg)
+int who_matches(const struct sock_row *r, void *arg)
 {
 	const struct who_target *t = arg;
 	if (r->proto != t->proto)
@@ -75,7 +75,7 @@ static int matches(const struct sock_row *r, void *arg)
 
 int who_collect(const struct who_target *t, struct sock_list *l)
 {
-	return sock_list_load(l, (unsigned)t->proto, matches, (void *)t);
+	return sock_list_load(l, (unsigned)t->proto, who_matches, (void *)t);
 }
 
 int cmd_who(int argc, char **argv)

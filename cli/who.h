@@ -16,6 +16,9 @@ struct who_target {
 	char label[PATH_MAX + 16]; /* "tcp port 8080", "@name", "/run/x" */
 };
 
+/* A sock_filter: 1 if the row is one of target's (arg) sockets. */
+int who_matches(const struct sock_row *r, void *arg);
+
 /* The sockets that hold target, owners found. 0 or -errno. */
 int who_collect(const struct who_target *t, struct sock_list *l);
 

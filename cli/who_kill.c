@@ -45,8 +45,8 @@ static int pidfd_signal(int pidfd, int sig)
 /* 1 if nothing holds the target any more; -errno on a /proc failure. */
 static int target_free(const struct who_target *t)
 {
-	struct sock_list l = {0};
-	int rc = who_collect(t, &l);
+	struct sock_list l = {0}; /* the sockets only: no owners needed */
+	int rc = sock_list_collect(&l, (unsigned)t->proto, who_matches, (void *)t);
 	int n = (int)l.n;
 	sock_list_free(&l);
 	return rc < 0 ? rc : n == 0;
