@@ -19,6 +19,7 @@
 #include "proc_lines.h"
 #include "proc_net_route.h"
 #include "proc_net_unix.h"
+#include "proc_text.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -79,8 +80,9 @@ static void ping_range(struct finding *f)
 	char buf[64];
 	long lo = 1, hi = 0;
 	f->check = "net.ipv4.ping_group_range";
-	if (read_text("/proc/sys/net/ipv4/ping_group_range", buf, sizeof buf) == 0)
-		sscanf(buf, "%ld %ld", &lo, &hi);
+	if (read_text("/proc/sys/net/ipv4/ping_group_range", buf, sizeof buf) == 0 &&
+	    proc_two_numbers(buf, strlen(buf), &lo, &hi))
+		lo = 1, hi = 0; /* unreadable: as if nobody may */
 	snprintf(f->value, sizeof f->value, "%ld %ld", lo, hi);
 	gid_t groups[256];
 	int n = getgroups(256, groups);
@@ -110,18 +112,8 @@ struct ifaces {
 static int dev_line(const char *line, size_t len, void *arg)
 {
 	struct ifaces *ifs = arg;
-	const char *colon = memchr(line, ':', len);
-	if (!colon || ifs->n == 64)
-		return 0; /* the two header lines have no "name:" */
-	const char *s = line;
-	while (s < colon && *s == ' ')
-		s++;
-	size_t n = (size_t)(colon - s);
-	if (n == 0 || n >= IFNAMSIZ || memchr(s, '|', n))
-		return 0;
-	memcpy(ifs->names[ifs->n], s, n);
-	ifs->names[ifs->n][n] = 0;
-	ifs->n++;
+	if (ifs->n < 64 && proc_net_dev_name(line, len, ifs->names[ifs->n]) == 0)
+		ifs->n++;
 	return 0;
 }
 

@@ -13,21 +13,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "proc_text.h"
 #include "socklist.h"
-
-/* "socket:[12345]" -> 12345; 0 if the link is not a socket. */
-static unsigned long socket_inode(const char *link, ssize_t n)
-{
-	if (n < 10 || memcmp(link, "socket:[", 8) || link[n - 1] != ']')
-		return 0;
-	unsigned long v = 0;
-	for (ssize_t i = 8; i < n - 1; i++) {
-		if (link[i] < '0' || link[i] > '9' || v > (~0ul - 9) / 10)
-			return 0;
-		v = v * 10 + (unsigned long)(link[i] - '0');
-	}
-	return v;
-}
 
 static int numeric(const char *s, pid_t *pid)
 {
@@ -67,8 +54,9 @@ static int each_socket_fd(int procfd, pid_t pid,
 			continue;
 		char link[64];
 		ssize_t n = readlinkat(dfd, de->d_name, link, sizeof link);
-		unsigned long ino = n > 0 ? socket_inode(link, n) : 0;
-		if (ino && (rc = fn(ino, arg)) != 0)
+		unsigned long ino;
+		if (n > 0 && proc_fd_socket_inode(link, (size_t)n, &ino) == 0 &&
+		    (rc = fn(ino, arg)) != 0)
 			break;
 	}
 	closedir(d);
