@@ -62,10 +62,10 @@ check "lock released after COMMAND exits" free "$L-f"
 
 # Eight starters at once: exactly one wins, seven are refused.
 pids=()
-for i in 1 2 3 4 5 6 7 8; do
-	"$KITE" lock "$L-race" -- sh -c "echo \$\$ >> $tmpdir/wins; exec sleep 300" \
-		>/dev/null 2>&1 &
-	pids+=($!); __pids+=($!)
+for _ in 1 2 3 4 5 6 7 8; do
+	spawn "$KITE" lock "$L-race" -- sh -c "echo \$\$ >> $tmpdir/wins; exec sleep 300" \
+		>/dev/null 2>&1
+	pids+=("$LAST_PID")
 done
 # The losers exit by themselves; the winner runs until told.
 seven_done() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced (after lib.sh) by the ops tools' tests: ports, who, lock.
 
 # nobody_dir: a folder in $tmpdir that user nobody may write, holding a copy
