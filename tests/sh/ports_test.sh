@@ -42,10 +42,14 @@ ss_has() { grep -F "$1" "$tmpdir/$2" | grep -q "pid=$pid,"; }
 check "ss agrees: tcp port $tcp held by $pid" ss_has "127.0.0.1:$tcp " ss_inet
 check "ss agrees: udp port $udp held by $pid" ss_has "127.0.0.1:$udp " ss_inet
 check "ss agrees: @$abs held by $pid" ss_has "@$abs " ss_unix
-# Every listening TCP port ss shows, kite shows too (and vice versa).
-ss -ltnH | awk '{ print $4 }' | sed 's/.*://' | sort -un >"$tmpdir/ss_ports"
-"$KITE" ports --tcp | awk 'NR > 1 { print $2 }' | sed 's/.*://' | sort -un >"$tmpdir/kite_ports"
-check "same TCP listening ports as ss -ltn" cmp -s "$tmpdir/ss_ports" "$tmpdir/kite_ports"
+# Every listening TCP port ss shows, kite shows too (and vice versa). Other
+# programs may open or close ports between the two snapshots: retry.
+same_ports() {
+	ss -ltnH | awk '{ print $4 }' | sed 's/.*://' | sort -un >"$tmpdir/ss_ports"
+	"$KITE" ports --tcp | awk 'NR > 1 { print $2 }' | sed 's/.*://' | sort -un >"$tmpdir/kite_ports"
+	cmp -s "$tmpdir/ss_ports" "$tmpdir/kite_ports"
+}
+check "same TCP listening ports as ss -ltn" wait_for 30 same_ports
 
 "$KITE" ports "$tcp" >"$tmpdir/one"
 check "PORT filter keeps that port" grep -q ":$tcp " "$tmpdir/one"
