@@ -80,8 +80,12 @@ int lock_run(int lockfd, char **argv)
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
 			if (si.ssi_signo != SIGCHLD) {
-				/* Our own unreaped child: its PID cannot be reused. */
-				kill(child, (int)si.ssi_signo);
+				/* A terminal's ^C or hang-up (SI_KERNEL) already went
+				 * to the whole foreground group, COMMAND included:
+				 * forward only what a process sent to kite. Our own
+				 * unreaped child: its PID cannot be reused. */
+				if (si.ssi_code != SI_KERNEL)
+					kill(child, (int)si.ssi_signo);
 				continue;
 			}
 			if (waitpid(child, &status, WNOHANG) == child)
