@@ -41,7 +41,8 @@ for c in $commands; do
 	fi
 	text=$(sed 's/\\-/-/g' "$page")
 	missing=""
-	for o in $("$KITE" "$c" --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u); do
+	# (--help is every command's; kite(1) says so once.)
+	for o in $("$KITE" "$c" --help | grep -oE -- '--[a-z][a-z0-9-]*' | grep -vx -- --help | sort -u); do
 		grep -qF -- "$o" <<<"$text" || missing="$missing $o"
 	done
 	check "kite-$c.1 names every option${missing:+ (missing:$missing)}" [ -z "$missing" ]

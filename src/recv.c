@@ -1,0 +1,239 @@
+/* Receiving: queued events first, then the rings, round-robin. A reader
+ * that finds nothing spins for a moment (a wake-up across CPUs costs tens
+ * of microseconds), then raises its `sleeping` flag, looks once more, and
+ * sleeps on its eventfd until a publisher or the control thread writes it. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "shm.h"
+
+
+/* Free what the previous event pointed into: a large message's mapping,
+ * rings that were unsubscribed or whose publisher has gone and was
+ * reported. */
+static void release_previous(kite *k)
+{
+	if (k->large_map) {
+		munmap(k->large_map, k->large_len);
+		k->large_map = NULL;
+	}
+	if (!k->retired)
+		return;
+	for (size_t i = 0; i < k->nsubs;)
+		if (k->subs[i]->unsubscribed) {
+			sub_ring_free(k->subs[i]);
+			k->subs[i] = k->subs[--k->nsubs];
+		} else {
+			i++;
+		}
+	k->retired = 0;
+}
+
+static void fill(kite_event *ev, enum kite_event_type type,
+		 const struct sub_ring *s)
+{
+	/* The ring outlives this event: kite_unsubscribe() only marks it, and
+	 * the next kite_recv() frees it. */
+	ev->type = type;
+	ev->msg.channel = s->channel;
+	ev->msg.data = NULL;
+	ev->msg.len = 0;
+	ev->msg.seq = 0;
+	ev->msg.timestamp_ns = 0;
+	ev->lost = 0;
+	ev->refused_by_peer = 0;
+	ev->msg.publisher = s->publisher;
+	ev->msg.pid = s->pid;
+	ev->msg.uid = s->uid;
+	ev->msg.gid = s->gid;
+	ev->text = "";
+}
+
+/* Find, map and release the memfd a large slot names; NULL if it never
+ * arrived (its sender could not queue it) or fails validation. */
+static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
+			     size_t len)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		for (int i = 0; i < s->nlarge; i++) {
+			if (s->large[i].large_id != large_id)
+				continue;
+			int fd = s->large[i].fd;
+			s->large[i] = s->large[--s->nlarge];
+			void *p = NULL;
+			if (!shm_check(fd, SEALS_FROZEN, len, 0))
+				p = shm_map(fd, len, 0);
+			close(fd);
+			if (p) {
+				k->large_map = p;
+				k->large_len = len;
+			}
+			return p;
+		}
+		/* Its notice is queued on the link before the slot was
+		 * committed: read the link now rather than wait for the thread. */
+		if (!s->peer || attempt || control_drain(k, s->peer) < 0)
+			break;
+	}
+	return NULL;
+}
+
+/* Drop large fds older than the slot just read: their slots were overrun. */
+static void forget_older_large(struct sub_ring *s, uint64_t large_id)
+{
+	for (int i = 0; i < s->nlarge;)
+		if (s->large[i].large_id < large_id) {
+			close(s->large[i].fd);
+			s->large[i] = s->large[--s->nlarge];
+		} else {
+			i++;
+		}
+}
+
+/* One pass over events and rings; 1 if ev was filled. Lock held. */
+static int poll_once(kite *k, kite_event *ev)
+{
+	if (event_pop(k, ev))
+		return 1;
+	size_t n = k->nsubs;
+	for (size_t i = 0; i < n; i++) {
+		size_t idx = (k->rr + i) % n;
+		struct sub_ring *s = k->subs[idx];
+		struct ring_record rec;
+		if (s->unsubscribed)
+			continue;
+		enum ring_result r = ring_read(&s->r, k->msg_buf, &rec);
+		if (r == RING_LOST) {
+			fill(ev, KITE_LOSS, s);
+			ev->lost = rec.lost;
+			k->stats.lost += rec.lost;
+			return 1;
+		}
+		if (r == RING_MESSAGE) {
+			const void *data = k->msg_buf;
+			if (rec.flags == SLOT_LARGE) {
+				forget_older_large(s, rec.large_id);
+				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
+				if (!data) {
+					fill(ev, KITE_LOSS, s);
+					ev->lost = 1;
+					k->stats.lost++;
+					return 1;
+				}
+			}
+			fill(ev, KITE_MESSAGE, s);
+			ev->msg.data = data;
+			ev->msg.len = rec.len;
+			ev->msg.seq = rec.seq;
+			ev->msg.timestamp_ns = rec.timestamp_ns;
+			k->stats.received++;
+			k->rr = idx + 1;
+			return 1;
+		}
+		if (s->gone) {
+			/* Drained: say so, and free it on the next call. */
+			fill(ev, KITE_PUBLISHER_GONE, s);
+			snprintf(k->current.text, sizeof k->current.text,
+				 "publisher pid %ld closed its link (exited or was killed); "
+				 "its %s ring is drained", (long)s->pid, s->channel);
+			ev->text = k->current.text;
+			s->unsubscribed = 1;
+			k->retired = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int attempt(kite *k, kite_event *ev)
+{
+	int locked = app_enter(k);
+	int got = poll_once(k, ev);
+	app_exit(k, locked);
+	return got;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static void disarm(kite *k)
+{
+	/* Only write our flag's line when it is set: publishers read it. */
+	if (atomic_load_explicit(&k->waiter->sleeping, memory_order_relaxed))
+		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+}
+
+int kite_arm(kite *k)
+{
+	uint64_t drain;
+	ssize_t r = read(k->wake_fd, &drain, sizeof drain);
+	(void)r; /* reset the counter; EAGAIN when it was zero */
+	atomic_store(&k->waiter->sleeping, 1);
+	/* Pairs with wake_sleepers(): see barrier.c. */
+	if (k->strict_sleep)
+		barrier_heavy();
+	atomic_thread_fence(memory_order_seq_cst);
+	int locked = app_enter(k);
+	int ready = k->ev_count > 0;
+	for (size_t i = 0; i < k->nsubs && !ready; i++)
+		ready = ring_pending(&k->subs[i]->r) || k->subs[i]->gone;
+	app_exit(k, locked);
+	if (ready)
+		disarm(k);
+	return ready;
+}
+
+int kite_recv(kite *k, kite_event *ev, int timeout_ms)
+{
+	int locked = app_enter(k);
+	release_previous(k);
+	int got = poll_once(k, ev);
+	app_exit(k, locked);
+	if (got)
+		return 0;
+	uint64_t start = monotonic_ns();
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+					   : start + (uint64_t)timeout_ms * 1000000u;
+	if (timeout_ms == 0)
+		return KITE_EAGAIN; /* a pure poll: no system call, nothing armed */
+	if (k->opt.spin_us != UINT32_MAX) {
+		uint64_t spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
+		if (spin_end > deadline)
+			spin_end = deadline;
+		for (unsigned i = 1;; i++) {
+			cpu_relax();
+			if (attempt(k, ev))
+				return 0;
+			if (!(i & 15) && monotonic_ns() >= spin_end)
+				break;
+		}
+	}
+	for (;;) {
+		if (kite_arm(k) == 1 && attempt(k, ev))
+			return 0;
+		uint64_t now = monotonic_ns();
+		if (now >= deadline) {
+			disarm(k);
+			return KITE_ETIMEOUT;
+		}
+		uint64_t left_ms = (deadline - now + 999999) / 1000000;
+		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};
+		int rc = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+		disarm(k);
+		if (rc < 0)
+			return -errno; /* -EINTR lets a signal handler's flag be seen */
+		if (attempt(k, ev))
+			return 0;
+	}
+}
