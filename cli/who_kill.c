@@ -174,9 +174,9 @@ int who_kill(const struct who_target *t, struct sock_list *l, int sig,
 			blocked = 1;
 		nh++;
 	}
-	int64_t start = now_ms();
-	int rc = wait_free(t, hs, nh, start + timeout_ms);
-	if (rc == 0 && sig != SIGKILL) {
+	/* Nothing signalled (holders unseen or refused): no point waiting. */
+	int rc = wait_free(t, hs, nh, nh ? now_ms() + timeout_ms : 0);
+	if (rc == 0 && nh && sig != SIGKILL) {
 		char why[64];
 		snprintf(why, sizeof why, " after %.1f s", (double)timeout_ms / 1000.0);
 		for (size_t i = 0; i < nh; i++)
