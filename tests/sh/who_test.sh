@@ -48,7 +48,7 @@ assert sorted(p["pid"] for p in d["sockets"][0]["processes"]) == sorted(map(int,
 start_holder b "$tmpdir/b" tcp:127.0.0.1:0 || not_ok "bystander started"
 b_pid=$pid b_tcp=${port[tcp:127.0.0.1:0]}
 spawn sleep 300; sleeper=$LAST_PID
-"$KITE" who --kill "$tcp" >"$tmpdir/kill" 2>&1; rc=$?
+"$KITE" who --kill --timeout 120 "$tcp" >"$tmpdir/kill" 2>&1; rc=$?  # no KILL expected, even on a slow machine
 check "--kill: exit 0" [ $rc -eq 0 ]
 check "--kill: TERM sent to both holders" bash -c "grep -c 'sent TERM to pid \($a_pid\|$a_child\) ' '$tmpdir/kill' | grep -qx 2"
 check "--kill: no KILL needed" bash -c "! grep -q 'sent KILL' '$tmpdir/kill'"
