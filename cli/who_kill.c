@@ -172,19 +172,28 @@ int who_kill(const struct who_target *t, struct sock_list *l, int sig,
 			continue;
 		if (signal_holder(h, sig, "") < 0)
 			blocked = 1;
-		nh++;
+		if (h->pidfd >= 0) /* signalled and not yet gone: wait for it */
+			nh++;
 	}
 	/* Nothing signalled (holders unseen or refused): no point waiting. */
 	int rc = wait_free(t, hs, nh, nh ? now_ms() + timeout_ms : 0);
 	if (rc == 0 && nh && sig != SIGKILL) {
 		char why[64];
+		int killed = 0;
 		snprintf(why, sizeof why, " after %.1f s", (double)timeout_ms / 1000.0);
-		for (size_t i = 0; i < nh; i++)
-			if (hs[i].pidfd >= 0 && signal_holder(&hs[i], SIGKILL, why) < 0)
+		for (size_t i = 0; i < nh; i++) {
+			if (hs[i].pidfd < 0)
+				continue;
+			if (signal_holder(&hs[i], SIGKILL, why) < 0)
 				blocked = 1;
+			else
+				killed++;
+		}
 		/* KILL cannot be caught: exits come within a moment, but a loaded
 		 * machine may need some seconds. */
-		rc = wait_free(t, hs, nh, now_ms() + (timeout_ms > 5000 ? timeout_ms : 5000));
+		if (killed)
+			rc = wait_free(t, hs, nh, now_ms() +
+				       (timeout_ms > 5000 ? timeout_ms : 5000));
 	}
 	if (rc < 0) {
 		code = fail(EXIT_SYSTEM, "who", "reading /proc: %s", strerror(-rc));
