@@ -60,12 +60,20 @@ kill -KILL "$b"; wait "$b" 2>/dev/null
 check "SIGKILLed holder: lock free at once (no wait)" [ $rc -eq 0 ]
 
 # TERM is forwarded to COMMAND; kite exits with COMMAND's status.
-spawn "$KITE" lock "$L-f" -- sh -c "trap 'echo got-term > $tmpdir/term; exit 7' TERM; while :; do sleep 0.05; done"; f=$LAST_PID
-wait_for 30 held "$L-f"
+spawn "$KITE" lock "$L-f" -- sh -c "trap 'echo got-term > $tmpdir/term; exit 7' TERM; touch $tmpdir/f.ready; while :; do sleep 0.05; done"; f=$LAST_PID
+wait_for 30 test -e "$tmpdir/f.ready" # the trap is set
 kill -TERM "$f"; wait "$f"; rc=$?
 check "TERM forwarded to COMMAND" grep -qx got-term "$tmpdir/term"
 check "exit status after forwarded TERM" [ $rc -eq 7 ]
 check "lock released after COMMAND exits" free "$L-f"
+
+# HUP too (INT cannot be tried here: background jobs of a script start with
+# INT ignored, and COMMAND inherits that, as nohup relies on for HUP).
+spawn "$KITE" lock "$L-h" -- sh -c "trap 'echo got-hup > $tmpdir/hup; exit 9' HUP; touch $tmpdir/h.ready; while :; do sleep 0.05; done"; h=$LAST_PID
+wait_for 30 test -e "$tmpdir/h.ready"
+kill -HUP "$h"; wait "$h"; rc=$?
+check "HUP forwarded to COMMAND" grep -qx got-hup "$tmpdir/hup"
+check "exit status after forwarded HUP" [ $rc -eq 9 ]
 
 # Eight starters at once: exactly one wins, seven are refused.
 pids=()
