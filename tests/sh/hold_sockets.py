@@ -44,15 +44,19 @@ for spec in specs:
     lines.append("%s %d %d" % (spec, port, os.fstat(s.fileno()).st_ino))
 child = 0
 if fork:
+    r, w = os.pipe()
+    parent = os.getpid()
     child = os.fork()
     if child == 0:
         # Die with the parent, however it dies (PR_SET_PDEATHSIG).
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
-        if os.getppid() == 1:
+        if os.getppid() != parent:
             os._exit(0)
+        os.write(w, b"x")
         while True:
             time.sleep(3600)
+    os.read(r, 1)  # "ready" only once the child is tied to us
 tmp = out + ".tmp"
 with open(tmp, "w") as f:
     f.write("\n".join(lines) + "\nready %d %d\n" % (os.getpid(), child))
