@@ -7,7 +7,8 @@ hold them until killed.
                                          (ADDR is "host:port", port 0 = any;
                                          a PATH starting with @ is abstract)
     options before OUT: --fork (a child shares the sockets),
-                        --ignore-term (SIGTERM is ignored)
+                        --ignore-term (SIGTERM is ignored),
+                        --reuseport (SO_REUSEPORT: several holders of a port)
 OUT gets one line per SPEC: "SPEC PORT INODE", then "ready PID [CHILD]"."""
 import os
 import signal
@@ -17,6 +18,7 @@ import time
 
 args = sys.argv[1:]
 fork = "--fork" in args
+reuseport = "--reuseport" in args
 if "--ignore-term" in args:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 args = [a for a in args if not a.startswith("--")]
@@ -29,6 +31,8 @@ for spec in specs:
         typ = socket.SOCK_STREAM if kind.startswith("tcp") else socket.SOCK_DGRAM
         host, _, port = where.rpartition(":")
         s = socket.socket(fam, typ)
+        if reuseport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind((host.strip("[]"), int(port)))
         if typ == socket.SOCK_STREAM:
             s.listen(16)

@@ -63,6 +63,16 @@ check "--kill: sleeper alive" kill -0 "$sleeper"
 "$KITE" who "$b_tcp" >/dev/null
 check "--kill: bystander's port still held" [ $? -eq 0 ]
 
+# Two independent processes on one port (SO_REUSEPORT): both get TERM.
+start_holder r1 --reuseport "$tmpdir/r1" tcp:127.0.0.1:0 || not_ok "first reuseport holder started"
+r1=$pid rport=${port[tcp:127.0.0.1:0]}
+start_holder r2 --reuseport "$tmpdir/r2" "tcp:127.0.0.1:$rport" || not_ok "second reuseport holder started"
+r2=$pid
+"$KITE" who --kill --timeout 120 "$rport" >"$tmpdir/kill-r" 2>&1; rc=$?
+check "two holders: exit 0" [ $rc -eq 0 ]
+check "two holders: TERM to each" bash -c "grep -q '^sent TERM to pid $r1 ' '$tmpdir/kill-r' && grep -q '^sent TERM to pid $r2 ' '$tmpdir/kill-r'"
+check "two holders: port free" grep -qx "tcp port $rport is free" "$tmpdir/kill-r"
+
 # A holder that ignores TERM gets KILL after --timeout.
 start_holder c --ignore-term "$tmpdir/c" "unix:@$abs-c" || not_ok "stubborn holder started"
 c_pid=$pid
