@@ -1,13 +1,18 @@
-/* Collect the sockets of this network namespace from /proc/net. */
+/* Collect the sockets of this network namespace: TCP and UDP through
+ * sock_diag netlink (the /proc/net tables if that is missing), Unix ones
+ * from /proc/net/unix. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "cli.h"
+#include "inet_diag.h"
 #include "proc_net_inet.h"
 #include "proc_net_unix.h"
 #include "socklist.h"
@@ -81,21 +86,36 @@ static int unix_cb(const struct unix_entry *e, void *arg)
 int sock_list_collect(struct sock_list *l, unsigned protos, sock_filter keep,
 		      void *arg)
 {
+	/* TCP: listeners only (what every user of this list wants), so a
+	 * busy host's established and TIME_WAIT sockets cost nothing. */
 	static const struct {
-		int proto;
+		int proto, family, ipproto;
+		uint32_t states;
 		const char *path;
 	} inet[] = {
-		{SL_TCP, "/proc/net/tcp"},
-		{SL_TCP, "/proc/net/tcp6"},
-		{SL_UDP, "/proc/net/udp"},
-		{SL_UDP, "/proc/net/udp6"},
+		{SL_TCP, AF_INET, IPPROTO_TCP, 1u << INET_STATE_LISTEN, "/proc/net/tcp"},
+		{SL_TCP, AF_INET6, IPPROTO_TCP, 1u << INET_STATE_LISTEN, "/proc/net/tcp6"},
+		{SL_UDP, AF_INET, IPPROTO_UDP, ~0u, "/proc/net/udp"},
+		{SL_UDP, AF_INET6, IPPROTO_UDP, ~0u, "/proc/net/udp6"},
 	};
 	for (size_t i = 0; i < sizeof inet / sizeof inet[0]; i++) {
 		if (!(protos & (unsigned)inet[i].proto))
 			continue;
 		struct collect c = {l, inet[i].proto, keep, arg};
 		unsigned bad = 0;
-		int rc = proc_net_inet_each(inet[i].path, inet_cb, &c, &bad);
+		size_t before = l->n;
+		int rc = inet_diag_each(inet[i].family, inet[i].ipproto, inet[i].states,
+					inet_cb, &c, &bad);
+		if (rc == 0 || rc == -ENOMEM) {
+			l->skipped += bad;
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		/* No sock_diag here (or it failed midway): the /proc table. */
+		l->n = before;
+		bad = 0;
+		rc = proc_net_inet_each(inet[i].path, inet_cb, &c, &bad);
 		l->skipped += bad;
 		/* No IPv6 in this kernel: nothing to list there. */
 		if (rc == -ENOENT && strchr(inet[i].path, '6'))

@@ -50,8 +50,9 @@ struct sock_list {
 /* keep(row, arg) != 0 keeps a row. */
 typedef int (*sock_filter)(const struct sock_row *r, void *arg);
 
-/* Read the /proc/net tables of protos (SL_* bits) into l, keeping the rows
- * keep accepts. 0 or -errno. */
+/* Read the sockets of protos (SL_* bits) into l, keeping the rows keep
+ * accepts: TCP listeners, every UDP socket, every Unix socket. 0 or
+ * -errno. */
 int sock_list_collect(struct sock_list *l, unsigned protos, sock_filter keep,
 		      void *arg);
 
