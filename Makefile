@@ -47,7 +47,6 @@ LIBA := $(BUILD)/libkite.a
 LIBSO := $(BUILD)/libkite.so.0
 KITE := $(BUILD)/kite
 
-FORCE:
 .PHONY: all test check-build bench demo install uninstall clean fuzz deps
 all: $(LIBA) $(LIBSO) $(KITE)
 
@@ -120,4 +119,14 @@ uninstall:
 clean:
 	rm -rf build kite.pc
 
+FORCE:
+
 -include $(wildcard $(BUILD)/*/*.d)
+
+# kite serve: the HTTP worker/client the serve tests and bench run (a
+# program of its own, so it lives outside tests/*.c).
+SERVE_WORKER := $(BUILD)/tests/helpers/serve_worker
+$(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+check-build: $(SERVE_WORKER)
+-include $(wildcard $(BUILD)/tests/helpers/*.d)
