@@ -4,6 +4,7 @@
  * sleeps on its eventfd until a publisher or the control thread writes it. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -257,8 +258,14 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 			cpu_relax();
 			if (attempt(k, ev))
 				return 0;
-			if (!(i & 15) && monotonic_ns() >= spin_end)
+			if (i & 15)
+				continue;
+			if (monotonic_ns() >= spin_end)
 				break;
+			/* Spinners sharing a CPU: let the others run now and then
+			 * (a no-op system call when nobody else wants the CPU). */
+			if (!(i & 255))
+				sched_yield();
 		}
 	}
 	for (;;) {
