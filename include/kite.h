@@ -65,8 +65,8 @@ typedef struct kite_options {
 	/* Bytes per slot, header included (multiple of 64, default 2048).
 	 * Payloads above slot_size - 32 travel as their own memfd. */
 	uint32_t slot_size;
-	/* Microseconds kite_recv() spins before it sleeps (default 50;
-	 * UINT32_MAX: never spin, 0 = default). */
+	/* Microseconds kite_recv() spins before it sleeps, yielding the CPU
+	 * now and then (default 50; UINT32_MAX: never spin, 0 = default). */
 	uint32_t spin_us;
 	/* Milliseconds kite_open() waits for existing peers to answer their
 	 * handshake (default 1000). */
