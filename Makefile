@@ -15,7 +15,7 @@ BUILD ?= build
 SAN ?= 0
 
 KITE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-	-Wno-unused-parameter -Iinclude -Isrc -fPIC -MMD -MP -pthread
+	-Wno-unused-parameter -Iinclude -Isrc -Icli -fPIC -MMD -MP -pthread
 KITE_LDFLAGS := -pthread
 ifeq ($(SAN),1)
 KITE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -37,6 +37,8 @@ BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# The subcommands' code without main(): tests and fuzz targets link it too.
+CLI_PARTS := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%-replay,$(wildcard fuzz/*_fuzz.c))
@@ -63,12 +65,12 @@ $(KITE): $(CLI_OBJ) $(LIBA)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(LIBA)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(CLI_PARTS) $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) -lcmocka
 
 # Fuzz targets: `-replay` runs them without libFuzzer (hostile table plus
 # seeded random mutation); `make fuzz` builds real libFuzzer binaries.
-$(BUILD)/fuzz/%-replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(LIBA)
+$(BUILD)/fuzz/%-replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(CLI_PARTS) $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 
 check-build: all $(TEST_BIN) $(FUZZ_REPLAY)
@@ -117,4 +119,4 @@ uninstall:
 clean:
 	rm -rf build kite.pc
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(wildcard $(BUILD)/*/*.d)

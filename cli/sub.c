@@ -1,0 +1,171 @@
+/* kite sub PATTERN...: print messages from matching channels. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kite.h"
+
+static const char usage[] =
+	"Usage: kite sub [OPTIONS] PATTERN...\n"
+	"Print every message on channels matching a PATTERN ('*' one token,\n"
+	"a final '>' one or more), with its channel, sender and sequence:\n"
+	"  CHANNEL pid=PID uid=UID seq=SEQ PAYLOAD\n\n"
+	"  -j, --json           one JSON object per line instead\n"
+	"  -n, --count N        exit after N messages\n"
+	"  -t, --timeout SECS   exit after SECS seconds\n"
+	"  -b, --bus NAME       the bus to use (default: $KITE_BUS, else 'default')\n"
+	"  -g, --exit-when-gone exit once every publisher heard from has gone\n"
+	"  -s, --stats          print received/lost counts on stderr at the end\n"
+	"  -h, --help           this help\n\n"
+	"Losses (which publisher, how many), departed publishers and refusals\n"
+	"are reported on stderr. Exit: 0 done, 2 --timeout before --count was\n"
+	"reached, 100 usage, 111 system error.\n";
+
+static void print_message(const kite_msg *m, int json)
+{
+	if (!json) {
+		printf("%s pid=%ld uid=%u seq=%" PRIu64 " ", m->channel, (long)m->pid,
+		       (unsigned)m->uid, m->seq);
+		fwrite(m->data, 1, m->len, stdout);
+		putchar('\n');
+		return;
+	}
+	printf("{\"channel\":");
+	json_string(m->channel, strlen(m->channel));
+	printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
+	       ",\"timestamp_ns\":%" PRIu64 ",\"pid\":%ld,\"uid\":%u,\"gid\":%u,"
+	       "\"payload\":",
+	       m->publisher, m->seq, m->timestamp_ns, (long)m->pid, (unsigned)m->uid,
+	       (unsigned)m->gid);
+	json_string(m->data, m->len);
+	printf("}\n");
+}
+
+/* Publishers leave one ring at a time; say so once per publisher. */
+static int first_goodbye(uint64_t publisher)
+{
+	static uint64_t seen[64];
+	static unsigned n;
+	for (unsigned i = 0; i < n && i < 64; i++)
+		if (seen[i] == publisher)
+			return 0;
+	seen[n++ % 64] = publisher;
+	return 1;
+}
+
+static void report(const kite_event *ev)
+{
+	switch (ev->type) {
+	case KITE_LOSS:
+		fprintf(stderr, "kite sub: lost %" PRIu64 " messages on %s from "
+			"publisher %016" PRIx64 " (pid %ld)\n", ev->lost,
+			ev->msg.channel, ev->msg.publisher, (long)ev->msg.pid);
+		break;
+	case KITE_PUBLISHER_GONE:
+		if (first_goodbye(ev->msg.publisher))
+			fprintf(stderr, "kite sub: publisher %016" PRIx64 " (pid %ld) "
+				"has gone; everything it published was delivered or reported lost\n",
+				ev->msg.publisher, (long)ev->msg.pid);
+		break;
+	case KITE_REFUSED:
+		fprintf(stderr, "kite sub: %s\n", ev->text);
+		break;
+	default:
+		break;
+	}
+}
+
+int cmd_sub(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"count", required_argument, NULL, 'n'},
+		{"timeout", required_argument, NULL, 't'},
+		{"bus", required_argument, NULL, 'b'},
+		{"stats", no_argument, NULL, 's'},
+		{"exit-when-gone", no_argument, NULL, 'g'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	kite_options ko = {0};
+	int json = 0, stats = 0, until_gone = 0, c;
+	uint64_t count = 0;
+	int64_t timeout_ms = -1;
+	while ((c = getopt_long(argc, argv, "+jn:t:b:sgh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'n':
+			if (parse_u64(optarg, UINT64_MAX, &count) || !count)
+				return usage_error("sub", "--count wants a positive number, not '%s'", optarg);
+			break;
+		case 't':
+			if (parse_seconds_ms(optarg, &timeout_ms))
+				return usage_error("sub", "--timeout wants seconds, not '%s'", optarg);
+			break;
+		case 'b': ko.bus = optarg; break;
+		case 's': stats = 1; break;
+		case 'g': until_gone = 1; break;
+		case 'h': fputs(usage, stdout); return EXIT_DONE;
+		default: return usage_error("sub", "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return usage_error("sub", "expected at least one PATTERN");
+	for (int i = optind; i < argc; i++)
+		if (kite_pattern_valid(argv[i]))
+			return usage_error("sub", "bad pattern '%s': %s", argv[i],
+					   kite_strerror(KITE_EBADNAME));
+	kite *k;
+	int rc = kite_open(&k, &ko);
+	if (rc)
+		return fail(EXIT_SYSTEM, "sub", "cannot open: %s", kite_strerror(rc));
+	for (int i = optind; i < argc; i++)
+		if ((rc = kite_subscribe(k, argv[i])) < 0) {
+			kite_close(k);
+			return fail(EXIT_SYSTEM, "sub", "subscribe %s: %s", argv[i], kite_strerror(rc));
+		}
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	uint64_t got = 0;
+	int64_t rings = 0, ever = 0; /* rings attached now, and ever */
+	int status = EXIT_DONE;
+	setvbuf(stdout, NULL, _IOLBF, 0); /* a live feed: each line as it comes */
+	while (!count || got < count) {
+		int wait = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+			wait = left < 0 ? 0 : (int)(left > 1000000 ? 1000000 : left);
+		}
+		kite_event ev;
+		rc = kite_recv(k, &ev, wait);
+		if (rc == KITE_ETIMEOUT || rc == KITE_EAGAIN) {
+			status = count ? EXIT_TIMEOUT : EXIT_DONE;
+			break;
+		}
+		if (rc < 0) {
+			status = fail(EXIT_SYSTEM, "sub", "receive: %s", kite_strerror(rc));
+			break;
+		}
+		if (ev.type == KITE_MESSAGE) {
+			print_message(&ev.msg, json);
+			got++;
+		} else {
+			report(&ev);
+			rings += ev.type == KITE_PUBLISHER_NEW;
+			ever += ev.type == KITE_PUBLISHER_NEW;
+			rings -= ev.type == KITE_PUBLISHER_GONE;
+			if (until_gone && ever && rings <= 0)
+				break;
+		}
+	}
+	fflush(stdout);
+	kite_stats st;
+	kite_get_stats(k, &st);
+	if (stats || st.lost)
+		fprintf(stderr, "kite sub: received %" PRIu64 ", lost %" PRIu64 "\n",
+			st.received, st.lost);
+	kite_close(k);
+	return status;
+}

@@ -1,0 +1,138 @@
+/* The control thread: accepts links and answers every control message, so
+ * a handle serves its peers even while its owner only publishes. The data
+ * path never goes through here. */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static struct peer *find_peer(kite *k, int sock)
+{
+	for (struct peer *p = k->peers; p; p = p->next)
+		if (p->sock == sock)
+			return p;
+	return NULL;
+}
+
+static void close_msg_fds(struct wire_msg *m)
+{
+	for (int i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	m->nfds = 0;
+}
+
+/* 0 to go on, -1 if the peer broke the protocol. */
+static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
+{
+	if (m->type == W_HELLO) {
+		if (p->hello)
+			return -1;
+		peer_handle_hello(k, p, m->id, m->fds[0], m->fds[1]);
+		return 0;
+	}
+	if (!p->hello) {
+		close_msg_fds(m);
+		return -1;
+	}
+	struct wire_msg ack;
+	switch (m->type) {
+	case W_SUB:
+		if (kite_pattern_valid(m->text))
+			return -1;
+		if (strlist_add(&p->patterns, &p->npatterns, m->text) < 0)
+			return -1;
+		pub_offer_rings(k, p);
+		if (m->id) {
+			wire_init(&ack, W_SUB_ACK);
+			ack.id = m->id;
+			peer_send(k, p, &ack);
+		}
+		return 0;
+	case W_UNSUB:
+		if (kite_pattern_valid(m->text))
+			return -1;
+		strlist_remove(&p->patterns, &p->npatterns, m->text);
+		pub_forget_peer(k, p, 1);
+		return 0;
+	case W_SYNC:
+		p->synced = 1;
+		pthread_cond_broadcast(&k->cond);
+		return 0;
+	case W_SUB_ACK:
+		if (p->acks_pending) {
+			p->acks_pending--;
+			k->pending_acks--;
+			pthread_cond_broadcast(&k->cond);
+		}
+		return 0;
+	case W_RING:
+		return sub_attach(k, p, m) == KITE_EPROTO ? -1 : 0;
+	case W_LARGE:
+		sub_store_large(k, p, m);
+		return 0;
+	case W_REFUSE:
+		event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid,
+			   0, 1, "refused by pid %ld: %s", (long)p->pid, m->reason);
+		return 0;
+	case W_RING_END:
+		sub_ring_end(k, p, m->id);
+		return 0;
+	}
+	close_msg_fds(m);
+	return -1;
+}
+
+int control_drain(kite *k, struct peer *p)
+{
+	struct wire_msg m;
+	int r;
+	while (!p->closing && (r = wire_recv(p->sock, &m)) == 1)
+		if (dispatch(k, p, &m) < 0) {
+			r = KITE_EPROTO;
+			break;
+		}
+	if (p->closing)
+		return -ECONNRESET;
+	if (r < 0) {
+		p->closing = 1;
+		shutdown(p->sock, SHUT_RDWR);
+	}
+	return r < 0 ? r : 0;
+}
+
+void *control_thread(void *arg)
+{
+	kite *k = arg;
+	struct epoll_event evs[32];
+	for (;;) {
+		int n = epoll_wait(k->epoll_fd, evs, 32, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL; /* only a bad epoll fd gets here */
+		}
+		kite_lock(k);
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (fd == k->stop_fd) {
+				kite_unlock(k);
+				return NULL;
+			}
+			if (fd == k->listen_fd) {
+				peer_accept(k);
+				continue;
+			}
+			struct peer *p = find_peer(k, fd);
+			if (!p)
+				continue;
+			control_drain(k, p);
+			if (p->closing || (evs[i].events & (EPOLLHUP | EPOLLERR)))
+				peer_drop(k, p);
+		}
+		kite_unlock(k);
+	}
+}

@@ -1,0 +1,224 @@
+/* Opening and closing a handle: the bus name, the listening socket, the
+ * links to peers already there, and the control thread. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "shm.h"
+
+#define DEFAULT_RING_SLOTS 1024
+#define DEFAULT_SLOT_SIZE 2048
+#define DEFAULT_SPIN_US 50
+#define DEFAULT_HANDSHAKE_MS 1000
+
+void kite_lock(kite *k) { pthread_mutex_lock(&k->lock); }
+void kite_unlock(kite *k) { pthread_mutex_unlock(&k->lock); }
+
+static int bus_valid(const char *bus)
+{
+	size_t n = strlen(bus);
+	if (n == 0 || n > BUS_MAX)
+		return 0;
+	for (const char *c = bus; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
+			return 0;
+	return 1;
+}
+
+static int take_options(kite *k, const kite_options *o)
+{
+	kite_options d = {0};
+	if (o)
+		d = *o;
+	if (!d.ring_slots)
+		d.ring_slots = DEFAULT_RING_SLOTS;
+	if (!d.slot_size)
+		d.slot_size = DEFAULT_SLOT_SIZE;
+	if (!d.spin_us)
+		d.spin_us = DEFAULT_SPIN_US;
+	if (!d.handshake_ms)
+		d.handshake_ms = DEFAULT_HANDSHAKE_MS;
+	if (ring_geometry_valid(d.ring_slots, d.slot_size, NULL))
+		return -EINVAL;
+	const char *bus = d.bus && *d.bus ? d.bus : getenv("KITE_BUS");
+	if (!bus || !*bus)
+		bus = "default";
+	if (!bus_valid(bus))
+		return -EINVAL;
+	snprintf(k->bus, sizeof k->bus, "%s", bus);
+	d.bus = k->bus;
+	k->opt = d;
+	return 0;
+}
+
+static int open_endpoints(kite *k)
+{
+	if (getrandom(&k->id, sizeof k->id, 0) != sizeof k->id)
+		return -errno;
+	if (!k->id)
+		k->id = 1;
+	k->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	k->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	k->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (k->wake_fd < 0 || k->stop_fd < 0 || k->epoll_fd < 0)
+		return -errno;
+	k->waiter_fd = shm_create("kite-waiter", 4096);
+	if (k->waiter_fd < 0)
+		return k->waiter_fd;
+	int rc = shm_seal(k->waiter_fd, SEALS_WAITER);
+	if (rc)
+		return rc;
+	if (!(k->waiter = shm_map(k->waiter_fd, 4096, 1)))
+		return -errno;
+	k->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (k->listen_fd < 0)
+		return -errno;
+	struct sockaddr_un sa;
+	socklen_t sl = bus_address(k->bus, k->id, &sa);
+	if (bind(k->listen_fd, (struct sockaddr *)&sa, sl) < 0 ||
+	    listen(k->listen_fd, 256) < 0)
+		return -errno;
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = k->listen_fd};
+	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, k->listen_fd, &ev) < 0)
+		return -errno;
+	ev.data.fd = k->stop_fd;
+	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, k->stop_fd, &ev) < 0)
+		return -errno;
+	k->msg_buf_size = k->opt.slot_size;
+	if (!(k->msg_buf = malloc(k->msg_buf_size)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int start_thread(kite *k)
+{
+	/* Signals belong to the application's threads, never to ours. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&k->thread, NULL, control_thread, k);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -rc;
+	k->thread_started = 1;
+	return 0;
+}
+
+static int handshakes_pending(const kite *k)
+{
+	for (const struct peer *p = k->peers; p; p = p->next)
+		if (p->awaited && !p->synced && !p->closing)
+			return 1;
+	return 0;
+}
+
+static void wait_handshakes(kite *k)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += k->opt.handshake_ms / 1000;
+	deadline.tv_nsec += (long)(k->opt.handshake_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	kite_lock(k);
+	while (handshakes_pending(k) &&
+	       pthread_cond_timedwait(&k->cond, &k->lock, &deadline) != ETIMEDOUT)
+		;
+	kite_unlock(k);
+}
+
+int kite_open(kite **out, const kite_options *opts)
+{
+	*out = NULL;
+	kite *k = calloc(1, sizeof *k);
+	if (!k)
+		return -ENOMEM;
+	k->wake_fd = k->stop_fd = k->epoll_fd = k->listen_fd = k->waiter_fd = -1;
+	k->euid = geteuid();
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	int rc = take_options(k, opts);
+	if (!rc)
+		rc = open_endpoints(k);
+	if (!rc) {
+		kite_lock(k);
+		rc = peer_connect_existing(k);
+		kite_unlock(k);
+	}
+	if (!rc)
+		rc = start_thread(k);
+	if (rc) {
+		kite_close(k);
+		return rc;
+	}
+	wait_handshakes(k);
+	*out = k;
+	return 0;
+}
+
+void kite_close(kite *k)
+{
+	if (!k)
+		return;
+	if (k->thread_started) {
+		uint64_t one = 1;
+		ssize_t w = write(k->stop_fd, &one, sizeof one);
+		(void)w;
+		pthread_join(k->thread, NULL);
+	}
+	while (k->peers)
+		peer_drop(k, k->peers);
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i], *n; r; r = n) {
+			n = r->hash_next;
+			pub_ring_free(r);
+		}
+	free(k->pub_hash);
+	for (size_t i = 0; i < k->nsubs; i++)
+		sub_ring_free(k->subs[i]);
+	free(k->subs);
+	strlist_free(&k->patterns, &k->npatterns);
+	free(k->rules);
+	if (k->large_map)
+		munmap(k->large_map, k->large_len);
+	free(k->msg_buf);
+	if (k->waiter)
+		munmap(k->waiter, 4096);
+	int fds[] = {k->wake_fd, k->stop_fd, k->epoll_fd, k->listen_fd, k->waiter_fd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+int kite_fd(const kite *k) { return k->wake_fd; }
+
+uint64_t kite_id(const kite *k) { return k->id; }
+
+void kite_get_stats(const kite *k, kite_stats *out)
+{
+	kite *m = (kite *)(uintptr_t)k;
+	kite_lock(m);
+	*out = k->stats;
+	kite_unlock(m);
+}

@@ -1,0 +1,200 @@
+/* Internal: the handle and what hangs off it. One mutex (k->lock) guards
+ * everything below that both the caller's thread and the control thread
+ * touch; the hot paths take it once per call, uncontended. */
+#ifndef KITE_INTERNAL_H
+#define KITE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "kite.h"
+#include "ring.h"
+#include "wire.h"
+
+#define BUS_MAX 64
+#define MAX_PEER_GROUPS 64
+#define LARGE_KEEP 64 /* large-message fds a subscriber keeps per ring */
+#define EVENT_QUEUE 256
+#define TEXT_MAX 320
+#define SEND_TIMEOUT_MS 500
+
+/* The page a subscriber shares with every publisher it hears from: set
+ * `sleeping` before it sleeps, and a publisher that sees it writes the
+ * subscriber's eventfd. Publishers that find it clear make no system call. */
+struct waiter_page {
+	_Atomic uint32_t sleeping;
+};
+
+struct peer {
+	int sock;
+	int outgoing;     /* we connected (1) or accepted (0) */
+	int hello;        /* its W_HELLO arrived */
+	int synced;       /* its W_SYNC arrived */
+	int awaited;      /* kite_open waits for this link's W_SYNC */
+	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
+	int closing;
+	uint64_t id;      /* its publisher id (from its name, then W_HELLO) */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[MAX_PEER_GROUPS];
+	int ngroups;
+	char **patterns;  /* its subscriptions */
+	size_t npatterns;
+	int eventfd;      /* to wake it, when it subscribes to our rings */
+	struct waiter_page *waiter;
+	struct peer *next;
+};
+
+/* A ring we publish into. */
+struct pub_ring {
+	char channel[KITE_CHANNEL_MAX + 1];
+	uint64_t ring_id;
+	int fd;
+	size_t bytes;
+	struct ring_writer w;
+	struct peer **subs; /* peers that hold this ring */
+	size_t nsubs, cap;
+	uint64_t next_large_id;
+	struct pub_ring *hash_next;
+};
+
+struct large_fd {
+	uint64_t large_id;
+	int fd;
+};
+
+/* A ring we read, from one publisher peer. */
+struct sub_ring {
+	char channel[KITE_CHANNEL_MAX + 1];
+	uint64_t ring_id;
+	uint64_t publisher;
+	struct peer *peer; /* NULL once the publisher is gone */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	size_t bytes;
+	struct ring_reader r;
+	struct large_fd large[LARGE_KEEP];
+	int nlarge;
+	int gone;
+};
+
+struct allow_rule {
+	char pattern[KITE_CHANNEL_MAX + 1];
+	int is_gid;
+	unsigned id;
+};
+
+struct queued_event {
+	kite_event ev;
+	char channel[KITE_CHANNEL_MAX + 1];
+	char text[TEXT_MAX];
+};
+
+struct kite {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* handshake and subscription acknowledgements */
+	pthread_t thread;
+	int thread_started;
+	int stop_fd;   /* eventfd: tells the control thread to stop */
+	int epoll_fd;  /* control thread's */
+	int listen_fd;
+	int wake_fd;   /* eventfd publishers write; kite_fd() */
+	int waiter_fd;
+	struct waiter_page *waiter;
+	uint64_t id;
+	char bus[BUS_MAX + 1];
+	kite_options opt;
+	uid_t euid;
+
+	struct peer *peers;
+	uint64_t next_ring_id;
+	uint64_t next_token;
+	uint64_t pending_acks; /* W_SUB_ACKs kite_subscribe still waits for */
+
+	char **patterns;
+	size_t npatterns;
+	struct allow_rule *rules;
+	size_t nrules;
+
+	struct pub_ring **pub_hash; /* channel -> ring */
+	size_t pub_hash_size;
+	size_t npub;
+	struct pub_ring *last_pub; /* the hot path's one-entry cache */
+
+	struct sub_ring **subs;
+	size_t nsubs, subs_cap;
+	size_t rr; /* round-robin start for fairness among rings */
+
+	struct queued_event events[EVENT_QUEUE];
+	size_t ev_head, ev_count;
+	struct queued_event current; /* the event kite_recv last returned */
+
+	uint8_t *msg_buf; /* inline payload copy; the largest slot we read */
+	size_t msg_buf_size;
+	void *large_map;  /* large message kite_recv last returned */
+	size_t large_len;
+
+	kite_stats stats;
+};
+
+/* handle.c */
+void kite_lock(kite *k);
+void kite_unlock(kite *k);
+
+/* events.c: queue an event (caller holds the lock); text may be NULL. */
+void event_push(kite *k, enum kite_event_type type, const char *channel,
+		uint64_t publisher, pid_t pid, uid_t uid, gid_t gid,
+		uint64_t lost, int refused_by_peer, const char *fmt, ...)
+	__attribute__((format(printf, 10, 11)));
+int event_pop(kite *k, kite_event *ev);
+void wake_self(kite *k);
+
+/* policy.c: 1 if the peer may take part in channel; else 0 and a reason. */
+int policy_allows(const kite *k, const struct peer *p, const char *channel,
+		  char *why, size_t why_len);
+
+/* peers.c */
+struct sockaddr_un;
+socklen_t bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
+int peer_connect_existing(kite *k);
+int peer_accept(kite *k);
+void peer_handle_hello(kite *k, struct peer *p, uint64_t id, int eventfd,
+		       int waiter_fd);
+void peer_drop(kite *k, struct peer *p);
+int peer_send(kite *k, struct peer *p, const struct wire_msg *m);
+void peer_send_subscriptions(kite *k, struct peer *p);
+
+/* control.c */
+void *control_thread(void *arg);
+int control_drain(kite *k, struct peer *p);
+
+/* publish.c: offer our rings to a peer whose subscriptions changed. */
+void pub_offer_rings(kite *k, struct peer *p);
+void pub_forget_peer(kite *k, struct peer *p, int only_unmatched);
+void pub_ring_free(struct pub_ring *r);
+
+/* subscribe.c */
+int sub_attach(kite *k, struct peer *p, const struct wire_msg *m);
+void sub_store_large(kite *k, struct peer *p, const struct wire_msg *m);
+void sub_detach_peer(kite *k, struct peer *p);
+void sub_ring_end(kite *k, struct peer *p, uint64_t ring_id);
+void sub_ring_free(struct sub_ring *s);
+int sub_matches(const kite *k, const char *channel);
+
+/* Time. */
+uint64_t realtime_ns(void);
+uint64_t monotonic_ns(void);
+
+/* String lists (patterns). */
+int strlist_add(char ***list, size_t *n, const char *s);
+int strlist_remove(char ***list, size_t *n, const char *s);
+void strlist_free(char ***list, size_t *n);
+int strlist_any_match(char *const *list, size_t n, const char *channel);
+
+
+#endif

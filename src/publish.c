@@ -1,0 +1,255 @@
+/* Publishing: one ring per channel we publish on, handed to each
+ * authorised subscriber once; a message is written once into the ring (or,
+ * too big for a slot, into a sealed memfd of its own) and only sleeping
+ * subscribers cost a system call. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "shm.h"
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+	return h;
+}
+
+static struct pub_ring *find_ring(kite *k, const char *channel)
+{
+	if (!k->pub_hash_size)
+		return NULL;
+	struct pub_ring *r = k->pub_hash[hash_name(channel) & (k->pub_hash_size - 1)];
+	while (r && strcmp(r->channel, channel))
+		r = r->hash_next;
+	return r;
+}
+
+static int insert_ring(kite *k, struct pub_ring *ring)
+{
+	if (k->npub + 1 > k->pub_hash_size / 2) {
+		size_t size = k->pub_hash_size ? k->pub_hash_size * 2 : 64;
+		struct pub_ring **t = calloc(size, sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < k->pub_hash_size; i++)
+			for (struct pub_ring *r = k->pub_hash[i], *n; r; r = n) {
+				n = r->hash_next;
+				size_t b = hash_name(r->channel) & (size - 1);
+				r->hash_next = t[b];
+				t[b] = r;
+			}
+		free(k->pub_hash);
+		k->pub_hash = t;
+		k->pub_hash_size = size;
+	}
+	size_t b = hash_name(ring->channel) & (k->pub_hash_size - 1);
+	ring->hash_next = k->pub_hash[b];
+	k->pub_hash[b] = ring;
+	k->npub++;
+	return 0;
+}
+
+static int ring_has_sub(const struct pub_ring *r, const struct peer *p)
+{
+	for (size_t i = 0; i < r->nsubs; i++)
+		if (r->subs[i] == p)
+			return 1;
+	return 0;
+}
+
+/* Hand one ring to one peer, if the policy lets it have it. */
+static void offer(kite *k, struct pub_ring *r, struct peer *p)
+{
+	if (p->closing || !p->hello || ring_has_sub(r, p) ||
+	    !strlist_any_match(p->patterns, p->npatterns, r->channel))
+		return;
+	struct wire_msg m;
+	char why[WIRE_REASON_MAX + 1];
+	if (!policy_allows(k, p, r->channel, why, sizeof why)) {
+		wire_init(&m, W_REFUSE);
+		snprintf(m.text, sizeof m.text, "%s", r->channel);
+		snprintf(m.reason, sizeof m.reason, "%s", why);
+		peer_send(k, p, &m);
+		event_push(k, KITE_REFUSED, r->channel, 0, p->pid, p->uid, p->gid,
+			   0, 0, "refused subscriber: %s", why);
+		return;
+	}
+	if (r->nsubs == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 4;
+		struct peer **s = realloc(r->subs, cap * sizeof *s);
+		if (!s)
+			return;
+		r->subs = s;
+		r->cap = cap;
+	}
+	wire_init(&m, W_RING);
+	m.id = r->ring_id;
+	m.a = r->w.head + 1;
+	m.slot_count = r->w.slot_count;
+	m.slot_size = r->w.slot_size;
+	snprintf(m.text, sizeof m.text, "%s", r->channel);
+	m.fds[0] = r->fd;
+	m.nfds = 1;
+	if (peer_send(k, p, &m) == 0)
+		r->subs[r->nsubs++] = p;
+}
+
+void pub_offer_rings(kite *k, struct peer *p)
+{
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			offer(k, r, p);
+}
+
+void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
+{
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			for (size_t j = 0; j < r->nsubs; j++) {
+				if (r->subs[j] != p)
+					continue;
+				if (only_unmatched &&
+				    strlist_any_match(p->patterns, p->npatterns, r->channel))
+					break;
+				r->subs[j] = r->subs[--r->nsubs];
+				break;
+			}
+}
+
+static struct pub_ring *create_ring(kite *k, const char *channel)
+{
+	struct pub_ring *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	snprintf(r->channel, sizeof r->channel, "%s", channel);
+	ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
+	char name[KITE_CHANNEL_MAX + 16];
+	snprintf(name, sizeof name, "kite-ring:%s", channel);
+	void *base = NULL;
+	r->fd = shm_create(name, r->bytes);
+	if (r->fd < 0 || !(base = shm_map(r->fd, r->bytes, 1)))
+		goto fail;
+	ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id, channel);
+	/* Our writable mapping stays; nobody can make another or shrink it. */
+	if (shm_seal(r->fd, SEALS_RING) < 0 || insert_ring(k, r) < 0)
+		goto fail;
+	r->ring_id = ++k->next_ring_id;
+	for (struct peer *p = k->peers; p; p = p->next)
+		offer(k, r, p);
+	return r;
+fail:
+	if (base)
+		munmap(base, r->bytes);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+	return NULL;
+}
+
+void pub_ring_free(struct pub_ring *r)
+{
+	munmap(r->w.base, r->bytes);
+	close(r->fd);
+	free(r->subs);
+	free(r);
+}
+
+/* A message too big for a slot: its own memfd, frozen, sent to each holder
+ * of the ring before the slot that names it becomes visible. */
+static int make_large(const void *data, size_t len)
+{
+	int fd = shm_create("kite-large", len);
+	if (fd < 0)
+		return fd;
+	int rc = shm_write_all(fd, data, len);
+	if (!rc)
+		rc = shm_seal(fd, SEALS_FROZEN);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
+		       size_t len)
+{
+	struct wire_msg m;
+	wire_init(&m, W_LARGE);
+	m.id = r->ring_id;
+	m.a = large_id;
+	m.b = len;
+	m.fds[0] = fd;
+	m.nfds = 1;
+	for (size_t i = 0; i < r->nsubs; i++)
+		/* Never wait: a subscriber whose queue is full counts it lost. */
+		wire_send(r->subs[i]->sock, &m, 1);
+}
+
+static void wake_sleepers(kite *k, struct pub_ring *r)
+{
+	/* Pairs with the fence in kite_recv between setting `sleeping` and
+	 * looking at the rings once more: one of the two sides sees the other. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (size_t i = 0; i < r->nsubs; i++) {
+		struct peer *p = r->subs[i];
+		if (!atomic_load_explicit(&p->waiter->sleeping, memory_order_relaxed))
+			continue;
+		if (!atomic_exchange(&p->waiter->sleeping, 0))
+			continue;
+		uint64_t one = 1;
+		if (write(p->eventfd, &one, sizeof one) == sizeof one)
+			k->stats.wakeups_sent++;
+	}
+}
+
+int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+{
+	if (len > KITE_MSG_MAX)
+		return KITE_ETOOBIG;
+	if (len && !data)
+		return -EINVAL;
+	kite_lock(k);
+	struct pub_ring *r = k->last_pub;
+	if (!r || strcmp(r->channel, channel)) {
+		int rc = kite_channel_valid(channel);
+		if (rc) {
+			kite_unlock(k);
+			return rc;
+		}
+		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel))) {
+			kite_unlock(k);
+			return -ENOMEM;
+		}
+		k->last_pub = r;
+	}
+	uint64_t seq;
+	if (len <= r->w.slot_size - RING_SLOT_HEADER) {
+		seq = ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE, 0, realtime_ns());
+	} else {
+		uint64_t large_id = ++r->next_large_id;
+		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
+			kite_unlock(k); /* a long copy must not stall the control thread */
+			int fd = make_large(data, len);
+			kite_lock(k);
+			if (fd < 0) {
+				kite_unlock(k);
+				return fd;
+			}
+			send_large(k, r, fd, large_id, len);
+			close(fd);
+		}
+		seq = ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
+				 realtime_ns());
+	}
+	k->stats.published++;
+	wake_sleepers(k, r);
+	kite_unlock(k);
+	return (int64_t)seq;
+}

@@ -1,0 +1,229 @@
+/* Subscribing: our patterns, sent to every peer; the rings publishers hand
+ * us, checked (policy, seals, size, header) before they are mapped
+ * read-only; large-message memfds kept until the slot naming them is read. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "shm.h"
+
+int sub_matches(const kite *k, const char *channel)
+{
+	return strlist_any_match(k->patterns, k->npatterns, channel);
+}
+
+static struct sub_ring *find_sub(kite *k, const struct peer *p, uint64_t ring_id)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->peer == p && k->subs[i]->ring_id == ring_id)
+			return k->subs[i];
+	return NULL;
+}
+
+void sub_ring_free(struct sub_ring *s)
+{
+	munmap((void *)(uintptr_t)s->r.base, s->bytes);
+	for (int i = 0; i < s->nlarge; i++)
+		close(s->large[i].fd);
+	free(s);
+}
+
+static void remove_sub_at(kite *k, size_t i)
+{
+	sub_ring_free(k->subs[i]);
+	k->subs[i] = k->subs[--k->nsubs];
+}
+
+int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	int fd = m->fds[0];
+	size_t bytes;
+	char why[WIRE_REASON_MAX + 1];
+	if (kite_channel_valid(m->text) ||
+	    ring_geometry_valid(m->slot_count, m->slot_size, &bytes)) {
+		close(fd);
+		return KITE_EPROTO;
+	}
+	if (!sub_matches(k, m->text) || find_sub(k, p, m->id)) {
+		close(fd); /* crossed an unsubscribe, or a duplicate: not ours */
+		return 0;
+	}
+	if (!policy_allows(k, p, m->text, why, sizeof why)) {
+		struct wire_msg r;
+		wire_init(&r, W_REFUSE);
+		snprintf(r.text, sizeof r.text, "%s", m->text);
+		snprintf(r.reason, sizeof r.reason, "%s", why);
+		peer_send(k, p, &r);
+		event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid, 0,
+			   0, "refused publisher: %s", why);
+		close(fd);
+		return 0;
+	}
+	const void *base = NULL;
+	struct sub_ring *s = NULL;
+	if (shm_check(fd, SEALS_RING, bytes, 1) || !(base = shm_map(fd, bytes, 0)) ||
+	    ring_header_check(base, m->slot_count, m->slot_size, m->text) ||
+	    !(s = calloc(1, sizeof *s)))
+		goto bad;
+	if (k->nsubs == k->subs_cap) {
+		size_t cap = k->subs_cap ? k->subs_cap * 2 : 8;
+		struct sub_ring **t = realloc(k->subs, cap * sizeof *t);
+		if (!t)
+			goto bad;
+		k->subs = t;
+		k->subs_cap = cap;
+	}
+	if (m->slot_size > k->msg_buf_size) {
+		uint8_t *b = realloc(k->msg_buf, m->slot_size);
+		if (!b)
+			goto bad;
+		k->msg_buf = b;
+		k->msg_buf_size = m->slot_size;
+	}
+	close(fd);
+	snprintf(s->channel, sizeof s->channel, "%s", m->text);
+	s->ring_id = m->id;
+	s->publisher = p->id;
+	s->peer = p;
+	s->pid = p->pid;
+	s->uid = p->uid;
+	s->gid = p->gid;
+	s->bytes = bytes;
+	s->r.base = base;
+	s->r.slot_count = m->slot_count;
+	s->r.slot_size = m->slot_size;
+	s->r.next = m->a ? m->a : 1;
+	k->subs[k->nsubs++] = s;
+	event_push(k, KITE_PUBLISHER_NEW, s->channel, p->id, p->pid, p->uid, p->gid,
+		   0, 0, "publisher pid %ld uid %u attached from seq %llu",
+		   (long)p->pid, (unsigned)p->uid, (unsigned long long)s->r.next);
+	return 0;
+bad:
+	if (base)
+		munmap((void *)(uintptr_t)base, bytes);
+	free(s);
+	close(fd);
+	event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid, 0, 0,
+		   "rejected a ring from pid %ld: bad size, seals or header",
+		   (long)p->pid);
+	return 0;
+}
+
+void sub_store_large(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	struct sub_ring *s = find_sub(k, p, m->id);
+	if (!s) {
+		close(m->fds[0]);
+		return;
+	}
+	if (s->nlarge == LARGE_KEEP) {
+		/* Keep the newest: the oldest belongs to a slot we were overrun on. */
+		int oldest = 0;
+		for (int i = 1; i < s->nlarge; i++)
+			if (s->large[i].large_id < s->large[oldest].large_id)
+				oldest = i;
+		close(s->large[oldest].fd);
+		s->large[oldest] = s->large[--s->nlarge];
+	}
+	s->large[s->nlarge].large_id = m->a;
+	s->large[s->nlarge].fd = m->fds[0];
+	s->nlarge++;
+}
+
+void sub_detach_peer(kite *k, struct peer *p)
+{
+	int any = 0;
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->peer == p) {
+			k->subs[i]->peer = NULL;
+			k->subs[i]->gone = 1;
+			any = 1;
+		}
+	if (any)
+		wake_self(k);
+}
+
+void sub_ring_end(kite *k, struct peer *p, uint64_t ring_id)
+{
+	struct sub_ring *s = find_sub(k, p, ring_id);
+	if (s) {
+		s->peer = NULL;
+		s->gone = 1;
+		wake_self(k);
+	}
+}
+
+/* Send a pattern change to every linked peer; returns how many acks to
+ * expect. */
+static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
+				  uint64_t token)
+{
+	uint64_t sent = 0;
+	for (struct peer *p = k->peers; p; p = p->next) {
+		if (!p->hello || p->closing)
+			continue;
+		struct wire_msg m;
+		wire_init(&m, type);
+		m.id = token;
+		snprintf(m.text, sizeof m.text, "%s", pattern);
+		if (peer_send(k, p, &m) == 0 && token) {
+			p->acks_pending++;
+			sent++;
+		}
+	}
+	return sent;
+}
+
+int kite_subscribe(kite *k, const char *pattern)
+{
+	int rc = kite_pattern_valid(pattern);
+	if (rc)
+		return rc;
+	kite_lock(k);
+	rc = strlist_add(&k->patterns, &k->npatterns, pattern);
+	if (rc <= 0) {
+		kite_unlock(k);
+		return rc;
+	}
+	/* Wait until every publisher there now has answered, so that what it
+	 * publishes after kite_subscribe() returns reaches us. */
+	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token);
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += k->opt.handshake_ms / 1000;
+	deadline.tv_nsec += (long)(k->opt.handshake_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	while (k->pending_acks &&
+	       pthread_cond_timedwait(&k->cond, &k->lock, &deadline) != ETIMEDOUT)
+		;
+	kite_unlock(k);
+	return 0;
+}
+
+int kite_unsubscribe(kite *k, const char *pattern)
+{
+	int rc = kite_pattern_valid(pattern);
+	if (rc)
+		return rc;
+	kite_lock(k);
+	if (!strlist_remove(&k->patterns, &k->npatterns, pattern)) {
+		kite_unlock(k);
+		return KITE_ENOTSUB;
+	}
+	broadcast_pattern(k, W_UNSUB, pattern, 0);
+	for (size_t i = 0; i < k->nsubs;)
+		if (!sub_matches(k, k->subs[i]->channel))
+			remove_sub_at(k, i);
+		else
+			i++;
+	kite_unlock(k);
+	return 0;
+}

@@ -1,0 +1,65 @@
+/* Small internal helpers: clocks and pattern lists. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int strlist_add(char ***list, size_t *n, const char *s)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*list)[i], s))
+			return 0;
+	char **grown = realloc(*list, (*n + 1) * sizeof **list);
+	if (!grown)
+		return -ENOMEM;
+	*list = grown;
+	if (!(grown[*n] = strdup(s)))
+		return -ENOMEM;
+	(*n)++;
+	return 1;
+}
+
+int strlist_remove(char ***list, size_t *n, const char *s)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp((*list)[i], s))
+			continue;
+		free((*list)[i]);
+		(*list)[i] = (*list)[--*n];
+		return 1;
+	}
+	return 0;
+}
+
+void strlist_free(char ***list, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*list)[i]);
+	free(*list);
+	*list = NULL;
+	*n = 0;
+}
+
+int strlist_any_match(char *const *list, size_t n, const char *channel)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kite_pattern_match(list[i], channel))
+			return 1;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* Internal: the control protocol spoken over each SOCK_SEQPACKET link.
+ * One record per message: a fixed 40-byte header, then text, then reason,
+ * with file descriptors (SCM_RIGHTS) where the type calls for them. Decoding
+ * checks every length and the exact number of descriptors. */
+#ifndef KITE_WIRE_H
+#define KITE_WIRE_H
+
+#include <stdint.h>
+
+#include "kite.h"
+
+#define WIRE_VERSION 1
+#define WIRE_REASON_MAX 255
+#define WIRE_MAX_FDS 2
+
+enum wire_type {
+	W_HELLO = 1, /* id = sender's publisher id, a = version; fds: eventfd, waiter page */
+	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted) */
+	W_UNSUB,     /* text = pattern */
+	W_SYNC,      /* the sender's initial subscriptions are all sent */
+	W_SUB_ACK,   /* id = token of the W_SUB this answers */
+	W_RING,      /* id = ring id, a = first seq for the receiver, text =
+	                channel, slot_count, slot_size; fd: the ring */
+	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
+	W_REFUSE,    /* text = channel, reason = why */
+	W_RING_END,  /* id = ring id: the receiver no longer gets this ring */
+	W_TYPE_MAX
+};
+
+struct wire_msg {
+	uint16_t type;
+	uint32_t slot_count, slot_size;
+	uint64_t id, a, b;
+	char text[KITE_CHANNEL_MAX + 1];
+	char reason[WIRE_REASON_MAX + 1];
+	int fds[WIRE_MAX_FDS];
+	int nfds;
+};
+
+/* Send one message. Control messages wait up to the socket's send
+ * time-out; with dontwait set (large-message notices) they never wait.
+ * 0 or -errno. */
+int wire_send(int sock, const struct wire_msg *m, int dontwait);
+
+/* Receive one message without waiting: 1 got one, 0 nothing queued,
+ * -ECONNRESET peer gone, KITE_EPROTO malformed (any fds are closed). */
+int wire_recv(int sock, struct wire_msg *m);
+
+/* Fill a message with a type and zeroes (nfds 0, fds -1). */
+void wire_init(struct wire_msg *m, uint16_t type);
+
+#endif
