@@ -1,4 +1,4 @@
-/* Included by every tests/*_test.c: cmocka plus small helpers. */
+/* Included by every tests/NAME_test.c: cmocka plus small helpers. */
 #ifndef KITE_TEST_CHECK_H
 #define KITE_TEST_CHECK_H
 
