@@ -573,7 +573,8 @@ double statsd_percentile(const double *sorted, size_t n, double p)
 	return sorted[r - 1];
 }
 
-static void flush_dist(struct statsd_table *t, struct dist *d, double secs)
+static void flush_dist(struct statsd_table *t, struct dist *d, double secs,
+		       bool pct_changed)
 {
 	d->l_count = d->wcount;
 	d->l_sum = d->sum;
@@ -589,6 +590,9 @@ static void flush_dist(struct statsd_table *t, struct dist *d, double secs)
 		qsort(d->samples, d->kept, sizeof *d->samples, cmp_double);
 		for (unsigned i = 0; i < t->n_last_pct; i++)
 			d->q[i] = statsd_percentile(d->samples, d->kept, t->last_pct[i]);
+	} else if (pct_changed) {
+		for (unsigned i = 0; i < t->n_last_pct; i++)
+			d->q[i] = NAN; /* old figures are for other percentiles */
 	}
 	d->seen = 0;
 	d->kept = 0;
@@ -604,6 +608,8 @@ static void flush_dist(struct statsd_table *t, struct dist *d, double secs)
 void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 {
 	double secs = interval_ms > 0 ? (double)interval_ms / 1000.0 : 1.0;
+	bool pct_changed = t->n_last_pct != t->cfg.n_percentiles ||
+			   memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	t->n_last_pct = t->cfg.n_percentiles;
 	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	for (struct statsd_family *f = t->head; f; f = f->next) {
@@ -636,7 +642,7 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 				break;
 			default:
 				if (s->u.dist)
-					flush_dist(t, s->u.dist, secs);
+					flush_dist(t, s->u.dist, secs, pct_changed);
 				break;
 			}
 		}

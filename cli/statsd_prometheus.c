@@ -209,14 +209,16 @@ static int prom_one(void *arg, const struct statsd_view *v)
 			[STATSD_HISTOGRAM] = "statsd histogram %s: quantiles of the last interval",
 		};
 		statsd_buf_printf(b, "# HELP %s ", v->prom_name);
-		/* HELP text escapes backslash and newline; the raw name has no
-		 * newline (lines are split on it) but may have backslashes. */
+		/* HELP text escapes backslash; the raw name has no newline
+		 * (lines are split on it), and control or non-ASCII bytes (maybe
+		 * not UTF-8) are shown as '?'. */
 		char help[STATSD_MAX_NAME * 2 + 1];
 		size_t h = 0;
 		for (const char *r = v->raw_name; *r && h + 2 < sizeof help; r++) {
-			if (*r == '\\')
+			unsigned char ch = (unsigned char)*r;
+			if (ch == '\\')
 				help[h++] = '\\';
-			help[h++] = *r;
+			help[h++] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
 		}
 		help[h] = 0;
 		statsd_buf_printf(b, what[v->kind], help);
