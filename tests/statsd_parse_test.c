@@ -181,8 +181,10 @@ static void test_hostile_packets(void **state)
 	char *p = malloc(n + 1);
 	assert_non_null(p);
 	int o = sprintf(p, "tags:1|c|#");
-	for (size_t i = (size_t)o; i < n; i += 4)
+	size_t i = (size_t)o;
+	for (; i + 4 <= n; i += 4)
 		memcpy(p + i, "k:v,", 4);
+	memset(p + i, 'k', n - i);
 	statsd_table_add_packet(t, p, n);
 	memset(p, 'a', n);
 	statsd_table_add_packet(t, p, n);
