@@ -33,54 +33,69 @@ static const char usage[] =
 	"Every refused line, sample, member or metric is counted in kite_statsd_*.\n"
 	"See kite-statsd(1).\n";
 
+static void free_all(char **v, int n, char *config_path)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	free(config_path);
+}
+
 int cmd_statsd(int argc, char **argv)
 {
-	const char *config_path = NULL;
+	char *config_path = NULL;
 	/* key, value pairs from the command line; re-applied after a reload */
 	char **ov = calloc((size_t)argc * 2 + 2, sizeof *ov);
-	int n_ov = 0;
+	int n_ov = 0, rc;
 	if (!ov)
 		return fail(EXIT_SYSTEM, "statsd", "out of memory");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			fputs(usage, stdout);
-			free(ov);
+			free_all(ov, n_ov, config_path);
 			return EXIT_DONE;
 		}
 		if (strncmp(a, "--", 2) || !a[2]) {
-			free(ov);
+			free_all(ov, n_ov, config_path);
 			return usage_error("statsd", "unexpected argument '%s'", a);
 		}
-		char *key = strdup(a + 2), *val;
-		char *eq = strchr(key, '=');
-		if (eq) {
-			*eq = 0;
-			val = eq + 1;
-		} else if (i + 1 < argc) {
-			val = argv[++i];
-		} else {
-			free(ov);
-			int rc = usage_error("statsd", "option '%s' needs a value", a);
+		const char *eq = strchr(a, '=');
+		char *key = eq ? strndup(a + 2, (size_t)(eq - a - 2)) : strdup(a + 2);
+		const char *val = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+		if (!val) {
 			free(key);
-			return rc;
+			free_all(ov, n_ov, config_path);
+			return usage_error("statsd", "option '%s' needs a value", a);
+		}
+		char *v = strdup(val);
+		if (!key || !v) {
+			free(key);
+			free(v);
+			free_all(ov, n_ov, config_path);
+			return fail(EXIT_SYSTEM, "statsd", "out of memory");
 		}
 		if (!strcmp(key, "config")) {
-			config_path = eq ? strdup(val) : val;
 			free(key);
+			free(config_path);
+			config_path = v;
 			continue;
 		}
 		ov[n_ov++] = key;
-		ov[n_ov++] = eq ? strdup(val) : val;
+		ov[n_ov++] = v;
 	}
 	struct statsd_config cfg;
 	char err[512];
 	statsd_config_defaults(&cfg);
+	rc = -1;
 	if (config_path && statsd_config_load(&cfg, config_path, err, sizeof err) < 0)
-		return fail(EXIT_USAGE, "statsd", "%s", err);
-	for (int i = 0; i < n_ov; i += 2)
+		rc = fail(EXIT_USAGE, "statsd", "%s", err);
+	for (int i = 0; rc < 0 && i < n_ov; i += 2)
 		if (statsd_config_set(&cfg, ov[i], ov[i + 1], err, sizeof err) < 0)
-			return usage_error("statsd", "%s", err);
-	/* ov and its strings live as long as the process: reloads re-read them. */
-	return statsd_run(&cfg, config_path, ov, n_ov);
+			rc = usage_error("statsd", "%s", err);
+	/* The daemon keeps ov and config_path: reloads read them again. */
+	if (rc < 0)
+		rc = statsd_run(&cfg, config_path, ov, n_ov);
+	free_all(ov, n_ov, config_path);
+	return rc;
 }

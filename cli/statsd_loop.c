@@ -69,6 +69,7 @@ struct daemon {
 	/* Graphite */
 	int gfd;
 	bool gconnecting;
+	bool gfailing; /* logged a failure; quiet until a push succeeds */
 	int64_t gsince;
 	struct statsd_buf gout;
 	size_t gsent;
@@ -258,6 +259,14 @@ static void read_dgrams(struct daemon *d, int i, int max_batches)
 
 /* ---- Graphite ---- */
 
+static void graphite_failed(struct daemon *d, const char *why)
+{
+	if (!d->gfailing)
+		logmsg("graphite %s: %s (retrying after each flush; logged once)",
+		       d->cfg.graphite, why);
+	d->gfailing = true;
+}
+
 static void graphite_close(struct daemon *d, bool failed)
 {
 	if (d->gfd >= 0) {
@@ -289,6 +298,7 @@ static void graphite_connect(struct daemon *d)
 	}
 	int r = connect(fd, (struct sockaddr *)&d->gaddr, d->gaddr_len);
 	if (r < 0 && errno != EINPROGRESS) {
+		graphite_failed(d, strerror(errno));
 		close(fd);
 		statsd_table_health(d->t)->graphite_failures++;
 		return;
@@ -307,11 +317,14 @@ static void graphite_io(struct daemon *d, uint32_t events)
 		socklen_t el = sizeof err;
 		getsockopt(d->gfd, SOL_SOCKET, SO_ERROR, &err, &el);
 		if (err) {
-			logmsg("graphite %s: %s", d->cfg.graphite, strerror(err));
+			graphite_failed(d, strerror(err));
 			graphite_close(d, true);
 			return;
 		}
 		d->gconnecting = false;
+		if (d->gfailing)
+			logmsg("graphite %s: connected", d->cfg.graphite);
+		d->gfailing = false;
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		char junk[512];
@@ -327,7 +340,7 @@ static void graphite_io(struct daemon *d, uint32_t events)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			logmsg("graphite %s: %s", d->cfg.graphite, strerror(errno));
+			graphite_failed(d, strerror(errno));
 			graphite_close(d, true);
 			return;
 		}
@@ -360,7 +373,7 @@ static void graphite_push(struct daemon *d, int64_t ts)
 		d->gout.oom = false;
 	}
 	if (d->gfd >= 0 && d->gconnecting && now_ms() - d->gsince > d->cfg.graphite_timeout_ms) {
-		logmsg("graphite %s: connect timed out", d->cfg.graphite);
+		graphite_failed(d, "connect timed out");
 		graphite_close(d, true);
 	}
 	if (d->gfd < 0)
@@ -662,9 +675,12 @@ static void shutdown_flush(struct daemon *d)
 	int64_t deadline = now_ms() + d->cfg.graphite_timeout_ms;
 	while (d->gaddr_len && d->gout.len > d->gsent && now_ms() < deadline) {
 		if (d->gfd < 0) {
+			/* Retry a refused connection ten times a second. */
+			if (d->gfailing)
+				nanosleep(&(struct timespec){0, 100000000}, NULL);
 			graphite_connect(d);
 			if (d->gfd < 0)
-				break;
+				continue;
 		}
 		struct epoll_event ev[8];
 		int n = epoll_wait(d->ep, ev, 8, 100);
