@@ -47,6 +47,7 @@ LIBA := $(BUILD)/libkite.a
 LIBSO := $(BUILD)/libkite.so.0
 KITE := $(BUILD)/kite
 
+FORCE:
 .PHONY: all test check-build bench demo install uninstall clean fuzz deps
 all: $(LIBA) $(LIBSO) $(KITE)
 
@@ -93,7 +94,7 @@ bench: deps all
 demo: all
 	$(Q)demo/run.sh $(KITE)
 
-kite.pc: kite.pc.in
+kite.pc: kite.pc.in FORCE
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' $< > $@
 

@@ -19,6 +19,8 @@ static const char usage[] =
 	"  -b, --bus NAME       the bus to use (default: $KITE_BUS, else 'default')\n"
 	"  -g, --exit-when-gone exit once every publisher heard from has gone\n"
 	"  -s, --stats          print received/lost counts on stderr at the end\n"
+	"  -v, --verbose        also report on stderr when the subscriptions are in\n"
+	"                       force and each publisher's ring attaches\n"
 	"  -h, --help           this help\n\n"
 	"Losses (which publisher, how many), departed publishers and refusals\n"
 	"are reported on stderr. Exit: 0 done, 2 --timeout before --count was\n"
@@ -56,9 +58,13 @@ static int first_goodbye(uint64_t publisher)
 	return 1;
 }
 
-static void report(const kite_event *ev)
+static void report(const kite_event *ev, int verbose)
 {
 	switch (ev->type) {
+	case KITE_PUBLISHER_NEW:
+		if (verbose)
+			fprintf(stderr, "kite sub: %s: %s\n", ev->msg.channel, ev->text);
+		break;
 	case KITE_LOSS:
 		fprintf(stderr, "kite sub: lost %" PRIu64 " messages on %s from "
 			"publisher %016" PRIx64 " (pid %ld)\n", ev->lost,
@@ -87,14 +93,15 @@ int cmd_sub(int argc, char **argv)
 		{"bus", required_argument, NULL, 'b'},
 		{"stats", no_argument, NULL, 's'},
 		{"exit-when-gone", no_argument, NULL, 'g'},
+		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	kite_options ko = {0};
-	int json = 0, stats = 0, until_gone = 0, c;
+	int json = 0, stats = 0, until_gone = 0, verbose = 0, c;
 	uint64_t count = 0;
 	int64_t timeout_ms = -1;
-	while ((c = getopt_long(argc, argv, "+jn:t:b:sgh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+jn:t:b:sgvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'n':
@@ -108,6 +115,7 @@ int cmd_sub(int argc, char **argv)
 		case 'b': ko.bus = optarg; break;
 		case 's': stats = 1; break;
 		case 'g': until_gone = 1; break;
+		case 'v': verbose = 1; break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;
 		default: return usage_error("sub", "unknown option");
 		}
@@ -127,6 +135,8 @@ int cmd_sub(int argc, char **argv)
 			kite_close(k);
 			return fail(EXIT_SYSTEM, "sub", "subscribe %s: %s", argv[i], kite_strerror(rc));
 		}
+	if (verbose)
+		fprintf(stderr, "kite sub: subscribed; publishers present have answered\n");
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	uint64_t got = 0;
 	int64_t rings = 0, ever = 0; /* rings attached now, and ever */
@@ -152,7 +162,7 @@ int cmd_sub(int argc, char **argv)
 			print_message(&ev.msg, json);
 			got++;
 		} else {
-			report(&ev);
+			report(&ev, verbose);
 			rings += ev.type == KITE_PUBLISHER_NEW;
 			ever += ev.type == KITE_PUBLISHER_NEW;
 			rings -= ev.type == KITE_PUBLISHER_GONE;

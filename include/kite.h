@@ -129,7 +129,8 @@ int kite_open(kite **out, const kite_options *opts);
 void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
- * subscriber; returns the message's sequence number (>= 1) or an error. */
+ * subscriber; returns the message's sequence number (>= 1) or an error.
+ * A handle does not receive its own messages; open a second handle to. */
 int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
 
@@ -146,15 +147,20 @@ int kite_unsubscribe(kite *k, const char *pattern);
 int kite_allow_uid(kite *k, const char *pattern, uid_t uid);
 int kite_allow_gid(kite *k, const char *pattern, gid_t gid);
 
-/* Receive the next message or event. timeout_ms: 0 polls (KITE_EAGAIN if
- * nothing), -1 waits forever, else waits at most that long (KITE_ETIMEOUT).
- * Spins briefly (options.spin_us) before it sleeps. */
+/* Receive the next message or event. timeout_ms: 0 polls without any
+ * system call (KITE_EAGAIN if nothing), -1 waits forever, else waits at most
+ * that long (KITE_ETIMEOUT). Waiting spins briefly (options.spin_us), then
+ * sleeps until a publisher wakes it. */
 int kite_recv(kite *k, kite_event *ev, int timeout_ms);
 
-/* A file descriptor that becomes readable when kite_recv() may have
- * something. Drain with kite_recv(k, ev, 0) until KITE_EAGAIN before you
- * wait on it again; do not read from or close it. */
+/* A file descriptor for poll/epoll, readable when kite_recv() may have
+ * something. Do not read from or close it. An event loop does:
+ *     while (kite_recv(k, &ev, 0) == 0) handle(&ev);
+ *     if (kite_arm(k) == 0) wait for kite_fd(k) to be readable;
+ * kite_arm() asks publishers to wake this handle; it returns 1 (and arms
+ * nothing) when something is already there, 0 when armed. */
 int kite_fd(const kite *k);
+int kite_arm(kite *k);
 
 /* This handle's publisher id. */
 uint64_t kite_id(const kite *k);

@@ -31,7 +31,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	if (m->type == W_HELLO) {
 		if (p->hello)
 			return -1;
-		peer_handle_hello(k, p, m->id, m->fds[0], m->fds[1]);
+		peer_handle_hello(k, p, m);
 		return 0;
 	}
 	if (!p->hello) {
@@ -115,11 +115,11 @@ void *control_thread(void *arg)
 				continue;
 			return NULL; /* only a bad epoll fd gets here */
 		}
-		kite_lock(k);
+		control_enter(k);
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == k->stop_fd) {
-				kite_unlock(k);
+				control_exit(k);
 				return NULL;
 			}
 			if (fd == k->listen_fd) {
@@ -133,6 +133,6 @@ void *control_thread(void *arg)
 			if (p->closing || (evs[i].events & (EPOLLHUP | EPOLLERR)))
 				peer_drop(k, p);
 		}
-		kite_unlock(k);
+		control_exit(k);
 	}
 }

@@ -1,6 +1,7 @@
 /* Opening and closing a handle: the bus name, the listening socket, the
  * links to peers already there, and the control thread. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,53 @@
 
 void kite_lock(kite *k) { pthread_mutex_lock(&k->lock); }
 void kite_unlock(kite *k) { pthread_mutex_unlock(&k->lock); }
+
+/* A biased lock. Unlocking a mutex is a locked instruction, which waits
+ * for the publisher's slot stores to leave the store buffer: that alone
+ * cost more than the rest of a publish. The application's thread instead
+ * raises app_active and checks ctl_wants with plain loads and stores; the
+ * control thread (rare) raises ctl_wants, forces a barrier on our threads
+ * with membarrier(PRIVATE_EXPEDITED), and waits for app_active to drop.
+ * One of the two always sees the other (Dekker, with the fence paid by the
+ * rare side only). Without membarrier, everything takes the mutex. */
+int app_enter(kite *k)
+{
+	if (k->biased) {
+		atomic_store_explicit(&k->app_active, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (!atomic_load_explicit(&k->ctl_wants, memory_order_acquire))
+			return 0;
+		atomic_store_explicit(&k->app_active, 0, memory_order_release);
+	}
+	kite_lock(k);
+	return 1;
+}
+
+void app_exit(kite *k, int locked)
+{
+	if (locked)
+		kite_unlock(k);
+	else
+		atomic_store_explicit(&k->app_active, 0, memory_order_release);
+}
+
+void control_enter(kite *k)
+{
+	kite_lock(k);
+	if (!k->biased)
+		return;
+	atomic_store_explicit(&k->ctl_wants, 1, memory_order_relaxed);
+	barrier_private();
+	while (atomic_load_explicit(&k->app_active, memory_order_acquire))
+		sched_yield();
+}
+
+void control_exit(kite *k)
+{
+	if (k->biased)
+		atomic_store_explicit(&k->ctl_wants, 0, memory_order_release);
+	kite_unlock(k);
+}
 
 static int bus_valid(const char *bus)
 {
@@ -149,6 +197,8 @@ int kite_open(kite **out, const kite_options *opts)
 		return -ENOMEM;
 	k->wake_fd = k->stop_fd = k->epoll_fd = k->listen_fd = k->waiter_fd = -1;
 	k->euid = geteuid();
+	k->light_publish = k->strict_sleep = barrier_setup();
+	k->biased = barrier_private_setup();
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

@@ -36,6 +36,7 @@ struct peer {
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
 	int closing;
+	int strict_sleep; /* it issues the heavy barrier before it sleeps */
 	uint64_t id;      /* its publisher id (from its name, then W_HELLO) */
 	pid_t pid;
 	uid_t uid;
@@ -59,6 +60,7 @@ struct pub_ring {
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
 	uint64_t next_large_id;
+	int fence; /* a full fence per message: some holder cannot do without */
 	struct pub_ring *hash_next;
 };
 
@@ -81,6 +83,7 @@ struct sub_ring {
 	struct large_fd large[LARGE_KEEP];
 	int nlarge;
 	int gone;
+	int unsubscribed; /* freed by the next kite_recv() */
 };
 
 struct allow_rule {
@@ -110,6 +113,10 @@ struct kite {
 	char bus[BUS_MAX + 1];
 	kite_options opt;
 	uid_t euid;
+	int light_publish; /* barrier_setup() worked: no per-message fence */
+	int biased;        /* barrier_private_setup() worked: see app_enter() */
+	int strict_sleep;  /* we issue the global heavy barrier before sleeping */
+	_Atomic int app_active, ctl_wants;
 
 	struct peer *peers;
 	uint64_t next_ring_id;
@@ -129,6 +136,7 @@ struct kite {
 	struct sub_ring **subs;
 	size_t nsubs, subs_cap;
 	size_t rr; /* round-robin start for fairness among rings */
+	int retired; /* some subs are marked unsubscribed */
 
 	struct queued_event events[EVENT_QUEUE];
 	size_t ev_head, ev_count;
@@ -142,9 +150,17 @@ struct kite {
 	kite_stats stats;
 };
 
-/* handle.c */
+/* handle.c: kite_lock() is the plain mutex. app_enter() gives the
+ * application's thread (kite_publish, kite_recv) exclusive use of the state
+ * without a locked instruction unless the control thread is asking for it;
+ * it returns what app_exit() needs. control_enter() takes the state from
+ * the control thread's side. */
 void kite_lock(kite *k);
 void kite_unlock(kite *k);
+int app_enter(kite *k);
+void app_exit(kite *k, int locked);
+void control_enter(kite *k);
+void control_exit(kite *k);
 
 /* events.c: queue an event (caller holds the lock); text may be NULL. */
 void event_push(kite *k, enum kite_event_type type, const char *channel,
@@ -163,8 +179,7 @@ struct sockaddr_un;
 socklen_t bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
 int peer_connect_existing(kite *k);
 int peer_accept(kite *k);
-void peer_handle_hello(kite *k, struct peer *p, uint64_t id, int eventfd,
-		       int waiter_fd);
+void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
 void peer_drop(kite *k, struct peer *p);
 int peer_send(kite *k, struct peer *p, const struct wire_msg *m);
 void peer_send_subscriptions(kite *k, struct peer *p);
@@ -185,6 +200,14 @@ void sub_detach_peer(kite *k, struct peer *p);
 void sub_ring_end(kite *k, struct peer *p, uint64_t ring_id);
 void sub_ring_free(struct sub_ring *s);
 int sub_matches(const kite *k, const char *channel);
+
+/* barrier.c: register this process for expedited global membarrier (1 if
+ * it worked: publishers may then skip their per-message fence), and issue
+ * the heavy side (1 if it was done). */
+int barrier_setup(void);
+int barrier_heavy(void);
+int barrier_private_setup(void);
+void barrier_private(void);
 
 /* Time. */
 uint64_t realtime_ns(void);

@@ -96,8 +96,17 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = r->fd;
 	m.nfds = 1;
-	if (peer_send(k, p, &m) == 0)
+	if (peer_send(k, p, &m) == 0) {
 		r->subs[r->nsubs++] = p;
+		r->fence |= !k->light_publish || !p->strict_sleep;
+	}
+}
+
+static void recompute_fence(kite *k, struct pub_ring *r)
+{
+	r->fence = !k->light_publish;
+	for (size_t i = 0; i < r->nsubs; i++)
+		r->fence |= !r->subs[i]->strict_sleep;
 }
 
 void pub_offer_rings(kite *k, struct peer *p)
@@ -118,6 +127,7 @@ void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 				    strlist_any_match(p->patterns, p->npatterns, r->channel))
 					break;
 				r->subs[j] = r->subs[--r->nsubs];
+				recompute_fence(k, r);
 				break;
 			}
 }
@@ -194,9 +204,12 @@ static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
 
 static void wake_sleepers(kite *k, struct pub_ring *r)
 {
-	/* Pairs with the fence in kite_recv between setting `sleeping` and
-	 * looking at the rings once more: one of the two sides sees the other. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* The slot store must be visible before we read `sleeping`, or we and
+	 * a subscriber falling asleep could miss each other. See barrier.c. */
+	if (r->fence)
+		atomic_thread_fence(memory_order_seq_cst);
+	else
+		atomic_signal_fence(memory_order_seq_cst);
 	for (size_t i = 0; i < r->nsubs; i++) {
 		struct peer *p = r->subs[i];
 		if (!atomic_load_explicit(&p->waiter->sleeping, memory_order_relaxed))
@@ -215,16 +228,16 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 		return KITE_ETOOBIG;
 	if (len && !data)
 		return -EINVAL;
-	kite_lock(k);
+	int locked = app_enter(k);
 	struct pub_ring *r = k->last_pub;
 	if (!r || strcmp(r->channel, channel)) {
 		int rc = kite_channel_valid(channel);
 		if (rc) {
-			kite_unlock(k);
+			app_exit(k, locked);
 			return rc;
 		}
 		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel))) {
-			kite_unlock(k);
+			app_exit(k, locked);
 			return -ENOMEM;
 		}
 		k->last_pub = r;
@@ -235,11 +248,13 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
-			kite_unlock(k); /* a long copy must not stall the control thread */
+			/* A long copy must not hold the control thread off. Rings are
+			 * only freed by kite_close(), so r stays valid. */
+			app_exit(k, locked);
 			int fd = make_large(data, len);
-			kite_lock(k);
+			locked = app_enter(k);
 			if (fd < 0) {
-				kite_unlock(k);
+				app_exit(k, locked);
 				return fd;
 			}
 			send_large(k, r, fd, large_id, len);
@@ -250,6 +265,6 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 	}
 	k->stats.published++;
 	wake_sleepers(k, r);
-	kite_unlock(k);
+	app_exit(k, locked);
 	return (int64_t)seq;
 }

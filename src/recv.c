@@ -12,21 +12,41 @@
 #include "internal.h"
 #include "shm.h"
 
-static void release_current(kite *k)
+
+/* Free what the previous event pointed into: a large message's mapping,
+ * rings that were unsubscribed or whose publisher has gone and was
+ * reported. */
+static void release_previous(kite *k)
 {
 	if (k->large_map) {
 		munmap(k->large_map, k->large_len);
 		k->large_map = NULL;
 	}
+	if (!k->retired)
+		return;
+	for (size_t i = 0; i < k->nsubs;)
+		if (k->subs[i]->unsubscribed) {
+			sub_ring_free(k->subs[i]);
+			k->subs[i] = k->subs[--k->nsubs];
+		} else {
+			i++;
+		}
+	k->retired = 0;
 }
 
-static void fill(kite *k, kite_event *ev, enum kite_event_type type,
+static void fill(kite_event *ev, enum kite_event_type type,
 		 const struct sub_ring *s)
 {
-	memset(ev, 0, sizeof *ev);
+	/* The ring outlives this event: kite_unsubscribe() only marks it, and
+	 * the next kite_recv() frees it. */
 	ev->type = type;
-	snprintf(k->current.channel, sizeof k->current.channel, "%s", s->channel);
-	ev->msg.channel = k->current.channel;
+	ev->msg.channel = s->channel;
+	ev->msg.data = NULL;
+	ev->msg.len = 0;
+	ev->msg.seq = 0;
+	ev->msg.timestamp_ns = 0;
+	ev->lost = 0;
+	ev->refused_by_peer = 0;
 	ev->msg.publisher = s->publisher;
 	ev->msg.pid = s->pid;
 	ev->msg.uid = s->uid;
@@ -85,9 +105,11 @@ static int poll_once(kite *k, kite_event *ev)
 		size_t idx = (k->rr + i) % n;
 		struct sub_ring *s = k->subs[idx];
 		struct ring_record rec;
+		if (s->unsubscribed)
+			continue;
 		enum ring_result r = ring_read(&s->r, k->msg_buf, &rec);
 		if (r == RING_LOST) {
-			fill(k, ev, KITE_LOSS, s);
+			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
 			return 1;
@@ -98,13 +120,13 @@ static int poll_once(kite *k, kite_event *ev)
 				forget_older_large(s, rec.large_id);
 				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
 				if (!data) {
-					fill(k, ev, KITE_LOSS, s);
+					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
 					return 1;
 				}
 			}
-			fill(k, ev, KITE_MESSAGE, s);
+			fill(ev, KITE_MESSAGE, s);
 			ev->msg.data = data;
 			ev->msg.len = rec.len;
 			ev->msg.seq = rec.seq;
@@ -114,13 +136,14 @@ static int poll_once(kite *k, kite_event *ev)
 			return 1;
 		}
 		if (s->gone) {
-			fill(k, ev, KITE_PUBLISHER_GONE, s);
+			/* Drained: say so, and free it on the next call. */
+			fill(ev, KITE_PUBLISHER_GONE, s);
 			snprintf(k->current.text, sizeof k->current.text,
 				 "publisher pid %ld closed its link (exited or was killed); "
 				 "its %s ring is drained", (long)s->pid, s->channel);
 			ev->text = k->current.text;
-			sub_ring_free(s);
-			k->subs[idx] = k->subs[--k->nsubs];
+			s->unsubscribed = 1;
+			k->retired = 1;
 			return 1;
 		}
 	}
@@ -129,9 +152,9 @@ static int poll_once(kite *k, kite_event *ev)
 
 static int attempt(kite *k, kite_event *ev)
 {
-	kite_lock(k);
+	int locked = app_enter(k);
 	int got = poll_once(k, ev);
-	kite_unlock(k);
+	app_exit(k, locked);
 	return got;
 }
 
@@ -144,17 +167,47 @@ static void cpu_relax(void)
 #endif
 }
 
+static void disarm(kite *k)
+{
+	/* Only write our flag's line when it is set: publishers read it. */
+	if (atomic_load_explicit(&k->waiter->sleeping, memory_order_relaxed))
+		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+}
+
+int kite_arm(kite *k)
+{
+	uint64_t drain;
+	ssize_t r = read(k->wake_fd, &drain, sizeof drain);
+	(void)r; /* reset the counter; EAGAIN when it was zero */
+	atomic_store(&k->waiter->sleeping, 1);
+	/* Pairs with wake_sleepers(): see barrier.c. */
+	if (k->strict_sleep)
+		barrier_heavy();
+	atomic_thread_fence(memory_order_seq_cst);
+	int locked = app_enter(k);
+	int ready = k->ev_count > 0;
+	for (size_t i = 0; i < k->nsubs && !ready; i++)
+		ready = ring_pending(&k->subs[i]->r) || k->subs[i]->gone;
+	app_exit(k, locked);
+	if (ready)
+		disarm(k);
+	return ready;
+}
+
 int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 {
-	kite_lock(k);
-	release_current(k);
-	kite_unlock(k);
-	if (attempt(k, ev))
+	int locked = app_enter(k);
+	release_previous(k);
+	int got = poll_once(k, ev);
+	app_exit(k, locked);
+	if (got)
 		return 0;
 	uint64_t start = monotonic_ns();
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
 					   : start + (uint64_t)timeout_ms * 1000000u;
-	if (timeout_ms != 0 && k->opt.spin_us != UINT32_MAX) {
+	if (timeout_ms == 0)
+		return KITE_EAGAIN; /* a pure poll: no system call, nothing armed */
+	if (k->opt.spin_us != UINT32_MAX) {
 		uint64_t spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
 		if (spin_end > deadline)
 			spin_end = deadline;
@@ -167,27 +220,17 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 		}
 	}
 	for (;;) {
-		uint64_t drain;
-		ssize_t r = read(k->wake_fd, &drain, sizeof drain);
-		(void)r; /* reset the counter; EAGAIN when it was zero */
-		atomic_store(&k->waiter->sleeping, 1);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (attempt(k, ev)) {
-			atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+		if (kite_arm(k) == 1 && attempt(k, ev))
 			return 0;
-		}
-		if (timeout_ms == 0)
-			return KITE_EAGAIN; /* left armed: kite_fd() will fire */
 		uint64_t now = monotonic_ns();
 		if (now >= deadline) {
-			atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+			disarm(k);
 			return KITE_ETIMEOUT;
 		}
 		uint64_t left_ms = (deadline - now + 999999) / 1000000;
 		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};
-		int rc = poll(&pfd, 1, deadline == UINT64_MAX || left_ms > 60000 ? 60000
-										 : (int)left_ms);
-		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
+		int rc = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+		disarm(k);
 		if (rc < 0)
 			return -errno; /* -EINTR lets a signal handler's flag be seen */
 		if (attempt(k, ev))

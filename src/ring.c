@@ -92,7 +92,10 @@ static uint64_t load_head(const struct ring_reader *r)
 
 int ring_pending(const struct ring_reader *r)
 {
-	return load_head(r) >= r->next;
+	const struct slot_header *s = slot_at(r->base, r->slot_size, r->slot_count, r->next);
+	uint64_t v = atomic_load_explicit(&((struct slot_header *)(uintptr_t)s)->seq2,
+					  memory_order_acquire);
+	return v >= r->next * 2 && v != r->next * 2 + 1;
 }
 
 /* If `next` has been overwritten (or will be by the write in progress),
@@ -117,25 +120,29 @@ enum ring_result ring_read(struct ring_reader *r, void *buf,
 {
 	uint32_t cap = r->slot_size - RING_SLOT_HEADER;
 	for (int attempt = 0;; attempt++) {
-		uint64_t head = load_head(r);
-		if (head < r->next)
-			return RING_EMPTY; /* nothing new (or a head that went back: ignore) */
-		uint64_t lost = skip_overrun(r, head);
-		if (lost) {
-			rec->lost = lost;
-			return RING_LOST;
-		}
 		if (attempt == READ_ATTEMPTS) {
 			rec->lost = 1; /* give this slot up: never stall on it */
 			r->next++;
 			return RING_LOST;
 		}
+		/* The slot's own lock word says whether `next` is there, so a
+		 * reader that keeps up never touches the head's cache line. */
 		const struct slot_header *s =
 			slot_at(r->base, r->slot_size, r->slot_count, r->next);
 		struct slot_header *ms = (struct slot_header *)(uintptr_t)s;
+		uint64_t want = r->next * 2;
 		uint64_t v1 = atomic_load_explicit(&ms->seq2, memory_order_acquire);
-		if (v1 != r->next * 2)
-			continue; /* overwritten or mid-write: look at the head again */
+		if (v1 < want || v1 == want + 1)
+			return RING_EMPTY; /* not written yet, or being written */
+		if (v1 != want) {
+			/* A later message took the slot: we were overrun. */
+			uint64_t lost = skip_overrun(r, load_head(r));
+			if (lost) {
+				rec->lost = lost;
+				return RING_LOST;
+			}
+			continue;
+		}
 		uint32_t len = atomic_load_explicit(&ms->len, memory_order_relaxed);
 		uint32_t flags = atomic_load_explicit(&ms->flags, memory_order_relaxed);
 		rec->timestamp_ns = atomic_load_explicit(&ms->timestamp_ns, memory_order_relaxed);

@@ -20,7 +20,8 @@ int sub_matches(const kite *k, const char *channel)
 static struct sub_ring *find_sub(kite *k, const struct peer *p, uint64_t ring_id)
 {
 	for (size_t i = 0; i < k->nsubs; i++)
-		if (k->subs[i]->peer == p && k->subs[i]->ring_id == ring_id)
+		if (k->subs[i]->peer == p && k->subs[i]->ring_id == ring_id &&
+		    !k->subs[i]->unsubscribed)
 			return k->subs[i];
 	return NULL;
 }
@@ -31,12 +32,6 @@ void sub_ring_free(struct sub_ring *s)
 	for (int i = 0; i < s->nlarge; i++)
 		close(s->large[i].fd);
 	free(s);
-}
-
-static void remove_sub_at(kite *k, size_t i)
-{
-	sub_ring_free(k->subs[i]);
-	k->subs[i] = k->subs[--k->nsubs];
 }
 
 int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
@@ -219,11 +214,11 @@ int kite_unsubscribe(kite *k, const char *pattern)
 		return KITE_ENOTSUB;
 	}
 	broadcast_pattern(k, W_UNSUB, pattern, 0);
-	for (size_t i = 0; i < k->nsubs;)
-		if (!sub_matches(k, k->subs[i]->channel))
-			remove_sub_at(k, i);
-		else
-			i++;
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (!sub_matches(k, k->subs[i]->channel)) {
+			k->subs[i]->unsubscribed = 1;
+			k->retired = 1;
+		}
 	kite_unlock(k);
 	return 0;
 }
