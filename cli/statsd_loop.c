@@ -405,6 +405,10 @@ static void flush(struct daemon *d)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	statsd_table_flush(d->t, d->cfg.flush_ms);
 	graphite_push(d, (int64_t)time(NULL));
+	/* Outputs of a flush go here, one call each. Planned: publishing the
+	 * flushed figures on kite channels stats.> through libkite (a
+	 * statsd_table_each() walk like statsd_graphite_render's), once the
+	 * channel API is settled; not part of this command yet. */
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	struct statsd_health *h = statsd_table_health(d->t);
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
