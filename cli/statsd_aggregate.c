@@ -87,6 +87,26 @@ static int htab_grow(struct htab *t)
 	return 0;
 }
 
+/* Make room for one more item whose probe for hash h ended at *slot (an
+ * empty slot); after a growth the slot moves. 0 or -1 (out of memory). */
+static int htab_reserve(struct htab *t, uint64_t h, size_t *slot)
+{
+	if (t->n * 2 < t->cap)
+		return 0;
+	if (htab_grow(t) < 0)
+		return -1;
+	for (*slot = h & (t->cap - 1); t->item[*slot]; *slot = (*slot + 1) & (t->cap - 1))
+		;
+	return 0;
+}
+
+static void htab_put(struct htab *t, size_t slot, uint64_t h, void *item)
+{
+	t->hash[slot] = h;
+	t->item[slot] = item;
+	t->n++;
+}
+
 /* ---- the table ------------------------------------------------------ */
 
 struct dist {
@@ -297,6 +317,12 @@ static struct statsd_series *new_series(struct statsd_family *f, uint64_t h,
 	return s;
 }
 
+static struct statsd_series *refuse(struct statsd_table *t)
+{
+	t->health.metrics_refused++;
+	return NULL;
+}
+
 /* Find or create the series of sample s; NULL if refused (counted). */
 static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_sample *smp)
 {
@@ -321,27 +347,15 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	}
 	if (f && smp->tags_len == 0 && f->plain)
 		return f->plain;
+	/* Every new series counts against max_metrics; refusals are counted. */
+	bool full = t->n_series >= t->cfg.max_metrics;
 	if (!f) {
-		if (t->n_series >= t->cfg.max_metrics) {
-			t->health.metrics_refused++;
-			return NULL;
-		}
-		if (ft->n * 2 >= ft->cap) {
-			if (htab_grow(ft) < 0) {
-				t->health.metrics_refused++;
-				return NULL;
-			}
-			for (fi = fh & (ft->cap - 1); ft->item[fi]; fi = (fi + 1) & (ft->cap - 1))
-				;
-		}
+		if (full || htab_reserve(ft, fh, &fi) < 0)
+			return refuse(t);
 		f = new_family(t, fh, smp->kind, key, key_len, smp->name, smp->name_len);
-		if (!f) {
-			t->health.metrics_refused++;
-			return NULL;
-		}
-		ft->hash[fi] = fh;
-		ft->item[fi] = f;
-		ft->n++;
+		if (!f)
+			return refuse(t);
+		htab_put(ft, fi, fh, f);
 		if (t->tail)
 			t->tail->next = f;
 		else
@@ -349,15 +363,9 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 		t->tail = f;
 	}
 	if (smp->tags_len == 0) {
-		if (t->n_series >= t->cfg.max_metrics) {
-			t->health.metrics_refused++;
-			return NULL;
-		}
-		struct statsd_series *s = new_series(f, 0, "", 0);
-		if (!s) {
-			t->health.metrics_refused++;
-			return NULL;
-		}
+		struct statsd_series *s = full ? NULL : new_series(f, 0, "", 0);
+		if (!s)
+			return refuse(t);
 		t->n_series++;
 		return f->plain = s;
 	}
@@ -376,26 +384,12 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 				return o;
 		}
 	}
-	if (t->n_series >= t->cfg.max_metrics) {
-		t->health.metrics_refused++;
-		return NULL;
-	}
-	if (st->n * 2 >= st->cap) {
-		if (htab_grow(st) < 0) {
-			t->health.metrics_refused++;
-			return NULL;
-		}
-		for (si = sh & (st->cap - 1); st->item[si]; si = (si + 1) & (st->cap - 1))
-			;
-	}
+	if (full || htab_reserve(st, sh, &si) < 0)
+		return refuse(t);
 	struct statsd_series *s = new_series(f, sh, smp->tags, smp->tags_len);
-	if (!s) {
-		t->health.metrics_refused++;
-		return NULL;
-	}
-	st->hash[si] = sh;
-	st->item[si] = s;
-	st->n++;
+	if (!s)
+		return refuse(t);
+	htab_put(st, si, sh, s);
 	t->n_series++;
 	return s;
 }

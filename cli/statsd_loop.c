@@ -137,29 +137,36 @@ static void set_rcvbuf(int fd, uint64_t bytes)
 	setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
 }
 
-static int open_udp(struct daemon *d)
+/* A UDP (datagrams) or TCP (HTTP, listening) socket bound to "HOST:PORT". */
+static int open_inet(struct daemon *d, const char *what, const char *addr, int type)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	if (statsd_parse_hostport(d->cfg.udp, &ss, &len) < 0) {
-		logmsg("udp: bad address '%s' (want HOST:PORT)", d->cfg.udp);
+	if (statsd_parse_hostport(addr, &ss, &len) < 0) {
+		logmsg("%s: bad address '%s' (want HOST:PORT)", what, addr);
 		return -1;
 	}
-	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		logmsg("udp: socket: %s", strerror(errno));
+		logmsg("%s: socket: %s", what, strerror(errno));
 		return -1;
 	}
 	int one = 1;
-	/* Several collectors may share the port; the kernel spreads packets. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	set_rcvbuf(fd, d->cfg.rcvbuf);
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		logmsg("udp: bind %s: %s", d->cfg.udp, strerror(errno));
+	if (type == SOCK_DGRAM) {
+		/* Several collectors may share the port; the kernel spreads
+		 * packets among them. */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+		set_rcvbuf(fd, d->cfg.rcvbuf);
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0)) {
+		logmsg("%s: bind %s: %s", what, addr, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	print_addr("udp", fd);
+	print_addr(what, fd);
 	return fd;
 }
 
@@ -188,28 +195,6 @@ static int open_unix(struct daemon *d, const char *name, bool abstract)
 		return -1;
 	}
 	logmsg("unix %s%s", abstract ? "@" : "", name);
-	return fd;
-}
-
-static int open_http(struct daemon *d)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	if (statsd_parse_hostport(d->cfg.http, &ss, &len) < 0) {
-		logmsg("http: bad address '%s' (want HOST:PORT)", d->cfg.http);
-		return -1;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
-		logmsg("http: bind %s: %s", d->cfg.http, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	print_addr("http", fd);
 	return fd;
 }
 
@@ -619,7 +604,7 @@ static int setup(struct daemon *d)
 	ep_add(d, d->tfd, EPOLLIN, EV_TIMER, 0);
 	int fd;
 	if (strcmp(d->cfg.udp, "off")) {
-		if ((fd = open_udp(d)) < 0)
+		if ((fd = open_inet(d, "udp", d->cfg.udp, SOCK_DGRAM)) < 0)
 			return -1;
 		d->dgram[d->n_dgram++] = fd;
 	}
@@ -636,7 +621,7 @@ static int setup(struct daemon *d)
 	for (int i = 0; i < d->n_dgram; i++)
 		ep_add(d, d->dgram[i], EPOLLIN, EV_DGRAM, (uint32_t)i);
 	if (strcmp(d->cfg.http, "off")) {
-		if ((d->http_fd = open_http(d)) < 0)
+		if ((d->http_fd = open_inet(d, "http", d->cfg.http, SOCK_STREAM)) < 0)
 			return -1;
 		ep_add(d, d->http_fd, EPOLLIN, EV_HTTP_LISTEN, 0);
 	}

@@ -247,16 +247,6 @@ static int prom_one(void *arg, const struct statsd_view *v)
 	return 0;
 }
 
-static void health_metric(struct statsd_buf *b, const char *name, const char *type,
-			  const char *help, double v)
-{
-	statsd_buf_printf(b, "# HELP kite_statsd_%s %s\n# TYPE kite_statsd_%s %s\n"
-			     "kite_statsd_%s ",
-			  name, help, name, type, name);
-	statsd_buf_double(b, v);
-	statsd_buf_put(b, "\n", 1);
-}
-
 static const char *const bad_reason[STATSD_BAD_REASONS] = {
 	[STATSD_BAD_SYNTAX] = "syntax",
 	[STATSD_BAD_VALUE] = "value",
@@ -272,54 +262,60 @@ void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
 	statsd_table_each(t, prom_one, &c);
 
 	const struct statsd_health *h = statsd_table_health(t);
-	health_metric(b, "packets_received_total", "counter",
-		      "Datagrams received.", (double)h->packets);
-	health_metric(b, "packets_truncated_total", "counter",
-		      "Datagrams longer than the receive buffer, skipped whole.",
-		      (double)h->packets_truncated);
-	health_metric(b, "lines_received_total", "counter",
-		      "Non-empty lines received.", (double)h->lines);
+	const struct {
+		const char *name, *type, *help;
+		double v;
+	} own[] = {
+		{"packets_received_total", "counter", "Datagrams received.", (double)h->packets},
+		{"packets_truncated_total", "counter",
+		 "Datagrams longer than the receive buffer, skipped whole.",
+		 (double)h->packets_truncated},
+		{"lines_received_total", "counter", "Non-empty lines received.", (double)h->lines},
+		{"kernel_drops_total", "counter",
+		 "Datagrams the kernel dropped for a full receive buffer (SO_RXQ_OVFL).",
+		 (double)h->kernel_drops},
+		{"metrics_refused_total", "counter",
+		 "Samples refused because max-metrics series exist.", (double)h->metrics_refused},
+		{"timer_samples_not_kept_total", "counter",
+		 "Timer samples beyond max-samples left out of percentiles.",
+		 (double)h->samples_not_kept},
+		{"set_members_refused_total", "counter",
+		 "Set members refused beyond max-set-members.", (double)h->set_members_refused},
+		{"tags_dropped_total", "counter", "Valueless or duplicate tags left out.",
+		 (double)h->tags_dropped},
+		{"prometheus_name_conflicts_total", "counter",
+		 "Metrics not exported here because their Prometheus name is taken.",
+		 (double)h->prometheus_conflicts},
+		{"flushes_total", "counter", "Flushes done.", (double)h->flushes},
+		{"flush_duration_seconds_total", "counter", "Time spent flushing.",
+		 h->flush_seconds_total},
+		{"last_flush_duration_seconds", "gauge", "Duration of the last flush.",
+		 h->flush_seconds_last},
+		{"series", "gauge", "Distinct series held.", (double)statsd_table_series(t)},
+		{"graphite_bytes_sent_total", "counter", "Bytes written to Graphite.",
+		 (double)h->graphite_bytes_sent},
+		{"graphite_bytes_dropped_total", "counter",
+		 "Graphite bytes dropped because the push buffer was full.",
+		 (double)h->graphite_bytes_dropped},
+		{"graphite_failures_total", "counter", "Graphite connections that failed.",
+		 (double)h->graphite_failures},
+		{"http_requests_total", "counter", "HTTP requests served.",
+		 (double)h->http_requests},
+		{"http_refused_total", "counter",
+		 "HTTP connections refused: too many open, or request too large.",
+		 (double)h->http_refused},
+		{"reloads_total", "counter", "Configuration reloads (SIGHUP).", (double)h->reloads},
+	};
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+		statsd_buf_printf(b, "# HELP kite_statsd_%s %s\n# TYPE kite_statsd_%s %s\n"
+				     "kite_statsd_%s ",
+				  own[i].name, own[i].help, own[i].name, own[i].type, own[i].name);
+		statsd_buf_double(b, own[i].v);
+		statsd_buf_put(b, "\n", 1);
+	}
 	statsd_buf_printf(b, "%s", "# HELP kite_statsd_bad_lines_total Lines refused, by reason.\n"
 				   "# TYPE kite_statsd_bad_lines_total counter\n");
 	for (int r = 1; r < STATSD_BAD_REASONS; r++)
 		statsd_buf_printf(b, "kite_statsd_bad_lines_total{reason=\"%s\"} %llu\n",
 				  bad_reason[r], (unsigned long long)h->bad_lines[r]);
-	health_metric(b, "kernel_drops_total", "counter",
-		      "Datagrams the kernel dropped for a full receive buffer (SO_RXQ_OVFL).",
-		      (double)h->kernel_drops);
-	health_metric(b, "metrics_refused_total", "counter",
-		      "Samples refused because max-metrics series exist.",
-		      (double)h->metrics_refused);
-	health_metric(b, "timer_samples_not_kept_total", "counter",
-		      "Timer samples beyond max-samples left out of percentiles.",
-		      (double)h->samples_not_kept);
-	health_metric(b, "set_members_refused_total", "counter",
-		      "Set members refused beyond max-set-members.",
-		      (double)h->set_members_refused);
-	health_metric(b, "tags_dropped_total", "counter",
-		      "Valueless or duplicate tags left out.", (double)h->tags_dropped);
-	health_metric(b, "prometheus_name_conflicts_total", "counter",
-		      "Metrics not exported here because their Prometheus name is taken.",
-		      (double)h->prometheus_conflicts);
-	health_metric(b, "flushes_total", "counter", "Flushes done.", (double)h->flushes);
-	health_metric(b, "flush_duration_seconds_total", "counter",
-		      "Time spent flushing.", h->flush_seconds_total);
-	health_metric(b, "last_flush_duration_seconds", "gauge",
-		      "Duration of the last flush.", h->flush_seconds_last);
-	health_metric(b, "series", "gauge", "Distinct series held.",
-		      (double)statsd_table_series(t));
-	health_metric(b, "graphite_bytes_sent_total", "counter",
-		      "Bytes written to Graphite.", (double)h->graphite_bytes_sent);
-	health_metric(b, "graphite_bytes_dropped_total", "counter",
-		      "Graphite bytes dropped because the push buffer was full.",
-		      (double)h->graphite_bytes_dropped);
-	health_metric(b, "graphite_failures_total", "counter",
-		      "Graphite connections that failed.", (double)h->graphite_failures);
-	health_metric(b, "http_requests_total", "counter", "HTTP requests served.",
-		      (double)h->http_requests);
-	health_metric(b, "http_refused_total", "counter",
-		      "HTTP connections refused: too many open, or request too large.",
-		      (double)h->http_refused);
-	health_metric(b, "reloads_total", "counter", "Configuration reloads (SIGHUP).",
-		      (double)h->reloads);
 }

@@ -185,11 +185,13 @@ static void test_max_metrics(void **state)
 {
 	(void)state;
 	struct statsd_table *t = table(3, 100, 100);
-	feed(t, "a:1|c\nb:1|c\nc:1|c|#k:v\nd:1|c\ne:1|g\na:1|c\nc:1|c|#k:w");
+	feed(t, "a:1|c\nb:1|c\nc:1|c|#k:v\nd:1|c\ne:1|g\na:1|c\nc:1|c|#k:w\nc:1|c|#k:v");
 	statsd_table_flush(t, 1000);
 	assert_int_equal(statsd_table_series(t), 3);
 	assert_int_equal(statsd_table_health(t)->metrics_refused, 3);
+	/* series that exist still take samples at the cap */
 	assert_true(get(t, STATSD_COUNTER, "a", "").v.value == 2);
+	assert_true(get(t, STATSD_COUNTER, "c", "k=v").v.value == 2);
 	statsd_table_free(t);
 }
 

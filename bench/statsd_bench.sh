@@ -1,0 +1,231 @@
+#!/bin/bash
+# kite statsd against the reference statsd (npm package `statsd`, run with
+# node) and statsite, side by side in one run, everything on 127.0.0.1:
+#   1. zero-drop rate: counter lines ("bench.cN:1|c", 1000 names, 20 lines
+#      per datagram) sent by bench/statsd_load.c with sendmmsg at rising
+#      rates for 2 s each; a rate counts as zero-drop when the counters the
+#      daemon flushed to its Graphite output add up to every line sent. The
+#      drop point is the first rate that lost lines. Each daemon is pinned
+#      to CPU 0 (node's helper threads too), the load generator to CPU 1;
+#      every daemon gets the same receive buffer (net.core.rmem_default).
+#   2. memory: peak RSS (VmHWM) after 1 million distinct gauge names (sent
+#      at 50k/s; the kernel drops during that run are shown beside it).
+# Prints medians with min-max over $RUNS runs (default 3), and ratios.
+#   KITE=build/kite bench/statsd_bench.sh
+# statsd is installed with npm into $KITE_BENCH_CACHE (/var/cache/kite-bench);
+# statsite is used if $STATSITE (default /tmp/statsite-src/statsite) is an
+# executable built outside the repository, and reported missing otherwise.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+KITE=${KITE:-$here/../build/kite}
+CACHE=${KITE_BENCH_CACHE:-/var/cache/kite-bench}
+STATSITE=${STATSITE:-/tmp/statsite-src/statsite}
+RUNS=${RUNS:-3}
+RATES=${RATES:-"100000 200000 400000 800000 1600000 3200000 6400000"}
+STEP_S=2
+PY=/usr/bin/python3
+tmp=$(mktemp -d /tmp/kite-statsd-bench.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.2
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { echo "# $*" >&2; }
+
+# The load generator: bench/Makefile's build if there is one, else cc.
+LOAD=${STATSD_LOAD:-}
+if [ -z "$LOAD" ]; then
+	LOAD=$tmp/statsd_load
+	cc -std=c11 -D_GNU_SOURCE -O2 -o "$LOAD" "$here/statsd_load.c" || exit 1
+fi
+
+free_port() { # a UDP+TCP port free now (the kernel picks it)
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+udp_bound() { grep -qi ":$(printf '%04X' "$1") " /proc/net/udp; }
+wait_until() { # SECONDS COMMAND...
+	local end=$((SECONDS + $1)); shift
+	until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done
+}
+kernel_drops() { # PORT: the socket's drop count in /proc/net/udp
+	awk -v p=":$(printf '%04X' "$1")" 'toupper($2) ~ p"$" {print $NF; exit}' /proc/net/udp
+}
+
+# Graphite listener: appends everything it receives to $1.
+cat >"$tmp/graphite.py" <<'EOF'
+import socket, sys, threading
+srv = socket.socket(); srv.bind(("127.0.0.1", int(sys.argv[2]))); srv.listen(16)
+out = open(sys.argv[1], "ab", buffering=0); lock = threading.Lock()
+def serve(c):
+    while True:
+        b = c.recv(1 << 20)
+        if not b: return
+        with lock: out.write(b)
+while True:
+    c, _ = srv.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+
+rmem=$(cat /proc/sys/net/core/rmem_default)
+
+# npm statsd, once, into the cache.
+STATSD_JS=$CACHE/node_modules/statsd/stats.js
+if [ ! -f "$STATSD_JS" ] && command -v npm >/dev/null; then
+	log "installing statsd with npm into $CACHE"
+	mkdir -p "$CACHE"
+	npm install --no-audit --no-fund --prefix "$CACHE" statsd >/dev/null 2>&1
+fi
+have_statsd=0; [ -f "$STATSD_JS" ] && command -v node >/dev/null && have_statsd=1
+have_statsite=0; [ -x "$STATSITE" ] && have_statsite=1
+
+# start_daemon NAME UDP_PORT OUTFILE [rss]: starts it pinned to CPU 0; sets $dpid.
+start_daemon() {
+	local name=$1 port=$2 out=$3 mode=${4:-}
+	local gport=""
+	: >"$out"
+	if [ "$mode" != rss ]; then
+		gport=$(free_port)
+		"$PY" "$tmp/graphite.py" "$out" "$gport" & pids+=($!)
+		wait_until 10 "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $gport)).close()" 2>/dev/null
+	fi
+	case $name in
+	kite)
+		local g="127.0.0.1:$gport"; [ "$mode" = rss ] && g=off
+		taskset -c 0 "$KITE" statsd --udp "127.0.0.1:$port" --http off --unix off \
+			--graphite "$g" --flush-interval 1 --rcvbuf "$rmem" \
+			--max-metrics 2000000 2>"$tmp/$name.log" &
+		;;
+	statsd)
+		local backends='["./backends/graphite"]'; [ "$mode" = rss ] && backends='[]'
+		cat >"$tmp/statsd.js" <<EOF
+{ port: $port, address: "127.0.0.1", mgmt_port: $(free_port), mgmt_address: "127.0.0.1",
+  flushInterval: $([ "$mode" = rss ] && echo 10000 || echo 1000),
+  graphiteHost: "127.0.0.1", graphitePort: ${gport:-2003},
+  graphite: { legacyNamespace: false }, backends: $backends }
+EOF
+		(cd "$(dirname "$STATSD_JS")" && exec taskset -c 0 node stats.js "$tmp/statsd.js") \
+			>"$tmp/$name.log" 2>&1 &
+		;;
+	statsite)
+		local sink="cat >> $out"; [ "$mode" = rss ] && sink="cat > /dev/null"
+		cat >"$tmp/statsite.ini" <<EOF
+[statsite]
+port = $(free_port)
+udp_port = $port
+bind_address = 127.0.0.1
+flush_interval = 1
+log_level = WARN
+stream_cmd = $sink
+EOF
+		taskset -c 0 "$STATSITE" -f "$tmp/statsite.ini" >"$tmp/$name.log" 2>&1 &
+		;;
+	esac
+	dpid=$!
+	pids+=("$dpid")
+	wait_until 30 udp_bound "$port" || { log "$name did not start"; cat "$tmp/$name.log" >&2; return 1; }
+}
+
+received() { # NAME OUTFILE: sum of the bench counters flushed so far
+	case $1 in
+	statsite) awk -F'|' '$1 ~ /^counts\.bench\./ {s += $2} END {printf "%d\n", s}' "$2" ;;
+	*) awk '$1 ~ /^stats\.counters\.bench\..*\.count$/ {s += $2} END {printf "%d\n", s}' "$2" ;;
+	esac
+}
+
+# Wait until the flushed sum reaches want or stops moving for 3 s.
+settle() { # NAME OUTFILE WANT
+	local last=-1 same=0 now end=$((SECONDS + 60))
+	while [ $SECONDS -lt $end ]; do
+		now=$(received "$1" "$2")
+		[ "$now" -ge "$3" ] && break
+		if [ "$now" = "$last" ]; then same=$((same + 1)); [ $same -ge 30 ] && break
+		else same=0; fi
+		last=$now
+		sleep 0.1
+	done
+	received "$1" "$2"
+}
+
+# ladder NAME: prints "ZERO_DROP_RATE DROP_POINT LOSS_AT_DROP_POINT%"
+ladder() {
+	local name=$1 port out total=0 zero=0 dp="-" dloss="-"
+	port=$(free_port); out=$tmp/$name.out
+	start_daemon "$name" "$port" "$out" || { echo "- - -"; return; }
+	for r in $RATES; do
+		local n=$((r * STEP_S)) got lost
+		taskset -c 1 "$LOAD" "$port" "$n" "$r" 1000 20 c >/dev/null
+		total=$((total + n))
+		got=$(settle "$name" "$out" "$total")
+		lost=$((total - got))
+		if [ "$lost" -le 0 ]; then
+			zero=$r
+		else
+			dp=$r
+			dloss=$(awk -v l="$lost" -v n="$n" 'BEGIN {printf "%.1f%%", 100 * l / n}')
+			break
+		fi
+	done
+	kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+	echo "$zero $dp $dloss"
+}
+
+rss_of() { # NAME: RSS in MiB after 1M distinct gauges
+	local name=$1 port out rss drops
+	port=$(free_port); out=$tmp/$name.rss
+	start_daemon "$name" "$port" "$out" rss || { echo "- -"; return; }
+	local base; base=$(kernel_drops "$port")
+	taskset -c 1 "$LOAD" "$port" 1000000 50000 1000000 20 g >/dev/null
+	sleep 12 # one statsd flush (10 s) after the last name
+	rss=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$dpid/status") # peak RSS
+	drops=$(( $(kernel_drops "$port") - base ))
+	kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+	echo "$rss $drops"
+}
+
+median() { sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "-"}'; }
+minmax() { sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
+fmt() { awk -v v="$1" 'BEGIN {if (v == "-") print "-"; else if (v >= 1e6) printf "%.1fM", v / 1e6; else printf "%.0fk", v / 1e3}'; }
+
+peers=(kite)
+[ $have_statsd = 1 ] && peers+=(statsd) || log "statsd (npm) not available: skipped"
+[ $have_statsite = 1 ] && peers+=(statsite) ||
+	log "statsite not found at $STATSITE (build it outside the repository and set STATSITE): skipped"
+
+declare -A zero drop loss rss rdrops
+for p in "${peers[@]}"; do
+	for run in $(seq "$RUNS"); do
+		log "$p: rate ladder, run $run of $RUNS"
+		read -r z d l < <(ladder "$p")
+		zero[$p]+="$z "; drop[$p]+="$d "; loss[$p]+="$l "
+	done
+	log "$p: 1 million distinct names"
+	read -r m dr < <(rss_of "$p")
+	rss[$p]=$m; rdrops[$p]=$dr
+done
+
+echo
+echo "kite statsd benchmark: counter lines/s on one core (CPU 0), 20 lines/datagram,"
+echo "1000 names, $STEP_S s per rate step; receive buffer $rmem bytes for all."
+echo "median (min-max) over $RUNS runs; drop point = first step that lost lines."
+echo
+printf "%-10s %-24s %-26s %-14s %s\n" daemon "zero-drop rate" "drop point (loss there)" "peak RSS 1M names" "kernel drops during RSS run"
+for p in "${peers[@]}"; do
+	zm=$(tr ' ' '\n' <<<"${zero[$p]}" | grep -v '^$' | median)
+	zr=$(tr ' ' '\n' <<<"${zero[$p]}" | grep -v '^$' | minmax)
+	dm=$(tr ' ' '\n' <<<"${drop[$p]}" | grep -v '^[-]*$' | median)
+	lm=$(tr ' ' '\n' <<<"${loss[$p]}" | grep -v '^[-]*$' | head -1)
+	printf "%-10s %-24s %-26s %-14s %s\n" "$p" "$(fmt "$zm") ($(fmt "${zr%-*}")-$(fmt "${zr#*-}"))" \
+		"$(fmt "${dm:--}") (${lm:-none})" "${rss[$p]} MiB" "${rdrops[$p]}"
+	eval "zm_$p=$zm"
+done
+echo
+if [ "${zm_kite:-0}" != "-" ]; then
+	for p in "${peers[@]}"; do
+		[ "$p" = kite ] && continue
+		v=$(eval echo "\${zm_$p:-0}")
+		awk -v k="$zm_kite" -v o="$v" -v n="$p" 'BEGIN {if (o > 0) printf "kite / %s zero-drop rate: %.1fx\n", n, k / o; else printf "kite / %s: peer dropped at every step\n", n}'
+	done
+fi
