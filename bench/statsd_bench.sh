@@ -1,11 +1,12 @@
 #!/bin/bash
 # kite statsd against the reference statsd (npm package `statsd`, run with
 # node) and statsite, side by side in one run, everything on 127.0.0.1:
-#   1. zero-drop rate: counter lines ("bench.cN:1|c", 1000 names, 20 lines
-#      per datagram) sent by bench/statsd_load.c with sendmmsg at rising
-#      rates for 2 s each; a rate counts as zero-drop when the counters the
-#      daemon flushed to its Graphite output add up to every line sent. The
-#      drop point is the first rate that lost lines. Each daemon is pinned
+#   1. counter lines ("bench.cN:1|c", 1000 names, 20 lines per datagram)
+#      sent by bench/statsd_load.c with sendmmsg; a line counts as ingested
+#      when the counters the daemon flushed (to its Graphite output, or
+#      statsite's stream command) add up to it. Capacity: lines ingested per
+#      CPU-second of the daemon, from a burst sent unthrottled. Zero-drop
+#      rate and drop point: rising rates for 2 s each. Each daemon is pinned
 #      to CPU 0 (node's helper threads too), the load generator to CPU 1;
 #      every daemon gets the same receive buffer (net.core.rmem_default).
 #   2. memory: peak RSS (VmHWM) after 1 million distinct gauge names (sent
@@ -21,7 +22,8 @@ KITE=${KITE:-$here/../build/kite}
 CACHE=${KITE_BENCH_CACHE:-/var/cache/kite-bench}
 STATSITE=${STATSITE:-/tmp/statsite-src/statsite}
 RUNS=${RUNS:-3}
-RATES=${RATES:-"100000 200000 400000 800000 1600000 3200000 6400000"}
+RATES=${RATES:-"100000 200000 400000 800000 1600000 3200000"}
+CAP_LINES=${CAP_LINES:-2000000}
 STEP_S=2
 PY=/usr/bin/python3
 tmp=$(mktemp -d /tmp/kite-statsd-bench.XXXXXX)
@@ -149,13 +151,29 @@ settle() { # NAME OUTFILE WANT
 	received "$1" "$2"
 }
 
-# ladder NAME: prints "ZERO_DROP_RATE DROP_POINT LOSS_AT_DROP_POINT%"
+cpu_ticks() { # PID: user + system clock ticks of the process (all threads)
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+TICK=$(getconf CLK_TCK)
+
+# ladder NAME: prints "CAPACITY ZERO_DROP_RATE DROP_POINT LOSS_AT_DROP_POINT%"
+# Capacity: CAP_LINES lines sent as fast as the generator can; the lines
+# the daemon flushed divided by the CPU time it used meanwhile (robust on a
+# busy machine, where a small receive buffer drops whenever the daemon is
+# preempted). Then the rate ladder, rising until a step loses lines.
 ladder() {
-	local name=$1 port out total=0 zero=0 dp="-" dloss="-"
+	local name=$1 port out total=0 zero=0 dp="-" dloss="-" cap c0 c1 got
 	port=$(free_port); out=$tmp/$name.out
-	start_daemon "$name" "$port" "$out" || { echo "- - -"; return; }
+	start_daemon "$name" "$port" "$out" || { echo "- - - -"; return; }
+	c0=$(cpu_ticks "$dpid")
+	taskset -c 1 "$LOAD" "$port" "$CAP_LINES" 0 1000 20 c >/dev/null
+	total=$CAP_LINES
+	got=$(settle "$name" "$out" "$total")
+	c1=$(cpu_ticks "$dpid")
+	cap=$(awk -v g="$got" -v t=$((c1 - c0)) -v hz="$TICK" 'BEGIN {if (t > 0) printf "%.0f", g / (t / hz); else print "-"}')
+	total=$got # what was lost there does not count against the ladder
 	for r in $RATES; do
-		local n=$((r * STEP_S)) got lost
+		local n=$((r * STEP_S)) lost
 		taskset -c 1 "$LOAD" "$port" "$n" "$r" 1000 20 c >/dev/null
 		total=$((total + n))
 		got=$(settle "$name" "$out" "$total")
@@ -169,7 +187,7 @@ ladder() {
 		fi
 	done
 	kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
-	echo "$zero $dp $dloss"
+	echo "$cap $zero $dp $dloss"
 }
 
 rss_of() { # NAME: RSS in MiB after 1M distinct gauges
@@ -194,38 +212,48 @@ peers=(kite)
 [ $have_statsite = 1 ] && peers+=(statsite) ||
 	log "statsite not found at $STATSITE (build it outside the repository and set STATSITE): skipped"
 
-declare -A zero drop loss rss rdrops
+declare -A capa zero drop loss rss rdrops
 for p in "${peers[@]}"; do
 	for run in $(seq "$RUNS"); do
-		log "$p: rate ladder, run $run of $RUNS"
-		read -r z d l < <(ladder "$p")
-		zero[$p]+="$z "; drop[$p]+="$d "; loss[$p]+="$l "
+		log "$p: capacity and rate ladder, run $run of $RUNS"
+		read -r c z d l < <(ladder "$p")
+		capa[$p]+="$c "; zero[$p]+="$z "; drop[$p]+="$d "; loss[$p]+="$l "
 	done
 	log "$p: 1 million distinct names"
 	read -r m dr < <(rss_of "$p")
 	rss[$p]=$m; rdrops[$p]=$dr
 done
 
+col() { tr ' ' '\n' <<<"$1" | grep -v '^[-]*$'; }
+cell() { # VALUES: "median (min-max)" formatted
+	local m r
+	[ -z "$(col "$1")" ] && { echo "-"; return; }
+	m=$(col "$1" | median); r=$(col "$1" | minmax)
+	echo "$(fmt "$m") ($(fmt "${r%-*}")-$(fmt "${r#*-}"))"
+}
 echo
-echo "kite statsd benchmark: counter lines/s on one core (CPU 0), 20 lines/datagram,"
-echo "1000 names, $STEP_S s per rate step; receive buffer $rmem bytes for all."
-echo "median (min-max) over $RUNS runs; drop point = first step that lost lines."
+echo "kite statsd benchmark: counter lines (20 per datagram, 1000 names) to 127.0.0.1;"
+echo "each daemon pinned to CPU 0, the load generator to CPU 1, receive buffer"
+echo "$rmem bytes for all; median (min-max) over $RUNS runs."
+echo "  lines/CPU-s: lines flushed per second of the daemon's CPU time, from"
+echo "               $CAP_LINES lines sent unthrottled (ingest capacity of one core)"
+echo "  zero-drop:   highest rate step ($STEP_S s each) with every line flushed"
+echo "  drop point:  first rate step that lost lines (loss at that step, first run)"
+echo "  peak RSS:    VmHWM after 1,000,000 distinct gauge names sent at 50k lines/s"
 echo
-printf "%-10s %-24s %-26s %-14s %s\n" daemon "zero-drop rate" "drop point (loss there)" "peak RSS 1M names" "kernel drops during RSS run"
+printf "%-9s %-22s %-22s %-24s %-10s %s\n" daemon "lines/CPU-s" "zero-drop lines/s" \
+	"drop point (loss)" "peak RSS" "kernel drops in RSS run"
 for p in "${peers[@]}"; do
-	zm=$(tr ' ' '\n' <<<"${zero[$p]}" | grep -v '^$' | median)
-	zr=$(tr ' ' '\n' <<<"${zero[$p]}" | grep -v '^$' | minmax)
-	dm=$(tr ' ' '\n' <<<"${drop[$p]}" | grep -v '^[-]*$' | median)
-	lm=$(tr ' ' '\n' <<<"${loss[$p]}" | grep -v '^[-]*$' | head -1)
-	printf "%-10s %-24s %-26s %-14s %s\n" "$p" "$(fmt "$zm") ($(fmt "${zr%-*}")-$(fmt "${zr#*-}"))" \
-		"$(fmt "${dm:--}") (${lm:-none})" "${rss[$p]} MiB" "${rdrops[$p]}"
-	eval "zm_$p=$zm"
+	dm=$(col "${drop[$p]}" | median)
+	lm=$(col "${loss[$p]}" | head -1)
+	printf "%-9s %-22s %-22s %-24s %-10s %s\n" "$p" "$(cell "${capa[$p]}")" \
+		"$(cell "${zero[$p]}")" "$(fmt "${dm:--}") (${lm:-none})" "${rss[$p]:--} MiB" \
+		"${rdrops[$p]:--}"
 done
 echo
-if [ "${zm_kite:-0}" != "-" ]; then
-	for p in "${peers[@]}"; do
-		[ "$p" = kite ] && continue
-		v=$(eval echo "\${zm_$p:-0}")
-		awk -v k="$zm_kite" -v o="$v" -v n="$p" 'BEGIN {if (o > 0) printf "kite / %s zero-drop rate: %.1fx\n", n, k / o; else printf "kite / %s: peer dropped at every step\n", n}'
-	done
-fi
+kc=$(col "${capa[kite]}" | median)
+for p in "${peers[@]}"; do
+	[ "$p" = kite ] && continue
+	pc=$(col "${capa[$p]}" | median)
+	awk -v k="$kc" -v o="$pc" -v n="$p" 'BEGIN {if (o > 0 && k > 0) printf "kite / %s, lines per CPU-second: %.1fx\n", n, k / o}'
+done

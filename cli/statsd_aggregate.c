@@ -127,34 +127,42 @@ struct set {
 struct statsd_series {
 	struct statsd_family *fam;
 	struct statsd_series *next; /* in its family */
-	uint64_t hash;
-	bool updated, l_updated;
-	bool flushed; /* output shows a series from its first flush on */
 	double acc, last, total; /* counter: interval, last interval, total;
 				    gauge: acc is the value; set: last */
 	union {
 		struct dist *dist;
 		struct set *set;
 	} u;
-	size_t tags_len;
+	uint32_t tags_len;
+	bool updated, l_updated;
+	bool flushed; /* output shows a series from its first flush on */
 	char tags[]; /* canonical, NUL-terminated */
 };
 
 struct statsd_family {
 	uint64_t hash;
-	enum statsd_kind kind;
 	struct statsd_family *next; /* first-seen order */
 	struct statsd_series *plain, *first, *last;
-	const char *prom_name; /* NULL when another family already has it */
-	size_t key_len;
-	char *raw_name;
-	char key[]; /* sanitised name, then raw name, then prom name */
+	uint32_t key_len;
+	uint8_t kind;
+	uint8_t suffix_len;  /* "_total" after the key of a counter, or 0 */
+	bool prom;           /* holds its Prometheus name (no other family does) */
+	char key[]; /* sanitised name [+ "_total"] NUL, raw name NUL */
+};
+
+/* Families and series live until exit: they come from a bump arena of
+ * 1 MiB chunks (no per-object malloc header, nothing to free one by one). */
+struct chunk {
+	struct chunk *next;
+	size_t used, cap;
+	_Alignas(16) char mem[];
 };
 
 struct statsd_table {
 	uint64_t seed, rng;
-	struct htab families, series, prom_names;
+	struct htab families, series;
 	struct statsd_family *head, *tail;
+	struct chunk *arena;
 	size_t n_series;
 	struct statsd_config cfg;
 	double last_pct[STATSD_MAX_PERCENTILES];
@@ -162,6 +170,25 @@ struct statsd_table {
 	double last_interval_s;
 	struct statsd_health health;
 };
+
+static void *arena_alloc(struct statsd_table *t, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	struct chunk *c = t->arena;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > (1u << 20) - sizeof *c ? n : (1u << 20) - sizeof *c;
+		c = malloc(sizeof *c + cap);
+		if (!c)
+			return NULL;
+		c->next = t->arena;
+		c->used = 0;
+		c->cap = cap;
+		t->arena = c;
+	}
+	void *p = c->mem + c->used;
+	c->used += n;
+	return p;
+}
 
 struct statsd_table *statsd_table_new(uint64_t seed)
 {
@@ -175,7 +202,7 @@ struct statsd_table *statsd_table_new(uint64_t seed)
 	return t;
 }
 
-static void free_series(struct statsd_series *s)
+static void free_series_data(struct statsd_series *s)
 {
 	if (s->fam->kind == STATSD_SET && s->u.set) {
 		free(s->u.set->slot);
@@ -185,27 +212,23 @@ static void free_series(struct statsd_series *s)
 		free(s->u.dist->samples);
 		free(s->u.dist);
 	}
-	free(s);
 }
 
 void statsd_table_free(struct statsd_table *t)
 {
 	if (!t)
 		return;
-	for (struct statsd_family *f = t->head, *fn; f; f = fn) {
-		fn = f->next;
-		for (struct statsd_series *s = f->first, *sn; s; s = sn) {
-			sn = s->next;
-			free_series(s);
-		}
-		free(f);
+	for (struct statsd_family *f = t->head; f; f = f->next)
+		for (struct statsd_series *s = f->first; s; s = s->next)
+			free_series_data(s);
+	for (struct chunk *c = t->arena, *cn; c; c = cn) {
+		cn = c->next;
+		free(c);
 	}
 	free(t->families.hash);
 	free(t->families.item);
 	free(t->series.hash);
 	free(t->series.item);
-	free(t->prom_names.hash);
-	free(t->prom_names.item);
 	free(t);
 }
 
@@ -239,74 +262,64 @@ static uint64_t rng_next(struct statsd_table *t)
 	return t->rng = x;
 }
 
-/* Register f's Prometheus name unless another family holds it. */
-static void claim_prom_name(struct statsd_table *t, struct statsd_family *f,
-			    const char *name, size_t len)
+static const char *raw_name(const struct statsd_family *f)
 {
-	if (t->prom_names.n * 2 >= t->prom_names.cap && htab_grow(&t->prom_names) < 0)
-		return; /* out of memory: no Prometheus name (counted below) */
-	/* The collector's own metrics are kite_statsd_*: keep that clear. */
-	if (len >= 12 && !memcmp(name, "kite_statsd_", 12))
-		return;
-	uint64_t h = hash_bytes(t->seed, name, len);
-	size_t i = h & (t->prom_names.cap - 1);
-	for (;; i = (i + 1) & (t->prom_names.cap - 1)) {
-		struct statsd_family *o = t->prom_names.item[i];
+	return f->key + f->key_len + f->suffix_len + 1;
+}
+
+/* The family (kind, key), or NULL; *slot is where its probe ended. */
+static struct statsd_family *find_family(struct statsd_table *t, unsigned kind,
+					 const char *key, size_t key_len, uint64_t *hash,
+					 size_t *slot)
+{
+	struct htab *ft = &t->families;
+	uint64_t h = hash_bytes(t->seed ^ (uint64_t)kind, key, key_len);
+	*hash = h;
+	*slot = 0;
+	if (!ft->cap)
+		return NULL;
+	for (size_t i = h & (ft->cap - 1);; i = (i + 1) & (ft->cap - 1)) {
+		struct statsd_family *o = ft->item[i];
+		*slot = i;
 		if (!o)
-			break;
-		if (t->prom_names.hash[i] == h && !strcmp(o->prom_name, name))
-			return;
+			return NULL;
+		if (ft->hash[i] == h && o->kind == kind && o->key_len == key_len &&
+		    !memcmp(o->key, key, key_len))
+			return o;
 	}
-	t->prom_names.hash[i] = h;
-	t->prom_names.item[i] = f;
-	t->prom_names.n++;
-	f->prom_name = name;
 }
 
-static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
-					enum statsd_kind kind, const char *key,
-					size_t key_len, const char *raw, size_t raw_len)
+static bool holds_prom_name(struct statsd_table *t, unsigned kind, const char *key,
+			    size_t len)
 {
-	size_t prom_len = key_len + (kind == STATSD_COUNTER ? 6 : 0);
-	struct statsd_family *f =
-		malloc(sizeof *f + key_len + 1 + raw_len + 1 + prom_len + 1);
-	if (!f)
-		return NULL;
-	memset(f, 0, sizeof *f);
-	f->hash = h;
-	f->kind = kind;
-	f->key_len = key_len;
-	memcpy(f->key, key, key_len);
-	f->key[key_len] = 0;
-	f->raw_name = f->key + key_len + 1;
-	memcpy(f->raw_name, raw, raw_len);
-	f->raw_name[raw_len] = 0;
-	char *prom = f->raw_name + raw_len + 1;
-	memcpy(prom, key, key_len);
-	size_t pl = key_len;
-	/* Prometheus counters end in _total (promtool insists). */
-	if (kind == STATSD_COUNTER &&
-	    !(key_len >= 6 && !memcmp(key + key_len - 6, "_total", 6))) {
-		memcpy(prom + pl, "_total", 6);
-		pl += 6;
-	}
-	prom[pl] = 0;
-	claim_prom_name(t, f, prom, pl);
-	if (!f->prom_name)
-		t->health.prometheus_conflicts++;
-	return f;
+	uint64_t h;
+	size_t slot;
+	struct statsd_family *o = find_family(t, kind, key, len, &h, &slot);
+	return o && o->prom;
 }
 
-static struct statsd_series *new_series(struct statsd_family *f, uint64_t h,
-					const char *tags, size_t tags_len)
+/* Is Prometheus name p (of a new family) free? Counters export key_total,
+ * the other kinds their key, so p can be held by a non-counter named p, by
+ * a counter named p (already ending in _total) or by a counter named p
+ * without its _total. The collector's own kite_statsd_* stay clear. */
+static bool prom_name_free(struct statsd_table *t, const char *p, size_t len)
 {
-	struct statsd_series *s = malloc(sizeof *s + tags_len + 1);
-	if (!s)
-		return NULL;
+	if (len >= 12 && !memcmp(p, "kite_statsd_", 12))
+		return false;
+	for (unsigned k = 0; k < STATSD_KINDS; k++)
+		if (k != STATSD_COUNTER && holds_prom_name(t, k, p, len))
+			return false;
+	bool total = len >= 6 && !memcmp(p + len - 6, "_total", 6);
+	return !total || (!holds_prom_name(t, STATSD_COUNTER, p, len) &&
+			  !holds_prom_name(t, STATSD_COUNTER, p, len - 6));
+}
+
+static void init_series(struct statsd_series *s, struct statsd_family *f,
+			const char *tags, size_t tags_len)
+{
 	memset(s, 0, sizeof *s);
 	s->fam = f;
-	s->hash = h;
-	s->tags_len = tags_len;
+	s->tags_len = (uint32_t)tags_len;
 	memcpy(s->tags, tags, tags_len);
 	s->tags[tags_len] = 0;
 	if (f->last)
@@ -314,7 +327,53 @@ static struct statsd_series *new_series(struct statsd_family *f, uint64_t h,
 	else
 		f->first = s;
 	f->last = s;
+}
+
+static struct statsd_series *new_series(struct statsd_table *t, struct statsd_family *f,
+					const char *tags, size_t tags_len)
+{
+	struct statsd_series *s = arena_alloc(t, sizeof *s + tags_len + 1);
+	if (s)
+		init_series(s, f, tags, tags_len);
 	return s;
+}
+
+/* A family and, in the same allocation, its untagged series when the
+ * first sample has no tags (the common case). */
+static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
+					enum statsd_kind kind, const char *key,
+					size_t key_len, const char *raw, size_t raw_len,
+					bool with_plain)
+{
+	/* Prometheus counters end in _total (promtool insists). */
+	size_t suffix = kind == STATSD_COUNTER &&
+				!(key_len >= 6 && !memcmp(key + key_len - 6, "_total", 6))
+			? 6 : 0;
+	size_t fsize = (sizeof(struct statsd_family) + key_len + suffix + 1 + raw_len + 1 +
+			15) & ~(size_t)15;
+	struct statsd_family *f =
+		arena_alloc(t, fsize + (with_plain ? sizeof(struct statsd_series) + 1 : 0));
+	if (!f)
+		return NULL;
+	memset(f, 0, sizeof *f);
+	f->hash = h;
+	f->kind = (uint8_t)kind;
+	f->key_len = (uint32_t)key_len;
+	f->suffix_len = (uint8_t)suffix;
+	memcpy(f->key, key, key_len);
+	memcpy(f->key + key_len, "_total", suffix);
+	f->key[key_len + suffix] = 0;
+	char *r = f->key + key_len + suffix + 1;
+	memcpy(r, raw, raw_len);
+	r[raw_len] = 0;
+	f->prom = prom_name_free(t, f->key, key_len + suffix);
+	if (!f->prom)
+		t->health.prometheus_conflicts++;
+	if (with_plain) {
+		f->plain = (struct statsd_series *)((char *)f + fsize);
+		init_series(f->plain, f, "", 0);
+	}
+	return f;
 }
 
 static struct statsd_series *refuse(struct statsd_table *t)
@@ -328,42 +387,33 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 {
 	char key[STATSD_MAX_NAME + 8];
 	size_t key_len = statsd_prom_metric_name(smp->name, smp->name_len, key);
-	uint64_t fh = hash_bytes(t->seed ^ (uint64_t)smp->kind, key, key_len);
-
-	struct htab *ft = &t->families;
-	struct statsd_family *f = NULL;
-	size_t fi = 0;
-	if (ft->cap) {
-		for (fi = fh & (ft->cap - 1);; fi = (fi + 1) & (ft->cap - 1)) {
-			struct statsd_family *o = ft->item[fi];
-			if (!o)
-				break;
-			if (ft->hash[fi] == fh && o->kind == smp->kind &&
-			    o->key_len == key_len && !memcmp(o->key, key, key_len)) {
-				f = o;
-				break;
-			}
-		}
-	}
+	uint64_t fh;
+	size_t fi;
+	struct statsd_family *f = find_family(t, smp->kind, key, key_len, &fh, &fi);
 	if (f && smp->tags_len == 0 && f->plain)
 		return f->plain;
 	/* Every new series counts against max_metrics; refusals are counted. */
 	bool full = t->n_series >= t->cfg.max_metrics;
 	if (!f) {
-		if (full || htab_reserve(ft, fh, &fi) < 0)
+		if (full || htab_reserve(&t->families, fh, &fi) < 0)
 			return refuse(t);
-		f = new_family(t, fh, smp->kind, key, key_len, smp->name, smp->name_len);
+		f = new_family(t, fh, smp->kind, key, key_len, smp->name, smp->name_len,
+			       smp->tags_len == 0);
 		if (!f)
 			return refuse(t);
-		htab_put(ft, fi, fh, f);
+		htab_put(&t->families, fi, fh, f);
 		if (t->tail)
 			t->tail->next = f;
 		else
 			t->head = f;
 		t->tail = f;
+		if (f->plain) {
+			t->n_series++;
+			return f->plain;
+		}
 	}
 	if (smp->tags_len == 0) {
-		struct statsd_series *s = full ? NULL : new_series(f, 0, "", 0);
+		struct statsd_series *s = full ? NULL : new_series(t, f, "", 0);
 		if (!s)
 			return refuse(t);
 		t->n_series++;
@@ -386,7 +436,7 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	}
 	if (full || htab_reserve(st, sh, &si) < 0)
 		return refuse(t);
-	struct statsd_series *s = new_series(f, sh, smp->tags, smp->tags_len);
+	struct statsd_series *s = new_series(t, f, smp->tags, smp->tags_len);
 	if (!s)
 		return refuse(t);
 	htab_put(st, si, sh, s);
@@ -654,8 +704,8 @@ int statsd_table_each(struct statsd_table *t,
 				continue;
 			struct statsd_view v = {
 				.kind = f->kind,
-				.raw_name = f->raw_name,
-				.prom_name = f->prom_name,
+				.raw_name = raw_name(f),
+				.prom_name = f->prom ? f->key : NULL,
 				.tags = s->tags,
 				.updated = s->l_updated,
 			};
