@@ -153,7 +153,8 @@ else
 fi
 
 # A real Prometheus server scrapes /metrics; its query API returns the values.
-pport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Its port is picked free by a bind test; if another process takes it first,
+# Prometheus exits and the test tries another port.
 cat >"$tmpdir/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -162,9 +163,20 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$hport']
 EOF
-spawn prometheus --config.file="$tmpdir/prometheus.yml" \
-	--storage.tsdb.path="$tmpdir/prom" --web.listen-address="127.0.0.1:$pport" \
-	2>"$tmpdir/prometheus.log"
+prom_ready_or_gone() {
+	curl -sf --max-time 2 "http://127.0.0.1:$pport/-/ready" >/dev/null ||
+		! kill -0 "$ppid" 2>/dev/null
+}
+for attempt in 1 2 3; do
+	pport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	spawn prometheus --config.file="$tmpdir/prometheus.yml" \
+		--storage.tsdb.path="$tmpdir/prom$attempt" --web.listen-address="127.0.0.1:$pport" \
+		2>"$tmpdir/prometheus.log"
+	ppid=$LAST_PID
+	wait_for 40 prom_ready_or_gone && kill -0 "$ppid" 2>/dev/null && break
+	kill "$ppid" 2>/dev/null
+done
+check "prometheus server ready" kill -0 "$ppid"
 query() { # PROMQL: prints the first value or nothing
 	"$PY" - "$pport" "$1" <<'EOF' 2>/dev/null
 import json, sys, urllib.parse, urllib.request
