@@ -38,7 +38,8 @@ extern "C" {
 #define KITE_CHANNEL_MAX 200
 
 /* Largest message payload, in bytes (4 GiB - 1). Messages that do not fit a
- * ring slot travel in a sealed memfd of their own. */
+ * ring slot travel in a sealed memfd of their own; a subscriber keeps at
+ * most 64 of those per ring not yet read, and reports older ones lost. */
 #define KITE_MSG_MAX 0xffffffffull
 
 /* Error codes beyond errno. Always negative. */

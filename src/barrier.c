@@ -14,7 +14,7 @@
 
 #include "internal.h"
 
-static _Atomic int state; /* 0 unknown, 1 usable, -1 not available */
+static _Atomic int global_state; /* 0 unknown, 1 usable, -1 not available */
 static _Atomic int private_state;
 
 static long membarrier(int cmd)
@@ -22,23 +22,27 @@ static long membarrier(int cmd)
 	return syscall(__NR_membarrier, cmd, 0, 0);
 }
 
-int barrier_setup(void)
+/* Query once, register once; remember the answer in *state. */
+static int setup(_Atomic int *state, int cmd, int register_cmd)
 {
-	int s = atomic_load(&state);
+	int s = atomic_load(state);
 	if (s)
 		return s > 0;
 	long cmds = membarrier(MEMBARRIER_CMD_QUERY);
-	s = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-			    membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
-		    ? 1
-		    : -1;
-	atomic_store(&state, s);
+	s = cmds > 0 && (cmds & cmd) && membarrier(register_cmd) == 0 ? 1 : -1;
+	atomic_store(state, s);
 	return s > 0;
+}
+
+int barrier_setup(void)
+{
+	return setup(&global_state, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
+		     MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
 }
 
 int barrier_heavy(void)
 {
-	return atomic_load(&state) > 0 &&
+	return atomic_load(&global_state) > 0 &&
 	       membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }
 
@@ -47,16 +51,8 @@ int barrier_heavy(void)
  * instruction per call (see app_enter() in handle.c). */
 int barrier_private_setup(void)
 {
-	int s = atomic_load(&private_state);
-	if (s)
-		return s > 0;
-	long cmds = membarrier(MEMBARRIER_CMD_QUERY);
-	s = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-			    membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
-		    ? 1
-		    : -1;
-	atomic_store(&private_state, s);
-	return s > 0;
+	return setup(&private_state, MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+		     MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
 }
 
 void barrier_private(void)

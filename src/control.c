@@ -29,8 +29,10 @@ static void close_msg_fds(struct wire_msg *m)
 static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 {
 	if (m->type == W_HELLO) {
-		if (p->hello)
+		if (p->hello) {
+			close_msg_fds(m);
 			return -1;
+		}
 		peer_handle_hello(k, p, m);
 		return 0;
 	}

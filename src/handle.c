@@ -175,13 +175,7 @@ static int handshakes_pending(const kite *k)
 static void wait_handshakes(kite *k)
 {
 	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += k->opt.handshake_ms / 1000;
-	deadline.tv_nsec += (long)(k->opt.handshake_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	deadline_after_ms(&deadline, k->opt.handshake_ms);
 	kite_lock(k);
 	while (handshakes_pending(k) &&
 	       pthread_cond_timedwait(&k->cond, &k->lock, &deadline) != ETIMEDOUT)

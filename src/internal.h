@@ -212,6 +212,9 @@ void barrier_private(void);
 /* Time. */
 uint64_t realtime_ns(void);
 uint64_t monotonic_ns(void);
+/* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait. */
+struct timespec;
+void deadline_after_ms(struct timespec *ts, uint32_t ms);
 
 /* String lists (patterns). */
 int strlist_add(char ***list, size_t *n, const char *s);

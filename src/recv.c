@@ -76,9 +76,12 @@ static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
 			return p;
 		}
 		/* Its notice is queued on the link before the slot was
-		 * committed: read the link now rather than wait for the thread. */
-		if (!s->peer || attempt || control_drain(k, s->peer) < 0)
+		 * committed: read the link now rather than wait for the thread.
+		 * A drain that ends in the publisher's hang-up has still stored
+		 * what was queued before it: look again either way. */
+		if (!s->peer || attempt)
 			break;
+		control_drain(k, s->peer);
 	}
 	return NULL;
 }
@@ -112,6 +115,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
+			k->rr = idx + 1; /* a ring that only loses must not starve the rest */
 			return 1;
 		}
 		if (r == RING_MESSAGE) {
@@ -123,6 +127,7 @@ static int poll_once(kite *k, kite_event *ev)
 					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
+					k->rr = idx + 1;
 					return 1;
 				}
 			}

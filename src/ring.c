@@ -10,6 +10,7 @@
 /* A slot that keeps changing under a reader is given up after this many
  * attempts and counted as lost: a hostile writer cannot stall a reader. */
 #define READ_ATTEMPTS 4
+#define RING_SEQ_END (1ull << 63)
 
 int ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes)
 {
@@ -105,11 +106,13 @@ static uint64_t skip_overrun(struct ring_reader *r, uint64_t head)
 	/* Readable now: head - slot_count + 2 .. head (the slot of head + 1 may
 	 * be mid-write, destroying head + 1 - slot_count). */
 	uint64_t n = r->slot_count;
-	if (head < n - 1 || r->next > head + 2 - n)
+	if (head < n - 1)
 		return 0;
-	uint64_t restart = head + 2 - n + n / RESTART_MARGIN_DIVISOR;
-	if (restart > head + 1)
-		restart = head + 1;
+	/* Written without head + 2, which wraps for a head near 2^64. */
+	uint64_t oldest = head - (n - 2);
+	if (r->next >= oldest)
+		return 0;
+	uint64_t restart = oldest + n / RESTART_MARGIN_DIVISOR; /* <= head */
 	uint64_t lost = restart - r->next;
 	r->next = restart;
 	return lost;
@@ -120,6 +123,11 @@ enum ring_result ring_read(struct ring_reader *r, void *buf,
 {
 	uint32_t cap = r->slot_size - RING_SLOT_HEADER;
 	for (int attempt = 0;; attempt++) {
+		/* Lock words hold 2 * seq, so sequence numbers end below 2^63;
+		 * only a lying head sends a reader there, and its stream ends
+		 * (next * 2 would wrap and match anything; next++ would too). */
+		if (r->next >= RING_SEQ_END)
+			return RING_EMPTY;
 		if (attempt == READ_ATTEMPTS) {
 			rec->lost = 1; /* give this slot up: never stall on it */
 			r->next++;

@@ -7,7 +7,10 @@
  * read-only; they trust nothing they read: every length is checked against
  * their own copy of the geometry, and a slot whose lock word moves while it
  * is copied is treated as overwritten. A ring that lies can cost its own
- * messages (counted as lost), never memory safety or progress. */
+ * messages (counted as lost), never memory safety or progress.
+ *
+ * Slots must start zero-filled (a fresh memfd is): a reader takes a lock
+ * word below 2*next as "not written yet". */
 #ifndef KITE_RING_H
 #define KITE_RING_H
 

@@ -189,13 +189,7 @@ int kite_subscribe(kite *k, const char *pattern)
 	 * publishes after kite_subscribe() returns reaches us. */
 	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token);
 	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += k->opt.handshake_ms / 1000;
-	deadline.tv_nsec += (long)(k->opt.handshake_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	deadline_after_ms(&deadline, k->opt.handshake_ms);
 	while (k->pending_acks &&
 	       pthread_cond_timedwait(&k->cond, &k->lock, &deadline) != ETIMEDOUT)
 		;

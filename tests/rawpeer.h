@@ -1,0 +1,47 @@
+/* A raw kite protocol peer for tests: finds handles on a bus, speaks the
+ * control protocol of src/wire.h by hand, and builds rings itself — to
+ * inspect what a real handle hands out, or to lie to one. */
+#ifndef KITE_TEST_RAWPEER_H
+#define KITE_TEST_RAWPEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring.h"
+#include "wire.h"
+
+/* The fixed part of a control record, as src/wire.c lays it out; tests
+ * build broken records from it by hand. */
+struct raw_fixed {
+	uint16_t type;
+	uint16_t text_len;
+	uint16_t reason_len;
+	uint16_t nfds;
+	uint32_t slot_count;
+	uint32_t slot_size;
+	uint64_t id, a, b;
+};
+
+/* Ids of the handles listening on a bus (at most max); the count. */
+int raw_find_peers(const char *bus, uint64_t *ids, int max);
+
+/* Connect to a handle; the socket or -errno. */
+int raw_connect(const char *bus, uint64_t id);
+
+/* Send one record of arbitrary bytes with nfds descriptors; 0 or -errno. */
+int raw_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/* Send a correct W_HELLO (a fresh eventfd and sealed waiter page). */
+int raw_hello(int sock, uint64_t my_id);
+
+/* Wait up to timeout_ms for a record of the given type (others are
+ * dropped, their fds closed); 1 with *m filled, 0 on timeout, <0 if the
+ * link broke. */
+int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms);
+
+/* A ring memfd written by w (mapped writable) and then sealed like a real
+ * publisher's ring; the fd or -errno. */
+int raw_ring(const char *channel, uint32_t slots, uint32_t slot_size,
+	     uint64_t publisher, struct ring_writer *w, size_t *bytes);
+
+#endif
