@@ -231,3 +231,38 @@ check "SIGTERM: counter flushed" wait_for 20 has_graphite "reloaded.counters.fin
 check "SIGTERM: gauge flushed" wait_for 20 has_graphite "reloaded.gauges.final.gauge 199 "
 check "SIGTERM: timer flushed" wait_for 20 has_graphite "reloaded.timers.final.rt.count 200 "
 check "SIGTERM: the Unix socket file is removed" test ! -e "$sock"
+
+# Kernel drops (SO_RXQ_OVFL): a stopped collector with a tiny receive buffer
+# overflows; the count arrives with the next datagram queued after the drops.
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --rcvbuf 4096 \
+	--flush-interval 0.5 2>"$tmpdir/drops.log"
+dpid=$LAST_PID
+dready() { grep -q 'ready' "$tmpdir/drops.log"; }
+if wait_for 20 dready; then
+	duport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/drops.log")
+	dhport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/drops.log")
+	kill -STOP "$dpid"
+	"$PY" - "$duport" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(500):
+    s.sendto(b"flood:1|c\n" * 20, ("127.0.0.1", int(sys.argv[1])))
+PYEOF
+	kill -CONT "$dpid"
+	"$PY" -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"after:1|c\n", ("127.0.0.1", int(sys.argv[1])))' "$duport"
+	drops_seen() {
+		curl -sf --max-time 5 "http://127.0.0.1:$dhport/metrics" |
+			awk '$1 == "kite_statsd_kernel_drops_total" && $2 > 0 {f = 1} END {exit !f}'
+	}
+	check "kernel drops counted (SO_RXQ_OVFL)" wait_for 20 drops_seen
+	# every datagram is either read (20 lines) or counted as dropped
+	accounted() {
+		curl -sf --max-time 5 "http://127.0.0.1:$dhport/metrics" | awk '
+			$1 == "kite_statsd_kernel_drops_total" {d = $2}
+			$1 == "kite_statsd_lines_received_total" {l = $2}
+			END {exit !(l + 20 * d == 500 * 20 + 1)}'
+	}
+	check "every flooded datagram read or counted as a kernel drop" wait_for 20 accounted
+else
+	not_ok "kernel drops counted (SO_RXQ_OVFL)" "second collector did not start"
+fi
