@@ -219,7 +219,7 @@ wait_for 20 has "kite_statsd_reloads_total 2"
 "$PY" - "$uport" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(200):
+for i in range(100):
     s.sendto(b"final.count:1|c\nfinal.gauge:%d|g\nfinal.rt:%d|ms\n" % (i, i), ("127.0.0.1", int(sys.argv[1])))
 EOF
 kill -TERM "$kpid"
@@ -227,9 +227,9 @@ gone() { ! kill -0 "$kpid" 2>/dev/null; }
 wait_for 20 gone
 wait "$kpid"; rc=$?
 check "SIGTERM: exits 0" test $rc -eq 0
-check "SIGTERM: counter flushed" wait_for 20 has_graphite "reloaded.counters.final.count.count 200 "
-check "SIGTERM: gauge flushed" wait_for 20 has_graphite "reloaded.gauges.final.gauge 199 "
-check "SIGTERM: timer flushed" wait_for 20 has_graphite "reloaded.timers.final.rt.count 200 "
+check "SIGTERM: counter flushed" wait_for 20 has_graphite "reloaded.counters.final.count.count 100 "
+check "SIGTERM: gauge flushed" wait_for 20 has_graphite "reloaded.gauges.final.gauge 99 "
+check "SIGTERM: timer flushed" wait_for 20 has_graphite "reloaded.timers.final.rt.count 100 "
 check "SIGTERM: the Unix socket file is removed" test ! -e "$sock"
 
 # Kernel drops (SO_RXQ_OVFL): a stopped collector with a tiny receive buffer
