@@ -18,7 +18,8 @@
 #   KITE=build/kite bench/statsd_bench.sh
 # statsd is installed with npm into $KITE_BENCH_CACHE (/var/cache/kite-bench);
 # statsite is used if $STATSITE (default /tmp/statsite-src/statsite) is an
-# executable built outside the repository, and reported missing otherwise.
+# executable built outside the repository (or can be built from a source
+# tree in $STATSITE_SRC), and reported missing otherwise.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 KITE=${KITE:-$here/../build/kite}
@@ -84,6 +85,15 @@ if [ ! -f "$STATSD_JS" ] && command -v npm >/dev/null; then
 	npm install --no-audit --no-fund --prefix "$CACHE" statsd >/dev/null 2>&1
 fi
 have_statsd=0; [ -f "$STATSD_JS" ] && command -v node >/dev/null && have_statsd=1
+# statsite is not packaged for Debian or npm: it is built from a source tree
+# placed outside the repository ($STATSITE_SRC, e.g. a clone in /tmp) with
+# its autotools build (needs autoconf automake libtool check).
+STATSITE_SRC=${STATSITE_SRC:-$(dirname "$STATSITE")}
+if [ ! -x "$STATSITE" ] && [ -f "$STATSITE_SRC/configure.ac" ]; then
+	log "building statsite in $STATSITE_SRC"
+	(cd "$STATSITE_SRC" && ./autogen.sh && ./configure && make -j2) >"$tmp/statsite-build.log" 2>&1 ||
+		log "statsite build failed: see the end of $tmp/statsite-build.log"
+fi
 have_statsite=0; [ -x "$STATSITE" ] && have_statsite=1
 
 # start_daemon NAME UDP_PORT OUTFILE [rss]: starts it pinned to CPU 0; sets $dpid.
