@@ -92,7 +92,7 @@ STATSITE_SRC=${STATSITE_SRC:-$(dirname "$STATSITE")}
 if [ ! -x "$STATSITE" ] && [ -f "$STATSITE_SRC/configure.ac" ]; then
 	log "building statsite in $STATSITE_SRC"
 	(cd "$STATSITE_SRC" && ./autogen.sh && ./configure && make -j2) >"$tmp/statsite-build.log" 2>&1 ||
-		log "statsite build failed: see the end of $tmp/statsite-build.log"
+		{ log "statsite build failed:"; tail -n 5 "$tmp/statsite-build.log" >&2; }
 fi
 have_statsite=0; [ -x "$STATSITE" ] && have_statsite=1
 
