@@ -47,7 +47,6 @@ LIBA := $(BUILD)/libkite.a
 LIBSO := $(BUILD)/libkite.so.0
 KITE := $(BUILD)/kite
 
-FORCE:
 .PHONY: all test check-build bench demo install uninstall clean fuzz deps
 all: $(LIBA) $(LIBSO) $(KITE)
 
@@ -79,9 +78,11 @@ check-build: all $(TEST_BIN) $(FUZZ_REPLAY)
 deps:
 	$(Q)tests/install-deps.sh
 
-# Every test twice: plain, then AddressSanitizer + UBSan.
+# Every test twice: plain, then AddressSanitizer + UBSan. The benchmark
+# programs are built too, so an API change cannot break them unnoticed.
 test: deps
 	$(Q)$(MAKE) --no-print-directory check-build
+	$(Q)$(MAKE) --no-print-directory -C bench BUILD=../build build
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 check-build
 	$(Q)tests/run.sh build build/asan
 
@@ -120,4 +121,14 @@ uninstall:
 clean:
 	rm -rf build kite.pc
 
+FORCE:
+
 -include $(wildcard $(BUILD)/*/*.d)
+
+# kite serve: the HTTP worker/client the serve tests and bench run (a
+# program of its own, so it lives outside tests/*.c).
+SERVE_WORKER := $(BUILD)/tests/helpers/serve_worker
+$(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+check-build: $(SERVE_WORKER)
+-include $(wildcard $(BUILD)/tests/helpers/*.d)

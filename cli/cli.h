@@ -2,6 +2,7 @@
 #ifndef KITE_CLI_H
 #define KITE_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Exit codes, the same for every subcommand (see kite(1)). */
@@ -36,5 +37,16 @@ int64_t now_ms(void);
 
 /* Write a JSON string literal (quoted, escaped) of len bytes to stdout. */
 void json_string(const char *s, size_t len);
+
+/* A signal by name ("TERM", "SIGTERM", case-insensitive) or number; the
+ * number, or -1. */
+int parse_signal(const char *s);
+
+/* "TERM" for SIGTERM; "SIG<n>" in buf for ones without a common name. */
+const char *signal_name(int sig, char *buf, size_t size);
+
+/* Make room for one more element in the array *arrp of *cap elements of
+ * size bytes when n of them are used (doubling, from first); 0 or -ENOMEM. */
+int grow_array(void *arrp, size_t *cap, size_t n, size_t size, size_t first);
 
 #endif

@@ -1,9 +1,12 @@
 /* Helpers every subcommand shares: errors, numbers, time, JSON. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cli.h"
@@ -86,4 +89,49 @@ void json_string(const char *s, size_t len)
 		}
 	}
 	putchar('"');
+}
+
+static const struct {
+	const char *name;
+	int sig;
+} signals[] = {
+	{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+	{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
+	{"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+	{"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"WINCH", SIGWINCH},
+};
+
+int parse_signal(const char *s)
+{
+	uint64_t n;
+	if (!parse_u64(s, 64, &n))
+		return n >= 1 ? (int)n : -1;
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+		if (!strcasecmp(s, signals[i].name))
+			return signals[i].sig;
+	return -1;
+}
+
+const char *signal_name(int sig, char *buf, size_t size)
+{
+	for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+		if (signals[i].sig == sig)
+			return signals[i].name;
+	snprintf(buf, size, "SIG%d", sig);
+	return buf;
+}
+
+int grow_array(void *arrp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t want = *cap ? *cap * 2 : first;
+	void *p = realloc(*(void **)arrp, want * size);
+	if (!p)
+		return -ENOMEM;
+	*(void **)arrp = p;
+	*cap = want;
+	return 0;
 }

@@ -130,6 +130,7 @@ static int open_endpoints(kite *k)
 		return rc;
 	if (!(k->waiter = shm_map(k->waiter_fd, 4096, 1)))
 		return -errno;
+	atomic_store(&k->waiter->needs_fence, 1);
 	k->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (k->listen_fd < 0)
 		return -errno;
@@ -191,7 +192,7 @@ int kite_open(kite **out, const kite_options *opts)
 		return -ENOMEM;
 	k->wake_fd = k->stop_fd = k->epoll_fd = k->listen_fd = k->waiter_fd = -1;
 	k->euid = geteuid();
-	k->light_publish = k->strict_sleep = barrier_setup();
+	k->light_publish = k->can_membarrier = barrier_setup();
 	k->biased = barrier_private_setup();
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;

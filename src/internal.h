@@ -26,6 +26,10 @@
  * subscriber's eventfd. Publishers that find it clear make no system call. */
 struct waiter_page {
 	_Atomic uint32_t sleeping;
+	/* 1: publishers must fence every message before reading `sleeping`;
+	 * 0: this subscriber issues membarrier() before it sleeps instead.
+	 * The subscriber switches with its traffic (see kite_arm()). */
+	_Atomic uint32_t needs_fence;
 };
 
 struct peer {
@@ -36,7 +40,6 @@ struct peer {
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
 	int closing;
-	int strict_sleep; /* it issues the heavy barrier before it sleeps */
 	uint64_t id;      /* its publisher id (from its name, then W_HELLO) */
 	pid_t pid;
 	uid_t uid;
@@ -60,7 +63,6 @@ struct pub_ring {
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
 	uint64_t next_large_id;
-	int fence; /* a full fence per message: some holder cannot do without */
 	struct pub_ring *hash_next;
 };
 
@@ -115,7 +117,10 @@ struct kite {
 	uid_t euid;
 	int light_publish; /* barrier_setup() worked: no per-message fence */
 	int biased;        /* barrier_private_setup() worked: see app_enter() */
-	int strict_sleep;  /* we issue the global heavy barrier before sleeping */
+	int can_membarrier; /* barrier_setup() worked */
+	int strict;         /* we membarrier() before sleeping (needs_fence 0) */
+	unsigned quiet_arms; /* arms in a row after few messages */
+	uint64_t since_arm;  /* messages delivered since the last arm */
 	_Atomic int app_active, ctl_wants;
 
 	struct peer *peers;

@@ -61,7 +61,6 @@ static struct peer *peer_new(kite *k, int sock, int outgoing, uint64_t id)
 	wire_init(&m, W_HELLO);
 	m.id = k->id;
 	m.a = WIRE_VERSION;
-	m.b = k->strict_sleep ? HELLO_STRICT_SLEEP : 0;
 	m.fds[0] = k->wake_fd;
 	m.fds[1] = k->waiter_fd;
 	m.nfds = 2;
@@ -178,7 +177,6 @@ void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	uint64_t id = m->id;
 	int efd = m->fds[0], waiter_fd = m->fds[1];
-	p->strict_sleep = !!(m->b & HELLO_STRICT_SLEEP);
 	if (id == 0 || id == k->id || (p->outgoing && p->id != id) ||
 	    !is_eventfd(efd) || shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
 	    fcntl(efd, F_SETFL, O_NONBLOCK) < 0 ||

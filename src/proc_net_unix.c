@@ -1,10 +1,7 @@
 /* /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path". */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "proc_lines.h"
 #include "proc_net_unix.h"
 
 /* Read one whitespace-delimited hex or decimal field; advance *p. */
@@ -76,55 +73,35 @@ int proc_net_unix_parse_line(const char *line, size_t len, struct unix_entry *ou
 	return 0;
 }
 
+struct each_state {
+	int (*cb)(const struct unix_entry *e, void *arg);
+	void *arg;
+	unsigned bad;
+	int first;
+};
+
+static int each_line(const char *line, size_t len, void *arg)
+{
+	struct each_state *st = arg;
+	struct unix_entry e;
+	if (st->first) { /* the header */
+		st->first = 0;
+		return 0;
+	}
+	if (proc_net_unix_parse_line(line, len, &e)) {
+		st->bad++;
+		return 0;
+	}
+	return st->cb(&e, st->arg);
+}
+
 int proc_net_unix_each(int (*cb)(const struct unix_entry *e, void *arg),
 		       void *arg, unsigned *skipped)
 {
-	int fd = open("/proc/net/unix", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t cap = 1 << 16, have = 0;
-	char *buf = malloc(cap);
-	int rc = 0, first = 1;
-	unsigned bad = 0;
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t r = read(fd, buf + have, cap - have);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		have += (size_t)r;
-		size_t start = 0;
-		for (size_t i = 0; i < have; i++) {
-			if (buf[i] != '\n')
-				continue;
-			struct unix_entry e;
-			if (first)
-				first = 0; /* the header */
-			else if (proc_net_unix_parse_line(buf + start, i - start, &e))
-				bad++;
-			else if ((rc = cb(&e, arg)) != 0)
-				goto out;
-			start = i + 1;
-		}
-		memmove(buf, buf + start, have - start);
-		have -= start;
-		if (r == 0)
-			break;
-		if (have == cap) { /* a line longer than any the kernel writes */
-			bad++;
-			have = 0;
-		}
-	}
-out:
+	struct each_state st = {cb, arg, 0, 1};
+	unsigned toolong = 0;
+	int rc = proc_lines_each("/proc/net/unix", each_line, &st, &toolong);
 	if (skipped)
-		*skipped = bad;
-	free(buf);
-	close(fd);
+		*skipped = st.bad + toolong;
 	return rc;
 }

@@ -96,17 +96,8 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = r->fd;
 	m.nfds = 1;
-	if (peer_send(k, p, &m) == 0) {
+	if (peer_send(k, p, &m) == 0)
 		r->subs[r->nsubs++] = p;
-		r->fence |= !k->light_publish || !p->strict_sleep;
-	}
-}
-
-static void recompute_fence(kite *k, struct pub_ring *r)
-{
-	r->fence = !k->light_publish;
-	for (size_t i = 0; i < r->nsubs; i++)
-		r->fence |= !r->subs[i]->strict_sleep;
 }
 
 void pub_offer_rings(kite *k, struct peer *p)
@@ -127,7 +118,6 @@ void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 				    strlist_any_match(p->patterns, p->npatterns, r->channel))
 					break;
 				r->subs[j] = r->subs[--r->nsubs];
-				recompute_fence(k, r);
 				break;
 			}
 }
@@ -205,8 +195,14 @@ static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
 static void wake_sleepers(kite *k, struct pub_ring *r)
 {
 	/* The slot store must be visible before we read `sleeping`, or we and
-	 * a subscriber falling asleep could miss each other. See barrier.c. */
-	if (r->fence)
+	 * a subscriber falling asleep could miss each other: a full fence,
+	 * unless every holder forces it on us with membarrier() before it
+	 * sleeps (and the kernel can reach us). See barrier.c and kite_arm(). */
+	int fence = !k->light_publish;
+	for (size_t i = 0; i < r->nsubs && !fence; i++)
+		fence = atomic_load_explicit(&r->subs[i]->waiter->needs_fence,
+					     memory_order_relaxed);
+	if (fence)
 		atomic_thread_fence(memory_order_seq_cst);
 	else
 		atomic_signal_fence(memory_order_seq_cst);

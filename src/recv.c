@@ -98,6 +98,9 @@ static void forget_older_large(struct sub_ring *s, uint64_t large_id)
 		}
 }
 
+static void choose_barrier(kite *k);
+#define BUSY_STREAK 256 /* messages between two arms: busy */
+
 /* One pass over events and rings; 1 if ev was filled. Lock held. */
 static int poll_once(kite *k, kite_event *ev)
 {
@@ -137,6 +140,8 @@ static int poll_once(kite *k, kite_event *ev)
 			ev->msg.seq = rec.seq;
 			ev->msg.timestamp_ns = rec.timestamp_ns;
 			k->stats.received++;
+			if (++k->since_arm == BUSY_STREAK && !k->strict)
+				choose_barrier(k); /* busy: spare the publishers their fence */
 			k->rr = idx + 1;
 			return 1;
 		}
@@ -179,14 +184,46 @@ static void disarm(kite *k)
 		atomic_store_explicit(&k->waiter->sleeping, 0, memory_order_relaxed);
 }
 
+/* Who pays for the barrier between a publisher's message and its read of
+ * our `sleeping` flag: the publisher, a fence per message (cheap while we
+ * sleep often, as few messages come), or we, a membarrier() per sleep (cheap
+ * while we are busy and seldom sleep). We switch with our traffic. */
+#define QUIET_ARMS 8    /* arms in a row after few messages: quiet */
+
+static void choose_barrier(kite *k)
+{
+	if (!k->can_membarrier)
+		return;
+	if (!k->strict) {
+		if (k->since_arm >= BUSY_STREAK) {
+			/* Publishers may drop the fence from now on; a stale read of
+			 * the old value only costs them a fence. */
+			atomic_store(&k->waiter->needs_fence, 0);
+			k->strict = 1;
+			k->quiet_arms = 0;
+		}
+		return;
+	}
+	k->quiet_arms = k->since_arm < BUSY_STREAK / 16 ? k->quiet_arms + 1 : 0;
+	if (k->quiet_arms >= QUIET_ARMS) {
+		/* Back to publisher fences: this arm's membarrier() still runs,
+		 * and after it every publisher reads needs_fence = 1. */
+		atomic_store(&k->waiter->needs_fence, 1);
+		k->strict = 0;
+		barrier_heavy();
+	}
+}
+
 int kite_arm(kite *k)
 {
 	uint64_t drain;
 	ssize_t r = read(k->wake_fd, &drain, sizeof drain);
 	(void)r; /* reset the counter; EAGAIN when it was zero */
+	choose_barrier(k);
+	k->since_arm = 0;
 	atomic_store(&k->waiter->sleeping, 1);
 	/* Pairs with wake_sleepers(): see barrier.c. */
-	if (k->strict_sleep)
+	if (k->strict)
 		barrier_heavy();
 	atomic_thread_fence(memory_order_seq_cst);
 	int locked = app_enter(k);

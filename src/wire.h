@@ -13,13 +13,8 @@
 #define WIRE_REASON_MAX 255
 #define WIRE_MAX_FDS 2
 
-/* W_HELLO flags: the sender forces a barrier on publishers (membarrier)
- * before it sleeps, so they may skip their per-message fence. */
-#define HELLO_STRICT_SLEEP 1
-
 enum wire_type {
-	W_HELLO = 1, /* id = sender's publisher id, a = version, b = HELLO_*
-	                flags; fds: eventfd, waiter page */
+	W_HELLO = 1, /* id = sender's publisher id, a = version; fds: eventfd, waiter page */
 	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted) */
 	W_UNSUB,     /* text = pattern */
 	W_SYNC,      /* the sender's initial subscriptions are all sent */
