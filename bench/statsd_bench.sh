@@ -25,7 +25,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 KITE=${KITE:-$here/../build/kite}
 CACHE=${KITE_BENCH_CACHE:-/var/cache/kite-bench}
 STATSITE=${STATSITE:-/tmp/statsite-src/statsite}
-RUNS=${RUNS:-3}
+# bench/run.sh conventions: BENCH_REPS runs, QUICK=1 for a short pass,
+# BENCH_BIN holds the programs bench/Makefile built.
+RUNS=${RUNS:-${BENCH_REPS:-3}}
+[ -n "${QUICK:-}" ] && RUNS=1
 RATES=${RATES:-"100000 200000 400000 800000 1600000 3200000 6400000"}
 CAP_LINES=${CAP_LINES:-2000000}
 STEP_S=2
@@ -43,8 +46,8 @@ trap 'exit 130' INT TERM
 log() { echo "# $*" >&2; }
 
 # The load generator: bench/Makefile's build if there is one, else cc.
-LOAD=${STATSD_LOAD:-}
-if [ -z "$LOAD" ]; then
+LOAD=${STATSD_LOAD:-${BENCH_BIN:+$BENCH_BIN/statsd_load}}
+if [ -z "$LOAD" ] || [ ! -x "$LOAD" ]; then
 	LOAD=$tmp/statsd_load
 	cc -std=c11 -D_GNU_SOURCE -O2 -o "$LOAD" "$here/statsd_load.c" || exit 1
 fi
