@@ -34,11 +34,9 @@ CAP_LINES=${CAP_LINES:-2000000}
 STEP_S=2
 PY=/usr/bin/python3
 tmp=$(mktemp -d /tmp/kite-statsd-bench.XXXXXX)
-pids=()
+dpid="" gpid=""
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	stop_daemon 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -104,9 +102,10 @@ start_daemon() {
 	local name=$1 port=$2 out=$3 mode=${4:-}
 	local gport=""
 	: >"$out"
+	gpid=""
 	if [ "$mode" != rss ]; then
 		gport=$(free_port)
-		"$PY" "$tmp/graphite.py" "$out" "$gport" & pids+=($!)
+		"$PY" "$tmp/graphite.py" "$out" "$gport" & gpid=$!
 		wait_until 10 "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $gport)).close()" 2>/dev/null
 	fi
 	local every=1; [ "$mode" = rss ] && every=600 # RSS: all names in one interval
@@ -144,8 +143,17 @@ EOF
 		;;
 	esac
 	dpid=$!
-	pids+=("$dpid")
-	wait_until 30 udp_bound "$port" || { log "$name did not start"; cat "$tmp/$name.log" >&2; return 1; }
+	wait_until 30 udp_bound "$port" || {
+		log "$name did not start"; cat "$tmp/$name.log" >&2; stop_daemon; return 1; }
+}
+
+# ladder and rss_of run in subshells (command substitution), so each stops
+# what it started itself: the daemon and its Graphite listener.
+stop_daemon() {
+	local p
+	for p in $dpid $gpid; do kill "$p" 2>/dev/null; done
+	for p in $dpid $gpid; do wait "$p" 2>/dev/null; done
+	dpid="" gpid=""
 }
 
 received() { # NAME OUTFILE: sum of the bench counters flushed so far
@@ -206,7 +214,7 @@ ladder() {
 			break
 		fi
 	done
-	kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+	stop_daemon
 	echo "$cap $zero $dp $dloss"
 }
 
@@ -219,7 +227,7 @@ rss_of() { # NAME: RSS in MiB after 1M distinct gauges
 	sleep 3 # let the daemon drain its socket; no flush happens (600 s)
 	rss=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$dpid/status") # peak RSS
 	drops=$(( $(kernel_drops "$port") - base ))
-	kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+	stop_daemon
 	echo "$rss $drops"
 }
 
