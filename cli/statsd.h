@@ -1,0 +1,227 @@
+/* kite statsd: the pieces of the collector and the one header they share.
+ *   statsd_parse.c      one line of the statsd / DogStatsD protocol
+ *   statsd_aggregate.c  metric table, per-interval aggregation, flush
+ *   statsd_prometheus.c text exposition for /metrics, name sanitising
+ *   statsd_graphite.c   Graphite plaintext lines
+ *   statsd_config.c     options from the command line and `key = value` files
+ *   statsd_loop.c       sockets, epoll, signalfd, HTTP, Graphite push
+ *   statsd.c            cmd_statsd: --help, start-up
+ * Nothing here is public API of libkite. */
+#ifndef KITE_CLI_STATSD_H
+#define KITE_CLI_STATSD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* ---- parse ---------------------------------------------------------- */
+
+enum statsd_kind {
+	STATSD_COUNTER,   /* c */
+	STATSD_GAUGE,     /* g */
+	STATSD_SET,       /* s */
+	STATSD_TIMER,     /* ms (milliseconds; exported to Prometheus as seconds) */
+	STATSD_HISTOGRAM, /* h and d (unitless) */
+	STATSD_KINDS
+};
+
+/* Why a line was refused; each has its own counter. */
+enum statsd_bad {
+	STATSD_OK = 0,
+	STATSD_BAD_SYNTAX,   /* no ':' or '|', empty name, unknown type */
+	STATSD_BAD_VALUE,    /* not a finite number */
+	STATSD_BAD_RATE,     /* sample rate not in (0, 1] */
+	STATSD_BAD_TAGS,     /* malformed tag, or more than STATSD_MAX_TAGS */
+	STATSD_BAD_TOO_LONG, /* name or tags longer than their limits */
+	STATSD_BAD_REASONS
+};
+
+#define STATSD_MAX_NAME 255   /* bytes of a metric name */
+#define STATSD_MAX_TAGS 64    /* tags on one line */
+#define STATSD_MAX_TAG_BYTES 1024 /* canonical tag text of one line */
+
+/* One parsed line. Pointers point into the line, except tags, which is the
+ * canonical form written by the parser into the caller's buffer:
+ * "key=value,key2=value2", keys sanitised as Prometheus label names and
+ * sorted, values with control and non-ASCII bytes replaced by '_'. */
+struct statsd_sample {
+	const char *name;
+	size_t name_len;
+	enum statsd_kind kind;
+	double value;      /* the number; for sets unused */
+	bool delta;        /* gauge value began with '+' or '-' */
+	double rate;       /* sample rate, 1 when absent */
+	const char *member;/* sets: the member text */
+	size_t member_len;
+	char *tags;        /* canonical tags (points to caller's buffer) */
+	size_t tags_len;
+	unsigned tags_dropped; /* valueless tags left out (counted by caller) */
+};
+
+/* Parse one line (no '\n'); tagbuf holds at least STATSD_MAX_TAG_BYTES + 1
+ * bytes. Returns STATSD_OK or the reason the line is refused. Never reads
+ * outside line[0..len). */
+enum statsd_bad statsd_parse_line(const char *line, size_t len,
+				  struct statsd_sample *out, char *tagbuf);
+
+/* Parse a decimal number (as strtod, no hex, no inf/nan) of exactly len
+ * bytes; 0 or -1. */
+int statsd_parse_number(const char *s, size_t len, double *out);
+
+/* ---- configuration --------------------------------------------------- */
+
+#define STATSD_MAX_PERCENTILES 16
+
+struct statsd_config {
+	char udp[128];           /* "127.0.0.1:8125" or "off" */
+	char unix_name[108];     /* abstract name (no '@'), or "off" */
+	char unix_path[108];     /* filesystem path, or "" */
+	char http[128];          /* "127.0.0.1:9102" or "off" */
+	char graphite[256];      /* "host:port" or "off" */
+	char graphite_prefix[64];
+	int64_t flush_ms;
+	double percentiles[STATSD_MAX_PERCENTILES];
+	unsigned n_percentiles;
+	uint64_t max_metrics;     /* distinct series */
+	uint64_t max_samples;     /* kept timer samples per series per interval */
+	uint64_t max_set_members; /* members per set per interval */
+	uint64_t rcvbuf;          /* SO_RCVBUF(FORCE) bytes for datagram sockets */
+	int64_t graphite_timeout_ms; /* connect, and the final push at exit */
+};
+
+/* Defaults, documented in kite-statsd(1). */
+void statsd_config_defaults(struct statsd_config *c);
+
+/* Set one option by its key (as in the file; "--" stripped on the command
+ * line). Returns 0, or -1 with a message in err. */
+int statsd_config_set(struct statsd_config *c, const char *key, const char *value,
+		      char *err, size_t errlen);
+
+/* Read a `key = value` file ('#' starts a comment); 0 or -1 with err
+ * ("FILE:LINE: why"). */
+int statsd_config_load(struct statsd_config *c, const char *path, char *err,
+		       size_t errlen);
+
+/* Parse "1.2.3.4:80", "[::1]:80" or "host:80" (resolved once); 0 or -1. */
+int statsd_parse_hostport(const char *s, struct sockaddr_storage *ss,
+			  socklen_t *len);
+
+/* ---- aggregation ----------------------------------------------------- */
+
+/* Self-observation counters, exported as kite_statsd_* metrics. */
+struct statsd_health {
+	uint64_t packets;
+	uint64_t packets_truncated;
+	uint64_t lines;
+	uint64_t bad_lines[STATSD_BAD_REASONS];
+	uint64_t kernel_drops;      /* from SO_RXQ_OVFL */
+	uint64_t metrics_refused;   /* lines refused by max_metrics */
+	uint64_t samples_not_kept;  /* timer samples left out of percentiles */
+	uint64_t set_members_refused;
+	uint64_t tags_dropped;      /* valueless tags */
+	uint64_t prometheus_conflicts; /* series whose Prometheus name is taken */
+	uint64_t flushes;
+	double flush_seconds_last;
+	double flush_seconds_total;
+	uint64_t graphite_bytes_sent;
+	uint64_t graphite_bytes_dropped;
+	uint64_t graphite_failures;
+	uint64_t http_requests;
+	uint64_t http_refused;
+	uint64_t reloads;
+};
+
+struct statsd_series;
+struct statsd_family;
+struct statsd_table;
+
+/* A new empty table; NULL on out of memory. seed salts the hash (random in
+ * the daemon so clients cannot aim collisions). */
+struct statsd_table *statsd_table_new(uint64_t seed);
+void statsd_table_free(struct statsd_table *t);
+
+/* Settings the table reads at each add and flush. */
+void statsd_table_configure(struct statsd_table *t, const struct statsd_config *c);
+
+/* Add one parsed sample; counts refusals in t's health. */
+void statsd_table_add(struct statsd_table *t, const struct statsd_sample *s);
+
+/* Parse and add every '\n'-separated line of a packet. */
+void statsd_table_add_packet(struct statsd_table *t, const char *p, size_t n);
+
+/* Close the interval: counters, timers and sets compute their figures for
+ * the interval (kept until the next flush for output), gauges keep their
+ * value. interval_ms scales rates. */
+void statsd_table_flush(struct statsd_table *t, int64_t interval_ms);
+
+struct statsd_health *statsd_table_health(struct statsd_table *t);
+size_t statsd_table_series(const struct statsd_table *t);
+
+/* Figures of one series at the last flush, for the output writers. */
+struct statsd_view {
+	enum statsd_kind kind;
+	const char *raw_name;     /* as the client sent it (first seen) */
+	const char *prom_name;    /* sanitised; NULL if its name is taken */
+	const char *tags;         /* canonical "k=v,k2=v2" or "" */
+	bool updated;             /* had samples in the last interval */
+	double value;             /* counter: interval total; gauge: value;
+				     set: unique members in the interval */
+	double total;             /* counter: total since start */
+	double rate;              /* counter: interval total per second;
+				     timer/histogram: count per second */
+	/* timers and histograms, last interval (count weighted by 1/rate) */
+	double count, sum, min, max, mean;
+	const double *quantiles;  /* one per percentile of the last flush */
+	double cum_count, cum_sum;/* since start, for Prometheus summaries */
+};
+
+/* Call fn for every series in first-seen order of families; returns the
+ * first non-zero fn result or 0. */
+int statsd_table_each(struct statsd_table *t,
+		      int (*fn)(void *arg, const struct statsd_view *v), void *arg);
+
+/* Percentiles used at the last flush. */
+const double *statsd_table_percentiles(const struct statsd_table *t, unsigned *n);
+
+/* Nearest-rank percentile of sorted v[0..n): v[ceil(p/100*n) - 1], v[0] for
+ * p = 0; NaN when n = 0. */
+double statsd_percentile(const double *sorted, size_t n, double p);
+
+/* ---- output --------------------------------------------------------- */
+
+/* A growable byte buffer. */
+struct statsd_buf {
+	char *p;
+	size_t len, cap;
+	bool oom; /* an append failed: the content is incomplete */
+};
+void statsd_buf_put(struct statsd_buf *b, const char *s, size_t n);
+void statsd_buf_printf(struct statsd_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void statsd_buf_free(struct statsd_buf *b);
+/* Shortest text that reads back as v; NaN, +Inf, -Inf as Prometheus spells them. */
+void statsd_buf_double(struct statsd_buf *b, double v);
+
+/* Sanitise into out (at least n + 4 bytes): a Prometheus metric name
+ * [a-zA-Z_:][a-zA-Z0-9_:]* or label name [a-zA-Z_][a-zA-Z0-9_]*: every other
+ * byte becomes '_', a leading digit gets a '_' before it, and a label name
+ * starting with the reserved "__" gets "tag" before it. Returns the length
+ * (not NUL-terminated). */
+size_t statsd_prom_metric_name(const char *s, size_t n, char *out);
+size_t statsd_prom_label_name(const char *s, size_t n, char *out);
+
+/* Render the whole exposition (user metrics, then kite_statsd_* health). */
+void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b);
+
+/* Render Graphite plaintext lines for the last flush at unix time ts. */
+void statsd_graphite_render(struct statsd_table *t, const char *prefix,
+			    int64_t ts, struct statsd_buf *b);
+
+/* ---- the daemon ---------------------------------------------------- */
+
+/* Run until SIGTERM/SIGINT; config_path may be NULL. Returns an exit code. */
+int statsd_run(const struct statsd_config *cfg, const char *config_path,
+	       char **overrides, int n_overrides);
+
+#endif

@@ -1,0 +1,218 @@
+/* Options of kite statsd. The same keys work as --key VALUE on the command
+ * line and as `key = value` lines in the --config file ('#' starts a
+ * comment, '_' and '-' are the same in keys); the command line wins, also
+ * after a SIGHUP reload. */
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "cli.h"
+#include "statsd.h"
+
+void statsd_config_defaults(struct statsd_config *c)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->udp, sizeof c->udp, "127.0.0.1:8125");
+	snprintf(c->unix_name, sizeof c->unix_name, "kite/statsd");
+	snprintf(c->http, sizeof c->http, "127.0.0.1:9102");
+	snprintf(c->graphite, sizeof c->graphite, "off");
+	snprintf(c->graphite_prefix, sizeof c->graphite_prefix, "stats");
+	c->flush_ms = 10000;
+	c->percentiles[0] = 50;
+	c->percentiles[1] = 90;
+	c->percentiles[2] = 99;
+	c->n_percentiles = 3;
+	c->max_metrics = 1000000;
+	c->max_samples = 100000;
+	c->max_set_members = 1000000;
+	c->rcvbuf = 8u << 20;
+	c->graphite_timeout_ms = 5000;
+}
+
+static int set_str(char *dst, size_t cap, const char *v, char *err, size_t errlen,
+		   const char *key)
+{
+	size_t n = strlen(v);
+	if (n >= cap) {
+		snprintf(err, errlen, "%s: longer than %zu bytes", key, cap - 1);
+		return -1;
+	}
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static int set_percentiles(struct statsd_config *c, const char *v, char *err, size_t errlen)
+{
+	double p[STATSD_MAX_PERCENTILES];
+	unsigned n = 0;
+	const char *s = v;
+	while (*s) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		double x;
+		if (n == STATSD_MAX_PERCENTILES || statsd_parse_number(s, len, &x) < 0 ||
+		    !(x > 0) || x > 100) {
+			snprintf(err, errlen,
+				 "percentiles: want up to %d numbers in (0, 100], comma-separated",
+				 STATSD_MAX_PERCENTILES);
+			return -1;
+		}
+		p[n++] = x;
+		s = e ? e + 1 : s + len;
+	}
+	memcpy(c->percentiles, p, n * sizeof p[0]);
+	c->n_percentiles = n;
+	return 0;
+}
+
+static int set_u64(uint64_t *dst, const char *v, uint64_t min, uint64_t max, char *err,
+		   size_t errlen, const char *key)
+{
+	uint64_t x;
+	if (parse_u64(v, max, &x) < 0 || x < min) {
+		snprintf(err, errlen, "%s: want a whole number from %llu to %llu", key,
+			 (unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*dst = x;
+	return 0;
+}
+
+int statsd_config_set(struct statsd_config *c, const char *key, const char *value,
+		      char *err, size_t errlen)
+{
+	char k[32];
+	size_t kl = strlen(key);
+	if (kl >= sizeof k) {
+		snprintf(err, errlen, "unknown option '%s'", key);
+		return -1;
+	}
+	for (size_t i = 0; i <= kl; i++)
+		k[i] = key[i] == '_' ? '-' : key[i];
+
+	if (!strcmp(k, "udp"))
+		return set_str(c->udp, sizeof c->udp, value, err, errlen, k);
+	if (!strcmp(k, "unix"))
+		return set_str(c->unix_name, sizeof c->unix_name, value, err, errlen, k);
+	if (!strcmp(k, "unix-path"))
+		return set_str(c->unix_path, sizeof c->unix_path, value, err, errlen, k);
+	if (!strcmp(k, "http"))
+		return set_str(c->http, sizeof c->http, value, err, errlen, k);
+	if (!strcmp(k, "graphite"))
+		return set_str(c->graphite, sizeof c->graphite, value, err, errlen, k);
+	if (!strcmp(k, "graphite-prefix")) {
+		for (const char *p = value; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') {
+				snprintf(err, errlen, "graphite-prefix: only [A-Za-z0-9._-]");
+				return -1;
+			}
+		return set_str(c->graphite_prefix, sizeof c->graphite_prefix, value, err,
+			       errlen, k);
+	}
+	if (!strcmp(k, "flush-interval") || !strcmp(k, "graphite-timeout")) {
+		int64_t ms;
+		if (parse_seconds_ms(value, &ms) < 0 || ms < 10 || ms > 86400000) {
+			snprintf(err, errlen, "%s: want seconds from 0.01 to 86400", k);
+			return -1;
+		}
+		*(k[0] == 'f' ? &c->flush_ms : &c->graphite_timeout_ms) = ms;
+		return 0;
+	}
+	if (!strcmp(k, "percentiles"))
+		return set_percentiles(c, value, err, errlen);
+	if (!strcmp(k, "max-metrics"))
+		return set_u64(&c->max_metrics, value, 1, 100000000, err, errlen, k);
+	if (!strcmp(k, "max-samples"))
+		return set_u64(&c->max_samples, value, 1, 100000000, err, errlen, k);
+	if (!strcmp(k, "max-set-members"))
+		return set_u64(&c->max_set_members, value, 1, 100000000, err, errlen, k);
+	if (!strcmp(k, "rcvbuf"))
+		return set_u64(&c->rcvbuf, value, 4096, 1u << 30, err, errlen, k);
+	snprintf(err, errlen, "unknown option '%s'", key);
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' ||
+		     s[n - 1] == '\n'))
+		s[--n] = 0;
+	return s;
+}
+
+int statsd_config_load(struct statsd_config *c, const char *path, char *err,
+		       size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[1024];
+	unsigned lineno = 0;
+	int rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%u: want 'key = value'", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = 0;
+		char why[200];
+		if (statsd_config_set(c, trim(s), trim(eq + 1), why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int statsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *port;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
+			return -1;
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = 0;
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof host || colon == s)
+			return -1;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = 0;
+		port = colon + 1;
+	}
+	uint64_t p;
+	if (parse_u64(port, 65535, &p) < 0)
+		return -1;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}

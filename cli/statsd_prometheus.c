@@ -1,0 +1,321 @@
+/* Prometheus text exposition (format 0.0.4) of the last flush, and the
+ * collector's own kite_statsd_* metrics, live.
+ *   counter   NAME_total counter, the total since start
+ *   gauge     NAME gauge, the value at the last flush
+ *   set       NAME gauge, unique members in the last interval
+ *   timer     NAME summary in seconds (statsd sends milliseconds):
+ *             quantiles of the last interval, _sum and _count since start
+ *   histogram NAME summary, unitless, as timers otherwise
+ * DogStatsD tags become labels; a tag named "quantile" on a summary is
+ * renamed "tag_quantile" so it cannot clash with the summary's own. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "statsd.h"
+
+void statsd_buf_put(struct statsd_buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 4096;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		char *np = realloc(b->p, ncap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+void statsd_buf_printf(struct statsd_buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof tmp) {
+		statsd_buf_put(b, tmp, (size_t)n);
+		return;
+	}
+	char *big = malloc((size_t)n + 1);
+	if (!big) {
+		b->oom = true;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	statsd_buf_put(b, big, (size_t)n);
+	free(big);
+}
+
+void statsd_buf_free(struct statsd_buf *b)
+{
+	free(b->p);
+	*b = (struct statsd_buf){0};
+}
+
+void statsd_buf_double(struct statsd_buf *b, double v)
+{
+	if (isnan(v)) {
+		statsd_buf_put(b, "NaN", 3);
+		return;
+	}
+	if (isinf(v)) {
+		statsd_buf_put(b, v > 0 ? "+Inf" : "-Inf", 4);
+		return;
+	}
+	char tmp[40];
+	int n;
+	if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
+		n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+	} else {
+		n = snprintf(tmp, sizeof tmp, "%.15g", v);
+		if (strtod(tmp, NULL) != v)
+			n = snprintf(tmp, sizeof tmp, "%.17g", v);
+	}
+	statsd_buf_put(b, tmp, (size_t)n);
+}
+
+static inline bool alpha_(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static inline bool digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+size_t statsd_prom_metric_name(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+	if (n == 0 || digit((unsigned char)s[0]))
+		out[o++] = '_';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[o++] = (alpha_(c) || digit(c) || c == ':') ? (char)c : '_';
+	}
+	return o;
+}
+
+size_t statsd_prom_label_name(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+	if (n >= 2 && s[0] == '_' && s[1] == '_') {
+		memcpy(out, "tag", 3);
+		o = 3;
+	} else if (n == 0 || digit((unsigned char)s[0])) {
+		out[o++] = '_';
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[o++] = (alpha_(c) || digit(c)) ? (char)c : '_';
+	}
+	return o;
+}
+
+/* {k="v",...[,extra]} from canonical tags "k=v,k2=v2". */
+static void put_labels(struct statsd_buf *b, const char *tags, bool summary,
+		       const char *extra)
+{
+	if (!*tags && !extra)
+		return;
+	statsd_buf_put(b, "{", 1);
+	const char *p = tags;
+	bool first = true;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		const char *e = comma ? comma : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		if (!eq)
+			break; /* cannot happen: the parser wrote these */
+		if (!first)
+			statsd_buf_put(b, ",", 1);
+		first = false;
+		if (summary && eq - p == 8 && !memcmp(p, "quantile", 8))
+			statsd_buf_put(b, "tag_", 4);
+		statsd_buf_put(b, p, (size_t)(eq - p));
+		statsd_buf_put(b, "=\"", 2);
+		for (const char *v = eq + 1; v < e; v++) {
+			if (*v == '\\' || *v == '"')
+				statsd_buf_put(b, "\\", 1);
+			statsd_buf_put(b, v, 1);
+		}
+		statsd_buf_put(b, "\"", 1);
+		p = comma ? comma + 1 : e;
+	}
+	if (extra) {
+		if (!first)
+			statsd_buf_put(b, ",", 1);
+		statsd_buf_put(b, extra, strlen(extra));
+	}
+	statsd_buf_put(b, "}", 1);
+}
+
+struct prom_ctx {
+	struct statsd_buf *b;
+	const char *family; /* prom_name of the family being written */
+	const double *pct;
+	unsigned n_pct;
+};
+
+static const char *const kind_help[STATSD_KINDS] = {
+	[STATSD_COUNTER] = "counter",
+	[STATSD_GAUGE] = "gauge",
+	[STATSD_SET] = "gauge",
+	[STATSD_TIMER] = "summary",
+	[STATSD_HISTOGRAM] = "summary",
+};
+
+static void put_sample(struct statsd_buf *b, const char *name, const char *suffix,
+		       const char *tags, bool summary, const char *extra, double v)
+{
+	statsd_buf_put(b, name, strlen(name));
+	if (suffix)
+		statsd_buf_put(b, suffix, strlen(suffix));
+	put_labels(b, tags, summary, extra);
+	statsd_buf_put(b, " ", 1);
+	statsd_buf_double(b, v);
+	statsd_buf_put(b, "\n", 1);
+}
+
+static int prom_one(void *arg, const struct statsd_view *v)
+{
+	struct prom_ctx *c = arg;
+	struct statsd_buf *b = c->b;
+	if (!v->prom_name)
+		return 0;
+	if (v->prom_name != c->family) {
+		c->family = v->prom_name;
+		static const char *const what[STATSD_KINDS] = {
+			[STATSD_COUNTER] = "statsd counter %s: total since start",
+			[STATSD_GAUGE] = "statsd gauge %s",
+			[STATSD_SET] = "statsd set %s: unique members in the last interval",
+			[STATSD_TIMER] = "statsd timer %s in seconds: quantiles of the last interval",
+			[STATSD_HISTOGRAM] = "statsd histogram %s: quantiles of the last interval",
+		};
+		statsd_buf_printf(b, "# HELP %s ", v->prom_name);
+		/* HELP text escapes backslash; the raw name has no newline
+		 * (lines are split on it), and control or non-ASCII bytes (maybe
+		 * not UTF-8) are shown as '?'. */
+		char help[STATSD_MAX_NAME * 2 + 1];
+		size_t h = 0;
+		for (const char *r = v->raw_name; *r && h + 2 < sizeof help; r++) {
+			unsigned char ch = (unsigned char)*r;
+			if (ch == '\\')
+				help[h++] = '\\';
+			help[h++] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+		}
+		help[h] = 0;
+		statsd_buf_printf(b, what[v->kind], help);
+		statsd_buf_printf(b, "\n# TYPE %s %s\n", v->prom_name, kind_help[v->kind]);
+	}
+	switch (v->kind) {
+	case STATSD_COUNTER:
+		put_sample(b, v->prom_name, NULL, v->tags, false, NULL, v->total);
+		break;
+	case STATSD_GAUGE:
+	case STATSD_SET:
+		put_sample(b, v->prom_name, NULL, v->tags, false, NULL, v->value);
+		break;
+	default: {
+		double scale = v->kind == STATSD_TIMER ? 0.001 : 1;
+		for (unsigned i = 0; i < c->n_pct; i++) {
+			char q[48];
+			snprintf(q, sizeof q, "quantile=\"%.15g\"", c->pct[i] / 100.0);
+			put_sample(b, v->prom_name, NULL, v->tags, true, q,
+				   v->quantiles[i] * scale);
+		}
+		put_sample(b, v->prom_name, "_sum", v->tags, true, NULL, v->cum_sum * scale);
+		put_sample(b, v->prom_name, "_count", v->tags, true, NULL, v->cum_count);
+	}
+	}
+	return 0;
+}
+
+static const char *const bad_reason[STATSD_BAD_REASONS] = {
+	[STATSD_BAD_SYNTAX] = "syntax",
+	[STATSD_BAD_VALUE] = "value",
+	[STATSD_BAD_RATE] = "rate",
+	[STATSD_BAD_TAGS] = "tags",
+	[STATSD_BAD_TOO_LONG] = "too_long",
+};
+
+void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
+{
+	struct prom_ctx c = {.b = b};
+	c.pct = statsd_table_percentiles(t, &c.n_pct);
+	statsd_table_each(t, prom_one, &c);
+
+	const struct statsd_health *h = statsd_table_health(t);
+	const struct {
+		const char *name, *type, *help;
+		double v;
+	} own[] = {
+		{"packets_received_total", "counter", "Datagrams received.", (double)h->packets},
+		{"packets_truncated_total", "counter",
+		 "Datagrams longer than the receive buffer, skipped whole.",
+		 (double)h->packets_truncated},
+		{"lines_received_total", "counter", "Non-empty lines received.", (double)h->lines},
+		{"kernel_drops_total", "counter",
+		 "Datagrams the kernel dropped for a full receive buffer (SO_RXQ_OVFL).",
+		 (double)h->kernel_drops},
+		{"metrics_refused_total", "counter",
+		 "Samples refused because max-metrics series exist.", (double)h->metrics_refused},
+		{"timer_samples_not_kept_total", "counter",
+		 "Timer samples beyond max-samples left out of percentiles.",
+		 (double)h->samples_not_kept},
+		{"set_members_refused_total", "counter",
+		 "Set members refused beyond max-set-members.", (double)h->set_members_refused},
+		{"tags_dropped_total", "counter", "Valueless or duplicate tags left out.",
+		 (double)h->tags_dropped},
+		{"prometheus_name_conflicts_total", "counter",
+		 "Metrics not exported here because their Prometheus name is taken.",
+		 (double)h->prometheus_conflicts},
+		{"flushes_total", "counter", "Flushes done.", (double)h->flushes},
+		{"flush_duration_seconds_total", "counter", "Time spent flushing.",
+		 h->flush_seconds_total},
+		{"last_flush_duration_seconds", "gauge", "Duration of the last flush.",
+		 h->flush_seconds_last},
+		{"series", "gauge", "Distinct series held.", (double)statsd_table_series(t)},
+		{"graphite_bytes_sent_total", "counter", "Bytes written to Graphite.",
+		 (double)h->graphite_bytes_sent},
+		{"graphite_bytes_dropped_total", "counter",
+		 "Graphite bytes dropped because the push buffer was full.",
+		 (double)h->graphite_bytes_dropped},
+		{"graphite_failures_total", "counter", "Graphite connections that failed.",
+		 (double)h->graphite_failures},
+		{"http_requests_total", "counter", "HTTP requests served.",
+		 (double)h->http_requests},
+		{"http_refused_total", "counter",
+		 "HTTP connections refused: too many open, or request too large.",
+		 (double)h->http_refused},
+		{"reloads_total", "counter", "Configuration reloads (SIGHUP).", (double)h->reloads},
+	};
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+		statsd_buf_printf(b, "# HELP kite_statsd_%s %s\n# TYPE kite_statsd_%s %s\n"
+				     "kite_statsd_%s ",
+				  own[i].name, own[i].help, own[i].name, own[i].type, own[i].name);
+		statsd_buf_double(b, own[i].v);
+		statsd_buf_put(b, "\n", 1);
+	}
+	statsd_buf_printf(b, "%s", "# HELP kite_statsd_bad_lines_total Lines refused, by reason.\n"
+				   "# TYPE kite_statsd_bad_lines_total counter\n");
+	for (int r = 1; r < STATSD_BAD_REASONS; r++)
+		statsd_buf_printf(b, "kite_statsd_bad_lines_total{reason=\"%s\"} %llu\n",
+				  bad_reason[r], (unsigned long long)h->bad_lines[r]);
+}

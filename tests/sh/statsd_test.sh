@@ -1,0 +1,268 @@
+#!/bin/bash
+# kite statsd end to end: Debian's python3-statsd client sends over UDP,
+# Unix datagrams arrive on the abstract name and the path, hostile input
+# is counted and survived, /metrics passes promtool and is scraped by a real
+# Prometheus server, Graphite lines reach a listener this test runs, SIGHUP
+# reloads the config file and SIGTERM flushes what was held. Everything on
+# 127.0.0.1, ports picked by the kernel (port 0) or by a bind test.
+. "$(dirname "$0")/lib.sh"
+
+PY=/usr/bin/python3 # Debian's python, which has python3-statsd
+log=$tmpdir/statsd.log
+glog=$tmpdir/graphite.txt
+conf=$tmpdir/statsd.conf
+sock=$tmpdir/statsd.sock
+abstract="kite-test-$$/statsd"
+
+# --help and a bad option
+out=$("$KITE" statsd --help); rc=$?
+check "statsd --help exits 0 and shows the options" \
+	test $rc -eq 0 -a -n "$(grep -e '--flush-interval' <<<"$out")"
+"$KITE" statsd --no-such-option 1 2>/dev/null; rc=$?
+check "statsd with an unknown option exits 100" test $rc -eq 100
+"$KITE" statsd --flush-interval 0 2>/dev/null; rc=$?
+check "statsd with a bad value exits 100" test $rc -eq 100
+
+# A Graphite plaintext listener: appends what it receives to $glog.
+cat >"$tmpdir/graphite.py" <<'EOF'
+import socket, sys, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+open(sys.argv[1] + ".port", "w").write(str(srv.getsockname()[1]))
+out = open(sys.argv[1], "ab", buffering=0)
+lock = threading.Lock()
+def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b:
+            return
+        with lock:
+            out.write(b)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+spawn "$PY" "$tmpdir/graphite.py" "$glog"
+wait_for 20 test -s "$glog.port" || { not_ok "graphite listener started"; exit 1; }
+gport=$(cat "$glog.port")
+
+cat >"$conf" <<EOF
+# kite statsd test configuration
+flush_interval = 0.5
+percentiles = 50, 90,99
+graphite = 127.0.0.1:$gport
+EOF
+# Spaces after commas are not allowed in a list: the first run refuses.
+timeout 20 "$KITE" statsd --config "$conf" --udp 127.0.0.1:0 --http off --unix off 2>/dev/null; rc=$?
+check "a bad config file exits 100" test $rc -eq 100
+sed -i 's/^percentiles.*/percentiles = 50,90,99/' "$conf"
+
+spawn "$KITE" statsd --config "$conf" --udp 127.0.0.1:0 --http 127.0.0.1:0 \
+	--unix "$abstract" --unix-path "$sock" 2>"$log"
+kpid=$LAST_PID
+ready() { grep -q 'ready' "$log"; }
+if ! wait_for 20 ready; then
+	not_ok "statsd starts" "$(cat "$log")"
+	exit 1
+fi
+ok "statsd starts"
+uport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$log")
+hport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$log")
+metrics() { curl -sf --max-time 5 "http://127.0.0.1:$hport/metrics"; }
+has() { metrics | grep -qxF -- "$1"; }
+has_graphite() { grep -qF -- "$1" "$glog"; }
+
+# Real client: python3-statsd over UDP.
+"$PY" - "$uport" <<'EOF'
+import sys, statsd
+c = statsd.StatsClient("127.0.0.1", int(sys.argv[1]), prefix="e2e")
+c.incr("hits", 3)
+c.incr("hits", 2)
+c.gauge("temp", 40)
+c.gauge("temp", 2, delta=True)
+for ms in (10, 20, 30, 40, 50, 60, 70, 80, 90, 100):
+    c.timing("rt", ms)
+c.set("users", "alice")
+c.set("users", "bob")
+c.set("users", "alice")
+with c.pipeline() as p:  # several lines in one packet
+    p.incr("piped", 1)
+    p.incr("piped", 1)
+    p.gauge("piped_level", 7)
+EOF
+check "python3-statsd counter at /metrics" wait_for 20 has "e2e_hits_total 5"
+check "python3-statsd gauge with delta at /metrics" wait_for 20 has "e2e_temp 42"
+check "python3-statsd timer p90 (nearest rank, seconds)" \
+	wait_for 20 has 'e2e_rt{quantile="0.9"} 0.09'
+check "python3-statsd timer count" wait_for 20 has "e2e_rt_count 10"
+check "pipelined packet: several lines" wait_for 20 has "e2e_piped_total 2"
+check "graphite: counter count" wait_for 20 has_graphite "stats.counters.e2e.hits.count 5 "
+check "graphite: gauge" wait_for 20 has_graphite "stats.gauges.e2e.temp 42 "
+check "graphite: set unique count" wait_for 20 has_graphite "stats.sets.e2e.users.count 2 "
+check "graphite: timer p50" wait_for 20 has_graphite "stats.timers.e2e.rt.p50 50 "
+check "graphite: timer upper" wait_for 20 has_graphite "stats.timers.e2e.rt.upper 100 "
+
+# Tags, sample rates and Unix datagrams (abstract name and path).
+"$PY" - "$abstract" "$sock" "$uport" <<'EOF'
+import socket, sys
+u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+u.sendto(b"ux.abstract:4|c|#env:test,region:eu\n", "\0" + sys.argv[1])
+u.sendto(b"ux.path:6|c\n", sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"sampled:1|c|@0.25\n", ("127.0.0.1", int(sys.argv[3])))
+EOF
+check "abstract Unix datagram with tags -> labels" \
+	wait_for 20 has 'ux_abstract_total{env="test",region="eu"} 4'
+check "Unix datagram at a path" wait_for 20 has "ux_path_total 6"
+check "sample rate scales the counter" wait_for 20 has "sampled_total 4"
+
+# Hostile input: each bad line counted, the rest of its packet used, the
+# collector alive. 64 KiB UDP, garbage, a huge tag list, a too-big Unix
+# datagram (truncated, skipped whole, counted).
+"$PY" - "$uport" "$sock" <<'EOF'
+import os, socket, sys
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+dst = ("127.0.0.1", port)
+s.sendto(b"x" * 65507, dst)
+s.sendto(os.urandom(4096), dst)
+s.sendto(b"\x00\xff\n|||\n:::\nbad:1|zz\nhostile.ok:1|c\n", dst)
+tags = ",".join("k%d:v" % i for i in range(5000)).encode()
+s.sendto(b"tagged:1|c|#" + tags + b"\nhostile.ok:1|c\n", dst)
+s.sendto(b"m:" + b"9" * 60000 + b"|ms\n", dst)
+u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+u.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+u.sendto(b"y" * 100000, sys.argv[2])
+EOF
+check "good lines among hostile ones still count" wait_for 20 has "hostile_ok_total 2"
+bad_total() { metrics | awk '/^kite_statsd_bad_lines_total/ {s += $2} END {print s + 0}'; }
+bad_ge() { [ "$(bad_total)" -ge "$1" ]; }
+check "hostile lines counted as bad" wait_for 20 bad_ge 7
+check "oversized Unix datagram counted as truncated" \
+	wait_for 20 has "kite_statsd_packets_truncated_total 1"
+check "statsd survived the hostile input" kill -0 "$kpid"
+
+# promtool on the whole exposition (user metrics, tags, summaries, health).
+metrics >"$tmpdir/metrics.txt"
+if promtool check metrics <"$tmpdir/metrics.txt" >"$tmpdir/promtool.out" 2>&1; then
+	ok "promtool check metrics passes"
+else
+	not_ok "promtool check metrics passes" "$(head -c 300 "$tmpdir/promtool.out")"
+fi
+
+# A real Prometheus server scrapes /metrics; its query API returns the values.
+# Its port is picked free by a bind test; if another process takes it first,
+# Prometheus exits and the test tries another port.
+cat >"$tmpdir/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: kite
+    static_configs:
+      - targets: ['127.0.0.1:$hport']
+EOF
+prom_ready_or_gone() {
+	curl -sf --max-time 2 "http://127.0.0.1:$pport/-/ready" >/dev/null ||
+		! kill -0 "$ppid" 2>/dev/null
+}
+for attempt in 1 2 3; do
+	pport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	spawn prometheus --config.file="$tmpdir/prometheus.yml" \
+		--storage.tsdb.path="$tmpdir/prom$attempt" --web.listen-address="127.0.0.1:$pport" \
+		2>"$tmpdir/prometheus.log"
+	ppid=$LAST_PID
+	wait_for 40 prom_ready_or_gone && kill -0 "$ppid" 2>/dev/null && break
+	kill "$ppid" 2>/dev/null
+done
+check "prometheus server ready" kill -0 "$ppid"
+query() { # PROMQL: prints the first value or nothing
+	"$PY" - "$pport" "$1" <<'EOF' 2>/dev/null
+import json, sys, urllib.parse, urllib.request
+q = urllib.parse.urlencode({"query": sys.argv[2]})
+with urllib.request.urlopen("http://127.0.0.1:%s/api/v1/query?%s" % (sys.argv[1], q), timeout=5) as r:
+    res = json.load(r)["data"]["result"]
+if res:
+    print(res[0]["value"][1])
+EOF
+}
+query_is() { [ "$(query "$1")" = "$2" ]; }
+# A set's figure is per interval: keep sending its members while scraping.
+spawn "$PY" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(600):
+    s.sendto(b"e2e.users:alice|s\ne2e.users:bob|s\n", ("127.0.0.1", int(sys.argv[1])))
+    time.sleep(0.1)
+' "$uport"
+setpid=$LAST_PID
+check "prometheus: counter scraped" wait_for 45 query_is 'e2e_hits_total' 5
+check "prometheus: gauge scraped" wait_for 20 query_is 'e2e_temp' 42
+check "prometheus: tags are labels" wait_for 20 query_is 'ux_abstract_total{env="test"}' 4
+check "prometheus: summary quantile" wait_for 20 query_is 'e2e_rt{quantile="0.5"}' 0.05
+check "prometheus: set unique count" wait_for 20 query_is 'max_over_time(e2e_users[5m])' 2
+kill "$setpid" 2>/dev/null
+
+# SIGHUP: the config file is read again (new Graphite prefix).
+echo "graphite_prefix = reloaded" >>"$conf"
+kill -HUP "$kpid"
+check "SIGHUP reload: new Graphite prefix" \
+	wait_for 20 has_graphite "reloaded.counters.e2e.hits.count 0 "
+check "SIGHUP reload counted" wait_for 20 has "kite_statsd_reloads_total 1"
+
+# SIGTERM flushes what it holds: with an hour between flushes, values sent
+# just before SIGTERM still reach Graphite.
+echo "flush_interval = 3600" >>"$conf"
+kill -HUP "$kpid"
+wait_for 20 has "kite_statsd_reloads_total 2"
+"$PY" - "$uport" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(100):
+    s.sendto(b"final.count:1|c\nfinal.gauge:%d|g\nfinal.rt:%d|ms\n" % (i, i), ("127.0.0.1", int(sys.argv[1])))
+EOF
+kill -TERM "$kpid"
+gone() { ! kill -0 "$kpid" 2>/dev/null; }
+wait_for 20 gone
+wait "$kpid"; rc=$?
+check "SIGTERM: exits 0" test $rc -eq 0
+check "SIGTERM: counter flushed" wait_for 20 has_graphite "reloaded.counters.final.count.count 100 "
+check "SIGTERM: gauge flushed" wait_for 20 has_graphite "reloaded.gauges.final.gauge 99 "
+check "SIGTERM: timer flushed" wait_for 20 has_graphite "reloaded.timers.final.rt.count 100 "
+check "SIGTERM: the Unix socket file is removed" test ! -e "$sock"
+
+# Kernel drops (SO_RXQ_OVFL): a stopped collector with a tiny receive buffer
+# overflows; the count arrives with the next datagram queued after the drops.
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --rcvbuf 4096 \
+	--flush-interval 0.5 2>"$tmpdir/drops.log"
+dpid=$LAST_PID
+dready() { grep -q 'ready' "$tmpdir/drops.log"; }
+if wait_for 20 dready; then
+	duport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/drops.log")
+	dhport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/drops.log")
+	kill -STOP "$dpid"
+	"$PY" - "$duport" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(500):
+    s.sendto(b"flood:1|c\n" * 20, ("127.0.0.1", int(sys.argv[1])))
+PYEOF
+	kill -CONT "$dpid"
+	"$PY" -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"after:1|c\n", ("127.0.0.1", int(sys.argv[1])))' "$duport"
+	drops_seen() {
+		curl -sf --max-time 5 "http://127.0.0.1:$dhport/metrics" |
+			awk '$1 == "kite_statsd_kernel_drops_total" && $2 > 0 {f = 1} END {exit !f}'
+	}
+	check "kernel drops counted (SO_RXQ_OVFL)" wait_for 20 drops_seen
+	# every datagram is either read (20 lines) or counted as dropped
+	accounted() {
+		curl -sf --max-time 5 "http://127.0.0.1:$dhport/metrics" | awk '
+			$1 == "kite_statsd_kernel_drops_total" {d = $2}
+			$1 == "kite_statsd_lines_received_total" {l = $2}
+			END {exit !(l + 20 * d == 500 * 20 + 1)}'
+	}
+	check "every flooded datagram read or counted as a kernel drop" wait_for 20 accounted
+else
+	not_ok "kernel drops counted (SO_RXQ_OVFL)" "second collector did not start"
+fi

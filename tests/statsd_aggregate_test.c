@@ -1,0 +1,231 @@
+/* kite statsd: aggregation over a flush interval, nearest-rank
+ * percentiles, the reservoir beyond max-samples, and every cap's counter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "statsd.h"
+
+struct found {
+	const char *name, *tags;
+	enum statsd_kind kind;
+	struct statsd_view v;
+	double q[STATSD_MAX_PERCENTILES];
+	int hits;
+};
+
+static int find_one(void *arg, const struct statsd_view *v)
+{
+	struct found *f = arg;
+	if (v->kind == f->kind && !strcmp(v->raw_name, f->name) && !strcmp(v->tags, f->tags)) {
+		f->v = *v;
+		if (v->quantiles)
+			memcpy(f->q, v->quantiles, sizeof f->q);
+		f->hits++;
+	}
+	return 0;
+}
+
+static struct found get(struct statsd_table *t, enum statsd_kind k, const char *name,
+			const char *tags)
+{
+	struct found f = {.name = name, .tags = tags, .kind = k};
+	statsd_table_each(t, find_one, &f);
+	if (f.hits != 1)
+		fail_msg("%s{%s}: %d series, want 1", name, tags, f.hits);
+	return f;
+}
+
+static struct statsd_table *table(uint64_t max_metrics, uint64_t max_samples,
+				  uint64_t max_members)
+{
+	struct statsd_table *t = statsd_table_new(7);
+	assert_non_null(t);
+	struct statsd_config c;
+	statsd_config_defaults(&c);
+	c.max_metrics = max_metrics;
+	c.max_samples = max_samples;
+	c.max_set_members = max_members;
+	statsd_table_configure(t, &c);
+	return t;
+}
+
+static void feed(struct statsd_table *t, const char *s)
+{
+	statsd_table_add_packet(t, s, strlen(s));
+}
+
+static void test_counters(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 100, 100);
+	feed(t, "hits:1|c\nhits:2|c\nhits:1|c|@0.1\nhits:5|c|#env:a");
+	statsd_table_flush(t, 2000);
+	struct found f = get(t, STATSD_COUNTER, "hits", "");
+	assert_true(f.v.value == 13);  /* 1 + 2 + 1/0.1 */
+	assert_true(f.v.total == 13);
+	assert_true(f.v.rate == 6.5);  /* per second over 2 s */
+	assert_true(get(t, STATSD_COUNTER, "hits", "env=a").v.value == 5);
+	/* The next interval starts at zero; the total goes on. */
+	feed(t, "hits:4|c");
+	statsd_table_flush(t, 2000);
+	f = get(t, STATSD_COUNTER, "hits", "");
+	assert_true(f.v.value == 4 && f.v.total == 17);
+	statsd_table_flush(t, 2000);
+	f = get(t, STATSD_COUNTER, "hits", "");
+	assert_true(f.v.value == 0 && f.v.total == 17 && !f.v.updated);
+	statsd_table_free(t);
+}
+
+static void test_gauges_persist(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 100, 100);
+	feed(t, "temp:10|g\ntemp:+5|g\ntemp:-2.5|g");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_GAUGE, "temp", "").v.value == 12.5);
+	statsd_table_flush(t, 1000); /* kept across flushes, as statsd does */
+	assert_true(get(t, STATSD_GAUGE, "temp", "").v.value == 12.5);
+	feed(t, "temp:3|g");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_GAUGE, "temp", "").v.value == 3);
+	statsd_table_free(t);
+}
+
+static void test_sets(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 100, 3);
+	feed(t, "u:a|s\nu:b|s\nu:a|s\nu:c|s\nu:d|s\nu:e|s\nu:a|s");
+	statsd_table_flush(t, 1000);
+	/* three members fit; d and e were refused and counted */
+	assert_true(get(t, STATSD_SET, "u", "").v.value == 3);
+	assert_int_equal(statsd_table_health(t)->set_members_refused, 2);
+	feed(t, "u:z|s");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_SET, "u", "").v.value == 1);
+	statsd_table_free(t);
+}
+
+static void test_timers(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 1000, 100);
+	char line[64];
+	for (int i = 100; i >= 1; i--) { /* out of order on purpose */
+		snprintf(line, sizeof line, "rt:%d|ms", i);
+		feed(t, line);
+	}
+	feed(t, "rt:50|ms|@0.5");
+	statsd_table_flush(t, 10000);
+	struct found f = get(t, STATSD_TIMER, "rt", "");
+	assert_true(f.v.count == 102); /* 100 + 1/0.5 */
+	assert_true(f.v.sum == 5100);
+	assert_true(f.v.min == 1 && f.v.max == 100);
+	assert_true(f.v.mean == 5100.0 / 101);
+	/* default percentiles 50, 90, 99 over 101 samples (50 twice):
+	 * rank ceil(0.5 * 101) = 51 -> 50; ceil(90.9) = 91 -> 90; ceil(99.99) = 100 -> 99 */
+	assert_true(f.q[0] == 50);
+	assert_true(f.q[1] == 90);
+	assert_true(f.q[2] == 99);
+	assert_true(f.v.cum_count == 102);
+	/* An idle interval keeps the quantiles, counts zero. */
+	statsd_table_flush(t, 10000);
+	f = get(t, STATSD_TIMER, "rt", "");
+	assert_true(f.v.count == 0 && f.q[1] == 90 && f.v.cum_count == 102);
+	statsd_table_free(t);
+}
+
+static void test_percentile_definition(void **state)
+{
+	(void)state;
+	double v[1000];
+	for (int i = 0; i < 1000; i++)
+		v[i] = i + 1;
+	assert_true(statsd_percentile(v, 100, 99) == 99);
+	assert_true(statsd_percentile(v, 100, 100) == 100);
+	assert_true(statsd_percentile(v, 100, 1) == 1);
+	assert_true(statsd_percentile(v, 100, 0.5) == 1);
+	assert_true(statsd_percentile(v, 1000, 99.9) == 999); /* not 1000 */
+	assert_true(statsd_percentile(v, 1, 50) == 1);
+	assert_true(statsd_percentile(v, 2, 50) == 1);
+	assert_true(statsd_percentile(v, 3, 50) == 2);
+	assert_true(statsd_percentile(v, 10, 95) == 10);
+	double nan = statsd_percentile(v, 0, 50);
+	assert_true(nan != nan);
+}
+
+/* Beyond max-samples a uniform reservoir is kept: the median stays close
+ * to the true one, and every sample left out is counted. */
+static void test_reservoir(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 1000, 100);
+	char line[64];
+	for (int i = 1; i <= 100000; i++) {
+		snprintf(line, sizeof line, "big:%d|h", i);
+		feed(t, line);
+	}
+	statsd_table_flush(t, 1000);
+	struct found f = get(t, STATSD_HISTOGRAM, "big", "");
+	assert_true(f.v.count == 100000 && f.v.min == 1 && f.v.max == 100000);
+	assert_int_equal(statsd_table_health(t)->samples_not_kept, 99000);
+	/* 1000 uniform samples: the median's rank error is within a few
+	 * standard deviations (sqrt(n)/2 ~ 16 ranks of 1000 = 1.6%). */
+	assert_true(f.q[0] > 44000 && f.q[0] < 56000);
+	statsd_table_free(t);
+}
+
+static void test_max_metrics(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(3, 100, 100);
+	feed(t, "a:1|c\nb:1|c\nc:1|c|#k:v\nd:1|c\ne:1|g\na:1|c\nc:1|c|#k:w\nc:1|c|#k:v");
+	statsd_table_flush(t, 1000);
+	assert_int_equal(statsd_table_series(t), 3);
+	assert_int_equal(statsd_table_health(t)->metrics_refused, 3);
+	/* series that exist still take samples at the cap */
+	assert_true(get(t, STATSD_COUNTER, "a", "").v.value == 2);
+	assert_true(get(t, STATSD_COUNTER, "c", "k=v").v.value == 2);
+	statsd_table_free(t);
+}
+
+/* Kinds keep their own namespaces, as in statsd; names that sanitise alike
+ * share a family (first raw name wins); a Prometheus name taken by another
+ * kind is counted, not duplicated. */
+static void test_namespaces(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 100, 100);
+	feed(t, "x:1|c\nx:2|g\na.b:1|c\na_b:2|c\nx:q|s\nkite_statsd_lines_received:1|g");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_COUNTER, "x", "").v.value == 1);
+	struct found g = get(t, STATSD_GAUGE, "x", "");
+	assert_true(g.v.value == 2 && g.v.prom_name && !strcmp(g.v.prom_name, "x"));
+	assert_true(get(t, STATSD_COUNTER, "a.b", "").v.value == 3);
+	struct found s = get(t, STATSD_SET, "x", "");
+	assert_null(s.v.prom_name); /* "x" belongs to the gauge */
+	assert_null(get(t, STATSD_GAUGE, "kite_statsd_lines_received", "").v.prom_name);
+	assert_int_equal(statsd_table_health(t)->prometheus_conflicts, 2);
+	statsd_table_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_gauges_persist),
+		cmocka_unit_test(test_sets),
+		cmocka_unit_test(test_timers),
+		cmocka_unit_test(test_percentile_definition),
+		cmocka_unit_test(test_reservoir),
+		cmocka_unit_test(test_max_metrics),
+		cmocka_unit_test(test_namespaces),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

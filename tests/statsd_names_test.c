@@ -1,0 +1,180 @@
+/* kite statsd: names sanitised as Prometheus requires, label escaping, the
+ * exposition and Graphite texts, and the `key = value` configuration. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "statsd.h"
+
+static void metric(const char *in, const char *want)
+{
+	char out[600];
+	size_t n = statsd_prom_metric_name(in, strlen(in), out);
+	out[n] = 0;
+	if (strcmp(out, want))
+		fail_msg("metric name '%s' -> '%s', want '%s'", in, out, want);
+}
+
+static void label(const char *in, const char *want)
+{
+	char out[600];
+	size_t n = statsd_prom_label_name(in, strlen(in), out);
+	out[n] = 0;
+	if (strcmp(out, want))
+		fail_msg("label name '%s' -> '%s', want '%s'", in, out, want);
+}
+
+static void test_sanitise(void **state)
+{
+	(void)state;
+	metric("api.requests", "api_requests");
+	metric("ok_name:sub", "ok_name:sub");
+	metric("9lives", "_9lives");
+	metric("a-b c/d\xc3\xa9", "a_b_c_d__");
+	metric("", "_");
+	label("env", "env");
+	label("a:b", "a_b"); /* ':' is allowed in metric names only */
+	label("__name__", "tag__name__");
+	label("1st", "_1st");
+	label("x.y-z", "x_y_z");
+}
+
+static void feed(struct statsd_table *t, const char *s)
+{
+	statsd_table_add_packet(t, s, strlen(s));
+}
+
+static void test_exposition(void **state)
+{
+	(void)state;
+	struct statsd_table *t = statsd_table_new(1);
+	assert_non_null(t);
+	feed(t, "web.hits:3|c|#route:/a\"b\\c,code:200\n"
+		"web.hits:1|c\n"
+		"queue.depth:7|g\n"
+		"rt:250|ms|#quantile:x\n"
+		"users:a|s\nusers:b|s\n");
+	statsd_table_flush(t, 10000);
+	struct statsd_buf b = {0};
+	statsd_prometheus_render(t, &b);
+	assert_false(b.oom);
+	const char *want[] = {
+		"# HELP web_hits_total statsd counter web.hits: total since start\n"
+		"# TYPE web_hits_total counter\n"
+		"web_hits_total{code=\"200\",route=\"/a\\\"b\\\\c\"} 3\n"
+		"web_hits_total 1\n",
+		"# TYPE queue_depth gauge\nqueue_depth 7\n",
+		"# TYPE rt summary\n"
+		"rt{tag_quantile=\"x\",quantile=\"0.5\"} 0.25\n"
+		"rt{tag_quantile=\"x\",quantile=\"0.9\"} 0.25\n"
+		"rt{tag_quantile=\"x\",quantile=\"0.99\"} 0.25\n"
+		"rt_sum{tag_quantile=\"x\"} 0.25\n"
+		"rt_count{tag_quantile=\"x\"} 1\n",
+		"# TYPE users gauge\nusers 2\n",
+		"kite_statsd_lines_received_total 6\n",
+		"kite_statsd_bad_lines_total{reason=\"syntax\"} 0\n",
+		NULL,
+	};
+	for (int i = 0; want[i]; i++)
+		if (!strstr(b.p, want[i]))
+			fail_msg("missing:\n%s\nin:\n%s", want[i], b.p);
+	statsd_buf_free(&b);
+
+	statsd_graphite_render(t, "stats", 1700000000, &b);
+	const char *gwant[] = {
+		"stats.counters.web.hits.count;code=200;route=/a\"b\\c 3 1700000000\n",
+		"stats.counters.web.hits.count 1 1700000000\n",
+		"stats.counters.web.hits.rate 0.1 1700000000\n",
+		"stats.gauges.queue.depth 7 1700000000\n",
+		"stats.timers.rt.count;quantile=x 1 1700000000\n",
+		"stats.timers.rt.p99;quantile=x 250 1700000000\n",
+		"stats.timers.rt.mean;quantile=x 250 1700000000\n",
+		"stats.sets.users.count 2 1700000000\n",
+		"stats.kite_statsd.lines_received 6 1700000000\n",
+		NULL,
+	};
+	for (int i = 0; gwant[i]; i++)
+		if (!strstr(b.p, gwant[i]))
+			fail_msg("missing:\n%s\nin:\n%s", gwant[i], b.p);
+	statsd_buf_free(&b);
+	statsd_table_free(t);
+}
+
+static void test_numbers_out(void **state)
+{
+	(void)state;
+	struct statsd_buf b = {0};
+	double v[] = {0, 1, -3, 0.1, 1.0 / 3, 1e300, 123456789012345678.0, 0.0 / 0.0,
+		      1.0 / 0.0};
+	const char *want = "0 1 -3 0.1 0.33333333333333331 1e+300 1.2345678901234568e+17 NaN +Inf ";
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		statsd_buf_double(&b, v[i]);
+		statsd_buf_put(&b, " ", 1);
+	}
+	assert_string_equal(b.p, want);
+	statsd_buf_free(&b);
+}
+
+static void test_config(void **state)
+{
+	(void)state;
+	struct statsd_config c;
+	char err[256];
+	statsd_config_defaults(&c);
+	assert_int_equal(c.flush_ms, 10000);
+	assert_string_equal(c.udp, "127.0.0.1:8125");
+	char path[] = "/tmp/kite-statsd-config-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char text[] = "# a comment\n\n"
+			    "flush_interval = 2.5   # seconds\n"
+			    "  percentiles=50,99.9\n"
+			    "graphite = 127.0.0.1:2003\n"
+			    "max-metrics = 10\n";
+	assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+	close(fd);
+	assert_int_equal(statsd_config_load(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.flush_ms, 2500);
+	assert_int_equal(c.n_percentiles, 2);
+	assert_true(c.percentiles[1] == 99.9);
+	assert_string_equal(c.graphite, "127.0.0.1:2003");
+	assert_int_equal(c.max_metrics, 10);
+
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("flush_interval = 1\nnonsense\n", f);
+	fclose(f);
+	assert_int_equal(statsd_config_load(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":2: want 'key = value'"));
+	unlink(path);
+
+	assert_int_equal(statsd_config_set(&c, "percentiles", "0", err, sizeof err), -1);
+	assert_int_equal(statsd_config_set(&c, "percentiles", "101", err, sizeof err), -1);
+	assert_int_equal(statsd_config_set(&c, "flush-interval", "0", err, sizeof err), -1);
+	assert_int_equal(statsd_config_set(&c, "bogus", "1", err, sizeof err), -1);
+	assert_int_equal(statsd_config_set(&c, "graphite-prefix", "a b", err, sizeof err), -1);
+
+	struct sockaddr_storage ss;
+	socklen_t len;
+	assert_int_equal(statsd_parse_hostport("127.0.0.1:8125", &ss, &len), 0);
+	assert_int_equal(statsd_parse_hostport("[::1]:8125", &ss, &len), 0);
+	assert_int_equal(statsd_parse_hostport("127.0.0.1", &ss, &len), -1);
+	assert_int_equal(statsd_parse_hostport("127.0.0.1:99999", &ss, &len), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sanitise),
+		cmocka_unit_test(test_exposition),
+		cmocka_unit_test(test_numbers_out),
+		cmocka_unit_test(test_config),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
