@@ -22,6 +22,8 @@ static const char usage[] =
 	"  --graphite HOST:PORT|off  push Graphite plaintext after each flush (default off)\n"
 	"  --graphite-prefix P    Graphite path prefix (default stats)\n"
 	"  --graphite-timeout S   connect and final-push time limit (default 5)\n"
+	"  --channel NAME|off     publish each flush's Graphite lines on this kite\n"
+	"                         channel (default stats.flush)\n"
 	"  --flush-interval S     seconds between flushes (default 10)\n"
 	"  --percentiles LIST     timer/histogram percentiles, nearest-rank (default 50,90,99)\n"
 	"  --max-metrics N        distinct series held (default 1000000)\n"

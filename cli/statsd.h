@@ -88,6 +88,7 @@ struct statsd_config {
 	uint64_t max_set_members; /* members per set per interval */
 	uint64_t rcvbuf;          /* SO_RCVBUF(FORCE) bytes for datagram sockets */
 	int64_t graphite_timeout_ms; /* connect, and the final push at exit */
+	char channel[201];        /* kite channel each flush is published on, or "off" */
 };
 
 /* Defaults, documented in kite-statsd(1). */
@@ -127,6 +128,8 @@ struct statsd_health {
 	uint64_t graphite_bytes_sent;
 	uint64_t graphite_bytes_dropped;
 	uint64_t graphite_failures;
+	uint64_t channel_messages;  /* flushes published on the kite channel */
+	uint64_t channel_failures;
 	uint64_t http_requests;
 	uint64_t http_refused;
 	uint64_t reloads;

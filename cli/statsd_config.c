@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 
 #include "cli.h"
+#include "kite.h"
 #include "statsd.h"
 
 void statsd_config_defaults(struct statsd_config *c)
@@ -31,6 +32,7 @@ void statsd_config_defaults(struct statsd_config *c)
 	c->max_set_members = 1000000;
 	c->rcvbuf = 8u << 20;
 	c->graphite_timeout_ms = 5000;
+	snprintf(c->channel, sizeof c->channel, "stats.flush");
 }
 
 static int set_str(char *dst, size_t cap, const char *v, char *err, size_t errlen,
@@ -102,6 +104,13 @@ int statsd_config_set(struct statsd_config *c, const char *key, const char *valu
 		return set_str(c->unix_path, sizeof c->unix_path, value, err, errlen, k);
 	if (!strcmp(k, "http"))
 		return set_str(c->http, sizeof c->http, value, err, errlen, k);
+	if (!strcmp(k, "channel")) {
+		if (strcmp(value, "off") && kite_channel_valid(value)) {
+			snprintf(err, errlen, "channel: '%s' is not a kite channel name", value);
+			return -1;
+		}
+		return set_str(c->channel, sizeof c->channel, value, err, errlen, k);
+	}
 	if (!strcmp(k, "graphite"))
 		return set_str(c->graphite, sizeof c->graphite, value, err, errlen, k);
 	if (!strcmp(k, "graphite-prefix")) {

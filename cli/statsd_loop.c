@@ -31,6 +31,7 @@
 #include <sys/un.h>
 
 #include "cli.h"
+#include "kite.h"
 #include "statsd.h"
 
 #define BATCH 64
@@ -75,6 +76,9 @@ struct daemon {
 	size_t gsent;
 	struct sockaddr_storage gaddr;
 	socklen_t gaddr_len;
+	/* kite channel */
+	kite *kh;
+	struct statsd_buf cout;
 	/* recvmmsg */
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
@@ -382,6 +386,41 @@ static int graphite_configure(struct daemon *d)
 	return 0;
 }
 
+/* ---- kite channel ---- */
+
+/* One message per flush, the flush's Graphite lines, on one channel: a
+ * channel per series would cost a ring per series. Any machine process can
+ * listen with `kite sub 'stats.>'`; the publisher never waits for it. */
+static void channel_open(struct daemon *d)
+{
+	if (!strcmp(d->cfg.channel, "off") || d->kh)
+		return;
+	int rc = kite_open(&d->kh, NULL);
+	if (rc) {
+		logmsg("channel: cannot open kite: %s; flushes are not published",
+		       kite_strerror(rc));
+		d->kh = NULL;
+	}
+}
+
+static void channel_publish(struct daemon *d, int64_t ts)
+{
+	if (!d->kh || !strcmp(d->cfg.channel, "off"))
+		return;
+	struct statsd_health *h = statsd_table_health(d->t);
+	d->cout.len = 0;
+	d->cout.oom = false;
+	statsd_graphite_render(d->t, d->cfg.graphite_prefix, ts, &d->cout);
+	int64_t rc = d->cout.oom ? -ENOMEM
+				 : kite_publish(d->kh, d->cfg.channel, d->cout.p, d->cout.len);
+	if (rc < 0) {
+		h->channel_failures++;
+		logmsg("channel: publish on %s: %s", d->cfg.channel, kite_strerror((int)rc));
+	} else {
+		h->channel_messages++;
+	}
+}
+
 /* ---- flush ---- */
 
 static void flush(struct daemon *d)
@@ -389,11 +428,9 @@ static void flush(struct daemon *d)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	statsd_table_flush(d->t, d->cfg.flush_ms);
-	graphite_push(d, (int64_t)time(NULL));
-	/* Outputs of a flush go here, one call each. Planned: publishing the
-	 * flushed figures on kite channels stats.> through libkite (a
-	 * statsd_table_each() walk like statsd_graphite_render's), once the
-	 * channel API is settled; not part of this command yet. */
+	int64_t ts = (int64_t)time(NULL);
+	graphite_push(d, ts);
+	channel_publish(d, ts);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	struct statsd_health *h = statsd_table_health(d->t);
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -576,6 +613,7 @@ static void reload(struct daemon *d)
 	if (new_graphite) {
 		graphite_close(d, false);
 		graphite_configure(d);
+		channel_open(d);
 	}
 	statsd_table_health(d->t)->reloads++;
 	logmsg("reloaded %s", d->config_path ? d->config_path : "(no file)");
@@ -627,12 +665,15 @@ static int setup(struct daemon *d)
 	}
 	if (graphite_configure(d) < 0)
 		return -1;
+	channel_open(d);
 	arm_timer(d);
 	return 0;
 }
 
 static void teardown(struct daemon *d)
 {
+	kite_close(d->kh);
+	statsd_buf_free(&d->cout);
 	for (int i = 0; i < MAX_HTTP; i++)
 		if (d->http[i])
 			http_close(d, i);

@@ -103,6 +103,15 @@ check "graphite: set unique count" wait_for 20 has_graphite "stats.sets.e2e.user
 check "graphite: timer p50" wait_for 20 has_graphite "stats.timers.e2e.rt.p50 50 "
 check "graphite: timer upper" wait_for 20 has_graphite "stats.timers.e2e.rt.upper 100 "
 
+# Every flush is published on the kite channel stats.flush (Graphite lines).
+"$KITE" sub --count 1 --timeout 20 stats.flush >"$tmpdir/chan.out" 2>"$tmpdir/chan.err"; rc=$?
+check "a flush arrives on the kite channel stats.flush" test $rc -eq 0
+check "it comes from the collector's pid, as the kernel says" \
+	grep -Eq "^stats\.flush pid=$kpid uid=$(id -u) seq=[0-9]+ " "$tmpdir/chan.out"
+check "it carries the flush's Graphite lines" grep -qF "stats.gauges.e2e.temp 42 " "$tmpdir/chan.out"
+check "published flushes are counted at /metrics" \
+	bash -c "curl -sf 'http://127.0.0.1:$hport/metrics' | grep -Eq '^kite_statsd_channel_messages_total [1-9]'"
+
 # Tags, sample rates and Unix datagrams (abstract name and path).
 "$PY" - "$abstract" "$sock" "$uport" <<'EOF'
 import socket, sys
