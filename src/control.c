@@ -41,13 +41,18 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		return -1;
 	}
 	struct wire_msg ack;
+	int rc;
 	switch (m->type) {
 	case W_SUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		if (strlist_add(&p->patterns, &p->npatterns, m->text) < 0)
+		if (p->npatterns >= PEER_PATTERNS_MAX)
 			return -1;
-		pub_offer_rings(k, p);
+		rc = strlist_add(&p->patterns, &p->npatterns, m->text);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) /* a repeated pattern changes nothing: offer nothing */
+			pub_offer_rings(k, p);
 		if (m->id) {
 			wire_init(&ack, W_SUB_ACK);
 			ack.id = m->id;
@@ -77,9 +82,13 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		sub_store_large(k, p, m);
 		return 0;
 	case W_REFUSE:
-		event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid,
-			   0, 1, "refused by pid %ld: %s", (long)p->pid, m->reason);
+		/* A subscriber that refuses our ring gets no more of it. */
+		pub_drop_sub(k, p, m->text);
+		refusal_event(k, p, m->text, 1, "refused by pid %ld: %s",
+			      (long)p->pid, m->reason);
 		return 0;
+	case W_WAKE:
+		return peer_handle_wake(k, p, m);
 	case W_RING_END:
 		sub_ring_end(k, p, m->id);
 		return 0;

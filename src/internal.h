@@ -20,6 +20,8 @@
 #define EVENT_QUEUE 256
 #define TEXT_MAX 320
 #define SEND_TIMEOUT_MS 500
+#define PEER_PATTERNS_MAX 1024 /* subscriptions one peer may hold with us */
+#define PEER_REFUSALS_REPORTED 8 /* refusal events per peer, then one summary */
 
 /* The page a subscriber shares with every publisher it hears from: set
  * `sleeping` before it sleeps, and a publisher that sees it writes the
@@ -39,6 +41,8 @@ struct peer {
 	int synced;       /* its W_SYNC arrived */
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
+	unsigned refusals;     /* refusal events about this peer so far */
+	int wake_sent;         /* we sent it our W_WAKE */
 	int closing;
 	uint64_t id;      /* its publisher id (from its name, then W_HELLO) */
 	pid_t pid;
@@ -48,8 +52,8 @@ struct peer {
 	int ngroups;
 	char **patterns;  /* its subscriptions */
 	size_t npatterns;
-	int eventfd;      /* to wake it, when it subscribes to our rings */
-	struct waiter_page *waiter;
+	int eventfd;      /* to wake it (from its W_WAKE; -1 until then) */
+	struct waiter_page *waiter; /* NULL until its W_WAKE */
 	struct peer *next;
 };
 
@@ -149,6 +153,7 @@ struct kite {
 
 	uint8_t *msg_buf; /* inline payload copy; the largest slot we read */
 	size_t msg_buf_size;
+	size_t msg_buf_want; /* set by the control thread, grown by kite_recv */
 	void *large_map;  /* large message kite_recv last returned */
 	size_t large_len;
 
@@ -187,7 +192,14 @@ int peer_accept(kite *k);
 void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
 void peer_drop(kite *k, struct peer *p);
 int peer_send(kite *k, struct peer *p, const struct wire_msg *m);
+/* For messages a peer may do without (refusals): never waits. */
+void peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m);
+/* A KITE_REFUSED event, at most PEER_REFUSALS_REPORTED per peer. */
+void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void peer_send_subscriptions(kite *k, struct peer *p);
+void peer_send_wake(kite *k, struct peer *p);
+int peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m);
 
 /* control.c */
 void *control_thread(void *arg);
@@ -197,6 +209,7 @@ int control_drain(kite *k, struct peer *p);
 void pub_offer_rings(kite *k, struct peer *p);
 void pub_forget_peer(kite *k, struct peer *p, int only_unmatched);
 void pub_ring_free(struct pub_ring *r);
+void pub_drop_sub(kite *k, struct peer *p, const char *channel);
 
 /* subscribe.c */
 int sub_attach(kite *k, struct peer *p, const struct wire_msg *m);

@@ -4,6 +4,7 @@
  * other, both keep the link initiated by the smaller id. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +62,6 @@ static struct peer *peer_new(kite *k, int sock, int outgoing, uint64_t id)
 	wire_init(&m, W_HELLO);
 	m.id = k->id;
 	m.a = WIRE_VERSION;
-	m.fds[0] = k->wake_fd;
-	m.fds[1] = k->waiter_fd;
-	m.nfds = 2;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = sock};
 	if (wire_send(sock, &m, 0) < 0 ||
 	    epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0) {
@@ -143,6 +141,43 @@ static int is_eventfd(int fd)
 	return !strcmp(target, "anon_inode:[eventfd]");
 }
 
+/* Our wake-up handles go only to publishers whose ring we accepted (the
+ * policy allowed them): anyone else holding them could silence or spam our
+ * wake-ups. */
+void peer_send_wake(kite *k, struct peer *p)
+{
+	if (p->wake_sent)
+		return;
+	struct wire_msg m;
+	wire_init(&m, W_WAKE);
+	m.fds[0] = k->wake_fd;
+	m.fds[1] = k->waiter_fd;
+	m.nfds = 2;
+	if (peer_send(k, p, &m) == 0)
+		p->wake_sent = 1;
+}
+
+/* A subscriber's wake-up handles. Checked, mapped, and used once at once:
+ * messages published before they arrived found no way to wake it. */
+int peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	int efd = m->fds[0], waiter_fd = m->fds[1];
+	if (p->waiter || !is_eventfd(efd) || shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
+	    fcntl(efd, F_SETFL, O_NONBLOCK) < 0 ||
+	    !(p->waiter = shm_map(waiter_fd, 4096, 1))) {
+		close(efd);
+		close(waiter_fd);
+		return -1;
+	}
+	close(waiter_fd);
+	p->eventfd = efd;
+	uint64_t one = 1;
+	ssize_t w = write(efd, &one, sizeof one);
+	(void)w;
+	(void)k;
+	return 0;
+}
+
 int peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	(void)k;
@@ -154,6 +189,34 @@ int peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 		shutdown(p->sock, SHUT_RDWR);
 	}
 	return rc;
+}
+
+void peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	(void)k;
+	if (!p->closing)
+		wire_send(p->sock, m, 1);
+}
+
+void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
+		   const char *fmt, ...)
+{
+	k->stats.refused++;
+	if (++p->refusals > PEER_REFUSALS_REPORTED + 1)
+		return; /* a peer that keeps asking must not flood the queue */
+	char text[TEXT_MAX];
+	if (p->refusals == PEER_REFUSALS_REPORTED + 1) {
+		snprintf(text, sizeof text, "further refusals involving pid %ld are "
+			 "counted in kite_stats.refused, not reported", (long)p->pid);
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof text, fmt, ap);
+		va_end(ap);
+	}
+	k->stats.refused--; /* event_push counts it */
+	event_push(k, KITE_REFUSED, channel, by_peer ? p->id : 0, p->pid, p->uid,
+		   p->gid, 0, by_peer, "%s", text);
 }
 
 void peer_send_subscriptions(kite *k, struct peer *p)
@@ -176,23 +239,30 @@ static uint64_t initiator(const kite *k, const struct peer *p)
 void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	uint64_t id = m->id;
-	int efd = m->fds[0], waiter_fd = m->fds[1];
 	if (id == 0 || id == k->id || (p->outgoing && p->id != id) ||
-	    !is_eventfd(efd) || shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
-	    fcntl(efd, F_SETFL, O_NONBLOCK) < 0 ||
-	    !(p->waiter = shm_map(waiter_fd, 4096, 1))) {
-		close(efd);
-		close(waiter_fd);
+	    m->a != WIRE_VERSION) {
 		p->closing = 1;
 		shutdown(p->sock, SHUT_RDWR);
 		return;
 	}
-	close(waiter_fd);
-	p->eventfd = efd;
 	p->id = id;
 	for (struct peer *q = k->peers; q; q = q->next) {
 		if (q == p || q->closing || q->id != id)
 			continue;
+		if (q->pid != p->pid) {
+			/* Ids are only claimed; the kernel's pid is not. Of two
+			 * processes claiming one id, the one we reached through its
+			 * listening name (which the kernel binds) is genuine; failing
+			 * that, the first. */
+			struct peer *fake = q->outgoing && !p->outgoing ? p
+					    : !q->outgoing && p->outgoing ? q
+									 : p;
+			fake->closing = 1;
+			shutdown(fake->sock, SHUT_RDWR);
+			if (fake == p)
+				return;
+			continue;
+		}
 		/* Two links to one peer: both sides keep the same one. */
 		struct peer *drop = initiator(k, p) < initiator(k, q) ? q : p;
 		struct peer *keep = drop == p ? q : p;

@@ -75,9 +75,8 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 		wire_init(&m, W_REFUSE);
 		snprintf(m.text, sizeof m.text, "%s", r->channel);
 		snprintf(m.reason, sizeof m.reason, "%s", why);
-		peer_send(k, p, &m);
-		event_push(k, KITE_REFUSED, r->channel, 0, p->pid, p->uid, p->gid,
-			   0, 0, "refused subscriber: %s", why);
+		peer_send_advisory(k, p, &m);
+		refusal_event(k, p, r->channel, 0, "refused subscriber: %s", why);
 		return;
 	}
 	if (r->nsubs == r->cap) {
@@ -120,6 +119,16 @@ void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 				r->subs[j] = r->subs[--r->nsubs];
 				break;
 			}
+}
+
+void pub_drop_sub(kite *k, struct peer *p, const char *channel)
+{
+	struct pub_ring *r = find_ring(k, channel);
+	for (size_t j = 0; r && j < r->nsubs; j++)
+		if (r->subs[j] == p) {
+			r->subs[j] = r->subs[--r->nsubs];
+			break;
+		}
 }
 
 static struct pub_ring *create_ring(kite *k, const char *channel)
@@ -200,7 +209,8 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 	 * sleeps (and the kernel can reach us). See barrier.c and kite_arm(). */
 	int fence = !k->light_publish;
 	for (size_t i = 0; i < r->nsubs && !fence; i++)
-		fence = atomic_load_explicit(&r->subs[i]->waiter->needs_fence,
+		fence = r->subs[i]->waiter &&
+			atomic_load_explicit(&r->subs[i]->waiter->needs_fence,
 					     memory_order_relaxed);
 	if (fence)
 		atomic_thread_fence(memory_order_seq_cst);
@@ -208,7 +218,8 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 		atomic_signal_fence(memory_order_seq_cst);
 	for (size_t i = 0; i < r->nsubs; i++) {
 		struct peer *p = r->subs[i];
-		if (!atomic_load_explicit(&p->waiter->sleeping, memory_order_relaxed))
+		if (!p->waiter || /* its W_WAKE is on its way */
+		    !atomic_load_explicit(&p->waiter->sleeping, memory_order_relaxed))
 			continue;
 		if (!atomic_exchange(&p->waiter->sleeping, 0))
 			continue;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -102,9 +103,17 @@ static void forget_older_large(struct sub_ring *s, uint64_t large_id)
 static void choose_barrier(kite *k);
 #define BUSY_STREAK 256 /* messages between two arms: busy */
 
-/* One pass over events and rings; 1 if ev was filled. Lock held. */
+/* One pass over events and rings; 1 if ev was filled. Lock held. Only
+ * kite_recv calls it, after the previous event's pointers were released. */
 static int poll_once(kite *k, kite_event *ev)
 {
+	if (k->msg_buf_want > k->msg_buf_size) {
+		uint8_t *b = realloc(k->msg_buf, k->msg_buf_want);
+		if (b) {
+			k->msg_buf = b;
+			k->msg_buf_size = k->msg_buf_want;
+		}
+	}
 	if (event_pop(k, ev))
 		return 1;
 	size_t n = k->nsubs;
@@ -112,8 +121,8 @@ static int poll_once(kite *k, kite_event *ev)
 		size_t idx = (k->rr + i) % n;
 		struct sub_ring *s = k->subs[idx];
 		struct ring_record rec;
-		if (s->unsubscribed)
-			continue;
+		if (s->unsubscribed || s->r.slot_size > k->msg_buf_size)
+			continue; /* (the second: no memory to grow the buffer yet) */
 		enum ring_result r = ring_read(&s->r, k->msg_buf, &rec);
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);
@@ -230,7 +239,8 @@ int kite_arm(kite *k)
 	int locked = app_enter(k);
 	int ready = k->ev_count > 0;
 	for (size_t i = 0; i < k->nsubs && !ready; i++)
-		ready = ring_pending(&k->subs[i]->r) || k->subs[i]->gone;
+		ready = !k->subs[i]->unsubscribed &&
+			(ring_pending(&k->subs[i]->r) || k->subs[i]->gone);
 	app_exit(k, locked);
 	if (ready)
 		disarm(k);
@@ -268,9 +278,18 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				sched_yield();
 		}
 	}
-	for (;;) {
-		if (kite_arm(k) == 1 && attempt(k, ev))
-			return 0;
+	for (int unarmed = 0;;) {
+		int armed = kite_arm(k) == 0;
+		if (!armed) {
+			/* Something looked ready: take it. A ring that keeps saying
+			 * so without delivering (a liar) gets short naps, never an
+			 * unarmed long sleep. */
+			if (attempt(k, ev))
+				return 0;
+			if (++unarmed < 3)
+				continue;
+		}
+		unarmed = 0;
 		uint64_t now = monotonic_ns();
 		if (now >= deadline) {
 			disarm(k);
@@ -278,7 +297,7 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 		}
 		uint64_t left_ms = (deadline - now + 999999) / 1000000;
 		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};
-		int rc = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+		int rc = poll(&pfd, 1, !armed ? 1 : left_ms > 60000 ? 60000 : (int)left_ms);
 		disarm(k);
 		if (rc < 0)
 			return -errno; /* -EINTR lets a signal handler's flag be seen */

@@ -93,6 +93,8 @@ static uint64_t load_head(const struct ring_reader *r)
 
 int ring_pending(const struct ring_reader *r)
 {
+	if (r->next >= RING_SEQ_END)
+		return 0; /* an ended stream, as ring_read sees it */
 	const struct slot_header *s = slot_at(r->base, r->slot_size, r->slot_count, r->next);
 	uint64_t v = atomic_load_explicit(&((struct slot_header *)(uintptr_t)s)->seq2,
 					  memory_order_acquire);

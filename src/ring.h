@@ -28,6 +28,10 @@
 #define RING_MAX_SLOTS (1u << 20)
 #define RING_MIN_SLOT_SIZE 64
 #define RING_MAX_SLOT_SIZE (1u << 20)
+/* Largest ring a subscriber maps (a publisher could offer up to 1 TiB). */
+#define RING_ACCEPT_MAX (1ull << 30)
+/* Start sequences at or above this are lies (streams end at 2^63). */
+#define RING_START_MAX (1ull << 62)
 
 enum { SLOT_INLINE = 0, SLOT_LARGE = 1 };
 

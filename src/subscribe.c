@@ -34,6 +34,27 @@ void sub_ring_free(struct sub_ring *s)
 	free(s);
 }
 
+static struct sub_ring *find_channel(kite *k, const struct peer *p,
+				     const char *channel)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->peer == p && !k->subs[i]->unsubscribed &&
+		    !strcmp(k->subs[i]->channel, channel))
+			return k->subs[i];
+	return NULL;
+}
+
+/* Tell a publisher why we do not take its ring, and our application. */
+static void refuse(kite *k, struct peer *p, const char *channel, const char *why)
+{
+	struct wire_msg r;
+	wire_init(&r, W_REFUSE);
+	snprintf(r.text, sizeof r.text, "%s", channel);
+	snprintf(r.reason, sizeof r.reason, "%s", why);
+	peer_send_advisory(k, p, &r);
+	refusal_event(k, p, channel, 0, "refused publisher: %s", why);
+}
+
 int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	int fd = m->fds[0];
@@ -44,18 +65,22 @@ int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 		close(fd);
 		return KITE_EPROTO;
 	}
-	if (!sub_matches(k, m->text) || find_sub(k, p, m->id)) {
-		close(fd); /* crossed an unsubscribe, or a duplicate: not ours */
+	if (!sub_matches(k, m->text) || find_sub(k, p, m->id) ||
+	    find_channel(k, p, m->text)) {
+		/* Crossed an unsubscribe, a duplicate, or a second ring for a
+		 * channel this publisher already feeds us: not ours. */
+		close(fd);
+		return 0;
+	}
+	if (bytes > RING_ACCEPT_MAX) {
+		snprintf(why, sizeof why, "ring of %zu bytes is over the %llu a "
+			 "subscriber maps", bytes, (unsigned long long)RING_ACCEPT_MAX);
+		refuse(k, p, m->text, why);
+		close(fd);
 		return 0;
 	}
 	if (!policy_allows(k, p, m->text, why, sizeof why)) {
-		struct wire_msg r;
-		wire_init(&r, W_REFUSE);
-		snprintf(r.text, sizeof r.text, "%s", m->text);
-		snprintf(r.reason, sizeof r.reason, "%s", why);
-		peer_send(k, p, &r);
-		event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid, 0,
-			   0, "refused publisher: %s", why);
+		refuse(k, p, m->text, why);
 		close(fd);
 		return 0;
 	}
@@ -73,13 +98,9 @@ int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 		k->subs = t;
 		k->subs_cap = cap;
 	}
-	if (m->slot_size > k->msg_buf_size) {
-		uint8_t *b = realloc(k->msg_buf, m->slot_size);
-		if (!b)
-			goto bad;
-		k->msg_buf = b;
-		k->msg_buf_size = m->slot_size;
-	}
+	/* The application may still be reading msg_buf: kite_recv grows it. */
+	if (m->slot_size > k->msg_buf_want)
+		k->msg_buf_want = m->slot_size;
 	close(fd);
 	snprintf(s->channel, sizeof s->channel, "%s", m->text);
 	s->ring_id = m->id;
@@ -93,7 +114,10 @@ int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	s->r.slot_count = m->slot_count;
 	s->r.slot_size = m->slot_size;
 	s->r.next = m->a ? m->a : 1;
+	if (s->r.next >= RING_START_MAX)
+		s->r.next = RING_START_MAX; /* a liar: its stream is over at once */
 	k->subs[k->nsubs++] = s;
+	peer_send_wake(k, p);
 	event_push(k, KITE_PUBLISHER_NEW, s->channel, p->id, p->pid, p->uid, p->gid,
 		   0, 0, "publisher pid %ld uid %u attached from seq %llu",
 		   (long)p->pid, (unsigned)p->uid, (unsigned long long)s->r.next);

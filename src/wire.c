@@ -19,7 +19,7 @@ struct wire_fixed {
 #define WIRE_RECORD_MAX (sizeof(struct wire_fixed) + KITE_CHANNEL_MAX + WIRE_REASON_MAX)
 
 static const uint8_t fds_for_type[W_TYPE_MAX] = {
-	[W_HELLO] = 2, [W_RING] = 1, [W_LARGE] = 1,
+	[W_WAKE] = 2, [W_RING] = 1, [W_LARGE] = 1,
 };
 
 void wire_init(struct wire_msg *m, uint16_t type)

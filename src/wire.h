@@ -9,12 +9,12 @@
 
 #include "kite.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2
 #define WIRE_REASON_MAX 255
 #define WIRE_MAX_FDS 2
 
 enum wire_type {
-	W_HELLO = 1, /* id = sender's publisher id, a = version; fds: eventfd, waiter page */
+	W_HELLO = 1, /* id = sender's publisher id, a = version */
 	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted) */
 	W_UNSUB,     /* text = pattern */
 	W_SYNC,      /* the sender's initial subscriptions are all sent */
@@ -24,6 +24,8 @@ enum wire_type {
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring */
+	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
+	                whose ring it took; fds: eventfd, waiter page */
 	W_TYPE_MAX
 };
 

@@ -81,14 +81,21 @@ int raw_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 
 int raw_hello(int sock, uint64_t my_id)
 {
+	struct wire_msg m;
+	wire_init(&m, W_HELLO);
+	m.id = my_id;
+	m.a = WIRE_VERSION;
+	return wire_send(sock, &m, 0);
+}
+
+int raw_wake(int sock)
+{
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int wfd = shm_create("raw-waiter", 4096);
 	if (efd < 0 || wfd < 0 || shm_seal(wfd, SEALS_WAITER) < 0)
 		return -EIO;
 	struct wire_msg m;
-	wire_init(&m, W_HELLO);
-	m.id = my_id;
-	m.a = WIRE_VERSION;
+	wire_init(&m, W_WAKE);
 	m.fds[0] = efd;
 	m.fds[1] = wfd;
 	m.nfds = 2;

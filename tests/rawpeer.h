@@ -31,8 +31,12 @@ int raw_connect(const char *bus, uint64_t id);
 /* Send one record of arbitrary bytes with nfds descriptors; 0 or -errno. */
 int raw_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
-/* Send a correct W_HELLO (a fresh eventfd and sealed waiter page). */
+/* Send a correct W_HELLO. */
 int raw_hello(int sock, uint64_t my_id);
+
+/* Send a correct W_WAKE (a fresh eventfd and sealed waiter page), as a
+ * subscriber does to a publisher whose ring it took. */
+int raw_wake(int sock);
 
 /* Wait up to timeout_ms for a record of the given type (others are
  * dropped, their fds closed); 1 with *m filled, 0 on timeout, <0 if the
