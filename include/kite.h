@@ -50,7 +50,6 @@ enum kite_error {
 	KITE_EAGAIN = -1003,    /* kite_recv with timeout 0: nothing ready */
 	KITE_EPROTO = -1004,    /* a peer sent bytes that break the protocol */
 	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
-	KITE_ECLOSED = -1006,   /* the handle's control thread has stopped */
 	KITE_ERING = -1007      /* a ring fd failed validation (size, seals) */
 };
 
@@ -92,7 +91,8 @@ typedef struct kite_msg {
 	const char *channel;   /* NUL-terminated */
 	const void *data;      /* payload (NULL for events) */
 	size_t len;
-	uint64_t publisher;    /* publisher id: random, unique per handle */
+	uint64_t publisher;    /* publisher id: random per handle; claimed by
+	                          the peer, not vouched for (pid/uid/gid are) */
 	uint64_t seq;          /* sequence within (publisher, channel), from 1 */
 	uint64_t timestamp_ns; /* CLOCK_REALTIME at publish, nanoseconds */
 	pid_t pid;             /* publisher's pid, uid and gid as the kernel */
@@ -135,8 +135,10 @@ void kite_close(kite *k);
 int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
 
-/* Subscribe to a pattern; returns 0, or KITE_EBADNAME. Subscribing twice
- * to the same pattern is a no-op. */
+/* Subscribe to a pattern; returns 0, KITE_EBADNAME or -ENOMEM. It returns
+ * once every linked peer has acknowledged (its matching rings are then
+ * attached), or after opts.handshake_ms if one has not. Subscribing twice to
+ * the same pattern is a no-op. */
 int kite_subscribe(kite *k, const char *pattern);
 
 /* Remove a subscription; rings that no remaining pattern matches are
@@ -151,7 +153,8 @@ int kite_allow_gid(kite *k, const char *pattern, gid_t gid);
 /* Receive the next message or event. timeout_ms: 0 polls without any
  * system call (KITE_EAGAIN if nothing), -1 waits forever, else waits at most
  * that long (KITE_ETIMEOUT). Waiting spins briefly (options.spin_us), then
- * sleeps until a publisher wakes it. */
+ * sleeps until a publisher wakes it. A signal handler that interrupts the
+ * sleep makes it return -EINTR. */
 int kite_recv(kite *k, kite_event *ev, int timeout_ms);
 
 /* A file descriptor for poll/epoll, readable when kite_recv() may have

@@ -16,7 +16,6 @@ const char *kite_strerror(int code)
 	case KITE_EAGAIN: return "nothing ready yet";
 	case KITE_EPROTO: return "a peer broke the kite protocol";
 	case KITE_ENOTSUB: return "not subscribed to that pattern";
-	case KITE_ECLOSED: return "the handle's control thread has stopped";
 	case KITE_ERING: return "a ring failed validation (size, layout or seals)";
 	}
 	if (code < 0 && code > -4096)

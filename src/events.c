@@ -34,6 +34,10 @@ void event_push(kite *k, enum kite_event_type type, const char *channel,
 		vsnprintf(q->text, sizeof q->text, fmt, ap);
 		va_end(ap);
 	}
+	/* Reasons can come from peers: no control bytes reach a terminal. */
+	for (char *c = q->text; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	q->ev.type = type;
 	q->ev.msg.publisher = publisher;
 	q->ev.msg.pid = pid;

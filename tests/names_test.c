@@ -140,7 +140,7 @@ static void test_strerror_every_code(void **state)
 	(void)state;
 	static const int codes[] = {
 		KITE_EBADNAME, KITE_ETOOBIG, KITE_ETIMEOUT, KITE_EAGAIN,
-		KITE_EPROTO, KITE_ENOTSUB, KITE_ECLOSED, KITE_ERING,
+		KITE_EPROTO, KITE_ENOTSUB, KITE_ERING,
 	};
 	const char *unknown = kite_strerror(-999999);
 	assert_non_null(unknown);
