@@ -6,15 +6,6 @@
 
 #include "wire.h"
 
-struct wire_fixed {
-	uint16_t type;
-	uint16_t text_len;
-	uint16_t reason_len;
-	uint16_t nfds;
-	uint32_t slot_count;
-	uint32_t slot_size;
-	uint64_t id, a, b;
-};
 
 #define WIRE_RECORD_MAX (sizeof(struct wire_fixed) + KITE_CHANNEL_MAX + WIRE_REASON_MAX)
 

@@ -29,6 +29,18 @@ enum wire_type {
 	W_TYPE_MAX
 };
 
+/* A record's fixed 40-byte head, as it travels (tests build broken records
+ * from it by hand). */
+struct wire_fixed {
+	uint16_t type;
+	uint16_t text_len;
+	uint16_t reason_len;
+	uint16_t nfds;
+	uint32_t slot_count;
+	uint32_t slot_size;
+	uint64_t id, a, b;
+};
+
 struct wire_msg {
 	uint16_t type;
 	uint32_t slot_count, slot_size;

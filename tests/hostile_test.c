@@ -326,7 +326,7 @@ static int link_closed_by_victim(int sock, int timeout_ms)
 static size_t record(uint8_t *buf, uint16_t type, const char *text, size_t text_len,
 		     uint16_t nfds, uint32_t slot_count, uint32_t slot_size)
 {
-	struct raw_fixed f = {.type = type, .text_len = (uint16_t)text_len,
+	struct wire_fixed f = {.type = type, .text_len = (uint16_t)text_len,
 			      .nfds = nfds, .slot_count = slot_count,
 			      .slot_size = slot_size, .id = 7, .a = 1};
 	memcpy(buf, &f, sizeof f);
@@ -370,7 +370,7 @@ static void malformed_records(void)
 {
 	uint8_t buf[1024];
 	size_t n;
-	struct raw_fixed f;
+	struct wire_fixed f;
 	int pipefd[2];
 	assert_int_equal(pipe(pipefd), 0);
 	int efd = eventfd(0, EFD_CLOEXEC);

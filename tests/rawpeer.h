@@ -10,18 +10,6 @@
 #include "ring.h"
 #include "wire.h"
 
-/* The fixed part of a control record, as src/wire.c lays it out; tests
- * build broken records from it by hand. */
-struct raw_fixed {
-	uint16_t type;
-	uint16_t text_len;
-	uint16_t reason_len;
-	uint16_t nfds;
-	uint32_t slot_count;
-	uint32_t slot_size;
-	uint64_t id, a, b;
-};
-
 /* Ids of the handles listening on a bus (at most max); the count. */
 int raw_find_peers(const char *bus, uint64_t *ids, int max);
 
