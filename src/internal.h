@@ -183,6 +183,8 @@ void wake_self(kite *k);
 /* policy.c: 1 if the peer may take part in channel; else 0 and a reason. */
 int policy_allows(const kite *k, const struct peer *p, const char *channel,
 		  char *why, size_t why_len);
+/* 1 if some rule (or the default) lets the peer take part in any channel. */
+int policy_trusted(const kite *k, const struct peer *p);
 
 /* peers.c */
 struct sockaddr_un;

@@ -180,8 +180,10 @@ int peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
 
 int peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 {
-	(void)k;
-	int rc = wire_send(p->sock, m, 0);
+	/* Only a peer the policy could ever let in may make us wait for room
+	 * in its socket; anyone else that stops reading loses its link at once
+	 * rather than stall the handle. */
+	int rc = wire_send(p->sock, m, !policy_trusted(k, p));
 	if (rc < 0 && !p->closing) {
 		/* A peer that does not take a control message in time is broken;
 		 * the control thread reaps it when it sees the hang-up. */

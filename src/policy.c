@@ -36,6 +36,21 @@ int policy_allows(const kite *k, const struct peer *p, const char *channel,
 	return 0;
 }
 
+int policy_trusted(const kite *k, const struct peer *p)
+{
+	if (p->uid == k->euid || p->uid == 0)
+		return 1;
+	for (size_t i = 0; i < k->nrules; i++) {
+		const struct allow_rule *r = &k->rules[i];
+		if (!r->is_gid ? r->id == p->uid : r->id == p->gid)
+			return 1;
+		for (int g = 0; r->is_gid && g < p->ngroups; g++)
+			if (r->id == p->groups[g])
+				return 1;
+	}
+	return 0;
+}
+
 static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 {
 	int rc = kite_pattern_valid(pattern);

@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -759,6 +761,68 @@ static void test_silent_peers_do_not_block(void **state)
 	close(deaf);
 }
 
+/* --- a peer of another uid that floods us and stops reading --- */
+
+static void test_untrusted_flooder_cannot_stall_publishing(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* needs to drop a child to another uid */
+	snprintf(bus, sizeof bus, "%s", test_bus("flooder"));
+	kite_options o = {.bus = bus};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_true(kite_publish(k, "flood.x", "x", 1) > 0);
+	uint64_t id = kite_id(k);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Nobody: the policy lets it take part in nothing. It asks for
+		 * an acknowledgement of each of thousands of patterns, and reads
+		 * none of them. */
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		int sock = raw_connect(bus, id);
+		if (sock < 0 || raw_hello(sock, 0x4444) < 0)
+			_exit(3);
+		int small = 4096;
+		setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+		struct wire_msg m;
+		for (int i = 0; i < PEER_PATTERNS_MAX; i++) {
+			wire_init(&m, W_SUB);
+			snprintf(m.text, sizeof m.text, "flood.p%d", i);
+			m.id = (uint64_t)i + 1;
+			if (wire_send(sock, &m, 0) < 0)
+				break;
+		}
+		/* It must lose its link for not reading, not hold the handle. */
+		_exit(link_closed_by_victim(sock, 20000) ? 0 : 4);
+	}
+	uint64_t worst = 0, start = mono_ms();
+	int status = -1;
+	while (mono_ms() - start < 30000) {
+		uint64_t t0 = mono_ms();
+		assert_true(kite_publish(k, "flood.x", "x", 1) > 0);
+		uint64_t d = mono_ms() - t0;
+		if (d > worst)
+			worst = d;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+	}
+	print_message("# worst kite_publish during the flood: %llu ms\n",
+		      (unsigned long long)worst);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	kite_close(k);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* A blocked send would hold the handle for SEND_TIMEOUT_MS (500 ms)
+	 * at least; anything well under it means nobody waited on the peer. */
+	assert_true(worst < SEND_TIMEOUT_MS - 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,6 +830,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lying_ring_does_not_starve_others,
 						setup, teardown),
 		cmocka_unit_test(test_silent_peers_do_not_block),
+		cmocka_unit_test(test_untrusted_flooder_cannot_stall_publishing),
 	};
 	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 }
