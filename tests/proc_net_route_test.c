@@ -14,10 +14,10 @@ static int parse(const char *line, struct route_entry *e)
 static void default_route(void **state)
 {
 	struct route_entry e;
-	assert_int_equal(parse("eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0", &e), 0);
-	assert_string_equal(e.iface, "eth0");
+	assert_int_equal(parse("wan7\t00000000\t016433C6\t0003\t0\t0\t0\t00000000\t0\t0\t0", &e), 0);
+	assert_string_equal(e.iface, "wan7");
 	assert_int_equal(e.dest, 0);
-	assert_int_equal(e.gateway, inet_addr("192.0.2.1"));
+	assert_int_equal(e.gateway, inet_addr("198.51.100.1"));
 	assert_int_equal(e.flags, 3);
 	assert_int_equal(e.mask, 0);
 }
@@ -38,28 +38,28 @@ static void hostile_lines(void **state)
 	static const char *const bad[] = {
 		"",
 		"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
-		"eth0",
-		"eth0\t00000000",
-		"eth0\t00000000\t010200C0\t0003\t0\t0\t0",          /* no mask */
-		"eth0\t0000000\t010200C0\t0003\t0\t0\t0\t00000000",  /* 7 digits */
-		"eth0\t000000000\t010200C0\t0003\t0\t0\t0\t00000000", /* 9 digits */
-		"eth0\t0000000G\t010200C0\t0003\t0\t0\t0\t00000000",
-		"eth0\t00000000\t010200C0\t00003\t0\t0\t0\t00000000", /* flags 5 digits */
-		"eth0\t00000000\t010200C0\t0003\t-1\t0\t0\t00000000",
-		"eth0\t00000000\t010200C0\t0003\t0\t0\t99999999999\t00000000",
-		"an-interface-name-too-long\t00000000\t010200C0\t0003\t0\t0\t0\t00000000",
-		"eth/0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000",
+		"wan7",
+		"wan7\t00000000",
+		"wan7\t00000000\t016433C6\t0003\t0\t0\t0",          /* no mask */
+		"wan7\t0000000\t016433C6\t0003\t0\t0\t0\t00000000",  /* 7 digits */
+		"wan7\t000000000\t016433C6\t0003\t0\t0\t0\t00000000", /* 9 digits */
+		"wan7\t0000000G\t016433C6\t0003\t0\t0\t0\t00000000",
+		"wan7\t00000000\t016433C6\t00003\t0\t0\t0\t00000000", /* flags 5 digits */
+		"wan7\t00000000\t016433C6\t0003\t-1\t0\t0\t00000000",
+		"wan7\t00000000\t016433C6\t0003\t0\t0\t99999999999\t00000000",
+		"an-interface-name-too-long\t00000000\t016433C6\t0003\t0\t0\t0\t00000000",
+		"eth/0\t00000000\t016433C6\t0003\t0\t0\t0\t00000000",
 		NULL,
 	};
 	struct route_entry e;
 	/* A NUL inside the name would make it look shorter than it is. */
-	static const char nul[] = "e\0h0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000";
+	static const char nul[] = "e\0h0\t00000000\t016433C6\t0003\t0\t0\t0\t00000000";
 	assert_int_equal(proc_net_route_parse_line(nul, sizeof nul - 1, &e), -1);
 	for (size_t i = 0; bad[i]; i++)
 		if (parse(bad[i], &e) == 0)
 			fail_msg("accepted hostile line %zu: \"%s\"", i, bad[i]);
 	/* len bounds the read: cut inside the mask, the line is refused. */
-	const char *line = "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000";
+	const char *line = "wan7\t00000000\t016433C6\t0003\t0\t0\t0\t00000000";
 	assert_int_equal(proc_net_route_parse_line(line, strlen(line) - 1, &e), -1);
 	assert_int_equal(proc_net_route_parse_line(line, strlen(line), &e), 0);
 }
