@@ -33,9 +33,9 @@ static void socket_links(void **state)
 static void dev_names(void **state)
 {
 	char name[PROC_IFNAME_MAX + 1];
-	const char *l = "  eth0: 3573009169 36293715    0    0    0     0          0         0";
+	const char *l = "  wan7: 3573009169 36293715    0    0    0     0          0         0";
 	assert_int_equal(proc_net_dev_name(l, strlen(l), name), 0);
-	assert_string_equal(name, "eth0");
+	assert_string_equal(name, "wan7");
 	l = "veth-kite-0123:0 0";
 	assert_int_equal(proc_net_dev_name(l, strlen(l), name), 0);
 	assert_string_equal(name, "veth-kite-0123");
@@ -52,7 +52,7 @@ static void dev_names(void **state)
 	static const char nul[] = "e\0h0: 1";
 	assert_int_equal(proc_net_dev_name(nul, sizeof nul - 1, name), -1);
 	/* The colon beyond len does not count. */
-	assert_int_equal(proc_net_dev_name("eth0: 1", 4, name), -1);
+	assert_int_equal(proc_net_dev_name("wan7: 1", 4, name), -1);
 }
 
 static void two_numbers(void **state)
