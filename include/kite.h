@@ -48,9 +48,11 @@ enum kite_error {
 	KITE_ETOOBIG = -1001,   /* payload larger than KITE_MSG_MAX */
 	KITE_ETIMEOUT = -1002,  /* kite_recv: nothing arrived in time */
 	KITE_EAGAIN = -1003,    /* kite_recv with timeout 0: nothing ready */
-	KITE_EPROTO = -1004,    /* a peer sent bytes that break the protocol */
+	KITE_EPROTO = -1004,    /* a peer broke the protocol (its link is then
+	                           closed; no call returns it today) */
 	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
-	KITE_ERING = -1007      /* a ring fd failed validation (size, seals) */
+	KITE_ERING = -1007      /* a ring failed validation (reported as a
+	                           KITE_REFUSED event; no call returns it) */
 };
 
 /* A handle: one participant on the machine's kite bus. */
@@ -70,8 +72,9 @@ typedef struct kite_options {
 	/* Milliseconds kite_open() waits for existing peers to answer their
 	 * handshake (default 1000). */
 	uint32_t handshake_ms;
-	/* Bus name: handles only see peers with the same bus name. NULL or ""
-	 * is the default bus; tests use private buses so they never meet. */
+	/* Bus name (1-64 of [A-Za-z0-9_.-]): handles only see peers on the
+	 * same bus. NULL or "" means $KITE_BUS, else "default"; tests use
+	 * private buses so they never meet. */
 	const char *bus;
 } kite_options;
 
