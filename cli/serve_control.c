@@ -300,6 +300,17 @@ int serve_control_call(const char *name, const char *verb, int64_t timeout_ms)
 			return fail(EXIT_NO, "serve", "no supervisor named '%s' is running", name);
 		return fail(EXIT_SYSTEM, "serve", "connect: %s", strerror(e));
 	}
+	/* Abstract names can be bound by anyone: believe only a supervisor of
+	 * our own uid or root's, as the kernel reports it. */
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+	    (cred.uid != getuid() && cred.uid != 0)) {
+		close(fd);
+		return fail(EXIT_NO, "serve", "the control socket of '%s' is held by "
+			    "uid %ld (pid %ld), neither you nor root: not trusting it",
+			    name, (long)cred.uid, (long)cred.pid);
+	}
 	if (send(fd, verb, strlen(verb), MSG_NOSIGNAL) < 0) {
 		close(fd);
 		return fail(EXIT_SYSTEM, "serve", "send: %s", strerror(errno));

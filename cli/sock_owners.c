@@ -108,6 +108,10 @@ static int add_proc(struct walk *w)
 	if (n > 0 && p->comm[n - 1] == '\n')
 		n--;
 	p->comm[n > 0 ? n : 0] = 0;
+	/* A process names itself (PR_SET_NAME): no control bytes to a terminal. */
+	for (char *c = p->comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	if (n <= 0)
 		snprintf(p->comm, sizeof p->comm, "?");
 	w->proc = (int)l->nprocs++;

@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -79,6 +80,7 @@ struct daemon {
 	/* kite channel */
 	kite *kh;
 	struct statsd_buf cout;
+	ino_t unix_path_ino; /* the socket file we bound, 0 if none */
 	/* recvmmsg */
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
@@ -174,6 +176,21 @@ static int open_inet(struct daemon *d, const char *what, const char *addr, int t
 	return fd;
 }
 
+/* A socket file left by an earlier run (nobody bound to it) may go;
+ * anything else at the path stays, and bind then says why. */
+static void remove_stale_socket(const struct sockaddr_un *sa, socklen_t len)
+{
+	struct stat st;
+	if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (const struct sockaddr *)sa, len) < 0 && errno == ECONNREFUSED)
+		unlink(sa->sun_path);
+	close(fd);
+}
+
 static int open_unix(struct daemon *d, const char *name, bool abstract)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -192,12 +209,15 @@ static int open_unix(struct daemon *d, const char *name, bool abstract)
 	}
 	set_rcvbuf(fd, d->cfg.rcvbuf);
 	if (!abstract)
-		unlink(name); /* a stale socket file from an earlier run */
+		remove_stale_socket(&sa, len); /* from an earlier run; nothing else */
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		logmsg("unix: bind %s%s: %s", abstract ? "@" : "", name, strerror(errno));
 		close(fd);
 		return -1;
 	}
+	struct stat st;
+	if (!abstract && lstat(name, &st) == 0)
+		d->unix_path_ino = st.st_ino; /* what teardown may remove */
 	logmsg("unix %s%s", abstract ? "@" : "", name);
 	return fd;
 }
@@ -385,6 +405,10 @@ static int graphite_configure(struct daemon *d)
 	}
 	return 0;
 }
+
+/* At SIGTERM, read at most this many batches still queued: a sender that
+ * never stops must not hold off the exit. */
+#define SHUTDOWN_BATCHES 4096
 
 /* ---- kite channel ---- */
 
@@ -679,8 +703,12 @@ static void teardown(struct daemon *d)
 			http_close(d, i);
 	for (int i = 0; i < d->n_dgram; i++)
 		close(d->dgram[i]);
-	if (d->cfg.unix_path[0])
-		unlink(d->cfg.unix_path);
+	if (d->cfg.unix_path[0] && d->unix_path_ino) {
+		/* Ours only if it is still the socket we bound. */
+		struct stat st;
+		if (lstat(d->cfg.unix_path, &st) == 0 && st.st_ino == d->unix_path_ino)
+			unlink(d->cfg.unix_path);
+	}
 	graphite_close(d, false);
 	statsd_buf_free(&d->gout);
 	if (d->http_fd >= 0)
@@ -700,7 +728,7 @@ static void teardown(struct daemon *d)
 static void shutdown_flush(struct daemon *d)
 {
 	for (int i = 0; i < d->n_dgram; i++)
-		read_dgrams(d, i, 1 << 20);
+		read_dgrams(d, i, SHUTDOWN_BATCHES);
 	flush(d);
 	int64_t deadline = now_ms() + d->cfg.graphite_timeout_ms;
 	while (d->gaddr_len && d->gout.len > d->gsent && now_ms() < deadline) {

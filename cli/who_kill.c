@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -133,6 +136,38 @@ static int wait_free(const struct who_target *t, struct holder *hs, size_t n,
 	return rc;
 }
 
+/* Who listens on a Unix target, as the kernel says (SO_PEERCRED of a
+ * connection to it); -1 if it cannot say (nothing listens, a datagram
+ * socket). /proc/net/unix prints names byte for byte, newlines included, so
+ * anyone can forge a line that ties a name to someone else's socket: the
+ * name-to-holder mapping must be confirmed before a signal is sent. */
+static pid_t unix_listener_pid(const struct who_target *t)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	size_t n = strlen(t->path);
+	if (n + 1 > sizeof a.sun_path)
+		return -1;
+	memcpy(a.sun_path + (t->abstract ? 1 : 0), t->path, n);
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+				    (t->abstract ? 1 : 0));
+	static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET};
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -1;
+		struct ucred cred;
+		socklen_t cl = sizeof cred;
+		pid_t pid = -1;
+		if (connect(fd, (struct sockaddr *)&a, len) == 0 &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.pid > 0)
+			pid = cred.pid;
+		close(fd);
+		if (pid > 0)
+			return pid;
+	}
+	return -1;
+}
+
 int who_kill(const struct who_target *t, struct sock_list *l, int sig,
 	     int64_t timeout_ms)
 {
@@ -156,6 +191,19 @@ int who_kill(const struct who_target *t, struct sock_list *l, int sig,
 	else if (unseen)
 		fprintf(stderr, "kite who: %zu socket(s) of %s are held by no process "
 			"visible here (another PID namespace?)\n", unseen, t->label);
+	if (t->proto == SL_UNIX) {
+		pid_t listener = unix_listener_pid(t);
+		int confirmed = 0;
+		for (size_t p = 0; p < l->nprocs && listener > 0; p++)
+			confirmed |= l->procs[p].pid == listener;
+		if (!confirmed) {
+			code = fail(EXIT_NO, "who", "the kernel does not confirm that the "
+				    "processes listed hold %s (it is not a listening stream "
+				    "or seqpacket socket, or /proc/net/unix was forged): "
+				    "nothing signalled", t->label);
+			goto out;
+		}
+	}
 	/* Each holding process once (procs are unique per pid). */
 	for (size_t p = 0; p < l->nprocs; p++) {
 		struct holder *h = &hs[nh];

@@ -310,3 +310,22 @@ if wait_for 30 bash -c "! kill -0 $sup_int 2>/dev/null"; then
 else rc=timeout; fi
 if [ "$rc" = 0 ] && wait_for 20 gone $pids; then ok "SIGINT: supervisor exits 0, worker gone"
 else not_ok "SIGINT: supervisor exits 0, worker gone" "rc $rc"; fi
+
+# An abstract control name can be bound by anyone: the client believes only
+# a supervisor of its own uid or root's.
+if command -v setpriv >/dev/null && [ -x /usr/bin/python3 ] && [ "$(id -u)" = 0 ]; then
+	imp=impostor$$
+	spawn setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c "
+import socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind('\0kite-serve/$imp/control'); s.listen()
+while True:
+    c, _ = s.accept(); c.recv(100); c.send(b'ok stopping'); c.close()"
+	wait_for 10 grep -q "@kite-serve/$imp/control" /proc/net/unix
+	"$KITE" serve stop "$imp" >"$tmpdir/imp.out" 2>&1; rc=$?
+	check "control: an impostor of another uid is not believed (exit 1)" [ $rc -eq 1 ]
+	check "control: and the client says whose socket it is" grep -q "held by uid 65534" "$tmpdir/imp.out"
+else
+	skip "control: an impostor of another uid is not believed (exit 1)" "needs root and setpriv"
+	skip "control: and the client says whose socket it is" "needs root and setpriv"
+fi

@@ -275,3 +275,10 @@ PYEOF
 else
 	not_ok "kernel drops counted (SO_RXQ_OVFL)" "second collector did not start"
 fi
+
+# --unix-path never removes what is not a stale socket of its own.
+echo "precious" >"$tmpdir/not-a-socket"
+timeout 20 "$KITE" statsd --udp off --http off --unix off --channel off \
+	--unix-path "$tmpdir/not-a-socket" 2>"$tmpdir/np.log"; rc=$?
+check "--unix-path on a regular file: refuses to start" test $rc -ne 0
+check "--unix-path on a regular file: the file is untouched" grep -qx precious "$tmpdir/not-a-socket"

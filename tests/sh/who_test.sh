@@ -120,3 +120,20 @@ done
 "$KITE" who --kill=NOPE 80 >/dev/null 2>&1; check "bad signal: exit 100" [ $? -eq 100 ]
 "$KITE" who --timeout=-1 80 >/dev/null 2>&1; check "bad timeout: exit 100" [ $? -eq 100 ]
 "$KITE" who --help | grep -q '^Usage: kite who'; check "--help on stdout" [ $? -eq 0 ]
+
+# /proc/net/unix prints names byte for byte: a listener whose abstract name
+# holds a newline can forge a line tying any path to someone else's socket.
+# --kill must not believe it without the kernel's word (SO_PEERCRED).
+spawn python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); time.sleep(120)'
+victim=$LAST_PID
+victim_ino() { for f in /proc/$victim/fd/*; do readlink "$f"; done 2>/dev/null | sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' | head -n1; }
+wait_for 10 test -n "$(victim_ino)"
+ino=$(victim_ino)
+forged="$tmpdir/f"
+# (a short line: abstract names are at most 107 bytes)
+spawn python3 -c "import socket,time,sys; s=socket.socket(socket.AF_UNIX); s.bind('\0kf\n0: 2 0 10000 1 1 $ino $forged'); s.listen(); time.sleep(120)"
+wait_for 10 grep -q " $ino $forged\$" /proc/net/unix
+"$KITE" who --kill --timeout 1 "$forged" >"$tmpdir/forge" 2>&1; rc=$?
+check "forged /proc/net/unix line: --kill exits 1" [ $rc -eq 1 ]
+check "forged /proc/net/unix line: says the kernel does not confirm" grep -q "kernel does not confirm" "$tmpdir/forge"
+check "forged /proc/net/unix line: the victim was not signalled" kill -0 "$victim"
