@@ -167,8 +167,16 @@ static void wait_holder(const char *name, int64_t ms)
 		return;
 	}
 	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	int64_t start = now_ms();
 	poll(&pf, 1, (int)ms);
 	close(fd);
+	/* A hang-up at once is the holder's backlog turning us away (it was
+	 * already full), not the holder leaving: never retry in a tight loop. */
+	int64_t took = now_ms() - start, left = ms - took;
+	if (took < 5 && left > 0) {
+		struct timespec ts = {0, (left < 50 ? left : 50) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 int cmd_lock(int argc, char **argv)
