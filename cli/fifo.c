@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -42,12 +43,18 @@ static const char usage_text[] =
 
 static volatile sig_atomic_t got_signal;
 static volatile pid_t command_pid;
+/* Signals go through a pidfd when the kernel has them: it names COMMAND
+ * itself, so a signal arriving just after COMMAND was reaped can never reach
+ * a process that reused its pid. */
+static volatile int command_pidfd = -1;
 
 /* Forward at once: COMMAND decides how to stop; kite then cleans up. */
 static void on_signal(int sig)
 {
 	got_signal = sig;
-	if (command_pid > 0)
+	if (command_pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, command_pidfd, sig, NULL, 0);
+	else if (command_pid > 0)
 		kill(command_pid, sig);
 }
 
@@ -308,6 +315,7 @@ int cmd_fifo(int argc, char **argv)
 		     rc == -ENOENT ? "command not found" : strerror(-rc));
 		goto remove_pipe;
 	}
+	command_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	command_pid = pid;
 	if (got_signal) /* arrived before there was anyone to forward it to */
 		kill(pid, got_signal);
@@ -362,6 +370,11 @@ int cmd_fifo(int argc, char **argv)
 	if (!reaped && fifo_wait(pid, &status) < 0)
 		status = 0;
 	command_pid = 0;
+	if (command_pidfd >= 0) {
+		int fd = command_pidfd;
+		command_pidfd = -1;
+		close(fd);
+	}
 	int cmd_code = status_code(status);
 	char why[96];
 	fifo_describe_status(why, sizeof why, status);
