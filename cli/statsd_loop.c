@@ -45,8 +45,19 @@
 
 enum { EV_SIGNAL = 1, EV_TIMER, EV_DGRAM, EV_HTTP_LISTEN, EV_HTTP, EV_GRAPHITE };
 
+/* A rendered /metrics page, shared by every scrape that wants it while it
+ * is fresh: a crowd of scrapers costs one render and one copy of the text,
+ * not one each. */
+struct http_page {
+	int refs;
+	uint64_t flushes; /* the flush it shows */
+	int64_t rendered; /* now_ms() at rendering */
+	struct statsd_buf buf;
+};
+
 struct http_conn {
 	int fd;
+	struct http_page *page; /* the 200 answer's body, or NULL */
 	int64_t since;
 	char req[HTTP_REQ_MAX];
 	size_t req_len;
@@ -68,6 +79,7 @@ struct daemon {
 	uint32_t dgram_drops[MAX_DGRAM_SOCKS];
 	int n_dgram;
 	struct http_conn *http[MAX_HTTP];
+	struct http_page *page; /* the newest page, if any */
 	/* Graphite */
 	int gfd;
 	bool gconnecting;
@@ -409,6 +421,8 @@ static int graphite_configure(struct daemon *d)
 /* At SIGTERM, read at most this many batches still queued: a sender that
  * never stops must not hold off the exit. */
 #define SHUTDOWN_BATCHES 4096
+/* A /metrics page is rendered again after a flush or after this long. */
+#define PAGE_MAX_AGE_MS 1000
 
 /* ---- kite channel ---- */
 
@@ -473,10 +487,45 @@ static void arm_timer(struct daemon *d)
 
 /* ---- HTTP ---- */
 
+static void page_release(struct http_page *p)
+{
+	if (p && --p->refs == 0) {
+		statsd_buf_free(&p->buf);
+		free(p);
+	}
+}
+
+/* The page to answer with: the newest, unless a flush came since or it is
+ * older than PAGE_MAX_AGE_MS (health counters move between flushes). */
+static struct http_page *page_get(struct daemon *d)
+{
+	struct statsd_health *h = statsd_table_health(d->t);
+	int64_t now = now_ms();
+	struct http_page *p = d->page;
+	if (!p || p->flushes != h->flushes || now - p->rendered > PAGE_MAX_AGE_MS) {
+		p = calloc(1, sizeof *p);
+		if (!p)
+			return NULL;
+		p->refs = 1; /* the daemon's own hold */
+		p->flushes = h->flushes;
+		p->rendered = now;
+		statsd_prometheus_render(d->t, &p->buf);
+		if (p->buf.oom) {
+			page_release(p);
+			return NULL;
+		}
+		page_release(d->page);
+		d->page = p;
+	}
+	p->refs++;
+	return p;
+}
+
 static void http_close(struct daemon *d, int i)
 {
 	struct http_conn *c = d->http[i];
 	close(c->fd); /* also leaves the epoll set */
+	page_release(c->page);
 	statsd_buf_free(&c->body);
 	free(c);
 	d->http[i] = NULL;
@@ -509,10 +558,10 @@ static void http_respond(struct daemon *d, int i, int code, const char *reason)
 {
 	struct http_conn *c = d->http[i];
 	if (code == 200)
-		statsd_prometheus_render(d->t, &c->body);
+		c->page = page_get(d);
 	else
 		statsd_buf_printf(&c->body, "%d %s\n", code, reason);
-	if (c->body.oom) {
+	if (code == 200 ? !c->page : c->body.oom) {
 		statsd_buf_free(&c->body);
 		code = 500;
 		reason = "Out of memory";
@@ -522,7 +571,7 @@ static void http_respond(struct daemon *d, int i, int code, const char *reason)
 				      "HTTP/1.1 %d %s\r\n"
 				      "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 				      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-				      code, reason, c->body.len);
+				      code, reason, c->page ? c->page->buf.len : c->body.len);
 	c->responding = true;
 	ep_mod(d, c->fd, EPOLLOUT, EV_HTTP, (uint32_t)i);
 }
@@ -569,8 +618,9 @@ static void http_io(struct daemon *d, int i, uint32_t events)
 		if (c->sent < c->hdr_len)
 			iov[n++] = (struct iovec){c->hdr + c->sent, c->hdr_len - c->sent};
 		size_t boff = c->sent > c->hdr_len ? c->sent - c->hdr_len : 0;
-		if (boff < c->body.len)
-			iov[n++] = (struct iovec){c->body.p + boff, c->body.len - boff};
+		const struct statsd_buf *body = c->page ? &c->page->buf : &c->body;
+		if (boff < body->len)
+			iov[n++] = (struct iovec){body->p + boff, body->len - boff};
 		if (!n) {
 			http_close(d, i);
 			return;
@@ -701,6 +751,8 @@ static void teardown(struct daemon *d)
 	for (int i = 0; i < MAX_HTTP; i++)
 		if (d->http[i])
 			http_close(d, i);
+	page_release(d->page);
+	d->page = NULL;
 	for (int i = 0; i < d->n_dgram; i++)
 		close(d->dgram[i]);
 	if (d->cfg.unix_path[0] && d->unix_path_ino) {

@@ -282,3 +282,23 @@ timeout 20 "$KITE" statsd --udp off --http off --unix off --channel off \
 	--unix-path "$tmpdir/not-a-socket" 2>"$tmpdir/np.log"; rc=$?
 check "--unix-path on a regular file: refuses to start" test $rc -ne 0
 check "--unix-path on a regular file: the file is untouched" grep -qx precious "$tmpdir/not-a-socket"
+
+# /metrics is rendered once and shared while fresh (a crowd of scrapers
+# costs one render): within a second and no flush, two scrapes are the same
+# page, request counter included.
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
+	--flush-interval 60 2>"$tmpdir/page.log"
+if wait_for 20 grep -q ready "$tmpdir/page.log"; then
+	pport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/page.log")
+	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page1"
+	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page2"
+	check "two scrapes within a second share one rendered page" \
+		bash -c "[ -s '$tmpdir/page1' ] && cmp -s '$tmpdir/page1' '$tmpdir/page2'"
+	sleep 1.2
+	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page3"
+	check "a page older than a second is rendered again" \
+		bash -c "! cmp -s '$tmpdir/page1' '$tmpdir/page3'"
+else
+	not_ok "two scrapes within a second share one rendered page" "collector did not start"
+	not_ok "a page older than a second is rendered again" "collector did not start"
+fi
