@@ -203,9 +203,10 @@ void peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m)
 void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 		   const char *fmt, ...)
 {
-	k->stats.refused++;
-	if (++p->refusals > PEER_REFUSALS_REPORTED + 1)
+	if (++p->refusals > PEER_REFUSALS_REPORTED + 1) {
+		k->stats.refused++; /* counted, not queued: event_push counts the rest */
 		return; /* a peer that keeps asking must not flood the queue */
+	}
 	char text[TEXT_MAX];
 	if (p->refusals == PEER_REFUSALS_REPORTED + 1) {
 		snprintf(text, sizeof text, "further refusals involving pid %ld are "
@@ -216,7 +217,6 @@ void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 		vsnprintf(text, sizeof text, fmt, ap);
 		va_end(ap);
 	}
-	k->stats.refused--; /* event_push counts it */
 	event_push(k, KITE_REFUSED, channel, by_peer ? p->id : 0, p->pid, p->uid,
 		   p->gid, 0, by_peer, "%s", text);
 }
