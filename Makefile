@@ -14,8 +14,11 @@ CFLAGS ?= -O2 -g
 BUILD ?= build
 SAN ?= 0
 
+# -fvisibility=hidden: only what kite.h marks KITE_API leaves libkite.so
+# (src/libkite.map says the same to the linker).
 KITE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-	-Wno-unused-parameter -Iinclude -Isrc -Icli -fPIC -MMD -MP -pthread
+	-Wno-unused-parameter -Iinclude -Isrc -Isys -Icli -fPIC -MMD -MP -pthread \
+	-fvisibility=hidden
 KITE_LDFLAGS := -pthread
 ifeq ($(SAN),1)
 KITE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -29,13 +32,18 @@ else
 Q := @
 endif
 
+# src/ is libkite; sys/ the host parsers and helpers only the command uses
+# (an internal archive, never installed); cli/ the command, one folder per
+# multi-file tool.
 LIB_SRC := $(wildcard src/*.c)
-CLI_SRC := $(wildcard cli/*.c)
+SYS_SRC := $(wildcard sys/*.c)
+CLI_SRC := $(wildcard cli/*.c cli/*/*.c)
 TEST_SRC := $(wildcard tests/*_test.c)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+SYS_OBJ := $(SYS_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 # The subcommands' code without main(): tests and fuzz targets link it too.
 CLI_PARTS := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
@@ -44,6 +52,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%-replay,$(wildcard fuzz/*_fuzz.c))
 
 LIBA := $(BUILD)/libkite.a
+SYSA := $(BUILD)/libkitesys.a
 LIBSO := $(BUILD)/libkite.so.0
 KITE := $(BUILD)/kite
 
@@ -58,19 +67,23 @@ $(BUILD)/%.o: %.c
 $(LIBA): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_OBJ)
-	$(Q)$(CC) -shared -Wl,-soname,libkite.so.0 -o $@ $^ $(KITE_LDFLAGS)
+$(SYSA): $(SYS_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(KITE): $(CLI_OBJ) $(LIBA)
+$(LIBSO): $(LIB_OBJ) src/libkite.map
+	$(Q)$(CC) -shared -Wl,-soname,libkite.so.0 -Wl,--version-script=src/libkite.map \
+		-Wl,--no-undefined -o $@ $(LIB_OBJ) $(KITE_LDFLAGS)
+
+$(KITE): $(CLI_OBJ) $(SYSA) $(LIBA)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(CLI_PARTS) $(LIBA)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(CLI_PARTS) $(SYSA) $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) -lcmocka
 
 # Fuzz targets: `-replay` runs them without libFuzzer (hostile table plus
 # seeded random mutation); `make fuzz` builds real libFuzzer binaries.
-$(BUILD)/fuzz/%-replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(CLI_PARTS) $(LIBA)
+$(BUILD)/fuzz/%-replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(CLI_PARTS) $(SYSA) $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 
 check-build: all $(TEST_BIN) $(FUZZ_REPLAY)
@@ -99,8 +112,12 @@ kite.pc: kite.pc.in FORCE
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' $< > $@
 
+# Everything install puts down, so uninstall removes exactly that.
+MAN1 := $(notdir $(wildcard docs/man/*.1))
+MAN3 := $(notdir $(wildcard docs/man/*.3))
+
 install: all kite.pc
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kite \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(KITE) $(DESTDIR)$(BINDIR)/kite
@@ -108,22 +125,27 @@ install: all kite.pc
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libkite.so.0
 	ln -sf libkite.so.0 $(DESTDIR)$(LIBDIR)/libkite.so
 	install -m 644 include/kite.h $(DESTDIR)$(INCLUDEDIR)/kite.h
+	install -m 644 include/kite/handoff.h $(DESTDIR)$(INCLUDEDIR)/kite/handoff.h
 	install -m 644 kite.pc $(DESTDIR)$(PKGCONFIGDIR)/kite.pc
-	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
-	if [ -f completions/kite.bash ]; then install -m 644 completions/kite.bash $(DESTDIR)$(BASHCOMPDIR)/kite; fi
+	install -m 644 $(addprefix docs/man/,$(MAN1)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(addprefix docs/man/,$(MAN3)) $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 completions/kite.bash $(DESTDIR)$(BASHCOMPDIR)/kite
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/kite $(DESTDIR)$(LIBDIR)/libkite.a \
 		$(DESTDIR)$(LIBDIR)/libkite.so.0 $(DESTDIR)$(LIBDIR)/libkite.so \
-		$(DESTDIR)$(INCLUDEDIR)/kite.h $(DESTDIR)$(PKGCONFIGDIR)/kite.pc
+		$(DESTDIR)$(INCLUDEDIR)/kite.h $(DESTDIR)$(INCLUDEDIR)/kite/handoff.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/kite.pc $(DESTDIR)$(BASHCOMPDIR)/kite \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MAN1)) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(MAN3))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/kite 2>/dev/null
 
 clean:
 	rm -rf build kite.pc
 
 FORCE:
 
--include $(wildcard $(BUILD)/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 
 # kite serve: the HTTP worker/client the serve tests and bench run (a
 # program of its own, so it lives outside tests/*.c).

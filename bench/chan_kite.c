@@ -19,6 +19,7 @@
  */
 #include "lib/chan_harness.h"
 
+#include <errno.h>
 #include <kite.h>
 #include <stdlib.h>
 
@@ -73,7 +74,7 @@ static int k_recv(void *p, struct chan_msg *m, int timeout_ms, uint64_t *lost)
 	kite_event ev;
 	for (;;) {
 		int rc = kite_recv(t->k, &ev, timeout_ms);
-		if (rc == KITE_EAGAIN || rc == KITE_ETIMEOUT)
+		if (rc == -EAGAIN || rc == -ETIMEDOUT)
 			return 0;
 		if (rc < 0) {
 			fprintf(stderr, "chan: kite_recv: %s\n", kite_strerror(rc));

@@ -23,8 +23,13 @@ static void usage(FILE *to)
 	fprintf(to, "Usage: kite COMMAND [OPTIONS]...\n"
 		    "Apps talking to apps through the Linux kernel's own tricks.\n\n"
 		    "Commands:\n");
+	int width = 0;
 	for (size_t i = 0; commands[i].name; i++)
-		fprintf(to, "  %-8s %s\n", commands[i].name, commands[i].description);
+		if ((int)strlen(commands[i].name) > width)
+			width = (int)strlen(commands[i].name);
+	for (size_t i = 0; commands[i].name; i++)
+		fprintf(to, "  %-*s  %s\n", width, commands[i].name,
+			commands[i].description);
 	fprintf(to, "\n'kite COMMAND --help' describes one command; 'man kite' "
 		    "lists exit codes.\n");
 }

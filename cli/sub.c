@@ -1,4 +1,5 @@
 /* kite sub PATTERN...: print messages from matching channels. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -150,7 +151,7 @@ int cmd_sub(int argc, char **argv)
 		}
 		kite_event ev;
 		rc = kite_recv(k, &ev, wait);
-		if (rc == KITE_ETIMEOUT || rc == KITE_EAGAIN) {
+		if (rc == -ETIMEDOUT || rc == -EAGAIN) {
 			status = count ? EXIT_TIMEOUT : EXIT_DONE;
 			break;
 		}

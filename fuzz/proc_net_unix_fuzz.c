@@ -17,7 +17,7 @@ const char *const fuzz_seeds[] = {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct unix_entry e;
-	if (proc_net_unix_parse_line((const char *)data, size, &e) == 0) {
+	if (ki_proc_net_unix_parse_line((const char *)data, size, &e) == 0) {
 		/* The contract: path is NUL-terminated and path_len is its length. */
 		if (e.path_len > UNIX_ENTRY_PATH_MAX || e.path[e.path_len] != 0)
 			__builtin_trap();

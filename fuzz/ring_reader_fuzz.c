@@ -40,7 +40,7 @@ static uint64_t u64_at(const uint8_t *d, size_t size, size_t at)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t bytes;
-	if (ring_geometry_valid(SLOTS, SLOT_SIZE, &bytes))
+	if (ki_ring_geometry_valid(SLOTS, SLOT_SIZE, &bytes))
 		__builtin_trap();
 	uint8_t *image = aligned_alloc(64, bytes);
 	uint8_t *buf = malloc(SLOT_SIZE - RING_SLOT_HEADER);
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		next = head - (next & 15);
 	/* A proper header, then the slots (and maybe more) from the input. */
 	struct ring_writer w;
-	ring_writer_init(&w, image, SLOTS, SLOT_SIZE, 1, "fuzz.ring");
+	ki_ring_writer_init(&w, image, SLOTS, SLOT_SIZE, 1, "fuzz.ring");
 	memset(image + RING_HEADER_SIZE, 0, bytes - RING_HEADER_SIZE);
 	if (size > 17)
 		for (size_t i = 0; i < bytes - RING_HEADER_SIZE; i++)
@@ -72,14 +72,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			atomic_store(&sl->seq2, 2 * s);
 		}
 	atomic_store(&h->head, head);
-	if (ring_header_check(image, SLOTS, SLOT_SIZE, "fuzz.ring"))
+	if (ki_ring_header_check(image, SLOTS, SLOT_SIZE, "fuzz.ring"))
 		__builtin_trap();
 
 	struct ring_reader r = {image, SLOTS, SLOT_SIZE, next};
 	for (int i = 0; i < READS; i++) {
 		struct ring_record rec;
 		uint64_t before = r.next;
-		enum ring_result res = ring_read(&r, buf, &rec);
+		enum ring_result res = ki_ring_read(&r, buf, &rec);
 		if (res == RING_EMPTY)
 			break;
 		if (r.next <= before) /* the reader only ever moves forward */
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			__builtin_trap();
 		}
-		(void)ring_pending(&r);
+		(void)ki_ring_pending(&r);
 	}
 	free(image);
 	free(buf);

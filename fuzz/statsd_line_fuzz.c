@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 const char *const fuzz_seeds[] = {
 	"api.requests:1|c",

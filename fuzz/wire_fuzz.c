@@ -1,11 +1,12 @@
 /* Fuzz target: one SEQPACKET record, as a peer could send it, through a
- * socketpair into wire_recv (no descriptors). A record it accepts must have
+ * socketpair into ki_wire_recv (no descriptors). A record it accepts must have
  * NUL-terminated text and reason within their limits and no fds.
  *
  * Input starting with 'W' is a structured record, so that text seeds can
  * reach deep: byte 1 type, 2 text length, 3 reason length, 4 nfds (each
  * '0'-relative), 5-12 slot_count and slot_size, then text and reason bytes.
  * Anything else is sent as the record itself. */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,17 +62,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (send(pair[0], rec, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
 		__builtin_trap();
 	struct wire_msg m;
-	int r = wire_recv(pair[1], &m);
+	int r = ki_wire_recv(pair[1], &m);
 	if (r == 1) {
 		if (m.nfds != 0 || m.type == 0 || m.type >= W_TYPE_MAX ||
 		    strnlen(m.text, sizeof m.text) > KITE_CHANNEL_MAX ||
 		    strnlen(m.reason, sizeof m.reason) > WIRE_REASON_MAX)
 			__builtin_trap();
-	} else if (r != KITE_EPROTO && !(r == -104 /* ECONNRESET */ && len == 0)) {
+	} else if (r != -EPROTO && !(r == -ECONNRESET && len == 0)) {
 		__builtin_trap(); /* one record was queued: 0 would be a lost record */
 	}
 	/* Nothing may be left behind for the next input. */
-	if (wire_recv(pair[1], &m) != 0)
+	if (ki_wire_recv(pair[1], &m) != 0)
 		__builtin_trap();
 	return 0;
 }

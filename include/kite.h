@@ -4,16 +4,27 @@
  * through shared-memory rings handed over abstract-namespace Unix sockets,
  * with kernel-verified identity on every message.
  *
- * Only what is declared here is API. Every function returns 0 (or a
- * non-negative count) on success and a negative error code on failure:
- * a negated errno value or one of the KITE_E* codes below; kite_strerror()
- * explains either. The library never prints, never exits, never raises a
+ * Only what is declared here (and in kite/handoff.h, the `kite serve`
+ * worker's side) is API; libkite.so exports nothing else. Every function
+ * returns 0 (or a non-negative count) on success and a negative error code
+ * on failure: a negated errno value or one of the KITE_E* codes below;
+ * kite_strerror() explains either. The library never prints, never exits, never raises a
  * signal (it uses MSG_NOSIGNAL).
  *
  * Threading: a handle may be used by one thread at a time (publish and
  * receive from different threads need the caller's own lock). Each handle
  * runs one internal control thread that answers peers, so a publisher that
  * never calls kite_recv() still serves subscribers.
+ *
+ * Compatibility: the soname is libkite.so.0 for all of 0.x. Within 0.x the
+ * API may still change (the CHANGELOG says how); from 1.0 the soname changes
+ * only with an incompatible ABI. Public structs grow only at their end, and
+ * only where the library learns the caller's size: kite_options carries
+ * reserved fields (zero them: `kite_options o = {0};`) that later versions
+ * turn into options, so a program built against 0.x keeps working. Output
+ * structs (kite_event, kite_msg, kite_stats) are filled by the library for
+ * the version the program was built against: new fields are added only
+ * through new calls or a size-carrying variant, never by growing them.
  */
 #ifndef KITE_H
 #define KITE_H
@@ -31,6 +42,13 @@ extern "C" {
 #define KITE_VERSION_PATCH 0
 #define KITE_VERSION "0.1.0"
 
+/* Marks the library's exported functions (everything else is hidden). */
+#if defined(__GNUC__)
+#define KITE_API __attribute__((visibility("default")))
+#else
+#define KITE_API
+#endif
+
 /* Longest channel name or pattern, in bytes, without the terminating NUL.
  * A name is 1 to 32 dot-separated tokens of [A-Za-z0-9_-]; a pattern may
  * also use `*` (exactly one token) and, as its last token only, `>` (one or
@@ -42,17 +60,13 @@ extern "C" {
  * most 64 of those per ring not yet read, and reports older ones lost. */
 #define KITE_MSG_MAX 0xffffffffull
 
-/* Error codes beyond errno. Always negative. */
+/* Error codes beyond errno. Always negative. Where errno has a fitting
+ * code the library returns that instead: -EAGAIN (kite_recv with timeout 0:
+ * nothing ready), -ETIMEDOUT (kite_recv: nothing arrived in time). */
 enum kite_error {
 	KITE_EBADNAME = -1000,  /* channel name or pattern is malformed */
 	KITE_ETOOBIG = -1001,   /* payload larger than KITE_MSG_MAX */
-	KITE_ETIMEOUT = -1002,  /* kite_recv: nothing arrived in time */
-	KITE_EAGAIN = -1003,    /* kite_recv with timeout 0: nothing ready */
-	KITE_EPROTO = -1004,    /* a peer broke the protocol (its link is then
-	                           closed; no call returns it today) */
-	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
-	KITE_ERING = -1007      /* a ring failed validation (reported as a
-	                           KITE_REFUSED event; no call returns it) */
+	KITE_ENOTSUB = -1005    /* unsubscribe of a pattern never subscribed */
 };
 
 /* A handle: one participant on the machine's kite bus. */
@@ -76,6 +90,10 @@ typedef struct kite_options {
 	 * same bus. NULL or "" means $KITE_BUS, else "default"; tests use
 	 * private buses so they never meet. */
 	const char *bus;
+	/* Reserved for options of later versions: leave zero. kite_open()
+	 * returns -EINVAL if any is set, so a program that asks for an option
+	 * this library does not have is told instead of ignored. */
+	uint64_t reserved[6];
 } kite_options;
 
 /* What kite_recv() delivered. */
@@ -126,39 +144,40 @@ typedef struct kite_stats {
 
 /* Open a handle on the machine's bus: listen on an abstract socket
  * @kite/<bus>/..., connect to every peer already there and wait (up to
- * opts->handshake_ms) for each to answer. opts may be NULL. */
-int kite_open(kite **out, const kite_options *opts);
+ * opts->handshake_ms) for each to answer. opts may be NULL. -EINVAL: an
+ * option out of range, a bad bus name or a reserved field set. */
+KITE_API int kite_open(kite **out, const kite_options *opts);
 
 /* Close a handle: peers see the connection close. NULL is allowed. */
-void kite_close(kite *k);
+KITE_API void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
  * subscriber; returns the message's sequence number (>= 1) or an error.
  * A handle does not receive its own messages; open a second handle to. */
-int64_t kite_publish(kite *k, const char *channel, const void *data,
+KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
 
 /* Subscribe to a pattern; returns 0, KITE_EBADNAME or -ENOMEM. It returns
  * once every linked peer has acknowledged (its matching rings are then
  * attached), or after opts.handshake_ms if one has not. Subscribing twice to
  * the same pattern is a no-op. */
-int kite_subscribe(kite *k, const char *pattern);
+KITE_API int kite_subscribe(kite *k, const char *pattern);
 
 /* Remove a subscription; rings that no remaining pattern matches are
  * released. */
-int kite_unsubscribe(kite *k, const char *pattern);
+KITE_API int kite_unsubscribe(kite *k, const char *pattern);
 
 /* Allow a uid (or gid) beyond the default (same uid, plus root) to take
  * part in channels that match pattern, in either direction. */
-int kite_allow_uid(kite *k, const char *pattern, uid_t uid);
-int kite_allow_gid(kite *k, const char *pattern, gid_t gid);
+KITE_API int kite_allow_uid(kite *k, const char *pattern, uid_t uid);
+KITE_API int kite_allow_gid(kite *k, const char *pattern, gid_t gid);
 
 /* Receive the next message or event. timeout_ms: 0 polls without any
- * system call (KITE_EAGAIN if nothing), -1 waits forever, else waits at most
- * that long (KITE_ETIMEOUT). Waiting spins briefly (options.spin_us), then
+ * system call (-EAGAIN if nothing), -1 waits forever, else waits at most
+ * that long (-ETIMEDOUT). Waiting spins briefly (options.spin_us), then
  * sleeps until a publisher wakes it. A signal handler that interrupts the
  * sleep makes it return -EINTR. */
-int kite_recv(kite *k, kite_event *ev, int timeout_ms);
+KITE_API int kite_recv(kite *k, kite_event *ev, int timeout_ms);
 
 /* A file descriptor for poll/epoll, readable when kite_recv() may have
  * something. Do not read from or close it. An event loop does:
@@ -166,69 +185,27 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms);
  *     if (kite_arm(k) == 0) wait for kite_fd(k) to be readable;
  * kite_arm() asks publishers to wake this handle; it returns 1 (and arms
  * nothing) when something is already there, 0 when armed. */
-int kite_fd(const kite *k);
-int kite_arm(kite *k);
+KITE_API int kite_fd(const kite *k);
+KITE_API int kite_arm(kite *k);
 
 /* This handle's publisher id. */
-uint64_t kite_id(const kite *k);
+KITE_API uint64_t kite_id(const kite *k);
 
 /* Copy the handle's counters. */
-void kite_get_stats(const kite *k, kite_stats *out);
+KITE_API void kite_get_stats(const kite *k, kite_stats *out);
 
 /* Validate a channel name (0 or KITE_EBADNAME). */
-int kite_channel_valid(const char *name);
+KITE_API int kite_channel_valid(const char *name);
 
 /* Validate a pattern (0 or KITE_EBADNAME). */
-int kite_pattern_valid(const char *pattern);
+KITE_API int kite_pattern_valid(const char *pattern);
 
 /* 1 if channel name matches pattern, else 0 (both assumed valid). */
-int kite_pattern_match(const char *pattern, const char *name);
+KITE_API int kite_pattern_match(const char *pattern, const char *name);
 
 /* A static English description of any code this library returns. */
-const char *kite_strerror(int code);
+KITE_API const char *kite_strerror(int code);
 
-/* ---- kite serve --handoff: the worker side ---------------------------
- * (This block belongs to `kite serve`; see kite-serve(1).)
- * With `kite serve --handoff`, kite accepts each connection itself and
- * passes the accepted socket to one of its workers over a Unix socket
- * (SCM_RIGHTS). A worker finds that socket with kite_handoff_fd() and takes
- * connections with kite_handoff_accept(). When kite stops a worker it first
- * closes its end of the hand-off socket, then sends SIGTERM: a worker that
- * keeps calling kite_handoff_accept() until -EPIPE serves every connection
- * it was given. */
-
-/* The environment variable that names the worker's hand-off descriptor. */
-#define KITE_HANDOFF_ENV "KITE_HANDOFF_FD"
-
-/* Longest peer address kept (enough for any sockaddr_in6 or sockaddr_un). */
-#define KITE_PEER_ADDR_MAX 128
-
-/* Who is on the other end of a handed-off connection. */
-struct kite_peer {
-	int family;         /* AF_INET, AF_INET6 or AF_UNIX */
-	pid_t pid;          /* AF_UNIX: the peer's pid, uid and gid as the */
-	uid_t uid;          /* kernel reported them (SO_PEERCRED) when kite */
-	gid_t gid;          /* accepted; otherwise -1 */
-	uint16_t port;      /* AF_INET/AF_INET6: the peer's port, else 0 */
-	char host[64];      /* AF_INET/AF_INET6: numeric address, else "" */
-	uint32_t addr_len;  /* the peer's sockaddr as accept() gave it */
-	unsigned char addr[KITE_PEER_ADDR_MAX];
-};
-
-/* The hand-off socket of this worker, from $KITE_HANDOFF_FD: a descriptor
- * (>= 0), -ENOENT if the variable is absent, -EBADF if it does not name an
- * open Unix socket. */
-int kite_handoff_fd(void);
-
-/* Wait up to timeout_ms (0: do not wait; -1: forever) for the next
- * connection and return its descriptor (blocking, close-on-exec; the caller
- * closes it). peer (may be NULL) receives who connected. Errors: -EAGAIN
- * (timeout 0, nothing queued), -ETIMEDOUT, -EINTR, -EPIPE (kite closed the
- * hand-off socket: no more connections will come), -EPROTO (a malformed
- * hand-off, discarded), other -errno. */
-int kite_handoff_accept(int handoff_fd, struct kite_peer *peer, int timeout_ms);
-
-/* ---- end of the kite serve block ---- */
 
 #ifdef __cplusplus
 }

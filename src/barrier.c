@@ -34,13 +34,13 @@ static int setup(_Atomic int *state, int cmd, int register_cmd)
 	return s > 0;
 }
 
-int barrier_setup(void)
+int ki_barrier_setup(void)
 {
 	return setup(&global_state, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
 		     MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
 }
 
-int barrier_heavy(void)
+int ki_barrier_heavy(void)
 {
 	return atomic_load(&global_state) > 0 &&
 	       membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
@@ -48,14 +48,14 @@ int barrier_heavy(void)
 
 /* Within this process: the control thread uses it to take the handle's
  * state from the application's thread without that thread paying a locked
- * instruction per call (see app_enter() in handle.c). */
-int barrier_private_setup(void)
+ * instruction per call (see ki_app_enter() in handle.c). */
+int ki_barrier_private_setup(void)
 {
 	return setup(&private_state, MEMBARRIER_CMD_PRIVATE_EXPEDITED,
 		     MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
 }
 
-void barrier_private(void)
+void ki_barrier_private(void)
 {
 	membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 }

@@ -33,7 +33,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 			close_msg_fds(m);
 			return -1;
 		}
-		peer_handle_hello(k, p, m);
+		ki_peer_handle_hello(k, p, m);
 		return 0;
 	}
 	if (!p->hello) {
@@ -48,22 +48,22 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 			return -1;
 		if (p->npatterns >= PEER_PATTERNS_MAX)
 			return -1;
-		rc = strlist_add(&p->patterns, &p->npatterns, m->text);
+		rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
 		if (rc < 0)
 			return -1;
 		if (rc > 0) /* a repeated pattern changes nothing: offer nothing */
-			pub_offer_rings(k, p);
+			ki_pub_offer_rings(k, p);
 		if (m->id) {
-			wire_init(&ack, W_SUB_ACK);
+			ki_wire_init(&ack, W_SUB_ACK);
 			ack.id = m->id;
-			peer_send(k, p, &ack);
+			ki_peer_send(k, p, &ack);
 		}
 		return 0;
 	case W_UNSUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		strlist_remove(&p->patterns, &p->npatterns, m->text);
-		pub_forget_peer(k, p, 1);
+		ki_strlist_remove(&p->patterns, &p->npatterns, m->text);
+		ki_pub_forget_peer(k, p, 1);
 		return 0;
 	case W_SYNC:
 		p->synced = 1;
@@ -77,33 +77,33 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		}
 		return 0;
 	case W_RING:
-		return sub_attach(k, p, m) == KITE_EPROTO ? -1 : 0;
+		return ki_sub_attach(k, p, m) == -EPROTO ? -1 : 0;
 	case W_LARGE:
-		sub_store_large(k, p, m);
+		ki_sub_store_large(k, p, m);
 		return 0;
 	case W_REFUSE:
 		/* A subscriber that refuses our ring gets no more of it. */
-		pub_drop_sub(k, p, m->text);
-		refusal_event(k, p, m->text, 1, "refused by pid %ld: %s",
+		ki_pub_drop_sub(k, p, m->text);
+		ki_refusal_event(k, p, m->text, 1, "refused by pid %ld: %s",
 			      (long)p->pid, m->reason);
 		return 0;
 	case W_WAKE:
-		return peer_handle_wake(k, p, m);
+		return ki_peer_handle_wake(k, p, m);
 	case W_RING_END:
-		sub_ring_end(k, p, m->id);
+		ki_sub_ring_end(k, p, m->id);
 		return 0;
 	}
 	close_msg_fds(m);
 	return -1;
 }
 
-int control_drain(kite *k, struct peer *p)
+int ki_control_drain(kite *k, struct peer *p)
 {
 	struct wire_msg m;
 	int r;
-	while (!p->closing && (r = wire_recv(p->sock, &m)) == 1)
+	while (!p->closing && (r = ki_wire_recv(p->sock, &m)) == 1)
 		if (dispatch(k, p, &m) < 0) {
-			r = KITE_EPROTO;
+			r = -EPROTO;
 			break;
 		}
 	if (p->closing)
@@ -115,7 +115,7 @@ int control_drain(kite *k, struct peer *p)
 	return r < 0 ? r : 0;
 }
 
-void *control_thread(void *arg)
+void *ki_control_thread(void *arg)
 {
 	kite *k = arg;
 	struct epoll_event evs[32];
@@ -126,24 +126,24 @@ void *control_thread(void *arg)
 				continue;
 			return NULL; /* only a bad epoll fd gets here */
 		}
-		control_enter(k);
+		ki_control_enter(k);
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == k->stop_fd) {
-				control_exit(k);
+				ki_control_exit(k);
 				return NULL;
 			}
 			if (fd == k->listen_fd) {
-				peer_accept(k);
+				ki_peer_accept(k);
 				continue;
 			}
 			struct peer *p = find_peer(k, fd);
 			if (!p)
 				continue;
-			control_drain(k, p);
+			ki_control_drain(k, p);
 			if (p->closing || (evs[i].events & (EPOLLHUP | EPOLLERR)))
-				peer_drop(k, p);
+				ki_peer_drop(k, p);
 		}
-		control_exit(k);
+		ki_control_exit(k);
 	}
 }

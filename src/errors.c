@@ -1,4 +1,5 @@
 /* kite_strerror: one message for every code the library returns. */
+#include <errno.h>
 #include <string.h>
 
 #include "kite.h"
@@ -12,11 +13,9 @@ const char *kite_strerror(int code)
 		       "[A-Za-z0-9_-], at most 200 bytes; '*' and a final '>' in "
 		       "patterns only)";
 	case KITE_ETOOBIG: return "message larger than KITE_MSG_MAX (4 GiB - 1)";
-	case KITE_ETIMEOUT: return "timed out: nothing arrived";
-	case KITE_EAGAIN: return "nothing ready yet";
-	case KITE_EPROTO: return "a peer broke the kite protocol";
+	case -ETIMEDOUT: return "timed out: nothing arrived";
+	case -EAGAIN: return "nothing ready yet";
 	case KITE_ENOTSUB: return "not subscribed to that pattern";
-	case KITE_ERING: return "a ring failed validation (size, layout or seals)";
 	}
 	if (code < 0 && code > -4096)
 		return strerror(-code);

@@ -7,14 +7,14 @@
 
 #include "internal.h"
 
-void wake_self(kite *k)
+void ki_wake_self(kite *k)
 {
 	uint64_t one = 1;
 	ssize_t r = write(k->wake_fd, &one, sizeof one);
 	(void)r; /* EAGAIN means the counter is already non-zero: awake anyway */
 }
 
-void event_push(kite *k, enum kite_event_type type, const char *channel,
+void ki_event_push(kite *k, enum kite_event_type type, const char *channel,
 		uint64_t publisher, pid_t pid, uid_t uid, gid_t gid,
 		uint64_t lost, int refused_by_peer, const char *fmt, ...)
 {
@@ -49,10 +49,10 @@ void event_push(kite *k, enum kite_event_type type, const char *channel,
 		k->stats.lost += lost;
 	if (type == KITE_REFUSED)
 		k->stats.refused++;
-	wake_self(k);
+	ki_wake_self(k);
 }
 
-int event_pop(kite *k, kite_event *ev)
+int ki_event_pop(kite *k, kite_event *ev)
 {
 	if (!k->ev_count)
 		return 0;

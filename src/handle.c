@@ -34,7 +34,7 @@ void kite_unlock(kite *k) { pthread_mutex_unlock(&k->lock); }
  * with membarrier(PRIVATE_EXPEDITED), and waits for app_active to drop.
  * One of the two always sees the other (Dekker, with the fence paid by the
  * rare side only). Without membarrier, everything takes the mutex. */
-int app_enter(kite *k)
+int ki_app_enter(kite *k)
 {
 	if (k->biased) {
 		atomic_store_explicit(&k->app_active, 1, memory_order_relaxed);
@@ -47,7 +47,7 @@ int app_enter(kite *k)
 	return 1;
 }
 
-void app_exit(kite *k, int locked)
+void ki_app_exit(kite *k, int locked)
 {
 	if (locked)
 		kite_unlock(k);
@@ -55,18 +55,18 @@ void app_exit(kite *k, int locked)
 		atomic_store_explicit(&k->app_active, 0, memory_order_release);
 }
 
-void control_enter(kite *k)
+void ki_control_enter(kite *k)
 {
 	kite_lock(k);
 	if (!k->biased)
 		return;
 	atomic_store_explicit(&k->ctl_wants, 1, memory_order_relaxed);
-	barrier_private();
+	ki_barrier_private();
 	while (atomic_load_explicit(&k->app_active, memory_order_acquire))
 		sched_yield();
 }
 
-void control_exit(kite *k)
+void ki_control_exit(kite *k)
 {
 	if (k->biased)
 		atomic_store_explicit(&k->ctl_wants, 0, memory_order_release);
@@ -98,7 +98,12 @@ static int take_options(kite *k, const kite_options *o)
 		d.spin_us = DEFAULT_SPIN_US;
 	if (!d.handshake_ms)
 		d.handshake_ms = DEFAULT_HANDSHAKE_MS;
-	if (ring_geometry_valid(d.ring_slots, d.slot_size, NULL))
+	/* A reserved field set is an option this version does not know: say so
+	 * rather than ignore what the caller asked for. */
+	for (size_t i = 0; i < sizeof d.reserved / sizeof d.reserved[0]; i++)
+		if (d.reserved[i])
+			return -EINVAL;
+	if (ki_ring_geometry_valid(d.ring_slots, d.slot_size, NULL))
 		return -EINVAL;
 	const char *bus = d.bus && *d.bus ? d.bus : getenv("KITE_BUS");
 	if (!bus || !*bus)
@@ -122,20 +127,20 @@ static int open_endpoints(kite *k)
 	k->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (k->wake_fd < 0 || k->stop_fd < 0 || k->epoll_fd < 0)
 		return -errno;
-	k->waiter_fd = shm_create("kite-waiter", 4096);
+	k->waiter_fd = ki_shm_create("kite-waiter", 4096);
 	if (k->waiter_fd < 0)
 		return k->waiter_fd;
-	int rc = shm_seal(k->waiter_fd, SEALS_WAITER);
+	int rc = ki_shm_seal(k->waiter_fd, SEALS_WAITER);
 	if (rc)
 		return rc;
-	if (!(k->waiter = shm_map(k->waiter_fd, 4096, 1)))
+	if (!(k->waiter = ki_shm_map(k->waiter_fd, 4096, 1)))
 		return -errno;
 	atomic_store(&k->waiter->needs_fence, 1);
 	k->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (k->listen_fd < 0)
 		return -errno;
 	struct sockaddr_un sa;
-	socklen_t sl = bus_address(k->bus, k->id, &sa);
+	socklen_t sl = ki_bus_address(k->bus, k->id, &sa);
 	if (bind(k->listen_fd, (struct sockaddr *)&sa, sl) < 0 ||
 	    listen(k->listen_fd, 256) < 0)
 		return -errno;
@@ -157,7 +162,7 @@ static int start_thread(kite *k)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&k->thread, NULL, control_thread, k);
+	int rc = pthread_create(&k->thread, NULL, ki_control_thread, k);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
 		return -rc;
@@ -176,7 +181,7 @@ static int handshakes_pending(const kite *k)
 static void wait_handshakes(kite *k)
 {
 	struct timespec deadline;
-	deadline_after_ms(&deadline, k->opt.handshake_ms);
+	ki_deadline_after_ms(&deadline, k->opt.handshake_ms);
 	kite_lock(k);
 	while (handshakes_pending(k) &&
 	       pthread_cond_timedwait(&k->cond, &k->lock, &deadline) != ETIMEDOUT)
@@ -192,8 +197,8 @@ int kite_open(kite **out, const kite_options *opts)
 		return -ENOMEM;
 	k->wake_fd = k->stop_fd = k->epoll_fd = k->listen_fd = k->waiter_fd = -1;
 	k->euid = geteuid();
-	k->light_publish = k->can_membarrier = barrier_setup();
-	k->biased = barrier_private_setup();
+	k->light_publish = k->can_membarrier = ki_barrier_setup();
+	k->biased = ki_barrier_private_setup();
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -205,7 +210,7 @@ int kite_open(kite **out, const kite_options *opts)
 		rc = open_endpoints(k);
 	if (!rc) {
 		kite_lock(k);
-		rc = peer_connect_existing(k);
+		rc = ki_peer_connect_existing(k);
 		kite_unlock(k);
 	}
 	if (!rc)
@@ -230,17 +235,17 @@ void kite_close(kite *k)
 		pthread_join(k->thread, NULL);
 	}
 	while (k->peers)
-		peer_drop(k, k->peers);
+		ki_peer_drop(k, k->peers);
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i], *n; r; r = n) {
 			n = r->hash_next;
-			pub_ring_free(r);
+			ki_pub_ring_free(r);
 		}
 	free(k->pub_hash);
 	for (size_t i = 0; i < k->nsubs; i++)
-		sub_ring_free(k->subs[i]);
+		ki_sub_ring_free(k->subs[i]);
 	free(k->subs);
-	strlist_free(&k->patterns, &k->npatterns);
+	ki_strlist_free(&k->patterns, &k->npatterns);
 	free(k->rules);
 	if (k->large_map)
 		munmap(k->large_map, k->large_len);

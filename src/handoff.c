@@ -1,7 +1,8 @@
 /* Connection hand-off between `kite serve --handoff` and its workers: one
  * SOCK_SEQPACKET message per connection, carrying the accepted socket as
- * SCM_RIGHTS and a fixed-size record of who the peer is. The worker checks
- * every field before it trusts the record. */
+ * SCM_RIGHTS and a fixed-size record of who the peer is (handoff_wire.h).
+ * This is the worker's side; the worker checks every field before it trusts
+ * the record. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -13,27 +14,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "handoff.h"
-#include "kite.h"
-
-#define HANDOFF_MAGIC 0x4b484f31u /* "KHO1" */
-#define HANDOFF_VERSION 1u
-
-/* The record on the wire (both ends are on one machine and one build of
- * this layout, so host byte order). */
-struct handoff_wire {
-	uint32_t magic;
-	uint32_t version;
-	int32_t family;
-	int32_t pid;
-	uint32_t uid;
-	uint32_t gid;
-	uint32_t addr_len;
-	uint8_t addr[KITE_PEER_ADDR_MAX];
-};
+#include "handoff_wire.h"
 
 /* Numeric host and port of an IP peer, from its sockaddr bytes. */
-static void peer_set_text(struct kite_peer *peer)
+void ki_handoff_peer_set_text(struct kite_peer *peer)
 {
 	if (peer->family == AF_INET && peer->addr_len >= sizeof(struct sockaddr_in)) {
 		struct sockaddr_in in;
@@ -47,62 +31,6 @@ static void peer_set_text(struct kite_peer *peer)
 		inet_ntop(AF_INET6, &in6.sin6_addr, peer->host, sizeof peer->host);
 		peer->port = ntohs(in6.sin6_port);
 	}
-}
-
-void handoff_peer_fill(int conn_fd, const struct sockaddr *addr, socklen_t len,
-		       struct kite_peer *peer)
-{
-	memset(peer, 0, sizeof *peer);
-	peer->pid = -1;
-	peer->uid = (uid_t)-1;
-	peer->gid = (gid_t)-1;
-	peer->family = len >= sizeof(sa_family_t) ? addr->sa_family : AF_UNSPEC;
-	if (len > KITE_PEER_ADDR_MAX)
-		len = KITE_PEER_ADDR_MAX;
-	memcpy(peer->addr, addr, len);
-	peer->addr_len = len;
-	peer_set_text(peer);
-	if (peer->family == AF_UNIX) {
-		struct ucred cred;
-		socklen_t cl = sizeof cred;
-		if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
-			peer->pid = cred.pid;
-			peer->uid = cred.uid;
-			peer->gid = cred.gid;
-		}
-	}
-}
-
-int handoff_send(int sock, int conn_fd, const struct kite_peer *peer)
-{
-	struct handoff_wire w;
-	memset(&w, 0, sizeof w);
-	w.magic = HANDOFF_MAGIC;
-	w.version = HANDOFF_VERSION;
-	w.family = peer->family;
-	w.pid = peer->pid;
-	w.uid = peer->uid;
-	w.gid = peer->gid;
-	w.addr_len = peer->addr_len <= KITE_PEER_ADDR_MAX ? peer->addr_len : 0;
-	memcpy(w.addr, peer->addr, w.addr_len);
-
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	memset(&ctl, 0, sizeof ctl);
-	struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &conn_fd, sizeof(int));
-	ssize_t n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	return n == (ssize_t)sizeof w ? 0 : -EPROTO;
 }
 
 int kite_handoff_fd(void)
@@ -208,7 +136,7 @@ int kite_handoff_accept(int handoff_fd, struct kite_peer *peer, int timeout_ms)
 		peer->addr_len = w.addr_len;
 		memcpy(peer->addr, w.addr, w.addr_len);
 		/* Recompute the text from the bytes instead of trusting any. */
-		peer_set_text(peer);
+		ki_handoff_peer_set_text(peer);
 	}
 	return fd;
 }

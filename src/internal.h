@@ -119,9 +119,9 @@ struct kite {
 	char bus[BUS_MAX + 1];
 	kite_options opt;
 	uid_t euid;
-	int light_publish; /* barrier_setup() worked: no per-message fence */
-	int biased;        /* barrier_private_setup() worked: see app_enter() */
-	int can_membarrier; /* barrier_setup() worked */
+	int light_publish; /* ki_barrier_setup() worked: no per-message fence */
+	int biased;        /* ki_barrier_private_setup() worked: see ki_app_enter() */
+	int can_membarrier; /* ki_barrier_setup() worked */
 	int strict;         /* we membarrier() before sleeping (needs_fence 0) */
 	unsigned quiet_arms; /* arms in a row after few messages */
 	uint64_t since_arm;  /* messages delivered since the last arm */
@@ -160,87 +160,87 @@ struct kite {
 	kite_stats stats;
 };
 
-/* handle.c: kite_lock() is the plain mutex. app_enter() gives the
+/* handle.c: kite_lock() is the plain mutex. ki_app_enter() gives the
  * application's thread (kite_publish, kite_recv) exclusive use of the state
  * without a locked instruction unless the control thread is asking for it;
- * it returns what app_exit() needs. control_enter() takes the state from
+ * it returns what ki_app_exit() needs. ki_control_enter() takes the state from
  * the control thread's side. */
 void kite_lock(kite *k);
 void kite_unlock(kite *k);
-int app_enter(kite *k);
-void app_exit(kite *k, int locked);
-void control_enter(kite *k);
-void control_exit(kite *k);
+int ki_app_enter(kite *k);
+void ki_app_exit(kite *k, int locked);
+void ki_control_enter(kite *k);
+void ki_control_exit(kite *k);
 
 /* events.c: queue an event (caller holds the lock); text may be NULL. */
-void event_push(kite *k, enum kite_event_type type, const char *channel,
+void ki_event_push(kite *k, enum kite_event_type type, const char *channel,
 		uint64_t publisher, pid_t pid, uid_t uid, gid_t gid,
 		uint64_t lost, int refused_by_peer, const char *fmt, ...)
 	__attribute__((format(printf, 10, 11)));
-int event_pop(kite *k, kite_event *ev);
-void wake_self(kite *k);
+int ki_event_pop(kite *k, kite_event *ev);
+void ki_wake_self(kite *k);
 
 /* policy.c: 1 if the peer may take part in channel; else 0 and a reason. */
-int policy_allows(const kite *k, const struct peer *p, const char *channel,
+int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 		  char *why, size_t why_len);
 /* 1 if some rule (or the default) lets the peer take part in any channel. */
-int policy_trusted(const kite *k, const struct peer *p);
+int ki_policy_trusted(const kite *k, const struct peer *p);
 
 /* peers.c */
 struct sockaddr_un;
-socklen_t bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
-int peer_connect_existing(kite *k);
-int peer_accept(kite *k);
-void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
-void peer_drop(kite *k, struct peer *p);
-int peer_send(kite *k, struct peer *p, const struct wire_msg *m);
+socklen_t ki_bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
+int ki_peer_connect_existing(kite *k);
+int ki_peer_accept(kite *k);
+void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
+void ki_peer_drop(kite *k, struct peer *p);
+int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m);
 /* For messages a peer may do without (refusals): never waits. */
-void peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m);
+void ki_peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m);
 /* A KITE_REFUSED event, at most PEER_REFUSALS_REPORTED per peer. */
-void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
+void ki_refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void peer_send_subscriptions(kite *k, struct peer *p);
-void peer_send_wake(kite *k, struct peer *p);
-int peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m);
+void ki_peer_send_subscriptions(kite *k, struct peer *p);
+void ki_peer_send_wake(kite *k, struct peer *p);
+int ki_peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m);
 
 /* control.c */
-void *control_thread(void *arg);
-int control_drain(kite *k, struct peer *p);
+void *ki_control_thread(void *arg);
+int ki_control_drain(kite *k, struct peer *p);
 
 /* publish.c: offer our rings to a peer whose subscriptions changed. */
-void pub_offer_rings(kite *k, struct peer *p);
-void pub_forget_peer(kite *k, struct peer *p, int only_unmatched);
-void pub_ring_free(struct pub_ring *r);
-void pub_drop_sub(kite *k, struct peer *p, const char *channel);
+void ki_pub_offer_rings(kite *k, struct peer *p);
+void ki_pub_forget_peer(kite *k, struct peer *p, int only_unmatched);
+void ki_pub_ring_free(struct pub_ring *r);
+void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel);
 
 /* subscribe.c */
-int sub_attach(kite *k, struct peer *p, const struct wire_msg *m);
-void sub_store_large(kite *k, struct peer *p, const struct wire_msg *m);
-void sub_detach_peer(kite *k, struct peer *p);
-void sub_ring_end(kite *k, struct peer *p, uint64_t ring_id);
-void sub_ring_free(struct sub_ring *s);
-int sub_matches(const kite *k, const char *channel);
+int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m);
+void ki_sub_store_large(kite *k, struct peer *p, const struct wire_msg *m);
+void ki_sub_detach_peer(kite *k, struct peer *p);
+void ki_sub_ring_end(kite *k, struct peer *p, uint64_t ring_id);
+void ki_sub_ring_free(struct sub_ring *s);
+int ki_sub_matches(const kite *k, const char *channel);
 
 /* barrier.c: register this process for expedited global membarrier (1 if
  * it worked: publishers may then skip their per-message fence), and issue
  * the heavy side (1 if it was done). */
-int barrier_setup(void);
-int barrier_heavy(void);
-int barrier_private_setup(void);
-void barrier_private(void);
+int ki_barrier_setup(void);
+int ki_barrier_heavy(void);
+int ki_barrier_private_setup(void);
+void ki_barrier_private(void);
 
 /* Time. */
-uint64_t realtime_ns(void);
-uint64_t monotonic_ns(void);
+uint64_t ki_realtime_ns(void);
+uint64_t ki_monotonic_ns(void);
 /* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait. */
 struct timespec;
-void deadline_after_ms(struct timespec *ts, uint32_t ms);
+void ki_deadline_after_ms(struct timespec *ts, uint32_t ms);
 
 /* String lists (patterns). */
-int strlist_add(char ***list, size_t *n, const char *s);
-int strlist_remove(char ***list, size_t *n, const char *s);
-void strlist_free(char ***list, size_t *n);
-int strlist_any_match(char *const *list, size_t n, const char *channel);
+int ki_strlist_add(char ***list, size_t *n, const char *s);
+int ki_strlist_remove(char ***list, size_t *n, const char *s);
+void ki_strlist_free(char ***list, size_t *n);
+int ki_strlist_any_match(char *const *list, size_t n, const char *channel);
 
 
 #endif

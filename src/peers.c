@@ -19,7 +19,7 @@
 #include "proc_net_unix.h"
 #include "shm.h"
 
-socklen_t bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa)
+socklen_t ki_bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa)
 {
 	memset(sa, 0, sizeof *sa);
 	sa->sun_family = AF_UNIX;
@@ -59,11 +59,11 @@ static struct peer *peer_new(kite *k, int sock, int outgoing, uint64_t id)
 		memcpy(p->groups, groups, len);
 	}
 	struct wire_msg m;
-	wire_init(&m, W_HELLO);
+	ki_wire_init(&m, W_HELLO);
 	m.id = k->id;
 	m.a = WIRE_VERSION;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = sock};
-	if (wire_send(sock, &m, 0) < 0 ||
+	if (ki_wire_send(sock, &m, 0) < 0 ||
 	    epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0) {
 		free(p);
 		close(sock);
@@ -100,7 +100,7 @@ static int connect_one(const struct unix_entry *e, void *arg)
 	if (sock < 0)
 		return 0;
 	struct sockaddr_un sa;
-	socklen_t sl = bus_address(k->bus, id, &sa);
+	socklen_t sl = ki_bus_address(k->bus, id, &sa);
 	if (set_send_timeout(sock) < 0 ||
 	    connect(sock, (struct sockaddr *)&sa, sl) < 0) {
 		close(sock); /* gone since the scan, or not answering: skip it */
@@ -112,15 +112,15 @@ static int connect_one(const struct unix_entry *e, void *arg)
 	return 0;
 }
 
-int peer_connect_existing(kite *k)
+int ki_peer_connect_existing(kite *k)
 {
 	struct scan s = {.k = k};
 	snprintf(s.prefix, sizeof s.prefix, "kite/%s/", k->bus);
 	s.prefix_len = strlen(s.prefix);
-	return proc_net_unix_each(connect_one, &s, NULL);
+	return ki_proc_net_unix_each(connect_one, &s, NULL);
 }
 
-int peer_accept(kite *k)
+int ki_peer_accept(kite *k)
 {
 	for (;;) {
 		int sock = accept4(k->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -144,27 +144,27 @@ static int is_eventfd(int fd)
 /* Our wake-up handles go only to publishers whose ring we accepted (the
  * policy allowed them): anyone else holding them could silence or spam our
  * wake-ups. */
-void peer_send_wake(kite *k, struct peer *p)
+void ki_peer_send_wake(kite *k, struct peer *p)
 {
 	if (p->wake_sent)
 		return;
 	struct wire_msg m;
-	wire_init(&m, W_WAKE);
+	ki_wire_init(&m, W_WAKE);
 	m.fds[0] = k->wake_fd;
 	m.fds[1] = k->waiter_fd;
 	m.nfds = 2;
-	if (peer_send(k, p, &m) == 0)
+	if (ki_peer_send(k, p, &m) == 0)
 		p->wake_sent = 1;
 }
 
 /* A subscriber's wake-up handles. Checked, mapped, and used once at once:
  * messages published before they arrived found no way to wake it. */
-int peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
+int ki_peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	int efd = m->fds[0], waiter_fd = m->fds[1];
-	if (p->waiter || !is_eventfd(efd) || shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
+	if (p->waiter || !is_eventfd(efd) || ki_shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
 	    fcntl(efd, F_SETFL, O_NONBLOCK) < 0 ||
-	    !(p->waiter = shm_map(waiter_fd, 4096, 1))) {
+	    !(p->waiter = ki_shm_map(waiter_fd, 4096, 1))) {
 		close(efd);
 		close(waiter_fd);
 		return -1;
@@ -178,12 +178,12 @@ int peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
 	return 0;
 }
 
-int peer_send(kite *k, struct peer *p, const struct wire_msg *m)
+int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	/* Only a peer the policy could ever let in may make us wait for room
 	 * in its socket; anyone else that stops reading loses its link at once
 	 * rather than stall the handle. */
-	int rc = wire_send(p->sock, m, !policy_trusted(k, p));
+	int rc = ki_wire_send(p->sock, m, !ki_policy_trusted(k, p));
 	if (rc < 0 && !p->closing) {
 		/* A peer that does not take a control message in time is broken;
 		 * the control thread reaps it when it sees the hang-up. */
@@ -193,18 +193,18 @@ int peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 	return rc;
 }
 
-void peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m)
+void ki_peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	(void)k;
 	if (!p->closing)
-		wire_send(p->sock, m, 1);
+		ki_wire_send(p->sock, m, 1);
 }
 
-void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
+void ki_refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 		   const char *fmt, ...)
 {
 	if (++p->refusals > PEER_REFUSALS_REPORTED + 1) {
-		k->stats.refused++; /* counted, not queued: event_push counts the rest */
+		k->stats.refused++; /* counted, not queued: ki_event_push counts the rest */
 		return; /* a peer that keeps asking must not flood the queue */
 	}
 	char text[TEXT_MAX];
@@ -217,20 +217,20 @@ void refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 		vsnprintf(text, sizeof text, fmt, ap);
 		va_end(ap);
 	}
-	event_push(k, KITE_REFUSED, channel, by_peer ? p->id : 0, p->pid, p->uid,
+	ki_event_push(k, KITE_REFUSED, channel, by_peer ? p->id : 0, p->pid, p->uid,
 		   p->gid, 0, by_peer, "%s", text);
 }
 
-void peer_send_subscriptions(kite *k, struct peer *p)
+void ki_peer_send_subscriptions(kite *k, struct peer *p)
 {
 	struct wire_msg m;
 	for (size_t i = 0; i < k->npatterns; i++) {
-		wire_init(&m, W_SUB);
+		ki_wire_init(&m, W_SUB);
 		snprintf(m.text, sizeof m.text, "%s", k->patterns[i]);
-		peer_send(k, p, &m);
+		ki_peer_send(k, p, &m);
 	}
-	wire_init(&m, W_SYNC);
-	peer_send(k, p, &m);
+	ki_wire_init(&m, W_SYNC);
+	ki_peer_send(k, p, &m);
 }
 
 static uint64_t initiator(const kite *k, const struct peer *p)
@@ -238,7 +238,7 @@ static uint64_t initiator(const kite *k, const struct peer *p)
 	return p->outgoing ? k->id : p->id;
 }
 
-void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
+void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	uint64_t id = m->id;
 	if (id == 0 || id == k->id || (p->outgoing && p->id != id) ||
@@ -278,10 +278,10 @@ void peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 			return;
 	}
 	p->hello = 1;
-	peer_send_subscriptions(k, p);
+	ki_peer_send_subscriptions(k, p);
 }
 
-void peer_drop(kite *k, struct peer *p)
+void ki_peer_drop(kite *k, struct peer *p)
 {
 	struct peer **pp = &k->peers;
 	while (*pp && *pp != p)
@@ -290,9 +290,9 @@ void peer_drop(kite *k, struct peer *p)
 		return;
 	*pp = p->next;
 	epoll_ctl(k->epoll_fd, EPOLL_CTL_DEL, p->sock, NULL);
-	sub_detach_peer(k, p);
-	pub_forget_peer(k, p, 0);
-	strlist_free(&p->patterns, &p->npatterns);
+	ki_sub_detach_peer(k, p);
+	ki_pub_forget_peer(k, p, 0);
+	ki_strlist_free(&p->patterns, &p->npatterns);
 	if (p->waiter)
 		munmap(p->waiter, 4096);
 	if (p->eventfd >= 0)

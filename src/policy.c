@@ -9,7 +9,7 @@
 
 #include "internal.h"
 
-int policy_allows(const kite *k, const struct peer *p, const char *channel,
+int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 		  char *why, size_t why_len)
 {
 	if (p->uid == k->euid || p->uid == 0)
@@ -36,7 +36,7 @@ int policy_allows(const kite *k, const struct peer *p, const char *channel,
 	return 0;
 }
 
-int policy_trusted(const kite *k, const struct peer *p)
+int ki_policy_trusted(const kite *k, const struct peer *p)
 {
 	if (p->uid == k->euid || p->uid == 0)
 		return 1;
@@ -70,7 +70,7 @@ static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 	/* Peers already subscribed may now qualify for rings we refused. */
 	for (struct peer *p = k->peers; p; p = p->next)
 		if (p->hello && !p->closing)
-			pub_offer_rings(k, p);
+			ki_pub_offer_rings(k, p);
 	kite_unlock(k);
 	return 0;
 }

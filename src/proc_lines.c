@@ -11,7 +11,7 @@
 
 #define PROC_LINES_BUF (1u << 18)
 
-int proc_lines_each(const char *path,
+int ki_proc_lines_each(const char *path,
 		    int (*line)(const char *text, size_t len, void *arg),
 		    void *arg, unsigned *toolong)
 {

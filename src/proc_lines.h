@@ -9,7 +9,7 @@
  * internal buffer (256 KiB, far above anything /proc writes) is dropped and
  * counted in *toolong if not NULL. A non-zero return from line stops the
  * walk and is returned; -errno if path cannot be read. */
-int proc_lines_each(const char *path,
+int ki_proc_lines_each(const char *path,
 		    int (*line)(const char *text, size_t len, void *arg),
 		    void *arg, unsigned *toolong);
 

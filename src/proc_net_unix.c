@@ -36,7 +36,7 @@ static int field(const char **p, const char *end, int base, unsigned long *out)
 	return 0;
 }
 
-int proc_net_unix_parse_line(const char *line, size_t len, struct unix_entry *out)
+int ki_proc_net_unix_parse_line(const char *line, size_t len, struct unix_entry *out)
 {
 	const char *p = line, *end = line + len;
 	unsigned long num, refs, proto, flags, type, st, inode;
@@ -88,19 +88,19 @@ static int each_line(const char *line, size_t len, void *arg)
 		st->first = 0;
 		return 0;
 	}
-	if (proc_net_unix_parse_line(line, len, &e)) {
+	if (ki_proc_net_unix_parse_line(line, len, &e)) {
 		st->bad++;
 		return 0;
 	}
 	return st->cb(&e, st->arg);
 }
 
-int proc_net_unix_each(int (*cb)(const struct unix_entry *e, void *arg),
+int ki_proc_net_unix_each(int (*cb)(const struct unix_entry *e, void *arg),
 		       void *arg, unsigned *skipped)
 {
 	struct each_state st = {cb, arg, 0, 1};
 	unsigned toolong = 0;
-	int rc = proc_lines_each("/proc/net/unix", each_line, &st, &toolong);
+	int rc = ki_proc_lines_each("/proc/net/unix", each_line, &st, &toolong);
 	if (skipped)
 		*skipped = st.bad + toolong;
 	return rc;

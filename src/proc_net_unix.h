@@ -22,12 +22,12 @@ struct unix_entry {
 
 /* Parse one line (without its newline). 0 on success; -1 for the header line
  * or anything malformed (out is then unspecified). Never reads past len. */
-int proc_net_unix_parse_line(const char *line, size_t len, struct unix_entry *out);
+int ki_proc_net_unix_parse_line(const char *line, size_t len, struct unix_entry *out);
 
 /* Call cb for each well-formed entry of /proc/net/unix (malformed lines are
  * skipped and counted in *skipped if not NULL). A non-zero return from cb
  * stops the walk and is returned. -errno if the file cannot be read. */
-int proc_net_unix_each(int (*cb)(const struct unix_entry *e, void *arg),
+int ki_proc_net_unix_each(int (*cb)(const struct unix_entry *e, void *arg),
 		       void *arg, unsigned *skipped);
 
 #endif

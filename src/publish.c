@@ -67,16 +67,16 @@ static int ring_has_sub(const struct pub_ring *r, const struct peer *p)
 static void offer(kite *k, struct pub_ring *r, struct peer *p)
 {
 	if (p->closing || !p->hello || ring_has_sub(r, p) ||
-	    !strlist_any_match(p->patterns, p->npatterns, r->channel))
+	    !ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
 		return;
 	struct wire_msg m;
 	char why[WIRE_REASON_MAX + 1];
-	if (!policy_allows(k, p, r->channel, why, sizeof why)) {
-		wire_init(&m, W_REFUSE);
+	if (!ki_policy_allows(k, p, r->channel, why, sizeof why)) {
+		ki_wire_init(&m, W_REFUSE);
 		snprintf(m.text, sizeof m.text, "%s", r->channel);
 		snprintf(m.reason, sizeof m.reason, "%s", why);
-		peer_send_advisory(k, p, &m);
-		refusal_event(k, p, r->channel, 0, "refused subscriber: %s", why);
+		ki_peer_send_advisory(k, p, &m);
+		ki_refusal_event(k, p, r->channel, 0, "refused subscriber: %s", why);
 		return;
 	}
 	if (r->nsubs == r->cap) {
@@ -87,7 +87,7 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 		r->subs = s;
 		r->cap = cap;
 	}
-	wire_init(&m, W_RING);
+	ki_wire_init(&m, W_RING);
 	m.id = r->ring_id;
 	m.a = r->w.head + 1;
 	m.slot_count = r->w.slot_count;
@@ -95,18 +95,18 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = r->fd;
 	m.nfds = 1;
-	if (peer_send(k, p, &m) == 0)
+	if (ki_peer_send(k, p, &m) == 0)
 		r->subs[r->nsubs++] = p;
 }
 
-void pub_offer_rings(kite *k, struct peer *p)
+void ki_pub_offer_rings(kite *k, struct peer *p)
 {
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
 			offer(k, r, p);
 }
 
-void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
+void ki_pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 {
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
@@ -114,14 +114,14 @@ void pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 				if (r->subs[j] != p)
 					continue;
 				if (only_unmatched &&
-				    strlist_any_match(p->patterns, p->npatterns, r->channel))
+				    ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
 					break;
 				r->subs[j] = r->subs[--r->nsubs];
 				break;
 			}
 }
 
-void pub_drop_sub(kite *k, struct peer *p, const char *channel)
+void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel)
 {
 	struct pub_ring *r = find_ring(k, channel);
 	for (size_t j = 0; r && j < r->nsubs; j++)
@@ -137,16 +137,16 @@ static struct pub_ring *create_ring(kite *k, const char *channel)
 	if (!r)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
-	ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
+	ki_ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
 	char name[KITE_CHANNEL_MAX + 16];
 	snprintf(name, sizeof name, "kite-ring:%s", channel);
 	void *base = NULL;
-	r->fd = shm_create(name, r->bytes);
-	if (r->fd < 0 || !(base = shm_map(r->fd, r->bytes, 1)))
+	r->fd = ki_shm_create(name, r->bytes);
+	if (r->fd < 0 || !(base = ki_shm_map(r->fd, r->bytes, 1)))
 		goto fail;
-	ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id, channel);
+	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id, channel);
 	/* Our writable mapping stays; nobody can make another or shrink it. */
-	if (shm_seal(r->fd, SEALS_RING) < 0 || insert_ring(k, r) < 0)
+	if (ki_shm_seal(r->fd, SEALS_RING) < 0 || insert_ring(k, r) < 0)
 		goto fail;
 	r->ring_id = ++k->next_ring_id;
 	for (struct peer *p = k->peers; p; p = p->next)
@@ -161,7 +161,7 @@ fail:
 	return NULL;
 }
 
-void pub_ring_free(struct pub_ring *r)
+void ki_pub_ring_free(struct pub_ring *r)
 {
 	munmap(r->w.base, r->bytes);
 	close(r->fd);
@@ -173,12 +173,12 @@ void pub_ring_free(struct pub_ring *r)
  * of the ring before the slot that names it becomes visible. */
 static int make_large(const void *data, size_t len)
 {
-	int fd = shm_create("kite-large", len);
+	int fd = ki_shm_create("kite-large", len);
 	if (fd < 0)
 		return fd;
-	int rc = shm_write_all(fd, data, len);
+	int rc = ki_shm_write_all(fd, data, len);
 	if (!rc)
-		rc = shm_seal(fd, SEALS_FROZEN);
+		rc = ki_shm_seal(fd, SEALS_FROZEN);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -190,7 +190,7 @@ static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
 		       size_t len)
 {
 	struct wire_msg m;
-	wire_init(&m, W_LARGE);
+	ki_wire_init(&m, W_LARGE);
 	m.id = r->ring_id;
 	m.a = large_id;
 	m.b = len;
@@ -198,7 +198,7 @@ static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
 	m.nfds = 1;
 	for (size_t i = 0; i < r->nsubs; i++)
 		/* Never wait: a subscriber whose queue is full counts it lost. */
-		wire_send(r->subs[i]->sock, &m, 1);
+		ki_wire_send(r->subs[i]->sock, &m, 1);
 }
 
 static void wake_sleepers(kite *k, struct pub_ring *r)
@@ -235,43 +235,43 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 		return KITE_ETOOBIG;
 	if (len && !data)
 		return -EINVAL;
-	int locked = app_enter(k);
+	int locked = ki_app_enter(k);
 	struct pub_ring *r = k->last_pub;
 	if (!r || strcmp(r->channel, channel)) {
 		int rc = kite_channel_valid(channel);
 		if (rc) {
-			app_exit(k, locked);
+			ki_app_exit(k, locked);
 			return rc;
 		}
 		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel))) {
-			app_exit(k, locked);
+			ki_app_exit(k, locked);
 			return -ENOMEM;
 		}
 		k->last_pub = r;
 	}
 	uint64_t seq;
 	if (len <= r->w.slot_size - RING_SLOT_HEADER) {
-		seq = ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE, 0, realtime_ns());
+		seq = ki_ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE, 0, ki_realtime_ns());
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
 			/* A long copy must not hold the control thread off. Rings are
 			 * only freed by kite_close(), so r stays valid. */
-			app_exit(k, locked);
+			ki_app_exit(k, locked);
 			int fd = make_large(data, len);
-			locked = app_enter(k);
+			locked = ki_app_enter(k);
 			if (fd < 0) {
-				app_exit(k, locked);
+				ki_app_exit(k, locked);
 				return fd;
 			}
 			send_large(k, r, fd, large_id, len);
 			close(fd);
 		}
-		seq = ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
-				 realtime_ns());
+		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
+				 ki_realtime_ns());
 	}
 	k->stats.published++;
 	wake_sleepers(k, r);
-	app_exit(k, locked);
+	ki_app_exit(k, locked);
 	return (int64_t)seq;
 }

@@ -28,7 +28,7 @@ static void release_previous(kite *k)
 		return;
 	for (size_t i = 0; i < k->nsubs;)
 		if (k->subs[i]->unsubscribed) {
-			sub_ring_free(k->subs[i]);
+			ki_sub_ring_free(k->subs[i]);
 			k->subs[i] = k->subs[--k->nsubs];
 		} else {
 			i++;
@@ -68,8 +68,8 @@ static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
 			int fd = s->large[i].fd;
 			s->large[i] = s->large[--s->nlarge];
 			void *p = NULL;
-			if (!shm_check(fd, SEALS_FROZEN, len, 0))
-				p = shm_map(fd, len, 0);
+			if (!ki_shm_check(fd, SEALS_FROZEN, len, 0))
+				p = ki_shm_map(fd, len, 0);
 			close(fd);
 			if (p) {
 				k->large_map = p;
@@ -83,7 +83,7 @@ static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
 		 * what was queued before it: look again either way. */
 		if (!s->peer || attempt)
 			break;
-		control_drain(k, s->peer);
+		ki_control_drain(k, s->peer);
 	}
 	return NULL;
 }
@@ -114,7 +114,7 @@ static int poll_once(kite *k, kite_event *ev)
 			k->msg_buf_size = k->msg_buf_want;
 		}
 	}
-	if (event_pop(k, ev))
+	if (ki_event_pop(k, ev))
 		return 1;
 	size_t n = k->nsubs;
 	for (size_t i = 0; i < n; i++) {
@@ -123,7 +123,7 @@ static int poll_once(kite *k, kite_event *ev)
 		struct ring_record rec;
 		if (s->unsubscribed || s->r.slot_size > k->msg_buf_size)
 			continue; /* (the second: no memory to grow the buffer yet) */
-		enum ring_result r = ring_read(&s->r, k->msg_buf, &rec);
+		enum ring_result r = ki_ring_read(&s->r, k->msg_buf, &rec);
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
@@ -172,9 +172,9 @@ static int poll_once(kite *k, kite_event *ev)
 
 static int attempt(kite *k, kite_event *ev)
 {
-	int locked = app_enter(k);
+	int locked = ki_app_enter(k);
 	int got = poll_once(k, ev);
-	app_exit(k, locked);
+	ki_app_exit(k, locked);
 	return got;
 }
 
@@ -220,7 +220,7 @@ static void choose_barrier(kite *k)
 		 * and after it every publisher reads needs_fence = 1. */
 		atomic_store(&k->waiter->needs_fence, 1);
 		k->strict = 0;
-		barrier_heavy();
+		ki_barrier_heavy();
 	}
 }
 
@@ -234,14 +234,14 @@ int kite_arm(kite *k)
 	atomic_store(&k->waiter->sleeping, 1);
 	/* Pairs with wake_sleepers(): see barrier.c. */
 	if (k->strict)
-		barrier_heavy();
+		ki_barrier_heavy();
 	atomic_thread_fence(memory_order_seq_cst);
-	int locked = app_enter(k);
+	int locked = ki_app_enter(k);
 	int ready = k->ev_count > 0;
 	for (size_t i = 0; i < k->nsubs && !ready; i++)
 		ready = !k->subs[i]->unsubscribed &&
-			(ring_pending(&k->subs[i]->r) || k->subs[i]->gone);
-	app_exit(k, locked);
+			(ki_ring_pending(&k->subs[i]->r) || k->subs[i]->gone);
+	ki_app_exit(k, locked);
 	if (ready)
 		disarm(k);
 	return ready;
@@ -249,17 +249,17 @@ int kite_arm(kite *k)
 
 int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 {
-	int locked = app_enter(k);
+	int locked = ki_app_enter(k);
 	release_previous(k);
 	int got = poll_once(k, ev);
-	app_exit(k, locked);
+	ki_app_exit(k, locked);
 	if (got)
 		return 0;
-	uint64_t start = monotonic_ns();
+	uint64_t start = ki_monotonic_ns();
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
 					   : start + (uint64_t)timeout_ms * 1000000u;
 	if (timeout_ms == 0)
-		return KITE_EAGAIN; /* a pure poll: no system call, nothing armed */
+		return -EAGAIN; /* a pure poll: no system call, nothing armed */
 	if (k->opt.spin_us != UINT32_MAX) {
 		uint64_t spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
 		if (spin_end > deadline)
@@ -270,7 +270,7 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				return 0;
 			if (i & 15)
 				continue;
-			if (monotonic_ns() >= spin_end)
+			if (ki_monotonic_ns() >= spin_end)
 				break;
 			/* Spinners sharing a CPU: let the others run now and then
 			 * (a no-op system call when nobody else wants the CPU). */
@@ -290,10 +290,10 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				continue;
 		}
 		unarmed = 0;
-		uint64_t now = monotonic_ns();
+		uint64_t now = ki_monotonic_ns();
 		if (now >= deadline) {
 			disarm(k);
-			return KITE_ETIMEOUT;
+			return -ETIMEDOUT;
 		}
 		uint64_t left_ms = (deadline - now + 999999) / 1000000;
 		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};

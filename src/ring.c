@@ -1,5 +1,6 @@
 /* The (publisher, channel) ring: a single writer, any number of read-only
  * readers, each slot guarded by its own sequence lock. */
+#include <errno.h>
 #include <string.h>
 
 #include "ring.h"
@@ -12,14 +13,14 @@
 #define READ_ATTEMPTS 4
 #define RING_SEQ_END (1ull << 63)
 
-int ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes)
+int ki_ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes)
 {
 	if (slot_count < RING_MIN_SLOTS || slot_count > RING_MAX_SLOTS ||
 	    (slot_count & (slot_count - 1)))
-		return KITE_ERING;
+		return -EBADMSG;
 	if (slot_size < RING_MIN_SLOT_SIZE || slot_size > RING_MAX_SLOT_SIZE ||
 	    slot_size % 64)
-		return KITE_ERING;
+		return -EBADMSG;
 	if (bytes)
 		*bytes = RING_HEADER_SIZE + (size_t)slot_count * slot_size;
 	return 0;
@@ -33,7 +34,7 @@ static struct slot_header *slot_at(const uint8_t *base, uint32_t slot_size,
 						 index * slot_size);
 }
 
-void ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
+void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 		      uint32_t slot_size, uint64_t publisher, const char *channel)
 {
 	struct ring_header *h = base;
@@ -52,7 +53,7 @@ void ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 	w->head = 0;
 }
 
-uint64_t ring_write(struct ring_writer *w, const void *payload, uint32_t len,
+uint64_t ki_ring_write(struct ring_writer *w, const void *payload, uint32_t len,
 		    uint32_t flags, uint64_t large_id, uint64_t timestamp_ns)
 {
 	uint64_t seq = ++w->head;
@@ -72,7 +73,7 @@ uint64_t ring_write(struct ring_writer *w, const void *payload, uint32_t len,
 	return seq;
 }
 
-int ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
+int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
 		      const char *channel)
 {
 	const struct ring_header *h = base;
@@ -80,7 +81,7 @@ int ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
 	    h->header_size != RING_HEADER_SIZE || h->slot_count != slot_count ||
 	    h->slot_size != slot_size ||
 	    strncmp(h->channel, channel, KITE_CHANNEL_MAX + 1) != 0)
-		return KITE_ERING;
+		return -EBADMSG;
 	return 0;
 }
 
@@ -91,10 +92,10 @@ static uint64_t load_head(const struct ring_reader *r)
 				    memory_order_acquire);
 }
 
-int ring_pending(const struct ring_reader *r)
+int ki_ring_pending(const struct ring_reader *r)
 {
 	if (r->next >= RING_SEQ_END)
-		return 0; /* an ended stream, as ring_read sees it */
+		return 0; /* an ended stream, as ki_ring_read sees it */
 	const struct slot_header *s = slot_at(r->base, r->slot_size, r->slot_count, r->next);
 	uint64_t v = atomic_load_explicit(&((struct slot_header *)(uintptr_t)s)->seq2,
 					  memory_order_acquire);
@@ -120,7 +121,7 @@ static uint64_t skip_overrun(struct ring_reader *r, uint64_t head)
 	return lost;
 }
 
-enum ring_result ring_read(struct ring_reader *r, void *buf,
+enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 			   struct ring_record *rec)
 {
 	uint32_t cap = r->slot_size - RING_SLOT_HEADER;

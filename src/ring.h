@@ -58,7 +58,7 @@ _Static_assert(sizeof(struct slot_header) == RING_SLOT_HEADER, "slot header");
 _Static_assert(sizeof(struct ring_header) <= RING_HEADER_SIZE, "ring header");
 
 /* 0 if the geometry is acceptable; *bytes gets the memfd size. */
-int ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes);
+int ki_ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes);
 
 /* Publisher side. */
 struct ring_writer {
@@ -67,12 +67,12 @@ struct ring_writer {
 	uint64_t head;
 };
 
-void ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
+void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 		      uint32_t slot_size, uint64_t publisher, const char *channel);
 
 /* Write one message (inline payload, or a large reference with payload
  * NULL); returns its seq. Caller guarantees inline len fits. */
-uint64_t ring_write(struct ring_writer *w, const void *payload, uint32_t len,
+uint64_t ki_ring_write(struct ring_writer *w, const void *payload, uint32_t len,
 		    uint32_t flags, uint64_t large_id, uint64_t timestamp_ns);
 
 /* Subscriber side. */
@@ -94,17 +94,17 @@ struct ring_record {
 };
 
 /* Check a mapped ring header against the geometry and channel we were told;
- * 0 or KITE_ERING. */
-int ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
+ * 0 or -EBADMSG. */
+int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
 		      const char *channel);
 
 /* Read the next record. RING_MESSAGE copies an inline payload into buf
  * (buf_len >= slot_size - RING_SLOT_HEADER). RING_LOST reports a gap
  * (overrun, or a slot that failed validation) and skips past it. */
-enum ring_result ring_read(struct ring_reader *r, void *buf,
+enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 			   struct ring_record *rec);
 
-/* 1 if ring_read would return something other than RING_EMPTY now. */
-int ring_pending(const struct ring_reader *r);
+/* 1 if ki_ring_read would return something other than RING_EMPTY now. */
+int ki_ring_pending(const struct ring_reader *r);
 
 #endif

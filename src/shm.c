@@ -7,7 +7,7 @@
 #include "kite.h"
 #include "shm.h"
 
-int shm_create(const char *name, size_t size)
+int ki_shm_create(const char *name, size_t size)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
@@ -20,36 +20,36 @@ int shm_create(const char *name, size_t size)
 	return fd;
 }
 
-int shm_seal(int fd, int seals)
+int ki_shm_seal(int fd, int seals)
 {
 	return fcntl(fd, F_ADD_SEALS, seals) < 0 ? -errno : 0;
 }
 
-int shm_check(int fd, int seals, size_t size, int exact)
+int ki_shm_check(int fd, int seals, size_t size, int exact)
 {
 	int have = fcntl(fd, F_GET_SEALS);
 	if (have < 0)
-		return KITE_ERING; /* not a memfd */
+		return -EBADMSG; /* not a memfd */
 	if ((seals & F_SEAL_FUTURE_WRITE) && (have & F_SEAL_WRITE))
 		have |= F_SEAL_FUTURE_WRITE;
 	if ((have & seals) != seals)
-		return KITE_ERING;
+		return -EBADMSG;
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0)
-		return KITE_ERING;
+		return -EBADMSG;
 	if (exact ? (size_t)st.st_size != size : (size_t)st.st_size < size)
-		return KITE_ERING;
+		return -EBADMSG;
 	return 0;
 }
 
-void *shm_map(int fd, size_t size, int writable)
+void *ki_shm_map(int fd, size_t size, int writable)
 {
 	void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0),
 		       MAP_SHARED, fd, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
-int shm_write_all(int fd, const void *buf, size_t len)
+int ki_shm_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	off_t off = 0;

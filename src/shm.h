@@ -15,20 +15,20 @@
 #define SEALS_WAITER (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 /* memfd of size bytes, CLOEXEC, sealable; -errno on failure. */
-int shm_create(const char *name, size_t size);
+int ki_shm_create(const char *name, size_t size);
 
 /* Apply seals; 0 or -errno. */
-int shm_seal(int fd, int seals);
+int ki_shm_seal(int fd, int seals);
 
 /* 0 if fd is a memfd carrying at least `seals` (for F_SEAL_FUTURE_WRITE,
  * F_SEAL_WRITE also satisfies) and exactly `size` bytes (or at least, when
- * exact is 0); KITE_ERING otherwise. */
-int shm_check(int fd, int seals, size_t size, int exact);
+ * exact is 0); -EBADMSG otherwise. */
+int ki_shm_check(int fd, int seals, size_t size, int exact);
 
 /* mmap shared; NULL on failure. */
-void *shm_map(int fd, size_t size, int writable);
+void *ki_shm_map(int fd, size_t size, int writable);
 
 /* Write all of buf into fd from offset 0; 0 or -errno. */
-int shm_write_all(int fd, const void *buf, size_t len);
+int ki_shm_write_all(int fd, const void *buf, size_t len);
 
 #endif

@@ -12,9 +12,9 @@
 #include "internal.h"
 #include "shm.h"
 
-int sub_matches(const kite *k, const char *channel)
+int ki_sub_matches(const kite *k, const char *channel)
 {
-	return strlist_any_match(k->patterns, k->npatterns, channel);
+	return ki_strlist_any_match(k->patterns, k->npatterns, channel);
 }
 
 static struct sub_ring *find_sub(kite *k, const struct peer *p, uint64_t ring_id)
@@ -26,7 +26,7 @@ static struct sub_ring *find_sub(kite *k, const struct peer *p, uint64_t ring_id
 	return NULL;
 }
 
-void sub_ring_free(struct sub_ring *s)
+void ki_sub_ring_free(struct sub_ring *s)
 {
 	munmap((void *)(uintptr_t)s->r.base, s->bytes);
 	for (int i = 0; i < s->nlarge; i++)
@@ -48,24 +48,24 @@ static struct sub_ring *find_channel(kite *k, const struct peer *p,
 static void refuse(kite *k, struct peer *p, const char *channel, const char *why)
 {
 	struct wire_msg r;
-	wire_init(&r, W_REFUSE);
+	ki_wire_init(&r, W_REFUSE);
 	snprintf(r.text, sizeof r.text, "%s", channel);
 	snprintf(r.reason, sizeof r.reason, "%s", why);
-	peer_send_advisory(k, p, &r);
-	refusal_event(k, p, channel, 0, "refused publisher: %s", why);
+	ki_peer_send_advisory(k, p, &r);
+	ki_refusal_event(k, p, channel, 0, "refused publisher: %s", why);
 }
 
-int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
+int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	int fd = m->fds[0];
 	size_t bytes;
 	char why[WIRE_REASON_MAX + 1];
 	if (kite_channel_valid(m->text) ||
-	    ring_geometry_valid(m->slot_count, m->slot_size, &bytes)) {
+	    ki_ring_geometry_valid(m->slot_count, m->slot_size, &bytes)) {
 		close(fd);
-		return KITE_EPROTO;
+		return -EPROTO;
 	}
-	if (!sub_matches(k, m->text) || find_sub(k, p, m->id) ||
+	if (!ki_sub_matches(k, m->text) || find_sub(k, p, m->id) ||
 	    find_channel(k, p, m->text)) {
 		/* Crossed an unsubscribe, a duplicate, or a second ring for a
 		 * channel this publisher already feeds us: not ours. */
@@ -79,15 +79,15 @@ int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 		close(fd);
 		return 0;
 	}
-	if (!policy_allows(k, p, m->text, why, sizeof why)) {
+	if (!ki_policy_allows(k, p, m->text, why, sizeof why)) {
 		refuse(k, p, m->text, why);
 		close(fd);
 		return 0;
 	}
 	const void *base = NULL;
 	struct sub_ring *s = NULL;
-	if (shm_check(fd, SEALS_RING, bytes, 1) || !(base = shm_map(fd, bytes, 0)) ||
-	    ring_header_check(base, m->slot_count, m->slot_size, m->text) ||
+	if (ki_shm_check(fd, SEALS_RING, bytes, 1) || !(base = ki_shm_map(fd, bytes, 0)) ||
+	    ki_ring_header_check(base, m->slot_count, m->slot_size, m->text) ||
 	    !(s = calloc(1, sizeof *s)))
 		goto bad;
 	if (k->nsubs == k->subs_cap) {
@@ -117,8 +117,8 @@ int sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	if (s->r.next >= RING_START_MAX)
 		s->r.next = RING_START_MAX; /* a liar: its stream is over at once */
 	k->subs[k->nsubs++] = s;
-	peer_send_wake(k, p);
-	event_push(k, KITE_PUBLISHER_NEW, s->channel, p->id, p->pid, p->uid, p->gid,
+	ki_peer_send_wake(k, p);
+	ki_event_push(k, KITE_PUBLISHER_NEW, s->channel, p->id, p->pid, p->uid, p->gid,
 		   0, 0, "publisher pid %ld uid %u attached from seq %llu",
 		   (long)p->pid, (unsigned)p->uid, (unsigned long long)s->r.next);
 	return 0;
@@ -127,13 +127,13 @@ bad:
 		munmap((void *)(uintptr_t)base, bytes);
 	free(s);
 	close(fd);
-	event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid, 0, 0,
+	ki_event_push(k, KITE_REFUSED, m->text, p->id, p->pid, p->uid, p->gid, 0, 0,
 		   "rejected a ring from pid %ld: bad size, seals or header",
 		   (long)p->pid);
 	return 0;
 }
 
-void sub_store_large(kite *k, struct peer *p, const struct wire_msg *m)
+void ki_sub_store_large(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	struct sub_ring *s = find_sub(k, p, m->id);
 	if (!s) {
@@ -154,7 +154,7 @@ void sub_store_large(kite *k, struct peer *p, const struct wire_msg *m)
 	s->nlarge++;
 }
 
-void sub_detach_peer(kite *k, struct peer *p)
+void ki_sub_detach_peer(kite *k, struct peer *p)
 {
 	int any = 0;
 	for (size_t i = 0; i < k->nsubs; i++)
@@ -164,16 +164,16 @@ void sub_detach_peer(kite *k, struct peer *p)
 			any = 1;
 		}
 	if (any)
-		wake_self(k);
+		ki_wake_self(k);
 }
 
-void sub_ring_end(kite *k, struct peer *p, uint64_t ring_id)
+void ki_sub_ring_end(kite *k, struct peer *p, uint64_t ring_id)
 {
 	struct sub_ring *s = find_sub(k, p, ring_id);
 	if (s) {
 		s->peer = NULL;
 		s->gone = 1;
-		wake_self(k);
+		ki_wake_self(k);
 	}
 }
 
@@ -187,10 +187,10 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 		if (!p->hello || p->closing)
 			continue;
 		struct wire_msg m;
-		wire_init(&m, type);
+		ki_wire_init(&m, type);
 		m.id = token;
 		snprintf(m.text, sizeof m.text, "%s", pattern);
-		if (peer_send(k, p, &m) == 0 && token) {
+		if (ki_peer_send(k, p, &m) == 0 && token) {
 			p->acks_pending++;
 			sent++;
 		}
@@ -204,7 +204,7 @@ int kite_subscribe(kite *k, const char *pattern)
 	if (rc)
 		return rc;
 	kite_lock(k);
-	rc = strlist_add(&k->patterns, &k->npatterns, pattern);
+	rc = ki_strlist_add(&k->patterns, &k->npatterns, pattern);
 	if (rc <= 0) {
 		kite_unlock(k);
 		return rc;
@@ -213,7 +213,7 @@ int kite_subscribe(kite *k, const char *pattern)
 	 * publishes after kite_subscribe() returns reaches us. */
 	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token);
 	struct timespec deadline;
-	deadline_after_ms(&deadline, k->opt.handshake_ms);
+	ki_deadline_after_ms(&deadline, k->opt.handshake_ms);
 	while (k->pending_acks &&
 	       pthread_cond_timedwait(&k->cond, &k->lock, &deadline) != ETIMEDOUT)
 		;
@@ -227,13 +227,13 @@ int kite_unsubscribe(kite *k, const char *pattern)
 	if (rc)
 		return rc;
 	kite_lock(k);
-	if (!strlist_remove(&k->patterns, &k->npatterns, pattern)) {
+	if (!ki_strlist_remove(&k->patterns, &k->npatterns, pattern)) {
 		kite_unlock(k);
 		return KITE_ENOTSUB;
 	}
 	broadcast_pattern(k, W_UNSUB, pattern, 0);
 	for (size_t i = 0; i < k->nsubs; i++)
-		if (!sub_matches(k, k->subs[i]->channel)) {
+		if (!ki_sub_matches(k, k->subs[i]->channel)) {
 			k->subs[i]->unsubscribed = 1;
 			k->retired = 1;
 		}

@@ -6,14 +6,14 @@
 
 #include "internal.h"
 
-uint64_t realtime_ns(void)
+uint64_t ki_realtime_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void deadline_after_ms(struct timespec *ts, uint32_t ms)
+void ki_deadline_after_ms(struct timespec *ts, uint32_t ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += ms / 1000;
@@ -24,14 +24,14 @@ void deadline_after_ms(struct timespec *ts, uint32_t ms)
 	}
 }
 
-uint64_t monotonic_ns(void)
+uint64_t ki_monotonic_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int strlist_add(char ***list, size_t *n, const char *s)
+int ki_strlist_add(char ***list, size_t *n, const char *s)
 {
 	for (size_t i = 0; i < *n; i++)
 		if (!strcmp((*list)[i], s))
@@ -46,7 +46,7 @@ int strlist_add(char ***list, size_t *n, const char *s)
 	return 1;
 }
 
-int strlist_remove(char ***list, size_t *n, const char *s)
+int ki_strlist_remove(char ***list, size_t *n, const char *s)
 {
 	for (size_t i = 0; i < *n; i++) {
 		if (strcmp((*list)[i], s))
@@ -58,7 +58,7 @@ int strlist_remove(char ***list, size_t *n, const char *s)
 	return 0;
 }
 
-void strlist_free(char ***list, size_t *n)
+void ki_strlist_free(char ***list, size_t *n)
 {
 	for (size_t i = 0; i < *n; i++)
 		free((*list)[i]);
@@ -67,7 +67,7 @@ void strlist_free(char ***list, size_t *n)
 	*n = 0;
 }
 
-int strlist_any_match(char *const *list, size_t n, const char *channel)
+int ki_strlist_any_match(char *const *list, size_t n, const char *channel)
 {
 	for (size_t i = 0; i < n; i++)
 		if (kite_pattern_match(list[i], channel))

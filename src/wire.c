@@ -13,7 +13,7 @@ static const uint8_t fds_for_type[W_TYPE_MAX] = {
 	[W_WAKE] = 2, [W_RING] = 1, [W_LARGE] = 1,
 };
 
-void wire_init(struct wire_msg *m, uint16_t type)
+void ki_wire_init(struct wire_msg *m, uint16_t type)
 {
 	memset(m, 0, sizeof *m);
 	m->type = type;
@@ -21,7 +21,7 @@ void wire_init(struct wire_msg *m, uint16_t type)
 		m->fds[i] = -1;
 }
 
-int wire_send(int sock, const struct wire_msg *m, int dontwait)
+int ki_wire_send(int sock, const struct wire_msg *m, int dontwait)
 {
 	uint8_t buf[WIRE_RECORD_MAX];
 	size_t tl = strnlen(m->text, KITE_CHANNEL_MAX);
@@ -67,7 +67,7 @@ static void close_fds(int *fds, int n)
 			close(fds[i]);
 }
 
-int wire_recv(int sock, struct wire_msg *m)
+int ki_wire_recv(int sock, struct wire_msg *m)
 {
 	uint8_t buf[WIRE_RECORD_MAX + 1];
 	union {
@@ -86,7 +86,7 @@ int wire_recv(int sock, struct wire_msg *m)
 	if (r == 0)
 		return -ECONNRESET;
 
-	wire_init(m, 0);
+	ki_wire_init(m, 0);
 	int fds[8], nfds = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -123,6 +123,6 @@ int wire_recv(int sock, struct wire_msg *m)
 	return 1;
 bad:
 	close_fds(fds, nfds);
-	wire_init(m, 0);
-	return KITE_EPROTO;
+	ki_wire_init(m, 0);
+	return -EPROTO;
 }

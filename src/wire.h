@@ -54,13 +54,13 @@ struct wire_msg {
 /* Send one message. Control messages wait up to the socket's send
  * time-out; with dontwait set (large-message notices) they never wait.
  * 0 or -errno. */
-int wire_send(int sock, const struct wire_msg *m, int dontwait);
+int ki_wire_send(int sock, const struct wire_msg *m, int dontwait);
 
 /* Receive one message without waiting: 1 got one, 0 nothing queued,
- * -ECONNRESET peer gone, KITE_EPROTO malformed (any fds are closed). */
-int wire_recv(int sock, struct wire_msg *m);
+ * -ECONNRESET peer gone, -EPROTO malformed (any fds are closed). */
+int ki_wire_recv(int sock, struct wire_msg *m);
 
 /* Fill a message with a type and zeroes (nfds 0, fds -1). */
-void wire_init(struct wire_msg *m, uint16_t type);
+void ki_wire_init(struct wire_msg *m, uint16_t type);
 
 #endif

@@ -142,7 +142,7 @@ static void child_recv(kite *k, kite_event *ev, uint64_t deadline, int skip_new)
 	for (;;) {
 		CHILD_CHECK(mono_ms() < deadline, "nothing arrived in time");
 		int rc = kite_recv(k, ev, 1000);
-		if (rc == KITE_ETIMEOUT)
+		if (rc == -ETIMEDOUT)
 			continue;
 		CHILD_CHECK(rc == 0, "recv: %s", kite_strerror(rc));
 		if (!skip_new || ev->type != KITE_PUBLISHER_NEW)
@@ -322,7 +322,7 @@ static int subscriber(void *arg)
 		/* Nothing more, and no hang. */
 		kite_event ev;
 		rc = kite_recv(k, &ev, 300);
-		CHILD_CHECK(rc == KITE_ETIMEOUT, "after GONE: %d", rc);
+		CHILD_CHECK(rc == -ETIMEDOUT, "after GONE: %d", rc);
 	}
 	kite_close(k);
 	return 0;
@@ -707,7 +707,7 @@ static int nobody_sub(void *arg)
 			break;
 		kite_event ev;
 		int rc = kite_recv(k, &ev, 100);
-		if (rc == KITE_ETIMEOUT)
+		if (rc == -ETIMEDOUT)
 			continue;
 		CHILD_CHECK(rc == 0, "recv %d", rc);
 		if (ev.type == KITE_REFUSED) {
@@ -1022,7 +1022,7 @@ static void parent_receive(kite *k, const char *channel, int n, uint64_t first)
 		assert_true(mono_ms() < deadline);
 		kite_event ev;
 		int rc = kite_recv(k, &ev, 1000);
-		if (rc == KITE_ETIMEOUT)
+		if (rc == -ETIMEDOUT)
 			continue;
 		assert_int_equal(rc, 0);
 		if (ev.type != KITE_MESSAGE)
@@ -1046,7 +1046,7 @@ static void test_idle_costs_nothing(void **state)
 	getrusage(RUSAGE_SELF, &r0);
 	uint64_t t0 = mono_ms();
 	kite_event ev;
-	assert_int_equal(kite_recv(k, &ev, 1500), KITE_ETIMEOUT);
+	assert_int_equal(kite_recv(k, &ev, 1500), -ETIMEDOUT);
 	uint64_t wall_ms = mono_ms() - t0;
 	getrusage(RUSAGE_SELF, &r1);
 	double cpu_ms = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1e3 +
@@ -1082,7 +1082,7 @@ static void test_no_wakeups_for_a_subscriber_that_keeps_up(void **state)
 	pipe_close(ready);
 }
 
-/* Drain to KITE_EAGAIN, poll kite_fd(), drain again: n messages arrive. */
+/* Drain to -EAGAIN, poll kite_fd(), drain again: n messages arrive. */
 static void poll_receive(kite *k, int n, uint64_t first)
 {
 	uint64_t deadline = mono_ms() + 30000;
@@ -1102,7 +1102,7 @@ static void poll_receive(kite *k, int n, uint64_t first)
 			first++;
 			n--;
 		}
-		assert_int_equal(rc, KITE_EAGAIN);
+		assert_int_equal(rc, -EAGAIN);
 	}
 	assert_int_equal(n, 0);
 }
@@ -1121,7 +1121,7 @@ static void test_fd_with_poll(void **state)
 	poll_receive(k, 5, 1);
 	cmd_pub_do(&c, 'p');
 	poll_receive(k, 5, 6);
-	assert_int_equal(kite_recv(k, &ev, 0), KITE_EAGAIN);
+	assert_int_equal(kite_recv(k, &ev, 0), -EAGAIN);
 	kite_close(k);
 	cmd_pub_stop(&c);
 }
@@ -1151,7 +1151,7 @@ static void test_unsubscribe_stops_delivery(void **state)
 	while (!ended) {
 		assert_true(mono_ms() < deadline);
 		int rc = kite_recv(k, &ev, 1000);
-		if (rc == KITE_ETIMEOUT)
+		if (rc == -ETIMEDOUT)
 			continue;
 		assert_int_equal(rc, 0);
 		if (ev.type != KITE_MESSAGE)
@@ -1162,7 +1162,7 @@ static void test_unsubscribe_stops_delivery(void **state)
 	int rc;
 	while ((rc = kite_recv(k, &ev, 0)) == 0)
 		assert_int_not_equal(ev.type, KITE_MESSAGE);
-	assert_int_equal(rc, KITE_EAGAIN);
+	assert_int_equal(rc, -EAGAIN);
 	kite_stats st;
 	kite_get_stats(k, &st);
 	assert_int_equal(st.received, 6);
@@ -1187,17 +1187,17 @@ static void test_ring_fd_not_writable(void **state)
 	assert_int_equal(raw_expect(sock, &m, W_HELLO, 10000), 1);
 	for (int i = 0; i < m.nfds; i++)
 		close(m.fds[i]);
-	wire_init(&m, W_SUB);
+	ki_wire_init(&m, W_SUB);
 	m.id = 1;
 	snprintf(m.text, sizeof m.text, "ro.>");
-	assert_int_equal(wire_send(sock, &m, 0), 0);
+	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
 	assert_int_equal(raw_expect(sock, &m, W_RING, 10000), 1);
 	assert_int_equal(m.nfds, 1);
 	int fd = m.fds[0];
 	assert_string_equal(m.text, "ro.x");
 	assert_int_equal(m.a, 6); /* head + 1 */
 	size_t bytes;
-	assert_int_equal(ring_geometry_valid(m.slot_count, m.slot_size, &bytes), 0);
+	assert_int_equal(ki_ring_geometry_valid(m.slot_count, m.slot_size, &bytes), 0);
 
 	int seals = fcntl(fd, F_GET_SEALS);
 	assert_int_equal(seals & SEALS_RING, SEALS_RING);
@@ -1219,18 +1219,18 @@ static void test_ring_fd_not_writable(void **state)
 	assert_ptr_not_equal(ro, MAP_FAILED);
 	assert_int_equal(mprotect(ro, bytes, PROT_READ | PROT_WRITE), -1);
 	/* What it can do: read the five messages through its own reader. */
-	assert_int_equal(ring_header_check(ro, m.slot_count, m.slot_size, "ro.x"), 0);
+	assert_int_equal(ki_ring_header_check(ro, m.slot_count, m.slot_size, "ro.x"), 0);
 	struct ring_reader r = {ro, m.slot_count, m.slot_size, 1};
 	uint8_t buf[4096];
 	struct ring_record rec;
 	for (uint64_t seq = 1; seq <= 5; seq++) {
-		assert_int_equal(ring_read(&r, buf, &rec), RING_MESSAGE);
+		assert_int_equal(ki_ring_read(&r, buf, &rec), RING_MESSAGE);
 		assert_int_equal(rec.seq, seq);
 		uint64_t v;
 		memcpy(&v, buf, 8);
 		assert_int_equal(v, seq);
 	}
-	assert_int_equal(ring_read(&r, buf, &rec), RING_EMPTY);
+	assert_int_equal(ki_ring_read(&r, buf, &rec), RING_EMPTY);
 	munmap(ro, bytes);
 	close(fd);
 	close(sock);

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "fifo.h"
+#include "fifo/fifo.h"
 
 struct sniff_case {
 	const char *what;

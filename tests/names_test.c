@@ -1,5 +1,6 @@
 /* Channel names and patterns: validation and matching tables, and a
  * message for every error code. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,8 +140,8 @@ static void test_strerror_every_code(void **state)
 {
 	(void)state;
 	static const int codes[] = {
-		KITE_EBADNAME, KITE_ETOOBIG, KITE_ETIMEOUT, KITE_EAGAIN,
-		KITE_EPROTO, KITE_ENOTSUB, KITE_ERING,
+		KITE_EBADNAME, KITE_ETOOBIG, -ETIMEDOUT, -EAGAIN,
+		KITE_ENOTSUB,
 	};
 	const char *unknown = kite_strerror(-999999);
 	assert_non_null(unknown);

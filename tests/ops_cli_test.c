@@ -7,7 +7,7 @@
 
 /* cli.h before check.h: cmocka's fail() macro would mangle cli.h's fail(). */
 #include "cli.h"
-#include "socklist.h"
+#include "sockets/socklist.h"
 #include "check.h"
 
 static void signals(void **state)

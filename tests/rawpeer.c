@@ -37,7 +37,7 @@ int raw_find_peers(const char *bus, uint64_t *ids, int max)
 	struct find f = {.ids = ids, .max = max};
 	snprintf(f.prefix, sizeof f.prefix, "kite/%s/", bus);
 	f.prefix_len = strlen(f.prefix);
-	int rc = proc_net_unix_each(find_one, &f, NULL);
+	int rc = ki_proc_net_unix_each(find_one, &f, NULL);
 	return rc < 0 ? rc : f.n;
 }
 
@@ -47,7 +47,7 @@ int raw_connect(const char *bus, uint64_t id)
 	if (sock < 0)
 		return -errno;
 	struct sockaddr_un sa;
-	socklen_t sl = bus_address(bus, id, &sa);
+	socklen_t sl = ki_bus_address(bus, id, &sa);
 	if (connect(sock, (struct sockaddr *)&sa, sl) < 0) {
 		int e = errno;
 		close(sock);
@@ -82,24 +82,24 @@ int raw_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 int raw_hello(int sock, uint64_t my_id)
 {
 	struct wire_msg m;
-	wire_init(&m, W_HELLO);
+	ki_wire_init(&m, W_HELLO);
 	m.id = my_id;
 	m.a = WIRE_VERSION;
-	return wire_send(sock, &m, 0);
+	return ki_wire_send(sock, &m, 0);
 }
 
 int raw_wake(int sock)
 {
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int wfd = shm_create("raw-waiter", 4096);
-	if (efd < 0 || wfd < 0 || shm_seal(wfd, SEALS_WAITER) < 0)
+	int wfd = ki_shm_create("raw-waiter", 4096);
+	if (efd < 0 || wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0)
 		return -EIO;
 	struct wire_msg m;
-	wire_init(&m, W_WAKE);
+	ki_wire_init(&m, W_WAKE);
 	m.fds[0] = efd;
 	m.fds[1] = wfd;
 	m.nfds = 2;
-	int rc = wire_send(sock, &m, 0);
+	int rc = ki_wire_send(sock, &m, 0);
 	close(efd);
 	close(wfd);
 	return rc;
@@ -109,7 +109,7 @@ int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms)
 {
 	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 	for (;;) {
-		int r = wire_recv(sock, m);
+		int r = ki_wire_recv(sock, m);
 		if (r < 0)
 			return r;
 		if (r == 1) {
@@ -130,18 +130,18 @@ int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms)
 int raw_ring(const char *channel, uint32_t slots, uint32_t slot_size,
 	     uint64_t publisher, struct ring_writer *w, size_t *bytes)
 {
-	if (ring_geometry_valid(slots, slot_size, bytes))
+	if (ki_ring_geometry_valid(slots, slot_size, bytes))
 		return -EINVAL;
-	int fd = shm_create("raw-ring", *bytes);
+	int fd = ki_shm_create("raw-ring", *bytes);
 	if (fd < 0)
 		return fd;
-	void *base = shm_map(fd, *bytes, 1);
+	void *base = ki_shm_map(fd, *bytes, 1);
 	if (!base) {
 		close(fd);
 		return -ENOMEM;
 	}
-	ring_writer_init(w, base, slots, slot_size, publisher, channel);
-	int rc = shm_seal(fd, SEALS_RING);
+	ki_ring_writer_init(w, base, slots, slot_size, publisher, channel);
+	int rc = ki_shm_seal(fd, SEALS_RING);
 	if (rc) {
 		close(fd);
 		return rc;

@@ -14,11 +14,11 @@
 
 #include "check.h"
 #include "child.h"
-#include "handoff.h"
+#include "handoff_send.h"
 #include "kite.h"
 #include "notify_msg.h"
 #include "rawpeer.h"
-#include "serve.h"
+#include "serve/serve.h"
 
 static void test_notify_table(void **state)
 {

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 struct found {
 	const char *name, *tags;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 static void metric(const char *in, const char *want)
 {

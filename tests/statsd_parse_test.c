@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 static enum statsd_bad parse(const char *line, struct statsd_sample *s, char *tagbuf)
 {

@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kite.h"
+#include "kite/handoff.h"
 
 #define MAX_CONN 1024
 #define BUF 4096

@@ -25,6 +25,10 @@ done
 
 commands=$("$KITE" --help | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && !/^  / { on = 0 }')
 check "kite --help lists commands" [ -n "$commands" ]
+# Every description starts in one column, and every line fits 80 columns.
+cols=$("$KITE" --help | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { match($0, /^  [a-z]+ +/); print RLENGTH } on && !/^  / { on = 0 }' | sort -u)
+check "kite --help aligns every description (columns: $(echo $cols))" [ "$(echo "$cols" | wc -l)" = 1 ]
+check "kite --help fits 80 columns" bash -c "! '$KITE' --help | awk 'length(\$0) > 80' | grep -q ."
 for c in $(printf "%s\n" pub sub ports who lock fifo ping doctor statsd serve $commands | sort -u); do
 	check "kite.1 describes '$c'" grep -q "^\.B $c\$" "$man/kite.1"
 done

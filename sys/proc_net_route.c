@@ -133,7 +133,7 @@ static int lookup_line(const char *line, size_t len, void *arg)
 int proc_net_route_lookup(uint32_t addr, struct route_entry *out, unsigned *skipped)
 {
 	struct lookup l = {.addr = addr, .first = 1};
-	int rc = proc_lines_each("/proc/net/route", lookup_line, &l, NULL);
+	int rc = ki_proc_lines_each("/proc/net/route", lookup_line, &l, NULL);
 	if (skipped)
 		*skipped = l.bad;
 	if (rc < 0)

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "handoff.h"
+#include "handoff_send.h"
 #include "serve.h"
 
 int serve_handoff_pair(struct proc *p, int *child_end)

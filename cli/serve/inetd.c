@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "handoff.h"
+#include "handoff_send.h"
 #include "serve.h"
 
 void serve_listen_enable(struct serve *s, int on)

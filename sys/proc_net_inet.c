@@ -151,7 +151,7 @@ int proc_net_inet_each(const char *path,
 {
 	struct each_state st = {cb, arg, 0, 1};
 	unsigned toolong = 0;
-	int rc = proc_lines_each(path, each_line, &st, &toolong);
+	int rc = ki_proc_lines_each(path, each_line, &st, &toolong);
 	if (skipped)
 		*skipped = st.bad + toolong;
 	return rc;

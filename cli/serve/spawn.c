@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "kite.h"
+#include "kite/handoff.h"
 #include "serve.h"
 
 extern char **environ;

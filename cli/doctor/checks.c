@@ -131,7 +131,7 @@ static void multicast(struct finding *iff, struct finding *rf)
 	char good[IFNAMSIZ] = "", down[IFNAMSIZ] = "", nomc[IFNAMSIZ] = "";
 	iff->check = "multicast-interface";
 	rf->check = "multicast-route";
-	proc_lines_each("/proc/net/dev", dev_line, &ifs, NULL);
+	ki_proc_lines_each("/proc/net/dev", dev_line, &ifs, NULL);
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	size_t used = 0;
 	for (int i = 0; i < ifs.n; i++) {
@@ -245,7 +245,7 @@ static void proc_net_unix(struct finding *f)
 {
 	unsigned n = 0, skipped = 0;
 	f->check = "/proc/net/unix";
-	int rc = proc_net_unix_each(count_unix, &n, &skipped);
+	int rc = ki_proc_net_unix_each(count_unix, &n, &skipped);
 	f->ok = rc == 0 && skipped == 0;
 	if (rc < 0) {
 		snprintf(f->value, sizeof f->value, "%s", strerror(-rc));

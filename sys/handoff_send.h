@@ -1,11 +1,11 @@
 /* Internal (not API): the supervisor side of the `kite serve --handoff`
- * wire format. The worker side is public: kite_handoff_accept() in kite.h. */
-#ifndef KITE_HANDOFF_H
-#define KITE_HANDOFF_H
+ * wire format. The worker side is public: kite_handoff_accept() in kite/handoff.h. */
+#ifndef KITE_HANDOFF_SEND_H
+#define KITE_HANDOFF_SEND_H
 
 #include <sys/socket.h>
 
-#include "kite.h"
+#include "kite/handoff.h"
 
 /* Fill *peer for a connection just accepted on conn_fd, whose address
  * accept() returned in addr/len. Unix peers also get SO_PEERCRED. */

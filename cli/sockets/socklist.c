@@ -126,7 +126,7 @@ int sock_list_collect(struct sock_list *l, unsigned protos, sock_filter keep,
 	if (protos & SL_UNIX) {
 		struct collect c = {l, SL_UNIX, keep, arg};
 		unsigned bad = 0;
-		int rc = proc_net_unix_each(unix_cb, &c, &bad);
+		int rc = ki_proc_net_unix_each(unix_cb, &c, &bad);
 		l->skipped += bad;
 		if (rc < 0)
 			return rc;
