@@ -55,6 +55,10 @@ extern "C" {
  * more tokens). */
 #define KITE_CHANNEL_MAX 200
 
+/* Most patterns one handle may subscribe to at once; kite_subscribe()
+ * returns -ENOSPC beyond. */
+#define KITE_PATTERNS_MAX 4096
+
 /* Largest message payload, in bytes (4 GiB - 1). Messages that do not fit a
  * ring slot travel in a sealed memfd of their own; a subscriber keeps at
  * most 64 of those per ring not yet read, and reports older ones lost. */

@@ -46,7 +46,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_SUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		if (p->npatterns >= PEER_PATTERNS_MAX)
+		if (p->npatterns >= PEER_PATTERNS_MAX) /* its own limit is the same */
 			return -1;
 		rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
 		if (rc < 0)
@@ -68,9 +68,17 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_SYNC:
 		p->synced = 1;
 		pthread_cond_broadcast(&k->cond);
+		if (m->id) { /* after the rings its patterns asked for */
+			ki_wire_init(&ack, W_SUB_ACK);
+			ack.id = m->id;
+			ki_peer_send(k, p, &ack);
+		}
 		return 0;
 	case W_SUB_ACK:
-		if (p->acks_pending) {
+		if (m->id && m->id == p->sync_token) {
+			p->sync_token = 0;
+			ki_relink_offers_done(k, p);
+		} else if (p->acks_pending) {
 			p->acks_pending--;
 			k->pending_acks--;
 			pthread_cond_broadcast(&k->cond);
@@ -92,27 +100,40 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_RING_END:
 		ki_sub_ring_end(k, p, m->id);
 		return 0;
+	case W_BYE:
+		p->bye = 1;
+		return 0;
 	}
 	close_msg_fds(m);
 	return -1;
 }
 
-int ki_control_drain(kite *k, struct peer *p)
+/* Read and act on everything the peer has sent so far. The end of its
+ * stream is read like any record, after all that came before it: a peer
+ * that exits right after publishing has its last ring hand-overs and
+ * large-message notices taken first. Errors other than the end (a reset)
+ * are reported once by the kernel and do not hide what is still queued. */
+int ki_control_drain(kite *k, struct peer *p, unsigned budget)
 {
 	struct wire_msg m;
-	int r;
-	while (!p->closing && (r = ki_wire_recv(p->sock, &m)) == 1)
-		if (dispatch(k, p, &m) < 0) {
-			r = -EPROTO;
-			break;
+	int errors = 0;
+	while (!p->closing && !p->eof && budget--) {
+		int r = ki_wire_recv(p->sock, &m);
+		if (r == 1) {
+			if (dispatch(k, p, &m) < 0) {
+				p->closing = 1;
+				ki_peer_cut(k, p);
+			}
+		} else if (r == 0) {
+			return 0;
+		} else if (r == -EPROTO) {
+			p->closing = 1;
+			ki_peer_cut(k, p);
+		} else if (r == -EPIPE || ++errors > 8) {
+			p->eof = 1;
 		}
-	if (p->closing)
-		return -ECONNRESET;
-	if (r < 0) {
-		p->closing = 1;
-		shutdown(p->sock, SHUT_RDWR);
 	}
-	return r < 0 ? r : 0;
+	return -ECONNRESET;
 }
 
 void *ki_control_thread(void *arg)
@@ -120,7 +141,10 @@ void *ki_control_thread(void *arg)
 	kite *k = arg;
 	struct epoll_event evs[32];
 	for (;;) {
-		int n = epoll_wait(k->epoll_fd, evs, 32, -1);
+		ki_control_enter(k);
+		int timeout = ki_relink_run(k);
+		ki_control_exit(k);
+		int n = epoll_wait(k->epoll_fd, evs, 32, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -140,9 +164,15 @@ void *ki_control_thread(void *arg)
 			struct peer *p = find_peer(k, fd);
 			if (!p)
 				continue;
-			ki_control_drain(k, p);
-			if (p->closing || (evs[i].events & (EPOLLHUP | EPOLLERR)))
-				ki_peer_drop(k, p);
+			if (evs[i].events & EPOLLOUT)
+				ki_outq_flush(k, p);
+			/* A bounded batch: the application's thread waits
+			 * for the state while we hold it. Level-triggered
+			 * epoll brings us back for the rest. */
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				ki_control_drain(k, p, DRAIN_BATCH);
+			if (p->eof || p->closing)
+				ki_link_lost(k, p);
 		}
 		ki_control_exit(k);
 	}

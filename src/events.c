@@ -9,9 +9,7 @@
 
 void ki_wake_self(kite *k)
 {
-	uint64_t one = 1;
-	ssize_t r = write(k->wake_fd, &one, sizeof one);
-	(void)r; /* EAGAIN means the counter is already non-zero: awake anyway */
+	ki_wake_send(k->wake_tx);
 }
 
 void ki_event_push(kite *k, enum kite_event_type type, const char *channel,

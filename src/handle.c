@@ -122,10 +122,16 @@ static int open_endpoints(kite *k)
 		return -errno;
 	if (!k->id)
 		k->id = 1;
-	k->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	/* Wake-ups travel as datagrams: publishers send with MSG_DONTWAIT, so
+	 * nothing we or they set on the shared socket makes them wait. */
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
+		return -errno;
+	k->wake_fd = pair[0];
+	k->wake_tx = pair[1];
 	k->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	k->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (k->wake_fd < 0 || k->stop_fd < 0 || k->epoll_fd < 0)
+	if (k->stop_fd < 0 || k->epoll_fd < 0)
 		return -errno;
 	k->waiter_fd = ki_shm_create("kite-waiter", 4096);
 	if (k->waiter_fd < 0)
@@ -173,7 +179,7 @@ static int start_thread(kite *k)
 static int handshakes_pending(const kite *k)
 {
 	for (const struct peer *p = k->peers; p; p = p->next)
-		if (p->awaited && !p->synced && !p->closing)
+		if (p->awaited && !p->synced && !p->closing && !p->eof)
 			return 1;
 	return 0;
 }
@@ -191,11 +197,16 @@ static void wait_handshakes(kite *k)
 
 int kite_open(kite **out, const kite_options *opts)
 {
+	if (!out)
+		return -EINVAL;
 	*out = NULL;
 	kite *k = calloc(1, sizeof *k);
 	if (!k)
 		return -ENOMEM;
-	k->wake_fd = k->stop_fd = k->epoll_fd = k->listen_fd = k->waiter_fd = -1;
+	ki_fork_watch();
+	k->fork_gen = atomic_load(&ki_fork_gen);
+	k->wake_fd = k->wake_tx = k->stop_fd = k->epoll_fd = k->listen_fd =
+		k->waiter_fd = -1;
 	k->euid = geteuid();
 	k->light_publish = k->can_membarrier = ki_barrier_setup();
 	k->biased = ki_barrier_private_setup();
@@ -224,18 +235,31 @@ int kite_open(kite **out, const kite_options *opts)
 	return 0;
 }
 
-void kite_close(kite *k)
+/* Tell every peer we are closing (not a broken link: our rings end), and
+ * give what is queued for them a bounded time to leave. */
+static void say_goodbye(kite *k)
 {
-	if (!k)
-		return;
-	if (k->thread_started) {
-		uint64_t one = 1;
-		ssize_t w = write(k->stop_fd, &one, sizeof one);
-		(void)w;
-		pthread_join(k->thread, NULL);
+	kite_lock(k);
+	k->closing = 1;
+	struct wire_msg bye;
+	ki_wire_init(&bye, W_BYE);
+	for (struct peer *p = k->peers; p; p = p->next)
+		if (p->hello && !p->closing)
+			ki_peer_send(k, p, &bye);
+	struct timespec deadline;
+	ki_deadline_after_ms(&deadline, CLOSE_FLUSH_MS);
+	for (;;) {
+		int queued = 0;
+		for (struct peer *p = k->peers; p && !queued; p = p->next)
+			queued = p->q_head && !p->send_dead;
+		if (!queued || pthread_cond_timedwait(&k->cond, &k->lock, &deadline) == ETIMEDOUT)
+			break;
 	}
-	while (k->peers)
-		ki_peer_drop(k, k->peers);
+	kite_unlock(k);
+}
+
+static void free_state(kite *k)
+{
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i], *n; r; r = n) {
 			n = r->hash_next;
@@ -245,6 +269,13 @@ void kite_close(kite *k)
 	for (size_t i = 0; i < k->nsubs; i++)
 		ki_sub_ring_free(k->subs[i]);
 	free(k->subs);
+	while (k->relinks) {
+		struct relink *r = k->relinks;
+		k->relinks = r->next;
+		if (r->pidfd >= 0)
+			close(r->pidfd);
+		free(r);
+	}
 	ki_strlist_free(&k->patterns, &k->npatterns);
 	free(k->rules);
 	if (k->large_map)
@@ -252,21 +283,71 @@ void kite_close(kite *k)
 	free(k->msg_buf);
 	if (k->waiter)
 		munmap(k->waiter, 4096);
-	int fds[] = {k->wake_fd, k->stop_fd, k->epoll_fd, k->listen_fd, k->waiter_fd};
+	int fds[] = {k->wake_fd, k->wake_tx, k->stop_fd, k->epoll_fd, k->listen_fd,
+		     k->waiter_fd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+}
+
+/* A child's copy: its sockets and epoll set are the parent's too, so
+ * nothing may be sent, shut down or unregistered; only our descriptors
+ * and memory go. (The lock may be held by the parent's thread: not taken.) */
+static void release_forked_copy(kite *k)
+{
+	for (struct peer *p = k->peers, *n; p; p = n) {
+		n = p->next;
+		ki_strlist_free(&p->patterns, &p->npatterns);
+		ki_outq_clear(p);
+		if (p->waiter)
+			munmap(p->waiter, 4096);
+		int fds[] = {p->wake_tx, p->pidfd, p->sock};
+		for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(p);
+	}
+	free_state(k);
+	free(k);
+}
+
+void kite_close(kite *k)
+{
+	if (!k)
+		return;
+	if (ki_forked(k)) {
+		release_forked_copy(k);
+		return;
+	}
+	if (k->thread_started) {
+		say_goodbye(k);
+		uint64_t one = 1;
+		ssize_t w = write(k->stop_fd, &one, sizeof one);
+		(void)w;
+		pthread_join(k->thread, NULL);
+	}
+	while (k->peers)
+		ki_peer_drop(k, k->peers);
+	free_state(k);
 	pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
 
-int kite_fd(const kite *k) { return k->wake_fd; }
+int kite_fd(const kite *k) { return k ? k->wake_fd : -EINVAL; }
 
-uint64_t kite_id(const kite *k) { return k->id; }
+uint64_t kite_id(const kite *k) { return k ? k->id : 0; }
 
 void kite_get_stats(const kite *k, kite_stats *out)
 {
+	if (!out)
+		return;
+	if (!k || ki_forked(k)) { /* a child's copy: its lock may be held */
+		memset(out, 0, sizeof *out);
+		if (k)
+			*out = k->stats;
+		return;
+	}
 	kite *m = (kite *)(uintptr_t)k;
 	kite_lock(m);
 	*out = k->stats;

@@ -19,8 +19,28 @@
 #define LARGE_KEEP 64 /* large-message fds a subscriber keeps per ring */
 #define EVENT_QUEUE 256
 #define TEXT_MAX 320
-#define SEND_TIMEOUT_MS 500
-#define PEER_PATTERNS_MAX 1024 /* subscriptions one peer may hold with us */
+#define PEER_PATTERNS_MAX KITE_PATTERNS_MAX /* subscriptions a peer may hold */
+/* A peer's outbound queue: records the socket had no room for. Past
+ * OUTQ_MAX the link is cut (and later re-made, with exact losses). */
+#define OUTQ_MAX 16384
+#define OUTQ_STRANGER_MAX 64
+/* Large-message notices queued for one peer; the oldest go first (the
+ * subscriber counts them lost), so a stopped subscriber pins few memfds. */
+#define OUTQ_LARGE_MAX 32
+/* Send buffer of each link: what may be in flight in the kernel, large
+ * memfds included (the kernel doubles it). */
+#define LINK_SNDBUF 32768
+/* Re-linking a broken link: first try after RELINK_FIRST_MS, doubling up
+ * to RELINK_MAX_MS while the peer's process lives and its name is bound. */
+#define RELINK_FIRST_MS 2
+#define RELINK_MAX_MS 1000
+/* A link whose hello has not come by then is dropped (not re-made). */
+#define HELLO_TIMEOUT_MS 3000
+/* Records the control thread handles from one peer before it lets the
+ * application's thread have the state again. */
+#define DRAIN_BATCH 32
+/* kite_close() waits at most this long for queued records to leave. */
+#define CLOSE_FLUSH_MS 500
 #define PEER_REFUSALS_REPORTED 8 /* refusal events per peer, then one summary */
 
 /* The page a subscriber shares with every publisher it hears from: set
@@ -34,8 +54,24 @@ struct waiter_page {
 	_Atomic uint32_t needs_fence;
 };
 
+/* One record waiting for room in a peer's socket (fds are our own dups). */
+struct outrec {
+	struct outrec *next;
+	struct wire_msg m;
+};
+
 struct peer {
 	int sock;
+	int pidfd;        /* the peer process (pidfd_open), -1 if unavailable */
+	struct outrec *q_head, *q_tail; /* records waiting for socket room */
+	size_t q_len, q_large;
+	int q_armed;      /* EPOLLOUT is registered */
+	int send_dead;    /* a send failed for good: nothing more goes out */
+	int eof;          /* its end of the stream was read */
+	int bye;          /* it closed its handle (W_BYE) */
+	int verified;     /* its claimed id is the owner of @kite/<bus>/<id> */
+	uint64_t sync_token; /* our W_SYNC's token: its answer ends re-offers */
+	uint64_t hello_due_ns; /* its hello must have come by then */
 	int outgoing;     /* we connected (1) or accepted (0) */
 	int hello;        /* its W_HELLO arrived */
 	int synced;       /* its W_SYNC arrived */
@@ -43,7 +79,8 @@ struct peer {
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
 	unsigned refusals;     /* refusal events about this peer so far */
 	int wake_sent;         /* we sent it our W_WAKE */
-	int closing;
+	int closing;      /* it broke the protocol or lied: read no more */
+	int duplicate;    /* a second link to a peer we keep another link to */
 	uint64_t id;      /* its publisher id (from its name, then W_HELLO) */
 	pid_t pid;
 	uid_t uid;
@@ -52,7 +89,8 @@ struct peer {
 	int ngroups;
 	char **patterns;  /* its subscriptions */
 	size_t npatterns;
-	int eventfd;      /* to wake it (from its W_WAKE; -1 until then) */
+	int wake_tx;      /* to wake it: its datagram socket (from its W_WAKE;
+	                     -1 until then); sent with MSG_DONTWAIT only */
 	struct waiter_page *waiter; /* NULL until its W_WAKE */
 	struct peer *next;
 };
@@ -85,11 +123,24 @@ struct sub_ring {
 	uid_t uid;
 	gid_t gid;
 	size_t bytes;
+	uint64_t ino;      /* the ring memfd's inode: a re-offer must match */
 	struct ring_reader r;
 	struct large_fd large[LARGE_KEEP];
 	int nlarge;
 	int gone;
+	int relinking;    /* its link broke, the publisher lives: still read */
+	int announce;     /* KITE_PUBLISHER_NEW not yet delivered */
 	int unsubscribed; /* freed by the next kite_recv() */
+};
+
+/* A broken link to a live peer, to be made again. */
+struct relink {
+	uint64_t id;
+	pid_t pid;
+	int pidfd;
+	uint64_t due_ns;
+	uint32_t backoff_ms;
+	struct relink *next;
 };
 
 struct allow_rule {
@@ -112,7 +163,8 @@ struct kite {
 	int stop_fd;   /* eventfd: tells the control thread to stop */
 	int epoll_fd;  /* control thread's */
 	int listen_fd;
-	int wake_fd;   /* eventfd publishers write; kite_fd() */
+	int wake_fd;   /* datagram socket publishers write to; kite_fd() */
+	int wake_tx;   /* its other end, which W_WAKE hands to publishers */
 	int waiter_fd;
 	struct waiter_page *waiter;
 	uint64_t id;
@@ -127,7 +179,10 @@ struct kite {
 	uint64_t since_arm;  /* messages delivered since the last arm */
 	_Atomic int app_active, ctl_wants;
 
+	unsigned fork_gen; /* ki_fork_gen when opened: a child's copy differs */
+	int closing;       /* kite_close() is flushing its goodbyes */
 	struct peer *peers;
+	struct relink *relinks;
 	uint64_t next_ring_id;
 	uint64_t next_token;
 	uint64_t pending_acks; /* W_SUB_ACKs kite_subscribe still waits for */
@@ -172,6 +227,15 @@ void ki_app_exit(kite *k, int locked);
 void ki_control_enter(kite *k);
 void ki_control_exit(kite *k);
 
+/* fork.c: bumped in every child; a handle opened under another value is a
+ * copy inherited through fork() and may only be closed. */
+extern _Atomic unsigned ki_fork_gen;
+void ki_fork_watch(void);
+static inline int ki_forked(const kite *k)
+{
+	return k->fork_gen != atomic_load_explicit(&ki_fork_gen, memory_order_relaxed);
+}
+
 /* events.c: queue an event (caller holds the lock); text may be NULL. */
 void ki_event_push(kite *k, enum kite_event_type type, const char *channel,
 		uint64_t publisher, pid_t pid, uid_t uid, gid_t gid,
@@ -179,12 +243,17 @@ void ki_event_push(kite *k, enum kite_event_type type, const char *channel,
 	__attribute__((format(printf, 10, 11)));
 int ki_event_pop(kite *k, kite_event *ev);
 void ki_wake_self(kite *k);
+/* Wake whoever reads the other end of a wake-up socket; never waits. */
+void ki_wake_send(int fd);
 
 /* policy.c: 1 if the peer may take part in channel; else 0 and a reason. */
 int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 		  char *why, size_t why_len);
-/* 1 if some rule (or the default) lets the peer take part in any channel. */
-int ki_policy_trusted(const kite *k, const struct peer *p);
+/* 1 if some rule (or the default) could let the peer take part in a
+ * channel that pattern matches (">": any channel). */
+int ki_policy_may_share(const kite *k, const struct peer *p, const char *pattern);
+/* The first of the peer's patterns that matches channel (a name it knows). */
+const char *ki_peer_pattern_for(const struct peer *p, const char *channel);
 
 /* peers.c */
 struct sockaddr_un;
@@ -193,9 +262,31 @@ int ki_peer_connect_existing(kite *k);
 int ki_peer_accept(kite *k);
 void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
 void ki_peer_drop(kite *k, struct peer *p);
+struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id);
+/* Connect to @kite/<bus>/<id> without waiting; the socket, or -errno
+ * (-EAGAIN: its backlog is full). *owner gets the listener's pid. */
+int ki_peer_dial(const kite *k, uint64_t id, pid_t *owner);
+
+/* outq.c: send a record, or queue it (fds duplicated) when the socket has
+ * no room: never waits. 0, or -EPIPE once the link cannot send. */
 int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m);
-/* For messages a peer may do without (refusals): never waits. */
-void ki_peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m);
+/* The control thread: send what is queued while the socket takes it. */
+void ki_outq_flush(kite *k, struct peer *p);
+void ki_outq_clear(struct peer *p);
+/* Stop sending on a link (overflow or error): the peer sees the end of
+ * the stream once it has read what was sent; we go on reading. */
+void ki_peer_cut(kite *k, struct peer *p);
+
+/* links.c: a link has ended (EOF read, protocol error or cut): drop it, and
+ * decide whether its peer is gone (closed, exited) or will be re-linked. */
+void ki_link_lost(kite *k, struct peer *p);
+/* Run due re-link attempts and drop links whose hello is overdue; ms until
+ * the next thing is due, or -1. */
+int ki_relink_run(kite *k);
+/* Is the peer's process still there? */
+int ki_process_alive(int pidfd, pid_t pid);
+/* Its offers after a re-link are all in: rings not re-offered are over. */
+void ki_relink_offers_done(kite *k, struct peer *p);
 /* A KITE_REFUSED event, at most PEER_REFUSALS_REPORTED per peer. */
 void ki_refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -205,7 +296,9 @@ int ki_peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m);
 
 /* control.c */
 void *ki_control_thread(void *arg);
-int ki_control_drain(kite *k, struct peer *p);
+/* Act on up to budget records the peer sent; -ECONNRESET once its stream
+ * has ended (or it broke the protocol), else 0. */
+int ki_control_drain(kite *k, struct peer *p, unsigned budget);
 
 /* publish.c: offer our rings to a peer whose subscriptions changed. */
 void ki_pub_offer_rings(kite *k, struct peer *p);
@@ -216,7 +309,10 @@ void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel);
 /* subscribe.c */
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m);
 void ki_sub_store_large(kite *k, struct peer *p, const struct wire_msg *m);
-void ki_sub_detach_peer(kite *k, struct peer *p);
+/* gone: the publisher closed or exited (rings drain, then GONE); else its
+ * link broke and its rings are still read until it is back. */
+void ki_sub_detach_peer(kite *k, struct peer *p, int gone);
+void ki_sub_gone_by_id(kite *k, uint64_t publisher);
 void ki_sub_ring_end(kite *k, struct peer *p, uint64_t ring_id);
 void ki_sub_ring_free(struct sub_ring *s);
 int ki_sub_matches(const kite *k, const char *channel);
@@ -236,7 +332,11 @@ uint64_t ki_monotonic_ns(void);
 struct timespec;
 void ki_deadline_after_ms(struct timespec *ts, uint32_t ms);
 
+/* 1 if some channel name matches both patterns. */
+int ki_patterns_overlap(const char *a, const char *b);
+
 /* String lists (patterns). */
+int ki_strlist_find(char *const *list, size_t n, const char *s);
 int ki_strlist_add(char ***list, size_t *n, const char *s);
 int ki_strlist_remove(char ***list, size_t *n, const char *s);
 void ki_strlist_free(char ***list, size_t *n);

@@ -1,7 +1,7 @@
 /* Channel names and patterns: validation and matching (NATS conventions). */
 #include <string.h>
 
-#include "kite.h"
+#include "internal.h"
 
 #define MAX_TOKENS 32
 
@@ -62,5 +62,32 @@ int kite_pattern_match(const char *pattern, const char *name)
 			return !pe && !ne;
 		p = pe + 1;
 		n = ne + 1;
+	}
+}
+
+/* Token at *s: its length, and *s moved past it (and its dot). */
+static size_t next_token(const char **s, const char **tok)
+{
+	*tok = *s;
+	const char *e = strchr(*s, '.');
+	size_t len = e ? (size_t)(e - *s) : strlen(*s);
+	*s = e ? e + 1 : *s + len;
+	return len;
+}
+
+int ki_patterns_overlap(const char *a, const char *b)
+{
+	for (;;) {
+		if (!*a || !*b)
+			return !*a && !*b;
+		const char *ta, *tb;
+		size_t la = next_token(&a, &ta), lb = next_token(&b, &tb);
+		/* '>' takes one or more tokens: whatever the other has left. */
+		if ((la == 1 && *ta == '>') || (lb == 1 && *tb == '>'))
+			return 1;
+		if ((la == 1 && *ta == '*') || (lb == 1 && *tb == '*'))
+			continue;
+		if (la != lb || memcmp(ta, tb, la))
+			return 0;
 	}
 }

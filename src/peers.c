@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -28,43 +29,55 @@ socklen_t ki_bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-static int set_send_timeout(int sock)
+/* The kernel's word on a peer process, kept as a pidfd: it says when that
+ * process (not a later one with its pid) exits. */
+static int open_pidfd(pid_t pid)
 {
-	struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
-	return setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+#else
+	(void)pid;
+	return -1;
+#endif
 }
 
-static struct peer *peer_new(kite *k, int sock, int outgoing, uint64_t id)
+struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id)
 {
 	struct ucred cred;
 	socklen_t len = sizeof cred;
+	int sndbuf = LINK_SNDBUF;
 	struct peer *p = calloc(1, sizeof *p);
 	if (!p || getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    set_send_timeout(sock) < 0) {
+	    setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0) {
 		free(p);
 		close(sock);
 		return NULL;
 	}
 	p->sock = sock;
 	p->outgoing = outgoing;
+	/* We reached it through its name, which the kernel binds to one
+	 * listener: the id is its own. An incoming link proves its id later. */
+	p->verified = outgoing;
 	p->id = id;
 	p->pid = cred.pid;
 	p->uid = cred.uid;
 	p->gid = cred.gid;
-	p->eventfd = -1;
+	p->wake_tx = -1;
+	p->pidfd = open_pidfd(cred.pid);
+	p->hello_due_ns = ki_monotonic_ns() + HELLO_TIMEOUT_MS * 1000000ull;
 	gid_t groups[MAX_PEER_GROUPS];
 	len = sizeof groups;
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
 		p->ngroups = (int)(len / sizeof(gid_t));
 		memcpy(p->groups, groups, len);
 	}
-	struct wire_msg m;
-	ki_wire_init(&m, W_HELLO);
-	m.id = k->id;
-	m.a = WIRE_VERSION;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = sock};
-	if (ki_wire_send(sock, &m, 0) < 0 ||
-	    epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+		if (p->pidfd >= 0)
+			close(p->pidfd);
 		free(p);
 		close(sock);
 		return NULL;
@@ -72,7 +85,33 @@ static struct peer *peer_new(kite *k, int sock, int outgoing, uint64_t id)
 	p->next = k->peers;
 	k->peers = p;
 	k->stats.peers++;
+	struct wire_msg m;
+	ki_wire_init(&m, W_HELLO);
+	m.id = k->id;
+	m.a = WIRE_VERSION;
+	ki_peer_send(k, p, &m);
 	return p;
+}
+
+int ki_peer_dial(const kite *k, uint64_t id, pid_t *owner)
+{
+	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	struct sockaddr_un sa;
+	socklen_t sl = ki_bus_address(k->bus, id, &sa);
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	/* Never waits: a full backlog (a listener that does not accept) is
+	 * -EAGAIN at once, where a blocking connect would sleep. */
+	if (connect(sock, (struct sockaddr *)&sa, sl) < 0 ||
+	    getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		int e = errno;
+		close(sock);
+		return e == EWOULDBLOCK ? -EAGAIN : -e;
+	}
+	*owner = cred.pid;
+	return sock;
 }
 
 struct scan {
@@ -96,19 +135,15 @@ static int connect_one(const struct unix_entry *e, void *arg)
 	for (struct peer *p = k->peers; p; p = p->next)
 		if (p->id == id)
 			return 0; /* already linked */
-	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	pid_t owner;
+	int sock = ki_peer_dial(k, id, &owner);
 	if (sock < 0)
-		return 0;
-	struct sockaddr_un sa;
-	socklen_t sl = ki_bus_address(k->bus, id, &sa);
-	if (set_send_timeout(sock) < 0 ||
-	    connect(sock, (struct sockaddr *)&sa, sl) < 0) {
-		close(sock); /* gone since the scan, or not answering: skip it */
-		return 0;
-	}
-	struct peer *p = peer_new(k, sock, 1, id);
+		return 0; /* gone since the scan, or not accepting: it finds us */
+	struct peer *p = ki_peer_new(k, sock, 1, id);
+	/* kite_open waits only for peers that could share a channel with us:
+	 * a stranger's listener costs it nothing. */
 	if (p)
-		p->awaited = 1;
+		p->awaited = ki_policy_may_share(k, p, ">");
 	return 0;
 }
 
@@ -123,22 +158,30 @@ int ki_peer_connect_existing(kite *k)
 int ki_peer_accept(kite *k)
 {
 	for (;;) {
-		int sock = accept4(k->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int sock = accept4(k->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (sock < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-		peer_new(k, sock, 0, 0);
+		ki_peer_new(k, sock, 0, 0);
 	}
 }
 
-static int is_eventfd(int fd)
+/* A wake-up handle must be a datagram socket: a publisher sends to it with
+ * MSG_DONTWAIT, which no flag its owner sets (O_NONBLOCK lives on the file
+ * it shares with us) can turn into a wait. An eventfd could. */
+static int is_wake_socket(int fd)
 {
-	char path[64], target[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(path, target, sizeof target - 1);
-	if (n < 0)
-		return 0;
-	target[n] = 0;
-	return !strcmp(target, "anon_inode:[eventfd]");
+	int domain, type;
+	socklen_t dl = sizeof domain, tl = sizeof type;
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 &&
+	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+	       domain == AF_UNIX && type == SOCK_DGRAM;
+}
+
+void ki_wake_send(int fd)
+{
+	char b = 1;
+	ssize_t r = send(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)r; /* full: it has wake-ups pending already; gone: nobody to wake */
 }
 
 /* Our wake-up handles go only to publishers whose ring we accepted (the
@@ -150,7 +193,7 @@ void ki_peer_send_wake(kite *k, struct peer *p)
 		return;
 	struct wire_msg m;
 	ki_wire_init(&m, W_WAKE);
-	m.fds[0] = k->wake_fd;
+	m.fds[0] = k->wake_tx;
 	m.fds[1] = k->waiter_fd;
 	m.nfds = 2;
 	if (ki_peer_send(k, p, &m) == 0)
@@ -161,43 +204,19 @@ void ki_peer_send_wake(kite *k, struct peer *p)
  * messages published before they arrived found no way to wake it. */
 int ki_peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
 {
-	int efd = m->fds[0], waiter_fd = m->fds[1];
-	if (p->waiter || !is_eventfd(efd) || ki_shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
-	    fcntl(efd, F_SETFL, O_NONBLOCK) < 0 ||
+	int tx = m->fds[0], waiter_fd = m->fds[1];
+	(void)k;
+	if (p->waiter || !is_wake_socket(tx) ||
+	    ki_shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
 	    !(p->waiter = ki_shm_map(waiter_fd, 4096, 1))) {
-		close(efd);
+		close(tx);
 		close(waiter_fd);
 		return -1;
 	}
 	close(waiter_fd);
-	p->eventfd = efd;
-	uint64_t one = 1;
-	ssize_t w = write(efd, &one, sizeof one);
-	(void)w;
-	(void)k;
+	p->wake_tx = tx;
+	ki_wake_send(tx);
 	return 0;
-}
-
-int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m)
-{
-	/* Only a peer the policy could ever let in may make us wait for room
-	 * in its socket; anyone else that stops reading loses its link at once
-	 * rather than stall the handle. */
-	int rc = ki_wire_send(p->sock, m, !ki_policy_trusted(k, p));
-	if (rc < 0 && !p->closing) {
-		/* A peer that does not take a control message in time is broken;
-		 * the control thread reaps it when it sees the hang-up. */
-		p->closing = 1;
-		shutdown(p->sock, SHUT_RDWR);
-	}
-	return rc;
-}
-
-void ki_peer_send_advisory(kite *k, struct peer *p, const struct wire_msg *m)
-{
-	(void)k;
-	if (!p->closing)
-		ki_wire_send(p->sock, m, 1);
 }
 
 void ki_refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
@@ -229,8 +248,21 @@ void ki_peer_send_subscriptions(kite *k, struct peer *p)
 		snprintf(m.text, sizeof m.text, "%s", k->patterns[i]);
 		ki_peer_send(k, p, &m);
 	}
+	/* Its answer comes after the rings it offers for these patterns. */
 	ki_wire_init(&m, W_SYNC);
+	m.id = p->sync_token = ++k->next_token;
 	ki_peer_send(k, p, &m);
+}
+
+/* Does the listener @kite/<bus>/<id> belong to process pid? */
+static int owns_name(const kite *k, uint64_t id, pid_t pid)
+{
+	pid_t owner = 0;
+	int sock = ki_peer_dial(k, id, &owner);
+	if (sock < 0)
+		return 0;
+	close(sock);
+	return owner == pid;
 }
 
 static uint64_t initiator(const kite *k, const struct peer *p)
@@ -244,27 +276,22 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 	if (id == 0 || id == k->id || (p->outgoing && p->id != id) ||
 	    m->a != WIRE_VERSION) {
 		p->closing = 1;
-		shutdown(p->sock, SHUT_RDWR);
+		ki_peer_cut(k, p);
 		return;
 	}
+	/* An id is only claimed; the name @kite/<bus>/<id> is bound by the
+	 * kernel to one listener, whose owner the kernel tells. A process can
+	 * only ever claim its own handles' ids. */
+	if (!p->outgoing && !owns_name(k, id, p->pid)) {
+		p->closing = 1;
+		ki_peer_cut(k, p);
+		return;
+	}
+	p->verified = 1;
 	p->id = id;
 	for (struct peer *q = k->peers; q; q = q->next) {
-		if (q == p || q->closing || q->id != id)
+		if (q == p || q->closing || q->eof || q->id != id)
 			continue;
-		if (q->pid != p->pid) {
-			/* Ids are only claimed; the kernel's pid is not. Of two
-			 * processes claiming one id, the one we reached through its
-			 * listening name (which the kernel binds) is genuine; failing
-			 * that, the first. */
-			struct peer *fake = q->outgoing && !p->outgoing ? p
-					    : !q->outgoing && p->outgoing ? q
-									 : p;
-			fake->closing = 1;
-			shutdown(fake->sock, SHUT_RDWR);
-			if (fake == p)
-				return;
-			continue;
-		}
 		/* Two links to one peer: both sides keep the same one. */
 		struct peer *drop = initiator(k, p) < initiator(k, q) ? q : p;
 		struct peer *keep = drop == p ? q : p;
@@ -272,7 +299,8 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 			keep->awaited = 1;
 		drop->awaited = 0;
 		drop->closing = 1;
-		shutdown(drop->sock, SHUT_RDWR);
+		drop->duplicate = 1;
+		ki_peer_cut(k, drop);
 		pthread_cond_broadcast(&k->cond);
 		if (drop == p)
 			return;
@@ -290,13 +318,16 @@ void ki_peer_drop(kite *k, struct peer *p)
 		return;
 	*pp = p->next;
 	epoll_ctl(k->epoll_fd, EPOLL_CTL_DEL, p->sock, NULL);
-	ki_sub_detach_peer(k, p);
+	ki_sub_detach_peer(k, p, 1);
 	ki_pub_forget_peer(k, p, 0);
 	ki_strlist_free(&p->patterns, &p->npatterns);
+	ki_outq_clear(p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);
-	if (p->eventfd >= 0)
-		close(p->eventfd);
+	if (p->wake_tx >= 0)
+		close(p->wake_tx);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
 	close(p->sock);
 	k->pending_acks -= p->acks_pending;
 	k->stats.peers--;

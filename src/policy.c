@@ -36,23 +36,35 @@ int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 	return 0;
 }
 
-int ki_policy_trusted(const kite *k, const struct peer *p)
+int ki_policy_may_share(const kite *k, const struct peer *p, const char *pattern)
 {
 	if (p->uid == k->euid || p->uid == 0)
 		return 1;
 	for (size_t i = 0; i < k->nrules; i++) {
 		const struct allow_rule *r = &k->rules[i];
-		if (!r->is_gid ? r->id == p->uid : r->id == p->gid)
+		int member = !r->is_gid ? r->id == p->uid : r->id == p->gid;
+		for (int g = 0; r->is_gid && !member && g < p->ngroups; g++)
+			member = r->id == p->groups[g];
+		if (member && ki_patterns_overlap(r->pattern, pattern))
 			return 1;
-		for (int g = 0; r->is_gid && g < p->ngroups; g++)
-			if (r->id == p->groups[g])
-				return 1;
 	}
 	return 0;
 }
 
+const char *ki_peer_pattern_for(const struct peer *p, const char *channel)
+{
+	for (size_t i = 0; i < p->npatterns; i++)
+		if (kite_pattern_match(p->patterns[i], channel))
+			return p->patterns[i];
+	return NULL;
+}
+
 static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 {
+	if (!k || !pattern)
+		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	int rc = kite_pattern_valid(pattern);
 	if (rc)
 		return rc;

@@ -66,16 +66,22 @@ static int ring_has_sub(const struct pub_ring *r, const struct peer *p)
 /* Hand one ring to one peer, if the policy lets it have it. */
 static void offer(kite *k, struct pub_ring *r, struct peer *p)
 {
-	if (p->closing || !p->hello || ring_has_sub(r, p) ||
+	if (p->closing || p->send_dead || !p->hello || ring_has_sub(r, p) ||
 	    !ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
 		return;
 	struct wire_msg m;
 	char why[WIRE_REASON_MAX + 1];
 	if (!ki_policy_allows(k, p, r->channel, why, sizeof why)) {
+		/* The peer may not know this channel exists: tell it only which
+		 * of its own patterns led to a refusal. */
+		const char *pattern = ki_peer_pattern_for(p, r->channel);
 		ki_wire_init(&m, W_REFUSE);
-		snprintf(m.text, sizeof m.text, "%s", r->channel);
-		snprintf(m.reason, sizeof m.reason, "%s", why);
-		ki_peer_send_advisory(k, p, &m);
+		snprintf(m.text, sizeof m.text, "%s", pattern);
+		snprintf(m.reason, sizeof m.reason, "pid %ld uid %u is not allowed on "
+			 "some channels matching %s by pid %ld uid %u (default: same "
+			 "uid or root; widen with kite_allow_uid/gid)", (long)p->pid,
+			 (unsigned)p->uid, pattern, (long)getpid(), (unsigned)k->euid);
+		ki_peer_send(k, p, &m);
 		ki_refusal_event(k, p, r->channel, 0, "refused subscriber: %s", why);
 		return;
 	}
@@ -131,9 +137,10 @@ void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel)
 		}
 }
 
-static struct pub_ring *create_ring(kite *k, const char *channel)
+static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 {
 	struct pub_ring *r = calloc(1, sizeof *r);
+	*err = -ENOMEM;
 	if (!r)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
@@ -142,7 +149,11 @@ static struct pub_ring *create_ring(kite *k, const char *channel)
 	snprintf(name, sizeof name, "kite-ring:%s", channel);
 	void *base = NULL;
 	r->fd = ki_shm_create(name, r->bytes);
-	if (r->fd < 0 || !(base = ki_shm_map(r->fd, r->bytes, 1)))
+	if (r->fd < 0) {
+		*err = r->fd; /* -EMFILE when descriptors run out */
+		goto fail;
+	}
+	if (!(base = ki_shm_map(r->fd, r->bytes, 1)))
 		goto fail;
 	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id, channel);
 	/* Our writable mapping stays; nobody can make another or shrink it. */
@@ -196,9 +207,12 @@ static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
 	m.b = len;
 	m.fds[0] = fd;
 	m.nfds = 1;
-	for (size_t i = 0; i < r->nsubs; i++)
-		/* Never wait: a subscriber whose queue is full counts it lost. */
-		ki_wire_send(r->subs[i]->sock, &m, 1);
+	for (size_t i = 0; i < r->nsubs;) {
+		struct peer *p = r->subs[i];
+		/* Never waits; a cut link also leaves r->subs. */
+		if (ki_peer_send(k, p, &m) == 0 || (i < r->nsubs && r->subs[i] == p))
+			i++;
+	}
 }
 
 static void wake_sleepers(kite *k, struct pub_ring *r)
@@ -223,9 +237,8 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 			continue;
 		if (!atomic_exchange(&p->waiter->sleeping, 0))
 			continue;
-		uint64_t one = 1;
-		if (write(p->eventfd, &one, sizeof one) == sizeof one)
-			k->stats.wakeups_sent++;
+		ki_wake_send(p->wake_tx);
+		k->stats.wakeups_sent++;
 	}
 }
 
@@ -233,8 +246,10 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 {
 	if (len > KITE_MSG_MAX)
 		return KITE_ETOOBIG;
-	if (len && !data)
+	if (!k || !channel || (len && !data))
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	int locked = ki_app_enter(k);
 	struct pub_ring *r = k->last_pub;
 	if (!r || strcmp(r->channel, channel)) {
@@ -243,9 +258,9 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 			ki_app_exit(k, locked);
 			return rc;
 		}
-		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel))) {
+		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel, &rc))) {
 			ki_app_exit(k, locked);
-			return -ENOMEM;
+			return rc;
 		}
 		k->last_pub = r;
 	}

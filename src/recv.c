@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -83,7 +84,7 @@ static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
 		 * what was queued before it: look again either way. */
 		if (!s->peer || attempt)
 			break;
-		ki_control_drain(k, s->peer);
+		ki_control_drain(k, s->peer, UINT32_MAX);
 	}
 	return NULL;
 }
@@ -123,6 +124,16 @@ static int poll_once(kite *k, kite_event *ev)
 		struct ring_record rec;
 		if (s->unsubscribed || s->r.slot_size > k->msg_buf_size)
 			continue; /* (the second: no memory to grow the buffer yet) */
+		if (s->announce) {
+			s->announce = 0;
+			fill(ev, KITE_PUBLISHER_NEW, s);
+			snprintf(k->current.text, sizeof k->current.text,
+				 "publisher pid %ld uid %u attached from seq %llu",
+				 (long)s->pid, (unsigned)s->uid,
+				 (unsigned long long)s->r.next);
+			ev->text = k->current.text;
+			return 1;
+		}
 		enum ring_result r = ki_ring_read(&s->r, k->msg_buf, &rec);
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);
@@ -159,7 +170,7 @@ static int poll_once(kite *k, kite_event *ev)
 			/* Drained: say so, and free it on the next call. */
 			fill(ev, KITE_PUBLISHER_GONE, s);
 			snprintf(k->current.text, sizeof k->current.text,
-				 "publisher pid %ld closed its link (exited or was killed); "
+				 "publisher pid %ld closed its handle or exited; "
 				 "its %s ring is drained", (long)s->pid, s->channel);
 			ev->text = k->current.text;
 			s->unsubscribed = 1;
@@ -224,11 +235,25 @@ static void choose_barrier(kite *k)
 	}
 }
 
-int kite_arm(kite *k)
+/* Empty the wake-up socket: each datagram is one wake-up already seen. */
+static void drain_wakeups(kite *k)
 {
-	uint64_t drain;
-	ssize_t r = read(k->wake_fd, &drain, sizeof drain);
-	(void)r; /* reset the counter; EAGAIN when it was zero */
+	char buf[64];
+	struct mmsghdr mm[16];
+	struct iovec iov[16];
+	for (int i = 0; i < 16; i++) {
+		iov[i] = (struct iovec){buf, sizeof buf};
+		mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+	}
+	while (recvmmsg(k->wake_fd, mm, 16, MSG_DONTWAIT, NULL) == 16)
+		;
+}
+
+/* kite_arm(); *relinking says whether some publisher's link is being made
+ * again (it cannot wake us until it is back). */
+static int arm(kite *k, int *relinking)
+{
+	drain_wakeups(k);
 	choose_barrier(k);
 	k->since_arm = 0;
 	atomic_store(&k->waiter->sleeping, 1);
@@ -238,17 +263,35 @@ int kite_arm(kite *k)
 	atomic_thread_fence(memory_order_seq_cst);
 	int locked = ki_app_enter(k);
 	int ready = k->ev_count > 0;
-	for (size_t i = 0; i < k->nsubs && !ready; i++)
-		ready = !k->subs[i]->unsubscribed &&
-			(ki_ring_pending(&k->subs[i]->r) || k->subs[i]->gone);
+	*relinking = 0;
+	for (size_t i = 0; i < k->nsubs; i++) {
+		const struct sub_ring *s = k->subs[i];
+		ready |= !s->unsubscribed &&
+			 (ki_ring_pending(&s->r) || s->gone || s->announce);
+		*relinking |= s->relinking;
+	}
 	ki_app_exit(k, locked);
 	if (ready)
 		disarm(k);
 	return ready;
 }
 
+int kite_arm(kite *k)
+{
+	if (!k)
+		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
+	int relinking;
+	return arm(k, &relinking);
+}
+
 int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 {
+	if (!k || !ev)
+		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	int locked = ki_app_enter(k);
 	release_previous(k);
 	int got = poll_once(k, ev);
@@ -279,7 +322,8 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 		}
 	}
 	for (int unarmed = 0;;) {
-		int armed = kite_arm(k) == 0;
+		int relinking;
+		int armed = arm(k, &relinking) == 0;
 		if (!armed) {
 			/* Something looked ready: take it. A ring that keeps saying
 			 * so without delivering (a liar) gets short naps, never an
@@ -297,7 +341,10 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 		}
 		uint64_t left_ms = (deadline - now + 999999) / 1000000;
 		struct pollfd pfd = {.fd = k->wake_fd, .events = POLLIN};
-		int rc = poll(&pfd, 1, !armed ? 1 : left_ms > 60000 ? 60000 : (int)left_ms);
+		/* A publisher whose link is being made again cannot wake us
+		 * yet: look at its rings every few milliseconds meanwhile. */
+		int cap = !armed ? 1 : relinking ? 5 : 60000;
+		int rc = poll(&pfd, 1, left_ms > (uint64_t)cap ? cap : (int)left_ms);
 		disarm(k);
 		if (rc < 0)
 			return -errno; /* -EINTR lets a signal handler's flag be seen */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,15 +45,41 @@ static struct sub_ring *find_channel(kite *k, const struct peer *p,
 	return NULL;
 }
 
-/* Tell a publisher why we do not take its ring, and our application. */
+/* Tell a publisher why we do not take its ring (it named the channel to
+ * us), and our application. */
 static void refuse(kite *k, struct peer *p, const char *channel, const char *why)
 {
 	struct wire_msg r;
 	ki_wire_init(&r, W_REFUSE);
 	snprintf(r.text, sizeof r.text, "%s", channel);
 	snprintf(r.reason, sizeof r.reason, "%s", why);
-	ki_peer_send_advisory(k, p, &r);
+	ki_peer_send(k, p, &r);
 	ki_refusal_event(k, p, channel, 0, "refused publisher: %s", why);
+}
+
+/* A ring of this publisher we read while its link was down, offered again:
+ * the same memfd (its inode says so) carries on where we were. */
+static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
+{
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *s = k->subs[i];
+		if (!s->relinking || s->peer || s->unsubscribed ||
+		    s->publisher != p->id || strcmp(s->channel, m->text))
+			continue;
+		struct stat st;
+		s->relinking = 0;
+		if (s->ring_id != m->id || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != s->ino) {
+			s->gone = 1; /* a new ring for the channel: this one ends */
+			ki_wake_self(k);
+			return 0;
+		}
+		s->peer = p;
+		close(fd);
+		ki_peer_send_wake(k, p);
+		ki_wake_self(k);
+		return 1;
+	}
+	return 0;
 }
 
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
@@ -65,6 +92,8 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 		close(fd);
 		return -EPROTO;
 	}
+	if (ki_sub_matches(k, m->text) && reattach(k, p, m, fd))
+		return 0;
 	if (!ki_sub_matches(k, m->text) || find_sub(k, p, m->id) ||
 	    find_channel(k, p, m->text)) {
 		/* Crossed an unsubscribe, a duplicate, or a second ring for a
@@ -86,7 +115,9 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	}
 	const void *base = NULL;
 	struct sub_ring *s = NULL;
-	if (ki_shm_check(fd, SEALS_RING, bytes, 1) || !(base = ki_shm_map(fd, bytes, 0)) ||
+	struct stat st;
+	if (ki_shm_check(fd, SEALS_RING, bytes, 1) || fstat(fd, &st) < 0 ||
+	    !(base = ki_shm_map(fd, bytes, 0)) ||
 	    ki_ring_header_check(base, m->slot_count, m->slot_size, m->text) ||
 	    !(s = calloc(1, sizeof *s)))
 		goto bad;
@@ -110,17 +141,19 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	s->uid = p->uid;
 	s->gid = p->gid;
 	s->bytes = bytes;
+	s->ino = (uint64_t)st.st_ino;
 	s->r.base = base;
 	s->r.slot_count = m->slot_count;
 	s->r.slot_size = m->slot_size;
 	s->r.next = m->a ? m->a : 1;
 	if (s->r.next >= RING_START_MAX)
 		s->r.next = RING_START_MAX; /* a liar: its stream is over at once */
+	/* KITE_PUBLISHER_NEW comes from the ring's own state, before its
+	 * first message: no queue can overflow and drop it. */
+	s->announce = 1;
 	k->subs[k->nsubs++] = s;
 	ki_peer_send_wake(k, p);
-	ki_event_push(k, KITE_PUBLISHER_NEW, s->channel, p->id, p->pid, p->uid, p->gid,
-		   0, 0, "publisher pid %ld uid %u attached from seq %llu",
-		   (long)p->pid, (unsigned)p->uid, (unsigned long long)s->r.next);
+	ki_wake_self(k);
 	return 0;
 bad:
 	if (base)
@@ -154,17 +187,30 @@ void ki_sub_store_large(kite *k, struct peer *p, const struct wire_msg *m)
 	s->nlarge++;
 }
 
-void ki_sub_detach_peer(kite *k, struct peer *p)
+void ki_sub_detach_peer(kite *k, struct peer *p, int gone)
 {
 	int any = 0;
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (k->subs[i]->peer == p) {
 			k->subs[i]->peer = NULL;
-			k->subs[i]->gone = 1;
+			k->subs[i]->gone = gone;
+			k->subs[i]->relinking = !gone;
 			any = 1;
 		}
 	if (any)
 		ki_wake_self(k);
+}
+
+void ki_sub_gone_by_id(kite *k, uint64_t publisher)
+{
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *s = k->subs[i];
+		if (s->relinking && !s->peer && s->publisher == publisher) {
+			s->relinking = 0;
+			s->gone = 1;
+		}
+	}
+	ki_wake_self(k);
 }
 
 void ki_sub_ring_end(kite *k, struct peer *p, uint64_t ring_id)
@@ -184,13 +230,15 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 {
 	uint64_t sent = 0;
 	for (struct peer *p = k->peers; p; p = p->next) {
-		if (!p->hello || p->closing)
+		if (!p->hello || p->closing || p->send_dead)
 			continue;
+		/* Only a peer that could publish to us here is waited for. */
+		int wait = token && ki_policy_may_share(k, p, pattern);
 		struct wire_msg m;
 		ki_wire_init(&m, type);
-		m.id = token;
+		m.id = wait ? token : 0;
 		snprintf(m.text, sizeof m.text, "%s", pattern);
-		if (ki_peer_send(k, p, &m) == 0 && token) {
+		if (ki_peer_send(k, p, &m) == 0 && wait) {
 			p->acks_pending++;
 			sent++;
 		}
@@ -200,11 +248,17 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 
 int kite_subscribe(kite *k, const char *pattern)
 {
+	if (!k || !pattern)
+		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	int rc = kite_pattern_valid(pattern);
 	if (rc)
 		return rc;
 	kite_lock(k);
-	rc = ki_strlist_add(&k->patterns, &k->npatterns, pattern);
+	rc = k->npatterns < KITE_PATTERNS_MAX
+		     ? ki_strlist_add(&k->patterns, &k->npatterns, pattern)
+		     : ki_strlist_find(k->patterns, k->npatterns, pattern) ? 0 : -ENOSPC;
 	if (rc <= 0) {
 		kite_unlock(k);
 		return rc;
@@ -223,6 +277,10 @@ int kite_subscribe(kite *k, const char *pattern)
 
 int kite_unsubscribe(kite *k, const char *pattern)
 {
+	if (!k || !pattern)
+		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	int rc = kite_pattern_valid(pattern);
 	if (rc)
 		return rc;

@@ -31,11 +31,18 @@ uint64_t ki_monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int ki_strlist_find(char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
+
 int ki_strlist_add(char ***list, size_t *n, const char *s)
 {
-	for (size_t i = 0; i < *n; i++)
-		if (!strcmp((*list)[i], s))
-			return 0;
+	if (ki_strlist_find(*list, *n, s))
+		return 0;
 	char **grown = realloc(*list, (*n + 1) * sizeof **list);
 	if (!grown)
 		return -ENOMEM;

@@ -9,6 +9,7 @@
 
 #define WIRE_RECORD_MAX (sizeof(struct wire_fixed) + KITE_CHANNEL_MAX + WIRE_REASON_MAX)
 
+/* W_WAKE's first fd, W_RING's and W_LARGE's are checked by their users. */
 static const uint8_t fds_for_type[W_TYPE_MAX] = {
 	[W_WAKE] = 2, [W_RING] = 1, [W_LARGE] = 1,
 };
@@ -82,9 +83,9 @@ int ki_wire_recv(int sock, struct wire_msg *m)
 		r = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -ECONNRESET;
-	if (r == 0)
-		return -ECONNRESET;
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+	if (r == 0 && !(mh.msg_flags & MSG_CTRUNC) && mh.msg_controllen == 0)
+		return -EPIPE; /* (an empty record reads the same: its sender's loss) */
 
 	ki_wire_init(m, 0);
 	int fds[8], nfds = 0;

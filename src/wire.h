@@ -9,7 +9,7 @@
 
 #include "kite.h"
 
-#define WIRE_VERSION 2
+#define WIRE_VERSION 3
 #define WIRE_REASON_MAX 255
 #define WIRE_MAX_FDS 2
 
@@ -17,7 +17,9 @@ enum wire_type {
 	W_HELLO = 1, /* id = sender's publisher id, a = version */
 	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted) */
 	W_UNSUB,     /* text = pattern */
-	W_SYNC,      /* the sender's initial subscriptions are all sent */
+	W_SYNC,      /* the sender's initial subscriptions are all sent; id =
+	                token (0: none) the receiver acknowledges with
+	                W_SUB_ACK once it has offered its rings for them */
 	W_SUB_ACK,   /* id = token of the W_SUB this answers */
 	W_RING,      /* id = ring id, a = first seq for the receiver, text =
 	                channel, slot_count, slot_size; fd: the ring */
@@ -25,7 +27,9 @@ enum wire_type {
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring */
 	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
-	                whose ring it took; fds: eventfd, waiter page */
+	                whose ring it took; fds: a connected AF_UNIX datagram
+	                socket to send wake-ups on, waiter page */
+	W_BYE,       /* the sender closes its handle: not a broken link */
 	W_TYPE_MAX
 };
 
@@ -51,13 +55,14 @@ struct wire_msg {
 	int nfds;
 };
 
-/* Send one message. Control messages wait up to the socket's send
- * time-out; with dontwait set (large-message notices) they never wait.
+/* Send one message; with dontwait set it never waits (-EAGAIN: no room).
  * 0 or -errno. */
 int ki_wire_send(int sock, const struct wire_msg *m, int dontwait);
 
 /* Receive one message without waiting: 1 got one, 0 nothing queued,
- * -ECONNRESET peer gone, -EPROTO malformed (any fds are closed). */
+ * -EPIPE end of stream (nothing more will come), -ECONNRESET or another
+ * -errno an error (records may still be queued: read again), -EPROTO
+ * malformed (any fds are closed). */
 int ki_wire_recv(int sock, struct wire_msg *m);
 
 /* Fill a message with a type and zeroes (nfds 0, fds -1). */

@@ -818,9 +818,9 @@ static void test_untrusted_flooder_cannot_stall_publishing(void **state)
 	kite_close(k);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	/* A blocked send would hold the handle for SEND_TIMEOUT_MS (500 ms)
-	 * at least; anything well under it means nobody waited on the peer. */
-	assert_true(worst < SEND_TIMEOUT_MS - 100);
+	/* A blocked send held the handle for 500 ms before the control
+	 * plane queued what a peer does not read; now nothing waits. */
+	assert_true(worst < 100);
 }
 
 int main(void)

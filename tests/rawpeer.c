@@ -41,8 +41,29 @@ int raw_find_peers(const char *bus, uint64_t *ids, int max)
 	return rc < 0 ? rc : f.n;
 }
 
+static char last_bus[BUS_MAX + 1];
+
+/* The name @kite/<bus>/<id>, bound and listening in this process: a handle
+ * believes a hello's id only from the process that owns that name. Kept
+ * open for the process's life (a raw peer is a short-lived child). */
+int raw_own_id(const char *bus, uint64_t id)
+{
+	int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -errno;
+	struct sockaddr_un sa;
+	socklen_t sl = ki_bus_address(bus, id, &sa);
+	if (bind(l, (struct sockaddr *)&sa, sl) < 0 || listen(l, 256) < 0) {
+		int e = errno;
+		close(l);
+		return e == EADDRINUSE ? 0 : -e;
+	}
+	return 0;
+}
+
 int raw_connect(const char *bus, uint64_t id)
 {
+	snprintf(last_bus, sizeof last_bus, "%s", bus);
 	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return -errno;
@@ -81,6 +102,8 @@ int raw_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 
 int raw_hello(int sock, uint64_t my_id)
 {
+	if (last_bus[0])
+		raw_own_id(last_bus, my_id);
 	struct wire_msg m;
 	ki_wire_init(&m, W_HELLO);
 	m.id = my_id;
@@ -90,17 +113,20 @@ int raw_hello(int sock, uint64_t my_id)
 
 int raw_wake(int sock)
 {
-	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
+		return -EIO;
 	int wfd = ki_shm_create("raw-waiter", 4096);
-	if (efd < 0 || wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0)
+	if (wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0)
 		return -EIO;
 	struct wire_msg m;
 	ki_wire_init(&m, W_WAKE);
-	m.fds[0] = efd;
+	m.fds[0] = pair[1];
 	m.fds[1] = wfd;
 	m.nfds = 2;
 	int rc = ki_wire_send(sock, &m, 0);
-	close(efd);
+	close(pair[0]);
+	close(pair[1]);
 	close(wfd);
 	return rc;
 }

@@ -19,11 +19,16 @@ int raw_connect(const char *bus, uint64_t id);
 /* Send one record of arbitrary bytes with nfds descriptors; 0 or -errno. */
 int raw_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
-/* Send a correct W_HELLO. */
+/* Bind and listen on @kite/<bus>/<id> in this process, so that a hello
+ * claiming id is believed; 0 (also if already bound here) or -errno. */
+int raw_own_id(const char *bus, uint64_t id);
+
+/* Send a correct W_HELLO; first owns my_id's name on the bus of the last
+ * raw_connect(). */
 int raw_hello(int sock, uint64_t my_id);
 
-/* Send a correct W_WAKE (a fresh eventfd and sealed waiter page), as a
- * subscriber does to a publisher whose ring it took. */
+/* Send a correct W_WAKE (a fresh datagram socket and sealed waiter page),
+ * as a subscriber does to a publisher whose ring it took. */
 int raw_wake(int sock);
 
 /* Wait up to timeout_ms for a record of the given type (others are

@@ -1,0 +1,168 @@
+/* The end of a link, and making it again. A link ends when its stream is
+ * read to the end (everything the peer sent before is acted on first), or
+ * when it broke the protocol. Then the peer is either gone — it said W_BYE
+ * (closed its handle), its process exited, or its name is no longer bound
+ * by the process we knew — and its rings drain and report GONE; or it lives
+ * and the link merely broke (a stopped peer whose queue overflowed, say):
+ * its rings stay mapped and read, and we connect to it again with backoff.
+ * Once it is back it re-offers its rings; the ring itself says exactly what
+ * was overrun meanwhile. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int ki_process_alive(int pidfd, pid_t pid)
+{
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		return poll(&p, 1, 0) == 0; /* readable: it exited */
+	}
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+static struct relink *find_relink(kite *k, uint64_t id)
+{
+	for (struct relink *r = k->relinks; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+static void relink_remove(kite *k, struct relink *gone)
+{
+	for (struct relink **pp = &k->relinks; *pp; pp = &(*pp)->next)
+		if (*pp == gone) {
+			*pp = gone->next;
+			if (gone->pidfd >= 0)
+				close(gone->pidfd);
+			free(gone);
+			return;
+		}
+}
+
+static void schedule(kite *k, struct peer *p)
+{
+	struct relink *r = find_relink(k, p->id);
+	if (!r) {
+		if (!(r = calloc(1, sizeof *r))) {
+			ki_sub_gone_by_id(k, p->id); /* cannot follow it: say so */
+			return;
+		}
+		r->id = p->id;
+		r->pid = p->pid;
+		r->pidfd = p->pidfd;
+		p->pidfd = -1;
+		r->backoff_ms = RELINK_FIRST_MS;
+		r->next = k->relinks;
+		k->relinks = r;
+	}
+	/* (Only the control thread gets here: its next epoll_wait times out
+	 * by the earliest due attempt.) */
+	r->due_ns = ki_monotonic_ns() + (uint64_t)r->backoff_ms * 1000000u;
+}
+
+void ki_link_lost(kite *k, struct peer *p)
+{
+	int relink = p->hello && p->verified && !p->bye && !p->closing &&
+		     !k->closing && ki_policy_may_share(k, p, ">") &&
+		     ki_process_alive(p->pidfd, p->pid);
+	if (p->duplicate && p->hello) {
+		/* The link we keep to it re-offers these rings. */
+		ki_sub_detach_peer(k, p, 0);
+	} else if (relink) {
+		ki_sub_detach_peer(k, p, 0);
+		schedule(k, p);
+	} else {
+		ki_sub_detach_peer(k, p, 1);
+	}
+	ki_peer_drop(k, p);
+}
+
+static int linked(const kite *k, uint64_t id)
+{
+	for (const struct peer *p = k->peers; p; p = p->next)
+		if (p->id == id && !p->eof && !p->closing)
+			return 1;
+	return 0;
+}
+
+/* One attempt: 1 done (linked again, or gone), 0 try again later. */
+static int attempt(kite *k, struct relink *r)
+{
+	if (linked(k, r->id))
+		return 1; /* it connected to us first */
+	if (!ki_process_alive(r->pidfd, r->pid)) {
+		ki_sub_gone_by_id(k, r->id);
+		return 1;
+	}
+	pid_t owner;
+	int sock = ki_peer_dial(k, r->id, &owner);
+	if (sock == -EAGAIN || sock == -ENOBUFS || sock == -ENOMEM || sock == -EMFILE)
+		return 0;
+	if (sock < 0 || owner != r->pid) {
+		/* Its name is unbound (handle closed) or now someone else's. */
+		if (sock >= 0)
+			close(sock);
+		ki_sub_gone_by_id(k, r->id);
+		return 1;
+	}
+	struct peer *p = ki_peer_new(k, sock, 1, r->id);
+	if (!p)
+		return 0;
+	p->pidfd = r->pidfd; /* the process we knew, not a namesake */
+	r->pidfd = -1;
+	return 1;
+}
+
+int ki_relink_run(kite *k)
+{
+	uint64_t now = ki_monotonic_ns(), next = UINT64_MAX;
+	for (struct peer *p = k->peers, *n; p; p = n) {
+		n = p->next;
+		if (p->hello)
+			continue;
+		if (p->hello_due_ns <= now) {
+			p->closing = 1;
+			ki_peer_cut(k, p);
+			ki_link_lost(k, p);
+		} else if (p->hello_due_ns < next) {
+			next = p->hello_due_ns;
+		}
+	}
+	for (struct relink *r = k->relinks, *n; r; r = n) {
+		n = r->next;
+		if (r->due_ns <= now) {
+			if (attempt(k, r)) {
+				relink_remove(k, r);
+				continue;
+			}
+			r->backoff_ms = r->backoff_ms * 2 > RELINK_MAX_MS ? RELINK_MAX_MS
+									 : r->backoff_ms * 2;
+			r->due_ns = now + (uint64_t)r->backoff_ms * 1000000u;
+		}
+		if (r->due_ns < next)
+			next = r->due_ns;
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	return (int)((next - now + 999999) / 1000000);
+}
+
+void ki_relink_offers_done(kite *k, struct peer *p)
+{
+	/* Rings of this publisher still waiting for it were not offered
+	 * again (it dropped the channel or our pattern no longer matches). */
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *s = k->subs[i];
+		if (s->relinking && !s->peer && s->publisher == p->id) {
+			s->relinking = 0;
+			s->gone = 1;
+			ki_wake_self(k);
+		}
+	}
+}

@@ -1,0 +1,151 @@
+/* Each link's outbound queue. Nothing on the application's thread or the
+ * control thread ever waits for a peer: a record goes straight into the
+ * socket when it has room, else it waits here (with duplicates of its fds)
+ * until the control thread sees room (EPOLLOUT). A peer whose queue grows
+ * past OUTQ_MAX stops reading for far too long: its link is cut, and made
+ * again later with exact losses. Large-message notices are the one kind we
+ * shed early: past OUTQ_LARGE_MAX the oldest goes (the subscriber reports
+ * it lost), so a stopped subscriber cannot make us pin its backlog. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void rec_free(struct outrec *r)
+{
+	for (int i = 0; i < r->m.nfds; i++)
+		if (r->m.fds[i] >= 0)
+			close(r->m.fds[i]);
+	free(r);
+}
+
+static void set_out_interest(kite *k, struct peer *p, int want)
+{
+	if (p->q_armed == want)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+				 .data.fd = p->sock};
+	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_MOD, p->sock, &ev) == 0)
+		p->q_armed = want;
+}
+
+void ki_outq_clear(struct peer *p)
+{
+	for (struct outrec *r = p->q_head, *n; r; r = n) {
+		n = r->next;
+		rec_free(r);
+	}
+	p->q_head = p->q_tail = NULL;
+	p->q_len = p->q_large = 0;
+}
+
+void ki_peer_cut(kite *k, struct peer *p)
+{
+	if (p->send_dead)
+		return;
+	p->send_dead = 1;
+	ki_outq_clear(p);
+	set_out_interest(k, p, 0);
+	shutdown(p->sock, SHUT_WR);
+	/* Rings and wake-ups stop here; what it sent us is still read. */
+	ki_pub_forget_peer(k, p, 0);
+}
+
+/* Drop the oldest queued large-message notice. */
+static void shed_oldest_large(struct peer *p)
+{
+	for (struct outrec **pp = &p->q_head, *prev = NULL; *pp;
+	     prev = *pp, pp = &(*pp)->next) {
+		struct outrec *r = *pp;
+		if (r->m.type != W_LARGE)
+			continue;
+		*pp = r->next;
+		if (p->q_tail == r)
+			p->q_tail = prev;
+		p->q_len--;
+		p->q_large--;
+		rec_free(r);
+		return;
+	}
+}
+
+static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	if (m->type == W_LARGE && p->q_large >= OUTQ_LARGE_MAX)
+		shed_oldest_large(p);
+	/* A peer the policy lets into nothing gets no room to hoard. */
+	size_t max = ki_policy_may_share(k, p, ">") ? OUTQ_MAX : OUTQ_STRANGER_MAX;
+	if (p->q_len >= max) {
+		ki_peer_cut(k, p);
+		return -EPIPE;
+	}
+	struct outrec *r = malloc(sizeof *r);
+	if (!r) {
+		ki_peer_cut(k, p);
+		return -EPIPE;
+	}
+	r->m = *m;
+	r->next = NULL;
+	for (int i = 0; i < m->nfds; i++) {
+		r->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
+		if (r->m.fds[i] < 0) {
+			r->m.nfds = i;
+			rec_free(r);
+			ki_peer_cut(k, p);
+			return -EPIPE;
+		}
+	}
+	if (p->q_tail)
+		p->q_tail->next = r;
+	else
+		p->q_head = r;
+	p->q_tail = r;
+	p->q_len++;
+	p->q_large += m->type == W_LARGE;
+	set_out_interest(k, p, 1);
+	return 0;
+}
+
+int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	if (p->send_dead)
+		return -EPIPE;
+	if (!p->q_head) {
+		int rc = ki_wire_send(p->sock, m, 1);
+		if (rc == 0)
+			return 0;
+		if (rc != -EAGAIN && rc != -ENOBUFS) {
+			ki_peer_cut(k, p);
+			return -EPIPE;
+		}
+	}
+	return enqueue(k, p, m);
+}
+
+void ki_outq_flush(kite *k, struct peer *p)
+{
+	while (p->q_head && !p->send_dead) {
+		struct outrec *r = p->q_head;
+		int rc = ki_wire_send(p->sock, &r->m, 1);
+		if (rc == -EAGAIN || rc == -ENOBUFS)
+			return; /* EPOLLOUT stays armed */
+		if (rc < 0) {
+			ki_peer_cut(k, p);
+			return;
+		}
+		p->q_head = r->next;
+		if (!p->q_head)
+			p->q_tail = NULL;
+		p->q_len--;
+		p->q_large -= r->m.type == W_LARGE;
+		rec_free(r);
+	}
+	set_out_interest(k, p, 0);
+	if (k->closing)
+		pthread_cond_broadcast(&k->cond);
+}
