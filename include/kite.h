@@ -14,7 +14,14 @@
  * Threading: a handle may be used by one thread at a time (publish and
  * receive from different threads need the caller's own lock). Each handle
  * runs one internal control thread that answers peers, so a publisher that
- * never calls kite_recv() still serves subscribers.
+ * never calls kite_recv() still serves subscribers. No call ever waits for
+ * a peer, however slow, stopped or hostile (kite_open and kite_subscribe
+ * wait a bounded time for answers, below). NULL handles and strings are
+ * -EINVAL.
+ *
+ * fork(): a handle belongs to the process that opened it. In a child, every
+ * call on an inherited handle returns -ECHILD, and kite_close() releases
+ * only the child's copy, leaving the parent's links and rings untouched.
  *
  * Compatibility: the soname is libkite.so.0 for all of 0.x. Within 0.x the
  * API may still change (the CHANGELOG says how); from 1.0 the soname changes
@@ -104,8 +111,10 @@ typedef struct kite_options {
 enum kite_event_type {
 	KITE_MESSAGE = 1,    /* a message: see kite_event.msg */
 	KITE_LOSS,           /* msg.channel/publisher lost `lost` messages */
-	KITE_PUBLISHER_GONE, /* a publisher's connection closed; its rings are
-	                        drained and released */
+	KITE_PUBLISHER_GONE, /* a publisher closed its handle or its process
+	                        exited; its ring for msg.channel is drained
+	                        (a link that merely broke is made again and
+	                        reports no GONE) */
 	KITE_REFUSED,        /* a peer was refused, by us or by it: see text */
 	KITE_PUBLISHER_NEW   /* a publisher's ring for a channel attached */
 };
@@ -142,29 +151,34 @@ typedef struct kite_stats {
 	uint64_t lost;           /* messages reported lost (KITE_LOSS sums) */
 	uint64_t refused;        /* refusals, either direction */
 	uint64_t peers;          /* peers connected now */
-	uint64_t wakeups_sent;   /* eventfd writes to sleeping subscribers */
+	uint64_t wakeups_sent;   /* wake-ups sent to sleeping subscribers */
 	uint64_t events_dropped; /* events discarded: the event queue was full */
 } kite_stats;
 
 /* Open a handle on the machine's bus: listen on an abstract socket
- * @kite/<bus>/..., connect to every peer already there and wait (up to
- * opts->handshake_ms) for each to answer. opts may be NULL. -EINVAL: an
+ * @kite/<bus>/..., connect to every peer already there (never waiting for
+ * one to accept) and wait, up to opts->handshake_ms in all, for those the
+ * channel policy could share a channel with to answer. opts may be NULL. -EINVAL: an
  * option out of range, a bad bus name or a reserved field set. */
 KITE_API int kite_open(kite **out, const kite_options *opts);
 
-/* Close a handle: peers see the connection close. NULL is allowed. */
+/* Close a handle: peers are told (their rings from us drain and report
+ * KITE_PUBLISHER_GONE) and what is queued for them gets up to 500 ms to
+ * leave. NULL is allowed. */
 KITE_API void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
- * subscriber; returns the message's sequence number (>= 1) or an error.
+ * subscriber; returns the message's sequence number (>= 1) or an error
+ * (-EMFILE: no descriptor left for a new channel's ring).
  * A handle does not receive its own messages; open a second handle to. */
 KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
 
-/* Subscribe to a pattern; returns 0, KITE_EBADNAME or -ENOMEM. It returns
- * once every linked peer has acknowledged (its matching rings are then
- * attached), or after opts.handshake_ms if one has not. Subscribing twice to
- * the same pattern is a no-op. */
+/* Subscribe to a pattern; returns 0, KITE_EBADNAME, -ENOSPC (already
+ * KITE_PATTERNS_MAX patterns) or -ENOMEM. It returns once every linked peer
+ * the policy could share the pattern with has acknowledged (its matching
+ * rings are then attached), or after opts.handshake_ms if one has not.
+ * Subscribing twice to the same pattern is a no-op. */
 KITE_API int kite_subscribe(kite *k, const char *pattern);
 
 /* Remove a subscription; rings that no remaining pattern matches are
@@ -184,7 +198,7 @@ KITE_API int kite_allow_gid(kite *k, const char *pattern, gid_t gid);
 KITE_API int kite_recv(kite *k, kite_event *ev, int timeout_ms);
 
 /* A file descriptor for poll/epoll, readable when kite_recv() may have
- * something. Do not read from or close it. An event loop does:
+ * something. Do not read from, change or close it. An event loop does:
  *     while (kite_recv(k, &ev, 0) == 0) handle(&ev);
  *     if (kite_arm(k) == 0) wait for kite_fd(k) to be readable;
  * kite_arm() asks publishers to wake this handle; it returns 1 (and arms
