@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -88,21 +89,42 @@ int raw_hello(int sock, uint64_t my_id)
 	return ki_wire_send(sock, &m, 0);
 }
 
-int raw_wake(int sock)
+int raw_wake_keep(int sock, int *handle, struct waiter_page **page)
 {
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int wfd = ki_shm_create("raw-waiter", 4096);
-	if (efd < 0 || wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0)
+	if (efd < 0 || wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0) {
+		if (efd >= 0)
+			close(efd);
+		if (wfd >= 0)
+			close(wfd);
 		return -EIO;
+	}
 	struct wire_msg m;
 	ki_wire_init(&m, W_WAKE);
 	m.fds[0] = efd;
 	m.fds[1] = wfd;
 	m.nfds = 2;
 	int rc = ki_wire_send(sock, &m, 0);
-	close(efd);
+	struct waiter_page *w = NULL;
+	if (!rc && page && !(w = ki_shm_map(wfd, 4096, 1)))
+		rc = -ENOMEM;
 	close(wfd);
-	return rc;
+	if (rc || !handle) {
+		close(efd);
+		if (w)
+			munmap(w, 4096);
+		return rc;
+	}
+	*handle = efd;
+	if (page)
+		*page = w;
+	return 0;
+}
+
+int raw_wake(int sock)
+{
+	return raw_wake_keep(sock, NULL, NULL);
 }
 
 int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms)
