@@ -767,6 +767,504 @@ static void test_hostile_listeners(void **state)
 	assert_true(open_ms < HL_HANDSHAKE_MS + 700);
 }
 
+/* ------------------------------------------------------------------ */
+/* 5. kite_publish under each hostile peer: the worst single call, and a
+ * floor on how many calls fit in the time. The load publishes small
+ * messages on w.0, a large one (a memfd notice to every subscriber) every
+ * 64th, and opens a new channel (a ring handed to every subscriber) every
+ * 10 ms. */
+
+#define LOAD_MS 2000
+#define LOAD_FLOOR 10000 /* publishes in LOAD_MS; millions when nobody waits */
+
+struct load {
+	uint64_t worst_us, count;
+	int channels;
+};
+
+static struct load publish_load(kite *k)
+{
+	static uint8_t big[3000];
+	struct load l = {0};
+	uint64_t start = mono_ms(), next_channel = start;
+	char ch[32];
+	for (uint64_t n = 0; mono_ms() - start < LOAD_MS; n++) {
+		size_t len = n % 64 == 63 ? sizeof big : 8;
+		int64_t rc = timed_publish(k, "w.0", big, len, &l.worst_us);
+		if (rc <= 0)
+			fail_msg("publish: %s", kite_strerror((int)rc));
+		l.count++;
+		if (mono_ms() >= next_channel) {
+			snprintf(ch, sizeof ch, "w.n%d", l.channels++);
+			rc = timed_publish(k, ch, "new", 3, &l.worst_us);
+			if (rc != 1)
+				fail_msg("publish on %s: %lld", ch, (long long)rc);
+			l.count++;
+			next_channel += 10;
+		}
+		if (n % 64 == 0)
+			nap_us(20); /* share the CPUs */
+	}
+	return l;
+}
+
+static void load_report(const char *peer, const struct load *l)
+{
+	print_message("# worst kite_publish under %s: %.1f ms (%llu publishes, %d new "
+		      "channels in %d ms)\n", peer, l->worst_us / 1000.0,
+		      (unsigned long long)l->count, l->channels, LOAD_MS);
+}
+
+static void load_check(const struct load *l)
+{
+	assert_true(l->worst_us < STALL_MAX_MS * 1000);
+	assert_true(l->count >= LOAD_FLOOR);
+}
+
+/* A real subscriber of w.>, reading all the time (until stopped). */
+static int w_reader(void *arg)
+{
+	int ready_fd = *(int *)arg;
+	kite *k = child_open(5000);
+	CHILD_CHECK(kite_subscribe(k, "w.>") == 0, "subscribe");
+	pipe_send(ready_fd, 's');
+	for (uint64_t deadline = mono_ms() + CHILD_MS; mono_ms() < deadline;) {
+		kite_event ev;
+		kite_recv(k, &ev, 100);
+	}
+	return 0;
+}
+
+static void test_stall_stopped_subscriber(void **state)
+{
+	(void)state;
+	use_bus("stall-stop");
+	kite *k = open_here(5000);
+	int ready[2];
+	pipe_make(ready);
+	pid_t sub = child_start(w_reader, &ready[1]);
+	assert_int_equal(pipe_wait(ready[0], 10000), 's');
+	assert_true(kite_publish(k, "w.0", "x", 1) > 0);
+	nap_us(100000);
+	assert_int_equal(kill(sub, SIGSTOP), 0);
+	assert_true(wait_stopped(sub, 5000));
+	struct load l = publish_load(k);
+	load_report("a SIGSTOPped subscriber", &l);
+	child_kill(sub);
+	kite_close(k);
+	pipe_close(ready);
+	load_check(&l);
+}
+
+static void test_stall_unread_socket(void **state)
+{
+	(void)state;
+	use_bus("stall-unread");
+	kite *k = open_here(5000);
+	/* A subscriber that says hello, asks for w.> and never reads again. */
+	int sock = raw_connect(bus, kite_id(k));
+	assert_true(sock >= 0);
+	assert_int_equal(raw_hello(sock, 0x6e6f7265616431ull), 0);
+	struct wire_msg m;
+	ki_wire_init(&m, W_SUB);
+	snprintf(m.text, sizeof m.text, "w.>");
+	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
+	nap_us(100000);
+	struct load l = publish_load(k);
+	load_report("a subscriber that never reads its socket", &l);
+	kite_close(k);
+	close(sock);
+	load_check(&l);
+}
+
+/* Same uid, reconnecting as fast as it can, a few links open at a time:
+ * most never say a word; every 16th says hello, subscribes to everything
+ * with an ack wanted, and reads nothing. */
+#define W_HELD 4
+
+static int w_reconnector(void *arg)
+{
+	uint64_t target = *(uint64_t *)arg, rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+	int held[W_HELD];
+	for (int i = 0; i < W_HELD; i++)
+		held[i] = -1;
+	for (unsigned n = 0; !atomic_load(&sh->ir_stop); n++) {
+		int *slot = &held[n % W_HELD];
+		if (*slot >= 0)
+			close(*slot);
+		*slot = raw_connect(bus, target);
+		if (*slot < 0) {
+			nap_us(1000);
+			continue;
+		}
+		if (n % 16)
+			continue;
+		raw_hello(*slot, test_rand(&rng) | 1);
+		struct wire_msg m;
+		ki_wire_init(&m, W_SUB);
+		snprintf(m.text, sizeof m.text, "w.>");
+		m.id = 1;
+		ki_wire_send(*slot, &m, 0);
+	}
+	for (int i = 0; i < W_HELD; i++)
+		if (held[i] >= 0)
+			close(held[i]);
+	return 0;
+}
+
+static void test_stall_reconnecting_peer(void **state)
+{
+	(void)state;
+	use_bus("stall-reconnect");
+	kite *k = open_here(5000);
+	/* A publisher of many channels: each new link is offered them all. */
+	char ch[32];
+	for (int i = 0; i < 400; i++) {
+		snprintf(ch, sizeof ch, "w.pre%d", i);
+		assert_int_equal(kite_publish(k, ch, "x", 1), 1);
+	}
+	uint64_t id = kite_id(k);
+	pid_t peer = child_start(w_reconnector, &id);
+	assert_true(peer > 0);
+	nap_us(100000);
+	struct load l = publish_load(k);
+	load_report("a same-uid peer reconnecting in a loop", &l);
+	atomic_store(&sh->ir_stop, 1);
+	int rc = child_wait(peer, 10000);
+	kite_close(k);
+	assert_int_equal(rc, 0);
+	load_check(&l);
+}
+
+/* Nobody, allowed on public.> only: asks for acknowledgements of hundreds
+ * of patterns, on public.* and elsewhere, and reads none of them. */
+static int w_flooder(void *arg)
+{
+	const uint64_t *a = arg; /* parent pid, target id, ready fd */
+	become_nobody((pid_t)a[0]);
+	int sock = raw_connect(bus, a[1]);
+	CHILD_CHECK(sock >= 0, "connect");
+	int small = 4096;
+	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	CHILD_CHECK(raw_hello(sock, 0x666c6f6f64ull) == 0, "hello");
+	pipe_send((int)a[2], 'c');
+	nap_us(200000); /* the load is under way */
+	struct wire_msg m;
+	for (int i = 0; i < PEER_PATTERNS_MAX - 24; i++) {
+		ki_wire_init(&m, W_SUB);
+		snprintf(m.text, sizeof m.text, i % 2 ? "public.p%d" : "w.p%d", i);
+		m.id = (uint64_t)i + 1;
+		if (ki_wire_send(sock, &m, 0) < 0)
+			break;
+	}
+	while (!atomic_load(&sh->ir_stop))
+		nap_us(1000);
+	close(sock);
+	return 0;
+}
+
+static void test_stall_nobody_flooding_control(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("stall-flood");
+	kite *k = open_here(5000);
+	assert_int_equal(kite_allow_uid(k, "public.>", NOBODY), 0);
+	int ready[2];
+	pipe_make(ready);
+	uint64_t a[3] = {(uint64_t)getpid(), kite_id(k), (uint64_t)ready[1]};
+	pid_t peer = child_start(w_flooder, a);
+	assert_int_equal(pipe_wait(ready[0], 10000), 'c');
+	struct load l = publish_load(k);
+	load_report("nobody allowed on public.> flooding W_SUB with acks", &l);
+	atomic_store(&sh->ir_stop, 1);
+	int rc = child_wait(peer, 10000);
+	kite_close(k);
+	pipe_close(ready);
+	assert_int_equal(rc, 0);
+	load_check(&l);
+}
+
+/* ------------------------------------------------------------------ */
+/* 6. A subscriber that turns the wake-up handle it gave a publisher into a
+ * trap: it clears O_NONBLOCK on it and fills it. The publisher's next
+ * wake-ups must neither block nor spin. */
+
+#define WK_PUBLISHES 2000
+
+/* Make a wake-up handle we handed to a publisher blocking and full. Only
+ * this function (and raw_wake_keep) knows what the handle is. */
+static int wake_jam(int fd)
+{
+	struct stat st;
+	int flags = fcntl(fd, F_GETFL);
+	if (fstat(fd, &st) < 0 || flags < 0)
+		return -errno;
+	if (S_ISSOCK(st.st_mode)) {
+		/* A socket: fill the queue behind it until it would block. */
+		static const char junk[256];
+		while (send(fd, junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+			;
+	} else {
+		/* An eventfd: its counter at the maximum, so that any write of
+		 * one more would wait for a read. */
+		uint64_t v;
+		if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+			return -errno;
+		while (read(fd, &v, sizeof v) == sizeof v)
+			;
+		v = 0xfffffffffffffffeull;
+		if (write(fd, &v, sizeof v) != sizeof v)
+			return -errno;
+	}
+	return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+static int wk_publisher(void *arg)
+{
+	const int *fds = arg; /* ready (write end), go (read end) */
+	kite *k = child_open(5000);
+	CHILD_CHECK(kite_publish(k, "wk.x", "x", 1) == 1, "first publish");
+	atomic_store(&sh->wk_id, kite_id(k));
+	pipe_send(fds[0], 'r');
+	CHILD_CHECK(pipe_wait(fds[1], 30000) == 'g', "no go");
+	uint64_t worst = 0;
+	for (int i = 0; i < WK_PUBLISHES; i++) {
+		CHILD_CHECK(timed_publish(k, "wk.x", "y", 1, &worst) > 0, "publish");
+		atomic_store(&sh->wk_published, (uint64_t)i + 1);
+		atomic_store(&sh->wk_worst_us, worst);
+		nap_us(100);
+	}
+	kite_close(k);
+	return 0;
+}
+
+static void test_wakeup_handle_jammed(void **state)
+{
+	(void)state;
+	use_bus("wakejam");
+	int ready[2], go[2];
+	pipe_make(ready);
+	pipe_make(go);
+	int fds[2] = {ready[1], go[0]};
+	pid_t pub = child_start(wk_publisher, fds);
+	assert_int_equal(pipe_wait(ready[0], 10000), 'r');
+
+	/* A raw subscriber of wk.>: it takes the ring and hands over its
+	 * wake-up handles, keeping its own side of them. */
+	int sock = raw_connect(bus, atomic_load(&sh->wk_id));
+	assert_true(sock >= 0);
+	struct wire_msg m;
+	assert_int_equal(raw_hello(sock, 0x77616b65ull), 0);
+	assert_int_equal(raw_expect(sock, &m, W_SYNC, 10000), 1);
+	ki_wire_init(&m, W_SUB);
+	snprintf(m.text, sizeof m.text, "wk.>");
+	m.id = 7;
+	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
+	assert_int_equal(raw_expect(sock, &m, W_SUB_ACK, 10000), 1);
+	int handle = -1;
+	struct waiter_page *page = NULL;
+	assert_int_equal(raw_wake_keep(sock, &handle, &page), 0);
+	nap_us(200000); /* the publisher has taken them */
+	assert_int_equal(wake_jam(handle), 0);
+
+	/* Asleep, as far as the publisher can tell, all the time. */
+	pipe_send(go[1], 'g');
+	int status = -1;
+	uint64_t deadline = mono_ms() + 10000;
+	while (mono_ms() < deadline) {
+		atomic_store(&page->sleeping, 1);
+		if (waitpid(pub, &status, WNOHANG) == pub)
+			break;
+		nap_us(200);
+	}
+	if (status == -1)
+		child_kill(pub);
+	print_message("# jammed wake-up handle: %llu of %d publishes returned%s, worst "
+		      "%.1f ms\n", (unsigned long long)atomic_load(&sh->wk_published),
+		      WK_PUBLISHES, status == -1 ? " (then it hung and was killed)" : "",
+		      atomic_load(&sh->wk_worst_us) / 1000.0);
+	munmap(page, 4096);
+	close(handle);
+	close(sock);
+	pipe_close(ready);
+	pipe_close(go);
+	assert_int_equal(atomic_load(&sh->wk_published), WK_PUBLISHES);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(atomic_load(&sh->wk_worst_us) < STALL_MAX_MS * 1000);
+}
+
+/* ------------------------------------------------------------------ */
+/* 7. fork(): a child that publishes through an inherited handle is told
+ * -ECHILD and writes nothing into the parent's rings; a child that closes
+ * inherited handles leaves the parent's fully working. */
+
+static int fk_misuser(void *arg)
+{
+	kite *k = arg;
+	char buf[8] = "child";
+	sh->fk_rc[0] = kite_publish(k, "fk.x", buf, sizeof buf);
+	for (int i = 0; i < 100; i++)
+		kite_publish(k, "fk.x", buf, sizeof buf);
+	sh->fk_rc[1] = kite_publish(k, "fk.child", buf, sizeof buf);
+	sh->fk_rc[2] = kite_subscribe(k, "fk.>");
+	kite_event ev;
+	sh->fk_rc[3] = kite_recv(k, &ev, 0);
+	_exit(0);
+}
+
+static int fk_closer(void *arg)
+{
+	kite **ks = arg;
+	kite_close(ks[0]);
+	kite_close(ks[1]);
+	return 0;
+}
+
+/* The next message on channel (events skipped); 0 if none in time. */
+static int recv_on(kite *k, const char *channel, kite_event *ev, int timeout_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	while (mono_ms() < deadline) {
+		if (kite_recv(k, ev, 100) == 0 && ev->type == KITE_MESSAGE &&
+		    !strcmp(ev->msg.channel, channel))
+			return 1;
+		if (ev->type == KITE_LOSS)
+			fail_msg("lost %llu on %s", (unsigned long long)ev->lost,
+				 ev->msg.channel);
+	}
+	return 0;
+}
+
+static void test_fork_child_publishes(void **state)
+{
+	(void)state;
+	use_bus("fork");
+	kite *pub = open_here(5000), *sub = open_here(5000);
+	assert_int_equal(kite_subscribe(sub, "fk.>"), 0);
+	uint64_t parent_seq = 0;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(kite_publish(pub, "fk.x", "parent", 7), (int64_t)++parent_seq);
+
+	/* A child publishes through the inherited handle. */
+	pid_t child = child_start(fk_misuser, pub);
+	int crc = child_wait(child, 10000);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(kite_publish(pub, "fk.x", "parent", 7), (int64_t)++parent_seq);
+	uint64_t got = 0, foreign = 0, disorder = 0;
+	kite_event ev;
+	while (kite_recv(sub, &ev, 500) == 0) {
+		if (ev.type == KITE_LOSS)
+			foreign += ev.lost;
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		if (strcmp(ev.msg.channel, "fk.x") || ev.msg.len != 7 ||
+		    memcmp(ev.msg.data, "parent", 7))
+			foreign++;
+		else if (ev.msg.seq != ++got)
+			disorder++;
+	}
+	print_message("# inherited handle in a child: publish %lld, publish on a new "
+		      "channel %lld, subscribe %lld, recv %lld (child exit %d); the parent's "
+		      "subscriber read %llu of %llu parent messages in order, %llu out of "
+		      "order, %llu foreign or lost\n", (long long)sh->fk_rc[0],
+		      (long long)sh->fk_rc[1], (long long)sh->fk_rc[2], (long long)sh->fk_rc[3],
+		      crc, (unsigned long long)got, (unsigned long long)parent_seq,
+		      (unsigned long long)disorder, (unsigned long long)foreign);
+	assert_int_equal(crc, 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(sh->fk_rc[i], -ECHILD);
+	assert_int_equal(got, parent_seq);
+	assert_int_equal(disorder + foreign, 0);
+	kite_close(sub);
+	kite_close(pub);
+}
+
+static void test_fork_child_closes(void **state)
+{
+	(void)state;
+	use_bus("fork-close");
+	kite *pub = open_here(5000), *sub = open_here(5000);
+	assert_int_equal(kite_subscribe(sub, "fk.>"), 0);
+	kite_event ev;
+	assert_int_equal(kite_publish(pub, "fk.x", "parent", 7), 1);
+	assert_true(recv_on(sub, "fk.x", &ev, 2000));
+
+	/* A child closes both inherited handles: only its copies go. */
+	kite *ks[2] = {pub, sub};
+	pid_t child = child_start(fk_closer, ks);
+	int crc = child_wait(child, 5000);
+	assert_int_equal(kite_publish(pub, "fk.x", "parent", 7), 2);
+	int old_ring = recv_on(sub, "fk.x", &ev, 2000);
+	assert_int_equal(kite_publish(pub, "fk.after", "parent", 7), 1);
+	int new_ring = recv_on(sub, "fk.after", &ev, 2000);
+	kite *late = open_here(2000);
+	assert_int_equal(kite_subscribe(late, "fk.>"), 0);
+	assert_true(kite_publish(pub, "fk.x", "parent", 7) > 0);
+	int new_peer = recv_on(late, "fk.x", &ev, 2000);
+	print_message("# after a child's kite_close (exit %d): existing ring %s, new "
+		      "ring %s, new subscriber %s\n", crc, old_ring ? "works" : "dead",
+		      new_ring ? "works" : "dead", new_peer ? "works" : "dead");
+	kite_close(late);
+	kite_close(sub);
+	kite_close(pub);
+	assert_int_equal(crc, 0);
+	assert_true(old_ring && new_ring && new_peer);
+}
+
+/* ------------------------------------------------------------------ */
+/* 8. 2,000 patterns on one handle: each works, subscribing them is quick;
+ * past a documented limit kite_subscribe says so. */
+
+#define PT_PATTERNS 2000
+
+static void test_many_patterns(void **state)
+{
+	(void)state;
+	use_bus("patterns");
+	kite *pub = open_here(5000), *sub = open_here(5000);
+	int n = PT_PATTERNS;
+#ifdef KITE_PATTERNS_MAX
+	if (KITE_PATTERNS_MAX < n)
+		n = KITE_PATTERNS_MAX;
+#endif
+	char p[64];
+	uint64_t t0 = mono_ms();
+	for (int i = 0; i < n; i++) {
+		snprintf(p, sizeof p, "pt.%d.>", i);
+		int rc = kite_subscribe(sub, p);
+		if (rc)
+			fail_msg("pattern %d: %s", i + 1, kite_strerror(rc));
+	}
+	uint64_t took = mono_ms() - t0;
+	kite_event ev;
+	snprintf(p, sizeof p, "pt.%d.x", n - 1);
+	assert_int_equal(kite_publish(pub, p, "last", 4), 1);
+	int last = recv_on(sub, p, &ev, 3000);
+	assert_int_equal(kite_publish(pub, "pt.0.x", "first", 5), 1);
+	int first = recv_on(sub, "pt.0.x", &ev, 3000);
+	print_message("# %d patterns subscribed in %llu ms; a message on the last %s, "
+		      "on the first %s\n", n, (unsigned long long)took,
+		      last ? "arrived" : "did not arrive", first ? "arrived" : "did not arrive");
+	assert_true(last && first);
+	assert_true(took < 2000);
+#ifdef KITE_PATTERNS_MAX
+	if (KITE_PATTERNS_MAX <= 100000) {
+		for (int i = n; i < KITE_PATTERNS_MAX; i++) {
+			snprintf(p, sizeof p, "pt.%d.>", i);
+			assert_int_equal(kite_subscribe(sub, p), 0);
+		}
+		snprintf(p, sizeof p, "pt.%d.>", KITE_PATTERNS_MAX);
+		int rc = kite_subscribe(sub, p);
+		print_message("# pattern %d of a limit of %d: %s\n", KITE_PATTERNS_MAX + 1,
+			      KITE_PATTERNS_MAX, kite_strerror(rc));
+		assert_true(rc < 0);
+	}
+#endif
+	kite_close(sub);
+	kite_close(pub);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -779,6 +1277,14 @@ int main(void)
 		T(test_stopped_subscriber),
 		T(test_id_claim_race),
 		T(test_hostile_listeners),
+		T(test_stall_stopped_subscriber),
+		T(test_stall_unread_socket),
+		T(test_stall_reconnecting_peer),
+		T(test_stall_nobody_flooding_control),
+		T(test_wakeup_handle_jammed),
+		T(test_fork_child_publishes),
+		T(test_fork_child_closes),
+		T(test_many_patterns),
 	};
 	const char *only = getenv("CONTROL_TEST");
 	if (only && *only)
