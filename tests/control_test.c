@@ -81,6 +81,8 @@ struct shared {
 	_Atomic int lg_finish;
 	/* NEW events */
 	_Atomic int nw_ready;
+	/* NULL arguments */
+	int64_t nl_rc;
 	/* descriptors */
 	int64_t mf_first_error, mf_first_failed, mf_after;
 	/* soak */
@@ -1265,6 +1267,310 @@ static void test_many_patterns(void **state)
 	kite_close(pub);
 }
 
+/* ------------------------------------------------------------------ */
+/* 9. A stopped subscriber does not pin more large messages than the bound
+ * kite.h documents (64 not yet read per ring): 400 messages of 4 MiB to a
+ * SIGSTOPped subscriber, shared memory measured meanwhile. */
+
+#define LG_MESSAGES 400
+#define LG_SIZE (4u << 20)
+#define LG_BOUND 200 /* messages' worth of shmem it may pin (documented: 64) */
+
+/* Shmem of /proc/meminfo, in KiB (machine-wide: others add noise, far
+ * below the figures compared here). */
+static long shmem_kib(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return -1;
+	char line[128];
+	long kib = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Shmem: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+static int lg_subscriber(void *arg)
+{
+	int ready_fd = *(int *)arg;
+	kite *k = child_open(5000);
+	CHILD_CHECK(kite_subscribe(k, "lg.>") == 0, "subscribe");
+	pipe_send(ready_fd, 's');
+	uint64_t deadline = mono_ms() + CHILD_MS, quiet_since = 0;
+	while (mono_ms() < deadline) {
+		kite_event ev;
+		int rc = kite_recv(k, &ev, 100);
+		if (rc == -ETIMEDOUT) {
+			if (!atomic_load(&sh->lg_finish))
+				continue;
+			if (!quiet_since)
+				quiet_since = mono_ms();
+			else if (mono_ms() - quiet_since > 1000)
+				break;
+			continue;
+		}
+		CHILD_CHECK(rc == 0, "recv: %s", kite_strerror(rc));
+		quiet_since = 0;
+		if (ev.type == KITE_LOSS)
+			atomic_fetch_add(&sh->lg_lost, ev.lost);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		const uint8_t *d = ev.msg.data;
+		CHILD_CHECK(ev.msg.len == 1 || (ev.msg.len == LG_SIZE && d[0] == 0xa5 &&
+						d[LG_SIZE - 1] == 0x5a), "bad message");
+		atomic_fetch_add(&sh->lg_read, 1);
+	}
+	kite_close(k);
+	return 0;
+}
+
+static void test_stopped_subscriber_pins_bounded(void **state)
+{
+	(void)state;
+	use_bus("pinned");
+	kite *k = open_here(5000);
+	int ready[2];
+	pipe_make(ready);
+	pid_t sub = child_start(lg_subscriber, &ready[1]);
+	assert_int_equal(pipe_wait(ready[0], 10000), 's');
+	assert_int_equal(kite_publish(k, "lg.x", "x", 1), 1);
+	uint64_t deadline = mono_ms() + 10000;
+	while (atomic_load(&sh->lg_read) < 1 && mono_ms() < deadline)
+		nap_us(1000);
+	assert_int_equal(atomic_load(&sh->lg_read), 1);
+	assert_int_equal(kill(sub, SIGSTOP), 0);
+	assert_true(wait_stopped(sub, 5000));
+
+	uint8_t *big = malloc(LG_SIZE);
+	assert_non_null(big);
+	memset(big, 0x77, LG_SIZE);
+	big[0] = 0xa5;
+	big[LG_SIZE - 1] = 0x5a;
+	long before = shmem_kib();
+	for (int i = 0; i < LG_MESSAGES; i++)
+		assert_true(kite_publish(k, "lg.x", big, LG_SIZE) > 0);
+	long after = shmem_kib();
+	free(big);
+	long pinned_mib = (after - before) / 1024;
+	assert_int_equal(kill(sub, SIGCONT), 0);
+	atomic_store(&sh->lg_finish, 1);
+	int rc = child_wait(sub, 30000);
+	print_message("# %d x 4 MiB to a stopped subscriber: shmem grew by %ld MiB "
+		      "(%ld messages' worth; bound %d); it then read %llu and was told "
+		      "of %llu lost, of %d\n", LG_MESSAGES, pinned_mib, pinned_mib / 4,
+		      LG_BOUND, (unsigned long long)atomic_load(&sh->lg_read),
+		      (unsigned long long)atomic_load(&sh->lg_lost), LG_MESSAGES + 1);
+	kite_close(k);
+	pipe_close(ready);
+	assert_true(before >= 0 && after >= 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(atomic_load(&sh->lg_read) + atomic_load(&sh->lg_lost),
+			 LG_MESSAGES + 1);
+	assert_true(pinned_mib < LG_BOUND * 4);
+}
+
+/* ------------------------------------------------------------------ */
+/* 10. Smaller: NULL arguments, NEW events beyond the event queue, and
+ * running out of descriptors. */
+
+enum null_case {
+	NL_PUBLISH_AFTER, NL_PUBLISH_FIRST, NL_SUBSCRIBE, NL_UNSUBSCRIBE,
+	NL_ALLOW_UID, NL_ALLOW_GID, NL_OPEN, NL_RECV, NL_CASES
+};
+
+static const char *const null_names[NL_CASES] = {
+	"kite_publish(k, NULL, ...) after a publish",
+	"kite_publish(k, NULL, ...) as the first call",
+	"kite_subscribe(k, NULL)",
+	"kite_unsubscribe(k, NULL)",
+	"kite_allow_uid(k, NULL, uid)",
+	"kite_allow_gid(k, NULL, gid)",
+	"kite_open(NULL, opts)",
+	"kite_recv(k, NULL, 0)",
+};
+
+static int null_call(void *arg)
+{
+	enum null_case c = *(enum null_case *)arg;
+	kite_options o = {.bus = bus, .handshake_ms = 1000};
+	sh->nl_rc = 0;
+	if (c == NL_OPEN)
+		return kite_open(NULL, &o) == -EINVAL ? 0 : 1;
+	kite *k = child_open(1000);
+	int64_t rc = 0;
+	switch (c) {
+	case NL_PUBLISH_AFTER:
+		CHILD_CHECK(kite_publish(k, "nl.x", "x", 1) == 1, "publish");
+		rc = kite_publish(k, NULL, "x", 1);
+		break;
+	case NL_PUBLISH_FIRST:
+		rc = kite_publish(k, NULL, "x", 1);
+		break;
+	case NL_SUBSCRIBE:
+		rc = kite_subscribe(k, NULL);
+		break;
+	case NL_UNSUBSCRIBE:
+		rc = kite_unsubscribe(k, NULL);
+		break;
+	case NL_ALLOW_UID:
+		rc = kite_allow_uid(k, NULL, NOBODY);
+		break;
+	case NL_ALLOW_GID:
+		rc = kite_allow_gid(k, NULL, NOBODY);
+		break;
+	case NL_RECV:
+		rc = kite_recv(k, NULL, 0);
+		break;
+	default:
+		break;
+	}
+	sh->nl_rc = rc;
+	kite_close(k);
+	return rc == -EINVAL ? 0 : 1;
+}
+
+static void test_null_arguments(void **state)
+{
+	(void)state;
+	use_bus("null");
+	int wrong = 0;
+	for (enum null_case c = 0; c < NL_CASES; c++) {
+		int rc = child_wait(child_start(null_call, &c), 10000);
+		if (rc == 0)
+			continue;
+		wrong++;
+		char said[64];
+		snprintf(said, sizeof said, "returned %lld", (long long)sh->nl_rc);
+		print_message("# %s: %s\n", null_names[c], rc == 1 ? said
+			      : rc > 128 ? strsignal(rc - 128) : "hung");
+	}
+	assert_int_equal(wrong, 0);
+}
+
+#define NW_PUBS 3
+#define NW_CHANNELS 100
+
+static int nw_publisher(void *arg)
+{
+	const int *a = arg; /* index, done fd, close fd */
+	kite *k = child_open(5000);
+	char ch[32];
+	for (int i = 0; i < NW_CHANNELS; i++) {
+		snprintf(ch, sizeof ch, "nw.%d.%d", a[0], i);
+		CHILD_CHECK(kite_publish(k, ch, "x", 1) == 1, "publish %s", ch);
+	}
+	pipe_send(a[1], 'd');
+	CHILD_CHECK(pipe_wait(a[2], CHILD_MS) == 'q', "never told to close");
+	kite_close(k);
+	return 0;
+}
+
+/* Read until quiet; count events by type. */
+static void count_events(kite *k, uint64_t counts[6], int quiet_ms)
+{
+	kite_event ev;
+	int rc;
+	while ((rc = kite_recv(k, &ev, quiet_ms)) == 0)
+		if (ev.type >= 1 && ev.type <= 5)
+			counts[ev.type]++;
+	if (rc != -ETIMEDOUT)
+		fail_msg("recv: %s", kite_strerror(rc));
+}
+
+static void test_new_events_never_dropped(void **state)
+{
+	(void)state;
+	use_bus("newevents");
+	kite *k = open_here(5000);
+	assert_int_equal(kite_subscribe(k, "nw.>"), 0);
+	int done[2], quit[NW_PUBS][2], args[NW_PUBS][3];
+	pid_t pubs[NW_PUBS];
+	pipe_make(done);
+	for (int i = 0; i < NW_PUBS; i++) {
+		pipe_make(quit[i]);
+		args[i][0] = i;
+		args[i][1] = done[1];
+		args[i][2] = quit[i][0];
+		pubs[i] = child_start(nw_publisher, args[i]);
+	}
+	for (int i = 0; i < NW_PUBS; i++)
+		assert_int_equal(pipe_wait(done[0], 20000), 'd');
+	nap_us(1000000); /* every ring handed over; none read yet */
+	uint64_t counts[6] = {0};
+	count_events(k, counts, 500);
+	uint64_t new_events = counts[KITE_PUBLISHER_NEW], messages = counts[KITE_MESSAGE];
+	/* One publisher closes: its rings go, the others' stay. */
+	pipe_send(quit[0][1], 'q');
+	int rc = child_wait(pubs[0], 10000);
+	count_events(k, counts, 1000);
+	kite_stats st;
+	kite_get_stats(k, &st);
+	uint64_t live = (NW_PUBS - 1) * NW_CHANNELS;
+	print_message("# %d rings appeared before the first kite_recv: %llu NEW events, "
+		      "%llu messages; after one publisher closed, NEW - GONE = %lld (live "
+		      "rings %llu); events_dropped %llu\n", NW_PUBS * NW_CHANNELS,
+		      (unsigned long long)new_events, (unsigned long long)messages,
+		      (long long)(counts[KITE_PUBLISHER_NEW] - counts[KITE_PUBLISHER_GONE]),
+		      (unsigned long long)live, (unsigned long long)st.events_dropped);
+	for (int i = 1; i < NW_PUBS; i++) {
+		pipe_send(quit[i][1], 'q');
+		child_wait(pubs[i], 10000);
+	}
+	for (int i = 0; i < NW_PUBS; i++)
+		pipe_close(quit[i]);
+	pipe_close(done);
+	kite_close(k);
+	assert_int_equal(rc, 0);
+	assert_int_equal(messages, NW_PUBS * NW_CHANNELS);
+	assert_int_equal(new_events, NW_PUBS * NW_CHANNELS);
+	assert_int_equal(counts[KITE_PUBLISHER_NEW] - counts[KITE_PUBLISHER_GONE], live);
+	assert_int_equal(st.events_dropped, 0);
+}
+
+#define MF_LIMIT 1024
+#define MF_CHANNELS 2000
+
+static int mf_publisher(void *arg)
+{
+	(void)arg;
+	struct rlimit rl = {MF_LIMIT, MF_LIMIT};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit");
+	kite *k = child_open(1000);
+	sh->mf_first_error = 0;
+	sh->mf_first_failed = -1;
+	char ch[32];
+	for (int i = 0; i < MF_CHANNELS; i++) {
+		snprintf(ch, sizeof ch, "mf.%d", i);
+		int64_t rc = kite_publish(k, ch, "x", 1);
+		if (rc < 0 && sh->mf_first_failed < 0) {
+			sh->mf_first_failed = i;
+			sh->mf_first_error = rc;
+		}
+	}
+	/* A channel that has its ring still works. */
+	sh->mf_after = kite_publish(k, "mf.0", "x", 1);
+	kite_close(k);
+	return 0;
+}
+
+static void test_descriptors_run_out(void **state)
+{
+	(void)state;
+	use_bus("emfile");
+	int rc = child_wait(child_start(mf_publisher, NULL), 30000);
+	print_message("# %d channels under RLIMIT_NOFILE %d: first failure at channel "
+		      "%lld: %s; mf.0 afterwards: %lld\n", MF_CHANNELS, MF_LIMIT,
+		      (long long)sh->mf_first_failed,
+		      sh->mf_first_failed < 0 ? "none" : kite_strerror((int)sh->mf_first_error),
+		      (long long)sh->mf_after);
+	assert_int_equal(rc, 0);
+	assert_true(sh->mf_first_failed >= 0);
+	assert_int_equal(sh->mf_first_error, -EMFILE);
+	assert_true(sh->mf_after > 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1285,6 +1591,10 @@ int main(void)
 		T(test_fork_child_publishes),
 		T(test_fork_child_closes),
 		T(test_many_patterns),
+		T(test_stopped_subscriber_pins_bounded),
+		T(test_null_arguments),
+		T(test_new_events_never_dropped),
+		T(test_descriptors_run_out),
 	};
 	const char *only = getenv("CONTROL_TEST");
 	if (only && *only)
