@@ -77,6 +77,19 @@ int child_wait(pid_t pid, int timeout_ms)
 	}
 }
 
+int child_ended(pid_t pid, int *status)
+{
+	int st;
+	pid_t r;
+	while ((r = waitpid(pid, &st, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r != pid)
+		return 0;
+	forget(pid);
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return 1;
+}
+
 void child_kill(pid_t pid)
 {
 	if (pid <= 0)

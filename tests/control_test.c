@@ -50,12 +50,13 @@
 #define ST_CHANNELS 48
 #define SOAK_PUBS 3
 #define SOAK_SUBS 3
-#define SOAK_CHANNELS 4
+#define SOAK_CHANNELS 8
 #define SOAK_INC_MAX 1024
 
 /* One life of a soak publisher: what it published, per channel. */
 struct incarnation {
 	_Atomic uint64_t id;
+	int brief; /* publishes once on each channel, then _exits */
 	_Atomic uint64_t done[SOAK_CHANNELS];    /* last seq kite_publish returned */
 	_Atomic uint64_t attempt[SOAK_CHANNELS]; /* seq of a publish under way */
 };
@@ -92,6 +93,7 @@ struct shared {
 	/* per subscriber: the next seq it expects (received + lost + 1) */
 	uint64_t soak_next[SOAK_SUBS][SOAK_INC_MAX][SOAK_CHANNELS];
 	uint64_t soak_received[SOAK_SUBS], soak_lost[SOAK_SUBS];
+	uint64_t soak_disorder[SOAK_SUBS], soak_gap[SOAK_SUBS], soak_stray[SOAK_SUBS];
 };
 
 static struct shared *sh;
@@ -1571,6 +1573,247 @@ static void test_descriptors_run_out(void **state)
 	assert_true(sh->mf_after > 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* 11. Chaos soak: 3 publishers SIGKILLed and restarted at random, 3
+ * subscribers (one slow), for a bounded time. Publishers open channels all
+ * through their lives, and some are killed within milliseconds of starting. Every subscriber must account
+ * for every (publisher, channel) stream exactly: received + reported lost ==
+ * published, no duplicate, no reordering. A publisher records the seq of a
+ * publish before it starts and after it returns, so a kill in between
+ * leaves the count exact to that one message. */
+
+#define SOAK_MS_DEFAULT 20000
+#define SOAK_SLOW_US 200 /* the slow subscriber's pause after each message */
+#define SOAK_BIG 3000
+#define SOAK_RING_SLOTS 128
+
+struct soak_payload {
+	uint64_t seq;
+	uint32_t inc;
+	uint32_t channel;
+};
+
+static int soak_publisher(void *arg)
+{
+	int inc = *(int *)arg;
+	struct incarnation *me = &sh->inc[inc];
+	/* Small rings: the slow subscriber is overrun and told so. */
+	kite_options o = {.bus = bus, .handshake_ms = 5000, .ring_slots = SOAK_RING_SLOTS};
+	kite *k = NULL;
+	int orc = kite_open(&k, &o);
+	CHILD_CHECK(orc == 0, "kite_open: %s", kite_strerror(orc));
+	atomic_store(&me->id, kite_id(k));
+	uint64_t rng = kite_id(k) | 1;
+	static uint8_t buf[SOAK_BIG];
+	char ch[32];
+	if (me->brief) {
+		for (uint32_t c = 0; c < SOAK_CHANNELS; c++) {
+			snprintf(ch, sizeof ch, "soak.%u", c);
+			struct soak_payload p = {1, (uint32_t)inc, c};
+			atomic_store(&me->attempt[c], 1);
+			CHILD_CHECK(kite_publish(k, ch, &p, sizeof p) == 1, "publish %s", ch);
+			atomic_store(&me->done[c], 1);
+		}
+		_exit(0);
+	}
+	for (uint64_t n = 0; !atomic_load(&sh->soak_stop); n++) {
+		/* A new channel every 100 messages, up to SOAK_CHANNELS: rings
+		 * keep appearing all through a life. */
+		uint64_t open_channels = n / 100 + 1 < SOAK_CHANNELS ? n / 100 + 1 : SOAK_CHANNELS;
+		uint32_t c = (uint32_t)(test_rand(&rng) % open_channels);
+		snprintf(ch, sizeof ch, "soak.%u", c);
+		uint64_t seq = atomic_load(&me->done[c]) + 1;
+		struct soak_payload p = {seq, (uint32_t)inc, c};
+		memcpy(buf, &p, sizeof p);
+		size_t len = n % 50 == 49 ? sizeof buf : sizeof p;
+		atomic_store(&me->attempt[c], seq);
+		int64_t rc = kite_publish(k, ch, buf, len);
+		CHILD_CHECK(rc == (int64_t)seq, "publish %s: %lld, expected %llu", ch,
+			    (long long)rc, (unsigned long long)seq);
+		atomic_store(&me->done[c], seq);
+		if (n % 20 == 19)
+			nap_us(1000);
+	}
+	kite_close(k);
+	return 0;
+}
+
+static int soak_find(uint64_t id, uint64_t *cache_id, int *cache_inc)
+{
+	int slot = (int)(id % 64);
+	if (cache_id[slot] == id)
+		return cache_inc[slot];
+	int n = atomic_load(&sh->soak_ninc);
+	for (int i = 0; i < n; i++)
+		if (atomic_load(&sh->inc[i].id) == id) {
+			cache_id[slot] = id;
+			cache_inc[slot] = i;
+			return i;
+		}
+	return -1;
+}
+
+static int soak_subscriber(void *arg)
+{
+	int me = *(int *)arg, slow = me == SOAK_SUBS - 1;
+	kite *k = child_open(5000);
+	CHILD_CHECK(kite_subscribe(k, "soak.>") == 0, "subscribe");
+	struct stream (*st)[SOAK_CHANNELS] = calloc(SOAK_INC_MAX, sizeof *st);
+	CHILD_CHECK(st, "memory");
+	uint64_t cache_id[64] = {0};
+	int cache_inc[64];
+	atomic_store(&sh->soak_sub_ready[me], 1);
+	uint64_t deadline = mono_ms() + CHILD_MS, quiet_since = 0;
+	while (mono_ms() < deadline) {
+		kite_event ev;
+		int rc = kite_recv(k, &ev, 100);
+		if (rc == -ETIMEDOUT) {
+			/* Done once every publisher has gone and all is quiet. */
+			if (atomic_load(&sh->soak_stop) < 2)
+				continue;
+			if (!quiet_since)
+				quiet_since = mono_ms();
+			else if (mono_ms() - quiet_since > 1500)
+				break;
+			continue;
+		}
+		CHILD_CHECK(rc == 0, "recv: %s", kite_strerror(rc));
+		quiet_since = 0;
+		if (ev.type != KITE_MESSAGE && ev.type != KITE_LOSS)
+			continue;
+		int inc = soak_find(ev.msg.publisher, cache_id, cache_inc);
+		int c = channel_index(ev.msg.channel, "soak.", SOAK_CHANNELS);
+		if (inc < 0 || c < 0) {
+			sh->soak_stray[me]++;
+			continue;
+		}
+		if (ev.type == KITE_LOSS) {
+			stream_loss(&st[inc][c], ev.lost);
+			sh->soak_lost[me] += ev.lost;
+			continue;
+		}
+		struct soak_payload p;
+		if (ev.msg.len < sizeof p) {
+			sh->soak_stray[me]++;
+			continue;
+		}
+		memcpy(&p, ev.msg.data, sizeof p);
+		if (p.seq != ev.msg.seq || p.inc != (uint32_t)inc || p.channel != (uint32_t)c)
+			sh->soak_stray[me]++;
+		stream_message(&st[inc][c], ev.msg.seq);
+		sh->soak_received[me]++;
+		if (slow && !atomic_load(&sh->soak_stop))
+			nap_us(SOAK_SLOW_US); /* slow while they publish; then it drains */
+	}
+	for (int i = 0; i < SOAK_INC_MAX; i++)
+		for (int c = 0; c < SOAK_CHANNELS; c++) {
+			sh->soak_next[me][i][c] = st[i][c].next ? st[i][c].next : 1;
+			sh->soak_disorder[me] += st[i][c].disorder;
+			sh->soak_gap[me] += st[i][c].gap;
+		}
+	free(st);
+	kite_close(k);
+	return 0;
+}
+
+/* A new life for a publisher slot: one in three brief, the others killed
+ * after 50-400 ms, or within 20 ms (one in four: still opening channels). */
+static pid_t soak_start_publisher(int *incs, int slot, uint64_t *kill_at, uint64_t *rng)
+{
+	int inc = atomic_fetch_add(&sh->soak_ninc, 1);
+	uint64_t r = test_rand(rng);
+	sh->inc[inc].brief = r % 3 == 0;
+	r >>= 8;
+	kill_at[slot] = mono_ms() + (r % 4 ? 50 + (r >> 8) % 350 : (r >> 8) % 20);
+	incs[slot] = inc;
+	return child_start(soak_publisher, &incs[slot]);
+}
+
+static void test_chaos_soak(void **state)
+{
+	(void)state;
+	use_bus("soak");
+	const char *env = getenv("KITE_SOAK_MS");
+	uint64_t soak_ms = env && *env ? strtoull(env, NULL, 10) : SOAK_MS_DEFAULT;
+	pid_t subs[SOAK_SUBS], pubs[SOAK_PUBS];
+	int sub_index[SOAK_SUBS], incs[SOAK_PUBS];
+	for (int i = 0; i < SOAK_SUBS; i++) {
+		sub_index[i] = i;
+		subs[i] = child_start(soak_subscriber, &sub_index[i]);
+	}
+	for (uint64_t deadline = mono_ms() + 10000; mono_ms() < deadline;) {
+		int ready = 0;
+		for (int i = 0; i < SOAK_SUBS; i++)
+			ready += atomic_load(&sh->soak_sub_ready[i]);
+		if (ready == SOAK_SUBS)
+			break;
+		nap_us(1000);
+	}
+	for (int i = 0; i < SOAK_SUBS; i++)
+		assert_int_equal(atomic_load(&sh->soak_sub_ready[i]), 1);
+	uint64_t rng = 0x50a4, start = mono_ms(), kills = 0, kill_at[SOAK_PUBS];
+	int bad_exit = 0;
+	for (int j = 0; j < SOAK_PUBS; j++)
+		pubs[j] = soak_start_publisher(incs, j, kill_at, &rng);
+	while (mono_ms() - start < soak_ms && atomic_load(&sh->soak_ninc) + SOAK_PUBS < SOAK_INC_MAX) {
+		nap_us(2000);
+		for (int j = 0; j < SOAK_PUBS; j++) {
+			int status;
+			if (child_ended(pubs[j], &status)) {
+				bad_exit += status != 0; /* a brief life ended */
+			} else if (mono_ms() >= kill_at[j]) {
+				child_kill(pubs[j]);
+				kills++;
+			} else {
+				continue;
+			}
+			pubs[j] = soak_start_publisher(incs, j, kill_at, &rng);
+		}
+	}
+	atomic_store(&sh->soak_stop, 1);
+	for (int j = 0; j < SOAK_PUBS; j++)
+		bad_exit += child_wait(pubs[j], 20000) != 0;
+	atomic_store(&sh->soak_stop, 2);
+	for (int i = 0; i < SOAK_SUBS; i++)
+		bad_exit += child_wait(subs[i], 60000) != 0;
+
+	int ninc = atomic_load(&sh->soak_ninc);
+	uint64_t published = 0, unaccounted[SOAK_SUBS] = {0}, missing[SOAK_SUBS] = {0};
+	for (int i = 0; i < ninc; i++)
+		for (int c = 0; c < SOAK_CHANNELS; c++) {
+			uint64_t done = atomic_load(&sh->inc[i].done[c]);
+			uint64_t attempt = atomic_load(&sh->inc[i].attempt[c]);
+			published += done;
+			for (int s = 0; s < SOAK_SUBS; s++) {
+				uint64_t got = sh->soak_next[s][i][c] - 1;
+				if (got < done || got > (attempt > done ? attempt : done)) {
+					unaccounted[s]++;
+					missing[s] += got < done ? done - got : got - done;
+				}
+			}
+		}
+	print_message("# soak %llu ms: %d publisher lives (%llu SIGKILLed, the rest "
+		      "brief), %llu messages published\n", (unsigned long long)soak_ms, ninc,
+		      (unsigned long long)kills, (unsigned long long)published);
+	int failed = bad_exit;
+	for (int s = 0; s < SOAK_SUBS; s++) {
+		print_message("# subscriber %d%s: received %llu, reported lost %llu; %llu "
+			      "streams off by %llu messages in all; %llu out of order, %llu "
+			      "skipped silently, %llu stray\n", s,
+			      s == SOAK_SUBS - 1 ? " (slow)" : "",
+			      (unsigned long long)sh->soak_received[s],
+			      (unsigned long long)sh->soak_lost[s],
+			      (unsigned long long)unaccounted[s], (unsigned long long)missing[s],
+			      (unsigned long long)sh->soak_disorder[s],
+			      (unsigned long long)sh->soak_gap[s],
+			      (unsigned long long)sh->soak_stray[s]);
+		failed += unaccounted[s] || sh->soak_disorder[s] || sh->soak_gap[s] ||
+			  sh->soak_stray[s];
+	}
+	assert_int_equal(bad_exit, 0);
+	assert_int_equal(failed, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1595,6 +1838,7 @@ int main(void)
 		T(test_null_arguments),
 		T(test_new_events_never_dropped),
 		T(test_descriptors_run_out),
+		T(test_chaos_soak),
 	};
 	const char *only = getenv("CONTROL_TEST");
 	if (only && *only)
