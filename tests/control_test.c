@@ -881,38 +881,51 @@ static void test_stall_unread_socket(void **state)
 	load_check(&l);
 }
 
-/* Same uid, reconnecting as fast as it can, a few links open at a time:
- * most never say a word; every 16th says hello, subscribes to everything
- * with an ack wanted, and reads nothing. */
+/* Same uid, reconnecting as fast as it can, a few links open at a time,
+ * most of which never say a word; and every 300 ms a link that says hello,
+ * subscribes to everything with an ack wanted, and reads nothing until its
+ * successor comes. */
 #define W_HELD 4
+
+static int w_subscribed_link(uint64_t target, uint64_t *rng)
+{
+	int sock = raw_connect(bus, target);
+	if (sock < 0)
+		return -1;
+	raw_hello(sock, test_rand(rng) | 1);
+	struct wire_msg m;
+	ki_wire_init(&m, W_SUB);
+	snprintf(m.text, sizeof m.text, "w.>");
+	m.id = 1;
+	ki_wire_send(sock, &m, 0);
+	return sock;
+}
 
 static int w_reconnector(void *arg)
 {
 	uint64_t target = *(uint64_t *)arg, rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
-	int held[W_HELD];
+	int held[W_HELD], subscribed = -1;
 	for (int i = 0; i < W_HELD; i++)
 		held[i] = -1;
+	uint64_t next_subscribed = 0;
 	for (unsigned n = 0; !atomic_load(&sh->ir_stop); n++) {
+		if (mono_ms() >= next_subscribed) {
+			if (subscribed >= 0)
+				close(subscribed);
+			subscribed = w_subscribed_link(target, &rng);
+			next_subscribed = mono_ms() + 300;
+		}
 		int *slot = &held[n % W_HELD];
 		if (*slot >= 0)
 			close(*slot);
-		*slot = raw_connect(bus, target);
-		if (*slot < 0) {
+		if ((*slot = raw_connect(bus, target)) < 0)
 			nap_us(1000);
-			continue;
-		}
-		if (n % 16)
-			continue;
-		raw_hello(*slot, test_rand(&rng) | 1);
-		struct wire_msg m;
-		ki_wire_init(&m, W_SUB);
-		snprintf(m.text, sizeof m.text, "w.>");
-		m.id = 1;
-		ki_wire_send(*slot, &m, 0);
 	}
 	for (int i = 0; i < W_HELD; i++)
 		if (held[i] >= 0)
 			close(held[i]);
+	if (subscribed >= 0)
+		close(subscribed);
 	return 0;
 }
 
