@@ -28,6 +28,11 @@ pid_t child_start(int (*fn)(void *), void *arg)
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* A crash ends the child: the runner's handlers (cmocka's catch
+		 * SIGSEGV and go on with the next test) are the parent's. */
+		static const int crashes[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+		for (size_t i = 0; i < sizeof crashes / sizeof crashes[0]; i++)
+			signal(crashes[i], SIG_DFL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(99);
@@ -70,6 +75,19 @@ int child_wait(pid_t pid, int timeout_ms)
 		}
 		nap_us(2000);
 	}
+}
+
+int child_ended(pid_t pid, int *status)
+{
+	int st;
+	pid_t r;
+	while ((r = waitpid(pid, &st, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r != pid)
+		return 0;
+	forget(pid);
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return 1;
 }
 
 void child_kill(pid_t pid)

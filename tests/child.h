@@ -30,6 +30,10 @@ pid_t child_start(int (*fn)(void *), void *arg);
  * 128 + signal if a signal ended it, or -1 if it had to be killed. */
 int child_wait(pid_t pid, int timeout_ms);
 
+/* Without waiting: 1 if the child has ended (reaped; *status as
+ * child_wait returns it), 0 while it runs. */
+int child_ended(pid_t pid, int *status);
+
 /* Kill (SIGKILL) and reap a child, ignoring errors; pid <= 0 is a no-op. */
 void child_kill(pid_t pid);
 

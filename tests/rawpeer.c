@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -111,24 +112,48 @@ int raw_hello(int sock, uint64_t my_id)
 	return ki_wire_send(sock, &m, 0);
 }
 
-int raw_wake(int sock)
+int raw_wake_keep(int sock, int *handle, struct waiter_page **page)
 {
+	/* The handle is the sending end of a datagram socket pair; the
+	 * receiving end stays open (never read) for the process's life, so
+	 * that sends to the handle queue up rather than fail. */
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
 		return -EIO;
 	int wfd = ki_shm_create("raw-waiter", 4096);
-	if (wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0)
+	if (wfd < 0 || ki_shm_seal(wfd, SEALS_WAITER) < 0) {
+		close(pair[0]);
+		close(pair[1]);
+		if (wfd >= 0)
+			close(wfd);
 		return -EIO;
+	}
 	struct wire_msg m;
 	ki_wire_init(&m, W_WAKE);
 	m.fds[0] = pair[1];
 	m.fds[1] = wfd;
 	m.nfds = 2;
 	int rc = ki_wire_send(sock, &m, 0);
-	close(pair[0]);
-	close(pair[1]);
+	struct waiter_page *w = NULL;
+	if (!rc && page && !(w = ki_shm_map(wfd, 4096, 1)))
+		rc = -ENOMEM;
 	close(wfd);
-	return rc;
+	if (rc || !handle) {
+		close(pair[0]);
+		close(pair[1]);
+		if (w)
+			munmap(w, 4096);
+		return rc;
+	}
+	*handle = pair[1];
+	if (page)
+		*page = w;
+	return 0;
+}
+
+int raw_wake(int sock)
+{
+	return raw_wake_keep(sock, NULL, NULL);
 }
 
 int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms)

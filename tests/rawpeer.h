@@ -31,6 +31,13 @@ int raw_hello(int sock, uint64_t my_id);
  * as a subscriber does to a publisher whose ring it took. */
 int raw_wake(int sock);
 
+/* The same, keeping our side of what was sent: *handle the wake-up handle
+ * (today the eventfd, shared with the publisher's copy) and, if page is
+ * not NULL, the waiter page mapped writable. Tests that play a hostile
+ * subscriber use them; the wake-up mechanism is known here only. */
+struct waiter_page;
+int raw_wake_keep(int sock, int *handle, struct waiter_page **page);
+
 /* Wait up to timeout_ms for a record of the given type (others are
  * dropped, their fds closed); 1 with *m filled, 0 on timeout, <0 if the
  * link broke. */
