@@ -86,7 +86,19 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(CLI_PARTS) $(SYSA) $(L
 $(BUILD)/fuzz/%-replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(CLI_PARTS) $(SYSA) $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 
-check-build: all $(TEST_BIN) $(FUZZ_REPLAY)
+# Tests of libkite built with other limits (tests/variants/*_test.c): the
+# library again, compiled with tiny outbound queues so that links get cut.
+VARIANT_CFLAGS := -DOUTQ_MAX=32
+VARIANT_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/variant/%.o)
+.SECONDARY: $(VARIANT_LIB_OBJ)
+VARIANT_TEST_BIN := $(patsubst tests/variants/%.c,$(BUILD)/tests/%,$(wildcard tests/variants/*_test.c))
+$(BUILD)/variant/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(KITE_CFLAGS) $(VARIANT_CFLAGS) -c -o $@ $<
+$(BUILD)/tests/%: $(BUILD)/tests/variants/%.o $(TEST_HELPER_OBJ) $(VARIANT_LIB_OBJ)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) -lcmocka
+
+check-build: all $(TEST_BIN) $(VARIANT_TEST_BIN) $(FUZZ_REPLAY)
 
 deps:
 	$(Q)tests/install-deps.sh

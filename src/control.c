@@ -3,6 +3,7 @@
  * path never goes through here. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -23,6 +24,20 @@ static void close_msg_fds(struct wire_msg *m)
 	for (int i = 0; i < m->nfds; i++)
 		close(m->fds[i]);
 	m->nfds = 0;
+}
+
+/* A pattern the policy lets it have nothing of: say so (naming only its
+ * own pattern) and keep nothing. */
+static void refuse_pattern(kite *k, struct peer *p, const char *pattern)
+{
+	struct wire_msg r;
+	ki_wire_init(&r, W_REFUSE);
+	snprintf(r.text, sizeof r.text, "%s", pattern);
+	snprintf(r.reason, sizeof r.reason, "uid %u is not allowed on any channel "
+		 "matching %.150s by pid %ld uid %u", (unsigned)p->uid, pattern,
+		 (long)getpid(), (unsigned)k->euid);
+	ki_peer_send(k, p, &r);
+	ki_refusal_event(k, p, pattern, 0, "refused subscriber: %s", r.reason);
 }
 
 /* 0 to go on, -1 if the peer broke the protocol. */
@@ -46,13 +61,22 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_SUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		if (p->npatterns >= PEER_PATTERNS_MAX) /* its own limit is the same */
-			return -1;
-		rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
-		if (rc < 0)
-			return -1;
-		if (rc > 0) /* a repeated pattern changes nothing: offer nothing */
-			ki_pub_offer_rings(k, p);
+		if (p->send_dead)
+			return 0; /* nothing can reach it any more */
+		if (!ki_policy_may_share(k, p, m->text)) {
+			/* Nothing it may have matches: keep nothing of it. */
+			if (++p->refused_patterns > PEER_PATTERNS_MAX)
+				return -1;
+			refuse_pattern(k, p, m->text);
+		} else {
+			if (p->npatterns >= PEER_PATTERNS_MAX) /* its own limit too */
+				return -1;
+			rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
+			if (rc < 0)
+				return -1;
+			if (rc > 0) /* a repeated pattern changes nothing */
+				ki_pub_offer_rings(k, p, m->text);
+		}
 		if (m->id) {
 			ki_wire_init(&ack, W_SUB_ACK);
 			ack.id = m->id;
@@ -62,11 +86,15 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_UNSUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		ki_strlist_remove(&p->patterns, &p->npatterns, m->text);
-		ki_pub_forget_peer(k, p, 1);
+		if (p->send_dead)
+			return 0;
+		if (ki_strlist_remove(&p->patterns, &p->npatterns, m->text))
+			ki_pub_forget_peer(k, p, m->text);
 		return 0;
 	case W_SYNC:
 		p->synced = 1;
+		ki_pub_prune_marks(k, p);
+		ki_strlist_free(&p->ghost_patterns, &p->nghost);
 		pthread_cond_broadcast(&k->cond);
 		if (m->id) { /* after the rings its patterns asked for */
 			ki_wire_init(&ack, W_SUB_ACK);
@@ -173,6 +201,7 @@ void *ki_control_thread(void *arg)
 				ki_control_drain(k, p, DRAIN_BATCH);
 			if (p->eof || p->closing)
 				ki_link_lost(k, p);
+			ki_control_yield(k);
 		}
 		ki_control_exit(k);
 	}

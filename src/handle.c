@@ -23,7 +23,17 @@
 #define DEFAULT_SPIN_US 50
 #define DEFAULT_HANDSHAKE_MS 1000
 
-void kite_lock(kite *k) { pthread_mutex_lock(&k->lock); }
+/* The application's threads count themselves while they wait for the
+ * state, so that the control thread hands it over between two pieces of
+ * work instead of taking it straight back (a mutex is not fair). */
+void kite_lock(kite *k)
+{
+	if (pthread_mutex_trylock(&k->lock) == 0)
+		return;
+	atomic_fetch_add(&k->app_waiting, 1);
+	pthread_mutex_lock(&k->lock);
+	atomic_fetch_sub(&k->app_waiting, 1);
+}
 void kite_unlock(kite *k) { pthread_mutex_unlock(&k->lock); }
 
 /* A biased lock. Unlocking a mutex is a locked instruction, which waits
@@ -57,7 +67,7 @@ void ki_app_exit(kite *k, int locked)
 
 void ki_control_enter(kite *k)
 {
-	kite_lock(k);
+	pthread_mutex_lock(&k->lock);
 	if (!k->biased)
 		return;
 	atomic_store_explicit(&k->ctl_wants, 1, memory_order_relaxed);
@@ -71,6 +81,18 @@ void ki_control_exit(kite *k)
 	if (k->biased)
 		atomic_store_explicit(&k->ctl_wants, 0, memory_order_release);
 	kite_unlock(k);
+}
+
+void ki_control_yield(kite *k)
+{
+	if (!atomic_load(&k->app_waiting))
+		return;
+	ki_control_exit(k);
+	/* Let the waiting thread take the lock first (bounded: a thread that
+	 * never gets scheduled must not stop us for long). */
+	for (int i = 0; i < 1000 && atomic_load(&k->app_waiting); i++)
+		sched_yield();
+	ki_control_enter(k);
 }
 
 static int bus_valid(const char *bus)

@@ -21,9 +21,23 @@
 #define TEXT_MAX 320
 #define PEER_PATTERNS_MAX KITE_PATTERNS_MAX /* subscriptions a peer may hold */
 /* A peer's outbound queue: records the socket had no room for. Past
- * OUTQ_MAX the link is cut (and later re-made, with exact losses). */
+ * OUTQ_MAX (plus one per ring we publish) the link is cut (and later
+ * re-made, with exact losses). */
+#ifndef OUTQ_MAX /* (tests build a variant with tiny queues to force cuts) */
 #define OUTQ_MAX 16384
+#endif
+#ifndef OUTQ_PER_RING
+#define OUTQ_PER_RING 1
+#endif
 #define OUTQ_STRANGER_MAX 64
+/* Links one uid may hold with us: a uid the policy lets into nothing gets
+ * STRANGER_LINKS_MAX in all; any uid SILENT_LINKS_MAX still owing a hello.
+ * Beyond, new links are closed at once. */
+#define STRANGER_LINKS_MAX 4
+#define SILENT_LINKS_MAX 64
+#define ACCEPT_BATCH 16
+/* Out of descriptors, the listener is left alone this long. */
+#define LISTEN_PAUSE_MS 100
 /* Large-message notices queued for one peer; the oldest go first (the
  * subscriber counts them lost), so a stopped subscriber pins few memfds. */
 #define OUTQ_LARGE_MAX 32
@@ -54,9 +68,10 @@ struct waiter_page {
 	_Atomic uint32_t needs_fence;
 };
 
-/* One record waiting for room in a peer's socket (fds are our own dups). */
+/* One record waiting for room in a peer's socket. */
 struct outrec {
 	struct outrec *next;
+	int owns_fds; /* its fds are copies to close (else the handle's own) */
 	struct wire_msg m;
 };
 
@@ -78,6 +93,7 @@ struct peer {
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
 	unsigned refusals;     /* refusal events about this peer so far */
+	unsigned refused_patterns; /* its W_SUBs the policy gave nothing */
 	int wake_sent;         /* we sent it our W_WAKE */
 	int closing;      /* it broke the protocol or lied: read no more */
 	int duplicate;    /* a second link to a peer we keep another link to */
@@ -89,10 +105,22 @@ struct peer {
 	int ngroups;
 	char **patterns;  /* its subscriptions */
 	size_t npatterns;
+	/* A re-made link: its subscriptions from before the break, until its
+	 * W_SYNC says the new ones are all in. */
+	char **ghost_patterns;
+	size_t nghost;
 	int wake_tx;      /* to wake it: its datagram socket (from its W_WAKE;
 	                     -1 until then); sent with MSG_DONTWAIT only */
 	struct waiter_page *waiter; /* NULL until its W_WAKE */
 	struct peer *next;
+};
+
+/* Where a subscriber's stream of a ring began: kept across a broken link,
+ * so that a hand-over lost with the link is made again from the same
+ * sequence and the subscriber learns exactly what it missed. */
+struct offer_mark {
+	uint64_t peer_id;
+	uint64_t first_seq;
 };
 
 /* A ring we publish into. */
@@ -104,6 +132,8 @@ struct pub_ring {
 	struct ring_writer w;
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
+	struct offer_mark *marks; /* every live subscriber it was offered to */
+	size_t nmarks, marks_cap;
 	uint64_t next_large_id;
 	struct pub_ring *hash_next;
 };
@@ -138,6 +168,10 @@ struct relink {
 	uint64_t id;
 	pid_t pid;
 	int pidfd;
+	/* Its subscriptions when the link broke: rings we create meanwhile
+	 * are its streams from their first message. */
+	char **patterns;
+	size_t npatterns;
 	uint64_t due_ns;
 	uint32_t backoff_ms;
 	struct relink *next;
@@ -178,9 +212,11 @@ struct kite {
 	unsigned quiet_arms; /* arms in a row after few messages */
 	uint64_t since_arm;  /* messages delivered since the last arm */
 	_Atomic int app_active, ctl_wants;
+	_Atomic int app_waiting; /* application threads blocked in kite_lock() */
 
 	unsigned fork_gen; /* ki_fork_gen when opened: a child's copy differs */
 	int closing;       /* kite_close() is flushing its goodbyes */
+	uint64_t listen_paused_ns; /* the listener is watched again then */
 	struct peer *peers;
 	struct relink *relinks;
 	uint64_t next_ring_id;
@@ -226,6 +262,9 @@ int ki_app_enter(kite *k);
 void ki_app_exit(kite *k, int locked);
 void ki_control_enter(kite *k);
 void ki_control_exit(kite *k);
+/* Between two pieces of work: if an application thread waits for the
+ * state, let it have it first. */
+void ki_control_yield(kite *k);
 
 /* fork.c: bumped in every child; a handle opened under another value is a
  * copy inherited through fork() and may only be closed. */
@@ -285,6 +324,9 @@ void ki_link_lost(kite *k, struct peer *p);
 int ki_relink_run(kite *k);
 /* Is the peer's process still there? */
 int ki_process_alive(int pidfd, pid_t pid);
+/* A re-made link said hello: it inherits the subscriptions from before the
+ * break until its W_SYNC. */
+void ki_relink_back(kite *k, struct peer *p);
 /* Its offers after a re-link are all in: rings not re-offered are over. */
 void ki_relink_offers_done(kite *k, struct peer *p);
 /* A KITE_REFUSED event, at most PEER_REFUSALS_REPORTED per peer. */
@@ -300,10 +342,16 @@ void *ki_control_thread(void *arg);
  * has ended (or it broke the protocol), else 0. */
 int ki_control_drain(kite *k, struct peer *p, unsigned budget);
 
-/* publish.c: offer our rings to a peer whose subscriptions changed. */
-void ki_pub_offer_rings(kite *k, struct peer *p);
-void ki_pub_forget_peer(kite *k, struct peer *p, int only_unmatched);
+/* publish.c: offer our rings to a peer that added pattern (NULL: for any of
+ * its patterns); stop feeding it rings (removed: only those that pattern,
+ * now unsubscribed, matched and no other does; NULL: all). */
+void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern);
+void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed);
 void ki_pub_ring_free(struct pub_ring *r);
+/* The subscriber id is gone: its streams start afresh if it ever returns. */
+void ki_pub_forget_marks(kite *k, uint64_t peer_id);
+/* Its patterns are all in (its W_SYNC): streams it no longer asks for end. */
+void ki_pub_prune_marks(kite *k, struct peer *p);
 void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel);
 
 /* subscribe.c */

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ static void relink_remove(kite *k, struct relink *gone)
 			*pp = gone->next;
 			if (gone->pidfd >= 0)
 				close(gone->pidfd);
+			ki_strlist_free(&gone->patterns, &gone->npatterns);
 			free(gone);
 			return;
 		}
@@ -61,9 +63,32 @@ static void schedule(kite *k, struct peer *p)
 		r->next = k->relinks;
 		k->relinks = r;
 	}
+	if (p->npatterns || p->nghost) {
+		ki_strlist_free(&r->patterns, &r->npatterns);
+		if (p->npatterns) {
+			r->patterns = p->patterns, r->npatterns = p->npatterns;
+			p->patterns = NULL, p->npatterns = 0;
+		} else {
+			r->patterns = p->ghost_patterns, r->npatterns = p->nghost;
+			p->ghost_patterns = NULL, p->nghost = 0;
+		}
+	}
 	/* (Only the control thread gets here: its next epoll_wait times out
 	 * by the earliest due attempt.) */
 	r->due_ns = ki_monotonic_ns() + (uint64_t)r->backoff_ms * 1000000u;
+}
+
+/* 1: a link to id has said hello; -1: one is waiting for its hello. */
+static int linked(const kite *k, uint64_t id)
+{
+	int pending = 0;
+	for (const struct peer *p = k->peers; p; p = p->next)
+		if (p->id == id && !p->eof && !p->closing) {
+			if (p->hello)
+				return 1;
+			pending = 1;
+		}
+	return pending ? -1 : 0;
 }
 
 void ki_link_lost(kite *k, struct peer *p)
@@ -79,25 +104,23 @@ void ki_link_lost(kite *k, struct peer *p)
 		schedule(k, p);
 	} else {
 		ki_sub_detach_peer(k, p, 1);
+		if (p->hello && linked(k, p->id) != 1)
+			ki_pub_forget_marks(k, p->id);
 	}
 	ki_peer_drop(k, p);
-}
-
-static int linked(const kite *k, uint64_t id)
-{
-	for (const struct peer *p = k->peers; p; p = p->next)
-		if (p->id == id && !p->eof && !p->closing)
-			return 1;
-	return 0;
 }
 
 /* One attempt: 1 done (linked again, or gone), 0 try again later. */
 static int attempt(kite *k, struct relink *r)
 {
-	if (linked(k, r->id))
-		return 1; /* it connected to us first */
+	int state = linked(k, r->id);
+	if (state == 1)
+		return 1; /* back: by our dial or by its own */
+	if (state == -1)
+		return 0; /* a dial waits for its hello (or its time-out) */
 	if (!ki_process_alive(r->pidfd, r->pid)) {
 		ki_sub_gone_by_id(k, r->id);
+		ki_pub_forget_marks(k, r->id);
 		return 1;
 	}
 	pid_t owner;
@@ -109,19 +132,27 @@ static int attempt(kite *k, struct relink *r)
 		if (sock >= 0)
 			close(sock);
 		ki_sub_gone_by_id(k, r->id);
+		ki_pub_forget_marks(k, r->id);
 		return 1;
 	}
-	struct peer *p = ki_peer_new(k, sock, 1, r->id);
-	if (!p)
-		return 0;
-	p->pidfd = r->pidfd; /* the process we knew, not a namesake */
-	r->pidfd = -1;
-	return 1;
+	/* The entry stays until the hello comes: a peer too stopped to answer
+	 * in time is dialled again. */
+	ki_peer_new(k, sock, 1, r->id);
+	return 0;
 }
 
 int ki_relink_run(kite *k)
 {
 	uint64_t now = ki_monotonic_ns(), next = UINT64_MAX;
+	if (k->listen_paused_ns) {
+		if (k->listen_paused_ns <= now) {
+			struct epoll_event ev = {.events = EPOLLIN, .data.fd = k->listen_fd};
+			epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, k->listen_fd, &ev);
+			k->listen_paused_ns = 0;
+		} else {
+			next = k->listen_paused_ns;
+		}
+	}
 	for (struct peer *p = k->peers, *n; p; p = n) {
 		n = p->next;
 		if (p->hello)
@@ -165,4 +196,14 @@ void ki_relink_offers_done(kite *k, struct peer *p)
 			ki_wake_self(k);
 		}
 	}
+}
+
+void ki_relink_back(kite *k, struct peer *p)
+{
+	struct relink *r = find_relink(k, p->id);
+	if (!r || !r->npatterns)
+		return;
+	ki_strlist_free(&p->ghost_patterns, &p->nghost);
+	p->ghost_patterns = r->patterns, p->nghost = r->npatterns;
+	r->patterns = NULL, r->npatterns = 0;
 }

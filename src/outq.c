@@ -18,7 +18,7 @@
 
 static void rec_free(struct outrec *r)
 {
-	for (int i = 0; i < r->m.nfds; i++)
+	for (int i = 0; r->owns_fds && i < r->m.nfds; i++)
 		if (r->m.fds[i] >= 0)
 			close(r->m.fds[i]);
 	free(r);
@@ -53,7 +53,7 @@ void ki_peer_cut(kite *k, struct peer *p)
 	set_out_interest(k, p, 0);
 	shutdown(p->sock, SHUT_WR);
 	/* Rings and wake-ups stop here; what it sent us is still read. */
-	ki_pub_forget_peer(k, p, 0);
+	ki_pub_forget_peer(k, p, NULL);
 }
 
 /* Drop the oldest queued large-message notice. */
@@ -79,7 +79,10 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	if (m->type == W_LARGE && p->q_large >= OUTQ_LARGE_MAX)
 		shed_oldest_large(p);
 	/* A peer the policy lets into nothing gets no room to hoard. */
-	size_t max = ki_policy_may_share(k, p, ">") ? OUTQ_MAX : OUTQ_STRANGER_MAX;
+	/* Anyone else may fall behind by one hand-over of each of our rings
+	 * (a re-link offers them all at once) plus OUTQ_MAX other records. */
+	size_t max = ki_policy_may_share(k, p, ">") ? OUTQ_MAX + OUTQ_PER_RING * k->npub
+						  : OUTQ_STRANGER_MAX;
 	if (p->q_len >= max) {
 		ki_peer_cut(k, p);
 		return -EPIPE;
@@ -91,13 +94,17 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	}
 	r->m = *m;
 	r->next = NULL;
-	for (int i = 0; i < m->nfds; i++) {
+	/* A ring's fd and our wake-up handles live as long as the handle; only
+	 * a large message's memfd, closed by its publisher at once, needs a
+	 * copy. Without a descriptor for one, that message is lost to this
+	 * subscriber (and reported so), not the link. */
+	r->owns_fds = m->type == W_LARGE;
+	for (int i = 0; r->owns_fds && i < m->nfds; i++) {
 		r->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
 		if (r->m.fds[i] < 0) {
 			r->m.nfds = i;
 			rec_free(r);
-			ki_peer_cut(k, p);
-			return -EPIPE;
+			return 0;
 		}
 	}
 	if (p->q_tail)

@@ -66,7 +66,8 @@ struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id)
 	p->uid = cred.uid;
 	p->gid = cred.gid;
 	p->wake_tx = -1;
-	p->pidfd = open_pidfd(cred.pid);
+	/* (An incoming link gets its pidfd once its hello has proved it.) */
+	p->pidfd = outgoing ? open_pidfd(cred.pid) : -1;
 	p->hello_due_ns = ki_monotonic_ns() + HELLO_TIMEOUT_MS * 1000000ull;
 	gid_t groups[MAX_PEER_GROUPS];
 	len = sizeof groups;
@@ -155,26 +156,60 @@ int ki_peer_connect_existing(kite *k)
 	return ki_proc_net_unix_each(connect_one, &s, NULL);
 }
 
+/* Links a newcomer of this uid may hold: a process the policy lets into
+ * nothing gets a few; anyone gets a bounded number still owing a hello. */
+static int admit(const kite *k, uid_t uid)
+{
+	struct peer probe = {.uid = uid};
+	int stranger = !ki_policy_may_share(k, &probe, ">");
+	unsigned links = 0, silent = 0;
+	for (const struct peer *q = k->peers; q; q = q->next)
+		if (q->uid == uid && !q->eof && !q->closing) {
+			links++;
+			silent += !q->hello;
+		}
+	return stranger ? links < STRANGER_LINKS_MAX : silent < SILENT_LINKS_MAX;
+}
+
 int ki_peer_accept(kite *k)
 {
-	for (;;) {
+	for (int n = 0; n < ACCEPT_BATCH; n++) {
 		int sock = accept4(k->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (sock < 0)
+		if (sock < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: the listener would stay readable
+				 * and spin us; look again a little later. */
+				epoll_ctl(k->epoll_fd, EPOLL_CTL_DEL, k->listen_fd, NULL);
+				k->listen_paused_ns = ki_monotonic_ns() + LISTEN_PAUSE_MS * 1000000ull;
+			}
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		}
+		struct ucred cred;
+		socklen_t cl = sizeof cred;
+		if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+		    !admit(k, cred.uid)) {
+			close(sock);
+			continue;
+		}
 		ki_peer_new(k, sock, 0, 0);
 	}
+	return 0;
 }
 
 /* A wake-up handle must be a datagram socket: a publisher sends to it with
  * MSG_DONTWAIT, which no flag its owner sets (O_NONBLOCK lives on the file
  * it shares with us) can turn into a wait. An eventfd could. */
-static int is_wake_socket(int fd)
+static int is_wake_socket(int fd, pid_t owner)
 {
 	int domain, type;
-	socklen_t dl = sizeof domain, tl = sizeof type;
+	struct ucred cred;
+	socklen_t dl = sizeof domain, tl = sizeof type, cl = sizeof cred;
+	/* Its other end must be the subscriber's own (a socket pair it made):
+	 * never a socket connected to a third party we would be sending to. */
 	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 &&
 	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
-	       domain == AF_UNIX && type == SOCK_DGRAM;
+	       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
+	       domain == AF_UNIX && type == SOCK_DGRAM && cred.pid == owner;
 }
 
 void ki_wake_send(int fd)
@@ -206,7 +241,7 @@ int ki_peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	int tx = m->fds[0], waiter_fd = m->fds[1];
 	(void)k;
-	if (p->waiter || !is_wake_socket(tx) ||
+	if (p->waiter || !is_wake_socket(tx, p->pid) ||
 	    ki_shm_check(waiter_fd, SEALS_WAITER, 4096, 0) ||
 	    !(p->waiter = ki_shm_map(waiter_fd, 4096, 1))) {
 		close(tx);
@@ -289,6 +324,8 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 	}
 	p->verified = 1;
 	p->id = id;
+	if (p->pidfd < 0)
+		p->pidfd = open_pidfd(p->pid);
 	for (struct peer *q = k->peers; q; q = q->next) {
 		if (q == p || q->closing || q->eof || q->id != id)
 			continue;
@@ -306,6 +343,7 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 			return;
 	}
 	p->hello = 1;
+	ki_relink_back(k, p);
 	ki_peer_send_subscriptions(k, p);
 }
 
@@ -319,8 +357,9 @@ void ki_peer_drop(kite *k, struct peer *p)
 	*pp = p->next;
 	epoll_ctl(k->epoll_fd, EPOLL_CTL_DEL, p->sock, NULL);
 	ki_sub_detach_peer(k, p, 1);
-	ki_pub_forget_peer(k, p, 0);
+	ki_pub_forget_peer(k, p, NULL);
 	ki_strlist_free(&p->patterns, &p->npatterns);
+	ki_strlist_free(&p->ghost_patterns, &p->nghost);
 	ki_outq_clear(p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);

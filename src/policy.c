@@ -82,7 +82,7 @@ static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 	/* Peers already subscribed may now qualify for rings we refused. */
 	for (struct peer *p = k->peers; p; p = p->next)
 		if (p->hello && !p->closing)
-			ki_pub_offer_rings(k, p);
+			ki_pub_offer_rings(k, p, NULL);
 	kite_unlock(k);
 	return 0;
 }

@@ -63,24 +63,84 @@ static int ring_has_sub(const struct pub_ring *r, const struct peer *p)
 	return 0;
 }
 
-/* Hand one ring to one peer, if the policy lets it have it. */
-static void offer(kite *k, struct pub_ring *r, struct peer *p)
+static struct offer_mark *find_mark(struct pub_ring *r, uint64_t peer_id)
 {
-	if (p->closing || p->send_dead || !p->hello || ring_has_sub(r, p) ||
-	    !ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
+	for (size_t i = 0; i < r->nmarks; i++)
+		if (r->marks[i].peer_id == peer_id)
+			return &r->marks[i];
+	return NULL;
+}
+
+static void drop_mark(struct pub_ring *r, uint64_t peer_id)
+{
+	struct offer_mark *m = find_mark(r, peer_id);
+	if (m)
+		*m = r->marks[--r->nmarks];
+}
+
+/* The first sequence number this subscriber's stream of r has, or gets. */
+static uint64_t stream_start(struct pub_ring *r, uint64_t peer_id)
+{
+	struct offer_mark *m = find_mark(r, peer_id);
+	if (m)
+		return m->first_seq;
+	if (r->nmarks == r->marks_cap) {
+		size_t cap = r->marks_cap ? r->marks_cap * 2 : 4;
+		struct offer_mark *t = realloc(r->marks, cap * sizeof *t);
+		if (!t)
+			return r->w.head + 1; /* unmarked: a later re-offer starts anew */
+		r->marks = t;
+		r->marks_cap = cap;
+	}
+	r->marks[r->nmarks++] = (struct offer_mark){peer_id, r->w.head + 1};
+	return r->w.head + 1;
+}
+
+void ki_pub_forget_marks(kite *k, uint64_t peer_id)
+{
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			drop_mark(r, peer_id);
+}
+
+void ki_pub_prune_marks(kite *k, struct peer *p)
+{
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			if (!ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
+				drop_mark(r, p->id);
+}
+
+/* Hand one ring to one peer, if it asked (pattern: the one it just added;
+ * NULL: any of its patterns) and the policy lets it have it. */
+static void offer(kite *k, struct pub_ring *r, struct peer *p, const char *pattern)
+{
+	if (p->closing || !p->hello || ring_has_sub(r, p))
 		return;
+	int asked = pattern ? kite_pattern_match(pattern, r->channel)
+			    : ki_strlist_any_match(p->patterns, p->npatterns, r->channel);
 	struct wire_msg m;
 	char why[WIRE_REASON_MAX + 1];
+	if (!asked || p->send_dead) {
+		/* Not now, but it asked before its link broke (or is being cut):
+		 * its stream starts here, and a re-offer will say so. */
+		if ((p->send_dead ? asked
+				  : ki_strlist_any_match(p->ghost_patterns, p->nghost,
+							 r->channel)) &&
+		    ki_policy_allows(k, p, r->channel, why, sizeof why))
+			stream_start(r, p->id);
+		return;
+	}
 	if (!ki_policy_allows(k, p, r->channel, why, sizeof why)) {
 		/* The peer may not know this channel exists: tell it only which
 		 * of its own patterns led to a refusal. */
-		const char *pattern = ki_peer_pattern_for(p, r->channel);
+		const char *mine = ki_peer_pattern_for(p, r->channel);
 		ki_wire_init(&m, W_REFUSE);
-		snprintf(m.text, sizeof m.text, "%s", pattern);
+		snprintf(m.text, sizeof m.text, "%s", mine);
 		snprintf(m.reason, sizeof m.reason, "pid %ld uid %u is not allowed on "
 			 "some channels matching %s by pid %ld uid %u (default: same "
 			 "uid or root; widen with kite_allow_uid/gid)", (long)p->pid,
-			 (unsigned)p->uid, pattern, (long)getpid(), (unsigned)k->euid);
+			 (unsigned)p->uid, mine, (long)getpid(), (unsigned)k->euid);
 		ki_peer_send(k, p, &m);
 		ki_refusal_event(k, p, r->channel, 0, "refused subscriber: %s", why);
 		return;
@@ -95,7 +155,7 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 	}
 	ki_wire_init(&m, W_RING);
 	m.id = r->ring_id;
-	m.a = r->w.head + 1;
+	m.a = stream_start(r, p->id);
 	m.slot_count = r->w.slot_count;
 	m.slot_size = r->w.slot_size;
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
@@ -105,23 +165,28 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p)
 		r->subs[r->nsubs++] = p;
 }
 
-void ki_pub_offer_rings(kite *k, struct peer *p)
+void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern)
 {
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
-			offer(k, r, p);
+			offer(k, r, p, pattern);
 }
 
-void ki_pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
+void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed)
 {
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
 			for (size_t j = 0; j < r->nsubs; j++) {
 				if (r->subs[j] != p)
 					continue;
-				if (only_unmatched &&
-				    ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
+				/* Only rings the removed pattern matched can have
+				 * lost their last matching pattern. */
+				if (removed && (!kite_pattern_match(removed, r->channel) ||
+						ki_strlist_any_match(p->patterns, p->npatterns,
+								     r->channel)))
 					break;
+				if (removed)
+					drop_mark(r, p->id); /* unsubscribed: its stream ends */
 				r->subs[j] = r->subs[--r->nsubs];
 				break;
 			}
@@ -130,6 +195,8 @@ void ki_pub_forget_peer(kite *k, struct peer *p, int only_unmatched)
 void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel)
 {
 	struct pub_ring *r = find_ring(k, channel);
+	if (r)
+		drop_mark(r, p->id);
 	for (size_t j = 0; r && j < r->nsubs; j++)
 		if (r->subs[j] == p) {
 			r->subs[j] = r->subs[--r->nsubs];
@@ -161,7 +228,10 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 		goto fail;
 	r->ring_id = ++k->next_ring_id;
 	for (struct peer *p = k->peers; p; p = p->next)
-		offer(k, r, p);
+		offer(k, r, p, NULL);
+	for (struct relink *l = k->relinks; l; l = l->next)
+		if (ki_strlist_any_match(l->patterns, l->npatterns, r->channel))
+			stream_start(r, l->id); /* (the policy is asked at the re-offer) */
 	return r;
 fail:
 	if (base)
@@ -177,6 +247,7 @@ void ki_pub_ring_free(struct pub_ring *r)
 	munmap(r->w.base, r->bytes);
 	close(r->fd);
 	free(r->subs);
+	free(r->marks);
 	free(r);
 }
 

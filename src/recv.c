@@ -84,7 +84,7 @@ static const void *map_large(kite *k, struct sub_ring *s, uint64_t large_id,
 		 * what was queued before it: look again either way. */
 		if (!s->peer || attempt)
 			break;
-		ki_control_drain(k, s->peer, UINT32_MAX);
+		ki_control_drain(k, s->peer, 1024);
 	}
 	return NULL;
 }
