@@ -109,6 +109,24 @@ def read_line(stream, timeout: float = 10.0) -> str:
     return stream.readline().decode()
 
 
+def account(items, total):
+    """Check that messages and Loss events account for every sequence number
+    1..total exactly; returns (received, lost)."""
+    import kite
+    expect, pending, got, lost = 1, 0, 0, 0
+    for it in items:
+        if isinstance(it, kite.Loss):
+            assert it.lost > 0
+            pending += it.lost
+            lost += it.lost
+        elif isinstance(it, kite.Message):
+            assert it.seq == expect + pending, (it.seq, expect, pending)
+            expect, pending = it.seq + 1, 0
+            got += 1
+    assert expect - 1 + pending == total and got + lost == total, (got, lost, total)
+    return got, lost
+
+
 # ---- TAP: one "ok"/"not ok" line per test, written to $KITE_TAP ----------
 
 _outcomes: Dict[str, List[str]] = {}
