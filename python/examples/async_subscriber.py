@@ -10,24 +10,26 @@ import sys
 import kite
 
 
-async def follow(pattern: str, seen: asyncio.Queue) -> None:
-    with kite.Handle() as h:
-        h.subscribe(pattern)
-        async for item in h.amessages():  # waits on kite_fd(): no thread
-            if isinstance(item, kite.Message):
-                await seen.put(f"{pattern}: {item.channel} seq={item.seq} "
-                               f"{item.data.decode(errors='replace')}")
+async def follow(h: kite.Handle, pattern: str, seen: asyncio.Queue) -> None:
+    async for item in h.amessages():  # waits on kite_fd(): no thread
+        if isinstance(item, kite.Message):
+            await seen.put(f"{pattern}: {item.channel} seq={item.seq} "
+                           f"{item.data.decode(errors='replace')}")
 
 
 async def main() -> None:
     count, *patterns = sys.argv[1:]
     seen: asyncio.Queue = asyncio.Queue()
-    tasks = [asyncio.create_task(follow(p, seen)) for p in patterns]
+    handles = [kite.Handle() for _ in patterns]
+    for h, pattern in zip(handles, patterns):
+        h.subscribe(pattern)
+    tasks = [asyncio.create_task(follow(h, p, seen)) for h, p in zip(handles, patterns)]
     print("subscribed", file=sys.stderr, flush=True)
     for _ in range(int(count)):
         print(await seen.get(), flush=True)
-    for t in tasks:
-        t.cancel()
+    for h in handles:
+        h.close()  # ends its amessages() loop
+    await asyncio.gather(*tasks)
 
 
 asyncio.run(main())
