@@ -23,7 +23,7 @@ Data = Union[bytes, bytearray, memoryview, str]
 _EAGAIN = -errno.EAGAIN
 _NAP = object()  # _next(): nap briefly, do not wait for the fd
 _string_at = ctypes.string_at
-_kite_recv = _lib.lib.kite_recv
+_kite_recv = _lib.recv_unchecked
 _kite_publish = _lib.lib.kite_publish
 _MESSAGE = _lib.MESSAGE
 _EVENT_FORMAT, _EVENT_FIELDS = _lib.flat_format(_lib.Event)
@@ -88,6 +88,7 @@ class Handle:
         self._channels: Dict[bytes, str] = {}  # C names seen, decoded
         self._names: Dict[Union[str, bytes], bytes] = {}  # names published, encoded
         self._awaiting = False
+        self._poller: Optional[select.poll] = None  # reused by recv()
         opts = _lib.Options()
         for name, value in (("ring_slots", ring_slots), ("slot_size", slot_size),
                             ("spin_us", spin_us), ("handshake_ms", handshake_ms)):
@@ -105,6 +106,7 @@ class Handle:
             _lib.lib.kite_close(k.value)
             raise
         self._k = self._raw = k.value
+        self._kp = k  # the same pointer as a ctypes object, for _kite_recv
         self._fd = _lib.lib.kite_fd(self._k)
 
     # -- life cycle --------------------------------------------------------
@@ -126,18 +128,32 @@ class Handle:
         """Free the C handle and the pipe (lock held, no waiter left): only
         now, so no waiter polls a descriptor that was closed or reused."""
         raw, self._raw = self._raw, None
+        self._poller = None
         if raw is not None:
             _lib.lib.kite_close(raw)
             os.close(self._close_r)
             os.close(self._close_w)
 
-    def _wait_begin(self) -> None:
+    def _wait_begin(self, want_poller: bool = True) -> "Optional[select.poll]":
+        """Count a waiter (close() then leaves the handle to the last one)
+        and give it a poll object on the fd and the close pipe: the
+        handle's own, unless another thread is using it."""
         with self._lock:
             self._handle()
             self._waiters += 1
+            if not want_poller:
+                return None
+            poller, self._poller = self._poller, None
+        if poller is None:
+            poller = select.poll()
+            poller.register(self._fd, select.POLLIN)
+            poller.register(self._close_r, select.POLLIN)
+        return poller
 
-    def _wait_end(self) -> None:
+    def _wait_end(self, poller: "Optional[select.poll]" = None) -> None:
         with self._lock:
+            if poller is not None:
+                self._poller = poller
             self._waiters -= 1
             if self._k is None and not self._waiters:
                 self._release()
@@ -225,10 +241,9 @@ class Handle:
     def _take(self) -> Optional[Received]:
         """kite_recv(0) under the lock, copied out; None if nothing."""
         with self._lock:
-            k = self._k
-            if k is None:
+            if self._k is None:
                 return None
-            rc = _kite_recv(k, self._ev_ref, 0)
+            rc = _kite_recv(self._kp, self._ev_ref, 0)
             if rc == 0:
                 # One unpack reads every field (a ctypes attribute each
                 # would cost as much as the rest of the call).
@@ -302,10 +317,7 @@ class Handle:
             return item
         ms = _timeout_ms(timeout)
         deadline = None if ms < 0 else time.monotonic() + ms / 1000
-        poller = select.poll()
-        poller.register(self._fd, select.POLLIN)
-        poller.register(self._close_r, select.POLLIN)
-        self._wait_begin()
+        poller = self._wait_begin()
         try:
             for item in self._next():
                 if item is not None and item is not _NAP:
@@ -321,16 +333,19 @@ class Handle:
                 poller.poll(wait)  # Python retries it after EINTR
             return None
         finally:
-            self._wait_end()
+            self._wait_end(poller)
 
     def messages(self, timeout: Optional[float] = None) -> Iterator[Received]:
         """Iterate over what recv() delivers (messages and events) until the
         handle is closed, or until nothing arrives for ``timeout`` seconds.
         ``for m in h.messages(): if isinstance(m, kite.Message): ...``"""
+        take = self._take
         while self._k is not None:
-            item = self.recv(timeout)
+            item = take()  # the fast path while messages keep coming
             if item is None:
-                return
+                item = self.recv(timeout)
+                if item is None:
+                    return
             yield item
 
     async def arecv(self, timeout: Optional[float] = None) -> Optional[Received]:
@@ -348,7 +363,7 @@ class Handle:
         loop = asyncio.get_running_loop()
         deadline = None if ms < 0 else loop.time() + ms / 1000
         self._awaiting = True
-        self._wait_begin()
+        self._wait_begin(want_poller=False)
         try:
             for item in self._next():
                 if item is not None and item is not _NAP:

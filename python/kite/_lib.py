@@ -185,6 +185,14 @@ for _name, _res, _args in (
     _f.argtypes = _args
 
 
+# kite_recv for the receive loop, without argtypes: ctypes then skips the
+# per-argument conversion, about half the cost of the call. Its callers pass
+# exactly (ctypes.c_void_p handle, ctypes.byref(Event), 0), types that need
+# no conversion and cannot be truncated.
+recv_unchecked = lib["kite_recv"]  # a separate function object (not lib.kite_recv)
+recv_unchecked.restype = ctypes.c_int
+
+
 def strerror(code: int) -> str:
     """kite_strerror(code) as text."""
     text: Optional[bytes] = lib.kite_strerror(code)
