@@ -81,7 +81,7 @@ echo "published = the publisher's rate; delivered = messages the subscriber got 
 echo "second, from the publisher's first send to its last delivery; lost % = share"
 echo "of published messages the subscriber never got; sub CPU = the subscriber"
 echo "process's CPU time (all threads) per delivered message, in microseconds."
-table_cols 9 11 22 24 22 20
+table_cols 9 11 25 25 21 20
 table_row "rate" "subscriber" "published" "delivered msg/s" "lost %" "sub CPU us/msg"
 table_rule
 for c in "${cases[@]}"; do
