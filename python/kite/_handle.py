@@ -96,7 +96,10 @@ class Handle:
                 raise KiteError(-errno.EINVAL, f"{name}={value}")
             setattr(opts, name, value)
         if bus is not None:
-            opts.bus = _name(bus, "bus")
+            raw_bus = bus.encode("utf-8")
+            if b"\0" in raw_bus:  # kite_open's own answer to a bad bus name
+                raise KiteError(-errno.EINVAL, f"bus {bus!r}")
+            opts.bus = raw_bus
         k = ctypes.c_void_p()
         check(_lib.lib.kite_open(ctypes.byref(k), ctypes.byref(opts)), "kite_open")
         try:
@@ -312,10 +315,10 @@ class Handle:
         already closed. A signal handler that raises (Ctrl-C) ends the wait
         with its exception; one that returns lets the wait go on (PEP 475)."""
         self._handle()
+        ms = _timeout_ms(timeout)
         item = self._take()
         if item is not None or timeout == 0:
             return item
-        ms = _timeout_ms(timeout)
         deadline = None if ms < 0 else time.monotonic() + ms / 1000
         poller = self._wait_begin()
         try:
@@ -353,13 +356,13 @@ class Handle:
         the event loop runs other tasks meanwhile (no thread, no polling
         loop). One coroutine at a time per handle."""
         self._handle()
+        ms = _timeout_ms(timeout)
         item = self._take()
         if item is not None or timeout == 0:
             return item
         if self._awaiting:
             raise RuntimeError("arecv() called while another coroutine is "
                                "already waiting on this kite handle")
-        ms = _timeout_ms(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if ms < 0 else loop.time() + ms / 1000
         self._awaiting = True

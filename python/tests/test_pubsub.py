@@ -83,7 +83,7 @@ def test_wildcards_and_unsubscribe(pair):
 
 
 def test_recv_timeout_and_poll(pair):
-    sub, _ = pair
+    sub, pub = pair
     sub.subscribe("quiet")
     t = time.monotonic()
     assert sub.recv(0) is None
@@ -95,6 +95,11 @@ def test_recv_timeout_and_poll(pair):
     assert list(sub.messages(timeout=0.1)) == []
     with pytest.raises(ValueError):
         sub.recv(-1)
+    sub.subscribe("loud")
+    pub.publish("loud", b"pending")
+    time.sleep(0.1)
+    with pytest.raises(ValueError):  # checked even with a message waiting
+        sub.recv(float("nan"))
 
 
 def test_messages_iterates_in_order(pair):
@@ -148,9 +153,10 @@ def test_errno_codes_carry_errno(bus):
         kite.Handle(bus, ring_slots=1000)  # not a power of two
     assert ei.value.errno == errno.EINVAL and ei.value.code == -errno.EINVAL
     assert ei.value.strerror == os.strerror(errno.EINVAL)
-    with pytest.raises(kite.KiteError) as ei:
-        kite.Handle("bad bus name!")
-    assert ei.value.errno == errno.EINVAL
+    for bad_bus in ("bad bus name!", "bus\0tail"):
+        with pytest.raises(kite.KiteError) as ei:
+            kite.Handle(bad_bus)
+        assert ei.value.errno == errno.EINVAL, bad_bus
     with pytest.raises(kite.KiteError):
         kite.Handle(bus, spin_us=-1)
     with pytest.raises(TypeError):
