@@ -166,3 +166,18 @@ $(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 check-build: $(SERVE_WORKER)
 -include $(wildcard $(BUILD)/tests/helpers/*.d)
+
+# The Python binding (python/): pure Python over libkite.so.0, installed
+# offline with the system's setuptools (no build dependency is fetched).
+# PYTHONDIR: where the package goes (default: the interpreter's site folder).
+PYTHON ?= /usr/bin/python3
+PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+.PHONY: install-python uninstall-python
+install-python:
+	$(Q)tmp=$$(mktemp -d) && cp -R python/kite python/pyproject.toml python/README.md "$$tmp" && \
+	$(PYTHON) -m pip install -q --no-build-isolation --no-index --no-deps --upgrade \
+		--root-user-action=ignore --target "$(DESTDIR)$(PYTHONDIR)" "$$tmp"; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+uninstall-python:
+	rm -rf $(DESTDIR)$(PYTHONDIR)/kite $(DESTDIR)$(PYTHONDIR)/kite-[0-9]*.dist-info
