@@ -1476,7 +1476,8 @@ static void test_null_arguments(void **state)
 
 static int nw_publisher(void *arg)
 {
-	const int *a = arg; /* index, done fd, close fd */
+	const int *a = arg; /* index, done fd, close fd, go fd */
+	CHILD_CHECK(pipe_wait(a[3], CHILD_MS) == 'g', "never told to start");
 	kite *k = child_open(5000);
 	char ch[32];
 	for (int i = 0; i < NW_CHANNELS; i++) {
@@ -1505,18 +1506,25 @@ static void test_new_events_never_dropped(void **state)
 {
 	(void)state;
 	use_bus("newevents");
-	kite *k = open_here(5000);
-	assert_int_equal(kite_subscribe(k, "nw.>"), 0);
-	int done[2], quit[NW_PUBS][2], args[NW_PUBS][3];
+	/* The children are forked before this process has a handle (and so a
+	 * control thread): under ASan a fork beside a thread that holds the
+	 * allocator's lock leaves the child stuck in malloc. */
+	int done[2], go[2], quit[NW_PUBS][2], args[NW_PUBS][4];
 	pid_t pubs[NW_PUBS];
 	pipe_make(done);
+	pipe_make(go);
 	for (int i = 0; i < NW_PUBS; i++) {
 		pipe_make(quit[i]);
 		args[i][0] = i;
 		args[i][1] = done[1];
 		args[i][2] = quit[i][0];
+		args[i][3] = go[0];
 		pubs[i] = child_start(nw_publisher, args[i]);
 	}
+	kite *k = open_here(5000);
+	assert_int_equal(kite_subscribe(k, "nw.>"), 0);
+	for (int i = 0; i < NW_PUBS; i++)
+		pipe_send(go[1], 'g');
 	for (int i = 0; i < NW_PUBS; i++)
 		assert_int_equal(pipe_wait(done[0], 20000), 'd');
 	nap_us(1000000); /* every ring handed over; none read yet */
