@@ -2,8 +2,12 @@
 #ifndef KITE_CLI_H
 #define KITE_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "kite.h"
 
 /* Exit codes, the same for every subcommand (see kite(1)). */
 enum {
@@ -26,6 +30,21 @@ int usage_error(const char *cmd, const char *fmt, ...)
 int fail(int code, const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Options the GNU way, whatever $POSIXLY_CORRECT says: options may follow
+ * the operands, "--" ends them, and a token that looks like an option is
+ * never an operand. Call in a loop as getopt_long (shortopts without a
+ * leading '+', '-' or ':'); it returns the next option, 1 with optarg set
+ * for an operand, -1 at the end (then argv[optind..argc) are the operands
+ * that followed "--"), or '?' after reporting an unknown option or a
+ * missing or unwanted value as a usage error of cmd (return EXIT_USAGE). */
+int next_option(const char *cmd, int argc, char **argv, const char *shortopts,
+		const struct option *longopts);
+
+/* kite_open(), with the bus of ko (else $KITE_BUS): EXIT_DONE, or a bad bus
+ * name reported as a usage error of cmd (EXIT_USAGE), or another failure
+ * reported as EXIT_SYSTEM. */
+int open_bus(const char *cmd, kite **k, const kite_options *ko);
+
 /* Parse a whole non-negative decimal number up to max; 0 or -1. */
 int parse_u64(const char *s, uint64_t max, uint64_t *out);
 
@@ -37,6 +56,12 @@ int64_t now_ms(void);
 
 /* Write a JSON string literal (quoted, escaped) of len bytes to stdout. */
 void json_string(const char *s, size_t len);
+
+/* Write len bytes to out as one line of text: printable ASCII and
+ * well-formed UTF-8 as they are; backslash, newline, CR and tab as \\, \n,
+ * \r, \t; every other byte (controls, DEL, C1 controls, bytes that are not
+ * well-formed UTF-8) as \xHH. printf '%b' gives back the exact bytes. */
+void text_escape(FILE *out, const void *data, size_t len);
 
 /* A signal by name ("TERM", "SIGTERM", case-insensitive) or number; the
  * number, or -1. */

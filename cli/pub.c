@@ -1,5 +1,4 @@
 /* kite pub CHANNEL [MESSAGE]: publish one message, or one per stdin line. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +9,8 @@
 static const char usage[] =
 	"Usage: kite pub [OPTIONS] CHANNEL [MESSAGE]\n"
 	"Publish MESSAGE on CHANNEL, or, without MESSAGE, one message per line\n"
-	"of standard input (the newline is not part of the message).\n\n"
+	"of standard input (the newline is not part of the message). Options may\n"
+	"follow CHANNEL and MESSAGE; '--' ends them (kite pub temp.out -- -5).\n\n"
 	"  -b, --bus NAME   the bus to use (default: $KITE_BUS, else 'default')\n"
 	"  -s, --stats      print what was published on stderr at the end\n"
 	"  -h, --help       this help\n\n"
@@ -41,28 +41,38 @@ int cmd_pub(int argc, char **argv)
 	};
 	kite_options ko = {0};
 	int stats = 0, c;
-	while ((c = getopt_long(argc, argv, "+b:sh", opts, NULL)) != -1) {
+	char **operand = argv; /* CHANNEL [MESSAGE], moved to the front as they come */
+	int noperands = 0;
+	while ((c = next_option("pub", argc, argv, "b:sh", opts)) != -1) {
 		switch (c) {
+		case 1:
+			if (noperands == 2)
+				return usage_error("pub", "expected CHANNEL [MESSAGE], "
+						   "then '%s' (quote a MESSAGE with spaces)", optarg);
+			operand[noperands++] = optarg;
+			break;
 		case 'b': ko.bus = optarg; break;
 		case 's': stats = 1; break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;
-		default: return usage_error("pub", "unknown option");
+		default: return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc || argc - optind > 2)
+	while (optind < argc && noperands < 2) /* those after "--" */
+		operand[noperands++] = argv[optind++];
+	if (!noperands || optind < argc)
 		return usage_error("pub", "expected CHANNEL [MESSAGE]");
-	const char *channel = argv[optind];
+	const char *channel = operand[0];
 	if (kite_channel_valid(channel))
 		return usage_error("pub", "bad channel name '%s': %s", channel,
 				   kite_strerror(KITE_EBADNAME));
 	kite *k;
-	int rc = kite_open(&k, &ko);
+	int rc = open_bus("pub", &k, &ko);
 	if (rc)
-		return fail(EXIT_SYSTEM, "pub", "cannot open: %s", kite_strerror(rc));
+		return rc;
 	uint64_t count = 0;
 	int64_t r = 0;
-	if (optind + 1 < argc) {
-		const char *msg = argv[optind + 1];
+	if (noperands == 2) {
+		const char *msg = operand[1];
 		r = kite_publish(k, channel, msg, strlen(msg));
 		count += r > 0;
 	} else {

@@ -1,6 +1,5 @@
 /* kite sub PATTERN...: print messages from matching channels. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,10 @@ static const char usage[] =
 	"Usage: kite sub [OPTIONS] PATTERN...\n"
 	"Print every message on channels matching a PATTERN ('*' one token,\n"
 	"a final '>' one or more), with its channel, sender and sequence:\n"
-	"  CHANNEL pid=PID uid=UID seq=SEQ PAYLOAD\n\n"
+	"  CHANNEL pid=PID uid=UID seq=SEQ PAYLOAD\n"
+	"with the payload on one line: backslash, control bytes and bytes that\n"
+	"are not UTF-8 escaped as \\\\, \\n, \\r, \\t, \\xHH (printf '%b' undoes it).\n"
+	"Options may follow the patterns; '--' ends them.\n\n"
 	"  -j, --json           one JSON object per line instead\n"
 	"  -n, --count N        exit after N messages\n"
 	"  -t, --timeout SECS   exit after SECS seconds\n"
@@ -32,7 +34,7 @@ static void print_message(const kite_msg *m, int json)
 	if (!json) {
 		printf("%s pid=%ld uid=%u seq=%" PRIu64 " ", m->channel, (long)m->pid,
 		       (unsigned)m->uid, m->seq);
-		fwrite(m->data, 1, m->len, stdout);
+		text_escape(stdout, m->data, m->len);
 		putchar('\n');
 		return;
 	}
@@ -102,8 +104,11 @@ int cmd_sub(int argc, char **argv)
 	int json = 0, stats = 0, until_gone = 0, verbose = 0, c;
 	uint64_t count = 0;
 	int64_t timeout_ms = -1;
-	while ((c = getopt_long(argc, argv, "+jn:t:b:sgvh", opts, NULL)) != -1) {
+	char **patterns = argv; /* operands move to the front as they come */
+	int npatterns = 0;
+	while ((c = next_option("sub", argc, argv, "jn:t:b:sgvh", opts)) != -1) {
 		switch (c) {
+		case 1: patterns[npatterns++] = optarg; break;
 		case 'j': json = 1; break;
 		case 'n':
 			if (parse_u64(optarg, UINT64_MAX, &count) || !count)
@@ -118,23 +123,26 @@ int cmd_sub(int argc, char **argv)
 		case 'g': until_gone = 1; break;
 		case 'v': verbose = 1; break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;
-		default: return usage_error("sub", "unknown option");
+		default: return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc)
+	while (optind < argc) /* those after "--" */
+		patterns[npatterns++] = argv[optind++];
+	if (!npatterns)
 		return usage_error("sub", "expected at least one PATTERN");
-	for (int i = optind; i < argc; i++)
-		if (kite_pattern_valid(argv[i]))
-			return usage_error("sub", "bad pattern '%s': %s", argv[i],
+	for (int i = 0; i < npatterns; i++)
+		if (kite_pattern_valid(patterns[i]))
+			return usage_error("sub", "bad pattern '%s': %s", patterns[i],
 					   kite_strerror(KITE_EBADNAME));
 	kite *k;
-	int rc = kite_open(&k, &ko);
+	int rc = open_bus("sub", &k, &ko);
 	if (rc)
-		return fail(EXIT_SYSTEM, "sub", "cannot open: %s", kite_strerror(rc));
-	for (int i = optind; i < argc; i++)
-		if ((rc = kite_subscribe(k, argv[i])) < 0) {
+		return rc;
+	for (int i = 0; i < npatterns; i++)
+		if ((rc = kite_subscribe(k, patterns[i])) < 0) {
 			kite_close(k);
-			return fail(EXIT_SYSTEM, "sub", "subscribe %s: %s", argv[i], kite_strerror(rc));
+			return fail(EXIT_SYSTEM, "sub", "subscribe %s: %s", patterns[i],
+				    kite_strerror(rc));
 		}
 	if (verbose)
 		fprintf(stderr, "kite sub: subscribed; publishers present have answered\n");

@@ -37,6 +37,54 @@ int fail(int code, const char *cmd, const char *fmt, ...)
 	return code;
 }
 
+int next_option(const char *cmd, int argc, char **argv, const char *shortopts,
+		const struct option *longopts)
+{
+	/* '-': operands come back in order as option 1, so no environment can
+	 * turn permutation off; ':': a missing value is ':', not '?'. */
+	char spec[64];
+	if (snprintf(spec, sizeof spec, "-:%s", shortopts) >= (int)sizeof spec)
+		return usage_error(cmd, "internal error: option string too long"), '?';
+	opterr = 0;
+	int c = getopt_long(argc, argv, spec, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* The token getopt stopped at: the last one it consumed. */
+	const char *tok = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	int is_long = !strncmp(tok, "--", 2);
+	if (c == ':') {
+		if (is_long)
+			usage_error(cmd, "option '%s' needs a value", tok);
+		else
+			usage_error(cmd, "option '-%c' needs a value", optopt);
+	} else if (is_long && optopt) {
+		usage_error(cmd, "option '%.*s' takes no value", (int)strcspn(tok, "="), tok);
+	} else if (is_long) {
+		usage_error(cmd, "unknown option '%s' (an operand that starts with "
+			    "'-' goes after '--')", tok);
+	} else {
+		usage_error(cmd, "unknown option '-%c' (an operand that starts with "
+			    "'-' goes after '--')", optopt);
+	}
+	return '?';
+}
+
+int open_bus(const char *cmd, kite **k, const kite_options *ko)
+{
+	int rc = kite_open(k, ko);
+	if (!rc)
+		return EXIT_DONE;
+	/* The CLI sets no option but the bus, so -EINVAL can only be its name. */
+	if (rc == -EINVAL) {
+		const char *env = getenv("KITE_BUS");
+		int from_env = !(ko && ko->bus && *ko->bus);
+		return usage_error(cmd, "bad bus name '%s'%s: 1 to 64 letters, digits, "
+				   "'_', '.' or '-'", from_env ? (env ? env : "") : ko->bus,
+				   from_env ? " (from $KITE_BUS)" : "");
+	}
+	return fail(EXIT_SYSTEM, cmd, "cannot open: %s", kite_strerror(rc));
+}
+
 int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	if (!s || *s < '0' || *s > '9')

@@ -766,8 +766,10 @@ static void test_silent_peers_do_not_block(void **state)
 static void test_untrusted_flooder_cannot_stall_publishing(void **state)
 {
 	(void)state;
-	if (geteuid() != 0)
-		skip(); /* needs to drop a child to another uid */
+	if (geteuid() != 0) { /* cmocka's skip() cannot say why */
+		printf("# SKIP reason: needs root to run a child as another uid\n");
+		skip();
+	}
 	snprintf(bus, sizeof bus, "%s", test_bus("flooder"));
 	kite_options o = {.bus = bus};
 	kite *k = NULL;

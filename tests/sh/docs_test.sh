@@ -70,3 +70,16 @@ out=$(comp who --k)
 check "completion: kite who --k offers --kill" [ "$out" = "--kill" ]
 out=$(comp lock --)
 check "completion: kite lock -- offers --wait" bash -c "grep -qx -- --wait <<<'$out'"
+
+# README's "Layout" section has a line for every folder of the tree (two
+# levels, tracked files only) and names no folder that is gone.
+layout=$(awk '/^## Layout/ { on = 1; next } on && /^## / { on = 0 } on && /^    [^ ]/ { print $1 }' "$root/README.md")
+folders=$(cd "$root" && git ls-files 2>/dev/null | awk -F/ 'NF > 1 { print $1 "/" } NF > 2 { print $1 "/" $2 "/" }' | sort -u)
+if [ -n "$folders" ]; then
+	missing=$(comm -23 <(echo "$folders") <(sort -u <<<"$layout") | tr '\n' ' ')
+	stale=$(comm -13 <(echo "$folders") <(sort -u <<<"$layout") | tr '\n' ' ')
+	check "README Layout names every folder${missing:+ (missing: $missing)}" [ -z "$missing" ]
+	check "README Layout names no folder that is gone${stale:+ (gone: $stale)}" [ -z "$stale" ]
+else
+	skip "README Layout names every folder" "not a git checkout"
+fi

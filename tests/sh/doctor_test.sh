@@ -3,6 +3,7 @@
 # namespace of its own (so the host is never changed) every fix it prints
 # for a per-namespace setting really fixes it.
 . "$(dirname "$0")/lib.sh"
+need python3:python3
 
 "$KITE" doctor --json >"$tmpdir/host.json"; rc=$?
 check "--json parses" bash -c "python3 -m json.tool '$tmpdir/host.json' >/dev/null"

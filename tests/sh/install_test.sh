@@ -2,6 +2,7 @@
 # make install into a staging folder; build the example against the
 # installed header, library and pkg-config file, and run it.
 . "$(dirname "$0")/lib.sh"
+need pkg-config:pkg-config
 stage=$tmpdir/stage
 if ! make -s install DESTDIR="$stage" PREFIX=/usr >"$tmpdir/install.log" 2>&1; then
 	not_ok "make install" "$(tail -n 3 "$tmpdir/install.log" | tr '\n' ' ')"

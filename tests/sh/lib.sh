@@ -3,16 +3,29 @@
 #   ok NAME / not_ok NAME [WHY] / skip NAME WHY / check NAME COMMAND...
 #   spawn COMMAND... (background; its pid is killed at exit; sets $LAST_PID)
 #   tmpdir is a private folder, removed at exit.
+#   need PACKAGE:COMMAND...: skip the whole file (one # SKIP line naming the
+#   package) unless every COMMAND is installed.
+#   is_root: true when running as root (tests that need it skip otherwise:
+#   `make check` runs the suite as an ordinary user); $me is our user name.
 set -u
 : "${KITE:?KITE must name the kite binary (tests/run.sh sets it)}"
 export KITE_BUS="t$$-$(basename "$0" .sh)"
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/kite-test.XXXXXX")
+me=$(id -un)
 __pids=()
 __cleanups=()
 
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1${2:+ # $2}"; }
 skip() { echo "ok - $1 # SKIP $2"; }
+is_root() { [ "$(id -u)" = 0 ]; }
+need() {
+	local pc missing=
+	for pc; do command -v "${pc#*:}" >/dev/null 2>&1 || missing+=" ${pc#*:} (${pc%%:*})"; done
+	[ -z "$missing" ] && return 0
+	skip "$(basename "$0")" "needs$missing, see tests/deps.txt"
+	exit 0
+}
 check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
 
 spawn() { "$@" & LAST_PID=$!; __pids+=("$LAST_PID"); }

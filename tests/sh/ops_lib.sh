@@ -15,5 +15,10 @@ nobody_dir() {
 # a function, so that spawn's $LAST_PID is the process itself).
 as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 
-# can_nobody: user nobody exists and a python3 it may run is there.
-can_nobody() { id nobody >/dev/null 2>&1 && [ -x /usr/bin/python3 ]; }
+# can_nobody: we are root (to become nobody), user nobody exists and a
+# python3 it may run is there; nobody_missing says which is lacking.
+can_nobody() { is_root && id nobody >/dev/null 2>&1 && [ -x /usr/bin/python3 ]; }
+nobody_missing() {
+	if ! is_root; then echo "needs root to run a process as user nobody"
+	else echo "no user nobody or no /usr/bin/python3"; fi
+}

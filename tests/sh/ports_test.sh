@@ -3,6 +3,7 @@
 # ss -ltnup / ss -lxp report for the same sockets.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ops_lib.sh"
+need python3:python3 iproute2:ss
 here=$(cd "$(dirname "$0")" && pwd)
 hold="$here/hold_sockets.py"
 abs="kite-t$$-ports"
@@ -21,7 +22,7 @@ tcp=$(port_of tcp:127.0.0.1:0); udp=$(port_of udp:127.0.0.1:0)
 
 "$KITE" ports >"$tmpdir/all"; rc=$?
 check "exit 0 when sockets are listed" [ $rc -eq 0 ]
-row() { grep -E "^$1 +$2 +$3 +root +python3\$" "$tmpdir/all" >/dev/null; }
+row() { grep -E "^$1 +$2 +$3 +$me +python3\$" "$tmpdir/all" >/dev/null; }
 check "tcp 127.0.0.1 listener with its pid" row tcp "127\.0\.0\.1:$tcp" "$pid"
 check "forked child shares it: a second line" row tcp "127\.0\.0\.1:$tcp" "$child"
 check "udp bound socket with its pid" row udp "127\.0\.0\.1:$udp" "$pid"
@@ -90,9 +91,9 @@ if can_nobody; then
 		not_ok "user column names the holder's user" "helper as nobody did not start"
 	fi
 else
-	skip "unprivileged: socket listed with PID ?" "no user nobody"
-	skip "unprivileged: says why" "no user nobody"
-	skip "user column names the holder's user" "no user nobody or no /usr/bin/python3"
+	skip "unprivileged: socket listed with PID ?" "$(nobody_missing)"
+	skip "unprivileged: says why" "$(nobody_missing)"
+	skip "user column names the holder's user" "$(nobody_missing)"
 fi
 
 # Closed sockets vanish: a port nobody holds gives exit 1.

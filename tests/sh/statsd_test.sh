@@ -6,8 +6,11 @@
 # reloads the config file and SIGTERM flushes what was held. Everything on
 # 127.0.0.1, ports picked by the kernel (port 0) or by a bind test.
 . "$(dirname "$0")/lib.sh"
+need curl:curl prometheus:promtool prometheus:prometheus
 
 PY=/usr/bin/python3 # Debian's python, which has python3-statsd
+"$PY" -c "import statsd" 2>/dev/null ||
+	{ skip "statsd_test.sh" "needs /usr/bin/python3 with python3-statsd, see tests/deps.txt"; exit 0; }
 log=$tmpdir/statsd.log
 glog=$tmpdir/graphite.txt
 conf=$tmpdir/statsd.conf

@@ -4,6 +4,7 @@
 # defines the names libkite's internals once had links statically and
 # dynamically and still gets libkite's own behaviour.
 . "$(dirname "$0")/lib.sh"
+need binutils:nm
 build=$(dirname "$KITE")
 so=$build/libkite.so.0
 a=$build/libkite.a

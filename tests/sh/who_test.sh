@@ -3,6 +3,7 @@
 # TERM, escalation to KILL, bystanders untouched, and the permission paths.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ops_lib.sh"
+need python3:python3
 hold="$(cd "$(dirname "$0")" && pwd)/hold_sockets.py"
 abs="kite-t$$-who"
 
@@ -21,7 +22,7 @@ start_holder a --fork "$tmpdir/a" tcp:127.0.0.1:0 udp:127.0.0.1:0 "unix:@$abs" "
 	{ not_ok "helper started"; exit 1; }
 a_pid=$pid a_child=$child tcp=${port[tcp:127.0.0.1:0]} udp=${port[udp:127.0.0.1:0]}
 
-has_holder() { grep -Eq "^$1 +$2 +$3 +root +python3\$" "$tmpdir/out"; }
+has_holder() { grep -Eq "^$1 +$2 +$3 +$me +python3\$" "$tmpdir/out"; }
 "$KITE" who "$tcp" >"$tmpdir/out"; rc=$?
 check "who PORT: exit 0" [ $rc -eq 0 ]
 check "who PORT: parent listed" has_holder tcp "127\.0\.0\.1:$tcp" "$a_pid"
@@ -109,7 +110,7 @@ if can_nobody; then
 else
 	for n in "unseen holder: exit 1" "unseen holder: says it cannot see" "unseen holder: still alive" \
 		"no CAP_KILL: exit 1" "no CAP_KILL: says no permission to signal" "no CAP_KILL: holder alive"; do
-		skip "$n" "no user nobody or no /usr/bin/python3"
+		skip "$n" "$(nobody_missing)"
 	done
 fi
 
