@@ -296,6 +296,7 @@ static void free_state(kite *k)
 		k->relinks = r->next;
 		if (r->pidfd >= 0)
 			close(r->pidfd);
+		ki_strlist_free(&r->patterns, &r->npatterns);
 		free(r);
 	}
 	ki_strlist_free(&k->patterns, &k->npatterns);
@@ -320,6 +321,7 @@ static void release_forked_copy(kite *k)
 	for (struct peer *p = k->peers, *n; p; p = n) {
 		n = p->next;
 		ki_strlist_free(&p->patterns, &p->npatterns);
+		ki_strlist_free(&p->ghost_patterns, &p->nghost);
 		ki_outq_clear(p);
 		if (p->waiter)
 			munmap(p->waiter, 4096);
