@@ -225,3 +225,30 @@ int statsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t 
 	freeaddrinfo(res);
 	return 0;
 }
+
+int statsd_config_build(struct statsd_config *c, const char *path, char **ov, int n_ov,
+			char *err, size_t errlen)
+{
+	statsd_config_defaults(c);
+	if (path && statsd_config_load(c, path, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i + 1 < n_ov; i += 2)
+		if (statsd_config_set(c, ov[i], ov[i + 1], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+bool statsd_config_keep_listeners(struct statsd_config *next,
+				  const struct statsd_config *running)
+{
+	bool changed = strcmp(next->udp, running->udp) ||
+		       strcmp(next->unix_name, running->unix_name) ||
+		       strcmp(next->unix_path, running->unix_path) ||
+		       strcmp(next->http, running->http) || next->rcvbuf != running->rcvbuf;
+	memcpy(next->udp, running->udp, sizeof next->udp);
+	memcpy(next->unix_name, running->unix_name, sizeof next->unix_name);
+	memcpy(next->unix_path, running->unix_path, sizeof next->unix_path);
+	memcpy(next->http, running->http, sizeof next->http);
+	next->rcvbuf = running->rcvbuf;
+	return changed;
+}

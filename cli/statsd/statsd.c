@@ -1,11 +1,11 @@
 /* kite statsd: a statsd-compatible collector with Prometheus and Graphite
- * output. This file is the command line; the collector is statsd_*.c. */
+ * output. This file is the command line; statsd.h maps the others. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "statsd.h"
+#include "loop.h"
 
 static const char usage[] =
 	"Usage: kite statsd [OPTIONS]\n"

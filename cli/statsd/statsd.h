@@ -1,12 +1,22 @@
-/* kite statsd: the pieces of the collector and the one header they share.
- *   statsd_parse.c      one line of the statsd / DogStatsD protocol
- *   statsd_aggregate.c  metric table, per-interval aggregation, flush
- *   statsd_prometheus.c text exposition for /metrics, name sanitising
- *   statsd_graphite.c   Graphite plaintext lines
- *   statsd_config.c     options from the command line and `key = value` files
- *   statsd_loop.c       sockets, epoll, signalfd, HTTP, Graphite push
- *   statsd.c            cmd_statsd: --help, start-up
- * Nothing here is public API of libkite. */
+/* kite statsd: a statsd / DogStatsD collector with Prometheus and Graphite
+ * output. The files of cli/statsd/, one concern each:
+ *   statsd.c     cmd_statsd: the command line, --help
+ *   loop.c       the event loop: flush timer, signals, reload, exit (loop.h)
+ *   ingest.c     UDP and Unix datagram sockets read with recvmmsg (ingest.h)
+ *   http.c       GET /metrics for Prometheus (http.h)
+ *   push.c       the Graphite push over TCP (push.h)
+ *   channel.c    each flush published on a kite channel (channel.h)
+ *   net.c        binding sockets by address; the log line (net.h)
+ *   config.c     options: command line, `key = value` files, reload rules
+ *   parse.c      one line of the statsd / DogStatsD protocol
+ *   aggregate.c  the metric table, per-interval aggregation, flush
+ *   prometheus.c text exposition for /metrics, name sanitising
+ *   graphite.c   Graphite plaintext lines
+ *   buf.c        the growable output buffer
+ * This header declares the collector's core (parse, config, table, output),
+ * which the daemon's files, the unit tests and the fuzz target use; each
+ * daemon file has its own small header. The epoll/signalfd set-up is
+ * sys/event_loop.h, shared with kite serve. Nothing here is libkite API. */
 #ifndef KITE_CLI_STATSD_H
 #define KITE_CLI_STATSD_H
 
@@ -103,6 +113,16 @@ int statsd_config_set(struct statsd_config *c, const char *key, const char *valu
  * ("FILE:LINE: why"). */
 int statsd_config_load(struct statsd_config *c, const char *path, char *err,
 		       size_t errlen);
+
+/* Defaults, then the file at path (NULL: none), then the key, value pairs
+ * ov[0..n_ov) of the command line; 0, or -1 with a message in err. */
+int statsd_config_build(struct statsd_config *c, const char *path, char **ov, int n_ov,
+			char *err, size_t errlen);
+
+/* A reload keeps the listening addresses and rcvbuf: copy them from
+ * running into next; true if next asked for different ones. */
+bool statsd_config_keep_listeners(struct statsd_config *next,
+				  const struct statsd_config *running);
 
 /* Parse "1.2.3.4:80", "[::1]:80" or "host:80" (resolved once); 0 or -1. */
 int statsd_parse_hostport(const char *s, struct sockaddr_storage *ss,
@@ -220,11 +240,5 @@ void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b);
 /* Render Graphite plaintext lines for the last flush at unix time ts. */
 void statsd_graphite_render(struct statsd_table *t, const char *prefix,
 			    int64_t ts, struct statsd_buf *b);
-
-/* ---- the daemon ---------------------------------------------------- */
-
-/* Run until SIGTERM/SIGINT; config_path may be NULL. Returns an exit code. */
-int statsd_run(const struct statsd_config *cfg, const char *config_path,
-	       char **overrides, int n_overrides);
 
 #endif
