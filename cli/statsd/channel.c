@@ -21,14 +21,15 @@ void statsd_channel_open(struct statsd_channel *ch, const char *name)
 }
 
 void statsd_channel_publish(struct statsd_channel *ch, struct statsd_table *t,
-			    const char *name, const char *prefix, int64_t ts)
+			    const char *name, const struct statsd_graphite_opts *o,
+			    int64_t ts)
 {
 	if (!ch->kh || !strcmp(name, "off"))
 		return;
 	struct statsd_health *h = statsd_table_health(t);
 	ch->out.len = 0;
 	ch->out.oom = false;
-	statsd_graphite_render(t, prefix, ts, &ch->out);
+	statsd_graphite_render(t, o, ts, &ch->out);
 	int64_t rc = ch->out.oom ? -ENOMEM : kite_publish(ch->kh, name, ch->out.p, ch->out.len);
 	if (rc < 0) {
 		h->channel_failures++;

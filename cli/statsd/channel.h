@@ -14,10 +14,11 @@ struct statsd_channel {
  * a failure is logged and leaves the channel closed. */
 void statsd_channel_open(struct statsd_channel *ch, const char *name);
 
-/* Publish the last flush's Graphite lines (prefix, unix time ts) as one
+/* Publish the last flush's Graphite lines (layout o, unix time ts) as one
  * message on name; counted in t's health. */
 void statsd_channel_publish(struct statsd_channel *ch, struct statsd_table *t,
-			    const char *name, const char *prefix, int64_t ts);
+			    const char *name, const struct statsd_graphite_opts *o,
+			    int64_t ts);
 
 void statsd_channel_close(struct statsd_channel *ch);
 

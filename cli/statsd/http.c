@@ -96,6 +96,27 @@ static void conn_close(struct statsd_http *h, int i)
 	h->conns[i] = NULL;
 }
 
+/* A free connection slot. When all are taken, the oldest connection that
+ * has not sent a whole request gives its slot up (counted as refused):
+ * idle connections, however many, cannot lock a scraper out. -1 when
+ * every connection is being answered. */
+static int free_slot(struct statsd_http *h, struct statsd_health *health)
+{
+	int oldest = -1;
+	for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+		struct http_conn *c = h->conns[i];
+		if (!c)
+			return i;
+		if (!c->responding && (oldest < 0 || c->since < h->conns[oldest]->since))
+			oldest = i;
+	}
+	if (oldest >= 0) {
+		health->http_refused++;
+		conn_close(h, oldest);
+	}
+	return oldest;
+}
+
 void statsd_http_accept(struct statsd_http *h, struct statsd_table *t)
 {
 	struct statsd_health *health = statsd_table_health(t);
@@ -103,10 +124,8 @@ void statsd_http_accept(struct statsd_http *h, struct statsd_table *t)
 		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		int i = 0;
-		while (i < HTTP_MAX_CONNS && h->conns[i])
-			i++;
-		struct http_conn *c = i < HTTP_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+		int i = free_slot(h, health);
+		struct http_conn *c = i >= 0 ? calloc(1, sizeof *c) : NULL;
 		if (!c) {
 			health->http_refused++;
 			close(fd);

@@ -1,6 +1,7 @@
 /* kite statsd: the Prometheus endpoint, GET /metrics over HTTP/1.1.
  * Nothing a client does can block the loop: sockets are non-blocking,
- * requests are capped in size, connections in number and idle time. */
+ * requests are capped in size, connections in number and idle time; at the
+ * cap a new connection takes the slot of the oldest one still silent. */
 #ifndef KITE_CLI_STATSD_HTTP_H
 #define KITE_CLI_STATSD_HTTP_H
 

@@ -2,6 +2,7 @@
  * batches, and only the count the call returned is used (the rest of the
  * batch holds stale bytes); SO_RXQ_OVFL brings the kernel's drop count
  * with each datagram. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,13 +26,21 @@ int statsd_ingest_open(struct statsd_ingest *in, const struct statsd_config *c)
 	}
 	ino_t none;
 	if (strcmp(c->unix_name, "off") && c->unix_name[0]) {
-		if ((fd = statsd_bind_unix(c->unix_name, true, c->rcvbuf, &none)) < 0)
+		/* The default name is one per machine (network namespace): a
+		 * second collector started with only --udp and --http of its
+		 * own goes on without it. A name asked for must be had. */
+		fd = statsd_bind_unix(c->unix_name, true, c->rcvbuf, &none, !c->unix_name_set);
+		if (fd == -EADDRINUSE && !c->unix_name_set)
+			statsd_log("unix @%s is taken (another kite statsd?): going on without "
+				   "it; --unix NAME gives this one its own", c->unix_name);
+		else if (fd < 0)
 			return -1;
-		in->fd[in->n++] = fd;
+		else
+			in->fd[in->n++] = fd;
 	}
 	if (c->unix_path[0]) {
 		if ((fd = statsd_bind_unix(c->unix_path, false, c->rcvbuf,
-					   &in->unix_path_ino)) < 0)
+					   &in->unix_path_ino, false)) < 0)
 			return -1;
 		memcpy(in->unix_path, c->unix_path, sizeof in->unix_path);
 		in->fd[in->n++] = fd;

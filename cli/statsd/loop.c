@@ -46,17 +46,22 @@ struct daemon {
 	struct statsd_http http;
 	struct statsd_push push;
 	struct statsd_channel chan;
+	int64_t last_flush;   /* now_ms() at the last flush, or at start */
 	bool stopping;
 };
 
-static void flush(struct daemon *d)
+/* Close the interval of interval_ms (rates are per second of it). */
+static void flush(struct daemon *d, int64_t interval_ms)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	statsd_table_flush(d->t, d->cfg.flush_ms);
+	d->last_flush = now_ms();
+	statsd_table_flush(d->t, interval_ms);
 	int64_t ts = (int64_t)time(NULL);
-	statsd_push_flush(&d->push, d->t, d->cfg.graphite_prefix, ts);
-	statsd_channel_publish(&d->chan, d->t, d->cfg.channel, d->cfg.graphite_prefix, ts);
+	struct statsd_graphite_opts o = {.prefix = d->cfg.graphite_prefix,
+					 .legacy = d->cfg.graphite_legacy};
+	statsd_push_flush(&d->push, d->t, &o, ts);
+	statsd_channel_publish(&d->chan, d->t, d->cfg.channel, &o, ts);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	struct statsd_health *h = statsd_table_health(d->t);
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -128,6 +133,7 @@ static int setup(struct daemon *d)
 		return -1;
 	statsd_channel_open(&d->chan, d->cfg.channel);
 	arm_timer(d);
+	d->last_flush = now_ms();
 	return 0;
 }
 
@@ -150,7 +156,9 @@ static void shutdown_flush(struct daemon *d)
 {
 	for (int i = 0; i < d->in.n; i++)
 		statsd_ingest_read(&d->in, i, d->t, SHUTDOWN_BATCHES);
-	flush(d);
+	/* The interval cut short: rates are per second of what it lasted. */
+	int64_t lasted = now_ms() - d->last_flush;
+	flush(d, lasted > 0 ? lasted : 1);
 	statsd_push_finish(&d->push);
 }
 
@@ -164,7 +172,7 @@ static void on_event(struct daemon *d, const struct epoll_event *ev)
 	case EV_TIMER: {
 		uint64_t ticks;
 		if (read(d->tfd, &ticks, sizeof ticks) == sizeof ticks)
-			flush(d);
+			flush(d, d->cfg.flush_ms);
 		break;
 	}
 	case EV_SIGNAL: {

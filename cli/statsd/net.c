@@ -99,30 +99,34 @@ static void remove_stale_socket(const struct sockaddr_un *sa, socklen_t len)
 	close(fd);
 }
 
-int statsd_bind_unix(const char *name, bool abstract, uint64_t rcvbuf, ino_t *ino)
+int statsd_bind_unix(const char *name, bool abstract, uint64_t rcvbuf, ino_t *ino,
+		     bool taken_ok)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t n = strlen(name);
 	*ino = 0;
 	if (n + 2 > sizeof sa.sun_path) {
 		statsd_log("unix: name too long: %s", name);
-		return -1;
+		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path + (abstract ? 1 : 0), name, n);
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
 				    (abstract ? 1 : 0));
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		statsd_log("unix: socket: %s", strerror(errno));
-		return -1;
+		int e = errno;
+		statsd_log("unix: socket: %s", strerror(e));
+		return -e;
 	}
 	set_rcvbuf(fd, rcvbuf);
 	if (!abstract)
 		remove_stale_socket(&sa, len); /* from an earlier run; nothing else */
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-		statsd_log("unix: bind %s%s: %s", abstract ? "@" : "", name, strerror(errno));
+		int e = errno;
+		if (!(e == EADDRINUSE && taken_ok))
+			statsd_log("unix: bind %s%s: %s", abstract ? "@" : "", name, strerror(e));
 		close(fd);
-		return -1;
+		return -e;
 	}
 	struct stat st;
 	if (!abstract && lstat(name, &st) == 0)

@@ -15,8 +15,9 @@ int statsd_bind_inet(const char *what, const char *addr, int type, uint64_t rcvb
  * name; a socket file left by an earlier run that nobody listens on is
  * removed first, anything else at the path is left alone. *ino gets the
  * bound file's inode (what teardown may remove), 0 for abstract names.
- * fd, or -1 (logged). */
-int statsd_bind_unix(const char *name, bool abstract, uint64_t rcvbuf, ino_t *ino);
+ * fd, or -errno (logged, except -EADDRINUSE when taken_ok). */
+int statsd_bind_unix(const char *name, bool abstract, uint64_t rcvbuf, ino_t *ino,
+		     bool taken_ok);
 
 /* "kite statsd: ..." on stderr. */
 void statsd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

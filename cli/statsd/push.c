@@ -47,6 +47,11 @@ void statsd_push_close(struct statsd_push *p, bool failed, bool free_buf)
 	}
 	p->fd = -1;
 	p->connecting = false;
+	/* The peer may hold the start of a line and never its end: the next
+	 * connection begins with that line whole, never with its tail (which
+	 * carbon would store as a metric of its own). */
+	while (p->sent > 0 && p->out.p[p->sent - 1] != '\n')
+		p->sent--;
 	if (failed)
 		p->health->graphite_failures++;
 	if (free_buf) {
@@ -132,7 +137,7 @@ void statsd_push_io(struct statsd_push *p, uint32_t events)
 }
 
 void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
-		       const char *prefix, int64_t ts)
+		       const struct statsd_graphite_opts *o, int64_t ts)
 {
 	if (!p->addr_len)
 		return;
@@ -143,7 +148,7 @@ void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
 		p->sent = 0;
 	}
 	size_t before = p->out.len;
-	statsd_graphite_render(t, prefix, ts, &p->out);
+	statsd_graphite_render(t, o, ts, &p->out);
 	if (p->out.oom || p->out.len > PUSH_BUF_MAX) {
 		p->health->graphite_bytes_dropped += p->out.len - before;
 		p->out.len = before;

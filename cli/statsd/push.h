@@ -1,7 +1,9 @@
 /* kite statsd: the Graphite push. After each flush the Graphite lines go
  * out over one non-blocking TCP connection, made again when it breaks;
  * what cannot be sent waits for the next flush, up to PUSH_BUF_MAX bytes
- * (beyond, a flush's lines are dropped and counted). */
+ * (beyond, a flush's lines are dropped and counted). A new connection
+ * starts at the start of a line: a line cut by a broken connection is sent
+ * again whole. */
 #ifndef KITE_CLI_STATSD_PUSH_H
 #define KITE_CLI_STATSD_PUSH_H
 
@@ -34,9 +36,9 @@ struct statsd_push {
 int statsd_push_configure(struct statsd_push *p, const struct statsd_config *c,
 			  int epfd, uint64_t ev_data, struct statsd_health *health);
 
-/* Queue the last flush's lines (prefix, unix time ts) and send. */
+/* Queue the last flush's lines (layout o, unix time ts) and send. */
 void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
-		       const char *prefix, int64_t ts);
+		       const struct statsd_graphite_opts *o, int64_t ts);
 
 /* The connection is ready (events from epoll). */
 void statsd_push_io(struct statsd_push *p, uint32_t events);
