@@ -1,8 +1,8 @@
 /* Fuzz target: one statsd datagram, as any local process may send it. The
  * parser's contract is checked on each line; the whole packet then goes
  * through aggregation, a flush and both output writers, whose texts must
- * stay printable ASCII lines (a label value with a raw newline or byte
- * would corrupt the exposition). */
+ * stay lines of printable UTF-8 (a label value with a raw newline, a
+ * control byte or a byte that is not UTF-8 would corrupt the exposition). */
 #include <stdint.h>
 #include <string.h>
 
@@ -16,8 +16,41 @@ const char *const fuzz_seeds[] = {
 	"m:1|c|T1700000000|c:container|#a:b",
 	"x:1|c\r\n\n\n:::|||@@@###\n",
 	"t:0.000000000000000000001|ms\nt:12345678901234567890|ms",
+	"c:1|c|#city:caf\xc3\xa9,bad:\xff\xc0\xaf\xed\xa0\x80,e:\xf0\x9f\x98\x80\xe2\x82",
+	"db.query:5|ms\ndb.query.count:1|g\nab.x:1|c\nab_x:1|c\nab-x:1|c",
+	"rt:1|ms|#quantile:a,tag_quantile:b,tag_tag_quantile:c",
 	NULL,
 };
+
+/* Printable UTF-8 (newlines only where allowed), checked by decoding each
+ * code point: no control characters, DEL, overlong forms, surrogates, or
+ * code points above U+10FFFF. */
+static void check_utf8(const char *text, size_t n, bool newlines)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i];
+		if (c < 0x80) {
+			if ((c < 0x20 && !(newlines && c == '\n')) || c == 0x7f)
+				__builtin_trap();
+			i++;
+			continue;
+		}
+		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+		if (!len || i + len > n)
+			__builtin_trap();
+		unsigned cp = c & (0x7f >> len);
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				__builtin_trap();
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
+		if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			__builtin_trap();
+		i += len;
+	}
+}
 
 static void check_line(const char *p, size_t n)
 {
@@ -31,20 +64,14 @@ static void check_line(const char *p, size_t n)
 		__builtin_trap();
 	if (s.tags_len > STATSD_MAX_TAG_BYTES || strlen(s.tags) != s.tags_len)
 		__builtin_trap();
-	for (size_t i = 0; i < s.tags_len; i++)
-		if ((unsigned char)s.tags[i] < 0x20 || (unsigned char)s.tags[i] >= 0x7f)
-			__builtin_trap();
+	check_utf8(s.tags, s.tags_len, false);
 	if (s.kind == STATSD_SET && (s.member < p || s.member + s.member_len > p + n))
 		__builtin_trap();
 }
 
 static void check_text(const struct statsd_buf *b)
 {
-	for (size_t i = 0; i < b->len; i++) {
-		unsigned char c = (unsigned char)b->p[i];
-		if (c != '\n' && (c < 0x20 || c >= 0x7f))
-			__builtin_trap();
-	}
+	check_utf8(b->p, b->len, true);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -70,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	statsd_prometheus_render(t, &b);
 	check_text(&b);
 	statsd_buf_free(&b);
-	statsd_graphite_render(t, "stats", 0, &b);
+	struct statsd_graphite_opts o = {.prefix = "stats", .legacy = size % 2};
+	statsd_graphite_render(t, &o, 0, &b);
 	check_text(&b);
 	statsd_buf_free(&b);
 	statsd_table_free(t);

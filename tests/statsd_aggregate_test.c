@@ -16,16 +16,20 @@ struct found {
 	enum statsd_kind kind;
 	struct statsd_view v;
 	double q[STATSD_MAX_PERCENTILES];
+	char prom[STATSD_PROM_NAME_MAX];
 	int hits;
 };
 
 static int find_one(void *arg, const struct statsd_view *v)
 {
 	struct found *f = arg;
-	if (v->kind == f->kind && !strcmp(v->raw_name, f->name) && !strcmp(v->tags, f->tags)) {
+	if (v->kind == f->kind && !strcmp(v->name, f->name) && !strcmp(v->tags, f->tags)) {
 		f->v = *v;
-		if (v->quantiles)
-			memcpy(f->q, v->quantiles, sizeof f->q);
+		for (unsigned i = 0; i < v->n_pct; i++)
+			f->q[i] = v->pct[i].value;
+		if (v->prom_name)
+			snprintf(f->prom, sizeof f->prom, "%s", v->prom_name);
+		f->v.prom_name = v->prom_name ? f->prom : NULL;
 		f->hits++;
 	}
 	return 0;
@@ -134,6 +138,20 @@ static void test_timers(void **state)
 	assert_true(f.q[1] == 90);
 	assert_true(f.q[2] == 99);
 	assert_true(f.v.cum_count == 102);
+	/* statsd's (Etsy's) other figures: median, std (population, two
+	 * passes), sum_squares; and per percentile the count, sum and sum of
+	 * squares of the samples up to its rank (90: rank 91, the samples
+	 * 1..50, 50, 51..90). */
+	assert_true(f.v.median == 50);
+	assert_true(f.v.sum_squares == 338350 + 2500);
+	double mean = 5100.0 / 101, diffs = (50 - mean) * (50 - mean);
+	for (int i = 1; i <= 100; i++)
+		diffs += (i - mean) * (i - mean);
+	double var = diffs / 101;
+	assert_true(f.v.std * f.v.std > var * (1 - 1e-12) && f.v.std * f.v.std < var * (1 + 1e-12));
+	assert_true(f.v.pct[1].count == 91);
+	assert_true(f.v.pct[1].sum == 4095 + 50);
+	assert_true(f.v.pct[1].sum_squares == 247065 + 2500);
 	/* An idle interval keeps the quantiles, counts zero. */
 	statsd_table_flush(t, 10000);
 	f = get(t, STATSD_TIMER, "rt", "");
@@ -195,23 +213,131 @@ static void test_max_metrics(void **state)
 	statsd_table_free(t);
 }
 
-/* Kinds keep their own namespaces, as in statsd; names that sanitise alike
- * share a family (first raw name wins); a Prometheus name taken by another
- * kind is counted, not duplicated. */
+/* Kinds keep their own namespaces, as in statsd; names are statsd's
+ * Graphite names, so "a.b", "a_b" and "a-b" are three series (as in
+ * statsd) and "a b" joins "a_b"; a Prometheus name taken by another family
+ * is counted, not duplicated, and the collector's own kite_statsd_* stay
+ * clear. */
 static void test_namespaces(void **state)
 {
 	(void)state;
 	struct statsd_table *t = table(100, 100, 100);
-	feed(t, "x:1|c\nx:2|g\na.b:1|c\na_b:2|c\nx:q|s\nkite_statsd_lines_received:1|g");
+	feed(t, "x:1|c\nx:2|g\na.b:1|c\na_b:2|c\na-b:4|c\na b:8|c\nx:q|s\n"
+		"kite_statsd_lines_received:1|g");
 	statsd_table_flush(t, 1000);
 	assert_true(get(t, STATSD_COUNTER, "x", "").v.value == 1);
 	struct found g = get(t, STATSD_GAUGE, "x", "");
 	assert_true(g.v.value == 2 && g.v.prom_name && !strcmp(g.v.prom_name, "x"));
-	assert_true(get(t, STATSD_COUNTER, "a.b", "").v.value == 3);
+	struct found ab = get(t, STATSD_COUNTER, "a.b", "");
+	assert_true(ab.v.value == 1 && !strcmp(ab.v.prom_name, "a_b_total"));
+	struct found a_b = get(t, STATSD_COUNTER, "a_b", "");
+	assert_true(a_b.v.value == 2 + 8 && !a_b.v.prom_name);
+	assert_true(get(t, STATSD_COUNTER, "a-b", "").v.value == 4);
 	struct found s = get(t, STATSD_SET, "x", "");
 	assert_null(s.v.prom_name); /* "x" belongs to the gauge */
 	assert_null(get(t, STATSD_GAUGE, "kite_statsd_lines_received", "").v.prom_name);
-	assert_int_equal(statsd_table_health(t)->prometheus_conflicts, 2);
+	/* a_b, a-b (a_b_total), the set x, kite_statsd_* */
+	assert_int_equal(statsd_table_health(t)->prometheus_conflicts, 4);
+	statsd_table_free(t);
+}
+
+/* A summary exports NAME, NAME_sum and NAME_count: a gauge db.query.count
+ * beside a timer db.query would be a second family named db_query_count.
+ * Whichever comes first keeps the name, in either order. */
+static void test_summary_names(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100, 100, 100);
+	feed(t, "db.query:5|ms\ndb.query.count:3|g\ndb.query.sum:1|c\n"
+		"web.count:1|g\nweb:2|ms\nn.total:1|c\nn:1|c\nm:1|c\nm_total:1|g");
+	statsd_table_flush(t, 1000);
+	assert_non_null(get(t, STATSD_TIMER, "db.query", "").v.prom_name);
+	assert_null(get(t, STATSD_GAUGE, "db.query.count", "").v.prom_name);
+	/* a counter db.query.sum exports db_query_sum_total: no clash */
+	assert_non_null(get(t, STATSD_COUNTER, "db.query.sum", "").v.prom_name);
+	assert_non_null(get(t, STATSD_GAUGE, "web.count", "").v.prom_name);
+	assert_null(get(t, STATSD_TIMER, "web", "").v.prom_name);
+	/* counters n.total and n both export n_total; m_total the gauge and
+	 * m the counter too */
+	assert_non_null(get(t, STATSD_COUNTER, "n.total", "").v.prom_name);
+	assert_null(get(t, STATSD_COUNTER, "n", "").v.prom_name);
+	assert_non_null(get(t, STATSD_COUNTER, "m", "").v.prom_name);
+	assert_null(get(t, STATSD_GAUGE, "m_total", "").v.prom_name);
+	assert_int_equal(statsd_table_health(t)->prometheus_conflicts, 4);
+	statsd_table_free(t);
+}
+
+/* Idle series expire: counters, timers and sets after --expire, gauges
+ * after --expire-gauges, counted; a full table heals (new names are taken
+ * again) and the memory of expired series is used again. */
+static void test_expiry(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(4, 100, 100);
+	struct statsd_config c;
+	statsd_config_defaults(&c);
+	c.max_metrics = 4;
+	c.flush_ms = 1000;
+	c.expire_ms = 2000;        /* two idle intervals */
+	c.expire_gauges_ms = 4000; /* four */
+	statsd_table_configure(t, &c);
+	feed(t, "c:1|c\ng:5|g\nt:3|ms|#k:v\ns:m|s");
+	feed(t, "full:1|c"); /* a fifth: refused */
+	assert_int_equal(statsd_table_health(t)->metrics_refused, 1);
+	statsd_table_flush(t, 1000); /* the interval they came in */
+	feed(t, "c:1|c"); /* c stays busy */
+	statsd_table_flush(t, 1000); /* idle 1 */
+	assert_int_equal(statsd_table_series(t), 4);
+	statsd_table_flush(t, 1000); /* idle 2: t and s go, c was busy */
+	assert_int_equal(statsd_table_series(t), 2);
+	assert_int_equal(statsd_table_health(t)->series_expired, 2);
+	get(t, STATSD_COUNTER, "c", "");
+	get(t, STATSD_GAUGE, "g", "");
+	/* room again: new names are taken */
+	feed(t, "new:1|c|#a:b");
+	assert_int_equal(statsd_table_health(t)->metrics_refused, 1);
+	statsd_table_flush(t, 1000);
+	statsd_table_flush(t, 1000); /* g idle 4 intervals: gone (c went at 2) */
+	struct found none = {.name = "g", .tags = "", .kind = STATSD_GAUGE};
+	statsd_table_each(t, find_one, &none);
+	assert_int_equal(none.hits, 0);
+	assert_int_equal(statsd_table_health(t)->series_expired, 4);
+	/* a returning name starts again from nothing */
+	feed(t, "g:1|g");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_GAUGE, "g", "").v.value == 1);
+	statsd_table_free(t);
+}
+
+/* Memory is used again: rounds of new names that expire do not grow the
+ * table past what the first rounds took. */
+static void test_expiry_reuses_memory(void **state)
+{
+	(void)state;
+	struct statsd_table *t = statsd_table_new(9);
+	assert_non_null(t);
+	struct statsd_config c;
+	statsd_config_defaults(&c);
+	c.flush_ms = 1000;
+	c.expire_ms = 1000;
+	c.expire_gauges_ms = 1000;
+	statsd_table_configure(t, &c);
+	size_t after[12];
+	char line[80];
+	for (int round = 0; round < 12; round++) {
+		for (int i = 0; i < 5000; i++) {
+			int n = snprintf(line, sizeof line, "round%02d.name%05d:%d|%s%s", round, i, i,
+					 i % 3 ? "c" : "g", i % 5 ? "" : "|#tag:value");
+			statsd_table_add_packet(t, line, (size_t)n);
+		}
+		statsd_table_flush(t, 1000);
+		statsd_table_flush(t, 1000); /* idle one interval: all go */
+		assert_int_equal(statsd_table_series(t), 0);
+		after[round] = statsd_table_bytes(t);
+	}
+	assert_int_equal(statsd_table_health(t)->series_expired, 12 * 5000);
+	if (after[11] != after[2])
+		fail_msg("table grew from %zu to %zu bytes", after[2], after[11]);
 	statsd_table_free(t);
 }
 
@@ -226,6 +352,9 @@ int main(void)
 		cmocka_unit_test(test_reservoir),
 		cmocka_unit_test(test_max_metrics),
 		cmocka_unit_test(test_namespaces),
+		cmocka_unit_test(test_summary_names),
+		cmocka_unit_test(test_expiry),
+		cmocka_unit_test(test_expiry_reuses_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

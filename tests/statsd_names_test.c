@@ -59,6 +59,9 @@ static void test_exposition(void **state)
 		"web.hits:1|c\n"
 		"queue.depth:7|g\n"
 		"rt:250|ms|#quantile:x\n"
+		"rt2:1|ms|#tag_quantile:y,quantile:x\n"
+		"city:1|g|#name:caf\xc3\xa9\n"
+		"city:2|g|#name:caf\xc3\xa8\n"
 		"users:a|s\nusers:b|s\n");
 	statsd_table_flush(t, 10000);
 	struct statsd_buf b = {0};
@@ -76,8 +79,12 @@ static void test_exposition(void **state)
 		"rt{tag_quantile=\"x\",quantile=\"0.99\"} 0.25\n"
 		"rt_sum{tag_quantile=\"x\"} 0.25\n"
 		"rt_count{tag_quantile=\"x\"} 1\n",
+		/* two tags never get one label name */
+		"rt2{tag_quantile=\"x\",tag_tag_quantile=\"y\",quantile=\"0.5\"} 0.001\n",
+		/* UTF-8 label values stay as they are: two series */
+		"city{name=\"caf\xc3\xa9\"} 1\ncity{name=\"caf\xc3\xa8\"} 2\n",
 		"# TYPE users gauge\nusers 2\n",
-		"kite_statsd_lines_received_total 6\n",
+		"kite_statsd_lines_received_total 9\n",
 		"kite_statsd_bad_lines_total{reason=\"syntax\"} 0\n",
 		NULL,
 	};
@@ -86,22 +93,52 @@ static void test_exposition(void **state)
 			fail_msg("missing:\n%s\nin:\n%s", want[i], b.p);
 	statsd_buf_free(&b);
 
-	statsd_graphite_render(t, "stats", 1700000000, &b);
+	struct statsd_graphite_opts go = {.prefix = "stats"};
+	statsd_graphite_render(t, &go, 1700000000, &b);
 	const char *gwant[] = {
 		"stats.counters.web.hits.count;code=200;route=/a\"b\\c 3 1700000000\n",
 		"stats.counters.web.hits.count 1 1700000000\n",
 		"stats.counters.web.hits.rate 0.1 1700000000\n",
 		"stats.gauges.queue.depth 7 1700000000\n",
 		"stats.timers.rt.count;quantile=x 1 1700000000\n",
-		"stats.timers.rt.p99;quantile=x 250 1700000000\n",
+		"stats.timers.rt.count_ps;quantile=x 0.1 1700000000\n",
+		"stats.timers.rt.upper_99;quantile=x 250 1700000000\n",
+		"stats.timers.rt.mean_99;quantile=x 250 1700000000\n",
+		"stats.timers.rt.sum_90;quantile=x 250 1700000000\n",
+		"stats.timers.rt.count_50;quantile=x 1 1700000000\n",
+		"stats.timers.rt.sum_squares_50;quantile=x 62500 1700000000\n",
 		"stats.timers.rt.mean;quantile=x 250 1700000000\n",
+		"stats.timers.rt.median;quantile=x 250 1700000000\n",
+		"stats.timers.rt.std;quantile=x 0 1700000000\n",
+		"stats.timers.rt.sum_squares;quantile=x 62500 1700000000\n",
+		"stats.gauges.city;name=caf\xc3\xa9 1 1700000000\n",
 		"stats.sets.users.count 2 1700000000\n",
-		"stats.kite_statsd.lines_received 6 1700000000\n",
+		"stats.kite_statsd.lines_received 9 1700000000\n",
 		NULL,
 	};
 	for (int i = 0; gwant[i]; i++)
 		if (!strstr(b.p, gwant[i]))
 			fail_msg("missing:\n%s\nin:\n%s", gwant[i], b.p);
+	if (strstr(b.p, ".p99"))
+		fail_msg("a kite-only pNN leaf in:\n%s", b.p);
+	statsd_buf_free(&b);
+
+	/* statsd's legacy namespace: counters as stats_counts.NAME (count)
+	 * and PREFIX.NAME (per second); the rest as before. */
+	go.legacy = true;
+	statsd_graphite_render(t, &go, 1700000000, &b);
+	const char *lwant[] = {
+		"\nstats_counts.web.hits 1 1700000000\n",
+		"\nstats.web.hits 0.1 1700000000\n",
+		"\nstats.gauges.queue.depth 7 1700000000\n",
+		"\nstats.timers.rt.upper_99;quantile=x 250 1700000000\n",
+		NULL,
+	};
+	for (int i = 0; lwant[i]; i++)
+		if (!strstr(b.p, lwant[i]))
+			fail_msg("missing:\n%s\nin:\n%s", lwant[i], b.p);
+	if (strstr(b.p, "counters."))
+		fail_msg("a non-legacy counter path in:\n%s", b.p);
 	statsd_buf_free(&b);
 	statsd_table_free(t);
 }
@@ -154,6 +191,15 @@ static void test_config(void **state)
 	assert_non_null(strstr(err, ":2: want 'key = value'"));
 	unlink(path);
 
+	/* blanks around list items, as people write them */
+	assert_int_equal(statsd_config_set(&c, "percentiles", " 50, 99.9 ,75 ", err, sizeof err), 0);
+	assert_int_equal(c.n_percentiles, 3);
+	assert_true(c.percentiles[0] == 50 && c.percentiles[1] == 99.9 && c.percentiles[2] == 75);
+	assert_int_equal(statsd_config_set(&c, "percentiles", "50,,90", err, sizeof err), -1);
+	assert_int_equal(statsd_config_set(&c, "percentiles", "50, ", err, sizeof err), -1);
+	assert_int_equal(statsd_config_set(&c, "graphite-legacy-namespace", "on", err, sizeof err), 0);
+	assert_true(c.graphite_legacy);
+	assert_int_equal(statsd_config_set(&c, "graphite-legacy-namespace", "yes", err, sizeof err), -1);
 	assert_int_equal(statsd_config_set(&c, "percentiles", "0", err, sizeof err), -1);
 	assert_int_equal(statsd_config_set(&c, "percentiles", "101", err, sizeof err), -1);
 	assert_int_equal(statsd_config_set(&c, "flush-interval", "0", err, sizeof err), -1);

@@ -77,6 +77,80 @@ static void test_rate_and_tags(void **state)
 	assert_string_equal(s.tags, "_9lives=y,tag__name__=x");
 }
 
+/* A NUL inside the name is refused, not a name cut short; a line
+ * holding one is given with its length. */
+static void test_nul_in_name(void **state)
+{
+	(void)state;
+	char tb[STATSD_MAX_TAG_BYTES + 1];
+	struct statsd_sample s;
+	static const char line[] = "ab\0cd:1|c";
+	assert_int_equal(statsd_parse_line(line, sizeof line - 1, &s, tb), STATSD_BAD_SYNTAX);
+	/* negative histograms and gauge deltas stay allowed */
+	assert_int_equal(parse("h:-2.5|h", &s, tb), STATSD_OK);
+	assert_int_equal(parse("g:-1|g", &s, tb), STATSD_OK);
+	assert_int_equal(parse("c:0|c", &s, tb), STATSD_OK);
+}
+
+/* Tag values keep valid UTF-8 (Prometheus label values are UTF-8), so
+ * "café" and "cafè" are two series; what is not UTF-8 becomes '_' byte
+ * for byte: stray continuation bytes, overlong forms, surrogates, code
+ * points above U+10FFFF, truncated sequences, control bytes and DEL. */
+static void test_utf8_tag_values(void **state)
+{
+	(void)state;
+	char tb[STATSD_MAX_TAG_BYTES + 1];
+	struct statsd_sample s;
+	static const struct {
+		const char *line, *tags;
+	} cases[] = {
+		{"c:1|c|#city:caf\xc3\xa9", "city=caf\xc3\xa9"},
+		{"c:1|c|#city:caf\xc3\xa8", "city=caf\xc3\xa8"},
+		{"c:1|c|#k:\xe2\x82\xac\xf0\x9f\x98\x80", "k=\xe2\x82\xac\xf0\x9f\x98\x80"},
+		{"c:1|c|#k:a\xff" "b", "k=a_b"},
+		{"c:1|c|#k:\x80", "k=_"},
+		{"c:1|c|#k:\xc0\xaf", "k=__"},             /* overlong '/' */
+		{"c:1|c|#k:\xe0\x80\xaf", "k=___"},       /* overlong, 3 bytes */
+		{"c:1|c|#k:\xed\xa0\x80", "k=___"},       /* surrogate U+D800 */
+		{"c:1|c|#k:\xf4\x90\x80\x80", "k=____"}, /* above U+10FFFF */
+		{"c:1|c|#k:\xe2\x82", "k=__"},             /* cut short */
+		{"c:1|c|#k:a\x7f" "b\x1b", "k=a_b_"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(parse(cases[i].line, &s, tb), STATSD_OK);
+		assert_string_equal(s.tags, cases[i].tags);
+	}
+}
+
+/* statsd's (Etsy's) key cleaning for Graphite paths. */
+static void test_graphite_name(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"api.requests", "api.requests"},
+		{"a  b\tc", "a_b_c"},        /* a run of whitespace is one '_' */
+		{"path/to/x", "path-to-x"},
+		{"caf\xc3\xa9!@#$%^&*()", "caf"},
+		{"ab-x", "ab-x"},
+		{"ab_x", "ab_x"},
+		{"ab.x", "ab.x"},
+		{"a\xae" "b", "ab"},       /* a dropped byte: not clean */
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = statsd_graphite_name(cases[i].in, strlen(cases[i].in), out);
+		assert_int_equal(n, strlen(cases[i].out));
+		assert_memory_equal(out, cases[i].out, n);
+		assert_int_equal(statsd_graphite_name(cases[i].in, strlen(cases[i].in), NULL), n);
+		/* a name is its own Graphite name exactly when nothing changes */
+		bool same = n == strlen(cases[i].in) && !memcmp(out, cases[i].in, n);
+		assert_int_equal(statsd_name_scan(cases[i].in, strlen(cases[i].in)) ==
+					 STATSD_NAME_KEEP, same);
+	}
+}
+
 static void test_numbers(void **state)
 {
 	(void)state;
@@ -127,6 +201,13 @@ static void test_bad_lines(void **state)
 		{"a:1|c|@", STATSD_BAD_RATE},
 		{"a:1|c|@0.5|@0.5", STATSD_BAD_RATE},
 		{"a:1|c|#:v", STATSD_BAD_TAGS},
+		/* counters only go up, durations are never negative */
+		{"a:-1|c", STATSD_BAD_NEGATIVE},
+		{"a:-0.5|c|@0.5", STATSD_BAD_NEGATIVE},
+		{"a:-3|ms", STATSD_BAD_NEGATIVE},
+		/* nothing left once statsd's Graphite cleaning is done */
+		{"!!!:1|c", STATSD_BAD_SYNTAX},
+		{"\xc3\xbc:1|c", STATSD_BAD_SYNTAX},
 		{"a:1|c|#k:v|#k2:v", STATSD_BAD_TAGS},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -203,6 +284,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_rate_and_tags),
+		cmocka_unit_test(test_nul_in_name),
+		cmocka_unit_test(test_utf8_tag_values),
+		cmocka_unit_test(test_graphite_name),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_hostile_packets),

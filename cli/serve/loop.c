@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "event_loop.h"
 #include "serve.h"
 
 void serve_log(const struct serve *s, const char *fmt, ...)
@@ -30,8 +31,7 @@ void serve_log(const struct serve *s, const char *fmt, ...)
 
 int serve_watch(struct serve *s, int fd, uint32_t events, uint64_t data)
 {
-	struct epoll_event ev = {.events = events, .data.u64 = data};
-	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	return event_watch(s->epfd, fd, events, data);
 }
 
 /* ---- timers ---- */
@@ -119,30 +119,19 @@ static const int handled_signals[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
 
 static int setup(struct serve *s)
 {
-	/* Dispositions first: a signal that arrived ignored (nohup ignores
-	 * SIGHUP, a shell's background job SIGINT) would never reach the
-	 * signalfd. SIGPIPE is ignored: a closed stderr must not kill the
-	 * supervisor (children get it back at its default). */
-	sigset_t set;
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof handled_signals / sizeof *handled_signals; i++) {
-		signal(handled_signals[i], SIG_DFL);
-		sigaddset(&set, handled_signals[i]);
-	}
-	signal(SIGPIPE, SIG_IGN);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return fail(EXIT_SYSTEM, "serve", "sigprocmask: %s", strerror(errno));
+	/* Signals arrive on a signalfd in the epoll set (sys/event_loop.h:
+	 * dispositions back to default first, SIGPIPE ignored). */
+	int r = event_loop_open(handled_signals,
+				sizeof handled_signals / sizeof *handled_signals,
+				EP_DATA(TAG_SIGNAL, 0), &s->epfd, &s->sigfd);
+	if (r < 0)
+		return fail(EXIT_SYSTEM, "serve", "epoll/signalfd: %s", strerror(-r));
 	/* Workers' orphans re-parent to us, so we can reap and stop them. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		serve_log(s, "PR_SET_CHILD_SUBREAPER: %s (orphans go to init)",
 			  strerror(errno));
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (s->epfd < 0 || s->sigfd < 0 ||
-	    serve_watch(s, s->sigfd, EPOLLIN, EP_DATA(TAG_SIGNAL, 0)) < 0)
-		return fail(EXIT_SYSTEM, "serve", "epoll/signalfd: %s", strerror(errno));
 
-	int r = serve_control_open(s);
+	r = serve_control_open(s);
 	if (r == -EADDRINUSE)
 		return fail(EXIT_NO, "serve", "a supervisor named '%s' is already running",
 			    s->cfg.name);

@@ -2,11 +2,18 @@
  *
  * A family is one metric name of one kind (statsd keeps counters, gauges,
  * sets and timers in separate namespaces, and so do we); its key is the
- * name sanitised for Prometheus, so "a.b" and "a_b" are one family (the
- * first raw name seen is the one Graphite gets). A series is a family plus
+ * name as statsd cleans it for Graphite (statsd_graphite_name), so "a.b",
+ * "a_b" and "a-b" are three families, as in statsd, and "a b" and "a_b"
+ * one. Its Prometheus names (a summary has NAME, NAME_sum and NAME_count)
+ * are derived from that key; a family any of whose Prometheus names another
+ * family already exports, or that would start with kite_statsd_, is left
+ * out of /metrics and counted (the first one seen keeps the names), so the
+ * page never holds two families of one name. A series is a family plus
  * one canonical tag set; the untagged series is cached in its family so an
  * untagged line costs one hash lookup. Metrics persist from their first
- * sample until exit, as statsd's gauges do; max_metrics bounds them.
+ * sample until they are idle for expire (counters, timers, histograms,
+ * sets) or expire_gauges (gauges), counted in whole flush intervals; then
+ * they go, and their memory is used again. max_metrics bounds them.
  *
  * Percentiles are exact nearest-rank over the samples kept: rank
  * ceil(p/100 * n), so p99 of 1..100 is 99 and p100 is the maximum. A series
@@ -50,8 +57,8 @@ static uint64_t hash_bytes(uint64_t seed, const void *p, size_t n)
 	return mum(h, 0x589965cc75374cc3ull);
 }
 
-/* Open addressing, linear probing, power-of-two capacity, no deletion
- * (metrics live until exit). Items are pointers; hashes are stored beside
+/* Open addressing, linear probing, power-of-two capacity, deletion by
+ * backward shift (htab_delete). Items are pointers; hashes are stored beside
  * them so a probe compares keys only on a full hash match. */
 struct htab {
 	uint64_t *hash;
@@ -112,9 +119,11 @@ struct dist {
 	double *samples;
 	size_t kept, cap;
 	uint64_t seen;          /* samples this interval */
-	double wcount, sum, min, max; /* this interval */
-	double l_count, l_sum, l_min, l_max, l_mean, l_rate; /* last flush */
-	double q[STATSD_MAX_PERCENTILES];
+	double wcount, sum, sumsq, min, max; /* this interval */
+	/* last flush */
+	double l_count, l_sum, l_sumsq, l_min, l_max, l_mean, l_rate, l_median, l_std;
+	struct statsd_pct *pct; /* n_pct figures, one per percentile */
+	unsigned n_pct;
 	double cum_count, cum_sum;
 };
 
@@ -132,9 +141,11 @@ struct statsd_series {
 		struct dist *dist;
 		struct set *set;
 	} u;
-	uint32_t tags_len;
-	bool updated, l_updated;
-	bool flushed; /* output shows a series from its first flush on */
+	uint32_t seen_at;    /* the flush (t->flush_no) of its last sample */
+	uint16_t tags_len;   /* at most STATSD_MAX_TAG_BYTES */
+	bool updated : 1, l_updated : 1;
+	bool flushed : 1;    /* output shows a series from its first flush on */
+	bool in_family : 1;  /* allocated with its family (the first, untagged) */
 	char tags[]; /* canonical, NUL-terminated */
 };
 
@@ -144,13 +155,15 @@ struct statsd_family {
 	struct statsd_series *plain, *first, *last;
 	uint32_t key_len;
 	uint8_t kind;
-	uint8_t suffix_len;  /* "_total" after the key of a counter, or 0 */
-	bool prom;           /* holds its Prometheus name (no other family does) */
-	char key[]; /* sanitised name [+ "_total"] NUL, raw name NUL */
+	bool prom;           /* holds its Prometheus names (no other family does) */
+	bool with_plain;     /* its first series shares its allocation */
+	char key[];          /* the Graphite name, NUL-terminated */
 };
 
-/* Families and series live until exit: they come from a bump arena of
- * 1 MiB chunks (no per-object malloc header, nothing to free one by one). */
+/* Families and series come from a bump arena of 1 MiB chunks (no
+ * per-object malloc header); an expired one goes to a free list of its
+ * size (16-byte classes), where the next of that size is taken from. */
+#define ARENA_CLASSES 128 /* blocks up to 2 KiB; families and series are smaller */
 struct chunk {
 	struct chunk *next;
 	size_t used, cap;
@@ -159,10 +172,17 @@ struct chunk {
 
 struct statsd_table {
 	uint64_t seed, rng;
+	/* Families hash by their Prometheus base name (every family that
+	 * shares it is in the same probe run), so the families that could
+	 * export a given Prometheus name are found without a table of their
+	 * own; series by family and tags. */
 	struct htab families, series;
 	struct statsd_family *head, *tail;
 	struct chunk *arena;
+	size_t arena_bytes;
+	void *free_blocks[ARENA_CLASSES];
 	size_t n_series;
+	uint32_t flush_no;   /* flushes so far: the interval now open */
 	struct statsd_config cfg;
 	double last_pct[STATSD_MAX_PERCENTILES];
 	unsigned n_last_pct;
@@ -173,6 +193,12 @@ struct statsd_table {
 static void *arena_alloc(struct statsd_table *t, size_t n)
 {
 	n = (n + 15) & ~(size_t)15;
+	size_t k = n / 16;
+	if (k < ARENA_CLASSES && t->free_blocks[k]) {
+		void *p = t->free_blocks[k];
+		memcpy(&t->free_blocks[k], p, sizeof(void *));
+		return p;
+	}
 	struct chunk *c = t->arena;
 	if (!c || c->cap - c->used < n) {
 		size_t cap = n > (1u << 20) - sizeof *c ? n : (1u << 20) - sizeof *c;
@@ -183,10 +209,27 @@ static void *arena_alloc(struct statsd_table *t, size_t n)
 		c->used = 0;
 		c->cap = cap;
 		t->arena = c;
+		t->arena_bytes += sizeof *c + cap;
 	}
 	void *p = c->mem + c->used;
 	c->used += n;
 	return p;
+}
+
+/* Give back a block of n bytes (as asked of arena_alloc) for reuse. */
+static void arena_free(struct statsd_table *t, void *p, size_t n)
+{
+	size_t k = ((n + 15) & ~(size_t)15) / 16;
+	if (k >= ARENA_CLASSES)
+		return; /* cannot happen (see ARENA_CLASSES); kept until exit */
+	memcpy(p, &t->free_blocks[k], sizeof(void *));
+	t->free_blocks[k] = p;
+}
+
+size_t statsd_table_bytes(const struct statsd_table *t)
+{
+	return t->arena_bytes + (t->families.cap + t->series.cap) * (sizeof(uint64_t) +
+								      sizeof(void *));
 }
 
 struct statsd_table *statsd_table_new(uint64_t seed)
@@ -209,6 +252,7 @@ static void free_series_data(struct statsd_series *s)
 	} else if ((s->fam->kind == STATSD_TIMER || s->fam->kind == STATSD_HISTOGRAM) &&
 		   s->u.dist) {
 		free(s->u.dist->samples);
+		free(s->u.dist->pct);
 		free(s->u.dist);
 	}
 }
@@ -261,19 +305,39 @@ static uint64_t rng_next(struct statsd_table *t)
 	return t->rng = x;
 }
 
-static const char *raw_name(const struct statsd_family *f)
+/* Prometheus name number i of family f into out (STATSD_PROM_NAME_MAX
+ * bytes): counters export NAME_total (NAME when it already ends so), gauges
+ * and sets NAME, summaries NAME, NAME_sum and NAME_count; NAME is the
+ * family's base name (statsd_prom_metric_name of its Graphite name). Its
+ * length, or 0 when f has no name number i. */
+static size_t prom_name(const struct statsd_family *f, unsigned i, char *out)
 {
-	return f->key + f->key_len + f->suffix_len + 1;
+	static const char *const summary[] = {"", "_sum", "_count"};
+	unsigned n = f->kind == STATSD_TIMER || f->kind == STATSD_HISTOGRAM ? 3 : 1;
+	if (i >= n)
+		return 0;
+	size_t len = statsd_prom_metric_name(f->key, f->key_len, out);
+	const char *suffix = summary[i];
+	if (f->kind == STATSD_COUNTER &&
+	    !(len >= 6 && !memcmp(out + len - 6, "_total", 6)))
+		suffix = "_total";
+	size_t sl = strlen(suffix);
+	memcpy(out + len, suffix, sl + 1);
+	return len + sl;
 }
 
-/* The family (kind, key), or NULL; *slot is where its probe ended. */
+static uint64_t base_hash(const struct statsd_table *t, const char *base, size_t n)
+{
+	return hash_bytes(t->seed, base, n);
+}
+
+/* The family (kind, key) whose base name hashes to h, or NULL; *slot is
+ * where its probe ended. */
 static struct statsd_family *find_family(struct statsd_table *t, unsigned kind,
-					 const char *key, size_t key_len, uint64_t *hash,
+					 const char *key, size_t key_len, uint64_t h,
 					 size_t *slot)
 {
 	struct htab *ft = &t->families;
-	uint64_t h = hash_bytes(t->seed ^ (uint64_t)kind, key, key_len);
-	*hash = h;
 	*slot = 0;
 	if (!ft->cap)
 		return NULL;
@@ -288,29 +352,44 @@ static struct statsd_family *find_family(struct statsd_table *t, unsigned kind,
 	}
 }
 
-static bool holds_prom_name(struct statsd_table *t, unsigned kind, const char *key,
-			    size_t len)
+/* Does a family holding its Prometheus names export p? Its base name is p,
+ * or p without "_sum", "_count" (a summary) or "_total" (a counter). */
+static bool prom_name_taken(struct statsd_table *t, const char *p, size_t len)
 {
-	uint64_t h;
-	size_t slot;
-	struct statsd_family *o = find_family(t, kind, key, len, &h, &slot);
-	return o && o->prom;
+	static const char *const cut[] = {"", "_sum", "_count", "_total"};
+	struct htab *ft = &t->families;
+	if (!ft->cap)
+		return false;
+	for (unsigned k = 0; k < sizeof cut / sizeof cut[0]; k++) {
+		size_t cl = strlen(cut[k]);
+		if (len <= cl || memcmp(p + len - cl, cut[k], cl))
+			continue;
+		uint64_t h = base_hash(t, p, len - cl);
+		for (size_t i = h & (ft->cap - 1); ft->item[i]; i = (i + 1) & (ft->cap - 1)) {
+			struct statsd_family *o = ft->item[i];
+			if (ft->hash[i] != h || !o->prom)
+				continue;
+			char name[STATSD_PROM_NAME_MAX];
+			size_t n;
+			for (unsigned x = 0; (n = prom_name(o, x, name)); x++)
+				if (n == len && !memcmp(name, p, len))
+					return true;
+		}
+	}
+	return false;
 }
 
-/* Is Prometheus name p (of a new family) free? Counters export key_total,
- * the other kinds their key, so p can be held by a non-counter named p, by
- * a counter named p (already ending in _total) or by a counter named p
- * without its _total. The collector's own kite_statsd_* stay clear. */
-static bool prom_name_free(struct statsd_table *t, const char *p, size_t len)
+/* May f have its Prometheus names? Not when another family holds one of
+ * them, nor when one would be the collector's own kite_statsd_*. */
+static bool prom_names_free(struct statsd_table *t, const struct statsd_family *f)
 {
-	if (len >= 12 && !memcmp(p, "kite_statsd_", 12))
-		return false;
-	for (unsigned k = 0; k < STATSD_KINDS; k++)
-		if (k != STATSD_COUNTER && holds_prom_name(t, k, p, len))
+	char name[STATSD_PROM_NAME_MAX];
+	size_t len;
+	for (unsigned i = 0; (len = prom_name(f, i, name)); i++)
+		if ((len >= 12 && !memcmp(name, "kite_statsd_", 12)) ||
+		    prom_name_taken(t, name, len))
 			return false;
-	bool total = len >= 6 && !memcmp(p + len - 6, "_total", 6);
-	return !total || (!holds_prom_name(t, STATSD_COUNTER, p, len) &&
-			  !holds_prom_name(t, STATSD_COUNTER, p, len - 6));
+	return true;
 }
 
 static void init_series(struct statsd_series *s, struct statsd_family *f,
@@ -318,7 +397,7 @@ static void init_series(struct statsd_series *s, struct statsd_family *f,
 {
 	memset(s, 0, sizeof *s);
 	s->fam = f;
-	s->tags_len = (uint32_t)tags_len;
+	s->tags_len = (uint16_t)tags_len;
 	memcpy(s->tags, tags, tags_len);
 	s->tags[tags_len] = 0;
 	if (f->last)
@@ -337,40 +416,37 @@ static struct statsd_series *new_series(struct statsd_table *t, struct statsd_fa
 	return s;
 }
 
+/* Bytes of a family's allocation (with its first series when it holds it). */
+static size_t family_bytes(size_t key_len, bool with_plain)
+{
+	size_t fsize = (sizeof(struct statsd_family) + key_len + 1 + 15) & ~(size_t)15;
+	return fsize + (with_plain ? sizeof(struct statsd_series) + 1 : 0);
+}
+
 /* A family and, in the same allocation, its untagged series when the
  * first sample has no tags (the common case). */
 static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
 					enum statsd_kind kind, const char *key,
-					size_t key_len, const char *raw, size_t raw_len,
-					bool with_plain)
+					size_t key_len, bool with_plain)
 {
-	/* Prometheus counters end in _total (promtool insists). */
-	size_t suffix = kind == STATSD_COUNTER &&
-				!(key_len >= 6 && !memcmp(key + key_len - 6, "_total", 6))
-			? 6 : 0;
-	size_t fsize = (sizeof(struct statsd_family) + key_len + suffix + 1 + raw_len + 1 +
-			15) & ~(size_t)15;
-	struct statsd_family *f =
-		arena_alloc(t, fsize + (with_plain ? sizeof(struct statsd_series) + 1 : 0));
+	size_t fsize = (sizeof(struct statsd_family) + key_len + 1 + 15) & ~(size_t)15;
+	struct statsd_family *f = arena_alloc(t, family_bytes(key_len, with_plain));
 	if (!f)
 		return NULL;
 	memset(f, 0, sizeof *f);
 	f->hash = h;
 	f->kind = (uint8_t)kind;
 	f->key_len = (uint32_t)key_len;
-	f->suffix_len = (uint8_t)suffix;
 	memcpy(f->key, key, key_len);
-	memcpy(f->key + key_len, "_total", suffix);
-	f->key[key_len + suffix] = 0;
-	char *r = f->key + key_len + suffix + 1;
-	memcpy(r, raw, raw_len);
-	r[raw_len] = 0;
-	f->prom = prom_name_free(t, f->key, key_len + suffix);
+	f->key[key_len] = 0;
+	f->with_plain = with_plain;
+	f->prom = prom_names_free(t, f);
 	if (!f->prom)
 		t->health.prometheus_conflicts++;
 	if (with_plain) {
 		f->plain = (struct statsd_series *)((char *)f + fsize);
 		init_series(f->plain, f, "", 0);
+		f->plain->in_family = true;
 	}
 	return f;
 }
@@ -381,14 +457,26 @@ static struct statsd_series *refuse(struct statsd_table *t)
 	return NULL;
 }
 
+/* Families that share a base name share its hash: the family's address
+ * tells their series apart. */
+static uint64_t series_hash(const struct statsd_family *f, const char *tags, size_t n)
+{
+	return hash_bytes(f->hash ^ (uint64_t)(uintptr_t)f, tags, n);
+}
+
 /* Find or create the series of sample s; NULL if refused (counted). */
 static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_sample *smp)
 {
-	char key[STATSD_MAX_NAME + 8];
-	size_t key_len = statsd_prom_metric_name(smp->name, smp->name_len, key);
-	uint64_t fh;
+	char clean[STATSD_MAX_NAME + 1], base[STATSD_PROM_NAME_MAX];
+	const char *key = smp->name;
+	size_t key_len = smp->name_len;
+	if (!smp->name_clean) {
+		key_len = statsd_graphite_name(smp->name, smp->name_len, clean);
+		key = clean;
+	}
+	uint64_t fh = base_hash(t, base, statsd_prom_metric_name(key, key_len, base));
 	size_t fi;
-	struct statsd_family *f = find_family(t, smp->kind, key, key_len, &fh, &fi);
+	struct statsd_family *f = find_family(t, smp->kind, key, key_len, fh, &fi);
 	if (f && smp->tags_len == 0 && f->plain)
 		return f->plain;
 	/* Every new series counts against max_metrics; refusals are counted. */
@@ -396,8 +484,7 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	if (!f) {
 		if (full || htab_reserve(&t->families, fh, &fi) < 0)
 			return refuse(t);
-		f = new_family(t, fh, smp->kind, key, key_len, smp->name, smp->name_len,
-			       smp->tags_len == 0);
+		f = new_family(t, fh, smp->kind, key, key_len, smp->tags_len == 0);
 		if (!f)
 			return refuse(t);
 		htab_put(&t->families, fi, fh, f);
@@ -420,7 +507,7 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	}
 
 	/* Tagged: key is (family, tags). */
-	uint64_t sh = hash_bytes(f->hash, smp->tags, smp->tags_len);
+	uint64_t sh = series_hash(f, smp->tags, smp->tags_len);
 	struct htab *st = &t->series;
 	size_t si = 0;
 	if (st->cap) {
@@ -464,6 +551,7 @@ static void add_dist(struct statsd_table *t, struct statsd_series *s, double v, 
 	d->seen++;
 	d->wcount += 1.0 / rate;
 	d->sum += v;
+	d->sumsq += v * v;
 	if (d->kept < t->cfg.max_samples) {
 		if (d->kept == d->cap) {
 			size_t ncap = d->cap ? d->cap * 2 : 16;
@@ -563,6 +651,7 @@ void statsd_table_add(struct statsd_table *t, const struct statsd_sample *smp)
 		break;
 	}
 	s->updated = true;
+	s->seen_at = t->flush_no;
 }
 
 void statsd_table_add_packet(struct statsd_table *t, const char *p, size_t n)
@@ -595,57 +684,187 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-double statsd_percentile(const double *sorted, size_t n, double p)
+size_t statsd_percentile_rank(size_t n, double p)
 {
 	if (n == 0)
-		return NAN;
+		return 0;
 	if (p <= 0)
-		return sorted[0];
+		return 1;
 	/* rank = ceil(p/100 * n). p/100*n is inexact for some p (99.9 of
 	 * 1000 gives 999.0000000000001): a excess below 1e-9 relative is
 	 * rounding error, not a fraction of a rank. (No libm: the kite binary
 	 * links libc only.) */
 	double x = p / 100.0 * (double)n;
 	if (x >= (double)n)
-		return sorted[n - 1];
+		return n;
 	size_t r = (size_t)x;
 	if (x - (double)r > 1e-9 * (x > 1 ? x : 1))
 		r++;
-	if (r < 1)
-		r = 1;
-	return sorted[r - 1];
+	return r < 1 ? 1 : r;
 }
 
+double statsd_percentile(const double *sorted, size_t n, double p)
+{
+	return n ? sorted[statsd_percentile_rank(n, p) - 1] : NAN;
+}
+
+/* Square root by Newton's method: the kite binary links libc alone, no
+ * libm. One step from any positive guess lands at or above the root; from
+ * there the steps fall monotonically, so the loop ends when one does not. */
+static double root(double x)
+{
+	if (!(x > 0) || isinf(x))
+		return x > 0 ? x : 0;
+	uint64_t b;
+	double r;
+	memcpy(&b, &x, sizeof b);
+	b = (b >> 1) + (0x3ffull << 51); /* halve the exponent: a close guess */
+	memcpy(&r, &b, sizeof r);
+	r = 0.5 * (r + x / r);
+	for (int i = 0; i < 64; i++) {
+		double n = 0.5 * (r + x / r);
+		if (!(n < r))
+			break;
+		r = n;
+	}
+	return r;
+}
+
+/* The figures statsd computes for a timer, over the interval's samples:
+ * sum, sum_squares, mean and std (population) over every sample; median
+ * (the middle sample, or the mean of the two middle ones) and, per
+ * percentile p, the nearest-rank value (rank r = ceil(p/100 * n)) with the
+ * count, sum and sum of squares of the r smallest samples, over the
+ * samples kept (all of them up to max_samples). */
 static void flush_dist(struct statsd_table *t, struct dist *d, double secs,
 		       bool pct_changed)
 {
 	d->l_count = d->wcount;
 	d->l_sum = d->sum;
+	d->l_sumsq = d->sumsq;
 	d->l_min = d->seen ? d->min : NAN;
 	d->l_max = d->seen ? d->max : NAN;
 	d->l_mean = d->seen ? d->sum / (double)d->seen : NAN;
 	d->l_rate = d->wcount / secs;
 	d->cum_count += d->wcount;
 	d->cum_sum += d->sum;
+	if (d->n_pct != t->n_last_pct) {
+		struct statsd_pct *np = realloc(d->pct, t->n_last_pct * sizeof *np + 1);
+		if (!np) {
+			/* No figures this time, rather than figures mislabelled. */
+			free(d->pct);
+			d->pct = NULL;
+			d->n_pct = 0;
+		} else {
+			d->pct = np;
+			d->n_pct = t->n_last_pct;
+			pct_changed = true;
+		}
+	}
 	/* An interval without samples keeps the quantiles of the last one
 	 * that had some, so a scrape between flushes is never NaN. */
 	if (d->kept) {
-		qsort(d->samples, d->kept, sizeof *d->samples, cmp_double);
-		for (unsigned i = 0; i < t->n_last_pct; i++)
-			d->q[i] = statsd_percentile(d->samples, d->kept, t->last_pct[i]);
-	} else if (pct_changed) {
-		for (unsigned i = 0; i < t->n_last_pct; i++)
-			d->q[i] = NAN; /* old figures are for other percentiles */
+		size_t n = d->kept;
+		double *v = d->samples;
+		qsort(v, n, sizeof *v, cmp_double);
+		d->l_median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+		if (n == d->seen) {
+			/* Every sample is here: two passes, as statsd does. */
+			double diffs = 0;
+			for (size_t k = 0; k < n; k++)
+				diffs += (v[k] - d->l_mean) * (v[k] - d->l_mean);
+			d->l_std = root(diffs / (double)n);
+		} else {
+			d->l_std = root(d->sumsq / (double)d->seen - d->l_mean * d->l_mean);
+		}
+		/* Percentiles ascend in no particular order: one running sum
+		 * per percentile would be as long; n_pct is at most 16. */
+		for (unsigned i = 0; i < d->n_pct; i++) {
+			double p = t->last_pct[i];
+			double x = statsd_percentile(v, n, p);
+			size_t r = statsd_percentile_rank(n, p);
+			double sum = 0, sq = 0;
+			for (size_t k = 0; k < r; k++) {
+				sum += v[k];
+				sq += v[k] * v[k];
+			}
+			d->pct[i] = (struct statsd_pct){x, (double)r, sum, sq};
+		}
+	} else {
+		d->l_median = d->l_std = NAN;
+		if (pct_changed)
+			for (unsigned i = 0; i < d->n_pct; i++)
+				d->pct[i] = (struct statsd_pct){NAN, NAN, NAN, NAN};
 	}
 	d->seen = 0;
 	d->kept = 0;
-	d->wcount = d->sum = 0;
+	d->wcount = d->sum = d->sumsq = 0;
 	/* A burst should not pin its memory for ever. */
 	if (d->cap > 4096) {
 		free(d->samples);
 		d->samples = NULL;
 		d->cap = 0;
 	}
+}
+
+/* Take item out of an open-addressing table whose probe for it starts at
+ * hash h; later items of the probe run move back so no probe stops short
+ * (backward-shift deletion: no tombstones). */
+static void htab_delete(struct htab *ht, uint64_t h, const void *item)
+{
+	size_t i = h & (ht->cap - 1);
+	while (ht->item[i] != item)
+		i = (i + 1) & (ht->cap - 1);
+	for (size_t j = (i + 1) & (ht->cap - 1); ht->item[j]; j = (j + 1) & (ht->cap - 1)) {
+		size_t home = ht->hash[j] & (ht->cap - 1);
+		/* j's item may fill the hole at i if its home is not in (i, j] */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			ht->item[i] = ht->item[j];
+			ht->hash[i] = ht->hash[j];
+			i = j;
+		}
+	}
+	ht->item[i] = NULL;
+	ht->hash[i] = 0;
+	ht->n--;
+}
+
+/* Series s of its family (after prev in the family's list, or first) has
+ * been idle past its time: out of the tables, its memory to the free lists. */
+static void expire_series(struct statsd_table *t, struct statsd_series *s,
+			  struct statsd_series *prev)
+{
+	struct statsd_family *f = s->fam;
+	if (prev)
+		prev->next = s->next;
+	else
+		f->first = s->next;
+	if (f->last == s)
+		f->last = prev;
+	if (f->plain == s)
+		f->plain = NULL;
+	else
+		htab_delete(&t->series, series_hash(f, s->tags, s->tags_len), s);
+	free_series_data(s);
+	if (!s->in_family)
+		arena_free(t, s, sizeof *s + s->tags_len + 1);
+	t->n_series--;
+	t->health.series_expired++;
+}
+
+/* A family left without series goes too; its Prometheus names are free
+ * for the next family that wants them. */
+static void expire_family(struct statsd_table *t, struct statsd_family *f,
+			  struct statsd_family *prev)
+{
+	if (prev)
+		prev->next = f->next;
+	else
+		t->head = f->next;
+	if (t->tail == f)
+		t->tail = prev;
+	htab_delete(&t->families, f->hash, f);
+	arena_free(t, f, family_bytes(f->key_len, f->with_plain));
 }
 
 void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
@@ -655,8 +874,23 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 			   memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	t->n_last_pct = t->cfg.n_percentiles;
 	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
-	for (struct statsd_family *f = t->head; f; f = f->next) {
-		for (struct statsd_series *s = f->first; s; s = s->next) {
+	uint32_t limit[STATSD_KINDS];
+	for (unsigned k = 0; k < STATSD_KINDS; k++) {
+		int64_t ms = k == STATSD_GAUGE ? t->cfg.expire_gauges_ms : t->cfg.expire_ms;
+		int64_t fl = t->cfg.flush_ms > 0 ? t->cfg.flush_ms : 1;
+		/* idle for ms, in whole flush intervals (at least one); 0: never */
+		limit[k] = ms <= 0 ? 0 : (uint32_t)((ms + fl - 1) / fl > UINT32_MAX / 2
+							 ? UINT32_MAX / 2 : (ms + fl - 1) / fl);
+	}
+	for (struct statsd_family *f = t->head, *fprev = NULL, *fnext; f; f = fnext) {
+		fnext = f->next;
+		for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
+			next = s->next;
+			if (limit[f->kind] && t->flush_no - s->seen_at >= limit[f->kind]) {
+				expire_series(t, s, prev);
+				continue;
+			}
+			prev = s;
 			s->l_updated = s->updated;
 			s->updated = false;
 			s->flushed = true;
@@ -689,8 +923,13 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 				break;
 			}
 		}
+		if (!f->first)
+			expire_family(t, f, fprev);
+		else
+			fprev = f;
 	}
 	t->health.flushes++;
+	t->flush_no++;
 	t->last_interval_s = secs;
 }
 
@@ -701,10 +940,12 @@ int statsd_table_each(struct statsd_table *t,
 		for (struct statsd_series *s = f->first; s; s = s->next) {
 			if (!s->flushed)
 				continue;
+			char prom[STATSD_PROM_NAME_MAX];
 			struct statsd_view v = {
 				.kind = f->kind,
-				.raw_name = raw_name(f),
-				.prom_name = f->prom ? f->key : NULL,
+				.name = f->key,
+				.prom_name = f->prom && prom_name(f, 0, prom) ? prom : NULL,
+				.family_first = s == f->first,
 				.tags = s->tags,
 				.updated = s->l_updated,
 			};
@@ -721,22 +962,22 @@ int statsd_table_each(struct statsd_table *t,
 				v.value = s->last;
 				break;
 			default: {
-				static const double nans[STATSD_MAX_PERCENTILES] = {
-					NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN,
-					NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
 				const struct dist *d = s->u.dist;
 				if (!d) {
-					v.min = v.max = v.mean = NAN;
-					v.quantiles = nans;
+					v.min = v.max = v.mean = v.median = v.std = NAN;
 					break;
 				}
 				v.count = d->l_count;
 				v.sum = d->l_sum;
+				v.sum_squares = d->l_sumsq;
 				v.min = d->l_min;
 				v.max = d->l_max;
 				v.mean = d->l_mean;
+				v.median = d->l_median;
+				v.std = d->l_std;
 				v.rate = d->l_rate;
-				v.quantiles = d->q;
+				v.pct = d->pct;
+				v.n_pct = d->n_pct;
 				v.cum_count = d->cum_count;
 				v.cum_sum = d->cum_sum;
 			}

@@ -31,6 +31,8 @@ void statsd_config_defaults(struct statsd_config *c)
 	c->max_samples = 100000;
 	c->max_set_members = 1000000;
 	c->rcvbuf = 8u << 20;
+	c->expire_ms = 300000;          /* 5 minutes: 30 flushes at the default */
+	c->expire_gauges_ms = 3600000;  /* an hour */
 	c->graphite_timeout_ms = 5000;
 	snprintf(c->channel, sizeof c->channel, "stats.flush");
 }
@@ -55,8 +57,14 @@ static int set_percentiles(struct statsd_config *c, const char *v, char *err, si
 	while (*s) {
 		const char *e = strchr(s, ',');
 		size_t len = e ? (size_t)(e - s) : strlen(s);
+		const char *next = e ? e + 1 : s + len;
+		const char *item = s; /* "50, 99.9": blanks around an item are fine */
+		while (len && (*item == ' ' || *item == '\t'))
+			item++, len--;
+		while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+			len--;
 		double x;
-		if (n == STATSD_MAX_PERCENTILES || statsd_parse_number(s, len, &x) < 0 ||
+		if (n == STATSD_MAX_PERCENTILES || statsd_parse_number(item, len, &x) < 0 ||
 		    !(x > 0) || x > 100) {
 			snprintf(err, errlen,
 				 "percentiles: want up to %d numbers in (0, 100], comma-separated",
@@ -64,7 +72,7 @@ static int set_percentiles(struct statsd_config *c, const char *v, char *err, si
 			return -1;
 		}
 		p[n++] = x;
-		s = e ? e + 1 : s + len;
+		s = next;
 	}
 	memcpy(c->percentiles, p, n * sizeof p[0]);
 	c->n_percentiles = n;
@@ -98,8 +106,10 @@ int statsd_config_set(struct statsd_config *c, const char *key, const char *valu
 
 	if (!strcmp(k, "udp"))
 		return set_str(c->udp, sizeof c->udp, value, err, errlen, k);
-	if (!strcmp(k, "unix"))
+	if (!strcmp(k, "unix")) {
+		c->unix_name_set = true;
 		return set_str(c->unix_name, sizeof c->unix_name, value, err, errlen, k);
+	}
 	if (!strcmp(k, "unix-path"))
 		return set_str(c->unix_path, sizeof c->unix_path, value, err, errlen, k);
 	if (!strcmp(k, "http"))
@@ -121,6 +131,23 @@ int statsd_config_set(struct statsd_config *c, const char *key, const char *valu
 			}
 		return set_str(c->graphite_prefix, sizeof c->graphite_prefix, value, err,
 			       errlen, k);
+	}
+	if (!strcmp(k, "graphite-legacy-namespace")) {
+		if (strcmp(value, "on") && strcmp(value, "off")) {
+			snprintf(err, errlen, "%s: want on or off", k);
+			return -1;
+		}
+		c->graphite_legacy = !strcmp(value, "on");
+		return 0;
+	}
+	if (!strcmp(k, "expire") || !strcmp(k, "expire-gauges")) {
+		int64_t ms;
+		if (parse_seconds_ms(value, &ms) < 0 || ms > 31536000000) {
+			snprintf(err, errlen, "%s: want seconds (0: never)", k);
+			return -1;
+		}
+		*(k[6] ? &c->expire_gauges_ms : &c->expire_ms) = ms;
+		return 0;
 	}
 	if (!strcmp(k, "flush-interval") || !strcmp(k, "graphite-timeout")) {
 		int64_t ms;
@@ -224,4 +251,32 @@ int statsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t 
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
+}
+
+int statsd_config_build(struct statsd_config *c, const char *path, char **ov, int n_ov,
+			char *err, size_t errlen)
+{
+	statsd_config_defaults(c);
+	if (path && statsd_config_load(c, path, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i + 1 < n_ov; i += 2)
+		if (statsd_config_set(c, ov[i], ov[i + 1], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+bool statsd_config_keep_listeners(struct statsd_config *next,
+				  const struct statsd_config *running)
+{
+	bool changed = strcmp(next->udp, running->udp) ||
+		       strcmp(next->unix_name, running->unix_name) ||
+		       strcmp(next->unix_path, running->unix_path) ||
+		       strcmp(next->http, running->http) || next->rcvbuf != running->rcvbuf;
+	memcpy(next->udp, running->udp, sizeof next->udp);
+	memcpy(next->unix_name, running->unix_name, sizeof next->unix_name);
+	next->unix_name_set = running->unix_name_set;
+	memcpy(next->unix_path, running->unix_path, sizeof next->unix_path);
+	memcpy(next->http, running->http, sizeof next->http);
+	next->rcvbuf = running->rcvbuf;
+	return changed;
 }

@@ -72,6 +72,59 @@ int statsd_parse_number(const char *s, size_t len, double *out)
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f; /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90; /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f; /* above U+10FFFF */
+	} else
+		return 0;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/* A tag value as Prometheus label values and Graphite tags may hold it:
+ * valid UTF-8 is kept (so "café" and "cafè" stay two series), control
+ * bytes, DEL and bytes that are not UTF-8 become '_', one for one (the
+ * output is never longer than the input). */
+static size_t copy_utf8(char *out, const char *v, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)v;
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] >= 0x80 ? utf8_len(s + i, n - i) : 1;
+		if (l > 1) {
+			memcpy(out + o, s + i, l);
+			o += l;
+			i += l;
+			continue;
+		}
+		out[o++] = (s[i] < 0x20 || s[i] >= 0x7f) ? '_' : (char)s[i];
+		i++;
+	}
+	return o;
+}
+
 struct tag {
 	const char *key, *val; /* key sanitised in scratch; val raw in line */
 	size_t key_len, val_len;
@@ -141,10 +194,7 @@ static enum statsd_bad parse_tags(const char *p, size_t n, struct statsd_sample 
 		memcpy(tagbuf + o, tags[k].key, tags[k].key_len);
 		o += tags[k].key_len;
 		tagbuf[o++] = '=';
-		for (size_t j = 0; j < tags[k].val_len; j++) {
-			unsigned char c = (unsigned char)tags[k].val[j];
-			tagbuf[o++] = (c < 0x20 || c >= 0x7f) ? '_' : (char)c;
-		}
+		o += copy_utf8(tagbuf + o, tags[k].val, tags[k].val_len);
 	}
 	tagbuf[o] = 0;
 	out->tags = tagbuf;
@@ -166,6 +216,14 @@ enum statsd_bad statsd_parse_line(const char *line, size_t len,
 	size_t name_len = (size_t)(colon - line);
 	if (memchr(line, '|', name_len))
 		return STATSD_BAD_SYNTAX;
+	/* A NUL would cut the name short wherever it is used as a string;
+	 * with nothing left after statsd's cleaning there is no Graphite path
+	 * to give. */
+	unsigned seen = statsd_name_scan(line, name_len);
+	if ((seen & STATSD_NAME_NUL) ||
+	    !(seen & (STATSD_NAME_KEEP | STATSD_NAME_SPACE | STATSD_NAME_SLASH)))
+		return STATSD_BAD_SYNTAX;
+	out->name_clean = seen == STATSD_NAME_KEEP;
 	if (name_len > STATSD_MAX_NAME)
 		return STATSD_BAD_TOO_LONG;
 	out->name = line;
@@ -204,6 +262,13 @@ enum statsd_bad statsd_parse_line(const char *line, size_t len,
 			return STATSD_BAD_VALUE;
 		out->delta = out->kind == STATSD_GAUGE && val_len > 0 &&
 			     (val[0] == '+' || val[0] == '-');
+		/* A counter only goes up (a Prometheus _total that went down
+		 * would read as a restart) and a duration is never negative;
+		 * statsd_exporter refuses these too. Histograms ('h', 'd')
+		 * may observe negative values. */
+		if (out->value < 0 &&
+		    (out->kind == STATSD_COUNTER || out->kind == STATSD_TIMER))
+			return STATSD_BAD_NEGATIVE;
 	}
 
 	bool seen_rate = false, seen_tags = false;

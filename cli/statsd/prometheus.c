@@ -6,89 +6,18 @@
  *   timer     NAME summary in seconds (statsd sends milliseconds):
  *             quantiles of the last interval, _sum and _count since start
  *   histogram NAME summary, unitless, as timers otherwise
- * DogStatsD tags become labels; a tag named "quantile" on a summary is
- * renamed "tag_quantile" so it cannot clash with the summary's own. */
+ * DogStatsD tags become labels; on a summary a tag named "quantile" is
+ * renamed "tag_quantile" so it cannot clash with the summary's own, and so
+ * that two tags never get one label name, "tag_quantile" becomes
+ * "tag_tag_quantile" and so on (every name of the form (tag_)*quantile gets
+ * one more "tag_"). Label values are UTF-8 (the parser keeps valid UTF-8
+ * and replaces the rest), with '\\' and '"' escaped. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "statsd.h"
-
-void statsd_buf_put(struct statsd_buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 4096;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		char *np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = 0;
-}
-
-void statsd_buf_printf(struct statsd_buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof tmp) {
-		statsd_buf_put(b, tmp, (size_t)n);
-		return;
-	}
-	char *big = malloc((size_t)n + 1);
-	if (!big) {
-		b->oom = true;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	statsd_buf_put(b, big, (size_t)n);
-	free(big);
-}
-
-void statsd_buf_free(struct statsd_buf *b)
-{
-	free(b->p);
-	*b = (struct statsd_buf){0};
-}
-
-void statsd_buf_double(struct statsd_buf *b, double v)
-{
-	if (isnan(v)) {
-		statsd_buf_put(b, "NaN", 3);
-		return;
-	}
-	if (isinf(v)) {
-		statsd_buf_put(b, v > 0 ? "+Inf" : "-Inf", 4);
-		return;
-	}
-	char tmp[40];
-	int n;
-	if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
-		n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-	} else {
-		n = snprintf(tmp, sizeof tmp, "%.15g", v);
-		if (strtod(tmp, NULL) != v)
-			n = snprintf(tmp, sizeof tmp, "%.17g", v);
-	}
-	statsd_buf_put(b, tmp, (size_t)n);
-}
 
 static inline bool alpha_(unsigned char c)
 {
@@ -128,6 +57,16 @@ size_t statsd_prom_label_name(const char *s, size_t n, char *out)
 	return o;
 }
 
+/* Is label name k[0..n) of the form (tag_)*quantile? */
+static bool reserved_in_summary(const char *k, size_t n)
+{
+	while (n > 8 && !memcmp(k, "tag_", 4)) {
+		k += 4;
+		n -= 4;
+	}
+	return n == 8 && !memcmp(k, "quantile", 8);
+}
+
 /* {k="v",...[,extra]} from canonical tags "k=v,k2=v2". */
 static void put_labels(struct statsd_buf *b, const char *tags, bool summary,
 		       const char *extra)
@@ -146,7 +85,7 @@ static void put_labels(struct statsd_buf *b, const char *tags, bool summary,
 		if (!first)
 			statsd_buf_put(b, ",", 1);
 		first = false;
-		if (summary && eq - p == 8 && !memcmp(p, "quantile", 8))
+		if (summary && reserved_in_summary(p, (size_t)(eq - p)))
 			statsd_buf_put(b, "tag_", 4);
 		statsd_buf_put(b, p, (size_t)(eq - p));
 		statsd_buf_put(b, "=\"", 2);
@@ -168,7 +107,6 @@ static void put_labels(struct statsd_buf *b, const char *tags, bool summary,
 
 struct prom_ctx {
 	struct statsd_buf *b;
-	const char *family; /* prom_name of the family being written */
 	const double *pct;
 	unsigned n_pct;
 };
@@ -199,8 +137,7 @@ static int prom_one(void *arg, const struct statsd_view *v)
 	struct statsd_buf *b = c->b;
 	if (!v->prom_name)
 		return 0;
-	if (v->prom_name != c->family) {
-		c->family = v->prom_name;
+	if (v->family_first) {
 		static const char *const what[STATSD_KINDS] = {
 			[STATSD_COUNTER] = "statsd counter %s: total since start",
 			[STATSD_GAUGE] = "statsd gauge %s",
@@ -209,12 +146,12 @@ static int prom_one(void *arg, const struct statsd_view *v)
 			[STATSD_HISTOGRAM] = "statsd histogram %s: quantiles of the last interval",
 		};
 		statsd_buf_printf(b, "# HELP %s ", v->prom_name);
-		/* HELP text escapes backslash; the raw name has no newline
-		 * (lines are split on it), and control or non-ASCII bytes (maybe
-		 * not UTF-8) are shown as '?'. */
+		/* The Graphite name holds only [A-Za-z0-9_.-]; HELP escaping
+		 * (backslash, and '?' for control or non-ASCII bytes) stays as a
+		 * guard should that ever change. */
 		char help[STATSD_MAX_NAME * 2 + 1];
 		size_t h = 0;
-		for (const char *r = v->raw_name; *r && h + 2 < sizeof help; r++) {
+		for (const char *r = v->name; *r && h + 2 < sizeof help; r++) {
 			unsigned char ch = (unsigned char)*r;
 			if (ch == '\\')
 				help[h++] = '\\';
@@ -234,11 +171,11 @@ static int prom_one(void *arg, const struct statsd_view *v)
 		break;
 	default: {
 		double scale = v->kind == STATSD_TIMER ? 0.001 : 1;
-		for (unsigned i = 0; i < c->n_pct; i++) {
+		for (unsigned i = 0; i < c->n_pct && i < v->n_pct; i++) {
 			char q[48];
 			snprintf(q, sizeof q, "quantile=\"%.15g\"", c->pct[i] / 100.0);
 			put_sample(b, v->prom_name, NULL, v->tags, true, q,
-				   v->quantiles[i] * scale);
+				   v->pct[i].value * scale);
 		}
 		put_sample(b, v->prom_name, "_sum", v->tags, true, NULL, v->cum_sum * scale);
 		put_sample(b, v->prom_name, "_count", v->tags, true, NULL, v->cum_count);
@@ -253,6 +190,7 @@ static const char *const bad_reason[STATSD_BAD_REASONS] = {
 	[STATSD_BAD_RATE] = "rate",
 	[STATSD_BAD_TAGS] = "tags",
 	[STATSD_BAD_TOO_LONG] = "too_long",
+	[STATSD_BAD_NEGATIVE] = "negative",
 };
 
 void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
@@ -276,6 +214,12 @@ void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
 		 (double)h->kernel_drops},
 		{"metrics_refused_total", "counter",
 		 "Samples refused because max-metrics series exist.", (double)h->metrics_refused},
+		{"series_expired_total", "counter",
+		 "Series dropped after being idle for --expire (--expire-gauges).",
+		 (double)h->series_expired},
+		{"table_bytes", "gauge",
+		 "Memory of the metric table: series, families, their hash tables.",
+		 (double)statsd_table_bytes(t)},
 		{"timer_samples_not_kept_total", "counter",
 		 "Timer samples beyond max-samples left out of percentiles.",
 		 (double)h->samples_not_kept},

@@ -1,11 +1,11 @@
 /* kite statsd: a statsd-compatible collector with Prometheus and Graphite
- * output. This file is the command line; the collector is statsd_*.c. */
+ * output. This file is the command line; statsd.h maps the others. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "statsd.h"
+#include "loop.h"
 
 static const char usage[] =
 	"Usage: kite statsd [OPTIONS]\n"
@@ -21,12 +21,16 @@ static const char usage[] =
 	"  --http HOST:PORT|off   Prometheus endpoint GET /metrics (default 127.0.0.1:9102)\n"
 	"  --graphite HOST:PORT|off  push Graphite plaintext after each flush (default off)\n"
 	"  --graphite-prefix P    Graphite path prefix (default stats)\n"
+	"  --graphite-legacy-namespace on|off  Etsy statsd's legacy counter paths\n"
+	"                         stats_counts.NAME and PREFIX.NAME (default off)\n"
 	"  --graphite-timeout S   connect and final-push time limit (default 5)\n"
 	"  --channel NAME|off     publish each flush's Graphite lines on this kite\n"
 	"                         channel (default stats.flush)\n"
 	"  --flush-interval S     seconds between flushes (default 10)\n"
 	"  --percentiles LIST     timer/histogram percentiles, nearest-rank (default 50,90,99)\n"
 	"  --max-metrics N        distinct series held (default 1000000)\n"
+	"  --expire S             drop counters, timers, sets idle S seconds (default 300)\n"
+	"  --expire-gauges S      drop gauges idle S seconds (default 3600); 0: never\n"
 	"  --max-samples N        timer samples kept per series and interval (default 100000)\n"
 	"  --max-set-members N    members per set and interval (default 1000000)\n"
 	"  --rcvbuf BYTES         datagram socket receive buffer (default 8388608)\n"

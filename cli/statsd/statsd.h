@@ -1,12 +1,22 @@
-/* kite statsd: the pieces of the collector and the one header they share.
- *   statsd_parse.c      one line of the statsd / DogStatsD protocol
- *   statsd_aggregate.c  metric table, per-interval aggregation, flush
- *   statsd_prometheus.c text exposition for /metrics, name sanitising
- *   statsd_graphite.c   Graphite plaintext lines
- *   statsd_config.c     options from the command line and `key = value` files
- *   statsd_loop.c       sockets, epoll, signalfd, HTTP, Graphite push
- *   statsd.c            cmd_statsd: --help, start-up
- * Nothing here is public API of libkite. */
+/* kite statsd: a statsd / DogStatsD collector with Prometheus and Graphite
+ * output. The files of cli/statsd/, one concern each:
+ *   statsd.c     cmd_statsd: the command line, --help
+ *   loop.c       the event loop: flush timer, signals, reload, exit (loop.h)
+ *   ingest.c     UDP and Unix datagram sockets read with recvmmsg (ingest.h)
+ *   http.c       GET /metrics for Prometheus (http.h)
+ *   push.c       the Graphite push over TCP (push.h)
+ *   channel.c    each flush published on a kite channel (channel.h)
+ *   net.c        binding sockets by address; the log line (net.h)
+ *   config.c     options: command line, `key = value` files, reload rules
+ *   parse.c      one line of the statsd / DogStatsD protocol
+ *   aggregate.c  the metric table, per-interval aggregation, flush
+ *   prometheus.c text exposition for /metrics, name sanitising
+ *   graphite.c   Graphite plaintext lines
+ *   buf.c        the growable output buffer
+ * This header declares the collector's core (parse, config, table, output),
+ * which the daemon's files, the unit tests and the fuzz target use; each
+ * daemon file has its own small header. The epoll/signalfd set-up is
+ * sys/event_loop.h, shared with kite serve. Nothing here is libkite API. */
 #ifndef KITE_CLI_STATSD_H
 #define KITE_CLI_STATSD_H
 
@@ -34,6 +44,7 @@ enum statsd_bad {
 	STATSD_BAD_RATE,     /* sample rate not in (0, 1] */
 	STATSD_BAD_TAGS,     /* malformed tag, or more than STATSD_MAX_TAGS */
 	STATSD_BAD_TOO_LONG, /* name or tags longer than their limits */
+	STATSD_BAD_NEGATIVE, /* a counter increment or a timer below zero */
 	STATSD_BAD_REASONS
 };
 
@@ -44,10 +55,12 @@ enum statsd_bad {
 /* One parsed line. Pointers point into the line, except tags, which is the
  * canonical form written by the parser into the caller's buffer:
  * "key=value,key2=value2", keys sanitised as Prometheus label names and
- * sorted, values with control and non-ASCII bytes replaced by '_'. */
+ * sorted, values kept as UTF-8 with control bytes and bytes that are not
+ * UTF-8 replaced by '_'. */
 struct statsd_sample {
 	const char *name;
 	size_t name_len;
+	bool name_clean;   /* name is its own Graphite name (statsd_graphite_name) */
 	enum statsd_kind kind;
 	double value;      /* the number; for sets unused */
 	bool delta;        /* gauge value began with '+' or '-' */
@@ -76,10 +89,12 @@ int statsd_parse_number(const char *s, size_t len, double *out);
 struct statsd_config {
 	char udp[128];           /* "127.0.0.1:8125" or "off" */
 	char unix_name[108];     /* abstract name (no '@'), or "off" */
+	bool unix_name_set;      /* given by the user (else a taken default is skipped) */
 	char unix_path[108];     /* filesystem path, or "" */
 	char http[128];          /* "127.0.0.1:9102" or "off" */
 	char graphite[256];      /* "host:port" or "off" */
 	char graphite_prefix[64];
+	bool graphite_legacy;     /* statsd's legacyNamespace layout */
 	int64_t flush_ms;
 	double percentiles[STATSD_MAX_PERCENTILES];
 	unsigned n_percentiles;
@@ -87,6 +102,9 @@ struct statsd_config {
 	uint64_t max_samples;     /* kept timer samples per series per interval */
 	uint64_t max_set_members; /* members per set per interval */
 	uint64_t rcvbuf;          /* SO_RCVBUF(FORCE) bytes for datagram sockets */
+	int64_t expire_ms;        /* counters, timers, histograms, sets idle this
+				     long go (0: never) */
+	int64_t expire_gauges_ms; /* gauges idle this long go (0: never) */
 	int64_t graphite_timeout_ms; /* connect, and the final push at exit */
 	char channel[201];        /* kite channel each flush is published on, or "off" */
 };
@@ -104,6 +122,16 @@ int statsd_config_set(struct statsd_config *c, const char *key, const char *valu
 int statsd_config_load(struct statsd_config *c, const char *path, char *err,
 		       size_t errlen);
 
+/* Defaults, then the file at path (NULL: none), then the key, value pairs
+ * ov[0..n_ov) of the command line; 0, or -1 with a message in err. */
+int statsd_config_build(struct statsd_config *c, const char *path, char **ov, int n_ov,
+			char *err, size_t errlen);
+
+/* A reload keeps the listening addresses and rcvbuf: copy them from
+ * running into next; true if next asked for different ones. */
+bool statsd_config_keep_listeners(struct statsd_config *next,
+				  const struct statsd_config *running);
+
 /* Parse "1.2.3.4:80", "[::1]:80" or "host:80" (resolved once); 0 or -1. */
 int statsd_parse_hostport(const char *s, struct sockaddr_storage *ss,
 			  socklen_t *len);
@@ -118,6 +146,7 @@ struct statsd_health {
 	uint64_t bad_lines[STATSD_BAD_REASONS];
 	uint64_t kernel_drops;      /* from SO_RXQ_OVFL */
 	uint64_t metrics_refused;   /* lines refused by max_metrics */
+	uint64_t series_expired;    /* series dropped for being idle */
 	uint64_t samples_not_kept;  /* timer samples left out of percentiles */
 	uint64_t set_members_refused;
 	uint64_t tags_dropped;      /* valueless tags */
@@ -160,12 +189,29 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms);
 
 struct statsd_health *statsd_table_health(struct statsd_table *t);
 size_t statsd_table_series(const struct statsd_table *t);
+/* Memory of the table itself: families, series and their hash tables
+ * (not timer samples or set members). */
+size_t statsd_table_bytes(const struct statsd_table *t);
+
+/* A timer's figures for one percentile p at the last flush: the
+ * nearest-rank value, and the count, sum and sum of squares of the samples
+ * up to that rank (statsd's count_p, sum_p, sum_squares_p; mean_p is
+ * sum / count). */
+struct statsd_pct {
+	double value, count, sum, sum_squares;
+};
+
+/* Longest Prometheus name a family exports: a leading '_', the name, and
+ * "_total" or "_count", NUL. */
+#define STATSD_PROM_NAME_MAX (STATSD_MAX_NAME + 16)
 
 /* Figures of one series at the last flush, for the output writers. */
 struct statsd_view {
 	enum statsd_kind kind;
-	const char *raw_name;     /* as the client sent it (first seen) */
-	const char *prom_name;    /* sanitised; NULL if its name is taken */
+	const char *name;         /* the family's Graphite name (statsd_graphite_name) */
+	const char *prom_name;    /* NULL if one of its Prometheus names is taken;
+				     valid during the callback only */
+	bool family_first;        /* the first series of its family */
 	const char *tags;         /* canonical "k=v,k2=v2" or "" */
 	bool updated;             /* had samples in the last interval */
 	double value;             /* counter: interval total; gauge: value;
@@ -174,8 +220,9 @@ struct statsd_view {
 	double rate;              /* counter: interval total per second;
 				     timer/histogram: count per second */
 	/* timers and histograms, last interval (count weighted by 1/rate) */
-	double count, sum, min, max, mean;
-	const double *quantiles;  /* one per percentile of the last flush */
+	double count, sum, sum_squares, min, max, mean, median, std;
+	const struct statsd_pct *pct; /* n_pct: one per percentile of the last flush */
+	unsigned n_pct;
 	double cum_count, cum_sum;/* since start, for Prometheus summaries */
 };
 
@@ -188,8 +235,10 @@ int statsd_table_each(struct statsd_table *t,
 const double *statsd_table_percentiles(const struct statsd_table *t, unsigned *n);
 
 /* Nearest-rank percentile of sorted v[0..n): v[ceil(p/100*n) - 1], v[0] for
- * p = 0; NaN when n = 0. */
+ * p = 0; NaN when n = 0. statsd_percentile_rank gives that rank (1-based;
+ * 0 when n = 0). */
 double statsd_percentile(const double *sorted, size_t n, double p);
+size_t statsd_percentile_rank(size_t n, double p);
 
 /* ---- output --------------------------------------------------------- */
 
@@ -217,14 +266,32 @@ size_t statsd_prom_label_name(const char *s, size_t n, char *out);
 /* Render the whole exposition (user metrics, then kite_statsd_* health). */
 void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b);
 
+/* A statsd name as statsd (Etsy) cleans it for Graphite: each run of
+ * whitespace becomes '_', '/' becomes '-', and every other byte outside
+ * [A-Za-z0-9_.-] is left out. Writes at most n bytes to out (not
+ * NUL-terminated; out may be NULL to measure) and returns the length. */
+size_t statsd_graphite_name(const char *s, size_t n, char *out);
+
+/* The kinds of bytes in s[0..n), or-ed: a name that is only
+ * STATSD_NAME_KEEP is its own Graphite name. */
+enum {
+	STATSD_NAME_KEEP = 1,  /* [A-Za-z0-9_.-] */
+	STATSD_NAME_SPACE = 2, /* becomes '_' (a run of them, one) */
+	STATSD_NAME_SLASH = 4, /* becomes '-' */
+	STATSD_NAME_NUL = 8,   /* refused */
+	STATSD_NAME_DROP = 16, /* left out */
+};
+unsigned statsd_name_scan(const char *s, size_t n);
+
+/* Graphite path layout. */
+struct statsd_graphite_opts {
+	const char *prefix;  /* "stats" */
+	bool legacy;         /* statsd's legacyNamespace: counters as PREFIX.NAME
+				(per second) and stats_counts.NAME */
+};
+
 /* Render Graphite plaintext lines for the last flush at unix time ts. */
-void statsd_graphite_render(struct statsd_table *t, const char *prefix,
+void statsd_graphite_render(struct statsd_table *t, const struct statsd_graphite_opts *o,
 			    int64_t ts, struct statsd_buf *b);
-
-/* ---- the daemon ---------------------------------------------------- */
-
-/* Run until SIGTERM/SIGINT; config_path may be NULL. Returns an exit code. */
-int statsd_run(const struct statsd_config *cfg, const char *config_path,
-	       char **overrides, int n_overrides);
 
 #endif

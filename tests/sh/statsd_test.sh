@@ -53,13 +53,13 @@ gport=$(cat "$glog.port")
 cat >"$conf" <<EOF
 # kite statsd test configuration
 flush_interval = 0.5
-percentiles = 50, 90,99
+percentiles = 50,,90
 graphite = 127.0.0.1:$gport
 EOF
-# Spaces after commas are not allowed in a list: the first run refuses.
+# An empty list item: the first run refuses. Blanks around items are fine.
 timeout 20 "$KITE" statsd --config "$conf" --udp 127.0.0.1:0 --http off --unix off 2>/dev/null; rc=$?
 check "a bad config file exits 100" test $rc -eq 100
-sed -i 's/^percentiles.*/percentiles = 50,90,99/' "$conf"
+sed -i 's/^percentiles.*/percentiles = 50, 90 ,99/' "$conf"
 
 spawn "$KITE" statsd --config "$conf" --udp 127.0.0.1:0 --http 127.0.0.1:0 \
 	--unix "$abstract" --unix-path "$sock" 2>"$log"
@@ -103,8 +103,11 @@ check "pipelined packet: several lines" wait_for 20 has "e2e_piped_total 2"
 check "graphite: counter count" wait_for 20 has_graphite "stats.counters.e2e.hits.count 5 "
 check "graphite: gauge" wait_for 20 has_graphite "stats.gauges.e2e.temp 42 "
 check "graphite: set unique count" wait_for 20 has_graphite "stats.sets.e2e.users.count 2 "
-check "graphite: timer p50" wait_for 20 has_graphite "stats.timers.e2e.rt.p50 50 "
+check "graphite: timer upper_50 (statsd's name)" wait_for 20 has_graphite "stats.timers.e2e.rt.upper_50 50 "
 check "graphite: timer upper" wait_for 20 has_graphite "stats.timers.e2e.rt.upper 100 "
+check "graphite: timer median" wait_for 20 has_graphite "stats.timers.e2e.rt.median 55 "
+check "graphite: timer count_90, sum_90" \
+	bash -c "grep -qF 'stats.timers.e2e.rt.count_90 9 ' '$glog' && grep -qF 'stats.timers.e2e.rt.sum_90 450 ' '$glog'"
 
 # Every flush is published on the kite channel stats.flush (Graphite lines).
 "$KITE" sub --count 1 --timeout 20 stats.flush >"$tmpdir/chan.out" 2>"$tmpdir/chan.err"; rc=$?
@@ -216,6 +219,24 @@ check "prometheus: summary quantile" wait_for 20 query_is 'e2e_rt{quantile="0.5"
 check "prometheus: set unique count" wait_for 20 query_is 'max_over_time(e2e_users[5m])' 2
 kill "$setpid" 2>/dev/null
 
+# A counter never goes down: decrements are refused and counted, so a real
+# Prometheus sees no reset while a client sends +5 and -3 by turns across
+# its scrapes (it saw one per decrement when they were summed in).
+"$PY" - "$uport" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(8):
+    s.sendto(b"mono.q:5|c" if i % 2 == 0 else b"mono.q:-3|c", ("127.0.0.1", int(sys.argv[1])))
+    time.sleep(1.2)
+EOF
+query_ge() { [ "$(query "$1" | cut -d. -f1)" -ge "$2" ] 2>/dev/null; }
+check "prometheus: the counter was scraped through the decrements" \
+	wait_for 20 query_ge 'count_over_time(mono_q_total[5m])' 6
+check "prometheus: resets() == 0 under decrements" query_is 'resets(mono_q_total[5m])' 0
+check "prometheus: the counter holds only the increments" wait_for 20 query_is 'mono_q_total' 20
+check "decrements counted as bad lines (negative)" \
+	wait_for 20 has 'kite_statsd_bad_lines_total{reason="negative"} 4'
+
 # SIGHUP: the config file is read again (new Graphite prefix).
 echo "graphite_prefix = reloaded" >>"$conf"
 kill -HUP "$kpid"
@@ -242,6 +263,12 @@ check "SIGTERM: exits 0" test $rc -eq 0
 check "SIGTERM: counter flushed" wait_for 20 has_graphite "reloaded.counters.final.count.count 100 "
 check "SIGTERM: gauge flushed" wait_for 20 has_graphite "reloaded.gauges.final.gauge 99 "
 check "SIGTERM: timer flushed" wait_for 20 has_graphite "reloaded.timers.final.rt.count 100 "
+# The last interval was cut short (seconds, not the hour): its rate is per
+# second of what it lasted.
+final_rate() {
+	awk '$1 == "reloaded.counters.final.count.rate" && $2 >= 3 {f = 1} END {exit !f}' "$glog"
+}
+check "SIGTERM: the cut interval's rate is per second of what it lasted" wait_for 20 final_rate
 check "SIGTERM: the Unix socket file is removed" test ! -e "$sock"
 
 # Kernel drops (SO_RXQ_OVFL): a stopped collector with a tiny receive buffer
@@ -304,4 +331,98 @@ if wait_for 20 grep -q ready "$tmpdir/page.log"; then
 else
 	not_ok "two scrapes within a second share one rendered page" "collector did not start"
 	not_ok "a page older than a second is rendered again" "collector did not start"
+fi
+
+# A second collector needs only its own --udp and --http: the default
+# abstract --unix name, taken (here held by this test, or by any other
+# collector), is skipped with a note; a name asked for must be had.
+spawn "$PY" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    s.bind("\0kite/statsd")
+except OSError:
+    pass  # held by someone else: taken all the same
+open(sys.argv[1], "w").write("held")
+time.sleep(600)
+' "$tmpdir/held"
+holder=$LAST_PID
+wait_for 20 test -s "$tmpdir/held"
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --channel off 2>"$tmpdir/second.log"
+spid=$LAST_PID
+check "a second collector with only --udp and --http starts" wait_for 20 grep -q "ready, flushing" "$tmpdir/second.log"
+check "it says the default Unix name is taken" grep -q "unix @kite/statsd is taken" "$tmpdir/second.log"
+kill "$spid" 2>/dev/null
+timeout 20 "$KITE" statsd --udp 127.0.0.1:0 --http off --channel off --unix kite/statsd 2>/dev/null; rc=$?
+check "a Unix name given and taken: exits 111" test $rc -eq 111
+kill "$holder" 2>/dev/null
+
+# Idle HTTP connections cannot lock a scraper out: 100 silent connections
+# (more than the 64 slots), then a scrape that must be answered.
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
+	2>"$tmpdir/idle.log"
+if wait_for 20 grep -q ready "$tmpdir/idle.log"; then
+	iport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/idle.log")
+	spawn "$PY" -c '
+import socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(100)]
+open(sys.argv[2], "w").write("open")
+time.sleep(600)
+' "$iport" "$tmpdir/idle.open"
+	wait_for 20 test -s "$tmpdir/idle.open"
+	sleep 0.5 # the collector accepts them all
+	check "100 idle HTTP connections: a scrape is still answered" \
+		bash -c "curl -sf --max-time 5 'http://127.0.0.1:$iport/metrics' | grep -q '^kite_statsd_http_refused_total [1-9]'"
+else
+	not_ok "100 idle HTTP connections: a scrape is still answered" "collector did not start"
+fi
+
+# contrib/kite-statsd.service starts on a fresh install (no config file),
+# with the documented defaults; run in a network namespace of its own so
+# the default ports and names are free.
+if unshare -rn true 2>/dev/null; then
+	cmd=$(sed -n 's/^ExecStart=//p' "$(dirname "$0")/../../contrib/kite-statsd.service")
+	cmd=${cmd//\/usr\/local\/bin\/kite/$KITE}
+	cmd=${cmd//\/etc\/kite\/statsd.conf/$tmpdir/absent.conf}
+	# exec all the way down, so the pid spawn keeps is the collector's
+	spawn unshare -rn sh -c 'ip link set lo up && exec sh -c "exec $1"' _ "$cmd" \
+		2>"$tmpdir/service.log"
+	svcpid=$LAST_PID
+	check "the service's command starts without a config file" \
+		wait_for 20 grep -q "ready, flushing" "$tmpdir/service.log"
+	check "... on the documented defaults" \
+		bash -c "grep -q 'udp 127.0.0.1:8125' '$tmpdir/service.log' && grep -q 'http 127.0.0.1:9102' '$tmpdir/service.log'"
+	check "... as the process the service manager started" \
+		bash -c "[ \"\$(readlink /proc/$svcpid/exe)\" = \"\$(readlink -f '$KITE')\" ]"
+else
+	skip "the service's command starts without a config file" "unshare -rn not permitted"
+fi
+
+# A full table heals: with --max-metrics 5, five names fill it; once they
+# are idle for --expire they go (counted) and five new names are taken.
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
+	--flush-interval 0.2 --max-metrics 5 --expire 2 --expire-gauges 2 2>"$tmpdir/expire.log"
+if wait_for 20 grep -q "ready, flushing" "$tmpdir/expire.log"; then
+	eu=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/expire.log")
+	eh=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/expire.log")
+	send_names() { # PREFIX
+		"$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"".join(b"%s%d:1|g\n" % (sys.argv[2].encode(), i) for i in range(5)), ("127.0.0.1", int(sys.argv[1])))' "$eu" "$1"
+	}
+	emetrics() { curl -sf --max-time 5 "http://127.0.0.1:$eh/metrics"; }
+	send_names old
+	wait_for 20 bash -c "curl -sf 'http://127.0.0.1:$eh/metrics' | grep -qx 'old4 1'"
+	send_names early # the table is full: refused, counted
+	check "a full table refuses new names (counted)" \
+		wait_for 10 bash -c "curl -sf 'http://127.0.0.1:$eh/metrics' | grep -qx 'kite_statsd_metrics_refused_total 5'"
+	gone() { ! emetrics | grep -q '^old'; }
+	check "idle series expire" wait_for 20 gone
+	check "expired series are counted" \
+		bash -c "curl -sf 'http://127.0.0.1:$eh/metrics' | grep -qx 'kite_statsd_series_expired_total 5'"
+	send_names new
+	check "after expiry the table takes new names" \
+		wait_for 20 bash -c "curl -sf 'http://127.0.0.1:$eh/metrics' | grep -qx 'new4 1'"
+else
+	not_ok "a full table refuses new names (counted)" "collector did not start"
 fi

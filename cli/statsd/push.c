@@ -1,0 +1,188 @@
+/* kite statsd: Graphite plaintext over TCP, non-blocking. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+
+#include "cli.h"
+#include "event_loop.h"
+#include "net.h"
+#include "push.h"
+
+int statsd_push_configure(struct statsd_push *p, const struct statsd_config *c,
+			  int epfd, uint64_t ev_data, struct statsd_health *health)
+{
+	p->epfd = epfd;
+	p->ev_data = ev_data;
+	p->health = health;
+	p->timeout_ms = c->graphite_timeout_ms;
+	snprintf(p->target, sizeof p->target, "%s", c->graphite);
+	p->addr_len = 0;
+	if (!strcmp(c->graphite, "off"))
+		return 0;
+	if (statsd_parse_hostport(c->graphite, &p->addr, &p->addr_len) < 0) {
+		statsd_log("graphite: bad address '%s' (want HOST:PORT)", c->graphite);
+		p->addr_len = 0;
+		return -1;
+	}
+	return 0;
+}
+
+static void push_failed(struct statsd_push *p, const char *why)
+{
+	if (!p->failing)
+		statsd_log("graphite %s: %s (retrying after each flush; logged once)",
+			   p->target, why);
+	p->failing = true;
+}
+
+void statsd_push_close(struct statsd_push *p, bool failed, bool free_buf)
+{
+	if (p->fd >= 0) {
+		epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+		close(p->fd);
+	}
+	p->fd = -1;
+	p->connecting = false;
+	/* The peer may hold the start of a line and never its end: the next
+	 * connection begins with that line whole, never with its tail (which
+	 * carbon would store as a metric of its own). */
+	while (p->sent > 0 && p->out.p[p->sent - 1] != '\n')
+		p->sent--;
+	if (failed)
+		p->health->graphite_failures++;
+	if (free_buf) {
+		statsd_buf_free(&p->out);
+		p->sent = 0;
+	}
+}
+
+static void want_write(struct statsd_push *p)
+{
+	if (p->fd >= 0)
+		event_rewatch(p->epfd, p->fd,
+			      EPOLLIN | EPOLLRDHUP | (p->sent < p->out.len ? EPOLLOUT : 0),
+			      p->ev_data);
+}
+
+static void push_connect(struct statsd_push *p)
+{
+	if (p->fd >= 0 || !p->addr_len)
+		return;
+	int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		p->health->graphite_failures++;
+		return;
+	}
+	int r = connect(fd, (struct sockaddr *)&p->addr, p->addr_len);
+	if (r < 0 && errno != EINPROGRESS) {
+		push_failed(p, strerror(errno));
+		close(fd);
+		p->health->graphite_failures++;
+		return;
+	}
+	p->fd = fd;
+	p->connecting = r < 0;
+	p->since = now_ms();
+	event_watch(p->epfd, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, p->ev_data);
+}
+
+void statsd_push_io(struct statsd_push *p, uint32_t events)
+{
+	if (p->fd < 0)
+		return;
+	if (p->connecting) {
+		int err = 0;
+		socklen_t el = sizeof err;
+		getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err) {
+			push_failed(p, strerror(err));
+			statsd_push_close(p, true, false);
+			return;
+		}
+		p->connecting = false;
+		if (p->failing)
+			statsd_log("graphite %s: connected", p->target);
+		p->failing = false;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		char junk[512];
+		ssize_t r = recv(p->fd, junk, sizeof junk, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			statsd_push_close(p, p->sent < p->out.len, false);
+			return;
+		}
+	}
+	while (p->sent < p->out.len) {
+		ssize_t w = send(p->fd, p->out.p + p->sent, p->out.len - p->sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			push_failed(p, strerror(errno));
+			statsd_push_close(p, true, false);
+			return;
+		}
+		p->sent += (size_t)w;
+		p->health->graphite_bytes_sent += (uint64_t)w;
+	}
+	if (p->sent == p->out.len) {
+		p->out.len = 0;
+		p->sent = 0;
+	}
+	want_write(p);
+}
+
+void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
+		       const struct statsd_graphite_opts *o, int64_t ts)
+{
+	if (!p->addr_len)
+		return;
+	/* Drop what was sent; keep what was not. */
+	if (p->sent) {
+		memmove(p->out.p, p->out.p + p->sent, p->out.len - p->sent);
+		p->out.len -= p->sent;
+		p->sent = 0;
+	}
+	size_t before = p->out.len;
+	statsd_graphite_render(t, o, ts, &p->out);
+	if (p->out.oom || p->out.len > PUSH_BUF_MAX) {
+		p->health->graphite_bytes_dropped += p->out.len - before;
+		p->out.len = before;
+		p->out.oom = false;
+	}
+	if (p->fd >= 0 && p->connecting && now_ms() - p->since > p->timeout_ms) {
+		push_failed(p, "connect timed out");
+		statsd_push_close(p, true, false);
+	}
+	if (p->fd < 0)
+		push_connect(p);
+	else if (!p->connecting)
+		statsd_push_io(p, 0);
+	want_write(p);
+}
+
+void statsd_push_finish(struct statsd_push *p)
+{
+	int64_t deadline = now_ms() + p->timeout_ms;
+	while (p->addr_len && p->out.len > p->sent && now_ms() < deadline) {
+		if (p->fd < 0) {
+			/* Retry a refused connection ten times a second. */
+			if (p->failing)
+				nanosleep(&(struct timespec){0, 100000000}, NULL);
+			push_connect(p);
+			if (p->fd < 0)
+				continue;
+		}
+		struct pollfd pfd = {.fd = p->fd, .events = POLLIN | POLLOUT | POLLRDHUP};
+		if (poll(&pfd, 1, 100) > 0)
+			statsd_push_io(p, (uint32_t)pfd.revents);
+	}
+	if (p->out.len > p->sent) {
+		p->health->graphite_bytes_dropped += p->out.len - p->sent;
+		statsd_log("graphite: %zu bytes not delivered before exit", p->out.len - p->sent);
+	}
+}
