@@ -43,6 +43,22 @@ void child_kill_all(void);
 
 /* Shared anonymous memory, zeroed, visible to children forked later. */
 void *shared_alloc(size_t bytes);
+/* setup() and teardown() for cmocka that give a test file its shared
+ * struct *ptr (zeroed, seen by its children) and, also after a failure,
+ * kill every child it started and release the struct. */
+#define CHILD_SHARED_FIXTURES(ptr)                                          \
+	static int setup(void **state)                                      \
+	{                                                                   \
+		(void)state;                                                \
+		return (ptr = shared_alloc(sizeof *ptr)) ? 0 : -1;          \
+	}                                                                   \
+	static int teardown(void **state)                                   \
+	{                                                                   \
+		(void)state;                                                \
+		child_kill_all();                                           \
+		shared_free(ptr, sizeof *ptr);                              \
+		return 0;                                                   \
+	}
 void shared_free(void *p, size_t bytes);
 
 /* One-byte signals over a pipe. pipe_wait returns the byte, or -1 on

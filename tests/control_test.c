@@ -99,21 +99,28 @@ struct shared {
 static struct shared *sh;
 static char bus[96];
 
-static int setup(void **state)
+/* In a subscriber child: the next event, or 0 once *finish has reached
+ * done and nothing has come for quiet_ms (or deadline has passed). */
+static int recv_until_quiet(kite *k, kite_event *ev, _Atomic int *finish, int done,
+			    uint64_t quiet_ms, uint64_t deadline)
 {
-	(void)state;
-	sh = shared_alloc(sizeof *sh);
-	return sh ? 0 : -1;
-}
-
-/* Also after a failure: nothing the test started outlives it. */
-static int teardown(void **state)
-{
-	(void)state;
-	child_kill_all();
-	shared_free(sh, sizeof *sh);
+	uint64_t quiet_since = 0;
+	while (mono_ms() < deadline) {
+		int rc = kite_recv(k, ev, 100);
+		if (rc == 0)
+			return 1;
+		CHILD_CHECK(rc == -ETIMEDOUT, "recv: %s", kite_strerror(rc));
+		if (atomic_load(finish) < done)
+			continue;
+		if (!quiet_since)
+			quiet_since = mono_ms();
+		else if (mono_ms() - quiet_since > quiet_ms)
+			return 0;
+	}
 	return 0;
 }
+
+CHILD_SHARED_FIXTURES(sh)
 
 static void use_bus(const char *name)
 {
@@ -440,23 +447,9 @@ static int st_subscriber(void *arg)
 	CHILD_CHECK(kite_subscribe(k, "st.>") == 0, "subscribe");
 	pipe_send(ready_fd, 's');
 	struct stream s[ST_CHANNELS] = {{0}};
-	uint64_t deadline = mono_ms() + CHILD_MS, quiet_since = 0;
-	while (mono_ms() < deadline) {
-		kite_event ev;
-		int rc = kite_recv(k, &ev, 100);
-		if (rc == -ETIMEDOUT) {
-			/* Done once everything is published and nothing has come
-			 * for a second. */
-			if (!atomic_load(&sh->st_finish))
-				continue;
-			if (!quiet_since)
-				quiet_since = mono_ms();
-			else if (mono_ms() - quiet_since > 1000)
-				break;
-			continue;
-		}
-		CHILD_CHECK(rc == 0, "recv: %s", kite_strerror(rc));
-		quiet_since = 0;
+	uint64_t deadline = mono_ms() + CHILD_MS;
+	kite_event ev;
+	while (recv_until_quiet(k, &ev, &sh->st_finish, 1, 1000, deadline)) {
 		int c = channel_index(ev.msg.channel, "st.", ST_CHANNELS);
 		switch (ev.type) {
 		case KITE_MESSAGE:
@@ -1314,21 +1307,9 @@ static int lg_subscriber(void *arg)
 	kite *k = child_open(5000);
 	CHILD_CHECK(kite_subscribe(k, "lg.>") == 0, "subscribe");
 	pipe_send(ready_fd, 's');
-	uint64_t deadline = mono_ms() + CHILD_MS, quiet_since = 0;
-	while (mono_ms() < deadline) {
-		kite_event ev;
-		int rc = kite_recv(k, &ev, 100);
-		if (rc == -ETIMEDOUT) {
-			if (!atomic_load(&sh->lg_finish))
-				continue;
-			if (!quiet_since)
-				quiet_since = mono_ms();
-			else if (mono_ms() - quiet_since > 1000)
-				break;
-			continue;
-		}
-		CHILD_CHECK(rc == 0, "recv: %s", kite_strerror(rc));
-		quiet_since = 0;
+	uint64_t deadline = mono_ms() + CHILD_MS;
+	kite_event ev;
+	while (recv_until_quiet(k, &ev, &sh->lg_finish, 1, 1000, deadline)) {
 		if (ev.type == KITE_LOSS)
 			atomic_fetch_add(&sh->lg_lost, ev.lost);
 		if (ev.type != KITE_MESSAGE)
@@ -1691,22 +1672,9 @@ static int soak_subscriber(void *arg)
 	uint64_t cache_id[64] = {0};
 	int cache_inc[64];
 	atomic_store(&sh->soak_sub_ready[me], 1);
-	uint64_t deadline = mono_ms() + CHILD_MS, quiet_since = 0;
-	while (mono_ms() < deadline) {
-		kite_event ev;
-		int rc = kite_recv(k, &ev, 100);
-		if (rc == -ETIMEDOUT) {
-			/* Done once every publisher has gone and all is quiet. */
-			if (atomic_load(&sh->soak_stop) < 2)
-				continue;
-			if (!quiet_since)
-				quiet_since = mono_ms();
-			else if (mono_ms() - quiet_since > 1500)
-				break;
-			continue;
-		}
-		CHILD_CHECK(rc == 0, "recv: %s", kite_strerror(rc));
-		quiet_since = 0;
+	uint64_t deadline = mono_ms() + CHILD_MS;
+	kite_event ev;
+	while (recv_until_quiet(k, &ev, &sh->soak_stop, 2, 1500, deadline)) {
 		if (ev.type != KITE_MESSAGE && ev.type != KITE_LOSS)
 			continue;
 		int inc = soak_find(ev.msg.publisher, cache_id, cache_inc);

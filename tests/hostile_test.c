@@ -47,21 +47,7 @@ struct shared {
 static struct shared *sh;
 static char bus[96];
 
-static int setup(void **state)
-{
-	(void)state;
-	sh = shared_alloc(sizeof *sh);
-	return sh ? 0 : -1;
-}
-
-/* Also after a failure: nothing the test started outlives it. */
-static int teardown(void **state)
-{
-	(void)state;
-	child_kill_all();
-	shared_free(sh, sizeof *sh);
-	return 0;
-}
+CHILD_SHARED_FIXTURES(sh)
 
 static kite *open_handle(void)
 {

@@ -173,20 +173,7 @@ static void test_cut_link_comes_back_exact(void **state)
 	assert_int_equal(atomic_load(&sh->gone_after), CHANNELS);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	sh = shared_alloc(sizeof *sh);
-	return sh ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	child_kill_all();
-	shared_free(sh, sizeof *sh);
-	return 0;
-}
+CHILD_SHARED_FIXTURES(sh)
 
 int main(void)
 {
