@@ -2,11 +2,38 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "socklist.h"
 
 #define ADDR_MAX 160
+#define CAP_SYS_PTRACE_BIT 19 /* linux/capability.h */
+
+/* 1 if this process has CAP_SYS_PTRACE in its effective set. */
+static int have_ptrace_cap(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned long long eff = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> CAP_SYS_PTRACE_BIT) & 1;
+}
+
+const char *sock_hidden_why(void)
+{
+	if (geteuid() == 0 && !have_ptrace_cap())
+		return "kite runs as root without CAP_SYS_PTRACE (a container's "
+		       "default), which reading other users' /proc/PID/fd needs";
+	if (geteuid() == 0) /* e.g. processes of another user namespace */
+		return "even root may not read their /proc/PID/fd here";
+	return "they belong to other users; run as root to see every owner";
+}
 
 static const char *unowned(const struct sock_list *l)
 {
@@ -46,8 +73,8 @@ void sock_print_table(const struct sock_list *l, const char *cmd)
 	}
 	if (l->hidden)
 		fprintf(stderr, "kite %s: %u processes could not be inspected (no "
-			"permission); sockets they may hold show PID '?'. Run as "
-			"root to see every owner.\n", cmd, l->hidden);
+			"permission: %s); sockets they may hold show PID '?'.\n",
+			cmd, l->hidden, sock_hidden_why());
 	if (l->skipped)
 		fprintf(stderr, "kite %s: %u malformed lines in /proc/net skipped\n",
 			cmd, l->skipped);

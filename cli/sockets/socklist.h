@@ -82,6 +82,11 @@ void sock_format_local(const struct sock_row *r, char *buf, size_t size);
 /* The user name of uid, or its number. */
 const char *user_name(uid_t uid, char *buf, size_t size);
 
+/* Why processes were hidden from us, as a phrase for "...: PHRASE": root
+ * lacking CAP_SYS_PTRACE (which reading another user's /proc/PID/fd needs),
+ * or a user looking at other users' processes. */
+const char *sock_hidden_why(void);
+
 /* The table kite ports and kite who print; a note on stderr if some
  * processes could not be inspected. */
 void sock_print_table(const struct sock_list *l, const char *cmd);

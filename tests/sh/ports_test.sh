@@ -78,7 +78,7 @@ if can_nobody; then
 	"${as_nobody[@]}" "$KITE" ports "$tcp" \
 		>"$tmpdir/nobody" 2>"$tmpdir/nobody.err"
 	check "unprivileged: socket listed with PID ?" grep -Eq "^tcp +127\.0\.0\.1:$tcp +\? +root +\(not visible" "$tmpdir/nobody"
-	check "unprivileged: says why" grep -q "could not be inspected (no permission)" "$tmpdir/nobody.err"
+	check "unprivileged: says why" grep -q "could not be inspected (no permission: they belong to other users" "$tmpdir/nobody.err"
 	# A socket of nobody's own is visible to nobody.
 	nb=$(nobody_dir)
 	spawn "${as_nobody[@]}" /usr/bin/python3 "$nb/hold_sockets.py" "$nb/held" tcp:127.0.0.1:0
@@ -86,6 +86,17 @@ if can_nobody; then
 		np=$(awk '$1 == "tcp:127.0.0.1:0" { print $2 }' "$nb/held")
 		read -r _ npid _ < <(grep '^ready' "$nb/held")
 		check "user column names the holder's user" bash -c "'$KITE' ports $np | grep -Eq '^tcp +127\.0\.0\.1:$np +$npid +nobody +python3\$'"
+		# Root without CAP_SYS_PTRACE (Docker's default) may list
+		# nobody's /proc/PID/fd but not read its links: '?', counted.
+		setpriv --bounding-set=-sys_ptrace "$KITE" ports "$np" >"$tmpdir/np" 2>"$tmpdir/np.err"
+		check "root without CAP_SYS_PTRACE: PID ?, not (no process)" grep -Eq "^tcp +127\.0\.0\.1:$np +\? +nobody +\(not visible" "$tmpdir/np"
+		check "root without CAP_SYS_PTRACE: says why" grep -q "could not be inspected (no permission: kite runs as root without CAP_SYS_PTRACE" "$tmpdir/np.err"
+		setpriv --bounding-set=-sys_ptrace "$KITE" ports --json "$np" >"$tmpdir/np.json" 2>/dev/null
+		check "root without CAP_SYS_PTRACE: JSON owner hidden, count > 0" /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["hidden_processes"] > 0 and d["sockets"][0]["owner"] == "hidden", d
+' "$tmpdir/np.json"
 	else
 		not_ok "user column names the holder's user" "helper as nobody did not start"
 	fi
@@ -93,6 +104,7 @@ else
 	skip "unprivileged: socket listed with PID ?" "no user nobody"
 	skip "unprivileged: says why" "no user nobody"
 	skip "user column names the holder's user" "no user nobody or no /usr/bin/python3"
+	skip "root without CAP_SYS_PTRACE: PID ?" "no user nobody or no /usr/bin/python3"
 fi
 
 # Closed sockets vanish: a port nobody holds gives exit 1.
