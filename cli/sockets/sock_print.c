@@ -1,4 +1,5 @@
 /* The table and the JSON that kite ports and kite who print. */
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -99,7 +100,16 @@ static void json_row(const struct sock_list *l, const struct sock_row *r)
 	       sock_netid(r), family_name(r->family));
 	json_cstr(addr);
 	if (r->proto != SL_UNIX) {
-		printf(",\"port\":%u,\"uid\":%ld", r->port, r->uid);
+		char dev[IF_NAMESIZE + 12];
+		const char *d = sock_device(r, dev, sizeof dev);
+		printf(",\"port\":%u,\"uid\":%ld,\"device\":", r->port, r->uid);
+		if (d)
+			json_cstr(d);
+		else
+			printf("null");
+		if (r->family == AF_INET6)
+			printf(",\"v6only\":%s", r->v6only < 0 ? "null" : r->v6only ? "true"
+												  : "false");
 	} else {
 		printf(",\"abstract\":%s,\"path\":", r->abstract ? "true" : "false");
 		json_string(r->path, r->path_len);
