@@ -25,6 +25,29 @@ static void entry_from(const struct inet_diag_msg *m, struct inet_entry *e)
 	e->state = m->idiag_state;
 	e->uid = m->idiag_uid;
 	e->inode = m->idiag_inode;
+	e->ifindex = m->id.idiag_if;
+	e->v6only = -1;
+}
+
+/* The attributes after the message (attrs, len bytes): INET_DIAG_SKV6ONLY,
+ * which the kernel adds to every IPv6 socket. Each length is checked; a
+ * malformed tail is ignored (the entry itself is whole). */
+static void read_attrs(const unsigned char *attrs, size_t len, struct inet_entry *e)
+{
+	size_t off = 0;
+	while (len - off >= sizeof(struct nlattr)) {
+		struct nlattr a;
+		memcpy(&a, attrs + off, sizeof a);
+		if (a.nla_len < sizeof a || a.nla_len > len - off)
+			return;
+		if (a.nla_type == INET_DIAG_SKV6ONLY && a.nla_len >= sizeof a + 1 &&
+		    e->family == AF_INET6)
+			e->v6only = attrs[off + sizeof a] != 0;
+		size_t step = NLA_ALIGN(a.nla_len);
+		if (step > len - off)
+			return;
+		off += step;
+	}
 }
 
 int inet_diag_parse(const void *buf, size_t len,
@@ -64,6 +87,9 @@ int inet_diag_parse(const void *buf, size_t len,
 			} else {
 				struct inet_entry e;
 				entry_from(&m, &e);
+				size_t at = NLMSG_ALIGN(sizeof m);
+				if (at < blen)
+					read_attrs(body + at, blen - at, &e);
 				int rc = cb(&e, arg);
 				if (rc)
 					return rc;

@@ -93,6 +93,8 @@ static int pair(const char *s, size_t len)
 int proc_net_inet_parse_line(const char *line, size_t len, struct inet_entry *out)
 {
 	struct cursor c = {line, line + len};
+	out->ifindex = 0;
+	out->v6only = -1;
 	const char *t;
 	size_t n;
 	unsigned long v;

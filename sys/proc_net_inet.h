@@ -15,6 +15,10 @@ struct inet_entry {
 	unsigned state;      /* TCP_* numbering: 0x0A listen, 0x07 close */
 	unsigned long uid;
 	unsigned long inode;
+	unsigned ifindex;    /* bound device or IPv6 scope (ss's "%dev"); 0 none
+	                        (and always 0 from /proc/net, which lacks it) */
+	int v6only;          /* IPv6: 1 IPV6_V6ONLY, 0 dual-stack; -1 unknown
+	                        (IPv4, or /proc/net) */
 };
 
 #define INET_STATE_ESTABLISHED 0x01u

@@ -156,6 +156,67 @@ static void hostile(void **state)
 	assert_int_equal(s.n, 1);
 }
 
+/* A message with attributes after it: the IPv6 socket's INET_DIAG_SKV6ONLY
+ * and the bound device (idiag_if) reach the entry; attributes with lying
+ * lengths are ignored without a read past the message. */
+static void attributes(void **state)
+{
+	unsigned char msg[256], buf[1024];
+	struct inet_diag_msg m = listener4(8080, 5);
+	m.idiag_family = AF_INET6;
+	m.id.idiag_if = 3;
+	size_t mlen = NLMSG_ALIGN(sizeof m);
+	memset(msg, 0, sizeof msg);
+	memcpy(msg, &m, sizeof m);
+	struct nlattr other = {.nla_len = sizeof(struct nlattr) + 4, .nla_type = INET_DIAG_MARK};
+	memcpy(msg + mlen, &other, sizeof other);
+	struct nlattr v6 = {.nla_len = sizeof(struct nlattr) + 1, .nla_type = INET_DIAG_SKV6ONLY};
+	size_t v6at = mlen + NLA_ALIGN(other.nla_len);
+	memcpy(msg + v6at, &v6, sizeof v6);
+	msg[v6at + sizeof v6] = 1;
+	size_t total = v6at + NLA_ALIGN(v6.nla_len);
+	struct seen s = {0};
+	int done;
+	size_t off = 0;
+	put(buf, &off, SOCK_DIAG_BY_FAMILY, msg, total);
+	assert_int_equal(inet_diag_parse(buf, off, count_cb, &s, NULL, &done), 0);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.last.v6only, 1);
+	assert_int_equal(s.last.ifindex, 3);
+	/* Dual-stack: the flag 0. */
+	msg[v6at + sizeof v6] = 0;
+	off = 0;
+	put(buf, &off, SOCK_DIAG_BY_FAMILY, msg, total);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(inet_diag_parse(buf, off, count_cb, &s, NULL, &done), 0);
+	assert_int_equal(s.last.v6only, 0);
+	/* No attribute: unknown. An attribute cut by the message's end, or
+	 * one claiming more than the message holds, or less than its own
+	 * header: the entry is still read, the flag stays unknown. */
+	static const uint16_t lies[] = {0, 1, 3, 200, 0xffff};
+	for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+		unsigned char bad[256];
+		memcpy(bad, msg, total);
+		struct nlattr a = {.nla_len = lies[i], .nla_type = INET_DIAG_SKV6ONLY};
+		memcpy(bad + mlen, &a, sizeof a);
+		off = 0;
+		put(buf, &off, SOCK_DIAG_BY_FAMILY, bad, mlen + sizeof a);
+		memset(&s, 0, sizeof s);
+		assert_int_equal(inet_diag_parse(buf, off, count_cb, &s, NULL, &done), 0);
+		assert_int_equal(s.n, 1);
+		assert_int_equal(s.last.v6only, -1);
+	}
+	/* IPv4 never has the flag, whatever a message says. */
+	m.idiag_family = AF_INET;
+	memcpy(msg, &m, sizeof m);
+	msg[v6at + sizeof v6] = 1;
+	off = 0;
+	put(buf, &off, SOCK_DIAG_BY_FAMILY, msg, total);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(inet_diag_parse(buf, off, count_cb, &s, NULL, &done), 0);
+	assert_int_equal(s.last.v6only, -1);
+}
+
 static void live(void **state)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -190,6 +251,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(well_formed),
 		cmocka_unit_test(hostile),
+		cmocka_unit_test(attributes),
 		cmocka_unit_test(live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "doctor.h"
@@ -17,6 +18,15 @@ static const char usage[] =
 	"  -j, --json  JSON output\n"
 	"  -h, --help  this text\n\n"
 	"Exit: 0 all good, 1 problems found, 100 usage.\n";
+
+/* Every fix doctor prints (sysctl -w, ip link, ip route, mount) changes the
+ * machine: only root may run it. A fix in parentheses is advice, not a
+ * command. Said to a user who is not root, so the command is not tried in
+ * vain. */
+static int needs_root(const struct finding *f)
+{
+	return f->fix[0] && f->fix[0] != '(' && geteuid() != 0;
+}
 
 static void print_json(const struct finding *f, int n, int problems)
 {
@@ -33,6 +43,7 @@ static void print_json(const struct finding *f, int n, int problems)
 			json_string(f[i].fix, strlen(f[i].fix));
 		else
 			printf("null");
+		printf(",\"fix_as_root\":%s", needs_root(&f[i]) ? "true" : "false");
 		putchar('}');
 	}
 	printf("\n],\"problems\":%d}\n", problems);
@@ -70,7 +81,8 @@ int cmd_doctor(int argc, char **argv)
 			if (!f[i].ok && f[i].detail[0])
 				printf("%-8s %s\n", "", f[i].detail);
 			if (!f[i].ok && f[i].fix[0])
-				printf("%-8s fix: %s\n", "", f[i].fix);
+				printf("%-8s fix%s: %s\n", "", needs_root(&f[i]) ? " (as root)" : "",
+				       f[i].fix);
 		}
 		if (problems)
 			printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");

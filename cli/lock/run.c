@@ -1,10 +1,14 @@
-/* The holder side of kite lock: kite stays the parent, holding the lock
- * socket (CLOEXEC, so COMMAND never inherits it), and runs COMMAND as its
- * child. One poll loop serves a signalfd (TERM/INT/HUP to forward, CHLD) and
- * the lock socket: waiters connect to it and we accept and keep their
- * connections, so that our exit (any exit: the kernel closes everything)
- * wakes them at once instead of them polling the name. */
+/* The holder side of kite lock: kite stays the parent and runs COMMAND as
+ * its child, which inherits the lock socket: like the locked file of
+ * flock(1), the lock then lasts until every process of the job has exited
+ * (or closed it), even when kite is killed or a script's children outlive
+ * it. One poll loop serves a signalfd (TERM/INT/HUP to forward, CHLD) and
+ * the lock socket: waiters connect to it and kite accepts and keeps their
+ * connections, so that its exit wakes them at once instead of them polling
+ * the name (while a job that outlives kite holds the lock, waiters retry it
+ * every second). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,8 +47,13 @@ int lock_run(int lockfd, char **argv)
 	if (child < 0)
 		return fail(EXIT_SYSTEM, "lock", "fork: %s", strerror(errno));
 	if (child == 0) {
-		/* If kite dies (even by SIGKILL) the lock is gone: COMMAND must
-		 * not run on unlocked, so it gets TERM too. */
+		/* The job holds the lock too: it stays taken until the last
+		 * process that inherited this fd is gone. */
+		int fl = fcntl(lockfd, F_GETFD);
+		if (fl < 0 || fcntl(lockfd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+			_exit(EXIT_SYSTEM);
+		/* If kite dies (even by SIGKILL) COMMAND gets TERM, as it would
+		 * from kite; whatever outlives kite still holds the lock. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(128 + SIGTERM);

@@ -31,6 +31,7 @@ static const char usage_text[] =
 	"  -W, --timeout SECS   how long to wait for replies after the last\n"
 	"                       request (default 10)\n"
 	"  -4, -6               use IPv4 or IPv6 only\n"
+	"  -n, --numeric        no reverse lookup of a HOST given by name\n"
 	"  -q, --quiet          print only the header and the summary\n"
 	"  -h, --help           this help\n"
 	"\n"
@@ -57,11 +58,14 @@ struct ping_opts {
 	int64_t interval_ms, timeout_ms;
 	int family;             /* AF_UNSPEC, AF_INET, AF_INET6 */
 	bool quiet;
+	bool numeric;           /* addresses only: -n, or HOST given as one */
 	const char *host;
 };
 
 struct ping_stats {
 	uint64_t sent, received, dups, errors, ignored;
+	int64_t last_ns;        /* the last send, reply or error: ping(8)'s
+	                           "time" ends there, not after the final wait */
 	double min_us, max_us, sum_us, sum2_us;
 };
 
@@ -80,6 +84,7 @@ static int parse_opts(int argc, char **argv, struct ping_opts *o)
 		{"interval", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, 'W'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"numeric", no_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -89,7 +94,7 @@ static int parse_opts(int argc, char **argv, struct ping_opts *o)
 	optind = 1;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, ":c:i:W:46qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:i:W:46qnh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (parse_u64(optarg, UINT32_MAX, &o->count) < 0 || o->count == 0)
@@ -112,6 +117,9 @@ static int parse_opts(int argc, char **argv, struct ping_opts *o)
 			break;
 		case 'q':
 			o->quiet = true;
+			break;
+		case 'n':
+			o->numeric = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -164,6 +172,34 @@ static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t
 	return buf;
 }
 
+/* Who a reply or error came from, as ping(8) names it: the address alone
+ * for a HOST given as an address (or -n), else "name (address)" with the
+ * name the address resolves back to (the address again if none). The last
+ * answer is kept: replies come from one address, and lookups may be slow. */
+static const char *peer_str(const struct ping_opts *o, const struct sockaddr_storage *ss,
+			    char *buf, size_t cap)
+{
+	static struct sockaddr_storage last;
+	static char last_text[NI_MAXHOST + INET6_ADDRSTRLEN + 4];
+	char a[INET6_ADDRSTRLEN], name[NI_MAXHOST];
+	addr_str(ss, a, sizeof a);
+	if (o->numeric) {
+		snprintf(buf, cap, "%s", a);
+		return buf;
+	}
+	socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+						 : sizeof(struct sockaddr_in6);
+	if (last.ss_family != ss->ss_family || memcmp(&last, ss, len)) {
+		if (getnameinfo((const struct sockaddr *)ss, len, name, sizeof name,
+				NULL, 0, 0))
+			snprintf(name, sizeof name, "%s", a);
+		memcpy(&last, ss, len);
+		snprintf(last_text, sizeof last_text, "%s (%s)", name, a);
+	}
+	snprintf(buf, cap, "%s", last_text);
+	return buf;
+}
+
 /* A round trip in ms the way ping(8) prints it: 3 significant digits. */
 static void print_ms(int64_t us)
 {
@@ -192,6 +228,7 @@ static void take_replies(int fd, const struct ping_opts *o, const struct icmp_ec
 		}
 		if (n < 0)
 			return; /* -EAGAIN: drained; errors arrive via the error queue */
+		st->last_ns = t;
 		uint16_t seq;
 		if (icmp_echo_check(e, buf, (size_t)n, &seq) != ICMP_ECHO_OK) {
 			st->ignored++;
@@ -215,8 +252,8 @@ static void take_replies(int fd, const struct ping_opts *o, const struct icmp_ec
 		}
 		if (o->quiet)
 			continue;
-		char a[INET6_ADDRSTRLEN];
-		printf("%zd bytes from %s: icmp_seq=%u", n, addr_str(&from, a, sizeof a), seq);
+		char a[NI_MAXHOST + INET6_ADDRSTRLEN + 4];
+		printf("%zd bytes from %s: icmp_seq=%u", n, peer_str(o, &from, a, sizeof a), seq);
 		if (ttl >= 0)
 			printf(" ttl=%d", ttl);
 		printf(" time=");
@@ -230,9 +267,10 @@ static void take_errors(int fd, const struct ping_opts *o, struct ping_state *s,
 {
 	int seq;
 	struct sockaddr_storage off;
-	char what[96], a[INET6_ADDRSTRLEN];
+	char what[96], a[NI_MAXHOST + INET6_ADDRSTRLEN + 4];
 	while (ping_recv_error(fd, o->family, &seq, &off, what, sizeof what) == 0) {
 		st->errors++;
+		st->last_ns = now_ns();
 		/* That request will get no reply: stop waiting for it. */
 		if (seq >= 0 && icmp_seq_get(s->sent, (uint16_t)seq) &&
 		    !icmp_seq_get(s->answered, (uint16_t)seq)) {
@@ -242,7 +280,7 @@ static void take_errors(int fd, const struct ping_opts *o, struct ping_state *s,
 		if (o->quiet)
 			continue;
 		if (off.ss_family == AF_INET || off.ss_family == AF_INET6)
-			printf("From %s ", addr_str(&off, a, sizeof a));
+			printf("From %s ", peer_str(o, &off, a, sizeof a));
 		if (seq >= 0)
 			printf("icmp_seq=%d ", seq);
 		printf("%s\n", what);
@@ -280,6 +318,8 @@ static void summary(const struct ping_opts *o, const struct ping_stats *st, int6
 		double var = st->sum2_us / n - avg * avg;
 		printf("rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", st->min_us / 1000,
 		       avg / 1000, st->max_us / 1000, root(var) / 1000);
+	} else {
+		putchar('\n'); /* ping(8) ends the summary with an empty line then */
 	}
 	if (st->ignored)
 		fprintf(stderr, "kite ping: ignored %llu datagrams that were no valid reply "
@@ -297,6 +337,10 @@ int cmd_ping(int argc, char **argv)
 	if (resolve(&o, &to, &tolen) < 0)
 		return EXIT_SYSTEM;
 	o.family = to.ss_family;
+	/* ping(8) names peers only for a HOST given by name. */
+	unsigned char bin[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, o.host, bin) == 1 || inet_pton(AF_INET6, o.host, bin) == 1)
+		o.numeric = true;
 	uint16_t id;
 	int fd = ping_socket_open(o.family, &id);
 	if (fd < 0)
@@ -325,10 +369,16 @@ int cmd_ping(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	char a[INET6_ADDRSTRLEN];
-	size_t iphdr = o.family == AF_INET ? 20 : 40;
-	printf("PING %s (%s) %d(%zu) bytes of data.\n", o.host, addr_str(&to, a, sizeof a),
-	       ICMP_ECHO_PAYLOAD, ICMP_ECHO_PAYLOAD + ICMP_ECHO_HEADER + iphdr);
+	/* ping(8)'s two headers: IPv4 with the address and the IP packet
+	 * size, IPv6 with the peer as replies name it and the data size. */
+	char a[NI_MAXHOST + INET6_ADDRSTRLEN + 4];
+	if (o.family == AF_INET)
+		printf("PING %s (%s) %d(%d) bytes of data.\n", o.host,
+		       addr_str(&to, a, sizeof a), ICMP_ECHO_PAYLOAD,
+		       ICMP_ECHO_PAYLOAD + ICMP_ECHO_HEADER + 20);
+	else
+		printf("PING %s(%s) %d data bytes\n", o.host, peer_str(&o, &to, a, sizeof a),
+		       ICMP_ECHO_PAYLOAD);
 
 	struct ping_stats st = {0};
 	const int64_t interval = o.interval_ms * 1000000, timeout = o.timeout_ms * 1000000;
@@ -347,7 +397,7 @@ int cmd_ping(int argc, char **argv)
 			icmp_seq_set(s->answered, seq, 0);
 			s->sent_ns[seq] = now;
 			st.sent++;
-			last_send = now;
+			last_send = st.last_ns = now;
 			if (sendto(fd, pkt, len, 0, (struct sockaddr *)&to, tolen) < 0) {
 				st.errors++;
 				icmp_seq_set(s->answered, seq, 1); /* nothing to wait for */
@@ -374,7 +424,7 @@ int cmd_ping(int argc, char **argv)
 		if (pr > 0 && (pfd.revents & POLLIN))
 			take_replies(fd, &o, &e, s, &st);
 	}
-	summary(&o, &st, (now_ns() - start) / 1000000);
+	summary(&o, &st, (st.last_ns - start) / 1000000);
 	free(s);
 	close(fd);
 	return st.received ? EXIT_DONE : EXIT_NO;

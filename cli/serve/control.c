@@ -1,7 +1,10 @@
-/* kite serve: the control socket "@kite-serve/NAME/control" (abstract, so
- * no PID file and nothing stale after a crash; binding it also makes NAME
- * single-instance). SOCK_SEQPACKET: one request, one or two answers.
- * Only the supervisor's own uid and root may talk to it (SO_PEERCRED).
+/* kite serve: the control socket "@kite-serve/UID/NAME/control" (abstract,
+ * so no PID file and nothing stale after a crash; binding it also makes NAME
+ * single-instance for its user). SOCK_SEQPACKET: one request, one or two
+ * answers. Only the supervisor's own uid and root may talk to it
+ * (SO_PEERCRED); abstract names have no permissions, so a client believes
+ * only a holder of its own uid or root's, and a name bound first by another
+ * uid is reported as squatted.
  *
  * Answers start with a word: "ok", "error" or "refused". */
 #include <errno.h>
@@ -16,21 +19,68 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "sockets/socklist.h" /* user_name */
 #include "serve.h"
 
-static socklen_t control_addr(const char *name, struct sockaddr_un *a)
+static socklen_t control_addr(const char *name, uid_t owner, struct sockaddr_un *a)
 {
 	memset(a, 0, sizeof *a);
 	a->sun_family = AF_UNIX;
 	int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1,
-			 "kite-serve/%s/control", name);
+			 "kite-serve/%u/%s/control", (unsigned)owner, name);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+void serve_control_name(const char *name, uid_t owner, char *buf, size_t size)
+{
+	struct sockaddr_un a;
+	socklen_t len = control_addr(name, owner, &a);
+	snprintf(buf, size, "@%.*s", (int)(len - offsetof(struct sockaddr_un, sun_path) - 1),
+		 a.sun_path + 1);
+}
+
+int serve_control_squatter(const struct ucred *cr, uid_t owner)
+{
+	return cr->uid != owner && cr->uid != 0;
+}
+
+int serve_control_squatted(const char *name, uid_t owner, const struct ucred *cr)
+{
+	char user[32], where[SERVE_NAME_MAX + 40];
+	serve_control_name(name, owner, where, sizeof where);
+	return fail(EXIT_NO, "serve", "the control socket of '%s' (%s) is held by "
+		    "uid %u (user %s), pid %d, neither its owner nor root: squatted, "
+		    "not trusting it; `kite who --kill %s` frees it", name, where,
+		    (unsigned)cr->uid, user_name(cr->uid, user, sizeof user),
+		    (int)cr->pid, where);
+}
+
+int serve_control_holder(const char *name, uid_t owner, struct ucred *cr)
+{
+	struct sockaddr_un a;
+	socklen_t len = control_addr(name, owner, &a);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = 1;
+	socklen_t cl = sizeof *cr;
+	if (connect(fd, (struct sockaddr *)&a, len) < 0)
+		rc = errno == ECONNREFUSED || errno == ENOENT ? 0 : -errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &cl) < 0)
+		rc = -errno;
+	close(fd);
+	/* Held, but too busy to say by whom (a full backlog): ours, so far. */
+	if (rc == -EAGAIN) {
+		*cr = (struct ucred){0, geteuid(), getegid()};
+		rc = 1;
+	}
+	return rc;
 }
 
 int serve_control_open(struct serve *s)
 {
 	struct sockaddr_un a;
-	socklen_t len = control_addr(s->cfg.name, &a);
+	socklen_t len = control_addr(s->cfg.name, geteuid(), &a);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
@@ -71,7 +121,7 @@ void serve_control_accept(struct serve *s)
 			close(fd);
 			continue;
 		}
-		int refuse = cr.uid != 0 && cr.uid != getuid();
+		int refuse = cr.uid != 0 && cr.uid != geteuid();
 		int idx = -1;
 		if (refuse) {
 			/* A refused client is held (apart from the owner's slots)
@@ -89,9 +139,15 @@ void serve_control_accept(struct serve *s)
 						idx = i;
 				serve_control_reply(s, idx, "", 1);
 			}
-			snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
-				 "(only uid %u and root)", (unsigned)cr.uid, s->cfg.name,
-				 (unsigned)getuid());
+			char owner[32];
+			user_name(geteuid(), owner, sizeof owner);
+			if (geteuid() == 0)
+				snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
+					 "(only root)", (unsigned)cr.uid, s->cfg.name);
+			else
+				snprintf(msg, sizeof msg, "refused uid %u may not control '%s' "
+					 "(only uid %u (%s) and root)", (unsigned)cr.uid,
+					 s->cfg.name, (unsigned)geteuid(), owner);
 			send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (++s->control_refused <= 10)
 				serve_log(s, "control: refused pid %d uid %u%s", (int)cr.pid,
@@ -192,11 +248,18 @@ static void status_text(struct serve *s, char *out, size_t cap, int json)
 	static const char *const modes[] = {"activate", "inetd", "handoff"};
 	struct buf b = {out, 0, cap - 1};
 	const char *state = s->exiting ? "stopping" : s->reloading >= 0 ? "reloading" : "running";
+	char user[32], control[SERVE_NAME_MAX + 40];
+	user_name(geteuid(), user, sizeof user);
+	serve_control_name(s->cfg.name, geteuid(), control, sizeof control);
 	if (json) {
 		put(&b, "ok {\"name\":");
 		put_json(&b, s->cfg.name);
-		put(&b, ",\"pid\":%d,\"mode\":\"%s\",\"state\":\"%s\",\"restarts\":%llu,\"listen\":[",
-		    (int)getpid(), modes[s->cfg.mode], state, (unsigned long long)s->restarts);
+		put(&b, ",\"pid\":%d,\"uid\":%u,\"user\":", (int)getpid(), (unsigned)geteuid());
+		put_json(&b, user);
+		put(&b, ",\"control\":");
+		put_json(&b, control);
+		put(&b, ",\"mode\":\"%s\",\"state\":\"%s\",\"restarts\":%llu,\"listen\":[",
+		    modes[s->cfg.mode], state, (unsigned long long)s->restarts);
 		for (int i = 0; i < s->cfg.nlisten; i++) {
 			put(&b, "%s{\"spec\":", i ? "," : "");
 			put_json(&b, s->cfg.listen[i].text);
@@ -206,7 +269,8 @@ static void status_text(struct serve *s, char *out, size_t cap, int json)
 		}
 		put(&b, "]");
 	} else {
-		put(&b, "ok name %s\npid %d\nmode %s\nstate %s\n", s->cfg.name, (int)getpid(),
+		put(&b, "ok name %s\npid %d\nuser %s %u\ncontrol %s\nmode %s\nstate %s\n",
+		    s->cfg.name, (int)getpid(), user, (unsigned)geteuid(), control,
 		    modes[s->cfg.mode], state);
 		for (int i = 0; i < s->cfg.nlisten; i++)
 			put(&b, "listen %s fd %d\n", s->cfg.listen[i].bound, 3 + i);
@@ -286,10 +350,11 @@ void serve_control_read(struct serve *s, int idx)
 
 /* ---- the client side ---- */
 
-int serve_control_call(const char *name, const char *verb, int64_t timeout_ms)
+int serve_control_call(const char *name, uid_t owner, const char *verb,
+		       int64_t timeout_ms)
 {
 	struct sockaddr_un a;
-	socklen_t len = control_addr(name, &a);
+	socklen_t len = control_addr(name, owner, &a);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(EXIT_SYSTEM, "serve", "socket: %s", strerror(errno));
@@ -301,15 +366,17 @@ int serve_control_call(const char *name, const char *verb, int64_t timeout_ms)
 		return fail(EXIT_SYSTEM, "serve", "connect: %s", strerror(e));
 	}
 	/* Abstract names can be bound by anyone: believe only a supervisor of
-	 * our own uid or root's, as the kernel reports it. */
+	 * the name's owner or root, as the kernel reports it. */
 	struct ucred cred;
 	socklen_t cl = sizeof cred;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
-	    (cred.uid != getuid() && cred.uid != 0)) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		int e = errno;
 		close(fd);
-		return fail(EXIT_NO, "serve", "the control socket of '%s' is held by "
-			    "uid %ld (pid %ld), neither you nor root: not trusting it",
-			    name, (long)cred.uid, (long)cred.pid);
+		return fail(EXIT_SYSTEM, "serve", "SO_PEERCRED: %s", strerror(e));
+	}
+	if (serve_control_squatter(&cred, owner)) {
+		close(fd);
+		return serve_control_squatted(name, owner, &cred);
 	}
 	if (send(fd, verb, strlen(verb), MSG_NOSIGNAL) < 0) {
 		close(fd);

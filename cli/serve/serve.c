@@ -2,20 +2,24 @@
  * connection. This file: the command line. The supervisor is serve_loop.c;
  * serve.h lists the other pieces. */
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "sockets/socklist.h" /* user_name */
 #include "serve.h"
 
 static const char usage_text[] =
 	"Usage: kite serve --name NAME --listen SPEC... [OPTIONS] -- COMMAND [ARG]...\n"
-	"       kite serve status NAME [--json] [--timeout SECONDS]\n"
-	"       kite serve reload|stop NAME [--timeout SECONDS]\n"
+	"       kite serve status NAME [--json] [--user USER] [--timeout SECONDS]\n"
+	"       kite serve reload|stop NAME [--user USER] [--timeout SECONDS]\n"
 	"Run COMMAND on sockets kite holds, restart it when it crashes, and reload\n"
 	"it without refusing a connection.\n"
 	"\n"
-	"  --name NAME           the service's name (control socket @kite-serve/NAME/control)\n"
+	"  --name NAME           the service's name (control socket\n"
+	"                        @kite-serve/UID/NAME/control)\n"
 	"  --listen SPEC         tcp:PORT (127.0.0.1), tcp:ADDR:PORT, tcp:[V6ADDR]:PORT,\n"
 	"                        udp:... the same, unix:@NAME, unix:/PATH; repeatable\n"
 	"  --inetd               accept each connection, run COMMAND on it (stdin+stdout)\n"
@@ -31,6 +35,8 @@ static const char usage_text[] =
 	"  --restart-window SECS a run at least this long is not a quick crash (10)\n"
 	"  --backlog N           listen(2) backlog (1024)\n"
 	"  --timeout SECS        status/reload/stop: wait this long for an answer (120)\n"
+	"  --user USER           status/reload/stop: the supervisor USER runs (names\n"
+	"                        are per user; only USER and root may control it)\n"
 	"  -h, --help            this text\n"
 	"\n"
 	"Without --inetd or --handoff, COMMAND gets the sockets by the systemd\n"
@@ -53,14 +59,33 @@ static int name_ok(const char *n)
 	return 1;
 }
 
+/* A user name or uid; 0 or -1. */
+static int parse_user(const char *s, uid_t *out)
+{
+	uint64_t v;
+	struct passwd *pw = getpwnam(s);
+	if (pw) {
+		*out = pw->pw_uid;
+		return 0;
+	}
+	if (parse_u64(s, 0xfffffffeu, &v) < 0)
+		return -1;
+	*out = (uid_t)v;
+	return 0;
+}
+
 static int client_verb(int argc, char **argv)
 {
 	const char *verb = argv[1], *name = NULL;
 	int64_t timeout = 120000;
 	int json = 0;
+	uid_t owner = geteuid();
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && !strcmp(verb, "status")) {
 			json = 1;
+		} else if (!strcmp(argv[i], "--user") && i + 1 < argc) {
+			if (parse_user(argv[++i], &owner) < 0)
+				return usage_error("serve", "no such user '%s'", argv[i]);
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			if (parse_seconds_ms(argv[++i], &timeout) < 0 || timeout == 0)
 				return usage_error("serve", "bad --timeout '%s'", argv[i]);
@@ -77,7 +102,7 @@ static int client_verb(int argc, char **argv)
 		return usage_error("serve", "%s needs a NAME", verb);
 	if (!name_ok(name))
 		return usage_error("serve", "bad name '%s' (1-64 of [A-Za-z0-9._-])", name);
-	return serve_control_call(name, json ? "status json" : verb, timeout);
+	return serve_control_call(name, owner, json ? "status json" : verb, timeout);
 }
 
 static int seconds_opt(const char *opt, const char *arg, int64_t *out)
@@ -97,11 +122,33 @@ static int count_opt(const char *opt, const char *arg, uint64_t lo, uint64_t hi,
 	return 0;
 }
 
+/* Before binding: a control name held already is a running supervisor of
+ * ours (or root's), or a squatter of another uid; say which. */
+static int name_taken(const char *name)
+{
+	struct ucred cr;
+	if (serve_control_holder(name, geteuid(), &cr) <= 0)
+		return 0; /* free (or unknown: binding will tell) */
+	if (serve_control_squatter(&cr, geteuid()))
+		return serve_control_squatted(name, geteuid(), &cr);
+	char user[32];
+	if (!cr.pid)
+		return fail(EXIT_NO, "serve", "a supervisor named '%s' is already running",
+			    name);
+	return fail(EXIT_NO, "serve", "a supervisor named '%s' is already running "
+		    "(pid %d, user %s)", name, (int)cr.pid,
+		    user_name(cr.uid, user, sizeof user));
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "status") || !strcmp(argv[1], "reload") ||
 			  !strcmp(argv[1], "stop")))
 		return client_verb(argc, argv);
+	if (argc >= 2 && argv[1][0] != '-')
+		return usage_error("serve", "unknown verb '%s' (status, reload, stop; "
+				   "or --name NAME --listen SPEC -- COMMAND to start)",
+				   argv[1]);
 
 	static struct serve_config cfg;
 	memset(&cfg, 0, sizeof cfg);
@@ -115,7 +162,7 @@ int cmd_serve(int argc, char **argv)
 	cfg.max_restarts = 5;
 	cfg.restart_window_ms = 10000;
 	cfg.backlog = 1024;
-	int inetd = 0, handoff = 0;
+	int inetd = 0, handoff = 0, max_conns_set = 0;
 	enum { O_NAME = 256, O_LISTEN, O_INETD, O_MAXC, O_HANDOFF, O_WORKERS, O_NONOTIFY,
 	       O_READYT, O_GRACE, O_BACKOFF, O_BACKOFFMAX, O_MAXR, O_WINDOW, O_BACKLOG };
 	static const struct option opts[] = {
@@ -154,7 +201,10 @@ int cmd_serve(int argc, char **argv)
 		case O_INETD: inetd = 1; break;
 		case O_HANDOFF: handoff = 1; break;
 		case O_NONOTIFY: cfg.notify = 0; break;
-		case O_MAXC: r = count_opt("--max-conns", optarg, 1, SERVE_MAX_INETD, &cfg.max_conns); break;
+		case O_MAXC:
+			r = count_opt("--max-conns", optarg, 1, SERVE_MAX_INETD, &cfg.max_conns);
+			max_conns_set = 1;
+			break;
 		case O_WORKERS: r = count_opt("--workers", optarg, 1, SERVE_MAX_WORKERS, &cfg.workers); break;
 		case O_MAXR: r = count_opt("--max-restarts", optarg, 0, 1000000, &cfg.max_restarts); break;
 		case O_BACKLOG: r = count_opt("--backlog", optarg, 1, 65535, &cfg.backlog); break;
@@ -178,6 +228,8 @@ int cmd_serve(int argc, char **argv)
 		return usage_error("serve", "at least one --listen SPEC is required");
 	if (inetd && handoff)
 		return usage_error("serve", "--inetd and --handoff exclude each other");
+	if (max_conns_set && !inetd)
+		return usage_error("serve", "--max-conns applies only to --inetd");
 	if (inetd && cfg.workers != 1)
 		return usage_error("serve", "--workers does not apply to --inetd (see --max-conns)");
 	if (optind >= argc)
@@ -193,5 +245,7 @@ int cmd_serve(int argc, char **argv)
 				return usage_error("serve", "%s: --inetd and --handoff need "
 						   "stream sockets (tcp:, unix:)", cfg.listen[i].text);
 	cfg.argv = argv + optind;
+	if ((r = name_taken(cfg.name)) != 0)
+		return r;
 	return serve_run(&cfg);
 }

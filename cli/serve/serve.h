@@ -5,7 +5,7 @@
  *   serve_gen.c      generations: reloads, readiness, crashes, restarts
  *   serve_spawn.c    starting a process: fds, environment, exec
  *   serve_notify.c   NOTIFY_SOCKET: readiness datagrams
- *   serve_control.c  the control socket @kite-serve/NAME/control
+ *   serve_control.c  the control socket @kite-serve/UID/NAME/control
  *   serve_inetd.c    --inetd: one process per connection
  *   serve_handoff.c  --handoff: accepted sockets passed to workers */
 #ifndef KITE_CLI_SERVE_H
@@ -160,8 +160,19 @@ void serve_control_reply(struct serve *s, int idx, const char *text, int close_i
 /* Control connections idle too long (or refused ones) are closed. */
 int64_t serve_control_deadline(struct serve *s);
 void serve_control_timers(struct serve *s, int64_t now);
-/* Client side: send verb to NAME's supervisor, print the answer. */
-int serve_control_call(const char *name, const char *verb, int64_t timeout_ms);
+/* Control names belong to a user: "@kite-serve/OWNER/NAME/control". */
+void serve_control_name(const char *name, uid_t owner, char *buf, size_t size);
+/* Who holds that name (SO_PEERCRED): 1 held (cr filled; pid 0 if its
+ * backlog is full), 0 free, -errno. */
+int serve_control_holder(const char *name, uid_t owner, struct ucred *cr);
+/* 1 if cr is neither owner nor root: a squatter on the owner's name. */
+int serve_control_squatter(const struct ucred *cr, uid_t owner);
+/* Report a squatted control name; returns EXIT_NO. */
+int serve_control_squatted(const char *name, uid_t owner, const struct ucred *cr);
+/* Client side: send verb to the supervisor OWNER runs as NAME, print the
+ * answer. */
+int serve_control_call(const char *name, uid_t owner, const char *verb,
+		       int64_t timeout_ms);
 
 /* ---- serve_inetd.c ---- */
 void serve_inetd_accept(struct serve *s, int listen_idx);

@@ -32,7 +32,10 @@ static int numeric(const char *s, pid_t *pid)
 
 /* Call fn(inode, arg) for each socket fd of process pid (its /proc dir is
  * PID under procfd); a non-zero return stops. -errno if the fds cannot be
- * listed (EACCES: not ours to see; ENOENT: gone). */
+ * listed or read (EACCES: not ours to see; ENOENT: gone). Listing and
+ * reading are checked apart: root without CAP_SYS_PTRACE (a container's
+ * default) may list another user's /proc/PID/fd but not read its links, and
+ * such a process must count as hidden, not as holding nothing. */
 static int each_socket_fd(int procfd, pid_t pid,
 			  int (*fn)(unsigned long inode, void *arg), void *arg)
 {
@@ -55,6 +58,10 @@ static int each_socket_fd(int procfd, pid_t pid,
 		char link[64];
 		ssize_t n = readlinkat(dfd, de->d_name, link, sizeof link);
 		unsigned long ino;
+		if (n < 0 && (errno == EACCES || errno == EPERM)) {
+			rc = -errno; /* the same for every fd of this process */
+			break;
+		}
 		if (n > 0 && proc_fd_socket_inode(link, (size_t)n, &ino) == 0 &&
 		    (rc = fn(ino, arg)) != 0)
 			break;

@@ -1,12 +1,40 @@
 /* The table and the JSON that kite ports and kite who print. */
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "socklist.h"
 
 #define ADDR_MAX 160
+#define CAP_SYS_PTRACE_BIT 19 /* linux/capability.h */
+
+/* 1 if this process has CAP_SYS_PTRACE in its effective set. */
+static int have_ptrace_cap(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned long long eff = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> CAP_SYS_PTRACE_BIT) & 1;
+}
+
+const char *sock_hidden_why(void)
+{
+	if (geteuid() == 0 && !have_ptrace_cap())
+		return "kite runs as root without CAP_SYS_PTRACE (a container's "
+		       "default), which reading other users' /proc/PID/fd needs";
+	if (geteuid() == 0) /* e.g. processes of another user namespace */
+		return "even root may not read their /proc/PID/fd here";
+	return "they belong to other users; run as root to see every owner";
+}
 
 static const char *unowned(const struct sock_list *l)
 {
@@ -46,8 +74,8 @@ void sock_print_table(const struct sock_list *l, const char *cmd)
 	}
 	if (l->hidden)
 		fprintf(stderr, "kite %s: %u processes could not be inspected (no "
-			"permission); sockets they may hold show PID '?'. Run as "
-			"root to see every owner.\n", cmd, l->hidden);
+			"permission: %s); sockets they may hold show PID '?'.\n",
+			cmd, l->hidden, sock_hidden_why());
 	if (l->skipped)
 		fprintf(stderr, "kite %s: %u malformed lines in /proc/net skipped\n",
 			cmd, l->skipped);
@@ -72,7 +100,16 @@ static void json_row(const struct sock_list *l, const struct sock_row *r)
 	       sock_netid(r), family_name(r->family));
 	json_cstr(addr);
 	if (r->proto != SL_UNIX) {
-		printf(",\"port\":%u,\"uid\":%ld", r->port, r->uid);
+		char dev[IF_NAMESIZE + 12];
+		const char *d = sock_device(r, dev, sizeof dev);
+		printf(",\"port\":%u,\"uid\":%ld,\"device\":", r->port, r->uid);
+		if (d)
+			json_cstr(d);
+		else
+			printf("null");
+		if (r->family == AF_INET6)
+			printf(",\"v6only\":%s", r->v6only < 0 ? "null" : r->v6only ? "true"
+												  : "false");
 	} else {
 		printf(",\"abstract\":%s,\"path\":", r->abstract ? "true" : "false");
 		json_string(r->path, r->path_len);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -52,6 +53,8 @@ static int inet_cb(const struct inet_entry *e, void *arg)
 	r->port = e->local_port;
 	r->uid = (long)e->uid;
 	r->inode = e->inode;
+	r->ifindex = e->ifindex;
+	r->v6only = e->v6only;
 	if (c->keep && !c->keep(r, c->arg))
 		return 0; /* not pushed: n unchanged */
 	c->l->n++;
@@ -183,17 +186,33 @@ const char *sock_netid(const struct sock_row *r)
 	}
 }
 
+const char *sock_device(const struct sock_row *r, char *buf, size_t size)
+{
+	char name[IF_NAMESIZE];
+	if (r->family == AF_UNIX || !r->ifindex)
+		return NULL;
+	if (if_indextoname(r->ifindex, name))
+		snprintf(buf, size, "%s", name);
+	else
+		snprintf(buf, size, "%u", r->ifindex);
+	return buf;
+}
+
 void sock_format_local(const struct sock_row *r, char *buf, size_t size)
 {
-	char a[INET6_ADDRSTRLEN];
-	if (r->family == AF_INET) {
-		inet_ntop(AF_INET, r->addr, a, sizeof a);
-		snprintf(buf, size, "%s:%u", a, r->port);
-		return;
-	}
-	if (r->family == AF_INET6) {
-		inet_ntop(AF_INET6, r->addr, a, sizeof a);
-		snprintf(buf, size, "[%s]:%u", a, r->port);
+	char a[INET6_ADDRSTRLEN + 2], dev[IF_NAMESIZE + 12], *d;
+	if (r->family == AF_INET || r->family == AF_INET6) {
+		if (r->family == AF_INET) {
+			inet_ntop(AF_INET, r->addr, a, sizeof a);
+		} else if (r->v6only == 0 && !memcmp(r->addr, &in6addr_any, 16)) {
+			snprintf(a, sizeof a, "*"); /* takes IPv4 too, as ss shows */
+		} else {
+			a[0] = '[';
+			inet_ntop(AF_INET6, r->addr, a + 1, sizeof a - 2);
+			strcat(a, "]");
+		}
+		d = (char *)sock_device(r, dev, sizeof dev);
+		snprintf(buf, size, "%s%s%s:%u", a, d ? "%" : "", d ? d : "", r->port);
 		return;
 	}
 	if (!r->path_len && !r->abstract) {

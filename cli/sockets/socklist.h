@@ -18,6 +18,8 @@ struct sock_row {
 	uint8_t addr[16];    /* inet: network byte order */
 	uint16_t port;       /* inet: host byte order */
 	long uid;            /* inet: the socket's owner; -1 unknown (unix) */
+	unsigned ifindex;    /* inet: bound device or IPv6 scope; 0 none */
+	int v6only;          /* IPv6: 1 v6-only, 0 dual-stack, -1 unknown */
 	unsigned long inode;
 	int abstract;        /* unix: '@' name */
 	size_t path_len;     /* unix: bytes in path; 0 unnamed */
@@ -75,12 +77,23 @@ void sock_list_free(struct sock_list *l);
 /* "tcp", "udp", "u_str", "u_dgr", "u_seq" (the names ss uses). */
 const char *sock_netid(const struct sock_row *r);
 
-/* "127.0.0.1:8080", "[::1]:53", "/run/x.sock", "@name"; control bytes
- * become '?'. */
+/* The local address as ss prints it: "127.0.0.1:8080", "[::1]:53",
+ * "0.0.0.0%lo:53" (bound to a device), "[fe80::1]%eth0:80" (scope), "*:80"
+ * (IPv6 wildcard taking IPv4 too: dual-stack), "/run/x.sock", "@name";
+ * control bytes become '?'. */
 void sock_format_local(const struct sock_row *r, char *buf, size_t size);
+
+/* The name of the device a row is bound to (or scoped to), in buf; NULL if
+ * none. A device gone meanwhile is shown by number. */
+const char *sock_device(const struct sock_row *r, char *buf, size_t size);
 
 /* The user name of uid, or its number. */
 const char *user_name(uid_t uid, char *buf, size_t size);
+
+/* Why processes were hidden from us, as a phrase for "...: PHRASE": root
+ * lacking CAP_SYS_PTRACE (which reading another user's /proc/PID/fd needs),
+ * or a user looking at other users' processes. */
+const char *sock_hidden_why(void);
 
 /* The table kite ports and kite who print; a note on stderr if some
  * processes could not be inspected. */

@@ -185,12 +185,13 @@ int who_kill(const struct who_target *t, struct sock_list *l, int sig,
 			unseen++;
 	}
 	if (unseen && l->hidden)
-		fprintf(stderr, "kite who: cannot see who holds %zu socket(s) of %s: "
-			"no permission to read the fds of %u processes; run as root\n",
-			unseen, t->label, l->hidden);
+		fprintf(stderr, "kite who: could not see who holds %zu socket(s) of %s: "
+			"%u processes could not be inspected (%s)\n",
+			unseen, t->label, l->hidden, sock_hidden_why());
 	else if (unseen)
-		fprintf(stderr, "kite who: %zu socket(s) of %s are held by no process "
-			"visible here (another PID namespace?)\n", unseen, t->label);
+		fprintf(stderr, "kite who: could not see who holds %zu socket(s) of %s: "
+			"no process visible here holds them (their holder is in another "
+			"PID namespace, e.g. a container)\n", unseen, t->label);
 	if (t->proto == SL_UNIX) {
 		pid_t listener = unix_listener_pid(t);
 		int confirmed = 0;

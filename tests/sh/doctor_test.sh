@@ -71,6 +71,27 @@ for n in ("net.unix.max_dgram_qlen", "net.ipv4.ping_group_range", "multicast-int
 ' "$tmpdir/after.json"
 fi
 
+# Every fix needs root: a user who is not root is told so; root is not.
+if unshare -n true 2>/dev/null && id nobody >/dev/null 2>&1; then
+	chmod 0711 "$tmpdir"; cp "$KITE" "$tmpdir/kite"; chmod 0755 "$tmpdir/kite"
+	unshare -n sh -c 'sysctl -qw net.ipv4.ping_group_range="1 0"
+		"$0" doctor > "$1/root.txt"; "$0" doctor --json > "$1/root.json"
+		setpriv --reuid=nobody --regid=nogroup --clear-groups "$0" doctor > "$1/user.txt"
+		setpriv --reuid=nobody --regid=nogroup --clear-groups "$0" doctor --json > "$1/user.json"' \
+		"$tmpdir/kite" "$tmpdir"
+	check "not root: the fix says it needs root" grep -q '^ *fix (as root): sysctl -w net.ipv4.ping_group_range=' "$tmpdir/user.txt"
+	check "root: the fix as it is" bash -c "grep -q '^ *fix: sysctl -w net.ipv4.ping_group_range=' '$tmpdir/root.txt' && ! grep -q 'as root' '$tmpdir/root.txt'"
+	check "JSON: fix_as_root for a user, not for root" python3 -c '
+import json, sys
+u = {c["check"]: c for c in json.load(open(sys.argv[1]))["checks"]}
+r = {c["check"]: c for c in json.load(open(sys.argv[2]))["checks"]}
+n = "net.ipv4.ping_group_range"
+assert u[n]["fix_as_root"] is True and r[n]["fix_as_root"] is False, (u[n], r[n])
+' "$tmpdir/user.json" "$tmpdir/root.json"
+else
+	skip "fixes say they need root" "cannot unshare -n here, or no user nobody"
+fi
+
 "$KITE" doctor --bogus >/dev/null 2>&1; check "bad option: exit 100" [ $? -eq 100 ]
 "$KITE" doctor extra >/dev/null 2>&1; check "stray argument: exit 100" [ $? -eq 100 ]
 "$KITE" doctor --help | grep -q '^Usage: kite doctor'; check "--help on stdout" [ $? -eq 0 ]

@@ -111,3 +111,48 @@ check "ICMP unreachable: exit 1" [ $rc -eq 1 ]
 check "ICMP unreachable: 'From 10.200.7.2 icmp_seq=1 Destination Host Unreachable'" \
 	grep -q '^From 10.200.7.2 icmp_seq=1 Destination Host Unreachable$' "$tmpdir/out"
 check "ICMP unreachable: counted as an error" grep -q '^1 packets transmitted, 0 received, +1 errors, 100% packet loss' "$tmpdir/out"
+
+# Side by side with iputils ping(8): the same lines (round-trip figures
+# masked) and the same summary time, for IPv4 and IPv6, addresses and host
+# names (a private /etc/hosts, bind-mounted in a mount namespace of the
+# test's own), replies and an unreachable destination.
+if ! command -v ping >/dev/null || ! ping -V 2>/dev/null | grep -q iputils; then
+	skip "same output as iputils ping(8)" "iputils-ping not installed"
+	exit 0
+fi
+printf '127.0.0.1 localhost\n::1 loop6\n10.200.7.2 peer4\nfd00:7::2 peer6\n' >"$tmpdir/hosts"
+chmod 644 "$tmpdir/hosts"
+mask() { sed -E 's/time=[0-9.]+ ms/time=T ms/; s/, time [0-9]+ms$/, time Nms/; s|^(rtt min/avg/max/mdev = ).*|\1N|' "$1"; }
+summary_ms() { sed -nE 's/.*, time ([0-9]+)ms$/\1/p' "$1"; }
+# like_iputils LABEL WHERE ARGS...: WHERE is "lo" (unshare -n) or a netns.
+like_iputils() {
+	local label=$1 where=$2 tool; shift 2
+	for tool in ping "\$K ping"; do
+		local code="mount --bind \$H /etc/hosts && exec $tool $*" out="$tmpdir/like.${tool##* }${tool%% *}"
+		if [ "$where" = lo ]; then
+			unshare -m -n env K="$K" H="$tmpdir/hosts" sh -c "ip link set lo up && $allow && $code"
+		else
+			ip netns exec "$where" unshare -m env K="$K" H="$tmpdir/hosts" sh -c "$code"
+		fi >"$out" 2>&1
+	done
+	local i="$tmpdir/like.pingping" k="$tmpdir/like.ping\$K"
+	if diff <(mask "$i") <(mask "$k") >"$tmpdir/like.diff"; then ok "$label: lines as ping(8)'s"
+	else not_ok "$label: lines as ping(8)'s"; sed 's/^/# /' "$tmpdir/like.diff"; fi
+	local a b
+	a=$(summary_ms "$i") b=$(summary_ms "$k")
+	check "$label: summary time as ping(8)'s ($a vs $b ms, within 150)" \
+		bash -c "[ -n '$a' ] && [ -n '$b' ] && [ \$(( $a - $b )) -le 150 ] && [ \$(( $b - $a )) -le 150 ]"
+}
+like_iputils "127.0.0.1" lo -c 3 -i 0.2 127.0.0.1
+like_iputils "::1" lo -c 3 -i 0.2 ::1
+like_iputils "host name localhost" lo -c 2 -i 0.2 localhost
+like_iputils "IPv6 host name loop6" lo -c 2 -i 0.2 loop6
+like_iputils "veth peer by name" "$a" -c 2 -i 0.2 peer4
+like_iputils "veth IPv6 peer by name" "$a" -c 2 -i 0.2 peer6
+# One error per request: no ICMP rate limit in the router's namespace.
+ip netns exec "$b" sysctl -q -w net.ipv4.icmp_ratelimit=0
+like_iputils "unreachable" "$a" -c 3 -i 0.25 -W 3 10.200.9.1
+# Requests nobody answers: the summary ends the same way.
+ip netns exec "$b" sysctl -q -w net.ipv4.icmp_echo_ignore_all=1
+like_iputils "no reply" "$a" -c 2 -i 0.2 -W 1 10.200.7.2
+ip netns exec "$b" sysctl -q -w net.ipv4.icmp_echo_ignore_all=0

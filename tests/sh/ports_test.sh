@@ -79,7 +79,7 @@ if can_nobody; then
 	"${as_nobody[@]}" "$KITE" ports "$tcp" \
 		>"$tmpdir/nobody" 2>"$tmpdir/nobody.err"
 	check "unprivileged: socket listed with PID ?" grep -Eq "^tcp +127\.0\.0\.1:$tcp +\? +root +\(not visible" "$tmpdir/nobody"
-	check "unprivileged: says why" grep -q "could not be inspected (no permission)" "$tmpdir/nobody.err"
+	check "unprivileged: says why" grep -q "could not be inspected (no permission: they belong to other users" "$tmpdir/nobody.err"
 	# A socket of nobody's own is visible to nobody.
 	nb=$(nobody_dir)
 	spawn "${as_nobody[@]}" /usr/bin/python3 "$nb/hold_sockets.py" "$nb/held" tcp:127.0.0.1:0
@@ -87,6 +87,17 @@ if can_nobody; then
 		np=$(awk '$1 == "tcp:127.0.0.1:0" { print $2 }' "$nb/held")
 		read -r _ npid _ < <(grep '^ready' "$nb/held")
 		check "user column names the holder's user" bash -c "'$KITE' ports $np | grep -Eq '^tcp +127\.0\.0\.1:$np +$npid +nobody +python3\$'"
+		# Root without CAP_SYS_PTRACE (Docker's default) may list
+		# nobody's /proc/PID/fd but not read its links: '?', counted.
+		setpriv --bounding-set=-sys_ptrace "$KITE" ports "$np" >"$tmpdir/np" 2>"$tmpdir/np.err"
+		check "root without CAP_SYS_PTRACE: PID ?, not (no process)" grep -Eq "^tcp +127\.0\.0\.1:$np +\? +nobody +\(not visible" "$tmpdir/np"
+		check "root without CAP_SYS_PTRACE: says why" grep -q "could not be inspected (no permission: kite runs as root without CAP_SYS_PTRACE" "$tmpdir/np.err"
+		setpriv --bounding-set=-sys_ptrace "$KITE" ports --json "$np" >"$tmpdir/np.json" 2>/dev/null
+		check "root without CAP_SYS_PTRACE: JSON owner hidden, count > 0" /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["hidden_processes"] > 0 and d["sockets"][0]["owner"] == "hidden", d
+' "$tmpdir/np.json"
 	else
 		not_ok "user column names the holder's user" "helper as nobody did not start"
 	fi
@@ -94,6 +105,7 @@ else
 	skip "unprivileged: socket listed with PID ?" "$(nobody_missing)"
 	skip "unprivileged: says why" "$(nobody_missing)"
 	skip "user column names the holder's user" "$(nobody_missing)"
+	skip "root without CAP_SYS_PTRACE: PID ?" "$(nobody_missing)"
 fi
 
 # Closed sockets vanish: a port nobody holds gives exit 1.
@@ -104,3 +116,68 @@ check "port closed: exit 1" wait_for 30 gone
 "$KITE" ports 70000 >/dev/null 2>&1; check "bad port: exit 100" [ $? -eq 100 ]
 "$KITE" ports --bogus >/dev/null 2>&1; check "bad option: exit 100" [ $? -eq 100 ]
 "$KITE" ports --help | grep -q '^Usage: kite ports'; check "--help on stdout" [ $? -eq 0 ]
+
+# Device, scope and dual-stack, as ss shows them, in a network namespace of
+# the test's own: a socket bound to a device (SO_BINDTODEVICE lo), one on a
+# link-local address with its scope, and IPv6 wildcards dual-stack and
+# v6-only; TCP and UDP. kite's LOCAL ADDRESS column must be ss's, socket for
+# socket.
+ns=kports$$
+if have_ipv6 && ip netns add "$ns" 2>/dev/null; then
+	at_exit "ip netns del $ns"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link add vops0 type veth peer name vops1
+	ip -n "$ns" addr add fe80::99/64 dev vops0 nodad
+	ip -n "$ns" link set vops1 up
+	ip -n "$ns" link set vops0 up
+	spawn ip netns exec "$ns" python3 -c '
+import socket, sys, time
+out, held = sys.argv[1], []
+def sock(typ, fam, addr, v6only=None, dev=None):
+    s = socket.socket(fam, typ)
+    if v6only is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+    if dev:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+    s.bind(addr)
+    if typ == socket.SOCK_STREAM:
+        s.listen()
+    held.append(s)
+for typ in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    sock(typ, socket.AF_INET, ("0.0.0.0", 0), dev="lo")
+    sock(typ, socket.AF_INET6, ("fe80::99", 0, 0, socket.if_nametoindex("vops0")))
+    sock(typ, socket.AF_INET6, ("::", 0), v6only=0)
+    sock(typ, socket.AF_INET6, ("::", 0), v6only=1)
+    sock(typ, socket.AF_INET6, ("::1", 0))
+open(out, "w").write("ready\n")
+time.sleep(3600)
+' "$tmpdir/ns.ready"
+	if wait_for 30 test -s "$tmpdir/ns.ready"; then
+		for p in tcp udp; do
+			ip netns exec "$ns" ss -l${p:0:1}nH | awk '{ print $4 }' | sort >"$tmpdir/ss.$p"
+			ip netns exec "$ns" "$KITE" ports --$p | awk 'NR > 1 { print $2 }' | sort >"$tmpdir/kite.$p"
+			if diff "$tmpdir/ss.$p" "$tmpdir/kite.$p" >"$tmpdir/diff.$p"; then
+				ok "$p: device, scope and dual-stack as ss shows them"
+			else
+				not_ok "$p: device, scope and dual-stack as ss shows them"
+				sed 's/^/# /' "$tmpdir/diff.$p"
+			fi
+		done
+		check "the forms themselves: %lo, [fe80::99]%vops0, *, [::]" bash -c "
+			grep -q '^0\.0\.0\.0%lo:[0-9]' '$tmpdir/kite.tcp' && grep -q '^\[fe80::99\]%vops0:[0-9]' '$tmpdir/kite.tcp' &&
+			grep -q '^\*:[0-9]' '$tmpdir/kite.tcp' && grep -q '^\[::\]:[0-9]' '$tmpdir/kite.tcp'"
+		ip netns exec "$ns" "$KITE" ports --json --tcp >"$tmpdir/ns.json"
+		check "JSON: device and v6only" python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["sockets"]
+dev = sorted((x["local"].split(":")[0] if x["family"] == "ipv4" else x["local"].rsplit(":", 1)[0], x["device"], x.get("v6only")) for x in s)
+assert ("0.0.0.0%lo", "lo", None) in dev, dev
+assert ("[fe80::99]%vops0", "vops0", True) in dev or ("[fe80::99]%vops0", "vops0", False) in dev, dev
+assert ("*", None, False) in dev and ("[::]", None, True) in dev, dev
+' "$tmpdir/ns.json"
+	else
+		not_ok "helper opened device-bound and dual-stack sockets"
+	fi
+else
+	skip "device, scope and dual-stack as ss shows them" "no IPv6 or cannot add a network namespace"
+fi

@@ -61,6 +61,10 @@ check "usage: bad listen spec" usage_case --name x --listen tcp:1.2.3 -- "$W"
 check "usage: udp with --inetd" usage_case --name x --inetd --listen udp:0 -- "$W"
 check "usage: no COMMAND" usage_case --name x --listen tcp:0
 check "usage: reload without NAME" usage_case reload
+check "usage: --max-conns without --inetd" usage_case --name x --max-conns 4 --listen tcp:0 -- "$W"
+check "usage: --max-conns without --inetd, said so" bash -c "'$KITE' serve --name x --max-conns 4 --listen tcp:0 -- '$W' 2>&1 | grep -q -- '--max-conns applies only to --inetd'"
+check "usage: an unknown verb" usage_case frobnicate x
+check "usage: an unknown verb is named as one" bash -c "'$KITE' serve frobnicate x 2>&1 | grep -q \"unknown verb 'frobnicate'\""
 check "usage: --help exits 0" bash -c "'$KITE' serve --help | grep -q '^Usage: kite serve'"
 
 # ---- socket activation ----
@@ -97,7 +101,11 @@ fi
 "$KITE" serve --name "$n" --listen tcp:127.0.0.1:0 -- "$W" 2>"$tmpdir/dup.err"
 rc=$?
 check "control: a second supervisor of the same name exits 1 (already running)" \
-	bash -c "[ $rc -eq 1 ] && grep -q 'already running' '$tmpdir/dup.err'"
+	bash -c "[ $rc -eq 1 ] && grep -q 'already running (pid [0-9]*, user $(id -un))' '$tmpdir/dup.err'"
+check "control: the name carries the uid (@kite-serve/UID/NAME/control)" \
+	grep -q "@kite-serve/$(id -u)/$n/control\$" /proc/net/unix
+check "control: status says who holds the name" bash -c \
+	"'$KITE' serve status '$n' | grep -qx 'user $(id -un) $(id -u)' && '$KITE' serve status '$n' | grep -qx 'control @kite-serve/$(id -u)/$n/control'"
 if command -v python3 >/dev/null; then
 	check "control: status --json is one valid JSON object" bash -c \
 		"'$KITE' serve status '$n' --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d[\"generations\"][0][\"processes\"][0][\"state\"] == \"ready\" else 1)'"
@@ -109,10 +117,16 @@ rc=$?
 check "control: status of a name nobody runs exits 1" \
 	bash -c "[ $rc -eq 1 ] && grep -q 'no supervisor' '$tmpdir/none.err'"
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-	setpriv --reuid 65534 --regid 65534 --clear-groups "$KITE" serve status "$n" 2>"$tmpdir/ref.err"
+	setpriv --reuid 65534 --regid 65534 --clear-groups "$KITE" serve status --user root "$n" 2>"$tmpdir/ref.err"
 	rc=$?
 	check "control: another uid is refused (SO_PEERCRED), and told so" \
 		bash -c "[ $rc -eq 1 ] && grep -q 'refused' '$tmpdir/ref.err'"
+	check "control: the refusal names root once ('only root')" \
+		bash -c "grep -q '(only root)' '$tmpdir/ref.err' && ! grep -q 'only uid 0' '$tmpdir/ref.err'"
+	setpriv --reuid 65534 --regid 65534 --clear-groups "$KITE" serve status "$n" 2>"$tmpdir/own.err"
+	rc=$?
+	check "control: names are per user (nobody's '$n' is not running)" \
+		bash -c "[ $rc -eq 1 ] && grep -q 'no supervisor' '$tmpdir/own.err'"
 	if command -v python3 >/dev/null; then
 		# 40 idle connections from another uid must not lock the owner out.
 		setpriv --reuid 65534 --regid 65534 --clear-groups python3 -c "
@@ -120,7 +134,7 @@ import socket, time
 held = []
 for i in range(40):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.connect('\0kite-serve/$n/control')
+    s.connect('\0kite-serve/0/$n/control')
     held.append(s)
 print('holding', flush=True)
 time.sleep(20)
@@ -318,14 +332,25 @@ if command -v setpriv >/dev/null && [ -x /usr/bin/python3 ] && [ "$(id -u)" = 0 
 	spawn setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c "
 import socket, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind('\0kite-serve/$imp/control'); s.listen()
+s.bind('\0kite-serve/0/$imp/control'); s.listen()
 while True:
-    c, _ = s.accept(); c.recv(100); c.send(b'ok stopping'); c.close()"
-	wait_for 10 grep -q "@kite-serve/$imp/control" /proc/net/unix
+    c, _ = s.accept()
+    try:
+        c.recv(100); c.send(b'ok stopping')
+    except OSError:
+        pass  # a client that only asked who holds the name
+    c.close()"
+	sq=$LAST_PID
+	wait_for 10 grep -q "@kite-serve/0/$imp/control" /proc/net/unix
 	"$KITE" serve stop "$imp" >"$tmpdir/imp.out" 2>&1; rc=$?
 	check "control: an impostor of another uid is not believed (exit 1)" [ $rc -eq 1 ]
-	check "control: and the client says whose socket it is" grep -q "held by uid 65534" "$tmpdir/imp.out"
+	check "control: and the client says whose socket it is" grep -q "held by uid 65534 (user nobody), pid $sq, .*squatted" "$tmpdir/imp.out"
+	# A squatter on the name: the supervisor refuses to start, says who.
+	timeout -k 5 20 "$KITE" serve --name "$imp" --listen tcp:127.0.0.1:0 -- "$W" >"$tmpdir/sq.out" 2>&1; rc=$?
+	check "squatted name: kite serve exits 1 without starting" [ $rc -eq 1 ]
+	check "squatted name: names the squatter" grep -q "control socket of '$imp' (@kite-serve/0/$imp/control) is held by uid 65534 (user nobody), pid $sq" "$tmpdir/sq.out"
 else
 	skip "control: an impostor of another uid is not believed (exit 1)" "needs root and setpriv"
 	skip "control: and the client says whose socket it is" "needs root and setpriv"
+	skip "squatted name" "needs root and setpriv"
 fi

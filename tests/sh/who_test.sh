@@ -92,7 +92,7 @@ check "--kill=SIGHUP sends HUP" grep -q "sent HUP to pid $pid " "$tmpdir/kill3"
 if can_nobody; then
 	(cd / && "${as_nobody[@]}" "$KITE" who --kill "$b_tcp") >"$tmpdir/np" 2>&1; rc=$?
 	check "unseen holder: exit 1" [ $rc -eq 1 ]
-	check "unseen holder: says it cannot see" grep -q "cannot see who holds 1 socket(s) of tcp port $b_tcp: no permission" "$tmpdir/np"
+	check "unseen holder: says it cannot see" grep -q "could not see who holds 1 socket(s) of tcp port $b_tcp: .* could not be inspected (they belong to other users" "$tmpdir/np"
 	check "unseen holder: still alive" kill -0 "$b_pid"
 	# Root without CAP_KILL sees a holder of another user but may not
 	# signal it: says so, exit 1, holder alive.
@@ -104,12 +104,22 @@ if can_nobody; then
 		check "no CAP_KILL: exit 1" [ $rc -eq 1 ]
 		check "no CAP_KILL: says no permission to signal" grep -q "no permission to signal pid $n_pid (python3, user nobody)" "$tmpdir/nk"
 		check "no CAP_KILL: holder alive" kill -0 "$n_pid"
+		# Root without CAP_SYS_PTRACE cannot read nobody's fds: the
+		# holder is '?' and hidden, never "held by no process".
+		setpriv --bounding-set=-sys_ptrace "$KITE" who --kill --timeout 0.2 "$n_tcp" >"$tmpdir/nptr" 2>&1; rc=$?
+		check "no CAP_SYS_PTRACE: exit 1" [ $rc -eq 1 ]
+		check "no CAP_SYS_PTRACE: holder shown as ?" grep -Eq "^tcp +127\.0\.0\.1:$n_tcp +\? +nobody " "$tmpdir/nptr"
+		check "no CAP_SYS_PTRACE: says why it cannot see" grep -q "could not see who holds 1 socket(s) of tcp port $n_tcp: .* could not be inspected (kite runs as root without CAP_SYS_PTRACE" "$tmpdir/nptr"
+		check "no CAP_SYS_PTRACE: never 'no process'" bash -c "! grep -q 'no process' '$tmpdir/nptr'"
+		check "no CAP_SYS_PTRACE: holder alive" kill -0 "$n_pid"
 	else
 		not_ok "holder as nobody started"
 	fi
 else
 	for n in "unseen holder: exit 1" "unseen holder: says it cannot see" "unseen holder: still alive" \
-		"no CAP_KILL: exit 1" "no CAP_KILL: says no permission to signal" "no CAP_KILL: holder alive"; do
+		"no CAP_KILL: exit 1" "no CAP_KILL: says no permission to signal" "no CAP_KILL: holder alive" \
+		"no CAP_SYS_PTRACE: exit 1" "no CAP_SYS_PTRACE: holder shown as ?" "no CAP_SYS_PTRACE: says why it cannot see" \
+		"no CAP_SYS_PTRACE: never 'no process'" "no CAP_SYS_PTRACE: holder alive"; do
 		skip "$n" "$(nobody_missing)"
 	done
 fi
