@@ -248,6 +248,8 @@ int kite_open(kite **out, const kite_options *opts)
 	}
 	if (!rc)
 		rc = start_thread(k);
+	if (!rc && (rc = ki_fork_register(k)) == 0)
+		k->registered = 1;
 	if (rc) {
 		kite_close(k);
 		return rc;
@@ -343,6 +345,8 @@ void kite_close(kite *k)
 		release_forked_copy(k);
 		return;
 	}
+	if (k->registered)
+		ki_fork_unregister(k);
 	if (k->thread_started) {
 		say_goodbye(k);
 		uint64_t one = 1;

@@ -215,6 +215,7 @@ struct kite {
 	_Atomic int app_waiting; /* application threads blocked in kite_lock() */
 
 	unsigned fork_gen; /* ki_fork_gen when opened: a child's copy differs */
+	int registered;    /* in fork.c's list of live handles */
 	int closing;       /* kite_close() is flushing its goodbyes */
 	uint64_t listen_paused_ns; /* the listener is watched again then */
 	struct peer *peers;
@@ -270,6 +271,9 @@ void ki_control_yield(kite *k);
  * copy inherited through fork() and may only be closed. */
 extern _Atomic unsigned ki_fork_gen;
 void ki_fork_watch(void);
+/* Live handles, whose locks are held around every fork(). */
+int ki_fork_register(kite *k);
+void ki_fork_unregister(kite *k);
 static inline int ki_forked(const kite *k)
 {
 	return k->fork_gen != atomic_load_explicit(&ki_fork_gen, memory_order_relaxed);
