@@ -324,7 +324,7 @@ static void release_forked_copy(kite *k)
 		n = p->next;
 		ki_strlist_free(&p->patterns, &p->npatterns);
 		ki_strlist_free(&p->ghost_patterns, &p->nghost);
-		ki_outq_clear(p);
+		ki_outq_clear(k, p);
 		if (p->waiter)
 			munmap(p->waiter, 4096);
 		int fds[] = {p->wake_tx, p->pidfd, p->sock};

@@ -41,9 +41,11 @@
 /* Large-message notices queued for one peer; the oldest go first (the
  * subscriber counts them lost), so a stopped subscriber pins few memfds. */
 #define OUTQ_LARGE_MAX 32
+/* ... and for all peers together (each holds one of our descriptors). */
+#define LARGE_QUEUED_TOTAL 64
 /* Send buffer of each link: what may be in flight in the kernel, large
  * memfds included (the kernel doubles it). */
-#define LINK_SNDBUF 32768
+#define LINK_SNDBUF 8192
 /* Re-linking a broken link: first try after RELINK_FIRST_MS, doubling up
  * to RELINK_MAX_MS while the peer's process lives and its name is bound. */
 #define RELINK_FIRST_MS 2
@@ -55,6 +57,9 @@
 #define DRAIN_BATCH 32
 /* kite_close() waits at most this long for queued records to leave. */
 #define CLOSE_FLUSH_MS 500
+/* A queue the kernel refused descriptors for (ETOOMANYREFS) is tried again
+ * this often. */
+#define STALLED_RETRY_MS 10
 #define PEER_REFUSALS_REPORTED 8 /* refusal events per peer, then one summary */
 
 /* The page a subscriber shares with every publisher it hears from: set
@@ -81,6 +86,7 @@ struct peer {
 	struct outrec *q_head, *q_tail; /* records waiting for socket room */
 	size_t q_len, q_large;
 	int q_armed;      /* EPOLLOUT is registered */
+	int q_stalled;    /* the kernel refused descriptors: retry on a timer */
 	int send_dead;    /* a send failed for good: nothing more goes out */
 	int eof;          /* its end of the stream was read */
 	int bye;          /* it closed its handle (W_BYE) */
@@ -218,6 +224,7 @@ struct kite {
 	int registered;    /* in fork.c's list of live handles */
 	int closing;       /* kite_close() is flushing its goodbyes */
 	uint64_t listen_paused_ns; /* the listener is watched again then */
+	size_t q_large_total; /* large-message notices queued, all peers */
 	struct peer *peers;
 	struct relink *relinks;
 	uint64_t next_ring_id;
@@ -315,7 +322,7 @@ int ki_peer_dial(const kite *k, uint64_t id, pid_t *owner);
 int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m);
 /* The control thread: send what is queued while the socket takes it. */
 void ki_outq_flush(kite *k, struct peer *p);
-void ki_outq_clear(struct peer *p);
+void ki_outq_clear(kite *k, struct peer *p);
 /* Stop sending on a link (overflow or error): the peer sees the end of
  * the stream once it has read what was sent; we go on reading. */
 void ki_peer_cut(kite *k, struct peer *p);

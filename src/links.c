@@ -155,6 +155,11 @@ int ki_relink_run(kite *k)
 	}
 	for (struct peer *p = k->peers, *n; p; p = n) {
 		n = p->next;
+		if (p->q_stalled) {
+			ki_outq_flush(k, p);
+			if (p->q_stalled && now + STALLED_RETRY_MS * 1000000ull < next)
+				next = now + STALLED_RETRY_MS * 1000000ull;
+		}
 		if (p->hello)
 			continue;
 		if (p->hello_due_ns <= now) {

@@ -34,8 +34,9 @@ static void set_out_interest(kite *k, struct peer *p, int want)
 		p->q_armed = want;
 }
 
-void ki_outq_clear(struct peer *p)
+void ki_outq_clear(kite *k, struct peer *p)
 {
+	k->q_large_total -= p->q_large;
 	for (struct outrec *r = p->q_head, *n; r; r = n) {
 		n = r->next;
 		rec_free(r);
@@ -49,7 +50,7 @@ void ki_peer_cut(kite *k, struct peer *p)
 	if (p->send_dead)
 		return;
 	p->send_dead = 1;
-	ki_outq_clear(p);
+	ki_outq_clear(k, p);
 	set_out_interest(k, p, 0);
 	shutdown(p->sock, SHUT_WR);
 	/* Rings and wake-ups stop here; what it sent us is still read. */
@@ -57,8 +58,10 @@ void ki_peer_cut(kite *k, struct peer *p)
 }
 
 /* Drop the oldest queued large-message notice. */
-static void shed_oldest_large(struct peer *p)
+static void shed_oldest_large(kite *k, struct peer *p)
 {
+	if (!p)
+		return;
 	for (struct outrec **pp = &p->q_head, *prev = NULL; *pp;
 	     prev = *pp, pp = &(*pp)->next) {
 		struct outrec *r = *pp;
@@ -69,15 +72,30 @@ static void shed_oldest_large(struct peer *p)
 			p->q_tail = prev;
 		p->q_len--;
 		p->q_large--;
+		k->q_large_total--;
 		rec_free(r);
 		return;
 	}
 }
 
+/* The peer holding the most queued large-message notices. */
+static struct peer *most_large(kite *k)
+{
+	struct peer *most = NULL;
+	for (struct peer *q = k->peers; q; q = q->next)
+		if (q->q_large && (!most || q->q_large > most->q_large))
+			most = q;
+	return most;
+}
+
 static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 {
+	/* Each queued notice holds a descriptor of ours: per peer and in all,
+	 * the oldest give way (their subscribers report them lost). */
 	if (m->type == W_LARGE && p->q_large >= OUTQ_LARGE_MAX)
-		shed_oldest_large(p);
+		shed_oldest_large(k, p);
+	if (m->type == W_LARGE && k->q_large_total >= LARGE_QUEUED_TOTAL)
+		shed_oldest_large(k, most_large(k));
 	/* A peer the policy lets into nothing gets no room to hoard. */
 	/* Anyone else may fall behind by one hand-over of each of our rings
 	 * (a re-link offers them all at once) plus OUTQ_MAX other records. */
@@ -114,8 +132,18 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	p->q_tail = r;
 	p->q_len++;
 	p->q_large += m->type == W_LARGE;
+	k->q_large_total += m->type == W_LARGE;
 	set_out_interest(k, p, 1);
 	return 0;
+}
+
+/* Errors that say "not now" rather than "this link is dead". ETOOMANYREFS:
+ * the kernel caps the descriptors one user has unread in Unix sockets (at
+ * its RLIMIT_NOFILE), so other subscribers that stopped reading can make a
+ * healthy link refuse descriptors for a while. */
+static int transient(int rc)
+{
+	return rc == -EAGAIN || rc == -ENOBUFS || rc == -ETOOMANYREFS;
 }
 
 int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m)
@@ -126,31 +154,53 @@ int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 		int rc = ki_wire_send(p->sock, m, 1);
 		if (rc == 0)
 			return 0;
-		if (rc != -EAGAIN && rc != -ENOBUFS) {
+		if (rc == -ETOOMANYREFS && m->type == W_LARGE)
+			return 0; /* that one message is lost to it (it says so) */
+		if (!transient(rc)) {
 			ki_peer_cut(k, p);
 			return -EPIPE;
 		}
+		if (rc == -ETOOMANYREFS)
+			p->q_stalled = 1;
 	}
 	return enqueue(k, p, m);
 }
 
+static void pop(kite *k, struct peer *p)
+{
+	struct outrec *r = p->q_head;
+	p->q_head = r->next;
+	if (!p->q_head)
+		p->q_tail = NULL;
+	p->q_len--;
+	p->q_large -= r->m.type == W_LARGE;
+	k->q_large_total -= r->m.type == W_LARGE;
+	rec_free(r);
+}
+
 void ki_outq_flush(kite *k, struct peer *p)
 {
+	p->q_stalled = 0;
 	while (p->q_head && !p->send_dead) {
 		struct outrec *r = p->q_head;
 		int rc = ki_wire_send(p->sock, &r->m, 1);
-		if (rc == -EAGAIN || rc == -ENOBUFS)
+		if (rc == -ETOOMANYREFS && r->m.type == W_LARGE) {
+			pop(k, p); /* lost to it, and reported so */
+			continue;
+		}
+		if (rc == -ETOOMANYREFS) {
+			/* No EPOLLOUT will say when: the control thread's timer
+			 * tries again (ki_relink_run). */
+			p->q_stalled = 1;
+			return;
+		}
+		if (transient(rc))
 			return; /* EPOLLOUT stays armed */
 		if (rc < 0) {
 			ki_peer_cut(k, p);
 			return;
 		}
-		p->q_head = r->next;
-		if (!p->q_head)
-			p->q_tail = NULL;
-		p->q_len--;
-		p->q_large -= r->m.type == W_LARGE;
-		rec_free(r);
+		pop(k, p);
 	}
 	set_out_interest(k, p, 0);
 	if (k->closing)

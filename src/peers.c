@@ -156,19 +156,20 @@ int ki_peer_connect_existing(kite *k)
 	return ki_proc_net_unix_each(connect_one, &s, NULL);
 }
 
-/* Links a newcomer of this uid may hold: a process the policy lets into
- * nothing gets a few; anyone gets a bounded number still owing a hello. */
-static int admit(const kite *k, uid_t uid)
+/* Links a newcomer may hold: a process the policy lets into nothing gets a
+ * few per uid; anyone gets a bounded number per uid still owing a hello.
+ * (probe: the newcomer's credentials, groups included.) */
+static int admit(const kite *k, const struct peer *probe)
 {
-	struct peer probe = {.uid = uid};
-	int stranger = !ki_policy_may_share(k, &probe, ">");
-	unsigned links = 0, silent = 0;
-	for (const struct peer *q = k->peers; q; q = q->next)
-		if (q->uid == uid && !q->eof && !q->closing) {
-			links++;
-			silent += !q->hello;
-		}
-	return stranger ? links < STRANGER_LINKS_MAX : silent < SILENT_LINKS_MAX;
+	int stranger = !ki_policy_may_share(k, probe, ">");
+	unsigned strangers = 0, silent = 0;
+	for (const struct peer *q = k->peers; q; q = q->next) {
+		if (q->uid != probe->uid || q->eof || q->closing)
+			continue;
+		silent += !q->hello;
+		strangers += !ki_policy_may_share(k, q, ">");
+	}
+	return stranger ? strangers < STRANGER_LINKS_MAX : silent < SILENT_LINKS_MAX;
 }
 
 int ki_peer_accept(kite *k)
@@ -185,9 +186,17 @@ int ki_peer_accept(kite *k)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 		}
 		struct ucred cred;
-		socklen_t cl = sizeof cred;
-		if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
-		    !admit(k, cred.uid)) {
+		struct peer probe = {0};
+		socklen_t cl = sizeof cred, gl = sizeof probe.groups;
+		if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+			close(sock);
+			continue;
+		}
+		probe.uid = cred.uid;
+		probe.gid = cred.gid;
+		if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, probe.groups, &gl) == 0)
+			probe.ngroups = (int)(gl / sizeof(gid_t));
+		if (!admit(k, &probe)) {
 			close(sock);
 			continue;
 		}
@@ -360,7 +369,7 @@ void ki_peer_drop(kite *k, struct peer *p)
 	ki_pub_forget_peer(k, p, NULL);
 	ki_strlist_free(&p->patterns, &p->npatterns);
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);
-	ki_outq_clear(p);
+	ki_outq_clear(k, p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);
 	if (p->wake_tx >= 0)
