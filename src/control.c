@@ -61,8 +61,8 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_SUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		if (p->send_dead)
-			return 0; /* nothing can reach it any more */
+		/* (Also on a link we are cutting: offer() then only notes where
+		 * its streams begin, for the link that replaces this one.) */
 		if (!ki_policy_may_share(k, p, m->text)) {
 			/* Nothing it may have matches: keep nothing of it. */
 			if (++p->refused_patterns > PEER_PATTERNS_MAX)
@@ -70,6 +70,13 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 			refuse_pattern(k, p, m->text);
 		} else {
 			if (p->npatterns >= PEER_PATTERNS_MAX) /* its own limit too */
+				return -1;
+			/* b = 0: held without a break since this subscriber's
+			 * last link to us went down, so its streams carry on;
+			 * b = 1: subscribed afresh, its streams start now. */
+			if (m->b)
+				ki_pub_fresh_pattern(k, p, m->text);
+			else if (ki_strlist_add(&p->continuous, &p->ncontinuous, m->text) < 0)
 				return -1;
 			rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
 			if (rc < 0)
@@ -86,8 +93,6 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_UNSUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
-		if (p->send_dead)
-			return 0;
 		if (ki_strlist_remove(&p->patterns, &p->npatterns, m->text))
 			ki_pub_forget_peer(k, p, m->text);
 		return 0;
@@ -95,6 +100,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		p->synced = 1;
 		ki_pub_prune_marks(k, p);
 		ki_strlist_free(&p->ghost_patterns, &p->nghost);
+		ki_strlist_free(&p->continuous, &p->ncontinuous);
 		pthread_cond_broadcast(&k->cond);
 		if (m->id) { /* after the rings its patterns asked for */
 			ki_wire_init(&ack, W_SUB_ACK);

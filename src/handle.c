@@ -302,6 +302,7 @@ static void free_state(kite *k)
 		free(r);
 	}
 	ki_strlist_free(&k->patterns, &k->npatterns);
+	free(k->pattern_gen);
 	free(k->rules);
 	if (k->large_map)
 		munmap(k->large_map, k->large_len);
@@ -324,6 +325,7 @@ static void release_forked_copy(kite *k)
 		n = p->next;
 		ki_strlist_free(&p->patterns, &p->npatterns);
 		ki_strlist_free(&p->ghost_patterns, &p->nghost);
+		ki_strlist_free(&p->continuous, &p->ncontinuous);
 		ki_outq_clear(k, p);
 		if (p->waiter)
 			munmap(p->waiter, 4096);

@@ -42,10 +42,10 @@
  * subscriber counts them lost), so a stopped subscriber pins few memfds. */
 #define OUTQ_LARGE_MAX 32
 /* ... and for all peers together (each holds one of our descriptors). */
-#define LARGE_QUEUED_TOTAL 64
+#define LARGE_QUEUED_TOTAL 128
 /* Send buffer of each link: what may be in flight in the kernel, large
  * memfds included (the kernel doubles it). */
-#define LINK_SNDBUF 8192
+#define LINK_SNDBUF 16384
 /* Re-linking a broken link: first try after RELINK_FIRST_MS, doubling up
  * to RELINK_MAX_MS while the peer's process lives and its name is bound. */
 #define RELINK_FIRST_MS 2
@@ -115,6 +115,14 @@ struct peer {
 	 * W_SYNC says the new ones are all in. */
 	char **ghost_patterns;
 	size_t nghost;
+	/* Its patterns this link said it held without a break (W_SUB b = 0),
+	 * until its W_SYNC. */
+	char **continuous;
+	size_t ncontinuous;
+	/* We re-made this link: our patterns subscribed after relink_gen are
+	 * sent as fresh (W_SUB b = 1). */
+	int relinked;
+	uint64_t relink_gen;
 	int wake_tx;      /* to wake it: its datagram socket (from its W_WAKE;
 	                     -1 until then); sent with MSG_DONTWAIT only */
 	struct waiter_page *waiter; /* NULL until its W_WAKE */
@@ -178,6 +186,7 @@ struct relink {
 	 * are its streams from their first message. */
 	char **patterns;
 	size_t npatterns;
+	uint64_t break_gen; /* our subscription counter when the link broke */
 	uint64_t due_ns;
 	uint32_t backoff_ms;
 	struct relink *next;
@@ -233,6 +242,8 @@ struct kite {
 
 	char **patterns;
 	size_t npatterns;
+	uint64_t *pattern_gen; /* when each of patterns was subscribed */
+	uint64_t sub_gen;      /* counts kite_subscribe() calls */
 	struct allow_rule *rules;
 	size_t nrules;
 
@@ -358,6 +369,9 @@ int ki_control_drain(kite *k, struct peer *p, unsigned budget);
  * now unsubscribed, matched and no other does; NULL: all). */
 void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern);
 void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed);
+/* It subscribed pattern afresh: matching streams not also asked for by a
+ * pattern it held throughout start anew. */
+void ki_pub_fresh_pattern(kite *k, struct peer *p, const char *pattern);
 void ki_pub_ring_free(struct pub_ring *r);
 /* The subscriber id is gone: its streams start afresh if it ever returns. */
 void ki_pub_forget_marks(kite *k, uint64_t peer_id);

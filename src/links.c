@@ -60,6 +60,7 @@ static void schedule(kite *k, struct peer *p)
 		r->pidfd = p->pidfd;
 		p->pidfd = -1;
 		r->backoff_ms = RELINK_FIRST_MS;
+		r->break_gen = k->sub_gen;
 		r->next = k->relinks;
 		k->relinks = r;
 	}
@@ -206,7 +207,11 @@ void ki_relink_offers_done(kite *k, struct peer *p)
 void ki_relink_back(kite *k, struct peer *p)
 {
 	struct relink *r = find_relink(k, p->id);
-	if (!r || !r->npatterns)
+	if (!r)
+		return;
+	p->relinked = 1;
+	p->relink_gen = r->break_gen;
+	if (!r->npatterns)
 		return;
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);
 	p->ghost_patterns = r->patterns, p->nghost = r->npatterns;

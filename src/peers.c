@@ -287,11 +287,19 @@ void ki_refusal_event(kite *k, struct peer *p, const char *channel, int by_peer,
 void ki_peer_send_subscriptions(kite *k, struct peer *p)
 {
 	struct wire_msg m;
-	for (size_t i = 0; i < k->npatterns; i++) {
-		ki_wire_init(&m, W_SUB);
-		snprintf(m.text, sizeof m.text, "%s", k->patterns[i]);
-		ki_peer_send(k, p, &m);
-	}
+	/* Re-made links: first the patterns held throughout (their streams
+	 * carry on), then those subscribed since it broke (fresh). A new link
+	 * has only fresh ones. */
+	for (int fresh = 0; fresh < 2; fresh++)
+		for (size_t i = 0; i < k->npatterns; i++) {
+			int is_fresh = !p->relinked || k->pattern_gen[i] > p->relink_gen;
+			if (is_fresh != fresh)
+				continue;
+			ki_wire_init(&m, W_SUB);
+			m.b = (uint64_t)fresh;
+			snprintf(m.text, sizeof m.text, "%s", k->patterns[i]);
+			ki_peer_send(k, p, &m);
+		}
 	/* Its answer comes after the rings it offers for these patterns. */
 	ki_wire_init(&m, W_SYNC);
 	m.id = p->sync_token = ++k->next_token;
@@ -344,6 +352,18 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 		if (drop->awaited && !drop->synced)
 			keep->awaited = 1;
 		drop->awaited = 0;
+		if (drop->nghost && !keep->nghost) {
+			/* The subscriptions from before a break go with the link
+			 * that stays. */
+			keep->ghost_patterns = drop->ghost_patterns;
+			keep->nghost = drop->nghost;
+			drop->ghost_patterns = NULL;
+			drop->nghost = 0;
+		}
+		if (drop->relinked && !keep->relinked) {
+			keep->relinked = 1;
+			keep->relink_gen = drop->relink_gen;
+		}
 		drop->closing = 1;
 		drop->duplicate = 1;
 		ki_peer_cut(k, drop);
@@ -369,6 +389,7 @@ void ki_peer_drop(kite *k, struct peer *p)
 	ki_pub_forget_peer(k, p, NULL);
 	ki_strlist_free(&p->patterns, &p->npatterns);
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);
+	ki_strlist_free(&p->continuous, &p->ncontinuous);
 	ki_outq_clear(k, p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);

@@ -172,8 +172,24 @@ void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern)
 			offer(k, r, p, pattern);
 }
 
+void ki_pub_fresh_pattern(kite *k, struct peer *p, const char *pattern)
+{
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			if (kite_pattern_match(pattern, r->channel) &&
+			    !ki_strlist_any_match(p->continuous, p->ncontinuous, r->channel))
+				drop_mark(r, p->id);
+}
+
 void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed)
 {
+	/* Unsubscribed: streams no remaining pattern asks for end, whether
+	 * or not the ring is still handed to it (a link being cut is not). */
+	for (size_t i = 0; removed && i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			if (kite_pattern_match(removed, r->channel) &&
+			    !ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
+				drop_mark(r, p->id);
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
 			for (size_t j = 0; j < r->nsubs; j++) {
@@ -185,8 +201,7 @@ void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed)
 						ki_strlist_any_match(p->patterns, p->npatterns,
 								     r->channel)))
 					break;
-				if (removed)
-					drop_mark(r, p->id); /* unsubscribed: its stream ends */
+
 				r->subs[j] = r->subs[--r->nsubs];
 				break;
 			}

@@ -246,6 +246,31 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 	return sent;
 }
 
+/* Our patterns, each with when it was subscribed (k->pattern_gen keeps
+ * step with k->patterns): a re-made link tells old from new. */
+static int pattern_add(kite *k, const char *pattern)
+{
+	uint64_t *g = realloc(k->pattern_gen, (k->npatterns + 1) * sizeof *g);
+	if (!g)
+		return -ENOMEM;
+	k->pattern_gen = g;
+	int rc = ki_strlist_add(&k->patterns, &k->npatterns, pattern);
+	if (rc > 0)
+		g[k->npatterns - 1] = ++k->sub_gen;
+	return rc;
+}
+
+static int pattern_remove(kite *k, const char *pattern)
+{
+	for (size_t i = 0; i < k->npatterns; i++)
+		if (!strcmp(k->patterns[i], pattern)) {
+			/* ki_strlist_remove moves the last into i: so do we. */
+			k->pattern_gen[i] = k->pattern_gen[k->npatterns - 1];
+			return ki_strlist_remove(&k->patterns, &k->npatterns, pattern);
+		}
+	return 0;
+}
+
 int kite_subscribe(kite *k, const char *pattern)
 {
 	if (!k || !pattern)
@@ -257,7 +282,7 @@ int kite_subscribe(kite *k, const char *pattern)
 		return rc;
 	kite_lock(k);
 	rc = k->npatterns < KITE_PATTERNS_MAX
-		     ? ki_strlist_add(&k->patterns, &k->npatterns, pattern)
+		     ? pattern_add(k, pattern)
 		     : ki_strlist_find(k->patterns, k->npatterns, pattern) ? 0 : -ENOSPC;
 	if (rc <= 0) {
 		kite_unlock(k);
@@ -285,7 +310,7 @@ int kite_unsubscribe(kite *k, const char *pattern)
 	if (rc)
 		return rc;
 	kite_lock(k);
-	if (!ki_strlist_remove(&k->patterns, &k->npatterns, pattern)) {
+	if (!pattern_remove(k, pattern)) {
 		kite_unlock(k);
 		return KITE_ENOTSUB;
 	}
