@@ -64,8 +64,12 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		/* (Also on a link we are cutting: offer() then only notes where
 		 * its streams begin, for the link that replaces this one.) */
 		if (!ki_policy_may_share(k, p, m->text)) {
-			/* Nothing it may have matches: keep nothing of it. */
+			/* Nothing it may have matches: keep only a few, for a
+			 * rule kite_allow_uid/gid may add later. */
 			if (++p->refused_patterns > PEER_PATTERNS_MAX)
+				return -1;
+			if (p->nrefused < REFUSED_PATTERNS_KEPT &&
+			    ki_strlist_add(&p->refused, &p->nrefused, m->text) < 0)
 				return -1;
 			refuse_pattern(k, p, m->text);
 		} else {
@@ -93,6 +97,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_UNSUB:
 		if (kite_pattern_valid(m->text))
 			return -1;
+		ki_strlist_remove(&p->refused, &p->nrefused, m->text);
 		if (ki_strlist_remove(&p->patterns, &p->npatterns, m->text))
 			ki_pub_forget_peer(k, p, m->text);
 		return 0;

@@ -326,6 +326,7 @@ static void release_forked_copy(kite *k)
 		ki_strlist_free(&p->patterns, &p->npatterns);
 		ki_strlist_free(&p->ghost_patterns, &p->nghost);
 		ki_strlist_free(&p->continuous, &p->ncontinuous);
+		ki_strlist_free(&p->refused, &p->nrefused);
 		ki_outq_clear(k, p);
 		if (p->waiter)
 			munmap(p->waiter, 4096);

@@ -36,6 +36,8 @@
 #define STRANGER_LINKS_MAX 4
 #define SILENT_LINKS_MAX 64
 #define ACCEPT_BATCH 16
+/* Refused patterns kept per link, for kite_allow_uid/gid called later. */
+#define REFUSED_PATTERNS_KEPT 64
 /* Out of descriptors, the listener is left alone this long. */
 #define LISTEN_PAUSE_MS 100
 /* Large-message notices queued for one peer; the oldest go first (the
@@ -100,6 +102,8 @@ struct peer {
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
 	unsigned refusals;     /* refusal events about this peer so far */
 	unsigned refused_patterns; /* its W_SUBs the policy gave nothing */
+	char **refused;   /* a few of those, should a rule let them in later */
+	size_t nrefused;
 	int wake_sent;         /* we sent it our W_WAKE */
 	int closing;      /* it broke the protocol or lied: read no more */
 	int duplicate;    /* a second link to a peer we keep another link to */

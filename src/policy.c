@@ -79,10 +79,23 @@ static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 	snprintf(r->pattern, sizeof r->pattern, "%s", pattern);
 	r->is_gid = is_gid;
 	r->id = id;
-	/* Peers already subscribed may now qualify for rings we refused. */
-	for (struct peer *p = k->peers; p; p = p->next)
-		if (p->hello && !p->closing)
-			ki_pub_offer_rings(k, p, NULL);
+	/* Peers already subscribed may now qualify for rings we refused, and
+	 * patterns we refused outright may now be theirs. */
+	for (struct peer *p = k->peers; p; p = p->next) {
+		if (!p->hello || p->closing)
+			continue;
+		for (size_t i = 0; i < p->nrefused;) {
+			const char *pat = p->refused[i];
+			if (!ki_policy_may_share(k, p, pat)) {
+				i++;
+				continue;
+			}
+			if (ki_strlist_add(&p->patterns, &p->npatterns, pat) < 0)
+				break;
+			ki_strlist_remove(&p->refused, &p->nrefused, pat);
+		}
+		ki_pub_offer_rings(k, p, NULL);
+	}
 	kite_unlock(k);
 	return 0;
 }

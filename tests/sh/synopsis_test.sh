@@ -55,6 +55,7 @@ statsd name|off off
 statsd path $tmpdir/statsd.sock
 statsd name stats.$N
 statsd host:port 127.0.0.1:9
+statsd on|off on
 sub pattern $N.>
 V
 # One form a line: "LABEL<TAB>ARGV words separated by US (0x1f)".
