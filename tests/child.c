@@ -100,6 +100,26 @@ void child_kill(pid_t pid)
 	forget(pid);
 }
 
+int wait_stopped(pid_t pid, int timeout_ms)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	while (mono_ms() < deadline) {
+		FILE *f = fopen(path, "r");
+		if (!f)
+			return 0;
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		const char *p = strrchr(buf, ')');
+		if (p && (p[2] == 'T' || p[2] == 't'))
+			return 1;
+		nap_us(1000);
+	}
+	return 0;
+}
+
 void *shared_alloc(size_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,

@@ -41,6 +41,10 @@ void child_kill(pid_t pid);
  * failed half-way calls this in its teardown). */
 void child_kill_all(void);
 
+/* 1 once the process is stopped (SIGSTOP is asynchronous), 0 if it is
+ * not within timeout_ms. */
+int wait_stopped(pid_t pid, int timeout_ms);
+
 /* Shared anonymous memory, zeroed, visible to children forked later. */
 void *shared_alloc(size_t bytes);
 /* setup() and teardown() for cmocka that give a test file its shared

@@ -10,7 +10,12 @@
  * cut), and churns its own subscriptions until the link is cut. After
  * SIGCONT the subscriber must get every message or a KITE_LOSS for it, per
  * channel and sequence, with no KITE_PUBLISHER_GONE while the publisher
- * lives — then GONE for each ring once it closes. */
+ * lives — then GONE for each ring once it closes.
+ *
+ * Then a subscriber that unsubscribes and subscribes again while its link
+ * is down: once the link is back it gets what was published after its new
+ * subscription, no replay and no false loss report (N = 20 and 2,000
+ * messages, the latter more than a ring holds, published meanwhile). */
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,11 +34,25 @@
 #define PER_CHANNEL 50   /* messages on each */
 #define CHILD_MS 60000
 
+/* What the resubscribing subscriber (test 2) saw. */
+struct resub_view {
+	_Atomic uint64_t next; /* the seq it expects: delivered + lost + 1 */
+	_Atomic int news_after;
+	_Atomic uint64_t last_after; /* seq of the last message after it */
+	uint64_t delivered_before, lost_before, delivered_after, lost_after;
+	uint64_t first_after, backwards, skipped, stray;
+	int unsub_rc, sub_rc;
+	uint64_t sub_ms;
+};
+
 struct shared {
 	_Atomic uint64_t published[CHANNELS]; /* last seq per channel */
 	_Atomic int pub_done;
 	_Atomic int sub_done;
 	_Atomic uint64_t delivered, lost, gone_live, gone_after, bad, news;
+	/* test 2: commands to its two children, and what they saw */
+	_Atomic int rs_ready, rs_pub_cmd, rs_pub_done, rs_sub_cmd;
+	struct resub_view rs;
 };
 static struct shared *sh;
 static char bus[96];
@@ -173,12 +192,229 @@ static void test_cut_link_comes_back_exact(void **state)
 	assert_int_equal(atomic_load(&sh->gone_after), CHANNELS);
 }
 
+/* ------------------------------------------------------------------ */
+/* 2. Unsubscribe and subscribe again while the link to the publisher is
+ * down. The subscriber has seq 1..10 of rs.a and is stopped; its publisher
+ * churns until the link is cut and publishes N more. The publisher is
+ * stopped, the subscriber resumes, reads what its ring holds (or is told
+ * what was overrun), finds the link gone and resubscribes, the publisher
+ * unable to answer. Once the publisher is back the new subscription starts
+ * then: the 5 messages published after it arrive, nothing else (no replay
+ * from where the first subscription began, which would take seq backwards
+ * and, past the ring, report a false KITE_LOSS). */
+
+#define RS_HANDSHAKE_MS 3000 /* a resubscribe on a live link waits this long */
+#define RS_CHURN 150         /* subscription records that get the link cut */
+#define RS_AFTER 5
+
+enum rs_command { RS_IDLE, RS_TEN, RS_CUT, RS_AFTER_RESUB, RS_RESUB, RS_QUIT };
+
+/* Wait (polling) until cond holds or ms have passed. */
+#define AWAIT(cond, ms)                                                         \
+	do {                                                                   \
+		uint64_t until_ = mono_ms() + (ms);                            \
+		while (!(cond) && mono_ms() < until_)                          \
+			nap_us(1000);                                          \
+	} while (0)
+
+static int rs_publisher(void *arg)
+{
+	int n = *(int *)arg;
+	kite_options o = {.bus = bus, .handshake_ms = 20};
+	kite *k;
+	if (kite_open(&k, &o))
+		return 2;
+	atomic_store(&sh->rs_ready, 1);
+	for (uint64_t deadline = mono_ms() + CHILD_MS; mono_ms() < deadline;) {
+		int c = atomic_load(&sh->rs_pub_cmd);
+		if (c == RS_QUIT)
+			break;
+		if (c == RS_IDLE) {
+			nap_us(1000);
+			continue;
+		}
+		/* Records the stopped subscriber does not read: with the
+		 * variant's tiny queue, its link is cut. */
+		for (int i = 0; c == RS_CUT && i < RS_CHURN; i++) {
+			char p[32];
+			snprintf(p, sizeof p, "churn.%d", i);
+			kite_subscribe(k, p);
+			kite_unsubscribe(k, p);
+		}
+		int count = c == RS_TEN ? 10 : c == RS_CUT ? n : RS_AFTER;
+		for (int i = 0; i < count; i++)
+			if (kite_publish(k, "rs.a", "m", 1) < 1)
+				return 4;
+		atomic_store(&sh->rs_pub_cmd, RS_IDLE);
+		atomic_fetch_add(&sh->rs_pub_done, 1);
+	}
+	kite_close(k);
+	return 0;
+}
+
+static void rs_resubscribe(kite *k, struct resub_view *v)
+{
+	uint64_t t0 = mono_ms();
+	v->unsub_rc = kite_unsubscribe(k, "rs.a");
+	v->sub_rc = kite_subscribe(k, "rs.a");
+	v->sub_ms = mono_ms() - t0;
+}
+
+/* One message or loss report on rs.a, before or after the resubscribe. */
+static void rs_account(struct resub_view *v, const kite_event *ev, int after)
+{
+	uint64_t next = atomic_load(&v->next);
+	if (ev->type == KITE_LOSS) {
+		*(after ? &v->lost_after : &v->lost_before) += ev->lost;
+		atomic_store(&v->next, next + ev->lost);
+		return;
+	}
+	if (ev->msg.seq < next)
+		v->backwards++;
+	else
+		v->skipped += ev->msg.seq - next;
+	if (!after) {
+		v->delivered_before++;
+	} else {
+		if (!v->delivered_after++)
+			v->first_after = ev->msg.seq;
+		atomic_store(&v->last_after, ev->msg.seq);
+	}
+	if (ev->msg.seq >= next)
+		atomic_store(&v->next, ev->msg.seq + 1);
+}
+
+static int rs_subscriber(void *arg)
+{
+	(void)arg;
+	struct resub_view *v = &sh->rs;
+	kite_options o = {.bus = bus, .handshake_ms = RS_HANDSHAKE_MS};
+	kite *k;
+	if (kite_open(&k, &o) || kite_subscribe(k, "rs.a"))
+		return 2;
+	atomic_store(&v->next, 1);
+	atomic_store(&sh->rs_ready, 2);
+	int after = 0;
+	for (uint64_t deadline = mono_ms() + CHILD_MS; mono_ms() < deadline;) {
+		int c = atomic_load(&sh->rs_sub_cmd);
+		if (c == RS_QUIT)
+			break;
+		if (c == RS_RESUB) {
+			rs_resubscribe(k, v);
+			after = 1;
+			atomic_store(&sh->rs_sub_cmd, RS_IDLE);
+		}
+		kite_event ev;
+		int rc = kite_recv(k, &ev, 20);
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc)
+			return 3;
+		if (ev.type == KITE_PUBLISHER_NEW && after)
+			atomic_fetch_add(&v->news_after, 1);
+		if (ev.type != KITE_MESSAGE && ev.type != KITE_LOSS)
+			continue;
+		if (strcmp(ev.msg.channel, "rs.a"))
+			v->stray++;
+		else
+			rs_account(v, &ev, after);
+	}
+	kite_close(k);
+	return 0;
+}
+
+static void resubscribe_while_down(const char *name, int n)
+{
+	snprintf(bus, sizeof bus, "%s", test_bus(name));
+	struct resub_view *v = &sh->rs;
+	/* No handle in this process: the children are forked freely. */
+	pid_t pub = child_start(rs_publisher, &n);
+	AWAIT(atomic_load(&sh->rs_ready) == 1, 10000);
+	assert_int_equal(atomic_load(&sh->rs_ready), 1);
+	pid_t sub = child_start(rs_subscriber, NULL);
+	AWAIT(atomic_load(&sh->rs_ready) == 2, 10000);
+	assert_int_equal(atomic_load(&sh->rs_ready), 2);
+
+	/* seq 1..10, read. */
+	atomic_store(&sh->rs_pub_cmd, RS_TEN);
+	AWAIT(atomic_load(&v->next) == 11, 10000);
+	assert_int_equal(atomic_load(&v->next), 11);
+	/* The subscriber stopped: its link is cut, seq 11..n+10 published. */
+	assert_int_equal(kill(sub, SIGSTOP), 0);
+	assert_true(wait_stopped(sub, 5000));
+	atomic_store(&sh->rs_pub_cmd, RS_CUT);
+	AWAIT(atomic_load(&sh->rs_pub_done) == 2, 30000);
+	assert_int_equal(atomic_load(&sh->rs_pub_done), 2);
+	/* The publisher stopped, the subscriber resumed: it reads its ring
+	 * to the end, finds the link gone, and resubscribes. */
+	assert_int_equal(kill(pub, SIGSTOP), 0);
+	assert_true(wait_stopped(pub, 5000));
+	assert_int_equal(kill(sub, SIGCONT), 0);
+	AWAIT(atomic_load(&v->next) == (uint64_t)n + 11, 10000);
+	assert_int_equal(atomic_load(&v->next), n + 11);
+	nap_us(500000); /* its control thread has read the end of the cut link */
+	atomic_store(&sh->rs_sub_cmd, RS_RESUB);
+	AWAIT(atomic_load(&sh->rs_sub_cmd) == RS_IDLE, 10000);
+	assert_int_equal(atomic_load(&sh->rs_sub_cmd), RS_IDLE);
+	/* The publisher back: the link is made again and, once the new
+	 * subscription's ring is offered, seq n+11..n+15 published. */
+	assert_int_equal(kill(pub, SIGCONT), 0);
+	AWAIT(atomic_load(&v->news_after) >= 1, 10000);
+	atomic_store(&sh->rs_pub_cmd, RS_AFTER_RESUB);
+	AWAIT(atomic_load(&v->last_after) >= (uint64_t)n + 10 + RS_AFTER, 10000);
+	nap_us(500000); /* anything more would have come by now */
+	atomic_store(&sh->rs_sub_cmd, RS_QUIT);
+	atomic_store(&sh->rs_pub_cmd, RS_QUIT);
+	int sub_rc = child_wait(sub, 10000), pub_rc = child_wait(pub, 10000);
+	print_message("# N=%d: before the resubscribe %llu delivered, %llu reported lost "
+		      "(of %d); the resubscribe took %llu ms (publisher stopped, "
+		      "handshake_ms %d); after it %d NEW, %llu delivered (seq %llu..%llu, "
+		      "%d..%d published), %llu reported lost; %llu went backwards, %llu "
+		      "skipped silently, %llu stray\n", n,
+		      (unsigned long long)v->delivered_before,
+		      (unsigned long long)v->lost_before, n + 10,
+		      (unsigned long long)v->sub_ms, RS_HANDSHAKE_MS,
+		      atomic_load(&v->news_after), (unsigned long long)v->delivered_after,
+		      (unsigned long long)v->first_after,
+		      (unsigned long long)atomic_load(&v->last_after), n + 11, n + 10 + RS_AFTER,
+		      (unsigned long long)v->lost_after, (unsigned long long)v->backwards,
+		      (unsigned long long)v->skipped, (unsigned long long)v->stray);
+	assert_int_equal(sub_rc, 0);
+	assert_int_equal(pub_rc, 0);
+	assert_int_equal(v->unsub_rc, 0);
+	assert_int_equal(v->sub_rc, 0);
+	/* The link was down: a live one would have made it wait for the
+	 * stopped publisher's acknowledgement. */
+	assert_true(v->sub_ms < RS_HANDSHAKE_MS / 2);
+	assert_int_equal(v->backwards + v->skipped + v->stray, 0);
+	assert_int_equal(v->lost_after, 0);
+	assert_int_equal(v->delivered_after, RS_AFTER);
+	assert_int_equal(v->first_after, n + 11);
+	assert_int_equal(atomic_load(&v->last_after), n + 10 + RS_AFTER);
+}
+
+static void test_resubscribe_while_down_20(void **state)
+{
+	(void)state;
+	resubscribe_while_down("resub-20", 20);
+}
+
+/* More than the ring holds: what was overrun is reported before the
+ * resubscribe, and nothing after it. */
+static void test_resubscribe_while_down_2000(void **state)
+{
+	(void)state;
+	resubscribe_while_down("resub-2000", 2000);
+}
+
 CHILD_SHARED_FIXTURES(sh)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cut_link_comes_back_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resubscribe_while_down_20, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resubscribe_while_down_2000, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("relink", tests, NULL, NULL);
 }
