@@ -16,7 +16,11 @@ scripts=()
 for s in "$here"/*_bench.sh; do
 	[ -f "$s" ] || continue
 	name=$(basename "$s" _bench.sh)
-	[ -z "$only" ] || [ "$only" = "$name" ] && scripts+=("$s")
+	# The Python binding's figures are local channels' too: BENCH=channels
+	# shows them beside kite's and ZeroMQ's.
+	if [ -z "$only" ] || [ "$only" = "$name" ] || { [ "$only" = channels ] && [ "$name" = python ]; }; then
+		scripts+=("$s")
+	fi
 done
 if [ ${#scripts[@]} -eq 0 ]; then
 	echo "bench: no benchmark named '${only}' (bench/${only}_bench.sh)" >&2
