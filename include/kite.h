@@ -150,7 +150,7 @@ typedef struct kite_stats {
 	uint64_t received;       /* messages delivered by kite_recv */
 	uint64_t lost;           /* messages reported lost (KITE_LOSS sums) */
 	uint64_t refused;        /* refusals, either direction */
-	uint64_t peers;          /* peers connected now */
+	uint64_t peers;          /* peers linked now (hello exchanged) */
 	uint64_t wakeups_sent;   /* wake-ups sent to sleeping subscribers */
 	uint64_t events_dropped; /* events discarded: the event queue was full */
 } kite_stats;

@@ -85,7 +85,6 @@ struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id)
 	}
 	p->next = k->peers;
 	k->peers = p;
-	k->stats.peers++;
 	struct wire_msg m;
 	ki_wire_init(&m, W_HELLO);
 	m.id = k->id;
@@ -372,6 +371,8 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 			return;
 	}
 	p->hello = 1;
+	k->stats.peers++; /* (a link that never says hello, e.g. another
+			     handle checking our name, is no peer) */
 	ki_relink_back(k, p);
 	ki_peer_send_subscriptions(k, p);
 }
@@ -400,7 +401,8 @@ void ki_peer_drop(kite *k, struct peer *p)
 		close(p->pidfd);
 	close(p->sock);
 	k->pending_acks -= p->acks_pending;
-	k->stats.peers--;
+	if (p->hello)
+		k->stats.peers--;
 	free(p);
 	pthread_cond_broadcast(&k->cond);
 }
