@@ -323,18 +323,7 @@ static void release_forked_copy(kite *k)
 {
 	for (struct peer *p = k->peers, *n; p; p = n) {
 		n = p->next;
-		ki_strlist_free(&p->patterns, &p->npatterns);
-		ki_strlist_free(&p->ghost_patterns, &p->nghost);
-		ki_strlist_free(&p->continuous, &p->ncontinuous);
-		ki_strlist_free(&p->refused, &p->nrefused);
-		ki_outq_clear(k, p);
-		if (p->waiter)
-			munmap(p->waiter, 4096);
-		int fds[] = {p->wake_tx, p->pidfd, p->sock};
-		for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-		free(p);
+		ki_peer_free(k, p);
 	}
 	free_state(k);
 	free(k);

@@ -327,6 +327,8 @@ int ki_peer_connect_existing(kite *k);
 int ki_peer_accept(kite *k);
 void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m);
 void ki_peer_drop(kite *k, struct peer *p);
+/* Release a peer's own memory and descriptors, and nothing it shares. */
+void ki_peer_free(kite *k, struct peer *p);
 struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id);
 /* Connect to @kite/<bus>/<id> without waiting; the socket, or -errno
  * (-EAGAIN: its backlog is full). *owner gets the listener's pid. */

@@ -388,6 +388,15 @@ void ki_peer_drop(kite *k, struct peer *p)
 	epoll_ctl(k->epoll_fd, EPOLL_CTL_DEL, p->sock, NULL);
 	ki_sub_detach_peer(k, p, 1);
 	ki_pub_forget_peer(k, p, NULL);
+	k->pending_acks -= p->acks_pending;
+	if (p->hello)
+		k->stats.peers--;
+	ki_peer_free(k, p);
+	pthread_cond_broadcast(&k->cond);
+}
+
+void ki_peer_free(kite *k, struct peer *p)
+{
 	ki_strlist_free(&p->patterns, &p->npatterns);
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);
 	ki_strlist_free(&p->continuous, &p->ncontinuous);
@@ -395,14 +404,9 @@ void ki_peer_drop(kite *k, struct peer *p)
 	ki_outq_clear(k, p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);
-	if (p->wake_tx >= 0)
-		close(p->wake_tx);
-	if (p->pidfd >= 0)
-		close(p->pidfd);
-	close(p->sock);
-	k->pending_acks -= p->acks_pending;
-	if (p->hello)
-		k->stats.peers--;
+	int fds[] = {p->wake_tx, p->pidfd, p->sock};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	free(p);
-	pthread_cond_broadcast(&k->cond);
 }
