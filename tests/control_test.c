@@ -62,6 +62,8 @@ struct incarnation {
 };
 
 struct shared {
+	/* refusal texts seen by a refused subscriber */
+	_Atomic int rf_public, rf_refusals, rf_leaked;
 	/* short-lived publishers */
 	_Atomic uint64_t os_id[OS_ROUNDS];
 	/* a subscriber stopped and resumed */
@@ -2055,6 +2057,84 @@ static void test_inflight_limit_spares_reader(void **state)
 	assert_int_equal(sh->if_wrong + sh->if_gone, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* A refused peer learns only its own pattern, never a channel it may
+ * not know exists; what it is allowed on still arrives. */
+
+static int rf_subscriber(void *arg)
+{
+	const int *a = arg; /* parent pid, ready fd, go fd */
+	CHILD_CHECK(pipe_wait(a[2], CHILD_MS) == 'g', "never told to start");
+	become_nobody((pid_t)a[0]);
+	kite *k = child_open(5000);
+	CHILD_CHECK(kite_subscribe(k, ">") == 0, "subscribe");
+	CHILD_CHECK(kite_subscribe(k, "secret.*") == 0, "subscribe");
+	pipe_send(a[1], 's');
+	kite_event ev;
+	uint64_t deadline = mono_ms() + 3000;
+	while (mono_ms() < deadline) {
+		if (kite_recv(k, &ev, 100) != 0)
+			continue;
+		if (ev.type == KITE_MESSAGE && !strcmp(ev.msg.channel, "public.x"))
+			atomic_fetch_add(&sh->rf_public, 1);
+		if (ev.type == KITE_REFUSED) {
+			atomic_fetch_add(&sh->rf_refusals, 1);
+			if (strstr(ev.text, "plans") || strstr(ev.msg.channel, "plans"))
+				atomic_fetch_add(&sh->rf_leaked, 1);
+		}
+	}
+	kite_close(k);
+	return 0;
+}
+
+static void test_refusal_never_names_the_channel(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("refusal-text");
+	int ready[2], go[2];
+	pipe_make(ready);
+	pipe_make(go);
+	int a[3] = {getpid(), ready[1], go[0]};
+	pid_t sub = child_start(rf_subscriber, a);
+	kite *k = open_here(5000);
+	assert_int_equal(kite_allow_uid(k, "public.>", NOBODY), 0);
+	pipe_send(go[1], 'g');
+	assert_int_equal(pipe_wait(ready[0], 10000), 's');
+	nap_us(200000);
+	for (int i = 0; i < 5; i++) {
+		assert_true(kite_publish(k, "secret.plans", "x", 1) > 0);
+		assert_true(kite_publish(k, "public.x", "y", 1) > 0);
+		nap_us(20000);
+	}
+	int rc = child_wait(sub, 10000);
+	kite_close(k);
+	pipe_close(ready);
+	pipe_close(go);
+	print_message("# refused subscriber (nobody, allowed on public.> only): %d public "
+		      "messages, %d refusals, %d naming secret.plans\n",
+		      atomic_load(&sh->rf_public), atomic_load(&sh->rf_refusals),
+		      atomic_load(&sh->rf_leaked));
+	assert_int_equal(rc, 0);
+	assert_int_equal(atomic_load(&sh->rf_public), 5);
+	assert_true(atomic_load(&sh->rf_refusals) > 0);
+	assert_int_equal(atomic_load(&sh->rf_leaked), 0);
+}
+
+/* An option this library does not know is refused, not ignored. */
+static void test_reserved_options_refused(void **state)
+{
+	(void)state;
+	use_bus("reserved");
+	for (size_t i = 0; i < sizeof ((kite_options *)0)->reserved / sizeof(uint64_t); i++) {
+		kite_options o = {.bus = bus};
+		o.reserved[i] = 1;
+		kite *k = (kite *)1;
+		assert_int_equal(kite_open(&k, &o), -EINVAL);
+		assert_null(k);
+	}
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -2081,6 +2161,8 @@ int main(void)
 		T(test_descriptors_run_out),
 		T(test_gid_rule_admits_every_process),
 		T(test_inflight_limit_spares_reader),
+		T(test_refusal_never_names_the_channel),
+		T(test_reserved_options_refused),
 		T(test_chaos_soak),
 	};
 	const char *only = getenv("CONTROL_TEST");
