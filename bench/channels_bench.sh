@@ -23,13 +23,13 @@ else
 fi
 timeout_s=30 # a process that has not finished by then has failed
 
-tput_transports=(ring:busy kite:busy kite:idle zmq:idle)
-rtt_transports=(ring:busy kite:busy kite:spin kite:idle zmq:idle)
+tput_transports=(packed:busy ring:busy kite:busy kite:idle zmq:idle)
+rtt_transports=(packed:busy ring:busy kite:busy kite:spin kite:idle zmq:idle)
 # case = size:subscribers:messages
 tput_cases=("64:1:$n64" "64:4:$n64" "1024:1:$n1k" "1024:4:$n1k" "1048576:1:$n1m")
 rtt_cases=("64:1" "64:4" "1024:1" "1024:4")
 
-for p in chan_ring chan_kite chan_zmq; do
+for p in chan_packed chan_ring chan_kite chan_zmq; do
 	[ -x "$BENCH_BIN/$p" ] || { echo "channels: $BENCH_BIN/$p missing" >&2; exit 1; }
 done
 
@@ -137,7 +137,9 @@ echo "kite local channels vs ZeroMQ $(pkg-config --modversion libzmq 2>/dev/null
 	"PUB/SUB (ipc://) vs bare shared-memory ring;" \
 	"$BENCH_REPS run(s) per case, median [min..max]"
 echo "publisher/pinger on CPU 0, subscribers/echoers on CPU 1 (taskset)."
-echo "ring busy  a bare single-producer ring in shared memory, busy-polled: the floor"
+echo "packed busy  records end to end in shared memory, commit word last, busy-polled:"
+echo "           the packed lossless floor (issue 10)"
+echo "ring busy  a bare single-producer ring of fixed slots, busy-polled: the old floor"
 echo "kite busy  kite_recv spinning (spin_us longer than the wait): never sleeps"
 echo "kite spin  kite's default: kite_recv spins 50 us, then sleeps on its eventfd"
 echo "kite idle  kite_recv sleeps at once (spin_us = UINT32_MAX): pays each wake-up"
@@ -211,8 +213,8 @@ echo
 echo "Ratios of medians. Throughput: kite's delivered msg/s over the peer's"
 echo "(higher is better for kite). Round trip: the peer's p50 over kite's (higher"
 echo "is better for kite)."
-table_cols 14 18 18 18 18
-table_row "throughput" "kite busy/zmq" "kite idle/zmq" "kite busy/ring"
+table_cols 14 18 18 18 18 18
+table_row "throughput" "kite busy/zmq" "kite idle/zmq" "kite busy/ring" "kite busy/packed"
 table_rule
 for c in "${tput_cases[@]}"; do
 	cs=${c%:*}
@@ -220,11 +222,12 @@ for c in "${tput_cases[@]}"; do
 	ki=$(median_of "tput|$cs|kite:idle|rate")
 	z=$(median_of "tput|$cs|zmq:idle|rate")
 	rg=$(median_of "tput|$cs|ring:busy|rate")
+	pk=$(median_of "tput|$cs|packed:busy|rate")
 	table_row "$(case_name "$cs")" "$(ratio "$kb" "$z")" "$(ratio "$ki" "$z")" \
-		"$(ratio "$kb" "$rg")"
+		"$(ratio "$kb" "$rg")" "$(ratio "$kb" "$pk")"
 done
 echo
-table_row "round trip" "zmq/kite busy" "zmq/kite spin" "zmq/kite idle" "ring/kite busy"
+table_row "round trip" "zmq/kite busy" "zmq/kite spin" "zmq/kite idle" "ring/kite busy" "packed/kite busy"
 table_rule
 for c in "${rtt_cases[@]}"; do
 	kb=$(median_of "rtt|$c|kite:busy|p50")
@@ -232,8 +235,9 @@ for c in "${rtt_cases[@]}"; do
 	ki=$(median_of "rtt|$c|kite:idle|p50")
 	z=$(median_of "rtt|$c|zmq:idle|p50")
 	rg=$(median_of "rtt|$c|ring:busy|p50")
+	pk=$(median_of "rtt|$c|packed:busy|p50")
 	table_row "$(case_name "$c")" "$(ratio "$z" "$kb")" "$(ratio "$z" "$ks")" \
-		"$(ratio "$z" "$ki")" "$(ratio "$rg" "$kb")"
+		"$(ratio "$z" "$ki")" "$(ratio "$rg" "$kb")" "$(ratio "$pk" "$kb")"
 done
 echo
 echo "Targets (issue 2), 64 B 1->1, medians:"
@@ -256,6 +260,21 @@ target "bare ring throughput / kite busy throughput <= 2" "$(ratio "$rg" "$k")" 
 k=$(median_of "rtt|64:1|kite:busy|p50")
 rg=$(median_of "rtt|64:1|ring:busy|p50")
 target "kite busy round-trip p50 / bare ring p50 <= 2" "$(ratio "$k" "$rg")" le 2
+
+echo
+echo "Targets (issue 10, the second ring), medians, against the packed floor:"
+pk=$(median_of "tput|64:1|packed:busy|rate")
+k=$(median_of "tput|64:1|kite:busy|rate")
+z=$(median_of "tput|64:1|zmq:idle|rate")
+target "64 B 1->1: kite busy msg/s / packed floor msg/s >= 0.4" "$(ratio "$k" "$pk")" ge 0.4
+target "64 B 1->1: kite busy msg/s / ZeroMQ msg/s >= 8" "$(ratio "$k" "$z")" ge 8
+target "64 B 1->1: kite busy lost % < 1" "$(median_of "tput|64:1|kite:busy|lost")" le 0.9999
+pk=$(median_of "tput|1048576:1|packed:busy|gbps")
+k=$(median_of "tput|1048576:1|kite:busy|gbps")
+target "1 MiB 1->1: kite busy GB/s / packed floor GB/s >= 0.5" "$(ratio "$k" "$pk")" ge 0.5
+pk=$(median_of "rtt|64:1|packed:busy|p50")
+k=$(median_of "rtt|64:1|kite:busy|p50")
+target "64 B 1->1: kite busy round-trip p50 / packed floor p50 <= 1.5" "$(ratio "$k" "$pk")" le 1.5
 
 if [ ${#loss_mismatch[@]} -gt 0 ]; then
 	echo
