@@ -1,13 +1,16 @@
-/* Fuzz target: the subscriber's ring reader over a ring image the input
- * describes (8 slots of 64 bytes). The reader must return within a bounded
- * number of steps per call, only ever move forward, copy no more than its
- * own slot capacity, and read nothing outside the image (ASan: the image
- * and the copy buffer are allocated at their exact sizes).
+/* Fuzz target: the subscriber's packed-ring reader over a ring image the
+ * input describes (8 x 64 = 512 bytes of records). The reader must return
+ * within a bounded number of steps per call, never move its sequence
+ * back, copy no more than its own inline maximum, count every loss, and
+ * read nothing outside the image (ASan: the image and the copy buffer are
+ * allocated at their exact sizes).
  *
- * Input: byte 0 is a mode ('0'-relative bits: 1 slots carry lock words that
- * match the head, 2 the head is small, 4 the reader starts near the head,
- * 8 the head is near 2^64); bytes 1-8 the head, 9-16 the reader's next;
- * the rest is poured over the slots, header included, cyclically. */
+ * Input: byte 0 is a mode ('0'-relative bits: 1 honest records are written
+ * over the poured bytes, 2 the limit is near 2^64, 4 the reader starts at
+ * (1, 0) instead of the input's start, 8 the hint's seq is near 2^63);
+ * bytes 1-8 the limit, 9-16 the hint's seq, 17-24 the hint's position,
+ * 25-32 the reader's first seq, 33-40 its position, 41 how many honest
+ * records; the rest is poured over the records cyclically. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +20,22 @@
 #define SLOTS 8
 #define SLOT_SIZE 64
 #define READS 64
+#define DATA_AT 42
 
 const char *const fuzz_seeds[] = {
-	"1", "3", "7", "f",
-	"3AAAAAAAABAAAAAAAxxxxxxxx",
-	"7\x05zzzzzzz\x01zzzzzzz\x20\x01\x01\x01\x01\x01\x01\x01\x40\x01\x01\x01",
+	"1", "3", "5", "7", "f", "d",
+	"5\x40\x02\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00"
+	"\x80\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x06zzzzzzzz",
+	"0\xff\xff\xff\xff\xff\xff\xff\xff\x09\x00\x00\x00\x00\x00\x00\x00"
+	"\x08\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00",
 	"9\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01\x01\x01\x01\x01\x01\x01",
-	"0\xff\xff\xff\xff\xff\xff\xff\x7f\x01\x01\x01\x01\x01\x01\x01\x01",
-	"3\x10\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
-	"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01",
+	"4\x00\x02\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+	"\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
 	NULL,
 };
 
@@ -42,60 +52,72 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t bytes;
 	if (ki_ring_geometry_valid(SLOTS, SLOT_SIZE, &bytes))
 		__builtin_trap();
+	uint32_t cap = ki_ring_inline_max(SLOT_SIZE);
 	uint8_t *image = aligned_alloc(64, bytes);
-	uint8_t *buf = malloc(SLOT_SIZE - RING_SLOT_HEADER);
+	uint8_t *buf = malloc(cap);
 	if (!image || !buf) {
 		free(image);
 		free(buf);
 		return 0;
 	}
 	unsigned mode = size ? (unsigned)(data[0] - '0') : 0;
-	uint64_t head = u64_at(data, size, 1), next = u64_at(data, size, 9);
+	uint64_t limit = u64_at(data, size, 1), hint_seq = u64_at(data, size, 9);
+	uint64_t hint_pos = u64_at(data, size, 17), start = u64_at(data, size, 25);
+	uint64_t start_pos = u64_at(data, size, 33);
+	unsigned honest = size > 41 ? data[41] % 32 : 0;
 	if (mode & 2)
-		head &= 31;
+		limit = UINT64_MAX - (limit & 1023);
 	if (mode & 8)
-		head = UINT64_MAX - (head & 15);
-	if (mode & 4)
-		next = head - (next & 15);
-	/* A proper header, then the slots (and maybe more) from the input. */
+		hint_seq = RING_SEQ_END - (hint_seq & 15);
+	if (mode & 4) {
+		start = 1;
+		start_pos = 0;
+	}
+	/* A proper header, then the records (and maybe more) from the input. */
 	struct ring_writer w;
-	ki_ring_writer_init(&w, image, SLOTS, SLOT_SIZE, 1, "fuzz.ring");
+	ki_ring_writer_init(&w, image, SLOTS, SLOT_SIZE, 1, "fuzz.ring", 1);
 	memset(image + RING_HEADER_SIZE, 0, bytes - RING_HEADER_SIZE);
-	if (size > 17)
+	if (size > DATA_AT)
 		for (size_t i = 0; i < bytes - RING_HEADER_SIZE; i++)
-			image[RING_HEADER_SIZE + i] = data[17 + i % (size - 17)];
-	struct ring_header *h = (struct ring_header *)image;
+			image[RING_HEADER_SIZE + i] = data[DATA_AT + i % (size - DATA_AT)];
 	if (mode & 1)
-		for (uint64_t s = head - SLOTS + 1; s != head + 1; s++) {
-			struct slot_header *sl = (struct slot_header *)(image +
-				RING_HEADER_SIZE + (s % SLOTS) * SLOT_SIZE);
-			atomic_store(&sl->seq2, 2 * s);
-		}
-	atomic_store(&h->head, head);
+		for (unsigned i = 0; i < honest; i++)
+			ki_ring_write(&w, NULL, 0, data, (uint32_t)(i * 5 % (cap + 1) % (size + 1)),
+				      0, i);
+	struct ring_header *h = (struct ring_header *)image;
+	atomic_store(&h->limit, limit);
+	atomic_store(&h->hint_seq, hint_seq);
+	atomic_store(&h->hint_pos, hint_pos);
+	atomic_store(&h->hint_gen, (mode & 16) ? 1 : 2);
 	if (ki_ring_header_check(image, SLOTS, SLOT_SIZE, "fuzz.ring"))
 		__builtin_trap();
 
-	struct ring_reader r = {image, SLOTS, SLOT_SIZE, next};
+	struct ring_reader r;
+	ki_ring_reader_init(&r, image, SLOTS, SLOT_SIZE, start, start_pos);
 	for (int i = 0; i < READS; i++) {
 		struct ring_record rec;
 		uint64_t before = r.next;
 		enum ring_result res = ki_ring_read(&r, buf, &rec);
-		if (res == RING_EMPTY)
-			break;
+		if (res == RING_EMPTY) {
+			if (r.next != before && r.next != RING_SEQ_END)
+				__builtin_trap();
+			if (!ki_ring_pending(&r))
+				break;
+			continue;
+		}
 		if (r.next <= before) /* the reader only ever moves forward */
 			__builtin_trap();
 		if (res == RING_MESSAGE) {
-			if (rec.seq != before ||
-			    (rec.flags == SLOT_INLINE && rec.len > SLOT_SIZE - RING_SLOT_HEADER) ||
-			    (rec.flags != SLOT_INLINE && rec.flags != SLOT_LARGE))
+			if (rec.seq != before || r.next != before + 1 ||
+			    (rec.flags & ~REC_KNOWN_FLAGS) || (rec.flags & REC_PAD) ||
+			    (!(rec.flags & REC_LARGE) && rec.meta_len + rec.len > cap))
 				__builtin_trap();
 		} else if (res == RING_LOST) {
-			if (rec.lost == 0)
+			if (rec.lost == 0 || r.next != before + rec.lost)
 				__builtin_trap();
 		} else {
 			__builtin_trap();
 		}
-		(void)ki_ring_pending(&r);
 	}
 	free(image);
 	free(buf);

@@ -66,9 +66,10 @@ extern "C" {
  * returns -ENOSPC beyond. */
 #define KITE_PATTERNS_MAX 4096
 
-/* Largest message payload, in bytes (4 GiB - 1). Messages that do not fit a
- * ring slot travel in a sealed memfd of their own; a subscriber keeps at
- * most 64 of those per ring not yet read, and reports older ones lost. */
+/* Largest message payload, in bytes (4 GiB - 1). Messages above
+ * slot_size - 32 bytes travel in a sealed memfd of their own; a subscriber
+ * keeps at most 64 of those per ring not yet read, and reports older ones
+ * lost. */
 #define KITE_MSG_MAX 0xffffffffull
 
 /* Error codes beyond errno. Always negative. Where errno has a fitting
@@ -85,11 +86,13 @@ typedef struct kite kite;
 
 /* Options for kite_open(); zero fields take the defaults. */
 typedef struct kite_options {
-	/* Slots per publisher ring (power of two, default 1024). A subscriber
-	 * more than this many messages behind is overrun. */
+	/* A publisher ring holds ring_slots * slot_size bytes of records
+	 * (ring_slots a power of two, default 1024). A subscriber more than
+	 * about that many bytes of records behind is overrun; records are
+	 * 24 bytes + payload rounded up to 8. */
 	uint32_t ring_slots;
-	/* Bytes per slot, header included (multiple of 64, default 2048).
-	 * Payloads above slot_size - 32 travel as their own memfd. */
+	/* Largest inline record (multiple of 64, default 2048): payloads above
+	 * slot_size - 32 travel as their own memfd. */
 	uint32_t slot_size;
 	/* Microseconds kite_recv() spins before it sleeps, yielding the CPU
 	 * now and then (default 50; UINT32_MAX: never spin, 0 = default). */

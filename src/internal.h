@@ -139,6 +139,7 @@ struct peer {
 struct offer_mark {
 	uint64_t peer_id;
 	uint64_t first_seq;
+	uint64_t first_pos; /* where first_seq is (or goes) in the ring */
 };
 
 /* A ring we publish into. */

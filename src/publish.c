@@ -78,22 +78,24 @@ static void drop_mark(struct pub_ring *r, uint64_t peer_id)
 		*m = r->marks[--r->nmarks];
 }
 
-/* The first sequence number this subscriber's stream of r has, or gets. */
-static uint64_t stream_start(struct pub_ring *r, uint64_t peer_id)
+/* Where this subscriber's stream of r starts (its first sequence number
+ * and that one's ring position), or started. */
+static struct offer_mark stream_start(struct pub_ring *r, uint64_t peer_id)
 {
 	struct offer_mark *m = find_mark(r, peer_id);
 	if (m)
-		return m->first_seq;
+		return *m;
+	struct offer_mark now = {peer_id, r->w.head + 1, r->w.pos};
 	if (r->nmarks == r->marks_cap) {
 		size_t cap = r->marks_cap ? r->marks_cap * 2 : 4;
 		struct offer_mark *t = realloc(r->marks, cap * sizeof *t);
 		if (!t)
-			return r->w.head + 1; /* unmarked: a later re-offer starts anew */
+			return now; /* unmarked: a later re-offer starts anew */
 		r->marks = t;
 		r->marks_cap = cap;
 	}
-	r->marks[r->nmarks++] = (struct offer_mark){peer_id, r->w.head + 1};
-	return r->w.head + 1;
+	r->marks[r->nmarks++] = now;
+	return now;
 }
 
 void ki_pub_forget_marks(kite *k, uint64_t peer_id)
@@ -154,8 +156,10 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p, const char *patte
 		r->cap = cap;
 	}
 	ki_wire_init(&m, W_RING);
+	struct offer_mark start = stream_start(r, p->id);
 	m.id = r->ring_id;
-	m.a = stream_start(r, p->id);
+	m.a = start.first_seq;
+	m.b = start.first_pos;
 	m.slot_count = r->w.slot_count;
 	m.slot_size = r->w.slot_size;
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
@@ -237,7 +241,8 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	}
 	if (!(base = ki_shm_map(r->fd, r->bytes, 1)))
 		goto fail;
-	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id, channel);
+	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id,
+			    channel, 1);
 	/* Our writable mapping stays; nobody can make another or shrink it. */
 	if (ki_shm_seal(r->fd, SEALS_RING) < 0 || insert_ring(k, r) < 0)
 		goto fail;
@@ -351,8 +356,8 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 		k->last_pub = r;
 	}
 	uint64_t seq;
-	if (len <= r->w.slot_size - RING_SLOT_HEADER) {
-		seq = ki_ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE, 0, ki_realtime_ns());
+	if (len <= ki_ring_inline_max(r->w.slot_size)) {
+		seq = ki_ring_write(&r->w, NULL, 0, data, (uint32_t)len, 0, ki_realtime_ns());
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -368,8 +373,9 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 			send_large(k, r, fd, large_id, len);
 			close(fd);
 		}
-		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
-				 ki_realtime_ns());
+		struct ring_large ref = {large_id, len};
+		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE,
+				    ki_realtime_ns());
 	}
 	k->stats.published++;
 	wake_sleepers(k, r);

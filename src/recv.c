@@ -143,10 +143,10 @@ static int poll_once(kite *k, kite_event *ev)
 			return 1;
 		}
 		if (r == RING_MESSAGE) {
-			const void *data = k->msg_buf;
-			if (rec.flags == SLOT_LARGE) {
+			const void *data = k->msg_buf + rec.meta_len;
+			if (rec.flags & REC_LARGE) {
 				forget_older_large(s, rec.large_id);
-				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
+				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : data;
 				if (!data) {
 					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;

@@ -1,17 +1,16 @@
 /* The (publisher, channel) ring: a single writer, any number of read-only
- * readers, each slot guarded by its own sequence lock. */
+ * readers, records packed end to end, each committed by its own seq word.
+ * See ring.h for the layout and the protocol. */
 #include <errno.h>
 #include <string.h>
 
 #include "ring.h"
 
-/* Readers that were overrun restart this far behind the head's oldest
- * readable slot, so they are not overrun again at once. */
-#define RESTART_MARGIN_DIVISOR 16
-/* A slot that keeps changing under a reader is given up after this many
- * attempts and counted as lost: a hostile writer cannot stall a reader. */
+/* Pads and restarts one read may go through before it says "nothing yet":
+ * a ring that lies cannot keep a reader inside ki_ring_read. */
 #define READ_ATTEMPTS 4
-#define RING_SEQ_END (1ull << 63)
+/* Tries at a hint that keeps changing under us before we come back later. */
+#define HINT_ATTEMPTS 4
 
 int ki_ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes)
 {
@@ -26,16 +25,33 @@ int ki_ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *byte
 	return 0;
 }
 
-static struct slot_header *slot_at(const uint8_t *base, uint32_t slot_size,
-				   uint32_t slot_count, uint64_t seq)
+static struct ring_header *header_of(const uint8_t *base)
 {
-	size_t index = (size_t)(seq & (slot_count - 1));
-	return (struct slot_header *)(uintptr_t)(base + RING_HEADER_SIZE +
-						 index * slot_size);
+	return (struct ring_header *)(uintptr_t)base;
+}
+
+static struct record_header *record_at(const uint8_t *base, uint64_t off)
+{
+	return (struct record_header *)(uintptr_t)(base + RING_HEADER_SIZE + off);
+}
+
+static uint64_t record_size(uint64_t body)
+{
+	return (RING_RECORD_HEADER + body + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
+}
+
+/* An offset with no room for a record header is skipped, by both sides. */
+static void skip_short_tail(uint64_t capacity, uint64_t *pos, uint64_t *off)
+{
+	if (capacity - *off < RING_RECORD_HEADER) {
+		*pos += capacity - *off;
+		*off = 0;
+	}
 }
 
 void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
-		      uint32_t slot_size, uint64_t publisher, const char *channel)
+			 uint32_t slot_size, uint64_t publisher, const char *channel,
+			 uint64_t start_seq)
 {
 	struct ring_header *h = base;
 	memset(h, 0, RING_HEADER_SIZE);
@@ -46,35 +62,90 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 	h->slot_size = slot_size;
 	h->publisher = publisher;
 	strncpy(h->channel, channel, KITE_CHANNEL_MAX);
-	atomic_store_explicit(&h->head, 0, memory_order_release);
+	atomic_store_explicit(&h->hint_seq, start_seq, memory_order_relaxed);
+	atomic_store_explicit(&h->limit, 0, memory_order_release);
 	w->base = base;
 	w->slot_count = slot_count;
 	w->slot_size = slot_size;
-	w->head = 0;
+	w->capacity = (uint64_t)slot_count * slot_size;
+	w->segment = w->capacity / RING_SEGMENTS;
+	w->head = start_seq - 1;
+	w->pos = w->off = w->limit = 0;
 }
 
-uint64_t ki_ring_write(struct ring_writer *w, const void *payload, uint32_t len,
-		    uint32_t flags, uint64_t large_id, uint64_t timestamp_ns)
+/* Before writing below `end`: if that passes the limit, raise it to the end
+ * of end's segment, leaving (seq, rec_pos) as the place readers restart at.
+ * Readers must see the new limit before any byte of the new lap. */
+static void announce(struct ring_writer *w, uint64_t end, uint64_t seq, uint64_t rec_pos)
 {
-	uint64_t seq = ++w->head;
-	struct slot_header *s = slot_at(w->base, w->slot_size, w->slot_count, seq);
-	atomic_store_explicit(&s->seq2, seq * 2 + 1, memory_order_relaxed);
-	/* Readers must see the odd lock word before any byte of the new payload. */
+	if (end <= w->limit)
+		return;
+	struct ring_header *h = header_of(w->base);
+	uint64_t gen = atomic_load_explicit(&h->hint_gen, memory_order_relaxed);
+	atomic_store_explicit(&h->hint_gen, gen + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&s->len, len, memory_order_relaxed);
-	atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
-	atomic_store_explicit(&s->timestamp_ns, timestamp_ns, memory_order_relaxed);
-	atomic_store_explicit(&s->large_id, large_id, memory_order_relaxed);
-	if (payload && len)
-		memcpy((uint8_t *)s + RING_SLOT_HEADER, payload, len);
-	atomic_store_explicit(&s->seq2, seq * 2, memory_order_release);
-	struct ring_header *h = (struct ring_header *)w->base;
-	atomic_store_explicit(&h->head, seq, memory_order_release);
+	atomic_store_explicit(&h->hint_seq, seq, memory_order_relaxed);
+	atomic_store_explicit(&h->hint_pos, rec_pos, memory_order_relaxed);
+	atomic_store_explicit(&h->hint_gen, gen + 2, memory_order_release);
+	w->limit = (end + w->segment - 1) / w->segment * w->segment;
+	atomic_store_explicit(&h->limit, w->limit, memory_order_release);
+	atomic_thread_fence(memory_order_release);
+}
+
+static void put_header(struct record_header *r, uint32_t len, uint16_t flags,
+		       uint16_t meta_len, uint64_t timestamp_ns)
+{
+	atomic_store_explicit(&r->len, len, memory_order_relaxed);
+	atomic_store_explicit(&r->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&r->meta_len, meta_len, memory_order_relaxed);
+	atomic_store_explicit(&r->timestamp_ns, timestamp_ns, memory_order_relaxed);
+}
+
+/* Fill the rest of the lap with a pad record, so the next record starts
+ * whole at the lap's beginning. */
+static void pad_lap(struct ring_writer *w, uint64_t seq)
+{
+	uint64_t room = w->capacity - w->off;
+	announce(w, w->pos + room + RING_ALIGN, seq, w->pos);
+	struct record_header *r = record_at(w->base, w->off);
+	put_header(r, 0, REC_PAD, 0, 0);
+	atomic_store_explicit(&record_at(w->base, 0)->seq, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->seq, seq, memory_order_release);
+	w->pos += room;
+	w->off = 0;
+}
+
+uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
+		       const void *payload, uint32_t len, uint16_t flags,
+		       uint64_t timestamp_ns)
+{
+	uint64_t seq = w->head + 1;
+	uint64_t size = record_size((uint64_t)meta_len + len);
+	if (w->capacity - w->off < size)
+		pad_lap(w, seq);
+	uint64_t next_pos = w->pos + size, next_off = w->off + size;
+	skip_short_tail(w->capacity, &next_pos, &next_off);
+	/* The record and the next one's seq word. */
+	announce(w, next_pos + RING_ALIGN, seq, w->pos);
+	struct record_header *r = record_at(w->base, w->off);
+	put_header(r, len, flags, meta_len, timestamp_ns);
+	uint8_t *body = (uint8_t *)r + RING_RECORD_HEADER;
+	if (meta_len)
+		memcpy(body, meta, meta_len);
+	if (len)
+		memcpy(body + meta_len, payload, len);
+	/* A reader done with this record finds "not yet" where the next goes,
+	 * never a stale word of an older lap. */
+	atomic_store_explicit(&record_at(w->base, next_off)->seq, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->seq, seq, memory_order_release);
+	w->head = seq;
+	w->pos = next_pos;
+	w->off = next_off;
 	return seq;
 }
 
 int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
-		      const char *channel)
+			 const char *channel)
 {
 	const struct ring_header *h = base;
 	if (h->magic != RING_MAGIC || h->version != RING_VERSION ||
@@ -85,93 +156,137 @@ int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_si
 	return 0;
 }
 
-static uint64_t load_head(const struct ring_reader *r)
+void ki_ring_reader_init(struct ring_reader *r, const void *base, uint32_t slot_count,
+			 uint32_t slot_size, uint64_t seq, uint64_t pos)
 {
-	const struct ring_header *h = (const struct ring_header *)r->base;
-	return atomic_load_explicit(&((struct ring_header *)(uintptr_t)h)->head,
-				    memory_order_acquire);
+	r->base = base;
+	r->slot_count = slot_count;
+	r->slot_size = slot_size;
+	r->capacity = (uint64_t)slot_count * slot_size;
+	r->next = seq;
+	r->pos = pos;
+	r->off = pos % r->capacity;
+	if (seq == 0 || seq >= RING_START_MAX || pos % RING_ALIGN) {
+		r->next = RING_SEQ_END; /* a liar: its stream is over at once */
+		r->pos = r->off = 0;
+	}
+	skip_short_tail(r->capacity, &r->pos, &r->off);
+}
+
+/* Has the publisher announced writing over the record at our position? */
+static int overrun(const struct ring_reader *r, memory_order order)
+{
+	uint64_t limit = atomic_load_explicit(&header_of(r->base)->limit, order);
+	return limit > r->pos + r->capacity;
+}
+
+/* Overrun, or told a lie: go to the publisher's hint and count what we
+ * skipped. A hint that does not lead forward ends the stream. */
+static enum ring_result restart(struct ring_reader *r, struct ring_record *rec)
+{
+	struct ring_header *h = header_of(r->base);
+	for (int attempt = 0; attempt < HINT_ATTEMPTS; attempt++) {
+		uint64_t gen = atomic_load_explicit(&h->hint_gen, memory_order_acquire);
+		uint64_t seq = atomic_load_explicit(&h->hint_seq, memory_order_relaxed);
+		uint64_t pos = atomic_load_explicit(&h->hint_pos, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if ((gen & 1) || atomic_load_explicit(&h->hint_gen, memory_order_relaxed) != gen)
+			continue;
+		if (seq <= r->next || seq >= RING_SEQ_END || pos <= r->pos ||
+		    pos % RING_ALIGN) {
+			r->next = RING_SEQ_END;
+			return RING_EMPTY;
+		}
+		rec->lost = seq - r->next;
+		r->next = seq;
+		r->pos = pos;
+		r->off = pos % r->capacity;
+		skip_short_tail(r->capacity, &r->pos, &r->off);
+		return RING_LOST;
+	}
+	return RING_EMPTY; /* the publisher is moving it: next time */
+}
+
+/* The record at our position, checked against our own geometry; its body
+ * is copied to buf. 0 if it cannot be an honest record. */
+static int take_record(const struct ring_reader *r, const struct record_header *h,
+		       void *buf, struct ring_record *rec)
+{
+	struct record_header *m = (struct record_header *)(uintptr_t)h;
+	uint32_t len = atomic_load_explicit(&m->len, memory_order_relaxed);
+	uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
+	uint16_t meta_len = atomic_load_explicit(&m->meta_len, memory_order_relaxed);
+	rec->timestamp_ns = atomic_load_explicit(&m->timestamp_ns, memory_order_relaxed);
+	uint64_t body = (uint64_t)meta_len + len;
+	if ((flags & ~REC_KNOWN_FLAGS) || (flags & REC_PAD) ||
+	    body > ki_ring_inline_max(r->slot_size) ||
+	    RING_RECORD_HEADER + body > r->capacity - r->off)
+		return 0;
+	if ((flags & REC_LARGE) && len != sizeof(struct ring_large))
+		return 0;
+	memcpy(buf, (const uint8_t *)h + RING_RECORD_HEADER, body);
+	rec->flags = flags;
+	rec->meta_len = meta_len;
+	rec->len = len;
+	rec->large_id = 0;
+	return 1;
+}
+
+enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
+			      struct ring_record *rec)
+{
+	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		/* Only a lying hint sends a reader this far: its stream ends. */
+		if (r->next >= RING_SEQ_END)
+			return RING_EMPTY;
+		const struct record_header *h = record_at(r->base, r->off);
+		uint64_t seq = atomic_load_explicit(
+			&((struct record_header *)(uintptr_t)h)->seq, memory_order_acquire);
+		if (seq != r->next) {
+			/* Not written yet, or a later lap took its place. */
+			if (!overrun(r, memory_order_acquire))
+				return RING_EMPTY;
+			return restart(r, rec);
+		}
+		struct record_header *m = (struct record_header *)(uintptr_t)h;
+		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
+		int honest = flags == REC_PAD || take_record(r, h, buf, rec);
+		/* Everything we read must predate any write over it. */
+		atomic_thread_fence(memory_order_acquire);
+		if (overrun(r, memory_order_relaxed) || !honest)
+			return restart(r, rec);
+		if (flags == REC_PAD) {
+			r->pos += r->capacity - r->off;
+			r->off = 0;
+			continue;
+		}
+		if (rec->flags & REC_LARGE) {
+			struct ring_large large;
+			memcpy(&large, (uint8_t *)buf + rec->meta_len, sizeof large);
+			if (large.len > KITE_MSG_MAX)
+				return restart(r, rec);
+			rec->large_id = large.large_id;
+			rec->len = (uint32_t)large.len;
+		}
+		uint64_t size = record_size((uint64_t)rec->meta_len +
+					    (rec->flags & REC_LARGE ? sizeof(struct ring_large)
+								    : rec->len));
+		r->pos += size;
+		r->off += size;
+		skip_short_tail(r->capacity, &r->pos, &r->off);
+		rec->seq = r->next++;
+		rec->lost = 0;
+		return RING_MESSAGE;
+	}
+	return RING_EMPTY; /* pads after pads: a liar, asked again later */
 }
 
 int ki_ring_pending(const struct ring_reader *r)
 {
 	if (r->next >= RING_SEQ_END)
 		return 0; /* an ended stream, as ki_ring_read sees it */
-	const struct slot_header *s = slot_at(r->base, r->slot_size, r->slot_count, r->next);
-	uint64_t v = atomic_load_explicit(&((struct slot_header *)(uintptr_t)s)->seq2,
-					  memory_order_acquire);
-	return v >= r->next * 2 && v != r->next * 2 + 1;
-}
-
-/* If `next` has been overwritten (or will be by the write in progress),
- * jump forward and say how many were skipped. */
-static uint64_t skip_overrun(struct ring_reader *r, uint64_t head)
-{
-	/* Readable now: head - slot_count + 2 .. head (the slot of head + 1 may
-	 * be mid-write, destroying head + 1 - slot_count). */
-	uint64_t n = r->slot_count;
-	if (head < n - 1)
-		return 0;
-	/* Written without head + 2, which wraps for a head near 2^64. */
-	uint64_t oldest = head - (n - 2);
-	if (r->next >= oldest)
-		return 0;
-	uint64_t restart = oldest + n / RESTART_MARGIN_DIVISOR; /* <= head */
-	uint64_t lost = restart - r->next;
-	r->next = restart;
-	return lost;
-}
-
-enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
-			   struct ring_record *rec)
-{
-	uint32_t cap = r->slot_size - RING_SLOT_HEADER;
-	for (int attempt = 0;; attempt++) {
-		/* Lock words hold 2 * seq, so sequence numbers end below 2^63;
-		 * only a lying head sends a reader there, and its stream ends
-		 * (next * 2 would wrap and match anything; next++ would too). */
-		if (r->next >= RING_SEQ_END)
-			return RING_EMPTY;
-		if (attempt == READ_ATTEMPTS) {
-			rec->lost = 1; /* give this slot up: never stall on it */
-			r->next++;
-			return RING_LOST;
-		}
-		/* The slot's own lock word says whether `next` is there, so a
-		 * reader that keeps up never touches the head's cache line. */
-		const struct slot_header *s =
-			slot_at(r->base, r->slot_size, r->slot_count, r->next);
-		struct slot_header *ms = (struct slot_header *)(uintptr_t)s;
-		uint64_t want = r->next * 2;
-		uint64_t v1 = atomic_load_explicit(&ms->seq2, memory_order_acquire);
-		if (v1 < want || v1 == want + 1)
-			return RING_EMPTY; /* not written yet, or being written */
-		if (v1 != want) {
-			/* A later message took the slot: we were overrun. */
-			uint64_t lost = skip_overrun(r, load_head(r));
-			if (lost) {
-				rec->lost = lost;
-				return RING_LOST;
-			}
-			continue;
-		}
-		uint32_t len = atomic_load_explicit(&ms->len, memory_order_relaxed);
-		uint32_t flags = atomic_load_explicit(&ms->flags, memory_order_relaxed);
-		rec->timestamp_ns = atomic_load_explicit(&ms->timestamp_ns, memory_order_relaxed);
-		rec->large_id = atomic_load_explicit(&ms->large_id, memory_order_relaxed);
-		if (flags == SLOT_INLINE) {
-			if (len > cap)
-				continue; /* a lie, or a torn read: re-check, then give up */
-			memcpy(buf, (const uint8_t *)s + RING_SLOT_HEADER, len);
-		} else if (flags != SLOT_LARGE) {
-			continue;
-		}
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&ms->seq2, memory_order_relaxed) != v1)
-			continue;
-		rec->seq = r->next++;
-		rec->len = len;
-		rec->flags = flags;
-		rec->lost = 0;
-		return RING_MESSAGE;
-	}
+	const struct record_header *h = record_at(r->base, r->off);
+	uint64_t seq = atomic_load_explicit(&((struct record_header *)(uintptr_t)h)->seq,
+					    memory_order_acquire);
+	return seq == r->next || overrun(r, memory_order_acquire);
 }

@@ -1,16 +1,34 @@
 /* Internal: the shared-memory ring of one (publisher, channel) stream.
  *
- * Layout of the sealed memfd: a 4 KiB header page, then slot_count slots of
- * slot_size bytes. The publisher writes message `seq` into slot
- * seq % slot_count under a per-slot sequence lock (slot.seq2 = 2*seq+1 while
- * it writes, 2*seq when done) and then stores head = seq. Subscribers map it
- * read-only; they trust nothing they read: every length is checked against
- * their own copy of the geometry, and a slot whose lock word moves while it
- * is copied is treated as overwritten. A ring that lies can cost its own
- * messages (counted as lost), never memory safety or progress.
+ * Layout of the sealed memfd: a 4 KiB header page, then `capacity` bytes
+ * (slot_count * slot_size) of records laid end to end, each an 8-aligned
  *
- * Slots must start zero-filled (a fresh memfd is): a reader takes a lock
- * word below 2*next as "not written yet". */
+ *   +--------+-----+-------+----------+--------------+--------------+-----+
+ *   | seq 8  | len | flags | meta_len | timestamp 8  | meta (m)     | data|
+ *   |        | 4   | 2     | 2        |              | payload (len)| pad |
+ *   +--------+-----+-------+----------+--------------+--------------+-----+
+ *
+ * at absolute byte positions that only grow (position % capacity is the
+ * offset). The publisher writes a record's fields and payload, stores 0 in
+ * the seq word where the next record goes, then stores the record's seq
+ * last (release): a reader that expects `seq` at `pos` knows the record is
+ * complete when that word says so, and never mistakes an older lap's bytes
+ * for it. A record that would cross the end of the data is preceded by a
+ * pad record (REC_PAD) to the end; an offset with no room for a header is
+ * skipped by both sides.
+ *
+ * No shared head per message: before it writes bytes at or past `limit`,
+ * the publisher raises `limit` a segment (capacity / 8) at a time and
+ * leaves a hint (seq and position of the record it is writing). A reader
+ * whose copy was made while limit > pos + capacity may hold bytes of a
+ * later lap: it drops them and restarts at the hint, counting exactly the
+ * sequence numbers it skipped (lost).
+ *
+ * Subscribers map it read-only and trust nothing they read: every length
+ * and position is checked against their own copy of the geometry. A ring
+ * that lies can cost its own messages (counted as lost, or its stream
+ * ends), never memory safety or progress. Sequence numbers start at any
+ * N >= 1 (a re-created ring continues an old stream); 0 means "nothing". */
 #ifndef KITE_RING_H
 #define KITE_RING_H
 
@@ -20,20 +38,30 @@
 
 #include "kite.h"
 
-#define RING_MAGIC 0x31474e5245544b4bull /* "KKTERNG1" */
-#define RING_VERSION 1
+#define RING_MAGIC 0x32474e5245544b4bull /* "KKTERNG2" */
+#define RING_VERSION 2
 #define RING_HEADER_SIZE 4096
-#define RING_SLOT_HEADER 32
+#define RING_RECORD_HEADER 24
+#define RING_ALIGN 8
+/* Inline payloads (metadata included) are at most slot_size - this. */
+#define RING_INLINE_RESERVE 32
 #define RING_MIN_SLOTS 2
 #define RING_MAX_SLOTS (1u << 20)
 #define RING_MIN_SLOT_SIZE 64
 #define RING_MAX_SLOT_SIZE (1u << 20)
+#define RING_SEGMENTS 8
 /* Largest ring a subscriber maps (a publisher could offer up to 1 TiB). */
 #define RING_ACCEPT_MAX (1ull << 30)
 /* Start sequences at or above this are lies (streams end at 2^63). */
 #define RING_START_MAX (1ull << 62)
+#define RING_SEQ_END (1ull << 63)
 
-enum { SLOT_INLINE = 0, SLOT_LARGE = 1 };
+/* Record flags. */
+enum {
+	REC_LARGE = 1, /* payload: struct ring_large, the message is elsewhere */
+	REC_PAD = 2,   /* no message: the rest of the lap is unused */
+};
+#define REC_KNOWN_FLAGS (REC_LARGE | REC_PAD)
 
 struct ring_header {
 	uint64_t magic;
@@ -43,66 +71,101 @@ struct ring_header {
 	uint32_t slot_size;
 	uint64_t publisher;
 	char channel[KITE_CHANNEL_MAX + 1];
-	_Alignas(64) _Atomic uint64_t head; /* last committed seq; 0 = none */
+	/* Written once per segment the publisher enters, read by readers
+	 * only to check a copy and to restart after an overrun. */
+	_Alignas(64) _Atomic uint64_t limit; /* nothing written at or past it */
+	_Atomic uint64_t hint_gen;           /* odd while the hint changes */
+	_Atomic uint64_t hint_seq;
+	_Atomic uint64_t hint_pos;
 };
 
-struct slot_header {
-	_Atomic uint64_t seq2;
-	_Atomic uint32_t len;
-	_Atomic uint32_t flags;
+struct record_header {
+	_Atomic uint64_t seq; /* stored last; 0: nothing yet */
+	_Atomic uint32_t len; /* payload bytes after the metadata */
+	_Atomic uint16_t flags;
+	_Atomic uint16_t meta_len; /* bytes of metadata before the payload */
 	_Atomic uint64_t timestamp_ns;
-	_Atomic uint64_t large_id;
 };
 
-_Static_assert(sizeof(struct slot_header) == RING_SLOT_HEADER, "slot header");
+/* The payload of a REC_LARGE record. */
+struct ring_large {
+	uint64_t large_id;
+	uint64_t len;
+};
+
+_Static_assert(sizeof(struct record_header) == RING_RECORD_HEADER, "record header");
 _Static_assert(sizeof(struct ring_header) <= RING_HEADER_SIZE, "ring header");
 
 /* 0 if the geometry is acceptable; *bytes gets the memfd size. */
 int ki_ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes);
 
+/* Most inline bytes (metadata + payload) a record of this geometry takes. */
+static inline uint32_t ki_ring_inline_max(uint32_t slot_size)
+{
+	return slot_size - RING_INLINE_RESERVE;
+}
+
 /* Publisher side. */
 struct ring_writer {
 	uint8_t *base;
 	uint32_t slot_count, slot_size;
-	uint64_t head;
+	uint64_t capacity, segment;
+	uint64_t head;  /* last seq written (start - 1 before the first) */
+	uint64_t pos;   /* where the next record goes (absolute) */
+	uint64_t off;   /* pos % capacity */
+	uint64_t limit; /* our copy of the shared limit */
 };
 
+/* Messages get sequence numbers start_seq, start_seq + 1, ... (1 <= start_seq
+ * < RING_START_MAX). */
 void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
-		      uint32_t slot_size, uint64_t publisher, const char *channel);
+			 uint32_t slot_size, uint64_t publisher, const char *channel,
+			 uint64_t start_seq);
 
-/* Write one message (inline payload, or a large reference with payload
- * NULL); returns its seq. Caller guarantees inline len fits. */
-uint64_t ki_ring_write(struct ring_writer *w, const void *payload, uint32_t len,
-		    uint32_t flags, uint64_t large_id, uint64_t timestamp_ns);
+/* Write one record: meta_len bytes of metadata then len of payload
+ * (meta_len + len <= ki_ring_inline_max), or a large reference (flags
+ * REC_LARGE, payload a struct ring_large). Returns its seq. */
+uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
+		       const void *payload, uint32_t len, uint16_t flags,
+		       uint64_t timestamp_ns);
 
 /* Subscriber side. */
 struct ring_reader {
 	const uint8_t *base;
 	uint32_t slot_count, slot_size; /* our own validated copies */
-	uint64_t next;                  /* next seq we expect */
+	uint64_t capacity;
+	uint64_t next; /* next seq we expect */
+	uint64_t pos;  /* where we expect it (absolute) */
+	uint64_t off;  /* pos % capacity */
 };
 
 enum ring_result { RING_EMPTY, RING_MESSAGE, RING_LOST };
 
 struct ring_record {
 	uint64_t seq;
-	uint32_t len;
-	uint32_t flags;
+	uint32_t len;      /* payload bytes (REC_LARGE: the message's) */
+	uint16_t flags;
+	uint16_t meta_len; /* metadata bytes in front of the payload in buf */
 	uint64_t timestamp_ns;
 	uint64_t large_id;
 	uint64_t lost; /* RING_LOST: how many */
 };
 
+/* Start reading at (seq, pos), as a publisher's offer said; a start no
+ * honest publisher sends ends the stream at once. Geometry must be valid. */
+void ki_ring_reader_init(struct ring_reader *r, const void *base, uint32_t slot_count,
+			 uint32_t slot_size, uint64_t seq, uint64_t pos);
+
 /* Check a mapped ring header against the geometry and channel we were told;
  * 0 or -EBADMSG. */
 int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
-		      const char *channel);
+			 const char *channel);
 
-/* Read the next record. RING_MESSAGE copies an inline payload into buf
- * (buf_len >= slot_size - RING_SLOT_HEADER). RING_LOST reports a gap
- * (overrun, or a slot that failed validation) and skips past it. */
+/* Read the next record. RING_MESSAGE copies metadata and inline payload
+ * into buf (buf_len >= ki_ring_inline_max(slot_size)). RING_LOST reports a
+ * gap (overrun, or records that failed validation) and skips past it. */
 enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
-			   struct ring_record *rec);
+			      struct ring_record *rec);
 
 /* 1 if ki_ring_read would return something other than RING_EMPTY now. */
 int ki_ring_pending(const struct ring_reader *r);

@@ -142,12 +142,8 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	s->gid = p->gid;
 	s->bytes = bytes;
 	s->ino = (uint64_t)st.st_ino;
-	s->r.base = base;
-	s->r.slot_count = m->slot_count;
-	s->r.slot_size = m->slot_size;
-	s->r.next = m->a ? m->a : 1;
-	if (s->r.next >= RING_START_MAX)
-		s->r.next = RING_START_MAX; /* a liar: its stream is over at once */
+	/* A start no honest publisher sends ends its stream at once. */
+	ki_ring_reader_init(&s->r, base, m->slot_count, m->slot_size, m->a ? m->a : 1, m->b);
 	/* KITE_PUBLISHER_NEW comes from the ring's own state, before its
 	 * first message: no queue can overflow and drop it. */
 	s->announce = 1;

@@ -9,7 +9,7 @@
 
 #include "kite.h"
 
-#define WIRE_VERSION 3
+#define WIRE_VERSION 4
 #define WIRE_REASON_MAX 255
 #define WIRE_MAX_FDS 2
 
@@ -21,8 +21,9 @@ enum wire_type {
 	                token (0: none) the receiver acknowledges with
 	                W_SUB_ACK once it has offered its rings for them */
 	W_SUB_ACK,   /* id = token of the W_SUB this answers */
-	W_RING,      /* id = ring id, a = first seq for the receiver, text =
-	                channel, slot_count, slot_size; fd: the ring */
+	W_RING,      /* id = ring id, a = first seq for the receiver, b = the
+	                ring position of that seq, text = channel, slot_count,
+	                slot_size; fd: the ring */
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring */

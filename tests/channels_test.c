@@ -1220,7 +1220,8 @@ static void test_ring_fd_not_writable(void **state)
 	assert_int_equal(mprotect(ro, bytes, PROT_READ | PROT_WRITE), -1);
 	/* What it can do: read the five messages through its own reader. */
 	assert_int_equal(ki_ring_header_check(ro, m.slot_count, m.slot_size, "ro.x"), 0);
-	struct ring_reader r = {ro, m.slot_count, m.slot_size, 1};
+	struct ring_reader r;
+	ki_ring_reader_init(&r, ro, m.slot_count, m.slot_size, 1, 0);
 	uint8_t buf[4096];
 	struct ring_record rec;
 	for (uint64_t seq = 1; seq <= 5; seq++) {

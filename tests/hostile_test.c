@@ -6,6 +6,7 @@
  * it still receives an honest publisher's stream exactly, while the
  * scribbling goes on. */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -167,10 +168,18 @@ static int hostile_link(uint64_t my_id)
 	return sock;
 }
 
-static struct slot_header *slot_of(struct ring_writer *w, uint64_t index)
+/* A record header at an 8-aligned offset with room for it, from r. */
+static struct record_header *record_of(struct ring_writer *w, uint64_t r)
 {
-	return (struct slot_header *)(w->base + RING_HEADER_SIZE +
-				      (index % w->slot_count) * w->slot_size);
+	uint64_t off = (r % (w->capacity - RING_RECORD_HEADER + 1)) & ~7ull;
+	return (struct record_header *)(w->base + RING_HEADER_SIZE + off);
+}
+
+/* The record the reader expects next, if it keeps up: committed as seq
+ * with whatever fields the caller stored first. */
+static struct record_header *next_record(struct ring_writer *w)
+{
+	return (struct record_header *)(w->base + RING_HEADER_SIZE + w->off);
 }
 
 /* In a child: a hostile link that has handed the victim a correctly
@@ -213,7 +222,7 @@ static int scribbler(void *arg)
 	/* Honest at first, until the victim has read from this ring. */
 	uint64_t start = mono_ms() + 30000;
 	for (uint32_t len = 0; len < 4; len++)
-		ki_ring_write(&w, "abcd", len, SLOT_INLINE, 0, 0);
+		ki_ring_write(&w, NULL, 0, "abcd", len, 0, 0);
 	while (!atomic_load(&sh->garbage_messages)) {
 		CHILD_CHECK(mono_ms() < start, "the victim never read the ring");
 		nap_us(1000);
@@ -226,34 +235,41 @@ static int scribbler(void *arg)
 	for (uint64_t n = 0; !atomic_load(&sh->stop_scribbling); n++) {
 		CHILD_CHECK(mono_ms() < deadline, "never stopped");
 		uint64_t r = test_rand(&rng);
-		struct slot_header *s = slot_of(&w, r >> 8);
-		switch (r % 12) {
+		struct record_header *s = record_of(&w, r >> 8);
+		struct record_header *nx = next_record(&w);
+		switch (r % 14) {
 		case 0: case 1: /* an honest message now and then */
 			for (size_t i = 0; i < sizeof junk; i++)
 				junk[i] = (uint8_t)test_rand(&rng);
-			ki_ring_write(&w, junk, (uint32_t)(r >> 40) % 33, SLOT_INLINE, 0, 0);
+			ki_ring_write(&w, NULL, 0, junk, (uint32_t)(r >> 40) % 33, 0, 0);
 			break;
-		case 2: /* head backwards, or a little ahead */
-			atomic_store(&h->head, w.head - (r >> 60) + (r >> 62));
+		case 2: /* the limit backwards, or a little ahead */
+			atomic_store(&h->limit, w.limit - (r >> 60) * 64 + (r >> 62) * 64);
 			break;
-		case 3: /* head to the far end */
-			atomic_store(&h->head, (r & 0x100) ? (1ull << 63) : UINT64_MAX - (r >> 61));
-			w.head = atomic_load(&h->head);
+		case 3: /* limit and hint to the far end, or anywhere */
+			atomic_store(&h->limit, (r & 0x100) ? UINT64_MAX : r);
+			atomic_store(&h->hint_seq, (r & 0x200) ? (1ull << 63) - (r >> 61)
+							     : test_rand(&rng));
+			atomic_store(&h->hint_pos, (r & 0x400) ? w.pos + (r >> 50) : test_rand(&rng));
+			atomic_store(&h->hint_gen, (r & 0x800) ? 2 * (r >> 40) : r);
 			break;
-		case 4: /* a lock word that matches, a length that does not */
-			atomic_store(&s->seq2, 2 * atomic_load(&h->head));
-			atomic_store(&s->len, (uint32_t)(r >> 32));
+		case 4: /* the next seq word matches, the length does not */
+			atomic_store(&nx->len, (uint32_t)(r >> 32));
+			atomic_store(&nx->meta_len, (uint16_t)(r >> 16));
+			atomic_store(&nx->seq, w.head + 1);
 			break;
-		case 5: /* a large reference to an id never sent, any length */
-			atomic_store(&s->flags, SLOT_LARGE);
-			atomic_store(&s->large_id, r >> 20);
-			atomic_store(&s->len, (uint32_t)(r >> 33));
+		case 5: { /* a large reference to an id never sent, any length */
+			struct ring_large ref = {r >> 20, r >> 33};
+			ki_ring_write(&w, NULL, 0, &ref, sizeof ref, REC_LARGE, 0);
 			break;
-		case 6: /* unknown flags */
-			atomic_store(&s->flags, (uint32_t)(r >> 32));
+		}
+		case 6: /* unknown flags on the next record */
+			atomic_store(&nx->flags, (uint16_t)(r >> 32));
+			atomic_store(&nx->len, 0);
+			atomic_store(&nx->seq, w.head + 1);
 			break;
-		case 7: /* a random lock word */
-			atomic_store(&s->seq2, test_rand(&rng));
+		case 7: /* a random seq word anywhere */
+			atomic_store(&s->seq, (r & 0x10) ? w.head + 1 : test_rand(&rng));
 			break;
 		case 8: { /* a large notice: 4 KiB memfd, sealed or not */
 			int lfd = ki_shm_create("lie", 4096);
@@ -268,18 +284,14 @@ static int scribbler(void *arg)
 			m.nfds = 1;
 			ki_wire_send(sock, &m, 1);
 			close(lfd);
-			/* ...and a slot naming it, with a length beyond it. */
-			uint64_t seq = ++w.head;
-			s = slot_of(&w, seq);
-			atomic_store(&s->flags, SLOT_LARGE);
-			atomic_store(&s->large_id, (r >> 8) & 7);
-			atomic_store(&s->len, (r & 0x20) ? 4096 : 1u << 30);
-			atomic_store(&s->seq2, 2 * seq);
-			atomic_store(&h->head, seq);
+			/* ...and a record naming it, with a length beyond it. */
+			struct ring_large ref = {(r >> 8) & 7, (r & 0x20) ? 4096 : 1u << 30};
+			ki_ring_write(&w, NULL, 0, &ref, sizeof ref, REC_LARGE, 0);
 			break;
 		}
-		case 9: /* garbage over a whole slot, header included */
-			for (int i = 0; i < 64; i += 8) {
+		case 9: /* garbage over 64 bytes, record headers included */
+			for (int i = 0; i < 64 && (uint8_t *)s + i + 8 <=
+			     w.base + RING_HEADER_SIZE + w.capacity; i += 8) {
 				uint64_t g = test_rand(&rng);
 				memcpy((uint8_t *)s + i, &g, 8);
 			}
@@ -291,6 +303,14 @@ static int scribbler(void *arg)
 		case 11: /* ...and is restored: new readers would check it */
 			h->slot_count = 8;
 			h->slot_size = 64;
+			break;
+		case 12: /* a pad where the next record goes */
+			atomic_store(&nx->flags, REC_PAD);
+			atomic_store(&nx->seq, w.head + 1);
+			break;
+		case 13: /* the writer jumps ahead a lap or more, hint and all */
+			w.pos += w.capacity * (1 + (r >> 62));
+			w.head += r >> 56;
 			break;
 		}
 		atomic_fetch_add(&sh->scribbles, 1);
@@ -570,9 +590,9 @@ static void test_hostile_publisher(void **state)
 
 #define FLOOD_HONEST 1000
 
-/* A ring that reports losses without end: every slot's lock word claims
- * a later message, and its head offers nothing to skip to, so each read
- * gives one slot up. Waits until the victim has read the honest stream. */
+/* A ring that reports losses without end: its writer laps the 512-byte
+ * ring as fast as it can, so nearly every read is one more loss (or a
+ * message). Waits until the victim has read the honest stream. */
 static int flooder(void *arg)
 {
 	(void)arg;
@@ -583,12 +603,12 @@ static int flooder(void *arg)
 		CHILD_CHECK(mono_ms() < deadline, "never told to lie");
 		nap_us(1000);
 	}
-	for (uint32_t i = 0; i < w.slot_count; i++)
-		atomic_store(&slot_of(&w, i)->seq2, 1ull << 62);
 	atomic_store(&sh->flood_running, 1);
-	while (!atomic_load(&sh->flood_stop)) {
+	for (uint64_t n = 1; !atomic_load(&sh->flood_stop); n++) {
 		CHILD_CHECK(mono_ms() < deadline, "never told to stop");
-		nap_us(1000);
+		ki_ring_write(&w, NULL, 0, &n, sizeof n, 0, 0);
+		if (n % 4096 == 0)
+			sched_yield(); /* share the CPUs */
 	}
 	close(sock);
 	return 0;

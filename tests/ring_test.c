@@ -1,7 +1,9 @@
-/* The ring's arithmetic in one process: one writer and one reader over a
- * malloc'd image (so ASan sees any read past its end), in-order delivery,
- * wrap-around, overrun with an exact count of what was lost, geometry and
- * header checks, and slots that lie. */
+/* The packed ring's arithmetic in one process: one writer and one reader
+ * over a malloc'd image (so ASan sees any read past its end, and the copy
+ * buffer is exactly the inline maximum), in-order delivery, record
+ * boundaries and wrap-around at every size near the edges, any start
+ * sequence, metadata blocks, overrun with an exact count of what was lost,
+ * geometry and header checks, and records, limits and hints that lie. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,22 +16,29 @@
 struct ring_fixture {
 	void *base;
 	size_t bytes;
+	uint32_t cap; /* inline maximum */
 	struct ring_writer w;
 	struct ring_reader r;
-	uint8_t *buf; /* exactly slot_size - RING_SLOT_HEADER bytes */
+	uint8_t *buf; /* exactly cap bytes */
 };
 
-static void ring_setup(struct ring_fixture *f, uint32_t slots, uint32_t slot_size)
+static void ring_setup_at(struct ring_fixture *f, uint32_t slots, uint32_t slot_size,
+			  uint64_t start)
 {
 	assert_int_equal(ki_ring_geometry_valid(slots, slot_size, &f->bytes), 0);
 	f->base = aligned_alloc(64, f->bytes); /* bytes: a multiple of 64 */
 	assert_non_null(f->base);
 	memset(f->base, 0, f->bytes); /* as a fresh memfd is */
-	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring");
-	f->r = (struct ring_reader){.base = f->base, .slot_count = slots,
-				    .slot_size = slot_size, .next = 1};
-	f->buf = malloc(slot_size - RING_SLOT_HEADER);
+	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring", start);
+	ki_ring_reader_init(&f->r, f->base, slots, slot_size, start, 0);
+	f->cap = ki_ring_inline_max(slot_size);
+	f->buf = malloc(f->cap);
 	assert_non_null(f->buf);
+}
+
+static void ring_setup(struct ring_fixture *f, uint32_t slots, uint32_t slot_size)
+{
+	ring_setup_at(f, slots, slot_size, 1);
 }
 
 static void ring_teardown(struct ring_fixture *f)
@@ -38,32 +47,72 @@ static void ring_teardown(struct ring_fixture *f)
 	free(f->buf);
 }
 
-/* Payload of message seq: len bytes derived from seq. */
-static uint32_t fill_payload(uint8_t *p, uint64_t seq, uint32_t cap)
+static struct ring_header *hdr(struct ring_fixture *f)
 {
-	uint32_t len = (uint32_t)(seq * 7 % (cap + 1));
+	return f->base;
+}
+
+static struct record_header *record_at_off(struct ring_fixture *f, uint64_t off)
+{
+	return (struct record_header *)((uint8_t *)f->base + RING_HEADER_SIZE + off);
+}
+
+static void fill_bytes(uint8_t *p, uint64_t seq, uint32_t len)
+{
 	for (uint32_t i = 0; i < len; i++)
 		p[i] = (uint8_t)(seq * 31 + i);
-	return len;
 }
 
-static void check_payload(const uint8_t *p, uint32_t len, uint64_t seq, uint32_t cap)
+static void check_bytes(const uint8_t *p, uint32_t len, uint64_t seq, uint32_t want_len)
 {
 	uint8_t want[4096];
-	assert_true(cap <= sizeof want);
-	uint32_t wl = fill_payload(want, seq, cap);
-	if (len != wl || memcmp(p, want, len))
+	assert_true(want_len <= sizeof want);
+	fill_bytes(want, seq, want_len);
+	if (len != want_len || memcmp(p, want, len))
 		fail_msg("seq %llu: payload differs (len %u, want %u)",
-			 (unsigned long long)seq, len, wl);
+			 (unsigned long long)seq, len, want_len);
 }
 
-static uint64_t write_one(struct ring_fixture *f, uint32_t cap)
+/* Message seq's payload: (seq * 7) % (cap + 1) bytes derived from seq. */
+static void check_payload(const uint8_t *p, uint32_t len, uint64_t seq, uint32_t cap)
+{
+	check_bytes(p, len, seq, (uint32_t)(seq * 7 % (cap + 1)));
+}
+
+static uint64_t write_len(struct ring_fixture *f, uint32_t len)
 {
 	uint8_t p[4096];
 	uint64_t seq = f->w.head + 1;
-	uint32_t len = fill_payload(p, seq, cap);
-	assert_int_equal(ki_ring_write(&f->w, p, len, SLOT_INLINE, 0, seq * 1000), seq);
+	fill_bytes(p, seq, len);
+	assert_int_equal(ki_ring_write(&f->w, NULL, 0, p, len, 0, seq * 1000), seq);
 	return seq;
+}
+
+static uint64_t write_one(struct ring_fixture *f)
+{
+	return write_len(f, (uint32_t)((f->w.head + 1) * 7 % (f->cap + 1)));
+}
+
+static void expect_message(struct ring_fixture *f, uint64_t seq, uint32_t len)
+{
+	struct ring_record rec;
+	assert_int_equal(ki_ring_pending(&f->r), 1);
+	enum ring_result r = ki_ring_read(&f->r, f->buf, &rec);
+	if (r != RING_MESSAGE)
+		fail_msg("seq %llu len %u: read gave %d (lost %llu)", (unsigned long long)seq,
+			 len, r, (unsigned long long)rec.lost);
+	assert_int_equal(rec.seq, seq);
+	assert_int_equal(rec.flags, 0);
+	assert_int_equal(rec.meta_len, 0);
+	assert_int_equal(rec.timestamp_ns, seq * 1000);
+	check_bytes(f->buf, rec.len, seq, len);
+}
+
+static void expect_empty(struct ring_fixture *f)
+{
+	struct ring_record rec;
+	assert_int_equal(ki_ring_pending(&f->r), 0);
+	assert_int_equal(ki_ring_read(&f->r, f->buf, &rec), RING_EMPTY);
 }
 
 static void test_empty(void **state)
@@ -71,9 +120,7 @@ static void test_empty(void **state)
 	(void)state;
 	struct ring_fixture f;
 	ring_setup(&f, 8, 64);
-	struct ring_record rec;
-	assert_int_equal(ki_ring_pending(&f.r), 0);
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+	expect_empty(&f);
 	assert_int_equal(f.r.next, 1);
 	ring_teardown(&f);
 }
@@ -83,77 +130,167 @@ static void test_in_order(void **state)
 	(void)state;
 	struct ring_fixture f;
 	ring_setup(&f, 16, 128);
-	uint32_t cap = 128 - RING_SLOT_HEADER;
 	for (int i = 0; i < 10; i++)
-		write_one(&f, cap);
+		write_one(&f);
 	struct ring_record rec;
 	for (uint64_t seq = 1; seq <= 10; seq++) {
 		assert_int_equal(ki_ring_pending(&f.r), 1);
 		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
 		assert_int_equal(rec.seq, seq);
-		assert_int_equal(rec.flags, SLOT_INLINE);
+		assert_int_equal(rec.flags, 0);
 		assert_int_equal(rec.timestamp_ns, seq * 1000);
-		check_payload(f.buf, rec.len, seq, cap);
+		check_payload(f.buf, rec.len, seq, f.cap);
 	}
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+	expect_empty(&f);
+	/* Small records share cache lines: ten of up to 96 bytes took no
+	 * ring-sized slots, only their own size. */
+	assert_true(f.w.pos <= 10 * (RING_RECORD_HEADER + 96 + 8));
 	ring_teardown(&f);
 }
 
+/* Every length from 0 to the inline maximum, each written for several laps
+ * with the reader right behind (every record then starts at every offset
+ * its size allows, ends exactly at the end of the data, leaves a tail too
+ * short for a header, or needs a pad), on geometries from the smallest. */
+static void test_every_size_wraps(void **state)
+{
+	(void)state;
+	static const struct { uint32_t slots, size; } g[] = {
+		{2, 64}, {2, 128}, {4, 64}, {8, 64}, {2, 192}, {4, 320},
+	};
+	for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
+		struct ring_fixture f;
+		ring_setup(&f, g[i].slots, g[i].size);
+		for (uint32_t len = 0; len <= f.cap; len++) {
+			uint64_t laps_end = f.w.pos + 3 * f.w.capacity + 64;
+			while (f.w.pos < laps_end) {
+				uint64_t seq = write_len(&f, len);
+				expect_message(&f, seq, len);
+				expect_empty(&f);
+				assert_int_equal(f.r.pos, f.w.pos);
+			}
+		}
+		/* Two sizes alternating: records of one end where the other's
+		 * would not fit. (Not both unread: in the smallest rings two
+		 * records and a pad are more than the ring holds.) */
+		for (uint32_t a = 0; a <= f.cap; a += 3)
+			for (uint32_t b = f.cap; b + 4 > f.cap && b <= f.cap; b--) {
+				for (int n = 0; n < 6; n++) {
+					expect_message(&f, write_len(&f, a), a);
+					expect_message(&f, write_len(&f, b), b);
+				}
+				expect_empty(&f);
+			}
+		ring_teardown(&f);
+	}
+}
+
+/* A reader that keeps within half the ring of the writer, whatever the
+ * sizes, loses nothing for many laps. */
 static void test_wrap_around(void **state)
 {
 	(void)state;
 	struct ring_fixture f;
 	ring_setup(&f, 4, 64);
-	uint32_t cap = 64 - RING_SLOT_HEADER;
-	struct ring_record rec;
-	/* Keep the reader within two slots of the writer for many laps. */
 	for (uint64_t seq = 1; seq <= 20000; seq++) {
-		write_one(&f, cap);
+		write_one(&f);
 		if (seq % 2)
 			continue;
-		for (uint64_t s = seq - 1; s <= seq; s++) {
-			assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
-			assert_int_equal(rec.seq, s);
-			check_payload(f.buf, rec.len, s, cap);
+		for (uint64_t s = seq - 1; s <= seq; s++)
+			expect_message(&f, s, (uint32_t)(s * 7 % (f.cap + 1)));
+		expect_empty(&f);
+	}
+	ring_teardown(&f);
+}
+
+/* Any start sequence (a re-created ring continues an old stream). */
+static void test_start_sequence(void **state)
+{
+	(void)state;
+	static const uint64_t starts[] = {1, 2, 1000, 1ull << 40, RING_START_MAX - 5};
+	for (size_t i = 0; i < sizeof starts / sizeof *starts; i++) {
+		struct ring_fixture f;
+		ring_setup_at(&f, 4, 64, starts[i]);
+		expect_empty(&f);
+		for (int n = 0; n < 100; n++) {
+			uint64_t seq = write_len(&f, (uint32_t)n % (f.cap + 1));
+			assert_int_equal(seq, starts[i] + (uint64_t)n);
+			expect_message(&f, seq, (uint32_t)n % (f.cap + 1));
 		}
-		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+		ring_teardown(&f);
+	}
+	/* Starts no honest publisher offers end the stream at once. */
+	struct ring_fixture f;
+	ring_setup(&f, 4, 64);
+	write_len(&f, 3);
+	static const struct { uint64_t seq, pos; } bad[] = {
+		{0, 0}, {RING_START_MAX, 0}, {UINT64_MAX, 0}, {1, 4}, {1, 1},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		struct ring_reader r;
+		struct ring_record rec;
+		ki_ring_reader_init(&r, f.base, 4, 64, bad[i].seq, bad[i].pos);
+		assert_int_equal(ki_ring_pending(&r), 0);
+		assert_int_equal(ki_ring_read(&r, f.buf, &rec), RING_EMPTY);
+	}
+	ring_teardown(&f);
+}
+
+/* A metadata block in front of the payload travels with it. */
+static void test_metadata_block(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	ring_setup(&f, 4, 128);
+	uint8_t meta[40], payload[96];
+	for (size_t i = 0; i < sizeof meta; i++)
+		meta[i] = (uint8_t)(0xa0 + i);
+	fill_bytes(payload, 1, sizeof payload);
+	for (uint16_t m = 0; m <= 40; m += 8) {
+		uint32_t len = f.cap - m;
+		uint64_t seq = ki_ring_write(&f.w, meta, m, payload, len, 0, 9);
+		struct ring_record rec;
+		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
+		assert_int_equal(rec.seq, seq);
+		assert_int_equal(rec.meta_len, m);
+		assert_int_equal(rec.len, len);
+		assert_memory_equal(f.buf, meta, m);
+		assert_memory_equal(f.buf + m, payload, len);
 	}
 	ring_teardown(&f);
 }
 
 /* Random write bursts and read bursts: every message is either received,
  * in order with its own payload, or counted lost, exactly once. A reader
- * never more than slot_count - 2 behind loses nothing. */
-static void overrun_run(uint32_t slots, uint64_t seed)
+ * whose position the writer's limit has not passed loses nothing. */
+static void overrun_run(uint32_t slots, uint32_t slot_size, uint64_t seed)
 {
 	struct ring_fixture f;
-	ring_setup(&f, slots, 128);
-	uint32_t cap = 128 - RING_SLOT_HEADER;
+	ring_setup(&f, slots, slot_size);
 	uint64_t rng = seed, received = 0, lost = 0, expect = 1;
 	struct ring_record rec;
 	for (int round = 0; round < 400; round++) {
 		uint64_t writes = test_rand(&rng) % (3 * slots);
 		uint64_t reads = test_rand(&rng) % (3 * slots);
 		for (uint64_t i = 0; i < writes; i++)
-			write_one(&f, cap);
-		uint64_t behind = f.w.head + 1 - f.r.next;
-		int may_lose = behind > slots - 2;
+			write_one(&f);
+		int may_lose = f.w.limit > f.r.pos + f.w.capacity;
 		for (uint64_t i = 0; i < reads; i++) {
 			enum ring_result r = ki_ring_read(&f.r, f.buf, &rec);
 			if (r == RING_EMPTY) {
 				assert_int_equal(f.r.next, f.w.head + 1);
+				assert_int_equal(f.r.pos, f.w.pos);
 				break;
 			}
 			if (r == RING_LOST) {
 				if (!may_lose)
-					fail_msg("seed %llu: lost %llu while only %llu behind",
+					fail_msg("seed %llu: lost %llu while not overrun",
 						 (unsigned long long)seed,
-						 (unsigned long long)rec.lost,
-						 (unsigned long long)behind);
+						 (unsigned long long)rec.lost);
 				assert_true(rec.lost > 0);
 				lost += rec.lost;
 				expect += rec.lost;
-				may_lose = 0; /* once caught up, no second loss this burst */
+				may_lose = 0; /* restarted recently: not again this burst */
 				continue;
 			}
 			assert_int_equal(r, RING_MESSAGE);
@@ -161,13 +298,12 @@ static void overrun_run(uint32_t slots, uint64_t seed)
 				fail_msg("seed %llu: got seq %llu, expected %llu",
 					 (unsigned long long)seed, (unsigned long long)rec.seq,
 					 (unsigned long long)expect);
-			check_payload(f.buf, rec.len, rec.seq, cap);
+			check_payload(f.buf, rec.len, rec.seq, f.cap);
 			expect++;
 			received++;
 		}
 	}
-	/* Drain. */
-	for (;;) {
+	for (;;) { /* drain */
 		enum ring_result r = ki_ring_read(&f.r, f.buf, &rec);
 		if (r == RING_EMPTY)
 			break;
@@ -194,34 +330,54 @@ static void test_overrun_exact_count(void **state)
 	(void)state;
 	static const uint32_t geometry[] = {2, 4, 8, 16, 64, 256};
 	for (size_t g = 0; g < sizeof geometry / sizeof *geometry; g++)
-		for (uint64_t seed = 1; seed <= 25; seed++)
-			overrun_run(geometry[g], seed * 0x9e3779b97f4a7c15ull + g);
+		for (uint64_t seed = 1; seed <= 25; seed++) {
+			overrun_run(geometry[g], 64, seed * 0x9e3779b97f4a7c15ull + g);
+			overrun_run(geometry[g], 128, seed * 0x2545f4914f6cdd1dull + g);
+		}
 }
 
-static void test_len_at_slot_boundary(void **state)
+/* The reader copies a record, then learns the writer had lapped it during
+ * the copy: the copy is dropped and counted, never delivered. */
+static void test_overrun_during_copy(void **state)
 {
 	(void)state;
 	struct ring_fixture f;
-	ring_setup(&f, 8, 128);
-	uint32_t cap = 128 - RING_SLOT_HEADER;
-	uint8_t p[128];
-	for (uint32_t i = 0; i < sizeof p; i++)
-		p[i] = (uint8_t)(i + 1);
+	ring_setup(&f, 4, 64);
+	uint64_t s1 = write_len(&f, f.cap);
+	/* The writer announces a lap past record 1 (as it does just before it
+	 * writes over it) without touching record 1's bytes yet. */
+	struct ring_header *h = hdr(&f);
+	uint64_t lap = f.w.capacity + f.w.segment;
+	atomic_store(&h->hint_seq, s1 + 9);
+	atomic_store(&h->hint_pos, f.w.pos + lap - f.w.segment);
+	atomic_store(&h->hint_gen, 2);
+	atomic_store(&h->limit, lap);
 	struct ring_record rec;
-	uint32_t lens[] = {0, 1, cap - 1, cap};
-	for (size_t i = 0; i < 4; i++) {
-		ki_ring_write(&f.w, p, lens[i], SLOT_INLINE, 0, 0);
-		memset(f.buf, 0, cap);
-		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
-		assert_int_equal(rec.len, lens[i]);
-		assert_memory_equal(f.buf, p, lens[i]);
-	}
-	/* A large reference carries its length and id, no payload. */
-	ki_ring_write(&f.w, NULL, 0xffffffffu, SLOT_LARGE, 77, 5);
+	assert_int_equal(ki_ring_pending(&f.r), 1);
+	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
+	assert_int_equal(rec.lost, 9);
+	assert_int_equal(f.r.next, s1 + 9);
+	ring_teardown(&f);
+}
+
+static void test_large_reference(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	ring_setup(&f, 8, 64);
+	struct ring_large ref = {77, 0xffffffffu};
+	uint64_t seq = ki_ring_write(&f.w, NULL, 0, &ref, sizeof ref, REC_LARGE, 5);
+	struct ring_record rec;
 	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
-	assert_int_equal(rec.flags, SLOT_LARGE);
+	assert_int_equal(rec.seq, seq);
+	assert_int_equal(rec.flags, REC_LARGE);
 	assert_int_equal(rec.len, 0xffffffffu);
 	assert_int_equal(rec.large_id, 77);
+	/* A reference to more than a message may hold is a lie. */
+	ref.len = KITE_MSG_MAX + 1;
+	ki_ring_write(&f.w, NULL, 0, &ref, sizeof ref, REC_LARGE, 5);
+	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+	assert_int_equal(f.r.next, RING_SEQ_END);
 	ring_teardown(&f);
 }
 
@@ -266,7 +422,7 @@ static void test_header_check(void **state)
 	h->magic ^= 1;
 	assert_int_equal(ki_ring_header_check(f.base, 8, 64, "test.ring"), -EBADMSG);
 	h->magic ^= 1;
-	h->version = 2;
+	h->version = 1; /* the slotted ring of before */
 	assert_int_equal(ki_ring_header_check(f.base, 8, 64, "test.ring"), -EBADMSG);
 	h->version = RING_VERSION;
 	h->header_size = 8192;
@@ -283,118 +439,137 @@ static void test_header_check(void **state)
 	ring_teardown(&f);
 }
 
-/* Slots and heads that lie: each read returns promptly, never copies more
- * than the reader's own slot capacity, and counts what it gave up. */
-static void test_lying_slots(void **state)
+/* One lie in record 2 of a fresh ring; what the reader does next. */
+typedef void (*lie_fn)(struct ring_fixture *f, struct record_header *r);
+
+static void lie_len(struct ring_fixture *f, struct record_header *r)
+{
+	atomic_store(&r->len, f->cap + 1);
+}
+static void lie_len_huge(struct ring_fixture *f, struct record_header *r)
+{
+	(void)f;
+	atomic_store(&r->len, 0xffffffffu);
+	atomic_store(&r->meta_len, 0xffff);
+}
+static void lie_meta(struct ring_fixture *f, struct record_header *r)
+{
+	atomic_store(&r->meta_len, (uint16_t)(f->cap - atomic_load(&r->len) + 1));
+}
+static void lie_flags(struct ring_fixture *f, struct record_header *r)
+{
+	(void)f;
+	atomic_store(&r->flags, 0x80);
+}
+static void lie_pad_large(struct ring_fixture *f, struct record_header *r)
+{
+	(void)f;
+	atomic_store(&r->flags, REC_PAD | REC_LARGE);
+}
+static void lie_large_len(struct ring_fixture *f, struct record_header *r)
+{
+	(void)f;
+	atomic_store(&r->flags, REC_LARGE); /* its payload is not 16 bytes */
+}
+
+static void test_lying_records(void **state)
+{
+	(void)state;
+	static const lie_fn lies[] = {lie_len, lie_len_huge, lie_meta, lie_flags,
+				      lie_pad_large, lie_large_len};
+	for (size_t i = 0; i < sizeof lies / sizeof *lies; i++) {
+		for (int hint_ahead = 0; hint_ahead < 2; hint_ahead++) {
+			struct ring_fixture f;
+			ring_setup(&f, 8, 64);
+			write_len(&f, 5);
+			uint64_t pos2 = f.w.pos;
+			write_len(&f, 9);
+			lies[i](&f, record_at_off(&f, pos2));
+			expect_message(&f, 1, 5);
+			struct ring_record rec;
+			if (!hint_ahead) {
+				/* Nowhere to go: the stream ends, quietly. */
+				assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+				assert_int_equal(f.r.next, RING_SEQ_END);
+				expect_empty(&f);
+			} else {
+				/* The writer moved on a segment: the lie costs the
+				 * messages up to its hint, counted. */
+				while (f.w.limit <= f.w.segment * 2)
+					write_len(&f, 9);
+				uint64_t hint = atomic_load(&hdr(&f)->hint_seq);
+				assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
+				assert_int_equal(rec.lost, hint - 2);
+				for (uint64_t s = hint; s <= f.w.head; s++)
+					expect_message(&f, s, 9);
+				expect_empty(&f);
+			}
+			ring_teardown(&f);
+		}
+	}
+}
+
+/* Seq words, limits and hints that lie: each read returns promptly, the
+ * reader never goes back, never copies more than its inline maximum, and
+ * runs out of things to report. */
+static void test_lying_limits_and_hints(void **state)
 {
 	(void)state;
 	struct ring_fixture f;
-	ring_setup(&f, 8, 64);
-	uint32_t cap = 64 - RING_SLOT_HEADER;
-	struct ring_header *h = f.base;
 	struct ring_record rec;
-	write_one(&f, cap);
-	struct slot_header *s1 = (struct slot_header *)((uint8_t *)f.base +
-				 RING_HEADER_SIZE + 1 * 64);
-	/* len beyond the slot. */
-	atomic_store(&s1->len, cap + 1);
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
-	assert_int_equal(rec.lost, 1);
-	assert_int_equal(f.r.next, 2);
-	/* An unknown flag. */
-	write_one(&f, cap);
-	struct slot_header *s2 = (struct slot_header *)((uint8_t *)s1 + 64);
-	atomic_store(&s2->flags, 7);
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
-	assert_int_equal(rec.lost, 1);
-	/* A lock word stuck odd (a writer that died mid-write): the reader
-	 * waits on it, counting nothing. */
-	write_one(&f, cap);
-	struct slot_header *s3 = (struct slot_header *)((uint8_t *)s2 + 64);
-	atomic_store(&s3->seq2, 3 * 2 + 1);
+	/* A record whose seq word never comes (a writer that died mid-write):
+	 * the reader waits on it, counting nothing. */
+	ring_setup(&f, 8, 64);
+	write_len(&f, 4);
+	atomic_store(&record_at_off(&f, 0)->seq, 0);
+	expect_empty(&f);
+	assert_int_equal(f.r.next, 1);
+	/* A limit far ahead and a hint behind: the stream ends. */
+	atomic_store(&hdr(&f)->limit, UINT64_MAX);
+	assert_int_equal(ki_ring_pending(&f.r), 1);
 	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
-	assert_int_equal(f.r.next, 3);
-	/* A later lock word with a head that went back: no overrun to skip
-	 * to, so that one slot is given up. */
-	atomic_store(&s3->seq2, (3 + 8) * 2);
-	atomic_store(&h->head, 1);
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
-	assert_int_equal(rec.lost, 1);
-	assert_int_equal(f.r.next, 4);
-	/* A later lock word with a head far ahead: one loss up to the head,
-	 * then nothing the slots can show. */
-	struct slot_header *s4 = (struct slot_header *)((uint8_t *)s3 + 64);
-	atomic_store(&s4->seq2, (4 + 8) * 2);
-	atomic_store(&h->head, 1ull << 62);
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
-	assert_true(rec.lost > (1ull << 61));
-	int empty = 0;
-	for (int i = 0; i < 100 && !empty; i++) {
-		enum ring_result r = ki_ring_read(&f.r, f.buf, &rec);
-		assert_true(r == RING_LOST || r == RING_EMPTY);
-		empty = r == RING_EMPTY;
-	}
-	assert_true(empty);
-	assert_true(f.r.next > (1ull << 62) - 8 && f.r.next <= (1ull << 62) + 1);
-	/* Heads beyond the sequence space end the stream. */
-	for (uint32_t i = 0; i < 8; i++)
-		atomic_store(&((struct slot_header *)((uint8_t *)f.base + RING_HEADER_SIZE +
-						       i * 64))->seq2, UINT64_MAX - 1);
-	atomic_store(&h->head, UINT64_MAX);
-	for (int i = 0; i < 100; i++) {
-		enum ring_result r = ki_ring_read(&f.r, f.buf, &rec);
-		if (r == RING_MESSAGE)
-			assert_true(rec.len <= cap);
-	}
-	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+	expect_empty(&f);
 	ring_teardown(&f);
-}
 
-/* Heads at the end of the sequence space: the reader never goes back and
- * runs out of things to report after a bounded number of reads, whatever
- * the slots say. */
-static void test_head_at_the_end_of_time(void **state)
-{
-	(void)state;
-	static const uint64_t heads[] = {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - 6,
-					 UINT64_MAX - 7, UINT64_MAX - 100, 1ull << 63,
-					 (1ull << 63) - 1, (1ull << 63) - 5, 1ull << 62};
-	static const uint32_t geometry[] = {2, 8, 64};
-	for (size_t g = 0; g < sizeof geometry / sizeof *geometry; g++)
-		for (size_t i = 0; i < sizeof heads / sizeof *heads; i++)
-			for (int valid = 0; valid < 2; valid++) {
-				struct ring_fixture f;
-				ring_setup(&f, geometry[g], 64);
-				struct ring_header *h = f.base;
-				/* Slots either never valid, or valid for the seqs
-				 * just below the head (and for the wrap to 0). */
-				for (uint32_t s = 0; s < geometry[g]; s++) {
-					struct slot_header *sl = (struct slot_header *)
-						((uint8_t *)f.base + RING_HEADER_SIZE + s * 64);
-					uint64_t seq = heads[i] - ((heads[i] - s) & (geometry[g] - 1));
-					atomic_store(&sl->seq2, valid ? 2 * seq : 12345);
-					atomic_store(&sl->len, 0);
-					atomic_store(&sl->flags, SLOT_INLINE);
-				}
-				atomic_store(&h->head, heads[i]);
-				int steps = 0;
-				struct ring_record rec;
-				for (;;) {
-					uint64_t before = f.r.next;
-					enum ring_result r = ki_ring_read(&f.r, f.buf, &rec);
-					if (r == RING_EMPTY)
-						break;
-					if (f.r.next <= before)
-						fail_msg("head %llu, %u slots: next went from %llu to %llu",
-							 (unsigned long long)heads[i], geometry[g],
-							 (unsigned long long)before,
-							 (unsigned long long)f.r.next);
-					if (++steps > 2 * (int)geometry[g] + 4)
-						fail_msg("head %llu, %u slots: no end of reports",
-							 (unsigned long long)heads[i], geometry[g]);
-				}
-				ring_teardown(&f);
+	static const uint64_t hints[] = {UINT64_MAX, UINT64_MAX - 1, 1ull << 63,
+					 (1ull << 63) - 1, (1ull << 63) - 5, 1ull << 62, 3};
+	static const uint64_t positions[] = {8, 12, 1ull << 40, UINT64_MAX - 7, 64 * 7 + 8};
+	for (size_t i = 0; i < sizeof hints / sizeof *hints; i++)
+		for (size_t p = 0; p < sizeof positions / sizeof *positions; p++) {
+			ring_setup(&f, 8, 64);
+			struct ring_header *h = hdr(&f);
+			/* Every offset holds a seq word claiming the hint's seq,
+			 * a little after it, or garbage. */
+			for (uint64_t off = 0; off + RING_RECORD_HEADER <= f.w.capacity; off += 8) {
+				struct record_header *r = record_at_off(&f, off);
+				atomic_store(&r->seq, hints[i] + off % 3);
+				atomic_store(&r->len, (uint32_t)off);
+				atomic_store(&r->flags, off % 24 ? 0 : REC_PAD);
 			}
+			atomic_store(&h->hint_seq, hints[i]);
+			atomic_store(&h->hint_pos, positions[p]);
+			atomic_store(&h->limit, UINT64_MAX);
+			int steps = 0;
+			for (;;) {
+				uint64_t before = f.r.next;
+				enum ring_result r = ki_ring_read(&f.r, f.buf, &rec);
+				if (r == RING_EMPTY && !ki_ring_pending(&f.r))
+					break;
+				if (r == RING_MESSAGE)
+					assert_true(rec.len <= f.cap);
+				if (r != RING_EMPTY && f.r.next <= before)
+					fail_msg("hint %llu at %llu: next went from %llu to %llu",
+						 (unsigned long long)hints[i],
+						 (unsigned long long)positions[p],
+						 (unsigned long long)before,
+						 (unsigned long long)f.r.next);
+				if (++steps > 64)
+					fail_msg("hint %llu at %llu: no end of reports",
+						 (unsigned long long)hints[i],
+						 (unsigned long long)positions[p]);
+			}
+			ring_teardown(&f);
+		}
 }
 
 int main(void)
@@ -402,13 +577,17 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_in_order),
+		cmocka_unit_test(test_every_size_wraps),
 		cmocka_unit_test(test_wrap_around),
+		cmocka_unit_test(test_start_sequence),
+		cmocka_unit_test(test_metadata_block),
 		cmocka_unit_test(test_overrun_exact_count),
-		cmocka_unit_test(test_len_at_slot_boundary),
+		cmocka_unit_test(test_overrun_during_copy),
+		cmocka_unit_test(test_large_reference),
 		cmocka_unit_test(test_geometry_table),
 		cmocka_unit_test(test_header_check),
-		cmocka_unit_test(test_lying_slots),
-		cmocka_unit_test(test_head_at_the_end_of_time),
+		cmocka_unit_test(test_lying_records),
+		cmocka_unit_test(test_lying_limits_and_hints),
 	};
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
 }

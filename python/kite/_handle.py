@@ -65,8 +65,8 @@ class Handle:
 
     ``bus``: the bus name (None: $KITE_BUS, else "default"); handles see only
     peers on the same bus. Options (0 = the library's default):
-    ``ring_slots`` (slots per publisher ring, a power of two),
-    ``slot_size`` (bytes per slot, a multiple of 64), ``spin_us``,
+    ``ring_slots`` (a power of two; a ring holds ring_slots * slot_size bytes),
+    ``slot_size`` (largest inline record, a multiple of 64), ``spin_us``,
     ``handshake_ms`` (how long opening and subscribing wait for peers).
 
     Use it as a context manager, or call close(). Any method may be called

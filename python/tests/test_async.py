@@ -222,9 +222,9 @@ def test_one_waiter_per_handle(bus):
 
 def test_amessages_reports_losses_exactly(bus):
     async def main():
-        with kite.Handle(bus) as sub, kite.Handle(bus) as pub:
+        with kite.Handle(bus) as sub, kite.Handle(bus, ring_slots=8) as pub:
             sub.subscribe("mix")
-            for i in range(2000):  # twice the ring: the oldest are overrun
+            for i in range(2000):  # 4 x the 16 KiB ring: the oldest are overrun
                 pub.publish("mix", str(i))
             return [m async for m in sub.amessages(timeout=0.5)], sub.stats()
     items, st = run(main())
