@@ -101,10 +101,17 @@ typedef struct kite_options {
 	 * same bus. NULL or "" means $KITE_BUS, else "default"; tests use
 	 * private buses so they never meet. */
 	const char *bus;
+	/* Milliseconds a channel this handle publishes on may stay silent
+	 * before its ring is released (its memory and a descriptor here and in
+	 * each subscriber) until its next message, which continues the same
+	 * stream: same sequence numbers, no event for subscribers. 0 = default
+	 * (10000); UINT32_MAX = never release. */
+	uint32_t idle_ms;
 	/* Reserved for options of later versions: leave zero. kite_open()
 	 * returns -EINVAL if any is set, so a program that asks for an option
 	 * this library does not have is told instead of ignored. */
-	uint64_t reserved[6];
+	uint32_t reserved32;
+	uint64_t reserved[5];
 } kite_options;
 
 /* What kite_recv() delivered. */
