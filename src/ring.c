@@ -51,7 +51,7 @@ static void skip_short_tail(uint64_t capacity, uint64_t *pos, uint64_t *off)
 
 void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 			 uint32_t slot_size, uint64_t publisher, const char *channel,
-			 uint64_t start_seq)
+			 uint64_t last_seq)
 {
 	struct ring_header *h = base;
 	memset(h, 0, RING_HEADER_SIZE);
@@ -62,14 +62,15 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 	h->slot_size = slot_size;
 	h->publisher = publisher;
 	strncpy(h->channel, channel, KITE_CHANNEL_MAX);
-	atomic_store_explicit(&h->hint_seq, start_seq, memory_order_relaxed);
+	atomic_store_explicit(&h->hint_seq, last_seq + 1, memory_order_relaxed);
 	atomic_store_explicit(&h->limit, 0, memory_order_release);
 	w->base = base;
 	w->slot_count = slot_count;
 	w->slot_size = slot_size;
 	w->capacity = (uint64_t)slot_count * slot_size;
 	w->segment = w->capacity / RING_SEGMENTS;
-	w->head = start_seq - 1;
+	w->first_seq = last_seq + 1;
+	w->head = last_seq;
 	w->pos = w->off = w->limit = 0;
 }
 

@@ -110,17 +110,19 @@ struct ring_writer {
 	uint8_t *base;
 	uint32_t slot_count, slot_size;
 	uint64_t capacity, segment;
-	uint64_t head;  /* last seq written (start - 1 before the first) */
+	uint64_t first_seq; /* the seq of the ring's first record, at 0 */
+	uint64_t head;  /* last seq written (first_seq - 1 before it) */
 	uint64_t pos;   /* where the next record goes (absolute) */
 	uint64_t off;   /* pos % capacity */
 	uint64_t limit; /* our copy of the shared limit */
 };
 
-/* Messages get sequence numbers start_seq, start_seq + 1, ... (1 <= start_seq
- * < RING_START_MAX). */
+/* Messages get sequence numbers last_seq + 1, last_seq + 2, ... (0 for a new
+ * stream; a ring re-made for a channel after an idle spell continues its
+ * numbering; last_seq + 1 < RING_START_MAX). */
 void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 			 uint32_t slot_size, uint64_t publisher, const char *channel,
-			 uint64_t start_seq);
+			 uint64_t last_seq);
 
 /* Write one record: meta_len bytes of metadata then len of payload
  * (meta_len + len <= ki_ring_inline_max), or a large reference (flags

@@ -29,7 +29,7 @@ static void ring_setup_at(struct ring_fixture *f, uint32_t slots, uint32_t slot_
 	f->base = aligned_alloc(64, f->bytes); /* bytes: a multiple of 64 */
 	assert_non_null(f->base);
 	memset(f->base, 0, f->bytes); /* as a fresh memfd is */
-	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring", start);
+	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring", start - 1);
 	ki_ring_reader_init(&f->r, f->base, slots, slot_size, start, 0);
 	f->cap = ki_ring_inline_max(slot_size);
 	f->buf = malloc(f->cap);
