@@ -1591,7 +1591,7 @@ static void test_descriptors_run_out(void **state)
 #define SOAK_MS_DEFAULT 20000
 #define SOAK_SLOW_US 200 /* the slow subscriber's pause after each message */
 #define SOAK_BIG 3000
-#define SOAK_RING_SLOTS 128
+#define SOAK_RING_SLOTS 4 /* 8 KiB of packed records: about 200 small messages */
 
 struct soak_payload {
 	uint64_t seq;
