@@ -123,7 +123,9 @@ enum kite_event_type {
 	                        (a link that merely broke is made again and
 	                        reports no GONE) */
 	KITE_REFUSED,        /* a peer was refused, by us or by it: see text */
-	KITE_PUBLISHER_NEW   /* a publisher's ring for a channel attached */
+	KITE_PUBLISHER_NEW   /* a publisher's stream on a channel attached
+	                        (once: a ring re-made after an idle release,
+	                        see idle_ms, carries the same stream on) */
 };
 
 /* One delivered message, or the context of an event. Pointers are valid
