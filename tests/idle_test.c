@@ -18,7 +18,8 @@
  * before the new ring's first slot); and idle_ms = 1 with small and large
  * messages, one subscriber live and one stopped on and off (a queued
  * hand-over named the released ring's descriptor number, by then another
- * channel's ring: subscribers rejected it and lost the stream).
+ * channel's ring: subscribers rejected it and lost the stream); and a
+ * subscriber with only released rings uses no CPU while it waits.
  *
  * Each test has a private bus; children are killed and reaped in the
  * teardown also when an assertion fails half-way. */
@@ -230,6 +231,17 @@ static int subscriber(void *arg)
 static struct sub_arg idle_sub = {"idle.", 0, NULL};
 static struct sub_arg many_sub = {"many.", 0, NULL};
 
+/* A subscriber child (sub_arg) that has subscribed. */
+static pid_t start_subscriber(struct sub_arg *arg)
+{
+	pid_t sub = child_start(subscriber, arg);
+	uint64_t end = mono_ms() + 10000;
+	while (!atomic_load(&sh->ready) && mono_ms() < end)
+		nap_us(1000);
+	assert_int_equal(atomic_load(&sh->ready), 1);
+	return sub;
+}
+
 static int wait_received(uint64_t n, int timeout_ms)
 {
 	uint64_t end = mono_ms() + (uint64_t)timeout_ms;
@@ -279,11 +291,7 @@ static void check_streams(int n, uint64_t want)
 static void release_and_continue(int stopped)
 {
 	use_bus(stopped ? "idle-stopped" : "idle-live");
-	pid_t sub = child_start(subscriber, &idle_sub);
-	uint64_t end = mono_ms() + 10000;
-	while (!atomic_load(&sh->ready) && mono_ms() < end)
-		nap_us(1000);
-	assert_int_equal(atomic_load(&sh->ready), 1);
+	pid_t sub = start_subscriber(&idle_sub);
 	kite_options o = {.bus = bus, .handshake_ms = 2000, .idle_ms = IDLE_MS};
 	kite *k = NULL;
 	assert_int_equal(kite_open(&k, &o), 0);
@@ -364,12 +372,9 @@ static void chain_then_end(int rounds, int stopped, int die)
 	use_bus("idle-chain");
 	sh->rounds = rounds;
 	sh->die = die;
-	pid_t sub = child_start(subscriber, &idle_sub);
-	uint64_t end = mono_ms() + 10000;
-	while (!atomic_load(&sh->ready) && mono_ms() < end)
-		nap_us(1000);
-	assert_int_equal(atomic_load(&sh->ready), 1);
+	pid_t sub = start_subscriber(&idle_sub);
 	pid_t pub = child_start(chain_publisher, NULL);
+	uint64_t end = mono_ms() + 10000;
 	while (!atomic_load(&sh->pub_open) && mono_ms() < end)
 		nap_us(1000);
 	assert_int_equal(atomic_load(&sh->pub_open), 1);
@@ -685,6 +690,52 @@ static void test_idle_churn_one_ms(void **state)
 	}
 }
 
+/* CPU time (user + system, clock ticks) a process has used so far. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* the name may hold spaces */
+	unsigned long utime, stime;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			 &utime, &stime) != 2)
+		return -1;
+	return (long)(utime + stime);
+}
+
+/* A subscriber whose every ring was released (dormant records only) and
+ * whose publisher lives sleeps: no wake-up or re-arm loop. */
+static void test_idle_subscriber_sleeps_while_released(void **state)
+{
+	(void)state;
+	use_bus("idle-sleep");
+	pid_t sub = start_subscriber(&idle_sub);
+	kite_options o = {.bus = bus, .handshake_ms = 2000, .idle_ms = IDLE_MS};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_int_equal(publish_round(k, 1), 0);
+	assert_true(wait_received(CHANNELS * PER_ROUND, 5000));
+	assert_true(eventually_at_most(count_rings_mapped, sub, 0, 5000));
+	long ticks = sysconf(_SC_CLK_TCK);
+	long before = cpu_ticks(sub);
+	nap_us(2000000);
+	long used = cpu_ticks(sub) - before;
+	print_message("# subscriber with released rings: %ld of %ld ticks in 2 s\n", used,
+		      2 * ticks);
+	assert_true(before >= 0 && used >= 0);
+	assert_true(used <= 2 * ticks / 10); /* under 10 % of a CPU */
+	kite_close(k);
+	atomic_store(&sh->finish, 1);
+	assert_int_equal(child_wait(sub, 20000), 0);
+	check_streams(CHANNELS, PER_ROUND);
+}
+
 /* A publisher of MANY channels, one message each, with a descriptor limit
  * far below MANY: idle rings give their descriptors back. */
 static int many_publisher(void *arg)
@@ -721,13 +772,9 @@ static void test_idle_release_many_channels(void **state)
 {
 	(void)state;
 	use_bus("idle-many");
-	pid_t sub = child_start(subscriber, &many_sub);
-	uint64_t end = mono_ms() + 10000;
-	while (!atomic_load(&sh->ready) && mono_ms() < end)
-		nap_us(1000);
-	assert_int_equal(atomic_load(&sh->ready), 1);
+	pid_t sub = start_subscriber(&many_sub);
 	pid_t pub = child_start(many_publisher, NULL);
-	end = mono_ms() + 30000;
+	uint64_t end = mono_ms() + 30000;
 	while (!atomic_load(&sh->pub_done) && mono_ms() < end)
 		nap_us(5000);
 	assert_int_equal(atomic_load(&sh->pub_done), 1);
@@ -769,6 +816,7 @@ int main(void)
 		T(test_idle_liar_ring_end),
 		T(test_idle_ring_end_lost_with_cut_link),
 		T(test_idle_churn_one_ms),
+		T(test_idle_subscriber_sleeps_while_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
