@@ -19,7 +19,8 @@
  * messages, one subscriber live and one stopped on and off (a queued
  * hand-over named the released ring's descriptor number, by then another
  * channel's ring: subscribers rejected it and lost the stream); and a
- * subscriber with only released rings uses no CPU while it waits.
+ * subscriber with only released rings uses no CPU while it waits, and one
+ * that unsubscribes and subscribes again while its rings are released.
  *
  * Each test has a private bus; children are killed and reaped in the
  * teardown also when an assertion fails half-way. */
@@ -265,8 +266,9 @@ static int publish_round(kite *k, uint64_t first_seq)
 }
 
 /* Each of the first n streams: want messages, numbered 1.., none lost,
- * in order, one NEW, one GONE and nothing after it. */
-static void check_streams(int n, uint64_t want)
+ * in order, news NEWs (one per subscription), one GONE and nothing after
+ * it. */
+static void check_streams(int n, uint64_t want, uint64_t news)
 {
 	assert_int_equal(sh->stray, 0);
 	for (int c = 0; c < n; c++) {
@@ -279,7 +281,7 @@ static void check_streams(int n, uint64_t want)
 		assert_int_equal(s->next, want + 1);
 		assert_int_equal(s->lost, 0);
 		assert_int_equal(s->disorder, 0);
-		assert_int_equal(s->news, 1);
+		assert_int_equal(s->news, news);
 		assert_int_equal(s->gones, 1);
 		assert_int_equal(s->after_gone, 0);
 		assert_int_equal(s->corrupt, 0);
@@ -321,7 +323,7 @@ static void release_and_continue(int stopped)
 	kite_close(k);
 	atomic_store(&sh->finish, 1);
 	assert_int_equal(child_wait(sub, 20000), 0);
-	check_streams(CHANNELS, 2 * PER_ROUND);
+	check_streams(CHANNELS, 2 * PER_ROUND, 1);
 }
 
 static void test_idle_release_live_subscriber(void **state)
@@ -390,7 +392,7 @@ static void chain_then_end(int rounds, int stopped, int die)
 	assert_true(wait_received((uint64_t)rounds * CHANNELS * PER_ROUND, 10000));
 	atomic_store(&sh->finish, 1);
 	assert_int_equal(child_wait(sub, 20000), 0);
-	check_streams(CHANNELS, (uint64_t)rounds * PER_ROUND);
+	check_streams(CHANNELS, (uint64_t)rounds * PER_ROUND, 1);
 }
 
 static void test_idle_chain_publisher_closes_subscriber_stopped(void **state)
@@ -452,12 +454,17 @@ static int liar_end(int sock, uint64_t ring_id, uint64_t last_seq)
 	return ki_wire_send(sock, &m, 0);
 }
 
-/* Everything k delivers on lie.N until nothing has come for quiet_ms. */
-static void drain_quiet(kite *k, int quiet_ms)
+/* Everything k delivers on prefix.N until nothing has come for quiet_ms. */
+static void drain_on(kite *k, const char *prefix, int quiet_ms)
 {
 	kite_event ev;
 	while (kite_recv(k, &ev, quiet_ms) == 0)
-		tally(&ev, "lie.", 0);
+		tally(&ev, prefix, 0);
+}
+
+static void drain_quiet(kite *k, int quiet_ms)
+{
+	drain_on(k, "lie.", quiet_ms);
 }
 
 static void write_n(struct ring_writer *w, int n)
@@ -733,7 +740,35 @@ static void test_idle_subscriber_sleeps_while_released(void **state)
 	kite_close(k);
 	atomic_store(&sh->finish, 1);
 	assert_int_equal(child_wait(sub, 20000), 0);
-	check_streams(CHANNELS, PER_ROUND);
+	check_streams(CHANNELS, PER_ROUND, 1);
+}
+
+/* Unsubscribe and subscribe again while the ring is released: the new
+ * subscription gets the channel's next messages (its own NEW), nothing
+ * replayed, nothing reported lost, and one GONE at the end. Both handles
+ * live in this process. */
+static void test_idle_resubscribe_while_released(void **state)
+{
+	(void)state;
+	use_bus("idle-resub");
+	kite_options so = {.bus = bus, .handshake_ms = 2000};
+	kite_options po = {.bus = bus, .handshake_ms = 2000, .idle_ms = IDLE_MS};
+	kite *sub = NULL, *pub = NULL;
+	assert_int_equal(kite_open(&sub, &so), 0);
+	assert_int_equal(kite_subscribe(sub, "idle.>"), 0);
+	assert_int_equal(kite_open(&pub, &po), 0);
+	assert_int_equal(publish_round(pub, 1), 0);
+	drain_on(sub, "idle.", 200);
+	assert_true(eventually_at_most(own_ring_fds, 0, 0, 5000)); /* released */
+	assert_int_equal(kite_unsubscribe(sub, "idle.>"), 0);
+	assert_int_equal(kite_subscribe(sub, "idle.>"), 0);
+	drain_on(sub, "idle.", 200);
+	assert_int_equal(publish_round(pub, PER_ROUND + 1), 0);
+	drain_on(sub, "idle.", 200);
+	kite_close(pub);
+	drain_on(sub, "idle.", 300);
+	kite_close(sub);
+	check_streams(CHANNELS, 2 * PER_ROUND, 2);
 }
 
 /* A publisher of MANY channels, one message each, with a descriptor limit
@@ -817,6 +852,7 @@ int main(void)
 		T(test_idle_ring_end_lost_with_cut_link),
 		T(test_idle_churn_one_ms),
 		T(test_idle_subscriber_sleeps_while_released),
+		T(test_idle_resubscribe_while_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
