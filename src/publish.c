@@ -126,7 +126,9 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	return ki_peer_send(k, p, &m);
 }
 
-/* The ring was released after an idle spell; the stream goes on. */
+/* The ring was released after an idle spell; the stream goes on. The
+ * stream heads page goes with it: should we die before the next ring's
+ * hand-over reaches the subscriber, it still learns what that ring held. */
 static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 {
 	struct wire_msg m;
@@ -134,7 +136,30 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	m.id = r->ring_id;
 	m.a = 1;
 	m.b = r->w.head;
+	m.slot_count = (uint32_t)r->head_slot + 1;
+	m.fds[0] = k->heads_fd;
+	m.nfds = 1;
 	ki_peer_send(k, p, &m);
+}
+
+/* The stream heads page: made with the handle's first ring; 0 or -errno. */
+static int make_heads(kite *k)
+{
+	if (k->heads)
+		return 0;
+	int fd = ki_shm_create("kite-heads", HEADS_BYTES);
+	if (fd < 0)
+		return fd;
+	void *base = ki_shm_map(fd, HEADS_BYTES, 1);
+	if (!base || ki_shm_seal(fd, SEALS_RING) < 0) {
+		if (base)
+			munmap(base, HEADS_BYTES);
+		close(fd);
+		return -ENOMEM;
+	}
+	k->heads_fd = fd;
+	k->heads = base;
+	return 0;
 }
 
 /* Hand one ring to one peer, if it asked (pattern: the one it just added;
@@ -296,6 +321,11 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
 	ki_ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
 	r->fd = -1;
+	/* Only streams with an entry in the heads page are ever released. */
+	r->head_slot = k->opt.idle_ms != UINT32_MAX && k->nheads < HEADS_MAX &&
+			       make_heads(k) == 0
+			       ? (int32_t)k->nheads++
+			       : -1;
 	int rc = make_ring_memory(k, r, 0);
 	if (rc < 0 || insert_ring(k, r) < 0) {
 		*err = rc < 0 ? rc : -ENOMEM;
@@ -332,7 +362,7 @@ static int revive_ring(kite *k, struct pub_ring *r)
  * nobody's re-offer or catch-up needs the ring's contents. */
 static int releasable(const struct pub_ring *r)
 {
-	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs)
+	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs || r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];
@@ -498,6 +528,8 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
 				 ki_realtime_ns());
 	}
+	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
+		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
 	wake_sleepers(k, r);
 	ki_app_exit(k, locked);

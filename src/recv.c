@@ -213,6 +213,17 @@ static int poll_once(kite *k, kite_event *ev)
 			k->rr = idx + 1;
 			return 1;
 		}
+		if (s->gone && s->dormant && ki_sub_stream_head(s) >= s->r.next) {
+			/* Its publisher went before the stream's next ring
+			 * reached us: what that ring held is lost to us. */
+			uint64_t head = ki_sub_stream_head(s);
+			fill(ev, KITE_LOSS, s);
+			ev->lost = head + 1 - s->r.next;
+			k->stats.lost += ev->lost;
+			s->r.next = head + 1;
+			k->rr = idx + 1;
+			return 1;
+		}
 		if (s->gone) {
 			/* Drained: say so, and free it on the next call. */
 			fill(ev, KITE_PUBLISHER_GONE, s);

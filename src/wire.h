@@ -30,7 +30,9 @@ enum wire_type {
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring;
 	                a = 1: released after an idle spell, b = its last seq:
 	                the stream goes on in the sender's next ring for the
-	                channel (a = 0: the stream ends) */
+	                channel, and then (optionally) fd: the sender's stream
+	                heads page, slot_count = 1 + this stream's index in it
+	                (a = 0: the stream ends) */
 	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
 	                whose ring it took; fds: a connected AF_UNIX datagram
 	                socket to send wake-ups on, waiter page */
