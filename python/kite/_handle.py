@@ -29,7 +29,7 @@ _MESSAGE = _lib.MESSAGE
 _EVENT_FORMAT, _EVENT_FIELDS = _lib.flat_format(_lib.Event)
 assert _EVENT_FIELDS == ("type", "msg.channel", "msg.data", "msg.len", "msg.publisher",
                          "msg.seq", "msg.timestamp_ns", "msg.pid", "msg.uid",
-                         "msg.gid", "lost", "refused_by_peer", "text")
+                         "msg.gid", "msg.origin", "lost", "refused_by_peer", "text")
 _EVENT_UNPACK = struct.Struct(_EVENT_FORMAT).unpack_from
 _new_message = tuple.__new__
 _INT_MAX_MS = 2**31 - 1
@@ -250,7 +250,7 @@ class Handle:
             if rc == 0:
                 # One unpack reads every field (a ctypes attribute each
                 # would cost as much as the rest of the call).
-                (kind, _, data, size, publisher, seq, ts, pid, uid, gid,
+                (kind, _, data, size, publisher, seq, ts, pid, uid, gid, _,
                  lost, refused, _) = _EVENT_UNPACK(self._ev_bytes)
                 raw = self._msg.channel
                 if kind == _MESSAGE:

@@ -85,6 +85,9 @@ class Msg(ctypes.Structure):
         ("pid", ctypes.c_int32),   # pid_t
         ("uid", ctypes.c_uint32),  # uid_t
         ("gid", ctypes.c_uint32),  # gid_t
+        # const struct kite_origin *: a relayed message's remote claim
+        # (kite bridge); not read by this binding yet.
+        ("origin", ctypes.c_void_p),
     ]
 
 
