@@ -2,6 +2,7 @@
  * and the callbacks that make its state visible (stderr and counters). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bridge.h"

@@ -13,9 +13,9 @@
 
 /* The message's headers as the block NATS sent them: "NATS/1.0\r\n", then
  * "Key: Value\r\n" per value, then "\r\n". libnats hands us the parsed
- * headers, so this is their canonical form. *out is malloc'd or NULL (no
- * headers, or more than KITE_ORIGIN_MAX). */
-static size_t header_block(natsMsg *m, char **out)
+ * headers, so this is their canonical form. *out points into buf
+ * (KITE_ORIGIN_MAX bytes) or is NULL (no headers, or more than fit). */
+static size_t header_block(natsMsg *m, char *buf, const char **out)
 {
 	const char **keys = NULL;
 	int nkeys = 0;
@@ -24,11 +24,8 @@ static size_t header_block(natsMsg *m, char **out)
 		free((void *)keys);
 		return 0;
 	}
-	char *buf = malloc(KITE_ORIGIN_MAX);
-	size_t len = 0;
-	int fits = buf != NULL;
-	if (fits)
-		len = (size_t)snprintf(buf, KITE_ORIGIN_MAX, "NATS/1.0\r\n");
+	size_t len = (size_t)snprintf(buf, KITE_ORIGIN_MAX, "NATS/1.0\r\n");
+	int fits = 1;
 	for (int i = 0; fits && i < nkeys; i++) {
 		const char **values = NULL;
 		int nvalues = 0;
@@ -44,10 +41,8 @@ static size_t header_block(natsMsg *m, char **out)
 		free((void *)values);
 	}
 	free((void *)keys);
-	if (!fits) {
-		free(buf);
+	if (!fits)
 		return 0;
-	}
 	len += (size_t)snprintf(buf + len, KITE_ORIGIN_MAX - len, "\r\n");
 	*out = buf;
 	return len;
@@ -57,6 +52,17 @@ static const char *header(natsMsg *m, const char *key)
 {
 	const char *v = NULL;
 	return natsMsgHeader_Get(m, key, &v) == NATS_OK ? v : NULL;
+}
+
+/* A subject from any NATS client, made safe for a terminal: the first 200
+ * bytes, each one that is not printable ASCII as '?'. */
+static const char *printable(const char *subject, char *out, size_t size)
+{
+	size_t i = 0;
+	for (; subject[i] && i + 1 < size && i < 200; i++)
+		out[i] = subject[i] > 0x20 && subject[i] < 0x7f ? subject[i] : '?';
+	out[i] = 0;
+	return out;
 }
 
 static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
@@ -76,18 +82,21 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 	const char *channel = claims_channel(b->cfg.prefix, subject);
 	if (!channel) {
 		uint64_t n = atomic_fetch_add(&b->n.unmappable, 1);
+		char safe[256];
 		if (!(n & (n + 1)))
-			fprintf(stderr, "kite bridge: NATS subject '%.200s' is no kite channel "
-				"name; not imported (%" PRIu64 " so far)\n", subject, n + 1);
+			fprintf(stderr, "kite bridge: NATS subject '%s' is no kite channel "
+				"name; not imported (%" PRIu64 " so far)\n",
+				printable(subject, safe, sizeof safe), n + 1);
 		natsMsg_Destroy(m);
 		return;
 	}
 	struct kite_origin o = {.system = "nats", .subject = subject};
 	claims_parse(header(m, "Kite-Host"), header(m, "Kite-Pid"), header(m, "Kite-Uid"),
 		     header(m, "Kite-Publisher"), header(m, "Kite-Seq"), &o);
-	char *block = NULL;
-	o.headers_len = header_block(m, &block);
-	o.headers = block;
+	/* One buffer per delivery thread, reused: no 64 KiB allocation per
+	 * message. */
+	static __thread char block[KITE_ORIGIN_MAX];
+	o.headers_len = header_block(m, block, &o.headers);
 	const void *data = natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
 	pthread_mutex_lock(&b->imp_lock);
@@ -102,7 +111,6 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 		rc = kite_publish_origin(b->imp, channel, data, len, &o);
 	}
 	pthread_mutex_unlock(&b->imp_lock);
-	free(block);
 	if (rc > 0) {
 		atomic_fetch_add_explicit(&b->n.imported, 1, memory_order_relaxed);
 	} else {

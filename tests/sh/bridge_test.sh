@@ -99,6 +99,7 @@ check "lying claims (pid -5, uid 2^32-1, publisher xyz, seq 0) read as not told"
 check "a message without headers still has its origin (subject)" \
 	grep -qF '"payload":"plain","origin":{"system":"nats","subject":"x.plain","host":"","pid":-1' "$tmpdir/bj.out"
 "$TOOL" pub "$url" 'x.a%b' bad
+"$TOOL" pub "$url" "$(printf 'x.\033[2J')" bad
 sleep 0.3
 stop_bridge A; stop_bridge B
 check "bridge A exits 0 on SIGTERM" [ "$A_rc" = 0 ]
@@ -107,8 +108,10 @@ check "no echo: bridge A imported only what NATS clients sent (3), B exported no
 check "no echo: neither bridge saw its own exports come back" [ "$A_own_echoes$B_own_echoes" = 00 ]
 check "imported messages reach the export side only to be skipped (B: 4 skipped)" [ "$B_relayed_skipped" = 4 ]
 check "a 70000-byte host claim is trimmed, the message still delivered (counted)" [ "$B_origin_trimmed" = 1 ]
-check "a subject that is no kite channel (x.a%b) is counted, not imported" \
-	bash -c "[ '$B_unmappable' = 1 ] && grep -q \"subject 'x.a%b' is no kite channel\" '$tmpdir/B.err'"
+check "subjects that are no kite channel (x.a%b, x.ESC[2J) are counted, not imported" \
+	bash -c "[ '$B_unmappable' = 2 ] && grep -q \"subject 'x.a%b' is no kite channel\" '$tmpdir/B.err'"
+check "... and a control byte in a subject never reaches the terminal" \
+	bash -c "grep -qF \"subject 'x.?[2J'\" '$tmpdir/B.err' && ! grep -q \$'\\033' '$tmpdir/B.err'"
 
 # --- wildcards both ways, under a prefix ----------------------------------
 check "bridge C: --prefix site1 --export 'orders.*.created' --import 'cmd.>'" \
