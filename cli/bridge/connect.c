@@ -156,8 +156,6 @@ int bridge_connect(struct bridge *b)
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(o, 2);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
-	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
@@ -167,8 +165,15 @@ int bridge_connect(struct bridge *b)
 		s = auth_options(b, o);
 	if (s == NATS_OK)
 		s = tls_options(b, o);
-	if (s == NATS_OK) {
+	/* First a plain attempt, so that refused credentials or a certificate
+	 * that does not verify are an error now (exit 111), not retried for
+	 * ever; a server that is not there yet is retried in the background. */
+	if (s == NATS_OK)
 		s = natsConnection_Connect(&b->nc, o);
+	if (s == NATS_NO_SERVER) {
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&b->nc, o);
 		if (s == NATS_NOT_YET_CONNECTED) {
 			fprintf(stderr, "kite bridge: %s is not there yet; retrying in the "
 				"background, exports wait in the local rings meanwhile\n", c->url);

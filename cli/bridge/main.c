@@ -55,7 +55,7 @@ static const char usage[] =
 	"  -v, --verbose             report each export and import pattern at start\n"
 	"  -h, --help                this help\n\n"
 	"Runs until SIGINT or SIGTERM. Exit: 0 stopped by a signal, 100 usage,\n"
-	"111 system error (no bus, bad credentials or TLS files).\n";
+	"111 system error (no bus, credentials or certificate refused at start).\n";
 
 enum {
 	OPT_BUFFER = 256, OPT_PENDING, OPT_DEADLINE, OPT_STATS, OPT_STATSD, OPT_USER,
