@@ -31,8 +31,9 @@ port=$(sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1
 [ -n "$port" ] || { echo "bridge bench: nats-server did not start"; exit 1; }
 url=nats://127.0.0.1:$port
 busA=bench$$-a busB=bench$$-b
-"$BRIDGE" --bus "$busA" --stats-interval 0 "$url" --export 'bench.>' 2>"$BENCH_TMP/A.err" & BENCH_PIDS+=("$!")
-"$BRIDGE" --bus "$busB" --stats-interval 0 "$url" --import 'bench.>' 2>"$BENCH_TMP/B.err" & BENCH_PIDS+=("$!")
+"$BRIDGE" --bus "$busA" --stats-interval 0 "$url" --export 'bench.>' 2>"$BENCH_TMP/A.err" & bridges=("$!")
+"$BRIDGE" --bus "$busB" --stats-interval 0 "$url" --import 'bench.>' 2>"$BENCH_TMP/B.err" & bridges+=("$!")
+BENCH_PIDS+=("${bridges[@]}")
 for f in A B; do
 	for _ in $(seq 100); do grep -q 'ready' "$BENCH_TMP/$f.err" && break; sleep 0.05; done
 done
@@ -42,7 +43,6 @@ echo "nats-server $(nats-server --version | awk '{print $2}') on $url; $COUNT me
 table_cols 8 30 30 8 8
 table_row size "kite→bridge→NATS→bridge→kite" "plain NATS pub→sub" ratio target
 table_rule
-status=0
 for size in 64 1024; do
 	kite_rates=() nats_rates=()
 	for rep in $(seq "$BENCH_REPS"); do
@@ -58,12 +58,13 @@ for size in 64 1024; do
 	done
 	km=$(stats "${kite_rates[@]}" | cut -d' ' -f1) nm=$(stats "${nats_rates[@]}" | cut -d' ' -f1)
 	r=$(ratio "$km" "$nm")
-	v=$(verdict "$r" ge 0.75)
-	[ "$v" = PASS ] || status=0 # a miss is a figure to report, not a failed run
+	v=$(verdict "$r" ge 0.75) # a MISS is a figure to report, not a failed run
 	table_row "$size B" "$(cell fmt_si "${kite_rates[@]}")/s" "$(cell fmt_si "${nats_rates[@]}")/s" "$r" "$v"
 done
 echo "(ratio: median bridge path / median plain NATS; target >= 0.75)"
-for f in A B; do kill -TERM "${BENCH_PIDS[@]:1:2}" 2>/dev/null; break; done
-sleep 0.3
+# The bridges' own accounting: every message exported and imported, none
+# dropped or lost.
+kill -TERM "${bridges[@]}"
+wait "${bridges[@]}"
 grep -h 'final:' "$BENCH_TMP/A.err" "$BENCH_TMP/B.err" | sed 's/^/# /'
-exit $status
+exit 0

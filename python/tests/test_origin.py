@@ -7,13 +7,7 @@ import os
 import pytest
 
 import kite
-from test_pubsub import first_message
-
-
-@pytest.fixture
-def pair(bus):
-    with kite.Handle(bus) as sub, kite.Handle(bus) as pub:
-        yield sub, pub
+from test_pubsub import first_message, pair  # noqa: F401 (a fixture)
 
 
 def test_plain_message_has_no_origin(pair):
