@@ -17,7 +17,7 @@ start_server() { # ARGS...: nats-server on a port it picks; sets ns_pid, port
 	local log=$tmpdir/nats.$RANDOM.log
 	spawn nats-server -a 127.0.0.1 -p -1 -l "$log" "$@"
 	ns_pid=$LAST_PID
-	wait_for 10 grep -qs 'Listening for client connections on' "$log" || return 1
+	wait_for 30 grep -qs 'Listening for client connections on' "$log" || return 1
 	port=$(sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
 }
 # carry NAME SUB_URL BRIDGE_ARGS...: a bridge exporting a.>, one kite pub,
@@ -25,15 +25,13 @@ start_server() { # ARGS...: nats-server on a port it picks; sets ns_pid, port
 carry() {
 	local name=$1 sub_url=$2; shift 2
 	: >"$tmpdir/$name.out"
-	spawn "$TOOL" sub "$sub_url" 'a.>' 1 8000 >"$tmpdir/$name.out" 2>"$tmpdir/$name.sub"
+	spawn "$TOOL" sub "$sub_url" 'a.>' 1 60000 >"$tmpdir/$name.out" 2>"$tmpdir/$name.sub"
 	local sub=$LAST_PID
-	wait_for 10 grep -q ready "$tmpdir/$name.sub" || return 1
+	wait_for 30 grep -q ready "$tmpdir/$name.sub" || return 1
 	spawn "$KITE" bridge --bus "$KITE_BUS-$name" --stats-interval 0 "$@" --export 'a.>' \
 		2>"$tmpdir/$name.err"
 	local br=$LAST_PID
-	wait_for 10 grep -q 'kite bridge: ready' "$tmpdir/$name.err" || return 1
-	wait_for 10 grep -q 'connected\|ready' "$tmpdir/$name.err"
-	sleep 0.3
+	wait_for 30 grep -q 'kite bridge: ready' "$tmpdir/$name.err" || return 1
 	"$KITE" pub --bus "$KITE_BUS-$name" a.b "via-$name"
 	wait "$sub"
 	kill -TERM "$br"; wait "$br"
@@ -74,11 +72,12 @@ start_server --tls --tlscert "$tmpdir/srv.pem" --tlskey "$tmpdir/srv.key"
 # importing a.> over TLS onto another bus, read with kite sub.
 spawn "$KITE" bridge --bus "$KITE_BUS-tlsin" --stats-interval 0 "tls://127.0.0.1:$port" \
 	--tls-ca "$tmpdir/ca.pem" --import 'a.>' 2>"$tmpdir/tlsin.err"; tin=$LAST_PID
-wait_for 10 grep -q 'kite bridge: ready' "$tmpdir/tlsin.err"
-spawn "$KITE" sub --bus "$KITE_BUS-tlsin" --count 1 --timeout 8 'a.>' >"$tmpdir/tls.out" 2>/dev/null; ts=$LAST_PID
+wait_for 30 grep -q 'kite bridge: ready' "$tmpdir/tlsin.err"
+spawn "$KITE" sub -v --bus "$KITE_BUS-tlsin" --count 1 --timeout 60 'a.>' >"$tmpdir/tls.out" 2>"$tmpdir/tls.sub"; ts=$LAST_PID
+wait_for 30 grep -q 'kite sub: subscribed' "$tmpdir/tls.sub"
 spawn "$KITE" bridge --bus "$KITE_BUS-tlsout" --stats-interval 0 "nats://127.0.0.1:$port" \
 	--tls-ca "$tmpdir/ca.pem" --export 'a.>' 2>"$tmpdir/tlsout.err"; tout=$LAST_PID
-wait_for 10 grep -q 'kite bridge: ready' "$tmpdir/tlsout.err"
+wait_for 30 grep -q 'kite bridge: ready' "$tmpdir/tlsout.err"
 sleep 0.5
 "$KITE" pub --bus "$KITE_BUS-tlsout" a.b via-tls
 wait $ts
