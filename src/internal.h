@@ -303,6 +303,7 @@ struct kite {
 	size_t msg_buf_size;
 	size_t msg_buf_want; /* set by the control thread, grown by kite_recv */
 	void *large_map;  /* large message kite_recv last returned */
+	struct kite_origin origin; /* the origin kite_recv last returned */
 	size_t large_len;
 
 	kite_stats stats;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 static uint64_t hash_name(const char *s)
@@ -478,12 +479,11 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 	}
 }
 
-int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+/* kite_publish(), with extra slot flags (SLOT_ORIGIN: data starts with
+ * an origin block). */
+static int64_t publish(kite *k, const char *channel, const void *data, size_t len,
+		       uint32_t extra_flags)
 {
-	if (len > KITE_MSG_MAX)
-		return KITE_ETOOBIG;
-	if (!k || !channel || (len && !data))
-		return -EINVAL;
 	if (ki_forked(k))
 		return -ECHILD;
 	int locked = ki_app_enter(k);
@@ -506,7 +506,8 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 	}
 	uint64_t seq;
 	if (len <= r->w.slot_size - RING_SLOT_HEADER) {
-		seq = ki_ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE, 0, ki_realtime_ns());
+		seq = ki_ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE | extra_flags, 0,
+				 ki_realtime_ns());
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -525,8 +526,8 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 			send_large(k, r, fd, large_id, len);
 			close(fd);
 		}
-		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
-				 ki_realtime_ns());
+		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE | extra_flags,
+				 large_id, ki_realtime_ns());
 	}
 	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
 		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
@@ -534,4 +535,35 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 	wake_sleepers(k, r);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;
+}
+
+int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+{
+	if (len > KITE_MSG_MAX)
+		return KITE_ETOOBIG;
+	if (!k || !channel || (len && !data))
+		return -EINVAL;
+	return publish(k, channel, data, len, 0);
+}
+
+int64_t kite_publish_origin(kite *k, const char *channel, const void *data,
+			    size_t len, const struct kite_origin *origin)
+{
+	if (!k || !channel || (len && !data) || !origin)
+		return -EINVAL;
+	int64_t block = ki_origin_size(origin);
+	if (block < 0)
+		return block;
+	if (len > KITE_MSG_MAX - (size_t)block)
+		return KITE_ETOOBIG;
+	/* One copy: the ring wants the block and the payload in one piece. */
+	uint8_t *buf = malloc((size_t)block + len);
+	if (!buf)
+		return -ENOMEM;
+	ki_origin_encode(origin, buf);
+	if (len)
+		memcpy(buf + block, data, len);
+	int64_t rc = publish(k, channel, buf, (size_t)block + len, SLOT_ORIGIN);
+	free(buf);
+	return rc;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 
@@ -54,6 +55,7 @@ static void fill(kite_event *ev, enum kite_event_type type,
 	ev->msg.pid = s->pid;
 	ev->msg.uid = s->uid;
 	ev->msg.gid = s->gid;
+	ev->msg.origin = NULL;
 	ev->text = "";
 }
 
@@ -191,7 +193,8 @@ static int poll_once(kite *k, kite_event *ev)
 		}
 		if (r == RING_MESSAGE) {
 			const void *data = k->msg_buf;
-			if (rec.flags == SLOT_LARGE) {
+			size_t len = rec.len;
+			if (SLOT_KIND(rec.flags) == SLOT_LARGE) {
 				forget_older_large(s, rec.large_id);
 				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
 				if (!data) {
@@ -202,9 +205,21 @@ static int poll_once(kite *k, kite_event *ev)
 					return 1;
 				}
 			}
+			int64_t block = 0;
+			if ((rec.flags & SLOT_ORIGIN) &&
+			    (block = ki_origin_decode(data, len, &k->origin)) < 0) {
+				/* A lying origin block spoils its own message only. */
+				fill(ev, KITE_LOSS, s);
+				ev->lost = 1;
+				ev->text = "malformed origin block";
+				k->stats.lost++;
+				k->rr = idx + 1;
+				return 1;
+			}
 			fill(ev, KITE_MESSAGE, s);
-			ev->msg.data = data;
-			ev->msg.len = rec.len;
+			ev->msg.data = (const uint8_t *)data + block;
+			ev->msg.len = len - (size_t)block;
+			ev->msg.origin = block ? &k->origin : NULL;
 			ev->msg.seq = rec.seq;
 			ev->msg.timestamp_ns = rec.timestamp_ns;
 			k->stats.received++;
