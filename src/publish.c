@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 static uint64_t hash_name(const char *s)
@@ -78,24 +79,22 @@ static void drop_mark(struct pub_ring *r, uint64_t peer_id)
 		*m = r->marks[--r->nmarks];
 }
 
-/* Where this subscriber's stream of r starts (its first sequence number
- * and, if that is in the current ring, its position there), or started. */
-static struct offer_mark stream_start(struct pub_ring *r, uint64_t peer_id)
+/* The first sequence number this subscriber's stream of r has, or gets. */
+static uint64_t stream_start(struct pub_ring *r, uint64_t peer_id)
 {
 	struct offer_mark *m = find_mark(r, peer_id);
 	if (m)
-		return *m;
-	struct offer_mark now = {peer_id, r->w.head + 1, r->w.pos};
+		return m->first_seq;
 	if (r->nmarks == r->marks_cap) {
 		size_t cap = r->marks_cap ? r->marks_cap * 2 : 4;
 		struct offer_mark *t = realloc(r->marks, cap * sizeof *t);
 		if (!t)
-			return now; /* unmarked: a later re-offer starts anew */
+			return r->w.head + 1; /* unmarked: a later re-offer starts anew */
 		r->marks = t;
 		r->marks_cap = cap;
 	}
-	r->marks[r->nmarks++] = now;
-	return now;
+	r->marks[r->nmarks++] = (struct offer_mark){peer_id, r->w.head + 1};
+	return r->w.head + 1;
 }
 
 void ki_pub_forget_marks(kite *k, uint64_t peer_id)
@@ -117,17 +116,9 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 {
 	struct wire_msg m;
 	ki_wire_init(&m, W_RING);
-	struct offer_mark start = stream_start(r, p->id);
 	m.id = r->ring_id;
-	m.a = start.first_seq;
-	m.b = start.first_pos;
-	if (start.first_seq <= r->w.first_seq) {
-		/* Marked before this ring was made (after an idle spell): the
-		 * stream goes on at the ring's first record, and the subscriber
-		 * counts any gap from the ring it read before. */
-		m.a = r->w.first_seq;
-		m.b = 0;
-	}
+	m.a = stream_start(r, p->id);
+	m.b = r->first_seq;
 	m.slot_count = r->w.slot_count;
 	m.slot_size = r->w.slot_size;
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
@@ -136,7 +127,9 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	return ki_peer_send(k, p, &m);
 }
 
-/* The ring was released after an idle spell; the stream goes on. */
+/* The ring was released after an idle spell; the stream goes on. The
+ * stream heads page goes with it: should we die before the next ring's
+ * hand-over reaches the subscriber, it still learns what that ring held. */
 static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 {
 	struct wire_msg m;
@@ -144,7 +137,30 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	m.id = r->ring_id;
 	m.a = 1;
 	m.b = r->w.head;
+	m.slot_count = (uint32_t)r->head_slot + 1;
+	m.fds[0] = k->heads_fd;
+	m.nfds = 1;
 	ki_peer_send(k, p, &m);
+}
+
+/* The stream heads page: made with the handle's first ring; 0 or -errno. */
+static int make_heads(kite *k)
+{
+	if (k->heads)
+		return 0;
+	int fd = ki_shm_create("kite-heads", HEADS_BYTES);
+	if (fd < 0)
+		return fd;
+	void *base = ki_shm_map(fd, HEADS_BYTES, 1);
+	if (!base || ki_shm_seal(fd, SEALS_RING) < 0) {
+		if (base)
+			munmap(base, HEADS_BYTES);
+		close(fd);
+		return -ENOMEM;
+	}
+	k->heads_fd = fd;
+	k->heads = base;
+	return 0;
 }
 
 /* Hand one ring to one peer, if it asked (pattern: the one it just added;
@@ -281,6 +297,7 @@ static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
 		ki_control_kick(k);
 	r->fd = fd;
 	r->ring_id = ++k->next_ring_id;
+	r->first_seq = last_seq + 1;
 	r->idle_head = last_seq;
 	r->idle_since_ns = ki_monotonic_ns();
 	return 0;
@@ -305,6 +322,11 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
 	ki_ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
 	r->fd = -1;
+	/* Only streams with an entry in the heads page are ever released. */
+	r->head_slot = k->opt.idle_ms != UINT32_MAX && k->nheads < HEADS_MAX &&
+			       make_heads(k) == 0
+			       ? (int32_t)k->nheads++
+			       : -1;
 	int rc = make_ring_memory(k, r, 0);
 	if (rc < 0 || insert_ring(k, r) < 0) {
 		*err = rc < 0 ? rc : -ENOMEM;
@@ -341,7 +363,7 @@ static int revive_ring(kite *k, struct pub_ring *r)
  * nobody's re-offer or catch-up needs the ring's contents. */
 static int releasable(const struct pub_ring *r)
 {
-	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs)
+	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs || r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];
@@ -457,12 +479,12 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 	}
 }
 
-int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+/* kite_publish(), with extra record flags (REC_ORIGIN: data starts with
+ * an origin block of meta_len bytes, which an inline record carries as its
+ * metadata; one too long for its 16-bit length goes large). */
+static int64_t publish(kite *k, const char *channel, const void *data, size_t len,
+		       size_t meta_len, uint16_t extra_flags)
 {
-	if (len > KITE_MSG_MAX)
-		return KITE_ETOOBIG;
-	if (!k || !channel || (len && !data))
-		return -EINVAL;
 	if (ki_forked(k))
 		return -ECHILD;
 	int locked = ki_app_enter(k);
@@ -484,8 +506,9 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 		k->last_pub = r;
 	}
 	uint64_t seq;
-	if (len <= ki_ring_inline_max(r->w.slot_size)) {
-		seq = ki_ring_write(&r->w, NULL, 0, data, (uint32_t)len, 0, ki_realtime_ns());
+	if (len <= ki_ring_inline_max(r->w.slot_size) && meta_len <= UINT16_MAX) {
+		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
+				    (uint32_t)(len - meta_len), extra_flags, ki_realtime_ns());
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -505,11 +528,44 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 			close(fd);
 		}
 		struct ring_large ref = {large_id, len};
-		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE,
+		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE | extra_flags,
 				    ki_realtime_ns());
 	}
+	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
+		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
 	wake_sleepers(k, r);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;
+}
+
+int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+{
+	if (len > KITE_MSG_MAX)
+		return KITE_ETOOBIG;
+	if (!k || !channel || (len && !data))
+		return -EINVAL;
+	return publish(k, channel, data, len, 0, 0);
+}
+
+int64_t kite_publish_origin(kite *k, const char *channel, const void *data,
+			    size_t len, const struct kite_origin *origin)
+{
+	if (!k || !channel || (len && !data) || !origin)
+		return -EINVAL;
+	int64_t block = ki_origin_size(origin);
+	if (block < 0)
+		return block;
+	if (len > KITE_MSG_MAX - (size_t)block)
+		return KITE_ETOOBIG;
+	/* One copy: the ring wants the block and the payload in one piece. */
+	uint8_t *buf = malloc((size_t)block + len);
+	if (!buf)
+		return -ENOMEM;
+	ki_origin_encode(origin, buf);
+	if (len)
+		memcpy(buf + block, data, len);
+	int64_t rc = publish(k, channel, buf, (size_t)block + len, (size_t)block, REC_ORIGIN);
+	free(buf);
+	return rc;
 }

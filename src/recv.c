@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 
@@ -54,6 +55,7 @@ static void fill(kite_event *ev, enum kite_event_type type,
 	ev->msg.pid = s->pid;
 	ev->msg.uid = s->uid;
 	ev->msg.gid = s->gid;
+	ev->msg.origin = NULL;
 	ev->text = "";
 }
 
@@ -107,13 +109,15 @@ static void forget_older_large(struct sub_ring *s, uint64_t large_id)
 static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 {
 	uint64_t lost = s->r.next <= s->end_seq ? s->end_seq + 1 - s->r.next : 0;
-	s->r.next = s->end_seq + 1;
+	if (lost) /* never backwards: an end below what we read is a lie */
+		s->r.next = s->end_seq + 1;
 	s->retiring = 0;
 	s->dormant = 1;
 	ki_sub_ring_unmap(s);
 	struct sub_ring *next = ki_sub_successor(k, s);
 	if (next) {
 		next->blocked = 0;
+		ki_sub_join(next, s->r.next);
 		s->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
 	}
@@ -150,6 +154,16 @@ static int poll_once(kite *k, kite_event *ev)
 		struct ring_record rec;
 		if (s->unsubscribed || s->blocked || s->r.slot_size > k->msg_buf_size)
 			continue; /* (the last: no memory to grow the buffer yet) */
+		if (s->announce) {
+			s->announce = 0;
+			fill(ev, KITE_PUBLISHER_NEW, s);
+			snprintf(k->current.text, sizeof k->current.text,
+				 "publisher pid %ld uid %u attached from seq %llu",
+				 (long)s->pid, (unsigned)s->uid,
+				 (unsigned long long)(s->r.next - s->pending_lost));
+			ev->text = k->current.text;
+			return 1;
+		}
 		if (s->pending_lost) {
 			fill(ev, KITE_LOSS, s);
 			ev->lost = s->pending_lost;
@@ -158,21 +172,17 @@ static int poll_once(kite *k, kite_event *ev)
 			k->rr = idx + 1;
 			return 1;
 		}
-		if (s->announce) {
-			s->announce = 0;
-			fill(ev, KITE_PUBLISHER_NEW, s);
-			snprintf(k->current.text, sizeof k->current.text,
-				 "publisher pid %ld uid %u attached from seq %llu",
-				 (long)s->pid, (unsigned)s->uid,
-				 (unsigned long long)s->r.next);
-			ev->text = k->current.text;
-			return 1;
-		}
 		enum ring_result r = s->r.base ? ki_ring_read(&s->r, k->msg_buf, &rec)
 					       : RING_EMPTY;
-		if (r == RING_EMPTY && s->retiring && end_released(k, s, ev)) {
-			k->rr = idx + 1;
-			return 1;
+		if (r == RING_EMPTY && s->retiring) {
+			if (end_released(k, s, ev)) {
+				k->rr = idx + 1;
+				return 1;
+			}
+			/* Its successor carries the stream on, and reports its
+			 * end (GONE) once it is drained in turn. */
+			if (s->unsubscribed)
+				continue;
 		}
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);
@@ -182,8 +192,16 @@ static int poll_once(kite *k, kite_event *ev)
 			return 1;
 		}
 		if (r == RING_MESSAGE) {
-			const void *data = k->msg_buf + rec.meta_len;
+			/* An origin block starts the message: inline, it is the
+			 * record's metadata, in front of the payload in msg_buf. */
+			int origin = rec.flags & REC_ORIGIN;
+			const void *data = k->msg_buf + (origin ? 0 : rec.meta_len);
+			size_t len = rec.len + (origin ? rec.meta_len : 0);
 			if (rec.flags & REC_LARGE) {
+				/* The whole message, any origin block included, is
+				 * in the memfd: the record's metadata is not part
+				 * of it. */
+				len = rec.len;
 				forget_older_large(s, rec.large_id);
 				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : data;
 				if (!data) {
@@ -194,14 +212,37 @@ static int poll_once(kite *k, kite_event *ev)
 					return 1;
 				}
 			}
+			int64_t block = 0;
+			if (origin &&
+			    (block = ki_origin_decode(data, len, &k->origin)) < 0) {
+				/* A lying origin block spoils its own message only. */
+				fill(ev, KITE_LOSS, s);
+				ev->lost = 1;
+				ev->text = "malformed origin block";
+				k->stats.lost++;
+				k->rr = idx + 1;
+				return 1;
+			}
 			fill(ev, KITE_MESSAGE, s);
-			ev->msg.data = data;
-			ev->msg.len = rec.len;
+			ev->msg.data = (const uint8_t *)data + block;
+			ev->msg.len = len - (size_t)block;
+			ev->msg.origin = block ? &k->origin : NULL;
 			ev->msg.seq = rec.seq;
 			ev->msg.timestamp_ns = rec.timestamp_ns;
 			k->stats.received++;
 			if (++k->since_arm == BUSY_STREAK && !k->strict)
 				choose_barrier(k); /* busy: spare the publishers their fence */
+			k->rr = idx + 1;
+			return 1;
+		}
+		if (s->gone && s->dormant && ki_sub_stream_head(s) >= s->r.next) {
+			/* Its publisher went before the stream's next ring
+			 * reached us: what that ring held is lost to us. */
+			uint64_t head = ki_sub_stream_head(s);
+			fill(ev, KITE_LOSS, s);
+			ev->lost = head + 1 - s->r.next;
+			k->stats.lost += ev->lost;
+			s->r.next = head + 1;
 			k->rr = idx + 1;
 			return 1;
 		}

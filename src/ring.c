@@ -208,10 +208,10 @@ static enum ring_result restart(struct ring_reader *r, struct ring_record *rec)
 	return RING_EMPTY; /* the publisher is moving it: next time */
 }
 
-/* The record at our position, checked against our own geometry; its body
- * is copied to buf. 0 if it cannot be an honest record. */
-static int take_record(const struct ring_reader *r, const struct record_header *h,
-		       void *buf, struct ring_record *rec)
+/* The body size of the record at our position, checked against our own
+ * geometry, its header fields in rec; -1 if it cannot be an honest record. */
+static int64_t checked_body(const struct ring_reader *r, const struct record_header *h,
+			    struct ring_record *rec)
 {
 	struct record_header *m = (struct record_header *)(uintptr_t)h;
 	uint32_t len = atomic_load_explicit(&m->len, memory_order_relaxed);
@@ -222,14 +222,25 @@ static int take_record(const struct ring_reader *r, const struct record_header *
 	if ((flags & ~REC_KNOWN_FLAGS) || (flags & REC_PAD) ||
 	    body > ki_ring_inline_max(r->slot_size) ||
 	    RING_RECORD_HEADER + body > r->capacity - r->off)
-		return 0;
+		return -1;
 	if ((flags & REC_LARGE) && len != sizeof(struct ring_large))
-		return 0;
-	memcpy(buf, (const uint8_t *)h + RING_RECORD_HEADER, body);
+		return -1;
 	rec->flags = flags;
 	rec->meta_len = meta_len;
 	rec->len = len;
 	rec->large_id = 0;
+	return (int64_t)body;
+}
+
+/* The record at our position, checked; its body is copied to buf. 0 if it
+ * cannot be an honest record. */
+static int take_record(const struct ring_reader *r, const struct record_header *h,
+		       void *buf, struct ring_record *rec)
+{
+	int64_t body = checked_body(r, h, rec);
+	if (body < 0)
+		return 0;
+	memcpy(buf, (const uint8_t *)h + RING_RECORD_HEADER, (size_t)body);
 	return 1;
 }
 
@@ -290,4 +301,50 @@ int ki_ring_pending(const struct ring_reader *r)
 	uint64_t seq = atomic_load_explicit(&((struct record_header *)(uintptr_t)h)->seq,
 					    memory_order_acquire);
 	return seq == r->next || overrun(r, memory_order_acquire);
+}
+
+uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
+{
+	/* Each step passes a record (at least a header's bytes) or takes a
+	 * hint: an honest ring has target within a lap of where we are, or
+	 * a hint past it; a ring that keeps us longer is lying. */
+	uint64_t steps = r->capacity / RING_RECORD_HEADER + 2 * HINT_ATTEMPTS;
+	while (r->next < target && r->next < RING_SEQ_END) {
+		if (steps-- == 0)
+			break;
+		const struct record_header *h = record_at(r->base, r->off);
+		struct record_header *m = (struct record_header *)(uintptr_t)h;
+		uint64_t seq = atomic_load_explicit(&m->seq, memory_order_acquire);
+		struct ring_record rec;
+		if (seq != r->next) {
+			/* Before target, so written before we were told of it:
+			 * a later lap took it (take the hint), or a lie. */
+			if (!overrun(r, memory_order_acquire))
+				break;
+			restart(r, &rec);
+			continue;
+		}
+		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
+		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, &rec);
+		atomic_thread_fence(memory_order_acquire);
+		if (overrun(r, memory_order_relaxed) || body < 0) {
+			restart(r, &rec);
+			continue;
+		}
+		if (flags == REC_PAD) {
+			r->pos += r->capacity - r->off;
+			r->off = 0;
+			continue;
+		}
+		uint64_t size = record_size((uint64_t)body);
+		r->pos += size;
+		r->off += size;
+		skip_short_tail(r->capacity, &r->pos, &r->off);
+		r->next++;
+	}
+	if (r->next < target) {
+		r->next = RING_SEQ_END; /* it does not hold what it offered */
+		return 0;
+	}
+	return r->next < RING_SEQ_END ? r->next - target : 0;
 }

@@ -60,8 +60,12 @@
 enum {
 	REC_LARGE = 1, /* payload: struct ring_large, the message is elsewhere */
 	REC_PAD = 2,   /* no message: the rest of the lap is unused */
+	/* The message (metadata then payload inline, or the large one)
+	 * starts with an origin block (origin.h), a relayed message's
+	 * remote claim; inline, the block is the record's metadata. */
+	REC_ORIGIN = 4,
 };
-#define REC_KNOWN_FLAGS (REC_LARGE | REC_PAD)
+#define REC_KNOWN_FLAGS (REC_LARGE | REC_PAD | REC_ORIGIN)
 
 struct ring_header {
 	uint64_t magic;
@@ -168,6 +172,12 @@ int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_si
  * gap (overrun, or records that failed validation) and skips past it. */
 enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 			      struct ring_record *rec);
+
+/* Move forward, without reading, to seq target (the records before it were
+ * written when the publisher named it): returns how many from target on
+ * were overwritten first and skipped (a loss to report). A ring that does
+ * not lead there within a lap ends the stream. */
+uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target);
 
 /* 1 if ki_ring_read would return something other than RING_EMPTY now. */
 int ki_ring_pending(const struct ring_reader *r);

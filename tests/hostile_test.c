@@ -195,6 +195,7 @@ static int hostile_ring(const char *channel, uint32_t slots, struct ring_writer 
 	ki_wire_init(&m, W_RING);
 	m.id = 1;
 	m.a = 1;
+	m.b = 1; /* the ring's first record */
 	m.slot_count = slots;
 	m.slot_size = 64;
 	snprintf(m.text, sizeof m.text, "%s", channel);

@@ -237,6 +237,104 @@ static void test_start_sequence(void **state)
 	ring_teardown(&f);
 }
 
+/* A subscriber told "your stream starts at target" walks there from the
+ * ring's first record (position 0), through records of every size and
+ * pads, on several geometries and start sequences: it then reads target,
+ * nothing before it, nothing lost. */
+static void test_seek_walks_to_start(void **state)
+{
+	(void)state;
+	static const struct { uint32_t slots, size; uint64_t start; } g[] = {
+		{2, 64, 1}, {4, 64, 1}, {8, 128, 1000}, {16, 256, 1ull << 40},
+	};
+	for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
+		struct ring_fixture f;
+		ring_setup_at(&f, g[i].slots, g[i].size, g[i].start);
+		/* Records written while nobody reads: less than a lap's worth. */
+		uint64_t n = 0;
+		while (f.w.pos + RING_RECORD_HEADER + f.cap + 8 < f.w.capacity) {
+			write_one(&f);
+			n++;
+		}
+		for (uint64_t k = 0; k <= n; k++) {
+			uint64_t target = g[i].start + k;
+			struct ring_reader r;
+			ki_ring_reader_init(&r, f.base, g[i].slots, g[i].size, g[i].start, 0);
+			assert_int_equal(ki_ring_seek(&r, target), 0);
+			assert_int_equal(r.next, target);
+			f.r = r;
+			if (k < n)
+				expect_message(&f, target,
+					       (uint32_t)(target * 7 % (f.cap + 1)));
+			else
+				expect_empty(&f);
+		}
+		/* Seeking to where we already are, or behind it, moves nothing
+		 * and counts what lies between as lost (a later ring's start). */
+		assert_int_equal(ki_ring_seek(&f.r, f.r.next), 0);
+		if (f.r.next > g[i].start)
+			assert_int_equal(ki_ring_seek(&f.r, f.r.next - 1), 1);
+		ring_teardown(&f);
+	}
+}
+
+/* The ring went round since the publisher named target (a hand-over
+ * queued behind a slow link): the walk takes the publisher's hint, counts
+ * exactly the overwritten records from target on as lost, and reading
+ * goes on from there in order. */
+static void test_seek_past_overrun(void **state)
+{
+	(void)state;
+	static const uint32_t slots[] = {2, 4, 16};
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		struct ring_fixture f;
+		ring_setup(&f, slots[i], 64);
+		while (f.w.pos < 3 * f.w.capacity)
+			write_one(&f);
+		uint64_t target = 2;
+		struct ring_reader r;
+		ki_ring_reader_init(&r, f.base, slots[i], 64, 1, 0);
+		uint64_t lost = ki_ring_seek(&r, target);
+		assert_true(lost > 0);
+		assert_int_equal(r.next, target + lost);
+		f.r = r;
+		for (uint64_t seq = r.next; seq <= f.w.head; seq++)
+			expect_message(&f, seq, (uint32_t)(seq * 7 % (f.cap + 1)));
+		expect_empty(&f);
+		ring_teardown(&f);
+	}
+}
+
+/* A ring that does not hold what its offer named (target never written,
+ * first record not the offered first seq) ends its stream instead of
+ * delivering what came before target; a record that lies on the way costs
+ * what a read would (a restart at the hint, counted), never a seq before
+ * target. */
+static void test_seek_liars(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	ring_setup(&f, 4, 64);
+	for (int i = 0; i < 5; i++)
+		write_one(&f);
+	struct ring_record rec;
+	struct ring_reader r;
+	ki_ring_reader_init(&r, f.base, 4, 64, 1, 0);
+	assert_int_equal(ki_ring_seek(&r, 9), 0); /* beyond what was written */
+	assert_int_equal(ki_ring_read(&r, f.buf, &rec), RING_EMPTY);
+	assert_int_equal(ki_ring_pending(&r), 0);
+	ki_ring_reader_init(&r, f.base, 4, 64, 7, 0); /* the ring starts at 1 */
+	assert_int_equal(ki_ring_seek(&r, 9), 0);
+	assert_int_equal(ki_ring_pending(&r), 0);
+	atomic_store(&record_at_off(&f, 0)->len, 5000); /* past the ring */
+	ki_ring_reader_init(&r, f.base, 4, 64, 1, 0);
+	uint64_t lost = ki_ring_seek(&r, 3); /* as a read: to the hint, or the end */
+	assert_true(r.next >= 3);
+	if (r.next < RING_SEQ_END)
+		assert_int_equal(lost, r.next - 3);
+	ring_teardown(&f);
+}
+
 /* A metadata block in front of the payload travels with it. */
 static void test_metadata_block(void **state)
 {
@@ -660,6 +758,9 @@ int main(void)
 		cmocka_unit_test(test_every_size_wraps),
 		cmocka_unit_test(test_wrap_around),
 		cmocka_unit_test(test_start_sequence),
+		cmocka_unit_test(test_seek_walks_to_start),
+		cmocka_unit_test(test_seek_past_overrun),
+		cmocka_unit_test(test_seek_liars),
 		cmocka_unit_test(test_metadata_block),
 		cmocka_unit_test(test_overrun_exact_count),
 		cmocka_unit_test(test_overrun_during_copy),
