@@ -504,6 +504,9 @@ static void test_late_joiner(void **state)
 	struct pub_args pa = pub_default(0, "late.x", n, 256);
 	pid_t pub = child_start(publisher, &pa);
 	wait_progress(0, 0, 5000);
+	/* The publisher paces by the late joiner from now on, so it cannot
+	 * finish and leave before a slow machine has started and linked it. */
+	atomic_store(&sh->progress[1][0], P_JOINING);
 	subs[1] = child_start(subscriber, &sa[1]);
 	assert_int_equal(pipe_wait(ready[0], 30000), 's');
 	expect_exit0(subs[0], "early subscriber");
