@@ -1783,6 +1783,15 @@ static void test_chaos_soak(void **state)
 			for (int s = 0; s < SOAK_SUBS; s++) {
 				uint64_t got = sh->soak_next[s][i][c] - 1;
 				if (got < done || got > (attempt > done ? attempt : done)) {
+					if (unaccounted[s] < 8)
+						print_message("# subscriber %d: life %d (%s%s) soak.%d: "
+							      "accounted to %llu, published %llu "
+							      "(attempted %llu)\n", s, i,
+							      sh->inc[i].brief ? "brief" : "long",
+							      i % 2 ? ", idle release" : "", c,
+							      (unsigned long long)got,
+							      (unsigned long long)done,
+							      (unsigned long long)attempt);
 					unaccounted[s]++;
 					missing[s] += got < done ? done - got : got - done;
 				}
