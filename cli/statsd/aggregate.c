@@ -124,7 +124,11 @@ struct dist {
 	double l_count, l_sum, l_sumsq, l_min, l_max, l_mean, l_rate, l_median, l_std;
 	struct statsd_pct *pct; /* n_pct figures, one per percentile */
 	unsigned n_pct;
+	unsigned n_bkt;         /* timer histogram buckets (0: none) */
 	double cum_count, cum_sum;
+	/* n_bkt samples per bucket this interval (bound i-1 < v <= bound i),
+	 * then n_bkt cumulative counts since start (v <= bound i) */
+	double *bkt;
 };
 
 struct set {
@@ -183,10 +187,13 @@ struct statsd_table {
 	void *free_blocks[ARENA_CLASSES];
 	size_t n_series;
 	uint32_t flush_no;   /* flushes so far: the interval now open */
+	unsigned readers;    /* open cursors: expiry waits until none is */
+	bool expire_due;     /* a flush found readers: expire when they close */
 	struct statsd_config cfg;
 	double last_pct[STATSD_MAX_PERCENTILES];
 	unsigned n_last_pct;
 	double last_interval_s;
+	double bounds_ms[STATSD_MAX_BUCKETS]; /* cfg.buckets in milliseconds */
 	struct statsd_health health;
 };
 
@@ -253,6 +260,7 @@ static void free_series_data(struct statsd_series *s)
 		   s->u.dist) {
 		free(s->u.dist->samples);
 		free(s->u.dist->pct);
+		free(s->u.dist->bkt);
 		free(s->u.dist);
 	}
 }
@@ -278,6 +286,8 @@ void statsd_table_free(struct statsd_table *t)
 void statsd_table_configure(struct statsd_table *t, const struct statsd_config *c)
 {
 	t->cfg = *c;
+	for (unsigned i = 0; i < c->n_buckets; i++)
+		t->bounds_ms[i] = c->buckets[i] * 1000.0;
 }
 
 struct statsd_health *statsd_table_health(struct statsd_table *t)
@@ -296,6 +306,12 @@ const double *statsd_table_percentiles(const struct statsd_table *t, unsigned *n
 	return t->last_pct;
 }
 
+const double *statsd_table_buckets(const struct statsd_table *t, unsigned *n)
+{
+	*n = t->cfg.n_buckets;
+	return t->cfg.buckets;
+}
+
 static uint64_t rng_next(struct statsd_table *t)
 {
 	uint64_t x = t->rng;
@@ -307,13 +323,15 @@ static uint64_t rng_next(struct statsd_table *t)
 
 /* Prometheus name number i of family f into out (STATSD_PROM_NAME_MAX
  * bytes): counters export NAME_total (NAME when it already ends so), gauges
- * and sets NAME, summaries NAME, NAME_sum and NAME_count; NAME is the
- * family's base name (statsd_prom_metric_name of its Graphite name). Its
- * length, or 0 when f has no name number i. */
+ * and sets NAME, summaries NAME, NAME_sum and NAME_count, and hold
+ * NAME_bucket too (a timer under --timer-histogram exports it), so the
+ * names a family holds never depend on options; NAME is the family's base
+ * name (statsd_prom_metric_name of its Graphite name). Its length, or 0
+ * when f has no name number i. */
 static size_t prom_name(const struct statsd_family *f, unsigned i, char *out)
 {
-	static const char *const summary[] = {"", "_sum", "_count"};
-	unsigned n = f->kind == STATSD_TIMER || f->kind == STATSD_HISTOGRAM ? 3 : 1;
+	static const char *const summary[] = {"", "_sum", "_count", "_bucket"};
+	unsigned n = f->kind == STATSD_TIMER || f->kind == STATSD_HISTOGRAM ? 4 : 1;
 	if (i >= n)
 		return 0;
 	size_t len = statsd_prom_metric_name(f->key, f->key_len, out);
@@ -353,10 +371,11 @@ static struct statsd_family *find_family(struct statsd_table *t, unsigned kind,
 }
 
 /* Does a family holding its Prometheus names export p? Its base name is p,
- * or p without "_sum", "_count" (a summary) or "_total" (a counter). */
+ * or p without "_sum", "_count", "_bucket" (a summary or histogram) or
+ * "_total" (a counter). */
 static bool prom_name_taken(struct statsd_table *t, const char *p, size_t len)
 {
-	static const char *const cut[] = {"", "_sum", "_count", "_total"};
+	static const char *const cut[] = {"", "_sum", "_count", "_bucket", "_total"};
 	struct htab *ft = &t->families;
 	if (!ft->cap)
 		return false;
@@ -530,6 +549,32 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	return s;
 }
 
+/* Count v (milliseconds, weight w) in the first bucket whose bound holds
+ * it; above every bound it is in +Inf alone, which is the count. */
+static void add_bucket(struct statsd_table *t, struct dist *d, double v, double w)
+{
+	unsigned n = t->cfg.n_buckets;
+	if (d->n_bkt != n) {
+		/* Buckets are fixed at start (a reload keeps them): this is
+		 * the first sample of the series. */
+		free(d->bkt);
+		d->bkt = n ? calloc(2 * (size_t)n, sizeof *d->bkt) : NULL;
+		d->n_bkt = d->bkt ? n : 0;
+		if (!d->bkt)
+			return;
+	}
+	unsigned lo = 0, hi = n; /* first bound >= v, by bisection */
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		if (t->bounds_ms[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n)
+		d->bkt[lo] += w;
+}
+
 static void add_dist(struct statsd_table *t, struct statsd_series *s, double v, double rate)
 {
 	struct dist *d = s->u.dist;
@@ -550,6 +595,8 @@ static void add_dist(struct statsd_table *t, struct statsd_series *s, double v, 
 	}
 	d->seen++;
 	d->wcount += 1.0 / rate;
+	if (s->fam->kind == STATSD_TIMER)
+		add_bucket(t, d, v, 1.0 / rate);
 	d->sum += v;
 	d->sumsq += v * v;
 	if (d->kept < t->cfg.max_samples) {
@@ -748,6 +795,12 @@ static void flush_dist(struct statsd_table *t, struct dist *d, double secs,
 	d->l_rate = d->wcount / secs;
 	d->cum_count += d->wcount;
 	d->cum_sum += d->sum;
+	double below = 0;
+	for (unsigned i = 0; i < d->n_bkt; i++) {
+		below += d->bkt[i];
+		d->bkt[d->n_bkt + i] += below;
+		d->bkt[i] = 0;
+	}
 	if (d->n_pct != t->n_last_pct) {
 		struct statsd_pct *np = realloc(d->pct, t->n_last_pct * sizeof *np + 1);
 		if (!np) {
@@ -867,60 +920,26 @@ static void expire_family(struct statsd_table *t, struct statsd_family *f,
 	arena_free(t, f, family_bytes(f->key_len, f->with_plain));
 }
 
-void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
+/* Series idle past their kind's limit (in whole flush intervals, at
+ * least one; 0: never) go, and families left without series. */
+static void expire_idle(struct statsd_table *t)
 {
-	double secs = interval_ms > 0 ? (double)interval_ms / 1000.0 : 1.0;
-	bool pct_changed = t->n_last_pct != t->cfg.n_percentiles ||
-			   memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
-	t->n_last_pct = t->cfg.n_percentiles;
-	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	uint32_t limit[STATSD_KINDS];
 	for (unsigned k = 0; k < STATSD_KINDS; k++) {
 		int64_t ms = k == STATSD_GAUGE ? t->cfg.expire_gauges_ms : t->cfg.expire_ms;
 		int64_t fl = t->cfg.flush_ms > 0 ? t->cfg.flush_ms : 1;
-		/* idle for ms, in whole flush intervals (at least one); 0: never */
 		limit[k] = ms <= 0 ? 0 : (uint32_t)((ms + fl - 1) / fl > UINT32_MAX / 2
 							 ? UINT32_MAX / 2 : (ms + fl - 1) / fl);
 	}
 	for (struct statsd_family *f = t->head, *fprev = NULL, *fnext; f; f = fnext) {
 		fnext = f->next;
-		for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
-			next = s->next;
-			if (limit[f->kind] && t->flush_no - s->seen_at >= limit[f->kind]) {
-				expire_series(t, s, prev);
-				continue;
-			}
-			prev = s;
-			s->l_updated = s->updated;
-			s->updated = false;
-			s->flushed = true;
-			switch (f->kind) {
-			case STATSD_COUNTER:
-				s->last = s->acc;
-				s->total += s->acc;
-				s->acc = 0;
-				break;
-			case STATSD_GAUGE:
-				s->last = s->acc;
-				break;
-			case STATSD_SET:
-				s->last = s->u.set ? (double)s->u.set->n : 0;
-				if (s->u.set) {
-					if (s->u.set->cap > 1024) {
-						free(s->u.set->slot);
-						s->u.set->slot = NULL;
-						s->u.set->cap = 0;
-					} else if (s->u.set->cap) {
-						memset(s->u.set->slot, 0,
-						       s->u.set->cap * sizeof *s->u.set->slot);
-					}
-					s->u.set->n = 0;
-				}
-				break;
-			default:
-				if (s->u.dist)
-					flush_dist(t, s->u.dist, secs, pct_changed);
-				break;
+		if (limit[f->kind]) {
+			for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
+				next = s->next;
+				if (t->flush_no - s->seen_at >= limit[f->kind])
+					expire_series(t, s, prev);
+				else
+					prev = s;
 			}
 		}
 		if (!f->first)
@@ -928,64 +947,180 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 		else
 			fprev = f;
 	}
+	t->expire_due = false;
+}
+
+static void flush_series(struct statsd_table *t, struct statsd_series *s, double secs,
+			 bool pct_changed)
+{
+	s->l_updated = s->updated;
+	s->updated = false;
+	s->flushed = true;
+	switch (s->fam->kind) {
+	case STATSD_COUNTER:
+		s->last = s->acc;
+		s->total += s->acc;
+		s->acc = 0;
+		break;
+	case STATSD_GAUGE:
+		s->last = s->acc;
+		break;
+	case STATSD_SET:
+		s->last = s->u.set ? (double)s->u.set->n : 0;
+		if (s->u.set) {
+			if (s->u.set->cap > 1024) {
+				free(s->u.set->slot);
+				s->u.set->slot = NULL;
+				s->u.set->cap = 0;
+			} else if (s->u.set->cap) {
+				memset(s->u.set->slot, 0, s->u.set->cap * sizeof *s->u.set->slot);
+			}
+			s->u.set->n = 0;
+		}
+		break;
+	default:
+		if (s->u.dist)
+			flush_dist(t, s->u.dist, secs, pct_changed);
+		break;
+	}
+}
+
+void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
+{
+	double secs = interval_ms > 0 ? (double)interval_ms / 1000.0 : 1.0;
+	bool pct_changed = t->n_last_pct != t->cfg.n_percentiles ||
+			   memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
+	t->n_last_pct = t->cfg.n_percentiles;
+	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
+	/* An open cursor points into the lists: nothing may leave them
+	 * until it closes (statsd_cursor_close expires then). */
+	if (t->readers)
+		t->expire_due = true;
+	else
+		expire_idle(t);
+	for (struct statsd_family *f = t->head; f; f = f->next)
+		for (struct statsd_series *s = f->first; s; s = s->next)
+			flush_series(t, s, secs, pct_changed);
 	t->health.flushes++;
 	t->flush_no++;
 	t->last_interval_s = secs;
 }
 
+void statsd_cursor_open(struct statsd_table *t, struct statsd_cursor *c)
+{
+	*c = (struct statsd_cursor){.open = true};
+	t->readers++;
+}
+
+void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c)
+{
+	if (!c->open)
+		return;
+	c->open = false;
+	c->done = true;
+	if (--t->readers == 0 && t->expire_due)
+		expire_idle(t);
+}
+
+/* The series after the cursor's last one, moving on to later families;
+ * NULL at the end. Families and series are only appended while a cursor
+ * is open, so the walk sees each one once. */
+static struct statsd_series *cursor_next(struct statsd_table *t, struct statsd_cursor *c)
+{
+	if (!c->fam) {
+		c->fam = t->head;
+		c->last = NULL;
+		c->fam_started = false;
+	}
+	while (c->fam) {
+		struct statsd_series *s = c->last ? c->last->next : c->fam->first;
+		if (s)
+			return s;
+		if (!c->fam->next)
+			return NULL; /* stay here: the end, for now */
+		c->fam = c->fam->next;
+		c->last = NULL;
+		c->fam_started = false;
+	}
+	return NULL;
+}
+
+static void fill_view(struct statsd_table *t, const struct statsd_series *s,
+		      struct statsd_view *v)
+{
+	const struct statsd_family *f = s->fam;
+	*v = (struct statsd_view){
+		.kind = f->kind,
+		.name = f->key,
+		.tags = s->tags,
+		.updated = s->l_updated,
+	};
+	switch (f->kind) {
+	case STATSD_COUNTER:
+		v->value = s->last;
+		v->total = s->total;
+		v->rate = s->last / t->last_interval_s;
+		break;
+	case STATSD_GAUGE:
+	case STATSD_SET:
+		v->value = s->last;
+		break;
+	default: {
+		const struct dist *d = s->u.dist;
+		if (!d) {
+			v->min = v->max = v->mean = v->median = v->std = NAN;
+			break;
+		}
+		v->count = d->l_count;
+		v->sum = d->l_sum;
+		v->sum_squares = d->l_sumsq;
+		v->min = d->l_min;
+		v->max = d->l_max;
+		v->mean = d->l_mean;
+		v->median = d->l_median;
+		v->std = d->l_std;
+		v->rate = d->l_rate;
+		v->pct = d->pct;
+		v->n_pct = d->n_pct;
+		v->cum_count = d->cum_count;
+		v->cum_sum = d->cum_sum;
+		v->buckets = d->bkt ? d->bkt + d->n_bkt : NULL;
+		v->n_buckets = d->n_bkt;
+	}
+	}
+}
+
+int statsd_table_walk(struct statsd_table *t, struct statsd_cursor *c,
+		      int (*fn)(void *arg, const struct statsd_view *v), void *arg)
+{
+	if (c->done)
+		return 0;
+	struct statsd_series *s;
+	while ((s = cursor_next(t, c))) {
+		c->last = s;
+		if (!s->flushed)
+			continue; /* new since the last flush: nothing to show yet */
+		struct statsd_family *f = s->fam;
+		char prom[STATSD_PROM_NAME_MAX];
+		struct statsd_view v;
+		fill_view(t, s, &v);
+		v.prom_name = f->prom && prom_name(f, 0, prom) ? prom : NULL;
+		v.family_first = !c->fam_started;
+		c->fam_started = true;
+		int r = fn(arg, &v);
+		if (r)
+			return r;
+	}
+	c->done = true;
+	return 0;
+}
+
 int statsd_table_each(struct statsd_table *t,
 		      int (*fn)(void *arg, const struct statsd_view *v), void *arg)
 {
-	for (struct statsd_family *f = t->head; f; f = f->next) {
-		for (struct statsd_series *s = f->first; s; s = s->next) {
-			if (!s->flushed)
-				continue;
-			char prom[STATSD_PROM_NAME_MAX];
-			struct statsd_view v = {
-				.kind = f->kind,
-				.name = f->key,
-				.prom_name = f->prom && prom_name(f, 0, prom) ? prom : NULL,
-				.family_first = s == f->first,
-				.tags = s->tags,
-				.updated = s->l_updated,
-			};
-			switch (f->kind) {
-			case STATSD_COUNTER:
-				v.value = s->last;
-				v.total = s->total;
-				v.rate = s->last / t->last_interval_s;
-				break;
-			case STATSD_GAUGE:
-				v.value = s->last;
-				break;
-			case STATSD_SET:
-				v.value = s->last;
-				break;
-			default: {
-				const struct dist *d = s->u.dist;
-				if (!d) {
-					v.min = v.max = v.mean = v.median = v.std = NAN;
-					break;
-				}
-				v.count = d->l_count;
-				v.sum = d->l_sum;
-				v.sum_squares = d->l_sumsq;
-				v.min = d->l_min;
-				v.max = d->l_max;
-				v.mean = d->l_mean;
-				v.median = d->l_median;
-				v.std = d->l_std;
-				v.rate = d->l_rate;
-				v.pct = d->pct;
-				v.n_pct = d->n_pct;
-				v.cum_count = d->cum_count;
-				v.cum_sum = d->cum_sum;
-			}
-			}
-			int r = fn(arg, &v);
-			if (r)
-				return r;
-		}
-	}
-	return 0;
+	struct statsd_cursor c;
+	statsd_cursor_open(t, &c);
+	int r = statsd_table_walk(t, &c, fn, arg);
+	statsd_cursor_close(t, &c);
+	return r;
 }

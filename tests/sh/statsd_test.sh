@@ -313,24 +313,23 @@ timeout 20 "$KITE" statsd --udp off --http off --unix off --channel off \
 check "--unix-path on a regular file: refuses to start" test $rc -ne 0
 check "--unix-path on a regular file: the file is untouched" grep -qx precious "$tmpdir/not-a-socket"
 
-# /metrics is rendered once and shared while fresh (a crowd of scrapers
-# costs one render): within a second and no flush, two scrapes are the same
-# page, request counter included.
+# /metrics is streamed: chunked to an HTTP/1.1 client (so a cut page is
+# seen as cut), ended by the close for an HTTP/1.0 one; both whole pages.
 spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
 	--flush-interval 60 2>"$tmpdir/page.log"
 if wait_for 20 grep -q ready "$tmpdir/page.log"; then
 	pport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/page.log")
-	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page1"
-	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page2"
-	check "two scrapes within a second share one rendered page" \
-		bash -c "[ -s '$tmpdir/page1' ] && cmp -s '$tmpdir/page1' '$tmpdir/page2'"
-	sleep 1.2
-	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page3"
-	check "a page older than a second is rendered again" \
-		bash -c "! cmp -s '$tmpdir/page1' '$tmpdir/page3'"
+	curl -sf --max-time 5 -D "$tmpdir/h11" "http://127.0.0.1:$pport/metrics" >"$tmpdir/page1"
+	curl -sf --max-time 5 --http1.0 -D "$tmpdir/h10" "http://127.0.0.1:$pport/metrics" >"$tmpdir/page2"
+	check "an HTTP/1.1 scrape is chunked" grep -qi '^transfer-encoding: chunked' "$tmpdir/h11"
+	check "an HTTP/1.0 scrape is not chunked" bash -c "! grep -qi '^transfer-encoding' '$tmpdir/h10'"
+	check "both pages are whole (the last health line ends them)" \
+		bash -c "tail -n1 '$tmpdir/page1' | grep -q 'reason=\"negative\"' &&
+			 tail -n1 '$tmpdir/page2' | grep -q 'reason=\"negative\"'"
 else
-	not_ok "two scrapes within a second share one rendered page" "collector did not start"
-	not_ok "a page older than a second is rendered again" "collector did not start"
+	not_ok "an HTTP/1.1 scrape is chunked" "collector did not start"
+	not_ok "an HTTP/1.0 scrape is not chunked" "collector did not start"
+	not_ok "both pages are whole (the last health line ends them)" "collector did not start"
 fi
 
 # A second collector needs only its own --udp and --http: the default
