@@ -188,7 +188,8 @@ struct statsd_table {
 	size_t n_series;
 	uint32_t flush_no;   /* flushes so far: the interval now open */
 	unsigned readers;    /* open cursors: expiry waits until none is */
-	bool expire_due;     /* a flush found readers: expire when they close */
+	bool expire_due;     /* a flush found readers: expire when they close, */
+	uint32_t expire_no;  /* as of the end of this interval */
 	struct statsd_config cfg;
 	double last_pct[STATSD_MAX_PERCENTILES];
 	unsigned n_last_pct;
@@ -921,8 +922,10 @@ static void expire_family(struct statsd_table *t, struct statsd_family *f,
 }
 
 /* Series idle past their kind's limit (in whole flush intervals, at
- * least one; 0: never) go, and families left without series. */
-static void expire_idle(struct statsd_table *t)
+ * least one; 0: never) at the end of interval `at` go, and families left
+ * without series. A series seen after `at` (expiry deferred past it) is
+ * not idle. */
+static void expire_idle(struct statsd_table *t, uint32_t at)
 {
 	uint32_t limit[STATSD_KINDS];
 	for (unsigned k = 0; k < STATSD_KINDS; k++) {
@@ -936,7 +939,9 @@ static void expire_idle(struct statsd_table *t)
 		if (limit[f->kind]) {
 			for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
 				next = s->next;
-				if (t->flush_no - s->seen_at >= limit[f->kind])
+				/* modulo 2^32, as flush numbers wrap */
+				int32_t idle = (int32_t)(at - s->seen_at);
+				if (idle >= (int32_t)limit[f->kind])
 					expire_series(t, s, prev);
 				else
 					prev = s;
@@ -994,10 +999,12 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	/* An open cursor points into the lists: nothing may leave them
 	 * until it closes (statsd_cursor_close expires then). */
-	if (t->readers)
+	if (t->readers) {
 		t->expire_due = true;
-	else
-		expire_idle(t);
+		t->expire_no = t->flush_no;
+	} else {
+		expire_idle(t, t->flush_no);
+	}
 	for (struct statsd_family *f = t->head; f; f = f->next)
 		for (struct statsd_series *s = f->first; s; s = s->next)
 			flush_series(t, s, secs, pct_changed);
@@ -1019,7 +1026,7 @@ void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c)
 	c->open = false;
 	c->done = true;
 	if (--t->readers == 0 && t->expire_due)
-		expire_idle(t);
+		expire_idle(t, t->expire_no);
 }
 
 /* The series after the cursor's last one, moving on to later families;

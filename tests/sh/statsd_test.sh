@@ -169,7 +169,14 @@ fi
 
 # A real Prometheus server scrapes /metrics; its query API returns the values.
 # Its port is picked free by a bind test; if another process takes it first,
-# Prometheus exits and the test tries another port.
+# Prometheus exits and the test tries another port. It scrapes a second
+# collector too, whose timers are histograms (buckets every 0.1 s to 1 s).
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
+	--flush-interval 0.5 --timer-histogram 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1 \
+	2>"$tmpdir/hist.log"
+wait_for 20 grep -q ready "$tmpdir/hist.log"
+huport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
+hhport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
 cat >"$tmpdir/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -177,6 +184,9 @@ scrape_configs:
   - job_name: kite
     static_configs:
       - targets: ['127.0.0.1:$hport']
+  - job_name: kite_hist
+    static_configs:
+      - targets: ['127.0.0.1:$hhport']
 EOF
 prom_ready_or_gone() {
 	curl -sf --max-time 2 "http://127.0.0.1:$pport/-/ready" >/dev/null ||
@@ -218,6 +228,31 @@ check "prometheus: tags are labels" wait_for 20 query_is 'ux_abstract_total{env=
 check "prometheus: summary quantile" wait_for 20 query_is 'e2e_rt{quantile="0.5"}' 0.05
 check "prometheus: set unique count" wait_for 20 query_is 'max_over_time(e2e_users[5m])' 2
 kill "$setpid" 2>/dev/null
+
+# Timers as histograms: rounds of a uniform spread (1, 6, ..., 996 ms)
+# across several scrapes; histogram_quantile over rate() interpolates
+# within the bucket (0.9, 1]: 0.95 s for the 0.95 quantile, and the
+# buckets never went down.
+"$PY" - "$huport" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for r in range(6):
+    lines = [b"h.lat:%d|ms" % v for v in range(1, 1000, 5)]
+    for i in range(0, len(lines), 20):
+        s.sendto(b"\n".join(lines[i:i + 20]), ("127.0.0.1", int(sys.argv[1])))
+    time.sleep(1.1)
+EOF
+query_near() { # PROMQL WANT TOLERANCE
+	local got; got=$(query "$1")
+	[ -n "$got" ] && awk -v g="$got" -v w="$2" -v t="$3" 'BEGIN {d = g - w; exit !(d <= t && -d <= t)}'
+}
+check "prometheus: the histogram's count is every sample" wait_for 20 query_is 'h_lat_count' 1200
+check "prometheus: histogram_quantile(0.95) of a timer histogram is 0.95 s" \
+	wait_for 20 query_near 'histogram_quantile(0.95, sum by (le) (rate(h_lat_bucket[1m])))' 0.95 0.01
+check "prometheus: histogram_quantile(0.5) is 0.5 s" \
+	query_near 'histogram_quantile(0.5, sum by (le) (h_lat_bucket))' 0.5 0.01
+check "prometheus: histogram buckets never reset" \
+	query_is 'sum(resets(h_lat_bucket[5m]))' 0
 
 # A counter never goes down: decrements are refused and counted, so a real
 # Prometheus sees no reset while a client sends +5 and -3 by turns across
