@@ -921,38 +921,51 @@ static void expire_family(struct statsd_table *t, struct statsd_family *f,
 	arena_free(t, f, family_bytes(f->key_len, f->with_plain));
 }
 
-/* Series idle past their kind's limit (in whole flush intervals, at
- * least one; 0: never) at the end of interval `at` go, and families left
- * without series. A series seen after `at` (expiry deferred past it) is
- * not idle. */
-static void expire_idle(struct statsd_table *t, uint32_t at)
+/* Idle limits per kind, in whole flush intervals (at least one); 0: never. */
+static void idle_limits(const struct statsd_table *t, uint32_t limit[STATSD_KINDS])
 {
-	uint32_t limit[STATSD_KINDS];
 	for (unsigned k = 0; k < STATSD_KINDS; k++) {
 		int64_t ms = k == STATSD_GAUGE ? t->cfg.expire_gauges_ms : t->cfg.expire_ms;
 		int64_t fl = t->cfg.flush_ms > 0 ? t->cfg.flush_ms : 1;
 		limit[k] = ms <= 0 ? 0 : (uint32_t)((ms + fl - 1) / fl > UINT32_MAX / 2
 							 ? UINT32_MAX / 2 : (ms + fl - 1) / fl);
 	}
+}
+
+/* Has s been idle past its limit at the end of interval `at`? A series
+ * seen after `at` (expiry deferred past it) is not. */
+static bool idle_past(const struct statsd_series *s, uint32_t at, uint32_t limit)
+{
+	/* modulo 2^32, as flush numbers wrap */
+	return limit && (int32_t)(at - s->seen_at) >= (int32_t)limit;
+}
+
+/* One pass over the table: series idle past their limit at the end of
+ * interval `at` go (with expire), families left without series too;
+ * each series kept is passed to keep (when not NULL). */
+static void sweep(struct statsd_table *t, uint32_t at, bool expire,
+		  void (*keep)(struct statsd_table *, struct statsd_series *, double, bool),
+		  double secs, bool pct_changed)
+{
+	uint32_t limit[STATSD_KINDS];
+	idle_limits(t, limit);
 	for (struct statsd_family *f = t->head, *fprev = NULL, *fnext; f; f = fnext) {
 		fnext = f->next;
-		if (limit[f->kind]) {
-			for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
-				next = s->next;
-				/* modulo 2^32, as flush numbers wrap */
-				int32_t idle = (int32_t)(at - s->seen_at);
-				if (idle >= (int32_t)limit[f->kind])
-					expire_series(t, s, prev);
-				else
-					prev = s;
+		for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
+			next = s->next;
+			if (expire && idle_past(s, at, limit[f->kind])) {
+				expire_series(t, s, prev);
+				continue;
 			}
+			prev = s;
+			if (keep)
+				keep(t, s, secs, pct_changed);
 		}
-		if (!f->first)
+		if (expire && !f->first)
 			expire_family(t, f, fprev);
 		else
 			fprev = f;
 	}
-	t->expire_due = false;
 }
 
 static void flush_series(struct statsd_table *t, struct statsd_series *s, double secs,
@@ -999,15 +1012,12 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	/* An open cursor points into the lists: nothing may leave them
 	 * until it closes (statsd_cursor_close expires then). */
-	if (t->readers) {
+	bool expire = !t->readers;
+	if (!expire) {
 		t->expire_due = true;
 		t->expire_no = t->flush_no;
-	} else {
-		expire_idle(t, t->flush_no);
 	}
-	for (struct statsd_family *f = t->head; f; f = f->next)
-		for (struct statsd_series *s = f->first; s; s = s->next)
-			flush_series(t, s, secs, pct_changed);
+	sweep(t, t->flush_no, expire, flush_series, secs, pct_changed);
 	t->health.flushes++;
 	t->flush_no++;
 	t->last_interval_s = secs;
@@ -1025,8 +1035,10 @@ void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c)
 		return;
 	c->open = false;
 	c->done = true;
-	if (--t->readers == 0 && t->expire_due)
-		expire_idle(t, t->expire_no);
+	if (--t->readers == 0 && t->expire_due) {
+		sweep(t, t->expire_no, true, NULL, 0, false);
+		t->expire_due = false;
+	}
 }
 
 /* The series after the cursor's last one, moving on to later families;

@@ -231,10 +231,18 @@ int statsd_run(const struct statsd_config *cfg, const char *config_path,
 			statsd_log("epoll_wait: %s", strerror(errno));
 			break;
 		}
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (int k = 0; k < n; k++)
 			on_event(&d, &ev[k]);
 		statsd_channel_pump(&d.chan);
 		statsd_http_reap(&d.http, now_ms());
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		struct statsd_health *h = statsd_table_health(d.t);
+		double turn = (double)(t1.tv_sec - t0.tv_sec) +
+			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (turn > h->turn_seconds_max)
+			h->turn_seconds_max = turn;
 	}
 	statsd_log("stopping: final flush");
 	shutdown_flush(&d);

@@ -254,6 +254,10 @@ static void put_health(struct statsd_table *t, struct statsd_buf *b)
 		{"last_flush_duration_seconds", "gauge", "Duration of the last flush.",
 		 h->flush_seconds_last},
 		{"series", "gauge", "Distinct series held.", (double)statsd_table_series(t)},
+		{"loop_turn_max_seconds", "gauge",
+		 "Longest event-loop turn since start (flushes, page slices, datagram "
+		 "batches): datagrams wait about this long at most to be read.",
+		 h->turn_seconds_max},
 		{"graphite_bytes_sent_total", "counter", "Bytes written to Graphite.",
 		 (double)h->graphite_bytes_sent},
 		{"graphite_bytes_dropped_total", "counter",

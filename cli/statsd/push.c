@@ -207,9 +207,17 @@ void statsd_push_finish(struct statsd_push *p)
 		if (poll(&pfd, 1, 100) > 0)
 			statsd_push_io(p, (uint32_t)pfd.revents);
 	}
-	statsd_push_settle(p); /* to count what is left */
-	if (p->out.len > p->sent) {
-		p->health->graphite_bytes_dropped += p->out.len - p->sent;
-		statsd_log("graphite: %zu bytes not delivered before exit", p->out.len - p->sent);
+	/* Count what is left, rendering it a slice at a time, not whole. */
+	size_t left = p->out.len - p->sent;
+	while (p->cur.open) {
+		size_t before = p->out.len;
+		statsd_graphite_next(p->t, &p->cur, &p->opts, p->ts, &p->out, PUSH_SLICE);
+		left += p->out.len - before;
+		p->out.len = before;
+		p->out.oom = false;
+	}
+	if (left) {
+		p->health->graphite_bytes_dropped += left;
+		statsd_log("graphite: %zu bytes not delivered before exit", left);
 	}
 }

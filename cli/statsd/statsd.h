@@ -161,6 +161,8 @@ struct statsd_health {
 	uint64_t flushes;
 	double flush_seconds_last;
 	double flush_seconds_total;
+	double turn_seconds_max;    /* longest event-loop turn: datagrams wait
+				       about this long at most to be read */
 	uint64_t graphite_bytes_sent;
 	uint64_t graphite_bytes_dropped;
 	uint64_t graphite_failures;
