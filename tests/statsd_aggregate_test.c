@@ -307,6 +307,32 @@ static void test_expiry(void **state)
 	statsd_table_flush(t, 1000);
 	assert_true(get(t, STATSD_GAUGE, "g", "").v.value == 1);
 	statsd_table_free(t);
+
+	/* An untagged series that expires while its family lives on (a
+	 * tagged series stays busy) comes back in its place, from nothing;
+	 * so does one of a family first seen tagged. */
+	t = statsd_table_new(8);
+	c.max_metrics = 100;
+	c.expire_ms = 1000;
+	statsd_table_configure(t, &c);
+	feed(t, "r:1|c\nr:1|c|#k:v\nq:1|c|#k:v\nq:2|c");
+	statsd_table_flush(t, 1000);
+	assert_int_equal(statsd_table_series(t), 4);
+	feed(t, "r:1|c|#k:v\nq:1|c|#k:v");
+	statsd_table_flush(t, 1000); /* the untagged ones were idle: gone */
+	assert_int_equal(statsd_table_series(t), 2);
+	feed(t, "r:5|c\nq:7|c\nr:1|c|#k:v\nq:1|c|#k:v");
+	statsd_table_flush(t, 1000);
+	assert_int_equal(statsd_table_series(t), 4);
+	assert_true(get(t, STATSD_COUNTER, "r", "").v.total == 5);
+	assert_true(get(t, STATSD_COUNTER, "q", "").v.total == 7);
+	assert_true(get(t, STATSD_COUNTER, "r", "k=v").v.total == 3);
+	feed(t, "r:1|c\nq:1|c\nr:1|c|#k:v\nq:1|c|#k:v");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_COUNTER, "r", "").v.total == 6);
+	assert_true(get(t, STATSD_COUNTER, "q", "").v.total == 8);
+	assert_int_equal(statsd_table_series(t), 4);
+	statsd_table_free(t);
 }
 
 /* Memory is used again: rounds of new names that expire do not grow the

@@ -61,7 +61,8 @@ static uint64_t hash_bytes(uint64_t seed, const void *p, size_t n)
  * backward shift (htab_delete). Items are pointers; hashes are stored beside
  * them so a probe compares keys only on a full hash match. */
 struct htab {
-	uint64_t *hash;
+	uint32_t *hash; /* the low half of each item's hash: its home slot and a
+			   filter before keys are compared (cap <= 2^32) */
 	void **item;
 	size_t cap, n;
 };
@@ -69,7 +70,7 @@ struct htab {
 static int htab_grow(struct htab *t)
 {
 	size_t ncap = t->cap ? t->cap * 2 : 1024;
-	uint64_t *nh = calloc(ncap, sizeof *nh);
+	uint32_t *nh = calloc(ncap, sizeof *nh);
 	void **ni = calloc(ncap, sizeof *ni);
 	if (!nh || !ni) {
 		free(nh);
@@ -108,7 +109,7 @@ static int htab_reserve(struct htab *t, uint64_t h, size_t *slot)
 
 static void htab_put(struct htab *t, size_t slot, uint64_t h, void *item)
 {
-	t->hash[slot] = h;
+	t->hash[slot] = (uint32_t)h;
 	t->item[slot] = item;
 	t->n++;
 }
@@ -139,11 +140,12 @@ struct set {
 struct statsd_series {
 	struct statsd_family *fam;
 	struct statsd_series *next; /* in its family */
-	double acc, last, total; /* counter: interval, last interval, total;
-				    gauge: acc is the value; set: last */
-	union {
-		struct dist *dist;
-		struct set *set;
+	double acc, last; /* counter: interval, last interval; gauge: acc is
+			     the value; set: last */
+	union {               /* by kind: */
+		double total;     /* counter: total since start */
+		struct dist *dist;/* timer, histogram */
+		struct set *set;  /* set */
 	} u;
 	uint32_t seen_at;    /* the flush (t->flush_no) of its last sample */
 	uint16_t tags_len;   /* at most STATSD_MAX_TAG_BYTES */
@@ -154,20 +156,22 @@ struct statsd_series {
 };
 
 struct statsd_family {
-	uint64_t hash;
 	struct statsd_family *next; /* first-seen order */
-	struct statsd_series *plain, *first, *last;
+	struct statsd_series *first, *last;
 	uint32_t key_len;
 	uint8_t kind;
 	bool prom;           /* holds its Prometheus names (no other family does) */
-	bool with_plain;     /* its first series shares its allocation */
+	bool with_plain;     /* an untagged series shares its allocation */
+	bool plain_live;     /* ... and is in the table (found without a hash
+				lookup; any other untagged series is in the
+				series table under the tags "") */
 	char key[];          /* the Graphite name, NUL-terminated */
 };
 
 /* Families and series come from a bump arena of 1 MiB chunks (no
  * per-object malloc header); an expired one goes to a free list of its
- * size (16-byte classes), where the next of that size is taken from. */
-#define ARENA_CLASSES 128 /* blocks up to 2 KiB; families and series are smaller */
+ * size (8-byte classes), where the next of that size is taken from. */
+#define ARENA_CLASSES 256 /* blocks up to 2 KiB; families and series are smaller */
 struct chunk {
 	struct chunk *next;
 	size_t used, cap;
@@ -200,8 +204,8 @@ struct statsd_table {
 
 static void *arena_alloc(struct statsd_table *t, size_t n)
 {
-	n = (n + 15) & ~(size_t)15;
-	size_t k = n / 16;
+	n = (n + 7) & ~(size_t)7;
+	size_t k = n / 8;
 	if (k < ARENA_CLASSES && t->free_blocks[k]) {
 		void *p = t->free_blocks[k];
 		memcpy(&t->free_blocks[k], p, sizeof(void *));
@@ -227,7 +231,7 @@ static void *arena_alloc(struct statsd_table *t, size_t n)
 /* Give back a block of n bytes (as asked of arena_alloc) for reuse. */
 static void arena_free(struct statsd_table *t, void *p, size_t n)
 {
-	size_t k = ((n + 15) & ~(size_t)15) / 16;
+	size_t k = ((n + 7) & ~(size_t)7) / 8;
 	if (k >= ARENA_CLASSES)
 		return; /* cannot happen (see ARENA_CLASSES); kept until exit */
 	memcpy(p, &t->free_blocks[k], sizeof(void *));
@@ -236,7 +240,7 @@ static void arena_free(struct statsd_table *t, void *p, size_t n)
 
 size_t statsd_table_bytes(const struct statsd_table *t)
 {
-	return t->arena_bytes + (t->families.cap + t->series.cap) * (sizeof(uint64_t) +
+	return t->arena_bytes + (t->families.cap + t->series.cap) * (sizeof(uint32_t) +
 								      sizeof(void *));
 }
 
@@ -365,7 +369,7 @@ static struct statsd_family *find_family(struct statsd_table *t, unsigned kind,
 		*slot = i;
 		if (!o)
 			return NULL;
-		if (ft->hash[i] == h && o->kind == kind && o->key_len == key_len &&
+		if (ft->hash[i] == (uint32_t)h && o->kind == kind && o->key_len == key_len &&
 		    !memcmp(o->key, key, key_len))
 			return o;
 	}
@@ -387,7 +391,7 @@ static bool prom_name_taken(struct statsd_table *t, const char *p, size_t len)
 		uint64_t h = base_hash(t, p, len - cl);
 		for (size_t i = h & (ft->cap - 1); ft->item[i]; i = (i + 1) & (ft->cap - 1)) {
 			struct statsd_family *o = ft->item[i];
-			if (ft->hash[i] != h || !o->prom)
+			if (ft->hash[i] != (uint32_t)h || !o->prom)
 				continue;
 			char name[STATSD_PROM_NAME_MAX];
 			size_t n;
@@ -436,25 +440,43 @@ static struct statsd_series *new_series(struct statsd_table *t, struct statsd_fa
 	return s;
 }
 
-/* Bytes of a family's allocation (with its first series when it holds it). */
+/* Bytes of a family without, and with, the untagged series it may hold. */
+static size_t family_head_bytes(size_t key_len)
+{
+	return (sizeof(struct statsd_family) + key_len + 1 + 7) & ~(size_t)7;
+}
+
 static size_t family_bytes(size_t key_len, bool with_plain)
 {
-	size_t fsize = (sizeof(struct statsd_family) + key_len + 1 + 15) & ~(size_t)15;
-	return fsize + (with_plain ? sizeof(struct statsd_series) + 1 : 0);
+	return family_head_bytes(key_len) + (with_plain ? sizeof(struct statsd_series) + 1 : 0);
+}
+
+/* The untagged series in f's allocation (f->with_plain). */
+static struct statsd_series *inline_series(struct statsd_family *f)
+{
+	return (struct statsd_series *)((char *)f + family_head_bytes(f->key_len));
+}
+
+/* Put f's own untagged series (again) in its list. */
+static struct statsd_series *live_inline(struct statsd_family *f)
+{
+	struct statsd_series *s = inline_series(f);
+	init_series(s, f, "", 0);
+	s->in_family = true;
+	f->plain_live = true;
+	return s;
 }
 
 /* A family and, in the same allocation, its untagged series when the
  * first sample has no tags (the common case). */
-static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
+static struct statsd_family *new_family(struct statsd_table *t,
 					enum statsd_kind kind, const char *key,
 					size_t key_len, bool with_plain)
 {
-	size_t fsize = (sizeof(struct statsd_family) + key_len + 1 + 15) & ~(size_t)15;
 	struct statsd_family *f = arena_alloc(t, family_bytes(key_len, with_plain));
 	if (!f)
 		return NULL;
 	memset(f, 0, sizeof *f);
-	f->hash = h;
 	f->kind = (uint8_t)kind;
 	f->key_len = (uint32_t)key_len;
 	memcpy(f->key, key, key_len);
@@ -463,11 +485,8 @@ static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
 	f->prom = prom_names_free(t, f);
 	if (!f->prom)
 		t->health.prometheus_conflicts++;
-	if (with_plain) {
-		f->plain = (struct statsd_series *)((char *)f + fsize);
-		init_series(f->plain, f, "", 0);
-		f->plain->in_family = true;
-	}
+	if (with_plain)
+		live_inline(f);
 	return f;
 }
 
@@ -477,11 +496,11 @@ static struct statsd_series *refuse(struct statsd_table *t)
 	return NULL;
 }
 
-/* Families that share a base name share its hash: the family's address
- * tells their series apart. */
-static uint64_t series_hash(const struct statsd_family *f, const char *tags, size_t n)
+/* A series hashes by its family's address and its tags. */
+static uint64_t series_hash(const struct statsd_table *t, const struct statsd_family *f,
+			    const char *tags, size_t n)
 {
-	return hash_bytes(f->hash ^ (uint64_t)(uintptr_t)f, tags, n);
+	return hash_bytes(t->seed ^ (uint64_t)(uintptr_t)f, tags, n);
 }
 
 /* Find or create the series of sample s; NULL if refused (counted). */
@@ -497,14 +516,14 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	uint64_t fh = base_hash(t, base, statsd_prom_metric_name(key, key_len, base));
 	size_t fi;
 	struct statsd_family *f = find_family(t, smp->kind, key, key_len, fh, &fi);
-	if (f && smp->tags_len == 0 && f->plain)
-		return f->plain;
+	if (f && smp->tags_len == 0 && f->plain_live)
+		return inline_series(f);
 	/* Every new series counts against max_metrics; refusals are counted. */
 	bool full = t->n_series >= t->cfg.max_metrics;
 	if (!f) {
 		if (full || htab_reserve(&t->families, fh, &fi) < 0)
 			return refuse(t);
-		f = new_family(t, fh, smp->kind, key, key_len, smp->tags_len == 0);
+		f = new_family(t, smp->kind, key, key_len, smp->tags_len == 0);
 		if (!f)
 			return refuse(t);
 		htab_put(&t->families, fi, fh, f);
@@ -513,21 +532,22 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 		else
 			t->head = f;
 		t->tail = f;
-		if (f->plain) {
+		if (f->plain_live) {
 			t->n_series++;
-			return f->plain;
+			return inline_series(f);
 		}
 	}
-	if (smp->tags_len == 0) {
-		struct statsd_series *s = full ? NULL : new_series(t, f, "", 0);
-		if (!s)
+	if (smp->tags_len == 0 && f->with_plain && !f->plain_live) {
+		/* its own untagged series expired: back in its place */
+		if (full)
 			return refuse(t);
 		t->n_series++;
-		return f->plain = s;
+		return live_inline(f);
 	}
 
-	/* Tagged: key is (family, tags). */
-	uint64_t sh = series_hash(f, smp->tags, smp->tags_len);
+	/* Tagged (or an untagged series of a family first seen tagged): key
+	 * is (family, tags). */
+	uint64_t sh = series_hash(t, f, smp->tags, smp->tags_len);
 	struct htab *st = &t->series;
 	size_t si = 0;
 	if (st->cap) {
@@ -535,7 +555,7 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 			struct statsd_series *o = st->item[si];
 			if (!o)
 				break;
-			if (st->hash[si] == sh && o->fam == f && o->tags_len == smp->tags_len &&
+			if (st->hash[si] == (uint32_t)sh && o->fam == f && o->tags_len == smp->tags_len &&
 			    !memcmp(o->tags, smp->tags, smp->tags_len))
 				return o;
 		}
@@ -895,10 +915,10 @@ static void expire_series(struct statsd_table *t, struct statsd_series *s,
 		f->first = s->next;
 	if (f->last == s)
 		f->last = prev;
-	if (f->plain == s)
-		f->plain = NULL;
+	if (s->in_family)
+		f->plain_live = false;
 	else
-		htab_delete(&t->series, series_hash(f, s->tags, s->tags_len), s);
+		htab_delete(&t->series, series_hash(t, f, s->tags, s->tags_len), s);
 	free_series_data(s);
 	if (!s->in_family)
 		arena_free(t, s, sizeof *s + s->tags_len + 1);
@@ -917,7 +937,9 @@ static void expire_family(struct statsd_table *t, struct statsd_family *f,
 		t->head = f->next;
 	if (t->tail == f)
 		t->tail = prev;
-	htab_delete(&t->families, f->hash, f);
+	char base[STATSD_PROM_NAME_MAX];
+	htab_delete(&t->families,
+		    base_hash(t, base, statsd_prom_metric_name(f->key, f->key_len, base)), f);
 	arena_free(t, f, family_bytes(f->key_len, f->with_plain));
 }
 
@@ -977,7 +999,7 @@ static void flush_series(struct statsd_table *t, struct statsd_series *s, double
 	switch (s->fam->kind) {
 	case STATSD_COUNTER:
 		s->last = s->acc;
-		s->total += s->acc;
+		s->u.total += s->acc;
 		s->acc = 0;
 		break;
 	case STATSD_GAUGE:
@@ -1077,7 +1099,7 @@ static void fill_view(struct statsd_table *t, const struct statsd_series *s,
 	switch (f->kind) {
 	case STATSD_COUNTER:
 		v->value = s->last;
-		v->total = s->total;
+		v->total = s->u.total;
 		v->rate = s->last / t->last_interval_s;
 		break;
 	case STATSD_GAUGE:
