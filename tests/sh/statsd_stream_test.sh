@@ -6,7 +6,8 @@
 # TYPE once, no series twice, every big name on it (expiry waits for the
 # scrape), and ingest must go on meanwhile: the collector's own line count
 # at the end of the page includes the lines sent during the scrape. After
-# the scrape the idle names expire. Timing margins are wide: the page is
+# the scrape the idle names expire; and the kite channel gets a large flush
+# in parts. Timing margins are wide: the page is
 # read for several seconds, the idle limit is two.
 . "$(dirname "$0")/lib.sh"
 need curl:curl prometheus:promtool
@@ -119,3 +120,52 @@ expired() {
 }
 check "after the scrape the idle series expire" wait_for 20 expired
 check "the collector survived" kill -0 "$kpid"
+
+# The channel gets a large flush in parts of whole lines (about 1 MiB
+# each, every line of one flush, each series once). 30,000 counters make
+# some 2.5 MB of lines a flush.
+chan="stats.streamtest.$$"
+spawn "$KITE" sub --json --timeout 40 "$chan" >"$tmpdir/chan.json" 2>"$tmpdir/chan.err"
+subpid=$LAST_PID
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http off --unix off --channel "$chan" \
+	--flush-interval 1 2>"$tmpdir/chan.log"
+wait_for 20 grep -q ready "$tmpdir/chan.log"
+cport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/chan.log")
+"$PY" - "$cport" <<'PYEOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for r in range(4): # four intervals in a row, all names each time
+    for i in range(0, 30000, 20):
+        s.sendto(b"\n".join(b"ch.n%05d:1|c" % k for k in range(i, i + 20)), ("127.0.0.1", int(sys.argv[1])))
+        if i % 2000 == 0:
+            time.sleep(0.002)
+    time.sleep(1)
+PYEOF
+sleep 3
+kill "$subpid" 2>/dev/null; wait "$subpid" 2>/dev/null
+"$PY" - "$tmpdir/chan.json" >"$tmpdir/chan.check" <<'PYEOF'
+import collections, json, sys
+flushes = collections.OrderedDict()
+bad = 0
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    p = m["payload"]
+    lines = p.rstrip("\n").split("\n")
+    if not lines or any(len(l.split(" ")) != 3 for l in lines):
+        bad += 1
+        continue
+    flushes.setdefault(lines[0].split(" ")[2], []).append((len(p), lines))
+full = 0
+for ts, msgs in flushes.items():
+    names = collections.Counter(l.split(" ")[0] for _, ls in msgs for l in ls)
+    counts = [n for n in names if n.startswith("stats.counters.ch.n") and n.endswith(".count")]
+    if len(counts) == 30000 and all(names[n] == 1 for n in names) and len(msgs) > 1 \
+            and max(size for size, _ in msgs) < (1 << 20) + 4096 \
+            and all(l.split(" ")[2] == ts for _, ls in msgs for l in ls):
+        full += 1
+print("messages=%d flushes=%d whole_split_flushes=%d bad=%d" %
+      (sum(len(v) for v in flushes.values()), len(flushes), full, bad))
+PYEOF
+cat "$tmpdir/chan.check" | sed 's/^/# /'
+check "a large flush arrives in parts of whole lines, each series once" \
+	grep -Eq 'whole_split_flushes=[1-9].* bad=0$' "$tmpdir/chan.check"
