@@ -4,11 +4,11 @@
 # among them) and the big names go idle past --expire-gauges. The page must
 # still be whole (chunked, ended), promtool-clean, every family's HELP and
 # TYPE once, no series twice, every big name on it (expiry waits for the
-# scrape), and ingest must go on meanwhile: the collector's own line count
-# at the end of the page includes the lines sent during the scrape. After
-# the scrape the idle names expire; and the kite channel gets a large flush
-# in parts. Timing margins are wide: the page is
-# read for several seconds, the idle limit is two.
+# scrape), and ingest must go on meanwhile: a counter born during the
+# scrape is on the page with every marker sent. After the scrape the idle
+# names expire; and the kite channel gets a large flush in parts. Timing
+# margins are wide: the page is read for several seconds, the idle limit
+# is two.
 . "$(dirname "$0")/lib.sh"
 need curl:curl prometheus:promtool
 
