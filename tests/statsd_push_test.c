@@ -46,24 +46,33 @@ static void drive(struct statsd_push *p)
 	}
 }
 
+/* A table of n counters PREFIX%06d (value i % 7, or 1), flushed, with
+ * its Graphite push to addr configured in *c. */
+static struct statsd_table *flushed_table(struct statsd_config *c, const char *addr,
+					  const char *prefix, int n, bool vary)
+{
+	struct statsd_table *t = statsd_table_new(3);
+	assert_non_null(t);
+	statsd_config_defaults(c);
+	snprintf(c->graphite, sizeof c->graphite, "%s", addr);
+	statsd_table_configure(t, c);
+	char line[64];
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(line, sizeof line, "%s%06d:%d|c", prefix, i, vary ? i % 7 : 1);
+		statsd_table_add_packet(t, line, (size_t)len);
+	}
+	statsd_table_flush(t, 1000);
+	return t;
+}
+
 static void test_reconnect_whole_lines(void **state)
 {
 	(void)state;
 	char addr[64];
 	int lfd = listener(addr, sizeof addr);
-	struct statsd_table *t = statsd_table_new(3);
-	assert_non_null(t);
 	struct statsd_config c;
-	statsd_config_defaults(&c);
-	snprintf(c.graphite, sizeof c.graphite, "%s", addr);
-	statsd_table_configure(t, &c);
 	/* Enough lines (some MB) that the kernel's buffers hold only part. */
-	char line[64];
-	for (int i = 0; i < 100000; i++) {
-		int n = snprintf(line, sizeof line, "push.series%06d:%d|c", i, i % 7);
-		statsd_table_add_packet(t, line, (size_t)n);
-	}
-	statsd_table_flush(t, 1000);
+	struct statsd_table *t = flushed_table(&c, addr, "push.series", 100000, true);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	assert_true(ep >= 0);
 	struct statsd_push p = {.fd = -1};
@@ -126,19 +135,9 @@ static void test_streamed_not_held(void **state)
 	(void)state;
 	char addr[64];
 	int lfd = listener(addr, sizeof addr);
-	struct statsd_table *t = statsd_table_new(5);
-	assert_non_null(t);
 	struct statsd_config c;
-	statsd_config_defaults(&c);
-	snprintf(c.graphite, sizeof c.graphite, "%s", addr);
-	statsd_table_configure(t, &c);
-	char line[64];
 	enum { SERIES = 100000 };
-	for (int i = 0; i < SERIES; i++) {
-		int n = snprintf(line, sizeof line, "stream.series%06d:1|c", i);
-		statsd_table_add_packet(t, line, (size_t)n);
-	}
-	statsd_table_flush(t, 1000);
+	struct statsd_table *t = flushed_table(&c, addr, "stream.series", SERIES, false);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct statsd_push p = {.fd = -1};
 	assert_int_equal(statsd_push_configure(&p, &c, ep, 1, statsd_table_health(t)), 0);
