@@ -59,6 +59,7 @@ statsd path $tmpdir/statsd.sock
 statsd name stats.$N
 statsd host:port 127.0.0.1:9
 statsd on|off on
+statsd on|off|bounds 0.1,1
 sub pattern $N.>
 V
 # One form a line: "LABEL<TAB>ARGV words separated by US (0x1f)".
