@@ -153,6 +153,7 @@ struct pub_ring {
 	struct offer_mark *marks; /* every live subscriber it was offered to */
 	size_t nmarks, marks_cap;
 	uint64_t next_large_id;
+	uint64_t bytes_published; /* payload bytes, for introspection */
 	struct pub_ring *hash_next;
 };
 
@@ -173,6 +174,7 @@ struct sub_ring {
 	size_t bytes;
 	uint64_t ino;      /* the ring memfd's inode: a re-offer must match */
 	struct ring_reader r;
+	uint64_t lost; /* what its KITE_LOSS events said, summed (kite ls/top) */
 	struct large_fd large[LARGE_KEEP];
 	int nlarge;
 	int gone;
@@ -320,6 +322,9 @@ int ki_policy_may_share(const kite *k, const struct peer *p, const char *pattern
 /* The first of the peer's patterns that matches channel (a name it knows). */
 const char *ki_peer_pattern_for(const struct peer *p, const char *channel);
 
+/* handle.c: 1 if bus is a valid bus name. */
+int ki_bus_valid(const char *bus);
+
 /* peers.c */
 struct sockaddr_un;
 socklen_t ki_bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
@@ -369,6 +374,10 @@ void *ki_control_thread(void *arg);
 /* Act on up to budget records the peer sent; -ECONNRESET once its stream
  * has ended (or it broke the protocol), else 0. */
 int ki_control_drain(kite *k, struct peer *p, unsigned budget);
+
+/* introspect.c: answer a W_INFO_REQ with what this peer may see (all to
+ * our uid and root; else only channels the policy lets it on). */
+void ki_info_answer(kite *k, struct peer *p, uint64_t token);
 
 /* publish.c: offer our rings to a peer that added pattern (NULL: for any of
  * its patterns); stop feeding it rings (removed: only those that pattern,

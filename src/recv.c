@@ -139,6 +139,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
+			s->lost += rec.lost;
 			k->rr = idx + 1; /* a ring that only loses must not starve the rest */
 			return 1;
 		}
@@ -151,6 +152,7 @@ static int poll_once(kite *k, kite_event *ev)
 					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
+					s->lost++;
 					k->rr = idx + 1;
 					return 1;
 				}
