@@ -304,7 +304,9 @@ int cmd_top(int argc, char **argv)
 	struct screen sc = {.tty = !o.json && isatty(STDOUT_FILENO)};
 	if (sc.tty) {
 		raw_keys(&sc);
-		fputs("\033[?1049h\033[H\033[2J", stdout); /* the alternate screen */
+		/* The alternate screen, without line wrap: a long command line is
+		 * cut at the edge rather than pushing the table down. */
+		fputs("\033[?1049h\033[?7l\033[H\033[2J", stdout);
 	}
 	struct obs_bus prev = {0}, cur;
 	int64_t prev_ms = 0, due = now_ms();
@@ -348,7 +350,7 @@ int cmd_top(int argc, char **argv)
 	}
 	ki_observe_free(&prev);
 	if (sc.tty)
-		fputs("\033[?1049l", stdout);
+		fputs("\033[?7h\033[?1049l", stdout);
 	if (sc.raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &sc.saved);
 	fflush(stdout);

@@ -108,3 +108,31 @@ check "kite top without a terminal: the channels" grep -qE "^ls\.a +1 +2 " "$tmp
 "$KITE" ls 'a..b' >/dev/null 2>&1; check "kite ls with a bad pattern is a usage error" [ $? = 100 ]
 "$KITE" ls --bus 'no/slash' >/dev/null 2>&1; check "kite ls with a bad bus is a usage error" [ $? = 100 ]
 "$KITE" top --metrics nonsense >/dev/null 2>&1; check "kite top --metrics without a port is a usage error" [ $? = 100 ]
+
+# A terminal: tmux runs kite top in a 150x40 pseudo-terminal; its screen
+# is captured (with colours) and read back.
+if command -v tmux >/dev/null; then
+	sock="kite-top-$$"
+	at_exit "tmux -L $sock kill-server"
+	tmux -L "$sock" -f /dev/null new-session -d -x 150 -y 40 \
+		"KITE_BUS=$KITE_BUS TERM=xterm $KITE top --interval 0.5 --timeout 0.3; echo exited \$? >$tmpdir/top.rc; sleep 5"
+	screen() { tmux -L "$sock" capture-pane -p -e -t 0 >"$tmpdir/screen.txt" 2>/dev/null; }
+	shows() { screen && grep -q "$1" "$tmpdir/screen.txt"; }
+	check "kite top under a terminal draws the channels" wait_for 10 shows 'ls\.public\.c'
+	sleep 1.2 # a second snapshot: rates
+	screen
+	sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^/# /' "$tmpdir/screen.txt" | grep -v '^# *$'
+	check "kite top screen: header with the bus" grep -q "kite top .* bus $KITE_BUS  7 handles (0 not answering)" "$tmpdir/screen.txt"
+	check "kite top screen: the lagging subscriber in yellow" \
+		grep -qE $'\033\\[33m(\033\\[[0-9;]*m)* *ls\\.a +'"$s3 " "$tmpdir/screen.txt"
+	kill -STOP "$s2"
+	check "kite top screen: a stopped handle turns up silent" wait_for 10 shows "silent"
+	check "kite top screen: ... in red" grep -qE $'\033\\[(1;)?31m(\033\\[[0-9;]*m)*'" *$s2 +0 +silent" "$tmpdir/screen.txt"
+	kill -CONT "$s2"
+	tmux -L "$sock" send-keys -t 0 l
+	check "kite top screen: key l sorts by lag" wait_for 5 shows "sort: lag"
+	tmux -L "$sock" send-keys -t 0 q
+	check "kite top screen: key q quits, exit 0" wait_for 5 grep -qsx "exited 0" "$tmpdir/top.rc"
+else
+	skip "kite top under a terminal" "needs tmux (Debian package tmux), see tests/deps.txt"
+fi
