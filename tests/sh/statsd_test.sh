@@ -168,41 +168,9 @@ else
 fi
 
 # A real Prometheus server scrapes /metrics; its query API returns the values.
-# Its port is picked free by a bind test; if another process takes it first,
-# Prometheus exits and the test tries another port.
-cat >"$tmpdir/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: kite
-    static_configs:
-      - targets: ['127.0.0.1:$hport']
-EOF
-prom_ready_or_gone() {
-	curl -sf --max-time 2 "http://127.0.0.1:$pport/-/ready" >/dev/null ||
-		! kill -0 "$ppid" 2>/dev/null
-}
-for attempt in 1 2 3; do
-	pport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	spawn prometheus --config.file="$tmpdir/prometheus.yml" \
-		--storage.tsdb.path="$tmpdir/prom$attempt" --web.listen-address="127.0.0.1:$pport" \
-		2>"$tmpdir/prometheus.log"
-	ppid=$LAST_PID
-	wait_for 40 prom_ready_or_gone && kill -0 "$ppid" 2>/dev/null && break
-	kill "$ppid" 2>/dev/null
-done
+. "$(dirname "$0")/prom_lib.sh"
+prom_start "127.0.0.1:$hport"
 check "prometheus server ready" kill -0 "$ppid"
-query() { # PROMQL: prints the first value or nothing
-	"$PY" - "$pport" "$1" <<'EOF' 2>/dev/null
-import json, sys, urllib.parse, urllib.request
-q = urllib.parse.urlencode({"query": sys.argv[2]})
-with urllib.request.urlopen("http://127.0.0.1:%s/api/v1/query?%s" % (sys.argv[1], q), timeout=5) as r:
-    res = json.load(r)["data"]["result"]
-if res:
-    print(res[0]["value"][1])
-EOF
-}
-query_is() { [ "$(query "$1")" = "$2" ]; }
 # A set's figure is per interval: keep sending its members while scraping.
 spawn "$PY" -c '
 import socket, sys, time

@@ -136,3 +136,40 @@ if command -v tmux >/dev/null; then
 else
 	skip "kite top under a terminal" "needs tmux (Debian package tmux), see tests/deps.txt"
 fi
+
+# Prometheus: kite top --metrics on a free port; promtool checks the page,
+# a real Prometheus server scrapes it.
+if command -v curl >/dev/null && command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+	spawn "$KITE" top --metrics 127.0.0.1:0 2>"$tmpdir/metrics.log"
+	mpid=$LAST_PID
+	serving() { grep -q '^kite top: serving http://127.0.0.1:[0-9]*/metrics$' "$tmpdir/metrics.log"; }
+	check "kite top --metrics says where it serves" wait_for 10 serving
+	mport=$(sed -n 's|^kite top: serving http://127.0.0.1:\([0-9]*\)/metrics$|\1|p' "$tmpdir/metrics.log")
+	curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" >"$tmpdir/metrics.txt"
+	if promtool check metrics <"$tmpdir/metrics.txt" >"$tmpdir/promtool.out" 2>&1; then
+		ok "promtool check metrics passes"
+	else
+		not_ok "promtool check metrics passes" "$(head -c 300 "$tmpdir/promtool.out")"
+	fi
+	# value METRIC PID CHANNEL: the value of that handle's series
+	value() { grep -E "^$1\{" "$tmpdir/metrics.txt" | grep "pid=\"$2\"" | grep "channel=\"$3\"" | awk '{ print $NF }'; }
+	mlost=$(value kite_subscriber_lost_total "$s3" ls.a)
+	check "metrics: kite_subscriber_lost_total of the slow subscriber ($mlost) is $told" [ "$mlost" = "$told" ]
+	mpub=$(value kite_channel_published_total "$p1" ls.a)
+	check "metrics: kite_channel_published_total of ls.a ($mpub)" [ "${mpub:-0}" -gt 100 ]
+	check "metrics: kite_subscriber_lag_messages names the publisher's pid" \
+		grep -qE "^kite_subscriber_lag_messages\{channel=\"ls\.a\",pid=\"$s3\",.*publisher_pid=\"$p1\"\} [0-9]+$" "$tmpdir/metrics.txt"
+	check "metrics: a page per handle up" [ "$(grep -c '^kite_handle_up{.*} 1$' "$tmpdir/metrics.txt")" = 7 ]
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$mport/other")
+	check "kite top --metrics: other paths are 404" [ "$code" = 404 ]
+	. "$(dirname "$0")/prom_lib.sh"
+	prom_start "127.0.0.1:$mport"
+	check "prometheus server ready" kill -0 "$ppid"
+	check "prometheus scraped the slow subscriber's losses" \
+		wait_for 45 query_is "kite_subscriber_lost_total{pid=\"$s3\",channel=\"ls.a\"}" "$told"
+	check "prometheus scraped every handle up" wait_for 20 query_is 'sum(kite_handle_up)' 7
+	kill -TERM "$mpid"
+	check "kite top --metrics stops on SIGTERM" wait_for 5 bash -c "! kill -0 $mpid 2>/dev/null"
+else
+	skip "kite top --metrics" "needs curl, promtool and prometheus (Debian packages curl, prometheus)"
+fi
