@@ -338,6 +338,11 @@ struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id);
 /* Connect to @kite/<bus>/<id> without waiting; the socket, or -errno
  * (-EAGAIN: its backlog is full). *owner gets the listener's pid. */
 int ki_peer_dial(const kite *k, uint64_t id, pid_t *owner);
+/* 1 if the /proc/net/unix entry is a handle's listener @<prefix><id> (prefix
+ * "kite/<bus>/"); *id gets its id. */
+struct unix_entry;
+int ki_bus_listener(const struct unix_entry *e, const char *prefix, size_t prefix_len,
+		    uint64_t *id);
 
 /* outq.c: send a record, or queue it (fds duplicated) when the socket has
  * no room: never waits. 0, or -EPIPE once the link cannot send. */
@@ -378,6 +383,9 @@ int ki_control_drain(kite *k, struct peer *p, unsigned budget);
 /* introspect.c: answer a W_INFO_REQ with what this peer may see (all to
  * our uid and root; else only channels the policy lets it on). */
 void ki_info_answer(kite *k, struct peer *p, uint64_t token);
+/* A process's command line as the kernel shows it (/proc/PID/cmdline; pid
+ * 0: our own), arguments joined by spaces, cut to size ("" if unreadable). */
+void ki_read_cmdline(pid_t pid, char *out, size_t size);
 
 /* publish.c: offer our rings to a peer that added pattern (NULL: for any of
  * its patterns); stop feeding it rings (removed: only those that pattern,

@@ -14,12 +14,15 @@
 
 #include "internal.h"
 
-/* Our command line as the kernel shows it (/proc/self/cmdline), arguments
- * joined by spaces, cut to what one record carries. */
-static void command_line(char *out, size_t size)
+void ki_read_cmdline(pid_t pid, char *out, size_t size)
 {
+	char path[64];
+	if (pid)
+		snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+	else
+		snprintf(path, sizeof path, "/proc/self/cmdline");
 	out[0] = 0;
-	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	ssize_t n = read(fd, out, size - 1);
@@ -135,7 +138,7 @@ void ki_info_answer(kite *k, struct peer *p, uint64_t token)
 	item(&m, INFO_HANDLE, NULL);
 	m.id = k->id;
 	m.slot_size = (uint32_t)everything;
-	command_line(m.reason, sizeof m.reason);
+	ki_read_cmdline(0, m.reason, sizeof m.reason);
 	send_item(&a, &m);
 	if (everything)
 		send_counters(&a);

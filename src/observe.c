@@ -45,13 +45,8 @@ struct scan {
 static int found(const struct unix_entry *e, void *arg)
 {
 	struct scan *s = arg;
-	if (!e->abstract || !(e->flags & UNIX_FLAG_LISTENING) ||
-	    e->type != SOCK_SEQPACKET || e->path_len != s->prefix_len + 16 ||
-	    memcmp(e->path, s->prefix, s->prefix_len))
-		return 0;
-	char *end;
-	uint64_t id = strtoull(e->path + s->prefix_len, &end, 16);
-	if (*end || id == 0)
+	uint64_t id;
+	if (!ki_bus_listener(e, s->prefix, s->prefix_len, &id))
 		return 0;
 	struct obs_bus *b = s->bus;
 	for (size_t i = 0; i < b->n; i++)
@@ -67,27 +62,6 @@ static int found(const struct unix_entry *e, void *arg)
 	h->sock = -1;
 	h->state = OBS_SILENT;
 	return 0;
-}
-
-/* The command line as /proc shows it, for a handle that did not say. */
-static void proc_command(pid_t pid, char *out, size_t size)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
-	out[0] = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, out, size - 1);
-	close(fd);
-	if (n <= 0)
-		n = 0;
-	while (n > 0 && out[n - 1] == 0)
-		n--;
-	for (ssize_t i = 0; i < n; i++)
-		if (out[i] == 0)
-			out[i] = ' ';
-	out[n] = 0;
 }
 
 /* Dial the handle and ask; on failure the handle is marked unreachable. */
@@ -305,8 +279,9 @@ int ki_observe(const char *bus, int timeout_ms, struct obs_bus *out)
 		}
 	}
 	for (size_t i = 0; i < out->n; i++)
-		if (out->h[i].state != OBS_ANSWERED || !out->h[i].command[0])
-			proc_command(out->h[i].pid, out->h[i].command, sizeof out->h[i].command);
+		if (out->h[i].pid > 0 && /* (0: unreachable, never asked) */
+		    (out->h[i].state != OBS_ANSWERED || !out->h[i].command[0]))
+			ki_read_cmdline(out->h[i].pid, out->h[i].command, sizeof out->h[i].command);
 	qsort(out->h, out->n, sizeof *out->h, by_pid);
 	out->took_us = (ki_monotonic_ns() - start) / 1000;
 	return 0;

@@ -57,7 +57,7 @@ int cmd_ls(int argc, char **argv)
 		case 'b': bus = optarg; break;
 		case 'j': json = 1; break;
 		case 't':
-			if (parse_seconds_ms(optarg, &timeout_ms) || timeout_ms > 3600000)
+			if (parse_seconds_ms(optarg, &timeout_ms) || timeout_ms < 1 || timeout_ms > 3600000)
 				return usage_error("ls", "bad --timeout '%s'", optarg);
 			break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;

@@ -106,6 +106,7 @@ check "kite top without a terminal: the channels" grep -qE "^ls\.a +1 +2 " "$tmp
 # Usage errors.
 "$KITE" top --sort speed >/dev/null 2>&1; check "kite top --sort speed is a usage error" [ $? = 100 ]
 "$KITE" ls 'a..b' >/dev/null 2>&1; check "kite ls with a bad pattern is a usage error" [ $? = 100 ]
+"$KITE" ls --timeout 0 >/dev/null 2>&1; check "kite ls --timeout 0 is a usage error" [ $? = 100 ]
 "$KITE" ls --bus 'no/slash' >/dev/null 2>&1; check "kite ls with a bad bus is a usage error" [ $? = 100 ]
 "$KITE" top --metrics nonsense >/dev/null 2>&1; check "kite top --metrics without a port is a usage error" [ $? = 100 ]
 
