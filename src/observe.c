@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "observe.h"
 #include "proc_net_unix.h"
+#include "unix_diag.h"
 
 /* Links open at once: what RLIMIT_NOFILE leaves, less a margin. */
 #define OBS_FD_MARGIN 32
@@ -260,7 +261,13 @@ int ki_observe(const char *bus, int timeout_ms, struct obs_bus *out)
 	struct scan s = {.bus = out};
 	snprintf(s.prefix, sizeof s.prefix, "kite/%s/", bus);
 	s.prefix_len = strlen(s.prefix);
-	int rc = ki_proc_net_unix_each(found, &s, NULL);
+	/* The kernel's list of listeners; /proc/net/unix (every Unix socket
+	 * of the machine) only where sock_diag is missing. */
+	int rc = ki_unix_listeners_each(found, &s);
+	if (rc < 0 && !s.err) {
+		ki_observe_free(out);
+		rc = ki_proc_net_unix_each(found, &s, NULL);
+	}
 	if (rc < 0 || s.err) {
 		ki_observe_free(out);
 		return rc < 0 ? rc : s.err;
