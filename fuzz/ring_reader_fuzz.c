@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		next = head - (next & 15);
 	/* A proper header, then the slots (and maybe more) from the input. */
 	struct ring_writer w;
-	ki_ring_writer_init(&w, image, SLOTS, SLOT_SIZE, 1, "fuzz.ring");
+	ki_ring_writer_init(&w, image, SLOTS, SLOT_SIZE, 1, "fuzz.ring", 0);
 	memset(image + RING_HEADER_SIZE, 0, bytes - RING_HEADER_SIZE);
 	if (size > 17)
 		for (size_t i = 0; i < bytes - RING_HEADER_SIZE; i++)

@@ -101,10 +101,17 @@ typedef struct kite_options {
 	 * same bus. NULL or "" means $KITE_BUS, else "default"; tests use
 	 * private buses so they never meet. */
 	const char *bus;
+	/* Milliseconds a channel this handle publishes on may stay silent
+	 * before its ring is released (its memory and a descriptor here and in
+	 * each subscriber) until its next message, which continues the same
+	 * stream: same sequence numbers, no event for subscribers. 0 = default
+	 * (10000); UINT32_MAX = never release. */
+	uint32_t idle_ms;
 	/* Reserved for options of later versions: leave zero. kite_open()
 	 * returns -EINVAL if any is set, so a program that asks for an option
 	 * this library does not have is told instead of ignored. */
-	uint64_t reserved[6];
+	uint32_t reserved32;
+	uint64_t reserved[5];
 } kite_options;
 
 /* What kite_recv() delivered. */
@@ -116,7 +123,9 @@ enum kite_event_type {
 	                        (a link that merely broke is made again and
 	                        reports no GONE) */
 	KITE_REFUSED,        /* a peer was refused, by us or by it: see text */
-	KITE_PUBLISHER_NEW   /* a publisher's ring for a channel attached */
+	KITE_PUBLISHER_NEW   /* a publisher's stream on a channel attached
+	                        (once: a ring re-made after an idle release,
+	                        see idle_ms, carries the same stream on) */
 };
 
 /* One delivered message, or the context of an event. Pointers are valid

@@ -143,7 +143,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_WAKE:
 		return ki_peer_handle_wake(k, p, m);
 	case W_RING_END:
-		ki_sub_ring_end(k, p, m->id);
+		ki_sub_ring_end(k, p, m);
 		return 0;
 	case W_BYE:
 		p->bye = 1;
@@ -181,6 +181,13 @@ int ki_control_drain(kite *k, struct peer *p, unsigned budget)
 	return -ECONNRESET;
 }
 
+void ki_control_kick(kite *k)
+{
+	uint64_t one = 1;
+	ssize_t w = write(k->stop_fd, &one, sizeof one);
+	(void)w;
+}
+
 void *ki_control_thread(void *arg)
 {
 	kite *k = arg;
@@ -188,6 +195,9 @@ void *ki_control_thread(void *arg)
 	for (;;) {
 		ki_control_enter(k);
 		int timeout = ki_relink_run(k);
+		int sweep = ki_pub_sweep_idle(k);
+		if (sweep >= 0 && (timeout < 0 || sweep < timeout))
+			timeout = sweep;
 		ki_control_exit(k);
 		int n = epoll_wait(k->epoll_fd, evs, 32, timeout);
 		if (n < 0) {
@@ -199,8 +209,12 @@ void *ki_control_thread(void *arg)
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == k->stop_fd) {
-				ki_control_exit(k);
-				return NULL;
+				uint64_t v = 0;
+				if (read(fd, &v, sizeof v) == sizeof v && v >= CONTROL_STOP) {
+					ki_control_exit(k);
+					return NULL;
+				}
+				continue; /* a kick: timers changed */
 			}
 			if (fd == k->listen_fd) {
 				ki_peer_accept(k);

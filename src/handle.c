@@ -22,6 +22,7 @@
 #define DEFAULT_SLOT_SIZE 2048
 #define DEFAULT_SPIN_US 50
 #define DEFAULT_HANDSHAKE_MS 1000
+#define DEFAULT_IDLE_MS 10000
 
 /* The application's threads count themselves while they wait for the
  * state, so that the control thread hands it over between two pieces of
@@ -120,11 +121,15 @@ static int take_options(kite *k, const kite_options *o)
 		d.spin_us = DEFAULT_SPIN_US;
 	if (!d.handshake_ms)
 		d.handshake_ms = DEFAULT_HANDSHAKE_MS;
+	if (!d.idle_ms)
+		d.idle_ms = DEFAULT_IDLE_MS;
 	/* A reserved field set is an option this version does not know: say so
 	 * rather than ignore what the caller asked for. */
 	for (size_t i = 0; i < sizeof d.reserved / sizeof d.reserved[0]; i++)
 		if (d.reserved[i])
 			return -EINVAL;
+	if (d.reserved32)
+		return -EINVAL;
 	if (ki_ring_geometry_valid(d.ring_slots, d.slot_size, NULL))
 		return -EINVAL;
 	const char *bus = d.bus && *d.bus ? d.bus : getenv("KITE_BUS");
@@ -341,8 +346,8 @@ void kite_close(kite *k)
 		ki_fork_unregister(k);
 	if (k->thread_started) {
 		say_goodbye(k);
-		uint64_t one = 1;
-		ssize_t w = write(k->stop_fd, &one, sizeof one);
+		uint64_t stop = CONTROL_STOP;
+		ssize_t w = write(k->stop_fd, &stop, sizeof stop);
 		(void)w;
 		pthread_join(k->thread, NULL);
 	}

@@ -63,6 +63,9 @@
  * this often. */
 #define STALLED_RETRY_MS 10
 #define PEER_REFUSALS_REPORTED 8 /* refusal events per peer, then one summary */
+/* Rings released after an idle spell (opt.idle_ms) that a handle keeps as
+ * a channel name and a sequence number each; beyond, rings stay. */
+#define DORMANT_MAX 65536
 
 /* The page a subscriber shares with every publisher it hears from: set
  * `sleeping` before it sleeps, and a publisher that sees it writes the
@@ -154,6 +157,11 @@ struct pub_ring {
 	size_t nmarks, marks_cap;
 	uint64_t next_large_id;
 	uint64_t bytes_published; /* payload bytes, for introspection */
+	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
+	 * its subscribers stay listed and get the next ring it is made into. */
+	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
+	uint64_t idle_since_ns;
+	int publishing;         /* kite_publish let go of the lock mid-message */
 	struct pub_ring *hash_next;
 };
 
@@ -181,6 +189,14 @@ struct sub_ring {
 	int relinking;    /* its link broke, the publisher lives: still read */
 	int announce;     /* KITE_PUBLISHER_NEW not yet delivered */
 	int unsubscribed; /* freed by the next kite_recv() */
+	/* Its publisher released the ring after an idle spell: read it up to
+	 * end_seq, then unmap it (dormant) until the next ring of the same
+	 * stream comes, which is read only after this one (blocked). */
+	int retiring;
+	uint64_t end_seq;
+	int dormant;      /* unmapped: r.base is NULL */
+	int blocked;      /* an earlier ring of this stream is still read */
+	uint64_t pending_lost; /* a gap between two rings of the stream */
 };
 
 /* A broken link to a live peer, to be made again. */
@@ -257,6 +273,8 @@ struct kite {
 	size_t pub_hash_size;
 	size_t npub;
 	struct pub_ring *last_pub; /* the hot path's one-entry cache */
+	size_t ndormant;           /* rings released after an idle spell */
+	uint64_t idle_sweep_ns;    /* the next look for idle rings */
 
 	struct sub_ring **subs;
 	size_t nsubs, subs_cap;
@@ -376,6 +394,10 @@ int ki_peer_handle_wake(kite *k, struct peer *p, const struct wire_msg *m);
 
 /* control.c */
 void *ki_control_thread(void *arg);
+/* Make the control thread look at its timers again (the idle sweep has a
+ * ring to watch); kite_close() writes CONTROL_STOP to the same eventfd. */
+void ki_control_kick(kite *k);
+#define CONTROL_STOP (1ull << 40)
 /* Act on up to budget records the peer sent; -ECONNRESET once its stream
  * has ended (or it broke the protocol), else 0. */
 int ki_control_drain(kite *k, struct peer *p, unsigned budget);
@@ -401,6 +423,9 @@ void ki_pub_forget_marks(kite *k, uint64_t peer_id);
 /* Its patterns are all in (its W_SYNC): streams it no longer asks for end. */
 void ki_pub_prune_marks(kite *k, struct peer *p);
 void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel);
+/* Release the rings of channels idle for opt.idle_ms; ms until the next
+ * look, or -1. */
+int ki_pub_sweep_idle(kite *k);
 
 /* subscribe.c */
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m);
@@ -409,8 +434,12 @@ void ki_sub_store_large(kite *k, struct peer *p, const struct wire_msg *m);
  * link broke and its rings are still read until it is back. */
 void ki_sub_detach_peer(kite *k, struct peer *p, int gone);
 void ki_sub_gone_by_id(kite *k, uint64_t publisher);
-void ki_sub_ring_end(kite *k, struct peer *p, uint64_t ring_id);
+void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m);
 void ki_sub_ring_free(struct sub_ring *s);
+/* Unmap its ring and close its large-message fds; the record stays. */
+void ki_sub_ring_unmap(struct sub_ring *s);
+/* The next ring of s's stream (its publisher released s's), or NULL. */
+struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s);
 int ki_sub_matches(const kite *k, const char *channel);
 
 /* barrier.c: register this process for expedited global membarrier (1 if

@@ -150,7 +150,20 @@ int ki_observe_item(struct obs_handle *h, const struct wire_msg *m, uint64_t tok
 			goto lie;
 		return 0;
 	case INFO_SUB: {
-		if (kite_channel_valid(m->text) || grow(&h->subs, &h->subs_cap, h->nsubs, sizeof *h->subs))
+		if (kite_channel_valid(m->text))
+			goto lie;
+		/* A stream whose ring was released while idle and made anew
+		 * has two rings for a moment: one row, the losses of both. */
+		for (size_t i = 0; i < h->nsubs; i++) {
+			struct obs_sub *s = &h->subs[i];
+			if (s->publisher != m->id || strcmp(s->channel, m->text))
+				continue;
+			s->position = m->a > s->position ? m->a : s->position;
+			s->lost = m->b > UINT64_MAX - s->lost ? UINT64_MAX : s->lost + m->b;
+			s->lag = m->slot_size > s->lag ? m->slot_size : s->lag;
+			return 0;
+		}
+		if (grow(&h->subs, &h->subs_cap, h->nsubs, sizeof *h->subs))
 			goto lie;
 		struct obs_sub *s = &h->subs[h->nsubs++];
 		snprintf(s->channel, sizeof s->channel, "%s", m->text);

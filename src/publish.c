@@ -111,6 +111,31 @@ void ki_pub_prune_marks(kite *k, struct peer *p)
 				drop_mark(r, p->id);
 }
 
+static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
+{
+	struct wire_msg m;
+	ki_wire_init(&m, W_RING);
+	m.id = r->ring_id;
+	m.a = stream_start(r, p->id);
+	m.slot_count = r->w.slot_count;
+	m.slot_size = r->w.slot_size;
+	snprintf(m.text, sizeof m.text, "%s", r->channel);
+	m.fds[0] = r->fd;
+	m.nfds = 1;
+	return ki_peer_send(k, p, &m);
+}
+
+/* The ring was released after an idle spell; the stream goes on. */
+static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
+{
+	struct wire_msg m;
+	ki_wire_init(&m, W_RING_END);
+	m.id = r->ring_id;
+	m.a = 1;
+	m.b = r->w.head;
+	ki_peer_send(k, p, &m);
+}
+
 /* Hand one ring to one peer, if it asked (pattern: the one it just added;
  * NULL: any of its patterns) and the policy lets it have it. */
 static void offer(kite *k, struct pub_ring *r, struct peer *p, const char *pattern)
@@ -153,15 +178,17 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p, const char *patte
 		r->subs = s;
 		r->cap = cap;
 	}
-	ki_wire_init(&m, W_RING);
-	m.id = r->ring_id;
-	m.a = stream_start(r, p->id);
-	m.slot_count = r->w.slot_count;
-	m.slot_size = r->w.slot_size;
-	snprintf(m.text, sizeof m.text, "%s", r->channel);
-	m.fds[0] = r->fd;
-	m.nfds = 1;
-	if (ki_peer_send(k, p, &m) == 0)
+	if (r->fd < 0) {
+		/* Released while idle: it gets the ring when it is made again.
+		 * A re-made link whose stream already had it learns that the
+		 * stream goes on (rather than that it ended). */
+		if (find_mark(r, p->id))
+			tell_idle(k, r, p);
+		stream_start(r, p->id);
+		r->subs[r->nsubs++] = p;
+		return;
+	}
+	if (hand_over(k, r, p) == 0)
 		r->subs[r->nsubs++] = p;
 }
 
@@ -219,6 +246,45 @@ void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel)
 		}
 }
 
+/* The ring's memory: a sealed memfd mapped writable here, its stream
+ * going on from last_seq. 0 or -errno (-EMFILE: out of descriptors). */
+static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
+{
+	char name[KITE_CHANNEL_MAX + 16];
+	snprintf(name, sizeof name, "kite-ring:%s", r->channel);
+	int fd = ki_shm_create(name, r->bytes);
+	if (fd < 0)
+		return fd;
+	void *base = ki_shm_map(fd, r->bytes, 1);
+	/* Our writable mapping stays; nobody can make another or shrink it. */
+	if (!base || ki_shm_seal(fd, SEALS_RING) < 0) {
+		if (base)
+			munmap(base, r->bytes);
+		close(fd);
+		return -ENOMEM;
+	}
+	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id,
+			    r->channel, last_seq);
+	/* The first ring to watch: the control thread may sleep untimed. */
+	if (k->opt.idle_ms != UINT32_MAX && k->npub == k->ndormant)
+		ki_control_kick(k);
+	r->fd = fd;
+	r->ring_id = ++k->next_ring_id;
+	r->idle_head = last_seq;
+	r->idle_since_ns = ki_monotonic_ns();
+	return 0;
+}
+
+static void release_ring_memory(struct pub_ring *r)
+{
+	if (r->fd < 0)
+		return;
+	munmap(r->w.base, r->bytes);
+	close(r->fd);
+	r->fd = -1;
+	r->w.base = NULL;
+}
+
 static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 {
 	struct pub_ring *r = calloc(1, sizeof *r);
@@ -227,40 +293,92 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
 	ki_ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
-	char name[KITE_CHANNEL_MAX + 16];
-	snprintf(name, sizeof name, "kite-ring:%s", channel);
-	void *base = NULL;
-	r->fd = ki_shm_create(name, r->bytes);
-	if (r->fd < 0) {
-		*err = r->fd; /* -EMFILE when descriptors run out */
-		goto fail;
+	r->fd = -1;
+	int rc = make_ring_memory(k, r, 0);
+	if (rc < 0 || insert_ring(k, r) < 0) {
+		*err = rc < 0 ? rc : -ENOMEM;
+		release_ring_memory(r);
+		free(r);
+		return NULL;
 	}
-	if (!(base = ki_shm_map(r->fd, r->bytes, 1)))
-		goto fail;
-	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id, channel);
-	/* Our writable mapping stays; nobody can make another or shrink it. */
-	if (ki_shm_seal(r->fd, SEALS_RING) < 0 || insert_ring(k, r) < 0)
-		goto fail;
-	r->ring_id = ++k->next_ring_id;
 	for (struct peer *p = k->peers; p; p = p->next)
 		offer(k, r, p, NULL);
 	for (struct relink *l = k->relinks; l; l = l->next)
 		if (ki_strlist_any_match(l->patterns, l->npatterns, r->channel))
 			stream_start(r, l->id); /* (the policy is asked at the re-offer) */
 	return r;
-fail:
-	if (base)
-		munmap(base, r->bytes);
-	if (r->fd >= 0)
-		close(r->fd);
-	free(r);
-	return NULL;
+}
+
+/* A released ring's channel is published on again: a new ring carries the
+ * stream on, handed to everyone who held the old one or asked meanwhile. */
+static int revive_ring(kite *k, struct pub_ring *r)
+{
+	int rc = make_ring_memory(k, r, r->w.head);
+	if (rc < 0)
+		return rc;
+	k->ndormant--;
+	for (size_t i = 0; i < r->nsubs;) {
+		struct peer *p = r->subs[i];
+		/* A failed send cuts the link, which takes p out of subs. */
+		if (hand_over(k, r, p) == 0 || (i < r->nsubs && r->subs[i] == p))
+			i++;
+	}
+	return 0;
+}
+
+/* Every holder is linked and settled, and holds exactly the streams marked:
+ * nobody's re-offer or catch-up needs the ring's contents. */
+static int releasable(const struct pub_ring *r)
+{
+	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs)
+		return 0;
+	for (size_t i = 0; i < r->nsubs; i++) {
+		const struct peer *p = r->subs[i];
+		if (!p->synced || p->send_dead || p->closing || p->nghost ||
+		    !find_mark((struct pub_ring *)r, p->id))
+			return 0;
+	}
+	return 1;
+}
+
+static void release_idle(kite *k, struct pub_ring *r)
+{
+	for (size_t i = 0; i < r->nsubs; i++)
+		tell_idle(k, r, r->subs[i]);
+	release_ring_memory(r);
+	k->ndormant++;
+	if (k->last_pub == r)
+		k->last_pub = NULL;
+}
+
+int ki_pub_sweep_idle(kite *k)
+{
+	if (k->opt.idle_ms == UINT32_MAX || k->npub == k->ndormant)
+		return -1;
+	uint64_t now = ki_monotonic_ns();
+	uint64_t idle = (uint64_t)k->opt.idle_ms * 1000000u;
+	uint64_t period = idle / 4 > 1000000u ? idle / 4 : 1000000u;
+	if (now < k->idle_sweep_ns)
+		return (int)((k->idle_sweep_ns - now + 999999) / 1000000);
+	k->idle_sweep_ns = now + period;
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next) {
+			if (r->fd < 0)
+				continue;
+			if (r->w.head != r->idle_head) {
+				r->idle_head = r->w.head;
+				r->idle_since_ns = now;
+			} else if (now - r->idle_since_ns >= idle &&
+				   k->ndormant < DORMANT_MAX && releasable(r)) {
+				release_idle(k, r);
+			}
+		}
+	return (int)(period / 1000000u);
 }
 
 void ki_pub_ring_free(struct pub_ring *r)
 {
-	munmap(r->w.base, r->bytes);
-	close(r->fd);
+	release_ring_memory(r);
 	free(r->subs);
 	free(r->marks);
 	free(r);
@@ -348,6 +466,10 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 			ki_app_exit(k, locked);
 			return rc;
 		}
+		if (r->fd < 0 && (rc = revive_ring(k, r))) {
+			ki_app_exit(k, locked);
+			return rc;
+		}
 		k->last_pub = r;
 	}
 	uint64_t seq;
@@ -357,10 +479,13 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
 			/* A long copy must not hold the control thread off. Rings are
-			 * only freed by kite_close(), so r stays valid. */
+			 * only freed by kite_close(), so r stays valid, and one being
+			 * published on is not released. */
+			r->publishing = 1;
 			ki_app_exit(k, locked);
 			int fd = make_large(data, len);
 			locked = ki_app_enter(k);
+			r->publishing = 0;
 			if (fd < 0) {
 				ki_app_exit(k, locked);
 				return fd;

@@ -101,6 +101,37 @@ static void forget_older_large(struct sub_ring *s, uint64_t large_id)
 		}
 }
 
+/* A ring its publisher released after an idle spell, read to its end:
+ * unmap it, and let the next ring of the stream (if one came) be read.
+ * 1 if ev was filled (a gap the publisher's account of the end shows). */
+static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
+{
+	uint64_t lost = s->r.next <= s->end_seq ? s->end_seq + 1 - s->r.next : 0;
+	s->r.next = s->end_seq + 1;
+	s->retiring = 0;
+	s->dormant = 1;
+	ki_sub_ring_unmap(s);
+	struct sub_ring *next = ki_sub_successor(k, s);
+	/* The stream's loss count (kite ls/top) goes on with its next ring. */
+	struct sub_ring *stream = next ? next : s;
+	if (next) {
+		next->blocked = 0;
+		next->lost += s->lost;
+		s->lost = 0;
+		s->unsubscribed = 1; /* freed by the next kite_recv() */
+		k->retired = 1;
+	}
+	if (!lost)
+		return 0;
+	/* Its publisher said the ring held more than it did: a liar, whose
+	 * messages are all it can spoil. */
+	fill(ev, KITE_LOSS, s);
+	ev->lost = lost;
+	k->stats.lost += lost;
+	stream->lost += lost;
+	return 1;
+}
+
 static void choose_barrier(kite *k);
 #define BUSY_STREAK 256 /* messages between two arms: busy */
 
@@ -122,8 +153,17 @@ static int poll_once(kite *k, kite_event *ev)
 		size_t idx = (k->rr + i) % n;
 		struct sub_ring *s = k->subs[idx];
 		struct ring_record rec;
-		if (s->unsubscribed || s->r.slot_size > k->msg_buf_size)
-			continue; /* (the second: no memory to grow the buffer yet) */
+		if (s->unsubscribed || s->blocked || s->r.slot_size > k->msg_buf_size)
+			continue; /* (the last: no memory to grow the buffer yet) */
+		if (s->pending_lost) {
+			fill(ev, KITE_LOSS, s);
+			ev->lost = s->pending_lost;
+			k->stats.lost += s->pending_lost;
+			s->lost += s->pending_lost;
+			s->pending_lost = 0;
+			k->rr = idx + 1;
+			return 1;
+		}
 		if (s->announce) {
 			s->announce = 0;
 			fill(ev, KITE_PUBLISHER_NEW, s);
@@ -134,7 +174,12 @@ static int poll_once(kite *k, kite_event *ev)
 			ev->text = k->current.text;
 			return 1;
 		}
-		enum ring_result r = ki_ring_read(&s->r, k->msg_buf, &rec);
+		enum ring_result r = s->r.base ? ki_ring_read(&s->r, k->msg_buf, &rec)
+					       : RING_EMPTY;
+		if (r == RING_EMPTY && s->retiring && end_released(k, s, ev)) {
+			k->rr = idx + 1;
+			return 1;
+		}
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
@@ -268,8 +313,9 @@ static int arm(kite *k, int *relinking)
 	*relinking = 0;
 	for (size_t i = 0; i < k->nsubs; i++) {
 		const struct sub_ring *s = k->subs[i];
-		ready |= !s->unsubscribed &&
-			 (ki_ring_pending(&s->r) || s->gone || s->announce);
+		ready |= !s->unsubscribed && !s->blocked &&
+			 ((s->r.base && ki_ring_pending(&s->r)) || s->retiring ||
+			  s->gone || s->announce || s->pending_lost);
 		*relinking |= s->relinking;
 	}
 	ki_app_exit(k, locked);

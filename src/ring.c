@@ -35,7 +35,8 @@ static struct slot_header *slot_at(const uint8_t *base, uint32_t slot_size,
 }
 
 void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
-		      uint32_t slot_size, uint64_t publisher, const char *channel)
+		      uint32_t slot_size, uint64_t publisher, const char *channel,
+		      uint64_t last_seq)
 {
 	struct ring_header *h = base;
 	memset(h, 0, RING_HEADER_SIZE);
@@ -46,11 +47,11 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 	h->slot_size = slot_size;
 	h->publisher = publisher;
 	strncpy(h->channel, channel, KITE_CHANNEL_MAX);
-	atomic_store_explicit(&h->head, 0, memory_order_release);
+	atomic_store_explicit(&h->head, last_seq, memory_order_release);
 	w->base = base;
 	w->slot_count = slot_count;
 	w->slot_size = slot_size;
-	w->head = 0;
+	w->head = last_seq;
 }
 
 uint64_t ki_ring_write(struct ring_writer *w, const void *payload, uint32_t len,
@@ -183,6 +184,8 @@ uint64_t ki_ring_writer_head(const struct ring_writer *w)
 
 uint64_t ki_ring_reader_head(const struct ring_reader *r)
 {
+	if (!r->base) /* released while idle: all of it was read */
+		return ki_ring_reader_position(r);
 	const struct ring_header *h = (const struct ring_header *)r->base;
 	return atomic_load_explicit(&((struct ring_header *)(uintptr_t)h)->head,
 				    memory_order_relaxed);

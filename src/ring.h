@@ -67,8 +67,11 @@ struct ring_writer {
 	uint64_t head;
 };
 
+/* last_seq: the stream's last sequence so far (0 for a new stream; a ring
+ * re-made for a channel after an idle spell continues its numbering). */
 void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
-		      uint32_t slot_size, uint64_t publisher, const char *channel);
+		      uint32_t slot_size, uint64_t publisher, const char *channel,
+		      uint64_t last_seq);
 
 /* Write one message (inline payload, or a large reference with payload
  * NULL); returns its seq. Caller guarantees inline len fits. */

@@ -27,22 +27,64 @@ static struct sub_ring *find_sub(kite *k, const struct peer *p, uint64_t ring_id
 	return NULL;
 }
 
-void ki_sub_ring_free(struct sub_ring *s)
+void ki_sub_ring_unmap(struct sub_ring *s)
 {
-	munmap((void *)(uintptr_t)s->r.base, s->bytes);
+	if (s->r.base)
+		munmap((void *)(uintptr_t)s->r.base, s->bytes);
+	s->r.base = NULL;
 	for (int i = 0; i < s->nlarge; i++)
 		close(s->large[i].fd);
+	s->nlarge = 0;
+}
+
+void ki_sub_ring_free(struct sub_ring *s)
+{
+	ki_sub_ring_unmap(s);
 	free(s);
 }
 
+/* A ring of this stream its publisher released after an idle spell. */
+static int released(const struct sub_ring *s)
+{
+	return s->retiring || s->dormant;
+}
+
+/* The live ring this publisher feeds us for channel. */
 static struct sub_ring *find_channel(kite *k, const struct peer *p,
 				     const char *channel)
 {
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (k->subs[i]->peer == p && !k->subs[i]->unsubscribed &&
-		    !strcmp(k->subs[i]->channel, channel))
+		    !released(k->subs[i]) && !strcmp(k->subs[i]->channel, channel))
 			return k->subs[i];
 	return NULL;
+}
+
+/* The latest released ring of the stream (publisher, channel). */
+static struct sub_ring *find_released(kite *k, uint64_t publisher,
+				      const char *channel)
+{
+	struct sub_ring *last = NULL;
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *s = k->subs[i];
+		if (s->publisher == publisher && !s->unsubscribed && released(s) &&
+		    !strcmp(s->channel, channel) && (!last || s->ring_id > last->ring_id))
+			last = s;
+	}
+	return last;
+}
+
+struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s)
+{
+	struct sub_ring *next = NULL;
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *t = k->subs[i];
+		if (t->publisher == s->publisher && !t->unsubscribed &&
+		    t->ring_id > s->ring_id && !strcmp(t->channel, s->channel) &&
+		    (!next || t->ring_id < next->ring_id))
+			next = t;
+	}
+	return next;
 }
 
 /* Tell a publisher why we do not take its ring (it named the channel to
@@ -68,6 +110,10 @@ static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
 			continue;
 		struct stat st;
 		s->relinking = 0;
+		if (released(s)) {
+			s->peer = p; /* the new ring carries its stream on */
+			return 0;
+		}
 		if (s->ring_id != m->id || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != s->ino) {
 			s->gone = 1; /* a new ring for the channel: this one ends */
 			ki_wake_self(k);
@@ -80,6 +126,29 @@ static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
 		return 1;
 	}
 	return 0;
+}
+
+/* The publisher made a new ring for a stream whose ring it released: read
+ * on from where the old one ends (after it, if it is still being read),
+ * with no new KITE_PUBLISHER_NEW. A start past that end is a gap. */
+static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before)
+{
+	uint64_t from = before->dormant ? before->r.next : before->end_seq + 1;
+	s->announce = 0;
+	if (from >= RING_START_MAX)
+		from = RING_START_MAX;
+	if (s->r.next > from)
+		s->pending_lost = s->r.next - from;
+	else
+		s->r.next = from;
+	if (before->dormant) {
+		s->lost += before->lost; /* the stream's loss count goes on */
+		before->lost = 0;
+		before->unsubscribed = 1; /* freed by the next kite_recv() */
+		k->retired = 1;
+	} else {
+		s->blocked = 1;
+	}
 }
 
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
@@ -151,6 +220,9 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	/* KITE_PUBLISHER_NEW comes from the ring's own state, before its
 	 * first message: no queue can overflow and drop it. */
 	s->announce = 1;
+	struct sub_ring *before = find_released(k, p->id, m->text);
+	if (before)
+		continue_stream(k, s, before);
 	k->subs[k->nsubs++] = s;
 	ki_peer_send_wake(k, p);
 	ki_wake_self(k);
@@ -213,14 +285,33 @@ void ki_sub_gone_by_id(kite *k, uint64_t publisher)
 	ki_wake_self(k);
 }
 
-void ki_sub_ring_end(kite *k, struct peer *p, uint64_t ring_id)
+void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 {
-	struct sub_ring *s = find_sub(k, p, ring_id);
-	if (s) {
-		s->peer = NULL;
-		s->gone = 1;
-		ki_wake_self(k);
+	struct sub_ring *s = find_sub(k, p, m->id);
+	if (m->a != 1) {
+		if (s) {
+			s->peer = NULL;
+			s->gone = 1;
+			ki_wake_self(k);
+		}
+		return;
 	}
+	/* Released after an idle spell: also said again to a re-made link
+	 * whose ring was released meanwhile, so it is not taken for ended. */
+	for (size_t i = 0; !s && i < k->nsubs; i++) {
+		struct sub_ring *t = k->subs[i];
+		if (t->relinking && !t->peer && !t->unsubscribed &&
+		    t->publisher == p->id && t->ring_id == m->id) {
+			t->relinking = 0;
+			t->peer = p;
+			s = t;
+		}
+	}
+	if (!s || s->dormant)
+		return;
+	s->retiring = 1;
+	s->end_seq = m->b < RING_START_MAX ? m->b : RING_START_MAX;
+	ki_wake_self(k);
 }
 
 /* Send a pattern change to every linked peer; returns how many acks to

@@ -25,7 +25,10 @@ enum wire_type {
 	                channel, slot_count, slot_size; fd: the ring */
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
-	W_RING_END,  /* id = ring id: the receiver no longer gets this ring */
+	W_RING_END,  /* id = ring id: the receiver no longer gets this ring;
+	                a = 1: released after an idle spell, b = its last seq:
+	                the stream goes on in the sender's next ring for the
+	                channel (a = 0: the stream ends) */
 	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
 	                whose ring it took; fds: a connected AF_UNIX datagram
 	                socket to send wake-ups on, waiter page */

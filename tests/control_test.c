@@ -1604,7 +1604,10 @@ static int soak_publisher(void *arg)
 	int inc = *(int *)arg;
 	struct incarnation *me = &sh->inc[inc];
 	/* Small rings: the slow subscriber is overrun and told so. */
-	kite_options o = {.bus = bus, .handshake_ms = 5000, .ring_slots = SOAK_RING_SLOTS};
+	/* Every other life releases rings idle for 2 ms: rings are released
+	 * and made again all through, under kills and slow readers. */
+	kite_options o = {.bus = bus, .handshake_ms = 5000, .ring_slots = SOAK_RING_SLOTS,
+			  .idle_ms = inc % 2 ? 2 : 0};
 	kite *k = NULL;
 	int orc = kite_open(&k, &o);
 	CHILD_CHECK(orc == 0, "kite_open: %s", kite_strerror(orc));
@@ -2133,6 +2136,10 @@ static void test_reserved_options_refused(void **state)
 		assert_int_equal(kite_open(&k, &o), -EINVAL);
 		assert_null(k);
 	}
+	kite_options o = {.bus = bus, .reserved32 = 1};
+	kite *k = (kite *)1;
+	assert_int_equal(kite_open(&k, &o), -EINVAL);
+	assert_null(k);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

@@ -133,6 +133,49 @@ static void test_lag_and_losses_as_told(void **state)
 	kite_close(pub);
 }
 
+/* A ring released while idle and made anew carries its stream on: the
+ * observer still sees one stream, and all the losses it was told of. */
+static void test_losses_across_idle_release(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("idle"));
+	kite_options o = {.bus = bus, .handshake_ms = 3000, .ring_slots = 16, .idle_ms = 100};
+	kite *pub = NULL;
+	assert_int_equal(kite_open(&pub, &o), 0);
+	kite *sub = open_on_bus(0);
+	assert_int_equal(kite_subscribe(sub, "idle.>"), 0);
+	uint64_t received = 0, lost = 0;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 100; i++)
+			assert_true(kite_publish(pub, "idle.x", "m", 1) > 0);
+		for (int tries = 0; received + lost < 100u * (round + 1) && tries < 3000; tries++) {
+			drain(sub, &received, &lost);
+			nap_us(1000);
+		}
+		assert_int_equal(received + lost, 100 * (round + 1));
+		/* Idle well past idle_ms: the ring is released on both sides. */
+		for (int t = 0; t < 60; t++) {
+			drain(sub, &received, &lost);
+			nap_us(10000);
+		}
+	}
+	assert_true(lost > 0);
+	struct obs_bus b;
+	assert_int_equal(ki_observe(bus, 3000, &b), 0);
+	const struct obs_handle *hp = find(&b, kite_id(pub)), *hs = find(&b, kite_id(sub));
+	assert_non_null(hp);
+	assert_non_null(hs);
+	assert_int_equal(hp->npubs, 1);
+	assert_int_equal(hp->pubs[0].head, 200);
+	assert_int_equal(hs->nsubs, 1); /* one stream, however many rings */
+	assert_int_equal(hs->subs[0].position, 200);
+	assert_int_equal(hs->subs[0].lag, 0);
+	assert_int_equal(hs->subs[0].lost, lost);
+	ki_observe_free(&b);
+	kite_close(sub);
+	kite_close(pub);
+}
+
 /* --- another user sees only what the policy lets it on --- */
 
 struct policy_ids {
@@ -413,6 +456,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_lag_and_losses_as_told),
+		T(test_losses_across_idle_release),
 		T(test_policy_decides_what_others_see),
 		T(test_stopped_handle_bounded_wait),
 		T(test_big_answer_split),

@@ -191,7 +191,7 @@ int raw_ring(const char *channel, uint32_t slots, uint32_t slot_size,
 		close(fd);
 		return -ENOMEM;
 	}
-	ki_ring_writer_init(w, base, slots, slot_size, publisher, channel);
+	ki_ring_writer_init(w, base, slots, slot_size, publisher, channel, 0);
 	int rc = ki_shm_seal(fd, SEALS_RING);
 	if (rc) {
 		close(fd);

@@ -25,7 +25,7 @@ static void ring_setup(struct ring_fixture *f, uint32_t slots, uint32_t slot_siz
 	f->base = aligned_alloc(64, f->bytes); /* bytes: a multiple of 64 */
 	assert_non_null(f->base);
 	memset(f->base, 0, f->bytes); /* as a fresh memfd is */
-	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring");
+	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring", 0);
 	f->r = (struct ring_reader){.base = f->base, .slot_count = slots,
 				    .slot_size = slot_size, .next = 1};
 	f->buf = malloc(slot_size - RING_SLOT_HEADER);

@@ -67,7 +67,9 @@ class Handle:
     peers on the same bus. Options (0 = the library's default):
     ``ring_slots`` (slots per publisher ring, a power of two),
     ``slot_size`` (bytes per slot, a multiple of 64), ``spin_us``,
-    ``handshake_ms`` (how long opening and subscribing wait for peers).
+    ``handshake_ms`` (how long opening and subscribing wait for peers),
+    ``idle_ms`` (how long a channel published on may stay silent before its
+    ring is released until its next message).
 
     Use it as a context manager, or call close(). Any method may be called
     from any thread: calls on one handle are serialised by a lock, and a
@@ -76,7 +78,8 @@ class Handle:
     """
 
     def __init__(self, bus: Optional[str] = None, *, ring_slots: int = 0,
-                 slot_size: int = 0, spin_us: int = 0, handshake_ms: int = 0) -> None:
+                 slot_size: int = 0, spin_us: int = 0, handshake_ms: int = 0,
+                 idle_ms: int = 0) -> None:
         self._k: Optional[int] = None   # None once closed
         self._raw: Optional[int] = None  # freed when the last waiter has left
         self._waiters = 0
@@ -91,7 +94,8 @@ class Handle:
         self._poller: Optional[select.poll] = None  # reused by recv()
         opts = _lib.Options()
         for name, value in (("ring_slots", ring_slots), ("slot_size", slot_size),
-                            ("spin_us", spin_us), ("handshake_ms", handshake_ms)):
+                            ("spin_us", spin_us), ("handshake_ms", handshake_ms),
+                            ("idle_ms", idle_ms)):
             if not 0 <= value <= 0xFFFFFFFF:
                 raise KiteError(-errno.EINVAL, f"{name}={value}")
             setattr(opts, name, value)

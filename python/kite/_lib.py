@@ -69,7 +69,9 @@ class Options(ctypes.Structure):
         ("spin_us", ctypes.c_uint32),
         ("handshake_ms", ctypes.c_uint32),
         ("bus", ctypes.c_char_p),
-        ("reserved", ctypes.c_uint64 * 6),
+        ("idle_ms", ctypes.c_uint32),
+        ("reserved32", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint64 * 5),
     ]
 
 

@@ -123,17 +123,16 @@ static int publish_on(kite *k, int i)
 	return 0;
 }
 
-static void test_cut_link_comes_back_exact(void **state)
+static void cut_link_comes_back(uint32_t idle_ms)
 {
-	(void)state;
-	snprintf(bus, sizeof bus, "%s", test_bus("relink"));
+	snprintf(bus, sizeof bus, "%s", test_bus(idle_ms ? "relink-idle" : "relink"));
 	int ready[2];
 	pipe_make(ready);
 	pid_t sub = child_start(subscriber, ready);
 	assert_int_equal(pipe_wait(ready[0], 10000), 's');
 	/* A short handshake: its subscribe calls must not wait for the
 	 * stopped subscriber's acknowledgements. */
-	kite_options o = {.bus = bus, .handshake_ms = 1};
+	kite_options o = {.bus = bus, .handshake_ms = 1, .idle_ms = idle_ms};
 	kite *k;
 	assert_int_equal(kite_open(&k, &o), 0);
 	usleep(300000); /* the subscriber's pattern has reached us */
@@ -190,6 +189,21 @@ static void test_cut_link_comes_back_exact(void **state)
 	assert_int_equal(atomic_load(&sh->delivered) + atomic_load(&sh->lost), total);
 	assert_int_equal(atomic_load(&sh->gone_live), 0);
 	assert_int_equal(atomic_load(&sh->gone_after), CHANNELS);
+}
+
+static void test_cut_link_comes_back_exact(void **state)
+{
+	(void)state;
+	cut_link_comes_back(0);
+}
+
+/* The same with rings released after 50 ms idle: released before the
+ * stop, made again while the link is cut, re-offered when it is back,
+ * released and made again once more. */
+static void test_cut_link_across_idle_release(void **state)
+{
+	(void)state;
+	cut_link_comes_back(50);
 }
 
 /* ------------------------------------------------------------------ */
@@ -413,6 +427,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cut_link_comes_back_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_link_across_idle_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resubscribe_while_down_20, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resubscribe_while_down_2000, setup, teardown),
 	};
