@@ -302,7 +302,8 @@ int ki_observe(const char *bus, int timeout_ms, struct obs_bus *out)
 		if (out->h[i].pid > 0 && /* (0: unreachable, never asked) */
 		    (out->h[i].state != OBS_ANSWERED || !out->h[i].command[0]))
 			ki_read_cmdline(out->h[i].pid, out->h[i].command, sizeof out->h[i].command);
-	qsort(out->h, out->n, sizeof *out->h, by_pid);
+	if (out->n) /* (qsort of NULL is undefined, even for no element) */
+		qsort(out->h, out->n, sizeof *out->h, by_pid);
 	out->took_us = (ki_monotonic_ns() - start) / 1000;
 	return 0;
 }

@@ -419,6 +419,17 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static void test_empty_bus(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("empty"));
+	struct obs_bus b;
+	assert_int_equal(ki_observe(bus, 100, &b), 0);
+	assert_int_equal(b.n, 0);
+	ki_observe_free(&b);
+	assert_int_equal(ki_observe("no/slash", 100, &b), -EINVAL);
+}
+
 static void test_listeners_by_netlink_as_by_proc(void **state)
 {
 	(void)state;
@@ -462,6 +473,7 @@ int main(void)
 		T(test_big_answer_split),
 		T(test_hostile_answers),
 		T(test_listeners_by_netlink_as_by_proc),
+		T(test_empty_bus),
 	};
 	return cmocka_run_group_tests_name("introspect", tests, NULL, NULL);
 }

@@ -155,6 +155,8 @@ static int by_reader(const void *a, const void *b)
 void view_sort(struct view_figures *f, enum view_sort key)
 {
 	sort_key = key;
-	qsort(f->ch, f->nch, sizeof *f->ch, by_channel);
-	qsort(f->rd, f->nrd, sizeof *f->rd, by_reader);
+	if (f->nch) /* (qsort of NULL is undefined, even for no element) */
+		qsort(f->ch, f->nch, sizeof *f->ch, by_channel);
+	if (f->nrd)
+		qsort(f->rd, f->nrd, sizeof *f->rd, by_reader);
 }
