@@ -233,7 +233,7 @@ int kite_open(kite **out, const kite_options *opts)
 	ki_fork_watch();
 	k->fork_gen = atomic_load(&ki_fork_gen);
 	k->wake_fd = k->wake_tx = k->stop_fd = k->epoll_fd = k->listen_fd =
-		k->waiter_fd = -1;
+		k->waiter_fd = k->heads_fd = -1;
 	k->euid = geteuid();
 	k->light_publish = k->can_membarrier = ki_barrier_setup();
 	k->biased = ki_barrier_private_setup();
@@ -314,8 +314,10 @@ static void free_state(kite *k)
 	free(k->msg_buf);
 	if (k->waiter)
 		munmap(k->waiter, 4096);
+	if (k->heads)
+		munmap((void *)k->heads, HEADS_BYTES);
 	int fds[] = {k->wake_fd, k->wake_tx, k->stop_fd, k->epoll_fd, k->listen_fd,
-		     k->waiter_fd};
+		     k->waiter_fd, k->heads_fd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -66,6 +66,13 @@
 /* Rings released after an idle spell (opt.idle_ms) that a handle keeps as
  * a channel name and a sequence number each; beyond, rings stay. */
 #define DORMANT_MAX 65536
+/* The stream heads page: each stream's last seq, one u64 per stream, for
+ * the first HEADS_MAX streams a handle publishes (only those are released
+ * when idle). A subscriber maps the page of a released stream's entry, so
+ * that if the publisher dies before the stream's next ring reaches it, it
+ * still learns how many messages that ring held: lost, not hidden. */
+#define HEADS_MAX DORMANT_MAX
+#define HEADS_BYTES ((size_t)HEADS_MAX * sizeof(uint64_t))
 
 /* The page a subscriber shares with every publisher it hears from: set
  * `sleeping` before it sleeps, and a publisher that sees it writes the
@@ -159,6 +166,8 @@ struct pub_ring {
 	uint64_t bytes_published; /* payload bytes, for introspection */
 	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
 	 * its subscribers stay listed and get the next ring it is made into. */
+	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
+	int32_t head_slot;      /* its entry in k->heads, -1: none (never released) */
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
 	int publishing;         /* kite_publish let go of the lock mid-message */
@@ -196,6 +205,10 @@ struct sub_ring {
 	uint64_t end_seq;
 	int dormant;      /* unmapped: r.base is NULL */
 	int blocked;      /* an earlier ring of this stream is still read */
+	/* A released stream: its publisher's stream heads page (one page of
+	 * it, read-only) and our entry there; NULL if not given. */
+	const void *heads_page;
+	uint32_t head_index;
 	uint64_t pending_lost; /* a gap between two rings of the stream */
 };
 
@@ -274,6 +287,9 @@ struct kite {
 	size_t npub;
 	struct pub_ring *last_pub; /* the hot path's one-entry cache */
 	size_t ndormant;           /* rings released after an idle spell */
+	int heads_fd;              /* stream heads page (-1 until needed) */
+	_Atomic uint64_t *heads;
+	uint32_t nheads;
 	uint64_t idle_sweep_ns;    /* the next look for idle rings */
 
 	struct sub_ring **subs;
@@ -289,6 +305,7 @@ struct kite {
 	size_t msg_buf_size;
 	size_t msg_buf_want; /* set by the control thread, grown by kite_recv */
 	void *large_map;  /* large message kite_recv last returned */
+	struct kite_origin origin; /* the origin kite_recv last returned */
 	size_t large_len;
 
 	kite_stats stats;
@@ -438,6 +455,14 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m);
 void ki_sub_ring_free(struct sub_ring *s);
 /* Unmap its ring and close its large-message fds; the record stays. */
 void ki_sub_ring_unmap(struct sub_ring *s);
+/* The next ring of a stream takes over from seq `from`, the first its
+ * predecessor did not hold: a later start is a gap (KITE_LOSS), an earlier
+ * one (a liar's) is skipped, never delivered twice. */
+void ki_sub_join(struct sub_ring *s, uint64_t from);
+/* A released stream's heads page: unmap it; the stream's last seq as its
+ * publisher last wrote it there (0: no page). */
+void ki_sub_heads_unmap(struct sub_ring *s);
+uint64_t ki_sub_stream_head(const struct sub_ring *s);
 /* The next ring of s's stream (its publisher released s's), or NULL. */
 struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s);
 int ki_sub_matches(const kite *k, const char *channel);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 
@@ -54,6 +55,7 @@ static void fill(kite_event *ev, enum kite_event_type type,
 	ev->msg.pid = s->pid;
 	ev->msg.uid = s->uid;
 	ev->msg.gid = s->gid;
+	ev->msg.origin = NULL;
 	ev->text = "";
 }
 
@@ -107,7 +109,8 @@ static void forget_older_large(struct sub_ring *s, uint64_t large_id)
 static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 {
 	uint64_t lost = s->r.next <= s->end_seq ? s->end_seq + 1 - s->r.next : 0;
-	s->r.next = s->end_seq + 1;
+	if (lost) /* never backwards: an end below what we read is a lie */
+		s->r.next = s->end_seq + 1;
 	s->retiring = 0;
 	s->dormant = 1;
 	ki_sub_ring_unmap(s);
@@ -118,6 +121,7 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 		next->blocked = 0;
 		next->lost += s->lost;
 		s->lost = 0;
+		ki_sub_join(next, s->r.next);
 		s->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
 	}
@@ -155,6 +159,16 @@ static int poll_once(kite *k, kite_event *ev)
 		struct ring_record rec;
 		if (s->unsubscribed || s->blocked || s->r.slot_size > k->msg_buf_size)
 			continue; /* (the last: no memory to grow the buffer yet) */
+		if (s->announce) {
+			s->announce = 0;
+			fill(ev, KITE_PUBLISHER_NEW, s);
+			snprintf(k->current.text, sizeof k->current.text,
+				 "publisher pid %ld uid %u attached from seq %llu",
+				 (long)s->pid, (unsigned)s->uid,
+				 (unsigned long long)(s->r.next - s->pending_lost));
+			ev->text = k->current.text;
+			return 1;
+		}
 		if (s->pending_lost) {
 			fill(ev, KITE_LOSS, s);
 			ev->lost = s->pending_lost;
@@ -164,21 +178,17 @@ static int poll_once(kite *k, kite_event *ev)
 			k->rr = idx + 1;
 			return 1;
 		}
-		if (s->announce) {
-			s->announce = 0;
-			fill(ev, KITE_PUBLISHER_NEW, s);
-			snprintf(k->current.text, sizeof k->current.text,
-				 "publisher pid %ld uid %u attached from seq %llu",
-				 (long)s->pid, (unsigned)s->uid,
-				 (unsigned long long)s->r.next);
-			ev->text = k->current.text;
-			return 1;
-		}
 		enum ring_result r = s->r.base ? ki_ring_read(&s->r, k->msg_buf, &rec)
 					       : RING_EMPTY;
-		if (r == RING_EMPTY && s->retiring && end_released(k, s, ev)) {
-			k->rr = idx + 1;
-			return 1;
+		if (r == RING_EMPTY && s->retiring) {
+			if (end_released(k, s, ev)) {
+				k->rr = idx + 1;
+				return 1;
+			}
+			/* Its successor carries the stream on, and reports its
+			 * end (GONE) once it is drained in turn. */
+			if (s->unsubscribed)
+				continue;
 		}
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);
@@ -190,7 +200,8 @@ static int poll_once(kite *k, kite_event *ev)
 		}
 		if (r == RING_MESSAGE) {
 			const void *data = k->msg_buf;
-			if (rec.flags == SLOT_LARGE) {
+			size_t len = rec.len;
+			if (SLOT_KIND(rec.flags) == SLOT_LARGE) {
 				forget_older_large(s, rec.large_id);
 				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
 				if (!data) {
@@ -202,14 +213,39 @@ static int poll_once(kite *k, kite_event *ev)
 					return 1;
 				}
 			}
+			int64_t block = 0;
+			if ((rec.flags & SLOT_ORIGIN) &&
+			    (block = ki_origin_decode(data, len, &k->origin)) < 0) {
+				/* A lying origin block spoils its own message only. */
+				fill(ev, KITE_LOSS, s);
+				ev->lost = 1;
+				ev->text = "malformed origin block";
+				k->stats.lost++;
+				s->lost++;
+				k->rr = idx + 1;
+				return 1;
+			}
 			fill(ev, KITE_MESSAGE, s);
-			ev->msg.data = data;
-			ev->msg.len = rec.len;
+			ev->msg.data = (const uint8_t *)data + block;
+			ev->msg.len = len - (size_t)block;
+			ev->msg.origin = block ? &k->origin : NULL;
 			ev->msg.seq = rec.seq;
 			ev->msg.timestamp_ns = rec.timestamp_ns;
 			k->stats.received++;
 			if (++k->since_arm == BUSY_STREAK && !k->strict)
 				choose_barrier(k); /* busy: spare the publishers their fence */
+			k->rr = idx + 1;
+			return 1;
+		}
+		if (s->gone && s->dormant && ki_sub_stream_head(s) >= s->r.next) {
+			/* Its publisher went before the stream's next ring
+			 * reached us: what that ring held is lost to us. */
+			uint64_t head = ki_sub_stream_head(s);
+			fill(ev, KITE_LOSS, s);
+			ev->lost = head + 1 - s->r.next;
+			k->stats.lost += ev->lost;
+			s->lost += ev->lost;
+			s->r.next = head + 1;
 			k->rr = idx + 1;
 			return 1;
 		}

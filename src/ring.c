@@ -159,11 +159,11 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 		uint32_t flags = atomic_load_explicit(&ms->flags, memory_order_relaxed);
 		rec->timestamp_ns = atomic_load_explicit(&ms->timestamp_ns, memory_order_relaxed);
 		rec->large_id = atomic_load_explicit(&ms->large_id, memory_order_relaxed);
-		if (flags == SLOT_INLINE) {
+		if (SLOT_KIND(flags) == SLOT_INLINE) {
 			if (len > cap)
 				continue; /* a lie, or a torn read: re-check, then give up */
 			memcpy(buf, (const uint8_t *)s + RING_SLOT_HEADER, len);
-		} else if (flags != SLOT_LARGE) {
+		} else if (SLOT_KIND(flags) != SLOT_LARGE) {
 			continue;
 		}
 		atomic_thread_fence(memory_order_acquire);

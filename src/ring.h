@@ -34,6 +34,10 @@
 #define RING_START_MAX (1ull << 62)
 
 enum { SLOT_INLINE = 0, SLOT_LARGE = 1 };
+/* A flag beside either kind: the payload starts with an origin block
+ * (origin.h), a relayed message's remote claim. */
+#define SLOT_ORIGIN 2u
+#define SLOT_KIND(flags) ((flags) & ~SLOT_ORIGIN)
 
 struct ring_header {
 	uint64_t magic;

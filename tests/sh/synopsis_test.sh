@@ -25,6 +25,9 @@ cat >"$tmpdir/values" <<V
 * seconds 0.5
 * S 0.5
 * count 1
+bridge nats://host:port nats://127.0.0.1:9
+bridge pattern $N.>
+bridge p site1
 * TARGET udp:9
 * --kill[=SIGNAL] --kill=TERM
 fifo mode 0600
