@@ -168,51 +168,17 @@ else
 fi
 
 # A real Prometheus server scrapes /metrics; its query API returns the values.
-# Its port is picked free by a bind test; if another process takes it first,
-# Prometheus exits and the test tries another port. It scrapes a second
-# collector too, whose timers are histograms (buckets every 0.1 s to 1 s).
+# It scrapes a second collector too, whose timers are histograms (buckets
+# every 0.1 s to 1 s).
 spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
 	--flush-interval 0.5 --timer-histogram 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1 \
 	2>"$tmpdir/hist.log"
 wait_for 20 grep -q ready "$tmpdir/hist.log"
 huport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
 hhport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
-cat >"$tmpdir/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: kite
-    static_configs:
-      - targets: ['127.0.0.1:$hport']
-  - job_name: kite_hist
-    static_configs:
-      - targets: ['127.0.0.1:$hhport']
-EOF
-prom_ready_or_gone() {
-	curl -sf --max-time 2 "http://127.0.0.1:$pport/-/ready" >/dev/null ||
-		! kill -0 "$ppid" 2>/dev/null
-}
-for attempt in 1 2 3; do
-	pport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	spawn prometheus --config.file="$tmpdir/prometheus.yml" \
-		--storage.tsdb.path="$tmpdir/prom$attempt" --web.listen-address="127.0.0.1:$pport" \
-		2>"$tmpdir/prometheus.log"
-	ppid=$LAST_PID
-	wait_for 40 prom_ready_or_gone && kill -0 "$ppid" 2>/dev/null && break
-	kill "$ppid" 2>/dev/null
-done
+. "$(dirname "$0")/prom_lib.sh"
+prom_start "127.0.0.1:$hport" "127.0.0.1:$hhport"
 check "prometheus server ready" kill -0 "$ppid"
-query() { # PROMQL: prints the first value or nothing
-	"$PY" - "$pport" "$1" <<'EOF' 2>/dev/null
-import json, sys, urllib.parse, urllib.request
-q = urllib.parse.urlencode({"query": sys.argv[2]})
-with urllib.request.urlopen("http://127.0.0.1:%s/api/v1/query?%s" % (sys.argv[1], q), timeout=5) as r:
-    res = json.load(r)["data"]["result"]
-if res:
-    print(res[0]["value"][1])
-EOF
-}
-query_is() { [ "$(query "$1")" = "$2" ]; }
 # A set's figure is per interval: keep sending its members while scraping.
 spawn "$PY" -c '
 import socket, sys, time
