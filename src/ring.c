@@ -303,7 +303,10 @@ int ki_ring_pending(const struct ring_reader *r)
 	return seq == r->next || overrun(r, memory_order_acquire);
 }
 
-uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
+/* Move forward without reading toward target, as far as the ring leads
+ * within about a lap; ki_ring_seek and ki_ring_reader_head judge where it
+ * stopped. */
+static void walk(struct ring_reader *r, uint64_t target)
 {
 	/* Each step passes a record (at least a header's bytes) or takes a
 	 * hint: an honest ring has target within a lap of where we are, or
@@ -342,9 +345,36 @@ uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
 		skip_short_tail(r->capacity, &r->pos, &r->off);
 		r->next++;
 	}
+}
+
+uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
+{
+	walk(r, target);
 	if (r->next < target) {
 		r->next = RING_SEQ_END; /* it does not hold what it offered */
 		return 0;
 	}
 	return r->next < RING_SEQ_END ? r->next - target : 0;
+}
+
+uint64_t ki_ring_writer_head(const struct ring_writer *w)
+{
+	return w->head;
+}
+
+uint64_t ki_ring_reader_head(const struct ring_reader *r)
+{
+	if (!r->base) /* released while idle: all of it was read */
+		return ki_ring_reader_position(r);
+	/* No shared head per message: count the committed records ahead of
+	 * us, on a copy of the reader (at most about a lap of headers). */
+	struct ring_reader ahead = *r;
+	walk(&ahead, RING_START_MAX);
+	return ahead.next < RING_SEQ_END ? ki_ring_reader_position(&ahead)
+					 : ki_ring_reader_position(r);
+}
+
+uint64_t ki_ring_reader_position(const struct ring_reader *r)
+{
+	return r->next ? r->next - 1 : 0;
 }
