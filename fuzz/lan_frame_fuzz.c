@@ -17,7 +17,7 @@
 #include "lan_frame.h"
 
 const char *const fuzz_seeds[] = {
-	"P", "P\x04\x02", "P\x05\x10", "P\x05\x01", "P\x07\x50", "P\x0f\x0b",
+	"P", "P\x04\x02", "P\x05\x10", "P\x05\x01", "P\x05\x02", "P\x05\x06", "P\x07\x50", "P\x0f\x0b",
 	"P\x35\x01", "P\x39\x02", "P\x3b\x02", "P\x40\xc9", "P\x40\x00",
 	"P\x41*", "P\x42.", "P\x21\x00\x22\x00\x23\x00\x24\x00\x25\x00\x26\x00\x27\x00\x28\x00",
 	"P\x31\xff\x32\xff\x33\xff\x34\xff", "P\x5a\x40", "P\x5b\x44",
@@ -53,7 +53,7 @@ static void check_accepted(const uint8_t *buf, size_t len, const struct lan_fram
 		__builtin_trap();
 	if (kite_channel_valid(f->channel) != 0 || strlen(f->channel) != f->channel_len ||
 	    f->seq == 0 || f->frag_count == 0 || f->frag_index >= f->frag_count ||
-	    (f->flags & LAN_FLAGS_CRITICAL))
+	    (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN))
 		__builtin_trap();
 	uint64_t at = lan_fragment_offset(f->total_len, f->frag_count, f->frag_index);
 	if (at + f->payload_len > f->total_len)

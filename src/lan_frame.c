@@ -18,7 +18,7 @@ static const char *const reject_names[LAN_REJECT_KINDS] = {
 	[LAN_REJECT_CRC] = "bad CRC32C",
 	[LAN_REJECT_CHANNEL] = "bad channel name",
 	[LAN_REJECT_FRAGMENT] = "bad fragment fields",
-	[LAN_REJECT_SEQ] = "sequence 0",
+	[LAN_REJECT_SEQ] = "sequence 0 or past 2^63",
 	[LAN_REJECT_LENGTH] = "longer than a datagram",
 };
 
@@ -82,13 +82,17 @@ static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get3
 /* Checks shared by both directions, on fields already in f. */
 static int fields_check(const struct lan_frame *f)
 {
-	if (f->flags & LAN_FLAGS_CRITICAL)
+	if (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN)
 		return -LAN_REJECT_FLAGS;
+	if ((f->flags & LAN_FLAG_GONE) && !(f->flags & LAN_FLAG_STATE))
+		return -LAN_REJECT_FLAGS;
+	if ((f->flags & LAN_FLAG_STATE) && f->total_len != 0)
+		return -LAN_REJECT_FRAGMENT;
 	if (f->channel_len == 0 || f->channel_len > KITE_CHANNEL_MAX ||
 	    memchr(f->channel, 0, f->channel_len) ||
 	    kite_channel_valid(f->channel) != 0)
 		return -LAN_REJECT_CHANNEL;
-	if (f->seq == 0)
+	if (f->seq == 0 || f->seq > LAN_SEQ_MAX)
 		return -LAN_REJECT_SEQ;
 	if (expected_payload(f->total_len, f->frag_count, f->frag_index) != f->payload_len)
 		return -LAN_REJECT_FRAGMENT;

@@ -22,10 +22,18 @@
 /* A frame lies within one UDP datagram. */
 #define LAN_FRAME_MAX 65507
 /* Flags: bits 0-3 are critical (a receiver that does not know a set one
- * rejects the frame), bits 4-7 optional (ignored when unknown). Version 1
- * defines none; bit 0 is reserved for an authentication tag. */
+ * rejects the frame), bits 4-7 optional (ignored when unknown). Bit 0 is
+ * reserved for an authentication tag (not spoken yet). */
 #define LAN_FLAGS_CRITICAL 0x0fu
 #define LAN_FLAG_MAC 0x01u
+/* A state frame carries no message: its sequence is the last one the
+ * publisher sent on the channel (its idle heartbeat); with GONE too, the
+ * publisher is closing. Payload empty, fragment 0 of 1, total 0. */
+#define LAN_FLAG_STATE 0x02u
+#define LAN_FLAG_GONE 0x04u
+#define LAN_FLAGS_KNOWN (LAN_FLAG_STATE | LAN_FLAG_GONE)
+/* Sequences run from 1 to 2^63 - 1: arithmetic on them never wraps. */
+#define LAN_SEQ_MAX ((1ull << 63) - 1)
 
 struct lan_frame {
 	uint8_t flags;
@@ -53,7 +61,7 @@ enum lan_reject {
 	LAN_REJECT_CRC,         /* checksum mismatch */
 	LAN_REJECT_CHANNEL,     /* channel name empty, too long or malformed */
 	LAN_REJECT_FRAGMENT,    /* fragment fields inconsistent */
-	LAN_REJECT_SEQ,         /* sequence 0 */
+	LAN_REJECT_SEQ,         /* sequence 0 or above LAN_SEQ_MAX */
 	LAN_REJECT_LENGTH,      /* longer than a UDP datagram can be */
 	LAN_REJECT_KINDS
 };

@@ -117,6 +117,24 @@ static void test_encode_refuses(void **state)
 	assert_int_equal(lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
 }
 
+static void test_state_frames(void **state)
+{
+	(void)state;
+	uint8_t out[512];
+	struct lan_frame f = sample("a.b", 0), g;
+	f.flags = LAN_FLAG_STATE;
+	f.seq = 77;
+	int n = lan_frame_encode(out, sizeof out, &f, NULL);
+	assert_true(n > 0);
+	assert_int_equal(lan_frame_decode(out, (size_t)n, &g), n);
+	assert_int_equal(g.flags, LAN_FLAG_STATE);
+	assert_int_equal(g.seq, 77);
+	f.flags = LAN_FLAG_STATE | LAN_FLAG_GONE;
+	n = lan_frame_encode(out, sizeof out, &f, NULL);
+	assert_int_equal(lan_frame_decode(out, (size_t)n, &g), n);
+	assert_int_equal(g.flags, LAN_FLAG_STATE | LAN_FLAG_GONE);
+}
+
 static void test_packed_datagram(void **state)
 {
 	(void)state;
@@ -195,6 +213,8 @@ static const struct hostile hostile_cases[] = {
 	{"version 255", 4, 1, 255, 0, 1, LAN_REJECT_VERSION},
 	{"critical flag", 5, 1, 0x01, 0, 1, LAN_REJECT_FLAGS},
 	{"critical flag 3", 5, 1, 0x08, 0, 1, LAN_REJECT_FLAGS},
+	{"gone without state", 5, 1, 0x04, 0, 1, LAN_REJECT_FLAGS},
+	{"state with a payload", 5, 1, 0x02, 0, 1, LAN_REJECT_FRAGMENT},
 	{"header shorter than its channel", 6, 2, 60, 0, 1, LAN_REJECT_HEADER},
 	{"header length 0", 6, 2, 0, 0, 1, LAN_REJECT_HEADER},
 	{"header longer than allowed", 6, 2, 0xffff, 0, 1, LAN_REJECT_HEADER},
@@ -206,6 +226,7 @@ static const struct hostile hostile_cases[] = {
 	{"line noise in the sequence", 39, 1, 0x43, 0, 0, LAN_REJECT_CRC},
 	{"checksum zeroed", 8, 4, 0, 0, 0, LAN_REJECT_CRC},
 	{"sequence 0", 32, 8, 0, 0, 1, LAN_REJECT_SEQ},
+	{"sequence 2^63", 32, 1, 0x80, 0, 1, LAN_REJECT_SEQ},
 	{"channel length 0", 64, 1, 0, 0, 1, LAN_REJECT_CHANNEL},
 	{"channel length 201", 64, 1, 201, 0, 1, LAN_REJECT_HEADER},
 	{"channel length 255", 64, 1, 255, 0, 1, LAN_REJECT_HEADER},
@@ -324,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_crc32c_pieces_and_paths_agree),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_encode_refuses),
+		cmocka_unit_test(test_state_frames),
 		cmocka_unit_test(test_packed_datagram),
 		cmocka_unit_test(test_fragment_arithmetic),
 		cmocka_unit_test(test_hostile_table),
