@@ -52,17 +52,17 @@ static void check_accepted(const uint8_t *buf, size_t len, const struct lan_fram
 	if ((size_t)n > len || f->payload < buf || f->payload + f->payload_len != buf + n)
 		__builtin_trap();
 	if (kite_channel_valid(f->channel) != 0 || strlen(f->channel) != f->channel_len ||
-	    f->seq == 0 || f->frag_count == 0 || f->frag_index >= f->frag_count ||
+	    (f->seq == 0 && !(f->flags & LAN_FLAG_STATE)) || f->frag_count == 0 || f->frag_index >= f->frag_count ||
 	    (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN))
 		__builtin_trap();
-	uint64_t at = lan_fragment_offset(f->total_len, f->frag_count, f->frag_index);
+	uint64_t at = ki_lan_fragment_offset(f->total_len, f->frag_count, f->frag_index);
 	if (at + f->payload_len > f->total_len)
 		__builtin_trap();
 	/* Re-encoded, it is the same frame (later optional fields dropped). */
 	static uint8_t again[LAN_FRAME_MAX];
 	struct lan_frame g;
-	int m = lan_frame_encode(again, sizeof again, f, f->payload);
-	if (m <= 0 || lan_frame_decode(again, (size_t)m, &g) != m ||
+	int m = ki_lan_frame_encode(again, sizeof again, f, f->payload);
+	if (m <= 0 || ki_lan_frame_decode(again, (size_t)m, &g) != m ||
 	    g.seq != f->seq || g.publisher != f->publisher || g.host != f->host ||
 	    g.total_len != f->total_len || g.frag_index != f->frag_index ||
 	    strcmp(g.channel, f->channel) != 0 ||
@@ -76,7 +76,7 @@ static size_t walk(const uint8_t *buf, size_t len)
 	size_t at = 0;
 	while (at < len) {
 		struct lan_frame f;
-		int n = lan_frame_decode(buf + at, len - at, &f);
+		int n = ki_lan_frame_decode(buf + at, len - at, &f);
 		if (n < 0) {
 			if (-n >= LAN_REJECT_KINDS)
 				__builtin_trap();
@@ -103,12 +103,12 @@ static size_t two_frames(uint8_t *out, size_t cap)
 	f.payload_len = 20;
 	strcpy(f.channel, "fuzz.ch");
 	f.channel_len = 7;
-	int a = lan_frame_encode(out, cap, &f, "abcdefghijklmnopqrst");
+	int a = ki_lan_frame_encode(out, cap, &f, "abcdefghijklmnopqrst");
 	f.frag_count = 1;
 	f.frag_index = 0;
 	f.total_len = f.payload_len = 3;
 	f.seq = 10;
-	int b = lan_frame_encode(out + a, cap - (size_t)a, &f, "xyz");
+	int b = ki_lan_frame_encode(out + a, cap - (size_t)a, &f, "xyz");
 	if (a <= 0 || b <= 0)
 		__builtin_trap();
 	return (size_t)a + (size_t)b;
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		f.seq = 1;
 		f.frag_count = 1;
 		f.total_len = f.payload_len = bar ? (uint32_t)(size - clen - 2) : 0;
-		int n = lan_frame_encode(buf, sizeof buf, &f, bar ? bar + 1 : NULL);
+		int n = ki_lan_frame_encode(buf, sizeof buf, &f, bar ? bar + 1 : NULL);
 		int valid = strlen(f.channel) == clen && kite_channel_valid(f.channel) == 0;
 		if ((n > 0) != valid)
 			__builtin_trap();

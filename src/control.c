@@ -192,6 +192,9 @@ void *ki_control_thread(void *arg)
 		int sweep = ki_pub_sweep_idle(k);
 		if (sweep >= 0 && (timeout < 0 || sweep < timeout))
 			timeout = sweep;
+		int lan = ki_lan_timers(k);
+		if (lan >= 0 && (timeout < 0 || lan < timeout))
+			timeout = lan;
 		ki_control_exit(k);
 		int n = epoll_wait(k->epoll_fd, evs, 32, timeout);
 		if (n < 0) {
@@ -209,6 +212,10 @@ void *ki_control_thread(void *arg)
 					return NULL;
 				}
 				continue; /* a kick: timers changed */
+			}
+			if (fd == ki_lan_fd(k)) {
+				ki_lan_receive(k);
+				continue;
 			}
 			if (fd == k->listen_fd) {
 				ki_peer_accept(k);

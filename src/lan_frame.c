@@ -22,26 +22,26 @@ static const char *const reject_names[LAN_REJECT_KINDS] = {
 	[LAN_REJECT_LENGTH] = "longer than a datagram",
 };
 
-const char *lan_reject_name(enum lan_reject why)
+const char *ki_lan_reject_name(enum lan_reject why)
 {
 	if ((int)why <= 0 || why >= LAN_REJECT_KINDS)
 		return "unknown";
 	return reject_names[why];
 }
 
-uint32_t lan_fragment_chunk(uint32_t total, uint32_t count)
+uint32_t ki_lan_fragment_chunk(uint32_t total, uint32_t count)
 {
 	if (count <= 1)
 		return total;
 	return (uint32_t)(((uint64_t)total + count - 1) / count);
 }
 
-uint64_t lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index)
+uint64_t ki_lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index)
 {
-	return (uint64_t)index * lan_fragment_chunk(total, count);
+	return (uint64_t)index * ki_lan_fragment_chunk(total, count);
 }
 
-uint32_t lan_fragment_count(uint32_t total, uint32_t max_payload)
+uint32_t ki_lan_fragment_count(uint32_t total, uint32_t max_payload)
 {
 	if (total == 0)
 		return 1;
@@ -57,7 +57,7 @@ static uint32_t expected_payload(uint32_t total, uint32_t count, uint32_t index)
 		return UINT32_MAX;
 	if (count == 1)
 		return total;
-	uint64_t chunk = lan_fragment_chunk(total, count);
+	uint64_t chunk = ki_lan_fragment_chunk(total, count);
 	uint64_t last_at = chunk * (count - 1);
 	if (last_at >= total) /* the last fragment would be empty */
 		return UINT32_MAX;
@@ -92,14 +92,14 @@ static int fields_check(const struct lan_frame *f)
 	    memchr(f->channel, 0, f->channel_len) ||
 	    kite_channel_valid(f->channel) != 0)
 		return -LAN_REJECT_CHANNEL;
-	if (f->seq == 0 || f->seq > LAN_SEQ_MAX)
+	if ((f->seq == 0 && !(f->flags & LAN_FLAG_STATE)) || f->seq > LAN_SEQ_MAX)
 		return -LAN_REJECT_SEQ;
 	if (expected_payload(f->total_len, f->frag_count, f->frag_index) != f->payload_len)
 		return -LAN_REJECT_FRAGMENT;
 	return 0;
 }
 
-int lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
+int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 		     const void *data)
 {
 	if (strnlen(f->channel, sizeof f->channel) != f->channel_len ||
@@ -132,7 +132,7 @@ int lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 	return (int)(hdr + f->payload_len);
 }
 
-int lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
+int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
 {
 	if (len < LAN_FIXED_LEN)
 		return len >= 4 && get32(buf) != LAN_MAGIC ? -LAN_REJECT_MAGIC

@@ -27,8 +27,9 @@
 #define LAN_FLAGS_CRITICAL 0x0fu
 #define LAN_FLAG_MAC 0x01u
 /* A state frame carries no message: its sequence is the last one the
- * publisher sent on the channel (its idle heartbeat); with GONE too, the
- * publisher is closing. Payload empty, fragment 0 of 1, total 0. */
+ * publisher sent on the channel (its idle heartbeat; 0 just before its
+ * first message, so that a loss of that one is seen too); with GONE too,
+ * the publisher is closing. Payload empty, fragment 0 of 1, total 0. */
 #define LAN_FLAG_STATE 0x02u
 #define LAN_FLAG_GONE 0x04u
 #define LAN_FLAGS_KNOWN (LAN_FLAG_STATE | LAN_FLAG_GONE)
@@ -51,7 +52,7 @@ struct lan_frame {
 	uint32_t payload_len;
 };
 
-/* Why a frame was rejected; receivers count each (lan_reject_name). */
+/* Why a frame was rejected; receivers count each (ki_lan_reject_name). */
 enum lan_reject {
 	LAN_REJECT_SHORT = 1,   /* fewer bytes than the header says */
 	LAN_REJECT_MAGIC,       /* not a kite frame */
@@ -65,16 +66,16 @@ enum lan_reject {
 	LAN_REJECT_LENGTH,      /* longer than a UDP datagram can be */
 	LAN_REJECT_KINDS
 };
-const char *lan_reject_name(enum lan_reject why);
+const char *ki_lan_reject_name(enum lan_reject why);
 
 /* Bytes of fragment `index` of a message of total bytes cut in count:
  * every fragment but the last carries chunk = ceil(total / count) bytes. */
-uint32_t lan_fragment_chunk(uint32_t total, uint32_t count);
-uint64_t lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index);
+uint32_t ki_lan_fragment_chunk(uint32_t total, uint32_t count);
+uint64_t ki_lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index);
 
 /* The fewest fragments that carry total bytes with at most max_payload
  * per frame (max_payload >= 1). */
-uint32_t lan_fragment_count(uint32_t total, uint32_t max_payload);
+uint32_t ki_lan_fragment_count(uint32_t total, uint32_t max_payload);
 
 /* Header bytes of a frame on this channel. */
 static inline size_t lan_header_len(size_t channel_len)
@@ -85,12 +86,12 @@ static inline size_t lan_header_len(size_t channel_len)
 /* Write one frame (f's fields, channel and payload_len; data is its
  * payload) at out: returns its length, or -ENOSPC if cap is too small,
  * -EINVAL if f is not a valid frame (the same checks as decoding). */
-int lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
+int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 		     const void *data);
 
 /* Read the frame at the start of buf[0..len): fills f (payload points into
  * buf) and returns its length (> 0), or -(enum lan_reject). After a reject
  * the rest of the datagram cannot be delimited: drop it. */
-int lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f);
+int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f);
 
 #endif

@@ -8,14 +8,14 @@
 
 #include "lan_crc32c.h"
 
-void lan_range_default(struct lan_range *r)
+void ki_lan_range_default(struct lan_range *r)
 {
 	r->base = LAN_DEFAULT_BASE;
 	r->prefix = LAN_DEFAULT_PREFIX;
 	r->port = LAN_DEFAULT_PORT;
 }
 
-int lan_range_parse(const char *cidr, struct lan_range *r)
+int ki_lan_range_parse(const char *cidr, struct lan_range *r)
 {
 	char addr[INET_ADDRSTRLEN];
 	const char *slash = cidr ? strchr(cidr, '/') : NULL;
@@ -48,22 +48,22 @@ static size_t first_token(const char *name)
 	return dot ? (size_t)(dot - name) : strlen(name);
 }
 
-uint32_t lan_group_of(const struct lan_range *r, const char *channel)
+uint32_t ki_lan_group_of(const struct lan_range *r, const char *channel)
 {
 	uint32_t h = ki_crc32c(0, channel, first_token(channel));
 	return r->base + h % lan_range_size(r);
 }
 
-int lan_pattern_group(const struct lan_range *r, const char *pattern, uint32_t *group)
+int ki_lan_pattern_group(const struct lan_range *r, const char *pattern, uint32_t *group)
 {
 	size_t n = first_token(pattern);
 	if (n == 1 && (pattern[0] == '*' || pattern[0] == '>'))
 		return 0;
-	*group = lan_group_of(r, pattern);
+	*group = ki_lan_group_of(r, pattern);
 	return 1;
 }
 
-int lan_joins_init(struct lan_joins *j, const struct lan_range *r)
+int ki_lan_joins_init(struct lan_joins *j, const struct lan_range *r)
 {
 	memset(j, 0, sizeof *j);
 	j->range = *r;
@@ -71,7 +71,7 @@ int lan_joins_init(struct lan_joins *j, const struct lan_range *r)
 	return j->refs ? 0 : -ENOMEM;
 }
 
-void lan_joins_free(struct lan_joins *j)
+void ki_lan_joins_free(struct lan_joins *j)
 {
 	free(j->refs);
 	j->refs = NULL;
@@ -83,7 +83,7 @@ static size_t count(struct lan_joins *j, const char *pattern, int delta, uint32_
 {
 	uint32_t one, size = lan_range_size(&j->range);
 	uint32_t from = 0, to = size;
-	if (lan_pattern_group(&j->range, pattern, &one)) {
+	if (ki_lan_pattern_group(&j->range, pattern, &one)) {
 		from = one - j->range.base;
 		to = from + 1;
 	}
@@ -97,12 +97,12 @@ static size_t count(struct lan_joins *j, const char *pattern, int delta, uint32_
 	return n;
 }
 
-size_t lan_joins_add(struct lan_joins *j, const char *pattern, uint32_t *change)
+size_t ki_lan_joins_add(struct lan_joins *j, const char *pattern, uint32_t *change)
 {
 	return count(j, pattern, +1, change);
 }
 
-size_t lan_joins_remove(struct lan_joins *j, const char *pattern, uint32_t *change)
+size_t ki_lan_joins_remove(struct lan_joins *j, const char *pattern, uint32_t *change)
 {
 	return count(j, pattern, -1, change);
 }

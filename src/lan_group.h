@@ -27,11 +27,11 @@ struct lan_range {
 };
 
 /* The default range, 239.255.75.0/28 port 7475. */
-void lan_range_default(struct lan_range *r);
+void ki_lan_range_default(struct lan_range *r);
 
 /* Parse "A.B.C.D/N" (N 24..32; host bits must be zero) within
  * 239.0.0.0/8, the administratively scoped block. 0 or -EINVAL. */
-int lan_range_parse(const char *cidr, struct lan_range *r);
+int ki_lan_range_parse(const char *cidr, struct lan_range *r);
 
 static inline uint32_t lan_range_size(const struct lan_range *r)
 {
@@ -40,11 +40,11 @@ static inline uint32_t lan_range_size(const struct lan_range *r)
 
 /* The group of a channel name (host byte order): base + CRC32C(first
  * token) mod size. */
-uint32_t lan_group_of(const struct lan_range *r, const char *channel);
+uint32_t ki_lan_group_of(const struct lan_range *r, const char *channel);
 
 /* The group a valid pattern needs: 1 and *group when its first token is
  * literal, 0 when it starts with a wildcard (every group of the range). */
-int lan_pattern_group(const struct lan_range *r, const char *pattern, uint32_t *group);
+int ki_lan_pattern_group(const struct lan_range *r, const char *pattern, uint32_t *group);
 
 /* Which groups a handle's patterns need, counted so that a group is joined
  * when its first pattern comes and left when its last one goes. */
@@ -53,12 +53,12 @@ struct lan_joins {
 	uint32_t *refs; /* per group of the range: patterns that need it */
 };
 
-int lan_joins_init(struct lan_joins *j, const struct lan_range *r);
-void lan_joins_free(struct lan_joins *j);
+int ki_lan_joins_init(struct lan_joins *j, const struct lan_range *r);
+void ki_lan_joins_free(struct lan_joins *j);
 /* Count a pattern in (add) or out (remove); change[] (room for the range
  * size) gets the groups to join (add) or leave (remove) now; returns how
  * many. */
-size_t lan_joins_add(struct lan_joins *j, const char *pattern, uint32_t *change);
-size_t lan_joins_remove(struct lan_joins *j, const char *pattern, uint32_t *change);
+size_t ki_lan_joins_add(struct lan_joins *j, const char *pattern, uint32_t *change);
+size_t ki_lan_joins_remove(struct lan_joins *j, const char *pattern, uint32_t *change);
 
 #endif

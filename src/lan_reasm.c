@@ -19,7 +19,7 @@ struct lan_partial {
 	uint8_t *data;
 };
 
-void lan_reasm_init(struct lan_reasm *r, uint32_t max_msg, size_t cap_bytes,
+void ki_lan_reasm_init(struct lan_reasm *r, uint32_t max_msg, size_t cap_bytes,
 		    uint64_t timeout_ns)
 {
 	memset(r, 0, sizeof *r);
@@ -41,7 +41,7 @@ static void drop(struct lan_reasm *r, size_t i)
 	r->npartials--;
 }
 
-void lan_reasm_free(struct lan_reasm *r)
+void ki_lan_reasm_free(struct lan_reasm *r)
 {
 	while (r->npartials)
 		drop(r, r->npartials - 1);
@@ -94,7 +94,7 @@ static struct lan_partial *start(struct lan_reasm *r, uint64_t host,
 	return p;
 }
 
-int lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame *f,
+int ki_lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame *f,
 		  const struct sockaddr_in *from, uint64_t now_ns, struct lan_msg *out)
 {
 	struct lan_partial *p = NULL;
@@ -123,7 +123,7 @@ int lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame *f,
 	}
 	/* The frame decoder checked that this fragment lies within the
 	 * message and has exactly its size. */
-	uint64_t at = lan_fragment_offset(f->total_len, f->frag_count, idx);
+	uint64_t at = ki_lan_fragment_offset(f->total_len, f->frag_count, idx);
 	memcpy(p->data + at, f->payload, f->payload_len);
 	p->map[idx / 8] |= (uint8_t)(1u << (idx % 8));
 	if (++p->have < p->frag_count)
@@ -142,7 +142,7 @@ int lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame *f,
 	return 1;
 }
 
-uint64_t lan_reasm_expire(struct lan_reasm *r, uint64_t now_ns)
+uint64_t ki_lan_reasm_expire(struct lan_reasm *r, uint64_t now_ns)
 {
 	while (r->npartials && now_ns - r->partials[0]->first_ns >= r->timeout_ns) {
 		drop(r, 0);

@@ -39,18 +39,18 @@ struct lan_reasm {
 };
 
 /* Zero-initialised r with defaults filled in for zero fields. */
-void lan_reasm_init(struct lan_reasm *r, uint32_t max_msg, size_t cap_bytes,
+void ki_lan_reasm_init(struct lan_reasm *r, uint32_t max_msg, size_t cap_bytes,
 		    uint64_t timeout_ns);
-void lan_reasm_free(struct lan_reasm *r);
+void ki_lan_reasm_free(struct lan_reasm *r);
 
 /* Take one fragment (f->frag_count > 1) of host's message heard at now.
  * 1: the message is complete, *out holds it (its data is the caller's);
  * 0: held, waiting for more; -1: refused or dropped (counted). */
-int lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame *f,
+int ki_lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame *f,
 		  const struct sockaddr_in *from, uint64_t now_ns, struct lan_msg *out);
 
 /* Discard partials older than timeout_ns; ns until the next expires, or
  * UINT64_MAX. */
-uint64_t lan_reasm_expire(struct lan_reasm *r, uint64_t now_ns);
+uint64_t ki_lan_reasm_expire(struct lan_reasm *r, uint64_t now_ns);
 
 #endif

@@ -36,10 +36,10 @@ static int iface_valid(const char *s, size_t n)
 	return 1;
 }
 
-int lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t why_len)
+int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t why_len)
 {
 	memset(out, 0, sizeof *out);
-	lan_range_default(&out->range);
+	ki_lan_range_default(&out->range);
 	out->ttl = LAN_DEFAULT_TTL;
 	out->reorder_ms = LAN_DEFAULT_REORDER_MS;
 	out->max_msg = LAN_REASM_MAX_MSG;
@@ -74,7 +74,7 @@ int lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t why
 			if (!bad) {
 				memcpy(cidr, v, vlen);
 				cidr[vlen] = 0;
-				bad = lan_range_parse(cidr, &out->range) != 0;
+				bad = ki_lan_range_parse(cidr, &out->range) != 0;
 			}
 			if (bad) {
 				snprintf(why, why_len, "group=%.*s: expected A.B.C.D/N within 239.0.0.0/8, N 24 to 32",

@@ -23,6 +23,6 @@ struct lan_spec {
 };
 
 /* 0, or -EINVAL with what was wrong in why (for the caller to print). */
-int lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t why_len);
+int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t why_len);
 
 #endif

@@ -92,7 +92,7 @@ static void note_gap(struct lan_stream *s, uint64_t now_ns)
 	s->gap_since_ns = since;
 }
 
-int lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
+int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 		    uint64_t reorder_ns, const struct lan_sink *out)
 {
 	s->last_heard_ns = now_ns;
@@ -140,26 +140,27 @@ int lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	s->held_bytes += h->len;
 	deliver_ready(s, out);
 	note_gap(s, now_ns);
-	lan_stream_tick(s, now_ns, reorder_ns, out);
+	ki_lan_stream_tick(s, now_ns, reorder_ns, out);
 	return 1;
 }
 
-void lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,
+void ki_lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,
 			 uint64_t reorder_ns, const struct lan_sink *out)
 {
 	s->last_heard_ns = now_ns;
 	if (!s->started) {
-		/* Joined while it was idle: nothing of before is ours to count. */
+		/* Joined while it was idle: nothing of before is ours to count
+		 * (seq 0: it has sent nothing yet, its first message is ours). */
 		s->started = 1;
 		s->next = seq + 1;
 	}
 	if (seq > s->announced)
 		s->announced = seq;
 	note_gap(s, now_ns);
-	lan_stream_tick(s, now_ns, reorder_ns, out);
+	ki_lan_stream_tick(s, now_ns, reorder_ns, out);
 }
 
-uint64_t lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder_ns,
+uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder_ns,
 			 const struct lan_sink *out)
 {
 	while (s->gap_since_ns) {
@@ -174,7 +175,7 @@ uint64_t lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder
 	return UINT64_MAX;
 }
 
-void lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
+void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
 {
 	uint64_t end = known_end(s);
 	while (s->next <= end)
@@ -182,7 +183,7 @@ void lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
 	s->gap_since_ns = 0;
 }
 
-void lan_stream_clear(struct lan_stream *s)
+void ki_lan_stream_clear(struct lan_stream *s)
 {
 	for (size_t i = 0; i < LAN_REORDER_WINDOW; i++) {
 		free(s->held[i].data);

@@ -24,7 +24,7 @@
 struct lan_msg {
 	uint64_t seq;
 	uint64_t timestamp_ns;
-	uint64_t arrived_ns; /* set by lan_stream_take */
+	uint64_t arrived_ns; /* set by ki_lan_stream_take */
 	uint32_t pid;
 	uint32_t len;
 	uint8_t *data; /* malloc'd, owned by whoever holds the lan_msg */
@@ -58,26 +58,26 @@ struct lan_sink {
 /* Take a message heard at now_ns (its data is then owned by the stream,
  * and freed if dropped). Returns 1 delivered or held, 0 dropped as a
  * duplicate or late. */
-int lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
+int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 		    uint64_t reorder_ns, const struct lan_sink *out);
 
 /* The publisher says it has sent up to seq (its idle heartbeat, or its
  * goodbye): a gap up to there is waited for like any other. */
-void lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,
+void ki_lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,
 			 uint64_t reorder_ns, const struct lan_sink *out);
 
 /* Time passes: gaps older than reorder_ns are declared lost and what was
  * held behind them delivered. Returns ns until the stream next needs a
  * look (UINT64_MAX: nothing pending). */
-uint64_t lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder_ns,
+uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder_ns,
 			 const struct lan_sink *out);
 
 /* Give up waiting: every gap up to the last announced or held sequence is
  * lost now, and what is held delivered (a vanished publisher, a memory
  * cap). */
-void lan_stream_flush(struct lan_stream *s, const struct lan_sink *out);
+void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out);
 
 /* Free what is held (without delivering it). */
-void lan_stream_clear(struct lan_stream *s);
+void ki_lan_stream_clear(struct lan_stream *s);
 
 #endif

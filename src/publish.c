@@ -497,6 +497,7 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 				 ki_realtime_ns());
 	}
 	k->stats.published++;
+	ki_lan_publish(k, r->channel, seq, data, len);
 	wake_sleepers(k, r);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;

@@ -69,7 +69,7 @@ static void test_round_trip(void **state)
 	for (size_t i = 0; i < sizeof payload; i++)
 		payload[i] = (uint8_t)(i * 7);
 	struct lan_frame f = sample("orders.eu.created", sizeof payload);
-	int n = lan_frame_encode(out, sizeof out, &f, payload);
+	int n = ki_lan_frame_encode(out, sizeof out, &f, payload);
 	assert_int_equal(n, LAN_FIXED_LEN + 17 + 1000);
 	/* The fixed layout of docs/PROTOCOL.md. */
 	assert_memory_equal(out, "KITE\x01\x00\x00\x52", 8);
@@ -77,7 +77,7 @@ static void test_round_trip(void **state)
 	assert_memory_equal(out + 16, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
 	assert_int_equal(out[64], 17);
 	struct lan_frame g;
-	assert_int_equal(lan_frame_decode(out, (size_t)n, &g), n);
+	assert_int_equal(ki_lan_frame_decode(out, (size_t)n, &g), n);
 	assert_string_equal(g.channel, "orders.eu.created");
 	assert_true(g.host == f.host && g.publisher == f.publisher && g.seq == 42 &&
 		    g.timestamp_ns == f.timestamp_ns && g.pid == 4242 &&
@@ -88,9 +88,9 @@ static void test_round_trip(void **state)
 
 	/* An empty message is a frame too. */
 	f = sample("a", 0);
-	n = lan_frame_encode(out, sizeof out, &f, NULL);
+	n = ki_lan_frame_encode(out, sizeof out, &f, NULL);
 	assert_int_equal(n, LAN_FIXED_LEN + 1);
-	assert_int_equal(lan_frame_decode(out, (size_t)n, &g), n);
+	assert_int_equal(ki_lan_frame_decode(out, (size_t)n, &g), n);
 	assert_int_equal(g.payload_len, 0);
 }
 
@@ -99,22 +99,22 @@ static void test_encode_refuses(void **state)
 	(void)state;
 	uint8_t out[512], payload[400] = {0};
 	struct lan_frame f = sample("a.b", 400);
-	assert_int_equal(lan_frame_encode(out, 400, &f, payload), -ENOSPC);
-	assert_int_equal(lan_frame_encode(out, LAN_FIXED_LEN + 3 + 399, &f, payload), -ENOSPC);
+	assert_int_equal(ki_lan_frame_encode(out, 400, &f, payload), -ENOSPC);
+	assert_int_equal(ki_lan_frame_encode(out, LAN_FIXED_LEN + 3 + 399, &f, payload), -ENOSPC);
 	struct lan_frame bad = sample("a.*", 0);
-	assert_int_equal(lan_frame_encode(out, sizeof out, &bad, NULL), -EINVAL);
+	assert_int_equal(ki_lan_frame_encode(out, sizeof out, &bad, NULL), -EINVAL);
 	bad = sample("a.b", 10);
 	bad.seq = 0;
-	assert_int_equal(lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
+	assert_int_equal(ki_lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
 	bad = sample("a.b", 10);
 	bad.frag_count = 2; /* 10 in 2: each fragment carries 5 */
-	assert_int_equal(lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
+	assert_int_equal(ki_lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
 	bad = sample("a.b", 10);
 	bad.flags = LAN_FLAG_MAC; /* not spoken by this version */
-	assert_int_equal(lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
+	assert_int_equal(ki_lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
 	bad = sample("a.b", 10);
 	bad.channel_len = 2; /* disagrees with the string */
-	assert_int_equal(lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
+	assert_int_equal(ki_lan_frame_encode(out, sizeof out, &bad, payload), -EINVAL);
 }
 
 static void test_state_frames(void **state)
@@ -124,15 +124,21 @@ static void test_state_frames(void **state)
 	struct lan_frame f = sample("a.b", 0), g;
 	f.flags = LAN_FLAG_STATE;
 	f.seq = 77;
-	int n = lan_frame_encode(out, sizeof out, &f, NULL);
+	int n = ki_lan_frame_encode(out, sizeof out, &f, NULL);
 	assert_true(n > 0);
-	assert_int_equal(lan_frame_decode(out, (size_t)n, &g), n);
+	assert_int_equal(ki_lan_frame_decode(out, (size_t)n, &g), n);
 	assert_int_equal(g.flags, LAN_FLAG_STATE);
 	assert_int_equal(g.seq, 77);
 	f.flags = LAN_FLAG_STATE | LAN_FLAG_GONE;
-	n = lan_frame_encode(out, sizeof out, &f, NULL);
-	assert_int_equal(lan_frame_decode(out, (size_t)n, &g), n);
+	n = ki_lan_frame_encode(out, sizeof out, &f, NULL);
+	assert_int_equal(ki_lan_frame_decode(out, (size_t)n, &g), n);
 	assert_int_equal(g.flags, LAN_FLAG_STATE | LAN_FLAG_GONE);
+	/* Sequence 0: "nothing sent yet", said before the first message. */
+	f.flags = LAN_FLAG_STATE;
+	f.seq = 0;
+	n = ki_lan_frame_encode(out, sizeof out, &f, NULL);
+	assert_int_equal(ki_lan_frame_decode(out, (size_t)n, &g), n);
+	assert_int_equal(g.seq, 0);
 }
 
 static void test_packed_datagram(void **state)
@@ -146,14 +152,14 @@ static void test_packed_datagram(void **state)
 		f.seq = (uint64_t)i + 1;
 		uint8_t payload[64];
 		memset(payload, 'a' + i, sizeof payload);
-		int n = lan_frame_encode(dgram + len, sizeof dgram - len, &f, payload);
+		int n = ki_lan_frame_encode(dgram + len, sizeof dgram - len, &f, payload);
 		assert_true(n > 0);
 		len += (size_t)n;
 	}
 	size_t at = 0;
 	for (int i = 0; i < 3; i++) {
 		struct lan_frame g;
-		int n = lan_frame_decode(dgram + at, len - at, &g);
+		int n = ki_lan_frame_decode(dgram + at, len - at, &g);
 		assert_true(n > 0);
 		assert_string_equal(g.channel, channels[i]);
 		assert_int_equal(g.seq, (uint64_t)i + 1);
@@ -174,18 +180,18 @@ static void test_fragment_arithmetic(void **state)
 	for (size_t t = 0; t < sizeof totals / sizeof *totals; t++)
 		for (size_t m = 0; m < sizeof maxes / sizeof *maxes; m++) {
 			uint32_t total = totals[t], max = maxes[m];
-			uint32_t count = lan_fragment_count(total, max);
+			uint32_t count = ki_lan_fragment_count(total, max);
 			if ((uint64_t)count * max < total || (count > 1 && (uint64_t)(count - 1) * max >= total))
 				fail_msg("count %u for %u by %u is not the fewest", count, total, max);
-			uint32_t chunk = lan_fragment_chunk(total, count);
+			uint32_t chunk = ki_lan_fragment_chunk(total, count);
 			assert_true(chunk <= max || total == 0);
-			uint64_t last = lan_fragment_offset(total, count, count - 1);
+			uint64_t last = ki_lan_fragment_offset(total, count, count - 1);
 			assert_true(count == 1 || last < total);
 			assert_true(last + chunk >= total);
 		}
-	assert_int_equal(lan_fragment_count(0, 1400), 1);
-	assert_int_equal(lan_fragment_chunk(10, 4), 3);
-	assert_int_equal(lan_fragment_offset(10, 4, 3), 9);
+	assert_int_equal(ki_lan_fragment_count(0, 1400), 1);
+	assert_int_equal(ki_lan_fragment_chunk(10, 4), 3);
+	assert_int_equal(ki_lan_fragment_offset(10, 4, 3), 9);
 }
 
 /* Hostile frames: a valid frame changed at one place, CRC re-computed
@@ -246,7 +252,7 @@ static const struct hostile hostile_cases[] = {
 static size_t base_frame(uint8_t *out, size_t cap)
 {
 	struct lan_frame f = sample("ab.c", 10);
-	int n = lan_frame_encode(out, cap, &f, "0123456789");
+	int n = ki_lan_frame_encode(out, cap, &f, "0123456789");
 	assert_true(n > 0);
 	return (size_t)n;
 }
@@ -283,12 +289,12 @@ static void test_hostile_table(void **state)
 		assert_non_null(exact);
 		memcpy(exact, b, len);
 		struct lan_frame f;
-		int r = lan_frame_decode(exact, len, &f);
+		int r = ki_lan_frame_decode(exact, len, &f);
 		free(exact);
 		if (r != -(int)h->want)
 			fail_msg("%s: got %d (%s), want %s", h->what, r,
-				 r < 0 ? lan_reject_name((enum lan_reject)-r) : "accepted",
-				 lan_reject_name(h->want));
+				 r < 0 ? ki_lan_reject_name((enum lan_reject)-r) : "accepted",
+				 ki_lan_reject_name(h->want));
 	}
 }
 
@@ -300,13 +306,13 @@ static void test_every_bit_flip_rejected(void **state)
 	for (size_t bit = 0; bit < len * 8; bit++) {
 		b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		struct lan_frame f;
-		int r = lan_frame_decode(b, len, &f);
+		int r = ki_lan_frame_decode(b, len, &f);
 		if (r > 0)
 			fail_msg("bit %zu flipped was accepted", bit);
 		b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
 	struct lan_frame f;
-	assert_int_equal(lan_frame_decode(b, len, &f), (int)len);
+	assert_int_equal(ki_lan_frame_decode(b, len, &f), (int)len);
 }
 
 static void test_later_fields_skipped(void **state)
@@ -324,7 +330,7 @@ static void test_later_fields_skipped(void **state)
 	b[5] = 0x10;
 	fix_crc(b, len);
 	struct lan_frame f;
-	assert_int_equal(lan_frame_decode(b, len, &f), (int)len);
+	assert_int_equal(ki_lan_frame_decode(b, len, &f), (int)len);
 	assert_memory_equal(f.payload, "0123456789", 10);
 	assert_int_equal(f.flags, 0x10);
 }
@@ -333,9 +339,9 @@ static void test_reject_names(void **state)
 {
 	(void)state;
 	for (int i = 1; i < LAN_REJECT_KINDS; i++)
-		assert_string_not_equal(lan_reject_name((enum lan_reject)i), "unknown");
-	assert_string_equal(lan_reject_name((enum lan_reject)0), "unknown");
-	assert_string_equal(lan_reject_name(LAN_REJECT_KINDS), "unknown");
+		assert_string_not_equal(ki_lan_reject_name((enum lan_reject)i), "unknown");
+	assert_string_equal(ki_lan_reject_name((enum lan_reject)0), "unknown");
+	assert_string_equal(ki_lan_reject_name(LAN_REJECT_KINDS), "unknown");
 }
 
 int main(void)

@@ -31,12 +31,12 @@ static void test_frozen_vectors(void **state)
 		{"host-7.up", "239.255.75.1"},
 	};
 	struct lan_range r;
-	lan_range_default(&r);
+	ki_lan_range_default(&r);
 	assert_int_equal(r.port, 7475);
 	assert_int_equal(lan_range_size(&r), 16);
 	for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
 		char buf[INET_ADDRSTRLEN];
-		const char *got = dotted(lan_group_of(&r, v[i].channel), buf);
+		const char *got = dotted(ki_lan_group_of(&r, v[i].channel), buf);
 		if (strcmp(got, v[i].group) != 0)
 			fail_msg("%s -> %s, want %s", v[i].channel, got, v[i].group);
 	}
@@ -58,18 +58,18 @@ static void test_range_parse(void **state)
 	};
 	struct lan_range r;
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
-		if (lan_range_parse(good[i], &r) != 0)
+		if (ki_lan_range_parse(good[i], &r) != 0)
 			fail_msg("range \"%s\" should parse", good[i]);
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-		if (lan_range_parse(bad[i], &r) != -EINVAL)
+		if (ki_lan_range_parse(bad[i], &r) != -EINVAL)
 			fail_msg("range \"%s\" should be refused", bad[i]);
-	assert_int_equal(lan_range_parse(NULL, &r), -EINVAL);
-	assert_int_equal(lan_range_parse("239.1.2.0/26", &r), 0);
+	assert_int_equal(ki_lan_range_parse(NULL, &r), -EINVAL);
+	assert_int_equal(ki_lan_range_parse("239.1.2.0/26", &r), 0);
 	assert_int_equal(r.base, 0xEF010200u);
 	assert_int_equal(r.prefix, 26);
 	assert_int_equal(lan_range_size(&r), 64);
-	assert_int_equal(lan_range_parse("239.1.2.3/32", &r), 0);
-	assert_int_equal(lan_group_of(&r, "anything.at.all"), 0xEF010203u);
+	assert_int_equal(ki_lan_range_parse("239.1.2.3/32", &r), 0);
+	assert_int_equal(ki_lan_group_of(&r, "anything.at.all"), 0xEF010203u);
 }
 
 static void test_patterns_join_every_group_they_match(void **state)
@@ -84,17 +84,17 @@ static void test_patterns_join_every_group_they_match(void **state)
 		"metrics.*.load", "x-1.>", "b.*", "q.>",
 	};
 	struct lan_range ranges[3];
-	lan_range_default(&ranges[0]);
-	assert_int_equal(lan_range_parse("239.9.0.0/24", &ranges[1]), 0);
-	assert_int_equal(lan_range_parse("239.9.1.7/32", &ranges[2]), 0);
+	ki_lan_range_default(&ranges[0]);
+	assert_int_equal(ki_lan_range_parse("239.9.0.0/24", &ranges[1]), 0);
+	assert_int_equal(ki_lan_range_parse("239.9.1.7/32", &ranges[2]), 0);
 	for (int ri = 0; ri < 3; ri++) {
 		struct lan_range *r = &ranges[ri];
 		for (size_t p = 0; p < sizeof patterns / sizeof *patterns; p++) {
 			uint32_t g;
-			int one = lan_pattern_group(r, patterns[p], &g);
+			int one = ki_lan_pattern_group(r, patterns[p], &g);
 			assert_int_equal(one, patterns[p][0] != '*' && patterns[p][0] != '>');
 			for (size_t c = 0; c < sizeof channels / sizeof *channels; c++) {
-				uint32_t cg = lan_group_of(r, channels[c]);
+				uint32_t cg = ki_lan_group_of(r, channels[c]);
 				assert_true(cg >= r->base && cg - r->base < lan_range_size(r));
 				if (one && kite_pattern_match(patterns[p], channels[c]) && cg != g)
 					fail_msg("%s matches %s but joins another group",
@@ -110,12 +110,12 @@ static void test_groups_spread(void **state)
 	/* 1000 first tokens over the 16 default groups: none empty, none
 	 * with more than twice its share. */
 	struct lan_range r;
-	lan_range_default(&r);
+	ki_lan_range_default(&r);
 	unsigned hits[16] = {0};
 	for (int i = 0; i < 1000; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "svc%d.events", i);
-		hits[lan_group_of(&r, name) - r.base]++;
+		hits[ki_lan_group_of(&r, name) - r.base]++;
 	}
 	for (int g = 0; g < 16; g++)
 		if (hits[g] == 0 || hits[g] > 125)
@@ -126,28 +126,28 @@ static void test_join_counts(void **state)
 {
 	(void)state;
 	struct lan_range r;
-	lan_range_default(&r);
+	ki_lan_range_default(&r);
 	struct lan_joins j;
-	assert_int_equal(lan_joins_init(&j, &r), 0);
+	assert_int_equal(ki_lan_joins_init(&j, &r), 0);
 	uint32_t change[16];
-	uint32_t orders = lan_group_of(&r, "orders");
-	assert_int_equal(lan_joins_add(&j, "orders.>", change), 1);
+	uint32_t orders = ki_lan_group_of(&r, "orders");
+	assert_int_equal(ki_lan_joins_add(&j, "orders.>", change), 1);
 	assert_int_equal(change[0], orders);
-	assert_int_equal(lan_joins_add(&j, "orders.*", change), 0);
-	assert_int_equal(lan_joins_add(&j, ">", change), 15); /* all but orders' */
+	assert_int_equal(ki_lan_joins_add(&j, "orders.*", change), 0);
+	assert_int_equal(ki_lan_joins_add(&j, ">", change), 15); /* all but orders' */
 	for (int i = 0; i < 15; i++)
 		assert_int_not_equal(change[i], orders);
-	assert_int_equal(lan_joins_add(&j, "*.x", change), 0);
-	assert_int_equal(lan_joins_remove(&j, ">", change), 0); /* *.x holds them */
-	assert_int_equal(lan_joins_remove(&j, "*.x", change), 15);
-	assert_int_equal(lan_joins_remove(&j, "orders.>", change), 0);
-	assert_int_equal(lan_joins_remove(&j, "orders.*", change), 1);
+	assert_int_equal(ki_lan_joins_add(&j, "*.x", change), 0);
+	assert_int_equal(ki_lan_joins_remove(&j, ">", change), 0); /* *.x holds them */
+	assert_int_equal(ki_lan_joins_remove(&j, "*.x", change), 15);
+	assert_int_equal(ki_lan_joins_remove(&j, "orders.>", change), 0);
+	assert_int_equal(ki_lan_joins_remove(&j, "orders.*", change), 1);
 	assert_int_equal(change[0], orders);
 	/* Removing what was never counted changes nothing (no wrap-around). */
-	assert_int_equal(lan_joins_remove(&j, "orders.*", change), 0);
-	assert_int_equal(lan_joins_remove(&j, ">", change), 0);
-	assert_int_equal(lan_joins_add(&j, "orders", change), 1);
-	lan_joins_free(&j);
+	assert_int_equal(ki_lan_joins_remove(&j, "orders.*", change), 0);
+	assert_int_equal(ki_lan_joins_remove(&j, ">", change), 0);
+	assert_int_equal(ki_lan_joins_add(&j, "orders", change), 1);
+	ki_lan_joins_free(&j);
 }
 
 int main(void)

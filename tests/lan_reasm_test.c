@@ -24,8 +24,8 @@ static struct lan_frame frag(uint64_t seq, uint32_t total, uint32_t count, uint3
 	f.frag_index = idx;
 	strcpy(f.channel, "big.one");
 	f.channel_len = 7;
-	uint64_t at = lan_fragment_offset(total, count, idx);
-	uint32_t chunk = lan_fragment_chunk(total, count);
+	uint64_t at = ki_lan_fragment_offset(total, count, idx);
+	uint32_t chunk = ki_lan_fragment_chunk(total, count);
 	f.payload_len = idx + 1 < count ? chunk : (uint32_t)(total - at);
 	f.payload = msg ? msg + at : NULL;
 	return f;
@@ -39,27 +39,27 @@ static void test_any_order(void **state)
 	for (int i = 0; i < TOTAL; i++)
 		msg[i] = (uint8_t)(i * 31 + 7);
 	struct lan_reasm r;
-	lan_reasm_init(&r, 0, 0, 0);
+	ki_lan_reasm_init(&r, 0, 0, 0);
 	struct lan_msg out = {0};
 	/* Odd fragments first, then even ones backwards, one twice. */
 	for (uint32_t i = 1; i < COUNT; i += 2) {
 		struct lan_frame f = frag(9, TOTAL, COUNT, i, msg);
-		assert_int_equal(lan_reasm_add(&r, 1, &f, NULL, MS, &out), 0);
+		assert_int_equal(ki_lan_reasm_add(&r, 1, &f, NULL, MS, &out), 0);
 	}
 	struct lan_frame again = frag(9, TOTAL, COUNT, 3, msg);
-	assert_int_equal(lan_reasm_add(&r, 1, &again, NULL, MS, &out), -1);
+	assert_int_equal(ki_lan_reasm_add(&r, 1, &again, NULL, MS, &out), -1);
 	assert_int_equal(r.duplicates, 1);
 	struct lan_frame odd = frag(9, TOTAL, COUNT + 1, 4, msg);
-	assert_int_equal(lan_reasm_add(&r, 1, &odd, NULL, MS, &out), -1);
+	assert_int_equal(ki_lan_reasm_add(&r, 1, &odd, NULL, MS, &out), -1);
 	assert_int_equal(r.inconsistent, 1);
 	/* The same sequence from another host is another message. */
 	struct lan_frame other = frag(9, TOTAL, COUNT, 0, msg);
-	assert_int_equal(lan_reasm_add(&r, 2, &other, NULL, MS, &out), 0);
+	assert_int_equal(ki_lan_reasm_add(&r, 2, &other, NULL, MS, &out), 0);
 	assert_int_equal(r.npartials, 2);
 	int done = 0;
 	for (int i = COUNT - 2; i >= 0; i -= 2) {
 		struct lan_frame f = frag(9, TOTAL, COUNT, (uint32_t)i, msg);
-		done = lan_reasm_add(&r, 1, &f, NULL, MS, &out);
+		done = ki_lan_reasm_add(&r, 1, &f, NULL, MS, &out);
 		assert_int_equal(done, i == 0 ? 1 : 0);
 	}
 	assert_int_equal(out.len, TOTAL);
@@ -68,7 +68,7 @@ static void test_any_order(void **state)
 	free(out.data);
 	assert_int_equal(r.completed, 1);
 	assert_int_equal(r.npartials, 1);
-	lan_reasm_free(&r);
+	ki_lan_reasm_free(&r);
 	assert_int_equal(r.bytes, 0);
 	free(msg);
 }
@@ -80,14 +80,14 @@ static void test_sixteen_mib(void **state)
 	uint8_t *msg = malloc(total);
 	for (uint32_t i = 0; i < total; i += 4096)
 		msg[i] = (uint8_t)(i >> 12);
-	uint32_t count = lan_fragment_count(total, 65000);
+	uint32_t count = ki_lan_fragment_count(total, 65000);
 	struct lan_reasm r;
-	lan_reasm_init(&r, 0, 0, 0);
+	ki_lan_reasm_init(&r, 0, 0, 0);
 	struct lan_msg out = {0};
 	int rc = 0;
 	for (uint32_t i = 0; i < count; i++) {
 		struct lan_frame f = frag(1, total, count, i, msg);
-		rc = lan_reasm_add(&r, 1, &f, NULL, MS, &out);
+		rc = ki_lan_reasm_add(&r, 1, &f, NULL, MS, &out);
 	}
 	assert_int_equal(rc, 1);
 	assert_int_equal(out.len, total);
@@ -95,10 +95,10 @@ static void test_sixteen_mib(void **state)
 	free(out.data);
 	/* One byte more than the cap: refused before anything is held. */
 	struct lan_frame f = frag(2, total + 1, count + 1, 0, NULL);
-	assert_int_equal(lan_reasm_add(&r, 1, &f, NULL, MS, &out), -1);
+	assert_int_equal(ki_lan_reasm_add(&r, 1, &f, NULL, MS, &out), -1);
 	assert_int_equal(r.too_big, 1);
 	assert_int_equal(r.npartials, 0);
-	lan_reasm_free(&r);
+	ki_lan_reasm_free(&r);
 	free(msg);
 }
 
@@ -109,14 +109,14 @@ static void test_flood_held_under_cap(void **state)
 	 * fragments), none ever completed. */
 	static uint8_t junk[65536];
 	struct lan_reasm r;
-	lan_reasm_init(&r, 0, 40u << 20, 0);
+	ki_lan_reasm_init(&r, 0, 40u << 20, 0);
 	struct lan_msg out;
 	size_t peak = 0;
 	for (uint64_t s = 1; s <= 20000; s++) {
 		uint32_t total = s % 2 ? 16u << 20 : 100000;
-		uint32_t count = s % 2 ? lan_fragment_count(total, 65000) : total / 2;
+		uint32_t count = s % 2 ? ki_lan_fragment_count(total, 65000) : total / 2;
 		struct lan_frame f = frag(s, total, count, 0, junk);
-		assert_int_equal(lan_reasm_add(&r, s % 7, &f, NULL, MS, &out), 0);
+		assert_int_equal(ki_lan_reasm_add(&r, s % 7, &f, NULL, MS, &out), 0);
 		if (r.bytes > peak)
 			peak = r.bytes;
 		assert_true(r.bytes <= r.cap_bytes);
@@ -129,11 +129,11 @@ static void test_flood_held_under_cap(void **state)
 	uint8_t msg[3000];
 	memset(msg, 'k', sizeof msg);
 	struct lan_frame a = frag(77, 3000, 2, 1, msg), b = frag(77, 3000, 2, 0, msg);
-	assert_int_equal(lan_reasm_add(&r, 9, &a, NULL, MS, &out), 0);
-	assert_int_equal(lan_reasm_add(&r, 9, &b, NULL, MS, &out), 1);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &a, NULL, MS, &out), 0);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &b, NULL, MS, &out), 1);
 	assert_memory_equal(out.data, msg, 3000);
 	free(out.data);
-	lan_reasm_free(&r);
+	ki_lan_reasm_free(&r);
 }
 
 static void test_expiry(void **state)
@@ -141,22 +141,22 @@ static void test_expiry(void **state)
 	(void)state;
 	uint8_t msg[3000] = {0};
 	struct lan_reasm r;
-	lan_reasm_init(&r, 0, 0, 100 * MS);
+	ki_lan_reasm_init(&r, 0, 0, 100 * MS);
 	struct lan_msg out;
 	struct lan_frame a = frag(1, 3000, 3, 0, msg), b = frag(2, 3000, 3, 0, msg);
-	lan_reasm_add(&r, 1, &a, NULL, 10 * MS, &out);
-	lan_reasm_add(&r, 1, &b, NULL, 60 * MS, &out);
-	assert_int_equal(lan_reasm_expire(&r, 50 * MS), 60 * MS);
-	assert_int_equal(lan_reasm_expire(&r, 110 * MS), 50 * MS);
+	ki_lan_reasm_add(&r, 1, &a, NULL, 10 * MS, &out);
+	ki_lan_reasm_add(&r, 1, &b, NULL, 60 * MS, &out);
+	assert_int_equal(ki_lan_reasm_expire(&r, 50 * MS), 60 * MS);
+	assert_int_equal(ki_lan_reasm_expire(&r, 110 * MS), 50 * MS);
 	assert_int_equal(r.expired, 1);
-	assert_int_equal(lan_reasm_expire(&r, 160 * MS), UINT64_MAX);
+	assert_int_equal(ki_lan_reasm_expire(&r, 160 * MS), UINT64_MAX);
 	assert_int_equal(r.expired, 2);
 	assert_int_equal(r.bytes, 0);
 	/* A fragment of an expired message starts it anew (and is counted
 	 * again if it never completes). */
 	struct lan_frame c = frag(1, 3000, 3, 1, msg);
-	assert_int_equal(lan_reasm_add(&r, 1, &c, NULL, 200 * MS, &out), 0);
-	lan_reasm_free(&r);
+	assert_int_equal(ki_lan_reasm_add(&r, 1, &c, NULL, 200 * MS, &out), 0);
+	ki_lan_reasm_free(&r);
 }
 
 int main(void)

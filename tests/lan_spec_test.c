@@ -11,7 +11,7 @@ static void test_defaults_and_keys(void **state)
 	(void)state;
 	struct lan_spec s;
 	char why[200] = "";
-	assert_int_equal(lan_spec_parse("veth0", &s, why, sizeof why), 0);
+	assert_int_equal(ki_lan_spec_parse("veth0", &s, why, sizeof why), 0);
 	assert_string_equal(s.iface, "veth0");
 	assert_false(s.is_auto);
 	assert_int_equal(s.range.base, LAN_DEFAULT_BASE);
@@ -19,7 +19,7 @@ static void test_defaults_and_keys(void **state)
 	assert_int_equal(s.ttl, 1);
 	assert_int_equal(s.reorder_ms, 20);
 	assert_int_equal(s.max_msg, 16u << 20);
-	assert_int_equal(lan_spec_parse("auto,group=239.1.2.0/30,port=9000,ttl=4,"
+	assert_int_equal(ki_lan_spec_parse("auto,group=239.1.2.0/30,port=9000,ttl=4,"
 					"reorder_ms=100,max_msg=33554432", &s, why, sizeof why), 0);
 	assert_true(s.is_auto);
 	assert_int_equal(s.range.base, 0xEF010200u);
@@ -45,15 +45,15 @@ static void test_mistakes(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct lan_spec s;
 		char why[200] = "";
-		if (lan_spec_parse(bad[i], &s, why, sizeof why) != -EINVAL)
+		if (ki_lan_spec_parse(bad[i], &s, why, sizeof why) != -EINVAL)
 			fail_msg("\"%s\" should be refused", bad[i]);
 		if (!why[0])
 			fail_msg("\"%s\" refused without a reason", bad[i]);
 	}
 	struct lan_spec s;
 	char why[200];
-	assert_int_equal(lan_spec_parse(NULL, &s, why, sizeof why), -EINVAL);
-	lan_spec_parse("eth0,colour=red", &s, why, sizeof why);
+	assert_int_equal(ki_lan_spec_parse(NULL, &s, why, sizeof why), -EINVAL);
+	ki_lan_spec_parse("eth0,colour=red", &s, why, sizeof why);
 	assert_non_null(strstr(why, "colour"));
 }
 

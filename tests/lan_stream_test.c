@@ -61,7 +61,7 @@ static int take(struct lan_stream *s, uint64_t seq, uint64_t now)
 	struct lan_msg m = {.seq = seq, .len = 4};
 	m.data = malloc(4);
 	memcpy(m.data, &seq, 4);
-	return lan_stream_take(s, &m, now, REORDER, &sink);
+	return ki_lan_stream_take(s, &m, now, REORDER, &sink);
 }
 
 static void test_in_order_and_late_join(void **state)
@@ -84,12 +84,12 @@ static void test_reorder_within_window(void **state)
 	take(&s, 3, MS);
 	take(&s, 4, MS);
 	assert_int_equal(seen->n, 1); /* 3 and 4 wait for 2 */
-	assert_true(lan_stream_tick(&s, 2 * MS, REORDER, &sink) <= REORDER);
+	assert_true(ki_lan_stream_tick(&s, 2 * MS, REORDER, &sink) <= REORDER);
 	take(&s, 2, 5 * MS);
 	assert_int_equal(seen->n, 4);
 	assert_false(seen->out_of_order);
 	assert_int_equal(s.lost, 0);
-	assert_int_equal(lan_stream_tick(&s, 100 * MS, REORDER, &sink), UINT64_MAX);
+	assert_int_equal(ki_lan_stream_tick(&s, 100 * MS, REORDER, &sink), UINT64_MAX);
 }
 
 static void test_gap_lost_after_reorder_time_then_late(void **state)
@@ -98,9 +98,9 @@ static void test_gap_lost_after_reorder_time_then_late(void **state)
 	struct lan_stream s = {0};
 	take(&s, 1, MS);
 	take(&s, 4, MS);
-	lan_stream_tick(&s, MS + REORDER - 1, REORDER, &sink);
+	ki_lan_stream_tick(&s, MS + REORDER - 1, REORDER, &sink);
 	assert_int_equal(seen->n, 1);
-	lan_stream_tick(&s, MS + REORDER, REORDER, &sink);
+	ki_lan_stream_tick(&s, MS + REORDER, REORDER, &sink);
 	assert_int_equal(seen->n, 2);
 	assert_int_equal(seen->lost, 2);
 	assert_int_equal(take(&s, 2, 50 * MS), 0); /* late: already counted lost */
@@ -152,8 +152,8 @@ static void test_hostile_jump(void **state)
 	take(&s, (1ull << 63) - 1, MS); /* at once, not in 2^63 steps */
 	assert_int_equal(seen->n, 1);
 	assert_int_equal(seen->lost, (1ull << 63) - 1 - LAN_REORDER_WINDOW - 1);
-	lan_stream_announce(&s, (1ull << 63) - 1, 2 * MS, REORDER, &sink);
-	lan_stream_tick(&s, 3 * MS + REORDER, REORDER, &sink);
+	ki_lan_stream_announce(&s, (1ull << 63) - 1, 2 * MS, REORDER, &sink);
+	ki_lan_stream_tick(&s, 3 * MS + REORDER, REORDER, &sink);
 	assert_int_equal(s.delivered + s.lost, (1ull << 63) - 1);
 }
 
@@ -164,16 +164,23 @@ static void test_tail_loss_from_state(void **state)
 	take(&s, 1, MS);
 	take(&s, 2, MS);
 	/* 3 and 4 were lost; the idle heartbeat says 4 was the last. */
-	lan_stream_announce(&s, 4, 10 * MS, REORDER, &sink);
+	ki_lan_stream_announce(&s, 4, 10 * MS, REORDER, &sink);
 	assert_int_equal(seen->lost, 0);
-	lan_stream_tick(&s, 10 * MS + REORDER, REORDER, &sink);
+	ki_lan_stream_tick(&s, 10 * MS + REORDER, REORDER, &sink);
 	assert_int_equal(seen->lost, 2);
 	/* A heartbeat heard first starts the stream after it. */
 	struct lan_stream t = {0};
-	lan_stream_announce(&t, 50, MS, REORDER, &sink);
+	ki_lan_stream_announce(&t, 50, MS, REORDER, &sink);
 	take(&t, 51, MS);
 	assert_int_equal(t.lost, 0);
 	assert_int_equal(t.delivered, 1);
+	/* "Nothing sent yet" (0) heard first: a lost first message counts. */
+	struct lan_stream u = {0};
+	ki_lan_stream_announce(&u, 0, MS, REORDER, &sink);
+	take(&u, 2, MS);
+	ki_lan_stream_tick(&u, MS + REORDER, REORDER, &sink);
+	assert_int_equal(u.lost, 1);
+	assert_int_equal(u.delivered, 1);
 }
 
 static void test_flush(void **state)
@@ -183,12 +190,12 @@ static void test_flush(void **state)
 	take(&s, 1, MS);
 	take(&s, 5, MS);
 	take(&s, 7, MS);
-	lan_stream_announce(&s, 9, MS, REORDER, &sink);
-	lan_stream_flush(&s, &sink);
+	ki_lan_stream_announce(&s, 9, MS, REORDER, &sink);
+	ki_lan_stream_flush(&s, &sink);
 	assert_int_equal(seen->n, 3);
 	assert_int_equal(seen->lost, 6);
 	assert_int_equal(s.nheld, 0);
-	lan_stream_clear(&s);
+	ki_lan_stream_clear(&s);
 }
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -230,12 +237,12 @@ static void test_random_faults_exact_accounting(void **state)
 		take(&s, q, now);
 		if (r < 9)
 			take(&s, q, now);
-		lan_stream_tick(&s, now, REORDER, &sink);
+		ki_lan_stream_tick(&s, now, REORDER, &sink);
 	}
 	for (size_t i = 0; i < nlate; i++)
 		take(&s, late_seq[i], now);
-	lan_stream_announce(&s, N, now, REORDER, &sink);
-	assert_true(lan_stream_tick(&s, now + REORDER, REORDER, &sink) == UINT64_MAX);
+	ki_lan_stream_announce(&s, N, now, REORDER, &sink);
+	assert_true(ki_lan_stream_tick(&s, now + REORDER, REORDER, &sink) == UINT64_MAX);
 	assert_false(seen->out_of_order);
 	assert_int_equal(seen->n + seen->lost, N);
 	assert_int_equal(s.delivered, seen->n);

@@ -26,6 +26,7 @@ cat >"$tmpdir/values" <<V
 * S 0.5
 * count 1
 * TARGET udp:9
+* iface[,options] lo
 * --kill[=SIGNAL] --kill=TERM
 fifo mode 0600
 fifo user[:group] root:root
