@@ -115,7 +115,10 @@ typedef struct kite_options {
 	 * or "auto", then optionally ",group=A.B.C.D/N" (within 239.0.0.0/8,
 	 * N 24..32; default 239.255.75.0/28), ",port=P" (7475), ",ttl=T" (1),
 	 * ",reorder_ms=R" (20), ",max_msg=BYTES" (16 MiB, the largest message
-	 * reassembled). NULL or "" means $KITE_LAN, else no LAN. Messages this
+	 * reassembled), ",pack_us=U" (100: in a burst, small messages share
+	 * datagrams for at most U microseconds; a message after an idle
+	 * spell goes at once; 0: never pack). NULL or "" means $KITE_LAN, else
+	 * no LAN. Messages this
 	 * handle publishes then also go out by UDP multicast, and messages
 	 * from other hosts' LAN handles on its subscriptions arrive through
 	 * kite_recv() like local ones (see kite_msg_lan_origin). */

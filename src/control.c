@@ -213,10 +213,8 @@ void *ki_control_thread(void *arg)
 				}
 				continue; /* a kick: timers changed */
 			}
-			if (fd == ki_lan_fd(k)) {
-				ki_lan_receive(k);
+			if (ki_lan_event(k, fd))
 				continue;
-			}
 			if (fd == k->listen_fd) {
 				ki_peer_accept(k);
 				continue;

@@ -16,12 +16,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
+#include "lan_pack.h"
 #include "lan_reasm.h"
 #include "lan_socket.h"
 #include "lan_spec.h"
@@ -85,6 +87,12 @@ struct ki_lan {
 	size_t nitems, queue_bytes;
 	uint8_t *txbuf, *rxbuf;
 	size_t max_datagram;
+	/* Packing (lan_pack.h): a burst's small messages share datagrams,
+	 * sent when the slots fill, or pack_ns after the first waited
+	 * (pack_timer), or at once for a message after an idle spell. */
+	struct lan_packer pack;
+	uint64_t pack_ns, last_publish_ns;
+	int pack_timer;
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
 	uint64_t dups_gone, late_gone; /* counters of streams freed */
 	kite_lan_stats st;
@@ -122,7 +130,7 @@ int ki_lan_open(kite *k, const char *text)
 	struct ki_lan *l = calloc(1, sizeof *l);
 	if (!l)
 		return -ENOMEM;
-	l->tx = l->rx = -1;
+	l->tx = l->rx = l->pack_timer = -1;
 	k->lan = l;
 	char why[200];
 	int rc = ki_lan_spec_parse(text, &l->spec, why, sizeof why);
@@ -138,6 +146,9 @@ int ki_lan_open(kite *k, const char *text)
 	ki_lan_reasm_init(&l->reasm, l->spec.max_msg, 0, 0);
 	if ((rc = ki_lan_joins_init(&l->joins, &l->spec.range)))
 		return rc;
+	l->pack_ns = (uint64_t)l->spec.pack_us * 1000u;
+	if ((rc = ki_lan_pack_init(&l->pack, l->max_datagram)))
+		return rc;
 	l->txbuf = malloc((size_t)SEND_BATCH * l->max_datagram);
 	l->rxbuf = malloc((size_t)RECV_BATCH * 65536);
 	if (!l->txbuf || !l->rxbuf)
@@ -151,19 +162,27 @@ int ki_lan_open(kite *k, const char *text)
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->rx};
 	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->rx, &ev) < 0)
 		return -errno;
+	l->pack_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	ev.data.fd = l->pack_timer;
+	if (l->pack_timer < 0 || epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->pack_timer, &ev) < 0)
+		return -errno;
 	return 0;
 }
 
-/* Send count frames' datagrams of txbuf (lengths in lens); 0 if all went. */
-static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, unsigned count)
+/* Send count datagrams (bufs[i], lens[i]) to groups[i] with sendmmsg; how
+ * many went (all, unless the socket stayed full SEND_TIMEOUT_MS). */
+static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
+			   const uint32_t *groups, unsigned count)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(l->spec.range.port),
-				 .sin_addr.s_addr = htonl(group)};
+	struct sockaddr_in to[SEND_BATCH];
 	struct mmsghdr mm[SEND_BATCH];
 	struct iovec iov[SEND_BATCH];
 	for (unsigned i = 0; i < count; i++) {
-		iov[i] = (struct iovec){l->txbuf + (size_t)i * l->max_datagram, lens[i]};
-		mm[i].msg_hdr = (struct msghdr){.msg_name = &to, .msg_namelen = sizeof to,
+		to[i] = (struct sockaddr_in){.sin_family = AF_INET,
+					     .sin_port = htons(l->spec.range.port),
+					     .sin_addr.s_addr = htonl(groups[i])};
+		iov[i] = (struct iovec){(void *)(uintptr_t)bufs[i], lens[i]};
+		mm[i].msg_hdr = (struct msghdr){.msg_name = &to[i], .msg_namelen = sizeof to[i],
 						.msg_iov = &iov[i], .msg_iovlen = 1};
 	}
 	unsigned done = 0;
@@ -172,9 +191,69 @@ static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return -1;
+			break;
 		done += (unsigned)n; /* only what the call says it sent */
 		l->st.datagrams_sent += (uint64_t)n;
+	}
+	return done;
+}
+
+/* Send count datagrams of txbuf (lengths in lens) to one group; 0 if all
+ * went. */
+static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, unsigned count)
+{
+	const uint8_t *bufs[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < count; i++) {
+		bufs[i] = l->txbuf + (size_t)i * l->max_datagram;
+		groups[i] = group;
+	}
+	return send_batch(l, bufs, lens, groups, count) == count ? 0 : -1;
+}
+
+/* Send what the packer holds, in one sendmmsg. */
+static void pack_flush(struct ki_lan *l)
+{
+	struct lan_packer *p = &l->pack;
+	const uint8_t *bufs[LAN_PACK_SLOTS] = {0};
+	size_t lens[LAN_PACK_SLOTS] = {0};
+	uint32_t groups[LAN_PACK_SLOTS] = {0};
+	unsigned n = 0, frames[LAN_PACK_SLOTS] = {0};
+	for (unsigned i = 0; i < p->used; i++)
+		if (p->len[i]) {
+			bufs[n] = ki_lan_pack_datagram(p, i);
+			lens[n] = p->len[i];
+			groups[n] = p->group[i];
+			frames[n++] = p->frames[i];
+		}
+	unsigned sent = send_batch(l, bufs, lens, groups, n);
+	for (unsigned i = sent; i < n; i++)
+		l->st.messages_unsent += frames[i];
+	ki_lan_pack_sent(p);
+}
+
+/* Pack one single-datagram message; 0, or -1 to send it on its own. */
+static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void *data,
+			uint32_t group, uint64_t now)
+{
+	size_t n = lan_header_len(f->channel_len) + f->payload_len;
+	uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
+	if (!at) {
+		pack_flush(l);
+		if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
+			return -1;
+	}
+	if (ki_lan_frame_encode(at, n, f, data) != (int)n)
+		return -1;
+	ki_lan_pack_commit(&l->pack, n);
+	if (now - l->pack.since_ns >= l->pack_ns) {
+		pack_flush(l);
+	} else if (l->pack.used == 1 && l->pack.frames[0] == 1) {
+		/* The first to wait: the timer sends the rest by its bound. */
+		uint64_t due = l->pack.since_ns + l->pack_ns;
+		struct itimerspec it = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
+						     .tv_nsec = (long)(due % 1000000000u)}};
+		timerfd_settime(l->pack_timer, TFD_TIMER_ABSTIME, &it, NULL);
 	}
 	return 0;
 }
@@ -251,6 +330,18 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	size_t room = l->max_datagram - lan_header_len(f.channel_len);
 	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
 	uint32_t group = ki_lan_group_of(&l->spec.range, channel);
+	uint64_t now = ki_monotonic_ns();
+	int busy = now - l->last_publish_ns < l->pack_ns;
+	l->last_publish_ns = now;
+	if (f.frag_count == 1 && (busy || l->pack.used)) {
+		/* In a burst: share a datagram (a lone message, below, goes at
+		 * once: no added latency). */
+		f.payload_len = (uint32_t)len;
+		if (pack_message(l, &f, data, group, now) == 0)
+			return;
+	}
+	if (l->pack.used) /* keep the order: what waits goes first */
+		pack_flush(l);
 	size_t lens[SEND_BATCH];
 	unsigned batch = 0;
 	for (uint32_t i = 0; i < f.frag_count; i++) {
@@ -274,6 +365,8 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 static void send_states(kite *k, uint64_t now, int gone)
 {
 	struct ki_lan *l = k->lan;
+	if (l->pack.used)
+		pack_flush(l); /* a state must not overtake the messages it counts */
 	for (size_t h = 0; h < HASH_SIZE; h++)
 		for (struct pub *p = l->pubs[h]; p; p = p->next) {
 			if (!gone && (!p->state_due_ns || p->state_due_ns > now))
@@ -308,10 +401,15 @@ void ki_lan_close(kite *k, int say_gone)
 	 * is reported): three times, so a lossy LAN still hears it. */
 	for (int i = 0; i < 3 && say_gone && l->tx >= 0; i++)
 		send_states(k, ki_monotonic_ns(), 1);
+	if (say_gone && l->tx >= 0 && l->pack.used)
+		pack_flush(l);
 	if (l->tx >= 0)
 		close(l->tx);
 	if (l->rx >= 0)
 		close(l->rx);
+	if (l->pack_timer >= 0)
+		close(l->pack_timer);
+	ki_lan_pack_free(&l->pack);
 	item_free(l->current);
 	while (l->head) {
 		struct item *n = l->head->next;
@@ -370,7 +468,6 @@ void ki_lan_unsubscribe(kite *k, const char *pattern)
 		ki_lan_socket_membership(l->rx, change[i], &l->ifc, 0);
 }
 
-int ki_lan_fd(const kite *k) { return k->lan ? k->lan->rx : -1; }
 
 /* The queue to kite_recv(). */
 static void enqueue(kite *k, struct item *it)
@@ -533,11 +630,9 @@ static void note_overflow(struct ki_lan *l, struct msghdr *h, uint32_t *last)
 		}
 }
 
-void ki_lan_receive(kite *k)
+static void lan_receive(kite *k)
 {
 	struct ki_lan *l = k->lan;
-	if (!l)
-		return;
 	struct mmsghdr mm[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
 	struct sockaddr_in from[RECV_BATCH];
@@ -581,6 +676,21 @@ void ki_lan_receive(kite *k)
 		if (n < RECV_BATCH)
 			return;
 	}
+}
+
+int ki_lan_event(kite *k, int fd)
+{
+	struct ki_lan *l = k->lan;
+	if (!l || (fd != l->rx && fd != l->pack_timer))
+		return 0;
+	if (fd == l->rx) {
+		lan_receive(k);
+		return 1;
+	}
+	uint64_t expirations;
+	if (read(fd, &expirations, sizeof expirations) == sizeof expirations && l->pack.used)
+		pack_flush(l);
+	return 1;
 }
 
 int ki_lan_timers(kite *k)

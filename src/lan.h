@@ -1,6 +1,6 @@
 /* LAN channels inside a handle: the hooks the rest of libkite calls. All
  * run with the handle's state held (ki_app_enter or ki_control_enter); the
- * receive side (ki_lan_receive, ki_lan_timers) runs on the control thread
+ * receive side (ki_lan_event, ki_lan_timers) runs on the control thread
  * and hands complete messages, losses and publisher events to kite_recv()
  * through a bounded queue (ki_lan_pop). Without the `lan` option none of
  * them does anything. */
@@ -29,10 +29,10 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 int ki_lan_subscribe(kite *k, const char *pattern);
 void ki_lan_unsubscribe(kite *k, const char *pattern);
 
-/* The control thread: the receiver's fd (-1: none), read what arrived,
- * and run timers (ms until the next, -1 none). */
-int ki_lan_fd(const kite *k);
-void ki_lan_receive(kite *k);
+/* The control thread: 1 if fd is the LAN's (then handled: what arrived
+ * read, or packed messages due sent), else 0; and timers (ms until the
+ * next, -1 none). */
+int ki_lan_event(kite *k, int fd);
 int ki_lan_timers(kite *k);
 
 /* kite_recv: the next LAN message or event (1) or nothing (0); and

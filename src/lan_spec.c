@@ -43,6 +43,7 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 	out->ttl = LAN_DEFAULT_TTL;
 	out->reorder_ms = LAN_DEFAULT_REORDER_MS;
 	out->max_msg = LAN_REASM_MAX_MSG;
+	out->pack_us = LAN_DEFAULT_PACK_US;
 	if (!text) {
 		snprintf(why, why_len, "no interface given");
 		return -EINVAL;
@@ -93,8 +94,11 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 		} else if (klen == 7 && !memcmp(item, "max_msg", 7)) {
 			bad = number(v, vlen, LAN_REASM_MAX_MSG, 1ul << 30, &num);
 			out->max_msg = (uint32_t)num;
+		} else if (klen == 7 && !memcmp(item, "pack_us", 7)) {
+			bad = number(v, vlen, 0, 1000000, &num);
+			out->pack_us = (unsigned)num;
 		} else {
-			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg)",
+			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us)",
 				 (int)(klen > 40 ? 40 : klen), item);
 			return -EINVAL;
 		}

@@ -1,5 +1,6 @@
 /* What a handle's `lan` option (or $KITE_LAN) asks for:
  *   IFACE[,group=A.B.C.D/N][,port=P][,ttl=T][,reorder_ms=R][,max_msg=BYTES]
+ *        [,pack_us=U]
  * IFACE is an interface name or "auto" (the first interface that is up,
  * multicast-capable and not loopback). */
 #ifndef KITE_LAN_SPEC_H
@@ -12,6 +13,7 @@
 
 #define LAN_DEFAULT_TTL 1
 #define LAN_DEFAULT_REORDER_MS 20
+#define LAN_DEFAULT_PACK_US 100
 
 struct lan_spec {
 	char iface[IF_NAMESIZE];
@@ -20,6 +22,7 @@ struct lan_spec {
 	unsigned ttl;          /* 1..255 */
 	unsigned reorder_ms;   /* 1..10000 */
 	uint32_t max_msg;      /* 16 MiB .. 1 GiB */
+	unsigned pack_us;      /* 0 (no packing) .. 1000000 */
 };
 
 /* 0, or -EINVAL with what was wrong in why (for the caller to print). */

@@ -19,8 +19,10 @@ static void test_defaults_and_keys(void **state)
 	assert_int_equal(s.ttl, 1);
 	assert_int_equal(s.reorder_ms, 20);
 	assert_int_equal(s.max_msg, 16u << 20);
+	assert_int_equal(s.pack_us, 100);
 	assert_int_equal(ki_lan_spec_parse("auto,group=239.1.2.0/30,port=9000,ttl=4,"
-					"reorder_ms=100,max_msg=33554432", &s, why, sizeof why), 0);
+					"reorder_ms=100,max_msg=33554432,pack_us=0", &s, why, sizeof why), 0);
+	assert_int_equal(s.pack_us, 0);
 	assert_true(s.is_auto);
 	assert_int_equal(s.range.base, 0xEF010200u);
 	assert_int_equal(s.range.prefix, 30);
@@ -39,7 +41,7 @@ static void test_mistakes(void **state)
 		"eth0,port=1x", "eth0,ttl=0", "eth0,ttl=256", "eth0,group=224.0.0.0/24",
 		"eth0,group=239.1.1.0/16", "eth0,group=239.1.1.1/28", "eth0,group=",
 		"eth0,reorder_ms=0", "eth0,reorder_ms=10001", "eth0,max_msg=1000",
-		"eth0,max_msg=99999999999", "eth0,colour=red", "eth0,=1",
+		"eth0,max_msg=99999999999", "eth0,colour=red", "eth0,=1", "eth0,pack_us=1000001", "eth0,pack_us=x",
 		"eth0,group=239.255.75.0/28xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

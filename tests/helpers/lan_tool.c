@@ -7,8 +7,9 @@
  *     datagram on again to the same group, from this host: CORRUPT_PCT % of
  *     them with one byte (at offset >= 65: channel or payload, so only the
  *     CRC can catch it) flipped, REORDER_PCT % held back behind the next 1
- *     to 8 (or 5 ms, whichever comes first). Seeded: the same SEED makes the same faults. Exits after
- *     IDLE_MS without a datagram (once one came), printing
+ *     to 8 (or 5 ms, whichever comes first). Seeded: the same SEED makes
+ *     the same faults. Exits after IDLE_MS without a datagram (once one
+ *     came), printing
  *     "relayed N corrupted C reordered R".
  *   lan_tool flood IFACE CHANNEL COUNT
  *     Sends COUNT first fragments of never-completed 16 MiB messages

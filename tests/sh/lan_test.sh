@@ -117,8 +117,10 @@ prelay=$LAST_PID
 wait_for 5 grep -q ready "$tmpdir/relay"
 start_sub a "$tmpdir/a3" -g 'faults.>'
 pa=$LAST_PID
+# (No packing here: one message a datagram, so each corrupted datagram is
+# exactly one message lost.)
 for i in $(seq 1 $N); do echo "f$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
-	in_ns b "$KITE" pub --lan eth0 faults.x
+	in_ns b "$KITE" pub --lan eth0,pack_us=0 faults.x
 wait "$pa"
 wait "$prelay"
 read -r _ relayed _ corrupted _ reordered <<<"$(tail -1 "$tmpdir/relay")"
@@ -135,6 +137,27 @@ check "only the corrupted were lost ($l3 of $corrupted; late $late3)" [ "$l3" = 
 check "reordered messages delivered in order" \
 	bash -c "awk '{print \$4}' '$tmpdir/a3' | sed 's/seq=//' | sort -n -c -u"
 in_ns a nft delete table inet kite_via_d
+
+# --- packing: a burst shares datagrams, a lone message still goes at once
+start_sub c "$tmpdir/c8" -n $N 'burst.>'
+pc=$LAST_PID
+seq 1 $N | in_ns b "$KITE" pub --lan eth0 -s burst.x 2>"$tmpdir/pub8"
+wait "$pc"; r=$?
+sent=$(sed -n 's/.*datagrams sent \([0-9]*\),.*/\1/p' "$tmpdir/pub8")
+check "packing: $N messages in a burst all arrive (exit $r, $(counts "$tmpdir/c8.err"))" \
+	[ "$r" = 0 ] && [ "$(counts "$tmpdir/c8.err")" = "$N 0" ]
+check "packing: $N messages took $sent datagrams (several a datagram)" \
+	[ -n "$sent" ] && [ "$sent" -lt $((N / 4)) ]
+check "packing: in order, each once" \
+	bash -c "awk '{print \$5}' '$tmpdir/c8' | sort -n -c -u"
+start_sub c "$tmpdir/c9" -n 1 -t 5 'lone.>'
+pc=$LAST_PID
+t0=$(date +%s%N)
+in_ns b "$KITE" pub --lan eth0,pack_us=1000000 lone.x "just one"
+wait "$pc"; r=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a lone message is not held for the 1 s packing bound (${ms} ms, exit $r)" \
+	[ "$r" = 0 ] && [ "$ms" -lt 700 ]
 
 # --- a late joiner hears from its join on, and reports nothing lost -----
 # (The writers wait for a file: a publisher's stdin stays open meanwhile.)
