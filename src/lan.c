@@ -77,6 +77,7 @@ struct ki_lan {
 	struct lan_iface ifc;
 	int tx, rx;
 	uint64_t host;
+	uint32_t pid;       /* ours, read once (getpid() is a system call) */
 	uint64_t reorder_ns;
 	struct lan_joins joins;
 	struct lan_reasm reasm;
@@ -139,6 +140,7 @@ int ki_lan_open(kite *k, const char *text)
 	if (rc)
 		return rc;
 	l->host = host_id();
+	l->pid = (uint32_t)getpid();
 	l->reorder_ns = (uint64_t)l->spec.reorder_ms * 1000000u;
 	l->max_datagram = l->ifc.mtu - 28; /* IPv4 and UDP headers */
 	if (l->max_datagram > LAN_FRAME_MAX)
@@ -289,7 +291,7 @@ static void frame_base(const kite *k, struct lan_frame *f, const char *channel, 
 	f->publisher = k->id;
 	f->seq = seq;
 	f->timestamp_ns = ki_realtime_ns();
-	f->pid = (uint32_t)getpid();
+	f->pid = k->lan->pid;
 	f->channel_len = (uint8_t)strlen(channel);
 	memcpy(f->channel, channel, f->channel_len + 1u);
 }
