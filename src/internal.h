@@ -159,6 +159,7 @@ struct pub_ring {
 	uint64_t next_large_id;
 	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
 	 * its subscribers stay listed and get the next ring it is made into. */
+	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
 	int publishing;         /* kite_publish let go of the lock mid-message */
@@ -423,6 +424,10 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m);
 void ki_sub_ring_free(struct sub_ring *s);
 /* Unmap its ring and close its large-message fds; the record stays. */
 void ki_sub_ring_unmap(struct sub_ring *s);
+/* The next ring of a stream takes over from seq `from`, the first its
+ * predecessor did not hold: a later start is a gap (KITE_LOSS), an earlier
+ * one (a liar's) is skipped, never delivered twice. */
+void ki_sub_join(struct sub_ring *s, uint64_t from);
 /* The next ring of s's stream (its publisher released s's), or NULL. */
 struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s);
 int ki_sub_matches(const kite *k, const char *channel);

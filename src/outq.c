@@ -112,17 +112,23 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	}
 	r->m = *m;
 	r->next = NULL;
-	/* A ring's fd and our wake-up handles live as long as the handle; only
-	 * a large message's memfd, closed by its publisher at once, needs a
-	 * copy. Without a descriptor for one, that message is lost to this
-	 * subscriber (and reported so), not the link. */
-	r->owns_fds = m->type == W_LARGE;
+	/* Our wake-up handles live as long as the handle; a large message's
+	 * memfd is closed by its publisher at once, and a ring's when it is
+	 * released after an idle spell (its number then names the next file
+	 * we open): a queued record keeps a copy of those. Without a
+	 * descriptor for one, a large message is lost to this subscriber (and
+	 * reported so), not the link; a ring's hand-over cannot be, so the
+	 * link is cut and made again. */
+	r->owns_fds = m->type == W_LARGE || m->type == W_RING;
 	for (int i = 0; r->owns_fds && i < m->nfds; i++) {
 		r->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
 		if (r->m.fds[i] < 0) {
 			r->m.nfds = i;
 			rec_free(r);
-			return 0;
+			if (m->type == W_LARGE)
+				return 0;
+			ki_peer_cut(k, p);
+			return -EPIPE;
 		}
 	}
 	if (p->q_tail)

@@ -117,6 +117,7 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	ki_wire_init(&m, W_RING);
 	m.id = r->ring_id;
 	m.a = stream_start(r, p->id);
+	m.b = r->first_seq;
 	m.slot_count = r->w.slot_count;
 	m.slot_size = r->w.slot_size;
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
@@ -270,6 +271,7 @@ static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
 		ki_control_kick(k);
 	r->fd = fd;
 	r->ring_id = ++k->next_ring_id;
+	r->first_seq = last_seq + 1;
 	r->idle_head = last_seq;
 	r->idle_since_ns = ki_monotonic_ns();
 	return 0;

@@ -107,13 +107,15 @@ static void forget_older_large(struct sub_ring *s, uint64_t large_id)
 static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 {
 	uint64_t lost = s->r.next <= s->end_seq ? s->end_seq + 1 - s->r.next : 0;
-	s->r.next = s->end_seq + 1;
+	if (lost) /* never backwards: an end below what we read is a lie */
+		s->r.next = s->end_seq + 1;
 	s->retiring = 0;
 	s->dormant = 1;
 	ki_sub_ring_unmap(s);
 	struct sub_ring *next = ki_sub_successor(k, s);
 	if (next) {
 		next->blocked = 0;
+		ki_sub_join(next, s->r.next);
 		s->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
 	}
@@ -152,6 +154,16 @@ static int poll_once(kite *k, kite_event *ev)
 		struct ring_record rec;
 		if (s->unsubscribed || s->blocked || s->r.slot_size > k->msg_buf_size)
 			continue; /* (the last: no memory to grow the buffer yet) */
+		if (s->announce) {
+			s->announce = 0;
+			fill(ev, KITE_PUBLISHER_NEW, s);
+			snprintf(k->current.text, sizeof k->current.text,
+				 "publisher pid %ld uid %u attached from seq %llu",
+				 (long)s->pid, (unsigned)s->uid,
+				 (unsigned long long)(s->r.next - s->pending_lost));
+			ev->text = k->current.text;
+			return 1;
+		}
 		if (s->pending_lost) {
 			fill(ev, KITE_LOSS, s);
 			ev->lost = s->pending_lost;
@@ -160,21 +172,17 @@ static int poll_once(kite *k, kite_event *ev)
 			k->rr = idx + 1;
 			return 1;
 		}
-		if (s->announce) {
-			s->announce = 0;
-			fill(ev, KITE_PUBLISHER_NEW, s);
-			snprintf(k->current.text, sizeof k->current.text,
-				 "publisher pid %ld uid %u attached from seq %llu",
-				 (long)s->pid, (unsigned)s->uid,
-				 (unsigned long long)s->r.next);
-			ev->text = k->current.text;
-			return 1;
-		}
 		enum ring_result r = s->r.base ? ki_ring_read(&s->r, k->msg_buf, &rec)
 					       : RING_EMPTY;
-		if (r == RING_EMPTY && s->retiring && end_released(k, s, ev)) {
-			k->rr = idx + 1;
-			return 1;
+		if (r == RING_EMPTY && s->retiring) {
+			if (end_released(k, s, ev)) {
+				k->rr = idx + 1;
+				return 1;
+			}
+			/* Its successor carries the stream on, and reports its
+			 * end (GONE) once it is drained in turn. */
+			if (s->unsubscribed)
+				continue;
 		}
 		if (r == RING_LOST) {
 			fill(ev, KITE_LOSS, s);

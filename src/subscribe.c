@@ -114,6 +114,16 @@ static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
 			s->peer = p; /* the new ring carries its stream on */
 			return 0;
 		}
+		if (s->ring_id < m->id && m->b > 1) {
+			/* A later ring of the stream: ours was released while
+			 * the link was down, and its W_RING_END was lost with
+			 * it. Read ours to its end, then the new one. */
+			s->peer = p;
+			s->retiring = 1;
+			s->end_seq = m->b - 1 < RING_START_MAX ? m->b - 1 : RING_START_MAX;
+			ki_wake_self(k);
+			return 0;
+		}
 		if (s->ring_id != m->id || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != s->ino) {
 			s->gone = 1; /* a new ring for the channel: this one ends */
 			ki_wake_self(k);
@@ -128,24 +138,29 @@ static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
 	return 0;
 }
 
-/* The publisher made a new ring for a stream whose ring it released: read
- * on from where the old one ends (after it, if it is still being read),
- * with no new KITE_PUBLISHER_NEW. A start past that end is a gap. */
-static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before)
+void ki_sub_join(struct sub_ring *s, uint64_t from)
 {
-	uint64_t from = before->dormant ? before->r.next : before->end_seq + 1;
-	s->announce = 0;
 	if (from >= RING_START_MAX)
 		from = RING_START_MAX;
+	s->pending_lost = 0;
 	if (s->r.next > from)
 		s->pending_lost = s->r.next - from;
 	else
 		s->r.next = from;
+}
+
+/* The publisher made a new ring for a stream whose ring it released: read
+ * on from where the old one ends (after it, if it is still being read),
+ * with no new KITE_PUBLISHER_NEW. */
+static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before)
+{
+	s->announce = 0;
 	if (before->dormant) {
+		ki_sub_join(s, before->r.next);
 		before->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
 	} else {
-		s->blocked = 1;
+		s->blocked = 1; /* joined once before is drained */
 	}
 }
 
@@ -215,6 +230,14 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	s->r.next = m->a ? m->a : 1;
 	if (s->r.next >= RING_START_MAX)
 		s->r.next = RING_START_MAX; /* a liar: its stream is over at once */
+	/* Our stream began in an earlier ring we never got (its hand-over
+	 * was lost with a cut link, and it was released since): what it held
+	 * is lost to us, and this ring starts later. */
+	if (m->b > s->r.next) {
+		uint64_t start = m->b < RING_START_MAX ? m->b : RING_START_MAX;
+		s->pending_lost = start - s->r.next;
+		s->r.next = start;
+	}
 	/* KITE_PUBLISHER_NEW comes from the ring's own state, before its
 	 * first message: no queue can overflow and drop it. */
 	s->announce = 1;

@@ -21,8 +21,10 @@ enum wire_type {
 	                token (0: none) the receiver acknowledges with
 	                W_SUB_ACK once it has offered its rings for them */
 	W_SUB_ACK,   /* id = token of the W_SUB this answers */
-	W_RING,      /* id = ring id, a = first seq for the receiver, text =
-	                channel, slot_count, slot_size; fd: the ring */
+	W_RING,      /* id = ring id, a = first seq for the receiver, b = the
+	                ring's own first seq (a later one carries on a stream
+	                whose earlier rings were released), text = channel,
+	                slot_count, slot_size; fd: the ring */
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring;
