@@ -41,7 +41,7 @@ one_run() { # transport size count
 	ip netns exec ${P}b $(pin 1) "$peer" "${sub[@]}" >"$BENCH_TMP/sub" 2>&1 &
 	local sp=$!
 	local i
-	for i in $(seq 100); do grep -q ready "$BENCH_TMP/sub" && break; sleep 0.05; done
+	for i in $(seq 100); do grep -qs ready "$BENCH_TMP/sub" && break; sleep 0.05; done
 	timeout 60 ip netns exec ${P}a $(pin 0) "$peer" "${pub[@]}" >"$BENCH_TMP/pub" 2>&1
 	wait "$sp"
 	local got lost el cpu sent
