@@ -37,7 +37,8 @@ endif
 # multi-file tool.
 LIB_SRC := $(wildcard src/*.c)
 SYS_SRC := $(wildcard sys/*.c)
-CLI_SRC := $(wildcard cli/*.c cli/*/*.c)
+# cli/bridge/ is the program kite-bridge (below), not part of kite.
+CLI_SRC := $(filter-out cli/bridge/%,$(wildcard cli/*.c cli/*/*.c))
 TEST_SRC := $(wildcard tests/*_test.c)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
@@ -58,6 +59,32 @@ KITE := $(BUILD)/kite
 
 .PHONY: all test check check-parts check-build bench demo install uninstall clean fuzz deps
 all: $(LIBA) $(LIBSO) $(KITE)
+
+# kite bridge (cli/bridge/): the one program that links libnats, built as
+# kite-bridge only where libnats (libnats-dev) is installed; `kite bridge`
+# runs it. Everything else stays libc-only.
+HAVE_NATS := $(shell pkg-config --exists libnats 2>/dev/null && echo yes)
+BRIDGE := $(BUILD)/kite-bridge
+BRIDGE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/bridge/*.c))
+NATS_TOOL := $(BUILD)/tests/programs/nats_tool
+ifeq ($(HAVE_NATS),yes)
+NATS_CFLAGS := $(shell pkg-config --cflags libnats)
+NATS_LIBS := $(shell pkg-config --libs libnats)
+all: $(BRIDGE)
+check-build check-parts: $(NATS_TOOL)
+$(BRIDGE_OBJ) $(NATS_TOOL): KITE_CFLAGS += $(NATS_CFLAGS)
+$(BRIDGE): $(BRIDGE_OBJ) $(BUILD)/cli/util.o $(SYSA) $(LIBA)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) $(NATS_LIBS)
+$(NATS_TOOL): tests/programs/nats_tool.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(KITE_CFLAGS) -o $@ $< $(KITE_LDFLAGS) $(NATS_LIBS)
+else
+all: bridge-note
+.PHONY: bridge-note
+bridge-note:
+	@echo "  NOTE    libnats not found (apt install libnats-dev): kite-bridge not built"
+endif
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -154,6 +181,7 @@ install: all kite.pc
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(KITE) $(DESTDIR)$(BINDIR)/kite
+	$(if $(HAVE_NATS),install -m 755 $(BRIDGE) $(DESTDIR)$(BINDIR)/kite-bridge)
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libkite.a
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libkite.so.0
 	ln -sf libkite.so.0 $(DESTDIR)$(LIBDIR)/libkite.so
@@ -165,7 +193,7 @@ install: all kite.pc
 	install -m 644 completions/kite.bash $(DESTDIR)$(BASHCOMPDIR)/kite
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/kite $(DESTDIR)$(LIBDIR)/libkite.a \
+	rm -f $(DESTDIR)$(BINDIR)/kite $(DESTDIR)$(BINDIR)/kite-bridge $(DESTDIR)$(LIBDIR)/libkite.a \
 		$(DESTDIR)$(LIBDIR)/libkite.so.0 $(DESTDIR)$(LIBDIR)/libkite.so \
 		$(DESTDIR)$(INCLUDEDIR)/kite.h $(DESTDIR)$(INCLUDEDIR)/kite/handoff.h \
 		$(DESTDIR)$(PKGCONFIGDIR)/kite.pc $(DESTDIR)$(BASHCOMPDIR)/kite \

@@ -17,6 +17,11 @@ static const char usage[] =
 	"  CHANNEL lan=ADDRESS pid=PID seq=SEQ PAYLOAD\n"
 	"with the payload on one line: backslash, control bytes and bytes that\n"
 	"are not UTF-8 escaped as \\\\, \\n, \\r, \\t, \\xHH (printf '%b' undoes it).\n"
+	"A message relayed from another system (kite bridge) also shows what\n"
+	"its importer CLAIMS about the remote sender, after seq=SEQ:\n"
+	"  origin=SYSTEM:SUBJECT [origin-host=H] [origin-pid=N] [origin-uid=N]\n"
+	"  [origin-seq=N]  (escaped as the payload, spaces as \\x20); pid and uid\n"
+	"are then the importer's, the only ones the kernel vouches for.\n"
 	"Options may follow the patterns; '--' ends them.\n\n"
 	"  -j, --json           one JSON object per line instead\n"
 	"  -n, --count N        exit after N messages\n"
@@ -33,6 +38,49 @@ static const char usage[] =
 	"are reported on stderr. Exit: 0 done, 2 --timeout before --count was\n"
 	"reached, 100 usage, 111 system error.\n";
 
+/* One word of a text line: escaped as payloads are, spaces too. */
+static void text_word(const char *s)
+{
+	for (const char *sp; (sp = strchr(s, ' ')); s = sp + 1) {
+		text_escape(stdout, s, (size_t)(sp - s));
+		fputs("\\x20", stdout);
+	}
+	text_escape(stdout, s, strlen(s));
+}
+
+static void print_origin_text(const struct kite_origin *o)
+{
+	fputs("origin=", stdout);
+	text_word(o->system);
+	putchar(':');
+	text_word(o->subject);
+	if (*o->host) {
+		fputs(" origin-host=", stdout);
+		text_word(o->host);
+	}
+	if (o->pid >= 0)
+		printf(" origin-pid=%" PRId64, o->pid);
+	if (o->uid >= 0)
+		printf(" origin-uid=%" PRId64, o->uid);
+	if (o->seq)
+		printf(" origin-seq=%" PRIu64, o->seq);
+	putchar(' ');
+}
+
+static void print_origin_json(const struct kite_origin *o)
+{
+	printf(",\"origin\":{\"system\":");
+	json_string(o->system, strlen(o->system));
+	printf(",\"subject\":");
+	json_string(o->subject, strlen(o->subject));
+	printf(",\"host\":");
+	json_string(o->host, strlen(o->host));
+	printf(",\"pid\":%" PRId64 ",\"uid\":%" PRId64 ",\"publisher\":\"%016" PRIx64
+	       "\",\"seq\":%" PRIu64 ",\"headers\":", o->pid, o->uid, o->publisher, o->seq);
+	json_string(o->headers, o->headers_len);
+	putchar('}');
+}
+
 static void print_message(kite *k, const kite_msg *m, int json)
 {
 	kite_lan_origin o;
@@ -44,6 +92,8 @@ static void print_message(kite *k, const kite_msg *m, int json)
 		else
 			printf("%s pid=%ld uid=%u seq=%" PRIu64 " ", m->channel, (long)m->pid,
 			       (unsigned)m->uid, m->seq);
+		if (m->origin)
+			print_origin_text(m->origin);
 		text_escape(stdout, m->data, m->len);
 		putchar('\n');
 		return;
@@ -66,6 +116,8 @@ static void print_message(kite *k, const kite_msg *m, int json)
 	       m->publisher, m->seq, m->timestamp_ns, (long)m->pid, (unsigned)m->uid,
 	       (unsigned)m->gid);
 	json_string(m->data, m->len);
+	if (m->origin)
+		print_origin_json(m->origin);
 	printf("}\n");
 }
 

@@ -86,8 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		if (res == RING_MESSAGE) {
 			if (rec.seq != before ||
-			    (rec.flags == SLOT_INLINE && rec.len > SLOT_SIZE - RING_SLOT_HEADER) ||
-			    (rec.flags != SLOT_INLINE && rec.flags != SLOT_LARGE))
+			    (SLOT_KIND(rec.flags) == SLOT_INLINE && rec.len > SLOT_SIZE - RING_SLOT_HEADER) ||
+			    (SLOT_KIND(rec.flags) != SLOT_INLINE && SLOT_KIND(rec.flags) != SLOT_LARGE) ||
+			    (rec.flags & ~(SLOT_ORIGIN | SLOT_LARGE)))
 				__builtin_trap();
 		} else if (res == RING_LOST) {
 			if (rec.lost == 0)

@@ -31,7 +31,8 @@
  * turn into options, so a program built against 0.x keeps working. Output
  * structs (kite_event, kite_msg, kite_stats) are filled by the library for
  * the version the program was built against: new fields are added only
- * through new calls or a size-carrying variant, never by growing them.
+ * through new calls or a size-carrying variant, never by growing them
+ * (from 1.0 on: 0.x grew kite_msg once, for kite_msg.origin; see CHANGELOG).
  */
 #ifndef KITE_H
 #define KITE_H
@@ -140,6 +141,30 @@ enum kite_event_type {
 	                        see idle_ms, carries the same stream on) */
 };
 
+/* Where a message imported from another messaging system claims to come
+ * from (see kite_msg.origin). Every field is what the importing local
+ * process (e.g. `kite bridge`) was told by the remote system and relayed:
+ * a CLAIM, never an identity the kernel vouched for. The kernel vouches
+ * only for the local sender in kite_msg.pid/uid/gid, i.e. the importer.
+ * Strings are NUL-terminated; unknown numbers are -1 (pid, uid) or 0. */
+struct kite_origin {
+	const char *system;    /* the remote system, e.g. "nats" */
+	const char *subject;   /* the remote name it arrived on */
+	const char *host;      /* the claimed remote sender's host, or "" */
+	int64_t pid;           /* its claimed pid, -1 if not told */
+	int64_t uid;           /* its claimed uid, -1 if not told */
+	uint64_t publisher;    /* its claimed kite publisher id, 0 if not told */
+	uint64_t seq;          /* its claimed sequence, 0 if not told */
+	const char *headers;   /* the remote message's header block as the
+	                          importer received it (NATS: "NATS/1.0\r\n"
+	                          then "Key: Value\r\n" lines), "" if none */
+	size_t headers_len;    /* bytes in headers, without the NUL */
+};
+
+/* Longest encoded origin (its strings included) kite_publish_origin()
+ * accepts; KITE_ETOOBIG beyond. */
+#define KITE_ORIGIN_MAX 65536
+
 /* One delivered message, or the context of an event. Pointers are valid
  * until the next kite_recv() or kite_close() on the same handle. */
 typedef struct kite_msg {
@@ -155,6 +180,12 @@ typedef struct kite_msg {
 	gid_t gid;             /* control connection. From the LAN: pid as
 	                          the sender claims it, uid and gid
 	                          (uid_t)-1 and (gid_t)-1: not verified */
+	/* NULL for a message published with kite_publish(). Non-NULL when
+	 * the local sender above published it with kite_publish_origin():
+	 * it relays a remote claim (kite bridge: a NATS message), which the
+	 * kernel did not verify. Trust it only as far as you trust the local
+	 * sender (pid/uid) that relayed it. */
+	const struct kite_origin *origin;
 } kite_msg;
 
 typedef struct kite_event {
@@ -196,6 +227,15 @@ KITE_API void kite_close(kite *k);
  * A handle does not receive its own messages; open a second handle to. */
 KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
+
+/* Publish as kite_publish(), relaying where the message came from
+ * (for importers such as `kite bridge`): subscribers get origin in
+ * kite_msg.origin, a claim vouched for by nobody but this handle's process.
+ * origin->system and ->subject must be non-empty, other strings may be
+ * NULL (read as ""); -EINVAL otherwise. KITE_ETOOBIG: the encoded origin
+ * exceeds KITE_ORIGIN_MAX, or it and the payload exceed KITE_MSG_MAX. */
+KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *data,
+			    size_t len, const struct kite_origin *origin);
 
 /* Subscribe to a pattern; returns 0, KITE_EBADNAME, -ENOSPC (already
  * KITE_PATTERNS_MAX patterns) or -ENOMEM. It returns once every linked peer

@@ -96,7 +96,7 @@ void ki_control_yield(kite *k)
 	ki_control_enter(k);
 }
 
-static int bus_valid(const char *bus)
+int ki_bus_valid(const char *bus)
 {
 	size_t n = strlen(bus);
 	if (n == 0 || n > BUS_MAX)
@@ -138,7 +138,7 @@ static int take_options(kite *k, const kite_options *o)
 	const char *bus = d.bus && *d.bus ? d.bus : getenv("KITE_BUS");
 	if (!bus || !*bus)
 		bus = "default";
-	if (!bus_valid(bus))
+	if (!ki_bus_valid(bus))
 		return -EINVAL;
 	snprintf(k->bus, sizeof k->bus, "%s", bus);
 	d.bus = k->bus;
@@ -236,7 +236,7 @@ int kite_open(kite **out, const kite_options *opts)
 	ki_fork_watch();
 	k->fork_gen = atomic_load(&ki_fork_gen);
 	k->wake_fd = k->wake_tx = k->stop_fd = k->epoll_fd = k->listen_fd =
-		k->waiter_fd = -1;
+		k->waiter_fd = k->heads_fd = -1;
 	k->euid = geteuid();
 	k->light_publish = k->can_membarrier = ki_barrier_setup();
 	k->biased = ki_barrier_private_setup();
@@ -320,8 +320,10 @@ static void free_state(kite *k)
 	free(k->msg_buf);
 	if (k->waiter)
 		munmap(k->waiter, 4096);
+	if (k->heads)
+		munmap((void *)k->heads, HEADS_BYTES);
 	int fds[] = {k->wake_fd, k->wake_tx, k->stop_fd, k->epoll_fd, k->listen_fd,
-		     k->waiter_fd};
+		     k->waiter_fd, k->heads_fd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -67,6 +67,13 @@
 /* Rings released after an idle spell (opt.idle_ms) that a handle keeps as
  * a channel name and a sequence number each; beyond, rings stay. */
 #define DORMANT_MAX 65536
+/* The stream heads page: each stream's last seq, one u64 per stream, for
+ * the first HEADS_MAX streams a handle publishes (only those are released
+ * when idle). A subscriber maps the page of a released stream's entry, so
+ * that if the publisher dies before the stream's next ring reaches it, it
+ * still learns how many messages that ring held: lost, not hidden. */
+#define HEADS_MAX DORMANT_MAX
+#define HEADS_BYTES ((size_t)HEADS_MAX * sizeof(uint64_t))
 
 /* The page a subscriber shares with every publisher it hears from: set
  * `sleeping` before it sleeps, and a publisher that sees it writes the
@@ -157,9 +164,11 @@ struct pub_ring {
 	struct offer_mark *marks; /* every live subscriber it was offered to */
 	size_t nmarks, marks_cap;
 	uint64_t next_large_id;
+	uint64_t bytes_published; /* payload bytes, for introspection */
 	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
 	 * its subscribers stay listed and get the next ring it is made into. */
 	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
+	int32_t head_slot;      /* its entry in k->heads, -1: none (never released) */
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
 	int publishing;         /* kite_publish let go of the lock mid-message */
@@ -183,6 +192,7 @@ struct sub_ring {
 	size_t bytes;
 	uint64_t ino;      /* the ring memfd's inode: a re-offer must match */
 	struct ring_reader r;
+	uint64_t lost; /* what its KITE_LOSS events said, summed (kite ls/top) */
 	struct large_fd large[LARGE_KEEP];
 	int nlarge;
 	int gone;
@@ -196,6 +206,10 @@ struct sub_ring {
 	uint64_t end_seq;
 	int dormant;      /* unmapped: r.base is NULL */
 	int blocked;      /* an earlier ring of this stream is still read */
+	/* A released stream: its publisher's stream heads page (one page of
+	 * it, read-only) and our entry there; NULL if not given. */
+	const void *heads_page;
+	uint32_t head_index;
 	uint64_t pending_lost; /* a gap between two rings of the stream */
 };
 
@@ -274,6 +288,9 @@ struct kite {
 	size_t npub;
 	struct pub_ring *last_pub; /* the hot path's one-entry cache */
 	size_t ndormant;           /* rings released after an idle spell */
+	int heads_fd;              /* stream heads page (-1 until needed) */
+	_Atomic uint64_t *heads;
+	uint32_t nheads;
 	uint64_t idle_sweep_ns;    /* the next look for idle rings */
 
 	struct sub_ring **subs;
@@ -289,6 +306,7 @@ struct kite {
 	size_t msg_buf_size;
 	size_t msg_buf_want; /* set by the control thread, grown by kite_recv */
 	void *large_map;  /* large message kite_recv last returned */
+	struct kite_origin origin; /* the origin kite_recv last returned */
 	size_t large_len;
 
 	kite_stats stats;
@@ -341,6 +359,9 @@ int ki_policy_may_share(const kite *k, const struct peer *p, const char *pattern
 /* The first of the peer's patterns that matches channel (a name it knows). */
 const char *ki_peer_pattern_for(const struct peer *p, const char *channel);
 
+/* handle.c: 1 if bus is a valid bus name. */
+int ki_bus_valid(const char *bus);
+
 /* peers.c */
 struct sockaddr_un;
 socklen_t ki_bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
@@ -354,6 +375,11 @@ struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id);
 /* Connect to @kite/<bus>/<id> without waiting; the socket, or -errno
  * (-EAGAIN: its backlog is full). *owner gets the listener's pid. */
 int ki_peer_dial(const kite *k, uint64_t id, pid_t *owner);
+/* 1 if the /proc/net/unix entry is a handle's listener @<prefix><id> (prefix
+ * "kite/<bus>/"); *id gets its id. */
+struct unix_entry;
+int ki_bus_listener(const struct unix_entry *e, const char *prefix, size_t prefix_len,
+		    uint64_t *id);
 
 /* outq.c: send a record, or queue it (fds duplicated) when the socket has
  * no room: never waits. 0, or -EPIPE once the link cannot send. */
@@ -395,6 +421,13 @@ void ki_control_kick(kite *k);
  * has ended (or it broke the protocol), else 0. */
 int ki_control_drain(kite *k, struct peer *p, unsigned budget);
 
+/* introspect.c: answer a W_INFO_REQ with what this peer may see (all to
+ * our uid and root; else only channels the policy lets it on). */
+void ki_info_answer(kite *k, struct peer *p, uint64_t token);
+/* A process's command line as the kernel shows it (/proc/PID/cmdline; pid
+ * 0: our own), arguments joined by spaces, cut to size ("" if unreadable). */
+void ki_read_cmdline(pid_t pid, char *out, size_t size);
+
 /* publish.c: offer our rings to a peer that added pattern (NULL: for any of
  * its patterns); stop feeding it rings (removed: only those that pattern,
  * now unsubscribed, matched and no other does; NULL: all). */
@@ -428,6 +461,10 @@ void ki_sub_ring_unmap(struct sub_ring *s);
  * predecessor did not hold: a later start is a gap (KITE_LOSS), an earlier
  * one (a liar's) is skipped, never delivered twice. */
 void ki_sub_join(struct sub_ring *s, uint64_t from);
+/* A released stream's heads page: unmap it; the stream's last seq as its
+ * publisher last wrote it there (0: no page). */
+void ki_sub_heads_unmap(struct sub_ring *s);
+uint64_t ki_sub_stream_head(const struct sub_ring *s);
 /* The next ring of s's stream (its publisher released s's), or NULL. */
 struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s);
 int ki_sub_matches(const kite *k, const char *channel);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 static uint64_t hash_name(const char *s)
@@ -126,7 +127,9 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	return ki_peer_send(k, p, &m);
 }
 
-/* The ring was released after an idle spell; the stream goes on. */
+/* The ring was released after an idle spell; the stream goes on. The
+ * stream heads page goes with it: should we die before the next ring's
+ * hand-over reaches the subscriber, it still learns what that ring held. */
 static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 {
 	struct wire_msg m;
@@ -134,7 +137,30 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	m.id = r->ring_id;
 	m.a = 1;
 	m.b = r->w.head;
+	m.slot_count = (uint32_t)r->head_slot + 1;
+	m.fds[0] = k->heads_fd;
+	m.nfds = 1;
 	ki_peer_send(k, p, &m);
+}
+
+/* The stream heads page: made with the handle's first ring; 0 or -errno. */
+static int make_heads(kite *k)
+{
+	if (k->heads)
+		return 0;
+	int fd = ki_shm_create("kite-heads", HEADS_BYTES);
+	if (fd < 0)
+		return fd;
+	void *base = ki_shm_map(fd, HEADS_BYTES, 1);
+	if (!base || ki_shm_seal(fd, SEALS_RING) < 0) {
+		if (base)
+			munmap(base, HEADS_BYTES);
+		close(fd);
+		return -ENOMEM;
+	}
+	k->heads_fd = fd;
+	k->heads = base;
+	return 0;
 }
 
 /* Hand one ring to one peer, if it asked (pattern: the one it just added;
@@ -296,6 +322,11 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
 	ki_ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
 	r->fd = -1;
+	/* Only streams with an entry in the heads page are ever released. */
+	r->head_slot = k->opt.idle_ms != UINT32_MAX && k->nheads < HEADS_MAX &&
+			       make_heads(k) == 0
+			       ? (int32_t)k->nheads++
+			       : -1;
 	int rc = make_ring_memory(k, r, 0);
 	if (rc < 0 || insert_ring(k, r) < 0) {
 		*err = rc < 0 ? rc : -ENOMEM;
@@ -332,7 +363,7 @@ static int revive_ring(kite *k, struct pub_ring *r)
  * nobody's re-offer or catch-up needs the ring's contents. */
 static int releasable(const struct pub_ring *r)
 {
-	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs)
+	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs || r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];
@@ -448,12 +479,11 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 	}
 }
 
-int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+/* kite_publish(), with extra slot flags (SLOT_ORIGIN: data starts with
+ * an origin block). */
+static int64_t publish(kite *k, const char *channel, const void *data, size_t len,
+		       uint32_t extra_flags)
 {
-	if (len > KITE_MSG_MAX)
-		return KITE_ETOOBIG;
-	if (!k || !channel || (len && !data))
-		return -EINVAL;
 	if (ki_forked(k))
 		return -ECHILD;
 	int locked = ki_app_enter(k);
@@ -476,7 +506,8 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 	}
 	uint64_t seq;
 	if (len <= r->w.slot_size - RING_SLOT_HEADER) {
-		seq = ki_ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE, 0, ki_realtime_ns());
+		seq = ki_ring_write(&r->w, data, (uint32_t)len, SLOT_INLINE | extra_flags, 0,
+				 ki_realtime_ns());
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -495,12 +526,46 @@ int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
 			send_large(k, r, fd, large_id, len);
 			close(fd);
 		}
-		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE, large_id,
-				 ki_realtime_ns());
+		seq = ki_ring_write(&r->w, NULL, (uint32_t)len, SLOT_LARGE | extra_flags,
+				 large_id, ki_realtime_ns());
 	}
+	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
+		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
 	ki_lan_publish(k, r->channel, seq, data, len);
+	r->bytes_published += len;
 	wake_sleepers(k, r);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;
+}
+
+int64_t kite_publish(kite *k, const char *channel, const void *data, size_t len)
+{
+	if (len > KITE_MSG_MAX)
+		return KITE_ETOOBIG;
+	if (!k || !channel || (len && !data))
+		return -EINVAL;
+	return publish(k, channel, data, len, 0);
+}
+
+int64_t kite_publish_origin(kite *k, const char *channel, const void *data,
+			    size_t len, const struct kite_origin *origin)
+{
+	if (!k || !channel || (len && !data) || !origin)
+		return -EINVAL;
+	int64_t block = ki_origin_size(origin);
+	if (block < 0)
+		return block;
+	if (len > KITE_MSG_MAX - (size_t)block)
+		return KITE_ETOOBIG;
+	/* One copy: the ring wants the block and the payload in one piece. */
+	uint8_t *buf = malloc((size_t)block + len);
+	if (!buf)
+		return -ENOMEM;
+	ki_origin_encode(origin, buf);
+	if (len)
+		memcpy(buf + block, data, len);
+	int64_t rc = publish(k, channel, buf, (size_t)block + len, SLOT_ORIGIN);
+	free(buf);
+	return rc;
 }

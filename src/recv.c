@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "origin.h"
 #include "shm.h"
 
 
@@ -54,6 +55,7 @@ static void fill(kite_event *ev, enum kite_event_type type,
 	ev->msg.pid = s->pid;
 	ev->msg.uid = s->uid;
 	ev->msg.gid = s->gid;
+	ev->msg.origin = NULL;
 	ev->text = "";
 }
 
@@ -113,8 +115,12 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 	s->dormant = 1;
 	ki_sub_ring_unmap(s);
 	struct sub_ring *next = ki_sub_successor(k, s);
+	/* The stream's loss count (kite ls/top) goes on with its next ring. */
+	struct sub_ring *stream = next ? next : s;
 	if (next) {
 		next->blocked = 0;
+		next->lost += s->lost;
+		s->lost = 0;
 		ki_sub_join(next, s->r.next);
 		s->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
@@ -126,6 +132,7 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 	fill(ev, KITE_LOSS, s);
 	ev->lost = lost;
 	k->stats.lost += lost;
+	stream->lost += lost;
 	return 1;
 }
 
@@ -168,6 +175,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = s->pending_lost;
 			k->stats.lost += s->pending_lost;
+			s->lost += s->pending_lost;
 			s->pending_lost = 0;
 			k->rr = idx + 1;
 			return 1;
@@ -188,30 +196,58 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
+			s->lost += rec.lost;
 			k->rr = idx + 1; /* a ring that only loses must not starve the rest */
 			return 1;
 		}
 		if (r == RING_MESSAGE) {
 			const void *data = k->msg_buf;
-			if (rec.flags == SLOT_LARGE) {
+			size_t len = rec.len;
+			if (SLOT_KIND(rec.flags) == SLOT_LARGE) {
 				forget_older_large(s, rec.large_id);
 				data = rec.len ? map_large(k, s, rec.large_id, rec.len) : k->msg_buf;
 				if (!data) {
 					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
+					s->lost++;
 					k->rr = idx + 1;
 					return 1;
 				}
 			}
+			int64_t block = 0;
+			if ((rec.flags & SLOT_ORIGIN) &&
+			    (block = ki_origin_decode(data, len, &k->origin)) < 0) {
+				/* A lying origin block spoils its own message only. */
+				fill(ev, KITE_LOSS, s);
+				ev->lost = 1;
+				ev->text = "malformed origin block";
+				k->stats.lost++;
+				s->lost++;
+				k->rr = idx + 1;
+				return 1;
+			}
 			fill(ev, KITE_MESSAGE, s);
-			ev->msg.data = data;
-			ev->msg.len = rec.len;
+			ev->msg.data = (const uint8_t *)data + block;
+			ev->msg.len = len - (size_t)block;
+			ev->msg.origin = block ? &k->origin : NULL;
 			ev->msg.seq = rec.seq;
 			ev->msg.timestamp_ns = rec.timestamp_ns;
 			k->stats.received++;
 			if (++k->since_arm == BUSY_STREAK && !k->strict)
 				choose_barrier(k); /* busy: spare the publishers their fence */
+			k->rr = idx + 1;
+			return 1;
+		}
+		if (s->gone && s->dormant && ki_sub_stream_head(s) >= s->r.next) {
+			/* Its publisher went before the stream's next ring
+			 * reached us: what that ring held is lost to us. */
+			uint64_t head = ki_sub_stream_head(s);
+			fill(ev, KITE_LOSS, s);
+			ev->lost = head + 1 - s->r.next;
+			k->stats.lost += ev->lost;
+			s->lost += ev->lost;
+			s->r.next = head + 1;
 			k->rr = idx + 1;
 			return 1;
 		}

@@ -159,11 +159,11 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 		uint32_t flags = atomic_load_explicit(&ms->flags, memory_order_relaxed);
 		rec->timestamp_ns = atomic_load_explicit(&ms->timestamp_ns, memory_order_relaxed);
 		rec->large_id = atomic_load_explicit(&ms->large_id, memory_order_relaxed);
-		if (flags == SLOT_INLINE) {
+		if (SLOT_KIND(flags) == SLOT_INLINE) {
 			if (len > cap)
 				continue; /* a lie, or a torn read: re-check, then give up */
 			memcpy(buf, (const uint8_t *)s + RING_SLOT_HEADER, len);
-		} else if (flags != SLOT_LARGE) {
+		} else if (SLOT_KIND(flags) != SLOT_LARGE) {
 			continue;
 		}
 		atomic_thread_fence(memory_order_acquire);
@@ -175,4 +175,23 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 		rec->lost = 0;
 		return RING_MESSAGE;
 	}
+}
+
+uint64_t ki_ring_writer_head(const struct ring_writer *w)
+{
+	return w->head;
+}
+
+uint64_t ki_ring_reader_head(const struct ring_reader *r)
+{
+	if (!r->base) /* released while idle: all of it was read */
+		return ki_ring_reader_position(r);
+	const struct ring_header *h = (const struct ring_header *)r->base;
+	return atomic_load_explicit(&((struct ring_header *)(uintptr_t)h)->head,
+				    memory_order_relaxed);
+}
+
+uint64_t ki_ring_reader_position(const struct ring_reader *r)
+{
+	return r->next ? r->next - 1 : 0;
 }

@@ -34,6 +34,10 @@
 #define RING_START_MAX (1ull << 62)
 
 enum { SLOT_INLINE = 0, SLOT_LARGE = 1 };
+/* A flag beside either kind: the payload starts with an origin block
+ * (origin.h), a relayed message's remote claim. */
+#define SLOT_ORIGIN 2u
+#define SLOT_KIND(flags) ((flags) & ~SLOT_ORIGIN)
 
 struct ring_header {
 	uint64_t magic;
@@ -109,5 +113,13 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 
 /* 1 if ki_ring_read would return something other than RING_EMPTY now. */
 int ki_ring_pending(const struct ring_reader *r);
+
+/* Counts for introspection (kite ls/top), the one place that knows where
+ * they live: the last sequence a writer committed; the head a reader's
+ * mapped ring claims (untrusted: only ever shown); the last sequence a
+ * reader consumed (0: none yet). */
+uint64_t ki_ring_writer_head(const struct ring_writer *w);
+uint64_t ki_ring_reader_head(const struct ring_reader *r);
+uint64_t ki_ring_reader_position(const struct ring_reader *r);
 
 #endif

@@ -40,6 +40,7 @@ void ki_sub_ring_unmap(struct sub_ring *s)
 void ki_sub_ring_free(struct sub_ring *s)
 {
 	ki_sub_ring_unmap(s);
+	ki_sub_heads_unmap(s);
 	free(s);
 }
 
@@ -156,6 +157,8 @@ static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before
 {
 	s->announce = 0;
 	if (before->dormant) {
+		s->lost += before->lost; /* the stream's loss count goes on */
+		before->lost = 0;
 		ki_sub_join(s, before->r.next);
 		before->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
@@ -306,10 +309,49 @@ void ki_sub_gone_by_id(kite *k, uint64_t publisher)
 	ki_wake_self(k);
 }
 
+/* Map the one page of the publisher's stream heads page that holds this
+ * stream's entry (slot_count - 1), after the checks any ring gets. A page
+ * that fails them is not used: the stream is then as if it had none. */
+static void take_heads(struct sub_ring *s, const struct wire_msg *m)
+{
+	int fd = m->nfds == 1 ? m->fds[0] : -1;
+	if (fd < 0)
+		return;
+	uint64_t slot = (uint64_t)m->slot_count - 1;
+	if (m->slot_count && slot < HEADS_MAX && !ki_shm_check(fd, SEALS_RING, HEADS_BYTES, 1)) {
+		off_t page = (off_t)((slot * sizeof(uint64_t)) & ~(uint64_t)4095);
+		void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, page);
+		if (map != MAP_FAILED) {
+			ki_sub_heads_unmap(s);
+			s->heads_page = map;
+			s->head_index = (uint32_t)(slot % (4096 / sizeof(uint64_t)));
+		}
+	}
+	close(fd);
+}
+
+void ki_sub_heads_unmap(struct sub_ring *s)
+{
+	if (s->heads_page)
+		munmap((void *)(uintptr_t)s->heads_page, 4096);
+	s->heads_page = NULL;
+}
+
+uint64_t ki_sub_stream_head(const struct sub_ring *s)
+{
+	if (!s->heads_page)
+		return 0;
+	const _Atomic uint64_t *h = (const _Atomic uint64_t *)s->heads_page + s->head_index;
+	uint64_t v = atomic_load_explicit((_Atomic uint64_t *)(uintptr_t)h, memory_order_acquire);
+	return v < RING_START_MAX ? v : RING_START_MAX; /* a liar's, bounded */
+}
+
 void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	struct sub_ring *s = find_sub(k, p, m->id);
 	if (m->a != 1) {
+		if (m->nfds == 1)
+			close(m->fds[0]);
 		if (s) {
 			s->peer = NULL;
 			s->gone = 1;
@@ -328,7 +370,13 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 			s = t;
 		}
 	}
-	if (!s || s->dormant)
+	if (!s) {
+		if (m->nfds == 1)
+			close(m->fds[0]);
+		return;
+	}
+	take_heads(s, m);
+	if (s->dormant)
 		return;
 	s->retiring = 1;
 	s->end_seq = m->b < RING_START_MAX ? m->b : RING_START_MAX;

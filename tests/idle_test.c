@@ -771,6 +771,63 @@ static void test_idle_resubscribe_while_released(void **state)
 	check_streams(CHANNELS, 2 * PER_ROUND, 2);
 }
 
+/* A released stream's next ring, its hand-over queued behind a flood of
+ * large messages to a stopped subscriber, and the publisher SIGKILLed
+ * before it leaves: the hand-over dies with the process, and the stream
+ * heads page must still tell the subscriber what the new ring held. */
+static int flood_then_die(void *arg)
+{
+	(void)arg;
+	kite_options o = {.bus = bus, .handshake_ms = 2000, .idle_ms = IDLE_MS};
+	kite *k = NULL;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	atomic_store(&sh->pub_open, 1);
+	uint64_t end = mono_ms() + CHILD_MS;
+	while (!atomic_load(&sh->pub_go))
+		CHILD_CHECK(mono_ms() < end, "go");
+	for (int i = 0; i < PER_ROUND; i++)
+		CHILD_CHECK(kite_publish(k, "idle.0", "x", 1) == i + 1, "round 1");
+	CHILD_CHECK(eventually_at_most(own_ring_fds, 0, 0, 5000), "released");
+	static uint8_t big[5000];
+	for (int i = 0; i < 600; i++)
+		CHILD_CHECK(kite_publish(k, "idle.1", big, sizeof big) == i + 1, "flood");
+	for (int i = 0; i < PER_ROUND; i++)
+		CHILD_CHECK(kite_publish(k, "idle.0", "x", 1) == PER_ROUND + i + 1, "round 2");
+	kill(getpid(), SIGKILL);
+	return 0;
+}
+
+static void test_idle_revive_queued_then_killed(void **state)
+{
+	(void)state;
+	use_bus("idle-exp");
+	pid_t sub = start_subscriber(&idle_sub);
+	pid_t pub = child_start(flood_then_die, NULL);
+	uint64_t end = mono_ms() + 10000;
+	while (!atomic_load(&sh->pub_open) && mono_ms() < end)
+		nap_us(1000);
+	kill(sub, SIGSTOP);
+	assert_true(wait_stopped(sub, 2000));
+	atomic_store(&sh->pub_go, 1);
+	assert_int_equal(child_wait(pub, 20000), 128 + SIGKILL);
+	kill(sub, SIGCONT);
+	nap_us(1500000);
+	atomic_store(&sh->finish, 1);
+	assert_int_equal(child_wait(sub, 20000), 0);
+	for (int c = 0; c < 2; c++) {
+		const struct stream_seen *s = &sh->s[c];
+		print_message("# idle.%d: %llu messages, %llu lost, %llu NEW, %llu GONE\n", c,
+			      (unsigned long long)s->messages, (unsigned long long)s->lost,
+			      (unsigned long long)s->news, (unsigned long long)s->gones);
+	}
+	const struct stream_seen *s = &sh->s[0];
+	assert_int_equal(s->messages, PER_ROUND);
+	assert_int_equal(s->lost, PER_ROUND);
+	assert_int_equal(s->news, 1);
+	assert_int_equal(s->gones, 1);
+	assert_int_equal(s->disorder, 0);
+}
+
 /* A publisher of MANY channels, one message each, with a descriptor limit
  * far below MANY: idle rings give their descriptors back. */
 static int many_publisher(void *arg)
@@ -853,6 +910,7 @@ int main(void)
 		T(test_idle_churn_one_ms),
 		T(test_idle_subscriber_sleeps_while_released),
 		T(test_idle_resubscribe_while_released),
+		T(test_idle_revive_queued_then_killed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

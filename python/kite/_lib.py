@@ -76,6 +76,21 @@ class Options(ctypes.Structure):
     ]
 
 
+class Origin(ctypes.Structure):
+    """struct kite_origin: a relayed message's remote claim."""
+    _fields_ = [
+        ("system", ctypes.c_char_p),
+        ("subject", ctypes.c_char_p),
+        ("host", ctypes.c_char_p),
+        ("pid", ctypes.c_int64),
+        ("uid", ctypes.c_int64),
+        ("publisher", ctypes.c_uint64),
+        ("seq", ctypes.c_uint64),
+        ("headers", ctypes.c_void_p),  # const char *, headers_len bytes
+        ("headers_len", ctypes.c_size_t),
+    ]
+
+
 class Msg(ctypes.Structure):
     """struct kite_msg."""
     _fields_ = [
@@ -88,6 +103,9 @@ class Msg(ctypes.Structure):
         ("pid", ctypes.c_int32),   # pid_t
         ("uid", ctypes.c_uint32),  # uid_t
         ("gid", ctypes.c_uint32),  # gid_t
+        # const struct kite_origin *: a relayed message's remote claim
+        # (kite bridge); NULL for ordinary messages.
+        ("origin", ctypes.c_void_p),
     ]
 
 
@@ -151,7 +169,8 @@ def flat_format(struct: type) -> "tuple[str, tuple[str, ...]]":
 
 
 # C names of the structures above, for the ABI test.
-C_NAMES = {Options: "kite_options", Msg: "kite_msg", Event: "kite_event",
+C_NAMES = {Options: "kite_options", Origin: "struct kite_origin", Msg: "kite_msg",
+           Event: "kite_event",
            Stats: "kite_stats", Peer: "struct kite_peer"}
 
 # enum kite_event_type
@@ -167,6 +186,8 @@ for _name, _res, _args in (
         ("kite_open", _c.c_int, [_c.POINTER(_P), _c.POINTER(Options)]),
         ("kite_close", None, [_P]),
         ("kite_publish", _c.c_int64, [_P, _c.c_char_p, _c.c_void_p, _c.c_size_t]),
+        ("kite_publish_origin", _c.c_int64,
+         [_P, _c.c_char_p, _c.c_void_p, _c.c_size_t, _c.POINTER(Origin)]),
         ("kite_subscribe", _c.c_int, [_P, _c.c_char_p]),
         ("kite_unsubscribe", _c.c_int, [_P, _c.c_char_p]),
         ("kite_allow_uid", _c.c_int, [_P, _c.c_char_p, _c.c_uint32]),

@@ -1,7 +1,25 @@
 """What Handle.recv() returns: a Message or one of the events."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
+
+
+class Origin(NamedTuple):
+    """Where a relayed message (one published with
+    ``Handle.publish_origin``, e.g. by ``kite bridge`` from NATS) claims to
+    come from. A CLAIM made by the local sender (``Message.pid``/``uid``,
+    the only identity the kernel vouched for), never a verified identity.
+    Unknown numbers are -1 (pid, uid) or 0; ``headers`` is the remote
+    header block as the importer received it."""
+
+    system: str
+    subject: str
+    host: str
+    pid: int
+    uid: int
+    publisher: int
+    seq: int
+    headers: bytes
 
 
 class Message(NamedTuple):
@@ -12,6 +30,8 @@ class Message(NamedTuple):
     vouched for by the kernel (SO_PEERCRED on its control connection).
     ``seq`` counts from 1 per (publisher, channel); ``timestamp_ns`` is
     CLOCK_REALTIME at publish (``timestamp`` gives it in seconds).
+    ``origin`` is None, or for a relayed message the remote sender its
+    local sender claims (an ``Origin``, not vouched for by the kernel).
     """
 
     channel: str
@@ -22,6 +42,7 @@ class Message(NamedTuple):
     pid: int
     uid: int
     gid: int
+    origin: Optional[Origin] = None
 
     @property
     def timestamp(self) -> float:

@@ -25,6 +25,9 @@ cat >"$tmpdir/values" <<V
 * seconds 0.5
 * S 0.5
 * count 1
+bridge nats://host:port nats://127.0.0.1:9
+bridge pattern $N.>
+bridge p site1
 * TARGET udp:9
 * iface[,options] lo
 * --kill[=SIGNAL] --kill=TERM
@@ -36,6 +39,9 @@ fifo arg {}
 hoststats rounds 1
 hoststats prefix $N
 lock NAME $N-lock
+ls NAME $KITE_BUS
+ls SECS 0.5
+ls PATTERN $N.>
 lock CODE 75
 lock COMMAND true
 lock ARG x
@@ -57,7 +63,14 @@ statsd path $tmpdir/statsd.sock
 statsd name stats.$N
 statsd host:port 127.0.0.1:9
 statsd on|off on
+statsd on|off|bounds 0.1,1
 sub pattern $N.>
+top NAME $KITE_BUS
+top SECS 0.5
+top N 1
+top rate lag
+top PATTERN $N.>
+top HOST:PORT 127.0.0.1:0
 V
 # One form a line: "LABEL<TAB>ARGV words separated by US (0x1f)".
 for page in "$man"/kite*.[1-8]; do

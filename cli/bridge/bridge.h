@@ -1,0 +1,91 @@
+/* kite bridge: one process that carries local kite channels to NATS
+ * subjects of the same name and back (cli/bridge/README.md). Only this
+ * folder links libnats; it builds the separate program kite-bridge, which
+ * `kite bridge` executes. */
+#ifndef KITE_BRIDGE_H
+#define KITE_BRIDGE_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "kite.h"
+
+/* What the command line asked for. */
+struct bridge_config {
+	const char *url;
+	const char *prefix;          /* NULL: subjects are the channel names */
+	const char **exports, **imports;
+	int nexports, nimports;
+	const char *bus;
+	int64_t buffer_bytes;        /* export buffer while the server is away */
+	int64_t import_pending;      /* messages a subscription may hold */
+	int64_t write_deadline_ms;   /* a server slower than this is dropped */
+	int64_t ping_ms;             /* 2 pings unanswered: the server is gone */
+	int64_t stats_ms;            /* counters on stderr every ...; 0: at exit */
+	const char *statsd;          /* HOST:PORT for counters, or NULL */
+	const char *user, *password_file, *token_file, *creds, *nkey, *seed;
+	int tls;
+	const char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
+	int verbose;
+};
+
+/* Every count the bridge keeps; the export side is written by the main
+ * thread, the import side by libnats's delivery threads. */
+struct bridge_counters {
+	_Atomic uint64_t exported;      /* handed to libnats */
+	_Atomic uint64_t export_dropped;/* libnats refused: buffer full, too big */
+	_Atomic uint64_t local_lost;    /* lost before the bridge (kite rings) */
+	_Atomic uint64_t relayed_skipped; /* local messages that had an origin */
+	_Atomic uint64_t imported;      /* published on the local bus */
+	_Atomic uint64_t import_dropped;/* refused by kite_publish_origin */
+	_Atomic uint64_t unmappable;    /* subjects that are no kite channel */
+	_Atomic uint64_t own_echoes;    /* our own exports, seen coming back */
+	_Atomic uint64_t origin_trimmed;/* origins sent without host/headers */
+	_Atomic uint64_t slow_consumer; /* slow-consumer notices */
+	_Atomic uint64_t slow_dropped;  /* imports libnats dropped for them */
+	_Atomic uint64_t disconnects, reconnects;
+};
+
+#define BRIDGE_COUNTERS 13
+
+struct bridge {
+	struct bridge_config cfg;
+	struct bridge_counters n;
+	kite *exp;                 /* subscribes to the export patterns */
+	kite *imp;                 /* publishes what NATS delivers */
+	pthread_mutex_t imp_lock;  /* libnats may deliver on several threads */
+	natsConnection *nc;
+	natsSubscription **subs;
+	char id[17];               /* our export handle's id, in Kite-Bridge */
+	char host[256];
+	volatile sig_atomic_t stop;
+	int connected_once;        /* the server was reached at least once */
+};
+
+/* connect.c: libnats options from the configuration (URL, credentials,
+ * TLS, reconnection with backoff, the buffer bound, callbacks), then
+ * connect; a server that is not there yet is retried in the background.
+ * 0, or -1 after printing why. */
+int bridge_connect(struct bridge *b);
+
+/* export.c: send one local message to NATS with the identity headers. */
+void bridge_export(struct bridge *b, const kite_msg *m);
+
+/* import.c: subscribe the import patterns on NATS. 0, or -1 after
+ * printing why. */
+int bridge_import_start(struct bridge *b);
+
+/* The NATS subject of a channel or pattern under the prefix, in out
+ * (size bytes); 0, or -1 if it does not fit. */
+int bridge_subject(const struct bridge *b, const char *name, char *out, size_t size);
+
+/* counters.c: one line of every counter on stderr (label: "stats" or
+ * "final"), and to statsd if asked; 0, or -1 after printing why. */
+void bridge_report(struct bridge *b, const char *label);
+int bridge_statsd_open(struct bridge *b);
+
+#endif
