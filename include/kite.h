@@ -223,7 +223,11 @@ KITE_API void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
  * subscriber; returns the message's sequence number (>= 1) or an error
- * (-EMFILE: no descriptor left for a new channel's ring).
+ * (-EMFILE: no descriptor left for a new channel's ring). On a LAN handle
+ * it may wait up to 200 ms for room in its own UDP send queue (the local
+ * interface, never a peer: multicast has no flow control), holding the
+ * handle meanwhile; a datagram still without room then is not sent, and
+ * LAN subscribers count it lost.
  * A handle does not receive its own messages; open a second handle to. */
 KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
