@@ -214,6 +214,11 @@ SERVE_WORKER := $(BUILD)/tests/helpers/serve_worker
 $(SERVE_WORKER): $(BUILD)/tests/helpers/serve_worker.o $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 check-build check-parts: $(SERVE_WORKER)
+# The LAN tests' fault injector and flooder (tests/helpers/lan_tool.c).
+LAN_TOOL := $(BUILD)/tests/helpers/lan_tool
+$(LAN_TOOL): $(BUILD)/tests/helpers/lan_tool.o $(LIBA)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
+check-build check-parts: $(LAN_TOOL)
 -include $(wildcard $(BUILD)/tests/helpers/*.d)
 
 # The Python binding (python/): pure Python over libkite.so.0, installed

@@ -44,6 +44,10 @@ int next_option(const char *cmd, int argc, char **argv, const char *shortopts,
  * name reported as a usage error of cmd (EXIT_USAGE), or another failure
  * reported as EXIT_SYSTEM. */
 int open_bus(const char *cmd, kite **k, const kite_options *ko);
+/* cli/lan.c: a handle's LAN counters on stderr (nothing off the LAN), and
+ * a warning naming the sysctl when the kernel capped the receive buffer. */
+void lan_stats_print(const char *cmd, const kite *k);
+void lan_rcvbuf_warn(const char *cmd, const kite *k);
 
 /* Parse a whole non-negative decimal number up to max; 0 or -1. */
 int parse_u64(const char *s, uint64_t max, uint64_t *out);

@@ -12,6 +12,9 @@ static const char usage[] =
 	"of standard input (the newline is not part of the message). Options may\n"
 	"follow CHANNEL and MESSAGE; '--' ends them (kite pub temp.out -- -5).\n\n"
 	"  -b, --bus NAME   the bus to use (default: $KITE_BUS, else 'default')\n"
+	"  -l, --lan IFACE  also publish on the LAN through IFACE ('auto': the\n"
+	"                   first multicast interface; ',group=A.B.C.D/N,port=P,\n"
+	"                   ttl=T' may follow; default: $KITE_LAN, else none)\n"
 	"  -s, --stats      print what was published on stderr at the end\n"
 	"  -h, --help       this help\n\n"
 	"Subscribers already running receive everything published; refusals by\n"
@@ -35,6 +38,7 @@ int cmd_pub(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"bus", required_argument, NULL, 'b'},
+		{"lan", required_argument, NULL, 'l'},
 		{"stats", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -43,7 +47,7 @@ int cmd_pub(int argc, char **argv)
 	int stats = 0, c;
 	char **operand = argv; /* CHANNEL [MESSAGE], moved to the front as they come */
 	int noperands = 0;
-	while ((c = next_option("pub", argc, argv, "b:sh", opts)) != -1) {
+	while ((c = next_option("pub", argc, argv, "b:l:sh", opts)) != -1) {
 		switch (c) {
 		case 1:
 			if (noperands == 2)
@@ -52,6 +56,7 @@ int cmd_pub(int argc, char **argv)
 			operand[noperands++] = optarg;
 			break;
 		case 'b': ko.bus = optarg; break;
+		case 'l': ko.lan = optarg; break;
 		case 's': stats = 1; break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;
 		default: return EXIT_USAGE;
@@ -89,9 +94,11 @@ int cmd_pub(int argc, char **argv)
 		free(line);
 	}
 	int refused = report_events(k);
-	if (stats)
+	if (stats) {
 		fprintf(stderr, "kite pub: published %llu messages on %s\n",
 			(unsigned long long)count, channel);
+		lan_stats_print("pub", k);
+	}
 	kite_close(k);
 	if (r < 0)
 		return fail(EXIT_SYSTEM, "pub", "publish failed: %s", kite_strerror((int)r));

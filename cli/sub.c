@@ -13,6 +13,8 @@ static const char usage[] =
 	"Print every message on channels matching a PATTERN ('*' one token,\n"
 	"a final '>' one or more), with its channel, sender and sequence:\n"
 	"  CHANNEL pid=PID uid=UID seq=SEQ PAYLOAD\n"
+	"or, for a message from another host on the LAN (identity claimed):\n"
+	"  CHANNEL lan=ADDRESS pid=PID seq=SEQ PAYLOAD\n"
 	"with the payload on one line: backslash, control bytes and bytes that\n"
 	"are not UTF-8 escaped as \\\\, \\n, \\r, \\t, \\xHH (printf '%b' undoes it).\n"
 	"A message relayed from another system (kite bridge) also shows what\n"
@@ -25,6 +27,8 @@ static const char usage[] =
 	"  -n, --count N        exit after N messages\n"
 	"  -t, --timeout SECS   exit after SECS seconds\n"
 	"  -b, --bus NAME       the bus to use (default: $KITE_BUS, else 'default')\n"
+	"  -l, --lan IFACE      also receive from the LAN through IFACE ('auto',\n"
+	"                       options as in kite pub; default: $KITE_LAN)\n"
 	"  -g, --exit-when-gone exit once every publisher heard from has gone\n"
 	"  -s, --stats          print received/lost counts on stderr at the end\n"
 	"  -v, --verbose        also report on stderr when the subscriptions are in\n"
@@ -77,11 +81,17 @@ static void print_origin_json(const struct kite_origin *o)
 	putchar('}');
 }
 
-static void print_message(const kite_msg *m, int json)
+static void print_message(kite *k, const kite_msg *m, int json)
 {
+	kite_lan_origin o;
+	int lan = kite_msg_lan_origin(k, m, &o) == 1;
 	if (!json) {
-		printf("%s pid=%ld uid=%u seq=%" PRIu64 " ", m->channel, (long)m->pid,
-		       (unsigned)m->uid, m->seq);
+		if (lan)
+			printf("%s lan=%s pid=%ld seq=%" PRIu64 " ", m->channel, o.address,
+			       (long)o.pid, m->seq);
+		else
+			printf("%s pid=%ld uid=%u seq=%" PRIu64 " ", m->channel, (long)m->pid,
+			       (unsigned)m->uid, m->seq);
 		if (m->origin)
 			print_origin_text(m->origin);
 		text_escape(stdout, m->data, m->len);
@@ -90,6 +100,16 @@ static void print_message(const kite_msg *m, int json)
 	}
 	printf("{\"channel\":");
 	json_string(m->channel, strlen(m->channel));
+	if (lan) {
+		printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
+		       ",\"timestamp_ns\":%" PRIu64 ",\"lan\":{\"host\":\"%016" PRIx64
+		       "\",\"address\":\"%s\",\"port\":%u,\"claimed_pid\":%ld},\"payload\":",
+		       m->publisher, m->seq, m->timestamp_ns, o.host, o.address,
+		       (unsigned)o.port, (long)o.pid);
+		json_string(m->data, m->len);
+		printf("}\n");
+		return;
+	}
 	printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
 	       ",\"timestamp_ns\":%" PRIu64 ",\"pid\":%ld,\"uid\":%u,\"gid\":%u,"
 	       "\"payload\":",
@@ -146,6 +166,7 @@ int cmd_sub(int argc, char **argv)
 		{"count", required_argument, NULL, 'n'},
 		{"timeout", required_argument, NULL, 't'},
 		{"bus", required_argument, NULL, 'b'},
+		{"lan", required_argument, NULL, 'l'},
 		{"stats", no_argument, NULL, 's'},
 		{"exit-when-gone", no_argument, NULL, 'g'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -158,7 +179,7 @@ int cmd_sub(int argc, char **argv)
 	int64_t timeout_ms = -1;
 	char **patterns = argv; /* operands move to the front as they come */
 	int npatterns = 0;
-	while ((c = next_option("sub", argc, argv, "jn:t:b:sgvh", opts)) != -1) {
+	while ((c = next_option("sub", argc, argv, "jn:t:b:l:sgvh", opts)) != -1) {
 		switch (c) {
 		case 1: patterns[npatterns++] = optarg; break;
 		case 'j': json = 1; break;
@@ -171,6 +192,7 @@ int cmd_sub(int argc, char **argv)
 				return usage_error("sub", "--timeout wants seconds, not '%s'", optarg);
 			break;
 		case 'b': ko.bus = optarg; break;
+		case 'l': ko.lan = optarg; break;
 		case 's': stats = 1; break;
 		case 'g': until_gone = 1; break;
 		case 'v': verbose = 1; break;
@@ -198,6 +220,7 @@ int cmd_sub(int argc, char **argv)
 		}
 	if (verbose)
 		fprintf(stderr, "kite sub: subscribed; publishers present have answered\n");
+	lan_rcvbuf_warn("sub", k);
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	uint64_t got = 0;
 	int64_t rings = 0, ever = 0; /* rings attached now, and ever */
@@ -220,7 +243,7 @@ int cmd_sub(int argc, char **argv)
 			break;
 		}
 		if (ev.type == KITE_MESSAGE) {
-			print_message(&ev.msg, json);
+			print_message(k, &ev.msg, json);
 			got++;
 		} else {
 			report(&ev, verbose);
@@ -237,6 +260,8 @@ int cmd_sub(int argc, char **argv)
 	if (stats || st.lost)
 		fprintf(stderr, "kite sub: received %" PRIu64 ", lost %" PRIu64 "\n",
 			st.received, st.lost);
+	if (stats)
+		lan_stats_print("sub", k);
 	kite_close(k);
 	return status;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "lan_spec.h"
 
 static void vreport(const char *cmd, const char *fmt, va_list ap)
 {
@@ -74,7 +75,17 @@ int open_bus(const char *cmd, kite **k, const kite_options *ko)
 	int rc = kite_open(k, ko);
 	if (!rc)
 		return EXIT_DONE;
-	/* The CLI sets no option but the bus, so -EINVAL can only be its name. */
+	/* The CLI sets no option but the bus and the LAN: -EINVAL is one of
+	 * those, and ki_lan_spec_parse says what is wrong with the LAN's. */
+	const char *lan = ko && ko->lan && *ko->lan ? ko->lan : getenv("KITE_LAN");
+	char why[200];
+	struct lan_spec spec;
+	if (rc == -EINVAL && lan && *lan && ki_lan_spec_parse(lan, &spec, why, sizeof why))
+		return usage_error(cmd, "bad --lan '%s'%s: %s", lan,
+				   ko && ko->lan && *ko->lan ? "" : " (from $KITE_LAN)", why);
+	if (rc < 0 && rc != -EINVAL && lan && *lan)
+		return fail(EXIT_SYSTEM, cmd, "cannot join the LAN on '%s': %s", lan,
+			    kite_strerror(rc));
 	if (rc == -EINVAL) {
 		const char *env = getenv("KITE_BUS");
 		int from_env = !(ko && ko->bus && *ko->bus);

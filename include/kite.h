@@ -115,7 +115,19 @@ typedef struct kite_options {
 	 * returns -EINVAL if any is set, so a program that asks for an option
 	 * this library does not have is told instead of ignored. */
 	uint32_t reserved32;
-	uint64_t reserved[5];
+	/* Join the LAN (docs/channels.md, "LAN channels"): an interface name
+	 * or "auto", then optionally ",group=A.B.C.D/N" (within 239.0.0.0/8,
+	 * N 24..32; default 239.255.75.0/28), ",port=P" (7475), ",ttl=T" (1),
+	 * ",reorder_ms=R" (20), ",max_msg=BYTES" (16 MiB, the largest message
+	 * reassembled), ",pack_us=U" (100: in a burst, small messages share
+	 * datagrams for at most U microseconds; a message after an idle
+	 * spell goes at once; 0: never pack). NULL or "" means $KITE_LAN, else
+	 * no LAN. Messages this
+	 * handle publishes then also go out by UDP multicast, and messages
+	 * from other hosts' LAN handles on its subscriptions arrive through
+	 * kite_recv() like local ones (see kite_msg_lan_origin). */
+	const char *lan;
+	uint64_t reserved[4];
 } kite_options;
 
 /* What kite_recv() delivered. */
@@ -168,7 +180,9 @@ typedef struct kite_msg {
 	uint64_t timestamp_ns; /* CLOCK_REALTIME at publish, nanoseconds */
 	pid_t pid;             /* publisher's pid, uid and gid as the kernel */
 	uid_t uid;             /* reported them by SO_PEERCRED on its */
-	gid_t gid;             /* control connection */
+	gid_t gid;             /* control connection. From the LAN: pid as
+	                          the sender claims it, uid and gid
+	                          (uid_t)-1 and (gid_t)-1: not verified */
 	/* NULL for a message published with kite_publish(). Non-NULL when
 	 * the local sender above published it with kite_publish_origin():
 	 * it relays a remote claim (kite bridge: a NATS message), which the
@@ -212,7 +226,11 @@ KITE_API void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
  * subscriber; returns the message's sequence number (>= 1) or an error
- * (-EMFILE: no descriptor left for a new channel's ring).
+ * (-EMFILE: no descriptor left for a new channel's ring). On a LAN handle
+ * it may wait up to 200 ms for room in its own UDP send queue (the local
+ * interface, never a peer: multicast has no flow control), holding the
+ * handle meanwhile; a datagram still without room then is not sent, and
+ * LAN subscribers count it lost.
  * A handle does not receive its own messages; open a second handle to. */
 KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);
@@ -263,6 +281,46 @@ KITE_API uint64_t kite_id(const kite *k);
 
 /* Copy the handle's counters. */
 KITE_API void kite_get_stats(const kite *k, kite_stats *out);
+
+/* Where a message or event from the LAN came from, as its frame claims
+ * (nothing on the LAN is verified by the kernel). */
+typedef struct kite_lan_origin {
+	uint64_t host;     /* the sending host's id (machine and network
+	                      namespace), stable while it runs */
+	char address[48];  /* the sender's IP address, as text */
+	uint16_t port;     /* and UDP port */
+	pid_t pid;         /* the publisher's pid, as it claims */
+} kite_lan_origin;
+
+/* 1 and *out filled if m (from the last kite_recv() on k) came from the
+ * LAN; 0 if it came from this machine (pid/uid/gid kernel-verified). */
+KITE_API int kite_msg_lan_origin(const kite *k, const kite_msg *m, kite_lan_origin *out);
+
+/* Counters of a handle's LAN side since it was opened. */
+typedef struct kite_lan_stats {
+	uint64_t datagrams_sent;
+	uint64_t messages_unsent;   /* published but not (wholly) sent: the
+	                               socket stayed full, or above max_msg */
+	uint64_t datagrams_received;
+	uint64_t frames_received;   /* frames that passed every check */
+	uint64_t frames_rejected;   /* malformed frames, all reasons */
+	uint64_t frames_bad_crc;    /* ... of which the CRC32C failed */
+	uint64_t kernel_drops;      /* datagrams the kernel dropped, its
+	                               receive buffer full (SO_RXQ_OVFL) */
+	uint64_t duplicates;        /* messages or fragments heard twice */
+	uint64_t late;              /* arrived after being reported lost */
+	uint64_t partials_dropped;  /* fragmented messages never completed:
+	                               evicted (memory cap), expired, refused
+	                               (above max_msg) */
+	uint64_t queue_dropped;     /* messages dropped: kite_recv() fell
+	                               behind (reported as KITE_LOSS) */
+	uint64_t rcvbuf_bytes;      /* receive buffer the kernel granted */
+	uint64_t streams;           /* (host, publisher, channel) heard now */
+} kite_lan_stats;
+
+/* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may
+ * grow). -ENOTCONN if the handle is not on the LAN. */
+KITE_API int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size);
 
 /* Validate a channel name (0 or KITE_EBADNAME). */
 KITE_API int kite_channel_valid(const char *name);

@@ -198,6 +198,9 @@ void *ki_control_thread(void *arg)
 		int sweep = ki_pub_sweep_idle(k);
 		if (sweep >= 0 && (timeout < 0 || sweep < timeout))
 			timeout = sweep;
+		int lan = ki_lan_timers(k);
+		if (lan >= 0 && (timeout < 0 || lan < timeout))
+			timeout = lan;
 		ki_control_exit(k);
 		int n = epoll_wait(k->epoll_fd, evs, 32, timeout);
 		if (n < 0) {
@@ -216,6 +219,8 @@ void *ki_control_thread(void *arg)
 				}
 				continue; /* a kick: timers changed */
 			}
+			if (ki_lan_event(k, fd))
+				continue;
 			if (fd == k->listen_fd) {
 				ki_peer_accept(k);
 				continue;

@@ -108,6 +108,9 @@ int ki_bus_valid(const char *bus)
 	return 1;
 }
 
+/* The layout programs were built against (python/kite/_lib.py mirrors it). */
+_Static_assert(sizeof(kite_options) == 72, "kite_options changed size");
+
 static int take_options(kite *k, const kite_options *o)
 {
 	kite_options d = {0};
@@ -246,6 +249,9 @@ int kite_open(kite **out, const kite_options *opts)
 	int rc = take_options(k, opts);
 	if (!rc)
 		rc = open_endpoints(k);
+	if (!rc)
+		rc = ki_lan_open(k, k->opt.lan);
+	k->opt.lan = NULL; /* the caller's string: not kept */
 	if (!rc) {
 		kite_lock(k);
 		rc = ki_peer_connect_existing(k);
@@ -332,6 +338,7 @@ static void release_forked_copy(kite *k)
 		n = p->next;
 		ki_peer_free(k, p);
 	}
+	ki_lan_close(k, 0);
 	free_state(k);
 	free(k);
 }
@@ -353,6 +360,7 @@ void kite_close(kite *k)
 		(void)w;
 		pthread_join(k->thread, NULL);
 	}
+	ki_lan_close(k, 1);
 	while (k->peers)
 		ki_peer_drop(k, k->peers);
 	free_state(k);

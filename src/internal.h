@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "kite.h"
+#include "lan.h"
 #include "ring.h"
 #include "wire.h"
 
@@ -309,6 +310,7 @@ struct kite {
 	size_t large_len;
 
 	kite_stats stats;
+	struct ki_lan *lan; /* NULL: not on the LAN (lan.c) */
 };
 
 /* handle.c: kite_lock() is the plain mutex. ki_app_enter() gives the

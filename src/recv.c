@@ -152,6 +152,8 @@ static int poll_once(kite *k, kite_event *ev)
 	}
 	if (ki_event_pop(k, ev))
 		return 1;
+	if (ki_lan_pop(k, ev))
+		return 1;
 	size_t n = k->nsubs;
 	for (size_t i = 0; i < n; i++) {
 		size_t idx = (k->rr + i) % n;
@@ -352,7 +354,7 @@ static int arm(kite *k, int *relinking)
 		ki_barrier_heavy();
 	atomic_thread_fence(memory_order_seq_cst);
 	int locked = ki_app_enter(k);
-	int ready = k->ev_count > 0;
+	int ready = k->ev_count > 0 || ki_lan_ready(k);
 	*relinking = 0;
 	for (size_t i = 0; i < k->nsubs; i++) {
 		const struct sub_ring *s = k->subs[i];

@@ -438,6 +438,11 @@ int kite_subscribe(kite *k, const char *pattern)
 		kite_unlock(k);
 		return rc;
 	}
+	if ((rc = ki_lan_subscribe(k, pattern)) < 0) {
+		pattern_remove(k, pattern);
+		kite_unlock(k);
+		return rc;
+	}
 	/* Wait until every publisher there now has answered, so that what it
 	 * publishes after kite_subscribe() returns reaches us. */
 	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token);
@@ -465,6 +470,7 @@ int kite_unsubscribe(kite *k, const char *pattern)
 		return KITE_ENOTSUB;
 	}
 	broadcast_pattern(k, W_UNSUB, pattern, 0);
+	ki_lan_unsubscribe(k, pattern);
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (!ki_sub_matches(k, k->subs[i]->channel)) {
 			k->subs[i]->unsubscribed = 1;

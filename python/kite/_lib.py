@@ -71,7 +71,8 @@ class Options(ctypes.Structure):
         ("bus", ctypes.c_char_p),
         ("idle_ms", ctypes.c_uint32),
         ("reserved32", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint64 * 5),
+        ("lan", ctypes.c_char_p),
+        ("reserved", ctypes.c_uint64 * 4),
     ]
 
 

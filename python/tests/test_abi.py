@@ -71,12 +71,13 @@ def test_struct_layout_matches_the_header(c_view, st):
 
 
 def test_options_reserved_fields_are_mirrored(c_view):
-    # kite_options ends with reserved32 and reserved[5]: a binding that
-    # forgot them would hand kite_open garbage there (and be refused with
-    # EINVAL).
+    # kite_options ends with reserved32, lan and reserved[4]: a binding
+    # that forgot them would hand kite_open garbage there (and be refused
+    # with EINVAL).
     assert _lib.Options.reserved32.size == 4
-    assert _lib.Options.reserved.size == 5 * 8
-    assert _lib.Options.reserved.offset + 40 == c_view["sizeof(kite_options)"]
+    assert _lib.Options.lan.size == 8
+    assert _lib.Options.reserved.size == 4 * 8
+    assert _lib.Options.reserved.offset + 32 == c_view["sizeof(kite_options)"]
 
 
 def test_constants_match_the_header(c_view):

@@ -29,6 +29,7 @@ bridge nats://host:port nats://127.0.0.1:9
 bridge pattern $N.>
 bridge p site1
 * TARGET udp:9
+* iface[,options] lo
 * --kill[=SIGNAL] --kill=TERM
 fifo mode 0600
 fifo user[:group] root:root

@@ -1,0 +1,90 @@
+#!/bin/bash
+# lan_bench.sh — LAN channels between two namespace hosts this script
+# creates (a veth pair; nothing leaves them; removed at exit): kite's LAN
+# (UDP multicast, packing on) against ZeroMQ PUB/SUB over tcp:// between the
+# same hosts and against bare UDP floors (sendmmsg/recvmmsg, one message a
+# datagram; and the same with UDP_SEGMENT). Messages per second from the
+# subscriber's first to its last message, publisher CPU per message, and
+# loss at that rate (the publisher sends as fast as it can). Needs root.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+: "${BENCH_BIN:?BENCH_BIN must name the bench program folder}"
+peer=$BENCH_BIN/lan_peer_zmq
+[ -x "$peer" ] || { echo "lan: $peer missing" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "lan: needs root for network namespaces (skipped)"; exit 0; }
+
+if [ -n "${QUICK:-}" ]; then n64=300000 n1k=100000 n64k=3000
+else n64=1000000 n1k=300000 n64k=10000; fi
+cases=("64:$n64" "1024:$n1k" "65536:$n64k")
+transports=(kite zmq udp udp-gso)
+
+P=klb$$
+__lan_cleanup() { ip netns del ${P}a 2>/dev/null; ip netns del ${P}b 2>/dev/null; }
+trap '__lan_cleanup; __bench_cleanup' EXIT
+ip netns add ${P}a && ip netns add ${P}b || exit 1
+ip -n ${P}a link add eth0 type veth peer name eth0 netns ${P}b
+ip -n ${P}a addr add 10.78.0.1/24 dev eth0
+ip -n ${P}b addr add 10.78.0.2/24 dev eth0
+for h in a b; do ip -n ${P}$h link set lo up; ip -n ${P}$h link set eth0 up; done
+
+declare -A R # "case|transport|figure" -> values
+one_run() { # transport size count
+	local t=$1 size=$2 count=$3 sub pub
+	bench_tmpdir || return 1
+	case $t in
+	kite) sub=(kite-sub eth0 "$count"); pub=(kite-pub eth0 "$size" "$count");;
+	zmq) sub=(zmq-sub tcp://10.78.0.1:7491 "$count"); pub=(zmq-pub tcp://10.78.0.1:7491 "$size" "$count");;
+	udp) sub=(udp-sub eth0 "$count" "$size"); pub=(udp-pub eth0 "$size" "$count" 0);;
+	udp-gso) sub=(udp-sub eth0 "$count" "$size"); pub=(udp-pub eth0 "$size" "$count" 1);;
+	esac
+	ip netns exec ${P}b $(pin 1) "$peer" "${sub[@]}" >"$BENCH_TMP/sub" 2>&1 &
+	local sp=$!
+	local i
+	for i in $(seq 100); do grep -qs ready "$BENCH_TMP/sub" && break; sleep 0.05; done
+	timeout 60 ip netns exec ${P}a $(pin 0) "$peer" "${pub[@]}" >"$BENCH_TMP/pub" 2>&1
+	wait "$sp"
+	local got lost el cpu sent
+	read -r _ got _ lost _ el <<<"$(grep '^received' "$BENCH_TMP/sub")"
+	read -r _ sent _ cpu <<<"$(grep '^sent' "$BENCH_TMP/pub")"
+	[ -n "${got:-}" ] && [ -n "${el:-}" ] && [ "${el:-0}" -gt 0 ] || { echo "lan: $t $size failed: $(cat "$BENCH_TMP/sub" "$BENCH_TMP/pub" | head -3)" >&2; return 1; }
+	R["$size|$t|rate"]+="$(awk -v g="$got" -v e="$el" 'BEGIN { printf "%.0f", g * 1e9 / e }') "
+	R["$size|$t|loss"]+="$(awk -v l="$lost" -v s="$sent" 'BEGIN { printf "%.2f", s ? 100 * l / s : 0 }') "
+	R["$size|$t|cpu"]+="$(awk -v c="$cpu" -v s="$sent" 'BEGIN { printf "%.3f", s ? c / s / 1000 : 0 }') "
+}
+
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+	for c in "${cases[@]}"; do
+		for t in "${transports[@]}"; do
+			[ "$t" = udp-gso ] && [ "${c%%:*}" -gt 1024 ] && continue
+			progress "lan run $rep/$BENCH_REPS: $t ${c%%:*} B"
+			one_run "$t" "${c%%:*}" "${c#*:}"
+		done
+	done
+done
+
+echo
+echo "LAN: two namespace hosts on a veth pair; median [min..max] of $BENCH_REPS runs"
+table_cols 8 9 26 18 16
+table_row size transport "msgs/s" "loss %" "pub CPU us/msg"
+table_rule
+for c in "${cases[@]}"; do
+	s=${c%%:*}
+	for t in "${transports[@]}"; do
+		[ -n "${R["$s|$t|rate"]:-}" ] || continue
+		table_row "$s" "$t" "$(cell fmt_si ${R["$s|$t|rate"]})" \
+			"$(cell fmt_pct ${R["$s|$t|loss"]})" "$(cell fmt_us ${R["$s|$t|cpu"]})"
+	done
+done
+med() { stats $1 | awk '{print $1}'; }
+echo
+k64=$(med "${R["64|kite|rate"]:-0}"); z64=$(med "${R["64|zmq|rate"]:-0}")
+echo "64 B: kite >= 2x ZeroMQ: $(verdict "$(awk -v a="$k64" -v b="$z64" 'BEGIN{print (b ? a / b : 0)}')" ge 2) ($(fmt_si "$k64") vs $(fmt_si "$z64")); zero loss: $(verdict "$(med "${R["64|kite|loss"]:-100}")" le 0)"
+for s in 1024 65536; do
+	k=$(med "${R["$s|kite|rate"]:-0}"); z=$(med "${R["$s|zmq|rate"]:-0}")
+	u=$(med "${R["$s|udp|rate"]:-0}"); g=$(med "${R["$s|udp-gso|rate"]:-0}")
+	best=$(awk -v u="$u" -v g="$g" 'BEGIN{print (u > g ? u : g)}')
+	need=$(awk -v z="$z" -v b="$best" 'BEGIN{x = b / 1.5; print (z < x ? z : x)}')
+	echo "$s B: kite >= min(ZeroMQ, best UDP floor / 1.5) = $(fmt_si "$need"): $(verdict "$k" ge "$need") ($(fmt_si "$k"))"
+done
+echo "(not measured here: three subscriber hosts, repair)"

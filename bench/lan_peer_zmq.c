@@ -1,0 +1,289 @@
+/* lan_peer_zmq.c — one side of the LAN benchmark, run by lan_bench.sh
+ * inside the namespace hosts it creates (never on the host's network):
+ *
+ *   kite-pub IFACE SIZE COUNT      kite_publish COUNT messages on bench.lan
+ *   kite-sub IFACE COUNT           count them (messages and KITE_LOSS)
+ *   udp-pub IFACE SIZE COUNT GSO   the bare floor: sendmmsg, one message a
+ *                                  datagram (GSO 1: UDP_SEGMENT, 64 a send)
+ *   udp-sub IFACE COUNT            recvmmsg
+ *   zmq-pub ENDPOINT SIZE COUNT    ZeroMQ PUB (tcp://), no drops (HWM 0)
+ *   zmq-sub ENDPOINT COUNT         SUB
+ *
+ * Publishers print "sent N cpu_ns C"; subscribers
+ * "received N lost L elapsed_ns E", E from the first message to the last
+ * (a subscriber stops at COUNT, or 2 s after the last message). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "kite.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define GROUP "239.255.75.9"
+#define PORT 7490
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct rusage r;
+	getrusage(RUSAGE_SELF, &r);
+	return ((uint64_t)r.ru_utime.tv_sec + (uint64_t)r.ru_stime.tv_sec) * 1000000000u +
+	       ((uint64_t)r.ru_utime.tv_usec + (uint64_t)r.ru_stime.tv_usec) * 1000u;
+}
+
+static void sub_report(uint64_t got, uint64_t lost, uint64_t first, uint64_t last)
+{
+	printf("received %" PRIu64 " lost %" PRIu64 " elapsed_ns %" PRIu64 "\n", got, lost,
+	       got > 1 ? last - first : 0);
+}
+
+static int kite_pub(const char *iface, size_t size, uint64_t count)
+{
+	kite_options o = {0};
+	o.lan = iface;
+	o.bus = "lanbench";
+	kite *k;
+	int rc = kite_open(&k, &o);
+	if (rc) {
+		fprintf(stderr, "kite_open: %s\n", kite_strerror(rc));
+		return 1;
+	}
+	char *buf = calloc(1, size);
+	sleep(1); /* the subscriber has joined */
+	uint64_t c0 = cpu_ns();
+	for (uint64_t i = 0; i < count; i++)
+		kite_publish(k, "bench.lan", buf, size);
+	uint64_t c1 = cpu_ns();
+	kite_close(k);
+	printf("sent %" PRIu64 " cpu_ns %" PRIu64 "\n", count, c1 - c0);
+	free(buf);
+	return 0;
+}
+
+static int kite_sub(const char *iface, uint64_t count)
+{
+	kite_options o = {0};
+	o.lan = iface;
+	o.bus = "lanbench";
+	kite *k;
+	if (kite_open(&k, &o) || kite_subscribe(k, "bench.>"))
+		return 1;
+	printf("ready\n");
+	fflush(stdout);
+	uint64_t got = 0, lost = 0, first = 0, last = 0;
+	while (got + lost < count) {
+		kite_event ev;
+		int rc = kite_recv(k, &ev, got ? 2000 : 20000);
+		if (rc)
+			break;
+		if (ev.type == KITE_MESSAGE) {
+			last = now_ns();
+			if (!got++)
+				first = last;
+		} else if (ev.type == KITE_LOSS) {
+			lost += ev.lost;
+		} else if (ev.type == KITE_PUBLISHER_GONE) {
+			break;
+		}
+	}
+	sub_report(got, lost, first, last);
+	kite_close(k);
+	return 0;
+}
+
+static int udp_socket(const char *iface, int rx)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct ip_mreqn m = {.imr_ifindex = (int)if_nametoindex(iface)};
+	inet_pton(AF_INET, GROUP, &m.imr_multiaddr);
+	int one = 1, buf = 8 << 20;
+	if (rx) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
+		if (bind(s, (struct sockaddr *)&a, sizeof a) ||
+		    setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m))
+			return -1;
+	} else {
+		setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m);
+		setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf);
+	}
+	return s;
+}
+
+static int udp_pub(const char *iface, size_t size, uint64_t count, int gso)
+{
+	int s = udp_socket(iface, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+	inet_pton(AF_INET, GROUP, &to.sin_addr);
+	enum { B = 64 };
+	size_t per = size > 1472 ? 1472 : size; /* one message a datagram, as kite's fragments */
+	char *buf = calloc(B, size < per * B ? per * B : size);
+	struct mmsghdr mm[B];
+	struct iovec iov[B];
+	sleep(1);
+	uint64_t c0 = cpu_ns(), sent = 0;
+	if (gso && size <= 1472) {
+		/* 64 messages in one send, cut by the kernel (UDP_SEGMENT). */
+		int seg = (int)size;
+		setsockopt(s, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof seg);
+		for (; sent < count; sent += B) {
+			struct iovec v = {buf, size * B};
+			struct msghdr h = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &v, .msg_iovlen = 1};
+			if (sendmsg(s, &h, 0) < 0)
+				break;
+		}
+	} else {
+		size_t frags = (size + per - 1) / per;
+		for (; sent < count; sent += B / frags) {
+			unsigned n = 0;
+			for (uint64_t m = 0; m < B / frags; m++)
+				for (size_t f = 0; f < frags; f++, n++) {
+					iov[n] = (struct iovec){buf, per};
+					mm[n].msg_hdr = (struct msghdr){.msg_name = &to, .msg_namelen = sizeof to,
+									.msg_iov = &iov[n], .msg_iovlen = 1};
+				}
+			for (unsigned done = 0; done < n;) {
+				int r = sendmmsg(s, mm + done, n - done, 0);
+				if (r <= 0)
+					break;
+				done += (unsigned)r;
+			}
+		}
+	}
+	uint64_t c1 = cpu_ns();
+	/* The end: a datagram of one byte, three times. */
+	for (int i = 0; i < 3; i++)
+		sendto(s, "E", 1, 0, (struct sockaddr *)&to, sizeof to);
+	printf("sent %" PRIu64 " cpu_ns %" PRIu64 "\n", sent, c1 - c0);
+	return 0;
+}
+
+static int udp_sub(const char *iface, uint64_t count, size_t size)
+{
+	int s = udp_socket(iface, 1);
+	if (s < 0)
+		return 1;
+	printf("ready\n");
+	fflush(stdout);
+	enum { B = 64 };
+	static char bufs[B][1500];
+	struct mmsghdr mm[B];
+	struct iovec iov[B];
+	uint64_t bytes = 0, first = 0, last = 0, datagrams = 0;
+	size_t per = size > 1472 ? 1472 : size;
+	uint64_t need = count * ((size + per - 1) / per);
+	for (;;) {
+		struct pollfd p = {.fd = s, .events = POLLIN};
+		if (poll(&p, 1, datagrams ? 2000 : 20000) <= 0)
+			break;
+		for (int i = 0; i < B; i++) {
+			iov[i] = (struct iovec){bufs[i], sizeof bufs[i]};
+			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+		}
+		int n = recvmmsg(s, mm, B, MSG_DONTWAIT, NULL);
+		int end = 0;
+		for (int i = 0; i < n; i++) {
+			if (mm[i].msg_len == 1) {
+				end = 1;
+				continue;
+			}
+			last = now_ns();
+			if (!datagrams++)
+				first = last;
+			bytes += mm[i].msg_len;
+		}
+		if (end || datagrams >= need)
+			break;
+	}
+	uint64_t msgs = datagrams / ((size + per - 1) / per);
+	sub_report(msgs, count > msgs ? count - msgs : 0, first, last);
+	return 0;
+}
+
+static int zmq_pub(const char *ep, size_t size, uint64_t count)
+{
+	void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PUB);
+	int zero = 0;
+	zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+	if (zmq_bind(s, ep))
+		return 1;
+	sleep(1);
+	char *buf = calloc(1, size);
+	uint64_t c0 = cpu_ns();
+	for (uint64_t i = 0; i < count; i++)
+		zmq_send(s, buf, size, 0);
+	zmq_send(s, "E", 1, 0);
+	uint64_t c1 = cpu_ns();
+	printf("sent %" PRIu64 " cpu_ns %" PRIu64 "\n", count, c1 - c0);
+	int linger = 10000;
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	return 0;
+}
+
+static int zmq_sub(const char *ep, uint64_t count)
+{
+	void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_SUB);
+	int zero = 0, timeout = 20000;
+	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+	zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+	if (zmq_connect(s, ep))
+		return 1;
+	printf("ready\n");
+	fflush(stdout);
+	static char buf[1 << 17];
+	uint64_t got = 0, first = 0, last = 0;
+	while (got < count) {
+		int n = zmq_recv(s, buf, sizeof buf, 0);
+		if (n < 0 || n == 1)
+			break;
+		last = now_ns();
+		if (!got++)
+			first = last;
+	}
+	sub_report(got, count - got, first, last);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 5 && !strcmp(argv[1], "kite-pub"))
+		return kite_pub(argv[2], strtoul(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
+	if (argc >= 4 && !strcmp(argv[1], "kite-sub"))
+		return kite_sub(argv[2], strtoull(argv[3], NULL, 10));
+	if (argc >= 6 && !strcmp(argv[1], "udp-pub"))
+		return udp_pub(argv[2], strtoul(argv[3], NULL, 10), strtoull(argv[4], NULL, 10), atoi(argv[5]));
+	if (argc >= 5 && !strcmp(argv[1], "udp-sub"))
+		return udp_sub(argv[2], strtoull(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
+	if (argc >= 5 && !strcmp(argv[1], "zmq-pub"))
+		return zmq_pub(argv[2], strtoul(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
+	if (argc >= 4 && !strcmp(argv[1], "zmq-sub"))
+		return zmq_sub(argv[2], strtoull(argv[3], NULL, 10));
+	fprintf(stderr, "usage: see the comment at the top of lan_peer_zmq.c\n");
+	return 100;
+}

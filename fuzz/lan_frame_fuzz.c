@@ -1,0 +1,154 @@
+/* Fuzz target: a datagram from any host on the LAN through the frame-v1
+ * decoder (src/lan_frame.c), frame after frame as a receiver walks a packed
+ * datagram. Every accepted frame must lie within the datagram, carry a
+ * valid channel name, a sequence >= 1 and fragment fields that tile its
+ * message; a re-encoded accepted frame must decode to the same fields.
+ *
+ * So that mutations get past the CRC and reach the fields behind it:
+ *   'P' then (offset, byte) pairs: a valid datagram of two frames with
+ *       those bytes overwritten, each frame's CRC then re-computed (a liar,
+ *       not line noise);
+ *   'F' channel '|' payload: that frame encoded (or refused) and decoded;
+ *   anything else: the datagram itself. */
+#include <stdint.h>
+#include <string.h>
+
+#include "lan_crc32c.h"
+#include "lan_frame.h"
+
+const char *const fuzz_seeds[] = {
+	"P", "P\x04\x02", "P\x05\x10", "P\x05\x01", "P\x05\x02", "P\x05\x06", "P\x07\x50", "P\x0f\x0b",
+	"P\x35\x01", "P\x39\x02", "P\x3b\x02", "P\x40\xc9", "P\x40\x00",
+	"P\x41*", "P\x42.", "P\x21\x00\x22\x00\x23\x00\x24\x00\x25\x00\x26\x00\x27\x00\x28\x00",
+	"P\x31\xff\x32\xff\x33\xff\x34\xff", "P\x5a\x40", "P\x5b\x44",
+	"Fa|", "Forders.eu.created|hello", "Fa.*|x", "F|x", "Fa..b|",
+	"KITE\x01", "KITE\x01\x00\x00\x41", "garbage", "",
+	NULL,
+};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Re-compute the CRC of the frame at b[0..len), as its header says it
+ * extends (clipped to len). */
+static void fix_crc(uint8_t *b, size_t len)
+{
+	if (len < LAN_FIXED_LEN)
+		return;
+	size_t hdr = (size_t)b[6] << 8 | b[7];
+	size_t pl = (size_t)b[12] << 24 | (size_t)b[13] << 16 | (size_t)b[14] << 8 | b[15];
+	size_t span = hdr <= len && pl <= len - hdr ? hdr + pl : len;
+	put32(b + LAN_CRC_OFFSET, 0);
+	put32(b + LAN_CRC_OFFSET, ki_crc32c(0, b, span));
+}
+
+static void check_accepted(const uint8_t *buf, size_t len, const struct lan_frame *f, int n)
+{
+	if ((size_t)n > len || f->payload < buf || f->payload + f->payload_len != buf + n)
+		__builtin_trap();
+	if (kite_channel_valid(f->channel) != 0 || strlen(f->channel) != f->channel_len ||
+	    (f->seq == 0 && !(f->flags & LAN_FLAG_STATE)) || f->frag_count == 0 || f->frag_index >= f->frag_count ||
+	    (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN))
+		__builtin_trap();
+	uint64_t at = ki_lan_fragment_offset(f->total_len, f->frag_count, f->frag_index);
+	if (at + f->payload_len > f->total_len)
+		__builtin_trap();
+	/* Re-encoded, it is the same frame (later optional fields dropped). */
+	static uint8_t again[LAN_FRAME_MAX];
+	struct lan_frame g;
+	int m = ki_lan_frame_encode(again, sizeof again, f, f->payload);
+	if (m <= 0 || ki_lan_frame_decode(again, (size_t)m, &g) != m ||
+	    g.seq != f->seq || g.publisher != f->publisher || g.host != f->host ||
+	    g.total_len != f->total_len || g.frag_index != f->frag_index ||
+	    strcmp(g.channel, f->channel) != 0 ||
+	    memcmp(g.payload, f->payload, f->payload_len) != 0)
+		__builtin_trap();
+}
+
+/* Decode frame after frame; the bytes accepted. */
+static size_t walk(const uint8_t *buf, size_t len)
+{
+	size_t at = 0;
+	while (at < len) {
+		struct lan_frame f;
+		int n = ki_lan_frame_decode(buf + at, len - at, &f);
+		if (n < 0) {
+			if (-n >= LAN_REJECT_KINDS)
+				__builtin_trap();
+			return at;
+		}
+		if (n == 0)
+			__builtin_trap(); /* would loop forever */
+		check_accepted(buf + at, len - at, &f, n);
+		at += (size_t)n;
+	}
+	return at;
+}
+
+static size_t two_frames(uint8_t *out, size_t cap)
+{
+	struct lan_frame f = {0};
+	f.host = 7;
+	f.publisher = 0x1234;
+	f.seq = 9;
+	f.pid = 100;
+	f.total_len = 40;
+	f.frag_count = 2;
+	f.frag_index = 1;
+	f.payload_len = 20;
+	strcpy(f.channel, "fuzz.ch");
+	f.channel_len = 7;
+	int a = ki_lan_frame_encode(out, cap, &f, "abcdefghijklmnopqrst");
+	f.frag_count = 1;
+	f.frag_index = 0;
+	f.total_len = f.payload_len = 3;
+	f.seq = 10;
+	int b = ki_lan_frame_encode(out + a, cap - (size_t)a, &f, "xyz");
+	if (a <= 0 || b <= 0)
+		__builtin_trap();
+	return (size_t)a + (size_t)b;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t buf[LAN_FRAME_MAX];
+	if (size >= 1 && data[0] == 'P') {
+		size_t len = two_frames(buf, sizeof buf);
+		size_t first = LAN_FIXED_LEN + 7 + 20;
+		for (size_t i = 1; i + 1 < size; i += 2)
+			buf[data[i] % len] = data[i + 1];
+		fix_crc(buf, len);
+		if (len > first)
+			fix_crc(buf + first, len - first);
+		if (walk(buf, len) != len && size == 1)
+			__builtin_trap(); /* the untouched datagram is valid */
+		return 0;
+	}
+	if (size >= 1 && data[0] == 'F') {
+		const uint8_t *bar = memchr(data, '|', size);
+		size_t clen = bar ? (size_t)(bar - data) - 1 : size - 1;
+		struct lan_frame f = {0};
+		if (clen > KITE_CHANNEL_MAX)
+			return 0;
+		memcpy(f.channel, data + 1, clen);
+		f.channel[clen] = 0;
+		f.channel_len = (uint8_t)clen;
+		f.seq = 1;
+		f.frag_count = 1;
+		f.total_len = f.payload_len = bar ? (uint32_t)(size - clen - 2) : 0;
+		int n = ki_lan_frame_encode(buf, sizeof buf, &f, bar ? bar + 1 : NULL);
+		int valid = strlen(f.channel) == clen && kite_channel_valid(f.channel) == 0;
+		if ((n > 0) != valid)
+			__builtin_trap();
+		if (n > 0 && walk(buf, (size_t)n) != (size_t)n)
+			__builtin_trap();
+		return 0;
+	}
+	walk(data, size);
+	return 0;
+}

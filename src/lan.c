@@ -1,0 +1,846 @@
+/* LAN channels inside a handle: sending what the handle publishes,
+ * receiving what its subscriptions match, and the queue between the
+ * control thread (which reads the socket) and kite_recv(). The pieces
+ * live beside: lan_frame (wire format), lan_group (channel -> group),
+ * lan_stream (per-stream accounting), lan_reasm (fragments), lan_socket
+ * (sockets), lan_spec (the option). */
+#include "lan.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "lan_crc32c.h"
+#include "lan_frame.h"
+#include "lan_group.h"
+#include "lan_pack.h"
+#include "lan_reasm.h"
+#include "lan_socket.h"
+#include "lan_spec.h"
+#include "lan_stream.h"
+
+#define SEND_TIMEOUT_MS 200   /* a send waits at most this for queue room */
+#define SEND_BATCH 64         /* datagrams per sendmmsg */
+#define RECV_BATCH 32         /* datagrams per recvmmsg */
+#define RECV_ROUNDS 8         /* recvmmsg calls per wake-up, then yield */
+#define RCVBUF_WANT (8u << 20)
+#define STATE_IDLE_MS 50      /* a channel silent this long sends its state */
+#define HEARTBEAT_MS 1000     /* ... and again this often */
+#define SILENCE_MS 3500       /* a stream unheard this long: publisher gone */
+#define QUEUE_BYTES (64u << 20)
+#define QUEUE_ITEMS 65536
+#define STREAMS_MAX 65536
+#define HASH_SIZE 1024
+
+enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
+
+struct entry; /* a stream heard from the LAN */
+
+struct item {
+	struct item *next;
+	enum item_type type;
+	struct entry *e;
+	struct lan_msg m;
+	uint64_t lost;
+};
+
+struct entry {
+	struct lan_stream s;
+	struct sockaddr_in from;
+	uint32_t pid;
+	size_t queued;          /* items that point to it */
+	struct item *loss_item; /* its loss report still queued, to add to */
+	int gone;
+	struct entry *next;     /* hash chain */
+};
+
+/* A channel this handle publishes on the LAN. */
+struct pub {
+	char channel[KITE_CHANNEL_MAX + 1];
+	uint64_t seq;
+	uint64_t state_due_ns; /* 0: nothing to announce */
+	struct pub *next;
+};
+
+struct ki_lan {
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx, rx;
+	uint64_t host;
+	uint32_t pid;       /* ours, read once (getpid() is a system call) */
+	uint64_t reorder_ns;
+	struct lan_joins joins;
+	struct lan_reasm reasm;
+	struct entry *streams[HASH_SIZE];
+	size_t nstreams;
+	struct pub *pubs[HASH_SIZE];
+	struct item *head, *tail, *current;
+	size_t nitems, queue_bytes;
+	uint8_t *txbuf, *rxbuf;
+	size_t max_datagram;
+	/* Packing (lan_pack.h): a burst's small messages share datagrams,
+	 * sent when the slots fill, or pack_ns after the first waited
+	 * (pack_timer), or at once for a message after an idle spell. */
+	struct lan_packer pack;
+	uint64_t pack_ns, last_publish_ns;
+	int pack_timer;
+	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
+	uint64_t dups_gone, late_gone; /* counters of streams freed */
+	kite_lan_stats st;
+};
+
+static uint32_t hash_str(const char *s) { return ki_crc32c(0, s, strlen(s)); }
+
+/* This host: its machine id and its network namespace (test "hosts" are
+ * namespaces of one machine). */
+static uint64_t host_id(void)
+{
+	char mid[64] = "";
+	int fd = open("/etc/machine-id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, mid, sizeof mid - 1);
+		mid[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	uint64_t ns = 0;
+	struct stat st;
+	if (stat("/proc/self/ns/net", &st) == 0)
+		ns = (uint64_t)st.st_ino;
+	uint64_t id = 0;
+	if (!mid[0] && getrandom(&id, sizeof id, 0) == sizeof id)
+		return id | 1;
+	return (uint64_t)ki_crc32c(0, mid, strlen(mid)) << 32 | ki_crc32c(0, &ns, sizeof ns);
+}
+
+int ki_lan_open(kite *k, const char *text)
+{
+	if (!text || !*text)
+		text = getenv("KITE_LAN");
+	if (!text || !*text)
+		return 0;
+	struct ki_lan *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	l->tx = l->rx = l->pack_timer = -1;
+	k->lan = l;
+	char why[200];
+	int rc = ki_lan_spec_parse(text, &l->spec, why, sizeof why);
+	if (!rc)
+		rc = ki_lan_iface_resolve(&l->spec, &l->ifc, why, sizeof why);
+	if (rc)
+		return rc;
+	l->host = host_id();
+	l->pid = (uint32_t)getpid();
+	l->reorder_ns = (uint64_t)l->spec.reorder_ms * 1000000u;
+	l->max_datagram = l->ifc.mtu - 28; /* IPv4 and UDP headers */
+	if (l->max_datagram > LAN_FRAME_MAX)
+		l->max_datagram = LAN_FRAME_MAX;
+	ki_lan_reasm_init(&l->reasm, l->spec.max_msg, 0, 0);
+	if ((rc = ki_lan_joins_init(&l->joins, &l->spec.range)))
+		return rc;
+	l->pack_ns = (uint64_t)l->spec.pack_us * 1000u;
+	if ((rc = ki_lan_pack_init(&l->pack, l->max_datagram)))
+		return rc;
+	l->txbuf = malloc((size_t)SEND_BATCH * l->max_datagram);
+	l->rxbuf = malloc((size_t)RECV_BATCH * 65536);
+	if (!l->txbuf || !l->rxbuf)
+		return -ENOMEM;
+	if ((l->tx = ki_lan_socket_sender(&l->spec, &l->ifc, SEND_TIMEOUT_MS)) < 0)
+		return l->tx;
+	size_t granted = 0;
+	if ((l->rx = ki_lan_socket_receiver(&l->spec, RCVBUF_WANT, &granted)) < 0)
+		return l->rx;
+	l->st.rcvbuf_bytes = granted;
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->rx};
+	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->rx, &ev) < 0)
+		return -errno;
+	l->pack_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	ev.data.fd = l->pack_timer;
+	if (l->pack_timer < 0 || epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->pack_timer, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Send count datagrams (bufs[i], lens[i]) to groups[i] with sendmmsg; how
+ * many went (all, unless the socket stayed full SEND_TIMEOUT_MS). */
+static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
+			   const uint32_t *groups, unsigned count)
+{
+	struct sockaddr_in to[SEND_BATCH];
+	struct mmsghdr mm[SEND_BATCH];
+	struct iovec iov[SEND_BATCH];
+	for (unsigned i = 0; i < count; i++) {
+		to[i] = (struct sockaddr_in){.sin_family = AF_INET,
+					     .sin_port = htons(l->spec.range.port),
+					     .sin_addr.s_addr = htonl(groups[i])};
+		iov[i] = (struct iovec){(void *)(uintptr_t)bufs[i], lens[i]};
+		mm[i].msg_hdr = (struct msghdr){.msg_name = &to[i], .msg_namelen = sizeof to[i],
+						.msg_iov = &iov[i], .msg_iovlen = 1};
+	}
+	unsigned done = 0;
+	while (done < count) {
+		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (unsigned)n; /* only what the call says it sent */
+		l->st.datagrams_sent += (uint64_t)n;
+	}
+	return done;
+}
+
+/* Send count datagrams of txbuf (lengths in lens) to one group; 0 if all
+ * went. */
+static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, unsigned count)
+{
+	const uint8_t *bufs[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < count; i++) {
+		bufs[i] = l->txbuf + (size_t)i * l->max_datagram;
+		groups[i] = group;
+	}
+	return send_batch(l, bufs, lens, groups, count) == count ? 0 : -1;
+}
+
+/* Send what the packer holds, in one sendmmsg. */
+static void pack_flush(struct ki_lan *l)
+{
+	struct lan_packer *p = &l->pack;
+	const uint8_t *bufs[LAN_PACK_SLOTS] = {0};
+	size_t lens[LAN_PACK_SLOTS] = {0};
+	uint32_t groups[LAN_PACK_SLOTS] = {0};
+	unsigned n = 0, frames[LAN_PACK_SLOTS] = {0};
+	for (unsigned i = 0; i < p->used; i++)
+		if (p->len[i]) {
+			bufs[n] = ki_lan_pack_datagram(p, i);
+			lens[n] = p->len[i];
+			groups[n] = p->group[i];
+			frames[n++] = p->frames[i];
+		}
+	unsigned sent = send_batch(l, bufs, lens, groups, n);
+	for (unsigned i = sent; i < n; i++)
+		l->st.messages_unsent += frames[i];
+	ki_lan_pack_sent(p);
+}
+
+/* Pack one single-datagram message; 0, or -1 to send it on its own. */
+static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void *data,
+			uint32_t group, uint64_t now)
+{
+	size_t n = lan_header_len(f->channel_len) + f->payload_len;
+	uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
+	if (!at) {
+		pack_flush(l);
+		if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
+			return -1;
+	}
+	if (ki_lan_frame_encode(at, n, f, data) != (int)n)
+		return -1;
+	ki_lan_pack_commit(&l->pack, n);
+	if (now - l->pack.since_ns >= l->pack_ns) {
+		pack_flush(l);
+	} else if (l->pack.used == 1 && l->pack.frames[0] == 1) {
+		/* The first to wait: the timer sends the rest by its bound. */
+		uint64_t due = l->pack.since_ns + l->pack_ns;
+		struct itimerspec it = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
+						     .tv_nsec = (long)(due % 1000000000u)}};
+		timerfd_settime(l->pack_timer, TFD_TIMER_ABSTIME, &it, NULL);
+	}
+	return 0;
+}
+
+static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
+{
+	uint32_t h = hash_str(channel) % HASH_SIZE;
+	for (struct pub *p = l->pubs[h]; p; p = p->next)
+		if (!strcmp(p->channel, channel))
+			return p;
+	if (!create)
+		return NULL;
+	struct pub *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	snprintf(p->channel, sizeof p->channel, "%s", channel);
+	p->next = l->pubs[h];
+	l->pubs[h] = p;
+	return p;
+}
+
+/* One frame in datagram slot i of txbuf; its length. */
+static size_t put_frame(struct ki_lan *l, unsigned i, struct lan_frame *f, const void *data)
+{
+	int n = ki_lan_frame_encode(l->txbuf + (size_t)i * l->max_datagram, l->max_datagram, f, data);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void frame_base(const kite *k, struct lan_frame *f, const char *channel, uint64_t seq)
+{
+	memset(f, 0, sizeof *f);
+	f->host = k->lan->host;
+	f->publisher = k->id;
+	f->seq = seq;
+	f->timestamp_ns = ki_realtime_ns();
+	f->pid = k->lan->pid;
+	f->channel_len = (uint8_t)strlen(channel);
+	memcpy(f->channel, channel, f->channel_len + 1u);
+}
+
+/* Before the first message on a channel, say "nothing sent yet" (twice:
+ * a lossy LAN), so that subscribers count a loss of that first message. */
+static void announce_start(kite *k, const char *channel)
+{
+	struct lan_frame f;
+	frame_base(k, &f, channel, 0);
+	f.flags = LAN_FLAG_STATE;
+	f.frag_count = 1;
+	size_t len = put_frame(k->lan, 0, &f, NULL);
+	uint32_t group = ki_lan_group_of(&k->lan->spec.range, channel);
+	for (int i = 0; i < 2 && len; i++)
+		send_datagrams(k->lan, group, &len, 1);
+}
+
+void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data, size_t len)
+{
+	struct ki_lan *l = k->lan;
+	if (!l)
+		return;
+	struct pub *p = find_pub(l, channel, 0);
+	if (!p && (p = find_pub(l, channel, 1)))
+		announce_start(k, channel);
+	if (p) {
+		p->seq = seq;
+		p->state_due_ns = ki_monotonic_ns() + STATE_IDLE_MS * 1000000ull;
+	}
+	if (len > l->spec.max_msg || !p) {
+		l->st.messages_unsent++;
+		return;
+	}
+	struct lan_frame f;
+	frame_base(k, &f, channel, seq);
+	f.total_len = (uint32_t)len;
+	size_t room = l->max_datagram - lan_header_len(f.channel_len);
+	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
+	uint32_t group = ki_lan_group_of(&l->spec.range, channel);
+	uint64_t now = ki_monotonic_ns();
+	int busy = now - l->last_publish_ns < l->pack_ns;
+	l->last_publish_ns = now;
+	if (f.frag_count == 1 && (busy || l->pack.used)) {
+		/* In a burst: share a datagram (a lone message, below, goes at
+		 * once: no added latency). */
+		f.payload_len = (uint32_t)len;
+		if (pack_message(l, &f, data, group, now) == 0)
+			return;
+	}
+	if (l->pack.used) /* keep the order: what waits goes first */
+		pack_flush(l);
+	size_t lens[SEND_BATCH];
+	unsigned batch = 0;
+	for (uint32_t i = 0; i < f.frag_count; i++) {
+		uint64_t at = ki_lan_fragment_offset(f.total_len, f.frag_count, i);
+		uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
+		f.frag_index = i;
+		f.payload_len = i + 1 < f.frag_count ? chunk : (uint32_t)(len - at);
+		lens[batch] = put_frame(l, batch, &f, (const uint8_t *)data + at);
+		batch++;
+		if (batch == SEND_BATCH || i + 1 == f.frag_count) {
+			if (send_datagrams(l, group, lens, batch) < 0) {
+				l->st.messages_unsent++;
+				return;
+			}
+			batch = 0;
+		}
+	}
+}
+
+/* A state frame for each channel due one (gone: for all, as we close). */
+static void send_states(kite *k, uint64_t now, int gone)
+{
+	struct ki_lan *l = k->lan;
+	if (l->pack.used)
+		pack_flush(l); /* a state must not overtake the messages it counts */
+	for (size_t h = 0; h < HASH_SIZE; h++)
+		for (struct pub *p = l->pubs[h]; p; p = p->next) {
+			if (!gone && (!p->state_due_ns || p->state_due_ns > now))
+				continue;
+			struct lan_frame f;
+			frame_base(k, &f, p->channel, p->seq);
+			f.flags = LAN_FLAG_STATE | (gone ? LAN_FLAG_GONE : 0);
+			f.frag_count = 1;
+			size_t len = put_frame(l, 0, &f, NULL);
+			if (len)
+				send_datagrams(l, ki_lan_group_of(&l->spec.range, p->channel), &len, 1);
+			p->state_due_ns = now + HEARTBEAT_MS * 1000000ull;
+		}
+}
+
+static void item_free(struct item *it)
+{
+	if (!it)
+		return;
+	free(it->m.data);
+	if (it->e)
+		it->e->queued--;
+	free(it);
+}
+
+void ki_lan_close(kite *k, int say_gone)
+{
+	struct ki_lan *l = k->lan;
+	if (!l)
+		return;
+	/* The goodbye says where each stream ended (so a lost last message
+	 * is reported): three times, so a lossy LAN still hears it. */
+	for (int i = 0; i < 3 && say_gone && l->tx >= 0; i++)
+		send_states(k, ki_monotonic_ns(), 1);
+	if (say_gone && l->tx >= 0 && l->pack.used)
+		pack_flush(l);
+	if (l->tx >= 0)
+		close(l->tx);
+	if (l->rx >= 0)
+		close(l->rx);
+	if (l->pack_timer >= 0)
+		close(l->pack_timer);
+	ki_lan_pack_free(&l->pack);
+	item_free(l->current);
+	while (l->head) {
+		struct item *n = l->head->next;
+		item_free(l->head);
+		l->head = n;
+	}
+	for (size_t h = 0; h < HASH_SIZE; h++) {
+		for (struct entry *e = l->streams[h], *n; e; e = n) {
+			n = e->next;
+			ki_lan_stream_clear(&e->s);
+			free(e);
+		}
+		for (struct pub *p = l->pubs[h], *n; p; p = n) {
+			n = p->next;
+			free(p);
+		}
+	}
+	ki_lan_reasm_free(&l->reasm);
+	ki_lan_joins_free(&l->joins);
+	free(l->txbuf);
+	free(l->rxbuf);
+	free(l);
+	k->lan = NULL;
+}
+
+int ki_lan_subscribe(kite *k, const char *pattern)
+{
+	struct ki_lan *l = k->lan;
+	if (!l)
+		return 0;
+	uint32_t change[256];
+	size_t n = ki_lan_joins_add(&l->joins, pattern, change);
+	for (size_t i = 0; i < n; i++) {
+		int rc = ki_lan_socket_membership(l->rx, change[i], &l->ifc, 1);
+		if (rc < 0) {
+			/* Undo, so the counts match the memberships. */
+			uint32_t undo[256];
+			size_t m = ki_lan_joins_remove(&l->joins, pattern, undo);
+			for (size_t j = 0; j < m; j++)
+				if (j < i || undo[j] != change[i])
+					ki_lan_socket_membership(l->rx, undo[j], &l->ifc, 0);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void ki_lan_unsubscribe(kite *k, const char *pattern)
+{
+	struct ki_lan *l = k->lan;
+	if (!l)
+		return;
+	uint32_t change[256];
+	size_t n = ki_lan_joins_remove(&l->joins, pattern, change);
+	for (size_t i = 0; i < n; i++)
+		ki_lan_socket_membership(l->rx, change[i], &l->ifc, 0);
+}
+
+
+/* The queue to kite_recv(). */
+static void enqueue(kite *k, struct item *it)
+{
+	struct ki_lan *l = k->lan;
+	int was_empty = !l->head;
+	if (l->tail)
+		l->tail->next = it;
+	else
+		l->head = it;
+	l->tail = it;
+	l->nitems++;
+	l->queue_bytes += it->m.len;
+	if (it->e)
+		it->e->queued++;
+	if (was_empty)
+		ki_wake_self(k);
+}
+
+static void push_event(kite *k, struct entry *e, enum item_type type, uint64_t lost)
+{
+	struct item *it = calloc(1, sizeof *it);
+	if (!it)
+		return; /* (a loss then goes unreported: only without memory) */
+	it->type = type;
+	it->e = e;
+	it->lost = lost;
+	enqueue(k, it);
+	if (type == ITEM_LOSS)
+		e->loss_item = it;
+}
+
+static void report_loss(kite *k, struct entry *e, uint64_t n)
+{
+	if (e->loss_item) /* still queued: one report says it all */
+		e->loss_item->lost += n;
+	else
+		push_event(k, e, ITEM_LOSS, n);
+}
+
+static void sink_message(void *ctx, struct lan_stream *s, struct lan_msg *m)
+{
+	kite *k = ctx;
+	struct ki_lan *l = k->lan;
+	struct entry *e = (struct entry *)s; /* s is the entry's first member */
+	struct item *it = NULL;
+	if (l->nitems < QUEUE_ITEMS && l->queue_bytes + m->len <= QUEUE_BYTES)
+		it = calloc(1, sizeof *it);
+	if (!it) {
+		/* kite_recv() is behind: radio semantics, counted and told. */
+		free(m->data);
+		l->st.queue_dropped++;
+		report_loss(k, e, 1);
+		return;
+	}
+	it->type = ITEM_MESSAGE;
+	it->e = e;
+	it->m = *m;
+	m->data = NULL;
+	e->loss_item = NULL; /* later losses come after this message */
+	enqueue(k, it);
+}
+
+static void sink_loss(void *ctx, struct lan_stream *s, uint64_t n)
+{
+	report_loss(ctx, (struct entry *)s, n);
+}
+
+static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame *f,
+				 const struct sockaddr_in *from)
+{
+	struct ki_lan *l = k->lan;
+	uint32_t h = (hash_str(f->channel) ^ (uint32_t)f->publisher ^ (uint32_t)host) % HASH_SIZE;
+	for (struct entry *e = l->streams[h]; e; e = e->next)
+		if (e->s.publisher == f->publisher && e->s.host == host &&
+		    !strcmp(e->s.channel, f->channel))
+			return e;
+	if (l->nstreams >= STREAMS_MAX)
+		return NULL;
+	struct entry *e = calloc(1, sizeof *e);
+	if (!e)
+		return NULL;
+	e->s.host = host;
+	e->s.publisher = f->publisher;
+	memcpy(e->s.channel, f->channel, sizeof e->s.channel);
+	e->from = *from;
+	e->pid = f->pid;
+	e->next = l->streams[h];
+	l->streams[h] = e;
+	l->nstreams++;
+	l->st.streams = l->nstreams;
+	push_event(k, e, ITEM_NEW, 0);
+	return e;
+}
+
+static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
+		       uint64_t now)
+{
+	struct ki_lan *l = k->lan;
+	if (f->host == l->host)
+		return; /* our own, looped back: local subscribers have the rings */
+	if (!ki_strlist_any_match(k->patterns, k->npatterns, f->channel))
+		return; /* a channel sharing a group with ours */
+	struct entry *e = find_stream(k, f->host, f, from);
+	if (!e)
+		return;
+	struct lan_sink out = {sink_message, sink_loss, k};
+	if (e->gone && (f->flags & LAN_FLAG_STATE))
+		return; /* (its goodbye is sent more than once) */
+	if (e->gone) { /* it spoke again: a new stream of the same publisher */
+		e->gone = 0;
+		push_event(k, e, ITEM_NEW, 0);
+	}
+	e->from = *from;
+	e->pid = f->pid;
+	if (f->flags & LAN_FLAG_STATE) {
+		ki_lan_stream_announce(&e->s, f->seq, now, l->reorder_ns, &out);
+		if (f->flags & LAN_FLAG_GONE) {
+			ki_lan_stream_flush(&e->s, &out);
+			e->gone = 1;
+			push_event(k, e, ITEM_GONE, 0);
+		}
+		return;
+	}
+	struct lan_msg m = {.seq = f->seq, .timestamp_ns = f->timestamp_ns, .pid = f->pid,
+			    .from = *from};
+	if (f->frag_count > 1) {
+		/* A fragment of a message already delivered or given up. */
+		if (e->s.started && f->seq < e->s.next) {
+			e->s.duplicates++;
+			return;
+		}
+		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
+		if (rc <= 0)
+			return;
+	} else {
+		m.len = f->payload_len;
+		m.data = malloc(f->payload_len ? f->payload_len : 1);
+		if (!m.data) {
+			report_loss(k, e, 1);
+			return;
+		}
+		memcpy(m.data, f->payload, f->payload_len);
+	}
+	ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
+}
+
+/* The kernel's count of datagrams it dropped, from a recvmmsg header. */
+static void note_overflow(struct ki_lan *l, struct msghdr *h, uint32_t *last)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+			uint32_t v;
+			memcpy(&v, CMSG_DATA(c), sizeof v);
+			if (v != *last) {
+				l->st.kernel_drops += (uint32_t)(v - *last);
+				*last = v;
+			}
+		}
+}
+
+static void lan_receive(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	struct mmsghdr mm[RECV_BATCH];
+	struct iovec iov[RECV_BATCH];
+	struct sockaddr_in from[RECV_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint32_t))];
+		struct cmsghdr align;
+	} ctl[RECV_BATCH];
+	for (int round = 0; round < RECV_ROUNDS; round++) {
+		for (int i = 0; i < RECV_BATCH; i++) {
+			iov[i] = (struct iovec){l->rxbuf + (size_t)i * 65536, 65536};
+			mm[i].msg_hdr = (struct msghdr){
+				.msg_name = &from[i], .msg_namelen = sizeof from[i],
+				.msg_iov = &iov[i], .msg_iovlen = 1,
+				.msg_control = ctl[i].buf, .msg_controllen = sizeof ctl[i].buf};
+		}
+		int n = recvmmsg(l->rx, mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		uint64_t now = ki_monotonic_ns();
+		for (int i = 0; i < n; i++) { /* only the count the call returned */
+			l->st.datagrams_received++;
+			note_overflow(l, &mm[i].msg_hdr, &l->ovfl_seen);
+			const uint8_t *d = iov[i].iov_base;
+			size_t len = mm[i].msg_len, at = 0;
+			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
+				len = 0; /* larger than any frame: not ours */
+			while (at < len) {
+				struct lan_frame f;
+				int r = ki_lan_frame_decode(d + at, len - at, &f);
+				if (r < 0) {
+					l->st.frames_rejected++;
+					if (r == -LAN_REJECT_CRC)
+						l->st.frames_bad_crc++;
+					break;
+				}
+				l->st.frames_received++;
+				take_frame(k, &f, &from[i], now);
+				at += (size_t)r;
+			}
+		}
+		if (n < RECV_BATCH)
+			return;
+	}
+}
+
+int ki_lan_event(kite *k, int fd)
+{
+	struct ki_lan *l = k->lan;
+	if (!l || (fd != l->rx && fd != l->pack_timer))
+		return 0;
+	if (fd == l->rx) {
+		lan_receive(k);
+		return 1;
+	}
+	uint64_t expirations;
+	if (read(fd, &expirations, sizeof expirations) == sizeof expirations && l->pack.used)
+		pack_flush(l);
+	return 1;
+}
+
+int ki_lan_timers(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	if (!l)
+		return -1;
+	uint64_t now = ki_monotonic_ns();
+	send_states(k, now, 0);
+	uint64_t next = ki_lan_reasm_expire(&l->reasm, now);
+	struct lan_sink out = {sink_message, sink_loss, k};
+	for (size_t h = 0; h < HASH_SIZE; h++) {
+		for (struct pub *p = l->pubs[h]; p; p = p->next)
+			if (p->state_due_ns && p->state_due_ns - now < next)
+				next = p->state_due_ns > now ? p->state_due_ns - now : 0;
+		for (struct entry **pe = &l->streams[h]; *pe;) {
+			struct entry *e = *pe;
+			if (!e->gone && now - e->s.last_heard_ns >= SILENCE_MS * 1000000ull) {
+				/* Its host went quiet: no heartbeat for 3 periods. */
+				ki_lan_stream_flush(&e->s, &out);
+				e->gone = 1;
+				push_event(k, e, ITEM_GONE, 0);
+			}
+			if (e->gone && !e->queued && !e->s.nheld) {
+				*pe = e->next;
+				l->dups_gone += e->s.duplicates;
+				l->late_gone += e->s.late;
+				ki_lan_stream_clear(&e->s);
+				free(e);
+				l->nstreams--;
+				l->st.streams = l->nstreams;
+				continue;
+			}
+			uint64_t t = ki_lan_stream_tick(&e->s, now, l->reorder_ns, &out);
+			if (t < next)
+				next = t;
+			if (!e->gone) {
+				uint64_t quiet = e->s.last_heard_ns + SILENCE_MS * 1000000ull - now;
+				if (quiet < next)
+					next = quiet;
+			}
+			pe = &e->next;
+		}
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	return (int)(next / 1000000u) + 1;
+}
+
+static void fill(kite_event *ev, const struct item *it)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->msg.channel = it->e->s.channel;
+	ev->msg.publisher = it->e->s.publisher;
+	ev->msg.pid = (pid_t)it->e->pid;
+	ev->msg.uid = (uid_t)-1;
+	ev->msg.gid = (gid_t)-1;
+	ev->text = "";
+}
+
+int ki_lan_pop(kite *k, kite_event *ev)
+{
+	struct ki_lan *l = k->lan;
+	if (!l)
+		return 0;
+	item_free(l->current);
+	l->current = NULL;
+	struct item *it = l->head;
+	if (!it)
+		return 0;
+	l->head = it->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->nitems--;
+	l->queue_bytes -= it->m.len;
+	if (it->e->loss_item == it)
+		it->e->loss_item = NULL;
+	l->current = it;
+	fill(ev, it);
+	switch (it->type) {
+	case ITEM_MESSAGE:
+		ev->type = KITE_MESSAGE;
+		ev->msg.data = it->m.data;
+		ev->msg.len = it->m.len;
+		ev->msg.seq = it->m.seq;
+		ev->msg.timestamp_ns = it->m.timestamp_ns;
+		ev->msg.pid = (pid_t)it->m.pid;
+		k->stats.received++;
+		break;
+	case ITEM_LOSS:
+		ev->type = KITE_LOSS;
+		ev->lost = it->lost;
+		k->stats.lost += it->lost;
+		break;
+	case ITEM_NEW:
+		ev->type = KITE_PUBLISHER_NEW;
+		ev->text = "publisher on the LAN";
+		break;
+	case ITEM_GONE:
+		ev->type = KITE_PUBLISHER_GONE;
+		ev->text = "LAN publisher closed, or its host went silent";
+		break;
+	}
+	return 1;
+}
+
+int ki_lan_ready(const kite *k)
+{
+	return k->lan && k->lan->head;
+}
+
+int kite_msg_lan_origin(const kite *k, const kite_msg *m, kite_lan_origin *out)
+{
+	if (!k || !m || !out)
+		return -EINVAL;
+	const struct item *it = k->lan ? k->lan->current : NULL;
+	if (!it || m->channel != it->e->s.channel)
+		return 0;
+	memset(out, 0, sizeof *out);
+	out->host = it->e->s.host;
+	const struct sockaddr_in *a = it->type == ITEM_MESSAGE ? &it->m.from : &it->e->from;
+	inet_ntop(AF_INET, &a->sin_addr, out->address, sizeof out->address);
+	out->port = ntohs(a->sin_port);
+	out->pid = it->type == ITEM_MESSAGE ? (pid_t)it->m.pid : (pid_t)it->e->pid;
+	return 1;
+}
+
+int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size)
+{
+	if (!k || !out)
+		return -EINVAL;
+	if (!k->lan)
+		return -ENOTCONN;
+	kite *m = (kite *)(uintptr_t)k;
+	kite_lock(m);
+	struct ki_lan *l = k->lan;
+	kite_lan_stats st = l->st;
+	/* Streams count their own; those of streams gone are in the totals. */
+	st.duplicates += l->reasm.duplicates;
+	st.late = l->late_gone;
+	st.duplicates += l->dups_gone;
+	for (size_t h = 0; h < HASH_SIZE; h++)
+		for (const struct entry *e = l->streams[h]; e; e = e->next) {
+			st.duplicates += e->s.duplicates;
+			st.late += e->s.late;
+		}
+	st.partials_dropped = l->reasm.evicted + l->reasm.expired + l->reasm.too_big;
+	kite_unlock(m);
+	memcpy(out, &st, size < sizeof st ? size : sizeof st);
+	return 0;
+}

@@ -1,0 +1,183 @@
+/* LAN frame version 1: bounds-checked encoding and decoding. The decoder
+ * sees bytes from any host on the LAN: it reads nothing past len, trusts
+ * no length before comparing it with what is there, and checks the CRC
+ * before it believes any other field. */
+#include "lan_frame.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "lan_crc32c.h"
+
+static const char *const reject_names[LAN_REJECT_KINDS] = {
+	[LAN_REJECT_SHORT] = "truncated",
+	[LAN_REJECT_MAGIC] = "bad magic",
+	[LAN_REJECT_VERSION] = "unknown version",
+	[LAN_REJECT_FLAGS] = "unknown critical flag",
+	[LAN_REJECT_HEADER] = "bad header length",
+	[LAN_REJECT_CRC] = "bad CRC32C",
+	[LAN_REJECT_CHANNEL] = "bad channel name",
+	[LAN_REJECT_FRAGMENT] = "bad fragment fields",
+	[LAN_REJECT_SEQ] = "sequence 0 or past 2^63",
+	[LAN_REJECT_LENGTH] = "longer than a datagram",
+};
+
+const char *ki_lan_reject_name(enum lan_reject why)
+{
+	if ((int)why <= 0 || why >= LAN_REJECT_KINDS)
+		return "unknown";
+	return reject_names[why];
+}
+
+uint32_t ki_lan_fragment_chunk(uint32_t total, uint32_t count)
+{
+	if (count <= 1)
+		return total;
+	return (uint32_t)(((uint64_t)total + count - 1) / count);
+}
+
+uint64_t ki_lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index)
+{
+	return (uint64_t)index * ki_lan_fragment_chunk(total, count);
+}
+
+uint32_t ki_lan_fragment_count(uint32_t total, uint32_t max_payload)
+{
+	if (total == 0)
+		return 1;
+	return (uint32_t)(((uint64_t)total + max_payload - 1) / max_payload);
+}
+
+/* The payload length fragment index must have, or UINT32_MAX if the
+ * fragment fields cannot describe a message (an empty fragment, an index
+ * past the end). */
+static uint32_t expected_payload(uint32_t total, uint32_t count, uint32_t index)
+{
+	if (count == 0 || index >= count)
+		return UINT32_MAX;
+	if (count == 1)
+		return total;
+	uint64_t chunk = ki_lan_fragment_chunk(total, count);
+	uint64_t last_at = chunk * (count - 1);
+	if (last_at >= total) /* the last fragment would be empty */
+		return UINT32_MAX;
+	return index + 1 < count ? (uint32_t)chunk : (uint32_t)(total - last_at);
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+
+/* Checks shared by both directions, on fields already in f. */
+static int fields_check(const struct lan_frame *f)
+{
+	if (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN)
+		return -LAN_REJECT_FLAGS;
+	if ((f->flags & LAN_FLAG_GONE) && !(f->flags & LAN_FLAG_STATE))
+		return -LAN_REJECT_FLAGS;
+	if ((f->flags & LAN_FLAG_STATE) && f->total_len != 0)
+		return -LAN_REJECT_FRAGMENT;
+	if (f->channel_len == 0 || f->channel_len > KITE_CHANNEL_MAX ||
+	    memchr(f->channel, 0, f->channel_len) ||
+	    kite_channel_valid(f->channel) != 0)
+		return -LAN_REJECT_CHANNEL;
+	if ((f->seq == 0 && !(f->flags & LAN_FLAG_STATE)) || f->seq > LAN_SEQ_MAX)
+		return -LAN_REJECT_SEQ;
+	if (expected_payload(f->total_len, f->frag_count, f->frag_index) != f->payload_len)
+		return -LAN_REJECT_FRAGMENT;
+	return 0;
+}
+
+int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
+		     const void *data)
+{
+	if (strnlen(f->channel, sizeof f->channel) != f->channel_len ||
+	    fields_check(f) != 0)
+		return -EINVAL;
+	size_t hdr = lan_header_len(f->channel_len);
+	if (f->payload_len > LAN_FRAME_MAX - hdr)
+		return -EINVAL;
+	if (cap < hdr || cap - hdr < f->payload_len)
+		return -ENOSPC;
+	put32(out, LAN_MAGIC);
+	out[4] = LAN_VERSION;
+	out[5] = f->flags;
+	put16(out + 6, (uint16_t)hdr);
+	put32(out + LAN_CRC_OFFSET, 0);
+	put32(out + 12, f->payload_len);
+	put64(out + 16, f->host);
+	put64(out + 24, f->publisher);
+	put64(out + 32, f->seq);
+	put64(out + 40, f->timestamp_ns);
+	put32(out + 48, f->total_len);
+	put32(out + 52, f->frag_index);
+	put32(out + 56, f->frag_count);
+	put32(out + 60, f->pid);
+	out[64] = f->channel_len;
+	memcpy(out + LAN_FIXED_LEN, f->channel, f->channel_len);
+	if (f->payload_len)
+		memcpy(out + hdr, data, f->payload_len);
+	put32(out + LAN_CRC_OFFSET, ki_crc32c(0, out, hdr + f->payload_len));
+	return (int)(hdr + f->payload_len);
+}
+
+int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
+{
+	if (len < LAN_FIXED_LEN)
+		return len >= 4 && get32(buf) != LAN_MAGIC ? -LAN_REJECT_MAGIC
+							     : -LAN_REJECT_SHORT;
+	if (get32(buf) != LAN_MAGIC)
+		return -LAN_REJECT_MAGIC;
+	if (buf[4] != LAN_VERSION)
+		return -LAN_REJECT_VERSION;
+	size_t hdr = get16(buf + 6);
+	uint32_t payload_len = get32(buf + 12);
+	uint8_t channel_len = buf[64];
+	if (hdr < lan_header_len(channel_len) || hdr > LAN_HEADER_MAX)
+		return -LAN_REJECT_HEADER;
+	if (payload_len > LAN_FRAME_MAX - hdr)
+		return -LAN_REJECT_LENGTH;
+	if (len < hdr || len - hdr < payload_len)
+		return -LAN_REJECT_SHORT;
+	/* The CRC first: the other fields mean nothing until it matches. */
+	uint32_t want = get32(buf + LAN_CRC_OFFSET);
+	static const uint8_t zero[4];
+	uint32_t crc = ki_crc32c(0, buf, LAN_CRC_OFFSET);
+	crc = ki_crc32c(crc, zero, sizeof zero);
+	crc = ki_crc32c(crc, buf + LAN_CRC_OFFSET + 4,
+			hdr + payload_len - LAN_CRC_OFFSET - 4);
+	if (crc != want)
+		return -LAN_REJECT_CRC;
+
+	f->flags = buf[5];
+	f->payload_len = payload_len;
+	f->host = get64(buf + 16);
+	f->publisher = get64(buf + 24);
+	f->seq = get64(buf + 32);
+	f->timestamp_ns = get64(buf + 40);
+	f->total_len = get32(buf + 48);
+	f->frag_index = get32(buf + 52);
+	f->frag_count = get32(buf + 56);
+	f->pid = get32(buf + 60);
+	f->channel_len = channel_len;
+	if (channel_len > KITE_CHANNEL_MAX)
+		return -LAN_REJECT_CHANNEL;
+	memcpy(f->channel, buf + LAN_FIXED_LEN, channel_len);
+	f->channel[channel_len] = 0;
+	f->payload = buf + hdr;
+	int bad = fields_check(f);
+	if (bad)
+		return bad;
+	return (int)(hdr + payload_len);
+}

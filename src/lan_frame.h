@@ -1,0 +1,97 @@
+/* LAN frame, version 1: the codec of docs/PROTOCOL.md. A datagram carries
+ * one or more frames back to back; each frame is a header (fixed part,
+ * channel name, and any fields a later compatible revision appends, which
+ * this version skips), then its payload: a whole message or one fragment
+ * of it. Everything is big-endian; CRC32C covers header and payload. */
+#ifndef KITE_LAN_FRAME_H
+#define KITE_LAN_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kite.h"
+
+#define LAN_MAGIC 0x4B495445u /* "KITE" */
+#define LAN_VERSION 1
+/* Offset of the channel name: the fixed part of a version-1 header. */
+#define LAN_FIXED_LEN 65
+#define LAN_CRC_OFFSET 8
+/* The longest header a version-1 receiver accepts (fixed part, channel,
+ * room for later fields). */
+#define LAN_HEADER_MAX 1024
+/* A frame lies within one UDP datagram. */
+#define LAN_FRAME_MAX 65507
+/* Flags: bits 0-3 are critical (a receiver that does not know a set one
+ * rejects the frame), bits 4-7 optional (ignored when unknown). Bit 0 is
+ * reserved for an authentication tag (not spoken yet). */
+#define LAN_FLAGS_CRITICAL 0x0fu
+#define LAN_FLAG_MAC 0x01u
+/* A state frame carries no message: its sequence is the last one the
+ * publisher sent on the channel (its idle heartbeat; 0 just before its
+ * first message, so that a loss of that one is seen too); with GONE too,
+ * the publisher is closing. Payload empty, fragment 0 of 1, total 0. */
+#define LAN_FLAG_STATE 0x02u
+#define LAN_FLAG_GONE 0x04u
+#define LAN_FLAGS_KNOWN (LAN_FLAG_STATE | LAN_FLAG_GONE)
+/* Sequences run from 1 to 2^63 - 1: arithmetic on them never wraps. */
+#define LAN_SEQ_MAX ((1ull << 63) - 1)
+
+struct lan_frame {
+	uint8_t flags;
+	uint64_t host;         /* sender's host id, stable while it runs */
+	uint64_t publisher;    /* the publishing handle's id (kite_id) */
+	uint64_t seq;          /* per (publisher, channel), from 1 */
+	uint64_t timestamp_ns; /* CLOCK_REALTIME at publish */
+	uint32_t pid;          /* as the sender states it */
+	uint32_t total_len;    /* the whole message's payload */
+	uint32_t frag_index;   /* 0 .. frag_count - 1 */
+	uint32_t frag_count;   /* 1: not fragmented */
+	uint8_t channel_len;
+	char channel[KITE_CHANNEL_MAX + 1];
+	const uint8_t *payload; /* decode: points into the datagram */
+	uint32_t payload_len;
+};
+
+/* Why a frame was rejected; receivers count each (ki_lan_reject_name). */
+enum lan_reject {
+	LAN_REJECT_SHORT = 1,   /* fewer bytes than the header says */
+	LAN_REJECT_MAGIC,       /* not a kite frame */
+	LAN_REJECT_VERSION,     /* a version this receiver does not speak */
+	LAN_REJECT_FLAGS,       /* an unknown critical flag */
+	LAN_REJECT_HEADER,      /* header length out of range */
+	LAN_REJECT_CRC,         /* checksum mismatch */
+	LAN_REJECT_CHANNEL,     /* channel name empty, too long or malformed */
+	LAN_REJECT_FRAGMENT,    /* fragment fields inconsistent */
+	LAN_REJECT_SEQ,         /* sequence 0 or above LAN_SEQ_MAX */
+	LAN_REJECT_LENGTH,      /* longer than a UDP datagram can be */
+	LAN_REJECT_KINDS
+};
+const char *ki_lan_reject_name(enum lan_reject why);
+
+/* Bytes of fragment `index` of a message of total bytes cut in count:
+ * every fragment but the last carries chunk = ceil(total / count) bytes. */
+uint32_t ki_lan_fragment_chunk(uint32_t total, uint32_t count);
+uint64_t ki_lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index);
+
+/* The fewest fragments that carry total bytes with at most max_payload
+ * per frame (max_payload >= 1). */
+uint32_t ki_lan_fragment_count(uint32_t total, uint32_t max_payload);
+
+/* Header bytes of a frame on this channel. */
+static inline size_t lan_header_len(size_t channel_len)
+{
+	return LAN_FIXED_LEN + channel_len;
+}
+
+/* Write one frame (f's fields, channel and payload_len; data is its
+ * payload) at out: returns its length, or -ENOSPC if cap is too small,
+ * -EINVAL if f is not a valid frame (the same checks as decoding). */
+int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
+		     const void *data);
+
+/* Read the frame at the start of buf[0..len): fills f (payload points into
+ * buf) and returns its length (> 0), or -(enum lan_reject). After a reject
+ * the rest of the datagram cannot be delimited: drop it. */
+int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f);
+
+#endif

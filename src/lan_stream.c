@@ -1,0 +1,194 @@
+/* One LAN stream's sequence accounting: in-order delivery through a small
+ * reorder window, duplicates and late arrivals told apart and counted,
+ * gaps declared lost after the reorder time or when the window overflows. */
+#include "lan_stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct lan_msg *slot(struct lan_stream *s, uint64_t seq)
+{
+	return &s->held[seq % LAN_REORDER_WINDOW];
+}
+
+/* next has been delivered or lost: move on by one. */
+static void advance(struct lan_stream *s, int delivered)
+{
+	s->delivered_mask = (s->delivered_mask << 1) | (delivered ? 1u : 0u);
+	s->next++;
+}
+
+/* Deliver the held messages that now come next, in order. */
+static void deliver_ready(struct lan_stream *s, const struct lan_sink *out)
+{
+	for (;;) {
+		struct lan_msg *h = slot(s, s->next);
+		if (!h->data || h->seq != s->next)
+			break;
+		struct lan_msg m = *h;
+		memset(h, 0, sizeof *h);
+		s->nheld--;
+		s->held_bytes -= m.len;
+		advance(s, 1);
+		s->delivered++;
+		out->message(out->ctx, s, &m);
+	}
+}
+
+/* The last sequence anything is known of: held or announced. */
+static uint64_t known_end(const struct lan_stream *s)
+{
+	uint64_t end = s->announced;
+	for (uint64_t q = s->next; q < s->next + LAN_REORDER_WINDOW; q++) {
+		const struct lan_msg *h = &s->held[q % LAN_REORDER_WINDOW];
+		if (h->data && h->seq == q && q > end)
+			end = q;
+	}
+	return end;
+}
+
+/* Declare the gap at next lost, up to the next held message (or up to
+ * `upto`, whichever comes first), then deliver what follows it. */
+static void skip_gap(struct lan_stream *s, uint64_t upto, const struct lan_sink *out)
+{
+	uint64_t n = 0;
+	while (s->next <= upto) {
+		if (!s->nheld) {
+			/* Nothing held: the rest of the gap in one step (an
+			 * announced sequence may lie far ahead). */
+			uint64_t rest = upto - s->next + 1;
+			s->delivered_mask = rest >= 64 ? 0 : s->delivered_mask << rest;
+			s->next = upto + 1;
+			n += rest;
+			break;
+		}
+		struct lan_msg *h = slot(s, s->next);
+		if (h->data && h->seq == s->next)
+			break;
+		advance(s, 0);
+		n++;
+	}
+	if (n) {
+		s->lost += n;
+		out->loss(out->ctx, s, n);
+	}
+	deliver_ready(s, out);
+}
+
+/* Start the gap's clock if there is one: it exists since the first held
+ * message behind it arrived (or, with none held, since now). */
+static void note_gap(struct lan_stream *s, uint64_t now_ns)
+{
+	if (s->next > known_end(s)) {
+		s->gap_since_ns = 0;
+		return;
+	}
+	if (s->gap_since_ns)
+		return;
+	uint64_t since = now_ns ? now_ns : 1;
+	for (size_t i = 0; i < LAN_REORDER_WINDOW; i++)
+		if (s->held[i].data && s->held[i].arrived_ns && s->held[i].arrived_ns < since)
+			since = s->held[i].arrived_ns;
+	s->gap_since_ns = since;
+}
+
+int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
+		    uint64_t reorder_ns, const struct lan_sink *out)
+{
+	s->last_heard_ns = now_ns;
+	if (!s->started) {
+		/* A late joiner hears the stream from here on. */
+		s->started = 1;
+		s->next = m->seq;
+	}
+	if (m->seq < s->next) {
+		uint64_t back = s->next - 1 - m->seq;
+		if (back < LAN_HISTORY && (s->delivered_mask >> back) & 1)
+			s->duplicates++;
+		else
+			s->late++; /* already counted lost (or before we joined) */
+		free(m->data);
+		m->data = NULL;
+		return 0;
+	}
+	/* Beyond the window: the oldest gaps cannot wait any longer. (Nothing
+	 * held: one step, however far a hostile sequence jumps.) */
+	if (s->next + LAN_REORDER_WINDOW <= m->seq) {
+		while (s->next + LAN_REORDER_WINDOW <= m->seq)
+			skip_gap(s, m->seq - LAN_REORDER_WINDOW, out);
+		s->gap_since_ns = 0; /* note_gap below: the next gap's age */
+	}
+	struct lan_msg *h = slot(s, m->seq);
+	if (h->data && h->seq == m->seq) {
+		s->duplicates++;
+		free(m->data);
+		m->data = NULL;
+		return 0;
+	}
+	if (!m->data) /* an empty message still needs a mark */
+		m->data = malloc(1);
+	if (!m->data) {
+		/* No memory to hold it: it is lost, and counted so. */
+		s->lost++;
+		out->loss(out->ctx, s, 1);
+		return 0;
+	}
+	*h = *m;
+	h->arrived_ns = now_ns;
+	m->data = NULL;
+	s->nheld++;
+	s->held_bytes += h->len;
+	deliver_ready(s, out);
+	note_gap(s, now_ns);
+	ki_lan_stream_tick(s, now_ns, reorder_ns, out);
+	return 1;
+}
+
+void ki_lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,
+			 uint64_t reorder_ns, const struct lan_sink *out)
+{
+	s->last_heard_ns = now_ns;
+	if (!s->started) {
+		/* Joined while it was idle: nothing of before is ours to count
+		 * (seq 0: it has sent nothing yet, its first message is ours). */
+		s->started = 1;
+		s->next = seq + 1;
+	}
+	if (seq > s->announced)
+		s->announced = seq;
+	note_gap(s, now_ns);
+	ki_lan_stream_tick(s, now_ns, reorder_ns, out);
+}
+
+uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder_ns,
+			 const struct lan_sink *out)
+{
+	while (s->gap_since_ns) {
+		uint64_t due = s->gap_since_ns + reorder_ns;
+		if (now_ns < due)
+			return due - now_ns;
+		skip_gap(s, known_end(s), out);
+		/* A further gap behind the delivered run has its own age. */
+		s->gap_since_ns = 0;
+		note_gap(s, now_ns);
+	}
+	return UINT64_MAX;
+}
+
+void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
+{
+	uint64_t end = known_end(s);
+	while (s->next <= end)
+		skip_gap(s, end, out);
+	s->gap_since_ns = 0;
+}
+
+void ki_lan_stream_clear(struct lan_stream *s)
+{
+	for (size_t i = 0; i < LAN_REORDER_WINDOW; i++) {
+		free(s->held[i].data);
+		s->held[i].data = NULL;
+	}
+	s->nheld = 0;
+	s->held_bytes = 0;
+}

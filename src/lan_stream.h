@@ -1,0 +1,83 @@
+/* Exact accounting of one (host, publisher, channel) stream heard on the
+ * LAN: messages are delivered in sequence order, each sequence exactly
+ * once or counted lost; duplicates are dropped and counted; a message that
+ * arrives out of order waits up to LAN_REORDER_WINDOW sequences or
+ * reorder_ns for the gap before it to fill, after which the gap is lost
+ * (and a message of it that still comes is dropped as late). So, per
+ * stream: delivered + lost = every sequence from the first heard to the
+ * last the publisher announced. */
+#ifndef KITE_LAN_STREAM_H
+#define KITE_LAN_STREAM_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kite.h"
+
+#define LAN_REORDER_WINDOW 64
+/* Sequences below the next one whose delivery is remembered, to tell a
+ * duplicate from a late arrival of a lost message. */
+#define LAN_HISTORY 64
+
+/* A whole message (reassembled if it came in fragments). */
+struct lan_msg {
+	uint64_t seq;
+	uint64_t timestamp_ns;
+	uint64_t arrived_ns; /* set by ki_lan_stream_take */
+	uint32_t pid;
+	uint32_t len;
+	uint8_t *data; /* malloc'd, owned by whoever holds the lan_msg */
+	struct sockaddr_in from;
+};
+
+struct lan_stream {
+	uint64_t host, publisher;
+	char channel[KITE_CHANNEL_MAX + 1];
+	int started;
+	uint64_t next;          /* the next sequence to deliver */
+	uint64_t announced;     /* the last sequence the publisher said it sent */
+	uint64_t delivered_mask; /* bit i: next - 1 - i was delivered */
+	struct lan_msg held[LAN_REORDER_WINDOW]; /* by seq % window; data NULL: empty */
+	size_t nheld, held_bytes;
+	uint64_t gap_since_ns;  /* when the current gap was first seen, 0: none */
+	uint64_t last_heard_ns;
+	/* Counters: delivered + lost covers every sequence; duplicates and
+	 * late arrivals were dropped on top. */
+	uint64_t delivered, lost, duplicates, late;
+};
+
+/* What the stream hands on, in order: a message (ownership of m->data
+ * passes to the callee) or a loss of n messages. */
+struct lan_sink {
+	void (*message)(void *ctx, struct lan_stream *s, struct lan_msg *m);
+	void (*loss)(void *ctx, struct lan_stream *s, uint64_t n);
+	void *ctx;
+};
+
+/* Take a message heard at now_ns (its data is then owned by the stream,
+ * and freed if dropped). Returns 1 delivered or held, 0 dropped as a
+ * duplicate or late. */
+int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
+		    uint64_t reorder_ns, const struct lan_sink *out);
+
+/* The publisher says it has sent up to seq (its idle heartbeat, or its
+ * goodbye): a gap up to there is waited for like any other. */
+void ki_lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,
+			 uint64_t reorder_ns, const struct lan_sink *out);
+
+/* Time passes: gaps older than reorder_ns are declared lost and what was
+ * held behind them delivered. Returns ns until the stream next needs a
+ * look (UINT64_MAX: nothing pending). */
+uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reorder_ns,
+			 const struct lan_sink *out);
+
+/* Give up waiting: every gap up to the last announced or held sequence is
+ * lost now, and what is held delivered (a vanished publisher, a memory
+ * cap). */
+void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out);
+
+/* Free what is held (without delivering it). */
+void ki_lan_stream_clear(struct lan_stream *s);
+
+#endif

@@ -1,0 +1,193 @@
+/* The LAN tests' fault injector and flooder (a test program: never part of
+ * libkite or the kite command). Run only inside network namespaces the
+ * test creates.
+ *
+ *   lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS
+ *     Hears every group of the default range on IFACE and sends each
+ *     datagram on again to the same group, from this host: CORRUPT_PCT % of
+ *     them with one byte (at offset >= 65: channel or payload, so only the
+ *     CRC can catch it) flipped, REORDER_PCT % held back behind the next 1
+ *     to 8 (or 5 ms, whichever comes first). Seeded: the same SEED makes
+ *     the same faults. Exits after IDLE_MS without a datagram (once one
+ *     came), printing
+ *     "relayed N corrupted C reordered R".
+ *   lan_tool flood IFACE CHANNEL COUNT
+ *     Sends COUNT first fragments of never-completed 16 MiB messages
+ *     (valid CRC, sequences 1..COUNT, one made-up publisher) to CHANNEL's
+ *     group, then prints "flooded COUNT". */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lan_frame.h"
+#include "lan_group.h"
+#include "lan_socket.h"
+#include "lan_spec.h"
+
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+struct held {
+	uint8_t buf[65536];
+	size_t len;
+	uint32_t group;
+	int release_after;
+};
+
+static int send_to(int tx, uint32_t group, uint16_t port, const void *d, size_t len)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(group)};
+	return sendto(tx, d, len, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)len ? 0 : -1;
+}
+
+static int open_iface(const char *iface, struct lan_spec *spec, struct lan_iface *ifc, int *tx)
+{
+	char why[200];
+	if (ki_lan_spec_parse(iface, spec, why, sizeof why) ||
+	    ki_lan_iface_resolve(spec, ifc, why, sizeof why)) {
+		fprintf(stderr, "lan_tool: %s\n", why);
+		return -1;
+	}
+	if ((*tx = ki_lan_socket_sender(spec, ifc, 1000)) < 0) {
+		fprintf(stderr, "lan_tool: sender: %s\n", strerror(-*tx));
+		return -1;
+	}
+	return 0;
+}
+
+static int relay(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	rng_state = strtoull(argv[1], NULL, 10) | 1;
+	unsigned corrupt = (unsigned)atoi(argv[2]), reorder = (unsigned)atoi(argv[3]);
+	int idle_ms = atoi(argv[4]);
+	size_t granted;
+	int rx = ki_lan_socket_receiver(&spec, 8u << 20, &granted);
+	if (rx < 0) {
+		fprintf(stderr, "lan_tool: receiver: %s\n", strerror(-rx));
+		return 1;
+	}
+	for (uint32_t i = 0; i < lan_range_size(&spec.range); i++)
+		if (ki_lan_socket_membership(rx, spec.range.base + i, &ifc, 1) < 0) {
+			fprintf(stderr, "lan_tool: join: %s\n", strerror(errno));
+			return 1;
+		}
+	printf("ready\n");
+	fflush(stdout);
+	static struct held held[16];
+	int nheld = 0;
+	unsigned long relayed = 0, corrupted = 0, reordered = 0;
+	static uint8_t buf[65536];
+	for (;;) {
+		struct pollfd p = {.fd = rx, .events = POLLIN};
+		/* Held datagrams wait for the next ones, or 5 ms at most: a
+		 * reordering, not a delay past the receivers' reorder time. */
+		int pr = poll(&p, 1, nheld ? 5 : relayed ? idle_ms : 60000);
+		if (pr <= 0 && nheld) {
+			for (int i = 0; i < nheld; i++)
+				send_to(tx, held[i].group, spec.range.port, held[i].buf, held[i].len);
+			nheld = 0;
+			continue;
+		}
+		if (pr <= 0)
+			break;
+		struct sockaddr_in to;
+		socklen_t tl = sizeof to;
+		/* The group it was sent to: IP_PKTINFO would say; the frame's
+		 * channel says the same. */
+		ssize_t n = recvfrom(rx, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&to, &tl);
+		if (n <= 0)
+			continue;
+		struct lan_frame f;
+		if (ki_lan_frame_decode(buf, (size_t)n, &f) < 0)
+			continue; /* not a frame we can route */
+		uint32_t group = ki_lan_group_of(&spec.range, f.channel);
+		relayed++;
+		if ((size_t)n > 66 && rng() % 100 < corrupt) {
+			size_t at = 65 + (size_t)(rng() % (uint64_t)(n - 65));
+			buf[at] ^= (uint8_t)(1 + rng() % 255);
+			corrupted++;
+		}
+		if (nheld < 16 && rng() % 100 < reorder) {
+			memcpy(held[nheld].buf, buf, (size_t)n);
+			held[nheld].len = (size_t)n;
+			held[nheld].group = group;
+			held[nheld].release_after = 1 + (int)(rng() % 8);
+			nheld++;
+			reordered++;
+		} else {
+			send_to(tx, group, spec.range.port, buf, (size_t)n);
+		}
+		for (int i = 0; i < nheld;)
+			if (--held[i].release_after <= 0) {
+				send_to(tx, held[i].group, spec.range.port, held[i].buf, held[i].len);
+				held[i] = held[--nheld];
+			} else {
+				i++;
+			}
+	}
+	for (int i = 0; i < nheld; i++)
+		send_to(tx, held[i].group, spec.range.port, held[i].buf, held[i].len);
+	printf("relayed %lu corrupted %lu reordered %lu\n", relayed, corrupted, reordered);
+	return 0;
+}
+
+static int flood(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	const char *channel = argv[1];
+	unsigned long count = strtoul(argv[2], NULL, 10);
+	static uint8_t payload[1400], out[1500];
+	struct lan_frame f = {0};
+	f.host = 0xf100df100dull;
+	f.publisher = 0xbad;
+	f.pid = 1;
+	f.total_len = 16u << 20;
+	f.frag_count = ki_lan_fragment_count(f.total_len, 1300);
+	f.payload_len = ki_lan_fragment_chunk(f.total_len, f.frag_count);
+	f.channel_len = (uint8_t)strlen(channel);
+	memcpy(f.channel, channel, f.channel_len + 1u);
+	uint32_t group = ki_lan_group_of(&spec.range, channel);
+	for (unsigned long i = 1; i <= count; i++) {
+		f.seq = i;
+		int n = ki_lan_frame_encode(out, sizeof out, &f, payload);
+		if (n < 0 || send_to(tx, group, spec.range.port, out, (size_t)n) < 0) {
+			fprintf(stderr, "lan_tool: flood: %s\n", n < 0 ? "encode" : strerror(errno));
+			return 1;
+		}
+		if (i % 256 == 0)
+			usleep(1000); /* a flood, not a loss test: let the receiver keep up */
+	}
+	printf("flooded %lu\n", count);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 7 && !strcmp(argv[1], "relay"))
+		return relay(argv + 2);
+	if (argc == 5 && !strcmp(argv[1], "flood"))
+		return flood(argv + 2);
+	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
+			"       lan_tool flood IFACE CHANNEL COUNT\n");
+	return 100;
+}

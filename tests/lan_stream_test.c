@@ -1,0 +1,273 @@
+/* LAN stream accounting (src/lan_stream.c): in-order delivery through the
+ * reorder window, duplicates and late arrivals, gaps lost after the
+ * reorder time, tail losses learnt from state frames, hostile sequence
+ * jumps, and - under seeded random loss, duplication and reordering -
+ * delivered + lost = published, each message once and in order. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "lan_stream.h"
+
+#define MS 1000000ull
+#define REORDER (20 * MS)
+
+struct seen {
+	uint64_t seqs[100000];
+	size_t n;
+	uint64_t lost;
+	int out_of_order;
+};
+
+static void on_message(void *ctx, struct lan_stream *s, struct lan_msg *m)
+{
+	struct seen *v = ctx;
+	if (v->n && m->seq <= v->seqs[v->n - 1])
+		v->out_of_order = 1;
+	if (m->len != 4 || memcmp(m->data, &m->seq, 4) != 0)
+		v->out_of_order = 1; /* payload mixed up */
+	v->seqs[v->n++] = m->seq;
+	free(m->data);
+	(void)s;
+}
+
+static void on_loss(void *ctx, struct lan_stream *s, uint64_t n)
+{
+	struct seen *v = ctx;
+	v->lost += n;
+	(void)s;
+}
+
+static struct seen *seen;
+static struct lan_sink sink;
+
+static int setup(void **state)
+{
+	seen = calloc(1, sizeof *seen);
+	sink = (struct lan_sink){on_message, on_loss, seen};
+	(void)state;
+	return seen ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	free(seen);
+	(void)state;
+	return 0;
+}
+
+static int take(struct lan_stream *s, uint64_t seq, uint64_t now)
+{
+	struct lan_msg m = {.seq = seq, .len = 4};
+	m.data = malloc(4);
+	memcpy(m.data, &seq, 4);
+	return ki_lan_stream_take(s, &m, now, REORDER, &sink);
+}
+
+static void test_in_order_and_late_join(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	for (uint64_t q = 100; q < 110; q++)
+		assert_int_equal(take(&s, q, MS), 1);
+	assert_int_equal(seen->n, 10);
+	assert_int_equal(seen->seqs[0], 100); /* joined late: nothing before is lost */
+	assert_int_equal(s.lost, 0);
+	assert_int_equal(s.delivered, 10);
+}
+
+static void test_reorder_within_window(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, 3, MS);
+	take(&s, 4, MS);
+	assert_int_equal(seen->n, 1); /* 3 and 4 wait for 2 */
+	assert_true(ki_lan_stream_tick(&s, 2 * MS, REORDER, &sink) <= REORDER);
+	take(&s, 2, 5 * MS);
+	assert_int_equal(seen->n, 4);
+	assert_false(seen->out_of_order);
+	assert_int_equal(s.lost, 0);
+	assert_int_equal(ki_lan_stream_tick(&s, 100 * MS, REORDER, &sink), UINT64_MAX);
+}
+
+static void test_gap_lost_after_reorder_time_then_late(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, 4, MS);
+	ki_lan_stream_tick(&s, MS + REORDER - 1, REORDER, &sink);
+	assert_int_equal(seen->n, 1);
+	ki_lan_stream_tick(&s, MS + REORDER, REORDER, &sink);
+	assert_int_equal(seen->n, 2);
+	assert_int_equal(seen->lost, 2);
+	assert_int_equal(take(&s, 2, 50 * MS), 0); /* late: already counted lost */
+	assert_int_equal(take(&s, 4, 50 * MS), 0); /* duplicate */
+	assert_int_equal(s.late, 1);
+	assert_int_equal(s.duplicates, 1);
+	assert_int_equal(s.delivered + s.lost, 4);
+}
+
+static void test_duplicates(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, 1, MS);
+	take(&s, 3, MS);
+	take(&s, 3, MS); /* held, not yet delivered: still a duplicate */
+	take(&s, 2, MS);
+	take(&s, 2, MS);
+	assert_int_equal(seen->n, 3);
+	assert_int_equal(s.duplicates, 3);
+	assert_int_equal(s.lost, 0);
+}
+
+static void test_window_overflow(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, 3, MS);
+	/* 2 missing; 3 + 64 forces the window on: 2 lost, 3 delivered. */
+	take(&s, 3 + LAN_REORDER_WINDOW, MS);
+	assert_int_equal(seen->lost, 1);
+	assert_int_equal(seen->n, 2);
+	assert_int_equal(seen->seqs[1], 3);
+	/* 4 .. 66 still within the window of 67: they may come. */
+	for (uint64_t q = 4; q < 3 + LAN_REORDER_WINDOW; q++)
+		take(&s, q, MS);
+	assert_int_equal(seen->n, 2 + LAN_REORDER_WINDOW);
+	assert_int_equal(seen->lost, 1);
+	assert_false(seen->out_of_order);
+}
+
+static void test_hostile_jump(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, (1ull << 63) - 1, MS); /* at once, not in 2^63 steps */
+	assert_int_equal(seen->n, 1);
+	assert_int_equal(seen->lost, (1ull << 63) - 1 - LAN_REORDER_WINDOW - 1);
+	ki_lan_stream_announce(&s, (1ull << 63) - 1, 2 * MS, REORDER, &sink);
+	ki_lan_stream_tick(&s, 3 * MS + REORDER, REORDER, &sink);
+	assert_int_equal(s.delivered + s.lost, (1ull << 63) - 1);
+}
+
+static void test_tail_loss_from_state(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, 2, MS);
+	/* 3 and 4 were lost; the idle heartbeat says 4 was the last. */
+	ki_lan_stream_announce(&s, 4, 10 * MS, REORDER, &sink);
+	assert_int_equal(seen->lost, 0);
+	ki_lan_stream_tick(&s, 10 * MS + REORDER, REORDER, &sink);
+	assert_int_equal(seen->lost, 2);
+	/* A heartbeat heard first starts the stream after it. */
+	struct lan_stream t = {0};
+	ki_lan_stream_announce(&t, 50, MS, REORDER, &sink);
+	take(&t, 51, MS);
+	assert_int_equal(t.lost, 0);
+	assert_int_equal(t.delivered, 1);
+	/* "Nothing sent yet" (0) heard first: a lost first message counts. */
+	struct lan_stream u = {0};
+	ki_lan_stream_announce(&u, 0, MS, REORDER, &sink);
+	take(&u, 2, MS);
+	ki_lan_stream_tick(&u, MS + REORDER, REORDER, &sink);
+	assert_int_equal(u.lost, 1);
+	assert_int_equal(u.delivered, 1);
+}
+
+static void test_flush(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 1, MS);
+	take(&s, 5, MS);
+	take(&s, 7, MS);
+	ki_lan_stream_announce(&s, 9, MS, REORDER, &sink);
+	ki_lan_stream_flush(&s, &sink);
+	assert_int_equal(seen->n, 3);
+	assert_int_equal(seen->lost, 6);
+	assert_int_equal(s.nheld, 0);
+	ki_lan_stream_clear(&s);
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void test_random_faults_exact_accounting(void **state)
+{
+	(void)state;
+	/* 50000 messages; 5 % lost, 1 % duplicated, 3 % delayed by up to 40
+	 * positions; time advances 10 us a message. */
+	enum { N = 50000 };
+	struct lan_stream s = {0};
+	uint64_t *late_seq = calloc(N, sizeof *late_seq), *late_at = calloc(N, sizeof *late_at);
+	size_t nlate = 0;
+	uint64_t now = MS;
+	for (uint64_t q = 1; q <= N; q++, now += 10000) {
+		for (size_t i = 0; i < nlate;)
+			if (late_at[i] <= q) {
+				take(&s, late_seq[i], now);
+				late_seq[i] = late_seq[--nlate];
+				late_at[i] = late_at[nlate];
+			} else {
+				i++;
+			}
+		uint64_t r = rng() % 100;
+		if (r < 5)
+			continue;
+		if (r < 8) {
+			late_seq[nlate] = q;
+			late_at[nlate++] = q + 1 + rng() % 40;
+			continue;
+		}
+		take(&s, q, now);
+		if (r < 9)
+			take(&s, q, now);
+		ki_lan_stream_tick(&s, now, REORDER, &sink);
+	}
+	for (size_t i = 0; i < nlate; i++)
+		take(&s, late_seq[i], now);
+	ki_lan_stream_announce(&s, N, now, REORDER, &sink);
+	assert_true(ki_lan_stream_tick(&s, now + REORDER, REORDER, &sink) == UINT64_MAX);
+	assert_false(seen->out_of_order);
+	assert_int_equal(seen->n + seen->lost, N);
+	assert_int_equal(s.delivered, seen->n);
+	assert_int_equal(s.lost, seen->lost);
+	/* Reordering by up to 40 messages of 10 us is within 20 ms: only
+	 * the dropped 5 % are lost. */
+	assert_true(seen->lost > N * 4 / 100 && seen->lost < N * 6 / 100);
+	assert_true(s.duplicates > N / 200);
+	assert_int_equal(s.late, 0);
+	free(late_seq);
+	free(late_at);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_in_order_and_late_join, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reorder_within_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_lost_after_reorder_time_then_late, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_jump, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tail_loss_from_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_faults_exact_accounting, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
