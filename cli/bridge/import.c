@@ -72,8 +72,9 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 	(void)sub;
 	struct bridge *b = closure;
 	const char *subject = natsMsg_GetSubject(m);
-	const char *mark = header(m, "Kite-Bridge");
-	if (mark && !strcmp(mark, b->id)) {
+	struct claims_id id;
+	int claimed = !claims_id_parse(header(m, CLAIMS_ID_HEADER), &id);
+	if (claimed && id.bridge == b->id_num) {
 		/* Our own export (only if the server ignored no_echo). */
 		atomic_fetch_add(&b->n.own_echoes, 1);
 		natsMsg_Destroy(m);
@@ -91,8 +92,7 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 		return;
 	}
 	struct kite_origin o = {.system = "nats", .subject = subject};
-	claims_parse(header(m, "Kite-Host"), header(m, "Kite-Pid"), header(m, "Kite-Uid"),
-		     header(m, "Kite-Publisher"), header(m, "Kite-Seq"), &o);
+	claims_to_origin(claimed ? &id : NULL, &o);
 	/* One buffer per delivery thread, reused: no 64 KiB allocation per
 	 * message. */
 	static __thread char block[KITE_ORIGIN_MAX];
