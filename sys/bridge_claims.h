@@ -24,7 +24,7 @@ const char *claims_channel(const char *prefix, const char *subject);
  * printable ASCII without space. One header instead of one per field:
  * libnats allocates every header key and value. */
 #define CLAIMS_ID_HEADER "Kite-Id"
-#define CLAIMS_ID_MAX (2 + 17 + 17 + 4 * 21 + 21 + 255 + 1)
+#define CLAIMS_ID_MAX (2 + 2 * 17 + 5 * 21 + 255 + 1)
 
 struct claims_id {
 	uint64_t bridge, publisher, seq, time_ns;

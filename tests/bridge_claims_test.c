@@ -107,6 +107,21 @@ static void test_round_trip(void **state)
 	assert_int_equal(id.gid, 5);
 	assert_int_equal(id.time_ns, 1);
 	assert_string_equal(id.host, "box.example");
+	/* Every field at its widest and narrowest, and the whole buffer. */
+	kite_msg wide = {.publisher = 0, .seq = INT64_MAX, .pid = 0, .uid = 0,
+			 .gid = 4294967294u, .timestamp_ns = UINT64_MAX};
+	char host255[256];
+	memset(host255, 'h', 255);
+	host255[255] = 0;
+	n = claims_id_format(value, UINT64_MAX, &wide, host255);
+	char want[CLAIMS_ID_MAX];
+	snprintf(want, sizeof want, "1 ffffffffffffffff 0000000000000000 9223372036854775807 0 0 "
+		 "4294967294 18446744073709551615 %s", host255);
+	assert_string_equal(value, want);
+	assert_int_equal((size_t)n, strlen(want));
+	assert_int_equal(claims_id_parse(value, &id), 0);
+	assert_int_equal(id.time_ns, UINT64_MAX);
+	assert_int_equal(id.gid, 4294967294ll);
 	/* A host Kite-Id cannot carry is refused, not sent. */
 	char host256[257];
 	memset(host256, 'h', 256);
