@@ -12,9 +12,19 @@
 #   2. memory: peak RSS (VmHWM) after 1 million distinct gauge names, all in
 #      one flush interval (sent at 50k/s; the kernel drops during that run
 #      are shown beside it).
+#   3. normal operation with 1 million distinct names (sent at 50k/s):
+#      flushes every 5 s,
+#      each to a local Graphite sink (statsite: its stream command), kite
+#      also publishing each flush on its kite channel and scraped three
+#      times (its whole /metrics page) while 25k lines/s keep coming: peak
+#      RSS over the run, and for kite the longest event-loop turn
+#      (kite_statsd_loop_turn_max_seconds: flushes of a million series,
+#      page slices, pushes, datagram batches; datagrams wait at most about
+#      that long to be read), the page's size and scrape time.
 # kite runs twice: with the peers' receive buffer, and as "kite8" with its
 # own default (8 MiB through SO_RCVBUFFORCE, which root may set).
-# Prints medians with min-max over $RUNS runs (default 3), and ratios.
+# Prints medians with min-max over $RUNS runs (default 3), and ratios;
+# NORMAL_ONLY=1 runs part 3 alone.
 #   KITE=build/kite bench/statsd_bench.sh
 # statsd is installed with npm into $KITE_BENCH_CACHE (/var/cache/kite-bench);
 # statsite is used if $STATSITE (default /tmp/statsite-src/statsite) is an
@@ -109,12 +119,15 @@ start_daemon() {
 		wait_until 10 "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $gport)).close()" 2>/dev/null
 	fi
 	local every=1; [ "$mode" = rss ] && every=600 # RSS: all names in one interval
+	[ "$mode" = normal ] && every=5
 	case $name in
 	kite|kite8)
 		local g="127.0.0.1:$gport"; [ "$mode" = rss ] && g=off
 		local buf=(--rcvbuf "$rmem"); [ $name = kite8 ] && buf=() # its own default
-		taskset -c 0 "$KITE" statsd --udp "127.0.0.1:$port" --http off --unix off \
-			--graphite "$g" --flush-interval $every "${buf[@]}" \
+		local http=off; [ "$mode" = normal ] && http=127.0.0.1:$HTTP_PORT
+		local chan=(--channel off); [ "$mode" = normal ] && chan=(--channel stats.bench)
+		taskset -c 0 "$KITE" statsd --udp "127.0.0.1:$port" --http "$http" --unix off \
+			--graphite "$g" --flush-interval $every "${buf[@]}" "${chan[@]}" \
 			--max-metrics 2000000 2>"$tmp/$name.log" &
 		;;
 	statsd)
@@ -231,6 +244,40 @@ rss_of() { # NAME: RSS in MiB after 1M distinct gauges
 	echo "$rss $drops"
 }
 
+# normal_of NAME: "RSS_MiB TURN_MS PAGE_MB SCRAPE_S DROPS" for a million
+# names in normal operation (see 3. above); "-" where it does not apply.
+normal_of() {
+	local name=$1 port rss turn=- page=- secs=- drops base lpid t0 t1 all=""
+	port=$(free_port); HTTP_PORT=$(free_port)
+	start_daemon "$name" "$port" /dev/null normal || { echo "- - - - -"; return; }
+	base=$(kernel_drops "$port")
+	# at 50k lines/s, as the RSS run above: the shared receive buffer drops
+	# little, so a million names arrive
+	taskset -c 1 "$LOAD" "$port" 1000000 50000 1000000 20 g >/dev/null
+	sleep 7 # a flush of all of them, to Graphite (and the channel)
+	taskset -c 1 "$LOAD" "$port" 250000 25000 1000 20 c >/dev/null & lpid=$!
+	if [ "${name#kite}" != "$name" ]; then
+		for i in 1 2 3; do
+			t0=$(date +%s%N)
+			curl -s --max-time 30 -o "$tmp/page" "http://127.0.0.1:$HTTP_PORT/metrics"
+			t1=$(date +%s%N)
+			all+="$(( (t1 - t0) / 1000000 )) "
+		done
+		page=$(awk -v b="$(stat -c %s "$tmp/page")" 'BEGIN {printf "%.0f", b / 1e6}')
+		secs=$(tr ' ' '\n' <<<"$all" | grep . | sort -n | awk '{a[NR] = $1} END {printf "%.2f", a[int((NR + 1) / 2)] / 1000}')
+	fi
+	wait "$lpid"
+	sleep 6 # one more flush of a million series
+	rss=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$dpid/status")
+	if [ "${name#kite}" != "$name" ]; then
+		turn=$(curl -s --max-time 30 "http://127.0.0.1:$HTTP_PORT/metrics" |
+			awk '$1 == "kite_statsd_loop_turn_max_seconds" {printf "%.0f", $2 * 1000}')
+	fi
+	drops=$(( $(kernel_drops "$port") - base ))
+	stop_daemon
+	echo "$rss ${turn:--} $page $secs $drops"
+}
+
 median() { sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "-"}'; }
 minmax() { sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
 fmt() { awk -v v="$1" 'BEGIN {if (v == "-") print "-"; else if (v >= 1e6) printf "%.1fM", v / 1e6; else printf "%.0fk", v / 1e3}'; }
@@ -240,7 +287,16 @@ peers=(kite kite8)
 [ $have_statsite = 1 ] && peers+=(statsite) ||
 	log "statsite not found at $STATSITE (build it outside the repository and set STATSITE): skipped"
 
-declare -A capa zero drop loss rss rdrops
+declare -A capa zero drop loss rss rdrops nrss nturn npage nsecs ndrops
+for p in "${peers[@]}"; do
+	[ "$p" = kite8 ] && continue
+	for run in $(seq "$RUNS"); do
+		log "$p: normal operation with 1 million names, run $run of $RUNS"
+		read -r a b c d e < <(normal_of "$p")
+		nrss[$p]+="$a "; nturn[$p]+="$b "; npage[$p]=$c; nsecs[$p]+="$d "; ndrops[$p]+="$e "
+	done
+done
+[ -n "${NORMAL_ONLY:-}" ] && peers=()
 for p in "${peers[@]}"; do
 	for run in $(seq "$RUNS"); do
 		log "$p: capacity and rate ladder, run $run of $RUNS"
@@ -281,7 +337,27 @@ for p in "${peers[@]}"; do
 		"${rdrops[$p]:--}"
 done
 echo
-kc=$(col "${capa[kite]}" | median)
+echo "Normal operation, 1,000,000 distinct gauge names (sent at 50k lines/s; kernel"
+echo "drops leave fewer): flush every 5 s to a local"
+echo "Graphite sink (statsite: stream command), kite also on its kite channel and"
+echo "scraped 3 times while 25k lines/s come in; median (min-max) over $RUNS runs."
+echo "  longest turn: kite_statsd_loop_turn_max_seconds over the run (flushes of"
+echo "                a million series, page slices, pushes, datagram batches)"
+printf "%-9s %-20s %-22s %-22s %s\n" daemon "peak RSS MiB" "longest turn ms" \
+	"scrape s (page MB)" "kernel drops"
+ncell() { # VALUES: "median (min-max)" unformatted
+	[ -z "$(col "$1")" ] && { echo "-"; return; }
+	local r; r=$(col "$1" | minmax)
+	echo "$(col "$1" | median) ($r)"
+}
+for p in "${peers[@]}" ${NORMAL_ONLY:+kite statsd statsite}; do
+	[ "$p" = kite8 ] || [ -z "${nrss[$p]:-}" ] && continue
+	printf "%-9s %-20s %-22s %-22s %s\n" "$p" "$(ncell "${nrss[$p]}")" \
+		"$(ncell "${nturn[$p]}")" "$(ncell "${nsecs[$p]}") (${npage[$p]:--})" \
+		"$(col "${ndrops[$p]}" | tr '\n' ' ')"
+done
+echo
+kc=$(col "${capa[kite]:-}" | median)
 for p in "${peers[@]}"; do
 	[ "${p#kite}" != "$p" ] && continue
 	pc=$(col "${capa[$p]}" | median)

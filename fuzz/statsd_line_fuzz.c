@@ -90,12 +90,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.max_metrics = 64;
 	c.max_samples = 8;
 	c.max_set_members = 8;
+	if (size % 3 == 0) { /* timers as histograms on every third input */
+		c.buckets[0] = 0.001;
+		c.buckets[1] = 0.1;
+		c.n_buckets = 2;
+	}
 	statsd_table_configure(t, &c);
 	statsd_table_add_packet(t, (const char *)data, size);
 	statsd_table_flush(t, 1000);
 	struct statsd_buf b = {0};
 	statsd_prometheus_render(t, &b);
 	check_text(&b);
+	/* The same page in slices of 1 to 64 bytes' worth of series. */
+	struct statsd_buf sliced = {0};
+	struct statsd_cursor cur;
+	statsd_prometheus_start(t, &cur);
+	while (!statsd_prometheus_next(t, &cur, &sliced, 1 + size % 64))
+		;
+	if (sliced.len != b.len || (b.len && memcmp(sliced.p, b.p, b.len)))
+		__builtin_trap();
+	statsd_buf_free(&sliced);
 	statsd_buf_free(&b);
 	struct statsd_graphite_opts o = {.prefix = "stats", .legacy = size % 2};
 	statsd_graphite_render(t, &o, 0, &b);

@@ -51,6 +51,12 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		ki_peer_handle_hello(k, p, m);
 		return 0;
 	}
+	if (m->type == W_INFO_REQ) {
+		/* Observers have no name to say hello from: the kernel's word
+		 * on who asks (SO_PEERCRED) is what the answer depends on. */
+		ki_info_answer(k, p, m->id);
+		return 0;
+	}
 	if (!p->hello) {
 		close_msg_fds(m);
 		return -1;

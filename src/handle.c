@@ -96,7 +96,7 @@ void ki_control_yield(kite *k)
 	ki_control_enter(k);
 }
 
-static int bus_valid(const char *bus)
+int ki_bus_valid(const char *bus)
 {
 	size_t n = strlen(bus);
 	if (n == 0 || n > BUS_MAX)
@@ -135,7 +135,7 @@ static int take_options(kite *k, const kite_options *o)
 	const char *bus = d.bus && *d.bus ? d.bus : getenv("KITE_BUS");
 	if (!bus || !*bus)
 		bus = "default";
-	if (!bus_valid(bus))
+	if (!ki_bus_valid(bus))
 		return -EINVAL;
 	snprintf(k->bus, sizeof k->bus, "%s", bus);
 	d.bus = k->bus;

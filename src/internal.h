@@ -163,6 +163,7 @@ struct pub_ring {
 	struct offer_mark *marks; /* every live subscriber it was offered to */
 	size_t nmarks, marks_cap;
 	uint64_t next_large_id;
+	uint64_t bytes_published; /* payload bytes, for introspection */
 	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
 	 * its subscribers stay listed and get the next ring it is made into. */
 	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
@@ -190,6 +191,7 @@ struct sub_ring {
 	size_t bytes;
 	uint64_t ino;      /* the ring memfd's inode: a re-offer must match */
 	struct ring_reader r;
+	uint64_t lost; /* what its KITE_LOSS events said, summed (kite ls/top) */
 	struct large_fd large[LARGE_KEEP];
 	int nlarge;
 	int gone;
@@ -355,6 +357,9 @@ int ki_policy_may_share(const kite *k, const struct peer *p, const char *pattern
 /* The first of the peer's patterns that matches channel (a name it knows). */
 const char *ki_peer_pattern_for(const struct peer *p, const char *channel);
 
+/* handle.c: 1 if bus is a valid bus name. */
+int ki_bus_valid(const char *bus);
+
 /* peers.c */
 struct sockaddr_un;
 socklen_t ki_bus_address(const char *bus, uint64_t id, struct sockaddr_un *sa);
@@ -368,6 +373,11 @@ struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id);
 /* Connect to @kite/<bus>/<id> without waiting; the socket, or -errno
  * (-EAGAIN: its backlog is full). *owner gets the listener's pid. */
 int ki_peer_dial(const kite *k, uint64_t id, pid_t *owner);
+/* 1 if the /proc/net/unix entry is a handle's listener @<prefix><id> (prefix
+ * "kite/<bus>/"); *id gets its id. */
+struct unix_entry;
+int ki_bus_listener(const struct unix_entry *e, const char *prefix, size_t prefix_len,
+		    uint64_t *id);
 
 /* outq.c: send a record, or queue it (fds duplicated) when the socket has
  * no room: never waits. 0, or -EPIPE once the link cannot send. */
@@ -408,6 +418,13 @@ void ki_control_kick(kite *k);
 /* Act on up to budget records the peer sent; -ECONNRESET once its stream
  * has ended (or it broke the protocol), else 0. */
 int ki_control_drain(kite *k, struct peer *p, unsigned budget);
+
+/* introspect.c: answer a W_INFO_REQ with what this peer may see (all to
+ * our uid and root; else only channels the policy lets it on). */
+void ki_info_answer(kite *k, struct peer *p, uint64_t token);
+/* A process's command line as the kernel shows it (/proc/PID/cmdline; pid
+ * 0: our own), arguments joined by spaces, cut to size ("" if unreadable). */
+void ki_read_cmdline(pid_t pid, char *out, size_t size);
 
 /* publish.c: offer our rings to a peer that added pattern (NULL: for any of
  * its patterns); stop feeding it rings (removed: only those that pattern,

@@ -120,17 +120,24 @@ struct scan {
 	char prefix[BUS_MAX + 8];
 };
 
+int ki_bus_listener(const struct unix_entry *e, const char *prefix, size_t prefix_len,
+		    uint64_t *id)
+{
+	if (!e->abstract || !(e->flags & UNIX_FLAG_LISTENING) ||
+	    e->type != SOCK_SEQPACKET || e->path_len != prefix_len + 16 ||
+	    memcmp(e->path, prefix, prefix_len))
+		return 0;
+	char *end;
+	*id = strtoull(e->path + prefix_len, &end, 16);
+	return !*end && *id != 0;
+}
+
 static int connect_one(const struct unix_entry *e, void *arg)
 {
 	struct scan *s = arg;
 	kite *k = s->k;
-	if (!e->abstract || !(e->flags & UNIX_FLAG_LISTENING) ||
-	    e->type != SOCK_SEQPACKET || e->path_len != s->prefix_len + 16 ||
-	    memcmp(e->path, s->prefix, s->prefix_len))
-		return 0;
-	char *end;
-	uint64_t id = strtoull(e->path + s->prefix_len, &end, 16);
-	if (*end || id == 0 || id == k->id)
+	uint64_t id;
+	if (!ki_bus_listener(e, s->prefix, s->prefix_len, &id) || id == k->id)
 		return 0;
 	for (struct peer *p = k->peers; p; p = p->next)
 		if (p->id == id)

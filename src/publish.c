@@ -532,6 +532,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
 		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
+	r->bytes_published += len;
 	wake_sleepers(k, r);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;

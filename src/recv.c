@@ -115,8 +115,12 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 	s->dormant = 1;
 	ki_sub_ring_unmap(s);
 	struct sub_ring *next = ki_sub_successor(k, s);
+	/* The stream's loss count (kite ls/top) goes on with its next ring. */
+	struct sub_ring *stream = next ? next : s;
 	if (next) {
 		next->blocked = 0;
+		next->lost += s->lost;
+		s->lost = 0;
 		ki_sub_join(next, s->r.next);
 		s->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
@@ -128,6 +132,7 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 	fill(ev, KITE_LOSS, s);
 	ev->lost = lost;
 	k->stats.lost += lost;
+	stream->lost += lost;
 	return 1;
 }
 
@@ -168,6 +173,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = s->pending_lost;
 			k->stats.lost += s->pending_lost;
+			s->lost += s->pending_lost;
 			s->pending_lost = 0;
 			k->rr = idx + 1;
 			return 1;
@@ -188,6 +194,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = rec.lost;
 			k->stats.lost += rec.lost;
+			s->lost += rec.lost;
 			k->rr = idx + 1; /* a ring that only loses must not starve the rest */
 			return 1;
 		}
@@ -201,6 +208,7 @@ static int poll_once(kite *k, kite_event *ev)
 					fill(ev, KITE_LOSS, s);
 					ev->lost = 1;
 					k->stats.lost++;
+					s->lost++;
 					k->rr = idx + 1;
 					return 1;
 				}
@@ -213,6 +221,7 @@ static int poll_once(kite *k, kite_event *ev)
 				ev->lost = 1;
 				ev->text = "malformed origin block";
 				k->stats.lost++;
+				s->lost++;
 				k->rr = idx + 1;
 				return 1;
 			}
@@ -235,6 +244,7 @@ static int poll_once(kite *k, kite_event *ev)
 			fill(ev, KITE_LOSS, s);
 			ev->lost = head + 1 - s->r.next;
 			k->stats.lost += ev->lost;
+			s->lost += ev->lost;
 			s->r.next = head + 1;
 			k->rr = idx + 1;
 			return 1;

@@ -176,3 +176,22 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 		return RING_MESSAGE;
 	}
 }
+
+uint64_t ki_ring_writer_head(const struct ring_writer *w)
+{
+	return w->head;
+}
+
+uint64_t ki_ring_reader_head(const struct ring_reader *r)
+{
+	if (!r->base) /* released while idle: all of it was read */
+		return ki_ring_reader_position(r);
+	const struct ring_header *h = (const struct ring_header *)r->base;
+	return atomic_load_explicit(&((struct ring_header *)(uintptr_t)h)->head,
+				    memory_order_relaxed);
+}
+
+uint64_t ki_ring_reader_position(const struct ring_reader *r)
+{
+	return r->next ? r->next - 1 : 0;
+}

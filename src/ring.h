@@ -114,4 +114,12 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 /* 1 if ki_ring_read would return something other than RING_EMPTY now. */
 int ki_ring_pending(const struct ring_reader *r);
 
+/* Counts for introspection (kite ls/top), the one place that knows where
+ * they live: the last sequence a writer committed; the head a reader's
+ * mapped ring claims (untrusted: only ever shown); the last sequence a
+ * reader consumed (0: none yet). */
+uint64_t ki_ring_writer_head(const struct ring_writer *w);
+uint64_t ki_ring_reader_head(const struct ring_reader *r);
+uint64_t ki_ring_reader_position(const struct ring_reader *r);
+
 #endif

@@ -157,6 +157,8 @@ static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before
 {
 	s->announce = 0;
 	if (before->dormant) {
+		s->lost += before->lost; /* the stream's loss count goes on */
+		before->lost = 0;
 		ki_sub_join(s, before->r.next);
 		before->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;

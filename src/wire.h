@@ -37,7 +37,29 @@ enum wire_type {
 	                whose ring it took; fds: a connected AF_UNIX datagram
 	                socket to send wake-ups on, waiter page */
 	W_BYE,       /* the sender closes its handle: not a broken link */
+	W_INFO_REQ,  /* an observer (kite ls/top) asks what we are doing; id =
+	                token. Valid before W_HELLO: an observer has no name */
+	W_INFO,      /* one item of the answer: slot_count = enum info_kind,
+	                the rest as that kind says; the last is INFO_END */
 	W_TYPE_MAX
+};
+
+/* The items of an introspection answer (W_INFO's slot_count). */
+enum info_kind {
+	INFO_HANDLE = 1, /* id = handle id, slot_size = 1 if the asker sees
+	                    everything (same uid or root), reason = command
+	                    line (arguments joined by spaces, truncated) */
+	INFO_COUNTER,    /* text = kite_stats field name, b = its value */
+	INFO_PUB,        /* a ring we publish: text = channel, id = ring id,
+	                    a = head sequence (messages), b = payload bytes,
+	                    slot_size = slots */
+	INFO_PATTERN,    /* text = a pattern we subscribe */
+	INFO_SUB,        /* a ring we read: text = channel, id = publisher id,
+	                    a = last sequence read, b = messages reported lost
+	                    (KITE_LOSS sums), slot_size = lag in messages
+	                    (saturated), reason = delivery ("radio") */
+	INFO_END,        /* id = the request's token, a = items before it */
+	INFO_KIND_MAX
 };
 
 /* A record's fixed 40-byte head, as it travels (tests build broken records

@@ -307,6 +307,32 @@ static void test_expiry(void **state)
 	statsd_table_flush(t, 1000);
 	assert_true(get(t, STATSD_GAUGE, "g", "").v.value == 1);
 	statsd_table_free(t);
+
+	/* An untagged series that expires while its family lives on (a
+	 * tagged series stays busy) comes back in its place, from nothing;
+	 * so does one of a family first seen tagged. */
+	t = statsd_table_new(8);
+	c.max_metrics = 100;
+	c.expire_ms = 1000;
+	statsd_table_configure(t, &c);
+	feed(t, "r:1|c\nr:1|c|#k:v\nq:1|c|#k:v\nq:2|c");
+	statsd_table_flush(t, 1000);
+	assert_int_equal(statsd_table_series(t), 4);
+	feed(t, "r:1|c|#k:v\nq:1|c|#k:v");
+	statsd_table_flush(t, 1000); /* the untagged ones were idle: gone */
+	assert_int_equal(statsd_table_series(t), 2);
+	feed(t, "r:5|c\nq:7|c\nr:1|c|#k:v\nq:1|c|#k:v");
+	statsd_table_flush(t, 1000);
+	assert_int_equal(statsd_table_series(t), 4);
+	assert_true(get(t, STATSD_COUNTER, "r", "").v.total == 5);
+	assert_true(get(t, STATSD_COUNTER, "q", "").v.total == 7);
+	assert_true(get(t, STATSD_COUNTER, "r", "k=v").v.total == 3);
+	feed(t, "r:1|c\nq:1|c\nr:1|c|#k:v\nq:1|c|#k:v");
+	statsd_table_flush(t, 1000);
+	assert_true(get(t, STATSD_COUNTER, "r", "").v.total == 6);
+	assert_true(get(t, STATSD_COUNTER, "q", "").v.total == 8);
+	assert_int_equal(statsd_table_series(t), 4);
+	statsd_table_free(t);
 }
 
 /* Memory is used again: rounds of new names that expire do not grow the
@@ -341,6 +367,106 @@ static void test_expiry_reuses_memory(void **state)
 	statsd_table_free(t);
 }
 
+/* A walk that spans changes to the table, as a streamed page does: series
+ * and families added meanwhile, a flush whose expiry would drop most of
+ * what the walk has yet to reach. Every series is met once, each family
+ * starts once, nothing leaves the table until the cursor closes, and then
+ * the deferred expiry happens. */
+struct walked {
+	int met[100], late, starts, stop_after, seen;
+};
+
+static int walk_one(void *arg, const struct statsd_view *v)
+{
+	struct walked *w = arg;
+	int i;
+	if (sscanf(v->name, "w%d", &i) == 1 && i >= 0 && i < 100)
+		w->met[i]++;
+	else if (!strcmp(v->name, "late"))
+		w->late++;
+	w->starts += v->family_first;
+	return ++w->seen == w->stop_after;
+}
+
+static void test_cursor_spans_flush(void **state)
+{
+	(void)state;
+	struct statsd_table *t = statsd_table_new(11);
+	assert_non_null(t);
+	struct statsd_config c;
+	statsd_config_defaults(&c);
+	c.flush_ms = 1000;
+	c.expire_ms = 1000; /* idle one interval: gone */
+	statsd_table_configure(t, &c);
+	char line[64];
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(line, sizeof line, "w%d:1|c", i);
+		statsd_table_add_packet(t, line, (size_t)n);
+	}
+	statsd_table_flush(t, 1000);
+	struct statsd_cursor cur;
+	struct walked w = {.stop_after = 10};
+	statsd_cursor_open(t, &cur);
+	assert_int_equal(statsd_table_walk(t, &cur, walk_one, &w), 1);
+	assert_false(cur.done);
+	/* Meanwhile: a new family, a new series of a family already passed,
+	 * and a flush in which w0..w98 were idle. */
+	feed(t, "late:1|c\nw0:1|c|#k:v\nw99:1|c");
+	statsd_table_flush(t, 1000);
+	assert_int_equal(statsd_table_series(t), 102); /* expiry waits */
+	assert_int_equal(statsd_table_health(t)->series_expired, 0);
+	w.stop_after = 0;
+	assert_int_equal(statsd_table_walk(t, &cur, walk_one, &w), 0);
+	assert_true(cur.done);
+	for (int i = 0; i < 100; i++)
+		if (w.met[i] != 1)
+			fail_msg("w%d met %d times", i, w.met[i]);
+	assert_int_equal(w.late, 1);
+	assert_int_equal(w.starts, 101); /* w0..w99 and late, each once */
+	statsd_cursor_close(t, &cur);
+	/* Closed: the deferred expiry drops w1..w98 (w0's tagged series, w99
+	 * and late were busy). */
+	assert_int_equal(statsd_table_health(t)->series_expired, 99);
+	assert_int_equal(statsd_table_series(t), 3);
+	statsd_cursor_close(t, &cur); /* twice is harmless */
+	statsd_table_flush(t, 1000);
+	statsd_table_free(t);
+}
+
+/* A page rendered in slices of any size is the page rendered whole. */
+static void test_slices_make_the_page(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100000, 100, 100);
+	char line[96];
+	for (int i = 0; i < 3000; i++) {
+		int n = snprintf(line, sizeof line, "s%d.x:%d|%s%s", i % 700, i,
+				 (const char *[]){"c", "g", "ms", "s"}[i % 4],
+				 i % 3 ? "" : "|#env:prod");
+		statsd_table_add_packet(t, line, (size_t)n);
+	}
+	statsd_table_flush(t, 1000);
+	struct statsd_buf whole = {0};
+	statsd_prometheus_render(t, &whole);
+	const size_t wants[] = {1, 100, 4096, 65536};
+	for (size_t k = 0; k < sizeof wants / sizeof *wants; k++) {
+		struct statsd_buf sliced = {0};
+		struct statsd_cursor cur;
+		statsd_prometheus_start(t, &cur);
+		int slices = 1;
+		while (!statsd_prometheus_next(t, &cur, &sliced, wants[k]))
+			slices++;
+		assert_true(statsd_prometheus_next(t, &cur, &sliced, wants[k])); /* stays done */
+		assert_int_equal(sliced.len, whole.len);
+		assert_memory_equal(sliced.p, whole.p, whole.len);
+		if (wants[k] < whole.len / 4 && slices < 4)
+			fail_msg("want %zu: %d slices", wants[k], slices);
+		statsd_buf_free(&sliced);
+	}
+	statsd_buf_free(&whole);
+	statsd_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +481,8 @@ int main(void)
 		cmocka_unit_test(test_summary_names),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_expiry_reuses_memory),
+		cmocka_unit_test(test_cursor_spans_flush),
+		cmocka_unit_test(test_slices_make_the_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

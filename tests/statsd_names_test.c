@@ -214,6 +214,68 @@ static void test_config(void **state)
 	assert_int_equal(statsd_parse_hostport("127.0.0.1:99999", &ss, &len), -1);
 }
 
+/* --timer-histogram: exact cumulative bucket counts for a known corpus
+ * (sample rates weigh as in _count), monotonic across flushes, le="+Inf"
+ * equal to _count, a tag named le renamed; statsd histograms stay
+ * summaries. */
+static void test_timer_histogram(void **state)
+{
+	(void)state;
+	struct statsd_table *t = statsd_table_new(2);
+	assert_non_null(t);
+	struct statsd_config c;
+	char err[256];
+	statsd_config_defaults(&c);
+	assert_int_equal(statsd_config_set(&c, "timer-histogram", "0.01, 0.1,1", err, sizeof err), 0);
+	statsd_table_configure(t, &c);
+	/* 10 ms is at the 0.01 s bound: "le" is at or below. */
+	feed(t, "lat:5|ms\nlat:10|ms\nlat:1|ms|@0.5\nlat:50|ms\nlat:100|ms\nlat:2000|ms\n"
+		"tl:20|ms|#le:x\nhh:3|h\n");
+	statsd_table_flush(t, 1000);
+	struct statsd_buf b = {0};
+	statsd_prometheus_render(t, &b);
+	const char *want[] = {
+		"# TYPE lat histogram\n"
+		"lat_bucket{le=\"0.01\"} 4\n"
+		"lat_bucket{le=\"0.1\"} 6\n"
+		"lat_bucket{le=\"1\"} 6\n"
+		"lat_bucket{le=\"+Inf\"} 7\n"
+		"lat_sum 2.166\n"
+		"lat_count 7\n",
+		"tl_bucket{tag_le=\"x\",le=\"0.01\"} 0\n"
+		"tl_bucket{tag_le=\"x\",le=\"0.1\"} 1\n",
+		"# TYPE hh summary\n",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+		if (!strstr(b.p, want[i]))
+			fail_msg("missing:\n%s\nin:\n%.*s", want[i], (int)b.len, b.p);
+	statsd_buf_free(&b);
+	/* The next intervals add on; an idle one changes nothing. */
+	feed(t, "lat:0.5|ms\nlat:99999|ms\n");
+	statsd_table_flush(t, 1000);
+	statsd_table_flush(t, 1000);
+	statsd_prometheus_render(t, &b);
+	if (!strstr(b.p, "lat_bucket{le=\"0.01\"} 5\nlat_bucket{le=\"0.1\"} 7\n"
+			 "lat_bucket{le=\"1\"} 7\nlat_bucket{le=\"+Inf\"} 9\n"))
+		fail_msg("after two more samples:\n%.*s", (int)b.len, b.p);
+	statsd_buf_free(&b);
+	statsd_table_free(t);
+
+	statsd_config_defaults(&c);
+	assert_int_equal(c.n_buckets, 0); /* summaries by default */
+	assert_int_equal(statsd_config_set(&c, "timer-histogram", "on", err, sizeof err), 0);
+	assert_int_equal(c.n_buckets, 11);
+	assert_true(c.buckets[0] == 0.005 && c.buckets[10] == 10);
+	assert_int_equal(statsd_config_set(&c, "timer-histogram", "off", err, sizeof err), 0);
+	assert_int_equal(c.n_buckets, 0);
+	const char *bad[] = {"0.1,0.05", "0.1,0.1", "0", "-1", "", "1,,2", "x", "yes",
+			     "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,"
+			     "24,25,26,27,28,29,30,31,32,33"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		if (statsd_config_set(&c, "timer-histogram", bad[i], err, sizeof err) != -1)
+			fail_msg("timer-histogram '%s' accepted", bad[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_exposition),
 		cmocka_unit_test(test_numbers_out),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_timer_histogram),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,7 +61,8 @@ static uint64_t hash_bytes(uint64_t seed, const void *p, size_t n)
  * backward shift (htab_delete). Items are pointers; hashes are stored beside
  * them so a probe compares keys only on a full hash match. */
 struct htab {
-	uint64_t *hash;
+	uint32_t *hash; /* the low half of each item's hash: its home slot and a
+			   filter before keys are compared (cap <= 2^32) */
 	void **item;
 	size_t cap, n;
 };
@@ -69,7 +70,7 @@ struct htab {
 static int htab_grow(struct htab *t)
 {
 	size_t ncap = t->cap ? t->cap * 2 : 1024;
-	uint64_t *nh = calloc(ncap, sizeof *nh);
+	uint32_t *nh = calloc(ncap, sizeof *nh);
 	void **ni = calloc(ncap, sizeof *ni);
 	if (!nh || !ni) {
 		free(nh);
@@ -108,7 +109,7 @@ static int htab_reserve(struct htab *t, uint64_t h, size_t *slot)
 
 static void htab_put(struct htab *t, size_t slot, uint64_t h, void *item)
 {
-	t->hash[slot] = h;
+	t->hash[slot] = (uint32_t)h;
 	t->item[slot] = item;
 	t->n++;
 }
@@ -124,7 +125,11 @@ struct dist {
 	double l_count, l_sum, l_sumsq, l_min, l_max, l_mean, l_rate, l_median, l_std;
 	struct statsd_pct *pct; /* n_pct figures, one per percentile */
 	unsigned n_pct;
+	unsigned n_bkt;         /* timer histogram buckets (0: none) */
 	double cum_count, cum_sum;
+	/* n_bkt samples per bucket this interval (bound i-1 < v <= bound i),
+	 * then n_bkt cumulative counts since start (v <= bound i) */
+	double *bkt;
 };
 
 struct set {
@@ -135,11 +140,12 @@ struct set {
 struct statsd_series {
 	struct statsd_family *fam;
 	struct statsd_series *next; /* in its family */
-	double acc, last, total; /* counter: interval, last interval, total;
-				    gauge: acc is the value; set: last */
-	union {
-		struct dist *dist;
-		struct set *set;
+	double acc, last; /* counter: interval, last interval; gauge: acc is
+			     the value; set: last */
+	union {               /* by kind: */
+		double total;     /* counter: total since start */
+		struct dist *dist;/* timer, histogram */
+		struct set *set;  /* set */
 	} u;
 	uint32_t seen_at;    /* the flush (t->flush_no) of its last sample */
 	uint16_t tags_len;   /* at most STATSD_MAX_TAG_BYTES */
@@ -150,20 +156,22 @@ struct statsd_series {
 };
 
 struct statsd_family {
-	uint64_t hash;
 	struct statsd_family *next; /* first-seen order */
-	struct statsd_series *plain, *first, *last;
+	struct statsd_series *first, *last;
 	uint32_t key_len;
 	uint8_t kind;
 	bool prom;           /* holds its Prometheus names (no other family does) */
-	bool with_plain;     /* its first series shares its allocation */
+	bool with_plain;     /* an untagged series shares its allocation */
+	bool plain_live;     /* ... and is in the table (found without a hash
+				lookup; any other untagged series is in the
+				series table under the tags "") */
 	char key[];          /* the Graphite name, NUL-terminated */
 };
 
 /* Families and series come from a bump arena of 1 MiB chunks (no
  * per-object malloc header); an expired one goes to a free list of its
- * size (16-byte classes), where the next of that size is taken from. */
-#define ARENA_CLASSES 128 /* blocks up to 2 KiB; families and series are smaller */
+ * size (8-byte classes), where the next of that size is taken from. */
+#define ARENA_CLASSES 256 /* blocks up to 2 KiB; families and series are smaller */
 struct chunk {
 	struct chunk *next;
 	size_t used, cap;
@@ -183,17 +191,21 @@ struct statsd_table {
 	void *free_blocks[ARENA_CLASSES];
 	size_t n_series;
 	uint32_t flush_no;   /* flushes so far: the interval now open */
+	unsigned readers;    /* open cursors: expiry waits until none is */
+	bool expire_due;     /* a flush found readers: expire when they close, */
+	uint32_t expire_no;  /* as of the end of this interval */
 	struct statsd_config cfg;
 	double last_pct[STATSD_MAX_PERCENTILES];
 	unsigned n_last_pct;
 	double last_interval_s;
+	double bounds_ms[STATSD_MAX_BUCKETS]; /* cfg.buckets in milliseconds */
 	struct statsd_health health;
 };
 
 static void *arena_alloc(struct statsd_table *t, size_t n)
 {
-	n = (n + 15) & ~(size_t)15;
-	size_t k = n / 16;
+	n = (n + 7) & ~(size_t)7;
+	size_t k = n / 8;
 	if (k < ARENA_CLASSES && t->free_blocks[k]) {
 		void *p = t->free_blocks[k];
 		memcpy(&t->free_blocks[k], p, sizeof(void *));
@@ -219,7 +231,7 @@ static void *arena_alloc(struct statsd_table *t, size_t n)
 /* Give back a block of n bytes (as asked of arena_alloc) for reuse. */
 static void arena_free(struct statsd_table *t, void *p, size_t n)
 {
-	size_t k = ((n + 15) & ~(size_t)15) / 16;
+	size_t k = ((n + 7) & ~(size_t)7) / 8;
 	if (k >= ARENA_CLASSES)
 		return; /* cannot happen (see ARENA_CLASSES); kept until exit */
 	memcpy(p, &t->free_blocks[k], sizeof(void *));
@@ -228,7 +240,7 @@ static void arena_free(struct statsd_table *t, void *p, size_t n)
 
 size_t statsd_table_bytes(const struct statsd_table *t)
 {
-	return t->arena_bytes + (t->families.cap + t->series.cap) * (sizeof(uint64_t) +
+	return t->arena_bytes + (t->families.cap + t->series.cap) * (sizeof(uint32_t) +
 								      sizeof(void *));
 }
 
@@ -253,6 +265,7 @@ static void free_series_data(struct statsd_series *s)
 		   s->u.dist) {
 		free(s->u.dist->samples);
 		free(s->u.dist->pct);
+		free(s->u.dist->bkt);
 		free(s->u.dist);
 	}
 }
@@ -278,6 +291,8 @@ void statsd_table_free(struct statsd_table *t)
 void statsd_table_configure(struct statsd_table *t, const struct statsd_config *c)
 {
 	t->cfg = *c;
+	for (unsigned i = 0; i < c->n_buckets; i++)
+		t->bounds_ms[i] = c->buckets[i] * 1000.0;
 }
 
 struct statsd_health *statsd_table_health(struct statsd_table *t)
@@ -296,6 +311,12 @@ const double *statsd_table_percentiles(const struct statsd_table *t, unsigned *n
 	return t->last_pct;
 }
 
+const double *statsd_table_buckets(const struct statsd_table *t, unsigned *n)
+{
+	*n = t->cfg.n_buckets;
+	return t->cfg.buckets;
+}
+
 static uint64_t rng_next(struct statsd_table *t)
 {
 	uint64_t x = t->rng;
@@ -307,13 +328,15 @@ static uint64_t rng_next(struct statsd_table *t)
 
 /* Prometheus name number i of family f into out (STATSD_PROM_NAME_MAX
  * bytes): counters export NAME_total (NAME when it already ends so), gauges
- * and sets NAME, summaries NAME, NAME_sum and NAME_count; NAME is the
- * family's base name (statsd_prom_metric_name of its Graphite name). Its
- * length, or 0 when f has no name number i. */
+ * and sets NAME, summaries NAME, NAME_sum and NAME_count, and hold
+ * NAME_bucket too (a timer under --timer-histogram exports it), so the
+ * names a family holds never depend on options; NAME is the family's base
+ * name (statsd_prom_metric_name of its Graphite name). Its length, or 0
+ * when f has no name number i. */
 static size_t prom_name(const struct statsd_family *f, unsigned i, char *out)
 {
-	static const char *const summary[] = {"", "_sum", "_count"};
-	unsigned n = f->kind == STATSD_TIMER || f->kind == STATSD_HISTOGRAM ? 3 : 1;
+	static const char *const summary[] = {"", "_sum", "_count", "_bucket"};
+	unsigned n = f->kind == STATSD_TIMER || f->kind == STATSD_HISTOGRAM ? 4 : 1;
 	if (i >= n)
 		return 0;
 	size_t len = statsd_prom_metric_name(f->key, f->key_len, out);
@@ -346,17 +369,18 @@ static struct statsd_family *find_family(struct statsd_table *t, unsigned kind,
 		*slot = i;
 		if (!o)
 			return NULL;
-		if (ft->hash[i] == h && o->kind == kind && o->key_len == key_len &&
+		if (ft->hash[i] == (uint32_t)h && o->kind == kind && o->key_len == key_len &&
 		    !memcmp(o->key, key, key_len))
 			return o;
 	}
 }
 
 /* Does a family holding its Prometheus names export p? Its base name is p,
- * or p without "_sum", "_count" (a summary) or "_total" (a counter). */
+ * or p without "_sum", "_count", "_bucket" (a summary or histogram) or
+ * "_total" (a counter). */
 static bool prom_name_taken(struct statsd_table *t, const char *p, size_t len)
 {
-	static const char *const cut[] = {"", "_sum", "_count", "_total"};
+	static const char *const cut[] = {"", "_sum", "_count", "_bucket", "_total"};
 	struct htab *ft = &t->families;
 	if (!ft->cap)
 		return false;
@@ -367,7 +391,7 @@ static bool prom_name_taken(struct statsd_table *t, const char *p, size_t len)
 		uint64_t h = base_hash(t, p, len - cl);
 		for (size_t i = h & (ft->cap - 1); ft->item[i]; i = (i + 1) & (ft->cap - 1)) {
 			struct statsd_family *o = ft->item[i];
-			if (ft->hash[i] != h || !o->prom)
+			if (ft->hash[i] != (uint32_t)h || !o->prom)
 				continue;
 			char name[STATSD_PROM_NAME_MAX];
 			size_t n;
@@ -416,25 +440,43 @@ static struct statsd_series *new_series(struct statsd_table *t, struct statsd_fa
 	return s;
 }
 
-/* Bytes of a family's allocation (with its first series when it holds it). */
+/* Bytes of a family without, and with, the untagged series it may hold. */
+static size_t family_head_bytes(size_t key_len)
+{
+	return (sizeof(struct statsd_family) + key_len + 1 + 7) & ~(size_t)7;
+}
+
 static size_t family_bytes(size_t key_len, bool with_plain)
 {
-	size_t fsize = (sizeof(struct statsd_family) + key_len + 1 + 15) & ~(size_t)15;
-	return fsize + (with_plain ? sizeof(struct statsd_series) + 1 : 0);
+	return family_head_bytes(key_len) + (with_plain ? sizeof(struct statsd_series) + 1 : 0);
+}
+
+/* The untagged series in f's allocation (f->with_plain). */
+static struct statsd_series *inline_series(struct statsd_family *f)
+{
+	return (struct statsd_series *)((char *)f + family_head_bytes(f->key_len));
+}
+
+/* Put f's own untagged series (again) in its list. */
+static struct statsd_series *live_inline(struct statsd_family *f)
+{
+	struct statsd_series *s = inline_series(f);
+	init_series(s, f, "", 0);
+	s->in_family = true;
+	f->plain_live = true;
+	return s;
 }
 
 /* A family and, in the same allocation, its untagged series when the
  * first sample has no tags (the common case). */
-static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
+static struct statsd_family *new_family(struct statsd_table *t,
 					enum statsd_kind kind, const char *key,
 					size_t key_len, bool with_plain)
 {
-	size_t fsize = (sizeof(struct statsd_family) + key_len + 1 + 15) & ~(size_t)15;
 	struct statsd_family *f = arena_alloc(t, family_bytes(key_len, with_plain));
 	if (!f)
 		return NULL;
 	memset(f, 0, sizeof *f);
-	f->hash = h;
 	f->kind = (uint8_t)kind;
 	f->key_len = (uint32_t)key_len;
 	memcpy(f->key, key, key_len);
@@ -443,11 +485,8 @@ static struct statsd_family *new_family(struct statsd_table *t, uint64_t h,
 	f->prom = prom_names_free(t, f);
 	if (!f->prom)
 		t->health.prometheus_conflicts++;
-	if (with_plain) {
-		f->plain = (struct statsd_series *)((char *)f + fsize);
-		init_series(f->plain, f, "", 0);
-		f->plain->in_family = true;
-	}
+	if (with_plain)
+		live_inline(f);
 	return f;
 }
 
@@ -457,11 +496,11 @@ static struct statsd_series *refuse(struct statsd_table *t)
 	return NULL;
 }
 
-/* Families that share a base name share its hash: the family's address
- * tells their series apart. */
-static uint64_t series_hash(const struct statsd_family *f, const char *tags, size_t n)
+/* A series hashes by its family's address and its tags. */
+static uint64_t series_hash(const struct statsd_table *t, const struct statsd_family *f,
+			    const char *tags, size_t n)
 {
-	return hash_bytes(f->hash ^ (uint64_t)(uintptr_t)f, tags, n);
+	return hash_bytes(t->seed ^ (uint64_t)(uintptr_t)f, tags, n);
 }
 
 /* Find or create the series of sample s; NULL if refused (counted). */
@@ -477,14 +516,14 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	uint64_t fh = base_hash(t, base, statsd_prom_metric_name(key, key_len, base));
 	size_t fi;
 	struct statsd_family *f = find_family(t, smp->kind, key, key_len, fh, &fi);
-	if (f && smp->tags_len == 0 && f->plain)
-		return f->plain;
+	if (f && smp->tags_len == 0 && f->plain_live)
+		return inline_series(f);
 	/* Every new series counts against max_metrics; refusals are counted. */
 	bool full = t->n_series >= t->cfg.max_metrics;
 	if (!f) {
 		if (full || htab_reserve(&t->families, fh, &fi) < 0)
 			return refuse(t);
-		f = new_family(t, fh, smp->kind, key, key_len, smp->tags_len == 0);
+		f = new_family(t, smp->kind, key, key_len, smp->tags_len == 0);
 		if (!f)
 			return refuse(t);
 		htab_put(&t->families, fi, fh, f);
@@ -493,21 +532,22 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 		else
 			t->head = f;
 		t->tail = f;
-		if (f->plain) {
+		if (f->plain_live) {
 			t->n_series++;
-			return f->plain;
+			return inline_series(f);
 		}
 	}
-	if (smp->tags_len == 0) {
-		struct statsd_series *s = full ? NULL : new_series(t, f, "", 0);
-		if (!s)
+	if (smp->tags_len == 0 && f->with_plain && !f->plain_live) {
+		/* its own untagged series expired: back in its place */
+		if (full)
 			return refuse(t);
 		t->n_series++;
-		return f->plain = s;
+		return live_inline(f);
 	}
 
-	/* Tagged: key is (family, tags). */
-	uint64_t sh = series_hash(f, smp->tags, smp->tags_len);
+	/* Tagged (or an untagged series of a family first seen tagged): key
+	 * is (family, tags). */
+	uint64_t sh = series_hash(t, f, smp->tags, smp->tags_len);
 	struct htab *st = &t->series;
 	size_t si = 0;
 	if (st->cap) {
@@ -515,7 +555,7 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 			struct statsd_series *o = st->item[si];
 			if (!o)
 				break;
-			if (st->hash[si] == sh && o->fam == f && o->tags_len == smp->tags_len &&
+			if (st->hash[si] == (uint32_t)sh && o->fam == f && o->tags_len == smp->tags_len &&
 			    !memcmp(o->tags, smp->tags, smp->tags_len))
 				return o;
 		}
@@ -528,6 +568,32 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 	htab_put(st, si, sh, s);
 	t->n_series++;
 	return s;
+}
+
+/* Count v (milliseconds, weight w) in the first bucket whose bound holds
+ * it; above every bound it is in +Inf alone, which is the count. */
+static void add_bucket(struct statsd_table *t, struct dist *d, double v, double w)
+{
+	unsigned n = t->cfg.n_buckets;
+	if (d->n_bkt != n) {
+		/* Buckets are fixed at start (a reload keeps them): this is
+		 * the first sample of the series. */
+		free(d->bkt);
+		d->bkt = n ? calloc(2 * (size_t)n, sizeof *d->bkt) : NULL;
+		d->n_bkt = d->bkt ? n : 0;
+		if (!d->bkt)
+			return;
+	}
+	unsigned lo = 0, hi = n; /* first bound >= v, by bisection */
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		if (t->bounds_ms[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n)
+		d->bkt[lo] += w;
 }
 
 static void add_dist(struct statsd_table *t, struct statsd_series *s, double v, double rate)
@@ -550,6 +616,8 @@ static void add_dist(struct statsd_table *t, struct statsd_series *s, double v, 
 	}
 	d->seen++;
 	d->wcount += 1.0 / rate;
+	if (s->fam->kind == STATSD_TIMER)
+		add_bucket(t, d, v, 1.0 / rate);
 	d->sum += v;
 	d->sumsq += v * v;
 	if (d->kept < t->cfg.max_samples) {
@@ -748,6 +816,12 @@ static void flush_dist(struct statsd_table *t, struct dist *d, double secs,
 	d->l_rate = d->wcount / secs;
 	d->cum_count += d->wcount;
 	d->cum_sum += d->sum;
+	double below = 0;
+	for (unsigned i = 0; i < d->n_bkt; i++) {
+		below += d->bkt[i];
+		d->bkt[d->n_bkt + i] += below;
+		d->bkt[i] = 0;
+	}
 	if (d->n_pct != t->n_last_pct) {
 		struct statsd_pct *np = realloc(d->pct, t->n_last_pct * sizeof *np + 1);
 		if (!np) {
@@ -841,10 +915,10 @@ static void expire_series(struct statsd_table *t, struct statsd_series *s,
 		f->first = s->next;
 	if (f->last == s)
 		f->last = prev;
-	if (f->plain == s)
-		f->plain = NULL;
+	if (s->in_family)
+		f->plain_live = false;
 	else
-		htab_delete(&t->series, series_hash(f, s->tags, s->tags_len), s);
+		htab_delete(&t->series, series_hash(t, f, s->tags, s->tags_len), s);
 	free_series_data(s);
 	if (!s->in_family)
 		arena_free(t, s, sizeof *s + s->tags_len + 1);
@@ -863,8 +937,92 @@ static void expire_family(struct statsd_table *t, struct statsd_family *f,
 		t->head = f->next;
 	if (t->tail == f)
 		t->tail = prev;
-	htab_delete(&t->families, f->hash, f);
+	char base[STATSD_PROM_NAME_MAX];
+	htab_delete(&t->families,
+		    base_hash(t, base, statsd_prom_metric_name(f->key, f->key_len, base)), f);
 	arena_free(t, f, family_bytes(f->key_len, f->with_plain));
+}
+
+/* Idle limits per kind, in whole flush intervals (at least one); 0: never. */
+static void idle_limits(const struct statsd_table *t, uint32_t limit[STATSD_KINDS])
+{
+	for (unsigned k = 0; k < STATSD_KINDS; k++) {
+		int64_t ms = k == STATSD_GAUGE ? t->cfg.expire_gauges_ms : t->cfg.expire_ms;
+		int64_t fl = t->cfg.flush_ms > 0 ? t->cfg.flush_ms : 1;
+		limit[k] = ms <= 0 ? 0 : (uint32_t)((ms + fl - 1) / fl > UINT32_MAX / 2
+							 ? UINT32_MAX / 2 : (ms + fl - 1) / fl);
+	}
+}
+
+/* Has s been idle past its limit at the end of interval `at`? A series
+ * seen after `at` (expiry deferred past it) is not. */
+static bool idle_past(const struct statsd_series *s, uint32_t at, uint32_t limit)
+{
+	/* modulo 2^32, as flush numbers wrap */
+	return limit && (int32_t)(at - s->seen_at) >= (int32_t)limit;
+}
+
+/* One pass over the table: series idle past their limit at the end of
+ * interval `at` go (with expire), families left without series too;
+ * each series kept is passed to keep (when not NULL). */
+static void sweep(struct statsd_table *t, uint32_t at, bool expire,
+		  void (*keep)(struct statsd_table *, struct statsd_series *, double, bool),
+		  double secs, bool pct_changed)
+{
+	uint32_t limit[STATSD_KINDS];
+	idle_limits(t, limit);
+	for (struct statsd_family *f = t->head, *fprev = NULL, *fnext; f; f = fnext) {
+		fnext = f->next;
+		for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
+			next = s->next;
+			if (expire && idle_past(s, at, limit[f->kind])) {
+				expire_series(t, s, prev);
+				continue;
+			}
+			prev = s;
+			if (keep)
+				keep(t, s, secs, pct_changed);
+		}
+		if (expire && !f->first)
+			expire_family(t, f, fprev);
+		else
+			fprev = f;
+	}
+}
+
+static void flush_series(struct statsd_table *t, struct statsd_series *s, double secs,
+			 bool pct_changed)
+{
+	s->l_updated = s->updated;
+	s->updated = false;
+	s->flushed = true;
+	switch (s->fam->kind) {
+	case STATSD_COUNTER:
+		s->last = s->acc;
+		s->u.total += s->acc;
+		s->acc = 0;
+		break;
+	case STATSD_GAUGE:
+		s->last = s->acc;
+		break;
+	case STATSD_SET:
+		s->last = s->u.set ? (double)s->u.set->n : 0;
+		if (s->u.set) {
+			if (s->u.set->cap > 1024) {
+				free(s->u.set->slot);
+				s->u.set->slot = NULL;
+				s->u.set->cap = 0;
+			} else if (s->u.set->cap) {
+				memset(s->u.set->slot, 0, s->u.set->cap * sizeof *s->u.set->slot);
+			}
+			s->u.set->n = 0;
+		}
+		break;
+	default:
+		if (s->u.dist)
+			flush_dist(t, s->u.dist, secs, pct_changed);
+		break;
+	}
 }
 
 void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
@@ -874,118 +1032,136 @@ void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
 			   memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	t->n_last_pct = t->cfg.n_percentiles;
 	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
-	uint32_t limit[STATSD_KINDS];
-	for (unsigned k = 0; k < STATSD_KINDS; k++) {
-		int64_t ms = k == STATSD_GAUGE ? t->cfg.expire_gauges_ms : t->cfg.expire_ms;
-		int64_t fl = t->cfg.flush_ms > 0 ? t->cfg.flush_ms : 1;
-		/* idle for ms, in whole flush intervals (at least one); 0: never */
-		limit[k] = ms <= 0 ? 0 : (uint32_t)((ms + fl - 1) / fl > UINT32_MAX / 2
-							 ? UINT32_MAX / 2 : (ms + fl - 1) / fl);
+	/* An open cursor points into the lists: nothing may leave them
+	 * until it closes (statsd_cursor_close expires then). */
+	bool expire = !t->readers;
+	if (!expire) {
+		t->expire_due = true;
+		t->expire_no = t->flush_no;
 	}
-	for (struct statsd_family *f = t->head, *fprev = NULL, *fnext; f; f = fnext) {
-		fnext = f->next;
-		for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
-			next = s->next;
-			if (limit[f->kind] && t->flush_no - s->seen_at >= limit[f->kind]) {
-				expire_series(t, s, prev);
-				continue;
-			}
-			prev = s;
-			s->l_updated = s->updated;
-			s->updated = false;
-			s->flushed = true;
-			switch (f->kind) {
-			case STATSD_COUNTER:
-				s->last = s->acc;
-				s->total += s->acc;
-				s->acc = 0;
-				break;
-			case STATSD_GAUGE:
-				s->last = s->acc;
-				break;
-			case STATSD_SET:
-				s->last = s->u.set ? (double)s->u.set->n : 0;
-				if (s->u.set) {
-					if (s->u.set->cap > 1024) {
-						free(s->u.set->slot);
-						s->u.set->slot = NULL;
-						s->u.set->cap = 0;
-					} else if (s->u.set->cap) {
-						memset(s->u.set->slot, 0,
-						       s->u.set->cap * sizeof *s->u.set->slot);
-					}
-					s->u.set->n = 0;
-				}
-				break;
-			default:
-				if (s->u.dist)
-					flush_dist(t, s->u.dist, secs, pct_changed);
-				break;
-			}
-		}
-		if (!f->first)
-			expire_family(t, f, fprev);
-		else
-			fprev = f;
-	}
+	sweep(t, t->flush_no, expire, flush_series, secs, pct_changed);
 	t->health.flushes++;
 	t->flush_no++;
 	t->last_interval_s = secs;
 }
 
+void statsd_cursor_open(struct statsd_table *t, struct statsd_cursor *c)
+{
+	*c = (struct statsd_cursor){.open = true};
+	t->readers++;
+}
+
+void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c)
+{
+	if (!c->open)
+		return;
+	c->open = false;
+	c->done = true;
+	if (--t->readers == 0 && t->expire_due) {
+		sweep(t, t->expire_no, true, NULL, 0, false);
+		t->expire_due = false;
+	}
+}
+
+/* The series after the cursor's last one, moving on to later families;
+ * NULL at the end. Families and series are only appended while a cursor
+ * is open, so the walk sees each one once. */
+static struct statsd_series *cursor_next(struct statsd_table *t, struct statsd_cursor *c)
+{
+	if (!c->fam) {
+		c->fam = t->head;
+		c->last = NULL;
+		c->fam_started = false;
+	}
+	while (c->fam) {
+		struct statsd_series *s = c->last ? c->last->next : c->fam->first;
+		if (s)
+			return s;
+		if (!c->fam->next)
+			return NULL; /* stay here: the end, for now */
+		c->fam = c->fam->next;
+		c->last = NULL;
+		c->fam_started = false;
+	}
+	return NULL;
+}
+
+static void fill_view(struct statsd_table *t, const struct statsd_series *s,
+		      struct statsd_view *v)
+{
+	const struct statsd_family *f = s->fam;
+	*v = (struct statsd_view){
+		.kind = f->kind,
+		.name = f->key,
+		.tags = s->tags,
+		.updated = s->l_updated,
+	};
+	switch (f->kind) {
+	case STATSD_COUNTER:
+		v->value = s->last;
+		v->total = s->u.total;
+		v->rate = s->last / t->last_interval_s;
+		break;
+	case STATSD_GAUGE:
+	case STATSD_SET:
+		v->value = s->last;
+		break;
+	default: {
+		const struct dist *d = s->u.dist;
+		if (!d) {
+			v->min = v->max = v->mean = v->median = v->std = NAN;
+			break;
+		}
+		v->count = d->l_count;
+		v->sum = d->l_sum;
+		v->sum_squares = d->l_sumsq;
+		v->min = d->l_min;
+		v->max = d->l_max;
+		v->mean = d->l_mean;
+		v->median = d->l_median;
+		v->std = d->l_std;
+		v->rate = d->l_rate;
+		v->pct = d->pct;
+		v->n_pct = d->n_pct;
+		v->cum_count = d->cum_count;
+		v->cum_sum = d->cum_sum;
+		v->buckets = d->bkt ? d->bkt + d->n_bkt : NULL;
+		v->n_buckets = d->n_bkt;
+	}
+	}
+}
+
+int statsd_table_walk(struct statsd_table *t, struct statsd_cursor *c,
+		      int (*fn)(void *arg, const struct statsd_view *v), void *arg)
+{
+	if (c->done)
+		return 0;
+	struct statsd_series *s;
+	while ((s = cursor_next(t, c))) {
+		c->last = s;
+		if (!s->flushed)
+			continue; /* new since the last flush: nothing to show yet */
+		struct statsd_family *f = s->fam;
+		char prom[STATSD_PROM_NAME_MAX];
+		struct statsd_view v;
+		fill_view(t, s, &v);
+		v.prom_name = f->prom && prom_name(f, 0, prom) ? prom : NULL;
+		v.family_first = !c->fam_started;
+		c->fam_started = true;
+		int r = fn(arg, &v);
+		if (r)
+			return r;
+	}
+	c->done = true;
+	return 0;
+}
+
 int statsd_table_each(struct statsd_table *t,
 		      int (*fn)(void *arg, const struct statsd_view *v), void *arg)
 {
-	for (struct statsd_family *f = t->head; f; f = f->next) {
-		for (struct statsd_series *s = f->first; s; s = s->next) {
-			if (!s->flushed)
-				continue;
-			char prom[STATSD_PROM_NAME_MAX];
-			struct statsd_view v = {
-				.kind = f->kind,
-				.name = f->key,
-				.prom_name = f->prom && prom_name(f, 0, prom) ? prom : NULL,
-				.family_first = s == f->first,
-				.tags = s->tags,
-				.updated = s->l_updated,
-			};
-			switch (f->kind) {
-			case STATSD_COUNTER:
-				v.value = s->last;
-				v.total = s->total;
-				v.rate = s->last / t->last_interval_s;
-				break;
-			case STATSD_GAUGE:
-				v.value = s->last;
-				break;
-			case STATSD_SET:
-				v.value = s->last;
-				break;
-			default: {
-				const struct dist *d = s->u.dist;
-				if (!d) {
-					v.min = v.max = v.mean = v.median = v.std = NAN;
-					break;
-				}
-				v.count = d->l_count;
-				v.sum = d->l_sum;
-				v.sum_squares = d->l_sumsq;
-				v.min = d->l_min;
-				v.max = d->l_max;
-				v.mean = d->l_mean;
-				v.median = d->l_median;
-				v.std = d->l_std;
-				v.rate = d->l_rate;
-				v.pct = d->pct;
-				v.n_pct = d->n_pct;
-				v.cum_count = d->cum_count;
-				v.cum_sum = d->cum_sum;
-			}
-			}
-			int r = fn(arg, &v);
-			if (r)
-				return r;
-		}
-	}
-	return 0;
+	struct statsd_cursor c;
+	statsd_cursor_open(t, &c);
+	int r = statsd_table_walk(t, &c, fn, arg);
+	statsd_cursor_close(t, &c);
+	return r;
 }

@@ -5,20 +5,42 @@
 #include "kite.h"
 #include "statsd.h"
 
+/* A flush's lines go out in messages of about this many bytes, whole
+ * lines each, one per event-loop turn: a flush smaller than this is one
+ * message, a flush of a million series is a hundred or so, and neither
+ * its text nor its rendering is ever held whole. */
+#define CHANNEL_PART (1u << 20)
+
 struct statsd_channel {
 	kite *kh;              /* NULL: not open (off, or kite_open failed) */
 	struct statsd_buf out; /* the message being built */
+	/* the flush being published */
+	struct statsd_table *t;
+	struct statsd_cursor cur;
+	struct statsd_graphite_opts opts;
+	char prefix[64];
+	char name[201];
+	int64_t ts;
 };
 
 /* Open the kite handle when name is not "off" and it is not open yet;
  * a failure is logged and leaves the channel closed. */
 void statsd_channel_open(struct statsd_channel *ch, const char *name);
 
-/* Publish the last flush's Graphite lines (layout o, unix time ts) as one
- * message on name; counted in t's health. */
+/* Start publishing the last flush's Graphite lines (layout o, unix time
+ * ts) on name, and publish the first message; counted in t's health. */
 void statsd_channel_publish(struct statsd_channel *ch, struct statsd_table *t,
 			    const char *name, const struct statsd_graphite_opts *o,
 			    int64_t ts);
+
+/* True while a flush has messages left to publish. */
+bool statsd_channel_busy(const struct statsd_channel *ch);
+
+/* Publish the flush's next message (one event-loop turn's share). */
+void statsd_channel_pump(struct statsd_channel *ch);
+
+/* Before a flush: publish what is left of the last one. */
+void statsd_channel_settle(struct statsd_channel *ch);
 
 void statsd_channel_close(struct statsd_channel *ch);
 

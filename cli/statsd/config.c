@@ -49,9 +49,10 @@ static int set_str(char *dst, size_t cap, const char *v, char *err, size_t errle
 	return 0;
 }
 
-static int set_percentiles(struct statsd_config *c, const char *v, char *err, size_t errlen)
+/* Comma-separated numbers ("50, 99.9": blanks around an item are fine)
+ * into out[0..max); their count, or -1 for a bad item or too many. */
+static int parse_numbers(const char *v, double *out, unsigned max)
 {
-	double p[STATSD_MAX_PERCENTILES];
 	unsigned n = 0;
 	const char *s = v;
 	while (*s) {
@@ -63,19 +64,62 @@ static int set_percentiles(struct statsd_config *c, const char *v, char *err, si
 			item++, len--;
 		while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
 			len--;
-		double x;
-		if (n == STATSD_MAX_PERCENTILES || statsd_parse_number(item, len, &x) < 0 ||
-		    !(x > 0) || x > 100) {
-			snprintf(err, errlen,
-				 "percentiles: want up to %d numbers in (0, 100], comma-separated",
-				 STATSD_MAX_PERCENTILES);
+		if (n == max || statsd_parse_number(item, len, &out[n]) < 0)
 			return -1;
-		}
-		p[n++] = x;
+		n++;
 		s = next;
 	}
-	memcpy(c->percentiles, p, n * sizeof p[0]);
-	c->n_percentiles = n;
+	return (int)n;
+}
+
+static int set_percentiles(struct statsd_config *c, const char *v, char *err, size_t errlen)
+{
+	double p[STATSD_MAX_PERCENTILES];
+	int n = parse_numbers(v, p, STATSD_MAX_PERCENTILES);
+	for (int i = 0; n > 0 && i < n; i++)
+		if (!(p[i] > 0) || p[i] > 100)
+			n = -1;
+	if (n < 0) {
+		snprintf(err, errlen,
+			 "percentiles: want up to %d numbers in (0, 100], comma-separated",
+			 STATSD_MAX_PERCENTILES);
+		return -1;
+	}
+	memcpy(c->percentiles, p, (size_t)n * sizeof p[0]);
+	c->n_percentiles = (unsigned)n;
+	return 0;
+}
+
+/* Prometheus's own default buckets (client libraries' DefBuckets). */
+static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+					 0.5,   1,    2.5,   5,    10};
+
+/* --timer-histogram off | on (the default buckets) | ascending upper
+ * bounds in seconds. */
+static int set_buckets(struct statsd_config *c, const char *v, char *err, size_t errlen)
+{
+	double b[STATSD_MAX_BUCKETS];
+	int n;
+	if (!strcmp(v, "off")) {
+		n = 0;
+	} else if (!strcmp(v, "on")) {
+		n = (int)(sizeof default_buckets / sizeof *default_buckets);
+		memcpy(b, default_buckets, sizeof default_buckets);
+	} else {
+		n = parse_numbers(v, b, STATSD_MAX_BUCKETS);
+		for (int i = 0; n > 0 && i < n; i++)
+			if (!(b[i] > 0) || (i && !(b[i] > b[i - 1])))
+				n = -1;
+		if (n <= 0) {
+			snprintf(err, errlen,
+				 "timer-histogram: want on, off, or up to %d ascending "
+				 "positive bounds in seconds, comma-separated",
+				 STATSD_MAX_BUCKETS);
+			return -1;
+		}
+	}
+	memcpy(c->buckets, b, (size_t)n * sizeof b[0]);
+	c->n_buckets = (unsigned)n;
 	return 0;
 }
 
@@ -160,6 +204,8 @@ int statsd_config_set(struct statsd_config *c, const char *key, const char *valu
 	}
 	if (!strcmp(k, "percentiles"))
 		return set_percentiles(c, value, err, errlen);
+	if (!strcmp(k, "timer-histogram"))
+		return set_buckets(c, value, err, errlen);
 	if (!strcmp(k, "max-metrics"))
 		return set_u64(&c->max_metrics, value, 1, 100000000, err, errlen, k);
 	if (!strcmp(k, "max-samples"))
@@ -271,12 +317,17 @@ bool statsd_config_keep_listeners(struct statsd_config *next,
 	bool changed = strcmp(next->udp, running->udp) ||
 		       strcmp(next->unix_name, running->unix_name) ||
 		       strcmp(next->unix_path, running->unix_path) ||
-		       strcmp(next->http, running->http) || next->rcvbuf != running->rcvbuf;
+		       strcmp(next->http, running->http) || next->rcvbuf != running->rcvbuf ||
+		       next->n_buckets != running->n_buckets ||
+		       memcmp(next->buckets, running->buckets,
+			      running->n_buckets * sizeof running->buckets[0]);
 	memcpy(next->udp, running->udp, sizeof next->udp);
 	memcpy(next->unix_name, running->unix_name, sizeof next->unix_name);
 	next->unix_name_set = running->unix_name_set;
 	memcpy(next->unix_path, running->unix_path, sizeof next->unix_path);
 	memcpy(next->http, running->http, sizeof next->http);
 	next->rcvbuf = running->rcvbuf;
+	memcpy(next->buckets, running->buckets, sizeof next->buckets);
+	next->n_buckets = running->n_buckets;
 	return changed;
 }

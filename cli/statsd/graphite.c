@@ -14,6 +14,7 @@
  * follow Graphite 1.1's tagged series syntax: path;key=value;key2=value2.
  * NN is the percentile with '.' written '_' (upper_99_9). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,7 @@ struct gctx {
 	int64_t ts;
 	const double *pct;
 	unsigned n_pct;
+	size_t start, want; /* stop once b grew by want bytes past start */
 };
 
 /* One line: [root.]NAME[.leaf][;tags] value ts. */
@@ -172,7 +174,7 @@ static int graphite_one(void *arg, const struct statsd_view *v)
 			     v->kind == STATSD_TIMER ? "timers" : "histograms");
 		put_timer(g, root, v);
 	}
-	return 0;
+	return g->b->len - g->start >= g->want;
 }
 
 static void own(struct gctx *g, const char *leaf, double value)
@@ -187,12 +189,18 @@ static void own(struct gctx *g, const char *leaf, double value)
 	statsd_buf_printf(b, " %lld\n", (long long)g->ts);
 }
 
-void statsd_graphite_render(struct statsd_table *t, const struct statsd_graphite_opts *o,
-			    int64_t ts, struct statsd_buf *b)
+bool statsd_graphite_next(struct statsd_table *t, struct statsd_cursor *c,
+			  const struct statsd_graphite_opts *o, int64_t ts,
+			  struct statsd_buf *b, size_t want)
 {
-	struct gctx g = {.b = b, .o = o, .ts = ts};
+	if (!c->open)
+		return true;
+	struct gctx g = {.b = b, .o = o, .ts = ts, .start = b->len, .want = want};
 	g.pct = statsd_table_percentiles(t, &g.n_pct);
-	statsd_table_each(t, graphite_one, &g);
+	statsd_table_walk(t, c, graphite_one, &g);
+	if (!c->done)
+		return false;
+	statsd_cursor_close(t, c);
 	const struct statsd_health *h = statsd_table_health(t);
 	uint64_t bad = 0;
 	for (int r = 0; r < STATSD_BAD_REASONS; r++)
@@ -205,4 +213,13 @@ void statsd_graphite_render(struct statsd_table *t, const struct statsd_graphite
 	own(&g, "series_expired", (double)h->series_expired);
 	own(&g, "series", (double)statsd_table_series(t));
 	own(&g, "last_flush_duration_seconds", h->flush_seconds_last);
+	return true;
+}
+
+void statsd_graphite_render(struct statsd_table *t, const struct statsd_graphite_opts *o,
+			    int64_t ts, struct statsd_buf *b)
+{
+	struct statsd_cursor c;
+	statsd_cursor_open(t, &c);
+	statsd_graphite_next(t, &c, o, ts, b, SIZE_MAX);
 }

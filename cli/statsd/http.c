@@ -1,8 +1,13 @@
-/* kite statsd: GET /metrics. A rendered page is shared by every scrape
- * that wants it while it is fresh (the same flush, at most
- * HTTP_PAGE_MAX_AGE_MS old, since health counters move between flushes):
- * a crowd of scrapers costs one render and one copy of the text, not one
- * each. */
+/* kite statsd: GET /metrics. Each scrape walks the table with a cursor of
+ * its own (statsd_prometheus_next): a slice of HTTP_SLICE bytes is
+ * rendered when the socket has taken the last one, and one connection
+ * renders at most HTTP_TURN_BYTES before the loop looks at its other
+ * sockets, so a page of a million series neither sits in memory whole nor
+ * stalls ingest. HTTP/1.1 clients get the page chunked, so a cut page is
+ * seen as cut; HTTP/1.0 clients get it delimited by the close. A scrape
+ * that spans a flush shows each series once, those sent before the flush
+ * with its figures before it, the rest with the new ones; expiry waits
+ * until the scrape ends. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,39 +16,37 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "cli.h"
 #include "event_loop.h"
 #include "http.h"
 #include "net.h"
 
-struct http_page {
-	int refs;
-	uint64_t flushes; /* the flush it shows */
-	int64_t rendered; /* now_ms() at rendering */
-	struct statsd_buf buf;
-};
+/* A chunk's size line, written before its data is known: a fixed width
+ * of hex digits (leading zeros are allowed) filled in afterwards. */
+#define CHUNK_HEAD "00000000\r\n"
+#define CHUNK_HEAD_LEN (sizeof CHUNK_HEAD - 1)
 
 struct http_conn {
 	int fd;
-	struct http_page *page; /* the 200 answer's body, or NULL */
 	int64_t since;
 	char req[HTTP_REQ_MAX];
 	size_t req_len;
-	char hdr[256];
-	size_t hdr_len;
-	struct statsd_buf body;
-	size_t sent; /* over hdr then body */
+	struct statsd_buf out;   /* what to send: head, then the current slice */
+	size_t sent;             /* bytes of out already sent */
+	struct statsd_cursor cur;/* the page being streamed */
 	bool responding;
+	bool streaming;          /* cur is walking: more slices to come */
+	bool chunked;
 };
 
 int statsd_http_open(struct statsd_http *h, const char *addr, int epfd,
-		     uint32_t listen_tag, uint32_t conn_tag)
+		     uint32_t listen_tag, uint32_t conn_tag, struct statsd_table *t)
 {
 	h->listen_fd = -1;
 	h->epfd = epfd;
 	h->conn_tag = conn_tag;
+	h->t = t;
 	if (!strcmp(addr, "off"))
 		return 0;
 	if ((h->listen_fd = statsd_bind_inet("http", addr, SOCK_STREAM, 0)) < 0)
@@ -52,46 +55,12 @@ int statsd_http_open(struct statsd_http *h, const char *addr, int epfd,
 	return 0;
 }
 
-static void page_release(struct http_page *p)
-{
-	if (p && --p->refs == 0) {
-		statsd_buf_free(&p->buf);
-		free(p);
-	}
-}
-
-/* The page to answer with: the newest, unless a flush came since or it is
- * older than HTTP_PAGE_MAX_AGE_MS. */
-static struct http_page *page_get(struct statsd_http *h, struct statsd_table *t)
-{
-	struct statsd_health *health = statsd_table_health(t);
-	int64_t now = now_ms();
-	struct http_page *p = h->page;
-	if (!p || p->flushes != health->flushes || now - p->rendered > HTTP_PAGE_MAX_AGE_MS) {
-		p = calloc(1, sizeof *p);
-		if (!p)
-			return NULL;
-		p->refs = 1; /* our own hold */
-		p->flushes = health->flushes;
-		p->rendered = now;
-		statsd_prometheus_render(t, &p->buf);
-		if (p->buf.oom) {
-			page_release(p);
-			return NULL;
-		}
-		page_release(h->page);
-		h->page = p;
-	}
-	p->refs++;
-	return p;
-}
-
 static void conn_close(struct statsd_http *h, int i)
 {
 	struct http_conn *c = h->conns[i];
 	close(c->fd); /* also leaves the epoll set */
-	page_release(c->page);
-	statsd_buf_free(&c->body);
+	statsd_cursor_close(h->t, &c->cur);
+	statsd_buf_free(&c->out);
 	free(c);
 	h->conns[i] = NULL;
 }
@@ -117,9 +86,9 @@ static int free_slot(struct statsd_http *h, struct statsd_health *health)
 	return oldest;
 }
 
-void statsd_http_accept(struct statsd_http *h, struct statsd_table *t)
+void statsd_http_accept(struct statsd_http *h)
 {
-	struct statsd_health *health = statsd_table_health(t);
+	struct statsd_health *health = statsd_table_health(h->t);
 	for (;;) {
 		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
@@ -138,36 +107,60 @@ void statsd_http_accept(struct statsd_http *h, struct statsd_table *t)
 	}
 }
 
-static void respond(struct statsd_http *h, struct statsd_table *t, int i, int code,
-		    const char *reason)
+static void respond(struct statsd_http *h, int i, int code, const char *reason)
 {
 	struct http_conn *c = h->conns[i];
-	if (code == 200)
-		c->page = page_get(h, t);
-	else
-		statsd_buf_printf(&c->body, "%d %s\n", code, reason);
-	if (code == 200 ? !c->page : c->body.oom) {
-		statsd_buf_free(&c->body);
-		code = 500;
-		reason = "Out of memory";
-		statsd_buf_printf(&c->body, "500 out of memory\n");
+	const char *line_end = strpbrk(c->req, "\r\n");
+	size_t line_len = line_end ? (size_t)(line_end - c->req) : strlen(c->req);
+	/* HTTP/1.0 knows no chunks: its page ends with the connection. */
+	c->chunked = code == 200 && !(line_len >= 8 && !memcmp(c->req + line_len - 8,
+							       "HTTP/1.0", 8));
+	statsd_buf_printf(&c->out,
+			  "HTTP/1.1 %d %s\r\n"
+			  "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+			  "%sConnection: close\r\n\r\n",
+			  code, reason, c->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+	if (code == 200) {
+		statsd_prometheus_start(h->t, &c->cur);
+		c->streaming = true;
+	} else {
+		statsd_buf_printf(&c->out, "%d %s\n", code, reason);
 	}
-	c->hdr_len = (size_t)snprintf(c->hdr, sizeof c->hdr,
-				      "HTTP/1.1 %d %s\r\n"
-				      "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-				      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-				      code, reason, c->page ? c->page->buf.len : c->body.len);
 	c->responding = true;
 	event_rewatch(h->epfd, c->fd, EPOLLOUT, EVENT_DATA(h->conn_tag, i));
 }
 
-void statsd_http_io(struct statsd_http *h, struct statsd_table *t, int i,
-		    uint32_t events)
+/* The next slice of the page into c->out (sent in full before): a chunk,
+ * or the last chunk and the empty one that ends the page. */
+static void next_slice(struct statsd_http *h, struct http_conn *c)
+{
+	c->out.len = 0;
+	c->sent = 0;
+	if (c->chunked)
+		statsd_buf_put(&c->out, CHUNK_HEAD, CHUNK_HEAD_LEN);
+	bool done = statsd_prometheus_next(h->t, &c->cur, &c->out, HTTP_SLICE);
+	if (c->chunked) {
+		size_t data = c->out.len - CHUNK_HEAD_LEN;
+		if (data) {
+			char size[32];
+			snprintf(size, sizeof size, "%08zx\r\n", data);
+			memcpy(c->out.p, size, CHUNK_HEAD_LEN);
+			statsd_buf_put(&c->out, "\r\n", 2);
+		} else {
+			c->out.len = 0;
+		}
+		if (done)
+			statsd_buf_put(&c->out, "0\r\n\r\n", 5);
+	}
+	c->streaming = !done;
+}
+
+void statsd_http_io(struct statsd_http *h, int i, uint32_t events)
 {
 	struct http_conn *c = h->conns[i];
 	if (!c)
 		return;
-	struct statsd_health *health = statsd_table_health(t);
+	struct statsd_health *health = statsd_table_health(h->t);
 	if (!c->responding) {
 		ssize_t r = recv(c->fd, c->req + c->req_len, sizeof c->req - 1 - c->req_len, 0);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -187,32 +180,37 @@ void statsd_http_io(struct statsd_http *h, struct statsd_table *t, int i,
 		}
 		health->http_requests++;
 		if (!strncmp(c->req, "GET /metrics ", 13) || !strncmp(c->req, "GET /metrics?", 13))
-			respond(h, t, i, 200, "OK");
+			respond(h, i, 200, "OK");
 		else if (strncmp(c->req, "GET ", 4))
-			respond(h, t, i, 405, "Method Not Allowed");
+			respond(h, i, 405, "Method Not Allowed");
 		else
-			respond(h, t, i, 404, "Not Found");
+			respond(h, i, 404, "Not Found");
 		return;
 	}
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		conn_close(h, i);
 		return;
 	}
-	for (;;) {
-		struct iovec iov[2];
-		int n = 0;
-		if (c->sent < c->hdr_len)
-			iov[n++] = (struct iovec){c->hdr + c->sent, c->hdr_len - c->sent};
-		size_t boff = c->sent > c->hdr_len ? c->sent - c->hdr_len : 0;
-		const struct statsd_buf *body = c->page ? &c->page->buf : &c->body;
-		if (boff < body->len)
-			iov[n++] = (struct iovec){body->p + boff, body->len - boff};
-		if (!n) {
-			conn_close(h, i);
-			return;
+	for (size_t rendered = 0;;) {
+		if (c->sent == c->out.len) {
+			/* This turn's share rendered: the loop's other sockets
+			 * come first; epoll calls again while we can write. */
+			if (!c->streaming || rendered >= HTTP_TURN_BYTES) {
+				if (!c->streaming)
+					conn_close(h, i);
+				return;
+			}
+			next_slice(h, c);
+			if (c->out.oom) {
+				/* A page with a hole is no page: cut it, unended. */
+				conn_close(h, i);
+				return;
+			}
+			rendered += c->out.len;
+			continue;
 		}
-		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = send(c->fd, c->out.p + c->sent, c->out.len - c->sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				conn_close(h, i);
@@ -234,8 +232,6 @@ void statsd_http_close(struct statsd_http *h)
 	for (int i = 0; i < HTTP_MAX_CONNS; i++)
 		if (h->conns[i])
 			conn_close(h, i);
-	page_release(h->page);
-	h->page = NULL;
 	if (h->listen_fd >= 0)
 		close(h->listen_fd);
 	h->listen_fd = -1;

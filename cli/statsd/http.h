@@ -1,7 +1,9 @@
 /* kite statsd: the Prometheus endpoint, GET /metrics over HTTP/1.1.
  * Nothing a client does can block the loop: sockets are non-blocking,
- * requests are capped in size, connections in number and idle time; at the
- * cap a new connection takes the slot of the oldest one still silent. */
+ * requests are capped in size, connections in number and lifetime; at the
+ * cap a new connection takes the slot of the oldest one still silent. The
+ * page is streamed from the table (chunked), a slice at a time as the
+ * socket drains, so neither its size nor a slow reader holds the loop. */
 #ifndef KITE_CLI_STATSD_HTTP_H
 #define KITE_CLI_STATSD_HTTP_H
 
@@ -11,11 +13,15 @@
 
 #define HTTP_MAX_CONNS 64
 #define HTTP_REQ_MAX 8192
+/* A connection lives at most this long, answer included (Prometheus's
+ * default scrape timeout): a reader too slow for that is cut off, and the
+ * page it was sent ends without its last chunk, so it is seen as cut. */
 #define HTTP_IDLE_MS 10000
-/* A /metrics page is rendered again after a flush or after this long. */
-#define HTTP_PAGE_MAX_AGE_MS 1000
+/* Bytes of the page rendered at a time, and at most per event-loop turn
+ * for one connection. */
+#define HTTP_SLICE 65536
+#define HTTP_TURN_BYTES (4 * HTTP_SLICE)
 
-struct http_page;
 struct http_conn;
 
 struct statsd_http {
@@ -23,20 +29,20 @@ struct statsd_http {
 	int epfd;                  /* the loop's epoll set */
 	uint32_t conn_tag;         /* epoll tag of connections (index in the low half) */
 	struct http_conn *conns[HTTP_MAX_CONNS];
-	struct http_page *page;    /* the newest page, if any */
+	struct statsd_table *t;    /* the table pages are rendered from */
 };
 
 /* Listen on addr ("off": nothing) and watch the listener in epfd under
- * EVENT_DATA(listen_tag, 0), connections under conn_tag; 0 or -1 (logged). */
+ * EVENT_DATA(listen_tag, 0), connections under conn_tag; pages come from
+ * t. 0 or -1 (logged). */
 int statsd_http_open(struct statsd_http *h, const char *addr, int epfd,
-		     uint32_t listen_tag, uint32_t conn_tag);
+		     uint32_t listen_tag, uint32_t conn_tag, struct statsd_table *t);
 
 /* The listener is readable: accept what waits. */
-void statsd_http_accept(struct statsd_http *h, struct statsd_table *t);
+void statsd_http_accept(struct statsd_http *h);
 
 /* Connection i is ready (events from epoll): read the request, answer. */
-void statsd_http_io(struct statsd_http *h, struct statsd_table *t, int i,
-		    uint32_t events);
+void statsd_http_io(struct statsd_http *h, int i, uint32_t events);
 
 /* Close connections older than HTTP_IDLE_MS. */
 void statsd_http_reap(struct statsd_http *h, int64_t now);

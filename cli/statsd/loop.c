@@ -56,6 +56,10 @@ static void flush(struct daemon *d, int64_t interval_ms)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	d->last_flush = now_ms();
+	/* The last flush's lines not out yet are made of figures this flush
+	 * replaces: they are rendered (push) or published (channel) first. */
+	statsd_push_settle(&d->push);
+	statsd_channel_settle(&d->chan);
 	statsd_table_flush(d->t, interval_ms);
 	int64_t ts = (int64_t)time(NULL);
 	struct statsd_graphite_opts o = {.prefix = d->cfg.graphite_prefix,
@@ -91,7 +95,7 @@ static void reload(struct daemon *d)
 		return;
 	}
 	if (statsd_config_keep_listeners(&nc, &d->cfg))
-		statsd_log("reload: listening addresses and rcvbuf change only at restart");
+		statsd_log("reload: listening addresses, rcvbuf and timer-histogram change only at restart");
 	bool new_graphite = strcmp(nc.graphite, d->cfg.graphite) != 0;
 	bool new_flush = nc.flush_ms != d->cfg.flush_ms;
 	d->cfg = nc;
@@ -126,7 +130,7 @@ static int setup(struct daemon *d)
 		return -1;
 	for (int i = 0; i < d->in.n; i++)
 		event_watch(d->ep, d->in.fd[i], EPOLLIN, EVENT_DATA(EV_DGRAM, i));
-	if (statsd_http_open(&d->http, d->cfg.http, d->ep, EV_HTTP_LISTEN, EV_HTTP) < 0)
+	if (statsd_http_open(&d->http, d->cfg.http, d->ep, EV_HTTP_LISTEN, EV_HTTP, d->t) < 0)
 		return -1;
 	if (statsd_push_configure(&d->push, &d->cfg, d->ep, EVENT_DATA(EV_GRAPHITE, 0),
 				  statsd_table_health(d->t)) < 0)
@@ -186,10 +190,10 @@ static void on_event(struct daemon *d, const struct epoll_event *ev)
 		break;
 	}
 	case EV_HTTP_LISTEN:
-		statsd_http_accept(&d->http, d->t);
+		statsd_http_accept(&d->http);
 		break;
 	case EV_HTTP:
-		statsd_http_io(&d->http, d->t, (int)idx, ev->events);
+		statsd_http_io(&d->http, (int)idx, ev->events);
 		break;
 	case EV_GRAPHITE:
 		statsd_push_io(&d->push, ev->events);
@@ -220,14 +224,25 @@ int statsd_run(const struct statsd_config *cfg, const char *config_path,
 	statsd_log("ready, flushing every %lld ms", (long long)d.cfg.flush_ms);
 	while (!d.stopping) {
 		struct epoll_event ev[32];
-		int n = epoll_wait(d.ep, ev, 32, 1000);
+		/* A flush still being published on the channel: one part per
+		 * turn, so the loop only looks at its sockets in between. */
+		int n = epoll_wait(d.ep, ev, 32, statsd_channel_busy(&d.chan) ? 0 : 1000);
 		if (n < 0 && errno != EINTR) {
 			statsd_log("epoll_wait: %s", strerror(errno));
 			break;
 		}
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (int k = 0; k < n; k++)
 			on_event(&d, &ev[k]);
+		statsd_channel_pump(&d.chan);
 		statsd_http_reap(&d.http, now_ms());
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		struct statsd_health *h = statsd_table_health(d.t);
+		double turn = (double)(t1.tv_sec - t0.tv_sec) +
+			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (turn > h->turn_seconds_max)
+			h->turn_seconds_max = turn;
 	}
 	statsd_log("stopping: final flush");
 	shutdown_flush(&d);

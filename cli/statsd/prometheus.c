@@ -6,6 +6,10 @@
  *   timer     NAME summary in seconds (statsd sends milliseconds):
  *             quantiles of the last interval, _sum and _count since start
  *   histogram NAME summary, unitless, as timers otherwise
+ * Under --timer-histogram timers are histograms instead: NAME_bucket{le}
+ * (seconds; samples at or below each bound since start), NAME_sum and
+ * NAME_count since start; a tag named "le" is renamed as "quantile" is on
+ * a summary.
  * DogStatsD tags become labels; on a summary a tag named "quantile" is
  * renamed "tag_quantile" so it cannot clash with the summary's own, and so
  * that two tags never get one label name, "tag_quantile" becomes
@@ -13,6 +17,7 @@
  * one more "tag_"). Label values are UTF-8 (the parser keeps valid UTF-8
  * and replaces the rest), with '\\' and '"' escaped. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,18 +62,20 @@ size_t statsd_prom_label_name(const char *s, size_t n, char *out)
 	return o;
 }
 
-/* Is label name k[0..n) of the form (tag_)*quantile? */
-static bool reserved_in_summary(const char *k, size_t n)
+/* Is label name k[0..n) of the form (tag_)*WORD? */
+static bool reserved_label(const char *k, size_t n, const char *word)
 {
-	while (n > 8 && !memcmp(k, "tag_", 4)) {
+	size_t wl = strlen(word);
+	while (n > wl && !memcmp(k, "tag_", 4)) {
 		k += 4;
 		n -= 4;
 	}
-	return n == 8 && !memcmp(k, "quantile", 8);
+	return n == wl && !memcmp(k, word, wl);
 }
 
-/* {k="v",...[,extra]} from canonical tags "k=v,k2=v2". */
-static void put_labels(struct statsd_buf *b, const char *tags, bool summary,
+/* {k="v",...[,extra]} from canonical tags "k=v,k2=v2"; a tag whose name
+ * is (tag_)*reserved gets one more "tag_". */
+static void put_labels(struct statsd_buf *b, const char *tags, const char *reserved,
 		       const char *extra)
 {
 	if (!*tags && !extra)
@@ -85,7 +92,7 @@ static void put_labels(struct statsd_buf *b, const char *tags, bool summary,
 		if (!first)
 			statsd_buf_put(b, ",", 1);
 		first = false;
-		if (summary && reserved_in_summary(p, (size_t)(eq - p)))
+		if (reserved && reserved_label(p, (size_t)(eq - p), reserved))
 			statsd_buf_put(b, "tag_", 4);
 		statsd_buf_put(b, p, (size_t)(eq - p));
 		statsd_buf_put(b, "=\"", 2);
@@ -109,6 +116,9 @@ struct prom_ctx {
 	struct statsd_buf *b;
 	const double *pct;
 	unsigned n_pct;
+	unsigned n_bkt;            /* timer histogram buckets; 0: summaries */
+	char le[STATSD_MAX_BUCKETS][48]; /* their le="..." labels */
+	size_t start, want;        /* stop once b grew by want bytes past start */
 };
 
 static const char *const kind_help[STATSD_KINDS] = {
@@ -120,12 +130,12 @@ static const char *const kind_help[STATSD_KINDS] = {
 };
 
 static void put_sample(struct statsd_buf *b, const char *name, const char *suffix,
-		       const char *tags, bool summary, const char *extra, double v)
+		       const char *tags, const char *reserved, const char *extra, double v)
 {
 	statsd_buf_put(b, name, strlen(name));
 	if (suffix)
 		statsd_buf_put(b, suffix, strlen(suffix));
-	put_labels(b, tags, summary, extra);
+	put_labels(b, tags, reserved, extra);
 	statsd_buf_put(b, " ", 1);
 	statsd_buf_double(b, v);
 	statsd_buf_put(b, "\n", 1);
@@ -137,6 +147,7 @@ static int prom_one(void *arg, const struct statsd_view *v)
 	struct statsd_buf *b = c->b;
 	if (!v->prom_name)
 		return 0;
+	bool hist = v->kind == STATSD_TIMER && c->n_bkt;
 	if (v->family_first) {
 		static const char *const what[STATSD_KINDS] = {
 			[STATSD_COUNTER] = "statsd counter %s: total since start",
@@ -158,30 +169,40 @@ static int prom_one(void *arg, const struct statsd_view *v)
 			help[h++] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
 		}
 		help[h] = 0;
-		statsd_buf_printf(b, what[v->kind], help);
-		statsd_buf_printf(b, "\n# TYPE %s %s\n", v->prom_name, kind_help[v->kind]);
+		statsd_buf_printf(b, hist ? "statsd timer %s in seconds: samples since start"
+					  : what[v->kind], help);
+		statsd_buf_printf(b, "\n# TYPE %s %s\n", v->prom_name,
+				  hist ? "histogram" : kind_help[v->kind]);
 	}
 	switch (v->kind) {
 	case STATSD_COUNTER:
-		put_sample(b, v->prom_name, NULL, v->tags, false, NULL, v->total);
+		put_sample(b, v->prom_name, NULL, v->tags, NULL, NULL, v->total);
 		break;
 	case STATSD_GAUGE:
 	case STATSD_SET:
-		put_sample(b, v->prom_name, NULL, v->tags, false, NULL, v->value);
+		put_sample(b, v->prom_name, NULL, v->tags, NULL, NULL, v->value);
 		break;
 	default: {
 		double scale = v->kind == STATSD_TIMER ? 0.001 : 1;
-		for (unsigned i = 0; i < c->n_pct && i < v->n_pct; i++) {
+		const char *reserved = hist ? "le" : "quantile";
+		if (hist) {
+			for (unsigned i = 0; i < c->n_bkt; i++)
+				put_sample(b, v->prom_name, "_bucket", v->tags, reserved,
+					   c->le[i], i < v->n_buckets ? v->buckets[i] : 0);
+			put_sample(b, v->prom_name, "_bucket", v->tags, reserved,
+				   "le=\"+Inf\"", v->cum_count);
+		}
+		for (unsigned i = 0; !hist && i < c->n_pct && i < v->n_pct; i++) {
 			char q[48];
 			snprintf(q, sizeof q, "quantile=\"%.15g\"", c->pct[i] / 100.0);
-			put_sample(b, v->prom_name, NULL, v->tags, true, q,
+			put_sample(b, v->prom_name, NULL, v->tags, reserved, q,
 				   v->pct[i].value * scale);
 		}
-		put_sample(b, v->prom_name, "_sum", v->tags, true, NULL, v->cum_sum * scale);
-		put_sample(b, v->prom_name, "_count", v->tags, true, NULL, v->cum_count);
+		put_sample(b, v->prom_name, "_sum", v->tags, reserved, NULL, v->cum_sum * scale);
+		put_sample(b, v->prom_name, "_count", v->tags, reserved, NULL, v->cum_count);
 	}
 	}
-	return 0;
+	return b->len - c->start >= c->want;
 }
 
 static const char *const bad_reason[STATSD_BAD_REASONS] = {
@@ -193,12 +214,9 @@ static const char *const bad_reason[STATSD_BAD_REASONS] = {
 	[STATSD_BAD_NEGATIVE] = "negative",
 };
 
-void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
+/* The collector's own metrics, live. */
+static void put_health(struct statsd_table *t, struct statsd_buf *b)
 {
-	struct prom_ctx c = {.b = b};
-	c.pct = statsd_table_percentiles(t, &c.n_pct);
-	statsd_table_each(t, prom_one, &c);
-
 	const struct statsd_health *h = statsd_table_health(t);
 	const struct {
 		const char *name, *type, *help;
@@ -236,6 +254,10 @@ void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
 		{"last_flush_duration_seconds", "gauge", "Duration of the last flush.",
 		 h->flush_seconds_last},
 		{"series", "gauge", "Distinct series held.", (double)statsd_table_series(t)},
+		{"loop_turn_max_seconds", "gauge",
+		 "Longest event-loop turn since start (flushes, page slices, datagram "
+		 "batches): datagrams wait about this long at most to be read.",
+		 h->turn_seconds_max},
 		{"graphite_bytes_sent_total", "counter", "Bytes written to Graphite.",
 		 (double)h->graphite_bytes_sent},
 		{"graphite_bytes_dropped_total", "counter",
@@ -244,7 +266,7 @@ void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
 		{"graphite_failures_total", "counter", "Graphite connections that failed.",
 		 (double)h->graphite_failures},
 		{"channel_messages_total", "counter",
-		 "Flushes published on the kite channel.", (double)h->channel_messages},
+		 "Messages published on the kite channel (a flush is one or more).", (double)h->channel_messages},
 		{"channel_failures_total", "counter",
 		 "Flushes that could not be published on the kite channel.",
 		 (double)h->channel_failures},
@@ -267,4 +289,39 @@ void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
 	for (int r = 1; r < STATSD_BAD_REASONS; r++)
 		statsd_buf_printf(b, "kite_statsd_bad_lines_total{reason=\"%s\"} %llu\n",
 				  bad_reason[r], (unsigned long long)h->bad_lines[r]);
+}
+
+void statsd_prometheus_start(struct statsd_table *t, struct statsd_cursor *c)
+{
+	statsd_cursor_open(t, c);
+}
+
+bool statsd_prometheus_next(struct statsd_table *t, struct statsd_cursor *c,
+			    struct statsd_buf *b, size_t want)
+{
+	if (!c->open)
+		return true;
+	struct prom_ctx x = {.b = b, .start = b->len, .want = want};
+	x.pct = statsd_table_percentiles(t, &x.n_pct);
+	const double *bounds = statsd_table_buckets(t, &x.n_bkt);
+	for (unsigned i = 0; i < x.n_bkt; i++) {
+		struct statsd_buf v = {0};
+		statsd_buf_double(&v, bounds[i]);
+		snprintf(x.le[i], sizeof x.le[i], "le=\"%.*s\"", v.p ? (int)v.len : 0,
+			 v.p ? v.p : "");
+		statsd_buf_free(&v);
+	}
+	statsd_table_walk(t, c, prom_one, &x);
+	if (!c->done)
+		return false;
+	statsd_cursor_close(t, c);
+	put_health(t, b);
+	return true;
+}
+
+void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b)
+{
+	struct statsd_cursor c;
+	statsd_prometheus_start(t, &c);
+	statsd_prometheus_next(t, &c, b, SIZE_MAX);
 }

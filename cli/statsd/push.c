@@ -1,6 +1,7 @@
 /* kite statsd: Graphite plaintext over TCP, non-blocking. */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -57,6 +58,8 @@ void statsd_push_close(struct statsd_push *p, bool failed, bool free_buf)
 	if (free_buf) {
 		statsd_buf_free(&p->out);
 		p->sent = 0;
+		if (p->t)
+			statsd_cursor_close(p->t, &p->cur);
 	}
 }
 
@@ -64,7 +67,8 @@ static void want_write(struct statsd_push *p)
 {
 	if (p->fd >= 0)
 		event_rewatch(p->epfd, p->fd,
-			      EPOLLIN | EPOLLRDHUP | (p->sent < p->out.len ? EPOLLOUT : 0),
+			      EPOLLIN | EPOLLRDHUP |
+				      (p->sent < p->out.len || p->cur.open ? EPOLLOUT : 0),
 			      p->ev_data);
 }
 
@@ -116,7 +120,21 @@ void statsd_push_io(struct statsd_push *p, uint32_t events)
 			return;
 		}
 	}
-	while (p->sent < p->out.len) {
+	for (size_t rendered = 0;;) {
+		if (p->sent == p->out.len) {
+			p->out.len = 0;
+			p->sent = 0;
+			if (!p->cur.open || rendered >= PUSH_TURN_BYTES)
+				break;
+			statsd_graphite_next(p->t, &p->cur, &p->opts, p->ts, &p->out, PUSH_SLICE);
+			if (p->out.oom) {
+				p->health->graphite_bytes_dropped += p->out.len;
+				p->out.len = 0;
+				p->out.oom = false;
+			}
+			rendered += p->out.len;
+			continue;
+		}
 		ssize_t w = send(p->fd, p->out.p + p->sent, p->out.len - p->sent,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
@@ -129,17 +147,12 @@ void statsd_push_io(struct statsd_push *p, uint32_t events)
 		p->sent += (size_t)w;
 		p->health->graphite_bytes_sent += (uint64_t)w;
 	}
-	if (p->sent == p->out.len) {
-		p->out.len = 0;
-		p->sent = 0;
-	}
 	want_write(p);
 }
 
-void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
-		       const struct statsd_graphite_opts *o, int64_t ts)
+void statsd_push_settle(struct statsd_push *p)
 {
-	if (!p->addr_len)
+	if (!p->cur.open)
 		return;
 	/* Drop what was sent; keep what was not. */
 	if (p->sent) {
@@ -148,12 +161,25 @@ void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
 		p->sent = 0;
 	}
 	size_t before = p->out.len;
-	statsd_graphite_render(t, o, ts, &p->out);
+	statsd_graphite_next(p->t, &p->cur, &p->opts, p->ts, &p->out, SIZE_MAX);
 	if (p->out.oom || p->out.len > PUSH_BUF_MAX) {
 		p->health->graphite_bytes_dropped += p->out.len - before;
 		p->out.len = before;
 		p->out.oom = false;
 	}
+}
+
+void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
+		       const struct statsd_graphite_opts *o, int64_t ts)
+{
+	statsd_push_settle(p); /* lines of an earlier flush come first */
+	if (!p->addr_len)
+		return;
+	p->t = t;
+	snprintf(p->prefix, sizeof p->prefix, "%s", o->prefix);
+	p->opts = (struct statsd_graphite_opts){.prefix = p->prefix, .legacy = o->legacy};
+	p->ts = ts;
+	statsd_cursor_open(t, &p->cur);
 	if (p->fd >= 0 && p->connecting && now_ms() - p->since > p->timeout_ms) {
 		push_failed(p, "connect timed out");
 		statsd_push_close(p, true, false);
@@ -168,7 +194,7 @@ void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
 void statsd_push_finish(struct statsd_push *p)
 {
 	int64_t deadline = now_ms() + p->timeout_ms;
-	while (p->addr_len && p->out.len > p->sent && now_ms() < deadline) {
+	while (p->addr_len && (p->out.len > p->sent || p->cur.open) && now_ms() < deadline) {
 		if (p->fd < 0) {
 			/* Retry a refused connection ten times a second. */
 			if (p->failing)
@@ -181,8 +207,17 @@ void statsd_push_finish(struct statsd_push *p)
 		if (poll(&pfd, 1, 100) > 0)
 			statsd_push_io(p, (uint32_t)pfd.revents);
 	}
-	if (p->out.len > p->sent) {
-		p->health->graphite_bytes_dropped += p->out.len - p->sent;
-		statsd_log("graphite: %zu bytes not delivered before exit", p->out.len - p->sent);
+	/* Count what is left, rendering it a slice at a time, not whole. */
+	size_t left = p->out.len - p->sent;
+	while (p->cur.open) {
+		size_t before = p->out.len;
+		statsd_graphite_next(p->t, &p->cur, &p->opts, p->ts, &p->out, PUSH_SLICE);
+		left += p->out.len - before;
+		p->out.len = before;
+		p->out.oom = false;
+	}
+	if (left) {
+		p->health->graphite_bytes_dropped += left;
+		statsd_log("graphite: %zu bytes not delivered before exit", left);
 	}
 }

@@ -1,9 +1,12 @@
 /* kite statsd: the Graphite push. After each flush the Graphite lines go
- * out over one non-blocking TCP connection, made again when it breaks;
- * what cannot be sent waits for the next flush, up to PUSH_BUF_MAX bytes
- * (beyond, a flush's lines are dropped and counted). A new connection
- * starts at the start of a line: a line cut by a broken connection is sent
- * again whole. */
+ * out over one non-blocking TCP connection, made again when it breaks.
+ * They are rendered from the table a slice (PUSH_SLICE bytes) at a time as
+ * the connection drains, so a million series are never held as text while
+ * Graphite keeps up; what is not sent when the next flush comes is
+ * rendered into the queue then (the figures are about to change), which
+ * holds up to PUSH_BUF_MAX bytes (beyond, the flush's remaining lines are
+ * dropped and counted). A new connection starts at the start of a line: a
+ * line cut by a broken connection is sent again whole. */
 #ifndef KITE_CLI_STATSD_PUSH_H
 #define KITE_CLI_STATSD_PUSH_H
 
@@ -14,6 +17,9 @@
 #include "statsd.h"
 
 #define PUSH_BUF_MAX (256u << 20)
+#define PUSH_SLICE 65536
+/* At most this much rendered per event-loop turn. */
+#define PUSH_TURN_BYTES (4 * PUSH_SLICE)
 
 struct statsd_push {
 	char target[256];        /* "host:port" as configured, for the log */
@@ -29,6 +35,12 @@ struct statsd_push {
 	struct statsd_buf out;   /* lines not yet sent */
 	size_t sent;             /* bytes of out already sent */
 	struct statsd_health *health;
+	/* the last flush's lines still to render */
+	struct statsd_table *t;
+	struct statsd_cursor cur;
+	struct statsd_graphite_opts opts;
+	char prefix[64];
+	int64_t ts;
 };
 
 /* Set up from c (--graphite, --graphite-timeout); no connection yet.
@@ -36,7 +48,11 @@ struct statsd_push {
 int statsd_push_configure(struct statsd_push *p, const struct statsd_config *c,
 			  int epfd, uint64_t ev_data, struct statsd_health *health);
 
-/* Queue the last flush's lines (layout o, unix time ts) and send. */
+/* Before a flush: render what is left of the last flush's lines into the
+ * queue (up to PUSH_BUF_MAX). */
+void statsd_push_settle(struct statsd_push *p);
+
+/* After a flush: start on its lines (layout o, unix time ts) and send. */
 void statsd_push_flush(struct statsd_push *p, struct statsd_table *t,
 		       const struct statsd_graphite_opts *o, int64_t ts);
 
@@ -47,7 +63,8 @@ void statsd_push_io(struct statsd_push *p, uint32_t events);
  * left or timeout_ms passed; what is left is dropped, counted and logged. */
 void statsd_push_finish(struct statsd_push *p);
 
-/* Drop the connection (failed: count it) and, with free_buf, the queue. */
+/* Drop the connection (failed: count it) and, with free_buf, the queue
+ * and the lines not rendered yet. */
 void statsd_push_close(struct statsd_push *p, bool failed, bool free_buf);
 
 #endif

@@ -28,6 +28,8 @@ static const char usage[] =
 	"                         channel (default stats.flush)\n"
 	"  --flush-interval S     seconds between flushes (default 10)\n"
 	"  --percentiles LIST     timer/histogram percentiles, nearest-rank (default 50,90,99)\n"
+	"  --timer-histogram on|off|BOUNDS  timers as Prometheus histograms, buckets\n"
+	"                         up to BOUNDS seconds (on: 0.005,...,10; default off)\n"
 	"  --max-metrics N        distinct series held (default 1000000)\n"
 	"  --expire S             drop counters, timers, sets idle S seconds (default 300)\n"
 	"  --expire-gauges S      drop gauges idle S seconds (default 3600); 0: never\n"

@@ -85,6 +85,7 @@ int statsd_parse_number(const char *s, size_t len, double *out);
 /* ---- configuration --------------------------------------------------- */
 
 #define STATSD_MAX_PERCENTILES 16
+#define STATSD_MAX_BUCKETS 32
 
 struct statsd_config {
 	char udp[128];           /* "127.0.0.1:8125" or "off" */
@@ -98,6 +99,11 @@ struct statsd_config {
 	int64_t flush_ms;
 	double percentiles[STATSD_MAX_PERCENTILES];
 	unsigned n_percentiles;
+	/* --timer-histogram: upper bounds in seconds, ascending, of the
+	 * Prometheus histogram buckets of timers (+Inf implied); 0 buckets:
+	 * timers are summaries. Fixed at start, as the listeners. */
+	double buckets[STATSD_MAX_BUCKETS];
+	unsigned n_buckets;
 	uint64_t max_metrics;     /* distinct series */
 	uint64_t max_samples;     /* kept timer samples per series per interval */
 	uint64_t max_set_members; /* members per set per interval */
@@ -127,8 +133,9 @@ int statsd_config_load(struct statsd_config *c, const char *path, char *err,
 int statsd_config_build(struct statsd_config *c, const char *path, char **ov, int n_ov,
 			char *err, size_t errlen);
 
-/* A reload keeps the listening addresses and rcvbuf: copy them from
- * running into next; true if next asked for different ones. */
+/* A reload keeps the listening addresses, rcvbuf and the timer histogram
+ * buckets: copy them from running into next; true if next asked for
+ * different ones. */
 bool statsd_config_keep_listeners(struct statsd_config *next,
 				  const struct statsd_config *running);
 
@@ -154,6 +161,8 @@ struct statsd_health {
 	uint64_t flushes;
 	double flush_seconds_last;
 	double flush_seconds_total;
+	double turn_seconds_max;    /* longest event-loop turn: datagrams wait
+				       about this long at most to be read */
 	uint64_t graphite_bytes_sent;
 	uint64_t graphite_bytes_dropped;
 	uint64_t graphite_failures;
@@ -224,6 +233,9 @@ struct statsd_view {
 	const struct statsd_pct *pct; /* n_pct: one per percentile of the last flush */
 	unsigned n_pct;
 	double cum_count, cum_sum;/* since start, for Prometheus summaries */
+	const double *buckets;    /* timers under --timer-histogram: samples at or
+				     below each bound since start (n_buckets) */
+	unsigned n_buckets;
 };
 
 /* Call fn for every series in first-seen order of families; returns the
@@ -231,8 +243,35 @@ struct statsd_view {
 int statsd_table_each(struct statsd_table *t,
 		      int (*fn)(void *arg, const struct statsd_view *v), void *arg);
 
+/* A place in the table, for output written a slice at a time between
+ * event-loop turns (a /metrics page, a Graphite push). While a cursor is
+ * open nothing leaves the table: a flush then leaves expiry to the close
+ * of the last cursor; series and families added meanwhile are appended,
+ * so a walk meets every series at most once, and a series shows the
+ * figures of the flush before the moment the walk reaches it. */
+struct statsd_cursor {
+	struct statsd_family *fam;  /* family of the last series met; NULL: none yet */
+	struct statsd_series *last; /* last series met in fam; NULL: none yet */
+	bool fam_started;           /* a series of fam was passed to fn */
+	bool open, done;
+};
+void statsd_cursor_open(struct statsd_table *t, struct statsd_cursor *c);
+/* Idempotent; the last cursor to close carries out a deferred expiry. */
+void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c);
+
+/* Call fn for the series after the cursor (only series that were in a
+ * flush), family_first telling the first of its family in this walk,
+ * until fn returns non-zero (the series counts as met; the walk resumes
+ * after it) or the end: then c->done is set. Returns fn's result or 0. */
+int statsd_table_walk(struct statsd_table *t, struct statsd_cursor *c,
+		      int (*fn)(void *arg, const struct statsd_view *v), void *arg);
+
 /* Percentiles used at the last flush. */
 const double *statsd_table_percentiles(const struct statsd_table *t, unsigned *n);
+
+/* Upper bounds (seconds) of the timer histogram buckets; *n = 0 when
+ * timers are summaries. */
+const double *statsd_table_buckets(const struct statsd_table *t, unsigned *n);
 
 /* Nearest-rank percentile of sorted v[0..n): v[ceil(p/100*n) - 1], v[0] for
  * p = 0; NaN when n = 0. statsd_percentile_rank gives that rank (1-based;
@@ -266,6 +305,14 @@ size_t statsd_prom_label_name(const char *s, size_t n, char *out);
 /* Render the whole exposition (user metrics, then kite_statsd_* health). */
 void statsd_prometheus_render(struct statsd_table *t, struct statsd_buf *b);
 
+/* The same page a slice at a time: open a cursor, append whole series
+ * until at least `want` bytes were added (then the health metrics, last),
+ * close. statsd_prometheus_next returns true once the page is complete
+ * (the cursor is then closed). */
+void statsd_prometheus_start(struct statsd_table *t, struct statsd_cursor *c);
+bool statsd_prometheus_next(struct statsd_table *t, struct statsd_cursor *c,
+			    struct statsd_buf *b, size_t want);
+
 /* A statsd name as statsd (Etsy) cleans it for Graphite: each run of
  * whitespace becomes '_', '/' becomes '-', and every other byte outside
  * [A-Za-z0-9_.-] is left out. Writes at most n bytes to out (not
@@ -293,5 +340,14 @@ struct statsd_graphite_opts {
 /* Render Graphite plaintext lines for the last flush at unix time ts. */
 void statsd_graphite_render(struct statsd_table *t, const struct statsd_graphite_opts *o,
 			    int64_t ts, struct statsd_buf *b);
+
+/* The same lines a slice at a time, as statsd_prometheus_next: whole
+ * series until at least `want` bytes were added, the collector's own
+ * figures last; true once complete (the cursor is then closed). The
+ * caller finishes (want SIZE_MAX) before the next flush: a flush changes
+ * the figures the lines are made of. */
+bool statsd_graphite_next(struct statsd_table *t, struct statsd_cursor *c,
+			  const struct statsd_graphite_opts *o, int64_t ts,
+			  struct statsd_buf *b, size_t want);
 
 #endif

@@ -5,7 +5,8 @@
 # in '.', '_', '-' or bytes that are not ASCII, reserved label names,
 # UTF-8 and broken UTF-8 in values, quotes and backslashes), sent in rounds;
 # after every round's flush the whole page goes through
-# `promtool check metrics`. A parse error fails (exit 1); lint advice about
+# `promtool check metrics`, from a collector with timers as summaries and
+# one with timers as histograms (--timer-histogram on). A parse error fails (exit 1); lint advice about
 # the users' own names (camelCase, a gauge named *_count) is not the
 # collector's to fix and is allowed (exit 3).
 . "$(dirname "$0")/lib.sh"
@@ -15,20 +16,26 @@ command -v promtool >/dev/null || { skip "promtool pages" "promtool not installe
 
 spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
 	--flush-interval 0.2 --percentiles "50,99.9" 2>"$tmpdir/statsd.log"
-if ! wait_for 20 grep -q ready "$tmpdir/statsd.log"; then
-	not_ok "statsd starts" "$(cat "$tmpdir/statsd.log")"
-	exit 1
-fi
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
+	--flush-interval 0.2 --timer-histogram on 2>"$tmpdir/hist.log"
+for log in statsd hist; do
+	if ! wait_for 20 grep -q ready "$tmpdir/$log.log"; then
+		not_ok "statsd starts" "$(cat "$tmpdir/$log.log")"
+		exit 1
+	fi
+done
 uport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/statsd.log")
 hport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/statsd.log")
+huport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
+hhport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
 
 ROUNDS=${ROUNDS:-12}
 LINES=${LINES:-400}
 fails=0 pages=0 families=0
 for round in $(seq "$ROUNDS"); do
-	"$PY" - "$uport" "$round" "$LINES" <<'EOF'
+	"$PY" - "$uport,$huport" "$round" "$LINES" <<'EOF'
 import random, socket, sys
-port, seed, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ports, seed, n = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[2]), int(sys.argv[3])
 rnd = random.Random(seed)
 bases = ["db.query", "db_query", "db-query", "api.req", "Api.Req", "web", "x",
          "caf\u00e9", "caf\u00e8", "9lives", "a b", "a/b", "_", "kite_statsd_lines_received",
@@ -57,18 +64,23 @@ for i in range(n):
         if rnd.random() < 0.2:
             raw += rnd.choice([b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82"])
         line += b"|#" + raw
-    s.sendto(line, ("127.0.0.1", port))
+    for port in ports:
+        s.sendto(line, ("127.0.0.1", port))
 EOF
-	sleep 0.6 # a flush (0.2 s) and the page's one-second freshness
-	curl -sf --max-time 10 "http://127.0.0.1:$hport/metrics" >"$tmpdir/page.txt"
-	promtool check metrics <"$tmpdir/page.txt" >"$tmpdir/promtool.out" 2>&1; rc=$?
-	pages=$((pages + 1))
-	if [ $rc -ne 0 ] && [ $rc -ne 3 ] || grep -qi "error" "$tmpdir/promtool.out"; then
-		fails=$((fails + 1))
-		cp "$tmpdir/page.txt" "$tmpdir/failed.txt"
-		echo "# round $round: promtool exit $rc: $(grep -i error "$tmpdir/promtool.out" | head -c 300)"
-	fi
+	sleep 0.6 # a flush (0.2 s) or more
+	for port in $hhport $hport; do # the summaries' page last: checked below
+		curl -sf --max-time 10 "http://127.0.0.1:$port/metrics" >"$tmpdir/page.txt"
+		promtool check metrics <"$tmpdir/page.txt" >"$tmpdir/promtool.out" 2>&1; rc=$?
+		pages=$((pages + 1))
+		if [ $rc -ne 0 ] && [ $rc -ne 3 ] || grep -qi "error" "$tmpdir/promtool.out"; then
+			fails=$((fails + 1))
+			cp "$tmpdir/page.txt" "$tmpdir/failed.txt"
+			echo "# round $round, port $port: promtool exit $rc: $(grep -i error "$tmpdir/promtool.out" | head -c 300)"
+		fi
+	done
+	[ "$round" = 1 ] && curl -sf --max-time 10 "http://127.0.0.1:$hhport/metrics" >"$tmpdir/hist.txt"
 done
+check "the histogram collector's pages hold histograms" grep -q '^# TYPE .* histogram$' "$tmpdir/hist.txt"
 families=$(grep -c '^# TYPE' "$tmpdir/page.txt")
 check "promtool accepts all $pages pages ($families families in the last)" test $fails -eq 0
 check "name collisions were there and counted" \

@@ -168,41 +168,17 @@ else
 fi
 
 # A real Prometheus server scrapes /metrics; its query API returns the values.
-# Its port is picked free by a bind test; if another process takes it first,
-# Prometheus exits and the test tries another port.
-cat >"$tmpdir/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: kite
-    static_configs:
-      - targets: ['127.0.0.1:$hport']
-EOF
-prom_ready_or_gone() {
-	curl -sf --max-time 2 "http://127.0.0.1:$pport/-/ready" >/dev/null ||
-		! kill -0 "$ppid" 2>/dev/null
-}
-for attempt in 1 2 3; do
-	pport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	spawn prometheus --config.file="$tmpdir/prometheus.yml" \
-		--storage.tsdb.path="$tmpdir/prom$attempt" --web.listen-address="127.0.0.1:$pport" \
-		2>"$tmpdir/prometheus.log"
-	ppid=$LAST_PID
-	wait_for 40 prom_ready_or_gone && kill -0 "$ppid" 2>/dev/null && break
-	kill "$ppid" 2>/dev/null
-done
+# It scrapes a second collector too, whose timers are histograms (buckets
+# every 0.1 s to 1 s).
+spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
+	--flush-interval 0.5 --timer-histogram 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1 \
+	2>"$tmpdir/hist.log"
+wait_for 20 grep -q ready "$tmpdir/hist.log"
+huport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
+hhport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/hist.log")
+. "$(dirname "$0")/prom_lib.sh"
+prom_start "127.0.0.1:$hport" "127.0.0.1:$hhport"
 check "prometheus server ready" kill -0 "$ppid"
-query() { # PROMQL: prints the first value or nothing
-	"$PY" - "$pport" "$1" <<'EOF' 2>/dev/null
-import json, sys, urllib.parse, urllib.request
-q = urllib.parse.urlencode({"query": sys.argv[2]})
-with urllib.request.urlopen("http://127.0.0.1:%s/api/v1/query?%s" % (sys.argv[1], q), timeout=5) as r:
-    res = json.load(r)["data"]["result"]
-if res:
-    print(res[0]["value"][1])
-EOF
-}
-query_is() { [ "$(query "$1")" = "$2" ]; }
 # A set's figure is per interval: keep sending its members while scraping.
 spawn "$PY" -c '
 import socket, sys, time
@@ -218,6 +194,31 @@ check "prometheus: tags are labels" wait_for 20 query_is 'ux_abstract_total{env=
 check "prometheus: summary quantile" wait_for 20 query_is 'e2e_rt{quantile="0.5"}' 0.05
 check "prometheus: set unique count" wait_for 20 query_is 'max_over_time(e2e_users[5m])' 2
 kill "$setpid" 2>/dev/null
+
+# Timers as histograms: rounds of a uniform spread (1, 6, ..., 996 ms)
+# across several scrapes; histogram_quantile over rate() interpolates
+# within the bucket (0.9, 1]: 0.95 s for the 0.95 quantile, and the
+# buckets never went down.
+"$PY" - "$huport" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for r in range(6):
+    lines = [b"h.lat:%d|ms" % v for v in range(1, 1000, 5)]
+    for i in range(0, len(lines), 20):
+        s.sendto(b"\n".join(lines[i:i + 20]), ("127.0.0.1", int(sys.argv[1])))
+    time.sleep(1.1)
+EOF
+query_near() { # PROMQL WANT TOLERANCE
+	local got; got=$(query "$1")
+	[ -n "$got" ] && awk -v g="$got" -v w="$2" -v t="$3" 'BEGIN {d = g - w; exit !(d <= t && -d <= t)}'
+}
+check "prometheus: the histogram's count is every sample" wait_for 20 query_is 'h_lat_count' 1200
+check "prometheus: histogram_quantile(0.95) of a timer histogram is 0.95 s" \
+	wait_for 20 query_near 'histogram_quantile(0.95, sum by (le) (rate(h_lat_bucket[1m])))' 0.95 0.01
+check "prometheus: histogram_quantile(0.5) is 0.5 s" \
+	query_near 'histogram_quantile(0.5, sum by (le) (h_lat_bucket))' 0.5 0.01
+check "prometheus: histogram buckets never reset" \
+	query_is 'sum(resets(h_lat_bucket[5m]))' 0
 
 # A counter never goes down: decrements are refused and counted, so a real
 # Prometheus sees no reset while a client sends +5 and -3 by turns across
@@ -313,24 +314,23 @@ timeout 20 "$KITE" statsd --udp off --http off --unix off --channel off \
 check "--unix-path on a regular file: refuses to start" test $rc -ne 0
 check "--unix-path on a regular file: the file is untouched" grep -qx precious "$tmpdir/not-a-socket"
 
-# /metrics is rendered once and shared while fresh (a crowd of scrapers
-# costs one render): within a second and no flush, two scrapes are the same
-# page, request counter included.
+# /metrics is streamed: chunked to an HTTP/1.1 client (so a cut page is
+# seen as cut), ended by the close for an HTTP/1.0 one; both whole pages.
 spawn "$KITE" statsd --udp 127.0.0.1:0 --http 127.0.0.1:0 --unix off --channel off \
 	--flush-interval 60 2>"$tmpdir/page.log"
 if wait_for 20 grep -q ready "$tmpdir/page.log"; then
 	pport=$(sed -n 's/^kite statsd: http 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/page.log")
-	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page1"
-	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page2"
-	check "two scrapes within a second share one rendered page" \
-		bash -c "[ -s '$tmpdir/page1' ] && cmp -s '$tmpdir/page1' '$tmpdir/page2'"
-	sleep 1.2
-	curl -sf --max-time 5 "http://127.0.0.1:$pport/metrics" >"$tmpdir/page3"
-	check "a page older than a second is rendered again" \
-		bash -c "! cmp -s '$tmpdir/page1' '$tmpdir/page3'"
+	curl -sf --max-time 5 -D "$tmpdir/h11" "http://127.0.0.1:$pport/metrics" >"$tmpdir/page1"
+	curl -sf --max-time 5 --http1.0 -D "$tmpdir/h10" "http://127.0.0.1:$pport/metrics" >"$tmpdir/page2"
+	check "an HTTP/1.1 scrape is chunked" grep -qi '^transfer-encoding: chunked' "$tmpdir/h11"
+	check "an HTTP/1.0 scrape is not chunked" bash -c "! grep -qi '^transfer-encoding' '$tmpdir/h10'"
+	check "both pages are whole (the last health line ends them)" \
+		bash -c "tail -n1 '$tmpdir/page1' | grep -q 'reason=\"negative\"' &&
+			 tail -n1 '$tmpdir/page2' | grep -q 'reason=\"negative\"'"
 else
-	not_ok "two scrapes within a second share one rendered page" "collector did not start"
-	not_ok "a page older than a second is rendered again" "collector did not start"
+	not_ok "an HTTP/1.1 scrape is chunked" "collector did not start"
+	not_ok "an HTTP/1.0 scrape is not chunked" "collector did not start"
+	not_ok "both pages are whole (the last health line ends them)" "collector did not start"
 fi
 
 # A second collector needs only its own --udp and --http: the default

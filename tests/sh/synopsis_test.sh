@@ -38,6 +38,9 @@ fifo arg {}
 hoststats rounds 1
 hoststats prefix $N
 lock NAME $N-lock
+ls NAME $KITE_BUS
+ls SECS 0.5
+ls PATTERN $N.>
 lock CODE 75
 lock COMMAND true
 lock ARG x
@@ -59,7 +62,14 @@ statsd path $tmpdir/statsd.sock
 statsd name stats.$N
 statsd host:port 127.0.0.1:9
 statsd on|off on
+statsd on|off|bounds 0.1,1
 sub pattern $N.>
+top NAME $KITE_BUS
+top SECS 0.5
+top N 1
+top rate lag
+top PATTERN $N.>
+top HOST:PORT 127.0.0.1:0
 V
 # One form a line: "LABEL<TAB>ARGV words separated by US (0x1f)".
 for page in "$man"/kite*.[1-8]; do
