@@ -1,5 +1,4 @@
 /* The sender claims of NATS messages kite bridge imports (bridge_claims.h). */
-#include <stdint.h>
 #include <string.h>
 
 #include "bridge_claims.h"
@@ -17,53 +16,131 @@ const char *claims_channel(const char *prefix, const char *subject)
 	return kite_channel_valid(subject) ? NULL : subject;
 }
 
-/* Decimal digits only (no sign, space or leading zero but "0"), at most
- * max; 0 and *out, or -1. */
-static int decimal(const char *s, uint64_t max, uint64_t *out)
+#define HOST_MAX 255
+
+int claims_host_valid(const char *h)
 {
-	if (!s || !*s || (s[0] == '0' && s[1]) || strlen(s) > 20)
+	size_t n = 0;
+	for (; h[n]; n++)
+		if (n >= HOST_MAX || h[n] <= 0x20 || h[n] >= 0x7f)
+			return 0;
+	return n > 0;
+}
+
+/* Writers for claims_id_format, each followed by one space: it runs once
+ * per exported message, where snprintf's format parsing showed in the
+ * profile. */
+static char *put_hex16(char *p, uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--, v >>= 4)
+		p[i] = digits[v & 15];
+	p[16] = ' ';
+	return p + 17;
+}
+
+static char *put_decimal(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*p++ = tmp[--n];
+	*p = ' ';
+	return p + 1;
+}
+
+int claims_id_format(char *out, uint64_t bridge, const kite_msg *m, const char *host)
+{
+	if (!claims_host_valid(host))
+		return -1;
+	/* At most 2 + 2 * 17 + 5 * 21 + 255 + 1 bytes: CLAIMS_ID_MAX. */
+	char *p = out;
+	*p++ = '1';
+	*p++ = ' ';
+	p = put_hex16(p, bridge);
+	p = put_hex16(p, m->publisher);
+	p = put_decimal(p, m->seq);
+	p = put_decimal(p, (uint64_t)(m->pid < 0 ? 0 : m->pid));
+	p = put_decimal(p, (uint64_t)m->uid);
+	p = put_decimal(p, (uint64_t)m->gid);
+	p = put_decimal(p, m->timestamp_ns);
+	size_t n = strlen(host);
+	memcpy(p, host, n + 1);
+	return (int)(p - out + (ptrdiff_t)n);
+}
+
+/* Decimal digits up to the next space (or the end if last): no sign,
+ * space or leading zero but "0", at most max; advances *s past the
+ * field and its space. 0, or -1. */
+static int decimal(const char **s, uint64_t max, uint64_t *out)
+{
+	const char *p = *s;
+	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
 		return -1;
 	uint64_t v = 0;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		unsigned d = (unsigned)(*s - '0');
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
 		if (v > (max - d) / 10)
 			return -1;
 		v = v * 10 + d;
 	}
+	if (*p != ' ')
+		return -1;
+	*s = p + 1;
 	*out = v;
 	return 0;
 }
 
-static int hex16(const char *s, uint64_t *out)
+/* Exactly 16 lowercase hex digits, then a space. */
+static int hex16(const char **s, uint64_t *out)
 {
-	if (!s || strlen(s) != 16)
-		return -1;
+	const char *p = *s;
 	uint64_t v = 0;
-	for (; *s; s++) {
+	for (int i = 0; i < 16; i++, p++) {
 		unsigned d;
-		if (*s >= '0' && *s <= '9')
-			d = (unsigned)(*s - '0');
-		else if (*s >= 'a' && *s <= 'f')
-			d = (unsigned)(*s - 'a' + 10);
-		else if (*s >= 'A' && *s <= 'F')
-			d = (unsigned)(*s - 'A' + 10);
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
 		else
 			return -1;
 		v = v << 4 | d;
 	}
+	if (*p != ' ')
+		return -1;
+	*s = p + 1;
 	*out = v;
 	return 0;
 }
 
-void claims_parse(const char *host, const char *pid, const char *uid,
-		  const char *publisher, const char *seq, struct kite_origin *o)
+int claims_id_parse(const char *value, struct claims_id *id)
 {
-	uint64_t v;
-	o->host = host ? host : "";
-	o->pid = decimal(pid, INT32_MAX, &v) ? -1 : (int64_t)v;
-	o->uid = decimal(uid, UINT32_MAX - 1, &v) ? -1 : (int64_t)v;
-	o->publisher = hex16(publisher, &v) ? 0 : v;
-	o->seq = decimal(seq, INT64_MAX, &v) || !v ? 0 : v;
+	if (!value || strncmp(value, "1 ", 2))
+		return -1;
+	const char *s = value + 2;
+	struct claims_id c;
+	uint64_t pid, uid, gid;
+	if (hex16(&s, &c.bridge) || hex16(&s, &c.publisher) ||
+	    decimal(&s, INT64_MAX, &c.seq) || !c.seq || decimal(&s, INT32_MAX, &pid) ||
+	    decimal(&s, UINT32_MAX - 1, &uid) || decimal(&s, UINT32_MAX - 1, &gid) ||
+	    decimal(&s, UINT64_MAX, &c.time_ns) || !claims_host_valid(s))
+		return -1;
+	c.pid = (int64_t)pid;
+	c.uid = (int64_t)uid;
+	c.gid = (int64_t)gid;
+	c.host = s;
+	*id = c;
+	return 0;
+}
+
+void claims_to_origin(const struct claims_id *id, struct kite_origin *o)
+{
+	o->host = id ? id->host : "";
+	o->pid = id ? id->pid : -1;
+	o->uid = id ? id->uid : -1;
+	o->publisher = id ? id->publisher : 0;
+	o->seq = id ? id->seq : 0;
 }

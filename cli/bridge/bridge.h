@@ -60,7 +60,8 @@ struct bridge {
 	pthread_mutex_t imp_lock;  /* libnats may deliver on several threads */
 	natsConnection *nc;
 	natsSubscription **subs;
-	char id[17];               /* our export handle's id, in Kite-Bridge */
+	uint64_t id_num;           /* our export handle's id, in Kite-Id */
+	char id[17];               /* the same in hex, as printed */
 	char host[256];
 	volatile sig_atomic_t stop;
 	int connected_once;        /* the server was reached at least once */

@@ -136,7 +136,7 @@ int bridge_connect(struct bridge *b)
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "kite-bridge");
 	/* The server never sends us what we published: our exports cannot
-	 * come back as imports (Kite-Bridge is checked too, in import.c). */
+	 * come back as imports (the bridge id in Kite-Id is checked too, in import.c). */
 	if (s == NATS_OK)
 		s = natsOptions_SetNoEcho(o, true);
 	if (s == NATS_OK)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "bridge_claims.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -22,7 +23,7 @@ static const char usage[] =
 	"Carry local kite channels to NATS subjects of the same name and back.\n"
 	"Local messages on channels matching an --export PATTERN are published on\n"
 	"NATS (subject PREFIX.CHANNEL with --prefix), with the sender's host, pid,\n"
-	"uid, gid, publisher id and seq in Kite-* headers; NATS messages on\n"
+	"uid, gid, publisher id and seq in its Kite-Id header; NATS messages on\n"
 	"subjects matching an --import PATTERN are published locally by the\n"
 	"bridge, the NATS subject and headers in the message's origin (a claim,\n"
 	"not a kernel-verified sender). Imported messages are never exported.\n\n"
@@ -240,6 +241,46 @@ static int waiting_for_first_server(struct bridge *b)
 	return 1;
 }
 
+/* One received event: a message is exported (unless it was imported by
+ * a bridge), the rest counted or reported. */
+static void handle(struct bridge *b, const kite_event *ev)
+{
+	if (ev->type == KITE_MESSAGE) {
+		if (ev->msg.origin)
+			atomic_fetch_add_explicit(&b->n.relayed_skipped, 1, memory_order_relaxed);
+		else
+			bridge_export(b, &ev->msg);
+	} else if (ev->type == KITE_LOSS) {
+		/* The bridge fell behind its local publishers: their rings
+		 * overran it. Counted, and reported by the caller. */
+		atomic_fetch_add(&b->n.local_lost, ev->lost);
+	} else if (ev->type == KITE_REFUSED) {
+		fprintf(stderr, "kite bridge: %s\n", ev->text);
+	}
+}
+
+/* Events received in one go before the loop looks at signals and the
+ * stats clock again: what the rings hold is drained without a syscall
+ * per message for those checks, and libnats's flusher thread, woken by
+ * the first publish, then writes the whole batch at once. */
+#define DRAIN_BATCH 1024
+
+/* Wait up to 200 ms for an event, then take what else is ready, up to
+ * DRAIN_BATCH; 0, -ETIMEDOUT or -EAGAIN when the rings are empty, or
+ * kite_recv's error. */
+static int drain(struct bridge *b)
+{
+	kite_event ev;
+	int rc = kite_recv(b->exp, &ev, 200);
+	for (int n = 0; rc == 0 && n < DRAIN_BATCH; n++) {
+		handle(b, &ev);
+		rc = kite_recv(b->exp, &ev, 0);
+	}
+	if (rc == 0)
+		handle(b, &ev);
+	return rc;
+}
+
 /* The export loop, until SIGINT or SIGTERM. */
 static int run(struct bridge *b)
 {
@@ -248,23 +289,9 @@ static int run(struct bridge *b)
 	while (!stop_requested()) {
 		if (waiting_for_first_server(b))
 			continue;
-		kite_event ev;
-		int rc = kite_recv(b->exp, &ev, 200);
-		if (rc == 0 && ev.type == KITE_MESSAGE) {
-			if (ev.msg.origin)
-				atomic_fetch_add_explicit(&b->n.relayed_skipped, 1,
-							  memory_order_relaxed);
-			else
-				bridge_export(b, &ev.msg);
-		} else if (rc == 0 && ev.type == KITE_LOSS) {
-			/* The bridge fell behind its local publishers: their rings
-			 * overran it. Counted, and reported below. */
-			atomic_fetch_add(&b->n.local_lost, ev.lost);
-		} else if (rc == 0 && ev.type == KITE_REFUSED) {
-			fprintf(stderr, "kite bridge: %s\n", ev.text);
-		} else if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR) {
+		int rc = drain(b);
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EINTR)
 			return fail(EXIT_SYSTEM, "bridge", "receive: %s", kite_strerror(rc));
-		}
 		if (now_ms() >= next_report) {
 			uint64_t total = atomic_load(&b->n.exported) + atomic_load(&b->n.imported) +
 					 atomic_load(&b->n.export_dropped) +
@@ -300,6 +327,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (gethostname(b.host, sizeof b.host - 1))
 		snprintf(b.host, sizeof b.host, "unknown");
+	if (!claims_host_valid(b.host)) {
+		/* A name Kite-Id cannot carry (a space, a control byte, too
+		 * long): say so once rather than send a claim that lies. */
+		fprintf(stderr, "kite bridge: the host name is no printable ASCII "
+			"name of 1 to 255 bytes; exports claim host 'unknown'\n");
+		snprintf(b.host, sizeof b.host, "unknown");
+	}
 	if (b.cfg.statsd && bridge_statsd_open(&b))
 		return EXIT_USAGE;
 	kite_options ko = {.bus = b.cfg.bus};
@@ -309,7 +343,8 @@ int main(int argc, char **argv)
 		kite_close(b.exp);
 		return rc;
 	}
-	snprintf(b.id, sizeof b.id, "%016" PRIx64, kite_id(b.exp));
+	b.id_num = kite_id(b.exp);
+	snprintf(b.id, sizeof b.id, "%016" PRIx64, b.id_num);
 	int status = EXIT_SYSTEM;
 	if (nats_Open(-1) != NATS_OK) {
 		fprintf(stderr, "kite bridge: cannot start libnats\n");
