@@ -129,8 +129,12 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 			pthread_cond_broadcast(&k->cond);
 		}
 		return 0;
-	case W_RING:
-		return ki_sub_attach(k, p, m) == -EPROTO ? -1 : 0;
+	case W_RING: {
+		int attached = ki_sub_attach(k, p, m);
+		if (m->nfds == 2) /* the heads page: mapped, if at all, by now */
+			close(m->fds[1]);
+		return attached == -EPROTO ? -1 : 0;
+	}
 	case W_LARGE:
 		ki_sub_store_large(k, p, m);
 		return 0;

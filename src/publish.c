@@ -124,6 +124,10 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = r->fd;
 	m.nfds = 1;
+	if (r->head_slot >= 0) { /* see tell_idle() */
+		m.fds[1] = k->heads_fd;
+		m.nfds = 2;
+	}
 	return ki_peer_send(k, p, &m);
 }
 
@@ -292,6 +296,7 @@ static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
 	}
 	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id,
 			    r->channel, last_seq);
+	((struct ring_header *)base)->heads_slot = (uint32_t)(r->head_slot + 1);
 	/* The first ring to watch: the control thread may sleep untimed. */
 	if (k->opt.idle_ms != UINT32_MAX && k->npub == k->ndormant)
 		ki_control_kick(k);

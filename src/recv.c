@@ -246,9 +246,9 @@ static int poll_once(kite *k, kite_event *ev)
 			k->rr = idx + 1;
 			return 1;
 		}
-		if (s->gone && s->dormant && ki_sub_stream_head(s) >= s->r.next) {
+		if (s->gone && ki_sub_stream_head(s) >= s->r.next) {
 			/* Its publisher went before the stream's next ring
-			 * reached us: what that ring held is lost to us. */
+			 * (or its end) reached us: what that held is lost. */
 			uint64_t head = ki_sub_stream_head(s);
 			fill(ev, KITE_LOSS, s);
 			ev->lost = head + 1 - s->r.next;

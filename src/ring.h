@@ -75,6 +75,9 @@ struct ring_header {
 	uint32_t slot_size;
 	uint64_t publisher;
 	char channel[KITE_CHANNEL_MAX + 1];
+	/* 1 + this stream's entry in its publisher's stream heads page (sent
+	 * beside the ring), 0: none. Untrusted, like everything here. */
+	uint32_t heads_slot;
 	/* Written once per segment the publisher enters, read by readers
 	 * only to check a copy and to restart after an overrun. */
 	_Alignas(64) _Atomic uint64_t limit; /* nothing written at or past it */

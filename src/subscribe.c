@@ -167,6 +167,23 @@ static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before
 	}
 }
 
+/* Map the one page of a publisher's stream heads page (fd) holding entry
+ * slot1 - 1, after the checks any ring gets. A page that fails them is not
+ * used: the stream is then as if it had none. fd stays open. */
+static void map_heads(struct sub_ring *s, int fd, uint64_t slot1)
+{
+	uint64_t slot = slot1 - 1;
+	if (fd < 0 || !slot1 || slot >= HEADS_MAX || ki_shm_check(fd, SEALS_RING, HEADS_BYTES, 1))
+		return;
+	off_t page = (off_t)((slot * sizeof(uint64_t)) & ~(uint64_t)4095);
+	void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, page);
+	if (map == MAP_FAILED)
+		return;
+	ki_sub_heads_unmap(s);
+	s->heads_page = map;
+	s->head_index = (uint32_t)(slot % (4096 / sizeof(uint64_t)));
+}
+
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	int fd = m->fds[0];
@@ -234,6 +251,9 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	/* KITE_PUBLISHER_NEW comes from the ring's own state, before its
 	 * first message: no queue can overflow and drop it. */
 	s->announce = 1;
+	if (m->nfds == 2)
+		map_heads(s, m->fds[1],
+			  *(const volatile uint32_t *)&((const struct ring_header *)base)->heads_slot);
 	struct sub_ring *before = find_released(k, p->id, m->text);
 	if (before)
 		continue_stream(k, s, before);
@@ -304,20 +324,10 @@ void ki_sub_gone_by_id(kite *k, uint64_t publisher)
  * that fails them is not used: the stream is then as if it had none. */
 static void take_heads(struct sub_ring *s, const struct wire_msg *m)
 {
-	int fd = m->nfds == 1 ? m->fds[0] : -1;
-	if (fd < 0)
+	if (m->nfds != 1)
 		return;
-	uint64_t slot = (uint64_t)m->slot_count - 1;
-	if (m->slot_count && slot < HEADS_MAX && !ki_shm_check(fd, SEALS_RING, HEADS_BYTES, 1)) {
-		off_t page = (off_t)((slot * sizeof(uint64_t)) & ~(uint64_t)4095);
-		void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, page);
-		if (map != MAP_FAILED) {
-			ki_sub_heads_unmap(s);
-			s->heads_page = map;
-			s->head_index = (uint32_t)(slot % (4096 / sizeof(uint64_t)));
-		}
-	}
-	close(fd);
+	map_heads(s, m->fds[0], m->slot_count);
+	close(m->fds[0]);
 }
 
 void ki_sub_heads_unmap(struct sub_ring *s)

@@ -103,7 +103,8 @@ int ki_wire_recv(int sock, struct wire_msg *m)
 	if (f.type == 0 || f.type >= W_TYPE_MAX || f.text_len > KITE_CHANNEL_MAX ||
 	    f.reason_len > WIRE_REASON_MAX ||
 	    (size_t)r != sizeof f + f.text_len + f.reason_len ||
-	    (nfds != fds_for_type[f.type] && !(f.type == W_RING_END && nfds == 1)) ||
+	    (nfds != fds_for_type[f.type] && !(f.type == W_RING_END && nfds == 1) &&
+	     !(f.type == W_RING && nfds == 2)) ||
 	    f.nfds != nfds)
 		goto bad;
 	m->type = f.type;

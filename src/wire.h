@@ -26,7 +26,9 @@ enum wire_type {
 	                receiver walks from there to its first seq; a later
 	                ring carries on a stream whose earlier rings were
 	                released), text = channel,
-	                slot_count, slot_size; fd: the ring */
+	                slot_count, slot_size; fds: the ring, and optionally
+	                the sender's stream heads page (the ring header names
+	                the stream's entry) */
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring;
