@@ -1195,7 +1195,19 @@ static void test_ring_fd_not_writable(void **state)
 	snprintf(m.text, sizeof m.text, "ro.>");
 	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
 	assert_int_equal(raw_expect(sock, &m, W_RING, 10000), 1);
-	assert_int_equal(m.nfds, 1);
+	/* The ring, and the publisher's stream heads page: neither can be
+	 * written through what a subscriber is given. */
+	assert_int_equal(m.nfds, 2);
+	int heads = m.fds[1];
+	assert_int_equal(fcntl(heads, F_GET_SEALS) & SEALS_RING, SEALS_RING);
+	errno = 0;
+	assert_ptr_equal(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, heads, 0),
+			 MAP_FAILED);
+	assert_int_equal(errno, EPERM);
+	char one = 1;
+	assert_int_equal(pwrite(heads, &one, 1, 0), -1);
+	assert_int_equal(ftruncate(heads, 0), -1);
+	close(heads);
 	int fd = m.fds[0];
 	assert_string_equal(m.text, "ro.x");
 	assert_int_equal(m.a, 6); /* head + 1 */
