@@ -314,6 +314,8 @@ static void free_state(kite *k)
 	}
 	ki_strlist_free(&k->patterns, &k->npatterns);
 	free(k->pattern_gen);
+	free(k->pattern_replay);
+	free(k->ring_rules);
 	free(k->rules);
 	if (k->large_map)
 		munmap(k->large_map, k->large_len);
