@@ -20,6 +20,9 @@ static const char usage[] =
 	"                   power of two from 4K to 512M; K, M suffixes: KiB,\n"
 	"                   MiB; default 2M): more lets slow or late subscribers\n"
 	"                   (kite sub --last N) find more messages still held\n"
+	"  -k, --keep-ring  never release the ring while kite pub runs (by\n"
+	"                   default it goes after 10 s of silence, and with it\n"
+	"                   what late joiners could replay): a last-value channel\n"
 	"  -h, --help       this help\n\n"
 	"Subscribers already running receive everything published; refusals by\n"
 	"the channel policy are reported on stderr. Exit: 0 published, 1 a\n"
@@ -68,6 +71,7 @@ int cmd_pub(int argc, char **argv)
 		{"lan", required_argument, NULL, 'l'},
 		{"stats", no_argument, NULL, 's'},
 		{"ring-bytes", required_argument, NULL, 'r'},
+		{"keep-ring", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -76,7 +80,7 @@ int cmd_pub(int argc, char **argv)
 	uint64_t ring_bytes = 0;
 	char **operand = argv; /* CHANNEL [MESSAGE], moved to the front as they come */
 	int noperands = 0;
-	while ((c = next_option("pub", argc, argv, "b:l:r:sh", opts)) != -1) {
+	while ((c = next_option("pub", argc, argv, "b:l:r:ksh", opts)) != -1) {
 		switch (c) {
 		case 1:
 			if (noperands == 2)
@@ -87,6 +91,7 @@ int cmd_pub(int argc, char **argv)
 		case 'b': ko.bus = optarg; break;
 		case 'l': ko.lan = optarg; break;
 		case 's': stats = 1; break;
+		case 'k': ko.idle_ms = UINT32_MAX; break;
 		case 'r':
 			if (parse_ring_bytes(optarg, &ring_bytes))
 				return usage_error("pub", "--ring-bytes wants a size such as "

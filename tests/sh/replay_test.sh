@@ -18,7 +18,7 @@ check "pub --ring-bytes 2K (one slot) exits 100" test $rc = 100
 mkfifo "$tmpdir/in"
 exec 3<>"$tmpdir/in" # (read-write: opening it never waits for the other end)
 # (a background job's stdin is /dev/null unless redirected inside it)
-spawn sh -c 'exec "$0" pub --ring-bytes 64K config.x <"$1"' "$KITE" "$tmpdir/in"
+spawn sh -c 'exec "$0" pub --keep-ring --ring-bytes 64K config.x <"$1"' "$KITE" "$tmpdir/in"
 pub_pid=$LAST_PID
 printf 'v1\nv2\nv3\n' >&3
 # (the values are written once kite pub has read them: wait for its ring)
@@ -40,4 +40,9 @@ check "... seq 2, 3 replayed, then 4 live, nothing twice" \
 	bash -c "cut -d' ' -f4- '$tmpdir/last2.out' | diff - <(printf 'seq=2 v2\nseq=3 v3\nseq=4 v4\n')"
 timeout 20 "$KITE" sub --last-ms 60000 --count 4 'config.*' >"$tmpdir/ms.out"; rc=$?
 check "sub --last-ms 60000 gets all four" bash -c "test $rc = 0 && cut -d' ' -f4 '$tmpdir/ms.out' | tr '\n' ' ' | grep -qx 'seq=1 seq=2 seq=3 seq=4 '"
+# --keep-ring: past the default 10 s idle release the value is still held.
+sleep 11
+timeout 20 "$KITE" sub --last 1 --count 1 'config.*' >"$tmpdir/kept.out"; rc=$?
+check "--keep-ring: the last value is still there after 11 s of silence" \
+	bash -c "test $rc = 0 && cut -d' ' -f4- '$tmpdir/kept.out' | grep -qx 'seq=4 v4'"
 exec 3>&-
