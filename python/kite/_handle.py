@@ -252,12 +252,25 @@ class Handle:
         with self._lock:
             return fn(self._handle(), arg, *rest)
 
-    def subscribe(self, pattern: str) -> None:
+    def subscribe(self, pattern: str, last: int = 0, last_ms: int = 0) -> None:
         """Subscribe to a pattern (``*``: one token; a final ``>``: one or
         more). Returns once every peer has acknowledged, or after
-        handshake_ms. Subscribing twice is a no-op."""
-        check(self._call(_lib.lib.kite_subscribe, _name(pattern, "pattern")),
-              f"subscribe {pattern!r}")
+        handshake_ms. Subscribing twice is a no-op.
+
+        ``last=N`` (and/or ``last_ms=T``): each ring the pattern attaches
+        first delivers the last N messages it still holds (of the last T
+        ms), with their original seq, then live ones (kite_subscribe_opts;
+        ``last=1``: a last-value channel)."""
+        if not last and not last_ms:
+            check(self._call(_lib.lib.kite_subscribe, _name(pattern, "pattern")),
+                  f"subscribe {pattern!r}")
+            return
+        for value, what in ((last, "last"), (last_ms, "last_ms")):
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise KiteError(-errno.EINVAL, f"{what} {value}")
+        o = _lib.SubOptions(last_n=last, last_ms=last_ms)
+        check(self._call(_lib.lib.kite_subscribe_opts, _name(pattern, "pattern"),
+                         ctypes.byref(o)), f"subscribe {pattern!r}")
 
     def unsubscribe(self, pattern: str) -> None:
         """Remove a subscription (KiteError ENOTSUB if there was none)."""
