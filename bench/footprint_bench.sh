@@ -20,8 +20,13 @@ pss_kib() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
 rss_kib() { awk '/^Rss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
 # ring_maps PID: "COUNT BYTES" of its kite-ring mappings
 ring_maps() {
-	awk '/kite-ring:/ { split($1, a, "-"); n++; b += strtonum("0x" a[2]) - strtonum("0x" a[1]) }
-	     END { print n + 0, b + 0 }' "/proc/$1/maps"
+	local range rest n=0 b=0
+	while read -r range rest; do
+		case $rest in *kite-ring:*) ;; *) continue ;; esac
+		n=$((n + 1))
+		b=$((b + 16#${range#*-} - 16#${range%-*}))
+	done <"/proc/$1/maps"
+	echo "$n $b"
 }
 # ring_resident PID: KiB of its kite-ring mappings resident (Rss)
 ring_resident() {
