@@ -75,6 +75,16 @@ static struct sub_ring *find_released(kite *k, uint64_t publisher,
 	return last;
 }
 
+/* Any ring of the stream (publisher, channel) we still hold. */
+static struct sub_ring *find_stream(kite *k, uint64_t publisher, const char *channel)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->publisher == publisher && !k->subs[i]->unsubscribed &&
+		    !strcmp(k->subs[i]->channel, channel))
+			return k->subs[i];
+	return NULL;
+}
+
 struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s)
 {
 	struct sub_ring *next = NULL;
@@ -284,8 +294,11 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	struct sub_ring *before = find_released(k, p->id, m->text);
 	uint64_t last_n, since_ns;
 	/* Replay only the first ring of a stream we get: a later one carries
-	 * on from where its predecessor ended. */
-	if (!before && replay_wanted(k, m->text, &last_n, &since_ns))
+	 * on from where its predecessor ended, and one that takes over from
+	 * a ring of this publisher we still hold (a link made again) must not
+	 * deliver what that ring did. */
+	if (!before && !find_stream(k, p->id, m->text) &&
+	    replay_wanted(k, m->text, &last_n, &since_ns))
 		s->pending_lost = ki_ring_replay(&s->r, start_seq(m->a), last_n, since_ns);
 	else
 		ki_sub_join(s, start_seq(m->a));
