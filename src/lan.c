@@ -24,6 +24,7 @@
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
+#include "lan_history.h"
 #include "lan_pack.h"
 #include "lan_reasm.h"
 #include "lan_socket.h"
@@ -43,6 +44,11 @@
 #define QUEUE_ITEMS 65536
 #define STREAMS_MAX 65536
 #define HASH_SIZE 1024
+/* Repair, subscriber side: a gap is first asked for this long after it is
+ * seen (reordering usually fills it sooner), then again every retry, one
+ * NAK per stream and period, until repair_ms gives it up as lost. */
+#define NAK_DELAY_MS 3
+#define NAK_RETRY_MS 25
 
 enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
 
@@ -63,6 +69,8 @@ struct entry {
 	size_t queued;          /* items that point to it */
 	struct item *loss_item; /* its loss report still queued, to add to */
 	int gone;
+	uint64_t nak_due_ns;    /* repair: when to ask for its gap, 0: no gap */
+	uint64_t nak_gap_ns;    /* ... the gap (its gap_since_ns) it is for */
 	struct entry *next;     /* hash chain */
 };
 
@@ -102,6 +110,7 @@ struct ki_lan {
 	 * SEND_TIMEOUT_MS per call into the LAN side (a 16 MiB message is
 	 * ~12,000 datagrams; a per-datagram timeout would not bound it). */
 	uint64_t send_until_ns;
+	struct lan_history hist; /* repair: what we sent, to resend */
 	kite_lan_stats st;
 };
 
@@ -162,7 +171,8 @@ int ki_lan_open(kite *k, const char *text)
 		return rc;
 	l->host = host_id();
 	l->pid = (uint32_t)getpid();
-	l->reorder_ns = (uint64_t)l->spec.reorder_ms * 1000000u;
+	/* With repair a gap waits for its resend; without, for reordering. */
+	l->reorder_ns = (uint64_t)(l->spec.repair ? l->spec.repair_ms : l->spec.reorder_ms) * 1000000u;
 	l->max_datagram = l->ifc.mtu - 28; /* IPv4 and UDP headers */
 	if (l->max_datagram > LAN_FRAME_MAX)
 		l->max_datagram = LAN_FRAME_MAX;
@@ -176,6 +186,8 @@ int ki_lan_open(kite *k, const char *text)
 	l->rxbuf = malloc((size_t)RECV_BATCH * 65536);
 	if (!l->txbuf || !l->rxbuf)
 		return -ENOMEM;
+	if (l->spec.repair && (rc = ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES)))
+		return rc;
 	if ((l->tx = ki_lan_socket_sender(&l->spec, &l->ifc, SEND_TIMEOUT_MS)) < 0)
 		return l->tx;
 	size_t granted = 0;
@@ -184,6 +196,10 @@ int ki_lan_open(kite *k, const char *text)
 	l->st.rcvbuf_bytes = granted;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->rx};
 	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->rx, &ev) < 0)
+		return -errno;
+	/* NAKs come to the address our data comes from: the sender. */
+	ev.data.fd = l->tx;
+	if (l->spec.repair && epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->tx, &ev) < 0)
 		return -errno;
 	l->pack_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	ev.data.fd = l->pack_timer;
@@ -279,6 +295,8 @@ static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void 
 	}
 	if (ki_lan_frame_encode(at, n, f, data) != (int)n)
 		return -1;
+	if (l->spec.repair)
+		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
 	ki_lan_pack_commit(&l->pack, n);
 	if (now - l->pack.since_ns >= l->pack_ns) {
 		pack_flush(l);
@@ -379,20 +397,125 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 		pack_flush(l);
 	size_t lens[SEND_BATCH];
 	unsigned batch = 0;
+	/* Repair keeps the whole message's frames, if they fit the history. */
+	uint8_t *keep = NULL;
+	size_t kept = 0;
+	if (l->spec.repair && f.frag_count * (size_t)l->max_datagram <= LAN_HISTORY_BYTES)
+		keep = malloc(f.frag_count * (size_t)l->max_datagram);
 	for (uint32_t i = 0; i < f.frag_count; i++) {
 		uint64_t at = ki_lan_fragment_offset(f.total_len, f.frag_count, i);
 		uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
 		f.frag_index = i;
 		f.payload_len = i + 1 < f.frag_count ? chunk : (uint32_t)(len - at);
 		lens[batch] = put_frame(l, batch, &f, (const uint8_t *)data + at);
+		if (keep) {
+			memcpy(keep + kept, l->txbuf + (size_t)batch * l->max_datagram, lens[batch]);
+			kept += lens[batch];
+		}
 		batch++;
 		if (batch == SEND_BATCH || i + 1 == f.frag_count) {
 			if (send_datagrams(l, group, lens, batch) < 0) {
 				l->st.messages_unsent++;
+				free(keep);
 				return;
 			}
 			batch = 0;
 		}
+	}
+	if (keep)
+		ki_lan_history_add(&l->hist, channel, seq, keep, kept);
+	free(keep);
+}
+
+/* Resend what a NAK asks for, as it first went (marked a repair), to the
+ * channel's group: one multicast answers every subscriber that missed it.
+ * The history's holdoff and rate budget bound what any NAK, forged or not,
+ * can make us send. */
+static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
+{
+	struct ki_lan *l = k->lan;
+	struct pub *p = find_pub(l, nak->channel, 0);
+	if (!p) {
+		l->st.resend_refused++;
+		return;
+	}
+	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
+	size_t n = ki_lan_nak_ranges(nak, r);
+	uint32_t group = ki_lan_group_of(&l->spec.range, nak->channel);
+	/* A range may name up to 2^63 sequences: only what we ever sent and
+	 * might still keep is looked up. */
+	uint64_t oldest = p->seq > LAN_HISTORY_MSGS ? p->seq - LAN_HISTORY_MSGS + 1 : 1;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = r[i].first < oldest ? oldest : r[i].first;
+		uint64_t last = r[i].last > p->seq ? p->seq : r[i].last;
+		if (r[i].first < first || r[i].last > last)
+			l->st.resend_refused++; /* (once a range: it may be huge) */
+		for (uint64_t q = first; q <= last; q++) {
+			struct lan_hist_rec *rec = ki_lan_history_find(&l->hist, nak->channel, q);
+			int ok = rec ? ki_lan_history_resend_ok(&l->hist, rec, now) : -2;
+			if (ok == 0)
+				continue; /* just resent: that answers this NAK too */
+			if (ok < 0) {
+				l->st.resend_refused++;
+				if (ok == -1)
+					return; /* over the rate: the asker asks again */
+				continue;
+			}
+			/* Each frame again as a datagram of its own. */
+			const uint8_t *fr = lan_history_frames(&l->hist, rec);
+			size_t lens[SEND_BATCH];
+			unsigned batch = 0;
+			for (size_t at = 0; at < rec->len;) {
+				size_t len = (size_t)(fr[6] << 8 | fr[7]) +
+					     ((size_t)fr[12] << 24 | (size_t)fr[13] << 16 |
+					      (size_t)fr[14] << 8 | fr[15]);
+				uint8_t *out = l->txbuf + (size_t)batch * l->max_datagram;
+				memcpy(out, fr, len);
+				ki_lan_frame_mark_repair(out, len);
+				lens[batch++] = len;
+				fr += len;
+				at += len;
+				if (batch == SEND_BATCH || at >= rec->len) {
+					send_datagrams(l, group, lens, batch);
+					batch = 0;
+				}
+			}
+			l->st.resent++;
+		}
+	}
+}
+
+/* NAKs on our sending socket (only NAKs are taken there). */
+static void nak_receive(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	struct mmsghdr mm[RECV_BATCH];
+	struct iovec iov[RECV_BATCH];
+	for (int round = 0; round < RECV_ROUNDS; round++) {
+		for (int i = 0; i < RECV_BATCH; i++) {
+			iov[i] = (struct iovec){l->rxbuf + (size_t)i * 65536, 65536};
+			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+		}
+		int n = recvmmsg(l->tx, mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		uint64_t now = ki_monotonic_ns();
+		send_budget_none(l); /* resends never make the control thread wait */
+		for (int i = 0; i < n; i++) {
+			struct lan_frame f;
+			size_t len = mm[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : mm[i].msg_len;
+			int r = ki_lan_frame_decode(iov[i].iov_base, len, &f);
+			if (r < 0 || !(f.flags & LAN_FLAG_NAK) || f.publisher != k->id) {
+				l->st.frames_rejected++;
+				if (r == -LAN_REJECT_CRC)
+					l->st.frames_bad_crc++;
+				continue;
+			}
+			l->st.naks_received++;
+			resend(k, &f, now);
+		}
+		if (n < RECV_BATCH)
+			return;
 	}
 }
 
@@ -465,6 +588,7 @@ void ki_lan_close(kite *k, int say_gone)
 	}
 	ki_lan_reasm_free(&l->reasm);
 	ki_lan_joins_free(&l->joins);
+	ki_lan_history_free(&l->hist);
 	free(l->txbuf);
 	free(l->rxbuf);
 	free(l);
@@ -591,6 +715,10 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	memcpy(e->s.channel, f->channel, sizeof e->s.channel);
 	e->from = *from;
 	e->pid = f->pid;
+	if (l->spec.repair && ki_lan_stream_widen(&e->s, LAN_REPAIR_WINDOW) != 0) {
+		free(e);
+		return NULL;
+	}
 	e->next = l->streams[h];
 	l->streams[h] = e;
 	l->nstreams++;
@@ -630,13 +758,20 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	}
 	struct lan_msg m = {.seq = f->seq, .timestamp_ns = f->timestamp_ns, .pid = f->pid,
 			    .from = *from};
+	/* A resend we did not need (another host asked) is not a duplicate of
+	 * the sender's: it is uncounted. */
+	uint64_t dups = e->s.duplicates;
+	int repair = (f->flags & LAN_FLAG_REPAIR) != 0;
 	if (f->frag_count > 1) {
 		/* A fragment of a message already delivered or given up. */
 		if (e->s.started && f->seq < e->s.next) {
 			e->s.duplicates++;
 			return;
 		}
+		uint64_t rdups = l->reasm.duplicates;
 		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
+		if (repair)
+			l->reasm.duplicates = rdups;
 		if (rc <= 0)
 			return;
 	} else {
@@ -648,7 +783,11 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 		}
 		memcpy(m.data, f->payload, f->payload_len);
 	}
-	ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
+	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
+	if (repair && took)
+		l->st.repaired++;
+	else if (repair)
+		e->s.duplicates = dups;
 }
 
 /* The kernel's count of datagrams it dropped, from a recvmmsg header. */
@@ -704,6 +843,11 @@ static void lan_receive(kite *k)
 						l->st.frames_bad_crc++;
 					break;
 				}
+				if (f.flags & LAN_FLAG_NAK) {
+					/* NAKs go to a publisher's own address. */
+					l->st.frames_rejected++;
+					break;
+				}
 				l->st.frames_received++;
 				take_frame(k, &f, &from[i], now);
 				at += (size_t)r;
@@ -717,10 +861,14 @@ static void lan_receive(kite *k)
 int ki_lan_event(kite *k, int fd)
 {
 	struct ki_lan *l = k->lan;
-	if (!l || (fd != l->rx && fd != l->pack_timer))
+	if (!l || (fd != l->rx && fd != l->pack_timer && fd != l->tx))
 		return 0;
 	if (fd == l->rx) {
 		lan_receive(k);
+		return 1;
+	}
+	if (fd == l->tx) {
+		nak_receive(k);
 		return 1;
 	}
 	uint64_t expirations;
@@ -729,6 +877,40 @@ int ki_lan_event(kite *k, int fd)
 		pack_flush(l);
 	}
 	return 1;
+}
+
+/* Repair: ask e's publisher for its gap when due; ns until the next ask
+ * (UINT64_MAX: no gap). One NAK carries every gap of the stream, up to
+ * LAN_NAK_RANGES_MAX ranges. */
+static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
+{
+	struct ki_lan *l = k->lan;
+	if (!e->s.gap_since_ns || e->gone) {
+		e->nak_due_ns = 0;
+		return UINT64_MAX;
+	}
+	if (e->nak_gap_ns != e->s.gap_since_ns || !e->nak_due_ns) {
+		/* A new gap: its first NAK after a short wait for reordering
+		 * (the gap dates from its first sighting). */
+		e->nak_gap_ns = e->s.gap_since_ns;
+		e->nak_due_ns = e->s.gap_since_ns + NAK_DELAY_MS * 1000000ull;
+	}
+	if (now < e->nak_due_ns)
+		return e->nak_due_ns - now;
+	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
+	size_t n = ki_lan_stream_missing(&e->s, r, LAN_NAK_RANGES_MAX);
+	e->nak_due_ns = now + NAK_RETRY_MS * 1000000ull;
+	if (!n)
+		return NAK_RETRY_MS * 1000000ull;
+	struct lan_frame base;
+	frame_base(k, &base, e->s.channel, 1);
+	base.publisher = e->s.publisher; /* whom we ask */
+	uint8_t buf[LAN_HEADER_MAX + LAN_NAK_RANGES_MAX * sizeof(struct lan_seq_range)];
+	int len = ki_lan_nak_encode(buf, sizeof buf, &base, r, n);
+	if (len > 0 && sendto(l->tx, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL,
+			      (const struct sockaddr *)&e->from, sizeof e->from) == len)
+		l->st.naks_sent++;
+	return NAK_RETRY_MS * 1000000ull;
 }
 
 int ki_lan_timers(kite *k)
@@ -765,6 +947,8 @@ int ki_lan_timers(kite *k)
 			}
 			uint64_t t = ki_lan_stream_tick(&e->s, now, l->reorder_ns, &out);
 			if (t < next)
+				next = t;
+			if (l->spec.repair && (t = nak_tick(k, e, now)) < next)
 				next = t;
 			if (!e->gone) {
 				uint64_t quiet = e->s.last_heard_ns + SILENCE_MS * 1000000ull - now;

@@ -14,8 +14,14 @@
 #include <stdint.h>
 
 #include "kite.h"
+#include "lan_frame.h"
 
 #define LAN_REORDER_WINDOW 64
+/* The window of a stream under repair (ki_lan_stream_widen): a lost
+ * datagram of packed messages is a gap of tens of sequences, and what
+ * follows it must wait a repair round trip, not be pushed out of a window
+ * of 64. 1024 held messages cost 64 KiB of slots per stream. */
+#define LAN_REPAIR_WINDOW 1024
 /* Sequences below the next one whose delivery is remembered, to tell a
  * duplicate from a late arrival of a lost message. */
 #define LAN_HISTORY 64
@@ -39,6 +45,9 @@ struct lan_stream {
 	uint64_t announced;     /* the last sequence the publisher said it sent */
 	uint64_t delivered_mask; /* bit i: next - 1 - i was delivered */
 	struct lan_msg held[LAN_REORDER_WINDOW]; /* by seq % window; data NULL: empty */
+	struct lan_msg *wide;   /* instead of held, when widened */
+	size_t window;          /* slots in wide (0: held, LAN_REORDER_WINDOW) */
+	uint64_t held_max;      /* the highest sequence ever held */
 	size_t nheld, held_bytes;
 	uint64_t gap_since_ns;  /* when the current gap was first seen, 0: none */
 	uint64_t last_heard_ns;
@@ -77,7 +86,18 @@ uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reor
  * cap). */
 void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out);
 
-/* Free what is held (without delivering it). */
+/* Give the stream a window of `window` slots (before it takes anything):
+ * 0, or -ENOMEM (it keeps LAN_REORDER_WINDOW). */
+int ki_lan_stream_widen(struct lan_stream *s, size_t window);
+
+/* The sequences a NAK should ask for: the gaps between the next one to
+ * deliver and the last one held or announced, coalesced into at most max
+ * ranges (ascending, not touching; the last range ends at that last gap,
+ * later gaps wait for the next NAK). Returns how many. */
+size_t ki_lan_stream_missing(const struct lan_stream *s, struct lan_seq_range *out,
+			     size_t max);
+
+/* Free what is held (without delivering it), and a widened window. */
 void ki_lan_stream_clear(struct lan_stream *s);
 
 #endif
