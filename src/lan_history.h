@@ -19,8 +19,8 @@
 #define LAN_HISTORY_BYTES (4u << 20)
 #define LAN_HISTORY_MSGS 8192
 #define LAN_RESEND_HOLDOFF_NS (10 * 1000000ull)
-#define LAN_RESEND_RATE (32u << 20)
-#define LAN_RESEND_BURST (4u << 20)
+#define LAN_RESEND_RATE (8u << 20)
+#define LAN_RESEND_BURST (1u << 20)
 
 struct lan_hist_rec {
 	uint32_t channel_hash; /* CRC32C of the channel name */
