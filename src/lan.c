@@ -758,9 +758,10 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	}
 	struct lan_msg m = {.seq = f->seq, .timestamp_ns = f->timestamp_ns, .pid = f->pid,
 			    .from = *from};
-	/* A resend we did not need (another host asked) is not a duplicate of
-	 * the sender's: it is uncounted. */
-	uint64_t dups = e->s.duplicates;
+	/* A resend we did not need (another host asked, or it came after we
+	 * gave up) is neither a duplicate nor a late arrival of the sender's:
+	 * it is uncounted. */
+	uint64_t dups = e->s.duplicates, late = e->s.late;
 	int repair = (f->flags & LAN_FLAG_REPAIR) != 0;
 	if (f->frag_count > 1) {
 		/* A fragment of a message already delivered or given up. */
@@ -786,8 +787,10 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
 	if (repair && took)
 		l->st.repaired++;
-	else if (repair)
+	else if (repair) {
 		e->s.duplicates = dups;
+		e->s.late = late;
+	}
 }
 
 /* The kernel's count of datagrams it dropped, from a recvmmsg header. */
