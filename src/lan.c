@@ -445,12 +445,15 @@ static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
 	/* A range may name up to 2^63 sequences: only what we ever sent and
 	 * might still keep is looked up. */
 	uint64_t oldest = p->seq > LAN_HISTORY_MSGS ? p->seq - LAN_HISTORY_MSGS + 1 : 1;
+	unsigned lookups = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t first = r[i].first < oldest ? oldest : r[i].first;
 		uint64_t last = r[i].last > p->seq ? p->seq : r[i].last;
 		if (r[i].first < first || r[i].last > last)
 			l->st.resend_refused++; /* (once a range: it may be huge) */
 		for (uint64_t q = first; q <= last; q++) {
+			if (++lookups > LAN_NAK_LOOKUPS)
+				return; /* the rest with the asker's next NAK */
 			struct lan_hist_rec *rec = ki_lan_history_find(&l->hist, nak->channel, q);
 			int ok = rec ? ki_lan_history_resend_ok(&l->hist, rec, now) : -2;
 			if (ok == 0)
@@ -512,7 +515,10 @@ static void nak_receive(kite *k)
 				continue;
 			}
 			l->st.naks_received++;
-			resend(k, &f, now);
+			if (ki_lan_history_nak_ok(&l->hist, now))
+				resend(k, &f, now);
+			else
+				l->st.resend_refused++; /* over the NAK rate */
 		}
 		if (n < RECV_BATCH)
 			return;

@@ -46,7 +46,34 @@ int ki_lan_history_init(struct lan_history *h, size_t cap)
 	}
 	h->cap = cap;
 	h->tokens = LAN_RESEND_BURST;
+	h->nak_tokens = LAN_NAK_BURST;
 	return 0;
+}
+
+/* A token bucket: refill *tokens at rate a second up to burst since *at. */
+static void refill(uint64_t *tokens, uint64_t *at, uint64_t rate, uint64_t burst,
+		   uint64_t now_ns)
+{
+	if (now_ns <= *at)
+		return;
+	/* (A second refills any burst: bursts here are below their rates.) */
+	uint64_t add = now_ns - *at >= 1000000000ull ? burst : (now_ns - *at) / 1000 * rate / 1000000u;
+	if (*at == 0 || add >= burst || *tokens + add >= burst)
+		*tokens = burst;
+	else if (add == 0)
+		return; /* keep the fraction: *at stays */
+	else
+		*tokens += add;
+	*at = now_ns;
+}
+
+int ki_lan_history_nak_ok(struct lan_history *h, uint64_t now_ns)
+{
+	refill(&h->nak_tokens, &h->nak_tokens_ns, LAN_NAK_RATE, LAN_NAK_BURST, now_ns);
+	if (!h->nak_tokens)
+		return 0;
+	h->nak_tokens--;
+	return 1;
 }
 
 void ki_lan_history_free(struct lan_history *h)
@@ -141,14 +168,7 @@ int ki_lan_history_resend_ok(struct lan_history *h, struct lan_hist_rec *rec,
 {
 	if (rec->resent_ns && now_ns - rec->resent_ns < LAN_RESEND_HOLDOFF_NS)
 		return 0;
-	if (now_ns > h->tokens_ns) {
-		uint64_t add = (now_ns - h->tokens_ns) * LAN_RESEND_RATE / 1000000000ull;
-		if (h->tokens_ns == 0 || add >= LAN_RESEND_BURST || h->tokens + add >= LAN_RESEND_BURST)
-			h->tokens = LAN_RESEND_BURST;
-		else
-			h->tokens += add;
-		h->tokens_ns = now_ns;
-	}
+	refill(&h->tokens, &h->tokens_ns, LAN_RESEND_RATE, LAN_RESEND_BURST, now_ns);
 	if (h->tokens < rec->len)
 		return -1;
 	h->tokens -= rec->len;

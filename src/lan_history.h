@@ -9,7 +9,10 @@
  * within a few ms of each other; one multicast resend answers them all),
  * and all resends together by a token bucket of LAN_RESEND_RATE bytes per
  * second (burst LAN_RESEND_BURST): a NAK is a claim from any host, and the
- * most a forged one can get is resends within that budget. */
+ * most a forged one can get is resends within that budget. The work NAKs
+ * cost is bounded too: LAN_NAK_RATE a second are looked at (burst
+ * LAN_NAK_BURST), the rest dropped unread, and each makes at most
+ * LAN_NAK_LOOKUPS look-ups in the history. */
 #ifndef KITE_LAN_HISTORY_H
 #define KITE_LAN_HISTORY_H
 
@@ -21,6 +24,9 @@
 #define LAN_RESEND_HOLDOFF_NS (10 * 1000000ull)
 #define LAN_RESEND_RATE (8u << 20)
 #define LAN_RESEND_BURST (1u << 20)
+#define LAN_NAK_RATE 2000
+#define LAN_NAK_BURST 256
+#define LAN_NAK_LOOKUPS 1024
 
 struct lan_hist_rec {
 	uint32_t channel_hash; /* CRC32C of the channel name */
@@ -36,6 +42,7 @@ struct lan_history {
 	size_t oldest, count;
 	uint32_t *index;          /* (channel, seq) hash -> record + 1 */
 	uint64_t tokens, tokens_ns; /* the resend budget, in bytes */
+	uint64_t nak_tokens, nak_tokens_ns; /* NAKs that may be looked at */
 };
 
 /* 0 or -ENOMEM. cap: bytes of frames kept (the memory is cap, plus
@@ -58,6 +65,9 @@ struct lan_hist_rec *ki_lan_history_find(struct lan_history *h, const char *chan
  * its bytes are taken from the budget and its resend time is now. */
 int ki_lan_history_resend_ok(struct lan_history *h, struct lan_hist_rec *rec,
 			     uint64_t now_ns);
+
+/* May one more NAK be looked at now (1), or is it over LAN_NAK_RATE (0)? */
+int ki_lan_history_nak_ok(struct lan_history *h, uint64_t now_ns);
 
 static inline const uint8_t *lan_history_frames(const struct lan_history *h,
 						const struct lan_hist_rec *r)

@@ -176,6 +176,23 @@ static void test_holdoff_and_rate(void **state)
 	ki_lan_history_free(&h);
 }
 
+static void test_nak_rate(void **state)
+{
+	(void)state;
+	struct lan_history h;
+	assert_int_equal(ki_lan_history_init(&h, 4096), 0);
+	/* A flood of NAKs, one every 10 us for 2 s: the burst, then the rate. */
+	uint64_t taken = 0, start = 3000 * MS;
+	for (uint64_t now = start; now < start + 2000 * MS; now += MS / 100)
+		taken += (uint64_t)ki_lan_history_nak_ok(&h, now);
+	assert_true(taken <= LAN_NAK_BURST + 2 * LAN_NAK_RATE + 1);
+	assert_true(taken >= 2 * LAN_NAK_RATE * 9 / 10);
+	/* An honest pace (one each 25 ms) is never refused. */
+	for (uint64_t now = start + 3000 * MS; now < start + 5000 * MS; now += 25 * MS)
+		assert_int_equal(ki_lan_history_nak_ok(&h, now), 1);
+	ki_lan_history_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +201,7 @@ int main(void)
 		cmocka_unit_test(test_message_cap),
 		cmocka_unit_test(test_too_big_not_kept),
 		cmocka_unit_test(test_holdoff_and_rate),
+		cmocka_unit_test(test_nak_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

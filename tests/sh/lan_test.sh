@@ -206,6 +206,35 @@ check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
 	[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]
 in_ns a nft delete table inet kite_loss
 
+# --- forged NAKs: resends stay within the publisher's budget ------------
+# d forges NAKs, as fast as it can, for every sequence of b's stream (the
+# address and publisher id it learnt by listening). b resends at most
+# 8 MiB/s plus a 1 MiB burst of what it keeps; a, which missed nothing,
+# gets each message once and counts no resend as a duplicate.
+spawn in_ns d "$tool" naks eth0 forge.x 100000 >"$tmpdir/forge"
+pforge=$LAST_PID
+wait_for 5 grep -q ready "$tmpdir/forge"
+start_sub a "$tmpdir/af" -g 'forge.>' --lan eth0,repair=1
+pa=$LAST_PID
+body=$(head -c 1000 /dev/zero | tr '\0' 'z')
+t0=$(date +%s%N)
+{ for i in $(seq 1 2000); do echo "$body"; [ $((i % 200)) = 0 ] && sleep 0.05; done
+  wait_for 20 grep -q "^naks" "$tmpdir/forge"; } |
+	in_ns b "$KITE" pub --lan eth0,repair=1 -s forge.x 2>"$tmpdir/pubf"
+t1=$(date +%s%N)
+wait "$pa"
+wait "$pforge"
+resentf=$(lanstat "$tmpdir/pubf" resent)
+refusedf=$(lanstat "$tmpdir/pubf" "resend refused")
+ms=$(( (t1 - t0) / 1000000 ))
+# Each resend is one 1072-byte frame (65 + 7 + 1000).
+limit=$(( (1048576 + 8388608 * (ms + 100) / 1000) / 1072 ))
+check "forged NAKs ($(tail -1 "$tmpdir/forge")): $resentf resent in $ms ms, within the budget ($limit)" \
+	[ "${resentf:-0}" -gt 0 ] && [ "$resentf" -le "$limit" ]
+check "forged NAKs: the rest refused and counted ($refusedf)" [ "${refusedf:-0}" -gt 0 ]
+check "forged NAKs: a got each message once ($(counts "$tmpdir/af.err"), duplicates $(lanstat "$tmpdir/af.err" duplicates))" \
+	[ "$(counts "$tmpdir/af.err")" = "2000 0" ] && [ "$(lanstat "$tmpdir/af.err" duplicates)" = 0 ]
+
 # --- reordering and corruption: a seeded relay on d ---------------------
 # a hears b only through d's relay (b's own datagrams are dropped at a).
 in_ns a nft -f - <<NFT
