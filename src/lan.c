@@ -49,6 +49,10 @@
  * NAK per stream and period, until repair_ms gives it up as lost. */
 #define NAK_DELAY_MS 3
 #define NAK_RETRY_MS 25
+/* A closing publisher under repair answers NAKs until none came for this
+ * long (two retries of any subscriber still missing something), and
+ * repair_ms at most. */
+#define LINGER_QUIET_MS (2 * NAK_RETRY_MS + 10)
 
 enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
 
@@ -71,6 +75,8 @@ struct entry {
 	int gone;
 	uint64_t nak_due_ns;    /* repair: when to ask for its gap, 0: no gap */
 	uint64_t nak_gap_ns;    /* ... the gap (its gap_since_ns) it is for */
+	uint64_t closing_ns;    /* repair: said goodbye at, its gaps still
+				 * waiting for resends (0: not closing) */
 	struct entry *next;     /* hash chain */
 };
 
@@ -556,6 +562,36 @@ static void item_free(struct item *it)
 	free(it);
 }
 
+/* Repair: after the goodbye, subscribers that miss our last messages ask
+ * for them; answer until no NAK came for LINGER_QUIET_MS (repair_ms at
+ * most). The control thread has stopped: the NAKs are read here. */
+static void linger_for_naks(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	uint64_t now = ki_monotonic_ns();
+	uint64_t until = now + l->spec.repair_ms * 1000000ull;
+	uint64_t quiet = now + LINGER_QUIET_MS * 1000000ull;
+	while (now < until && now < quiet) {
+		uint64_t end = until < quiet ? until : quiet;
+		struct pollfd pfd = {.fd = l->tx, .events = POLLIN};
+		if (poll(&pfd, 1, (int)((end - now + 999999u) / 1000000u)) > 0) {
+			uint64_t before = l->st.naks_received;
+			nak_receive(k);
+			if (l->st.naks_received != before)
+				quiet = ki_monotonic_ns() + LINGER_QUIET_MS * 1000000ull;
+		}
+		now = ki_monotonic_ns();
+	}
+}
+
+static int published_any(const struct ki_lan *l)
+{
+	for (size_t h = 0; h < HASH_SIZE; h++)
+		if (l->pubs[h])
+			return 1;
+	return 0;
+}
+
 void ki_lan_close(kite *k, int say_gone)
 {
 	struct ki_lan *l = k->lan;
@@ -568,6 +604,8 @@ void ki_lan_close(kite *k, int say_gone)
 		send_states(k, ki_monotonic_ns(), 1);
 	if (say_gone && l->tx >= 0 && l->pack.used)
 		pack_flush(l);
+	if (say_gone && l->tx >= 0 && l->spec.repair && published_any(l))
+		linger_for_naks(k);
 	if (l->tx >= 0)
 		close(l->tx);
 	if (l->rx >= 0)
@@ -745,8 +783,9 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	if (!e)
 		return;
 	struct lan_sink out = {sink_message, sink_loss, k};
-	if (e->gone && (f->flags & LAN_FLAG_STATE))
-		return; /* (its goodbye is sent more than once) */
+	if (e->gone && (f->flags & (LAN_FLAG_STATE | LAN_FLAG_REPAIR)))
+		return; /* (its goodbye is sent more than once; a resend after it
+			 * is not the publisher speaking again) */
 	if (e->gone) { /* it spoke again: a new stream of the same publisher */
 		e->gone = 0;
 		push_event(k, e, ITEM_NEW, 0);
@@ -755,7 +794,15 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	e->pid = f->pid;
 	if (f->flags & LAN_FLAG_STATE) {
 		ki_lan_stream_announce(&e->s, f->seq, now, l->reorder_ns, &out);
+		if ((f->flags & LAN_FLAG_GONE) && l->spec.repair && e->s.gap_since_ns) {
+			/* Its last messages may still be resent: the stream
+			 * ends when its gaps are filled or lost (timers). */
+			if (!e->closing_ns)
+				e->closing_ns = now;
+			return;
+		}
 		if (f->flags & LAN_FLAG_GONE) {
+			e->closing_ns = 0;
 			ki_lan_stream_flush(&e->s, &out);
 			e->gone = 1;
 			push_event(k, e, ITEM_GONE, 0);
@@ -938,6 +985,13 @@ int ki_lan_timers(kite *k)
 				next = p->state_due_ns > now ? p->state_due_ns - now : 0;
 		for (struct entry **pe = &l->streams[h]; *pe;) {
 			struct entry *e = *pe;
+			if (e->closing_ns && !e->gone && !e->s.gap_since_ns) {
+				/* Said goodbye, and repair has done what it could. */
+				e->closing_ns = 0;
+				ki_lan_stream_flush(&e->s, &out);
+				e->gone = 1;
+				push_event(k, e, ITEM_GONE, 0);
+			}
 			if (!e->gone && now - e->s.last_heard_ns >= SILENCE_MS * 1000000ull) {
 				/* Its host went quiet: no heartbeat for 3 periods. */
 				ki_lan_stream_flush(&e->s, &out);

@@ -206,6 +206,30 @@ check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
 	[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]
 in_ns a nft delete table inet kite_loss
 
+# --- repair of a lost last message: the closing publisher lingers --------
+# a drops the original (flags byte 0) of the datagram whose payload is
+# "LAST" (after the 8-byte UDP header, the 65-byte frame header and the
+# 6-byte channel name: bit 632), never its resend (flags 0x10); the
+# publisher closes right after sending it. Its goodbye tells a what it
+# missed; the publisher answers the NAK before it goes.
+in_ns a nft -f - <<'NFT'
+table inet kite_tail {
+	chain in { type filter hook input priority 0; udp dport 7475 @th,104,8 0x00 @th,632,32 0x4c415354 drop; }
+}
+NFT
+start_sub a "$tmpdir/at" -g 'tail.>' --lan eth0,repair=1
+pa=$LAST_PID
+t0=$(date +%s%N)
+printf 'one\ntwo\nLAST\n' | in_ns b "$KITE" pub --lan eth0,repair=1,pack_us=0 -s tail.x 2>"$tmpdir/pubt"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$pa"
+check "tail repair: the lost last message resent and received ($(counts "$tmpdir/at.err"), repaired $(lanstat "$tmpdir/at.err" repaired))" \
+	[ "$(counts "$tmpdir/at.err")" = "3 0" ] && [ "$(lanstat "$tmpdir/at.err" repaired)" = 1 ] &&
+	grep -q "seq=3 LAST" "$tmpdir/at"
+# (kite pub prints its counters before it closes: the resend is seen at a.)
+check "tail repair: the closing publisher waited for NAKs briefly ($ms ms in all)" [ "$ms" -lt 2000 ]
+in_ns a nft delete table inet kite_tail
+
 # --- forged NAKs: resends stay within the publisher's budget ------------
 # d forges NAKs, as fast as it can, for every sequence of b's stream (the
 # address and publisher id it learnt by listening). b resends at most
