@@ -48,11 +48,15 @@
  * seen (reordering usually fills it sooner), then again every retry, one
  * NAK per stream and period, until repair_ms gives it up as lost. */
 #define NAK_DELAY_MS 3
-#define NAK_RETRY_MS 25
+#define NAK_RETRY_MS 8
 /* A closing publisher under repair answers NAKs until none came for this
  * long (two retries of any subscriber still missing something), and
  * repair_ms at most. */
 #define LINGER_QUIET_MS (2 * NAK_RETRY_MS + 10)
+/* Repair: the window slots all streams of a handle may grow to together
+ * (56 bytes each: 56 MiB), so that many streams, or forged ones, cannot
+ * each take LAN_REPAIR_WINDOW. */
+#define WIDE_SLOTS (1u << 20)
 
 enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
 
@@ -117,6 +121,7 @@ struct ki_lan {
 	 * ~12,000 datagrams; a per-datagram timeout would not bound it). */
 	uint64_t send_until_ns;
 	struct lan_history hist; /* repair: what we sent, to resend */
+	size_t wide_slots;       /* repair: window slots streams may still take */
 	kite_lan_stats st;
 };
 
@@ -179,6 +184,7 @@ int ki_lan_open(kite *k, const char *text)
 	l->pid = (uint32_t)getpid();
 	/* With repair a gap waits for its resend; without, for reordering. */
 	l->reorder_ns = (uint64_t)(l->spec.repair ? l->spec.repair_ms : l->spec.reorder_ms) * 1000000u;
+	l->wide_slots = WIDE_SLOTS;
 	l->max_datagram = l->ifc.mtu - 28; /* IPv4 and UDP headers */
 	if (l->max_datagram > LAN_FRAME_MAX)
 		l->max_datagram = LAN_FRAME_MAX;
@@ -433,6 +439,48 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	free(keep);
 }
 
+/* Resent frames on their way out: packed back to back into datagrams of
+ * txbuf (a lost resend then costs one datagram, not one per message, as
+ * the originals were packed), sent a batch at a time to one group. */
+struct resend_out {
+	uint32_t group;
+	size_t lens[SEND_BATCH];
+	unsigned batch; /* datagrams filled */
+	size_t fill;    /* bytes in datagram `batch` */
+};
+
+static void resend_flush(struct ki_lan *l, struct resend_out *o)
+{
+	if (o->fill)
+		o->lens[o->batch++] = o->fill;
+	if (o->batch)
+		send_datagrams(l, o->group, o->lens, o->batch);
+	o->batch = 0;
+	o->fill = 0;
+}
+
+/* One kept message's frames (written by us: their lengths are trusted),
+ * each marked as a resend. */
+static void resend_frames(struct ki_lan *l, struct resend_out *o, const uint8_t *fr, size_t n)
+{
+	for (size_t at = 0; at < n;) {
+		size_t len = (size_t)(fr[6] << 8 | fr[7]) +
+			     ((size_t)fr[12] << 24 | (size_t)fr[13] << 16 | (size_t)fr[14] << 8 | fr[15]);
+		if (o->fill && o->fill + len > l->max_datagram) {
+			o->lens[o->batch++] = o->fill;
+			o->fill = 0;
+			if (o->batch == SEND_BATCH)
+				resend_flush(l, o);
+		}
+		uint8_t *out = l->txbuf + (size_t)o->batch * l->max_datagram + o->fill;
+		memcpy(out, fr, len);
+		ki_lan_frame_mark_repair(out, len);
+		o->fill += len;
+		fr += len;
+		at += len;
+	}
+}
+
 /* Resend what a NAK asks for, as it first went (marked a repair), to the
  * channel's group: one multicast answers every subscriber that missed it.
  * The history's holdoff and rate budget bound what any NAK, forged or not,
@@ -447,7 +495,7 @@ static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
 	}
 	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
 	size_t n = ki_lan_nak_ranges(nak, r);
-	uint32_t group = ki_lan_group_of(&l->spec.range, nak->channel);
+	struct resend_out o = {.group = ki_lan_group_of(&l->spec.range, nak->channel)};
 	/* A range may name up to 2^63 sequences: only what we ever sent and
 	 * might still keep is looked up. */
 	uint64_t oldest = p->seq > LAN_HISTORY_MSGS ? p->seq - LAN_HISTORY_MSGS + 1 : 1;
@@ -459,7 +507,7 @@ static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
 			l->st.resend_refused++; /* (once a range: it may be huge) */
 		for (uint64_t q = first; q <= last; q++) {
 			if (++lookups > LAN_NAK_LOOKUPS)
-				return; /* the rest with the asker's next NAK */
+				goto done; /* the rest with the asker's next NAK */
 			struct lan_hist_rec *rec = ki_lan_history_find(&l->hist, nak->channel, q);
 			int ok = rec ? ki_lan_history_resend_ok(&l->hist, rec, now) : -2;
 			if (ok == 0)
@@ -467,31 +515,15 @@ static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
 			if (ok < 0) {
 				l->st.resend_refused++;
 				if (ok == -1)
-					return; /* over the rate: the asker asks again */
+					goto done; /* over the rate: the asker asks again */
 				continue;
 			}
-			/* Each frame again as a datagram of its own. */
-			const uint8_t *fr = lan_history_frames(&l->hist, rec);
-			size_t lens[SEND_BATCH];
-			unsigned batch = 0;
-			for (size_t at = 0; at < rec->len;) {
-				size_t len = (size_t)(fr[6] << 8 | fr[7]) +
-					     ((size_t)fr[12] << 24 | (size_t)fr[13] << 16 |
-					      (size_t)fr[14] << 8 | fr[15]);
-				uint8_t *out = l->txbuf + (size_t)batch * l->max_datagram;
-				memcpy(out, fr, len);
-				ki_lan_frame_mark_repair(out, len);
-				lens[batch++] = len;
-				fr += len;
-				at += len;
-				if (batch == SEND_BATCH || at >= rec->len) {
-					send_datagrams(l, group, lens, batch);
-					batch = 0;
-				}
-			}
+			resend_frames(l, &o, lan_history_frames(&l->hist, rec), rec->len);
 			l->st.resent++;
 		}
 	}
+done:
+	resend_flush(l, &o);
 }
 
 /* NAKs on our sending socket (only NAKs are taken there). */
@@ -759,10 +791,8 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	memcpy(e->s.channel, f->channel, sizeof e->s.channel);
 	e->from = *from;
 	e->pid = f->pid;
-	if (l->spec.repair && ki_lan_stream_widen(&e->s, LAN_REPAIR_WINDOW) != 0) {
-		free(e);
-		return NULL;
-	}
+	if (l->spec.repair)
+		ki_lan_stream_widen(&e->s, LAN_REPAIR_WINDOW, &l->wide_slots);
 	e->next = l->streams[h];
 	l->streams[h] = e;
 	l->nstreams++;

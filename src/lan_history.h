@@ -21,7 +21,7 @@
 
 #define LAN_HISTORY_BYTES (4u << 20)
 #define LAN_HISTORY_MSGS 8192
-#define LAN_RESEND_HOLDOFF_NS (10 * 1000000ull)
+#define LAN_RESEND_HOLDOFF_NS (4 * 1000000ull)
 #define LAN_RESEND_RATE (8u << 20)
 #define LAN_RESEND_BURST (1u << 20)
 #define LAN_NAK_RATE 2000

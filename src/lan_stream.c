@@ -3,7 +3,6 @@
  * gaps declared lost after the reorder time or when the window overflows. */
 #include "lan_stream.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +21,34 @@ static const struct lan_msg *slot_at(const struct lan_stream *s, uint64_t seq)
 	return slot((struct lan_stream *)(uintptr_t)s, seq);
 }
 
-int ki_lan_stream_widen(struct lan_stream *s, size_t slots)
+void ki_lan_stream_widen(struct lan_stream *s, size_t slots, size_t *budget)
 {
-	if (s->nheld || s->window)
-		return -EINVAL;
-	s->wide = calloc(slots, sizeof *s->wide);
-	if (!s->wide)
-		return -ENOMEM;
+	s->window_max = slots;
+	s->slots_budget = budget;
+}
+
+/* Double the window, moving what is held (all of it lies within
+ * [next, next + old window), so no two of it share a new slot): 0, or -1
+ * if it may not or cannot. */
+static int grow(struct lan_stream *s)
+{
+	size_t old = window(s), slots = old * 2;
+	if (slots > s->window_max || !s->slots_budget || *s->slots_budget < slots)
+		return -1;
+	struct lan_msg *wide = calloc(slots, sizeof *wide);
+	if (!wide)
+		return -1;
+	struct lan_msg *from = s->window ? s->wide : s->held;
+	for (size_t i = 0; i < old; i++)
+		if (from[i].data)
+			wide[from[i].seq % slots] = from[i];
+	if (s->window)
+		*s->slots_budget += s->window;
+	else
+		memset(s->held, 0, sizeof s->held);
+	*s->slots_budget -= slots;
+	free(s->wide);
+	s->wide = wide;
 	s->window = slots;
 	return 0;
 }
@@ -163,6 +183,8 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	}
 	/* Beyond the window: the oldest gaps cannot wait any longer. (Nothing
 	 * held: one step, however far a hostile sequence jumps.) */
+	while (s->next + window(s) <= m->seq && grow(s) == 0)
+		;
 	if (s->next + window(s) <= m->seq) {
 		while (s->next + window(s) <= m->seq)
 			skip_gap(s, m->seq - window(s), out);
@@ -244,6 +266,8 @@ void ki_lan_stream_clear(struct lan_stream *s)
 	for (size_t i = 0; i < s->window; i++)
 		free(s->wide[i].data);
 	free(s->wide);
+	if (s->window && s->slots_budget)
+		*s->slots_budget += s->window;
 	s->wide = NULL;
 	s->window = 0;
 	s->nheld = 0;

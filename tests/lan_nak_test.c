@@ -141,7 +141,7 @@ static void test_repair_flag(void **state)
 }
 
 struct seen {
-	uint64_t seqs[5000];
+	uint64_t seqs[10000];
 	size_t n;
 	uint64_t lost;
 };
@@ -174,7 +174,8 @@ static void test_missing_coalesced(void **state)
 	struct lan_sink out = {on_message, on_loss, &v};
 	struct lan_stream s = {0};
 	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
-	assert_int_equal(ki_lan_stream_widen(&s, LAN_REPAIR_WINDOW), 0);
+	size_t budget = 1 << 20;
+	ki_lan_stream_widen(&s, LAN_REPAIR_WINDOW, &budget);
 	assert_int_equal(ki_lan_stream_missing(&s, r, LAN_NAK_RANGES_MAX), 0);
 	take(&s, 1, MS, &out);
 	assert_int_equal(ki_lan_stream_missing(&s, r, LAN_NAK_RANGES_MAX), 0);
@@ -214,14 +215,18 @@ static void test_wide_window_repaired_in_order(void **state)
 	memset(&v, 0, sizeof v);
 	struct lan_sink out = {on_message, on_loss, &v};
 	struct lan_stream s = {0};
-	assert_int_equal(ki_lan_stream_widen(&s, LAN_REPAIR_WINDOW), 0);
+	size_t budget = 1 << 20;
+	ki_lan_stream_widen(&s, LAN_REPAIR_WINDOW, &budget);
 	/* A datagram of 2..40 lost, then 500 more messages: with the default
-	 * window of 64 the gap would be given up at once; widened, it waits. */
+	 * window of 64 the gap would be given up at once; widened, it waits
+	 * (the window grew to 1024, taken from the budget). */
 	take(&s, 1, MS, &out);
 	for (uint64_t q = 41; q <= 540; q++)
 		take(&s, q, 2 * MS, &out);
 	assert_int_equal(v.n, 1);
 	assert_int_equal(v.lost, 0);
+	assert_int_equal(s.window, 1024);
+	assert_int_equal(budget, (1 << 20) - 1024);
 	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
 	assert_int_equal(ki_lan_stream_missing(&s, r, LAN_NAK_RANGES_MAX), 1);
 	assert_true(r[0].first == 2 && r[0].last == 40);
@@ -246,6 +251,49 @@ static void test_wide_window_repaired_in_order(void **state)
 	 * delivered, so it was counted late rather than duplicate.) */
 	assert_int_equal(s.late + s.duplicates, 2);
 	ki_lan_stream_clear(&s);
+	assert_int_equal(budget, 1 << 20); /* given back */
+}
+
+static void test_window_growth_bounded(void **state)
+{
+	(void)state;
+	static struct seen v;
+	memset(&v, 0, sizeof v);
+	struct lan_sink out = {on_message, on_loss, &v};
+	/* Up to LAN_REPAIR_WINDOW behind a gap, never beyond: a message that
+	 * far ahead pushes the gap out as without repair. */
+	struct lan_stream s = {0};
+	size_t budget = 1 << 20;
+	ki_lan_stream_widen(&s, LAN_REPAIR_WINDOW, &budget);
+	take(&s, 1, MS, &out);
+	for (uint64_t q = 3; q < 2 + LAN_REPAIR_WINDOW; q++)
+		take(&s, q, MS, &out);
+	assert_int_equal(s.window, LAN_REPAIR_WINDOW);
+	assert_int_equal(v.lost, 0);
+	take(&s, 2 + LAN_REPAIR_WINDOW, MS, &out);
+	assert_int_equal(v.lost, 1);
+	assert_int_equal(v.n, 1 + LAN_REPAIR_WINDOW);
+	for (size_t i = 0; i < v.n; i++)
+		assert_int_equal(v.seqs[i], i + 1 + (i >= 1));
+	ki_lan_stream_clear(&s);
+	/* The shared budget: with room for 128 slots, the window stops there. */
+	memset(&v, 0, sizeof v);
+	struct lan_stream t = {0};
+	size_t small = 128;
+	ki_lan_stream_widen(&t, LAN_REPAIR_WINDOW, &small);
+	take(&t, 1, MS, &out);
+	take(&t, 100, MS, &out); /* fits 128 */
+	assert_int_equal(t.window, 128);
+	assert_int_equal(small, 0);
+	assert_int_equal(v.lost, 0);
+	/* 300 would need 512 slots: the window moves on to hold it, so
+	 * 2..99 and 101..172 are lost and 100 delivered. */
+	take(&t, 300, MS, &out);
+	assert_int_equal(v.lost, 98 + 72);
+	assert_int_equal(v.n, 2);
+	assert_int_equal(t.window, 128);
+	ki_lan_stream_clear(&t);
+	assert_int_equal(small, 128);
 }
 
 int main(void)
@@ -256,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_repair_flag),
 		cmocka_unit_test(test_missing_coalesced),
 		cmocka_unit_test(test_wide_window_repaired_in_order),
+		cmocka_unit_test(test_window_growth_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
