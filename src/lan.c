@@ -198,8 +198,6 @@ int ki_lan_open(kite *k, const char *text)
 	l->rxbuf = malloc((size_t)RECV_BATCH * 65536);
 	if (!l->txbuf || !l->rxbuf)
 		return -ENOMEM;
-	if (l->spec.repair && (rc = ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES)))
-		return rc;
 	if ((l->tx = ki_lan_socket_sender(&l->spec, &l->ifc, SEND_TIMEOUT_MS)) < 0)
 		return l->tx;
 	size_t granted = 0;
@@ -378,6 +376,11 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	if (!l)
 		return;
 	send_budget_start(l);
+	/* Repair: the history is taken when the handle first publishes (a
+	 * handle that only subscribes never pays for it); without memory
+	 * for it, what would have been resent is refused and reported. */
+	if (l->spec.repair && !l->hist.bytes)
+		ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES);
 	struct pub *p = find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);

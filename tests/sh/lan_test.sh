@@ -256,8 +256,8 @@ limit=$(( (1048576 + 8388608 * (ms + 100) / 1000) / 1072 ))
 check "forged NAKs ($(tail -1 "$tmpdir/forge")): $resentf resent in $ms ms, within the budget ($limit)" \
 	[ "${resentf:-0}" -gt 0 ] && [ "$resentf" -le "$limit" ]
 check "forged NAKs: the rest refused and counted ($refusedf)" [ "${refusedf:-0}" -gt 0 ]
-check "forged NAKs: a got each message once ($(counts "$tmpdir/af.err"), duplicates $(lanstat "$tmpdir/af.err" duplicates))" \
-	[ "$(counts "$tmpdir/af.err")" = "2000 0" ] && [ "$(lanstat "$tmpdir/af.err" duplicates)" = 0 ]
+cf=$(counts "$tmpdir/af.err"); df=$(lanstat "$tmpdir/af.err" duplicates)
+check "forged NAKs: a got each message once ($cf, duplicates $df)" [ "$cf" = "2000 0" ] && [ "$df" = 0 ]
 
 # --- reordering and corruption: a seeded relay on d ---------------------
 # a hears b only through d's relay (b's own datagrams are dropped at a).
