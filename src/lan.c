@@ -496,6 +496,11 @@ static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
 		l->st.resend_refused++;
 		return;
 	}
+	/* What still waits in the packer was not sent yet: it goes first, or
+	 * a resend (asked for by a forger who guessed ahead) would overtake
+	 * it, and the original then arrive as a duplicate. */
+	if (l->pack.used)
+		pack_flush(l);
 	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
 	size_t n = ki_lan_nak_ranges(nak, r);
 	struct resend_out o = {.group = ki_lan_group_of(&l->spec.range, nak->channel)};
