@@ -66,6 +66,11 @@ struct bridge_loop {
 	pthread_t owner;           /* the loop's thread */
 };
 
+/* Messages taken in one go each way before the loop writes to the NATS
+ * socket and looks at the others: one system call carries a whole batch,
+ * and neither direction can starve the other. */
+#define BRIDGE_BATCH 1024
+
 struct bridge {
 	struct bridge_config cfg;
 	struct bridge_counters n;
@@ -74,6 +79,8 @@ struct bridge {
 	struct bridge_loop loop;   /* the one thread serving both */
 	natsConnection *nc;
 	natsSubscription **subs;
+	natsMsg *retired[BRIDGE_BATCH]; /* done with, destroyed together */
+	int nretired;
 	uint64_t id_num;           /* our export handle's id, in Kite-Id */
 	char id[17];               /* the same in hex, as printed */
 	char host[256];
@@ -97,6 +104,12 @@ void bridge_loop_flush_out(struct bridge *b);
 
 /* natsConnection_FlushTimeout, with this thread serving the socket. */
 natsStatus bridge_loop_flush(struct bridge *b, int64_t timeout_ms);
+
+/* libnats frees every message on its garbage-collector thread, which
+ * sleeps when it has nothing to do: destroying a batch's messages together
+ * wakes it once a batch, not once a message (a thread switch each). */
+void bridge_retire(struct bridge *b, natsMsg *m);
+void bridge_retire_all(struct bridge *b);
 
 /* connect.c: libnats options from the configuration (URL, credentials,
  * TLS, reconnection with backoff, the buffer bound, callbacks), then

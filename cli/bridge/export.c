@@ -54,7 +54,7 @@ void bridge_export(struct bridge *b, const kite_msg *m)
 		s = NATS_INSUFFICIENT_BUFFER;
 	if (s == NATS_OK)
 		s = natsConnection_PublishMsg(b->nc, msg);
-	natsMsg_Destroy(msg);
+	bridge_retire(b, msg);
 	if (s == NATS_OK) {
 		atomic_fetch_add_explicit(&b->n.exported, 1, memory_order_relaxed);
 		return;

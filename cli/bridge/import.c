@@ -85,7 +85,7 @@ static void import_one(struct bridge *b, natsMsg *m)
 	if (claimed && id.bridge == b->id_num) {
 		/* Our own export (only if the server ignored no_echo). */
 		atomic_fetch_add(&b->n.own_echoes, 1);
-		natsMsg_Destroy(m);
+		bridge_retire(b, m);
 		return;
 	}
 	const char *channel = claims_channel(b->cfg.prefix, subject);
@@ -96,7 +96,7 @@ static void import_one(struct bridge *b, natsMsg *m)
 			fprintf(stderr, "kite bridge: NATS subject '%s' is no kite channel "
 				"name; not imported (%" PRIu64 " so far)\n",
 				printable(subject, safe, sizeof safe), n + 1);
-		natsMsg_Destroy(m);
+		bridge_retire(b, m);
 		return;
 	}
 	struct kite_origin o = {.system = "nats", .subject = subject};
@@ -125,7 +125,7 @@ static void import_one(struct bridge *b, natsMsg *m)
 			fprintf(stderr, "kite bridge: cannot publish %s locally: %s "
 				"(%" PRIu64 " so far)\n", channel, kite_strerror((int)rc), n + 1);
 	}
-	natsMsg_Destroy(m);
+	bridge_retire(b, m);
 }
 
 int bridge_import_start(struct bridge *b)

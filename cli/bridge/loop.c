@@ -211,3 +211,17 @@ natsStatus bridge_loop_flush(struct bridge *b, int64_t timeout_ms)
 	pthread_join(t, NULL);
 	return j.status;
 }
+
+void bridge_retire(struct bridge *b, natsMsg *m)
+{
+	if (b->nretired == BRIDGE_BATCH)
+		bridge_retire_all(b);
+	b->retired[b->nretired++] = m;
+}
+
+void bridge_retire_all(struct bridge *b)
+{
+	for (int i = 0; i < b->nretired; i++)
+		natsMsg_Destroy(b->retired[i]);
+	b->nretired = 0;
+}

@@ -245,18 +245,13 @@ static void handle(struct bridge *b, const kite_event *ev)
 	}
 }
 
-/* Messages taken in one go each way before the loop writes to the NATS
- * socket and looks at the others: one system call carries a whole batch,
- * and neither direction can starve the other. */
-#define BATCH 1024
-
-/* Export what the rings hold, up to BATCH; 1 if there may be more, 0 if
- * they are empty, or kite_recv's error. */
+/* Export what the rings hold, up to BRIDGE_BATCH; 1 if there may be
+ * more, 0 if they are empty, or kite_recv's error. */
 static int export_batch(struct bridge *b)
 {
 	kite_event ev;
 	int rc = 0;
-	for (int n = 0; n < BATCH; n++) {
+	for (int n = 0; n < BRIDGE_BATCH; n++) {
 		if ((rc = kite_recv(b->exp, &ev, 0)))
 			return rc == -EAGAIN ? 0 : rc;
 		handle(b, &ev);
@@ -286,7 +281,7 @@ static int run(struct bridge *b, int signal_fd)
 	int64_t next_report = b->cfg.stats_ms ? now_ms() + b->cfg.stats_ms : INT64_MAX;
 	uint64_t last_total = 0;
 	for (;;) {
-		int busy = bridge_import_drain(b, BATCH) == BATCH;
+		int busy = bridge_import_drain(b, BRIDGE_BATCH) == BRIDGE_BATCH;
 		int kfd = -1;
 		if (!waiting_for_first_server(b)) {
 			int rc = export_batch(b);
@@ -303,6 +298,7 @@ static int run(struct bridge *b, int signal_fd)
 			kfd = kite_fd(b->exp);
 		}
 		bridge_loop_flush_out(b);
+		bridge_retire_all(b);
 		int64_t now = now_ms();
 		if (now >= next_report) {
 			report_if_changed(b, &last_total);
@@ -386,6 +382,7 @@ int main(int argc, char **argv)
 	bridge_report(&b, "final");
 	b.stop = 1;
 out:
+	bridge_retire_all(&b);
 	/* Subscriptions first, so no import runs on a closed handle. */
 	for (int i = 0; b.subs && i < b.cfg.nimports; i++)
 		natsSubscription_Destroy(b.subs[i]);
