@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -760,6 +761,115 @@ static void test_hostile_listeners(void **state)
 	pipe_close(ready);
 	assert_int_equal(rc, 0);
 	assert_true(open_ms < HL_HANDSHAKE_MS + 700);
+}
+
+/* A stranger (a user the policy lets into nothing) binds many names on the
+ * bus and answers every link with a proper hello (its own ids: it owns
+ * them). A new root handle dials every listener it finds: it must link only
+ * a few of a stranger's (as it accepts only a few), or the stranger fills
+ * its descriptor table and every new channel fails with EMFILE. A rule
+ * that lets the stranger in links the rest. */
+
+#define SQ_LISTENERS 300
+#define SQ_NOFILE 256 /* below SQ_LISTENERS: each link is a descriptor */
+#define SQ_ID(i) (0x5b5b000000000000ull + (uint64_t)(i))
+
+static int sq_squatter(void *arg)
+{
+	const int *a = arg; /* parent pid, ready fd */
+	struct rlimit rl = {8192, 8192};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "rlimit: %s", strerror(errno));
+	become_nobody(a[0]);
+	int ep = epoll_create1(EPOLL_CLOEXEC), listeners[SQ_LISTENERS];
+	for (int i = 0; i < SQ_LISTENERS; i++) {
+		int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		struct sockaddr_un sa;
+		socklen_t sl = ki_bus_address(bus, SQ_ID(i), &sa);
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+		CHILD_CHECK(l >= 0 && bind(l, (struct sockaddr *)&sa, sl) == 0 &&
+			    listen(l, 4096) == 0 &&
+			    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0,
+			    "listener %d: %s", i, strerror(errno));
+		listeners[i] = l;
+	}
+	pipe_send(a[1], 'r');
+	for (;;) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(ep, evs, 64, -1);
+		for (int j = 0; j < n; j++) {
+			uint32_t i = evs[j].data.u32;
+			int s;
+			while ((s = accept4(listeners[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				struct wire_msg m;
+				ki_wire_init(&m, W_HELLO);
+				m.id = SQ_ID(i);
+				m.a = WIRE_VERSION;
+				if (ki_wire_send(s, &m, 1) < 0)
+					close(s); /* a link the handle dropped at once */
+			}
+		}
+	}
+}
+
+static int sq_limited_handle(void *arg)
+{
+	(void)arg;
+	struct rlimit rl = {SQ_NOFILE, SQ_NOFILE};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "rlimit: %s", strerror(errno));
+	kite *k = child_open(500);
+	nap_us(300000); /* their hellos */
+	kite_stats st;
+	kite_get_stats(k, &st);
+	CHILD_CHECK(st.peers <= STRANGER_LINKS_MAX, "%llu stranger links",
+		    (unsigned long long)st.peers);
+	char ch[32];
+	for (int i = 0; i < 64; i++) {
+		snprintf(ch, sizeof ch, "sq.c%d", i);
+		int64_t rc = kite_publish(k, ch, "x", 1);
+		CHILD_CHECK(rc == 1, "publish on %s: %s", ch, kite_strerror((int)rc));
+	}
+	kite_close(k);
+	return 0;
+}
+
+static int sq_rule_links_the_rest(void *arg)
+{
+	(void)arg;
+	kite *k = child_open(500);
+	nap_us(300000);
+	kite_stats st;
+	kite_get_stats(k, &st);
+	CHILD_CHECK(st.peers <= STRANGER_LINKS_MAX, "%llu stranger links",
+		    (unsigned long long)st.peers);
+	CHILD_CHECK(kite_allow_uid(k, "sq.>", NOBODY) == 0, "allow");
+	for (uint64_t deadline = mono_ms() + 10000; mono_ms() < deadline;) {
+		kite_get_stats(k, &st);
+		if (st.peers == SQ_LISTENERS)
+			break;
+		nap_us(20000);
+	}
+	CHILD_CHECK(st.peers == SQ_LISTENERS, "%llu of %d linked after the rule",
+		    (unsigned long long)st.peers, SQ_LISTENERS);
+	kite_close(k);
+	return 0;
+}
+
+static void test_stranger_listeners_cannot_fill_descriptors(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("sqfd");
+	int ready[2];
+	pipe_make(ready);
+	int a[2] = {getpid(), ready[1]};
+	pid_t squatter = child_start(sq_squatter, a);
+	assert_int_equal(pipe_wait(ready[0], 10000), 'r');
+	int limited = child_wait(child_start(sq_limited_handle, NULL), 20000);
+	int allowed = child_wait(child_start(sq_rule_links_the_rest, NULL), 20000);
+	child_kill(squatter);
+	pipe_close(ready);
+	assert_int_equal(limited, 0);
+	assert_int_equal(allowed, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2163,6 +2273,7 @@ int main(void)
 		T(test_stopped_subscriber),
 		T(test_id_claim_race),
 		T(test_hostile_listeners),
+		T(test_stranger_listeners_cannot_fill_descriptors),
 		T(test_stall_stopped_subscriber),
 		T(test_stall_unread_socket),
 		T(test_stall_reconnecting_peer),
