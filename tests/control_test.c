@@ -14,12 +14,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1330,6 +1333,57 @@ static void test_fork_child_closes(void **state)
 	assert_true(old_ring && new_ring && new_peer);
 }
 
+/* A LAN handle's counters asked for in a child: the child's copy of the
+ * handle's lock was taken around fork() for good, so anything that takes
+ * it would wait forever. It must say -ECHILD at once, like every call. */
+
+static int fk_lan_stats_in_child(void *arg)
+{
+	kite *k = arg;
+	alarm(5); /* a hang is a failure, not a stuck test */
+	kite_lan_stats st;
+	int rc = kite_lan_stats_get(k, &st, sizeof st);
+	CHILD_CHECK(rc == -ECHILD, "kite_lan_stats_get in a child: %d", rc);
+	kite_msg m = {0};
+	kite_lan_origin o;
+	rc = kite_msg_lan_origin(k, &m, &o);
+	CHILD_CHECK(rc == -ECHILD, "kite_msg_lan_origin in a child: %d", rc);
+	kite_close(k);
+	return 0;
+}
+
+/* In a network namespace of its own, with a multicast loopback. */
+static int fk_lan_handle(void *arg)
+{
+	(void)arg;
+	CHILD_CHECK(unshare(CLONE_NEWNET) == 0, "unshare: %s", strerror(errno));
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	CHILD_CHECK(s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0, "lo: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP | IFF_MULTICAST;
+	CHILD_CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, "lo up: %s", strerror(errno));
+	close(s);
+	kite_options o = {.bus = bus, .lan = "lo"};
+	kite *k = NULL;
+	int rc = kite_open(&k, &o);
+	CHILD_CHECK(rc == 0, "kite_open on the LAN: %s", kite_strerror(rc));
+	kite_lan_stats st;
+	CHILD_CHECK(kite_lan_stats_get(k, &st, sizeof st) == 0, "parent's stats");
+	int crc = child_wait(child_start(fk_lan_stats_in_child, k), 10000);
+	CHILD_CHECK(kite_lan_stats_get(k, &st, sizeof st) == 0, "parent's stats after");
+	kite_close(k);
+	return crc;
+}
+
+static void test_fork_child_lan_stats(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("fork-lan");
+	assert_int_equal(child_wait(child_start(fk_lan_handle, NULL), 20000), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* 8. 2,000 patterns on one handle: each works, subscribing them is quick;
  * past a documented limit kite_subscribe says so. */
@@ -2281,6 +2335,7 @@ int main(void)
 		T(test_wakeup_handle_jammed),
 		T(test_fork_child_publishes),
 		T(test_fork_child_closes),
+		T(test_fork_child_lan_stats),
 		T(test_many_patterns),
 		T(test_stopped_subscriber_pins_bounded),
 		T(test_null_arguments),
