@@ -985,6 +985,75 @@ static void test_stall_unread_socket(void **state)
 	load_check(&l);
 }
 
+/* A user allowed on hd.> only opens HD_LINKS links that subscribe to hd.>
+ * and never read. Each hand-over queued for them used to hold a copy of its
+ * ring's descriptor, per link: the publisher (1,024 descriptors) then could
+ * not open rings for channels that user may not even see (56 of 100 failed
+ * with EMFILE). Queued hand-overs of one ring now share one copy. */
+
+#define HD_LINKS 20
+#define HD_RINGS 100
+
+static int hd_hoarder(void *arg)
+{
+	const int *a = arg; /* parent pid, ready fd, the publisher's id (2 ints) */
+	uint64_t publisher;
+	memcpy(&publisher, &a[2], sizeof publisher);
+	become_nobody(a[0]);
+	for (int i = 0; i < HD_LINKS; i++) {
+		int sock = raw_connect(bus, publisher);
+		CHILD_CHECK(sock >= 0 && raw_hello(sock, 0x6864000000000000ull + (uint64_t)i) == 0,
+			    "link %d", i);
+		struct wire_msg m;
+		ki_wire_init(&m, W_SUB);
+		snprintf(m.text, sizeof m.text, "hd.>");
+		CHILD_CHECK(ki_wire_send(sock, &m, 0) == 0, "subscribe %d", i);
+	}
+	pipe_send(a[1], 'r');
+	for (;;)
+		pause();
+}
+
+static int hd_publisher(void *arg)
+{
+	(void)arg;
+	struct rlimit rl = {1024, 1024};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "rlimit: %s", strerror(errno));
+	kite *k = child_open(500);
+	CHILD_CHECK(kite_allow_uid(k, "hd.>", NOBODY) == 0, "allow");
+	char ch[32];
+	for (int i = 0; i < HD_RINGS; i++) {
+		snprintf(ch, sizeof ch, "hd.c%d", i);
+		CHILD_CHECK(kite_publish(k, ch, "x", 1) == 1, "publish on %s", ch);
+	}
+	int ready[2];
+	pipe_make(ready);
+	int a[4] = {getpid(), ready[1]};
+	uint64_t id = kite_id(k);
+	memcpy(&a[2], &id, sizeof id);
+	pid_t hoarder = child_start(hd_hoarder, a);
+	CHILD_CHECK(pipe_wait(ready[0], 10000) == 'r', "hoarder ready");
+	nap_us(500000);
+	int failed = 0;
+	for (int i = 0; i < HD_RINGS; i++) {
+		snprintf(ch, sizeof ch, "secret.c%d", i);
+		failed += kite_publish(k, ch, "x", 1) != 1;
+	}
+	child_kill(hoarder);
+	kite_close(k);
+	CHILD_CHECK(failed == 0, "%d of %d publishes on new secret channels failed "
+		    "beside %d links of nobody that never read", failed, HD_RINGS, HD_LINKS);
+	return 0;
+}
+
+static void test_non_reading_links_cannot_exhaust_descriptors(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("hoard");
+	assert_int_equal(child_wait(child_start(hd_publisher, NULL), 30000), 0);
+}
+
 /* Same uid, reconnecting as fast as it can, a few links open at a time,
  * most of which never say a word; and every 300 ms a link that says hello,
  * subscribes to everything with an ack wanted, and reads nothing until its
@@ -2330,6 +2399,7 @@ int main(void)
 		T(test_stranger_listeners_cannot_fill_descriptors),
 		T(test_stall_stopped_subscriber),
 		T(test_stall_unread_socket),
+		T(test_non_reading_links_cannot_exhaust_descriptors),
 		T(test_stall_reconnecting_peer),
 		T(test_stall_nobody_flooding_control),
 		T(test_wakeup_handle_jammed),
