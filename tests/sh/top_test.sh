@@ -164,6 +164,21 @@ if command -v curl >/dev/null && command -v promtool >/dev/null && command -v pr
 	check "metrics: a page per handle up" [ "$(grep -c '^kite_handle_up{.*} 1$' "$tmpdir/metrics.txt")" = 7 ]
 	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$mport/other")
 	check "kite top --metrics: other paths are 404" [ "$code" = 404 ]
+	# Clients that dribble, say nothing or never read hold nobody up: each
+	# is dropped 2 s after it connected, and a scrape meanwhile is served.
+	for how in dribble idle noread dribble idle; do
+		spawn "$PY" "$(dirname "$0")/slow_http_client.py" "$mport" "$how" >>"$tmpdir/slow-http.log"
+	done
+	sleep 0.5
+	t0=$(date +%s%N)
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$mport/metrics")
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	check "kite top --metrics serves a scrape beside slow clients ($code in $ms ms)" \
+		bash -c "[ '$code' = 200 ] && [ $ms -lt 3000 ]"
+	four_dropped() { [ "$(grep -c '^dropped after [0-4]\.' "$tmpdir/slow-http.log")" = 4 ]; }
+	wait_for 10 four_dropped
+	check "kite top --metrics drops slow clients after 2 s ($(tr '\n' ' ' <"$tmpdir/slow-http.log"))" \
+		four_dropped
 	. "$(dirname "$0")/prom_lib.sh"
 	prom_start "127.0.0.1:$mport"
 	check "prometheus server ready" kill -0 "$ppid"
