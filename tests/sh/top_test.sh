@@ -111,6 +111,24 @@ check "kite top without a terminal: the channels" grep -qE "^ls\.a +1 +2 " "$tmp
 "$KITE" ls --bus 'no/slash' >/dev/null 2>&1; check "kite ls with a bad bus is a usage error" [ $? = 100 ]
 "$KITE" top --metrics nonsense >/dev/null 2>&1; check "kite top --metrics without a port is a usage error" [ $? = 100 ]
 
+# A command line with terminal escapes (OSC 52 sets the clipboard), a
+# quote, a newline, a C1 control (CSI) and bytes that are not UTF-8, on a
+# bus of its own: no escape reaches the terminal, --json stays valid JSON.
+evil_bus=$KITE_BUS-evil
+spawn "$PY" -c 'import os, sys; os.execv(sys.argv[1], [b"evil\xff\x1b]52;c;aGk=\x07\"\\\n\xc2\x9b[2J", b"sub", b"--bus", sys.argv[2].encode(), b"evil.x"])' "$KITE" "$evil_bus" >/dev/null 2>&1
+evil_listed() { "$KITE" ls --bus "$evil_bus" >"$tmpdir/evil.txt" 2>&1 && grep -q " evil" "$tmpdir/evil.txt"; }
+check "a handle with a hostile command line answers" wait_for 10 evil_listed
+check "kite ls: no escape, BEL or CSI byte of its command reaches the terminal" \
+	bash -c "! LC_ALL=C grep -q $'[\033\a\x9b]' '$tmpdir/evil.txt' && grep -q 'evil.xff.x1b]52' '$tmpdir/evil.txt'"
+"$KITE" top --bus "$evil_bus" --count 1 >"$tmpdir/evil-top.txt" 2>&1
+check "kite top (plain): none either" bash -c "! LC_ALL=C grep -q $'[\033\a\x9b]' '$tmpdir/evil-top.txt'"
+"$KITE" ls --bus "$evil_bus" --json >"$tmpdir/evil.json"
+check "kite ls --json: valid UTF-8 JSON, bad bytes as U+FFFD, controls escaped" "$PY" -c '
+import json, sys
+c = json.loads(open(sys.argv[1], "rb").read())["handles"][0]["command"]
+assert c == "evil\ufffd\x1b]52;c;aGk=\x07\"\\\n\x9b[2J sub --bus %s evil.x" % sys.argv[2], repr(c)
+' "$tmpdir/evil.json" "$evil_bus"
+
 # A terminal: tmux runs kite top in a 150x40 pseudo-terminal; its screen
 # is captured (with colours) and read back.
 if command -v tmux >/dev/null; then
