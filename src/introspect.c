@@ -131,14 +131,17 @@ void ki_info_answer(kite *k, struct peer *p, uint64_t token)
 {
 	struct answer a = {.k = k, .p = p};
 	/* Our uid and root see everything, as they would by subscribing;
-	 * anyone else only the channels the policy lets it on. Who we are
-	 * (pid, uid, command) is what /proc shows anybody. */
+	 * anyone else only the channels the policy lets it on. Our command
+	 * line too: it may name channels (kite sub secret.x) or carry a
+	 * message (kite pub x SECRET). Others read it from /proc themselves,
+	 * which shows it only if the system lets them (hidepid). */
 	int everything = p->uid == k->euid || p->uid == 0;
 	struct wire_msg m;
 	item(&m, INFO_HANDLE, NULL);
 	m.id = k->id;
 	m.slot_size = (uint32_t)everything;
-	ki_read_cmdline(0, m.reason, sizeof m.reason);
+	if (everything)
+		ki_read_cmdline(0, m.reason, sizeof m.reason);
 	send_item(&a, &m);
 	if (everything)
 		send_counters(&a);

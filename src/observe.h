@@ -53,7 +53,8 @@ struct obs_handle {
 	uid_t uid;
 	enum obs_state state;
 	int everything;     /* it showed us everything (same uid or root) */
-	char command[256];  /* what it says, else /proc/PID/cmdline */
+	char command[256];  /* what it says (to its uid and root), else what
+	                       /proc/PID/cmdline shows us */
 	int have_stats;
 	kite_stats stats;
 	struct obs_pub *pubs;

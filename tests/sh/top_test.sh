@@ -82,6 +82,18 @@ if can_nobody; then
 	check "nobody sees no counters of root's handles" \
 		[ "$(jq '[.handles[] | select(.uid == 0 and has("stats"))] | length' "$tmpdir/nobody.json")" = 0 ]
 	check "nobody sees kite sub's pattern ls.> nowhere" bash -c "! jq -r '.handles[].subscribes[]' '$tmpdir/nobody.json' | grep -qx 'ls\.>'"
+	# A command line names channels (kite sub ls.>): where /proc hides
+	# root's processes from others (hidepid=2, on a /proc of a private
+	# mount namespace), kite ls must not tell nobody either.
+	if unshare -m true 2>/dev/null; then
+		unshare -m bash -c 'mount -t proc -o hidepid=2 proc /proc && exec "$@"' - \
+			"${as_nobody[@]}" "$KITE" ls --json >"$tmpdir/hidepid.json"
+		cmds=$(jq -r '[.handles[] | select(.uid == 0) | .command] | unique | join(",")' "$tmpdir/hidepid.json")
+		check "under hidepid=2 nobody learns no command line of root's handles ($cmds)" \
+			[ "$(jq '.handles | length' "$tmpdir/hidepid.json")" = 7 -a "$cmds" = "" ]
+	else
+		skip "under hidepid=2 nobody learns no command line" "unshare -m is not allowed here"
+	fi
 else
 	skip "nobody sees only its allowed channel" "$(nobody_missing)"
 fi
