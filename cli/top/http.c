@@ -29,16 +29,20 @@ static int listen_on(const char *addr)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
-	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host || !colon[1]) {
+	uint64_t port;
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host || !colon[1])
 		return -usage_error("top", "bad --metrics '%s' (HOST:PORT)", addr);
-	}
+	/* (getaddrinfo takes 99999 as 34463, and names from /etc/services.) */
+	if (parse_u64(colon + 1, 65535, &port))
+		return -usage_error("top", "bad --metrics '%s' (PORT: 0 to 65535)", addr);
 	memcpy(host, addr, (size_t)(colon - addr));
 	host[colon - addr] = 0;
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host) - 2);
 		host[strlen(host) - 2] = 0;
 	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
 	int rc = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (rc) {
 		return -usage_error("top", "bad --metrics '%s': %s", addr, gai_strerror(rc));

@@ -282,6 +282,8 @@ static int parse(int argc, char **argv, struct top_opts *o)
 	}
 	if (o->pattern && kite_pattern_valid(o->pattern))
 		return usage_error("top", "bad pattern '%s'", o->pattern);
+	if (o->metrics && (o->json || o->count))
+		return usage_error("top", "--metrics serves until a signal: no --json or --count");
 	if (!o->timeout_ms)
 		o->timeout_ms = o->interval_ms / 2 < 1000 ? o->interval_ms / 2 : 1000;
 	return 0;
