@@ -23,6 +23,7 @@
 #include "kite.h"
 #include "observe.h"
 #include "proc_net_unix.h"
+#include "rawpeer.h"
 #include "unix_diag.h"
 
 #define NOBODY 65534
@@ -575,6 +576,88 @@ static void test_hostile_handles(void **state)
 	kite_close(honest);
 }
 
+/* --- questions are rationed: answering holds the lock publishing shares --- */
+
+/* Ask on sock; 1 the whole answer came, 0 not in time, <0 the link broke. */
+static int ask_and_read(int sock, uint64_t token)
+{
+	struct wire_msg m;
+	ki_wire_init(&m, W_INFO_REQ);
+	m.id = token;
+	if (ki_wire_send(sock, &m, 0) < 0)
+		return -EPIPE;
+	int r;
+	while ((r = raw_expect(sock, &m, W_INFO, 5000)) == 1)
+		if (m.slot_count == INFO_END)
+			return m.id == token ? 1 : -EPROTO;
+	return r;
+}
+
+struct ration {
+	pid_t parent;
+	uint64_t id;
+	int *answered; /* shared with the parent */
+};
+
+/* As nobody: 200 links, one question each, as fast as answers come. */
+static int c_ask_in_a_loop(void *arg)
+{
+	const struct ration *r = arg;
+	CHILD_CHECK(setgroups(0, NULL) == 0 && setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
+		    setresuid(NOBODY, NOBODY, NOBODY) == 0, "drop to nobody: %s",
+		    strerror(errno));
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != r->parent)
+		_exit(99);
+	for (int i = 0; i < 200; i++) {
+		int sock = raw_connect(bus, r->id);
+		CHILD_CHECK(sock >= 0, "connect: %s", strerror(-sock));
+		if (ask_and_read(sock, 100 + (uint64_t)i) == 1)
+			++*r->answered;
+		close(sock);
+	}
+	return 0;
+}
+
+static void test_questions_rationed(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ration"));
+	kite *k = open_on_bus(0);
+	assert_true(kite_publish(k, "ration.x", "x", 1) == 1);
+	/* One question per link: a second one cuts it. */
+	int sock = raw_connect(bus, kite_id(k));
+	assert_true(sock >= 0);
+	assert_int_equal(ask_and_read(sock, 1), 1);
+	assert_true(ask_and_read(sock, 2) < 0);
+	close(sock);
+	if (geteuid() != 0) {
+		print_message("# needs root to run a child as uid %d\n", NOBODY);
+		skip();
+	}
+	/* Another user gets INFO_OTHERS_PER_S answers a second, in all. */
+	int *answered = shared_alloc(sizeof *answered);
+	struct ration r = {getpid(), kite_id(k), answered};
+	uint64_t t0 = mono_ms();
+	pid_t c = child_start(c_ask_in_a_loop, &r);
+	assert_int_equal(child_wait(c, 60000), 0);
+	uint64_t took = mono_ms() - t0;
+	uint64_t most = INFO_OTHERS_PER_S + (took * INFO_OTHERS_PER_S + 999) / 1000;
+	print_message("# nobody asked 200 times in %llu ms: %d answered (at most %llu)\n",
+		      (unsigned long long)took, *answered, (unsigned long long)most);
+	assert_true(*answered >= INFO_OTHERS_PER_S / 2);
+	assert_true((uint64_t)*answered <= most);
+	/* Our own uid is not rationed. */
+	for (int i = 0; i < 100; i++) {
+		sock = raw_connect(bus, kite_id(k));
+		assert_true(sock >= 0);
+		assert_int_equal(ask_and_read(sock, 500 + (uint64_t)i), 1);
+		close(sock);
+	}
+	shared_free(answered, sizeof *answered);
+	kite_close(k);
+}
+
 /* --- the kernel's list of listeners is /proc's, without the rest --- */
 
 struct ids {
@@ -656,6 +739,7 @@ int main(void)
 		T(test_big_answer_split),
 		T(test_hostile_answers),
 		T(test_hostile_handles),
+		T(test_questions_rationed),
 		T(test_listeners_by_netlink_as_by_proc),
 		T(test_empty_bus),
 	};
