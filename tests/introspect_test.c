@@ -189,15 +189,21 @@ struct policy_ids {
 	uint64_t pub, sub, stranger;
 };
 
-static int c_observe_as_nobody(void *arg)
+/* In a child: become nobody, and die with the parent. */
+static void become_nobody(pid_t parent)
 {
-	const struct policy_ids *ids = arg;
 	CHILD_CHECK(setgroups(0, NULL) == 0 && setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
 		    setresuid(NOBODY, NOBODY, NOBODY) == 0, "drop to nobody: %s",
 		    strerror(errno));
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != ids->parent)
+	if (getppid() != parent)
 		_exit(99);
+}
+
+static int c_observe_as_nobody(void *arg)
+{
+	const struct policy_ids *ids = arg;
+	become_nobody(ids->parent);
 	struct obs_bus b;
 	CHILD_CHECK(ki_observe(bus, 3000, &b) == 0, "observe");
 	CHILD_CHECK(b.n == 3, "%zu handles", b.n);
@@ -603,12 +609,7 @@ struct ration {
 static int c_ask_in_a_loop(void *arg)
 {
 	const struct ration *r = arg;
-	CHILD_CHECK(setgroups(0, NULL) == 0 && setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
-		    setresuid(NOBODY, NOBODY, NOBODY) == 0, "drop to nobody: %s",
-		    strerror(errno));
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != r->parent)
-		_exit(99);
+	become_nobody(r->parent);
 	for (int i = 0; i < 200; i++) {
 		int sock = raw_connect(bus, r->id);
 		CHILD_CHECK(sock >= 0, "connect: %s", strerror(-sock));
