@@ -168,6 +168,25 @@ if command -v tmux >/dev/null; then
 	check "kite top screen: key l sorts by lag" wait_for 5 shows "sort: lag"
 	tmux -L "$sock" send-keys -t 0 q
 	check "kite top screen: key q quits, exit 0" wait_for 5 grep -qsx "exited 0" "$tmpdir/top.rc"
+	# Ctrl-Z in an interactive shell gives the shell its main screen (and
+	# line wrap) back; fg takes the alternate screen again and redraws.
+	zsock="kite-top-z-$$"
+	at_exit "tmux -L $zsock kill-server"
+	tmux -L "$zsock" -f /dev/null new-session -d -x 150 -y 40 \
+		"env -i PATH=/usr/bin:/bin TERM=xterm HOME=$tmpdir KITE_BUS=$KITE_BUS bash --norc --noprofile -i"
+	alt() { [ "$(tmux -L "$zsock" display -p -t 0 '#{alternate_on}')" = "$1" ]; }
+	zshows() { tmux -L "$zsock" capture-pane -p -t 0 | grep -q "$1"; }
+	tmux -L "$zsock" send-keys -t 0 "$KITE top --interval 0.3 --timeout 0.2" Enter
+	check "kite top in an interactive shell draws on the alternate screen" \
+		wait_for 10 bash -c "$(declare -f alt zshows); zsock=$zsock; alt 1 && zshows 'ls\.public\.c'"
+	tmux -L "$zsock" send-keys -t 0 C-z
+	check "Ctrl-Z: the shell gets its main screen back" wait_for 5 alt 0
+	check "Ctrl-Z: the shell says kite top stopped" wait_for 5 zshows 'Stopped'
+	tmux -L "$zsock" send-keys -t 0 fg Enter
+	check "fg: kite top takes the alternate screen again and redraws" \
+		wait_for 5 bash -c "$(declare -f alt zshows); zsock=$zsock; alt 1 && zshows 'ls\.public\.c'"
+	tmux -L "$zsock" send-keys -t 0 q
+	check "q after fg leaves the alternate screen" wait_for 5 alt 0
 else
 	skip "kite top under a terminal" "needs tmux (Debian package tmux), see tests/deps.txt"
 fi
