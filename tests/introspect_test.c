@@ -536,8 +536,11 @@ static int c_fake_handle(void *arg)
 	}
 }
 
-/* Each lie costs the observer its time limit at most and cuts the liar
- * off; the honest handle beside it is read as ever. */
+/* Each lie cuts the liar off, at once; the honest handle beside it is
+ * read as ever, and 100,000 rings read take well under the (generous,
+ * for ASan on a loaded machine) limit: every item costs O(1). Before,
+ * a handle that greeted without end held the observer for as long as it
+ * went on, and 100,000 rings cost it a quadratic search. */
 static void test_hostile_handles(void **state)
 {
 	(void)state;
@@ -554,11 +557,11 @@ static void test_hostile_handles(void **state)
 	}
 	struct obs_bus b;
 	uint64_t t0 = mono_ms();
-	assert_int_equal(ki_observe(bus, 1000, &b), 0);
+	assert_int_equal(ki_observe(bus, 10000, &b), 0);
 	uint64_t took = mono_ms() - t0;
-	print_message("# observing 4 hostile handles and 1 honest (limit 1000 ms) took %llu ms\n",
+	print_message("# observing 4 hostile handles and 1 honest (limit 10 s) took %llu ms\n",
 		      (unsigned long long)took);
-	assert_true(took < 1000 + 4000); /* generous: a loaded two-CPU machine */
+	assert_true(took < 10000);
 	assert_int_equal(b.n, 5);
 	const struct obs_handle *h = find(&b, kite_id(honest));
 	assert_non_null(h);

@@ -340,6 +340,9 @@ static int parse(int argc, char **argv, struct top_opts *o)
 		return usage_error("top", "bad pattern '%s'", o->pattern);
 	if (o->metrics && (o->json || o->count))
 		return usage_error("top", "--metrics serves until a signal: no --json or --count");
+	int rc = view_bus_check("top", o->bus); /* (before serving or drawing) */
+	if (rc)
+		return rc;
 	if (!o->timeout_ms)
 		o->timeout_ms = o->interval_ms / 2 < 1000 ? o->interval_ms / 2 : 1000;
 	return 0;

@@ -125,6 +125,8 @@ check "kite top without a terminal: the channels" grep -qE "^ls\.a +1 +2 " "$tmp
 "$KITE" top --metrics 127.0.0.1:99999 >/dev/null 2>&1; check "kite top --metrics with port 99999 is a usage error (not port 34463)" [ $? = 100 ]
 "$KITE" top --metrics 127.0.0.1:http >/dev/null 2>&1; check "kite top --metrics with a service name is a usage error" [ $? = 100 ]
 "$KITE" top --metrics 127.0.0.1:0 --count 1 >/dev/null 2>&1; check "kite top --metrics with --count is a usage error" [ $? = 100 ]
+timeout 5 "$KITE" top --metrics 127.0.0.1:0 --bus 'no/slash' >/dev/null 2>&1
+check "kite top --metrics with a bad bus is a usage error at once (not a 503 per scrape)" [ $? = 100 ]
 
 # A command line with terminal escapes (OSC 52 sets the clipboard), a
 # quote, a newline, a C1 control (CSI) and bytes that are not UTF-8, on a
