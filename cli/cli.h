@@ -67,6 +67,11 @@ void json_string(const char *s, size_t len);
  * well-formed UTF-8) as \xHH. printf '%b' gives back the exact bytes. */
 void text_escape(FILE *out, const void *data, size_t len);
 
+/* Write a JSON string literal of bytes that need not be UTF-8 (a command
+ * line) to stdout, so that the output stays valid JSON: well-formed UTF-8
+ * as it is, each other byte as U+FFFD, controls (C1 too) as \uXXXX. */
+void json_text(const char *s, size_t len);
+
 /* A signal by name ("TERM", "SIGTERM", case-insensitive) or number; the
  * number, or -1. */
 int parse_signal(const char *s);

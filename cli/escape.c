@@ -67,3 +67,32 @@ void text_escape(FILE *out, const void *data, size_t len)
 	}
 	fwrite(s + len - run, 1, run, out);
 }
+
+void json_text(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	putchar('"');
+	for (size_t i = 0; i < len;) {
+		unsigned char c = u[i];
+		size_t n = c < 0x80 ? 1 : utf8_len(u + i, len - i);
+		if (c == 0xc2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) {
+			printf("\\u%04x", u[i + 1]); /* a C1 control, spelt out */
+			i += 2;
+		} else if (n > 1) {
+			fwrite(u + i, 1, n, stdout);
+			i += n;
+		} else if (!n) {
+			fputs("\\ufffd", stdout);
+			i++;
+		} else {
+			if (c == '"' || c == '\\')
+				printf("\\%c", c);
+			else if (c < 0x20 || c == 0x7f)
+				printf("\\u%04x", c);
+			else
+				putchar(c);
+			i++;
+		}
+	}
+	putchar('"');
+}

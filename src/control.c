@@ -53,7 +53,11 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	}
 	if (m->type == W_INFO_REQ) {
 		/* Observers have no name to say hello from: the kernel's word
-		 * on who asks (SO_PEERCRED) is what the answer depends on. */
+		 * on who asks (SO_PEERCRED) is what the answer depends on. One
+		 * question per link: answering costs us the state's lock, which
+		 * publishing shares, so a peer may not ask in a loop. */
+		if (p->info_asked++ || !ki_info_may_answer(k, p))
+			return -1;
 		ki_info_answer(k, p, m->id);
 		return 0;
 	}

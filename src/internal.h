@@ -111,6 +111,7 @@ struct peer {
 	uint64_t hello_due_ns; /* its hello must have come by then */
 	int outgoing;     /* we connected (1) or accepted (0) */
 	int hello;        /* its W_HELLO arrived */
+	int info_asked;   /* it asked W_INFO_REQ (once per link at most) */
 	int synced;       /* its W_SYNC arrived */
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
@@ -315,6 +316,10 @@ struct kite {
 
 	kite_stats stats;
 	struct ki_lan *lan; /* NULL: not on the LAN (lan.c) */
+	/* Answers to observers of other users we may still give now
+	 * (introspect.c), and when that was last topped up. */
+	uint32_t info_tokens;
+	uint64_t info_refill_ns;
 };
 
 /* handle.c: kite_lock() is the plain mutex. ki_app_enter() gives the
@@ -354,7 +359,8 @@ void ki_wake_self(kite *k);
 /* Wake whoever reads the other end of a wake-up socket; never waits. */
 void ki_wake_send(int fd);
 
-/* policy.c: 1 if the peer may take part in channel; else 0 and a reason. */
+/* policy.c: 1 if the peer may take part in channel; else 0 and a reason
+ * (why NULL: no reason wanted, none formatted). */
 int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 		  char *why, size_t why_len);
 /* 1 if some rule (or the default) could let the peer take part in a
@@ -428,6 +434,12 @@ int ki_control_drain(kite *k, struct peer *p, unsigned budget);
 /* introspect.c: answer a W_INFO_REQ with what this peer may see (all to
  * our uid and root; else only channels the policy lets it on). */
 void ki_info_answer(kite *k, struct peer *p, uint64_t token);
+/* Observers of other users get INFO_OTHERS_PER_S answers a second in all
+ * (a burst of as many): each costs us the state's lock, which publishing
+ * shares, and nothing may make us spend it in a loop. Our uid and root
+ * are not counted. 1 if this peer may have its answer now. */
+#define INFO_OTHERS_PER_S 50
+int ki_info_may_answer(kite *k, const struct peer *p);
 /* A process's command line as the kernel shows it (/proc/PID/cmdline; pid
  * 0: our own), arguments joined by spaces, cut to size ("" if unreadable). */
 void ki_read_cmdline(pid_t pid, char *out, size_t size);

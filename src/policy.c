@@ -28,11 +28,12 @@ int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 					return 1;
 		}
 	}
-	snprintf(why, why_len,
-		 "pid %ld uid %u is not allowed on channel %s by pid %ld uid %u "
-		 "(default: same uid or root; widen with kite_allow_uid/gid)",
-		 (long)p->pid, (unsigned)p->uid, channel, (long)getpid(),
-		 (unsigned)k->euid);
+	if (why)
+		snprintf(why, why_len,
+			 "pid %ld uid %u is not allowed on channel %s by pid %ld uid %u "
+			 "(default: same uid or root; widen with kite_allow_uid/gid)",
+			 (long)p->pid, (unsigned)p->uid, channel, (long)getpid(),
+			 (unsigned)k->euid);
 	return 0;
 }
 

@@ -54,7 +54,8 @@ enum wire_type {
 enum info_kind {
 	INFO_HANDLE = 1, /* id = handle id, slot_size = 1 if the asker sees
 	                    everything (same uid or root), reason = command
-	                    line (arguments joined by spaces, truncated) */
+	                    line (arguments joined by spaces, truncated; only
+	                    to one that sees everything, else empty) */
 	INFO_COUNTER,    /* text = kite_stats field name, b = its value */
 	INFO_PUB,        /* a ring we publish: text = channel, id = ring id,
 	                    a = head sequence (messages), b = payload bytes,
