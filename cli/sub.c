@@ -103,19 +103,18 @@ static void print_message(kite *k, const kite_msg *m, int json)
 	if (lan) {
 		printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
 		       ",\"timestamp_ns\":%" PRIu64 ",\"lan\":{\"host\":\"%016" PRIx64
-		       "\",\"address\":\"%s\",\"port\":%u,\"claimed_pid\":%ld},\"payload\":",
+		       "\",\"address\":\"%s\",\"port\":%u,\"claimed_pid\":%ld},",
 		       m->publisher, m->seq, m->timestamp_ns, o.host, o.address,
 		       (unsigned)o.port, (long)o.pid);
-		json_string(m->data, m->len);
+		json_payload(m->data, m->len);
 		printf("}\n");
 		return;
 	}
 	printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
-	       ",\"timestamp_ns\":%" PRIu64 ",\"pid\":%ld,\"uid\":%u,\"gid\":%u,"
-	       "\"payload\":",
+	       ",\"timestamp_ns\":%" PRIu64 ",\"pid\":%ld,\"uid\":%u,\"gid\":%u,",
 	       m->publisher, m->seq, m->timestamp_ns, (long)m->pid, (unsigned)m->uid,
 	       (unsigned)m->gid);
-	json_string(m->data, m->len);
+	json_payload(m->data, m->len);
 	if (m->origin)
 		print_origin_json(m->origin);
 	printf("}\n");
