@@ -53,7 +53,8 @@ static char bus[96];
 struct sub_args {
 	int index;
 	int reliable;
-	unsigned nap_every; /* nap 200 us every this many messages (0: never) */
+	unsigned nap_every; /* nap every this many messages (0: never) */
+	unsigned nap_us;    /* for this long (0: 200 us) */
 };
 
 static void payload(uint8_t *buf, uint64_t seq)
@@ -93,7 +94,7 @@ static int subscriber(void *arg)
 			next = ev.msg.seq + 1;
 			sh->received[a->index]++;
 			if (a->nap_every && ev.msg.seq % a->nap_every == 0)
-				nap_us(200);
+				nap_us(a->nap_us ? a->nap_us : 200);
 		} else if (ev.type == KITE_LOSS) {
 			sh->lost[a->index] += ev.lost;
 			next += ev.lost;
@@ -207,7 +208,7 @@ static void test_slow_subscriber_eagain(void **state)
 {
 	(void)state;
 	snprintf(bus, sizeof bus, "%s", test_bus("rel_eagain"));
-	struct sub_args slow = {0, 1, 50}, radio = {1, 0, 0};
+	struct sub_args slow = {0, 1, 50, 0}, radio = {1, 0, 0, 0};
 	start_sub(&slow);
 	pid_t radio_pid = start_sub(&radio);
 	kite *k = open_publisher(0, 0);
@@ -231,7 +232,7 @@ static void test_slow_subscriber_waits(void **state)
 {
 	(void)state;
 	snprintf(bus, sizeof bus, "%s", test_bus("rel_wait"));
-	struct sub_args slow = {0, 1, 50};
+	struct sub_args slow = {0, 1, 50, 0};
 	start_sub(&slow);
 	kite *k = open_publisher(UINT32_MAX, 0);
 	const uint64_t n = 20000;
@@ -252,10 +253,10 @@ static void test_four_reliable_subscribers(void **state)
 	snprintf(bus, sizeof bus, "%s", test_bus("rel_four"));
 	struct sub_args a[5];
 	for (int i = 0; i < 4; i++) {
-		a[i] = (struct sub_args){i, 1, i == 3 ? 100 : 0};
+		a[i] = (struct sub_args){i, 1, i == 3 ? 100 : 0, 0};
 		start_sub(&a[i]);
 	}
-	a[4] = (struct sub_args){4, 0, 0};
+	a[4] = (struct sub_args){4, 0, 0, 0};
 	start_sub(&a[4]);
 	kite *k = open_publisher(UINT32_MAX, 0);
 	const uint64_t n = 50000;
@@ -283,8 +284,8 @@ static void test_killed_and_stopped_release_publisher(void **state)
 {
 	(void)state;
 	snprintf(bus, sizeof bus, "%s", test_bus("rel_kill_stop"));
-	const uint32_t deadline_ms = 1000;
-	struct sub_args killed = {0, 1, 0}, stopped = {1, 1, 0};
+	const uint32_t deadline_ms = 2000;
+	struct sub_args killed = {0, 1, 0, 0}, stopped = {1, 1, 0, 0};
 	pid_t kpid = start_sub(&killed);
 	pid_t spid = start_sub(&stopped);
 	kite *k = open_publisher(UINT32_MAX, deadline_ms);
@@ -318,6 +319,65 @@ static void test_killed_and_stopped_release_publisher(void **state)
 	kite_close(k);
 	expect_accounted(1, 6000);
 	assert_true(sh->lost[1] > 0);
+}
+
+/* The deadline counts time without progress, not time waited: a
+ * subscriber that reads in bursts with pauses shorter than the deadline
+ * holds the publisher far longer than it in all, and loses nothing. */
+static void test_slow_but_moving_is_never_dropped(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_moving"));
+	const uint32_t deadline_ms = 300;
+	struct sub_args slow = {0, 1, 20, 40000}; /* 40 ms every 20 messages */
+	start_sub(&slow);
+	kite *k = open_publisher(UINT32_MAX, deadline_ms);
+	struct pub_result res = {0};
+	publish_range(k, 1, 600, &res);
+	printf("# 600 messages in %.0f ms (deadline %u ms), worst publish %.1f ms\n",
+	       res.wall_ns / 1e6, deadline_ms, res.worst_ns / 1e6);
+	assert_true(res.wall_ns > (uint64_t)deadline_ms * 2 * 1000000u);
+	kite_close(k);
+	expect_all(0, 600);
+}
+
+/* Unsubscribes without reading, from a publisher it holds up. */
+static int unsubscriber(void *arg)
+{
+	const struct sub_args *a = arg;
+	kite_options o = {.bus = bus};
+	kite *k;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	CHILD_CHECK(kite_subscribe_opts(k, "rel.>", &so) == 0, "subscribe");
+	sh->ready[a->index] = 1;
+	while (!sh->stop_hostile)
+		nap_us(1000);
+	nap_us(300000);
+	CHILD_CHECK(kite_unsubscribe(k, "rel.>") == 0, "unsubscribe");
+	nap_us(5000000); /* still there, linked, reading nothing */
+	kite_close(k);
+	return 0;
+}
+
+/* A reliable subscriber that unsubscribes releases the publisher at once. */
+static void test_unsubscribe_releases_publisher(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_unsub"));
+	struct sub_args a = {0, 1, 0, 0};
+	pid_t pid = child_start(unsubscriber, &a);
+	wait_flag(&sh->ready[0]);
+	kite *k = open_publisher(UINT32_MAX, 10000);
+	struct pub_result res = {0};
+	sh->stop_hostile = 1; /* it unsubscribes 300 ms from now */
+	publish_range(k, 1, 2000, &res);
+	printf("# held until the unsubscribe 300 ms in: worst publish %.1f ms "
+	       "(deadline 10000 ms)\n", res.worst_ns / 1e6);
+	assert_true(res.worst_ns >= 250000000u);
+	assert_true(res.worst_ns < 5000000000u);
+	kite_close(k);
+	child_kill(pid);
 }
 
 /* A raw subscriber that asks for CHANNEL reliably, then hands the
@@ -394,7 +454,7 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 		wait_flag(&sh->ready[h[i].index]);
 	}
 	/* An honest reliable subscriber beside them gets everything. */
-	struct sub_args honest = {0, 1, 0};
+	struct sub_args honest = {0, 1, 0, 0};
 	start_sub(&honest);
 	struct pub_result res = {0};
 	publish_range(k, 1, 5000, &res);
@@ -461,6 +521,8 @@ int main(void)
 		T(test_slow_subscriber_waits),
 		T(test_four_reliable_subscribers),
 		T(test_killed_and_stopped_release_publisher),
+		T(test_slow_but_moving_is_never_dropped),
+		T(test_unsubscribe_releases_publisher),
 		T(test_hostile_positions_cannot_hold_publisher),
 	};
 	if (getenv("KITE_TEST_FILTER"))
