@@ -115,9 +115,10 @@ typedef struct kite_options {
 	/* Reliable subscribers (kite_subscribe_opts, KITE_SUB_RELIABLE) of a
 	 * ring: milliseconds kite_publish() waits for room before it returns
 	 * -EAGAIN, when publishing would overrun one. 0: -EAGAIN at once
-	 * (the default); UINT32_MAX: wait as long as it takes (each
-	 * subscriber's deadline below still bounds it). The wait spins for
-	 * 50 us, then naps (1 ms at most between looks). */
+	 * (the default); UINT32_MAX: wait as long as it takes (as long as the
+	 * slowest keeps reading; one that stops is dropped after the deadline
+	 * below). The wait spins for 50 us, then naps (1 ms at most between
+	 * looks). */
 	uint32_t reliable_wait_ms;
 	/* Join the LAN (docs/channels.md, "LAN channels"): an interface name
 	 * or "auto", then optionally ",group=A.B.C.D/N" (within 239.0.0.0/8,
@@ -285,7 +286,8 @@ struct kite_sub_options {
  * shared with the publisher (a page it writes and the publisher maps
  * read-only), and kite_publish() on that ring waits for room or returns
  * -EAGAIN (kite_options.reliable_wait_ms) instead of overrunning it: what
- * is published after kite_subscribe_opts() returns is all delivered.
+ * is published after kite_subscribe_opts() returns is all delivered, as
+ * long as the subscriber keeps reading.
  *
  * What a reliable subscriber CAN do to a publisher: slow it down to its
  * own reading pace, and hold it up (kite_publish waiting or -EAGAIN) for
