@@ -55,13 +55,15 @@ void ki_pos_attach(kite *k, struct peer *p, struct sub_ring *s)
 {
 	if (!ki_pos_is_reliable(k, s->channel) || make_page(k) < 0)
 		return; /* (no memory for the page: radio) */
-	if (!s->pos_slot1 && !(s->pos_slot1 = take_slot(k)))
-		return; /* POS_SLOTS reliable rings already: this one is radio */
+	if (!s->pos_slot1)
+		s->pos_slot1 = take_slot(k);
+	/* POS_SLOTS reliable rings already: this one is radio, and its
+	 * publisher is told so (slot POS_SLOTS) rather than left waiting. */
 	ki_pos_store(k, s);
 	struct wire_msg m;
 	ki_wire_init(&m, W_RELIABLE);
 	m.id = s->ring_id;
-	m.a = s->pos_slot1 - 1;
+	m.a = s->pos_slot1 ? s->pos_slot1 - 1 : POS_SLOTS;
 	memcpy(m.text, s->channel, sizeof m.text);
 	m.fds[0] = k->positions_fd;
 	m.nfds = 1;

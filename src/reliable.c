@@ -102,10 +102,16 @@ int ki_rel_handle(kite *k, struct peer *p, const struct wire_msg *m)
 	close(fd);
 	/* A stale or wrong notice is ignored: the subscriber then stands
 	 * still for us, and its deadline drops it to radio. */
-	if (!p->positions || m->a >= POS_SLOTS || kite_channel_valid(m->text))
+	if (kite_channel_valid(m->text))
 		return 0;
 	struct pub_ring *r = ki_pub_find(k, m->text);
 	if (!r || r->ring_id != m->id)
+		return 0;
+	if (m->a >= POS_SLOTS) { /* it has no slot for this ring: radio */
+		ki_rel_remove(r, p);
+		return 0;
+	}
+	if (!p->positions)
 		return 0;
 	for (size_t i = 0; i < r->nrel; i++) {
 		struct reliable_sub *e = &r->rel[i];

@@ -48,7 +48,8 @@ enum wire_type {
 	W_INFO,      /* one item of the answer: slot_count = enum info_kind,
 	                the rest as that kind says; the last is INFO_END */
 	W_RELIABLE,  /* a reliable subscriber took a ring: id = ring id, text =
-	                channel, a = its slot in the positions page; fd: that
+	                channel, a = its slot in the positions page (POS_SLOTS
+	                or more: it has none, read it as radio); fd: that
 	                page (a sealed memfd of POS_BYTES the publisher maps
 	                read-only, once per link) */
 	W_TYPE_MAX

@@ -468,6 +468,26 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 	expect_all(0, 5000);
 }
 
+/* A subscriber without a slot for a ring (POS_SLOTS or more: its page is
+ * full) says so, and its publisher reads it as radio at once instead of
+ * waiting out its deadline. */
+static void test_no_slot_is_radio_at_once(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_noslot"));
+	kite *k = open_publisher(UINT32_MAX, 10000);
+	sh->publisher_id = kite_id(k);
+	struct hostile_args h = {H_BAD_SLOT, 1};
+	assert_true(child_start(hostile, &h) > 0);
+	wait_flag(&sh->ready[1]);
+	struct pub_result res = {0};
+	publish_range(k, 1, 3000, &res);
+	printf("# worst publish %.1f ms (deadline 10000 ms)\n", res.worst_ns / 1e6);
+	assert_true(res.worst_ns < 3000000000u);
+	sh->stop_hostile = 1;
+	kite_close(k);
+}
+
 static void test_options_checked(void **state)
 {
 	(void)state;
@@ -524,6 +544,7 @@ int main(void)
 		T(test_slow_but_moving_is_never_dropped),
 		T(test_unsubscribe_releases_publisher),
 		T(test_hostile_positions_cannot_hold_publisher),
+		T(test_no_slot_is_radio_at_once),
 	};
 	if (getenv("KITE_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("KITE_TEST_FILTER"));
