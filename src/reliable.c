@@ -123,8 +123,10 @@ int ki_rel_handle(kite *k, struct peer *p, const struct wire_msg *m)
 		 * what we wrote, it is taken. */
 		uint64_t v = atomic_load_explicit(
 			(_Atomic uint64_t *)(uintptr_t)&p->positions[m->a], memory_order_acquire);
-		if (v <= r->w.pos && r->w.pos - v <= r->w.capacity)
+		if (v <= r->w.pos && r->w.pos - v <= r->w.capacity) {
 			e->pos = v;
+			e->stuck_since_ns = 0; /* (it could not move before it told us) */
+		}
 		recompute_floor(r);
 	}
 	return 0;
@@ -163,9 +165,13 @@ int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, int *lock
 		for (size_t i = 0; i < r->nrel;) {
 			struct reliable_sub *e = &r->rel[i];
 			observe(r, e);
-			if (e->pos < need && !e->stuck_since_ns) {
+			/* Its deadline runs while it holds us up without moving,
+			 * from the first look that found it so. */
+			if (e->pos >= need) {
+				e->stuck_since_ns = 0;
+			} else if (!e->stuck_since_ns) {
 				e->stuck_since_ns = now;
-			} else if (e->pos < need && now - e->stuck_since_ns >= deadline_ns) {
+			} else if (now - e->stuck_since_ns >= deadline_ns) {
 				remove_at(r, i); /* dropped to radio for this ring */
 				continue;
 			}

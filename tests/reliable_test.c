@@ -328,7 +328,7 @@ static void test_slow_but_moving_is_never_dropped(void **state)
 {
 	(void)state;
 	snprintf(bus, sizeof bus, "%s", test_bus("rel_moving"));
-	const uint32_t deadline_ms = 300;
+	const uint32_t deadline_ms = 500;
 	struct sub_args slow = {0, 1, 20, 40000}; /* 40 ms every 20 messages */
 	start_sub(&slow);
 	kite *k = open_publisher(UINT32_MAX, deadline_ms);
@@ -444,7 +444,7 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 {
 	(void)state;
 	snprintf(bus, sizeof bus, "%s", test_bus("rel_hostile"));
-	const uint32_t deadline_ms = 300;
+	const uint32_t deadline_ms = 1000;
 	kite *k = open_publisher(UINT32_MAX, deadline_ms);
 	sh->publisher_id = kite_id(k);
 	struct hostile_args h[4] = {{H_GARBAGE, 1}, {H_BAD_SLOT, 2}, {H_UNSEALED, 3},
