@@ -135,8 +135,8 @@ typedef struct kite_options {
 	/* Milliseconds a reliable subscriber may hold this publisher up
 	 * without reading (stopped, hung, or gone without a word) before it
 	 * is dropped to radio on that ring: overrun, and told its loss
-	 * exactly (KITE_LOSS). 0 = default (2000), at most 60000 (-EINVAL
-	 * beyond). */
+	 * exactly (KITE_LOSS). The time starts afresh whenever it moves. 0 =
+	 * default (2000), at most 60000 (-EINVAL beyond). */
 	uint32_t reliable_deadline_ms;
 	/* Reserved for options of later versions: leave zero. kite_open()
 	 * returns -EINVAL if any is set, so a program that asks for an option
