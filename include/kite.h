@@ -377,10 +377,19 @@ typedef struct kite_lan_stats {
 	                               behind (reported as KITE_LOSS) */
 	uint64_t rcvbuf_bytes;      /* receive buffer the kernel granted */
 	uint64_t streams;           /* (host, publisher, channel) heard now */
+	/* Repair (the `repair` LAN option; appended: older callers pass a
+	 * smaller size and do not get them). */
+	uint64_t repaired;          /* messages delivered thanks to a resend */
+	uint64_t naks_sent;         /* NAKs this handle sent its publishers */
+	uint64_t naks_received;     /* valid NAKs for this handle's streams */
+	uint64_t resent;            /* messages this handle sent again */
+	uint64_t resend_refused;    /* asked for but not resent: no longer
+	                               kept, or over the resend rate limit */
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may
- * grow). -ENOTCONN if the handle is not on the LAN. */
+ * grow). -ENOTCONN if the handle is not on the LAN; -ECHILD on a handle
+ * inherited through fork(). */
 KITE_API int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size);
 
 /* Validate a channel name (0 or KITE_EBADNAME). */
