@@ -120,7 +120,9 @@ static void send_subscriptions(struct answer *a, int everything)
 		m.a = pos;
 		m.b = s->lost;
 		m.slot_size = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
-		snprintf(m.reason, sizeof m.reason, "radio");
+		/* A ring read reliably: its publisher may have dropped us to
+		 * radio since (it does not say so). */
+		snprintf(m.reason, sizeof m.reason, "%s", s->pos_slot1 ? "reliable" : "radio");
 		send_item(a, &m);
 	}
 }

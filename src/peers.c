@@ -321,6 +321,7 @@ void ki_peer_send_subscriptions(kite *k, struct peer *p)
 				continue;
 			ki_wire_init(&m, W_SUB);
 			m.b = (uint64_t)fresh;
+			m.a = ki_strlist_find(k->reliable, k->nreliable, k->patterns[i]) ? 1 : 0;
 			snprintf(m.text, sizeof m.text, "%s", k->patterns[i]);
 			ki_peer_send(k, p, &m);
 		}
@@ -426,9 +427,12 @@ void ki_peer_free(kite *k, struct peer *p)
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);
 	ki_strlist_free(&p->continuous, &p->ncontinuous);
 	ki_strlist_free(&p->refused, &p->nrefused);
+	ki_strlist_free(&p->reliable, &p->nreliable);
 	ki_outq_clear(k, p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);
+	if (p->positions)
+		munmap((void *)(uintptr_t)p->positions, POS_BYTES);
 	int fds[] = {p->wake_tx, p->pidfd, p->sock};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)

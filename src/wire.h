@@ -15,7 +15,9 @@
 
 enum wire_type {
 	W_HELLO = 1, /* id = sender's publisher id, a = version */
-	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted) */
+	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted),
+	                a = 1: reliable (the publisher honours the position
+	                the subscriber sends with W_RELIABLE), b = 1: fresh */
 	W_UNSUB,     /* text = pattern */
 	W_SYNC,      /* the sender's initial subscriptions are all sent; id =
 	                token (0: none) the receiver acknowledges with
@@ -47,6 +49,11 @@ enum wire_type {
 	                token. Valid before W_HELLO: an observer has no name */
 	W_INFO,      /* one item of the answer: slot_count = enum info_kind,
 	                the rest as that kind says; the last is INFO_END */
+	W_RELIABLE,  /* a reliable subscriber took a ring: id = ring id, text =
+	                channel, a = its slot in the positions page (POS_SLOTS
+	                or more: it has none, read it as radio); fd: that
+	                page (a sealed memfd of POS_BYTES the publisher maps
+	                read-only, once per link) */
 	W_TYPE_MAX
 };
 
