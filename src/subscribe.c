@@ -489,6 +489,8 @@ static int subscribe(kite *k, const char *pattern, int reliable)
 	/* Wait until every publisher there now has answered, so that what it
 	 * publishes after kite_subscribe() returns reaches us. */
 	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token, reliable);
+	if (reliable)
+		ki_pos_attach_matching(k, pattern);
 	struct timespec deadline;
 	ki_deadline_after_ms(&deadline, k->opt.handshake_ms);
 	while (k->pending_acks &&

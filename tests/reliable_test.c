@@ -57,6 +57,10 @@ struct sub_args {
 	unsigned nap_us;    /* for this long (0: 200 us) */
 };
 
+/* Set before forking one: radio "rel.>" first, reliable CHANNEL added
+ * once seq 1 has come. */
+static int upgrade_after_first;
+
 static void payload(uint8_t *buf, uint64_t seq)
 {
 	for (size_t i = 0; i < MSG_LEN; i += sizeof seq)
@@ -78,7 +82,8 @@ static int subscriber(void *arg)
 	kite_options o = {.bus = bus};
 	kite *k;
 	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
-	struct kite_sub_options so = {.flags = a->reliable ? KITE_SUB_RELIABLE : 0};
+	struct kite_sub_options so = {.flags = a->reliable && !upgrade_after_first ? KITE_SUB_RELIABLE
+									     : 0};
 	CHILD_CHECK(kite_subscribe_opts(k, "rel.>", &so) == 0, "subscribe");
 	sh->ready[a->index] = 1;
 	uint64_t next = 1, deadline = mono_ms() + CHILD_MS;
@@ -93,6 +98,11 @@ static int subscriber(void *arg)
 				sh->bad[a->index]++;
 			next = ev.msg.seq + 1;
 			sh->received[a->index]++;
+			if (upgrade_after_first && ev.msg.seq == 1) {
+				so.flags = KITE_SUB_RELIABLE;
+				CHILD_CHECK(kite_subscribe_opts(k, CHANNEL, &so) == 0, "upgrade");
+				sh->ready[a->index] = 2;
+			}
 			if (a->nap_every && ev.msg.seq % a->nap_every == 0)
 				nap_us(a->nap_us ? a->nap_us : 200);
 		} else if (ev.type == KITE_LOSS) {
@@ -242,6 +252,30 @@ static void test_slow_subscriber_waits(void **state)
 	       (unsigned long long)n, res.wall_ns / 1e6, res.worst_ns / 1e6,
 	       100.0 * (double)res.cpu_ns / (double)res.wall_ns);
 	assert_int_equal(res.eagain, 0);
+	kite_close(k);
+	expect_all(0, n);
+}
+
+/* A reliable pattern added over a radio one that already brought the
+ * ring: from then on the ring is read reliably (it was left radio: the
+ * publisher had handed the ring over already, so it never heard). */
+static void test_reliable_pattern_over_radio_ring(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_upgrade"));
+	struct sub_args slow = {0, 1, 50, 0};
+	upgrade_after_first = 1;
+	start_sub(&slow);
+	upgrade_after_first = 0;
+	kite *k = open_publisher(UINT32_MAX, 10000);
+	struct pub_result res = {0};
+	publish_range(k, 1, 1, &res);
+	uint64_t deadline = mono_ms() + 30000;
+	while (sh->ready[0] != 2 && mono_ms() < deadline)
+		nap_us(1000);
+	assert_int_equal(sh->ready[0], 2);
+	const uint64_t n = 5000;
+	publish_range(k, 2, n, &res);
 	kite_close(k);
 	expect_all(0, n);
 }
@@ -539,6 +573,7 @@ int main(void)
 		T(test_options_checked),
 		T(test_slow_subscriber_eagain),
 		T(test_slow_subscriber_waits),
+		T(test_reliable_pattern_over_radio_ring),
 		T(test_four_reliable_subscribers),
 		T(test_killed_and_stopped_release_publisher),
 		T(test_slow_but_moving_is_never_dropped),
