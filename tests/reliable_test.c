@@ -16,6 +16,8 @@
  * publisher no longer than its deadline and cannot crash it (the ASan
  * build reads every byte). */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -280,6 +282,36 @@ static void test_reliable_pattern_over_radio_ring(void **state)
 	expect_all(0, n);
 }
 
+/* The publisher releases its ring after an idle spell and makes a new one
+ * when it publishes again: the new ring is as reliable as the old. */
+static void test_reliable_across_idle_release(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_idle"));
+	struct sub_args slow = {0, 1, 50, 0};
+	start_sub(&slow);
+	kite_options o = {.bus = bus, .ring_slots = 16, .slot_size = 256, .idle_ms = 50,
+			  .reliable_wait_ms = UINT32_MAX, .reliable_deadline_ms = 10000};
+	kite *k;
+	assert_int_equal(kite_open(&k, &o), 0);
+	struct pub_result res = {0};
+	for (uint64_t round = 0; round < 3; round++) {
+		publish_range(k, round * 2000 + 1, round * 2000 + 2000, &res);
+		/* Read to its end, then idle: released (its memory is gone). */
+		uint64_t deadline = mono_ms() + 10000;
+		int released = 0;
+		while (!released && mono_ms() < deadline) {
+			nap_us(10000);
+			kite_lock(k);
+			released = ki_pub_find(k, CHANNEL)->fd < 0;
+			kite_unlock(k);
+		}
+		assert_true(released);
+	}
+	kite_close(k);
+	expect_all(0, 6000);
+}
+
 /* 1 -> 4 reliable, one radio reader beside them. */
 static void test_four_reliable_subscribers(void **state)
 {
@@ -416,7 +448,7 @@ static void test_unsubscribe_releases_publisher(void **state)
 
 /* A raw subscriber that asks for CHANNEL reliably, then hands the
  * publisher a positions page (or a bad one) and scribbles in it. */
-enum hostile_kind { H_GARBAGE, H_BAD_SLOT, H_UNSEALED, H_SHORT };
+enum hostile_kind { H_GARBAGE, H_BAD_SLOT, H_UNSEALED, H_SHORT, H_PUNCH };
 
 struct hostile_args {
 	enum hostile_kind kind;
@@ -464,6 +496,16 @@ static int hostile(void *arg)
 	for (unsigned i = 0; !sh->stop_hostile; i++) {
 		uint64_t v = i % 3 ? lies[i % (sizeof lies / sizeof lies[0])] : test_rand(&rnd);
 		page[3] = v;
+		if (a->kind == H_PUNCH) {
+			/* Its pages taken away under the publisher's mapping,
+			 * and the file cut or grown (the seals refuse both): a
+			 * publisher that read a hole or past the end would die
+			 * of SIGBUS. */
+			CHILD_CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					      POS_BYTES) == 0, "punch");
+			CHILD_CHECK(ftruncate(fd, 0) < 0 && ftruncate(fd, 2 * POS_BYTES) < 0,
+				    "resized a sealed page");
+		}
 		/* Our socket is read now and then, so the link lives on. */
 		while (ki_wire_recv(sock, &m) == 1)
 			for (int j = 0; j < m.nfds; j++)
@@ -481,10 +523,11 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 	const uint32_t deadline_ms = 1000;
 	kite *k = open_publisher(UINT32_MAX, deadline_ms);
 	sh->publisher_id = kite_id(k);
-	struct hostile_args h[4] = {{H_GARBAGE, 1}, {H_BAD_SLOT, 2}, {H_UNSEALED, 3},
-				    {H_SHORT, 4}};
-	for (int i = 0; i < 4; i++) {
-		assert_true(child_start(hostile, &h[i]) > 0);
+	struct hostile_args h[5] = {{H_GARBAGE, 1}, {H_BAD_SLOT, 2}, {H_UNSEALED, 3},
+				    {H_SHORT, 4}, {H_PUNCH, 5}};
+	pid_t pids[5];
+	for (int i = 0; i < 5; i++) {
+		assert_true((pids[i] = child_start(hostile, &h[i])) > 0);
 		wait_flag(&sh->ready[h[i].index]);
 	}
 	/* An honest reliable subscriber beside them gets everything. */
@@ -498,6 +541,8 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 	assert_true(res.worst_ns < (uint64_t)(deadline_ms + 1500) * 1000000u);
 	assert_true(res.wall_ns < (uint64_t)(2 * deadline_ms + 5000) * 1000000u);
 	sh->stop_hostile = 1;
+	/* The hole puncher punched all along, and could resize nothing. */
+	assert_int_equal(child_wait(pids[4], 10000), 0);
 	kite_close(k);
 	expect_all(0, 5000);
 }
@@ -574,6 +619,7 @@ int main(void)
 		T(test_slow_subscriber_eagain),
 		T(test_slow_subscriber_waits),
 		T(test_reliable_pattern_over_radio_ring),
+		T(test_reliable_across_idle_release),
 		T(test_four_reliable_subscribers),
 		T(test_killed_and_stopped_release_publisher),
 		T(test_slow_but_moving_is_never_dropped),
