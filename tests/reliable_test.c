@@ -14,7 +14,11 @@
  * write garbage positions (beyond the head, backwards, UINT64_MAX), name a
  * slot outside their page, or send a page that is not sealed hold the
  * publisher no longer than its deadline and cannot crash it (the ASan
- * build reads every byte). */
+ * build reads every byte), nor can one that punches holes in its page.
+ * Attacks from outside the first tests: a reliable pattern added over a
+ * radio one that brought the ring already, two reliable patterns over a
+ * channel with one dropped, an unsubscribe/subscribe loop while the
+ * publisher waits, an idle ring release, 100 reliable subscribers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -35,6 +39,8 @@
 #include "shm.h"
 
 #define MAX_SUBS 6
+#define MANY_SUBS 100
+#define MANY_PROCS 4 /* (handles link to every other handle: fds grow as N^2) */
 #define CHILD_MS 120000
 #define MSG_LEN 64
 #define CHANNEL "rel.data"
@@ -45,6 +51,7 @@ struct shared {
 	_Atomic uint64_t received[MAX_SUBS], lost[MAX_SUBS];
 	_Atomic uint64_t bad[MAX_SUBS]; /* out of order, or a torn payload */
 	_Atomic int stop_hostile;
+	_Atomic uint64_t many_received[MANY_SUBS], many_lost[MANY_SUBS], many_bad;
 	uint64_t publisher_id;
 };
 
@@ -59,9 +66,10 @@ struct sub_args {
 	unsigned nap_us;    /* for this long (0: 200 us) */
 };
 
-/* Set before forking one: radio "rel.>" first, reliable CHANNEL added
- * once seq 1 has come. */
-static int upgrade_after_first;
+/* Set before forking one: UPGRADE: radio "rel.>" first, reliable CHANNEL
+ * added once seq 1 has come; OVERLAP: reliable "rel.>" and CHANNEL, and
+ * "rel.>" dropped once seq 1 has come. */
+static enum { PLAIN, UPGRADE, OVERLAP } sub_mode;
 
 static void payload(uint8_t *buf, uint64_t seq)
 {
@@ -84,9 +92,11 @@ static int subscriber(void *arg)
 	kite_options o = {.bus = bus};
 	kite *k;
 	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
-	struct kite_sub_options so = {.flags = a->reliable && !upgrade_after_first ? KITE_SUB_RELIABLE
+	struct kite_sub_options so = {.flags = a->reliable && sub_mode != UPGRADE ? KITE_SUB_RELIABLE
 									     : 0};
 	CHILD_CHECK(kite_subscribe_opts(k, "rel.>", &so) == 0, "subscribe");
+	if (sub_mode == OVERLAP)
+		CHILD_CHECK(kite_subscribe_opts(k, CHANNEL, &so) == 0, "overlap");
 	sh->ready[a->index] = 1;
 	uint64_t next = 1, deadline = mono_ms() + CHILD_MS;
 	kite_event ev;
@@ -100,9 +110,12 @@ static int subscriber(void *arg)
 				sh->bad[a->index]++;
 			next = ev.msg.seq + 1;
 			sh->received[a->index]++;
-			if (upgrade_after_first && ev.msg.seq == 1) {
+			if (sub_mode == UPGRADE && ev.msg.seq == 1) {
 				so.flags = KITE_SUB_RELIABLE;
 				CHILD_CHECK(kite_subscribe_opts(k, CHANNEL, &so) == 0, "upgrade");
+				sh->ready[a->index] = 2;
+			} else if (sub_mode == OVERLAP && ev.msg.seq == 1) {
+				CHILD_CHECK(kite_unsubscribe(k, "rel.>") == 0, "unsubscribe");
 				sh->ready[a->index] = 2;
 			}
 			if (a->nap_every && ev.msg.seq % a->nap_every == 0)
@@ -258,17 +271,14 @@ static void test_slow_subscriber_waits(void **state)
 	expect_all(0, n);
 }
 
-/* A reliable pattern added over a radio one that already brought the
- * ring: from then on the ring is read reliably (it was left radio: the
- * publisher had handed the ring over already, so it never heard). */
-static void test_reliable_pattern_over_radio_ring(void **state)
+/* A slow subscriber in the given mode changes its patterns after seq 1;
+ * then 5000 messages, none lost. */
+static void upgrade_then_publish(int mode)
 {
-	(void)state;
-	snprintf(bus, sizeof bus, "%s", test_bus("rel_upgrade"));
 	struct sub_args slow = {0, 1, 50, 0};
-	upgrade_after_first = 1;
+	sub_mode = mode;
 	start_sub(&slow);
-	upgrade_after_first = 0;
+	sub_mode = PLAIN;
 	kite *k = open_publisher(UINT32_MAX, 10000);
 	struct pub_result res = {0};
 	publish_range(k, 1, 1, &res);
@@ -280,6 +290,25 @@ static void test_reliable_pattern_over_radio_ring(void **state)
 	publish_range(k, 2, n, &res);
 	kite_close(k);
 	expect_all(0, n);
+}
+
+/* A reliable pattern added over a radio one that already brought the
+ * ring: from then on the ring is read reliably (it was left radio: the
+ * publisher had handed the ring over already, so it never heard). */
+static void test_reliable_pattern_over_radio_ring(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_upgrade"));
+	upgrade_then_publish(UPGRADE);
+}
+
+/* Two reliable patterns over one channel, one dropped: the other still
+ * holds the ring reliably. */
+static void test_overlapping_reliable_patterns(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_overlap"));
+	upgrade_then_publish(OVERLAP);
 }
 
 /* The publisher releases its ring after an idle spell and makes a new one
@@ -310,6 +339,146 @@ static void test_reliable_across_idle_release(void **state)
 	}
 	kite_close(k);
 	expect_all(0, 6000);
+}
+
+/* Subscribes reliably, reads a few messages, unsubscribes, again and
+ * again, until told to stop. */
+static int churner(void *arg)
+{
+	const struct sub_args *a = arg;
+	kite_options o = {.bus = bus};
+	kite *k;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	sh->ready[a->index] = 1;
+	kite_event ev;
+	while (!sh->stop_hostile) {
+		CHILD_CHECK(kite_subscribe_opts(k, "rel.>", &so) == 0, "subscribe");
+		for (int i = 0; i < 5; i++) {
+			int rc = kite_recv(k, &ev, 20);
+			CHILD_CHECK(rc == 0 || rc == -ETIMEDOUT, "recv %d", rc);
+			if (rc == 0 && ev.type == KITE_MESSAGE && !payload_ok(&ev.msg))
+				sh->bad[a->index]++;
+		}
+		CHILD_CHECK(kite_unsubscribe(k, "rel.>") == 0, "unsubscribe");
+		sh->received[a->index]++; /* rounds */
+	}
+	kite_close(k);
+	return 0;
+}
+
+/* A reliable subscriber that unsubscribes and subscribes again in a loop
+ * while the publisher waits for it: each new subscription starts where
+ * the publisher is, so it never holds the publisher near its deadline;
+ * an honest reliable subscriber beside it loses nothing. */
+static void test_resubscribe_loop_while_waiting(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_churn"));
+	struct sub_args churn = {1, 1, 0, 0}, honest = {0, 1, 50, 0};
+	pid_t pid = child_start(churner, &churn);
+	assert_true(pid > 0);
+	wait_flag(&sh->ready[1]);
+	start_sub(&honest);
+	const uint32_t deadline_ms = 5000;
+	kite *k = open_publisher(UINT32_MAX, deadline_ms);
+	struct pub_result res = {0};
+	publish_range(k, 1, 20000, &res);
+	sh->stop_hostile = 1;
+	printf("# 20000 messages beside a subscriber that resubscribed %llu times: "
+	       "%.1f ms, worst publish %.1f ms (deadline %u ms)\n",
+	       (unsigned long long)sh->received[1], res.wall_ns / 1e6, res.worst_ns / 1e6,
+	       deadline_ms);
+	assert_int_equal(child_wait(pid, 10000), 0);
+	assert_true(sh->received[1] >= 2);
+	assert_int_equal(sh->bad[1], 0);
+	assert_true(res.worst_ns < (uint64_t)deadline_ms * 1000000u / 2);
+	kite_close(k);
+	expect_all(0, 20000);
+}
+
+struct many_args {
+	int first, count; /* of the MANY_SUBS counters */
+	uint64_t n;
+};
+
+/* Reliable handles in one process, read round robin (so each is as slow
+ * as all of them together), until every one has the lot. */
+static int many(void *arg)
+{
+	const struct many_args *a = arg;
+	const uint64_t *n = &a->n;
+	kite *ks[MANY_SUBS];
+	kite_options o = {.bus = bus};
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	for (int i = a->first; i < a->first + a->count; i++) {
+		int rc = kite_open(&ks[i], &o);
+		CHILD_CHECK(rc == 0, "open %d: %d", i, rc);
+		CHILD_CHECK(kite_subscribe_opts(ks[i], "rel.>", &so) == 0, "subscribe %d", i);
+	}
+	sh->ready[a->first / (MANY_SUBS / MANY_PROCS)] = 1;
+	uint64_t next[MANY_SUBS], deadline = mono_ms() + CHILD_MS;
+	for (int i = 0; i < MANY_SUBS; i++)
+		next[i] = 1;
+	for (int done = 0; done < a->count && mono_ms() < deadline;) {
+		done = 0;
+		for (int i = a->first; i < a->first + a->count; i++) {
+			kite_event ev;
+			if (sh->many_received[i] + sh->many_lost[i] >= *n) {
+				done++;
+				continue;
+			}
+			int rc = kite_recv(ks[i], &ev, 0);
+			CHILD_CHECK(rc == 0 || rc == -EAGAIN || rc == -ETIMEDOUT, "recv %d", rc);
+			if (rc == 0 && ev.type == KITE_MESSAGE) {
+				if (ev.msg.seq != next[i] || !payload_ok(&ev.msg))
+					sh->many_bad++;
+				next[i] = ev.msg.seq + 1;
+				sh->many_received[i]++;
+			} else if (rc == 0 && ev.type == KITE_LOSS) {
+				sh->many_lost[i] += ev.lost;
+				next[i] += ev.lost;
+			}
+		}
+	}
+	for (int i = a->first; i < a->first + a->count; i++)
+		kite_close(ks[i]);
+	return 0;
+}
+
+/* A hundred reliable subscribers of one ring: none loses anything, the
+ * publisher waits for the slowest. */
+static void test_hundred_reliable_subscribers(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_many"));
+	const uint64_t n = 3000;
+	struct many_args a[MANY_PROCS];
+	pid_t pids[MANY_PROCS];
+	for (int p = 0; p < MANY_PROCS; p++) {
+		a[p] = (struct many_args){p * (MANY_SUBS / MANY_PROCS), MANY_SUBS / MANY_PROCS, n};
+		assert_true((pids[p] = child_start(many, &a[p])) > 0);
+	}
+	for (int p = 0; p < MANY_PROCS; p++)
+		wait_flag(&sh->ready[p]);
+	kite *k = open_publisher(UINT32_MAX, 10000);
+	struct pub_result res = {0};
+	publish_range(k, 1, n, &res);
+	for (int p = 0; p < MANY_PROCS; p++)
+		assert_int_equal(child_wait(pids[p], 60000), 0);
+	uint64_t lost = 0, received = 0;
+	for (int i = 0; i < MANY_SUBS; i++) {
+		lost += sh->many_lost[i];
+		received += sh->many_received[i];
+	}
+	printf("# %d reliable subscribers, %llu messages in %.1f ms, worst publish %.1f ms: "
+	       "received %llu, lost %llu, bad %llu\n", MANY_SUBS, (unsigned long long)n,
+	       res.wall_ns / 1e6, res.worst_ns / 1e6, (unsigned long long)received,
+	       (unsigned long long)lost, (unsigned long long)sh->many_bad);
+	assert_int_equal(lost, 0);
+	assert_int_equal(sh->many_bad, 0);
+	assert_int_equal(received, MANY_SUBS * n);
+	kite_close(k);
 }
 
 /* 1 -> 4 reliable, one radio reader beside them. */
@@ -619,7 +788,10 @@ int main(void)
 		T(test_slow_subscriber_eagain),
 		T(test_slow_subscriber_waits),
 		T(test_reliable_pattern_over_radio_ring),
+		T(test_overlapping_reliable_patterns),
 		T(test_reliable_across_idle_release),
+		T(test_resubscribe_loop_while_waiting),
+		T(test_hundred_reliable_subscribers),
 		T(test_four_reliable_subscribers),
 		T(test_killed_and_stopped_release_publisher),
 		T(test_slow_but_moving_is_never_dropped),
