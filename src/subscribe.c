@@ -534,7 +534,8 @@ int kite_unsubscribe(kite *k, const char *pattern)
 		return KITE_ENOTSUB;
 	}
 	broadcast_pattern(k, W_UNSUB, pattern, 0, 0);
-	ki_strlist_remove(&k->reliable, &k->nreliable, pattern);
+	if (ki_strlist_remove(&k->reliable, &k->nreliable, pattern))
+		k->retired = 1; /* rings it alone made reliable: radio */
 	ki_lan_unsubscribe(k, pattern);
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (!ki_sub_matches(k, k->subs[i]->channel)) {

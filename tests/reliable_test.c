@@ -311,6 +311,60 @@ static void test_overlapping_reliable_patterns(void **state)
 	upgrade_then_publish(OVERLAP);
 }
 
+/* Slot of the ring for CHANNEL in k's positions page (0: read as radio). */
+static uint32_t channel_slot(kite *k)
+{
+	uint32_t slot = UINT32_MAX;
+	kite_lock(k);
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (!strcmp(k->subs[i]->channel, CHANNEL) && !k->subs[i]->unsubscribed)
+			slot = k->subs[i]->pos_slot1;
+	kite_unlock(k);
+	return slot;
+}
+
+/* Its reliable pattern dropped, a ring still read through a radio one is
+ * radio at both ends: the publisher overruns it without waiting, and the
+ * subscriber lets its slot go (kite ls said "reliable" and the slot was
+ * held for as long as the ring was read). */
+static void test_reliable_pattern_dropped_leaves_radio(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_drop"));
+	kite *pub = open_publisher(0, 0), *sub;
+	kite_options o = {.bus = bus};
+	assert_int_equal(kite_open(&sub, &o), 0);
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	assert_int_equal(kite_subscribe(sub, "rel.>"), 0);
+	assert_int_equal(kite_subscribe_opts(sub, CHANNEL, &so), 0);
+	uint8_t buf[MSG_LEN];
+	kite_event ev;
+	payload(buf, 1);
+	assert_int_equal(kite_publish(pub, CHANNEL, buf, sizeof buf), 1);
+	do
+		assert_int_equal(kite_recv(sub, &ev, 5000), 0);
+	while (ev.type != KITE_MESSAGE);
+	assert_true(channel_slot(sub) > 0 && channel_slot(sub) != UINT32_MAX);
+	assert_int_equal(kite_unsubscribe(sub, CHANNEL), 0);
+	assert_int_equal(kite_recv(sub, &ev, 0), -EAGAIN); /* lets go of the past */
+	assert_int_equal(channel_slot(sub), 0);
+	/* Many rings' worth, unread, never -EAGAIN (the W_UNSUB may take a
+	 * moment to be read: retried for up to 5 s). */
+	uint64_t give_up = mono_ms() + 5000;
+	for (uint64_t seq = 2; seq <= 1000;) {
+		payload(buf, seq);
+		int64_t rc = kite_publish(pub, CHANNEL, buf, sizeof buf);
+		if (rc == -EAGAIN && mono_ms() < give_up && seq < 100) {
+			nap_us(1000);
+			continue;
+		}
+		assert_int_equal(rc, (int64_t)seq);
+		seq++;
+	}
+	kite_close(sub);
+	kite_close(pub);
+}
+
 /* The publisher releases its ring after an idle spell and makes a new one
  * when it publishes again: the new ring is as reliable as the old. */
 static void test_reliable_across_idle_release(void **state)
@@ -789,6 +843,7 @@ int main(void)
 		T(test_slow_subscriber_waits),
 		T(test_reliable_pattern_over_radio_ring),
 		T(test_overlapping_reliable_patterns),
+		T(test_reliable_pattern_dropped_leaves_radio),
 		T(test_reliable_across_idle_release),
 		T(test_resubscribe_loop_while_waiting),
 		T(test_hundred_reliable_subscribers),
