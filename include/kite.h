@@ -227,10 +227,11 @@ KITE_API void kite_close(kite *k);
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
  * subscriber; returns the message's sequence number (>= 1) or an error
  * (-EMFILE: no descriptor left for a new channel's ring). On a LAN handle
- * it may wait up to 200 ms for room in its own UDP send queue (the local
- * interface, never a peer: multicast has no flow control), holding the
- * handle meanwhile; a datagram still without room then is not sent, and
- * LAN subscribers count it lost.
+ * it may wait for room in its own UDP send queue (the local interface,
+ * never a peer: multicast has no flow control), 200 ms at most in all per
+ * call whatever the message's size, holding the handle meanwhile; what
+ * still has no room then is not sent, counted in messages_unsent, and LAN
+ * subscribers count it lost. kite_close() waits as long at most.
  * A handle does not receive its own messages; open a second handle to. */
 KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
 		     size_t len);

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@
 #include "lan_spec.h"
 #include "lan_stream.h"
 
-#define SEND_TIMEOUT_MS 200   /* a send waits at most this for queue room */
+#define SEND_TIMEOUT_MS 200   /* a call that sends waits at most this, in all,
+			       * for room in the socket's send queue */
 #define SEND_BATCH 64         /* datagrams per sendmmsg */
 #define RECV_BATCH 32         /* datagrams per recvmmsg */
 #define RECV_ROUNDS 8         /* recvmmsg calls per wake-up, then yield */
@@ -96,8 +98,27 @@ struct ki_lan {
 	int pack_timer;
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
 	uint64_t dups_gone, late_gone; /* counters of streams freed */
+	/* Sends give up waiting for queue room at this time: one budget of
+	 * SEND_TIMEOUT_MS per call into the LAN side (a 16 MiB message is
+	 * ~12,000 datagrams; a per-datagram timeout would not bound it). */
+	uint64_t send_until_ns;
 	kite_lan_stats st;
 };
+
+/* Start the send budget of one call into the LAN side. */
+static void send_budget_start(struct ki_lan *l)
+{
+	l->send_until_ns = ki_monotonic_ns() + SEND_TIMEOUT_MS * 1000000ull;
+}
+
+/* Sends made by the handle's own timers never wait: they hold the handle,
+ * and a kite_publish() waiting for it would spend its budget twice. A
+ * state frame not sent goes with the next heartbeat; packed messages not
+ * sent are counted unsent, as after a publisher's own timeout. */
+static void send_budget_none(struct ki_lan *l)
+{
+	l->send_until_ns = 0;
+}
 
 static uint32_t hash_str(const char *s) { return ki_crc32c(0, s, strlen(s)); }
 
@@ -189,13 +210,24 @@ static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const s
 	}
 	unsigned done = 0;
 	while (done < count) {
-		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL);
+		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			done += (unsigned)n; /* only what the call says it sent */
+			l->st.datagrams_sent += (uint64_t)n;
+			continue;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS))
 			break;
-		done += (unsigned)n; /* only what the call says it sent */
-		l->st.datagrams_sent += (uint64_t)n;
+		/* Full: wait for room, within what is left of this call's budget. */
+		uint64_t now = ki_monotonic_ns();
+		if (now >= l->send_until_ns)
+			break;
+		struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
+		int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
+		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+			break;
 	}
 	return done;
 }
@@ -315,6 +347,7 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return;
+	send_budget_start(l);
 	struct pub *p = find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
@@ -401,6 +434,7 @@ void ki_lan_close(kite *k, int say_gone)
 		return;
 	/* The goodbye says where each stream ended (so a lost last message
 	 * is reported): three times, so a lossy LAN still hears it. */
+	send_budget_start(l);
 	for (int i = 0; i < 3 && say_gone && l->tx >= 0; i++)
 		send_states(k, ki_monotonic_ns(), 1);
 	if (say_gone && l->tx >= 0 && l->pack.used)
@@ -690,8 +724,10 @@ int ki_lan_event(kite *k, int fd)
 		return 1;
 	}
 	uint64_t expirations;
-	if (read(fd, &expirations, sizeof expirations) == sizeof expirations && l->pack.used)
+	if (read(fd, &expirations, sizeof expirations) == sizeof expirations && l->pack.used) {
+		send_budget_none(l);
 		pack_flush(l);
+	}
 	return 1;
 }
 
@@ -701,6 +737,7 @@ int ki_lan_timers(kite *k)
 	if (!l)
 		return -1;
 	uint64_t now = ki_monotonic_ns();
+	send_budget_none(l);
 	send_states(k, now, 0);
 	uint64_t next = ki_lan_reasm_expire(&l->reasm, now);
 	struct lan_sink out = {sink_message, sink_loss, k};

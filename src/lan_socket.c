@@ -80,6 +80,22 @@ int ki_lan_iface_resolve(const struct lan_spec *spec, struct lan_iface *out,
 	return rc;
 }
 
+/* Ask for a socket buffer of `bytes`: the privileged FORCE option first
+ * (past net.core.*mem_max), the capped one if that is refused. */
+static void buffer_wish(int s, int force_opt, int opt, int bytes)
+{
+	if (setsockopt(s, SOL_SOCKET, force_opt, &bytes, sizeof bytes) < 0)
+		setsockopt(s, SOL_SOCKET, opt, &bytes, sizeof bytes);
+}
+
+/* Close a socket whose setup failed, keeping the failing call's errno. */
+static int close_failed(int s)
+{
+	int e = errno;
+	close(s);
+	return -e;
+}
+
 int ki_lan_socket_sender(const struct lan_spec *spec, const struct lan_iface *ifc,
 		      unsigned send_timeout_ms)
 {
@@ -96,13 +112,10 @@ int ki_lan_socket_sender(const struct lan_spec *spec, const struct lan_iface *if
 	    setsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
 	    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
 	    bind(s, (struct sockaddr *)&local, sizeof local) < 0) {
-		int e = errno;
-		close(s);
-		return -e;
+		return close_failed(s);
 	}
 	/* A larger send queue is a wish, not a need. */
-	if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
-		setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+	buffer_wish(s, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf);
 	return s;
 }
 
@@ -120,12 +133,9 @@ int ki_lan_socket_receiver(const struct lan_spec *spec, size_t want_rcvbuf, size
 	    setsockopt(s, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero) < 0 ||
 	    setsockopt(s, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one) < 0 ||
 	    bind(s, (struct sockaddr *)&any, sizeof any) < 0) {
-		int e = errno;
-		close(s);
-		return -e;
+		return close_failed(s);
 	}
-	if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) < 0)
-		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+	buffer_wish(s, SO_RCVBUFFORCE, SO_RCVBUF, want);
 	int got = 0;
 	socklen_t gl = sizeof got;
 	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &got, &gl);

@@ -42,8 +42,8 @@ from . import _lib
 from ._errors import EBADNAME, ENOTSUB, ETOOBIG, KiteError
 from ._handle import Handle, channel_valid, pattern_match, pattern_valid
 from ._handoff import Peer, handoff_accept, handoff_connections, handoff_fd, notify
-from ._types import (Event, Loss, Message, Origin, PublisherGone, PublisherNew,
-                     Refused, Stats)
+from ._types import (Event, LanOrigin, Loss, Message, Origin, PublisherGone,
+                     PublisherNew, Refused, Stats)
 
 __version__ = "0.1.0"
 
@@ -56,7 +56,7 @@ CHANNEL_MAX = 200
 MSG_MAX = 0xFFFFFFFF
 
 __all__ = [
-    "Handle", "Message", "Origin", "Event", "Loss", "PublisherGone", "Refused",
+    "Handle", "Message", "Origin", "LanOrigin", "Event", "Loss", "PublisherGone", "Refused",
     "PublisherNew", "Stats", "KiteError", "EBADNAME", "ETOOBIG", "ENOTSUB",
     "channel_valid", "pattern_valid", "pattern_match", "handoff_fd",
     "handoff_accept", "handoff_connections", "Peer", "notify", "LIBRARY",

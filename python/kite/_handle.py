@@ -14,8 +14,8 @@ from typing import AsyncIterator, Dict, Iterator, Optional, Union
 
 from . import _lib
 from ._errors import EBADNAME, KiteError, check
-from ._types import (Event, Loss, Message, Origin, PublisherGone, PublisherNew,
-                     Refused, Stats)
+from ._types import (Event, LanOrigin, Loss, Message, Origin, PublisherGone,
+                     PublisherNew, Refused, Stats)
 
 Received = Union[Message, Event]
 Data = Union[bytes, bytearray, memoryview, str]
@@ -34,6 +34,7 @@ _origin_text = lambda b: (b or b"").decode("utf-8", "replace")  # noqa: E731
 _EVENT_UNPACK = struct.Struct(_EVENT_FORMAT).unpack_from
 _new_message = tuple.__new__
 _INT_MAX_MS = 2**31 - 1
+_UID_UNKNOWN = 2**32 - 1  # (uid_t)-1: a LAN sender's uid, not verified
 
 # How many items amessages() yields in a row before it lets the event loop
 # run other tasks: a flooded handle must not starve the rest of the program.
@@ -81,6 +82,10 @@ class Handle:
     ``handshake_ms`` (how long opening and subscribing wait for peers),
     ``idle_ms`` (how long a channel published on may stay silent before its
     ring is released until its next message).
+    ``lan``: also publish and subscribe across the LAN by UDP multicast, on
+    this interface (``"eth0"``, ``"auto"``, with options as for
+    ``kite pub --lan``: ``"eth0,port=7475,ttl=1"``); None: $KITE_LAN, else
+    this machine only. Messages from other hosts carry ``Message.lan``.
 
     Use it as a context manager, or call close(). Any method may be called
     from any thread: calls on one handle are serialised by a lock, and a
@@ -90,7 +95,7 @@ class Handle:
 
     def __init__(self, bus: Optional[str] = None, *, ring_slots: int = 0,
                  slot_size: int = 0, spin_us: int = 0, handshake_ms: int = 0,
-                 idle_ms: int = 0) -> None:
+                 idle_ms: int = 0, lan: Optional[str] = None) -> None:
         self._k: Optional[int] = None   # None once closed
         self._raw: Optional[int] = None  # freed when the last waiter has left
         self._waiters = 0
@@ -115,6 +120,11 @@ class Handle:
             if b"\0" in raw_bus:  # kite_open's own answer to a bad bus name
                 raise KiteError(-errno.EINVAL, f"bus {bus!r}")
             opts.bus = raw_bus
+        if lan is not None:
+            raw_lan = lan.encode("utf-8")
+            if b"\0" in raw_lan:
+                raise KiteError(-errno.EINVAL, f"lan {lan!r}")
+            opts.lan = raw_lan
         k = ctypes.c_void_p()
         check(_lib.lib.kite_open(ctypes.byref(k), ctypes.byref(opts)), "kite_open")
         try:
@@ -277,6 +287,27 @@ class Handle:
 
     # -- receiving ---------------------------------------------------------
 
+    def _lan_origin(self) -> Optional[LanOrigin]:
+        """The LAN origin of the message kite_recv just gave (under the
+        lock), or None if it came from this machine."""
+        o = _lib.LanOrigin()
+        if _lib.lib.kite_msg_lan_origin(self._kp, ctypes.byref(self._msg),
+                                        ctypes.byref(o)) != 1:
+            return None
+        return LanOrigin(o.host, o.address.decode("ascii", "replace"), o.port, o.pid)
+
+    def lan_stats(self) -> Dict[str, int]:
+        """The LAN side's counters since the handle was opened (datagrams
+        sent and received, messages unsent, frames rejected, kernel drops,
+        duplicates, ...). KiteError (ENOTCONN) on a handle without ``lan``."""
+        st = _lib.LanStats()
+        with self._lock:
+            rc = _lib.lib.kite_lan_stats_get(self._handle(), ctypes.byref(st),
+                                             ctypes.sizeof(st))
+        if rc < 0:
+            raise KiteError(rc, "lan_stats")
+        return {name: getattr(st, name) for name, _ in st._fields_}
+
     def _take(self) -> Optional[Received]:
         """kite_recv(0) under the lock, copied out; None if nothing."""
         with self._lock:
@@ -292,6 +323,8 @@ class Handle:
                 if kind == _MESSAGE:
                     payload = _string_at(data, size) if size else b""
                     origin = _origin(optr) if optr else None
+                    # Only a LAN message has no kernel-verified uid.
+                    lan = self._lan_origin() if uid == _UID_UNKNOWN else None
                 else:
                     text = self._ev.text
         if rc == _EAGAIN:
@@ -305,7 +338,7 @@ class Handle:
                 self._channels[raw] = channel
         if kind == _MESSAGE:
             return _new_message(Message, (channel, payload, publisher, seq, ts,
-                                          pid, uid, gid, origin))
+                                          pid, uid, gid, origin, lan))
         common = dict(channel=channel, publisher=publisher, pid=pid, uid=uid,
                       gid=gid, text=(text or b"").decode("utf-8", "replace"))
         if kind == _lib.LOSS:

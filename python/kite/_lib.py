@@ -168,10 +168,30 @@ def flat_format(struct: type) -> "tuple[str, tuple[str, ...]]":
     return fmt, tuple(names)
 
 
+class LanOrigin(ctypes.Structure):
+    """struct kite_lan_origin: where a LAN message came from, as claimed."""
+    _fields_ = [
+        ("host", ctypes.c_uint64),
+        ("address", ctypes.c_char * 48),
+        ("port", ctypes.c_uint16),
+        ("pid", ctypes.c_int32),
+    ]
+
+
+class LanStats(ctypes.Structure):
+    """struct kite_lan_stats (kite_lan_stats_get takes its size: fields
+    appended later by the library are simply not read)."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "datagrams_sent", "messages_unsent", "datagrams_received", "frames_received",
+        "frames_rejected", "frames_bad_crc", "kernel_drops", "duplicates", "late",
+        "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams")]
+
+
 # C names of the structures above, for the ABI test.
 C_NAMES = {Options: "kite_options", Origin: "struct kite_origin", Msg: "kite_msg",
            Event: "kite_event",
-           Stats: "kite_stats", Peer: "struct kite_peer"}
+           Stats: "kite_stats", Peer: "struct kite_peer",
+           LanOrigin: "kite_lan_origin", LanStats: "kite_lan_stats"}
 
 # enum kite_event_type
 MESSAGE, LOSS, PUBLISHER_GONE, REFUSED, PUBLISHER_NEW = 1, 2, 3, 4, 5
@@ -201,6 +221,8 @@ for _name, _res, _args in (
         ("kite_pattern_valid", _c.c_int, [_c.c_char_p]),
         ("kite_pattern_match", _c.c_int, [_c.c_char_p, _c.c_char_p]),
         ("kite_strerror", _c.c_char_p, [_c.c_int]),
+        ("kite_msg_lan_origin", _c.c_int, [_P, _c.POINTER(Msg), _c.POINTER(LanOrigin)]),
+        ("kite_lan_stats_get", _c.c_int, [_P, _c.POINTER(LanStats), _c.c_size_t]),
         ("kite_handoff_fd", _c.c_int, []),
         ("kite_handoff_accept", _c.c_int, [_c.c_int, _c.POINTER(Peer), _c.c_int]),
 ):

@@ -22,6 +22,17 @@ class Origin(NamedTuple):
     headers: bytes
 
 
+class LanOrigin(NamedTuple):
+    """Where a message from the LAN came from, as its frame CLAIMS it
+    (nothing on the LAN is vouched for by the kernel): the sending host's
+    id, its IP address and UDP port, and the publisher's pid as it says."""
+
+    host: int
+    address: str
+    port: int
+    pid: int
+
+
 class Message(NamedTuple):
     """One message received on a channel (a named tuple: cheap to make).
 
@@ -32,6 +43,10 @@ class Message(NamedTuple):
     CLOCK_REALTIME at publish (``timestamp`` gives it in seconds).
     ``origin`` is None, or for a relayed message the remote sender its
     local sender claims (an ``Origin``, not vouched for by the kernel).
+    ``lan`` is None for a message from this machine; on a handle opened
+    with ``lan=``, a message from another host has a ``LanOrigin`` there,
+    ``pid`` as the sender claims it and ``uid``/``gid`` 2**32 - 1 (not
+    verified).
     """
 
     channel: str
@@ -43,6 +58,7 @@ class Message(NamedTuple):
     uid: int
     gid: int
     origin: Optional[Origin] = None
+    lan: Optional[LanOrigin] = None
 
     @property
     def timestamp(self) -> float:

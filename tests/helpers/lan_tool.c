@@ -21,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "kite.h"
 
 #include "lan_frame.h"
 #include "lan_group.h"
@@ -181,13 +184,61 @@ static int flood(char **argv)
 	return 0;
 }
 
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int pubtime(char **argv)
+{
+	kite_options o = {.lan = argv[0]};
+	kite *k;
+	int rc = kite_open(&k, &o);
+	if (rc) {
+		fprintf(stderr, "lan_tool: kite_open: %s\n", kite_strerror(rc));
+		return 1;
+	}
+	unsigned long count = strtoul(argv[2], NULL, 10);
+	size_t size = strtoul(argv[3], NULL, 10);
+	char *payload = calloc(1, size ? size : 1);
+	if (!payload)
+		return 1;
+	double longest = 0, t0 = now_ms();
+	for (unsigned long i = 0; i < count; i++) {
+		double t = now_ms();
+		int64_t seq = kite_publish(k, argv[1], payload, size);
+		double took = now_ms() - t;
+		if (seq < 1) {
+			fprintf(stderr, "lan_tool: kite_publish: %s\n", kite_strerror((int)seq));
+			return 1;
+		}
+		if (took > longest)
+			longest = took;
+	}
+	double total = now_ms() - t0;
+	kite_lan_stats st;
+	kite_lan_stats_get(k, &st, sizeof st);
+	double c = now_ms();
+	kite_close(k);
+	printf("longest_ms %.0f total_ms %.0f close_ms %.0f unsent %llu sent %llu\n", longest,
+	       total, now_ms() - c, (unsigned long long)st.messages_unsent,
+	       (unsigned long long)st.datagrams_sent);
+	free(payload);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && !strcmp(argv[1], "relay"))
 		return relay(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "flood"))
 		return flood(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "pubtime"))
+		return pubtime(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
-			"       lan_tool flood IFACE CHANNEL COUNT\n");
+			"       lan_tool flood IFACE CHANNEL COUNT\n"
+			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE\n");
 	return 100;
 }

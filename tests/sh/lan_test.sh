@@ -220,3 +220,19 @@ check "after a flood of 3000 never-completed 16 MiB messages, a real one arrives
 	[ "$r" = 0 ] && grep -q "after-the-flood" "$tmpdir/a7"
 dropped=$(lanstat "$tmpdir/a7.err" "partial messages dropped")
 check "flood: partial messages dropped and counted ($dropped)" [ "${dropped:-0}" -ge 2900 ]
+
+# --- a full send queue: kite_publish waits at most 200 ms in all ---------
+# b's interface drains at 200 kbit/s into a queue that never drops, so its
+# socket's send queue fills and stays full. A 64 KiB message is 47
+# datagrams: a wait per datagram (the old bound) made one publish take
+# about 2.8 s here; the bound is per call.
+tc -n "$(ns b)" qdisc add dev eth0 root tbf rate 200kbit burst 3000 limit 100000000
+in_ns b timeout 60 "$tool" pubtime eth0 slow.x 80 65536 >"$tmpdir/slow" 2>&1; r=$?
+tc -n "$(ns b)" qdisc del dev eth0 root
+read -r _ longest _ _ _ closing _ unsent _ _ <"$tmpdir/slow"
+check "full send queue: the longest kite_publish took ${longest:-?} ms (<= 200 + scheduling), exit $r" \
+	[ "$r" = 0 ] && [ "${longest:-9999}" -le 700 ]
+check "full send queue: messages were given up and counted unsent (${unsent:-?})" \
+	[ "${unsent:-0}" -gt 0 ]
+check "full send queue: kite_close took ${closing:-?} ms (<= 200 + scheduling)" \
+	[ "${closing:-9999}" -le 700 ]
