@@ -28,7 +28,7 @@
 /* Bytes of the page rendered at a time, and at most per event-loop turn
  * for one connection. */
 #define HTTP_SLICE 65536
-#define HTTP_TURN_BYTES (4 * HTTP_SLICE)
+#define HTTP_TURN_BYTES (2 * HTTP_SLICE)
 
 struct http_conn;
 
