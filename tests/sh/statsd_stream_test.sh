@@ -13,7 +13,7 @@
 # parts. Timing margins are wide: the page is read for several seconds,
 # the idle limit is two.
 . "$(dirname "$0")/lib.sh"
-need curl:curl prometheus:promtool ss:iproute2
+need curl:curl prometheus:promtool iproute2:ss
 
 PY=/usr/bin/python3
 BIG=${BIG:-200000}
@@ -120,7 +120,7 @@ steady=$LAST_PID
 spawn "$PY" "$tmpdir/slowread.py" stall "$hport" >"$tmpdir/stall.out"
 stall=$LAST_PID
 # 62 more slow readers (20 KB/s each, well above the progress rule).
-spawn "$PY" "$tmpdir/slowread.py" hold "$hport" 62 20000 24 >"$tmpdir/hold.out"
+spawn "$PY" "$tmpdir/slowread.py" hold "$hport" 62 20000 60 >"$tmpdir/hold.out"
 hold=$LAST_PID
 wait "$steady" "$stall" 2>/dev/null
 sed "s/^/# steady reader: /" "$tmpdir/steady.out"
@@ -133,15 +133,14 @@ check "a reader that stalls is cut off, its page unended" grep -q '^ended=no' "$
 curl -sf --max-time 10 "http://127.0.0.1:$hport/metrics" >"$tmpdir/pre.txt"
 refused=$(figure kite_statsd_http_refused_total "$tmpdir/pre.txt")
 conns() { ss -Htn state established "( sport = :$hport )" | wc -l; }
-spawn "$PY" "$tmpdir/slowread.py" hold "$hport" "$((64 - $(conns)))" 20000 5 >"$tmpdir/hold2.out"
+spawn "$PY" "$tmpdir/slowread.py" hold "$hport" "$((64 - $(conns)))" 20000 60 >"$tmpdir/hold2.out"
 hold2=$LAST_PID
 wait_for 5 test "$(conns)" -ge 64
+echo "# connections: $(conns)"
 curl -sf --max-time 10 "http://127.0.0.1:$hport/metrics" >"$tmpdir/during.txt"
 check "a scrape gets in while 64 slow readers hold every slot" \
 	test "$(grep -c '^big_g' "$tmpdir/during.txt")" = "$BIG"
-wait "$hold" "$hold2" 2>/dev/null
-echo "# refused before $refused, after $(figure kite_statsd_http_refused_total "$tmpdir/during.txt")"
-sed "s/^/# slow readers: /" "$tmpdir/hold.out" "$tmpdir/hold2.out"
+kill "$hold" "$hold2"; wait "$hold" "$hold2" 2>/dev/null
 check "... in the place of the oldest slow reader" \
 	test "$(figure kite_statsd_http_refused_total "$tmpdir/during.txt")" = "$((refused + 1))"
 
