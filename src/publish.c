@@ -142,6 +142,9 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	m.a = 1;
 	m.b = r->w.head;
 	m.slot_count = (uint32_t)r->head_slot + 1;
+	/* The channel: a re-made link may know only an earlier ring of the
+	 * stream (this one's hand-over went with a link dropped unread). */
+	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = k->heads_fd;
 	m.nfds = 1;
 	ki_peer_send(k, p, &m);
@@ -365,14 +368,17 @@ static int revive_ring(kite *k, struct pub_ring *r)
 }
 
 /* Every holder is linked and settled, and holds exactly the streams marked:
- * nobody's re-offer or catch-up needs the ring's contents. */
+ * nobody's re-offer or catch-up needs the ring's contents. And every holder
+ * has its hand-over in its socket, not in our queue: a cut link would take
+ * a queued one with it, and the re-made link would learn only that a ring
+ * it never saw was released, its messages lost. */
 static int releasable(const struct pub_ring *r)
 {
 	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs || r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];
-		if (!p->synced || p->send_dead || p->closing || p->nghost ||
+		if (!p->synced || p->send_dead || p->closing || p->nghost || p->q_head ||
 		    !find_mark((struct pub_ring *)r, p->id))
 			return 0;
 	}

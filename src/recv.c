@@ -127,8 +127,9 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 	}
 	if (!lost)
 		return 0;
-	/* Its publisher said the ring held more than it did: a liar, whose
-	 * messages are all it can spoil. */
+	/* Its publisher said the stream went on beyond this ring's end: a later
+	 * ring we never got (released while our link was being made again, see
+	 * ki_sub_ring_end), or a liar, whose messages are all it can spoil. */
 	fill(ev, KITE_LOSS, s);
 	ev->lost = lost;
 	k->stats.lost += lost;

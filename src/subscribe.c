@@ -346,6 +346,27 @@ uint64_t ki_sub_stream_head(const struct sub_ring *s)
 	return v < RING_START_MAX ? v : RING_START_MAX; /* a liar's, bounded */
 }
 
+/* A ring of this publisher whose link broke, named by an idle release said
+ * again to the re-made link: the ring itself, or else our latest earlier
+ * ring of its channel (the hand-over of the one released went with a link
+ * dropped unread: its stream is ours all the same). */
+static struct sub_ring *relinking_stream(kite *k, const struct peer *p,
+					 const struct wire_msg *m)
+{
+	struct sub_ring *earlier = NULL;
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *t = k->subs[i];
+		if (!t->relinking || t->peer || t->unsubscribed || t->publisher != p->id)
+			continue;
+		if (t->ring_id == m->id)
+			return t;
+		if (t->ring_id < m->id && !strcmp(t->channel, m->text) &&
+		    (!earlier || t->ring_id > earlier->ring_id))
+			earlier = t;
+	}
+	return earlier;
+}
+
 void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	struct sub_ring *s = find_sub(k, p, m->id);
@@ -361,14 +382,9 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 	}
 	/* Released after an idle spell: also said again to a re-made link
 	 * whose ring was released meanwhile, so it is not taken for ended. */
-	for (size_t i = 0; !s && i < k->nsubs; i++) {
-		struct sub_ring *t = k->subs[i];
-		if (t->relinking && !t->peer && !t->unsubscribed &&
-		    t->publisher == p->id && t->ring_id == m->id) {
-			t->relinking = 0;
-			t->peer = p;
-			s = t;
-		}
+	if (!s && (s = relinking_stream(k, p, m))) {
+		s->relinking = 0;
+		s->peer = p;
 	}
 	if (!s) {
 		if (m->nfds == 1)
@@ -376,6 +392,10 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 		return;
 	}
 	take_heads(s, m);
+	/* Dormant, it has been read to its end: what a later ring held (to
+	 * m->b) is reported lost when the stream's next ring joins it, or from
+	 * the heads page if its publisher goes first. Else it is read to its
+	 * end, and what lies beyond, to m->b, is lost. */
 	if (s->dormant)
 		return;
 	s->retiring = 1;

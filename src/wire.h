@@ -35,7 +35,9 @@ enum wire_type {
 	                a = 1: released after an idle spell, b = its last seq:
 	                the stream goes on in the sender's next ring for the
 	                channel, and then (optionally) fd: the sender's stream
-	                heads page, slot_count = 1 + this stream's index in it
+	                heads page, slot_count = 1 + this stream's index in it,
+	                text = the channel (a receiver that never got this
+	                ring carries on its earlier ring of the stream)
 	                (a = 0: the stream ends) */
 	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
 	                whose ring it took; fds: a connected AF_UNIX datagram

@@ -15,10 +15,13 @@
  * and a link cut with a ring's W_RING_END or a whole hand-over lost, the
  * ring made again meanwhile (the stream carries on, or reports the lost
  * ring's messages, instead of a false GONE, a second NEW and a reader stuck
- * before the new ring's first slot); and idle_ms = 1 with small and large
- * messages, one subscriber live and one stopped on and off (a queued
- * hand-over named the released ring's descriptor number, by then another
- * channel's ring: subscribers rejected it and lost the stream); and a
+ * before the new ring's first slot), or the re-made link told of the
+ * release of a ring it never saw (its earlier ring carries the stream on);
+ * a ring whose hand-over waits in the publisher's queue is not released
+ * (a cut link would take the hand-over with it); and idle_ms = 1 with
+ * small and large messages, one subscriber live and one stopped on and off
+ * (a queued hand-over named the released ring's descriptor number, by then
+ * another channel's ring: subscribers rejected it and lost the stream); and a
  * subscriber with only released rings uses no CPU while it waits, and one
  * that unsubscribes and subscribes again while its rings are released.
  *
@@ -26,6 +29,7 @@
  * teardown also when an assertion fails half-way. */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -475,14 +479,21 @@ static int liar_ring(int sock, uint64_t ring_id, const char *channel, uint64_t f
 	return rc;
 }
 
-static int liar_end(int sock, uint64_t ring_id, uint64_t last_seq)
+/* An idle release of ring_id, naming its channel ("": none, as before). */
+static int liar_end_of(int sock, uint64_t ring_id, const char *channel, uint64_t last_seq)
 {
 	struct wire_msg m;
 	ki_wire_init(&m, W_RING_END);
 	m.id = ring_id;
 	m.a = 1;
 	m.b = last_seq;
+	snprintf(m.text, sizeof m.text, "%s", channel);
 	return ki_wire_send(sock, &m, 0);
+}
+
+static int liar_end(int sock, uint64_t ring_id, uint64_t last_seq)
+{
+	return liar_end_of(sock, ring_id, "", last_seq);
 }
 
 /* Everything k delivers on prefix.N until nothing has come for quiet_ms. */
@@ -611,17 +622,44 @@ static int raw_link(kite *k, uint64_t *sync_token)
 	return sock;
 }
 
-static void test_idle_ring_end_lost_with_cut_link(void **state)
+/* A handle subscribed to lie.> on a bus of its own, and the raw
+ * publisher's link to it (*sock, *token its W_SYNC's). */
+static kite *liar_linked(const char *name, int *sock, uint64_t *token)
 {
-	(void)state;
-	use_bus("idle-cut");
+	use_bus(name);
 	kite_options o = {.bus = bus, .handshake_ms = 2000};
 	kite *k = NULL;
 	assert_int_equal(kite_open(&k, &o), 0);
 	assert_int_equal(kite_subscribe(k, "lie.>"), 0);
+	*sock = raw_link(k, token);
+	assert_true(*sock >= 0);
+	return k;
+}
+
+/* lie.c as check_raw_stream() wants it, with these counts. */
+static void expect_raw_stream(int c, uint64_t messages, uint64_t lost, uint64_t next)
+{
+	check_raw_stream(c);
+	assert_int_equal(sh->s[c].messages, messages);
+	assert_int_equal(sh->s[c].lost, lost);
+	assert_int_equal(sh->s[c].next, next);
+}
+
+/* The raw publisher's re-offers are all sent: its answer to our W_SYNC. */
+static void liar_offers_done(int sock, uint64_t token)
+{
+	struct wire_msg m;
+	ki_wire_init(&m, W_SUB_ACK);
+	m.id = token;
+	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
+}
+
+static void test_idle_ring_end_lost_with_cut_link(void **state)
+{
+	(void)state;
 	uint64_t token;
-	int sock = raw_link(k, &token);
-	assert_true(sock >= 0);
+	int sock;
+	kite *k = liar_linked("idle-cut", &sock, &token);
 	struct ring_writer a1, a2, b2;
 	assert_int_equal(liar_ring(sock, 1, "lie.0", 1, 0, &a1), 0);
 	write_n(&a1, 3);
@@ -636,25 +674,158 @@ static void test_idle_ring_end_lost_with_cut_link(void **state)
 	write_n(&a2, 3);
 	assert_int_equal(liar_ring(sock, 4, "lie.1", 1, 3, &b2), 0);
 	write_n(&b2, 3);
-	struct wire_msg m;
-	ki_wire_init(&m, W_SUB_ACK); /* its re-offers are all sent */
-	m.id = token;
-	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
+	liar_offers_done(sock, token);
 	drain_quiet(k, 300);
 	liar_leaves(k, sock);
 	liar_unmap(&a1);
 	liar_unmap(&a2);
 	liar_unmap(&b2);
 	kite_close(k);
-	check_raw_stream(0);
-	check_raw_stream(1);
-	assert_int_equal(sh->s[0].next, 7);
-	assert_int_equal(sh->s[1].next, 7);
-	assert_int_equal(sh->s[0].messages, 6);
-	assert_int_equal(sh->s[0].lost, 0);
-	assert_int_equal(sh->s[1].messages, 3);
-	assert_int_equal(sh->s[1].lost, 3);
+	expect_raw_stream(0, 6, 0, 7);
+	expect_raw_stream(1, 3, 3, 7);
 	assert_int_equal(sh->stray, 0);
+}
+
+/* The re-made link is told of an idle release of a ring it never saw: the
+ * ring was made anew while the link was down, its hand-over went out on a
+ * link the subscriber then dropped unread (two links made at once, one
+ * kept) or with a cut link, and it was released meanwhile. Its W_RING_END
+ * names the channel: the subscriber's earlier ring of that stream goes on
+ * (dormant, lie.0; or still being read, lie.1), the released ring's
+ * messages are reported lost, and the next ring carries the stream on. Not
+ * a false KITE_PUBLISHER_GONE, a second KITE_PUBLISHER_NEW and the stream
+ * counted again from its start. */
+
+static void test_idle_unseen_ring_released_across_relink(void **state)
+{
+	(void)state;
+	uint64_t token;
+	int sock;
+	kite *k = liar_linked("idle-unseen", &sock, &token);
+	struct ring_writer a1, a3, b2, b4;
+	/* lie.0: ring 1 holds 1..3, read and released; lie.1: ring 2 holds
+	 * 1..3, read, its release lost with the cut below. */
+	assert_int_equal(liar_ring(sock, 1, "lie.0", 1, 0, &a1), 0);
+	write_n(&a1, 3);
+	assert_int_equal(liar_ring(sock, 2, "lie.1", 1, 0, &b2), 0);
+	write_n(&b2, 3);
+	drain_quiet(k, 300);
+	assert_int_equal(liar_end_of(sock, 1, "lie.0", 3), 0);
+	drain_quiet(k, 300);
+	assert_int_equal(sh->s[0].messages, 3);
+	assert_int_equal(sh->s[1].messages, 3);
+	close(sock); /* cut; it lives, and links again */
+	drain_quiet(k, 300);
+	sock = raw_link(k, &token);
+	assert_true(sock >= 0);
+	/* Rings made while the link was down (lie.0: 4..6, lie.1: 4..7),
+	 * released before the subscriber saw them. */
+	assert_int_equal(liar_end_of(sock, 5, "lie.0", 6), 0);
+	assert_int_equal(liar_end_of(sock, 6, "lie.1", 7), 0);
+	liar_offers_done(sock, token);
+	drain_quiet(k, 300);
+	/* The streams go on in new rings: lie.0 7..9, lie.1 8..9. */
+	assert_int_equal(liar_ring(sock, 7, "lie.0", 1, 6, &a3), 0);
+	write_n(&a3, 3);
+	assert_int_equal(liar_ring(sock, 8, "lie.1", 1, 7, &b4), 0);
+	write_n(&b4, 2);
+	drain_quiet(k, 300);
+	liar_leaves(k, sock);
+	liar_unmap(&a1);
+	liar_unmap(&a3);
+	liar_unmap(&b2);
+	liar_unmap(&b4);
+	kite_close(k);
+	expect_raw_stream(0, 6, 3, 10);
+	expect_raw_stream(1, 5, 4, 10);
+	assert_int_equal(sh->stray, 0);
+}
+
+/* A ring is not released while its hand-over waits in the publisher's
+ * outbound queue: the link could be lost with it, and the re-made link
+ * would then only learn that a ring it never saw was released, its
+ * messages lost. A raw subscriber (a small id, so that its own link is the
+ * one both sides keep) takes no record from the publisher: large messages
+ * fill its socket, so that the hand-overs of QUEUED_CHANNELS channels
+ * opened next wait in the queue while they idle. It hangs up unread and
+ * links again: every ring is offered to it again, with the messages it
+ * holds, none as released. */
+#define RAW_SUB_ID 0x5ull
+#define QUEUED_CHANNELS 100
+#define FILL_MESSAGES 100
+#define FILL_BYTES 5000 /* over a slot: each its own memfd and notice */
+
+/* A raw subscriber's link to k with pattern held throughout (W_SUB b = 0);
+ * the socket, and *token its W_SYNC's. */
+static int raw_subscriber_link(kite *k, const char *pattern, uint64_t *token)
+{
+	int sock = raw_connect(bus, kite_id(k));
+	if (sock < 0)
+		return sock;
+	struct wire_msg m;
+	if (raw_hello(sock, RAW_SUB_ID) || raw_expect(sock, &m, W_HELLO, 5000) != 1)
+		return -1;
+	ki_wire_init(&m, W_SUB);
+	snprintf(m.text, sizeof m.text, "%s", pattern);
+	if (ki_wire_send(sock, &m, 0))
+		return -1;
+	ki_wire_init(&m, W_SYNC);
+	m.id = *token = 0x70c3;
+	return ki_wire_send(sock, &m, 0) ? -1 : sock;
+}
+
+static void test_idle_no_release_while_hand_over_queued(void **state)
+{
+	(void)state;
+	use_bus("idle-queued");
+	kite_options o = {.bus = bus, .handshake_ms = 1, .idle_ms = 20};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	uint64_t token;
+	int sock = raw_subscriber_link(k, "q.>", &token);
+	assert_true(sock >= 0);
+	struct wire_msg m;
+	assert_int_equal(raw_expect(sock, &m, W_SUB_ACK, 5000), 1); /* synced */
+	static char large[FILL_BYTES];
+	for (int i = 0; i < FILL_MESSAGES; i++)
+		assert_int_equal(kite_publish(k, "q.fill", large, sizeof large), i + 1);
+	char ch[32];
+	for (int i = 0; i < QUEUED_CHANNELS; i++) {
+		snprintf(ch, sizeof ch, "q.%d", i);
+		assert_int_equal(kite_publish(k, ch, "m", 1), 1);
+	}
+	nap_us(300000); /* fifteen idle spells */
+	close(sock);    /* the queued hand-overs go with the link */
+	nap_us(100000);
+	sock = raw_subscriber_link(k, "q.>", &token);
+	assert_true(sock >= 0);
+	int rings = 0, released = 0, with_seq_1 = 0;
+	for (;;) {
+		int r = ki_wire_recv(sock, &m);
+		if (r == 0) {
+			struct pollfd p = {.fd = sock, .events = POLLIN};
+			if (poll(&p, 1, 5000) == 1)
+				continue;
+		}
+		if (r != 1)
+			break;
+		for (int i = 0; i < m.nfds; i++)
+			close(m.fds[i]);
+		if (m.type == W_RING) {
+			rings++;
+			with_seq_1 += m.a == 1 && m.b == 1;
+		}
+		released += m.type == W_RING_END;
+		if (m.type == W_SUB_ACK && m.id == token)
+			break; /* its re-offers are all in */
+	}
+	close(sock);
+	kite_close(k);
+	print_message("# re-made link: %d rings offered (%d holding seq 1), %d as "
+		      "released, of %d\n", rings, with_seq_1, released, QUEUED_CHANNELS + 1);
+	assert_int_equal(released, 0);
+	assert_int_equal(rings, QUEUED_CHANNELS + 1);
+	assert_int_equal(with_seq_1, QUEUED_CHANNELS + 1);
 }
 
 /* idle_ms = 1: rings are released and made again all the time, between
@@ -939,6 +1110,8 @@ int main(void)
 		T(test_idle_publisher_dies_while_released),
 		T(test_idle_liar_ring_end),
 		T(test_idle_ring_end_lost_with_cut_link),
+		T(test_idle_unseen_ring_released_across_relink),
+		T(test_idle_no_release_while_hand_over_queued),
 		T(test_idle_churn_one_ms),
 		T(test_idle_subscriber_sleeps_while_released),
 		T(test_idle_resubscribe_while_released),
