@@ -331,7 +331,8 @@ typedef struct kite_lan_stats {
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may
- * grow). -ENOTCONN if the handle is not on the LAN. */
+ * grow). -ENOTCONN if the handle is not on the LAN; -ECHILD on a handle
+ * inherited through fork(). */
 KITE_API int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size);
 
 /* Validate a channel name (0 or KITE_EBADNAME). */

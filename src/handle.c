@@ -315,6 +315,7 @@ static void free_state(kite *k)
 	ki_strlist_free(&k->patterns, &k->npatterns);
 	free(k->pattern_gen);
 	free(k->rules);
+	free(k->fd_shares); /* (empty: every queue is cleared by now) */
 	if (k->large_map)
 		munmap(k->large_map, k->large_len);
 	free(k->msg_buf);

@@ -87,9 +87,12 @@ struct waiter_page {
 };
 
 /* One record waiting for room in a peer's socket. */
+struct fd_share; /* outq.c */
+
 struct outrec {
 	struct outrec *next;
 	int owns_fds; /* its fds are copies to close (else the handle's own) */
+	struct fd_share *share; /* a ring hand-over's copy of the ring's fd */
 	struct wire_msg m;
 };
 
@@ -270,6 +273,7 @@ struct kite {
 	int closing;       /* kite_close() is flushing its goodbyes */
 	uint64_t listen_paused_ns; /* the listener is watched again then */
 	size_t q_large_total; /* large-message notices queued, all peers */
+	struct fd_share **fd_shares; /* per ring queued for any peer: one copy */
 	struct peer *peers;
 	struct relink *relinks;
 	uint64_t next_ring_id;

@@ -1143,6 +1143,8 @@ int kite_msg_lan_origin(const kite *k, const kite_msg *m, kite_lan_origin *out)
 {
 	if (!k || !m || !out)
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	const struct item *it = k->lan ? k->lan->current : NULL;
 	if (!it || m->channel != it->e->s.channel)
 		return 0;
@@ -1159,6 +1161,8 @@ int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size)
 {
 	if (!k || !out)
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD; /* a child's copy: its lock stays held for good */
 	if (!k->lan)
 		return -ENOTCONN;
 	kite *m = (kite *)(uintptr_t)k;

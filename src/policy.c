@@ -96,6 +96,9 @@ static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 		}
 		ki_pub_offer_rings(k, p, NULL);
 	}
+	/* Handles of users who were strangers until now were dialled only a
+	 * few at a time at open: link the rest. */
+	ki_peer_connect_existing(k);
 	kite_unlock(k);
 	return 0;
 }
