@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
@@ -33,8 +34,8 @@ struct bridge_config {
 	int verbose;
 };
 
-/* Every count the bridge keeps; the export side is written by the main
- * thread, the import side by libnats's delivery threads. */
+/* Every count the bridge keeps; most are written by the loop's thread,
+ * slow_consumer and the connection's by libnats's callback thread. */
 struct bridge_counters {
 	_Atomic uint64_t exported;      /* handed to libnats */
 	_Atomic uint64_t export_dropped;/* libnats refused: buffer full, too big */
@@ -52,20 +53,63 @@ struct bridge_counters {
 
 #define BRIDGE_COUNTERS 13
 
+/* loop.c: what the one thread watches on libnats's behalf. libnats's own
+ * threads (reconnection, pings, closing) change it too, under mu, and
+ * wake the loop through the eventfd `wake`. */
+struct bridge_loop {
+	pthread_mutex_t mu;
+	natsConnection *nc;        /* as attached (before Connect returns) */
+	int fd;                    /* the NATS socket, -1 between connections */
+	bool want_read, want_write;
+	int64_t progress_ms;       /* the last time the socket took data */
+	int wake;                  /* eventfd */
+	pthread_t owner;           /* the loop's thread */
+};
+
+/* Messages taken in one go each way before the loop writes to the NATS
+ * socket and looks at the others: one system call carries a whole batch,
+ * and neither direction can starve the other. */
+#define BRIDGE_BATCH 1024
+
 struct bridge {
 	struct bridge_config cfg;
 	struct bridge_counters n;
 	kite *exp;                 /* subscribes to the export patterns */
 	kite *imp;                 /* publishes what NATS delivers */
-	pthread_mutex_t imp_lock;  /* libnats may deliver on several threads */
+	struct bridge_loop loop;   /* the one thread serving both */
 	natsConnection *nc;
 	natsSubscription **subs;
+	natsMsg *retired[BRIDGE_BATCH]; /* done with, destroyed together */
+	int nretired;
 	uint64_t id_num;           /* our export handle's id, in Kite-Id */
 	char id[17];               /* the same in hex, as printed */
 	char host[256];
 	volatile sig_atomic_t stop;
 	int connected_once;        /* the server was reached at least once */
 };
+
+/* loop.c: set up the loop (0, or -1 after printing why), and tell
+ * libnats to use it. */
+int bridge_loop_init(struct bridge_loop *l);
+void bridge_loop_close(struct bridge_loop *l);
+natsStatus bridge_loop_options(struct bridge_loop *l, natsOptions *o);
+
+/* Wait up to timeout_ms for the NATS socket (and serve it), the local
+ * handle's fd kite_fd and signal_fd (either may be -1); 1 if signal_fd is
+ * readable, 0, or -errno. */
+int bridge_loop_wait(struct bridge *b, int kite_fd, int signal_fd, int timeout_ms);
+
+/* Write what libnats has buffered, as far as the socket takes it now. */
+void bridge_loop_flush_out(struct bridge *b);
+
+/* natsConnection_FlushTimeout, with this thread serving the socket. */
+natsStatus bridge_loop_flush(struct bridge *b, int64_t timeout_ms);
+
+/* libnats frees every message on its garbage-collector thread, which
+ * sleeps when it has nothing to do: destroying a batch's messages together
+ * wakes it once a batch, not once a message (a thread switch each). */
+void bridge_retire(struct bridge *b, natsMsg *m);
+void bridge_retire_all(struct bridge *b);
 
 /* connect.c: libnats options from the configuration (URL, credentials,
  * TLS, reconnection with backoff, the buffer bound, callbacks), then
@@ -76,9 +120,13 @@ int bridge_connect(struct bridge *b);
 /* export.c: send one local message to NATS with the identity headers. */
 void bridge_export(struct bridge *b, const kite_msg *m);
 
-/* import.c: subscribe the import patterns on NATS. 0, or -1 after
- * printing why. */
+/* import.c: subscribe the import patterns on NATS (synchronous
+ * subscriptions, read by the loop). 0, or -1 after printing why. */
 int bridge_import_start(struct bridge *b);
+
+/* Publish locally what the subscriptions hold, up to max messages; how
+ * many were taken. */
+int bridge_import_drain(struct bridge *b, int max);
 
 /* The NATS subject of a channel or pattern under the prefix, in out
  * (size bytes); 0, or -1 if it does not fit. */

@@ -139,6 +139,9 @@ int bridge_connect(struct bridge *b)
 	 * come back as imports (the bridge id in Kite-Id is checked too, in import.c). */
 	if (s == NATS_OK)
 		s = natsOptions_SetNoEcho(o, true);
+	/* No reader or flusher thread: the bridge's loop serves the socket. */
+	if (s == NATS_OK)
+		s = bridge_loop_options(&b->loop, o);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(o, -1);
 	if (s == NATS_OK)

@@ -16,6 +16,19 @@ int bridge_subject(const struct bridge *b, const char *name, char *out, size_t s
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
+/* Whether libnats's buffer holds less than the bound while connected,
+ * after writing out what the socket takes now (while disconnected,
+ * libnats bounds its own reconnect buffer). */
+static int room_for(struct bridge *b, size_t len)
+{
+	int64_t bound = b->cfg.buffer_bytes - (int64_t)len;
+	if (natsConnection_Buffered(b->nc) < bound ||
+	    natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+		return 1;
+	bridge_loop_flush_out(b);
+	return natsConnection_Buffered(b->nc) < bound;
+}
+
 void bridge_export(struct bridge *b, const kite_msg *m)
 {
 	char subject[KITE_CHANNEL_MAX + 260];
@@ -32,12 +45,16 @@ void bridge_export(struct bridge *b, const kite_msg *m)
 	 * value it is given, so one header is two allocations, not sixteen. */
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(msg, CLAIMS_ID_HEADER, id);
-	/* Never waits for the server while connected but slow beyond the
-	 * write deadline (the connection is then dropped and remade); while
-	 * it is away, libnats buffers up to buffer_bytes, then refuses. */
+	/* Never waits for the server: while connected, what the socket does
+	 * not take waits in libnats's buffer up to buffer_bytes, then is
+	 * refused (a server that takes nothing for the write deadline is
+	 * dropped and reconnected, loop.c); while it is away, libnats buffers
+	 * up to buffer_bytes itself, then refuses. */
+	if (s == NATS_OK && !room_for(b, m->len))
+		s = NATS_INSUFFICIENT_BUFFER;
 	if (s == NATS_OK)
 		s = natsConnection_PublishMsg(b->nc, msg);
-	natsMsg_Destroy(msg);
+	bridge_retire(b, msg);
 	if (s == NATS_OK) {
 		atomic_fetch_add_explicit(&b->n.exported, 1, memory_order_relaxed);
 		return;

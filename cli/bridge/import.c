@@ -77,19 +77,15 @@ static const char *printable(const char *subject, char *out, size_t size)
 	return out;
 }
 
-static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
-		       void *closure)
+static void import_one(struct bridge *b, natsMsg *m)
 {
-	(void)nc;
-	(void)sub;
-	struct bridge *b = closure;
 	const char *subject = natsMsg_GetSubject(m);
 	struct claims_id id;
 	int claimed = !claims_id_parse(header(m, CLAIMS_ID_HEADER), &id);
 	if (claimed && id.bridge == b->id_num) {
 		/* Our own export (only if the server ignored no_echo). */
 		atomic_fetch_add(&b->n.own_echoes, 1);
-		natsMsg_Destroy(m);
+		bridge_retire(b, m);
 		return;
 	}
 	const char *channel = claims_channel(b->cfg.prefix, subject);
@@ -100,18 +96,17 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 			fprintf(stderr, "kite bridge: NATS subject '%s' is no kite channel "
 				"name; not imported (%" PRIu64 " so far)\n",
 				printable(subject, safe, sizeof safe), n + 1);
-		natsMsg_Destroy(m);
+		bridge_retire(b, m);
 		return;
 	}
 	struct kite_origin o = {.system = "nats", .subject = subject};
 	claims_to_origin(claimed ? &id : NULL, &o);
-	/* One buffer per delivery thread, reused: no 64 KiB allocation per
-	 * message. */
-	static __thread char block[KITE_ORIGIN_MAX];
+	/* One buffer, reused (only the loop's thread imports): no 64 KiB
+	 * allocation per message. */
+	static char block[KITE_ORIGIN_MAX];
 	o.headers_len = header_block(m, block, &o.headers);
 	const void *data = natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
-	pthread_mutex_lock(&b->imp_lock);
 	int64_t rc = kite_publish_origin(b->imp, channel, data, len, &o);
 	if (rc == -EINVAL || rc == KITE_ETOOBIG) {
 		/* A host or header block we cannot carry (a NUL, too long): the
@@ -122,7 +117,6 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 		atomic_fetch_add(&b->n.origin_trimmed, 1);
 		rc = kite_publish_origin(b->imp, channel, data, len, &o);
 	}
-	pthread_mutex_unlock(&b->imp_lock);
 	if (rc > 0) {
 		atomic_fetch_add_explicit(&b->n.imported, 1, memory_order_relaxed);
 	} else {
@@ -131,7 +125,7 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 			fprintf(stderr, "kite bridge: cannot publish %s locally: %s "
 				"(%" PRIu64 " so far)\n", channel, kite_strerror((int)rc), n + 1);
 	}
-	natsMsg_Destroy(m);
+	bridge_retire(b, m);
 }
 
 int bridge_import_start(struct bridge *b)
@@ -143,7 +137,7 @@ int bridge_import_start(struct bridge *b)
 		char subject[KITE_CHANNEL_MAX + 260];
 		natsStatus s = NATS_INVALID_ARG;
 		if (!bridge_subject(b, b->cfg.imports[i], subject, sizeof subject))
-			s = natsConnection_Subscribe(&b->subs[i], b->nc, subject, on_message, b);
+			s = natsConnection_SubscribeSync(&b->subs[i], b->nc, subject);
 		if (s == NATS_OK)
 			s = natsSubscription_SetPendingLimits(b->subs[i], (int)b->cfg.import_pending,
 							      -1);
@@ -154,4 +148,23 @@ int bridge_import_start(struct bridge *b)
 		}
 	}
 	return 0;
+}
+
+int bridge_import_drain(struct bridge *b, int max)
+{
+	int taken = 0;
+	for (int i = 0; i < b->cfg.nimports; i++) {
+		natsMsg *m = NULL;
+		natsStatus s = NATS_OK;
+		/* NATS_SLOW_CONSUMER says, once, that libnats dropped some: the
+		 * error callback counted it (connect.c); the next call goes on. */
+		while (taken < max && ((s = natsSubscription_NextMsg(&m, b->subs[i], 0)) == NATS_OK ||
+				       s == NATS_SLOW_CONSUMER)) {
+			if (s == NATS_OK) {
+				import_one(b, m);
+				taken++;
+			}
+		}
+	}
+	return taken;
 }

@@ -1,15 +1,17 @@
 /* kite-bridge (run as `kite bridge`): carry local channels to NATS and
- * back. The main thread exports (kite_recv on the export handle, one NATS
- * publish each); libnats's delivery threads import (kite_publish_origin
- * on the import handle, under a lock). Two handles, so that neither is
- * ever used by two threads at once; messages that carry an origin (what
- * any bridge imported) are never exported, so nothing can loop. */
+ * back. One thread does it all (loop.c): it exports (kite_recv on the
+ * export handle, one NATS publish each), imports (what libnats's
+ * synchronous subscriptions hold, kite_publish_origin on the import
+ * handle) and serves the NATS socket for libnats. Messages that carry an
+ * origin (what any bridge imported) are never exported, so nothing can
+ * loop. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -203,16 +205,6 @@ static int parse_args(int argc, char **argv, struct bridge_config *c)
 	return 0;
 }
 
-static int stop_requested(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	struct timespec zero = {0, 0};
-	return sigtimedwait(&set, NULL, &zero) > 0;
-}
-
 static void announce(const struct bridge *b)
 {
 	for (int i = 0; i < b->cfg.nexports; i++)
@@ -230,15 +222,9 @@ static void announce(const struct bridge *b)
  * and losses beyond are counted exactly, as for any slow subscriber. */
 static int waiting_for_first_server(struct bridge *b)
 {
-	if (b->connected_once)
-		return 0;
-	if (natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED) {
+	if (!b->connected_once && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
 		b->connected_once = 1;
-		return 0;
-	}
-	struct timespec nap = {0, 20 * 1000000};
-	nanosleep(&nap, NULL);
-	return 1;
+	return !b->connected_once;
 }
 
 /* One received event: a message is exported (unless it was imported by
@@ -259,52 +245,73 @@ static void handle(struct bridge *b, const kite_event *ev)
 	}
 }
 
-/* Events received in one go before the loop looks at signals and the
- * stats clock again: what the rings hold is drained without a syscall
- * per message for those checks, and libnats's flusher thread, woken by
- * the first publish, then writes the whole batch at once. */
-#define DRAIN_BATCH 1024
-
-/* Wait up to 200 ms for an event, then take what else is ready, up to
- * DRAIN_BATCH; 0, -ETIMEDOUT or -EAGAIN when the rings are empty, or
- * kite_recv's error. */
-static int drain(struct bridge *b)
+/* Export what the rings hold, up to BRIDGE_BATCH; 1 if there may be
+ * more, 0 if they are empty, or kite_recv's error. */
+static int export_batch(struct bridge *b)
 {
 	kite_event ev;
-	int rc = kite_recv(b->exp, &ev, 200);
-	for (int n = 0; rc == 0 && n < DRAIN_BATCH; n++) {
+	int rc = 0;
+	for (int n = 0; n < BRIDGE_BATCH; n++) {
+		if ((rc = kite_recv(b->exp, &ev, 0)))
+			return rc == -EAGAIN ? 0 : rc;
 		handle(b, &ev);
-		rc = kite_recv(b->exp, &ev, 0);
 	}
-	if (rc == 0)
-		handle(b, &ev);
-	return rc;
+	return 1;
 }
 
-/* The export loop, until SIGINT or SIGTERM. */
-static int run(struct bridge *b)
+static void report_if_changed(struct bridge *b, uint64_t *last_total)
+{
+	uint64_t total = atomic_load(&b->n.exported) + atomic_load(&b->n.imported) +
+			 atomic_load(&b->n.export_dropped) + atomic_load(&b->n.local_lost) +
+			 atomic_load(&b->n.import_dropped) + atomic_load(&b->n.disconnects) +
+			 atomic_load(&b->n.unmappable) + atomic_load(&b->n.slow_consumer);
+	if (total != *last_total)
+		bridge_report(b, "stats");
+	*last_total = total;
+}
+
+/* Idle, the loop looks at the rings at least this often: a publisher
+ * whose link is being made again cannot wake it until it is back. */
+#define IDLE_MS 50
+
+/* The loop, until SIGINT or SIGTERM (readable on signal_fd): exports,
+ * imports, the NATS socket and the stats clock, all on this thread. */
+static int run(struct bridge *b, int signal_fd)
 {
 	int64_t next_report = b->cfg.stats_ms ? now_ms() + b->cfg.stats_ms : INT64_MAX;
 	uint64_t last_total = 0;
-	while (!stop_requested()) {
-		if (waiting_for_first_server(b))
-			continue;
-		int rc = drain(b);
-		if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EINTR)
-			return fail(EXIT_SYSTEM, "bridge", "receive: %s", kite_strerror(rc));
-		if (now_ms() >= next_report) {
-			uint64_t total = atomic_load(&b->n.exported) + atomic_load(&b->n.imported) +
-					 atomic_load(&b->n.export_dropped) +
-					 atomic_load(&b->n.local_lost) + atomic_load(&b->n.import_dropped) +
-					 atomic_load(&b->n.disconnects) + atomic_load(&b->n.unmappable) +
-					 atomic_load(&b->n.slow_consumer);
-			if (total != last_total)
-				bridge_report(b, "stats");
-			last_total = total;
-			next_report = now_ms() + b->cfg.stats_ms;
+	for (;;) {
+		int busy = bridge_import_drain(b, BRIDGE_BATCH) == BRIDGE_BATCH;
+		int kfd = -1;
+		if (!waiting_for_first_server(b)) {
+			int rc = export_batch(b);
+			if (rc < 0)
+				return fail(EXIT_SYSTEM, "bridge", "receive: %s", kite_strerror(rc));
+			busy |= rc;
+			/* Sleep on the rings only once they are armed (and empty). */
+			if (!busy && (rc = kite_arm(b->exp)) != 0) {
+				if (rc < 0)
+					return fail(EXIT_SYSTEM, "bridge", "receive: %s",
+						    kite_strerror(rc));
+				busy = 1;
+			}
+			kfd = kite_fd(b->exp);
 		}
+		bridge_loop_flush_out(b);
+		bridge_retire_all(b);
+		int64_t now = now_ms();
+		if (now >= next_report) {
+			report_if_changed(b, &last_total);
+			next_report = now + b->cfg.stats_ms;
+		}
+		int64_t left = next_report - now;
+		int timeout = busy ? 0 : left < IDLE_MS ? (int)left : IDLE_MS;
+		int rc = bridge_loop_wait(b, kfd, signal_fd, timeout);
+		if (rc > 0)
+			return EXIT_DONE;
+		if (rc < 0)
+			return fail(EXIT_SYSTEM, "bridge", "poll: %s", strerror(-rc));
 	}
-	return EXIT_DONE;
 }
 
 int main(int argc, char **argv)
@@ -312,7 +319,6 @@ int main(int argc, char **argv)
 	static struct bridge b = {
 		.cfg = {.buffer_bytes = 8 << 20, .import_pending = 65536,
 			.write_deadline_ms = 2000, .ping_ms = 10000, .stats_ms = 10000},
-		.imp_lock = PTHREAD_MUTEX_INITIALIZER,
 	};
 	int rc = parse_args(argc, argv, &b.cfg);
 	if (rc)
@@ -325,6 +331,9 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	int signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (signal_fd < 0 || bridge_loop_init(&b.loop))
+		return fail(EXIT_SYSTEM, "bridge", "signalfd: %s", strerror(errno));
 	if (gethostname(b.host, sizeof b.host - 1))
 		snprintf(b.host, sizeof b.host, "unknown");
 	if (!claims_host_valid(b.host)) {
@@ -360,18 +369,20 @@ int main(int argc, char **argv)
 		}
 	/* The server has our import subscriptions once it answers a ping. */
 	if (natsConnection_Status(b.nc) == NATS_CONN_STATUS_CONNECTED)
-		natsConnection_FlushTimeout(b.nc, 2000);
+		bridge_loop_flush(&b, 2000);
 	if (b.cfg.verbose)
 		announce(&b);
 	fprintf(stderr, "kite bridge: ready: bus %s <-> %s (bridge id %s)\n",
 		b.cfg.bus ? b.cfg.bus : getenv("KITE_BUS") ? getenv("KITE_BUS") : "default",
 		b.cfg.url, b.id);
-	status = run(&b);
+	status = run(&b, signal_fd);
+	/* What the rings held is exported, and the server has it. */
 	if (natsConnection_Status(b.nc) == NATS_CONN_STATUS_CONNECTED)
-		natsConnection_FlushTimeout(b.nc, 1000);
+		bridge_loop_flush(&b, 1000);
 	bridge_report(&b, "final");
 	b.stop = 1;
 out:
+	bridge_retire_all(&b);
 	/* Subscriptions first, so no import runs on a closed handle. */
 	for (int i = 0; b.subs && i < b.cfg.nimports; i++)
 		natsSubscription_Destroy(b.subs[i]);
@@ -382,5 +393,7 @@ out:
 	free(b.subs);
 	free(b.cfg.exports);
 	free(b.cfg.imports);
+	bridge_loop_close(&b.loop);
+	close(signal_fd);
 	return status;
 }

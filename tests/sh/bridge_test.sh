@@ -155,7 +155,12 @@ stop_bridge C
 # wait for the server; what does not fit is dropped and counted, the rest
 # arrives once it is back, in order.
 check "bridge A again, --buffer 4096" bridge A "$busA" --export 'm.>' --buffer 4096
+# m.before reaches the server before it dies (else it would rightly wait
+# in the buffer with the rest).
+nats_sub mb 'm.>'; mbs=$LAST_PID
 "$KITE" pub --bus "$busA" m.before before
+wait_for 30 grep -q before "$tmpdir/mb.out"
+stop $mbs
 stop_server
 wait_for 30 grep -q 'disconnected from' "$tmpdir/A.err"
 check "the bridge reports the server gone, and its buffer bound" grep -q 'buffering exports up to 4096 bytes' "$tmpdir/A.err"
@@ -185,19 +190,52 @@ check "the drops were reported on stderr, with the reason" grep -q 'dropped expo
 check "the final counters say so (disconnects, reconnects)" [ "$A_disconnects" -ge 1 -a "$A_reconnects" -ge 1 ]
 
 # --- a stopped server blocks no local publisher ---------------------------
+# flood_stopped CHANNEL COUNT PAYLOAD: stop the server, then publish COUNT
+# lines "N PAYLOAD" on bus a; how long that took is in ms_taken.
+flood_stopped() {
+	kill -STOP "$ns_pid"; at_exit "kill -CONT $ns_pid"
+	local t0; t0=$(date +%s%N)
+	seq 1 "$2" | sed "s/\$/ $3/" | "$KITE" pub --bus "$busA" "$1"
+	ms_taken=$(( ($(date +%s%N) - t0) / 1000000 ))
+}
+# resume_and_stop_bridge_A: the server runs again, A reconnects, A stops.
+resume_and_stop_bridge_A() {
+	kill -CONT "$ns_pid"
+	wait_for 30 grep -q 'connected to .* again' "$tmpdir/A.err"
+	check "the bridge reconnects once the server runs again" grep -q 'connected to .* again' "$tmpdir/A.err"
+	stop_bridge A
+}
 check "bridge A again, --ping-interval 1" bridge A "$busA" --export 's.>' --ping-interval 1 --buffer 65536
-kill -STOP "$ns_pid"; at_exit "kill -CONT $ns_pid"
-t0=$(date +%s%N)
-seq 1 20000 | sed "s/\$/ $pad/" | "$KITE" pub --bus "$busA" s.flood
-ms_taken=$(( ($(date +%s%N) - t0) / 1000000 ))
+flood_stopped s.flood 20000 "$pad"
 check "20000 local messages published in ${ms_taken} ms while the server is stopped (< 10 s)" [ "$ms_taken" -lt 10000 ]
 wait_for 30 grep -q 'disconnected from' "$tmpdir/A.err"
 check "unanswered pings turn the stopped server into a disconnect" grep -q 'disconnected from' "$tmpdir/A.err"
-kill -CONT "$ns_pid"
-wait_for 30 grep -q 'connected to .* again' "$tmpdir/A.err"
-stop_bridge A
+resume_and_stop_bridge_A
 check "every one of the 20000 is accounted for: exported, dropped or lost before the bridge" \
 	[ $((A_exported + A_export_dropped + A_local_lost)) = 20000 ]
+
+# --- a stopped server that never misses a ping in time: the write deadline
+# The pings would take 20 minutes to give up; the bridge itself cuts off a
+# server that has taken no data for --write-deadline (once the socket
+# buffers are full), reconnects, and bounds what waits meanwhile.
+check "bridge A again, --ping-interval 600 --write-deadline 1" \
+	bridge A "$busA" --export 'w.>' --ping-interval 600 --write-deadline 1 --buffer 65536
+# 1.5 MB at a time, paced so that the rings keep up, until the server's
+# socket buffers are full and the deadline has passed.
+big=$(printf 'b%.0s' {1..3000})
+flood_stopped w.flood 500 "$big"; sent=500
+while [ $sent -lt 30000 ] && ! grep -q 'took no data' "$tmpdir/A.err"; do
+	sleep 0.2
+	seq 1 500 | sed "s/\$/ $big/" | "$KITE" pub --bus "$busA" w.flood
+	sent=$((sent + 500))
+done
+wait_for 30 grep -q 'took no data for 1000 ms' "$tmpdir/A.err"
+check "a server that takes no data for the write deadline is cut off" grep -q 'took no data for 1000 ms; reconnecting' "$tmpdir/A.err"
+check "... and reported as a disconnect" grep -q 'disconnected from' "$tmpdir/A.err"
+resume_and_stop_bridge_A
+check "every one of the $sent is accounted for ($A_exported exported, $A_export_dropped dropped, $A_local_lost lost)" \
+	[ $((A_exported + A_export_dropped + A_local_lost)) = $sent ]
+check "... and what did not fit was dropped and counted, not held without bound" [ "$A_export_dropped" -ge 1 ]
 
 # --- a flood makes the bridge a slow consumer -----------------------------
 check "bridge B again, --import-pending 1" bridge B "$busB" --import 'f.>' --import-pending 1
