@@ -1,8 +1,10 @@
 /* lan_peer_zmq.c — one side of the LAN benchmark, run by lan_bench.sh
  * inside the namespace hosts it creates (never on the host's network):
  *
- *   kite-pub IFACE SIZE COUNT      kite_publish COUNT messages on bench.lan
- *   kite-sub IFACE COUNT           count them (messages and KITE_LOSS)
+ *   kite-pub IFACE SIZE COUNT [RATE]  kite_publish COUNT messages on
+ *                                  bench.lan (RATE: paced to RATE a second)
+ *   kite-sub IFACE COUNT           count them (messages and KITE_LOSS), and
+ *                                  print "repaired R" (LAN repair) after
  *   udp-pub IFACE SIZE COUNT GSO   the bare floor: sendmmsg, one message a
  *                                  datagram (GSO 1: UDP_SEGMENT, 64 a send)
  *   udp-sub IFACE COUNT            recvmmsg
@@ -57,7 +59,7 @@ static void sub_report(uint64_t got, uint64_t lost, uint64_t first, uint64_t las
 	       got > 1 ? last - first : 0);
 }
 
-static int kite_pub(const char *iface, size_t size, uint64_t count)
+static int kite_pub(const char *iface, size_t size, uint64_t count, uint64_t rate)
 {
 	kite_options o = {0};
 	o.lan = iface;
@@ -70,10 +72,22 @@ static int kite_pub(const char *iface, size_t size, uint64_t count)
 	}
 	char *buf = calloc(1, size);
 	sleep(1); /* the subscriber has joined */
-	uint64_t c0 = cpu_ns();
-	for (uint64_t i = 0; i < count; i++)
+	uint64_t c0 = cpu_ns(), t0 = now_ns();
+	for (uint64_t i = 0; i < count; i++) {
+		if (rate) { /* paced: message i not before t0 + i / rate */
+			uint64_t due = t0 + i * 1000000000u / rate;
+			struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+			while (now_ns() < due &&
+			       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+				;
+		}
 		kite_publish(k, "bench.lan", buf, size);
+	}
 	uint64_t c1 = cpu_ns();
+	kite_lan_stats st;
+	if (kite_lan_stats_get(k, &st, sizeof st) == 0 && st.naks_received)
+		fprintf(stderr, "naks_received %" PRIu64 " resent %" PRIu64 " resend_refused %" PRIu64 "\n",
+			st.naks_received, st.resent, st.resend_refused);
 	kite_close(k);
 	printf("sent %" PRIu64 " cpu_ns %" PRIu64 "\n", count, c1 - c0);
 	free(buf);
@@ -107,6 +121,11 @@ static int kite_sub(const char *iface, uint64_t count)
 		}
 	}
 	sub_report(got, lost, first, last);
+	kite_lan_stats st;
+	if (kite_lan_stats_get(k, &st, sizeof st) == 0)
+		printf("repaired %" PRIu64 " naks_sent %" PRIu64 " late %" PRIu64
+		       " kernel_drops %" PRIu64 "\n", st.repaired, st.naks_sent, st.late,
+		       st.kernel_drops);
 	kite_close(k);
 	return 0;
 }
@@ -273,7 +292,8 @@ static int zmq_sub(const char *ep, uint64_t count)
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && !strcmp(argv[1], "kite-pub"))
-		return kite_pub(argv[2], strtoul(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
+		return kite_pub(argv[2], strtoul(argv[3], NULL, 10), strtoull(argv[4], NULL, 10),
+				argc >= 6 ? strtoull(argv[5], NULL, 10) : 0);
 	if (argc >= 4 && !strcmp(argv[1], "kite-sub"))
 		return kite_sub(argv[2], strtoull(argv[3], NULL, 10));
 	if (argc >= 6 && !strcmp(argv[1], "udp-pub"))

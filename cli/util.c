@@ -129,27 +129,6 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void json_string(const char *s, size_t len)
-{
-	putchar('"');
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		switch (c) {
-		case '"': fputs("\\\"", stdout); break;
-		case '\\': fputs("\\\\", stdout); break;
-		case '\n': fputs("\\n", stdout); break;
-		case '\r': fputs("\\r", stdout); break;
-		case '\t': fputs("\\t", stdout); break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				printf("\\u%04x", c);
-			else
-				putchar(c);
-		}
-	}
-	putchar('"');
-}
-
 static const struct {
 	const char *name;
 	int sig;

@@ -9,6 +9,9 @@
  *       those bytes overwritten, each frame's CRC then re-computed (a liar,
  *       not line noise);
  *   'F' channel '|' payload: that frame encoded (or refused) and decoded;
+ *   'N' flags then bytes: a NAK (repair) frame whose flags byte and range
+ *       list are those bytes, with a valid CRC: accepted only if its
+ *       ranges are well-formed, and then read back exactly;
  *   anything else: the datagram itself. */
 #include <stdint.h>
 #include <string.h>
@@ -23,6 +26,12 @@ const char *const fuzz_seeds[] = {
 	"P\x31\xff\x32\xff\x33\xff\x34\xff", "P\x5a\x40", "P\x5b\x44",
 	"Fa|", "Forders.eu.created|hello", "Fa.*|x", "F|x", "Fa..b|",
 	"KITE\x01", "KITE\x01\x00\x00\x41", "garbage", "",
+	"N\x08\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x05",
+	"N\x08\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0\x07\0\0\0\0\0\0\0\x09",
+	"N\x08\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0\x06\0\0\0\0\0\0\0\x09",
+	"N\x08\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x05", "N\x08\x80\0\0\0\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff",
+	"N\x08\0\0\0\0\0\0\0\x01\x7f\xff\xff\xff\xff\xff\xff\xff", "N\x0a\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01",
+	"N\x18\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01", "N\x08", "N\x08\0\0\0",
 	NULL,
 };
 
@@ -47,8 +56,25 @@ static void fix_crc(uint8_t *b, size_t len)
 	put32(b + LAN_CRC_OFFSET, ki_crc32c(0, b, span));
 }
 
+/* An accepted NAK's ranges: 1 to 64, each 1 <= first <= last < 2^63,
+ * ascending with a gap between them, the first at the frame's sequence. */
+static void check_nak(const struct lan_frame *f)
+{
+	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
+	size_t n = ki_lan_nak_ranges(f, r);
+	if (n == 0 || n * 16 != f->payload_len || r[0].first != f->seq ||
+	    (f->flags & (LAN_FLAG_STATE | LAN_FLAG_REPAIR)))
+		__builtin_trap();
+	for (size_t i = 0; i < n; i++)
+		if (r[i].first == 0 || r[i].first > r[i].last || r[i].last > LAN_SEQ_MAX ||
+		    (i && r[i].first <= r[i - 1].last + 1))
+			__builtin_trap();
+}
+
 static void check_accepted(const uint8_t *buf, size_t len, const struct lan_frame *f, int n)
 {
+	if (f->flags & LAN_FLAG_NAK)
+		check_nak(f);
 	if ((size_t)n > len || f->payload < buf || f->payload + f->payload_len != buf + n)
 		__builtin_trap();
 	if (kite_channel_valid(f->channel) != 0 || strlen(f->channel) != f->channel_len ||
@@ -127,6 +153,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fix_crc(buf + first, len - first);
 		if (walk(buf, len) != len && size == 1)
 			__builtin_trap(); /* the untouched datagram is valid */
+		return 0;
+	}
+	if (size >= 2 && data[0] == 'N') {
+		/* A NAK frame around the given ranges, its seq the first
+		 * range's first (so the ranges are what decides). */
+		struct lan_frame f = {0};
+		f.host = 3;
+		f.publisher = 4;
+		f.frag_count = 1;
+		strcpy(f.channel, "nak.ch");
+		f.channel_len = 6;
+		size_t body = size - 2 > 4096 ? 4096 : size - 2;
+		size_t hdr = lan_header_len(f.channel_len);
+		struct lan_seq_range one = {1, 1};
+		if (ki_lan_nak_encode(buf, sizeof buf, &f, &one, 1) <= 0)
+			__builtin_trap();
+		buf[5] = data[1];
+		memcpy(buf + hdr, data + 2, body);
+		put32(buf + 12, (uint32_t)body);
+		put32(buf + 48, (uint32_t)body);
+		memset(buf + 32, 0, 8); /* seq: the first range's first */
+		if (body >= 8)
+			memcpy(buf + 32, data + 2, 8);
+		fix_crc(buf, hdr + body);
+		walk(buf, hdr + body);
 		return 0;
 	}
 	if (size >= 1 && data[0] == 'F') {

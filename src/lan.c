@@ -24,6 +24,7 @@
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
+#include "lan_history.h"
 #include "lan_pack.h"
 #include "lan_reasm.h"
 #include "lan_socket.h"
@@ -43,6 +44,19 @@
 #define QUEUE_ITEMS 65536
 #define STREAMS_MAX 65536
 #define HASH_SIZE 1024
+/* Repair, subscriber side: a gap is first asked for this long after it is
+ * seen (reordering usually fills it sooner), then again every retry, one
+ * NAK per stream and period, until repair_ms gives it up as lost. */
+#define NAK_DELAY_MS 3
+#define NAK_RETRY_MS 8
+/* A closing publisher under repair answers NAKs until none came for this
+ * long (two retries of any subscriber still missing something), and
+ * repair_ms at most. */
+#define LINGER_QUIET_MS (2 * NAK_RETRY_MS + 10)
+/* Repair: the window slots all streams of a handle may grow to together
+ * (56 bytes each: 56 MiB), so that many streams, or forged ones, cannot
+ * each take LAN_REPAIR_WINDOW. */
+#define WIDE_SLOTS (1u << 20)
 
 enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
 
@@ -63,6 +77,10 @@ struct entry {
 	size_t queued;          /* items that point to it */
 	struct item *loss_item; /* its loss report still queued, to add to */
 	int gone;
+	uint64_t nak_due_ns;    /* repair: when to ask for its gap, 0: no gap */
+	uint64_t nak_gap_ns;    /* ... the gap (its gap_since_ns) it is for */
+	uint64_t closing_ns;    /* repair: said goodbye at, its gaps still
+				 * waiting for resends (0: not closing) */
 	struct entry *next;     /* hash chain */
 };
 
@@ -102,6 +120,8 @@ struct ki_lan {
 	 * SEND_TIMEOUT_MS per call into the LAN side (a 16 MiB message is
 	 * ~12,000 datagrams; a per-datagram timeout would not bound it). */
 	uint64_t send_until_ns;
+	struct lan_history hist; /* repair: what we sent, to resend */
+	size_t wide_slots;       /* repair: window slots streams may still take */
 	kite_lan_stats st;
 };
 
@@ -162,7 +182,9 @@ int ki_lan_open(kite *k, const char *text)
 		return rc;
 	l->host = host_id();
 	l->pid = (uint32_t)getpid();
-	l->reorder_ns = (uint64_t)l->spec.reorder_ms * 1000000u;
+	/* With repair a gap waits for its resend; without, for reordering. */
+	l->reorder_ns = (uint64_t)(l->spec.repair ? l->spec.repair_ms : l->spec.reorder_ms) * 1000000u;
+	l->wide_slots = WIDE_SLOTS;
 	l->max_datagram = l->ifc.mtu - 28; /* IPv4 and UDP headers */
 	if (l->max_datagram > LAN_FRAME_MAX)
 		l->max_datagram = LAN_FRAME_MAX;
@@ -184,6 +206,10 @@ int ki_lan_open(kite *k, const char *text)
 	l->st.rcvbuf_bytes = granted;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->rx};
 	if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->rx, &ev) < 0)
+		return -errno;
+	/* NAKs come to the address our data comes from: the sender. */
+	ev.data.fd = l->tx;
+	if (l->spec.repair && epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->tx, &ev) < 0)
 		return -errno;
 	l->pack_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	ev.data.fd = l->pack_timer;
@@ -279,6 +305,8 @@ static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void 
 	}
 	if (ki_lan_frame_encode(at, n, f, data) != (int)n)
 		return -1;
+	if (l->spec.repair)
+		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
 	ki_lan_pack_commit(&l->pack, n);
 	if (now - l->pack.since_ns >= l->pack_ns) {
 		pack_flush(l);
@@ -348,6 +376,11 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	if (!l)
 		return;
 	send_budget_start(l);
+	/* Repair: the history is taken when the handle first publishes (a
+	 * handle that only subscribes never pays for it); without memory
+	 * for it, what would have been resent is refused and reported. */
+	if (l->spec.repair && !l->hist.bytes)
+		ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES);
 	struct pub *p = find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
@@ -379,20 +412,162 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 		pack_flush(l);
 	size_t lens[SEND_BATCH];
 	unsigned batch = 0;
+	/* Repair keeps the whole message's frames, if they fit the history. */
+	uint8_t *keep = NULL;
+	size_t kept = 0;
+	if (l->spec.repair && f.frag_count * (size_t)l->max_datagram <= LAN_HISTORY_BYTES)
+		keep = malloc(f.frag_count * (size_t)l->max_datagram);
 	for (uint32_t i = 0; i < f.frag_count; i++) {
 		uint64_t at = ki_lan_fragment_offset(f.total_len, f.frag_count, i);
 		uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
 		f.frag_index = i;
 		f.payload_len = i + 1 < f.frag_count ? chunk : (uint32_t)(len - at);
 		lens[batch] = put_frame(l, batch, &f, (const uint8_t *)data + at);
+		if (keep) {
+			memcpy(keep + kept, l->txbuf + (size_t)batch * l->max_datagram, lens[batch]);
+			kept += lens[batch];
+		}
 		batch++;
 		if (batch == SEND_BATCH || i + 1 == f.frag_count) {
 			if (send_datagrams(l, group, lens, batch) < 0) {
 				l->st.messages_unsent++;
+				free(keep);
 				return;
 			}
 			batch = 0;
 		}
+	}
+	if (keep)
+		ki_lan_history_add(&l->hist, channel, seq, keep, kept);
+	free(keep);
+}
+
+/* Resent frames on their way out: packed back to back into datagrams of
+ * txbuf (a lost resend then costs one datagram, not one per message, as
+ * the originals were packed), sent a batch at a time to one group. */
+struct resend_out {
+	uint32_t group;
+	size_t lens[SEND_BATCH];
+	unsigned batch; /* datagrams filled */
+	size_t fill;    /* bytes in datagram `batch` */
+};
+
+static void resend_flush(struct ki_lan *l, struct resend_out *o)
+{
+	if (o->fill)
+		o->lens[o->batch++] = o->fill;
+	if (o->batch)
+		send_datagrams(l, o->group, o->lens, o->batch);
+	o->batch = 0;
+	o->fill = 0;
+}
+
+/* One kept message's frames (written by us: their lengths are trusted),
+ * each marked as a resend. */
+static void resend_frames(struct ki_lan *l, struct resend_out *o, const uint8_t *fr, size_t n)
+{
+	for (size_t at = 0; at < n;) {
+		size_t len = (size_t)(fr[6] << 8 | fr[7]) +
+			     ((size_t)fr[12] << 24 | (size_t)fr[13] << 16 | (size_t)fr[14] << 8 | fr[15]);
+		if (o->fill && o->fill + len > l->max_datagram) {
+			o->lens[o->batch++] = o->fill;
+			o->fill = 0;
+			if (o->batch == SEND_BATCH)
+				resend_flush(l, o);
+		}
+		uint8_t *out = l->txbuf + (size_t)o->batch * l->max_datagram + o->fill;
+		memcpy(out, fr, len);
+		ki_lan_frame_mark_repair(out, len);
+		o->fill += len;
+		fr += len;
+		at += len;
+	}
+}
+
+/* Resend what a NAK asks for, as it first went (marked a repair), to the
+ * channel's group: one multicast answers every subscriber that missed it.
+ * The history's holdoff and rate budget bound what any NAK, forged or not,
+ * can make us send. */
+static void resend(kite *k, const struct lan_frame *nak, uint64_t now)
+{
+	struct ki_lan *l = k->lan;
+	struct pub *p = find_pub(l, nak->channel, 0);
+	if (!p) {
+		l->st.resend_refused++;
+		return;
+	}
+	/* What still waits in the packer was not sent yet: it goes first, or
+	 * a resend (asked for by a forger who guessed ahead) would overtake
+	 * it, and the original then arrive as a duplicate. */
+	if (l->pack.used)
+		pack_flush(l);
+	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
+	size_t n = ki_lan_nak_ranges(nak, r);
+	struct resend_out o = {.group = ki_lan_group_of(&l->spec.range, nak->channel)};
+	/* A range may name up to 2^63 sequences: only what we ever sent and
+	 * might still keep is looked up. */
+	uint64_t oldest = p->seq > LAN_HISTORY_MSGS ? p->seq - LAN_HISTORY_MSGS + 1 : 1;
+	unsigned lookups = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = r[i].first < oldest ? oldest : r[i].first;
+		uint64_t last = r[i].last > p->seq ? p->seq : r[i].last;
+		if (r[i].first < first || r[i].last > last)
+			l->st.resend_refused++; /* (once a range: it may be huge) */
+		for (uint64_t q = first; q <= last; q++) {
+			if (++lookups > LAN_NAK_LOOKUPS)
+				goto done; /* the rest with the asker's next NAK */
+			struct lan_hist_rec *rec = ki_lan_history_find(&l->hist, nak->channel, q);
+			int ok = rec ? ki_lan_history_resend_ok(&l->hist, rec, now) : -2;
+			if (ok == 0)
+				continue; /* just resent: that answers this NAK too */
+			if (ok < 0) {
+				l->st.resend_refused++;
+				if (ok == -1)
+					goto done; /* over the rate: the asker asks again */
+				continue;
+			}
+			resend_frames(l, &o, lan_history_frames(&l->hist, rec), rec->len);
+			l->st.resent++;
+		}
+	}
+done:
+	resend_flush(l, &o);
+}
+
+/* NAKs on our sending socket (only NAKs are taken there). */
+static void nak_receive(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	struct mmsghdr mm[RECV_BATCH];
+	struct iovec iov[RECV_BATCH];
+	for (int round = 0; round < RECV_ROUNDS; round++) {
+		for (int i = 0; i < RECV_BATCH; i++) {
+			iov[i] = (struct iovec){l->rxbuf + (size_t)i * 65536, 65536};
+			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+		}
+		int n = recvmmsg(l->tx, mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		uint64_t now = ki_monotonic_ns();
+		send_budget_none(l); /* resends never make the control thread wait */
+		for (int i = 0; i < n; i++) {
+			struct lan_frame f;
+			size_t len = mm[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : mm[i].msg_len;
+			int r = ki_lan_frame_decode(iov[i].iov_base, len, &f);
+			if (r < 0 || !(f.flags & LAN_FLAG_NAK) || f.publisher != k->id) {
+				l->st.frames_rejected++;
+				if (r == -LAN_REJECT_CRC)
+					l->st.frames_bad_crc++;
+				continue;
+			}
+			l->st.naks_received++;
+			if (ki_lan_history_nak_ok(&l->hist, now))
+				resend(k, &f, now);
+			else
+				l->st.resend_refused++; /* over the NAK rate */
+		}
+		if (n < RECV_BATCH)
+			return;
 	}
 }
 
@@ -427,6 +602,36 @@ static void item_free(struct item *it)
 	free(it);
 }
 
+/* Repair: after the goodbye, subscribers that miss our last messages ask
+ * for them; answer until no NAK came for LINGER_QUIET_MS (repair_ms at
+ * most). The control thread has stopped: the NAKs are read here. */
+static void linger_for_naks(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	uint64_t now = ki_monotonic_ns();
+	uint64_t until = now + l->spec.repair_ms * 1000000ull;
+	uint64_t quiet = now + LINGER_QUIET_MS * 1000000ull;
+	while (now < until && now < quiet) {
+		uint64_t end = until < quiet ? until : quiet;
+		struct pollfd pfd = {.fd = l->tx, .events = POLLIN};
+		if (poll(&pfd, 1, (int)((end - now + 999999u) / 1000000u)) > 0) {
+			uint64_t before = l->st.naks_received;
+			nak_receive(k);
+			if (l->st.naks_received != before)
+				quiet = ki_monotonic_ns() + LINGER_QUIET_MS * 1000000ull;
+		}
+		now = ki_monotonic_ns();
+	}
+}
+
+static int published_any(const struct ki_lan *l)
+{
+	for (size_t h = 0; h < HASH_SIZE; h++)
+		if (l->pubs[h])
+			return 1;
+	return 0;
+}
+
 void ki_lan_close(kite *k, int say_gone)
 {
 	struct ki_lan *l = k->lan;
@@ -439,6 +644,8 @@ void ki_lan_close(kite *k, int say_gone)
 		send_states(k, ki_monotonic_ns(), 1);
 	if (say_gone && l->tx >= 0 && l->pack.used)
 		pack_flush(l);
+	if (say_gone && l->tx >= 0 && l->spec.repair && published_any(l))
+		linger_for_naks(k);
 	if (l->tx >= 0)
 		close(l->tx);
 	if (l->rx >= 0)
@@ -465,6 +672,7 @@ void ki_lan_close(kite *k, int say_gone)
 	}
 	ki_lan_reasm_free(&l->reasm);
 	ki_lan_joins_free(&l->joins);
+	ki_lan_history_free(&l->hist);
 	free(l->txbuf);
 	free(l->rxbuf);
 	free(l);
@@ -591,6 +799,8 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	memcpy(e->s.channel, f->channel, sizeof e->s.channel);
 	e->from = *from;
 	e->pid = f->pid;
+	if (l->spec.repair)
+		ki_lan_stream_widen(&e->s, LAN_REPAIR_WINDOW, &l->wide_slots);
 	e->next = l->streams[h];
 	l->streams[h] = e;
 	l->nstreams++;
@@ -611,8 +821,9 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	if (!e)
 		return;
 	struct lan_sink out = {sink_message, sink_loss, k};
-	if (e->gone && (f->flags & LAN_FLAG_STATE))
-		return; /* (its goodbye is sent more than once) */
+	if (e->gone && (f->flags & (LAN_FLAG_STATE | LAN_FLAG_REPAIR)))
+		return; /* (its goodbye is sent more than once; a resend after it
+			 * is not the publisher speaking again) */
 	if (e->gone) { /* it spoke again: a new stream of the same publisher */
 		e->gone = 0;
 		push_event(k, e, ITEM_NEW, 0);
@@ -621,7 +832,15 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	e->pid = f->pid;
 	if (f->flags & LAN_FLAG_STATE) {
 		ki_lan_stream_announce(&e->s, f->seq, now, l->reorder_ns, &out);
+		if ((f->flags & LAN_FLAG_GONE) && l->spec.repair && e->s.gap_since_ns) {
+			/* Its last messages may still be resent: the stream
+			 * ends when its gaps are filled or lost (timers). */
+			if (!e->closing_ns)
+				e->closing_ns = now;
+			return;
+		}
 		if (f->flags & LAN_FLAG_GONE) {
+			e->closing_ns = 0;
 			ki_lan_stream_flush(&e->s, &out);
 			e->gone = 1;
 			push_event(k, e, ITEM_GONE, 0);
@@ -630,13 +849,21 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 	}
 	struct lan_msg m = {.seq = f->seq, .timestamp_ns = f->timestamp_ns, .pid = f->pid,
 			    .from = *from};
+	/* A resend we did not need (another host asked, or it came after we
+	 * gave up) is neither a duplicate nor a late arrival of the sender's:
+	 * it is uncounted. */
+	uint64_t dups = e->s.duplicates, late = e->s.late;
+	int repair = (f->flags & LAN_FLAG_REPAIR) != 0;
 	if (f->frag_count > 1) {
 		/* A fragment of a message already delivered or given up. */
 		if (e->s.started && f->seq < e->s.next) {
 			e->s.duplicates++;
 			return;
 		}
+		uint64_t rdups = l->reasm.duplicates;
 		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
+		if (repair)
+			l->reasm.duplicates = rdups;
 		if (rc <= 0)
 			return;
 	} else {
@@ -648,7 +875,13 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 		}
 		memcpy(m.data, f->payload, f->payload_len);
 	}
-	ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
+	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
+	if (repair && took)
+		l->st.repaired++;
+	else if (repair) {
+		e->s.duplicates = dups;
+		e->s.late = late;
+	}
 }
 
 /* The kernel's count of datagrams it dropped, from a recvmmsg header. */
@@ -704,6 +937,11 @@ static void lan_receive(kite *k)
 						l->st.frames_bad_crc++;
 					break;
 				}
+				if (f.flags & LAN_FLAG_NAK) {
+					/* NAKs go to a publisher's own address. */
+					l->st.frames_rejected++;
+					break;
+				}
 				l->st.frames_received++;
 				take_frame(k, &f, &from[i], now);
 				at += (size_t)r;
@@ -717,10 +955,14 @@ static void lan_receive(kite *k)
 int ki_lan_event(kite *k, int fd)
 {
 	struct ki_lan *l = k->lan;
-	if (!l || (fd != l->rx && fd != l->pack_timer))
+	if (!l || (fd != l->rx && fd != l->pack_timer && fd != l->tx))
 		return 0;
 	if (fd == l->rx) {
 		lan_receive(k);
+		return 1;
+	}
+	if (fd == l->tx) {
+		nak_receive(k);
 		return 1;
 	}
 	uint64_t expirations;
@@ -729,6 +971,40 @@ int ki_lan_event(kite *k, int fd)
 		pack_flush(l);
 	}
 	return 1;
+}
+
+/* Repair: ask e's publisher for its gap when due; ns until the next ask
+ * (UINT64_MAX: no gap). One NAK carries every gap of the stream, up to
+ * LAN_NAK_RANGES_MAX ranges. */
+static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
+{
+	struct ki_lan *l = k->lan;
+	if (!e->s.gap_since_ns || e->gone) {
+		e->nak_due_ns = 0;
+		return UINT64_MAX;
+	}
+	if (e->nak_gap_ns != e->s.gap_since_ns || !e->nak_due_ns) {
+		/* A new gap: its first NAK after a short wait for reordering
+		 * (the gap dates from its first sighting). */
+		e->nak_gap_ns = e->s.gap_since_ns;
+		e->nak_due_ns = e->s.gap_since_ns + NAK_DELAY_MS * 1000000ull;
+	}
+	if (now < e->nak_due_ns)
+		return e->nak_due_ns - now;
+	struct lan_seq_range r[LAN_NAK_RANGES_MAX];
+	size_t n = ki_lan_stream_missing(&e->s, r, LAN_NAK_RANGES_MAX);
+	e->nak_due_ns = now + NAK_RETRY_MS * 1000000ull;
+	if (!n)
+		return NAK_RETRY_MS * 1000000ull;
+	struct lan_frame base;
+	frame_base(k, &base, e->s.channel, 1);
+	base.publisher = e->s.publisher; /* whom we ask */
+	uint8_t buf[LAN_HEADER_MAX + LAN_NAK_RANGES_MAX * sizeof(struct lan_seq_range)];
+	int len = ki_lan_nak_encode(buf, sizeof buf, &base, r, n);
+	if (len > 0 && sendto(l->tx, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL,
+			      (const struct sockaddr *)&e->from, sizeof e->from) == len)
+		l->st.naks_sent++;
+	return NAK_RETRY_MS * 1000000ull;
 }
 
 int ki_lan_timers(kite *k)
@@ -747,6 +1023,13 @@ int ki_lan_timers(kite *k)
 				next = p->state_due_ns > now ? p->state_due_ns - now : 0;
 		for (struct entry **pe = &l->streams[h]; *pe;) {
 			struct entry *e = *pe;
+			if (e->closing_ns && !e->gone && !e->s.gap_since_ns) {
+				/* Said goodbye, and repair has done what it could. */
+				e->closing_ns = 0;
+				ki_lan_stream_flush(&e->s, &out);
+				e->gone = 1;
+				push_event(k, e, ITEM_GONE, 0);
+			}
 			if (!e->gone && now - e->s.last_heard_ns >= SILENCE_MS * 1000000ull) {
 				/* Its host went quiet: no heartbeat for 3 periods. */
 				ki_lan_stream_flush(&e->s, &out);
@@ -765,6 +1048,8 @@ int ki_lan_timers(kite *k)
 			}
 			uint64_t t = ki_lan_stream_tick(&e->s, now, l->reorder_ns, &out);
 			if (t < next)
+				next = t;
+			if (l->spec.repair && (t = nak_tick(k, e, now)) < next)
 				next = t;
 			if (!e->gone) {
 				uint64_t quiet = e->s.last_heard_ns + SILENCE_MS * 1000000ull - now;
@@ -845,6 +1130,8 @@ int kite_msg_lan_origin(const kite *k, const kite_msg *m, kite_lan_origin *out)
 {
 	if (!k || !m || !out)
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	const struct item *it = k->lan ? k->lan->current : NULL;
 	if (!it || m->channel != it->e->s.channel)
 		return 0;
@@ -861,6 +1148,8 @@ int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size)
 {
 	if (!k || !out)
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD; /* a child's copy: its lock stays held for good */
 	if (!k->lan)
 		return -ENOTCONN;
 	kite *m = (kite *)(uintptr_t)k;

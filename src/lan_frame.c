@@ -20,6 +20,7 @@ static const char *const reject_names[LAN_REJECT_KINDS] = {
 	[LAN_REJECT_FRAGMENT] = "bad fragment fields",
 	[LAN_REJECT_SEQ] = "sequence 0 or past 2^63",
 	[LAN_REJECT_LENGTH] = "longer than a datagram",
+	[LAN_REJECT_NAK] = "bad NAK ranges",
 };
 
 const char *ki_lan_reject_name(enum lan_reject why)
@@ -79,12 +80,38 @@ static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
-/* Checks shared by both directions, on fields already in f. */
-static int fields_check(const struct lan_frame *f)
+#define NAK_RANGE_LEN 16
+
+/* A NAK's payload: 1 to LAN_NAK_RANGES_MAX ranges of valid sequences,
+ * each first <= last, ascending with a gap between them (so a range list
+ * never names a sequence twice), the first one's first = the frame's seq. */
+static int nak_check(const struct lan_frame *f, const uint8_t *payload)
+{
+	size_t n = f->payload_len / NAK_RANGE_LEN;
+	if (f->payload_len % NAK_RANGE_LEN || n == 0 || n > LAN_NAK_RANGES_MAX ||
+	    f->frag_count != 1)
+		return -LAN_REJECT_NAK;
+	uint64_t after = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = get64(payload + i * NAK_RANGE_LEN);
+		uint64_t last = get64(payload + i * NAK_RANGE_LEN + 8);
+		if (first == 0 || first > last || last > LAN_SEQ_MAX ||
+		    (i > 0 && first <= after + 1) || (i == 0 && first != f->seq))
+			return -LAN_REJECT_NAK;
+		after = last;
+	}
+	return 0;
+}
+
+/* Checks shared by both directions, on fields already in f (payload: its
+ * bytes). */
+static int fields_check(const struct lan_frame *f, const uint8_t *payload)
 {
 	if (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN)
 		return -LAN_REJECT_FLAGS;
 	if ((f->flags & LAN_FLAG_GONE) && !(f->flags & LAN_FLAG_STATE))
+		return -LAN_REJECT_FLAGS;
+	if ((f->flags & LAN_FLAG_NAK) && (f->flags & (LAN_FLAG_STATE | LAN_FLAG_REPAIR)))
 		return -LAN_REJECT_FLAGS;
 	if ((f->flags & LAN_FLAG_STATE) && f->total_len != 0)
 		return -LAN_REJECT_FRAGMENT;
@@ -96,6 +123,8 @@ static int fields_check(const struct lan_frame *f)
 		return -LAN_REJECT_SEQ;
 	if (expected_payload(f->total_len, f->frag_count, f->frag_index) != f->payload_len)
 		return -LAN_REJECT_FRAGMENT;
+	if ((f->flags & LAN_FLAG_NAK) && nak_check(f, payload))
+		return -LAN_REJECT_NAK;
 	return 0;
 }
 
@@ -103,7 +132,7 @@ int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 		     const void *data)
 {
 	if (strnlen(f->channel, sizeof f->channel) != f->channel_len ||
-	    fields_check(f) != 0)
+	    fields_check(f, data) != 0)
 		return -EINVAL;
 	size_t hdr = lan_header_len(f->channel_len);
 	if (f->payload_len > LAN_FRAME_MAX - hdr)
@@ -176,8 +205,46 @@ int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
 	memcpy(f->channel, buf + LAN_FIXED_LEN, channel_len);
 	f->channel[channel_len] = 0;
 	f->payload = buf + hdr;
-	int bad = fields_check(f);
+	int bad = fields_check(f, f->payload);
 	if (bad)
 		return bad;
 	return (int)(hdr + payload_len);
+}
+
+size_t ki_lan_nak_ranges(const struct lan_frame *f, struct lan_seq_range *out)
+{
+	size_t n = f->payload_len / NAK_RANGE_LEN;
+	if (n > LAN_NAK_RANGES_MAX)
+		n = LAN_NAK_RANGES_MAX;
+	for (size_t i = 0; i < n; i++) {
+		out[i].first = get64(f->payload + i * NAK_RANGE_LEN);
+		out[i].last = get64(f->payload + i * NAK_RANGE_LEN + 8);
+	}
+	return n;
+}
+
+int ki_lan_nak_encode(uint8_t *out, size_t cap, const struct lan_frame *base,
+		      const struct lan_seq_range *r, size_t n)
+{
+	if (n == 0 || n > LAN_NAK_RANGES_MAX)
+		return -EINVAL;
+	uint8_t body[LAN_NAK_RANGES_MAX * NAK_RANGE_LEN];
+	for (size_t i = 0; i < n; i++) {
+		put64(body + i * NAK_RANGE_LEN, r[i].first);
+		put64(body + i * NAK_RANGE_LEN + 8, r[i].last);
+	}
+	struct lan_frame f = *base;
+	f.flags = LAN_FLAG_NAK;
+	f.seq = r[0].first;
+	f.total_len = f.payload_len = (uint32_t)(n * NAK_RANGE_LEN);
+	f.frag_index = 0;
+	f.frag_count = 1;
+	return ki_lan_frame_encode(out, cap, &f, body);
+}
+
+void ki_lan_frame_mark_repair(uint8_t *frame, size_t len)
+{
+	frame[5] |= LAN_FLAG_REPAIR;
+	put32(frame + LAN_CRC_OFFSET, 0);
+	put32(frame + LAN_CRC_OFFSET, ki_crc32c(0, frame, len));
 }

@@ -32,7 +32,18 @@
  * the publisher is closing. Payload empty, fragment 0 of 1, total 0. */
 #define LAN_FLAG_STATE 0x02u
 #define LAN_FLAG_GONE 0x04u
-#define LAN_FLAGS_KNOWN (LAN_FLAG_STATE | LAN_FLAG_GONE)
+/* A NAK asks a publisher, by unicast, to resend: its payload is a list of
+ * sequence ranges (struct lan_seq_range, 16 bytes each, ascending, not
+ * touching); its sequence is the first range's first. Critical: a receiver
+ * that does not know repair rejects it rather than take it for a message. */
+#define LAN_FLAG_NAK 0x08u
+/* A resent frame (the original, this bit set and the CRC re-computed).
+ * Optional: a receiver that does not know it takes the frame as it would
+ * the original (and drops it as a duplicate if it had that). */
+#define LAN_FLAG_REPAIR 0x10u
+#define LAN_FLAGS_KNOWN (LAN_FLAG_STATE | LAN_FLAG_GONE | LAN_FLAG_NAK)
+/* A NAK names at most this many ranges. */
+#define LAN_NAK_RANGES_MAX 64
 /* Sequences run from 1 to 2^63 - 1: arithmetic on them never wraps. */
 #define LAN_SEQ_MAX ((1ull << 63) - 1)
 
@@ -64,9 +75,29 @@ enum lan_reject {
 	LAN_REJECT_FRAGMENT,    /* fragment fields inconsistent */
 	LAN_REJECT_SEQ,         /* sequence 0 or above LAN_SEQ_MAX */
 	LAN_REJECT_LENGTH,      /* longer than a UDP datagram can be */
+	LAN_REJECT_NAK,         /* a NAK's ranges malformed */
 	LAN_REJECT_KINDS
 };
 const char *ki_lan_reject_name(enum lan_reject why);
+
+/* A run of sequences first..last (inclusive) a NAK asks for. */
+struct lan_seq_range {
+	uint64_t first, last;
+};
+
+/* A NAK's ranges (f accepted by ki_lan_frame_decode with LAN_FLAG_NAK, so
+ * they are well-formed): how many went to out (at most LAN_NAK_RANGES_MAX). */
+size_t ki_lan_nak_ranges(const struct lan_frame *f, struct lan_seq_range *out);
+
+/* Write a NAK from base's host, pid and channel, to base's publisher, for
+ * n ranges (1..LAN_NAK_RANGES_MAX, ascending, not touching): its length, or
+ * -EINVAL / -ENOSPC as ki_lan_frame_encode. */
+int ki_lan_nak_encode(uint8_t *out, size_t cap, const struct lan_frame *base,
+		      const struct lan_seq_range *r, size_t n);
+
+/* Mark an encoded frame (which this host wrote: trusted) as a resend: set
+ * LAN_FLAG_REPAIR and re-compute its CRC. */
+void ki_lan_frame_mark_repair(uint8_t *frame, size_t len);
 
 /* Bytes of fragment `index` of a message of total bytes cut in count:
  * every fragment but the last carries chunk = ceil(total / count) bytes. */

@@ -44,6 +44,7 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 	out->reorder_ms = LAN_DEFAULT_REORDER_MS;
 	out->max_msg = LAN_REASM_MAX_MSG;
 	out->pack_us = LAN_DEFAULT_PACK_US;
+	out->repair_ms = LAN_DEFAULT_REPAIR_MS;
 	if (!text) {
 		snprintf(why, why_len, "no interface given");
 		return -EINVAL;
@@ -97,8 +98,15 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 		} else if (klen == 7 && !memcmp(item, "pack_us", 7)) {
 			bad = number(v, vlen, 0, 1000000, &num);
 			out->pack_us = (unsigned)num;
+		} else if (klen == 6 && !memcmp(item, "repair", 6)) {
+			bad = number(v, vlen, 0, 1, &num);
+			out->repair = (int)num;
+		} else if (klen == 9 && !memcmp(item, "repair_ms", 9)) {
+			bad = number(v, vlen, 10, 10000, &num);
+			out->repair_ms = (unsigned)num;
+			out->repair = 1;
 		} else {
-			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us)",
+			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, repair, repair_ms)",
 				 (int)(klen > 40 ? 40 : klen), item);
 			return -EINVAL;
 		}

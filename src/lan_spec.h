@@ -1,6 +1,6 @@
 /* What a handle's `lan` option (or $KITE_LAN) asks for:
  *   IFACE[,group=A.B.C.D/N][,port=P][,ttl=T][,reorder_ms=R][,max_msg=BYTES]
- *        [,pack_us=U]
+ *        [,pack_us=U][,repair=0|1][,repair_ms=R]
  * IFACE is an interface name or "auto" (the first interface that is up,
  * multicast-capable and not loopback). */
 #ifndef KITE_LAN_SPEC_H
@@ -14,6 +14,8 @@
 #define LAN_DEFAULT_TTL 1
 #define LAN_DEFAULT_REORDER_MS 20
 #define LAN_DEFAULT_PACK_US 100
+/* With repair: how long a gap waits for its resend before it is lost. */
+#define LAN_DEFAULT_REPAIR_MS 250
 
 struct lan_spec {
 	char iface[IF_NAMESIZE];
@@ -23,6 +25,8 @@ struct lan_spec {
 	unsigned reorder_ms;   /* 1..10000 */
 	uint32_t max_msg;      /* 16 MiB .. 1 GiB */
 	unsigned pack_us;      /* 0 (no packing) .. 1000000 */
+	int repair;            /* NAK what is missing; keep a history to resend */
+	unsigned repair_ms;    /* 10..10000: a gap's wait with repair on */
 };
 
 /* 0, or -EINVAL with what was wrong in why (for the caller to print). */

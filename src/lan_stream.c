@@ -6,9 +6,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+static size_t window(const struct lan_stream *s)
+{
+	return s->window ? s->window : LAN_REORDER_WINDOW;
+}
+
 static struct lan_msg *slot(struct lan_stream *s, uint64_t seq)
 {
-	return &s->held[seq % LAN_REORDER_WINDOW];
+	return s->window ? &s->wide[seq % s->window] : &s->held[seq % LAN_REORDER_WINDOW];
+}
+
+static const struct lan_msg *slot_at(const struct lan_stream *s, uint64_t seq)
+{
+	return slot((struct lan_stream *)(uintptr_t)s, seq);
+}
+
+void ki_lan_stream_widen(struct lan_stream *s, size_t slots, size_t *budget)
+{
+	s->window_max = slots;
+	s->slots_budget = budget;
+}
+
+/* Double the window, moving what is held (all of it lies within
+ * [next, next + old window), so no two of it share a new slot): 0, or -1
+ * if it may not or cannot. */
+static int grow(struct lan_stream *s)
+{
+	size_t old = window(s), slots = old * 2;
+	if (slots > s->window_max || !s->slots_budget || *s->slots_budget < slots)
+		return -1;
+	struct lan_msg *wide = calloc(slots, sizeof *wide);
+	if (!wide)
+		return -1;
+	struct lan_msg *from = s->window ? s->wide : s->held;
+	for (size_t i = 0; i < old; i++)
+		if (from[i].data)
+			wide[from[i].seq % slots] = from[i];
+	if (s->window)
+		*s->slots_budget += s->window;
+	else
+		memset(s->held, 0, sizeof s->held);
+	*s->slots_budget -= slots;
+	free(s->wide);
+	s->wide = wide;
+	s->window = slots;
+	return 0;
 }
 
 /* next has been delivered or lost: move on by one. */
@@ -35,16 +77,42 @@ static void deliver_ready(struct lan_stream *s, const struct lan_sink *out)
 	}
 }
 
-/* The last sequence anything is known of: held or announced. */
+/* The last sequence anything is known of: held or announced. (Every held
+ * sequence is at most held_max; one below next was delivered.) */
 static uint64_t known_end(const struct lan_stream *s)
 {
 	uint64_t end = s->announced;
-	for (uint64_t q = s->next; q < s->next + LAN_REORDER_WINDOW; q++) {
-		const struct lan_msg *h = &s->held[q % LAN_REORDER_WINDOW];
-		if (h->data && h->seq == q && q > end)
-			end = q;
-	}
+	if (s->nheld && s->held_max > end)
+		end = s->held_max;
 	return end;
+}
+
+size_t ki_lan_stream_missing(const struct lan_stream *s, struct lan_seq_range *out,
+			     size_t max)
+{
+	uint64_t end = known_end(s);
+	size_t n = 0;
+	if (!s->started || max == 0)
+		return 0;
+	for (uint64_t q = s->next; q <= end; q++) {
+		const struct lan_msg *h = slot_at(s, q);
+		if (h->data && h->seq == q)
+			continue;
+		if (n && out[n - 1].last + 1 == q) {
+			out[n - 1].last = q;
+		} else if (n == max) {
+			break;
+		} else {
+			out[n].first = out[n].last = q;
+			n++;
+		}
+		/* Past the window nothing is held: the rest is one run. */
+		if (q >= s->next + window(s)) {
+			out[n - 1].last = end;
+			break;
+		}
+	}
+	return n;
 }
 
 /* Declare the gap at next lost, up to the next held message (or up to
@@ -86,9 +154,11 @@ static void note_gap(struct lan_stream *s, uint64_t now_ns)
 	if (s->gap_since_ns)
 		return;
 	uint64_t since = now_ns ? now_ns : 1;
-	for (size_t i = 0; i < LAN_REORDER_WINDOW; i++)
-		if (s->held[i].data && s->held[i].arrived_ns && s->held[i].arrived_ns < since)
-			since = s->held[i].arrived_ns;
+	for (uint64_t q = s->next; q <= s->held_max && q < s->next + window(s); q++) {
+		const struct lan_msg *h = slot(s, q);
+		if (h->data && h->seq == q && h->arrived_ns && h->arrived_ns < since)
+			since = h->arrived_ns;
+	}
 	s->gap_since_ns = since;
 }
 
@@ -113,9 +183,11 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	}
 	/* Beyond the window: the oldest gaps cannot wait any longer. (Nothing
 	 * held: one step, however far a hostile sequence jumps.) */
-	if (s->next + LAN_REORDER_WINDOW <= m->seq) {
-		while (s->next + LAN_REORDER_WINDOW <= m->seq)
-			skip_gap(s, m->seq - LAN_REORDER_WINDOW, out);
+	while (s->next + window(s) <= m->seq && grow(s) == 0)
+		;
+	if (s->next + window(s) <= m->seq) {
+		while (s->next + window(s) <= m->seq)
+			skip_gap(s, m->seq - window(s), out);
 		s->gap_since_ns = 0; /* note_gap below: the next gap's age */
 	}
 	struct lan_msg *h = slot(s, m->seq);
@@ -136,6 +208,8 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	*h = *m;
 	h->arrived_ns = now_ns;
 	m->data = NULL;
+	if (h->seq > s->held_max)
+		s->held_max = h->seq;
 	s->nheld++;
 	s->held_bytes += h->len;
 	deliver_ready(s, out);
@@ -189,6 +263,13 @@ void ki_lan_stream_clear(struct lan_stream *s)
 		free(s->held[i].data);
 		s->held[i].data = NULL;
 	}
+	for (size_t i = 0; i < s->window; i++)
+		free(s->wide[i].data);
+	free(s->wide);
+	if (s->window && s->slots_budget)
+		*s->slots_budget += s->window;
+	s->wide = NULL;
+	s->window = 0;
 	s->nheld = 0;
 	s->held_bytes = 0;
 }

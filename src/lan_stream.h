@@ -14,8 +14,16 @@
 #include <stdint.h>
 
 #include "kite.h"
+#include "lan_frame.h"
 
 #define LAN_REORDER_WINDOW 64
+/* The window a stream under repair may grow to (ki_lan_stream_widen):
+ * what follows a gap must wait a repair round trip, and a subscriber that
+ * was not scheduled for a while takes thousands of messages in one go;
+ * they must not push the gap out of the window before its NAK is even
+ * sent. The window doubles from 64 as needed: 8192 slots of 56 bytes
+ * (448 KiB) per stream at most, within the handle's shared budget. */
+#define LAN_REPAIR_WINDOW 8192
 /* Sequences below the next one whose delivery is remembered, to tell a
  * duplicate from a late arrival of a lost message. */
 #define LAN_HISTORY 64
@@ -39,6 +47,11 @@ struct lan_stream {
 	uint64_t announced;     /* the last sequence the publisher said it sent */
 	uint64_t delivered_mask; /* bit i: next - 1 - i was delivered */
 	struct lan_msg held[LAN_REORDER_WINDOW]; /* by seq % window; data NULL: empty */
+	struct lan_msg *wide;   /* instead of held, once grown */
+	size_t window;          /* slots in wide (0: held, LAN_REORDER_WINDOW) */
+	size_t window_max;      /* what it may grow to (0: never) */
+	size_t *slots_budget;   /* slots all streams may still grow by */
+	uint64_t held_max;      /* the highest sequence ever held */
 	size_t nheld, held_bytes;
 	uint64_t gap_since_ns;  /* when the current gap was first seen, 0: none */
 	uint64_t last_heard_ns;
@@ -77,7 +90,21 @@ uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reor
  * cap). */
 void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out);
 
-/* Free what is held (without delivering it). */
+/* Let the stream's window grow, by doubling when a message would fall
+ * beyond it, up to `window` slots, as long as *budget (shared by the
+ * streams of a handle, in slots; taken as it grows, given back by
+ * ki_lan_stream_clear) allows and memory is there; else the window
+ * overflows as without. */
+void ki_lan_stream_widen(struct lan_stream *s, size_t window, size_t *budget);
+
+/* The sequences a NAK should ask for: the gaps between the next one to
+ * deliver and the last one held or announced, coalesced into at most max
+ * ranges (ascending, not touching; the last range ends at that last gap,
+ * later gaps wait for the next NAK). Returns how many. */
+size_t ki_lan_stream_missing(const struct lan_stream *s, struct lan_seq_range *out,
+			     size_t max);
+
+/* Free what is held (without delivering it), and a widened window. */
 void ki_lan_stream_clear(struct lan_stream *s);
 
 #endif

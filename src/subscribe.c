@@ -133,6 +133,7 @@ static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
 		s->peer = p;
 		close(fd);
 		ki_peer_send_wake(k, p);
+		ki_pos_attach(k, p, s); /* its new link honours where we are */
 		ki_wake_self(k);
 		return 1;
 	}
@@ -277,6 +278,7 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 		continue_stream(k, s, before);
 	k->subs[k->nsubs++] = s;
 	ki_peer_send_wake(k, p);
+	ki_pos_attach(k, p, s);
 	ki_wake_self(k);
 	return 0;
 bad:
@@ -473,7 +475,7 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 /* Send a pattern change to every linked peer; returns how many acks to
  * expect. */
 static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
-				  uint64_t token)
+				  uint64_t token, int reliable)
 {
 	uint64_t sent = 0;
 	for (struct peer *p = k->peers; p; p = p->next) {
@@ -484,6 +486,7 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 		struct wire_msg m;
 		ki_wire_init(&m, type);
 		m.id = wait ? token : 0;
+		m.a = reliable ? 1 : 0;
 		snprintf(m.text, sizeof m.text, "%s", pattern);
 		if (ki_peer_send(k, p, &m) == 0 && wait) {
 			p->acks_pending++;
@@ -518,7 +521,7 @@ static int pattern_remove(kite *k, const char *pattern)
 	return 0;
 }
 
-int kite_subscribe(kite *k, const char *pattern)
+static int subscribe(kite *k, const char *pattern, int reliable)
 {
 	if (!k || !pattern)
 		return -EINVAL;
@@ -528,21 +531,31 @@ int kite_subscribe(kite *k, const char *pattern)
 	if (rc)
 		return rc;
 	kite_lock(k);
-	rc = k->npatterns < KITE_PATTERNS_MAX
-		     ? pattern_add(k, pattern)
-		     : ki_strlist_find(k->patterns, k->npatterns, pattern) ? 0 : -ENOSPC;
+	if (ki_strlist_find(k->patterns, k->npatterns, pattern)) {
+		/* Again: a no-op, unless it asks for the other delivery. */
+		rc = ki_strlist_find(k->reliable, k->nreliable, pattern) == reliable ? 0
+										      : -EEXIST;
+		kite_unlock(k);
+		return rc;
+	}
+	rc = k->npatterns < KITE_PATTERNS_MAX ? pattern_add(k, pattern) : -ENOSPC;
+	if (rc > 0 && reliable && ki_strlist_add(&k->reliable, &k->nreliable, pattern) < 0) {
+		pattern_remove(k, pattern);
+		rc = -ENOMEM;
+	}
 	if (rc <= 0) {
 		kite_unlock(k);
 		return rc;
 	}
 	if ((rc = ki_lan_subscribe(k, pattern)) < 0) {
 		pattern_remove(k, pattern);
+		ki_strlist_remove(&k->reliable, &k->nreliable, pattern);
 		kite_unlock(k);
 		return rc;
 	}
 	/* Wait until every publisher there now has answered, so that what it
 	 * publishes after kite_subscribe() returns reaches us. */
-	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token);
+	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token, reliable);
 	struct timespec deadline;
 	ki_deadline_after_ms(&deadline, k->opt.handshake_ms);
 	while (k->pending_acks &&
@@ -550,6 +563,25 @@ int kite_subscribe(kite *k, const char *pattern)
 		;
 	kite_unlock(k);
 	return 0;
+}
+
+int kite_subscribe(kite *k, const char *pattern)
+{
+	return subscribe(k, pattern, 0);
+}
+
+int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_options *o)
+{
+	if (!o)
+		return subscribe(k, pattern, 0);
+	if ((o->flags & ~KITE_SUB_RELIABLE) || o->reserved32)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+		if (o->reserved[i])
+			return -EINVAL;
+	if (o->last_n || o->last_ms)
+		return -ENOTSUP; /* replay for late joiners: not in this version */
+	return subscribe(k, pattern, (o->flags & KITE_SUB_RELIABLE) != 0);
 }
 
 int kite_unsubscribe(kite *k, const char *pattern)
@@ -566,7 +598,8 @@ int kite_unsubscribe(kite *k, const char *pattern)
 		kite_unlock(k);
 		return KITE_ENOTSUB;
 	}
-	broadcast_pattern(k, W_UNSUB, pattern, 0);
+	broadcast_pattern(k, W_UNSUB, pattern, 0, 0);
+	ki_strlist_remove(&k->reliable, &k->nreliable, pattern);
 	ki_lan_unsubscribe(k, pattern);
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (!ki_sub_matches(k, k->subs[i]->channel)) {

@@ -30,6 +30,16 @@ static void test_defaults_and_keys(void **state)
 	assert_int_equal(s.ttl, 4);
 	assert_int_equal(s.reorder_ms, 100);
 	assert_int_equal(s.max_msg, 32u << 20);
+	assert_false(s.repair); /* off by default */
+	assert_int_equal(s.repair_ms, 250);
+	assert_int_equal(ki_lan_spec_parse("eth0,repair=1", &s, why, sizeof why), 0);
+	assert_true(s.repair);
+	assert_int_equal(s.repair_ms, 250);
+	assert_int_equal(ki_lan_spec_parse("eth0,repair_ms=40", &s, why, sizeof why), 0);
+	assert_true(s.repair); /* a repair time asks for repair */
+	assert_int_equal(s.repair_ms, 40);
+	assert_int_equal(ki_lan_spec_parse("eth0,repair=0", &s, why, sizeof why), 0);
+	assert_false(s.repair);
 }
 
 static void test_mistakes(void **state)
@@ -41,7 +51,8 @@ static void test_mistakes(void **state)
 		"eth0,port=1x", "eth0,ttl=0", "eth0,ttl=256", "eth0,group=224.0.0.0/24",
 		"eth0,group=239.1.1.0/16", "eth0,group=239.1.1.1/28", "eth0,group=",
 		"eth0,reorder_ms=0", "eth0,reorder_ms=10001", "eth0,max_msg=1000",
-		"eth0,max_msg=99999999999", "eth0,colour=red", "eth0,=1", "eth0,pack_us=1000001", "eth0,pack_us=x",
+		"eth0,max_msg=99999999999", "eth0,repair=2", "eth0,repair=yes", "eth0,repair=",
+		"eth0,repair_ms=9", "eth0,repair_ms=10001", "eth0,repairs=1", "eth0,colour=red", "eth0,=1", "eth0,pack_us=1000001", "eth0,pack_us=x",
 		"eth0,group=239.255.75.0/28xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -70,10 +70,26 @@ class Options(ctypes.Structure):
         ("handshake_ms", ctypes.c_uint32),
         ("bus", ctypes.c_char_p),
         ("idle_ms", ctypes.c_uint32),
-        ("reserved32", ctypes.c_uint32),
+        ("reliable_wait_ms", ctypes.c_uint32),
         ("lan", ctypes.c_char_p),
+        ("reliable_deadline_ms", ctypes.c_uint32),
+        ("reserved32", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint64 * 3),
+    ]
+
+
+class SubOptions(ctypes.Structure):
+    """struct kite_sub_options."""
+    _fields_ = [
+        ("flags", ctypes.c_uint32),
+        ("last_n", ctypes.c_uint32),
+        ("last_ms", ctypes.c_uint32),
+        ("reserved32", ctypes.c_uint32),
         ("reserved", ctypes.c_uint64 * 4),
     ]
+
+
+SUB_RELIABLE = 1  # KITE_SUB_RELIABLE
 
 
 class Origin(ctypes.Structure):
@@ -184,11 +200,12 @@ class LanStats(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "datagrams_sent", "messages_unsent", "datagrams_received", "frames_received",
         "frames_rejected", "frames_bad_crc", "kernel_drops", "duplicates", "late",
-        "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams")]
+        "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams",
+        "repaired", "naks_sent", "naks_received", "resent", "resend_refused")]
 
 
 # C names of the structures above, for the ABI test.
-C_NAMES = {Options: "kite_options", Origin: "struct kite_origin", Msg: "kite_msg",
+C_NAMES = {Options: "kite_options", SubOptions: "struct kite_sub_options", Origin: "struct kite_origin", Msg: "kite_msg",
            Event: "kite_event",
            Stats: "kite_stats", Peer: "struct kite_peer",
            LanOrigin: "kite_lan_origin", LanStats: "kite_lan_stats"}
@@ -209,6 +226,7 @@ for _name, _res, _args in (
         ("kite_publish_origin", _c.c_int64,
          [_P, _c.c_char_p, _c.c_void_p, _c.c_size_t, _c.POINTER(Origin)]),
         ("kite_subscribe", _c.c_int, [_P, _c.c_char_p]),
+        ("kite_subscribe_opts", _c.c_int, [_P, _c.c_char_p, _c.POINTER(SubOptions)]),
         ("kite_unsubscribe", _c.c_int, [_P, _c.c_char_p]),
         ("kite_allow_uid", _c.c_int, [_P, _c.c_char_p, _c.c_uint32]),
         ("kite_allow_gid", _c.c_int, [_P, _c.c_char_p, _c.c_uint32]),

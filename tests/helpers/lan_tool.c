@@ -14,7 +14,12 @@
  *   lan_tool flood IFACE CHANNEL COUNT
  *     Sends COUNT first fragments of never-completed 16 MiB messages
  *     (valid CRC, sequences 1..COUNT, one made-up publisher) to CHANNEL's
- *     group, then prints "flooded COUNT". */
+ *     group, then prints "flooded COUNT".
+ *   lan_tool naks IFACE CHANNEL COUNT
+ *     A forger: waits (10 s at most) for a frame on CHANNEL, learns its
+ *     publisher id and the address it came from, and sends that address
+ *     COUNT well-formed NAKs asking for every sequence there can be, as
+ *     fast as it can; prints "naks COUNT ms ELAPSED". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -191,6 +196,56 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+static int forge_naks(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	const char *channel = argv[1];
+	unsigned long count = strtoul(argv[2], NULL, 10);
+	size_t granted;
+	int rx = ki_lan_socket_receiver(&spec, 1u << 20, &granted);
+	if (rx < 0 || ki_lan_socket_membership(rx, ki_lan_group_of(&spec.range, channel), &ifc, 1) < 0) {
+		fprintf(stderr, "lan_tool: naks: cannot listen\n");
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	static uint8_t buf[65536];
+	struct lan_frame f;
+	struct sockaddr_in from;
+	for (;;) {
+		struct pollfd p = {.fd = rx, .events = POLLIN};
+		if (poll(&p, 1, 10000) <= 0) {
+			fprintf(stderr, "lan_tool: naks: heard no frame on %s\n", channel);
+			return 1;
+		}
+		socklen_t fl = sizeof from;
+		ssize_t n = recvfrom(rx, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		if (n > 0 && ki_lan_frame_decode(buf, (size_t)n, &f) > 0 && !strcmp(f.channel, channel))
+			break;
+	}
+	struct lan_frame nak = f;
+	nak.host = 0xf0f0f0f0ull;
+	nak.pid = 1;
+	struct lan_seq_range all = {1, LAN_SEQ_MAX};
+	int len = ki_lan_nak_encode(buf, sizeof buf, &nak, &all, 1);
+	double t0 = now_ms();
+	for (unsigned long i = 0; i < count; i++)
+		if (len <= 0 || sendto(tx, buf, (size_t)len, 0, (struct sockaddr *)&from, sizeof from) != len) {
+			if (errno == ENOBUFS || errno == EAGAIN) {
+				usleep(100);
+				continue;
+			}
+			fprintf(stderr, "lan_tool: naks: %s\n", strerror(errno));
+			return 1;
+		}
+	printf("naks %lu ms %.0f\n", count, now_ms() - t0);
+	return 0;
+}
+
 static int pubtime(char **argv)
 {
 	kite_options o = {.lan = argv[0]};
@@ -237,8 +292,11 @@ int main(int argc, char **argv)
 		return flood(argv + 2);
 	if (argc == 6 && !strcmp(argv[1], "pubtime"))
 		return pubtime(argv + 2);
+	if (argc == 5 && !strcmp(argv[1], "naks"))
+		return forge_naks(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
-			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE\n");
+			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE\n"
+			"       lan_tool naks IFACE CHANNEL COUNT\n");
 	return 100;
 }

@@ -70,7 +70,7 @@ check "--lan with a bad option: exit 100 and why ($r)" [ $r = 100 ] && grep -q "
 in_ns a "$KITE" sub --lan nosuch0 x >/dev/null 2>"$tmpdir/bad"; r=$?
 check "--lan with no such interface: exit 111 ($r)" [ $r = 111 ] && grep -q "nosuch0" "$tmpdir/bad"
 
-# --- exact accounting under 5 % loss (a) and 2 % duplication (c) --------
+# --- exact accounting under 5 % loss (a) and 10 % duplication (c) -------
 N=3000
 in_ns a nft -f - <<'NFT'
 table inet kite_loss {
@@ -79,7 +79,7 @@ table inet kite_loss {
 NFT
 in_ns b nft -f - <<'NFT'
 table ip kite_dup {
-	chain out { type filter hook output priority 0; udp dport 7475 numgen random mod 100 < 2 dup to ip daddr device "eth0"; }
+	chain out { type filter hook output priority 0; udp dport 7475 numgen random mod 100 < 10 dup to ip daddr device "eth0"; }
 }
 NFT
 start_sub a "$tmpdir/a2" -g 'load.>'
@@ -99,11 +99,165 @@ check "a printed each message once, in order" \
 	bash -c "awk '{print \$4}' '$tmpdir/a2' | sed 's/seq=//' | sort -n -c -u"
 dups=$(lanstat "$tmpdir/c2.err" duplicates)
 check "duplication: received $gc + lost $lc = $N" [ "$((gc + lc))" = $N ]
-check "duplication: duplicates dropped and counted ($dups)" [ "${dups:-0}" -gt 10 ]
+check "duplication: duplicates dropped and counted ($dups)" [ "${dups:-0}" -gt 0 ]
 check "duplication: nothing lost ($lc)" [ "$lc" = 0 ]
 check "c printed $N distinct messages" [ "$(awk '{print $4}' "$tmpdir/c2" | sort -u | wc -l)" = $N ]
 in_ns a nft delete table inet kite_loss
 in_ns b nft delete table ip kite_dup
+
+# --- repair: NAKs close every gap at 5 % loss ---------------------------
+# (Both ends ask for repair: the publisher keeps a history, the subscriber
+# sends NAKs.) a drops 5 % of what comes to the LAN port, data and resends
+# alike; c drops the 7th datagram of every 20 that a drops too (numgen inc
+# counts alike at both), so both miss the same ones: one resend serves
+# both.
+in_ns a nft -f - <<'NFT'
+table inet kite_loss {
+	chain in { type filter hook input priority 0; udp dport 7475 numgen random mod 100 < 5 drop; }
+}
+NFT
+for h in a c; do in_ns $h nft -f - <<'NFT'
+table inet kite_same {
+	chain in { type filter hook input priority 0; udp dport 7475 numgen inc mod 20 == 7 drop; }
+}
+NFT
+done
+start_sub a "$tmpdir/ar" -g 'fix.>' --lan eth0,repair=1
+pa=$LAST_PID
+start_sub c "$tmpdir/cr" -g 'fix.>' --lan eth0,repair=1
+pc=$LAST_PID
+for i in $(seq 1 $N); do echo "r$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+	in_ns b "$KITE" pub --lan eth0,repair=1 -s fix.x 2>"$tmpdir/pubr"
+wait "$pa"
+wait "$pc"
+read -r gar lar <<<"$(counts "$tmpdir/ar.err")"
+read -r gcr lcr <<<"$(counts "$tmpdir/cr.err")"
+rep_a=$(lanstat "$tmpdir/ar.err" repaired)
+rep_c=$(lanstat "$tmpdir/cr.err" repaired)
+naks_a=$(lanstat "$tmpdir/ar.err" "naks sent")
+resent=$(lanstat "$tmpdir/pubr" resent)
+nakr=$(lanstat "$tmpdir/pubr" "naks received")
+check "repair, 5 % loss: a received $gar of $N, lost $lar, repaired $rep_a (NAKs $naks_a)" \
+	[ "$gar" = $N ] && [ "$lar" = 0 ] && [ "${rep_a:-0}" -gt 30 ]
+check "repair: c received $gcr of $N, lost $lcr, repaired $rep_c" \
+	[ "$gcr" = $N ] && [ "$lcr" = 0 ] && [ "${rep_c:-0}" -gt 30 ]
+check "repair: a printed each message once, in order" \
+	bash -c "awk '{print \$4}' '$tmpdir/ar' | sed 's/seq=//' | sort -n -c -u && [ \$(wc -l <'$tmpdir/ar') = $N ]"
+check "repair: the publisher took $nakr NAKs and resent $resent messages" \
+	[ "${nakr:-0}" -gt 0 ] && [ "${resent:-0}" -gt 0 ]
+# a and c missed the same datagrams: their NAKs came within the holdoff,
+# and one multicast resend repaired both.
+check "repair: one multicast resend serves both ($resent resent < $rep_a + $rep_c repaired)" \
+	[ "${resent:-0}" -lt $(( ${rep_a:-0} + ${rep_c:-0} )) ]
+check "repair: resends heard without need are not counted duplicates ($(lanstat "$tmpdir/cr.err" duplicates))" \
+	[ "$(lanstat "$tmpdir/cr.err" duplicates)" = 0 ]
+in_ns c nft delete table inet kite_same
+in_ns a nft delete table inet kite_same
+
+# --- repair with loss on NAKs and resends too ---------------------------
+# b drops half the NAKs it is sent (they come to its sending port, not
+# 7475), a still 5 % of data and resends: exact accounting holds, and
+# little or nothing is lost.
+in_ns b nft -f - <<'NFT'
+table inet kite_nakloss {
+	chain in { type filter hook input priority 0; udp dport != 7475 numgen random mod 100 < 50 drop; }
+}
+NFT
+start_sub a "$tmpdir/ar2" -g 'fix2.>' --lan eth0,repair=1,repair_ms=100
+pa=$LAST_PID
+for i in $(seq 1 $N); do echo "s$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+	in_ns b "$KITE" pub --lan eth0,repair=1 -s fix2.x 2>"$tmpdir/pubr2"
+wait "$pa"
+read -r g2 l2 <<<"$(counts "$tmpdir/ar2.err")"
+check "repair, NAKs lost too: received $g2 + lost $l2 = $N, lost under 1 %" \
+	[ "$((g2 + l2))" = $N ] && [ "$l2" -lt $((N / 100)) ]
+ns2=$(lanstat "$tmpdir/ar2.err" "naks sent"); nr2=$(lanstat "$tmpdir/pubr2" "naks received")
+check "repair, NAKs lost too: b heard $nr2 of a's $ns2 NAKs" [ "${nr2:-0}" -lt "${ns2:-0}" ]
+check "repair, NAKs lost too: in order, each once" \
+	bash -c "awk '{print \$4}' '$tmpdir/ar2' | sed 's/seq=//' | sort -n -c -u"
+in_ns b nft delete table inet kite_nakloss
+
+# --- repair of fragmented messages -------------------------------------
+# 8000-byte messages travel in 6 fragments: at 5 % loss about one in four
+# misses one; the resend of the whole message completes it.
+M=300
+start_sub a "$tmpdir/ar4" -g 'fix4.>' --lan eth0,repair=1
+pa=$LAST_PID
+line=$(head -c 8000 /dev/zero | tr '\0' 'y')
+for i in $(seq 1 $M); do echo "$i$line"; [ $((i % 20)) = 0 ] && sleep 0.05; done |
+	in_ns b "$KITE" pub --lan eth0,repair=1 fix4.x
+wait "$pa"
+read -r g4 l4 <<<"$(counts "$tmpdir/ar4.err")"
+check "repair, fragmented: received $g4 of $M, lost $l4, repaired $(lanstat "$tmpdir/ar4.err" repaired)" \
+	[ "$g4" = $M ] && [ "$l4" = 0 ] && [ "$(lanstat "$tmpdir/ar4.err" repaired)" -gt 10 ]
+check "repair, fragmented: each whole, once, in order" \
+	bash -c "awk '{print length(\$5)}' '$tmpdir/ar4' | sort -u | grep -qx '800[0-3]' && awk '{print \$4}' '$tmpdir/ar4' | sed 's/seq=//' | sort -n -c -u"
+
+# --- repair without a history: the gap is reported lost, once -----------
+# The subscriber asks, the publisher (repair off) has nothing: each gap is
+# lost after repair_ms, exactly as without repair.
+start_sub a "$tmpdir/ar3" -g 'fix3.>' --lan eth0,repair_ms=50
+pa=$LAST_PID
+for i in $(seq 1 $N); do echo "t$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+	in_ns b "$KITE" pub --lan eth0 -s fix3.x 2>"$tmpdir/pubr3"
+wait "$pa"
+read -r g3 l3 <<<"$(counts "$tmpdir/ar3.err")"
+check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
+	[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]
+in_ns a nft delete table inet kite_loss
+
+# --- repair of a lost last message: the closing publisher lingers --------
+# a drops the original (flags byte 0) of the datagram whose payload is
+# "LAST" (after the 8-byte UDP header, the 65-byte frame header and the
+# 6-byte channel name: bit 632), never its resend (flags 0x10); the
+# publisher closes right after sending it. Its goodbye tells a what it
+# missed; the publisher answers the NAK before it goes.
+in_ns a nft -f - <<'NFT'
+table inet kite_tail {
+	chain in { type filter hook input priority 0; udp dport 7475 @th,104,8 0x00 @th,632,32 0x4c415354 drop; }
+}
+NFT
+start_sub a "$tmpdir/at" -g 'tail.>' --lan eth0,repair=1
+pa=$LAST_PID
+t0=$(date +%s%N)
+printf 'one\ntwo\nLAST\n' | in_ns b "$KITE" pub --lan eth0,repair=1,pack_us=0 -s tail.x 2>"$tmpdir/pubt"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$pa"
+check "tail repair: the lost last message resent and received ($(counts "$tmpdir/at.err"), repaired $(lanstat "$tmpdir/at.err" repaired))" \
+	[ "$(counts "$tmpdir/at.err")" = "3 0" ] && [ "$(lanstat "$tmpdir/at.err" repaired)" = 1 ] &&
+	grep -q "seq=3 LAST" "$tmpdir/at"
+# (kite pub prints its counters before it closes: the resend is seen at a.)
+check "tail repair: the closing publisher waited for NAKs briefly ($ms ms in all)" [ "$ms" -lt 2000 ]
+in_ns a nft delete table inet kite_tail
+
+# --- forged NAKs: resends stay within the publisher's budget ------------
+# d forges NAKs, as fast as it can, for every sequence of b's stream (the
+# address and publisher id it learnt by listening). b resends at most
+# 8 MiB/s plus a 1 MiB burst of what it keeps; a, which missed nothing,
+# gets each message once and counts no resend as a duplicate.
+spawn in_ns d "$tool" naks eth0 forge.x 100000 >"$tmpdir/forge"
+pforge=$LAST_PID
+wait_for 5 grep -q ready "$tmpdir/forge"
+start_sub a "$tmpdir/af" -g 'forge.>' --lan eth0,repair=1
+pa=$LAST_PID
+body=$(head -c 1000 /dev/zero | tr '\0' 'z')
+t0=$(date +%s%N)
+{ for i in $(seq 1 2000); do echo "$body"; [ $((i % 200)) = 0 ] && sleep 0.05; done
+  wait_for 20 grep -q "^naks" "$tmpdir/forge"; } |
+	in_ns b "$KITE" pub --lan eth0,repair=1 -s forge.x 2>"$tmpdir/pubf"
+t1=$(date +%s%N)
+wait "$pa"
+wait "$pforge"
+resentf=$(lanstat "$tmpdir/pubf" resent)
+refusedf=$(lanstat "$tmpdir/pubf" "resend refused")
+ms=$(( (t1 - t0) / 1000000 ))
+# Each resend is one 1072-byte frame (65 + 7 + 1000).
+limit=$(( (1048576 + 8388608 * (ms + 100) / 1000) / 1072 ))
+check "forged NAKs ($(tail -1 "$tmpdir/forge")): $resentf resent in $ms ms, within the budget ($limit)" \
+	[ "${resentf:-0}" -gt 0 ] && [ "$resentf" -le "$limit" ]
+check "forged NAKs: the rest refused and counted ($refusedf)" [ "${refusedf:-0}" -gt 0 ]
+cf=$(counts "$tmpdir/af.err"); df=$(lanstat "$tmpdir/af.err" duplicates)
+check "forged NAKs: a got each message once ($cf, duplicates $df)" [ "$cf" = "2000 0" ] && [ "$df" = 0 ]
 
 # --- reordering and corruption: a seeded relay on d ---------------------
 # a hears b only through d's relay (b's own datagrams are dropped at a).
