@@ -385,6 +385,9 @@ typedef struct kite_lan_stats {
 	uint64_t resent;            /* messages this handle sent again */
 	uint64_t resend_refused;    /* asked for but not resent: no longer
 	                               kept, or over the resend rate limit */
+	uint64_t frames_unauthenticated; /* with key=FILE: frames rejected
+	                               (in frames_rejected too) for a missing
+	                               or wrong tag */
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may

@@ -147,11 +147,15 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	struct wire_msg m;
 	ki_wire_init(&m, W_RING_END);
 	m.id = r->ring_id;
-	m.a = 1;
+	/* Its stream's first seq for p (never 0: that says "ended"): a
+	 * subscriber that never saw any ring of the stream starts it here. */
+	const struct offer_mark *mark = find_mark(r, p->id);
+	m.a = mark && mark->first_seq ? mark->first_seq : 1;
 	m.b = r->w.head;
 	m.slot_count = (uint32_t)r->head_slot + 1;
 	/* The channel: a re-made link may know only an earlier ring of the
-	 * stream (this one's hand-over went with a link dropped unread). */
+	 * stream, or none (this one's hand-over went with a link dropped
+	 * unread). */
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = k->heads_fd;
 	m.nfds = 1;

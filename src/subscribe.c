@@ -161,6 +161,10 @@ static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before
 		s->lost += before->lost; /* the stream's loss count goes on */
 		before->lost = 0;
 		ki_sub_join(s, before->r.next);
+		/* A stream known from a release alone (adopt_released) may
+		 * not have said NEW and its loss yet: the new ring says them. */
+		s->announce = before->announce;
+		s->pending_lost += before->pending_lost;
 		before->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
 	} else {
@@ -183,6 +187,32 @@ static void map_heads(struct sub_ring *s, int fd, uint64_t slot1)
 	ki_sub_heads_unmap(s);
 	s->heads_page = map;
 	s->head_index = (uint32_t)(slot % (4096 / sizeof(uint64_t)));
+}
+
+/* Room for one more record in k->subs; 0 or -ENOMEM. */
+static int subs_room(kite *k)
+{
+	if (k->nsubs < k->subs_cap)
+		return 0;
+	size_t cap = k->subs_cap ? k->subs_cap * 2 : 8;
+	struct sub_ring **t = realloc(k->subs, cap * sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	k->subs = t;
+	k->subs_cap = cap;
+	return 0;
+}
+
+/* A record's stream: the ring m names (its id and channel), fed by p. */
+static void name_stream(struct sub_ring *s, struct peer *p, const struct wire_msg *m)
+{
+	snprintf(s->channel, sizeof s->channel, "%s", m->text);
+	s->ring_id = m->id;
+	s->publisher = p->id;
+	s->peer = p;
+	s->pid = p->pid;
+	s->uid = p->uid;
+	s->gid = p->gid;
 }
 
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
@@ -224,25 +254,13 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	    ki_ring_header_check(base, m->slot_count, m->slot_size, m->text) ||
 	    !(s = calloc(1, sizeof *s)))
 		goto bad;
-	if (k->nsubs == k->subs_cap) {
-		size_t cap = k->subs_cap ? k->subs_cap * 2 : 8;
-		struct sub_ring **t = realloc(k->subs, cap * sizeof *t);
-		if (!t)
-			goto bad;
-		k->subs = t;
-		k->subs_cap = cap;
-	}
+	if (subs_room(k))
+		goto bad;
 	/* The application may still be reading msg_buf: kite_recv grows it. */
 	if (m->slot_size > k->msg_buf_want)
 		k->msg_buf_want = m->slot_size;
 	close(fd);
-	snprintf(s->channel, sizeof s->channel, "%s", m->text);
-	s->ring_id = m->id;
-	s->publisher = p->id;
-	s->peer = p;
-	s->pid = p->pid;
-	s->uid = p->uid;
-	s->gid = p->gid;
+	name_stream(s, p, m);
 	s->bytes = bytes;
 	s->ino = (uint64_t)st.st_ino;
 	/* The ring's first record is at position 0; we walk from there to
@@ -369,10 +387,57 @@ static struct sub_ring *relinking_stream(kite *k, const struct peer *p,
 	return earlier;
 }
 
+/* Any record of the stream (publisher, channel) we still keep. */
+static int knows_stream(const kite *k, uint64_t publisher, const char *channel)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->publisher == publisher && !k->subs[i]->unsubscribed &&
+		    !strcmp(k->subs[i]->channel, channel))
+			return 1;
+	return 0;
+}
+
+/* An idle release of a ring of a stream we never had any ring of: every
+ * hand-over went with a link dropped unread (two links made at once, one
+ * kept), or the channel was first published while our link was down. Ours
+ * all the same if we asked for its channel and take it from p: a dormant
+ * record, as if we had read up to its first seq (m->a) and the ring was
+ * then released. It says KITE_PUBLISHER_NEW and its messages m->a..m->b
+ * lost; the stream's next ring carries it on (continue_stream), or the
+ * heads page and KITE_PUBLISHER_GONE end it. NULL if it is not ours. */
+static struct sub_ring *adopt_released(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	char why[WIRE_REASON_MAX + 1];
+	struct sub_ring *s;
+	if (kite_channel_valid(m->text) || !ki_sub_matches(k, m->text) ||
+	    knows_stream(k, p->id, m->text))
+		return NULL;
+	if (!ki_policy_allows(k, p, m->text, why, sizeof why)) {
+		refuse(k, p, m->text, why);
+		return NULL;
+	}
+	if (subs_room(k) || !(s = calloc(1, sizeof *s)))
+		return NULL;
+	name_stream(s, p, m);
+	s->dormant = 1;
+	s->announce = 1;
+	/* A liar's numbers are bounded: they spoil its own stream only. */
+	uint64_t first = m->a < RING_START_MAX ? m->a : RING_START_MAX;
+	uint64_t last = m->b < RING_START_MAX ? m->b : RING_START_MAX;
+	s->r.next = first;
+	if (last >= first) {
+		s->pending_lost = last + 1 - first;
+		s->r.next = last + 1;
+	}
+	k->subs[k->nsubs++] = s;
+	ki_wake_self(k);
+	return s;
+}
+
 void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	struct sub_ring *s = find_sub(k, p, m->id);
-	if (m->a != 1) {
+	if (!m->a) {
 		if (m->nfds == 1)
 			close(m->fds[0]);
 		if (s) {
@@ -388,6 +453,8 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 		s->relinking = 0;
 		s->peer = p;
 	}
+	if (!s)
+		s = adopt_released(k, p, m);
 	if (!s) {
 		if (m->nfds == 1)
 			close(m->fds[0]);

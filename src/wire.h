@@ -34,12 +34,14 @@ enum wire_type {
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring;
-	                a = 1: released after an idle spell, b = its last seq:
+	                a >= 1: released after an idle spell, a = the
+	                receiver's first seq of the stream, b = its last seq:
 	                the stream goes on in the sender's next ring for the
 	                channel, and then (optionally) fd: the sender's stream
 	                heads page, slot_count = 1 + this stream's index in it,
 	                text = the channel (a receiver that never got this
-	                ring carries on its earlier ring of the stream)
+	                ring carries on its earlier ring of the stream, or,
+	                with none, takes the stream on from a: NEW, a..b lost)
 	                (a = 0: the stream ends) */
 	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
 	                whose ring it took; fds: a connected AF_UNIX datagram

@@ -201,7 +201,8 @@ class LanStats(ctypes.Structure):
         "datagrams_sent", "messages_unsent", "datagrams_received", "frames_received",
         "frames_rejected", "frames_bad_crc", "kernel_drops", "duplicates", "late",
         "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams",
-        "repaired", "naks_sent", "naks_received", "resent", "resend_refused")]
+        "repaired", "naks_sent", "naks_received", "resent", "resend_refused",
+        "frames_unauthenticated")]
 
 
 # C names of the structures above, for the ABI test.
