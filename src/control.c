@@ -95,9 +95,11 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 			rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
 			if (rc < 0)
 				return -1;
-			if (rc > 0 && (m->a & 1) &&
-			    ki_strlist_add(&p->reliable, &p->nreliable, m->text) < 0)
-				return -1;
+			if (rc > 0 && (m->a & 1)) {
+				if (ki_strlist_add(&p->reliable, &p->nreliable, m->text) < 0)
+					return -1;
+				ki_pub_reliable_pattern(k, p, m->text);
+			}
 			if (rc > 0) /* a repeated pattern changes nothing */
 				ki_pub_offer_rings(k, p, m->text);
 		}

@@ -487,6 +487,7 @@ void ki_read_cmdline(pid_t pid, char *out, size_t size);
  * its patterns); stop feeding it rings (removed: only those that pattern,
  * now unsubscribed, matched and no other does; NULL: all). */
 void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern);
+void ki_pub_reliable_pattern(kite *k, struct peer *p, const char *pattern);
 void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed);
 /* It subscribed pattern afresh: matching streams not also asked for by a
  * pattern it held throughout start anew. */
@@ -506,6 +507,7 @@ int ki_pub_sweep_idle(kite *k);
 /* reliable.c (publisher side): a ring handed to a peer that asked for it
  * reliably gets an entry; entries leave with the peer's subscription. */
 void ki_rel_add(struct pub_ring *r, struct peer *p);
+int ki_rel_holds(const struct pub_ring *r, const struct peer *p);
 void ki_rel_remove(struct pub_ring *r, const struct peer *p);
 void ki_rel_clear(struct pub_ring *r);
 /* A subscriber's W_RELIABLE: its positions page and its slot for a ring. */
@@ -524,6 +526,7 @@ static inline void ki_rel_large_written(struct pub_ring *r)
 int ki_pos_is_reliable(const kite *k, const char *channel);
 /* Give s a slot (if it is reliable) and tell its publisher. */
 void ki_pos_attach(kite *k, struct peer *p, struct sub_ring *s);
+void ki_pos_attach_matching(kite *k, const char *pattern);
 void ki_pos_release(kite *k, struct sub_ring *s);
 void ki_pos_free(kite *k);
 static inline void ki_pos_store(kite *k, const struct sub_ring *s)

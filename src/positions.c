@@ -70,6 +70,18 @@ void ki_pos_attach(kite *k, struct peer *p, struct sub_ring *s)
 	ki_peer_send(k, p, &m);
 }
 
+void ki_pos_attach_matching(kite *k, const char *pattern)
+{
+	/* Rings a radio pattern brought already: their publishers will not
+	 * hand them over again, so they hear of our slot now. */
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub_ring *s = k->subs[i];
+		if (s->peer && !s->dormant && !s->unsubscribed && !s->pos_slot1 &&
+		    kite_pattern_match(pattern, s->channel))
+			ki_pos_attach(k, s->peer, s);
+	}
+}
+
 void ki_pos_release(kite *k, struct sub_ring *s)
 {
 	if (!s->pos_slot1)

@@ -245,6 +245,17 @@ void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern)
 			offer(k, r, p, pattern);
 }
 
+void ki_pub_reliable_pattern(kite *k, struct peer *p, const char *pattern)
+{
+	/* Rings it already holds (through a radio pattern) were not offered
+	 * again: they turn reliable here, and its W_RELIABLE follows. */
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			if (kite_pattern_match(pattern, r->channel) && ring_has_sub(r, p) &&
+			    !ki_rel_holds(r, p))
+				ki_rel_add(r, p);
+}
+
 void ki_pub_fresh_pattern(kite *k, struct peer *p, const char *pattern)
 {
 	for (size_t i = 0; i < k->pub_hash_size; i++)

@@ -34,6 +34,10 @@ static void release_previous(kite *k)
 			ki_sub_ring_free(k->subs[i]);
 			k->subs[i] = k->subs[--k->nsubs];
 		} else {
+			/* Still read, but its reliable pattern went: radio now
+			 * (its slot is let go here, by the thread that writes it). */
+			if (!ki_pos_is_reliable(k, k->subs[i]->channel))
+				ki_pos_release(k, k->subs[i]);
 			i++;
 		}
 	k->retired = 0;

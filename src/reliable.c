@@ -58,6 +58,14 @@ void ki_rel_add(struct pub_ring *r, struct peer *p)
 	recompute_floor(r);
 }
 
+int ki_rel_holds(const struct pub_ring *r, const struct peer *p)
+{
+	for (size_t i = 0; i < r->nrel; i++)
+		if (r->rel[i].peer == p)
+			return 1;
+	return 0;
+}
+
 static void remove_at(struct pub_ring *r, size_t i)
 {
 	r->rel[i] = r->rel[--r->nrel];

@@ -556,6 +556,8 @@ static int subscribe(kite *k, const char *pattern, int reliable)
 	/* Wait until every publisher there now has answered, so that what it
 	 * publishes after kite_subscribe() returns reaches us. */
 	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token, reliable);
+	if (reliable)
+		ki_pos_attach_matching(k, pattern);
 	struct timespec deadline;
 	ki_deadline_after_ms(&deadline, k->opt.handshake_ms);
 	while (k->pending_acks &&
@@ -599,7 +601,8 @@ int kite_unsubscribe(kite *k, const char *pattern)
 		return KITE_ENOTSUB;
 	}
 	broadcast_pattern(k, W_UNSUB, pattern, 0, 0);
-	ki_strlist_remove(&k->reliable, &k->nreliable, pattern);
+	if (ki_strlist_remove(&k->reliable, &k->nreliable, pattern))
+		k->retired = 1; /* rings it alone made reliable: radio */
 	ki_lan_unsubscribe(k, pattern);
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (!ki_sub_matches(k, k->subs[i]->channel)) {

@@ -14,8 +14,14 @@
  * write garbage positions (beyond the head, backwards, UINT64_MAX), name a
  * slot outside their page, or send a page that is not sealed hold the
  * publisher no longer than its deadline and cannot crash it (the ASan
- * build reads every byte). */
+ * build reads every byte), nor can one that punches holes in its page.
+ * Attacks from outside the first tests: a reliable pattern added over a
+ * radio one that brought the ring already, two reliable patterns over a
+ * channel with one dropped, an unsubscribe/subscribe loop while the
+ * publisher waits, an idle ring release, 100 reliable subscribers. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +39,8 @@
 #include "shm.h"
 
 #define MAX_SUBS 6
+#define MANY_SUBS 100
+#define MANY_PROCS 4 /* (handles link to every other handle: fds grow as N^2) */
 #define CHILD_MS 120000
 #define MSG_LEN 64
 #define CHANNEL "rel.data"
@@ -43,6 +51,7 @@ struct shared {
 	_Atomic uint64_t received[MAX_SUBS], lost[MAX_SUBS];
 	_Atomic uint64_t bad[MAX_SUBS]; /* out of order, or a torn payload */
 	_Atomic int stop_hostile;
+	_Atomic uint64_t many_received[MANY_SUBS], many_lost[MANY_SUBS], many_bad;
 	uint64_t publisher_id;
 };
 
@@ -56,6 +65,11 @@ struct sub_args {
 	unsigned nap_every; /* nap every this many messages (0: never) */
 	unsigned nap_us;    /* for this long (0: 200 us) */
 };
+
+/* Set before forking one: UPGRADE: radio "rel.>" first, reliable CHANNEL
+ * added once seq 1 has come; OVERLAP: reliable "rel.>" and CHANNEL, and
+ * "rel.>" dropped once seq 1 has come. */
+static enum { PLAIN, UPGRADE, OVERLAP } sub_mode;
 
 static void payload(uint8_t *buf, uint64_t seq)
 {
@@ -78,8 +92,11 @@ static int subscriber(void *arg)
 	kite_options o = {.bus = bus};
 	kite *k;
 	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
-	struct kite_sub_options so = {.flags = a->reliable ? KITE_SUB_RELIABLE : 0};
+	struct kite_sub_options so = {.flags = a->reliable && sub_mode != UPGRADE ? KITE_SUB_RELIABLE
+									     : 0};
 	CHILD_CHECK(kite_subscribe_opts(k, "rel.>", &so) == 0, "subscribe");
+	if (sub_mode == OVERLAP)
+		CHILD_CHECK(kite_subscribe_opts(k, CHANNEL, &so) == 0, "overlap");
 	sh->ready[a->index] = 1;
 	uint64_t next = 1, deadline = mono_ms() + CHILD_MS;
 	kite_event ev;
@@ -93,6 +110,14 @@ static int subscriber(void *arg)
 				sh->bad[a->index]++;
 			next = ev.msg.seq + 1;
 			sh->received[a->index]++;
+			if (sub_mode == UPGRADE && ev.msg.seq == 1) {
+				so.flags = KITE_SUB_RELIABLE;
+				CHILD_CHECK(kite_subscribe_opts(k, CHANNEL, &so) == 0, "upgrade");
+				sh->ready[a->index] = 2;
+			} else if (sub_mode == OVERLAP && ev.msg.seq == 1) {
+				CHILD_CHECK(kite_unsubscribe(k, "rel.>") == 0, "unsubscribe");
+				sh->ready[a->index] = 2;
+			}
 			if (a->nap_every && ev.msg.seq % a->nap_every == 0)
 				nap_us(a->nap_us ? a->nap_us : 200);
 		} else if (ev.type == KITE_LOSS) {
@@ -246,6 +271,270 @@ static void test_slow_subscriber_waits(void **state)
 	expect_all(0, n);
 }
 
+/* A slow subscriber in the given mode changes its patterns after seq 1;
+ * then 5000 messages, none lost. */
+static void upgrade_then_publish(int mode)
+{
+	struct sub_args slow = {0, 1, 50, 0};
+	sub_mode = mode;
+	start_sub(&slow);
+	sub_mode = PLAIN;
+	kite *k = open_publisher(UINT32_MAX, 10000);
+	struct pub_result res = {0};
+	publish_range(k, 1, 1, &res);
+	uint64_t deadline = mono_ms() + 30000;
+	while (sh->ready[0] != 2 && mono_ms() < deadline)
+		nap_us(1000);
+	assert_int_equal(sh->ready[0], 2);
+	const uint64_t n = 5000;
+	publish_range(k, 2, n, &res);
+	kite_close(k);
+	expect_all(0, n);
+}
+
+/* A reliable pattern added over a radio one that already brought the
+ * ring: from then on the ring is read reliably (it was left radio: the
+ * publisher had handed the ring over already, so it never heard). */
+static void test_reliable_pattern_over_radio_ring(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_upgrade"));
+	upgrade_then_publish(UPGRADE);
+}
+
+/* Two reliable patterns over one channel, one dropped: the other still
+ * holds the ring reliably. */
+static void test_overlapping_reliable_patterns(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_overlap"));
+	upgrade_then_publish(OVERLAP);
+}
+
+/* Slot of the ring for CHANNEL in k's positions page (0: read as radio). */
+static uint32_t channel_slot(kite *k)
+{
+	uint32_t slot = UINT32_MAX;
+	kite_lock(k);
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (!strcmp(k->subs[i]->channel, CHANNEL) && !k->subs[i]->unsubscribed)
+			slot = k->subs[i]->pos_slot1;
+	kite_unlock(k);
+	return slot;
+}
+
+/* Its reliable pattern dropped, a ring still read through a radio one is
+ * radio at both ends: the publisher overruns it without waiting, and the
+ * subscriber lets its slot go (kite ls said "reliable" and the slot was
+ * held for as long as the ring was read). */
+static void test_reliable_pattern_dropped_leaves_radio(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_drop"));
+	kite *pub = open_publisher(0, 0), *sub;
+	kite_options o = {.bus = bus};
+	assert_int_equal(kite_open(&sub, &o), 0);
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	assert_int_equal(kite_subscribe(sub, "rel.>"), 0);
+	assert_int_equal(kite_subscribe_opts(sub, CHANNEL, &so), 0);
+	uint8_t buf[MSG_LEN];
+	kite_event ev;
+	payload(buf, 1);
+	assert_int_equal(kite_publish(pub, CHANNEL, buf, sizeof buf), 1);
+	do
+		assert_int_equal(kite_recv(sub, &ev, 5000), 0);
+	while (ev.type != KITE_MESSAGE);
+	assert_true(channel_slot(sub) > 0 && channel_slot(sub) != UINT32_MAX);
+	assert_int_equal(kite_unsubscribe(sub, CHANNEL), 0);
+	assert_int_equal(kite_recv(sub, &ev, 0), -EAGAIN); /* lets go of the past */
+	assert_int_equal(channel_slot(sub), 0);
+	/* Many rings' worth, unread, never -EAGAIN (the W_UNSUB may take a
+	 * moment to be read: retried for up to 5 s). */
+	uint64_t give_up = mono_ms() + 5000;
+	for (uint64_t seq = 2; seq <= 1000;) {
+		payload(buf, seq);
+		int64_t rc = kite_publish(pub, CHANNEL, buf, sizeof buf);
+		if (rc == -EAGAIN && mono_ms() < give_up && seq < 100) {
+			nap_us(1000);
+			continue;
+		}
+		assert_int_equal(rc, (int64_t)seq);
+		seq++;
+	}
+	kite_close(sub);
+	kite_close(pub);
+}
+
+/* The publisher releases its ring after an idle spell and makes a new one
+ * when it publishes again: the new ring is as reliable as the old. */
+static void test_reliable_across_idle_release(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_idle"));
+	struct sub_args slow = {0, 1, 50, 0};
+	start_sub(&slow);
+	kite_options o = {.bus = bus, .ring_slots = 16, .slot_size = 256, .idle_ms = 50,
+			  .reliable_wait_ms = UINT32_MAX, .reliable_deadline_ms = 10000};
+	kite *k;
+	assert_int_equal(kite_open(&k, &o), 0);
+	struct pub_result res = {0};
+	for (uint64_t round = 0; round < 3; round++) {
+		publish_range(k, round * 2000 + 1, round * 2000 + 2000, &res);
+		/* Read to its end, then idle: released (its memory is gone). */
+		uint64_t deadline = mono_ms() + 10000;
+		int released = 0;
+		while (!released && mono_ms() < deadline) {
+			nap_us(10000);
+			kite_lock(k);
+			released = ki_pub_find(k, CHANNEL)->fd < 0;
+			kite_unlock(k);
+		}
+		assert_true(released);
+	}
+	kite_close(k);
+	expect_all(0, 6000);
+}
+
+/* Subscribes reliably, reads a few messages, unsubscribes, again and
+ * again, until told to stop. */
+static int churner(void *arg)
+{
+	const struct sub_args *a = arg;
+	kite_options o = {.bus = bus};
+	kite *k;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	sh->ready[a->index] = 1;
+	kite_event ev;
+	while (!sh->stop_hostile) {
+		CHILD_CHECK(kite_subscribe_opts(k, "rel.>", &so) == 0, "subscribe");
+		for (int i = 0; i < 5; i++) {
+			int rc = kite_recv(k, &ev, 20);
+			CHILD_CHECK(rc == 0 || rc == -ETIMEDOUT, "recv %d", rc);
+			if (rc == 0 && ev.type == KITE_MESSAGE && !payload_ok(&ev.msg))
+				sh->bad[a->index]++;
+		}
+		CHILD_CHECK(kite_unsubscribe(k, "rel.>") == 0, "unsubscribe");
+		sh->received[a->index]++; /* rounds */
+	}
+	kite_close(k);
+	return 0;
+}
+
+/* A reliable subscriber that unsubscribes and subscribes again in a loop
+ * while the publisher waits for it: each new subscription starts where
+ * the publisher is, so it never holds the publisher near its deadline;
+ * an honest reliable subscriber beside it loses nothing. */
+static void test_resubscribe_loop_while_waiting(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_churn"));
+	struct sub_args churn = {1, 1, 0, 0}, honest = {0, 1, 50, 0};
+	pid_t pid = child_start(churner, &churn);
+	assert_true(pid > 0);
+	wait_flag(&sh->ready[1]);
+	start_sub(&honest);
+	const uint32_t deadline_ms = 5000;
+	kite *k = open_publisher(UINT32_MAX, deadline_ms);
+	struct pub_result res = {0};
+	publish_range(k, 1, 20000, &res);
+	sh->stop_hostile = 1;
+	printf("# 20000 messages beside a subscriber that resubscribed %llu times: "
+	       "%.1f ms, worst publish %.1f ms (deadline %u ms)\n",
+	       (unsigned long long)sh->received[1], res.wall_ns / 1e6, res.worst_ns / 1e6,
+	       deadline_ms);
+	assert_int_equal(child_wait(pid, 10000), 0);
+	assert_true(sh->received[1] >= 2);
+	assert_int_equal(sh->bad[1], 0);
+	assert_true(res.worst_ns < (uint64_t)deadline_ms * 1000000u / 2);
+	kite_close(k);
+	expect_all(0, 20000);
+}
+
+struct many_args {
+	int first, count; /* of the MANY_SUBS counters */
+	uint64_t n;
+};
+
+/* Reliable handles in one process, read round robin (so each is as slow
+ * as all of them together), until every one has the lot. */
+static int many(void *arg)
+{
+	const struct many_args *a = arg;
+	const uint64_t *n = &a->n;
+	kite *ks[MANY_SUBS];
+	kite_options o = {.bus = bus};
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	for (int i = a->first; i < a->first + a->count; i++) {
+		int rc = kite_open(&ks[i], &o);
+		CHILD_CHECK(rc == 0, "open %d: %d", i, rc);
+		CHILD_CHECK(kite_subscribe_opts(ks[i], "rel.>", &so) == 0, "subscribe %d", i);
+	}
+	sh->ready[a->first / (MANY_SUBS / MANY_PROCS)] = 1;
+	uint64_t next[MANY_SUBS], deadline = mono_ms() + CHILD_MS;
+	for (int i = 0; i < MANY_SUBS; i++)
+		next[i] = 1;
+	for (int done = 0; done < a->count && mono_ms() < deadline;) {
+		done = 0;
+		for (int i = a->first; i < a->first + a->count; i++) {
+			kite_event ev;
+			if (sh->many_received[i] + sh->many_lost[i] >= *n) {
+				done++;
+				continue;
+			}
+			int rc = kite_recv(ks[i], &ev, 0);
+			CHILD_CHECK(rc == 0 || rc == -EAGAIN || rc == -ETIMEDOUT, "recv %d", rc);
+			if (rc == 0 && ev.type == KITE_MESSAGE) {
+				if (ev.msg.seq != next[i] || !payload_ok(&ev.msg))
+					sh->many_bad++;
+				next[i] = ev.msg.seq + 1;
+				sh->many_received[i]++;
+			} else if (rc == 0 && ev.type == KITE_LOSS) {
+				sh->many_lost[i] += ev.lost;
+				next[i] += ev.lost;
+			}
+		}
+	}
+	for (int i = a->first; i < a->first + a->count; i++)
+		kite_close(ks[i]);
+	return 0;
+}
+
+/* A hundred reliable subscribers of one ring: none loses anything, the
+ * publisher waits for the slowest. */
+static void test_hundred_reliable_subscribers(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("rel_many"));
+	const uint64_t n = 3000;
+	struct many_args a[MANY_PROCS];
+	pid_t pids[MANY_PROCS];
+	for (int p = 0; p < MANY_PROCS; p++) {
+		a[p] = (struct many_args){p * (MANY_SUBS / MANY_PROCS), MANY_SUBS / MANY_PROCS, n};
+		assert_true((pids[p] = child_start(many, &a[p])) > 0);
+	}
+	for (int p = 0; p < MANY_PROCS; p++)
+		wait_flag(&sh->ready[p]);
+	kite *k = open_publisher(UINT32_MAX, 10000);
+	struct pub_result res = {0};
+	publish_range(k, 1, n, &res);
+	for (int p = 0; p < MANY_PROCS; p++)
+		assert_int_equal(child_wait(pids[p], 60000), 0);
+	uint64_t lost = 0, received = 0;
+	for (int i = 0; i < MANY_SUBS; i++) {
+		lost += sh->many_lost[i];
+		received += sh->many_received[i];
+	}
+	printf("# %d reliable subscribers, %llu messages in %.1f ms, worst publish %.1f ms: "
+	       "received %llu, lost %llu, bad %llu\n", MANY_SUBS, (unsigned long long)n,
+	       res.wall_ns / 1e6, res.worst_ns / 1e6, (unsigned long long)received,
+	       (unsigned long long)lost, (unsigned long long)sh->many_bad);
+	assert_int_equal(lost, 0);
+	assert_int_equal(sh->many_bad, 0);
+	assert_int_equal(received, MANY_SUBS * n);
+	kite_close(k);
+}
+
 /* 1 -> 4 reliable, one radio reader beside them. */
 static void test_four_reliable_subscribers(void **state)
 {
@@ -382,7 +671,7 @@ static void test_unsubscribe_releases_publisher(void **state)
 
 /* A raw subscriber that asks for CHANNEL reliably, then hands the
  * publisher a positions page (or a bad one) and scribbles in it. */
-enum hostile_kind { H_GARBAGE, H_BAD_SLOT, H_UNSEALED, H_SHORT };
+enum hostile_kind { H_GARBAGE, H_BAD_SLOT, H_UNSEALED, H_SHORT, H_PUNCH };
 
 struct hostile_args {
 	enum hostile_kind kind;
@@ -430,6 +719,16 @@ static int hostile(void *arg)
 	for (unsigned i = 0; !sh->stop_hostile; i++) {
 		uint64_t v = i % 3 ? lies[i % (sizeof lies / sizeof lies[0])] : test_rand(&rnd);
 		page[3] = v;
+		if (a->kind == H_PUNCH) {
+			/* Its pages taken away under the publisher's mapping,
+			 * and the file cut or grown (the seals refuse both): a
+			 * publisher that read a hole or past the end would die
+			 * of SIGBUS. */
+			CHILD_CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					      POS_BYTES) == 0, "punch");
+			CHILD_CHECK(ftruncate(fd, 0) < 0 && ftruncate(fd, 2 * POS_BYTES) < 0,
+				    "resized a sealed page");
+		}
 		/* Our socket is read now and then, so the link lives on. */
 		while (ki_wire_recv(sock, &m) == 1)
 			for (int j = 0; j < m.nfds; j++)
@@ -447,10 +746,11 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 	const uint32_t deadline_ms = 1000;
 	kite *k = open_publisher(UINT32_MAX, deadline_ms);
 	sh->publisher_id = kite_id(k);
-	struct hostile_args h[4] = {{H_GARBAGE, 1}, {H_BAD_SLOT, 2}, {H_UNSEALED, 3},
-				    {H_SHORT, 4}};
-	for (int i = 0; i < 4; i++) {
-		assert_true(child_start(hostile, &h[i]) > 0);
+	struct hostile_args h[5] = {{H_GARBAGE, 1}, {H_BAD_SLOT, 2}, {H_UNSEALED, 3},
+				    {H_SHORT, 4}, {H_PUNCH, 5}};
+	pid_t pids[5];
+	for (int i = 0; i < 5; i++) {
+		assert_true((pids[i] = child_start(hostile, &h[i])) > 0);
 		wait_flag(&sh->ready[h[i].index]);
 	}
 	/* An honest reliable subscriber beside them gets everything. */
@@ -464,6 +764,8 @@ static void test_hostile_positions_cannot_hold_publisher(void **state)
 	assert_true(res.worst_ns < (uint64_t)(deadline_ms + 1500) * 1000000u);
 	assert_true(res.wall_ns < (uint64_t)(2 * deadline_ms + 5000) * 1000000u);
 	sh->stop_hostile = 1;
+	/* The hole puncher punched all along, and could resize nothing. */
+	assert_int_equal(child_wait(pids[4], 10000), 0);
 	kite_close(k);
 	expect_all(0, 5000);
 }
@@ -539,6 +841,12 @@ int main(void)
 		T(test_options_checked),
 		T(test_slow_subscriber_eagain),
 		T(test_slow_subscriber_waits),
+		T(test_reliable_pattern_over_radio_ring),
+		T(test_overlapping_reliable_patterns),
+		T(test_reliable_pattern_dropped_leaves_radio),
+		T(test_reliable_across_idle_release),
+		T(test_resubscribe_loop_while_waiting),
+		T(test_hundred_reliable_subscribers),
 		T(test_four_reliable_subscribers),
 		T(test_killed_and_stopped_release_publisher),
 		T(test_slow_but_moving_is_never_dropped),
