@@ -16,6 +16,9 @@
  *   spin  kite's default: spins 50 us, then sleeps on its eventfd
  *   idle  spin_us = UINT32_MAX: sleeps at once, pays every wake-up
  *   poll  kite_recv(k, &ev, 0) in a loop (an application's event loop)
+ * With CHAN_KITE_RELIABLE=1 in the environment, subscribers subscribe
+ * bench.data reliably (KITE_SUB_RELIABLE) and the publisher waits for them
+ * (reliable_wait_ms = UINT32_MAX): nothing may be lost.
  */
 #include "lib/chan_harness.h"
 
@@ -38,14 +41,17 @@ static void *k_open(const struct chan_args *a)
 	struct kt *t = calloc(1, sizeof *t);
 	if (!t)
 		return NULL;
-	kite_options o = {.bus = a->where};
+	const char *rel = getenv("CHAN_KITE_RELIABLE");
+	int reliable = rel && *rel == '1';
+	kite_options o = {.bus = a->where, .reliable_wait_ms = reliable ? UINT32_MAX : 0};
+	struct kite_sub_options so = {.flags = reliable ? KITE_SUB_RELIABLE : 0};
 	if (a->mode == MODE_IDLE)
 		o.spin_us = UINT32_MAX;
 	else if (a->mode == MODE_BUSY)
 		o.spin_us = UINT32_MAX - 1; /* about 71 minutes */
 	int rc = kite_open(&t->k, &o);
 	if (rc == 0)
-		rc = kite_subscribe(t->k, in[a->role]);
+		rc = kite_subscribe_opts(t->k, in[a->role], &so);
 	if (rc != 0) {
 		fprintf(stderr, "chan: kite: %s\n", kite_strerror(rc));
 		kite_close(t->k);

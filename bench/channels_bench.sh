@@ -23,7 +23,7 @@ else
 fi
 timeout_s=30 # a process that has not finished by then has failed
 
-tput_transports=(packed:busy ring:busy kite:busy kite:idle zmq:idle)
+tput_transports=(packed:busy ring:busy kite:busy kite:idle kiterel:busy zmq:idle)
 rtt_transports=(packed:busy ring:busy kite:busy kite:spin kite:idle zmq:idle)
 # case = size:subscribers:messages
 tput_cases=("64:1:$n64" "64:4:$n64" "1024:1:$n1k" "1024:4:$n1k" "1048576:1:$n1m")
@@ -50,16 +50,19 @@ spawn_run() {
 	bench_tmpdir || return 1
 	dir=$BENCH_TMP
 	RUN_DIR=$dir where=$dir
-	[ "$t" = kite ] && where="kb$$r$run_no" # a private bus per run
+	# kiterel: chan_kite with reliable subscriptions (CHAN_KITE_RELIABLE)
+	local bin=$t reliable=0
+	[ "$t" = kiterel ] && bin=kite reliable=1
+	[ "$bin" = kite ] && where="kb$$r$run_no" # a private bus per run
 	local common=(--mode "$mode" --size "$size" --subs "$subs" --count "$count"
 		--warmup "$rtt_warm" --where "$where" --timeout "$timeout_s"
 		--budget-ms "$budget")
 	local i
 	for ((i = 0; i < subs; i++)); do
-		bench_spawn $(pin 1) "$BENCH_BIN/chan_$t" "$rx" "${common[@]}" --id "$i" \
+		CHAN_KITE_RELIABLE=$reliable bench_spawn $(pin 1) "$BENCH_BIN/chan_$bin" "$rx" "${common[@]}" --id "$i" \
 			>"$dir/out.rx$i" 2>"$dir/err.rx$i"
 	done
-	bench_spawn $(pin 0) "$BENCH_BIN/chan_$t" "$tx" "${common[@]}" \
+	CHAN_KITE_RELIABLE=$reliable bench_spawn $(pin 0) "$BENCH_BIN/chan_$bin" "$tx" "${common[@]}" \
 		>"$dir/out.tx" 2>"$dir/err.tx"
 	if ! bench_wait_all; then
 		failures+=("$t $mode $tx/$rx size=$size subs=$subs: $(cat "$dir"/err.* | tr '\n' ' ')")
@@ -92,13 +95,13 @@ tput_run() {
 		END { s = (t1 - t0) / 1e9
 		      printf "%.6g %.6g %.6g %d %d %.6g\n", got / s, (want - got) * 100 / want,
 			     got * size / s / 1e9, rep, miss, want / subs * 1e9 / (tp - t0) }')
-	[ "$t" = kite ] && kite_health "$dir" "$key"
+	[ "${t#kite}" != "$t" ] && kite_health "$dir" "$key"
 	rm -rf "$dir"
 	R["$key|rate"]+="$rate "
 	R["$key|lost"]+="$lost "
 	R["$key|gbps"]+="$gbps "
 	R["$key|pub"]+="$pub "
-	[ "$t" = kite ] && [ "$reported" != "$real" ] &&
+	[ "${t#kite}" != "$t" ] && [ "$reported" != "$real" ] &&
 		loss_mismatch+=("$key: $real sequence numbers never arrived, KITE_LOSS said $reported")
 	return 0
 }
@@ -143,6 +146,8 @@ echo "ring busy  a bare single-producer ring of fixed slots, busy-polled: the ol
 echo "kite busy  kite_recv spinning (spin_us longer than the wait): never sleeps"
 echo "kite spin  kite's default: kite_recv spins 50 us, then sleeps on its eventfd"
 echo "kite idle  kite_recv sleeps at once (spin_us = UINT32_MAX): pays each wake-up"
+echo "kiterel busy  kite busy with reliable subscriptions (KITE_SUB_RELIABLE): the"
+echo "           publisher waits for the slowest subscriber instead of overrunning it"
 echo "zmq idle   blocking zmq_msg_recv (ZeroMQ's I/O thread shares its process's CPU)"
 
 for c in "${tput_cases[@]}"; do
@@ -169,8 +174,9 @@ echo "Throughput. delivered msg/s = messages read in full (every byte summed) by
 echo "the subscriber(s), all subscribers added up, divided by the time from the"
 echo "publisher's first send to the last delivery. lost % = share of published"
 echo "messages a subscriber never got: kite is radio (the publisher never waits,"
-echo "an overrun subscriber is told how many it lost); ZeroMQ (HWM 0, XPUB_NODROP)"
-echo "and the ring (publisher waits for the slowest reader) never lose."
+echo "an overrun subscriber is told how many it lost); kiterel (reliable), ZeroMQ"
+echo "(HWM 0, XPUB_NODROP) and the rings (publisher waits for the slowest reader)"
+echo "never lose."
 echo "published msg/s = the publisher's own rate (median), from its first send to"
 echo "its last (ZeroMQ's is the rate at which it queues)."
 table_cols 14 11 11 26 22 20
@@ -275,6 +281,20 @@ target "1 MiB 1->1: kite busy GB/s / packed floor GB/s >= 0.5" "$(ratio "$k" "$p
 pk=$(median_of "rtt|64:1|packed:busy|p50")
 k=$(median_of "rtt|64:1|kite:busy|p50")
 target "64 B 1->1: kite busy round-trip p50 / packed floor p50 <= 1.5" "$(ratio "$k" "$pk")" le 1.5
+pk=$(median_of "tput|1024:1|packed:busy|rate")
+k=$(median_of "tput|1024:1|kiterel:busy|rate")
+target "1 KiB 1->1: kite reliable lost % = 0 (worst run)" \
+	"$(stats ${R[tput|1024:1|kiterel:busy|lost]:-} | cut -d' ' -f3)" le 0
+target "1 KiB 1->1: kite reliable msg/s / packed floor msg/s >= 0.5" "$(ratio "$k" "$pk")" ge 0.5
+pk=$(median_of "tput|1048576:1|packed:busy|gbps")
+k=$(median_of "tput|1048576:1|kiterel:busy|gbps")
+target "1 MiB 1->1: kite reliable GB/s / packed floor GB/s >= 0.5" "$(ratio "$k" "$pk")" ge 0.5
+target "1 MiB 1->1: kite reliable lost % = 0 (worst run)" \
+	"$(stats ${R[tput|1048576:1|kiterel:busy|lost]:-} | cut -d' ' -f3)" le 0
+for cs in 64:4 1024:4; do
+	target "$(case_name "$cs"): every reliable subscriber lost % = 0 (worst run)" \
+		"$(stats ${R[tput|$cs|kiterel:busy|lost]:-} | cut -d' ' -f3)" le 0
+done
 
 if [ ${#loss_mismatch[@]} -gt 0 ]; then
 	echo

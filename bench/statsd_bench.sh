@@ -18,9 +18,12 @@
 #      also publishing each flush on its kite channel and scraped three
 #      times (its whole /metrics page) while 25k lines/s keep coming: peak
 #      RSS over the run, and for kite the longest event-loop turn
-#      (kite_statsd_loop_turn_max_seconds: flushes of a million series,
-#      page slices, pushes, datagram batches; datagrams wait at most about
-#      that long to be read), the page's size and scrape time.
+#      (kite_statsd_loop_turn_max_seconds: flush slices, page slices,
+#      pushes, datagram batches), the longest time datagrams waited to be
+#      read while the loop did other work (kite_statsd_datagram_wait_max_
+#      seconds: the gap between two batches read while datagrams were
+#      pending, from their kernel arrival time), the page's size and
+#      scrape time.
 # kite runs twice: with the peers' receive buffer, and as "kite8" with its
 # own default (8 MiB through SO_RCVBUFFORCE, which root may set).
 # Prints medians with min-max over $RUNS runs (default 3), and ratios;
@@ -244,12 +247,13 @@ rss_of() { # NAME: RSS in MiB after 1M distinct gauges
 	echo "$rss $drops"
 }
 
-# normal_of NAME: "RSS_MiB TURN_MS PAGE_MB SCRAPE_S DROPS" for a million
-# names in normal operation (see 3. above); "-" where it does not apply.
+# normal_of NAME: "RSS_MiB TURN_MS WAIT_MS PAGE_MB SCRAPE_S DROPS" for a
+# million names in normal operation (see 3. above); "-" where it does not
+# apply.
 normal_of() {
-	local name=$1 port rss turn=- page=- secs=- drops base lpid t0 t1 all=""
+	local name=$1 port rss turn=- wait=- page=- secs=- drops base lpid t0 t1 all=""
 	port=$(free_port); HTTP_PORT=$(free_port)
-	start_daemon "$name" "$port" /dev/null normal || { echo "- - - - -"; return; }
+	start_daemon "$name" "$port" /dev/null normal || { echo "- - - - - -"; return; }
 	base=$(kernel_drops "$port")
 	# at 50k lines/s, as the RSS run above: the shared receive buffer drops
 	# little, so a million names arrive
@@ -270,12 +274,13 @@ normal_of() {
 	sleep 6 # one more flush of a million series
 	rss=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$dpid/status")
 	if [ "${name#kite}" != "$name" ]; then
-		turn=$(curl -s --max-time 30 "http://127.0.0.1:$HTTP_PORT/metrics" |
-			awk '$1 == "kite_statsd_loop_turn_max_seconds" {printf "%.0f", $2 * 1000}')
+		curl -s --max-time 30 -o "$tmp/last" "http://127.0.0.1:$HTTP_PORT/metrics"
+		turn=$(awk '$1 == "kite_statsd_loop_turn_max_seconds" {printf "%.0f", $2 * 1000}' "$tmp/last")
+		wait=$(awk '$1 == "kite_statsd_datagram_wait_max_seconds" {printf "%.0f", $2 * 1000}' "$tmp/last")
 	fi
 	drops=$(( $(kernel_drops "$port") - base ))
 	stop_daemon
-	echo "$rss ${turn:--} $page $secs $drops"
+	echo "$rss ${turn:--} ${wait:--} $page $secs $drops"
 }
 
 median() { sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "-"}'; }
@@ -287,13 +292,14 @@ peers=(kite kite8)
 [ $have_statsite = 1 ] && peers+=(statsite) ||
 	log "statsite not found at $STATSITE (build it outside the repository and set STATSITE): skipped"
 
-declare -A capa zero drop loss rss rdrops nrss nturn npage nsecs ndrops
+declare -A capa zero drop loss rss rdrops nrss nturn nwait npage nsecs ndrops
 for p in "${peers[@]}"; do
 	[ "$p" = kite8 ] && continue
 	for run in $(seq "$RUNS"); do
 		log "$p: normal operation with 1 million names, run $run of $RUNS"
-		read -r a b c d e < <(normal_of "$p")
-		nrss[$p]+="$a "; nturn[$p]+="$b "; npage[$p]=$c; nsecs[$p]+="$d "; ndrops[$p]+="$e "
+		read -r a b w c d e < <(normal_of "$p")
+		nrss[$p]+="$a "; nturn[$p]+="$b "; nwait[$p]+="$w "; npage[$p]=$c
+		nsecs[$p]+="$d "; ndrops[$p]+="$e "
 	done
 done
 [ -n "${NORMAL_ONLY:-}" ] && peers=()
@@ -341,10 +347,13 @@ echo "Normal operation, 1,000,000 distinct gauge names (sent at 50k lines/s; ker
 echo "drops leave fewer): flush every 5 s to a local"
 echo "Graphite sink (statsite: stream command), kite also on its kite channel and"
 echo "scraped 3 times while 25k lines/s come in; median (min-max) over $RUNS runs."
-echo "  longest turn: kite_statsd_loop_turn_max_seconds over the run (flushes of"
-echo "                a million series, page slices, pushes, datagram batches)"
-printf "%-9s %-20s %-22s %-22s %s\n" daemon "peak RSS MiB" "longest turn ms" \
-	"scrape s (page MB)" "kernel drops"
+echo "  longest turn: kite_statsd_loop_turn_max_seconds over the run (flush"
+echo "                slices, page slices, pushes, datagram batches)"
+echo "  longest wait: kite_statsd_datagram_wait_max_seconds over the run (the"
+echo "                longest gap between two datagram batches read while"
+echo "                datagrams were pending; target <= 100 ms)"
+printf "%-9s %-18s %-18s %-18s %-22s %s\n" daemon "peak RSS MiB" "longest turn ms" \
+	"longest wait ms" "scrape s (page MB)" "kernel drops"
 ncell() { # VALUES: "median (min-max)" unformatted
 	[ -z "$(col "$1")" ] && { echo "-"; return; }
 	local r; r=$(col "$1" | minmax)
@@ -352,8 +361,9 @@ ncell() { # VALUES: "median (min-max)" unformatted
 }
 for p in "${peers[@]}" ${NORMAL_ONLY:+kite statsd statsite}; do
 	[ "$p" = kite8 ] || [ -z "${nrss[$p]:-}" ] && continue
-	printf "%-9s %-20s %-22s %-22s %s\n" "$p" "$(ncell "${nrss[$p]}")" \
-		"$(ncell "${nturn[$p]}")" "$(ncell "${nsecs[$p]}") (${npage[$p]:--})" \
+	printf "%-9s %-18s %-18s %-18s %-22s %s\n" "$p" "$(ncell "${nrss[$p]}")" \
+		"$(ncell "${nturn[$p]}")" "$(ncell "${nwait[$p]}")" \
+		"$(ncell "${nsecs[$p]}") (${npage[$p]:--})" \
 		"$(col "${ndrops[$p]}" | tr '\n' ' ')"
 done
 echo

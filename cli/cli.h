@@ -58,14 +58,23 @@ int parse_seconds_ms(const char *s, int64_t *ms_out);
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 
-/* Write a JSON string literal (quoted, escaped) of len bytes to stdout. */
-void json_string(const char *s, size_t len);
 
 /* Write len bytes to out as one line of text: printable ASCII and
  * well-formed UTF-8 as they are; backslash, newline, CR and tab as \\, \n,
  * \r, \t; every other byte (controls, DEL, C1 controls, bytes that are not
  * well-formed UTF-8) as \xHH. printf '%b' gives back the exact bytes. */
 void text_escape(FILE *out, const void *data, size_t len);
+
+/* Write a JSON string literal of len bytes to stdout, valid JSON whatever
+ * the bytes: well-formed UTF-8 as it is, controls (C1 too) as \\uXXXX, and
+ * each byte that is not UTF-8 as U+FFFD (names, claims, command lines;
+ * a payload goes through json_payload, which loses nothing). */
+void json_string(const char *s, size_t len);
+
+/* Write a message payload as a JSON member: "payload":"..." when it is
+ * well-formed UTF-8, else "payload_base64":"..." (RFC 4648), so that any
+ * bytes come back exactly. */
+void json_payload(const void *data, size_t len);
 
 /* A signal by name ("TERM", "SIGTERM", case-insensitive) or number; the
  * number, or -1. */

@@ -67,3 +67,69 @@ void text_escape(FILE *out, const void *data, size_t len)
 	}
 	fwrite(s + len - run, 1, run, out);
 }
+
+void json_string(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	putchar('"');
+	for (size_t i = 0; i < len;) {
+		unsigned char c = u[i];
+		size_t n = c < 0x80 ? 1 : utf8_len(u + i, len - i);
+		if (c == 0xc2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) {
+			printf("\\u%04x", u[i + 1]); /* a C1 control, spelt out */
+			i += 2;
+		} else if (n > 1) {
+			fwrite(u + i, 1, n, stdout);
+			i += n;
+		} else if (!n) {
+			fputs("\\ufffd", stdout);
+			i++;
+		} else {
+			if (c == '"' || c == '\\')
+				printf("\\%c", c);
+			else if (c < 0x20 || c == 0x7f)
+				printf("\\u%04x", c);
+			else
+				putchar(c);
+			i++;
+		}
+	}
+	putchar('"');
+}
+
+/* Whether len bytes at s are well-formed UTF-8 (C1 controls included:
+ * json_string spells them out, losing nothing). */
+static int utf8_valid(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = s[i] < 0x80 ? 1
+			   : s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f
+			       ? 2
+			       : utf8_len(s + i, len - i);
+		if (!n)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+void json_payload(const void *data, size_t len)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *u = data;
+	if (utf8_valid(u, len)) {
+		fputs("\"payload\":", stdout);
+		json_string(data, len);
+		return;
+	}
+	fputs("\"payload_base64\":\"", stdout);
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)u[i] << 16 | (i + 1 < len ? (unsigned)u[i + 1] << 8 : 0) |
+			     (i + 2 < len ? u[i + 2] : 0);
+		char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63],
+			     i + 1 < len ? b64[v >> 6 & 63] : '=', i + 2 < len ? b64[v & 63] : '='};
+		fwrite(q, 1, 4, stdout);
+	}
+	putchar('"');
+}

@@ -14,14 +14,15 @@ void lan_stats_print(const char *cmd, const kite *k)
 	if (kite_lan_stats_get(k, &s, sizeof s) != 0)
 		return;
 	fprintf(stderr, "kite %s: lan: datagrams sent %" PRIu64 ", received %" PRIu64
-		"; frames %" PRIu64 ", rejected %" PRIu64 " (bad CRC %" PRIu64 "); "
+		"; frames %" PRIu64 ", rejected %" PRIu64 " (bad CRC %" PRIu64
+		", unauthenticated %" PRIu64 "); "
 		"kernel drops %" PRIu64 "; duplicates %" PRIu64 ", late %" PRIu64
 		"; partial messages dropped %" PRIu64 "; queue drops %" PRIu64
 		"; unsent %" PRIu64 "; repaired %" PRIu64 "; naks sent %" PRIu64
 		", naks received %" PRIu64 "; resent %" PRIu64 ", resend refused %" PRIu64
 		"\n", cmd,
 		s.datagrams_sent, s.datagrams_received, s.frames_received, s.frames_rejected,
-		s.frames_bad_crc, s.kernel_drops, s.duplicates, s.late, s.partials_dropped,
+		s.frames_bad_crc, s.frames_unauthenticated, s.kernel_drops, s.duplicates, s.late, s.partials_dropped,
 		s.queue_dropped, s.messages_unsent, s.repaired, s.naks_sent, s.naks_received,
 		s.resent, s.resend_refused);
 }

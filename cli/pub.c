@@ -25,7 +25,10 @@ static const char usage[] =
 	"                   what late joiners could replay): a last-value channel\n"
 	"  -h, --help       this help\n\n"
 	"Subscribers already running receive everything published; refusals by\n"
-	"the channel policy are reported on stderr. Exit: 0 published, 1 a\n"
+	"the channel policy are reported on stderr. A reliable subscriber\n"
+	"(kite sub --reliable) that falls behind makes kite pub wait, as a full\n"
+	"pipe would, except one that stops reading for 2 s: it is overrun and\n"
+	"told its loss. Exit: 0 published, 1 a\n"
 	"subscriber was refused, 100 usage, 111 system error.\n";
 
 /* Refusals surface as events on the publisher's handle too. */
@@ -109,6 +112,9 @@ int cmd_pub(int argc, char **argv)
 	if (kite_channel_valid(channel))
 		return usage_error("pub", "bad channel name '%s': %s", channel,
 				   kite_strerror(KITE_EBADNAME));
+	/* Reading a pipe, back-pressure is what users expect: wait as long
+	 * as reliable subscribers keep reading (their deadline bounds it). */
+	ko.reliable_wait_ms = UINT32_MAX;
 	kite *k;
 	int rc = open_bus("pub", &k, &ko);
 	if (rc)

@@ -34,6 +34,10 @@ static const char usage[] =
 	"  -l, --lan IFACE      also receive from the LAN through IFACE ('auto',\n"
 	"                       options as in kite pub; default: $KITE_LAN)\n"
 	"  -g, --exit-when-gone exit once every publisher heard from has gone\n"
+	"  -r, --reliable       local publishers wait for this subscriber rather\n"
+	"                       than overrun it (for up to their deadline, 2 s by\n"
+	"                       default, if it stops reading; then it is told its\n"
+	"                       loss like any other)\n"
 	"  -s, --stats          print received/lost counts on stderr at the end\n"
 	"  -v, --verbose        also report on stderr when the subscriptions are in\n"
 	"                       force and each publisher's ring attaches\n"
@@ -107,19 +111,18 @@ static void print_message(kite *k, const kite_msg *m, int json)
 	if (lan) {
 		printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
 		       ",\"timestamp_ns\":%" PRIu64 ",\"lan\":{\"host\":\"%016" PRIx64
-		       "\",\"address\":\"%s\",\"port\":%u,\"claimed_pid\":%ld},\"payload\":",
+		       "\",\"address\":\"%s\",\"port\":%u,\"claimed_pid\":%ld},",
 		       m->publisher, m->seq, m->timestamp_ns, o.host, o.address,
 		       (unsigned)o.port, (long)o.pid);
-		json_string(m->data, m->len);
+		json_payload(m->data, m->len);
 		printf("}\n");
 		return;
 	}
 	printf(",\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
-	       ",\"timestamp_ns\":%" PRIu64 ",\"pid\":%ld,\"uid\":%u,\"gid\":%u,"
-	       "\"payload\":",
+	       ",\"timestamp_ns\":%" PRIu64 ",\"pid\":%ld,\"uid\":%u,\"gid\":%u,",
 	       m->publisher, m->seq, m->timestamp_ns, (long)m->pid, (unsigned)m->uid,
 	       (unsigned)m->gid);
-	json_string(m->data, m->len);
+	json_payload(m->data, m->len);
 	if (m->origin)
 		print_origin_json(m->origin);
 	printf("}\n");
@@ -175,6 +178,7 @@ int cmd_sub(int argc, char **argv)
 		{"lan", required_argument, NULL, 'l'},
 		{"stats", no_argument, NULL, 's'},
 		{"exit-when-gone", no_argument, NULL, 'g'},
+		{"reliable", no_argument, NULL, 'r'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -186,7 +190,7 @@ int cmd_sub(int argc, char **argv)
 	int64_t timeout_ms = -1;
 	char **patterns = argv; /* operands move to the front as they come */
 	int npatterns = 0;
-	while ((c = next_option("sub", argc, argv, "jn:t:b:l:sgvh", opts)) != -1) {
+	while ((c = next_option("sub", argc, argv, "jn:t:b:l:sgrvh", opts)) != -1) {
 		switch (c) {
 		case 1: patterns[npatterns++] = optarg; break;
 		case 'j': json = 1; break;
@@ -214,6 +218,7 @@ int cmd_sub(int argc, char **argv)
 		case 'l': ko.lan = optarg; break;
 		case 's': stats = 1; break;
 		case 'g': until_gone = 1; break;
+		case 'r': so.flags |= KITE_SUB_RELIABLE; break;
 		case 'v': verbose = 1; break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;
 		default: return EXIT_USAGE;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "lan_key.h"
 #include "lan_spec.h"
 
 static void vreport(const char *cmd, const char *fmt, va_list ap)
@@ -83,6 +84,13 @@ int open_bus(const char *cmd, kite **k, const kite_options *ko)
 	if (rc == -EINVAL && lan && *lan && ki_lan_spec_parse(lan, &spec, why, sizeof why))
 		return usage_error(cmd, "bad --lan '%s'%s: %s", lan,
 				   ko && ko->lan && *ko->lan ? "" : " (from $KITE_LAN)", why);
+	/* A key file refused says why itself (its mode, its contents). */
+	struct lan_keys keys;
+	if (rc < 0 && lan && *lan && !ki_lan_spec_parse(lan, &spec, why, sizeof why) &&
+	    spec.key_path[0] && ki_lan_keys_load(spec.key_path, &keys, why, sizeof why))
+		return fail(rc == -EINVAL ? EXIT_USAGE : EXIT_SYSTEM, cmd,
+			    "cannot join the LAN: %s", why);
+	explicit_bzero(&keys, sizeof keys);
 	if (rc < 0 && rc != -EINVAL && lan && *lan)
 		return fail(EXIT_SYSTEM, cmd, "cannot join the LAN on '%s': %s", lan,
 			    kite_strerror(rc));
@@ -127,27 +135,6 @@ int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void json_string(const char *s, size_t len)
-{
-	putchar('"');
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		switch (c) {
-		case '"': fputs("\\\"", stdout); break;
-		case '\\': fputs("\\\\", stdout); break;
-		case '\n': fputs("\\n", stdout); break;
-		case '\r': fputs("\\r", stdout); break;
-		case '\t': fputs("\\t", stdout); break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				printf("\\u%04x", c);
-			else
-				putchar(c);
-		}
-	}
-	putchar('"');
 }
 
 static const struct {

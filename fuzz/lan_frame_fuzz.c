@@ -12,12 +12,22 @@
  *   'N' flags then bytes: a NAK (repair) frame whose flags byte and range
  *       list are those bytes, with a valid CRC: accepted only if its
  *       ranges are well-formed, and then read back exactly;
- *   anything else: the datagram itself. */
+ *   'K' mode then (offset, byte) pairs: as 'P' with two authenticated
+ *       frames (key=FILE), read by a receiver with the key. Mode bit 0:
+ *       re-sign after the overwrite (a liar holding the key: the fields
+ *       behind the tag get fuzzed); else only the CRC is fixed (a liar
+ *       without it), and nothing changed may be accepted;
+ *   anything else: the datagram itself, by receivers without and with a
+ *   key. */
 #include <stdint.h>
 #include <string.h>
 
 #include "lan_crc32c.h"
 #include "lan_frame.h"
+#include "lan_key.h"
+
+/* The fuzzer's key file: one key. */
+static const struct lan_keys key = {.n = 1, .key = {{1, 2, 3, 4, 5, 6, 7, 8, 9}}};
 
 const char *const fuzz_seeds[] = {
 	"P", "P\x04\x02", "P\x05\x10", "P\x05\x01", "P\x05\x02", "P\x05\x06", "P\x07\x50", "P\x0f\x0b",
@@ -32,6 +42,8 @@ const char *const fuzz_seeds[] = {
 	"N\x08\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x05", "N\x08\x80\0\0\0\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff",
 	"N\x08\0\0\0\0\0\0\0\x01\x7f\xff\xff\xff\xff\xff\xff\xff", "N\x0a\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01",
 	"N\x18\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01", "N\x08", "N\x08\0\0\0",
+	"K\x00", "K\x01", "K\x00\x05\x00", "K\x01\x05\x00", "K\x01\x05\x03", "K\x00\x60\x41",
+	"K\x01\x60\x41", "K\x00\x70\x00", "K\x01\x0f\x0b", "K\x01\x35\x01", "K\x01\x07\x50",
 	NULL,
 };
 
@@ -44,8 +56,8 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 /* Re-compute the CRC of the frame at b[0..len), as its header says it
- * extends (clipped to len). */
-static void fix_crc(uint8_t *b, size_t len)
+ * extends (clipped to len); with keys, its tag too, if there is room. */
+static void fix_crc_tag(uint8_t *b, size_t len, const struct lan_keys *keys)
 {
 	if (len < LAN_FIXED_LEN)
 		return;
@@ -54,6 +66,13 @@ static void fix_crc(uint8_t *b, size_t len)
 	size_t span = hdr <= len && pl <= len - hdr ? hdr + pl : len;
 	put32(b + LAN_CRC_OFFSET, 0);
 	put32(b + LAN_CRC_OFFSET, ki_crc32c(0, b, span));
+	if (keys && len - span >= LAN_TAG_LEN)
+		ki_lan_tag(keys, 0, b, span, b + span);
+}
+
+static void fix_crc(uint8_t *b, size_t len)
+{
+	fix_crc_tag(b, len, NULL);
 }
 
 /* An accepted NAK's ranges: 1 to 64, each 1 <= first <= last < 2^63,
@@ -71,24 +90,32 @@ static void check_nak(const struct lan_frame *f)
 			__builtin_trap();
 }
 
-static void check_accepted(const uint8_t *buf, size_t len, const struct lan_frame *f, int n)
+static void check_accepted(const uint8_t *buf, size_t len, const struct lan_frame *f, int n,
+			   const struct lan_keys *keys)
 {
+	size_t tag = keys ? LAN_TAG_LEN : 0;
+	/* With a key every accepted frame is tagged; without, none is. */
+	if (!(f->flags & LAN_FLAG_MAC) != !keys)
+		__builtin_trap();
 	if (f->flags & LAN_FLAG_NAK)
 		check_nak(f);
-	if ((size_t)n > len || f->payload < buf || f->payload + f->payload_len != buf + n)
+	if ((size_t)n > len || f->payload < buf || f->payload + f->payload_len + tag != buf + n)
 		__builtin_trap();
 	if (kite_channel_valid(f->channel) != 0 || strlen(f->channel) != f->channel_len ||
 	    (f->seq == 0 && !(f->flags & LAN_FLAG_STATE)) || f->frag_count == 0 || f->frag_index >= f->frag_count ||
-	    (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN))
+	    (f->flags & LAN_FLAGS_CRITICAL & ~(LAN_FLAGS_KNOWN | LAN_FLAG_MAC)))
 		__builtin_trap();
 	uint64_t at = ki_lan_fragment_offset(f->total_len, f->frag_count, f->frag_index);
 	if (at + f->payload_len > f->total_len)
 		__builtin_trap();
 	/* Re-encoded, it is the same frame (later optional fields dropped). */
 	static uint8_t again[LAN_FRAME_MAX];
-	struct lan_frame g;
-	int m = ki_lan_frame_encode(again, sizeof again, f, f->payload);
-	if (m <= 0 || ki_lan_frame_decode(again, (size_t)m, &g) != m ||
+	struct lan_frame g, plain = *f;
+	plain.flags &= (uint8_t)~LAN_FLAG_MAC; /* the keys set it again */
+	int m = ki_lan_frame_encode_keyed(again, sizeof again, &plain, f->payload, keys);
+	if (m <= 0 || ki_lan_frame_decode_keyed(again, (size_t)m, &g, keys) != m ||
+	    (keys && memcmp(again, buf, (size_t)n - tag) == 0 &&
+	     memcmp(again + m - tag, buf + n - tag, tag) != 0) ||
 	    g.seq != f->seq || g.publisher != f->publisher || g.host != f->host ||
 	    g.total_len != f->total_len || g.frag_index != f->frag_index ||
 	    strcmp(g.channel, f->channel) != 0 ||
@@ -96,13 +123,14 @@ static void check_accepted(const uint8_t *buf, size_t len, const struct lan_fram
 		__builtin_trap();
 }
 
-/* Decode frame after frame; the bytes accepted. */
-static size_t walk(const uint8_t *buf, size_t len)
+/* Decode frame after frame (keys: the receiver's, or NULL); the bytes
+ * accepted. */
+static size_t walk_keyed(const uint8_t *buf, size_t len, const struct lan_keys *keys)
 {
 	size_t at = 0;
 	while (at < len) {
 		struct lan_frame f;
-		int n = ki_lan_frame_decode(buf + at, len - at, &f);
+		int n = ki_lan_frame_decode_keyed(buf + at, len - at, &f, keys);
 		if (n < 0) {
 			if (-n >= LAN_REJECT_KINDS)
 				__builtin_trap();
@@ -110,13 +138,21 @@ static size_t walk(const uint8_t *buf, size_t len)
 		}
 		if (n == 0)
 			__builtin_trap(); /* would loop forever */
-		check_accepted(buf + at, len - at, &f, n);
+		check_accepted(buf + at, len - at, &f, n, keys);
 		at += (size_t)n;
 	}
 	return at;
 }
 
-static size_t two_frames(uint8_t *out, size_t cap)
+static size_t walk(const uint8_t *buf, size_t len)
+{
+	return walk_keyed(buf, len, NULL);
+}
+
+/* Two frames (a fragment, then a whole message), signed with keys if
+ * given; *first: the first one's length. */
+static size_t two_frames_keyed(uint8_t *out, size_t cap, const struct lan_keys *keys,
+			       size_t *first)
 {
 	struct lan_frame f = {0};
 	f.host = 7;
@@ -129,23 +165,50 @@ static size_t two_frames(uint8_t *out, size_t cap)
 	f.payload_len = 20;
 	strcpy(f.channel, "fuzz.ch");
 	f.channel_len = 7;
-	int a = ki_lan_frame_encode(out, cap, &f, "abcdefghijklmnopqrst");
+	int a = ki_lan_frame_encode_keyed(out, cap, &f, "abcdefghijklmnopqrst", keys);
 	f.frag_count = 1;
 	f.frag_index = 0;
 	f.total_len = f.payload_len = 3;
 	f.seq = 10;
-	int b = ki_lan_frame_encode(out + a, cap - (size_t)a, &f, "xyz");
+	int b = ki_lan_frame_encode_keyed(out + a, cap - (size_t)a, &f, "xyz", keys);
 	if (a <= 0 || b <= 0)
 		__builtin_trap();
+	*first = (size_t)a;
 	return (size_t)a + (size_t)b;
+}
+
+/* 'K': see the top. */
+static void keyed_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t cap)
+{
+	static uint8_t orig[512];
+	size_t first;
+	size_t len = two_frames_keyed(buf, cap, &key, &first);
+	memcpy(orig, buf, len);
+	int resign = size >= 2 && (data[1] & 1);
+	for (size_t i = 2; i + 1 < size; i += 2)
+		buf[data[i] % len] = data[i + 1];
+	fix_crc_tag(buf, len, resign ? &key : NULL);
+	if (len > first)
+		fix_crc_tag(buf + first, len - first, resign ? &key : NULL);
+	size_t took = walk_keyed(buf, len, &key);
+	if (!resign && memcmp(buf, orig, took) != 0)
+		__builtin_trap(); /* a forgery got past the tag */
+	/* Untouched, it is valid, and a receiver without the key takes none
+	 * of it. (Touched, a cleared tag flag is a plain frame it may take.) */
+	if (size <= 2 && (took != len || walk(buf, len) != 0))
+		__builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[LAN_FRAME_MAX];
+	if (size >= 1 && data[0] == 'K') {
+		keyed_liar(data, size, buf, sizeof buf);
+		return 0;
+	}
 	if (size >= 1 && data[0] == 'P') {
-		size_t len = two_frames(buf, sizeof buf);
-		size_t first = LAN_FIXED_LEN + 7 + 20;
+		size_t first;
+		size_t len = two_frames_keyed(buf, sizeof buf, NULL, &first);
 		for (size_t i = 1; i + 1 < size; i += 2)
 			buf[data[i] % len] = data[i + 1];
 		fix_crc(buf, len);
@@ -167,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t body = size - 2 > 4096 ? 4096 : size - 2;
 		size_t hdr = lan_header_len(f.channel_len);
 		struct lan_seq_range one = {1, 1};
-		if (ki_lan_nak_encode(buf, sizeof buf, &f, &one, 1) <= 0)
+		if (ki_lan_nak_encode(buf, sizeof buf, &f, &one, 1, NULL) <= 0)
 			__builtin_trap();
 		buf[5] = data[1];
 		memcpy(buf + hdr, data + 2, body);
@@ -201,5 +264,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	walk(data, size);
+	walk_keyed(data, size, &key);
 	return 0;
 }

@@ -2,7 +2,8 @@
  * record by record into ki_observe_item (what kite ls and kite top build
  * their view from), then through kite top's figures, JSON-free tables and
  * Prometheus page. Whatever the records say: no crash, counts within the
- * item cap, only valid names kept, delivery one of the words we know.
+ * item cap, only valid names kept, delivery one of the words we know; an
+ * answer taken whole has its rings, patterns and rows in order, once each.
  *
  * Input: a run of records, each [type][kind][text_len][reason_len]
  * [slot_size: 1 byte, scaled][id, a, b: 1 byte each, spread over 64 bits]
@@ -67,6 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int got = ki_observe_item(&h[turn], &m, 77);
 		if (got < -1 || got > 1)
 			__builtin_trap();
+		if (got == 1 && ki_observe_finish(&h[turn]) < 0)
+			got = -1; /* (as the observer does at the end) */
 		if (got)
 			done[turn] = 1;
 		if (got < 0)
@@ -85,6 +88,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			     strcmp(h[i].subs[j].delivery, "reliable") &&
 			     strcmp(h[i].subs[j].delivery, "?")))
 				__builtin_trap();
+	}
+	for (int i = 0; i < 2; i++) {
+		if (h[i].state != OBS_ANSWERED || !done[i])
+			continue;
+		for (size_t j = 1; j < h[i].npubs; j++)
+			if (strcmp(h[i].pubs[j - 1].channel, h[i].pubs[j].channel) >= 0)
+				__builtin_trap();
+		for (size_t j = 1; j < h[i].npatterns; j++)
+			if (strcmp(h[i].patterns[j - 1], h[i].patterns[j]) >= 0)
+				__builtin_trap();
+		for (size_t j = 1; j < h[i].nsubs; j++) {
+			int c = strcmp(h[i].subs[j - 1].channel, h[i].subs[j].channel);
+			if (c > 0 || (!c && h[i].subs[j - 1].publisher >= h[i].subs[j].publisher))
+				__builtin_trap();
+		}
 	}
 	/* What kite top makes of it: figures against itself, the metrics page. */
 	struct obs_bus bus = {.h = h, .n = 2, .cap = 2};

@@ -90,6 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.max_metrics = 64;
 	c.max_samples = 8;
 	c.max_set_members = 8;
+	c.flush_ms = 1000;
+	c.expire_ms = c.expire_gauges_ms = 1000; /* idle one interval: gone */
 	if (size % 3 == 0) { /* timers as histograms on every third input */
 		c.buckets[0] = 0.001;
 		c.buckets[1] = 0.1;
@@ -113,6 +115,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	statsd_buf_free(&b);
 	struct statsd_graphite_opts o = {.prefix = "stats", .legacy = size % 2};
 	statsd_graphite_render(t, &o, 0, &b);
+	check_text(&b);
+	statsd_buf_free(&b);
+	/* A page walked a series at a time across a flush swept in slices
+	 * (the packet fed again mid-sweep) and two flushes whose expiry drops
+	 * everything, the series under the cursor included: the walk ends and
+	 * its text stays valid. */
+	statsd_prometheus_start(t, &cur);
+	statsd_prometheus_next(t, &cur, &b, 1);
+	statsd_table_flush_begin(t, 1000);
+	statsd_table_flush_step(t, 1 + size % 5);
+	statsd_table_add_packet(t, (const char *)data, size);
+	while (!statsd_table_flush_step(t, 2))
+		statsd_prometheus_next(t, &cur, &b, 1);
+	statsd_table_flush(t, 1000);
+	statsd_table_flush(t, 1000);
+	if (statsd_table_series(t) != 0)
+		__builtin_trap();
+	while (!statsd_prometheus_next(t, &cur, &b, 64))
+		;
 	check_text(&b);
 	statsd_buf_free(&b);
 	statsd_table_free(t);

@@ -16,8 +16,9 @@
  * runs one internal control thread that answers peers, so a publisher that
  * never calls kite_recv() still serves subscribers. No call ever waits for
  * a peer, however slow, stopped or hostile (kite_open and kite_subscribe
- * wait a bounded time for answers, below). NULL handles and strings are
- * -EINVAL.
+ * wait a bounded time for answers, below; kite_publish waits for a
+ * reliable subscriber only as long as the publisher's options allow, see
+ * KITE_SUB_RELIABLE). NULL handles and strings are -EINVAL.
  *
  * fork(): a handle belongs to the process that opened it. In a child, every
  * call on an inherited handle returns -ECHILD, and kite_close() releases
@@ -111,10 +112,14 @@ typedef struct kite_options {
 	 * stream: same sequence numbers, no event for subscribers. 0 = default
 	 * (10000); UINT32_MAX = never release. */
 	uint32_t idle_ms;
-	/* Reserved for options of later versions: leave zero. kite_open()
-	 * returns -EINVAL if any is set, so a program that asks for an option
-	 * this library does not have is told instead of ignored. */
-	uint32_t reserved32;
+	/* Reliable subscribers (kite_subscribe_opts, KITE_SUB_RELIABLE) of a
+	 * ring: milliseconds kite_publish() waits for room before it returns
+	 * -EAGAIN, when publishing would overrun one. 0: -EAGAIN at once
+	 * (the default); UINT32_MAX: wait as long as it takes (as long as the
+	 * slowest keeps reading; one that stops is dropped after the deadline
+	 * below). The wait spins for 50 us, then naps (1 ms at most between
+	 * looks). */
+	uint32_t reliable_wait_ms;
 	/* Join the LAN (docs/channels.md, "LAN channels"): an interface name
 	 * or "auto", then optionally ",group=A.B.C.D/N" (within 239.0.0.0/8,
 	 * N 24..32; default 239.255.75.0/28), ",port=P" (7475), ",ttl=T" (1),
@@ -127,7 +132,17 @@ typedef struct kite_options {
 	 * from other hosts' LAN handles on its subscriptions arrive through
 	 * kite_recv() like local ones (see kite_msg_lan_origin). */
 	const char *lan;
-	uint64_t reserved[4];
+	/* Milliseconds a reliable subscriber may hold this publisher up
+	 * without reading (stopped, hung, or gone without a word) before it
+	 * is dropped to radio on that ring: overrun, and told its loss
+	 * exactly (KITE_LOSS). The time starts afresh whenever it moves. 0 =
+	 * default (2000), at most 60000 (-EINVAL beyond). */
+	uint32_t reliable_deadline_ms;
+	/* Reserved for options of later versions: leave zero. kite_open()
+	 * returns -EINVAL if any is set, so a program that asks for an option
+	 * this library does not have is told instead of ignored. */
+	uint32_t reserved32;
+	uint64_t reserved[3];
 } kite_options;
 
 /* What kite_recv() delivered. */
@@ -225,10 +240,12 @@ KITE_API int kite_open(kite **out, const kite_options *opts);
 KITE_API void kite_close(kite *k);
 
 /* Publish len bytes on a channel name (no wildcards). Never waits for a
- * subscriber; returns the message's sequence number (>= 1) or an error
- * (-EMFILE: no descriptor left for a new channel's ring). On a LAN handle
- * it may wait for room in its own UDP send queue (the local interface,
- * never a peer: multicast has no flow control), 200 ms at most in all per
+ * radio subscriber; returns the message's sequence number (>= 1) or an error
+ * (-EMFILE: no descriptor left for a new channel's ring; -EAGAIN: the
+ * channel has a reliable subscriber the message would overrun, and
+ * kite_options.reliable_wait_ms passed: nothing was published, try again).
+ * On a LAN handle it may wait for room in its own UDP send queue (the local
+ * interface, never a peer: multicast has no flow control), 200 ms at most in all per
  * call whatever the message's size, holding the handle meanwhile; what
  * still has no room then is not sent, counted in messages_unsent, and LAN
  * subscribers count it lost. kite_close() waits as long at most.
@@ -253,11 +270,10 @@ KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *d
 KITE_API int kite_subscribe(kite *k, const char *pattern);
 
 /* Options of one subscription (kite_subscribe_opts). Zero it first
- * (`struct kite_sub_options o = {0};`): reserved fields must stay zero. */
+ * (`struct kite_sub_options o = {0};`): reserved fields set make it
+ * -EINVAL, so later versions can give them meaning. */
 struct kite_sub_options {
-	/* Bits of delivery options; none is defined by this version (bit
-	 * value 1, reliable delivery, is -ENOTSUP here; any other -EINVAL). */
-	uint32_t flags;
+	uint32_t flags;      /* KITE_SUB_* bits */
 	/* Replay for a late joiner: each ring this subscription attaches
 	 * first delivers, before its live messages, the last last_n messages
 	 * it still holds (0: no count limit if last_ms is set), keeping
@@ -279,13 +295,39 @@ struct kite_sub_options {
 	uint64_t reserved[4];  /* zero */
 };
 
-/* kite_subscribe() with options (NULL: the same as kite_subscribe).
- * -EINVAL: an unknown flag or a reserved field set; -ENOTSUP: a flag this
- * version does not implement. Replay applies to rings the pattern newly
- * attaches: re-subscribing a pattern already held is a no-op, and a
- * channel already read through another pattern is not replayed again.
- * Where several of the handle's patterns with replay match one channel,
- * the largest last_n and the largest last_ms are used. */
+/* Reliable delivery from local publishers (the default is radio: a
+ * publisher never waits, an overrun subscriber is told exactly what it
+ * lost). A reliable subscriber's read position in each ring it reads is
+ * shared with the publisher (a page it writes and the publisher maps
+ * read-only), and kite_publish() on that ring waits for room or returns
+ * -EAGAIN (kite_options.reliable_wait_ms) instead of overrunning it: what
+ * is published after kite_subscribe_opts() returns is all delivered, as
+ * long as the subscriber keeps reading.
+ *
+ * What a reliable subscriber CAN do to a publisher: slow it down to its
+ * own reading pace, and hold it up (kite_publish waiting or -EAGAIN) for
+ * at most the publisher's reliable_deadline_ms (default 2 s) at a time
+ * when it stops reading (stopped, hung, busy elsewhere, or lying about its
+ * position), after which it is dropped to radio on that ring.
+ * What it CANNOT do: hold a publisher longer than that deadline; make it
+ * read or write outside its own memory, crash or spin (every position it
+ * writes is checked against the publisher's own ring, and a value beyond
+ * what was written or going backwards counts as no progress); slow down
+ * other rings of the same publisher, or radio subscribers (they are
+ * overrun as ever). A subscriber that exits or whose link breaks stops
+ * holding the publisher at once. A dropped subscriber stays radio on that
+ * ring until it subscribes again or its link is made again.
+ * Reliable applies to local rings only; LAN messages stay radio. */
+#define KITE_SUB_RELIABLE 1u
+
+/* kite_subscribe() with options (NULL o: the same as kite_subscribe).
+ * -EINVAL: unknown flags or reserved fields set; -EEXIST: the pattern is
+ * already subscribed with other flags (unsubscribe it first). Replay
+ * applies to rings the pattern newly attaches: re-subscribing a pattern
+ * already held is a no-op, and a channel already read through another
+ * pattern is not replayed again. Where several of the handle's patterns
+ * with replay match one channel, the largest last_n and the largest
+ * last_ms are used. */
 KITE_API int kite_subscribe_opts(kite *k, const char *pattern,
 				 const struct kite_sub_options *o);
 
@@ -375,10 +417,14 @@ typedef struct kite_lan_stats {
 	uint64_t resent;            /* messages this handle sent again */
 	uint64_t resend_refused;    /* asked for but not resent: no longer
 	                               kept, or over the resend rate limit */
+	uint64_t frames_unauthenticated; /* with key=FILE: frames rejected
+	                               (in frames_rejected too) for a missing
+	                               or wrong tag */
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may
- * grow). -ENOTCONN if the handle is not on the LAN. */
+ * grow). -ENOTCONN if the handle is not on the LAN; -ECHILD on a handle
+ * inherited through fork(). */
 KITE_API int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size);
 
 /* Validate a channel name (0 or KITE_EBADNAME). */

@@ -53,7 +53,11 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	}
 	if (m->type == W_INFO_REQ) {
 		/* Observers have no name to say hello from: the kernel's word
-		 * on who asks (SO_PEERCRED) is what the answer depends on. */
+		 * on who asks (SO_PEERCRED) is what the answer depends on. One
+		 * question per link: answering costs us the state's lock, which
+		 * publishing shares, so a peer may not ask in a loop. */
+		if (p->info_asked++ || !ki_info_may_answer(k, p))
+			return -1;
 		ki_info_answer(k, p, m->id);
 		return 0;
 	}
@@ -91,6 +95,11 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 			rc = ki_strlist_add(&p->patterns, &p->npatterns, m->text);
 			if (rc < 0)
 				return -1;
+			if (rc > 0 && (m->a & 1)) {
+				if (ki_strlist_add(&p->reliable, &p->nreliable, m->text) < 0)
+					return -1;
+				ki_pub_reliable_pattern(k, p, m->text);
+			}
 			if (rc > 0) /* a repeated pattern changes nothing */
 				ki_pub_offer_rings(k, p, m->text);
 		}
@@ -104,6 +113,7 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		if (kite_pattern_valid(m->text))
 			return -1;
 		ki_strlist_remove(&p->refused, &p->nrefused, m->text);
+		ki_strlist_remove(&p->reliable, &p->nreliable, m->text);
 		if (ki_strlist_remove(&p->patterns, &p->npatterns, m->text))
 			ki_pub_forget_peer(k, p, m->text);
 		return 0;
@@ -146,6 +156,8 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		return 0;
 	case W_WAKE:
 		return ki_peer_handle_wake(k, p, m);
+	case W_RELIABLE:
+		return ki_rel_handle(k, p, m);
 	case W_RING_END:
 		ki_sub_ring_end(k, p, m);
 		return 0;

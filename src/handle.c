@@ -126,6 +126,10 @@ static int take_options(kite *k, const kite_options *o)
 		d.handshake_ms = DEFAULT_HANDSHAKE_MS;
 	if (!d.idle_ms)
 		d.idle_ms = DEFAULT_IDLE_MS;
+	if (!d.reliable_deadline_ms)
+		d.reliable_deadline_ms = DEFAULT_RELIABLE_DEADLINE_MS;
+	if (d.reliable_deadline_ms > RELIABLE_DEADLINE_MAX_MS)
+		return -EINVAL; /* no subscriber may hold a publisher longer */
 	/* A reserved field set is an option this version does not know: say so
 	 * rather than ignore what the caller asked for. */
 	for (size_t i = 0; i < sizeof d.reserved / sizeof d.reserved[0]; i++)
@@ -236,7 +240,7 @@ int kite_open(kite **out, const kite_options *opts)
 	ki_fork_watch();
 	k->fork_gen = atomic_load(&ki_fork_gen);
 	k->wake_fd = k->wake_tx = k->stop_fd = k->epoll_fd = k->listen_fd =
-		k->waiter_fd = k->heads_fd = -1;
+		k->waiter_fd = k->heads_fd = k->positions_fd = -1;
 	k->euid = geteuid();
 	k->light_publish = k->can_membarrier = ki_barrier_setup();
 	k->biased = ki_barrier_private_setup();
@@ -313,10 +317,12 @@ static void free_state(kite *k)
 		free(r);
 	}
 	ki_strlist_free(&k->patterns, &k->npatterns);
+	ki_pos_free(k);
 	free(k->pattern_gen);
 	free(k->pattern_replay);
 	free(k->ring_rules);
 	free(k->rules);
+	free(k->fd_shares); /* (empty: every queue is cleared by now) */
 	if (k->large_map)
 		munmap(k->large_map, k->large_len);
 	free(k->msg_buf);

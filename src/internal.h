@@ -74,6 +74,17 @@
  * still learns how many messages that ring held: lost, not hidden. */
 #define HEADS_MAX DORMANT_MAX
 #define HEADS_BYTES ((size_t)HEADS_MAX * sizeof(uint64_t))
+/* Reliable subscriptions (reliable.c, positions.c): a subscriber's
+ * positions page holds one u64 per reliable ring it reads, its read
+ * position there; publishers map it read-only. Rings beyond POS_SLOTS are
+ * read as radio. */
+#define POS_SLOTS 8192
+#define POS_BYTES ((size_t)POS_SLOTS * sizeof(uint64_t))
+/* Large messages a reliable subscriber may have unread per ring (each is
+ * a memfd in flight or held): a publisher waits before the next. */
+#define RELIABLE_LARGE_MAX 16
+#define DEFAULT_RELIABLE_DEADLINE_MS 2000
+#define RELIABLE_DEADLINE_MAX_MS 60000
 
 /* The page a subscriber shares with every publisher it hears from: set
  * `sleeping` before it sleeps, and a publisher that sees it writes the
@@ -87,9 +98,12 @@ struct waiter_page {
 };
 
 /* One record waiting for room in a peer's socket. */
+struct fd_share; /* outq.c */
+
 struct outrec {
 	struct outrec *next;
 	int owns_fds; /* its fds are copies to close (else the handle's own) */
+	struct fd_share *share; /* a ring hand-over's copy of the ring's fd */
 	struct wire_msg m;
 };
 
@@ -108,6 +122,7 @@ struct peer {
 	uint64_t hello_due_ns; /* its hello must have come by then */
 	int outgoing;     /* we connected (1) or accepted (0) */
 	int hello;        /* its W_HELLO arrived */
+	int info_asked;   /* it asked W_INFO_REQ (once per link at most) */
 	int synced;       /* its W_SYNC arrived */
 	int awaited;      /* kite_open waits for this link's W_SYNC */
 	uint64_t acks_pending; /* our W_SUBs it has not acknowledged */
@@ -141,6 +156,11 @@ struct peer {
 	int wake_tx;      /* to wake it: its datagram socket (from its W_WAKE;
 	                     -1 until then); sent with MSG_DONTWAIT only */
 	struct waiter_page *waiter; /* NULL until its W_WAKE */
+	char **reliable;  /* those of its patterns it asked to be reliable */
+	size_t nreliable;
+	/* Its positions page (W_RELIABLE), mapped read-only; NULL until then.
+	 * Every value read from it is checked before use (reliable.c). */
+	const _Atomic uint64_t *positions;
 	struct peer *next;
 };
 
@@ -150,6 +170,14 @@ struct peer {
 struct offer_mark {
 	uint64_t peer_id;
 	uint64_t first_seq;
+};
+
+/* A reliable subscriber of one of our rings, as the publisher sees it. */
+struct reliable_sub {
+	struct peer *peer;
+	uint32_t slot1;          /* 1 + its slot in peer->positions; 0: not told yet */
+	uint64_t pos;            /* its last position that passed the checks */
+	uint64_t stuck_since_ns; /* it has held us up since, not moving (0: no) */
 };
 
 /* A ring we publish into. */
@@ -172,6 +200,14 @@ struct pub_ring {
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
 	int publishing;         /* kite_publish let go of the lock mid-message */
+	/* Reliable subscribers (a subset of subs) and the least of their
+	 * positions as last read: a publish that needs no more is not
+	 * checked further (reliable.c). */
+	struct reliable_sub *rel;
+	size_t nrel, rel_cap;
+	uint64_t rel_floor;
+	uint64_t large_end[RELIABLE_LARGE_MAX]; /* where recent large records end */
+	uint64_t nlarge_written;
 	struct pub_ring *hash_next;
 };
 
@@ -211,6 +247,7 @@ struct sub_ring {
 	const void *heads_page;
 	uint32_t head_index;
 	uint64_t pending_lost; /* a gap between two rings of the stream */
+	uint32_t pos_slot1; /* reliable: 1 + our slot in k->positions, else 0 */
 };
 
 /* A broken link to a live peer, to be made again. */
@@ -281,6 +318,7 @@ struct kite {
 	int closing;       /* kite_close() is flushing its goodbyes */
 	uint64_t listen_paused_ns; /* the listener is watched again then */
 	size_t q_large_total; /* large-message notices queued, all peers */
+	struct fd_share **fd_shares; /* per ring queued for any peer: one copy */
 	struct peer *peers;
 	struct relink *relinks;
 	uint64_t next_ring_id;
@@ -311,6 +349,12 @@ struct kite {
 	size_t nsubs, subs_cap;
 	size_t rr; /* round-robin start for fairness among rings */
 	int retired; /* some subs are marked unsubscribed */
+	char **reliable; /* those of patterns subscribed reliable */
+	size_t nreliable;
+	int positions_fd;   /* our positions page (-1 until a reliable ring) */
+	_Atomic uint64_t *positions;
+	uint8_t *pos_used;  /* POS_SLOTS flags: slot taken */
+	uint32_t pos_next;  /* where the search for a free slot starts */
 
 	struct queued_event events[EVENT_QUEUE];
 	size_t ev_head, ev_count;
@@ -325,6 +369,10 @@ struct kite {
 
 	kite_stats stats;
 	struct ki_lan *lan; /* NULL: not on the LAN (lan.c) */
+	/* Answers to observers of other users we may still give now
+	 * (introspect.c), and when that was last topped up. */
+	uint32_t info_tokens;
+	uint64_t info_refill_ns;
 };
 
 /* handle.c: kite_lock() is the plain mutex. ki_app_enter() gives the
@@ -364,7 +412,8 @@ void ki_wake_self(kite *k);
 /* Wake whoever reads the other end of a wake-up socket; never waits. */
 void ki_wake_send(int fd);
 
-/* policy.c: 1 if the peer may take part in channel; else 0 and a reason. */
+/* policy.c: 1 if the peer may take part in channel; else 0 and a reason
+ * (why NULL: no reason wanted, none formatted). */
 int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 		  char *why, size_t why_len);
 /* 1 if some rule (or the default) could let the peer take part in a
@@ -438,6 +487,12 @@ int ki_control_drain(kite *k, struct peer *p, unsigned budget);
 /* introspect.c: answer a W_INFO_REQ with what this peer may see (all to
  * our uid and root; else only channels the policy lets it on). */
 void ki_info_answer(kite *k, struct peer *p, uint64_t token);
+/* Observers of other users get INFO_OTHERS_PER_S answers a second in all
+ * (a burst of as many): each costs us the state's lock, which publishing
+ * shares, and nothing may make us spend it in a loop. Our uid and root
+ * are not counted. 1 if this peer may have its answer now. */
+#define INFO_OTHERS_PER_S 50
+int ki_info_may_answer(kite *k, const struct peer *p);
 /* A process's command line as the kernel shows it (/proc/PID/cmdline; pid
  * 0: our own), arguments joined by spaces, cut to size ("" if unreadable). */
 void ki_read_cmdline(pid_t pid, char *out, size_t size);
@@ -446,11 +501,14 @@ void ki_read_cmdline(pid_t pid, char *out, size_t size);
  * its patterns); stop feeding it rings (removed: only those that pattern,
  * now unsubscribed, matched and no other does; NULL: all). */
 void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern);
+void ki_pub_reliable_pattern(kite *k, struct peer *p, const char *pattern);
 void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed);
 /* It subscribed pattern afresh: matching streams not also asked for by a
  * pattern it held throughout start anew. */
 void ki_pub_fresh_pattern(kite *k, struct peer *p, const char *pattern);
 void ki_pub_ring_free(struct pub_ring *r);
+/* The ring we publish channel into, or NULL. */
+struct pub_ring *ki_pub_find(kite *k, const char *channel);
 /* The subscriber id is gone: its streams start afresh if it ever returns. */
 void ki_pub_forget_marks(kite *k, uint64_t peer_id);
 /* Its patterns are all in (its W_SYNC): streams it no longer asks for end. */
@@ -462,6 +520,38 @@ int ki_pub_sweep_idle(kite *k);
 /* channel_ring.c: slots of a new ring for channel (kite_set_channel_ring,
  * else opt.ring_slots). */
 uint32_t ki_pub_ring_slots(const kite *k, const char *channel);
+
+/* reliable.c (publisher side): a ring handed to a peer that asked for it
+ * reliably gets an entry; entries leave with the peer's subscription. */
+void ki_rel_add(struct pub_ring *r, struct peer *p);
+int ki_rel_holds(const struct pub_ring *r, const struct peer *p);
+void ki_rel_remove(struct pub_ring *r, const struct peer *p);
+void ki_rel_clear(struct pub_ring *r);
+/* A subscriber's W_RELIABLE: its positions page and its slot for a ring. */
+int ki_rel_handle(kite *k, struct peer *p, const struct wire_msg *m);
+/* Room for a record of body bytes (large: a large message's) without
+ * overrunning a reliable subscriber: 0, or -EAGAIN once opt.reliable_wait_ms
+ * has passed. May let go of the state while it waits (r stays valid). */
+int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, int *locked);
+/* The record just written was large and ended at w.pos. */
+static inline void ki_rel_large_written(struct pub_ring *r)
+{
+	r->large_end[r->nlarge_written++ % RELIABLE_LARGE_MAX] = r->w.pos;
+}
+
+/* positions.c (subscriber side): our read position in reliable rings. */
+int ki_pos_is_reliable(const kite *k, const char *channel);
+/* Give s a slot (if it is reliable) and tell its publisher. */
+void ki_pos_attach(kite *k, struct peer *p, struct sub_ring *s);
+void ki_pos_attach_matching(kite *k, const char *pattern);
+void ki_pos_release(kite *k, struct sub_ring *s);
+void ki_pos_free(kite *k);
+static inline void ki_pos_store(kite *k, const struct sub_ring *s)
+{
+	if (s->pos_slot1)
+		atomic_store_explicit(&k->positions[s->pos_slot1 - 1], s->r.pos,
+				      memory_order_release);
+}
 
 /* subscribe.c */
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m);

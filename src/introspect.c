@@ -83,11 +83,10 @@ static void send_counters(struct answer *a)
 static void send_pub_rings(struct answer *a, int everything)
 {
 	kite *k = a->k;
-	char why[8];
 	struct wire_msg m;
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next) {
-			if (!everything && !ki_policy_allows(k, a->p, r->channel, why, sizeof why))
+			if (!everything && !ki_policy_allows(k, a->p, r->channel, NULL, 0))
 				continue;
 			item(&m, INFO_PUB, r->channel);
 			m.id = r->ring_id;
@@ -101,7 +100,6 @@ static void send_pub_rings(struct answer *a, int everything)
 static void send_subscriptions(struct answer *a, int everything)
 {
 	kite *k = a->k;
-	char why[8];
 	struct wire_msg m;
 	for (size_t i = 0; i < k->npatterns; i++) {
 		if (!everything && !ki_policy_may_share(k, a->p, k->patterns[i]))
@@ -112,7 +110,7 @@ static void send_subscriptions(struct answer *a, int everything)
 	for (size_t i = 0; i < k->nsubs; i++) {
 		const struct sub_ring *s = k->subs[i];
 		if (s->unsubscribed ||
-		    (!everything && !ki_policy_allows(k, a->p, s->channel, why, sizeof why)))
+		    (!everything && !ki_policy_allows(k, a->p, s->channel, NULL, 0)))
 			continue;
 		uint64_t head = ki_ring_reader_head(&s->r);
 		uint64_t pos = ki_ring_reader_position(&s->r);
@@ -122,23 +120,45 @@ static void send_subscriptions(struct answer *a, int everything)
 		m.a = pos;
 		m.b = s->lost;
 		m.slot_size = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
-		snprintf(m.reason, sizeof m.reason, "radio");
+		/* A ring read reliably: its publisher may have dropped us to
+		 * radio since (it does not say so). */
+		snprintf(m.reason, sizeof m.reason, "%s", s->pos_slot1 ? "reliable" : "radio");
 		send_item(a, &m);
 	}
+}
+
+int ki_info_may_answer(kite *k, const struct peer *p)
+{
+	if (p->uid == k->euid || p->uid == 0)
+		return 1;
+	uint64_t now = ki_monotonic_ns();
+	uint64_t earned = (now - k->info_refill_ns) / (1000000000u / INFO_OTHERS_PER_S);
+	if (earned) {
+		uint64_t tokens = k->info_tokens + earned;
+		k->info_tokens = tokens > INFO_OTHERS_PER_S ? INFO_OTHERS_PER_S : (uint32_t)tokens;
+		k->info_refill_ns = now;
+	}
+	if (!k->info_tokens)
+		return 0;
+	k->info_tokens--;
+	return 1;
 }
 
 void ki_info_answer(kite *k, struct peer *p, uint64_t token)
 {
 	struct answer a = {.k = k, .p = p};
 	/* Our uid and root see everything, as they would by subscribing;
-	 * anyone else only the channels the policy lets it on. Who we are
-	 * (pid, uid, command) is what /proc shows anybody. */
+	 * anyone else only the channels the policy lets it on. Our command
+	 * line too: it may name channels (kite sub secret.x) or carry a
+	 * message (kite pub x SECRET). Others read it from /proc themselves,
+	 * which shows it only if the system lets them (hidepid). */
 	int everything = p->uid == k->euid || p->uid == 0;
 	struct wire_msg m;
 	item(&m, INFO_HANDLE, NULL);
 	m.id = k->id;
 	m.slot_size = (uint32_t)everything;
-	ki_read_cmdline(0, m.reason, sizeof m.reason);
+	if (everything)
+		ki_read_cmdline(0, m.reason, sizeof m.reason);
 	send_item(&a, &m);
 	if (everything)
 		send_counters(&a);

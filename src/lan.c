@@ -94,6 +94,7 @@ struct pub {
 
 struct ki_lan {
 	struct lan_spec spec;
+	struct lan_keys keys; /* from spec.key_path; n == 0: none */
 	struct lan_iface ifc;
 	int tx, rx;
 	uint64_t host;
@@ -124,6 +125,17 @@ struct ki_lan {
 	size_t wide_slots;       /* repair: window slots streams may still take */
 	kite_lan_stats st;
 };
+
+/* A frame rejected with r (< 0, or >= 0 for a valid frame that is not
+ * what this socket takes): counted under every heading it falls in. */
+static void count_reject(struct ki_lan *l, int r)
+{
+	l->st.frames_rejected++;
+	if (r == -LAN_REJECT_CRC)
+		l->st.frames_bad_crc++;
+	if (r == -LAN_REJECT_AUTH)
+		l->st.frames_unauthenticated++;
+}
 
 /* Start the send budget of one call into the LAN side. */
 static void send_budget_start(struct ki_lan *l)
@@ -176,6 +188,8 @@ int ki_lan_open(kite *k, const char *text)
 	k->lan = l;
 	char why[200];
 	int rc = ki_lan_spec_parse(text, &l->spec, why, sizeof why);
+	if (!rc && l->spec.key_path[0])
+		rc = ki_lan_keys_load(l->spec.key_path, &l->keys, why, sizeof why);
 	if (!rc)
 		rc = ki_lan_iface_resolve(&l->spec, &l->ifc, why, sizeof why);
 	if (rc)
@@ -296,14 +310,14 @@ static void pack_flush(struct ki_lan *l)
 static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void *data,
 			uint32_t group, uint64_t now)
 {
-	size_t n = lan_header_len(f->channel_len) + f->payload_len;
+	size_t n = lan_header_len(f->channel_len) + f->payload_len + lan_tag_len(&l->keys);
 	uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
 	if (!at) {
 		pack_flush(l);
 		if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
 			return -1;
 	}
-	if (ki_lan_frame_encode(at, n, f, data) != (int)n)
+	if (ki_lan_frame_encode_keyed(at, n, f, data, &l->keys) != (int)n)
 		return -1;
 	if (l->spec.repair)
 		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
@@ -340,7 +354,8 @@ static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
 /* One frame in datagram slot i of txbuf; its length. */
 static size_t put_frame(struct ki_lan *l, unsigned i, struct lan_frame *f, const void *data)
 {
-	int n = ki_lan_frame_encode(l->txbuf + (size_t)i * l->max_datagram, l->max_datagram, f, data);
+	int n = ki_lan_frame_encode_keyed(l->txbuf + (size_t)i * l->max_datagram, l->max_datagram,
+					  f, data, &l->keys);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -395,7 +410,7 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	struct lan_frame f;
 	frame_base(k, &f, channel, seq);
 	f.total_len = (uint32_t)len;
-	size_t room = l->max_datagram - lan_header_len(f.channel_len);
+	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
 	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
 	uint32_t group = ki_lan_group_of(&l->spec.range, channel);
 	uint64_t now = ki_monotonic_ns();
@@ -468,7 +483,8 @@ static void resend_frames(struct ki_lan *l, struct resend_out *o, const uint8_t 
 {
 	for (size_t at = 0; at < n;) {
 		size_t len = (size_t)(fr[6] << 8 | fr[7]) +
-			     ((size_t)fr[12] << 24 | (size_t)fr[13] << 16 | (size_t)fr[14] << 8 | fr[15]);
+			     ((size_t)fr[12] << 24 | (size_t)fr[13] << 16 | (size_t)fr[14] << 8 | fr[15]) +
+			     (fr[5] & LAN_FLAG_MAC ? LAN_TAG_LEN : 0);
 		if (o->fill && o->fill + len > l->max_datagram) {
 			o->lens[o->batch++] = o->fill;
 			o->fill = 0;
@@ -477,7 +493,7 @@ static void resend_frames(struct ki_lan *l, struct resend_out *o, const uint8_t 
 		}
 		uint8_t *out = l->txbuf + (size_t)o->batch * l->max_datagram + o->fill;
 		memcpy(out, fr, len);
-		ki_lan_frame_mark_repair(out, len);
+		ki_lan_frame_mark_repair(out, len, &l->keys);
 		o->fill += len;
 		fr += len;
 		at += len;
@@ -553,11 +569,9 @@ static void nak_receive(kite *k)
 		for (int i = 0; i < n; i++) {
 			struct lan_frame f;
 			size_t len = mm[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : mm[i].msg_len;
-			int r = ki_lan_frame_decode(iov[i].iov_base, len, &f);
+			int r = ki_lan_frame_decode_keyed(iov[i].iov_base, len, &f, &l->keys);
 			if (r < 0 || !(f.flags & LAN_FLAG_NAK) || f.publisher != k->id) {
-				l->st.frames_rejected++;
-				if (r == -LAN_REJECT_CRC)
-					l->st.frames_bad_crc++;
+				count_reject(l, r);
 				continue;
 			}
 			l->st.naks_received++;
@@ -673,6 +687,7 @@ void ki_lan_close(kite *k, int say_gone)
 	ki_lan_reasm_free(&l->reasm);
 	ki_lan_joins_free(&l->joins);
 	ki_lan_history_free(&l->hist);
+	explicit_bzero(&l->keys, sizeof l->keys);
 	free(l->txbuf);
 	free(l->rxbuf);
 	free(l);
@@ -930,11 +945,9 @@ static void lan_receive(kite *k)
 				len = 0; /* larger than any frame: not ours */
 			while (at < len) {
 				struct lan_frame f;
-				int r = ki_lan_frame_decode(d + at, len - at, &f);
+				int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
 				if (r < 0) {
-					l->st.frames_rejected++;
-					if (r == -LAN_REJECT_CRC)
-						l->st.frames_bad_crc++;
+					count_reject(l, r);
 					break;
 				}
 				if (f.flags & LAN_FLAG_NAK) {
@@ -999,8 +1012,8 @@ static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
 	struct lan_frame base;
 	frame_base(k, &base, e->s.channel, 1);
 	base.publisher = e->s.publisher; /* whom we ask */
-	uint8_t buf[LAN_HEADER_MAX + LAN_NAK_RANGES_MAX * sizeof(struct lan_seq_range)];
-	int len = ki_lan_nak_encode(buf, sizeof buf, &base, r, n);
+	uint8_t buf[LAN_HEADER_MAX + LAN_NAK_RANGES_MAX * sizeof(struct lan_seq_range) + LAN_TAG_LEN];
+	int len = ki_lan_nak_encode(buf, sizeof buf, &base, r, n, &l->keys);
 	if (len > 0 && sendto(l->tx, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL,
 			      (const struct sockaddr *)&e->from, sizeof e->from) == len)
 		l->st.naks_sent++;
@@ -1130,6 +1143,8 @@ int kite_msg_lan_origin(const kite *k, const kite_msg *m, kite_lan_origin *out)
 {
 	if (!k || !m || !out)
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
 	const struct item *it = k->lan ? k->lan->current : NULL;
 	if (!it || m->channel != it->e->s.channel)
 		return 0;
@@ -1146,6 +1161,8 @@ int kite_lan_stats_get(const kite *k, kite_lan_stats *out, size_t size)
 {
 	if (!k || !out)
 		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD; /* a child's copy: its lock stays held for good */
 	if (!k->lan)
 		return -ENOTCONN;
 	kite *m = (kite *)(uintptr_t)k;

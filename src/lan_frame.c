@@ -21,6 +21,7 @@ static const char *const reject_names[LAN_REJECT_KINDS] = {
 	[LAN_REJECT_SEQ] = "sequence 0 or past 2^63",
 	[LAN_REJECT_LENGTH] = "longer than a datagram",
 	[LAN_REJECT_NAK] = "bad NAK ranges",
+	[LAN_REJECT_AUTH] = "unauthenticated",
 };
 
 const char *ki_lan_reject_name(enum lan_reject why)
@@ -104,10 +105,11 @@ static int nak_check(const struct lan_frame *f, const uint8_t *payload)
 }
 
 /* Checks shared by both directions, on fields already in f (payload: its
- * bytes). */
-static int fields_check(const struct lan_frame *f, const uint8_t *payload)
+ * bytes); the tag flag is known only to a host with a key (keyed). */
+static int fields_check(const struct lan_frame *f, const uint8_t *payload, int keyed)
 {
-	if (f->flags & LAN_FLAGS_CRITICAL & ~LAN_FLAGS_KNOWN)
+	uint8_t known = LAN_FLAGS_KNOWN | (keyed ? LAN_FLAG_MAC : 0);
+	if (f->flags & LAN_FLAGS_CRITICAL & ~known)
 		return -LAN_REJECT_FLAGS;
 	if ((f->flags & LAN_FLAG_GONE) && !(f->flags & LAN_FLAG_STATE))
 		return -LAN_REJECT_FLAGS;
@@ -128,20 +130,35 @@ static int fields_check(const struct lan_frame *f, const uint8_t *payload)
 	return 0;
 }
 
+/* Sign the frame at out (body bytes, the MAC flag set, CRC in place):
+ * append its tag under the first key. */
+static void put_tag(uint8_t *out, size_t body, const struct lan_keys *keys)
+{
+	ki_lan_tag(keys, 0, out, body, out + body);
+}
+
 int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 		     const void *data)
 {
+	return ki_lan_frame_encode_keyed(out, cap, f, data, NULL);
+}
+
+int ki_lan_frame_encode_keyed(uint8_t *out, size_t cap, const struct lan_frame *f,
+			      const void *data, const struct lan_keys *keys)
+{
+	size_t tag = lan_tag_len(keys);
+	/* The caller does not set the tag flag: the keys decide it. */
 	if (strnlen(f->channel, sizeof f->channel) != f->channel_len ||
-	    fields_check(f, data) != 0)
+	    (f->flags & LAN_FLAG_MAC) || fields_check(f, data, 0) != 0)
 		return -EINVAL;
 	size_t hdr = lan_header_len(f->channel_len);
-	if (f->payload_len > LAN_FRAME_MAX - hdr)
+	if (f->payload_len > LAN_FRAME_MAX - hdr - tag)
 		return -EINVAL;
-	if (cap < hdr || cap - hdr < f->payload_len)
+	if (cap < hdr + tag || cap - hdr - tag < f->payload_len)
 		return -ENOSPC;
 	put32(out, LAN_MAGIC);
 	out[4] = LAN_VERSION;
-	out[5] = f->flags;
+	out[5] = (uint8_t)(f->flags | (tag ? LAN_FLAG_MAC : 0));
 	put16(out + 6, (uint16_t)hdr);
 	put32(out + LAN_CRC_OFFSET, 0);
 	put32(out + 12, f->payload_len);
@@ -158,11 +175,20 @@ int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 	if (f->payload_len)
 		memcpy(out + hdr, data, f->payload_len);
 	put32(out + LAN_CRC_OFFSET, ki_crc32c(0, out, hdr + f->payload_len));
-	return (int)(hdr + f->payload_len);
+	if (tag)
+		put_tag(out, hdr + f->payload_len, keys);
+	return (int)(hdr + f->payload_len + tag);
 }
 
 int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
 {
+	return ki_lan_frame_decode_keyed(buf, len, f, NULL);
+}
+
+int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *f,
+			      const struct lan_keys *keys)
+{
+	int keyed = keys && keys->n;
 	if (len < LAN_FIXED_LEN)
 		return len >= 4 && get32(buf) != LAN_MAGIC ? -LAN_REJECT_MAGIC
 							     : -LAN_REJECT_SHORT;
@@ -175,9 +201,11 @@ int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
 	uint8_t channel_len = buf[64];
 	if (hdr < lan_header_len(channel_len) || hdr > LAN_HEADER_MAX)
 		return -LAN_REJECT_HEADER;
-	if (payload_len > LAN_FRAME_MAX - hdr)
+	/* The flag says whether a tag follows: a frame's length needs it. */
+	size_t tag = buf[5] & LAN_FLAG_MAC ? LAN_TAG_LEN : 0;
+	if (payload_len > LAN_FRAME_MAX - hdr - tag)
 		return -LAN_REJECT_LENGTH;
-	if (len < hdr || len - hdr < payload_len)
+	if (len < hdr + tag || len - hdr - tag < payload_len)
 		return -LAN_REJECT_SHORT;
 	/* The CRC first: the other fields mean nothing until it matches. */
 	uint32_t want = get32(buf + LAN_CRC_OFFSET);
@@ -188,6 +216,11 @@ int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
 			hdr + payload_len - LAN_CRC_OFFSET - 4);
 	if (crc != want)
 		return -LAN_REJECT_CRC;
+	/* With a key, nothing is believed before the tag is; without, a
+	 * tagged frame is an unknown critical flag (fields_check). */
+	if (keyed && (!tag || !ki_lan_tag_ok(keys, buf, hdr + payload_len,
+					     buf + hdr + payload_len)))
+		return -LAN_REJECT_AUTH;
 
 	f->flags = buf[5];
 	f->payload_len = payload_len;
@@ -205,10 +238,10 @@ int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f)
 	memcpy(f->channel, buf + LAN_FIXED_LEN, channel_len);
 	f->channel[channel_len] = 0;
 	f->payload = buf + hdr;
-	int bad = fields_check(f, f->payload);
+	int bad = fields_check(f, f->payload, keyed);
 	if (bad)
 		return bad;
-	return (int)(hdr + payload_len);
+	return (int)(hdr + payload_len + tag);
 }
 
 size_t ki_lan_nak_ranges(const struct lan_frame *f, struct lan_seq_range *out)
@@ -224,7 +257,7 @@ size_t ki_lan_nak_ranges(const struct lan_frame *f, struct lan_seq_range *out)
 }
 
 int ki_lan_nak_encode(uint8_t *out, size_t cap, const struct lan_frame *base,
-		      const struct lan_seq_range *r, size_t n)
+		      const struct lan_seq_range *r, size_t n, const struct lan_keys *keys)
 {
 	if (n == 0 || n > LAN_NAK_RANGES_MAX)
 		return -EINVAL;
@@ -239,12 +272,15 @@ int ki_lan_nak_encode(uint8_t *out, size_t cap, const struct lan_frame *base,
 	f.total_len = f.payload_len = (uint32_t)(n * NAK_RANGE_LEN);
 	f.frag_index = 0;
 	f.frag_count = 1;
-	return ki_lan_frame_encode(out, cap, &f, body);
+	return ki_lan_frame_encode_keyed(out, cap, &f, body, keys);
 }
 
-void ki_lan_frame_mark_repair(uint8_t *frame, size_t len)
+void ki_lan_frame_mark_repair(uint8_t *frame, size_t len, const struct lan_keys *keys)
 {
+	size_t body = frame[5] & LAN_FLAG_MAC ? len - LAN_TAG_LEN : len;
 	frame[5] |= LAN_FLAG_REPAIR;
 	put32(frame + LAN_CRC_OFFSET, 0);
-	put32(frame + LAN_CRC_OFFSET, ki_crc32c(0, frame, len));
+	put32(frame + LAN_CRC_OFFSET, ki_crc32c(0, frame, body));
+	if (body != len)
+		put_tag(frame, body, keys);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "kite.h"
+#include "lan_key.h"
 
 #define LAN_MAGIC 0x4B495445u /* "KITE" */
 #define LAN_VERSION 1
@@ -22,8 +23,9 @@
 /* A frame lies within one UDP datagram. */
 #define LAN_FRAME_MAX 65507
 /* Flags: bits 0-3 are critical (a receiver that does not know a set one
- * rejects the frame), bits 4-7 optional (ignored when unknown). Bit 0 is
- * reserved for an authentication tag (not spoken yet). */
+ * rejects the frame), bits 4-7 optional (ignored when unknown). Bit 0: a
+ * LAN_TAG_LEN-byte keyed BLAKE2b tag follows the payload, over the frame
+ * before it (CRC included); only a receiver with a key knows the bit. */
 #define LAN_FLAGS_CRITICAL 0x0fu
 #define LAN_FLAG_MAC 0x01u
 /* A state frame carries no message: its sequence is the last one the
@@ -76,6 +78,7 @@ enum lan_reject {
 	LAN_REJECT_SEQ,         /* sequence 0 or above LAN_SEQ_MAX */
 	LAN_REJECT_LENGTH,      /* longer than a UDP datagram can be */
 	LAN_REJECT_NAK,         /* a NAK's ranges malformed */
+	LAN_REJECT_AUTH,        /* with a key: no tag, or a wrong one */
 	LAN_REJECT_KINDS
 };
 const char *ki_lan_reject_name(enum lan_reject why);
@@ -93,11 +96,12 @@ size_t ki_lan_nak_ranges(const struct lan_frame *f, struct lan_seq_range *out);
  * n ranges (1..LAN_NAK_RANGES_MAX, ascending, not touching): its length, or
  * -EINVAL / -ENOSPC as ki_lan_frame_encode. */
 int ki_lan_nak_encode(uint8_t *out, size_t cap, const struct lan_frame *base,
-		      const struct lan_seq_range *r, size_t n);
+		      const struct lan_seq_range *r, size_t n, const struct lan_keys *keys);
 
-/* Mark an encoded frame (which this host wrote: trusted) as a resend: set
- * LAN_FLAG_REPAIR and re-compute its CRC. */
-void ki_lan_frame_mark_repair(uint8_t *frame, size_t len);
+/* Mark an encoded frame (which this host wrote with keys: trusted) as a
+ * resend: set LAN_FLAG_REPAIR, re-compute its CRC and, if it has one, its
+ * tag (len includes the tag). */
+void ki_lan_frame_mark_repair(uint8_t *frame, size_t len, const struct lan_keys *keys);
 
 /* Bytes of fragment `index` of a message of total bytes cut in count:
  * every fragment but the last carries chunk = ceil(total / count) bytes. */
@@ -114,15 +118,30 @@ static inline size_t lan_header_len(size_t channel_len)
 	return LAN_FIXED_LEN + channel_len;
 }
 
+/* Bytes a frame takes beyond header and payload: its tag, if keyed. */
+static inline size_t lan_tag_len(const struct lan_keys *keys)
+{
+	return keys && keys->n ? LAN_TAG_LEN : 0;
+}
+
 /* Write one frame (f's fields, channel and payload_len; data is its
  * payload) at out: returns its length, or -ENOSPC if cap is too small,
  * -EINVAL if f is not a valid frame (the same checks as decoding). */
 int ki_lan_frame_encode(uint8_t *out, size_t cap, const struct lan_frame *f,
 		     const void *data);
+/* The same; with keys (n > 0) the frame gets LAN_FLAG_MAC and a tag under
+ * keys' first key. */
+int ki_lan_frame_encode_keyed(uint8_t *out, size_t cap, const struct lan_frame *f,
+			      const void *data, const struct lan_keys *keys);
 
 /* Read the frame at the start of buf[0..len): fills f (payload points into
  * buf) and returns its length (> 0), or -(enum lan_reject). After a reject
  * the rest of the datagram cannot be delimited: drop it. */
 int ki_lan_frame_decode(const uint8_t *buf, size_t len, struct lan_frame *f);
+/* The same for a receiver with keys (NULL or n == 0: none): with keys, a
+ * frame without LAN_FLAG_MAC or whose tag no key makes is -LAN_REJECT_AUTH;
+ * without, LAN_FLAG_MAC is an unknown critical flag (-LAN_REJECT_FLAGS). */
+int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *f,
+			      const struct lan_keys *keys);
 
 #endif

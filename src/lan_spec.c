@@ -105,8 +105,15 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 			bad = number(v, vlen, 10, 10000, &num);
 			out->repair_ms = (unsigned)num;
 			out->repair = 1;
+		} else if (klen == 3 && !memcmp(item, "key", 3)) {
+			/* A path without commas (the option's separator). */
+			bad = vlen == 0 || vlen >= sizeof out->key_path || memchr(v, 0, vlen);
+			if (!bad) {
+				memcpy(out->key_path, v, vlen);
+				out->key_path[vlen] = 0;
+			}
 		} else {
-			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, repair, repair_ms)",
+			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, repair, repair_ms, key)",
 				 (int)(klen > 40 ? 40 : klen), item);
 			return -EINVAL;
 		}

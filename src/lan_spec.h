@@ -1,6 +1,6 @@
 /* What a handle's `lan` option (or $KITE_LAN) asks for:
  *   IFACE[,group=A.B.C.D/N][,port=P][,ttl=T][,reorder_ms=R][,max_msg=BYTES]
- *        [,pack_us=U][,repair=0|1][,repair_ms=R]
+ *        [,pack_us=U][,repair=0|1][,repair_ms=R][,key=FILE]
  * IFACE is an interface name or "auto" (the first interface that is up,
  * multicast-capable and not loopback). */
 #ifndef KITE_LAN_SPEC_H
@@ -16,6 +16,7 @@
 #define LAN_DEFAULT_PACK_US 100
 /* With repair: how long a gap waits for its resend before it is lost. */
 #define LAN_DEFAULT_REPAIR_MS 250
+#define LAN_KEY_PATH_MAX 256
 
 struct lan_spec {
 	char iface[IF_NAMESIZE];
@@ -27,6 +28,7 @@ struct lan_spec {
 	unsigned pack_us;      /* 0 (no packing) .. 1000000 */
 	int repair;            /* NAK what is missing; keep a history to resend */
 	unsigned repair_ms;    /* 10..10000: a gap's wait with repair on */
+	char key_path[LAN_KEY_PATH_MAX]; /* "": frames are not authenticated */
 };
 
 /* 0, or -EINVAL with what was wrong in why (for the caller to print). */

@@ -120,8 +120,8 @@ static int take_counter(struct obs_handle *h, const struct wire_msg *m)
 
 int ki_observe_item(struct obs_handle *h, const struct wire_msg *m, uint64_t token)
 {
-	if (m->type == W_HELLO)
-		return 0; /* every handle greets a new link; an observer ignores it */
+	if (m->type == W_HELLO) /* every handle greets a new link, once */
+		return h->greeted++ ? -1 : 0;
 	if (m->type != W_INFO || ++h->items > OBS_ITEMS_MAX)
 		goto lie;
 	switch (m->slot_count) {
@@ -144,26 +144,20 @@ int ki_observe_item(struct obs_handle *h, const struct wire_msg *m, uint64_t tok
 		p->slots = m->slot_size;
 		return 0;
 	}
-	case INFO_PATTERN:
-		if (kite_pattern_valid(m->text) ||
-		    ki_strlist_add(&h->patterns, &h->npatterns, m->text) < 0)
+	case INFO_PATTERN: {
+		/* (No handle may hold more: kite_subscribe refuses them.) */
+		if (kite_pattern_valid(m->text) || h->npatterns >= KITE_PATTERNS_MAX ||
+		    grow(&h->patterns, &h->patterns_cap, h->npatterns, sizeof *h->patterns))
 			goto lie;
+		char *copy = strdup(m->text);
+		if (!copy)
+			goto lie;
+		h->patterns[h->npatterns++] = copy;
 		return 0;
+	}
 	case INFO_SUB: {
-		if (kite_channel_valid(m->text))
-			goto lie;
-		/* A stream whose ring was released while idle and made anew
-		 * has two rings for a moment: one row, the losses of both. */
-		for (size_t i = 0; i < h->nsubs; i++) {
-			struct obs_sub *s = &h->subs[i];
-			if (s->publisher != m->id || strcmp(s->channel, m->text))
-				continue;
-			s->position = m->a > s->position ? m->a : s->position;
-			s->lost = m->b > UINT64_MAX - s->lost ? UINT64_MAX : s->lost + m->b;
-			s->lag = m->slot_size > s->lag ? m->slot_size : s->lag;
-			return 0;
-		}
-		if (grow(&h->subs, &h->subs_cap, h->nsubs, sizeof *h->subs))
+		if (kite_channel_valid(m->text) ||
+		    grow(&h->subs, &h->subs_cap, h->nsubs, sizeof *h->subs))
 			goto lie;
 		struct obs_sub *s = &h->subs[h->nsubs++];
 		snprintf(s->channel, sizeof s->channel, "%s", m->text);
@@ -186,11 +180,81 @@ lie:
 	return -1;
 }
 
-/* Read what the handle sent so far. */
-static void drain(struct obs_handle *h, uint64_t token, uint64_t started_us)
+static int pub_order(const void *a, const void *b)
+{
+	const struct obs_pub *x = a, *y = b;
+	return strcmp(x->channel, y->channel);
+}
+
+static int sub_order(const void *a, const void *b)
+{
+	const struct obs_sub *x = a, *y = b;
+	int c = strcmp(x->channel, y->channel);
+	return c ? c : (x->publisher > y->publisher) - (x->publisher < y->publisher);
+}
+
+static int pattern_order(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ki_observe_finish(struct obs_handle *h)
+{
+	/* (qsort of NULL is undefined, even for no element.) */
+	if (h->npubs)
+		qsort(h->pubs, h->npubs, sizeof *h->pubs, pub_order);
+	for (size_t i = 1; i < h->npubs; i++)
+		if (!pub_order(&h->pubs[i - 1], &h->pubs[i]))
+			return -1;
+	if (h->npatterns)
+		qsort(h->patterns, h->npatterns, sizeof *h->patterns, pattern_order);
+	for (size_t i = 1; i < h->npatterns; i++)
+		if (!strcmp(h->patterns[i - 1], h->patterns[i]))
+			return -1;
+	if (h->nsubs)
+		qsort(h->subs, h->nsubs, sizeof *h->subs, sub_order);
+	/* A stream whose ring was released while idle and made anew has two
+	 * rings for a moment: one row, the losses of both. */
+	size_t n = 0;
+	for (size_t i = 0; i < h->nsubs; i++) {
+		const struct obs_sub *m = &h->subs[i];
+		struct obs_sub *s = n ? &h->subs[n - 1] : NULL;
+		if (!s || sub_order(s, m)) {
+			h->subs[n++] = *m;
+			continue;
+		}
+		s->position = m->position > s->position ? m->position : s->position;
+		s->lost = m->lost > UINT64_MAX - s->lost ? UINT64_MAX : s->lost + m->lost;
+		s->lag = m->lag > s->lag ? m->lag : s->lag;
+	}
+	h->nsubs = n;
+	return 0;
+}
+
+/* What a handle said before it fell silent or was cut is not its answer:
+ * only its identity stays. */
+static void forget_answer(struct obs_handle *h)
+{
+	free(h->pubs);
+	free(h->subs);
+	ki_strlist_free(&h->patterns, &h->npatterns);
+	h->pubs = NULL;
+	h->subs = NULL;
+	h->npubs = h->pubs_cap = h->nsubs = h->subs_cap = h->patterns_cap = 0;
+	h->have_stats = 0;
+	memset(&h->stats, 0, sizeof h->stats);
+	h->everything = 0;
+	h->command[0] = 0; /* (read from /proc instead) */
+}
+
+/* Read what the handle sent so far, a batch at most: one that never stops
+ * talking must not keep us from the others or past the time limit.
+ * total counts the items of every handle of this observation. */
+static void drain(struct obs_handle *h, uint64_t token, uint64_t started_us,
+		  uint64_t *total)
 {
 	struct wire_msg m;
-	for (;;) {
+	for (int n = 0; n < OBS_DRAIN_BATCH; n++) {
 		int r = ki_wire_recv(h->sock, &m);
 		if (r == 0)
 			return;
@@ -200,14 +264,14 @@ static void drain(struct obs_handle *h, uint64_t token, uint64_t started_us)
 		}
 		for (int i = 0; i < m.nfds; i++)
 			close(m.fds[i]); /* nothing an answer carries has one */
-		int t = ki_observe_item(h, &m, token);
-		if (t < 0) {
-			hangup(h, OBS_CUT);
-			return;
-		}
-		if (t == 1) {
+		int t = ++*total > OBS_BUS_ITEMS_MAX ? -1 : ki_observe_item(h, &m, token);
+		if (t == 1 && ki_observe_finish(h) == 0) {
 			h->answer_us = ki_monotonic_ns() / 1000 - started_us;
 			hangup(h, OBS_ANSWERED);
+			return;
+		}
+		if (t != 0) {
+			hangup(h, OBS_CUT);
 			return;
 		}
 	}
@@ -215,7 +279,7 @@ static void drain(struct obs_handle *h, uint64_t token, uint64_t started_us)
 
 /* Ask handles [from, to) and wait for them, at most timeout_ms. */
 static int wave(const char *bus, struct obs_handle *h, size_t n, int timeout_ms,
-		uint64_t token)
+		uint64_t token, uint64_t *total)
 {
 	struct pollfd *pfd = calloc(n ? n : 1, sizeof *pfd);
 	if (!pfd)
@@ -243,12 +307,15 @@ static int wave(const char *bus, struct obs_handle *h, size_t n, int timeout_ms,
 			if (h[i].sock < 0)
 				continue;
 			if (pfd[j++].revents)
-				drain(&h[i], token, start_us);
+				drain(&h[i], token, start_us, total);
 		}
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (h[i].sock >= 0)
 			hangup(&h[i], OBS_SILENT);
+		if (h[i].state != OBS_ANSWERED)
+			forget_answer(&h[i]);
+	}
 	free(pfd);
 	return 0;
 }
@@ -291,16 +358,16 @@ int ki_observe(const char *bus, int timeout_ms, struct obs_bus *out)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		batch = rl.rlim_cur > 2 * OBS_FD_MARGIN ? rl.rlim_cur - OBS_FD_MARGIN : OBS_FD_MARGIN;
 	uint64_t token = start ^ ((uint64_t)getpid() << 32) ^ 0x6b697465; /* any nonzero */
+	uint64_t total = 0; /* items of all handles */
 	for (size_t i = 0; i < out->n; i += batch) {
 		size_t n = out->n - i < batch ? out->n - i : batch;
-		if ((rc = wave(bus, out->h + i, n, timeout_ms, token)) < 0) {
+		if ((rc = wave(bus, out->h + i, n, timeout_ms, token, &total)) < 0) {
 			ki_observe_free(out);
 			return rc;
 		}
 	}
 	for (size_t i = 0; i < out->n; i++)
-		if (out->h[i].pid > 0 && /* (0: unreachable, never asked) */
-		    (out->h[i].state != OBS_ANSWERED || !out->h[i].command[0]))
+		if (out->h[i].pid > 0 && !out->h[i].command[0]) /* (0: never asked) */
 			ki_read_cmdline(out->h[i].pid, out->h[i].command, sizeof out->h[i].command);
 	if (out->n) /* (qsort of NULL is undefined, even for no element) */
 		qsort(out->h, out->n, sizeof *out->h, by_pid);

@@ -15,6 +15,13 @@
 /* Items one handle may send before it is taken for a liar and cut off:
  * far more than an honest one has (patterns, rings, counters). */
 #define OBS_ITEMS_MAX 200000
+/* Items all handles of one observation may send together: beyond, the
+ * handle that goes over is cut off. Each costs the observer about 250
+ * bytes, so a crowd of liars cannot make it take gigabytes. */
+#define OBS_BUS_ITEMS_MAX 1000000
+/* Records taken from one handle before the others get their turn (and the
+ * time limit is looked at again). */
+#define OBS_DRAIN_BATCH 256
 
 enum obs_state {
 	OBS_ANSWERED = 0, /* its answer came whole */
@@ -46,16 +53,18 @@ struct obs_handle {
 	uid_t uid;
 	enum obs_state state;
 	int everything;     /* it showed us everything (same uid or root) */
-	char command[256];  /* what it says, else /proc/PID/cmdline */
+	char command[256];  /* what it says (to its uid and root), else what
+	                       /proc/PID/cmdline shows us */
 	int have_stats;
 	kite_stats stats;
 	struct obs_pub *pubs;
 	size_t npubs, pubs_cap;
 	char **patterns;
-	size_t npatterns;
+	size_t npatterns, patterns_cap;
 	struct obs_sub *subs;
 	size_t nsubs, subs_cap;
 	uint64_t items;     /* W_INFO items received */
+	int greeted;        /* its hello came (one at most) */
 	uint64_t answer_us; /* time from request to its last item */
 	/* the link while it is being read */
 	int sock;
@@ -75,8 +84,15 @@ void ki_observe_free(struct obs_bus *b);
 
 /* Take one W_INFO item (already decoded) into h; 1 it was the end of the
  * answer to token, 0 taken, -1 a lie (h is then cut off). Exposed for the
- * table of hostile answers in tests. */
+ * table of hostile answers in tests. Each item costs O(1): what needs
+ * comparing is compared once, at the end (ki_observe_finish). */
 struct wire_msg;
 int ki_observe_item(struct obs_handle *h, const struct wire_msg *m, uint64_t token);
+
+/* After INFO_END: rings and patterns in order (by channel, publisher),
+ * the two rings of one stream (released while idle and made anew) as one
+ * row with the losses of both. 0, or -1 when the answer names a ring or a
+ * pattern twice (a lie: an honest handle has one of each). */
+int ki_observe_finish(struct obs_handle *h);
 
 #endif

@@ -16,11 +16,64 @@
 
 #include "internal.h"
 
-static void rec_free(struct outrec *r)
+/* Hand-overs of one ring queued for many peers share one copy of its
+ * descriptor: a peer that does not read costs us records, never
+ * descriptors (else a user allowed on one channel could open many links,
+ * read none, and leave us no descriptor for any other channel). */
+struct fd_share {
+	struct fd_share *next;
+	uint64_t ring_id; /* unique per ring made, never reused */
+	int fd;
+	unsigned refs;
+};
+
+#define FD_SHARE_BUCKETS 256
+
+static struct fd_share *share_take(kite *k, uint64_t ring_id, int src)
+{
+	if (!k->fd_shares && !(k->fd_shares = calloc(FD_SHARE_BUCKETS, sizeof *k->fd_shares)))
+		return NULL;
+	struct fd_share **b = &k->fd_shares[ring_id % FD_SHARE_BUCKETS];
+	for (struct fd_share *s = *b; s; s = s->next)
+		if (s->ring_id == ring_id) {
+			s->refs++;
+			return s;
+		}
+	struct fd_share *s = malloc(sizeof *s);
+	if (!s)
+		return NULL;
+	if ((s->fd = fcntl(src, F_DUPFD_CLOEXEC, 0)) < 0) {
+		free(s);
+		return NULL;
+	}
+	s->ring_id = ring_id;
+	s->refs = 1;
+	s->next = *b;
+	*b = s;
+	return s;
+}
+
+static void share_put(kite *k, struct fd_share *gone)
+{
+	if (--gone->refs)
+		return;
+	for (struct fd_share **pp = &k->fd_shares[gone->ring_id % FD_SHARE_BUCKETS]; *pp;
+	     pp = &(*pp)->next)
+		if (*pp == gone) {
+			*pp = gone->next;
+			break;
+		}
+	close(gone->fd);
+	free(gone);
+}
+
+static void rec_free(kite *k, struct outrec *r)
 {
 	for (int i = 0; r->owns_fds && i < r->m.nfds; i++)
 		if (r->m.fds[i] >= 0)
 			close(r->m.fds[i]);
+	if (r->share)
+		share_put(k, r->share);
 	free(r);
 }
 
@@ -39,7 +92,7 @@ void ki_outq_clear(kite *k, struct peer *p)
 	k->q_large_total -= p->q_large;
 	for (struct outrec *r = p->q_head, *n; r; r = n) {
 		n = r->next;
-		rec_free(r);
+		rec_free(k, r);
 	}
 	p->q_head = p->q_tail = NULL;
 	p->q_len = p->q_large = 0;
@@ -73,7 +126,7 @@ static void shed_oldest_large(kite *k, struct peer *p)
 		p->q_len--;
 		p->q_large--;
 		k->q_large_total--;
-		rec_free(r);
+		rec_free(k, r);
 		return;
 	}
 }
@@ -112,24 +165,32 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	}
 	r->m = *m;
 	r->next = NULL;
+	r->share = NULL;
 	/* Our wake-up handles live as long as the handle; a large message's
 	 * memfd is closed by its publisher at once, and a ring's when it is
 	 * released after an idle spell (its number then names the next file
 	 * we open): a queued record keeps a copy of those. Without a
 	 * descriptor for one, a large message is lost to this subscriber (and
 	 * reported so), not the link; a ring's hand-over cannot be, so the
-	 * link is cut and made again. */
-	r->owns_fds = m->type == W_LARGE || m->type == W_RING;
+	 * link is cut and made again. A ring's copy is shared by all its
+	 * queued hand-overs; its second fd, the stream heads page, lives as
+	 * long as the handle. */
+	r->owns_fds = m->type == W_LARGE;
 	for (int i = 0; r->owns_fds && i < m->nfds; i++) {
 		r->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
 		if (r->m.fds[i] < 0) {
 			r->m.nfds = i;
-			rec_free(r);
-			if (m->type == W_LARGE)
-				return 0;
+			rec_free(k, r);
+			return 0;
+		}
+	}
+	if (m->type == W_RING) {
+		if (!(r->share = share_take(k, m->id, m->fds[0]))) {
+			free(r);
 			ki_peer_cut(k, p);
 			return -EPIPE;
 		}
+		r->m.fds[0] = r->share->fd;
 	}
 	if (p->q_tail)
 		p->q_tail->next = r;
@@ -181,7 +242,7 @@ static void pop(kite *k, struct peer *p)
 	p->q_len--;
 	p->q_large -= r->m.type == W_LARGE;
 	k->q_large_total -= r->m.type == W_LARGE;
-	rec_free(r);
+	rec_free(k, r);
 }
 
 void ki_outq_flush(kite *k, struct peer *p)

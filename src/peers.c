@@ -132,6 +132,23 @@ int ki_bus_listener(const struct unix_entry *e, const char *prefix, size_t prefi
 	return !*end && *id != 0;
 }
 
+static int admit(const kite *k, const struct peer *probe);
+
+/* The kernel's word on who is at the other end of sock (uid, gid,
+ * groups); -1 if it has none. */
+static int probe_of(int sock, struct peer *probe)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof cred, gl = sizeof probe->groups;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		return -1;
+	probe->uid = cred.uid;
+	probe->gid = cred.gid;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, probe->groups, &gl) == 0)
+		probe->ngroups = (int)(gl / sizeof(gid_t));
+	return 0;
+}
+
 static int connect_one(const struct unix_entry *e, void *arg)
 {
 	struct scan *s = arg;
@@ -146,6 +163,17 @@ static int connect_one(const struct unix_entry *e, void *arg)
 	int sock = ki_peer_dial(k, id, &owner);
 	if (sock < 0)
 		return 0; /* gone since the scan, or not accepting: it finds us */
+	/* The same bound as for links a stranger makes to us: a user the
+	 * policy lets into nothing could otherwise bind thousands of names on
+	 * the bus and fill our descriptor table at every open. (A rule added
+	 * later dials the rest: kite_allow_uid/gid scan the bus again.) Users
+	 * the policy lets in are all dialled: each may share a channel. */
+	struct peer probe = {0};
+	if (probe_of(sock, &probe) < 0 ||
+	    (!ki_policy_may_share(k, &probe, ">") && !admit(k, &probe))) {
+		close(sock);
+		return 0;
+	}
 	struct peer *p = ki_peer_new(k, sock, 1, id);
 	/* kite_open waits only for peers that could share a channel with us:
 	 * a stranger's listener costs it nothing. */
@@ -191,18 +219,8 @@ int ki_peer_accept(kite *k)
 			}
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 		}
-		struct ucred cred;
 		struct peer probe = {0};
-		socklen_t cl = sizeof cred, gl = sizeof probe.groups;
-		if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
-			close(sock);
-			continue;
-		}
-		probe.uid = cred.uid;
-		probe.gid = cred.gid;
-		if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, probe.groups, &gl) == 0)
-			probe.ngroups = (int)(gl / sizeof(gid_t));
-		if (!admit(k, &probe)) {
+		if (probe_of(sock, &probe) < 0 || !admit(k, &probe)) {
 			close(sock);
 			continue;
 		}
@@ -303,6 +321,7 @@ void ki_peer_send_subscriptions(kite *k, struct peer *p)
 				continue;
 			ki_wire_init(&m, W_SUB);
 			m.b = (uint64_t)fresh;
+			m.a = ki_strlist_find(k->reliable, k->nreliable, k->patterns[i]) ? 1 : 0;
 			snprintf(m.text, sizeof m.text, "%s", k->patterns[i]);
 			ki_peer_send(k, p, &m);
 		}
@@ -408,9 +427,12 @@ void ki_peer_free(kite *k, struct peer *p)
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);
 	ki_strlist_free(&p->continuous, &p->ncontinuous);
 	ki_strlist_free(&p->refused, &p->nrefused);
+	ki_strlist_free(&p->reliable, &p->nreliable);
 	ki_outq_clear(k, p);
 	if (p->waiter)
 		munmap(p->waiter, 4096);
+	if (p->positions)
+		munmap((void *)(uintptr_t)p->positions, POS_BYTES);
 	int fds[] = {p->wake_tx, p->pidfd, p->sock};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)

@@ -28,11 +28,12 @@ int ki_policy_allows(const kite *k, const struct peer *p, const char *channel,
 					return 1;
 		}
 	}
-	snprintf(why, why_len,
-		 "pid %ld uid %u is not allowed on channel %s by pid %ld uid %u "
-		 "(default: same uid or root; widen with kite_allow_uid/gid)",
-		 (long)p->pid, (unsigned)p->uid, channel, (long)getpid(),
-		 (unsigned)k->euid);
+	if (why)
+		snprintf(why, why_len,
+			 "pid %ld uid %u is not allowed on channel %s by pid %ld uid %u "
+			 "(default: same uid or root; widen with kite_allow_uid/gid)",
+			 (long)p->pid, (unsigned)p->uid, channel, (long)getpid(),
+			 (unsigned)k->euid);
 	return 0;
 }
 
@@ -96,6 +97,9 @@ static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 		}
 		ki_pub_offer_rings(k, p, NULL);
 	}
+	/* Handles of users who were strangers until now were dialled only a
+	 * few at a time at open: link the rest. */
+	ki_peer_connect_existing(k);
 	kite_unlock(k);
 	return 0;
 }

@@ -31,6 +31,11 @@ static struct pub_ring *find_ring(kite *k, const char *channel)
 	return r;
 }
 
+struct pub_ring *ki_pub_find(kite *k, const char *channel)
+{
+	return find_ring(k, channel);
+}
+
 static int insert_ring(kite *k, struct pub_ring *ring)
 {
 	if (k->npub + 1 > k->pub_hash_size / 2) {
@@ -128,7 +133,10 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 		m.fds[1] = k->heads_fd;
 		m.nfds = 2;
 	}
-	return ki_peer_send(k, p, &m);
+	int rc = ki_peer_send(k, p, &m);
+	if (rc == 0 && ki_strlist_any_match(p->reliable, p->nreliable, r->channel))
+		ki_rel_add(r, p);
+	return rc;
 }
 
 /* The ring was released after an idle spell; the stream goes on. The
@@ -139,11 +147,15 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	struct wire_msg m;
 	ki_wire_init(&m, W_RING_END);
 	m.id = r->ring_id;
-	m.a = 1;
+	/* Its stream's first seq for p (never 0: that says "ended"): a
+	 * subscriber that never saw any ring of the stream starts it here. */
+	const struct offer_mark *mark = find_mark(r, p->id);
+	m.a = mark && mark->first_seq ? mark->first_seq : 1;
 	m.b = r->w.head;
 	m.slot_count = (uint32_t)r->head_slot + 1;
 	/* The channel: a re-made link may know only an earlier ring of the
-	 * stream (this one's hand-over went with a link dropped unread). */
+	 * stream, or none (this one's hand-over went with a link dropped
+	 * unread). */
 	snprintf(m.text, sizeof m.text, "%s", r->channel);
 	m.fds[0] = k->heads_fd;
 	m.nfds = 1;
@@ -233,6 +245,17 @@ void ki_pub_offer_rings(kite *k, struct peer *p, const char *pattern)
 			offer(k, r, p, pattern);
 }
 
+void ki_pub_reliable_pattern(kite *k, struct peer *p, const char *pattern)
+{
+	/* Rings it already holds (through a radio pattern) were not offered
+	 * again: they turn reliable here, and its W_RELIABLE follows. */
+	for (size_t i = 0; i < k->pub_hash_size; i++)
+		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
+			if (kite_pattern_match(pattern, r->channel) && ring_has_sub(r, p) &&
+			    !ki_rel_holds(r, p))
+				ki_rel_add(r, p);
+}
+
 void ki_pub_fresh_pattern(kite *k, struct peer *p, const char *pattern)
 {
 	for (size_t i = 0; i < k->pub_hash_size; i++)
@@ -260,10 +283,16 @@ void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed)
 				 * lost their last matching pattern. */
 				if (removed && (!kite_pattern_match(removed, r->channel) ||
 						ki_strlist_any_match(p->patterns, p->npatterns,
-								     r->channel)))
+								     r->channel))) {
+					/* Still held, perhaps no longer reliably. */
+					if (!ki_strlist_any_match(p->reliable, p->nreliable,
+								  r->channel))
+						ki_rel_remove(r, p);
 					break;
+				}
 
 				r->subs[j] = r->subs[--r->nsubs];
+				ki_rel_remove(r, p);
 				break;
 			}
 }
@@ -276,6 +305,7 @@ void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel)
 	for (size_t j = 0; r && j < r->nsubs; j++)
 		if (r->subs[j] == p) {
 			r->subs[j] = r->subs[--r->nsubs];
+			ki_rel_remove(r, p);
 			break;
 		}
 }
@@ -392,6 +422,7 @@ static void release_idle(kite *k, struct pub_ring *r)
 {
 	for (size_t i = 0; i < r->nsubs; i++)
 		tell_idle(k, r, r->subs[i]);
+	ki_rel_clear(r); /* positions in the next ring start again */
 	release_ring_memory(r);
 	k->ndormant++;
 	if (k->last_pub == r)
@@ -428,6 +459,7 @@ void ki_pub_ring_free(struct pub_ring *r)
 	release_ring_memory(r);
 	free(r->subs);
 	free(r->marks);
+	free(r->rel);
 	free(r);
 }
 
@@ -520,7 +552,16 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		k->last_pub = r;
 	}
 	uint64_t seq;
-	if (len <= ki_ring_inline_max(r->w.slot_size) && meta_len <= UINT16_MAX) {
+	int inline_record = len <= ki_ring_inline_max(r->w.slot_size) && meta_len <= UINT16_MAX;
+	if (r->nrel) { /* reliable subscribers: room for it in all of them */
+		int rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
+				     !inline_record, &locked);
+		if (rc) {
+			ki_app_exit(k, locked);
+			return rc;
+		}
+	}
+	if (inline_record) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
 				    (uint32_t)(len - meta_len), extra_flags, ki_realtime_ns());
 	} else {
@@ -544,6 +585,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		struct ring_large ref = {large_id, len};
 		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE | extra_flags,
 				    ki_realtime_ns());
+		ki_rel_large_written(r);
 	}
 	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
 		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);

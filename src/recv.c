@@ -30,9 +30,14 @@ static void release_previous(kite *k)
 		return;
 	for (size_t i = 0; i < k->nsubs;)
 		if (k->subs[i]->unsubscribed) {
+			ki_pos_release(k, k->subs[i]);
 			ki_sub_ring_free(k->subs[i]);
 			k->subs[i] = k->subs[--k->nsubs];
 		} else {
+			/* Still read, but its reliable pattern went: radio now
+			 * (its slot is let go here, by the thread that writes it). */
+			if (!ki_pos_is_reliable(k, k->subs[i]->channel))
+				ki_pos_release(k, k->subs[i]);
 			i++;
 		}
 	k->retired = 0;
@@ -114,6 +119,7 @@ static int end_released(kite *k, struct sub_ring *s, kite_event *ev)
 	s->retiring = 0;
 	s->dormant = 1;
 	ki_sub_ring_unmap(s);
+	ki_pos_release(k, s);
 	struct sub_ring *next = ki_sub_successor(k, s);
 	/* The stream's loss count (kite ls/top) goes on with its next ring. */
 	struct sub_ring *stream = next ? next : s;
@@ -183,6 +189,8 @@ static int poll_once(kite *k, kite_event *ev)
 		}
 		enum ring_result r = s->r.base ? ki_ring_read(&s->r, k->msg_buf, &rec)
 					       : RING_EMPTY;
+		if (r != RING_EMPTY) /* (reliable: the publisher may go on) */
+			ki_pos_store(k, s);
 		if (r == RING_EMPTY && s->retiring) {
 			if (end_released(k, s, ev)) {
 				k->rr = idx + 1;

@@ -169,6 +169,25 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 	return seq;
 }
 
+uint64_t ki_ring_reader_floor(const struct ring_writer *w, uint64_t body)
+{
+	/* As ki_ring_write goes: a pad to the lap's end if the record does
+	 * not fit, the record, the next record's seq word. */
+	uint64_t size = record_size(body), pos = w->pos, off = w->off;
+	if (w->capacity - off < size) {
+		pos += w->capacity - off;
+		off = 0;
+	}
+	uint64_t next_pos = pos + size, next_off = off + size;
+	skip_short_tail(w->capacity, &next_pos, &next_off);
+	uint64_t end = next_pos + RING_ALIGN;
+	if (end <= w->limit)
+		return 0;
+	uint64_t limit = (end + w->segment - 1) / w->segment * w->segment;
+	uint64_t floor = limit > w->capacity ? limit - w->capacity : 0;
+	return floor < w->pos ? floor : w->pos;
+}
+
 int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
 			 const char *channel)
 {

@@ -153,6 +153,13 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 		       const void *payload, uint32_t len, uint16_t flags,
 		       uint64_t timestamp_ns);
 
+/* The least position a reader must have reached for a record of body
+ * bytes (metadata included) to be written without overrunning it: the
+ * limit the write would raise, less a lap, never past the writer's own
+ * position (a reader that has read everything is never in the way); 0 if
+ * the write raises no limit. */
+uint64_t ki_ring_reader_floor(const struct ring_writer *w, uint64_t body);
+
 /* Subscriber side. */
 struct ring_reader {
 	const uint8_t *base;

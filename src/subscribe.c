@@ -143,6 +143,7 @@ static int reattach(kite *k, struct peer *p, const struct wire_msg *m, int fd)
 		s->peer = p;
 		close(fd);
 		ki_peer_send_wake(k, p);
+		ki_pos_attach(k, p, s); /* its new link honours where we are */
 		ki_wake_self(k);
 		return 1;
 	}
@@ -170,6 +171,10 @@ static void continue_stream(kite *k, struct sub_ring *s, struct sub_ring *before
 		s->lost += before->lost; /* the stream's loss count goes on */
 		before->lost = 0;
 		ki_sub_join(s, before->r.next);
+		/* A stream known from a release alone (adopt_released) may
+		 * not have said NEW and its loss yet: the new ring says them. */
+		s->announce = before->announce;
+		s->pending_lost += before->pending_lost;
 		before->unsubscribed = 1; /* freed by the next kite_recv() */
 		k->retired = 1;
 	} else {
@@ -228,6 +233,32 @@ static int replay_wanted(const kite *k, const char *channel, uint64_t *last_n,
 	return 1;
 }
 
+/* Room for one more record in k->subs; 0 or -ENOMEM. */
+static int subs_room(kite *k)
+{
+	if (k->nsubs < k->subs_cap)
+		return 0;
+	size_t cap = k->subs_cap ? k->subs_cap * 2 : 8;
+	struct sub_ring **t = realloc(k->subs, cap * sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	k->subs = t;
+	k->subs_cap = cap;
+	return 0;
+}
+
+/* A record's stream: the ring m names (its id and channel), fed by p. */
+static void name_stream(struct sub_ring *s, struct peer *p, const struct wire_msg *m)
+{
+	snprintf(s->channel, sizeof s->channel, "%s", m->text);
+	s->ring_id = m->id;
+	s->publisher = p->id;
+	s->peer = p;
+	s->pid = p->pid;
+	s->uid = p->uid;
+	s->gid = p->gid;
+}
+
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	int fd = m->fds[0];
@@ -267,25 +298,13 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	    ki_ring_header_check(base, m->slot_count, m->slot_size, m->text) ||
 	    !(s = calloc(1, sizeof *s)))
 		goto bad;
-	if (k->nsubs == k->subs_cap) {
-		size_t cap = k->subs_cap ? k->subs_cap * 2 : 8;
-		struct sub_ring **t = realloc(k->subs, cap * sizeof *t);
-		if (!t)
-			goto bad;
-		k->subs = t;
-		k->subs_cap = cap;
-	}
+	if (subs_room(k))
+		goto bad;
 	/* The application may still be reading msg_buf: kite_recv grows it. */
 	if (m->slot_size > k->msg_buf_want)
 		k->msg_buf_want = m->slot_size;
 	close(fd);
-	snprintf(s->channel, sizeof s->channel, "%s", m->text);
-	s->ring_id = m->id;
-	s->publisher = p->id;
-	s->peer = p;
-	s->pid = p->pid;
-	s->uid = p->uid;
-	s->gid = p->gid;
+	name_stream(s, p, m);
 	s->bytes = bytes;
 	s->ino = (uint64_t)st.st_ino;
 	/* The ring's first record is at position 0; we walk from there to
@@ -312,6 +331,7 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 		continue_stream(k, s, before);
 	k->subs[k->nsubs++] = s;
 	ki_peer_send_wake(k, p);
+	ki_pos_attach(k, p, s);
 	ki_wake_self(k);
 	return 0;
 bad:
@@ -420,10 +440,57 @@ static struct sub_ring *relinking_stream(kite *k, const struct peer *p,
 	return earlier;
 }
 
+/* Any record of the stream (publisher, channel) we still keep. */
+static int knows_stream(const kite *k, uint64_t publisher, const char *channel)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->publisher == publisher && !k->subs[i]->unsubscribed &&
+		    !strcmp(k->subs[i]->channel, channel))
+			return 1;
+	return 0;
+}
+
+/* An idle release of a ring of a stream we never had any ring of: every
+ * hand-over went with a link dropped unread (two links made at once, one
+ * kept), or the channel was first published while our link was down. Ours
+ * all the same if we asked for its channel and take it from p: a dormant
+ * record, as if we had read up to its first seq (m->a) and the ring was
+ * then released. It says KITE_PUBLISHER_NEW and its messages m->a..m->b
+ * lost; the stream's next ring carries it on (continue_stream), or the
+ * heads page and KITE_PUBLISHER_GONE end it. NULL if it is not ours. */
+static struct sub_ring *adopt_released(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	char why[WIRE_REASON_MAX + 1];
+	struct sub_ring *s;
+	if (kite_channel_valid(m->text) || !ki_sub_matches(k, m->text) ||
+	    knows_stream(k, p->id, m->text))
+		return NULL;
+	if (!ki_policy_allows(k, p, m->text, why, sizeof why)) {
+		refuse(k, p, m->text, why);
+		return NULL;
+	}
+	if (subs_room(k) || !(s = calloc(1, sizeof *s)))
+		return NULL;
+	name_stream(s, p, m);
+	s->dormant = 1;
+	s->announce = 1;
+	/* A liar's numbers are bounded: they spoil its own stream only. */
+	uint64_t first = m->a < RING_START_MAX ? m->a : RING_START_MAX;
+	uint64_t last = m->b < RING_START_MAX ? m->b : RING_START_MAX;
+	s->r.next = first;
+	if (last >= first) {
+		s->pending_lost = last + 1 - first;
+		s->r.next = last + 1;
+	}
+	k->subs[k->nsubs++] = s;
+	ki_wake_self(k);
+	return s;
+}
+
 void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	struct sub_ring *s = find_sub(k, p, m->id);
-	if (m->a != 1) {
+	if (!m->a) {
 		if (m->nfds == 1)
 			close(m->fds[0]);
 		if (s) {
@@ -439,6 +506,8 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 		s->relinking = 0;
 		s->peer = p;
 	}
+	if (!s)
+		s = adopt_released(k, p, m);
 	if (!s) {
 		if (m->nfds == 1)
 			close(m->fds[0]);
@@ -459,7 +528,7 @@ void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 /* Send a pattern change to every linked peer; returns how many acks to
  * expect. */
 static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
-				  uint64_t token)
+				  uint64_t token, int reliable)
 {
 	uint64_t sent = 0;
 	for (struct peer *p = k->peers; p; p = p->next) {
@@ -470,6 +539,7 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 		struct wire_msg m;
 		ki_wire_init(&m, type);
 		m.id = wait ? token : 0;
+		m.a = reliable ? 1 : 0;
 		snprintf(m.text, sizeof m.text, "%s", pattern);
 		if (ki_peer_send(k, p, &m) == 0 && wait) {
 			p->acks_pending++;
@@ -511,55 +581,43 @@ static int pattern_remove(kite *k, const char *pattern)
 	return 0;
 }
 
-/* Options this version understands, as a replay; 0 or why not. */
-static int sub_options(const struct kite_sub_options *o, struct sub_replay *replay)
-{
-	*replay = (struct sub_replay){0, 0};
-	if (!o)
-		return 0;
-	if (o->reserved32 || o->reserved[0] || o->reserved[1] || o->reserved[2] ||
-	    o->reserved[3] || (o->flags & ~1u))
-		return -EINVAL;
-	if (o->flags & 1u) /* reliable delivery: not in this version */
-		return -ENOTSUP;
-	*replay = (struct sub_replay){o->last_n, o->last_ms};
-	return 0;
-}
-
-int kite_subscribe(kite *k, const char *pattern)
-{
-	return kite_subscribe_opts(k, pattern, NULL);
-}
-
-int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_options *o)
+static int subscribe(kite *k, const char *pattern, int reliable, struct sub_replay replay)
 {
 	if (!k || !pattern)
 		return -EINVAL;
-	struct sub_replay replay;
-	int bad = sub_options(o, &replay);
-	if (bad)
-		return bad;
 	if (ki_forked(k))
 		return -ECHILD;
 	int rc = kite_pattern_valid(pattern);
 	if (rc)
 		return rc;
 	kite_lock(k);
-	rc = k->npatterns < KITE_PATTERNS_MAX
-		     ? pattern_add(k, pattern, replay)
-		     : ki_strlist_find(k->patterns, k->npatterns, pattern) ? 0 : -ENOSPC;
+	if (ki_strlist_find(k->patterns, k->npatterns, pattern)) {
+		/* Again: a no-op, unless it asks for the other delivery. */
+		rc = ki_strlist_find(k->reliable, k->nreliable, pattern) == reliable ? 0
+										      : -EEXIST;
+		kite_unlock(k);
+		return rc;
+	}
+	rc = k->npatterns < KITE_PATTERNS_MAX ? pattern_add(k, pattern, replay) : -ENOSPC;
+	if (rc > 0 && reliable && ki_strlist_add(&k->reliable, &k->nreliable, pattern) < 0) {
+		pattern_remove(k, pattern);
+		rc = -ENOMEM;
+	}
 	if (rc <= 0) {
 		kite_unlock(k);
 		return rc;
 	}
 	if ((rc = ki_lan_subscribe(k, pattern)) < 0) {
 		pattern_remove(k, pattern);
+		ki_strlist_remove(&k->reliable, &k->nreliable, pattern);
 		kite_unlock(k);
 		return rc;
 	}
 	/* Wait until every publisher there now has answered, so that what it
 	 * publishes after kite_subscribe() returns reaches us. */
-	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token);
+	k->pending_acks += broadcast_pattern(k, W_SUB, pattern, ++k->next_token, reliable);
+	if (reliable)
+		ki_pos_attach_matching(k, pattern);
 	struct timespec deadline;
 	ki_deadline_after_ms(&deadline, k->opt.handshake_ms);
 	while (k->pending_acks &&
@@ -567,6 +625,24 @@ int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_opti
 		;
 	kite_unlock(k);
 	return 0;
+}
+
+int kite_subscribe(kite *k, const char *pattern)
+{
+	return subscribe(k, pattern, 0, (struct sub_replay){0, 0});
+}
+
+int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_options *o)
+{
+	if (!o)
+		return kite_subscribe(k, pattern);
+	if ((o->flags & ~KITE_SUB_RELIABLE) || o->reserved32)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+		if (o->reserved[i])
+			return -EINVAL;
+	return subscribe(k, pattern, (o->flags & KITE_SUB_RELIABLE) != 0,
+			 (struct sub_replay){o->last_n, o->last_ms});
 }
 
 int kite_unsubscribe(kite *k, const char *pattern)
@@ -583,7 +659,9 @@ int kite_unsubscribe(kite *k, const char *pattern)
 		kite_unlock(k);
 		return KITE_ENOTSUB;
 	}
-	broadcast_pattern(k, W_UNSUB, pattern, 0);
+	broadcast_pattern(k, W_UNSUB, pattern, 0, 0);
+	if (ki_strlist_remove(&k->reliable, &k->nreliable, pattern))
+		k->retired = 1; /* rings it alone made reliable: radio */
 	ki_lan_unsubscribe(k, pattern);
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (!ki_sub_matches(k, k->subs[i]->channel)) {

@@ -15,7 +15,9 @@
 
 enum wire_type {
 	W_HELLO = 1, /* id = sender's publisher id, a = version */
-	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted) */
+	W_SUB,       /* text = pattern, id = ack token (0: no ack wanted),
+	                a = 1: reliable (the publisher honours the position
+	                the subscriber sends with W_RELIABLE), b = 1: fresh */
 	W_UNSUB,     /* text = pattern */
 	W_SYNC,      /* the sender's initial subscriptions are all sent; id =
 	                token (0: none) the receiver acknowledges with
@@ -32,12 +34,14 @@ enum wire_type {
 	W_LARGE,     /* id = ring id, a = large id, b = length; fd: the memfd */
 	W_REFUSE,    /* text = channel, reason = why */
 	W_RING_END,  /* id = ring id: the receiver no longer gets this ring;
-	                a = 1: released after an idle spell, b = its last seq:
+	                a >= 1: released after an idle spell, a = the
+	                receiver's first seq of the stream, b = its last seq:
 	                the stream goes on in the sender's next ring for the
 	                channel, and then (optionally) fd: the sender's stream
 	                heads page, slot_count = 1 + this stream's index in it,
 	                text = the channel (a receiver that never got this
-	                ring carries on its earlier ring of the stream)
+	                ring carries on its earlier ring of the stream, or,
+	                with none, takes the stream on from a: NEW, a..b lost)
 	                (a = 0: the stream ends) */
 	W_WAKE,      /* a subscriber's wake-up handles, sent once to a publisher
 	                whose ring it took; fds: a connected AF_UNIX datagram
@@ -47,6 +51,11 @@ enum wire_type {
 	                token. Valid before W_HELLO: an observer has no name */
 	W_INFO,      /* one item of the answer: slot_count = enum info_kind,
 	                the rest as that kind says; the last is INFO_END */
+	W_RELIABLE,  /* a reliable subscriber took a ring: id = ring id, text =
+	                channel, a = its slot in the positions page (POS_SLOTS
+	                or more: it has none, read it as radio); fd: that
+	                page (a sealed memfd of POS_BYTES the publisher maps
+	                read-only, once per link) */
 	W_TYPE_MAX
 };
 
@@ -54,7 +63,8 @@ enum wire_type {
 enum info_kind {
 	INFO_HANDLE = 1, /* id = handle id, slot_size = 1 if the asker sees
 	                    everything (same uid or root), reason = command
-	                    line (arguments joined by spaces, truncated) */
+	                    line (arguments joined by spaces, truncated; only
+	                    to one that sees everything, else empty) */
 	INFO_COUNTER,    /* text = kite_stats field name, b = its value */
 	INFO_PUB,        /* a ring we publish: text = channel, id = ring id,
 	                    a = head sequence (messages), b = payload bytes,

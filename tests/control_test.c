@@ -14,11 +14,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -762,6 +766,115 @@ static void test_hostile_listeners(void **state)
 	assert_true(open_ms < HL_HANDSHAKE_MS + 700);
 }
 
+/* A stranger (a user the policy lets into nothing) binds many names on the
+ * bus and answers every link with a proper hello (its own ids: it owns
+ * them). A new root handle dials every listener it finds: it must link only
+ * a few of a stranger's (as it accepts only a few), or the stranger fills
+ * its descriptor table and every new channel fails with EMFILE. A rule
+ * that lets the stranger in links the rest. */
+
+#define SQ_LISTENERS 300
+#define SQ_NOFILE 256 /* below SQ_LISTENERS: each link is a descriptor */
+#define SQ_ID(i) (0x5b5b000000000000ull + (uint64_t)(i))
+
+static int sq_squatter(void *arg)
+{
+	const int *a = arg; /* parent pid, ready fd */
+	struct rlimit rl = {8192, 8192};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "rlimit: %s", strerror(errno));
+	become_nobody(a[0]);
+	int ep = epoll_create1(EPOLL_CLOEXEC), listeners[SQ_LISTENERS];
+	for (int i = 0; i < SQ_LISTENERS; i++) {
+		int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		struct sockaddr_un sa;
+		socklen_t sl = ki_bus_address(bus, SQ_ID(i), &sa);
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+		CHILD_CHECK(l >= 0 && bind(l, (struct sockaddr *)&sa, sl) == 0 &&
+			    listen(l, 4096) == 0 &&
+			    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0,
+			    "listener %d: %s", i, strerror(errno));
+		listeners[i] = l;
+	}
+	pipe_send(a[1], 'r');
+	for (;;) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(ep, evs, 64, -1);
+		for (int j = 0; j < n; j++) {
+			uint32_t i = evs[j].data.u32;
+			int s;
+			while ((s = accept4(listeners[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				struct wire_msg m;
+				ki_wire_init(&m, W_HELLO);
+				m.id = SQ_ID(i);
+				m.a = WIRE_VERSION;
+				if (ki_wire_send(s, &m, 1) < 0)
+					close(s); /* a link the handle dropped at once */
+			}
+		}
+	}
+}
+
+static int sq_limited_handle(void *arg)
+{
+	(void)arg;
+	struct rlimit rl = {SQ_NOFILE, SQ_NOFILE};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "rlimit: %s", strerror(errno));
+	kite *k = child_open(500);
+	nap_us(300000); /* their hellos */
+	kite_stats st;
+	kite_get_stats(k, &st);
+	CHILD_CHECK(st.peers <= STRANGER_LINKS_MAX, "%llu stranger links",
+		    (unsigned long long)st.peers);
+	char ch[32];
+	for (int i = 0; i < 64; i++) {
+		snprintf(ch, sizeof ch, "sq.c%d", i);
+		int64_t rc = kite_publish(k, ch, "x", 1);
+		CHILD_CHECK(rc == 1, "publish on %s: %s", ch, kite_strerror((int)rc));
+	}
+	kite_close(k);
+	return 0;
+}
+
+static int sq_rule_links_the_rest(void *arg)
+{
+	(void)arg;
+	kite *k = child_open(500);
+	nap_us(300000);
+	kite_stats st;
+	kite_get_stats(k, &st);
+	CHILD_CHECK(st.peers <= STRANGER_LINKS_MAX, "%llu stranger links",
+		    (unsigned long long)st.peers);
+	CHILD_CHECK(kite_allow_uid(k, "sq.>", NOBODY) == 0, "allow");
+	for (uint64_t deadline = mono_ms() + 10000; mono_ms() < deadline;) {
+		kite_get_stats(k, &st);
+		if (st.peers == SQ_LISTENERS)
+			break;
+		nap_us(20000);
+	}
+	CHILD_CHECK(st.peers == SQ_LISTENERS, "%llu of %d linked after the rule",
+		    (unsigned long long)st.peers, SQ_LISTENERS);
+	kite_close(k);
+	return 0;
+}
+
+static void test_stranger_listeners_cannot_fill_descriptors(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("sqfd");
+	int ready[2];
+	pipe_make(ready);
+	int a[2] = {getpid(), ready[1]};
+	pid_t squatter = child_start(sq_squatter, a);
+	assert_int_equal(pipe_wait(ready[0], 10000), 'r');
+	int limited = child_wait(child_start(sq_limited_handle, NULL), 20000);
+	int allowed = child_wait(child_start(sq_rule_links_the_rest, NULL), 20000);
+	child_kill(squatter);
+	pipe_close(ready);
+	assert_int_equal(limited, 0);
+	assert_int_equal(allowed, 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* 5. kite_publish under each hostile peer: the worst single call, and a
  * floor on how many calls fit in the time. The load publishes small
@@ -870,6 +983,75 @@ static void test_stall_unread_socket(void **state)
 	kite_close(k);
 	close(sock);
 	load_check(&l);
+}
+
+/* A user allowed on hd.> only opens HD_LINKS links that subscribe to hd.>
+ * and never read. Each hand-over queued for them used to hold a copy of its
+ * ring's descriptor, per link: the publisher (1,024 descriptors) then could
+ * not open rings for channels that user may not even see (56 of 100 failed
+ * with EMFILE). Queued hand-overs of one ring now share one copy. */
+
+#define HD_LINKS 20
+#define HD_RINGS 100
+
+static int hd_hoarder(void *arg)
+{
+	const int *a = arg; /* parent pid, ready fd, the publisher's id (2 ints) */
+	uint64_t publisher;
+	memcpy(&publisher, &a[2], sizeof publisher);
+	become_nobody(a[0]);
+	for (int i = 0; i < HD_LINKS; i++) {
+		int sock = raw_connect(bus, publisher);
+		CHILD_CHECK(sock >= 0 && raw_hello(sock, 0x6864000000000000ull + (uint64_t)i) == 0,
+			    "link %d", i);
+		struct wire_msg m;
+		ki_wire_init(&m, W_SUB);
+		snprintf(m.text, sizeof m.text, "hd.>");
+		CHILD_CHECK(ki_wire_send(sock, &m, 0) == 0, "subscribe %d", i);
+	}
+	pipe_send(a[1], 'r');
+	for (;;)
+		pause();
+}
+
+static int hd_publisher(void *arg)
+{
+	(void)arg;
+	struct rlimit rl = {1024, 1024};
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "rlimit: %s", strerror(errno));
+	kite *k = child_open(500);
+	CHILD_CHECK(kite_allow_uid(k, "hd.>", NOBODY) == 0, "allow");
+	char ch[32];
+	for (int i = 0; i < HD_RINGS; i++) {
+		snprintf(ch, sizeof ch, "hd.c%d", i);
+		CHILD_CHECK(kite_publish(k, ch, "x", 1) == 1, "publish on %s", ch);
+	}
+	int ready[2];
+	pipe_make(ready);
+	int a[4] = {getpid(), ready[1]};
+	uint64_t id = kite_id(k);
+	memcpy(&a[2], &id, sizeof id);
+	pid_t hoarder = child_start(hd_hoarder, a);
+	CHILD_CHECK(pipe_wait(ready[0], 10000) == 'r', "hoarder ready");
+	nap_us(500000);
+	int failed = 0;
+	for (int i = 0; i < HD_RINGS; i++) {
+		snprintf(ch, sizeof ch, "secret.c%d", i);
+		failed += kite_publish(k, ch, "x", 1) != 1;
+	}
+	child_kill(hoarder);
+	kite_close(k);
+	CHILD_CHECK(failed == 0, "%d of %d publishes on new secret channels failed "
+		    "beside %d links of nobody that never read", failed, HD_RINGS, HD_LINKS);
+	return 0;
+}
+
+static void test_non_reading_links_cannot_exhaust_descriptors(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("hoard");
+	assert_int_equal(child_wait(child_start(hd_publisher, NULL), 30000), 0);
 }
 
 /* Same uid, reconnecting as fast as it can, a few links open at a time,
@@ -1218,6 +1400,57 @@ static void test_fork_child_closes(void **state)
 	kite_close(pub);
 	assert_int_equal(crc, 0);
 	assert_true(old_ring && new_ring && new_peer);
+}
+
+/* A LAN handle's counters asked for in a child: the child's copy of the
+ * handle's lock was taken around fork() for good, so anything that takes
+ * it would wait forever. It must say -ECHILD at once, like every call. */
+
+static int fk_lan_stats_in_child(void *arg)
+{
+	kite *k = arg;
+	alarm(5); /* a hang is a failure, not a stuck test */
+	kite_lan_stats st;
+	int rc = kite_lan_stats_get(k, &st, sizeof st);
+	CHILD_CHECK(rc == -ECHILD, "kite_lan_stats_get in a child: %d", rc);
+	kite_msg m = {0};
+	kite_lan_origin o;
+	rc = kite_msg_lan_origin(k, &m, &o);
+	CHILD_CHECK(rc == -ECHILD, "kite_msg_lan_origin in a child: %d", rc);
+	kite_close(k);
+	return 0;
+}
+
+/* In a network namespace of its own, with a multicast loopback. */
+static int fk_lan_handle(void *arg)
+{
+	(void)arg;
+	CHILD_CHECK(unshare(CLONE_NEWNET) == 0, "unshare: %s", strerror(errno));
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	CHILD_CHECK(s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0, "lo: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP | IFF_MULTICAST;
+	CHILD_CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, "lo up: %s", strerror(errno));
+	close(s);
+	kite_options o = {.bus = bus, .lan = "lo"};
+	kite *k = NULL;
+	int rc = kite_open(&k, &o);
+	CHILD_CHECK(rc == 0, "kite_open on the LAN: %s", kite_strerror(rc));
+	kite_lan_stats st;
+	CHILD_CHECK(kite_lan_stats_get(k, &st, sizeof st) == 0, "parent's stats");
+	int crc = child_wait(child_start(fk_lan_stats_in_child, k), 10000);
+	CHILD_CHECK(kite_lan_stats_get(k, &st, sizeof st) == 0, "parent's stats after");
+	kite_close(k);
+	return crc;
+}
+
+static void test_fork_child_lan_stats(void **state)
+{
+	(void)state;
+	need_root();
+	use_bus("fork-lan");
+	assert_int_equal(child_wait(child_start(fk_lan_handle, NULL), 20000), 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2163,13 +2396,16 @@ int main(void)
 		T(test_stopped_subscriber),
 		T(test_id_claim_race),
 		T(test_hostile_listeners),
+		T(test_stranger_listeners_cannot_fill_descriptors),
 		T(test_stall_stopped_subscriber),
 		T(test_stall_unread_socket),
+		T(test_non_reading_links_cannot_exhaust_descriptors),
 		T(test_stall_reconnecting_peer),
 		T(test_stall_nobody_flooding_control),
 		T(test_wakeup_handle_jammed),
 		T(test_fork_child_publishes),
 		T(test_fork_child_closes),
+		T(test_fork_child_lan_stats),
 		T(test_many_patterns),
 		T(test_stopped_subscriber_pins_bounded),
 		T(test_null_arguments),

@@ -479,16 +479,23 @@ static int liar_ring(int sock, uint64_t ring_id, const char *channel, uint64_t f
 	return rc;
 }
 
-/* An idle release of ring_id, naming its channel ("": none, as before). */
-static int liar_end_of(int sock, uint64_t ring_id, const char *channel, uint64_t last_seq)
+/* An idle release of ring_id, naming its channel ("": none, as before),
+ * of a stream whose first seq for the receiver is first. */
+static int liar_end_from(int sock, uint64_t ring_id, const char *channel, uint64_t first,
+			 uint64_t last_seq)
 {
 	struct wire_msg m;
 	ki_wire_init(&m, W_RING_END);
 	m.id = ring_id;
-	m.a = 1;
+	m.a = first;
 	m.b = last_seq;
 	snprintf(m.text, sizeof m.text, "%s", channel);
 	return ki_wire_send(sock, &m, 0);
+}
+
+static int liar_end_of(int sock, uint64_t ring_id, const char *channel, uint64_t last_seq)
+{
+	return liar_end_from(sock, ring_id, channel, 1, last_seq);
 }
 
 static int liar_end(int sock, uint64_t ring_id, uint64_t last_seq)
@@ -741,6 +748,48 @@ static void test_idle_unseen_ring_released_across_relink(void **state)
 	assert_int_equal(sh->stray, 0);
 }
 
+/* Told only that a ring of a stream it never had any ring of was released
+ * (every hand-over of the channel went with a link dropped unread, two
+ * links made at once): the subscriber takes the stream on all the same.
+ * lie.0 (1..4): NEW, 4 lost, GONE when the publisher leaves, even though
+ * it never publishes there again (said twice: counted once). lie.1 (1..3):
+ * NEW, 3 lost, and the next ring (4..5) carries it on with no second NEW,
+ * a late hand-over of the released ring itself changing nothing. lie.2:
+ * its stream began at 3 (the receiver's first seq): 3..5 lost. Old code
+ * said nothing of any of them. Not lie.>: not taken, nothing said. */
+static void test_idle_release_of_unknown_stream(void **state)
+{
+	(void)state;
+	uint64_t token;
+	int sock;
+	kite *k = liar_linked("idle-unknown", &sock, &token);
+	struct ring_writer b1, b2;
+	assert_int_equal(liar_end_of(sock, 5, "lie.0", 4), 0);
+	assert_int_equal(liar_end_of(sock, 5, "lie.0", 4), 0);
+	assert_int_equal(liar_end_of(sock, 6, "lie.1", 3), 0);
+	assert_int_equal(liar_end_from(sock, 7, "lie.2", 3, 5), 0);
+	assert_int_equal(liar_end_of(sock, 8, "other.x", 9), 0);
+	drain_quiet(k, 300);
+	assert_int_equal(sh->s[0].news, 1);
+	assert_int_equal(sh->s[0].lost, 4);
+	assert_int_equal(sh->s[1].lost, 3);
+	/* The released ring's hand-over, late: it was said lost already. */
+	assert_int_equal(liar_ring(sock, 6, "lie.1", 1, 0, &b1), 0);
+	write_n(&b1, 3);
+	assert_int_equal(liar_ring(sock, 9, "lie.1", 1, 3, &b2), 0);
+	write_n(&b2, 2);
+	drain_quiet(k, 300);
+	liar_leaves(k, sock);
+	liar_unmap(&b1);
+	liar_unmap(&b2);
+	kite_close(k);
+	expect_raw_stream(0, 0, 4, 5);
+	expect_raw_stream(1, 2, 3, 6);
+	check_raw_stream(2);
+	assert_int_equal(sh->s[2].lost, 3);
+	assert_int_equal(sh->stray, 0);
+}
+
 /* A ring is not released while its hand-over waits in the publisher's
  * outbound queue: the link could be lost with it, and the re-made link
  * would then only learn that a ring it never saw was released, its
@@ -772,6 +821,37 @@ static int raw_subscriber_link(kite *k, const char *pattern, uint64_t *token)
 	ki_wire_init(&m, W_SYNC);
 	m.id = *token = 0x70c3;
 	return ki_wire_send(sock, &m, 0) ? -1 : sock;
+}
+
+/* A real publisher's idle release names the receiver's first seq of the
+ * stream: a raw subscriber that came after seq 2 is told 3..4. */
+static void test_idle_release_names_first_seq(void **state)
+{
+	(void)state;
+	use_bus("idle-first");
+	kite_options o = {.bus = bus, .handshake_ms = 1, .idle_ms = 20};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_int_equal(kite_publish(k, "f.x", "m", 1), 1);
+	assert_int_equal(kite_publish(k, "f.x", "m", 1), 2);
+	uint64_t token;
+	int sock = raw_subscriber_link(k, "f.>", &token);
+	assert_true(sock >= 0);
+	struct wire_msg m;
+	assert_int_equal(raw_expect(sock, &m, W_RING, 5000), 1);
+	for (int i = 0; i < m.nfds; i++)
+		close(m.fds[i]);
+	assert_int_equal(m.a, 3);
+	assert_int_equal(kite_publish(k, "f.x", "m", 1), 3);
+	assert_int_equal(kite_publish(k, "f.x", "m", 1), 4);
+	assert_int_equal(raw_expect(sock, &m, W_RING_END, 5000), 1);
+	for (int i = 0; i < m.nfds; i++)
+		close(m.fds[i]);
+	close(sock);
+	kite_close(k);
+	assert_int_equal(m.a, 3);
+	assert_int_equal(m.b, 4);
+	assert_string_equal(m.text, "f.x");
 }
 
 static void test_idle_no_release_while_hand_over_queued(void **state)
@@ -1111,6 +1191,8 @@ int main(void)
 		T(test_idle_liar_ring_end),
 		T(test_idle_ring_end_lost_with_cut_link),
 		T(test_idle_unseen_ring_released_across_relink),
+		T(test_idle_release_of_unknown_stream),
+		T(test_idle_release_names_first_seq),
 		T(test_idle_no_release_while_hand_over_queued),
 		T(test_idle_churn_one_ms),
 		T(test_idle_subscriber_sleeps_while_released),

@@ -217,7 +217,7 @@ static const struct hostile hostile_cases[] = {
 	{"version 0", 4, 1, 0, 0, 1, LAN_REJECT_VERSION},
 	{"version 2", 4, 1, 2, 0, 1, LAN_REJECT_VERSION},
 	{"version 255", 4, 1, 255, 0, 1, LAN_REJECT_VERSION},
-	{"critical flag", 5, 1, 0x01, 0, 1, LAN_REJECT_FLAGS},
+	{"tag flag, no tag after the payload", 5, 1, 0x01, 0, 1, LAN_REJECT_SHORT},
 	{"NAK flag on a message (its payload no ranges)", 5, 1, 0x08, 0, 1, LAN_REJECT_NAK},
 	{"NAK flag with state", 5, 1, 0x0a, 0, 1, LAN_REJECT_FLAGS},
 	{"gone without state", 5, 1, 0x04, 0, 1, LAN_REJECT_FLAGS},
@@ -316,6 +316,113 @@ static void test_every_bit_flip_rejected(void **state)
 	assert_int_equal(ki_lan_frame_decode(b, len, &f), (int)len);
 }
 
+/* Authentication (key=FILE): two hosts' key files. */
+static const struct lan_keys keys_ab = {.n = 1, .key = {{0xa1, 0xb2, 0xc3}}};
+static const struct lan_keys keys_other = {.n = 1, .key = {{0xa1, 0xb2, 0xc4}}};
+
+static size_t keyed_frame(uint8_t *out, size_t cap, const struct lan_keys *keys)
+{
+	struct lan_frame f = sample("ab.c", 10);
+	int n = ki_lan_frame_encode_keyed(out, cap, &f, "0123456789", keys);
+	assert_int_equal(n, LAN_FIXED_LEN + 4 + 10 + LAN_TAG_LEN);
+	return (size_t)n;
+}
+
+static void test_auth_valid_tag(void **state)
+{
+	(void)state;
+	uint8_t b[2048], out[2048];
+	size_t len = keyed_frame(b, sizeof b, &keys_ab);
+	assert_int_equal(b[5], LAN_FLAG_MAC);
+	/* The tag: keyed BLAKE2b-128 over all before it, CRC as sent. */
+	uint8_t tag[LAN_TAG_LEN];
+	ki_lan_tag(&keys_ab, 0, b, len - LAN_TAG_LEN, tag);
+	assert_memory_equal(b + len - LAN_TAG_LEN, tag, LAN_TAG_LEN);
+	uint32_t crc = ki_crc32c(0, b, LAN_CRC_OFFSET);
+	crc = ki_crc32c(crc, "\0\0\0\0", 4);
+	crc = ki_crc32c(crc, b + 12, len - LAN_TAG_LEN - 12);
+	assert_int_equal(crc, (uint32_t)b[8] << 24 | b[9] << 16 | b[10] << 8 | b[11]);
+	struct lan_frame f;
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len, &f, &keys_ab), (int)len);
+	assert_memory_equal(f.payload, "0123456789", 10);
+	assert_int_equal(f.payload_len, 10);
+	/* Packed: the next frame starts after the tag. */
+	memcpy(b + len, b, len);
+	assert_int_equal(ki_lan_frame_decode_keyed(b + len, len, &f, &keys_ab), (int)len);
+	/* Rotation: a receiver holding old and new takes either. */
+	struct lan_keys both = {.n = 2};
+	memcpy(both.key[0], keys_other.key[0], LAN_KEY_LEN);
+	memcpy(both.key[1], keys_ab.key[0], LAN_KEY_LEN);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len, &f, &both), (int)len);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len, &f, &keys_other), -LAN_REJECT_AUTH);
+	/* A resend is re-signed. */
+	memcpy(out, b, len);
+	ki_lan_frame_mark_repair(out, len, &keys_ab);
+	assert_int_equal(ki_lan_frame_decode_keyed(out, len, &f, &keys_ab), (int)len);
+	assert_int_equal(f.flags, LAN_FLAG_MAC | LAN_FLAG_REPAIR);
+	/* So is a NAK. */
+	struct lan_seq_range r = {5, 9};
+	int n = ki_lan_nak_encode(out, sizeof out, &f, &r, 1, &keys_ab);
+	assert_int_equal(n, LAN_FIXED_LEN + 4 + 16 + LAN_TAG_LEN);
+	assert_int_equal(ki_lan_frame_decode_keyed(out, (size_t)n, &f, &keys_ab), n);
+	assert_int_equal(f.flags, LAN_FLAG_NAK | LAN_FLAG_MAC);
+	/* The keys, not the caller, set the flag. */
+	f = sample("ab.c", 0);
+	f.flags = LAN_FLAG_MAC;
+	assert_int_equal(ki_lan_frame_encode_keyed(out, sizeof out, &f, NULL, &keys_ab), -EINVAL);
+	f.flags = 0;
+	assert_int_equal(ki_lan_frame_encode_keyed(out, LAN_FIXED_LEN + 4 + LAN_TAG_LEN - 1, &f,
+						   NULL, &keys_ab), -ENOSPC);
+}
+
+/* Every single bit flipped, anywhere (header, payload, tag), is
+ * rejected; and with the CRC fixed (a liar without the key), it is the
+ * tag that rejects it. */
+static void test_auth_every_bit_flip_rejected(void **state)
+{
+	(void)state;
+	uint8_t b[2048];
+	size_t len = keyed_frame(b, sizeof b, &keys_ab);
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		uint8_t c[2048];
+		memcpy(c, b, len);
+		c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		struct lan_frame f;
+		int r = ki_lan_frame_decode_keyed(c, len, &f, &keys_ab);
+		if (r > 0)
+			fail_msg("bit %zu flipped was accepted", bit);
+		if (bit / 8 >= LAN_CRC_OFFSET + 4 && bit / 8 != 6 && bit / 8 != 7 &&
+		    !(bit / 8 >= 12 && bit / 8 < 16) && bit / 8 != 64 && bit / 8 != 5) {
+			fix_crc(c, len - LAN_TAG_LEN);
+			r = ki_lan_frame_decode_keyed(c, len, &f, &keys_ab);
+			if (r != -LAN_REJECT_AUTH)
+				fail_msg("bit %zu flipped, CRC fixed: got %d, want unauthenticated", bit, r);
+		}
+	}
+}
+
+static void test_auth_missing_or_unknown(void **state)
+{
+	(void)state;
+	uint8_t b[2048];
+	struct lan_frame f;
+	/* A key, a frame without the flag: rejected, even with a valid CRC. */
+	size_t len = base_frame(b, sizeof b);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len, &f, &keys_ab), -LAN_REJECT_AUTH);
+	/* ... and with a tag appended but the flag not set: the same. */
+	ki_lan_tag(&keys_ab, 0, b, len, b + len);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len + LAN_TAG_LEN, &f, &keys_ab),
+			 -LAN_REJECT_AUTH);
+	/* No key, a tagged frame: its flag is an unknown critical one. */
+	len = keyed_frame(b, sizeof b, &keys_ab);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len, &f, NULL), -LAN_REJECT_FLAGS);
+	assert_int_equal(ki_lan_frame_decode(b, len, &f), -LAN_REJECT_FLAGS);
+	struct lan_keys none = {0};
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len, &f, &none), -LAN_REJECT_FLAGS);
+	/* Cut short: the tag must all be there. */
+	assert_int_equal(ki_lan_frame_decode_keyed(b, len - 1, &f, &keys_ab), -LAN_REJECT_SHORT);
+}
+
 static void test_later_fields_skipped(void **state)
 {
 	(void)state;
@@ -359,6 +466,9 @@ int main(void)
 		cmocka_unit_test(test_every_bit_flip_rejected),
 		cmocka_unit_test(test_later_fields_skipped),
 		cmocka_unit_test(test_reject_names),
+		cmocka_unit_test(test_auth_valid_tag),
+		cmocka_unit_test(test_auth_every_bit_flip_rejected),
+		cmocka_unit_test(test_auth_missing_or_unknown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@ static void test_round_trip(void **state)
 	struct lan_frame b = base(), f;
 	struct lan_seq_range r[3] = {{5, 5}, {7, 20}, {22, 1000000}}, got[LAN_NAK_RANGES_MAX];
 	uint8_t buf[2048];
-	int n = ki_lan_nak_encode(buf, sizeof buf, &b, r, 3);
+	int n = ki_lan_nak_encode(buf, sizeof buf, &b, r, 3, NULL);
 	assert_int_equal(n, LAN_FIXED_LEN + 9 + 48);
 	assert_int_equal(ki_lan_frame_decode(buf, (size_t)n, &f), n);
 	assert_true(f.flags & LAN_FLAG_NAK);
@@ -44,9 +44,9 @@ static void test_round_trip(void **state)
 	struct lan_seq_range many[LAN_NAK_RANGES_MAX + 1];
 	for (size_t i = 0; i <= LAN_NAK_RANGES_MAX; i++)
 		many[i] = (struct lan_seq_range){10 * i + 1, 10 * i + 5};
-	assert_true(ki_lan_nak_encode(buf, sizeof buf, &b, many, LAN_NAK_RANGES_MAX) > 0);
-	assert_int_equal(ki_lan_nak_encode(buf, sizeof buf, &b, many, LAN_NAK_RANGES_MAX + 1), -EINVAL);
-	assert_int_equal(ki_lan_nak_encode(buf, sizeof buf, &b, many, 0), -EINVAL);
+	assert_true(ki_lan_nak_encode(buf, sizeof buf, &b, many, LAN_NAK_RANGES_MAX, NULL) > 0);
+	assert_int_equal(ki_lan_nak_encode(buf, sizeof buf, &b, many, LAN_NAK_RANGES_MAX + 1, NULL), -EINVAL);
+	assert_int_equal(ki_lan_nak_encode(buf, sizeof buf, &b, many, 0, NULL), -EINVAL);
 }
 
 static void put64(uint8_t *p, uint64_t v)
@@ -62,7 +62,7 @@ static int decode_raw(const uint64_t *pairs, size_t npairs, uint8_t flags, size_
 	struct lan_seq_range one = {1, 1};
 	struct lan_frame b = base(), f;
 	static uint8_t buf[4096];
-	int n = ki_lan_nak_encode(buf, sizeof buf, &b, &one, 1);
+	int n = ki_lan_nak_encode(buf, sizeof buf, &b, &one, 1, NULL);
 	assert_true(n > 0);
 	size_t hdr = LAN_FIXED_LEN + 9, body = npairs * 8 + extra;
 	memset(buf + hdr, 0, body);
@@ -133,7 +133,7 @@ static void test_repair_flag(void **state)
 	b.total_len = b.payload_len = 3;
 	uint8_t buf[256];
 	int n = ki_lan_frame_encode(buf, sizeof buf, &b, "abc");
-	ki_lan_frame_mark_repair(buf, (size_t)n);
+	ki_lan_frame_mark_repair(buf, (size_t)n, NULL);
 	assert_int_equal(ki_lan_frame_decode(buf, (size_t)n, &f), n);
 	assert_int_equal(f.flags, LAN_FLAG_REPAIR);
 	assert_int_equal(f.seq, 9);

@@ -372,8 +372,10 @@ static void test_sub_options_checked(void **state)
 	o = (struct kite_sub_options){0};
 	o.flags = 2;
 	assert_int_equal(kite_subscribe_opts(k, "a.d", &o), -EINVAL);
-	o.flags = 1;
-	assert_int_equal(kite_subscribe_opts(k, "a.d", &o), -ENOTSUP);
+	o.flags = KITE_SUB_RELIABLE; /* replay and reliable together */
+	o.last_n = 1;
+	assert_int_equal(kite_subscribe_opts(k, "a.d", &o), 0);
+	o.last_n = 0;
 	o.flags = 0;
 	assert_int_equal(kite_subscribe_opts(k, "a..d", &o), KITE_EBADNAME);
 	assert_int_equal(kite_subscribe_opts(NULL, "a.d", &o), -EINVAL);

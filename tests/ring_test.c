@@ -186,6 +186,50 @@ static void test_every_size_wraps(void **state)
 	}
 }
 
+/* Reliable subscriptions: a reader kept exactly at the floor the writer
+ * names before each write (reading only as far as it must) is never
+ * overrun, at every size and across laps; the floor is never past the
+ * writer, and is 0 exactly when the write raises no limit. */
+static void test_reader_floor_is_enough(void **state)
+{
+	(void)state;
+	static const struct { uint32_t slots, size; } g[] = {
+		{2, 64}, {2, 128}, {4, 64}, {8, 64}, {2, 192}, {4, 320}, {16, 256},
+	};
+	for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
+		struct ring_fixture f;
+		ring_setup(&f, g[i].slots, g[i].size);
+		uint64_t unread = f.w.head + 1; /* the next seq the reader takes */
+		uint32_t lens[4096];
+		for (uint32_t len = 0; len <= f.cap; len++) {
+			uint64_t laps_end = f.w.pos + 3 * f.w.capacity + 64;
+			while (f.w.pos < laps_end) {
+				uint64_t floor = ki_ring_reader_floor(&f.w, len);
+				uint64_t pos0 = f.w.pos, limit0 = f.w.limit;
+				assert_true(floor <= pos0);
+				while (f.r.pos < floor) {
+					expect_message(&f, unread, lens[unread % 4096]);
+					unread++;
+				}
+				uint64_t seq = write_len(&f, len);
+				lens[seq % 4096] = len;
+				if (f.w.limit == limit0) {
+					assert_int_equal(floor, 0);
+				} else {
+					uint64_t want = f.w.limit > f.w.capacity ? f.w.limit - f.w.capacity : 0;
+					assert_int_equal(floor, want < pos0 ? want : pos0);
+				}
+			}
+		}
+		while (unread <= f.w.head) {
+			expect_message(&f, unread, lens[unread % 4096]);
+			unread++;
+		}
+		expect_empty(&f);
+		ring_teardown(&f);
+	}
+}
+
 /* A reader that keeps within half the ring of the writer, whatever the
  * sizes, loses nothing for many laps. */
 static void test_wrap_around(void **state)
@@ -1014,6 +1058,7 @@ int main(void)
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_in_order),
 		cmocka_unit_test(test_every_size_wraps),
+		cmocka_unit_test(test_reader_floor_is_enough),
 		cmocka_unit_test(test_wrap_around),
 		cmocka_unit_test(test_start_sequence),
 		cmocka_unit_test(test_seek_walks_to_start),

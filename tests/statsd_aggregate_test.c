@@ -59,6 +59,21 @@ static struct statsd_table *table(uint64_t max_metrics, uint64_t max_samples,
 	return t;
 }
 
+/* A table flushed every second whose idle series go after expire_ms
+ * (gauges after gauges_ms). */
+static struct statsd_table *expiring(uint64_t seed, int64_t expire_ms, int64_t gauges_ms)
+{
+	struct statsd_table *t = statsd_table_new(seed);
+	assert_non_null(t);
+	struct statsd_config c;
+	statsd_config_defaults(&c);
+	c.flush_ms = 1000;
+	c.expire_ms = expire_ms;
+	c.expire_gauges_ms = gauges_ms;
+	statsd_table_configure(t, &c);
+	return t;
+}
+
 static void feed(struct statsd_table *t, const char *s)
 {
 	statsd_table_add_packet(t, s, strlen(s));
@@ -340,14 +355,7 @@ static void test_expiry(void **state)
 static void test_expiry_reuses_memory(void **state)
 {
 	(void)state;
-	struct statsd_table *t = statsd_table_new(9);
-	assert_non_null(t);
-	struct statsd_config c;
-	statsd_config_defaults(&c);
-	c.flush_ms = 1000;
-	c.expire_ms = 1000;
-	c.expire_gauges_ms = 1000;
-	statsd_table_configure(t, &c);
+	struct statsd_table *t = expiring(9, 1000, 1000);
 	size_t after[12];
 	char line[80];
 	for (int round = 0; round < 12; round++) {
@@ -368,10 +376,11 @@ static void test_expiry_reuses_memory(void **state)
 }
 
 /* A walk that spans changes to the table, as a streamed page does: series
- * and families added meanwhile, a flush whose expiry would drop most of
- * what the walk has yet to reach. Every series is met once, each family
- * starts once, nothing leaves the table until the cursor closes, and then
- * the deferred expiry happens. */
+ * and families added meanwhile, a flush whose expiry drops most of what
+ * the walk has passed and has yet to reach, the very series the cursor
+ * stands on included. Expiry does not wait for the walk; the walk goes on
+ * from where it was, meets every series at most once and each family in
+ * one run, and leaves out the families made after it began. */
 struct walked {
 	int met[100], late, starts, stop_after, seen;
 };
@@ -391,13 +400,7 @@ static int walk_one(void *arg, const struct statsd_view *v)
 static void test_cursor_spans_flush(void **state)
 {
 	(void)state;
-	struct statsd_table *t = statsd_table_new(11);
-	assert_non_null(t);
-	struct statsd_config c;
-	statsd_config_defaults(&c);
-	c.flush_ms = 1000;
-	c.expire_ms = 1000; /* idle one interval: gone */
-	statsd_table_configure(t, &c);
+	struct statsd_table *t = expiring(11, 1000, 3600000); /* idle one interval: gone */
 	char line[64];
 	for (int i = 0; i < 100; i++) {
 		int n = snprintf(line, sizeof line, "w%d:1|c", i);
@@ -413,23 +416,195 @@ static void test_cursor_spans_flush(void **state)
 	 * and a flush in which w0..w98 were idle. */
 	feed(t, "late:1|c\nw0:1|c|#k:v\nw99:1|c");
 	statsd_table_flush(t, 1000);
-	assert_int_equal(statsd_table_series(t), 102); /* expiry waits */
-	assert_int_equal(statsd_table_health(t)->series_expired, 0);
+	/* No waiting for the cursor: w0 (untagged) .. w98 are gone now,
+	 * w9 (where the cursor stands) and the families after it too. */
+	assert_int_equal(statsd_table_health(t)->series_expired, 99);
+	assert_int_equal(statsd_table_series(t), 3);
 	w.stop_after = 0;
 	assert_int_equal(statsd_table_walk(t, &cur, walk_one, &w), 0);
 	assert_true(cur.done);
 	for (int i = 0; i < 100; i++)
-		if (w.met[i] != 1)
+		if (w.met[i] != (i < 10 || i == 99))
 			fail_msg("w%d met %d times", i, w.met[i]);
-	assert_int_equal(w.late, 1);
-	assert_int_equal(w.starts, 101); /* w0..w99 and late, each once */
+	assert_int_equal(w.late, 0); /* made after the walk began */
+	assert_int_equal(w.starts, 11);
 	statsd_cursor_close(t, &cur);
-	/* Closed: the deferred expiry drops w1..w98 (w0's tagged series, w99
-	 * and late were busy). */
-	assert_int_equal(statsd_table_health(t)->series_expired, 99);
-	assert_int_equal(statsd_table_series(t), 3);
 	statsd_cursor_close(t, &cur); /* twice is harmless */
+	/* A walk that begins now meets them all. */
+	struct walked w2 = {0};
+	statsd_table_each(t, walk_one, &w2);
+	assert_int_equal(w2.late, 1);
+	assert_int_equal(w2.met[0], 1);
+	assert_int_equal(w2.met[99], 1);
+	statsd_table_free(t);
+}
+
+/* A family that expires under an open walk and comes back under the same
+ * name is not met a second time: its name would be on the page twice. */
+static void test_family_back_under_walk(void **state)
+{
+	(void)state;
+	struct statsd_table *t = expiring(12, 1000, 3600000); /* idle one interval: gone */
+	feed(t, "a:1|c\nz:1|c");
 	statsd_table_flush(t, 1000);
+	struct statsd_cursor cur;
+	struct walked w = {.stop_after = 1};
+	statsd_cursor_open(t, &cur);
+	assert_int_equal(statsd_table_walk(t, &cur, walk_one, &w), 1); /* met a */
+	feed(t, "z:1|c");
+	statsd_table_flush(t, 1000); /* a goes */
+	feed(t, "a:5|c");            /* and comes back, at the tail */
+	statsd_table_flush(t, 1000);
+	struct found f = {.name = "a", .tags = "", .kind = STATSD_COUNTER};
+	w.stop_after = 0;
+	assert_int_equal(statsd_table_walk(t, &cur, find_one, &f), 0);
+	assert_int_equal(f.hits, 0);
+	statsd_cursor_close(t, &cur);
+	assert_true(get(t, STATSD_COUNTER, "a", "").v.value == 5);
+	statsd_table_free(t);
+}
+
+/* A flush swept a slice at a time closes every series at its boundary:
+ * samples that come while the sweep has not reached their series count
+ * in the next interval, and a walk during the sweep never shows the
+ * figures of the interval before. */
+static void test_sliced_flush_boundary(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100000, 100, 100);
+	char line[96];
+	for (int i = 0; i < 2000; i++) {
+		int n = snprintf(line, sizeof line, "n%d:%d|c\nn%d:%d|g\nn%d:%d|ms\nn%d:m%d|s",
+				 i, 2, i, 10, i, 100, i, 1);
+		statsd_table_add_packet(t, line, (size_t)n);
+	}
+	statsd_table_flush_begin(t, 1000);
+	assert_true(statsd_table_flushing(t));
+	assert_false(statsd_table_flush_step(t, 10)); /* only the first few */
+	/* After the boundary: a late sample of every kind on the last names
+	 * (not reached yet) and the first ones (already swept). */
+	feed(t, "n1999:7|c\nn1999:+1|g\nn1999:900|ms\nn1999:other|s\n"
+		"n0:7|c\nn0:+1|g\nn0:900|ms\nn0:other|s");
+	/* A walk during the sweep: the interval before, throughout. */
+	struct found mid = get(t, STATSD_COUNTER, "n1500", "");
+	assert_true(mid.v.value == 2 && mid.v.updated);
+	assert_true(statsd_table_flushing(t));
+	int steps = 0;
+	while (!statsd_table_flush_step(t, 100))
+		steps++;
+	assert_true(steps >= 10);
+	assert_false(statsd_table_flushing(t));
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "n1999" : "n0";
+		assert_true(get(t, STATSD_COUNTER, name, "").v.value == 2);
+		assert_true(get(t, STATSD_GAUGE, name, "").v.value == 10);
+		struct found tm = get(t, STATSD_TIMER, name, "");
+		assert_true(tm.v.count == 1 && tm.v.max == 100);
+		assert_true(get(t, STATSD_SET, name, "").v.value == 1);
+	}
+	statsd_table_flush(t, 1000);
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "n1999" : "n0";
+		struct found ct = get(t, STATSD_COUNTER, name, "");
+		assert_true(ct.v.value == 7 && ct.v.total == 9);
+		assert_true(get(t, STATSD_GAUGE, name, "").v.value == 11);
+		struct found tm = get(t, STATSD_TIMER, name, "");
+		assert_true(tm.v.count == 1 && tm.v.max == 900);
+		assert_true(get(t, STATSD_SET, name, "").v.value == 1);
+	}
+	/* A series no late sample touched: an empty interval. */
+	struct found quiet = get(t, STATSD_COUNTER, "n1000", "");
+	assert_true(quiet.v.value == 0 && quiet.v.total == 2 && !quiet.v.updated);
+	/* A begin during a sweep finishes it first (else n5 would never
+	 * close the interval of its sample). */
+	feed(t, "n5:1|c");
+	statsd_table_flush_begin(t, 1000);
+	statsd_table_flush_step(t, 3);
+	statsd_table_flush_begin(t, 1000);
+	statsd_table_flush_step(t, SIZE_MAX);
+	struct found again = get(t, STATSD_COUNTER, "n5", "");
+	assert_true(again.v.value == 0 && again.v.total == 3);
+	statsd_table_free(t);
+}
+
+/* Scrapers that always keep a page open (each slow page begins before the
+ * last one ends) while names churn: expiry still happens at each flush,
+ * memory stays bounded, and every page holds each family in one run. */
+struct page_check {
+	char seen[4096][24];
+	int n, split;
+	char cur[24];
+};
+
+static int page_one(void *arg, const struct statsd_view *v)
+{
+	struct page_check *p = arg;
+	if (strcmp(v->name, p->cur)) {
+		for (int i = 0; i < p->n; i++)
+			if (!strcmp(p->seen[i], v->name))
+				p->split++;
+		if (p->n < 4096)
+			snprintf(p->seen[p->n++], sizeof p->seen[0], "%s", v->name);
+		snprintf(p->cur, sizeof p->cur, "%s", v->name);
+	}
+	return 1; /* one series per call: a slow reader */
+}
+
+static void test_churn_under_open_walks(void **state)
+{
+	(void)state;
+	struct statsd_table *t = expiring(13, 1000, 1000);
+	/* Two scrapers, each with the page it reads and the next one. */
+	struct statsd_cursor cur[2][2];
+	int which[2] = {0, 0};
+	struct page_check *pc = calloc(2, sizeof *pc);
+	assert_non_null(pc);
+	statsd_cursor_open(t, &cur[0][0]);
+	statsd_cursor_open(t, &cur[1][0]);
+	char line[80];
+	size_t bytes_at[40];
+	uint64_t pages = 0;
+	for (int round = 0; round < 40; round++) {
+		/* 1000 names a round, a third of them again the next round,
+		 * a few names over and over (they come back after expiring) */
+		for (int i = 0; i < 1000; i++) {
+			int n = snprintf(line, sizeof line, "r%d.n%d:1|%s%s",
+					 i % 3 ? round : round - 1 + (round == 0), i,
+					 i % 2 ? "c" : "g", i % 7 ? "" : "|#k:v");
+			statsd_table_add_packet(t, line, (size_t)n);
+		}
+		feed(t, round % 2 ? "back:1|c" : "other:1|c");
+		statsd_table_flush_begin(t, 1000);
+		/* The sweep and both walks take turns. */
+		for (bool sweeping = true; sweeping;) {
+			sweeping = !statsd_table_flush_step(t, 97);
+			for (int k = 0; k < 2; k++) {
+				struct statsd_cursor *now = &cur[k][which[k]];
+				for (int s = 0; s < 50; s++)
+					statsd_table_walk(t, now, page_one, &pc[k]);
+				if (now->done) {
+					/* The next page begins before this one is closed. */
+					statsd_cursor_open(t, &cur[k][!which[k]]);
+					assert_int_equal(pc[k].split, 0);
+					statsd_cursor_close(t, now);
+					which[k] = !which[k];
+					memset(&pc[k], 0, sizeof pc[k]);
+					pages++;
+				}
+			}
+		}
+		bytes_at[round] = statsd_table_bytes(t);
+		/* Only the names of this round and the last are left. */
+		if (statsd_table_series(t) > 2000 + 2)
+			fail_msg("round %d: %zu series", round, statsd_table_series(t));
+	}
+	assert_true(pages > 10);
+	assert_true(statsd_table_health(t)->series_expired > 30 * 1000);
+	if (bytes_at[39] > bytes_at[9])
+		fail_msg("table grew from %zu to %zu bytes", bytes_at[9], bytes_at[39]);
+	statsd_cursor_close(t, &cur[0][which[0]]);
+	statsd_cursor_close(t, &cur[1][which[1]]);
+	free(pc);
 	statsd_table_free(t);
 }
 
@@ -482,6 +657,9 @@ int main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_expiry_reuses_memory),
 		cmocka_unit_test(test_cursor_spans_flush),
+		cmocka_unit_test(test_family_back_under_walk),
+		cmocka_unit_test(test_sliced_flush_boundary),
+		cmocka_unit_test(test_churn_under_open_walks),
 		cmocka_unit_test(test_slices_make_the_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,17 +152,24 @@ struct statsd_series {
 	bool updated : 1, l_updated : 1;
 	bool flushed : 1;    /* output shows a series from its first flush on */
 	bool in_family : 1;  /* allocated with its family (the first, untagged) */
+	bool epoch : 1;      /* == t->epoch: closed at the last flush's boundary
+				(a flush is swept a slice at a time; one bit is
+				enough, as a flush ends before the next begins) */
 	char tags[]; /* canonical, NUL-terminated */
 };
 
 struct statsd_family {
 	struct statsd_family *next; /* first-seen order */
 	struct statsd_series *first, *last;
-	uint32_t key_len;
+	uint32_t born;       /* t->families_made when it was made: a walk shows
+				only families older than itself, so a family
+				that expires and comes back under the same
+				name never shows twice on one page */
+	uint16_t key_len;    /* at most STATSD_MAX_NAME */
 	uint8_t kind;
-	bool prom;           /* holds its Prometheus names (no other family does) */
-	bool with_plain;     /* an untagged series shares its allocation */
-	bool plain_live;     /* ... and is in the table (found without a hash
+	bool prom : 1;       /* holds its Prometheus names (no other family does) */
+	bool with_plain : 1; /* an untagged series shares its allocation */
+	bool plain_live : 1; /* ... and is in the table (found without a hash
 				lookup; any other untagged series is in the
 				series table under the tags "") */
 	char key[];          /* the Graphite name, NUL-terminated */
@@ -191,9 +198,20 @@ struct statsd_table {
 	void *free_blocks[ARENA_CLASSES];
 	size_t n_series;
 	uint32_t flush_no;   /* flushes so far: the interval now open */
-	unsigned readers;    /* open cursors: expiry waits until none is */
-	bool expire_due;     /* a flush found readers: expire when they close, */
-	uint32_t expire_no;  /* as of the end of this interval */
+	uint32_t families_made;
+	bool epoch;          /* flips at each flush's boundary (series.epoch) */
+	/* The flush being swept: the interval it closes, its figures' scale,
+	 * and the sweep's place (fam NULL: not started; last: the last series
+	 * of fam it kept; fprev: the family before fam). */
+	struct {
+		bool active;
+		uint32_t at;
+		double secs;
+		bool pct_changed;
+		struct statsd_family *fam, *fprev;
+		struct statsd_series *last;
+	} sweep;
+	struct statsd_cursor *cursors; /* open cursors, for expiry to mend */
 	struct statsd_config cfg;
 	double last_pct[STATSD_MAX_PERCENTILES];
 	unsigned n_last_pct;
@@ -416,11 +434,12 @@ static bool prom_names_free(struct statsd_table *t, const struct statsd_family *
 	return true;
 }
 
-static void init_series(struct statsd_series *s, struct statsd_family *f,
-			const char *tags, size_t tags_len)
+static void init_series(const struct statsd_table *t, struct statsd_series *s,
+			struct statsd_family *f, const char *tags, size_t tags_len)
 {
 	memset(s, 0, sizeof *s);
 	s->fam = f;
+	s->epoch = t->epoch; /* nothing of an earlier interval to close */
 	s->tags_len = (uint16_t)tags_len;
 	memcpy(s->tags, tags, tags_len);
 	s->tags[tags_len] = 0;
@@ -436,7 +455,7 @@ static struct statsd_series *new_series(struct statsd_table *t, struct statsd_fa
 {
 	struct statsd_series *s = arena_alloc(t, sizeof *s + tags_len + 1);
 	if (s)
-		init_series(s, f, tags, tags_len);
+		init_series(t, s, f, tags, tags_len);
 	return s;
 }
 
@@ -458,10 +477,11 @@ static struct statsd_series *inline_series(struct statsd_family *f)
 }
 
 /* Put f's own untagged series (again) in its list. */
-static struct statsd_series *live_inline(struct statsd_family *f)
+static struct statsd_series *live_inline(const struct statsd_table *t,
+					 struct statsd_family *f)
 {
 	struct statsd_series *s = inline_series(f);
-	init_series(s, f, "", 0);
+	init_series(t, s, f, "", 0);
 	s->in_family = true;
 	f->plain_live = true;
 	return s;
@@ -478,7 +498,8 @@ static struct statsd_family *new_family(struct statsd_table *t,
 		return NULL;
 	memset(f, 0, sizeof *f);
 	f->kind = (uint8_t)kind;
-	f->key_len = (uint32_t)key_len;
+	f->key_len = (uint16_t)key_len;
+	f->born = ++t->families_made;
 	memcpy(f->key, key, key_len);
 	f->key[key_len] = 0;
 	f->with_plain = with_plain;
@@ -486,7 +507,7 @@ static struct statsd_family *new_family(struct statsd_table *t,
 	if (!f->prom)
 		t->health.prometheus_conflicts++;
 	if (with_plain)
-		live_inline(f);
+		live_inline(t, f);
 	return f;
 }
 
@@ -542,7 +563,7 @@ static struct statsd_series *lookup(struct statsd_table *t, const struct statsd_
 		if (full)
 			return refuse(t);
 		t->n_series++;
-		return live_inline(f);
+		return live_inline(t, f);
 	}
 
 	/* Tagged (or an untagged series of a family first seen tagged): key
@@ -698,12 +719,15 @@ static void add_set(struct statsd_table *t, struct statsd_series *s, const char 
 	st->n++;
 }
 
+static inline void settle_series(struct statsd_table *t, struct statsd_series *s);
+
 void statsd_table_add(struct statsd_table *t, const struct statsd_sample *smp)
 {
 	t->health.tags_dropped += smp->tags_dropped;
 	struct statsd_series *s = lookup(t, smp);
 	if (!s)
 		return;
+	settle_series(t, s);
 	switch (smp->kind) {
 	case STATSD_COUNTER:
 		s->acc += smp->value / smp->rate;
@@ -903,12 +927,37 @@ static void htab_delete(struct htab *ht, uint64_t h, const void *item)
 	ht->n--;
 }
 
+/* Series s of its family (after prev in the family's list, or first) is
+ * leaving: a cursor whose last series it was goes back to prev (NULL: the
+ * family's start), so its walk goes on with what followed s. */
+static void mend_cursors_series(struct statsd_table *t, const struct statsd_series *s,
+				struct statsd_series *prev)
+{
+	for (struct statsd_cursor *c = t->cursors; c; c = c->next_open)
+		if (c->last == s)
+			c->last = prev;
+}
+
+/* Family f (after fprev, or the head) is leaving: a cursor in it goes to
+ * the end of fprev, which it has passed (NULL: before the head). */
+static void mend_cursors_family(struct statsd_table *t, const struct statsd_family *f,
+				struct statsd_family *fprev)
+{
+	for (struct statsd_cursor *c = t->cursors; c; c = c->next_open)
+		if (c->fam == f) {
+			c->fam = fprev;
+			c->last = fprev ? fprev->last : NULL;
+			c->fam_started = true;
+		}
+}
+
 /* Series s of its family (after prev in the family's list, or first) has
  * been idle past its time: out of the tables, its memory to the free lists. */
 static void expire_series(struct statsd_table *t, struct statsd_series *s,
 			  struct statsd_series *prev)
 {
 	struct statsd_family *f = s->fam;
+	mend_cursors_series(t, s, prev);
 	if (prev)
 		prev->next = s->next;
 	else
@@ -931,6 +980,7 @@ static void expire_series(struct statsd_table *t, struct statsd_series *s,
 static void expire_family(struct statsd_table *t, struct statsd_family *f,
 			  struct statsd_family *prev)
 {
+	mend_cursors_family(t, f, prev);
 	if (prev)
 		prev->next = f->next;
 	else
@@ -955,44 +1005,18 @@ static void idle_limits(const struct statsd_table *t, uint32_t limit[STATSD_KIND
 }
 
 /* Has s been idle past its limit at the end of interval `at`? A series
- * seen after `at` (expiry deferred past it) is not. */
+ * seen after `at` (a sample came while the flush was being swept) is not. */
 static bool idle_past(const struct statsd_series *s, uint32_t at, uint32_t limit)
 {
 	/* modulo 2^32, as flush numbers wrap */
 	return limit && (int32_t)(at - s->seen_at) >= (int32_t)limit;
 }
 
-/* One pass over the table: series idle past their limit at the end of
- * interval `at` go (with expire), families left without series too;
- * each series kept is passed to keep (when not NULL). */
-static void sweep(struct statsd_table *t, uint32_t at, bool expire,
-		  void (*keep)(struct statsd_table *, struct statsd_series *, double, bool),
-		  double secs, bool pct_changed)
+/* Close s's interval at the boundary of the flush being swept: its figures
+ * become those output shows, its accumulators start the next interval. */
+static void close_series(struct statsd_table *t, struct statsd_series *s)
 {
-	uint32_t limit[STATSD_KINDS];
-	idle_limits(t, limit);
-	for (struct statsd_family *f = t->head, *fprev = NULL, *fnext; f; f = fnext) {
-		fnext = f->next;
-		for (struct statsd_series *s = f->first, *prev = NULL, *next; s; s = next) {
-			next = s->next;
-			if (expire && idle_past(s, at, limit[f->kind])) {
-				expire_series(t, s, prev);
-				continue;
-			}
-			prev = s;
-			if (keep)
-				keep(t, s, secs, pct_changed);
-		}
-		if (expire && !f->first)
-			expire_family(t, f, fprev);
-		else
-			fprev = f;
-	}
-}
-
-static void flush_series(struct statsd_table *t, struct statsd_series *s, double secs,
-			 bool pct_changed)
-{
+	s->epoch = t->epoch;
 	s->l_updated = s->updated;
 	s->updated = false;
 	s->flushed = true;
@@ -1020,35 +1044,97 @@ static void flush_series(struct statsd_table *t, struct statsd_series *s, double
 		break;
 	default:
 		if (s->u.dist)
-			flush_dist(t, s->u.dist, secs, pct_changed);
+			flush_dist(t, s->u.dist, t->sweep.secs, t->sweep.pct_changed);
 		break;
 	}
 }
 
-void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
+/* Before s is read or written: if the flush being swept has not reached
+ * it yet, close its interval now, so what it held at the boundary is what
+ * the flush shows and what comes after counts in the next interval. */
+static inline void settle_series(struct statsd_table *t, struct statsd_series *s)
 {
+	if (s->epoch != t->epoch)
+		close_series(t, s);
+}
+
+void statsd_table_flush_begin(struct statsd_table *t, int64_t interval_ms)
+{
+	if (t->sweep.active)
+		statsd_table_flush_step(t, SIZE_MAX);
 	double secs = interval_ms > 0 ? (double)interval_ms / 1000.0 : 1.0;
-	bool pct_changed = t->n_last_pct != t->cfg.n_percentiles ||
-			   memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
+	t->sweep.pct_changed = t->n_last_pct != t->cfg.n_percentiles ||
+			       memcmp(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
 	t->n_last_pct = t->cfg.n_percentiles;
 	memcpy(t->last_pct, t->cfg.percentiles, sizeof t->last_pct);
-	/* An open cursor points into the lists: nothing may leave them
-	 * until it closes (statsd_cursor_close expires then). */
-	bool expire = !t->readers;
-	if (!expire) {
-		t->expire_due = true;
-		t->expire_no = t->flush_no;
-	}
-	sweep(t, t->flush_no, expire, flush_series, secs, pct_changed);
+	t->sweep.active = true;
+	t->sweep.at = t->flush_no;
+	t->sweep.secs = secs;
+	t->sweep.fam = t->sweep.fprev = NULL;
+	t->sweep.last = NULL;
+	/* The boundary: every series not touched from here on is closed
+	 * where it stands, by the sweep or by settle_series. */
+	t->epoch = !t->epoch;
 	t->health.flushes++;
 	t->flush_no++;
 	t->last_interval_s = secs;
 }
 
+bool statsd_table_flush_step(struct statsd_table *t, size_t max_series)
+{
+	if (!t->sweep.active)
+		return true;
+	uint32_t limit[STATSD_KINDS];
+	idle_limits(t, limit);
+	uint32_t at = t->sweep.at;
+	if (!t->sweep.fam)
+		t->sweep.fam = t->head;
+	for (size_t n = 0; t->sweep.fam && n < max_series;) {
+		struct statsd_family *f = t->sweep.fam;
+		struct statsd_series *s = t->sweep.last ? t->sweep.last->next : f->first;
+		if (s) {
+			n++;
+			if (idle_past(s, at, limit[f->kind])) {
+				expire_series(t, s, t->sweep.last);
+				continue;
+			}
+			settle_series(t, s);
+			t->sweep.last = s;
+			continue;
+		}
+		/* The end of f: a family left without series goes. Families
+		 * made meanwhile are at the tail, reached in turn. */
+		t->sweep.fam = f->next;
+		t->sweep.last = NULL;
+		if (!f->first)
+			expire_family(t, f, t->sweep.fprev);
+		else
+			t->sweep.fprev = f;
+	}
+	if (t->sweep.fam)
+		return false;
+	t->sweep.active = false;
+	return true;
+}
+
+bool statsd_table_flushing(const struct statsd_table *t)
+{
+	return t->sweep.active;
+}
+
+void statsd_table_flush(struct statsd_table *t, int64_t interval_ms)
+{
+	statsd_table_flush_begin(t, interval_ms);
+	statsd_table_flush_step(t, SIZE_MAX);
+}
+
 void statsd_cursor_open(struct statsd_table *t, struct statsd_cursor *c)
 {
-	*c = (struct statsd_cursor){.open = true};
-	t->readers++;
+	*c = (struct statsd_cursor){.open = true, .born_max = t->families_made,
+				    .next_open = t->cursors};
+	if (t->cursors)
+		t->cursors->prev_open = c;
+	t->cursors = c;
 }
 
 void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c)
@@ -1057,24 +1143,38 @@ void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c)
 		return;
 	c->open = false;
 	c->done = true;
-	if (--t->readers == 0 && t->expire_due) {
-		sweep(t, t->expire_no, true, NULL, 0, false);
-		t->expire_due = false;
-	}
+	if (c->prev_open)
+		c->prev_open->next_open = c->next_open;
+	else
+		t->cursors = c->next_open;
+	if (c->next_open)
+		c->next_open->prev_open = c->prev_open;
+	c->next_open = c->prev_open = NULL;
+}
+
+/* Was f made before the walk of c began? Only those are on its page. */
+static bool walk_knows(const struct statsd_cursor *c, const struct statsd_family *f)
+{
+	return (int32_t)(f->born - c->born_max) <= 0;
 }
 
 /* The series after the cursor's last one, moving on to later families;
- * NULL at the end. Families and series are only appended while a cursor
- * is open, so the walk sees each one once. */
+ * NULL at the end. Series are only appended to their family, families to
+ * the table, and expiry mends the cursors it passes, so the walk sees each
+ * one at most once. */
 static struct statsd_series *cursor_next(struct statsd_table *t, struct statsd_cursor *c)
 {
 	if (!c->fam) {
+		/* Not started, or the families it had passed all went. */
+		if (!t->head)
+			return NULL;
 		c->fam = t->head;
 		c->last = NULL;
 		c->fam_started = false;
 	}
 	while (c->fam) {
-		struct statsd_series *s = c->last ? c->last->next : c->fam->first;
+		struct statsd_series *s = !walk_knows(c, c->fam) ? NULL
+					  : c->last ? c->last->next : c->fam->first;
 		if (s)
 			return s;
 		if (!c->fam->next)
@@ -1139,6 +1239,7 @@ int statsd_table_walk(struct statsd_table *t, struct statsd_cursor *c,
 	struct statsd_series *s;
 	while ((s = cursor_next(t, c))) {
 		c->last = s;
+		settle_series(t, s);
 		if (!s->flushed)
 			continue; /* new since the last flush: nothing to show yet */
 		struct statsd_family *f = s->fam;

@@ -1,8 +1,8 @@
 /* kite statsd: each flush's Graphite lines on one channel: a channel per
  * series would cost a ring per series. Any process of the machine can
  * listen with `kite sub 'stats.>'`; the publisher never waits for it. A
- * large flush is published in parts of whole lines (CHANNEL_PART), one per
- * event-loop turn, in order; a reader that wants a flush whole gathers
+ * large flush is published in parts of whole lines (CHANNEL_PART), in
+ * order, rendered CHANNEL_TURN bytes per event-loop turn; a reader that wants a flush whole gathers
  * messages until the timestamp on the lines changes. */
 #include <errno.h>
 #include <stdio.h>
@@ -33,9 +33,11 @@ void statsd_channel_pump(struct statsd_channel *ch)
 	if (!ch->cur.open)
 		return;
 	struct statsd_health *h = statsd_table_health(ch->t);
-	ch->out.len = 0;
-	ch->out.oom = false;
-	statsd_graphite_next(ch->t, &ch->cur, &ch->opts, ch->ts, &ch->out, CHANNEL_PART);
+	size_t room = CHANNEL_PART > ch->out.len ? CHANNEL_PART - ch->out.len : 1;
+	statsd_graphite_next(ch->t, &ch->cur, &ch->opts, ch->ts, &ch->out,
+			     room < CHANNEL_TURN ? room : CHANNEL_TURN);
+	if (ch->cur.open && ch->out.len < CHANNEL_PART && !ch->out.oom)
+		return; /* the part is not full yet */
 	if (!ch->out.len)
 		return;
 	int64_t rc = ch->out.oom ? -ENOMEM
@@ -46,6 +48,8 @@ void statsd_channel_pump(struct statsd_channel *ch)
 	} else {
 		h->channel_messages++;
 	}
+	ch->out.len = 0;
+	ch->out.oom = false;
 	/* A burst should not pin its memory until the next one. */
 	if (ch->out.cap > 2 * CHANNEL_PART)
 		statsd_buf_free(&ch->out);

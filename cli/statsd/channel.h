@@ -5,11 +5,13 @@
 #include "kite.h"
 #include "statsd.h"
 
-/* A flush's lines go out in messages of about this many bytes, whole
- * lines each, one per event-loop turn: a flush smaller than this is one
- * message, a flush of a million series is a hundred or so, and neither
- * its text nor its rendering is ever held whole. */
+/* A flush's lines go out in messages of about CHANNEL_PART bytes, whole
+ * lines each, rendered CHANNEL_TURN bytes per event-loop turn: a flush
+ * smaller than a part is one message, a flush of a million series is a
+ * hundred or so, neither its text nor its rendering is ever held whole,
+ * and no turn renders more than a few milliseconds' worth. */
 #define CHANNEL_PART (1u << 20)
+#define CHANNEL_TURN (128u << 10)
 
 struct statsd_channel {
 	kite *kh;              /* NULL: not open (off, or kite_open failed) */
@@ -36,7 +38,8 @@ void statsd_channel_publish(struct statsd_channel *ch, struct statsd_table *t,
 /* True while a flush has messages left to publish. */
 bool statsd_channel_busy(const struct statsd_channel *ch);
 
-/* Publish the flush's next message (one event-loop turn's share). */
+/* Render one event-loop turn's share of the flush's lines; publish the
+ * message once it holds CHANNEL_PART bytes or the flush's last line. */
 void statsd_channel_pump(struct statsd_channel *ch);
 
 /* Before a flush: publish what is left of the last one. */

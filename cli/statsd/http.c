@@ -6,15 +6,18 @@
  * stalls ingest. HTTP/1.1 clients get the page chunked, so a cut page is
  * seen as cut; HTTP/1.0 clients get it delimited by the close. A scrape
  * that spans a flush shows each series once, those sent before the flush
- * with its figures before it, the rest with the new ones; expiry waits
- * until the scrape ends. */
+ * with its figures before it, the rest with the new ones; series that
+ * expire before the walk reaches them are not on it, and families made
+ * after it began neither (see struct statsd_cursor). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "cli.h"
@@ -29,7 +32,11 @@
 
 struct http_conn {
 	int fd;
-	int64_t since;
+	int64_t since;           /* connected */
+	int64_t moved_at;        /* the answer began, or was last seen to
+				    have moved HTTP_PROGRESS_BYTES */
+	uint64_t moved_bytes;    /* bytes the reader had taken by moved_at */
+	uint64_t sent_total;     /* bytes handed to the kernel */
 	char req[HTTP_REQ_MAX];
 	size_t req_len;
 	struct statsd_buf out;   /* what to send: head, then the current slice */
@@ -67,23 +74,29 @@ static void conn_close(struct statsd_http *h, int i)
 
 /* A free connection slot. When all are taken, the oldest connection that
  * has not sent a whole request gives its slot up (counted as refused):
- * idle connections, however many, cannot lock a scraper out. -1 when
- * every connection is being answered. */
-static int free_slot(struct statsd_http *h, struct statsd_health *health)
+ * idle connections, however many, cannot lock a scraper out. Failing
+ * that, the oldest answer that has lasted past HTTP_IDLE_MS (slow readers
+ * may take their time only while there is room). -1 when every
+ * connection is an answer younger than that. */
+static int free_slot(struct statsd_http *h, struct statsd_health *health, int64_t now)
 {
-	int oldest = -1;
+	int silent = -1, slow = -1;
 	for (int i = 0; i < HTTP_MAX_CONNS; i++) {
 		struct http_conn *c = h->conns[i];
 		if (!c)
 			return i;
-		if (!c->responding && (oldest < 0 || c->since < h->conns[oldest]->since))
-			oldest = i;
+		if (!c->responding && (silent < 0 || c->since < h->conns[silent]->since))
+			silent = i;
+		if (c->responding && now - c->since > HTTP_IDLE_MS &&
+		    (slow < 0 || c->since < h->conns[slow]->since))
+			slow = i;
 	}
-	if (oldest >= 0) {
+	int i = silent >= 0 ? silent : slow;
+	if (i >= 0) {
 		health->http_refused++;
-		conn_close(h, oldest);
+		conn_close(h, i);
 	}
-	return oldest;
+	return i;
 }
 
 void statsd_http_accept(struct statsd_http *h)
@@ -93,7 +106,7 @@ void statsd_http_accept(struct statsd_http *h)
 		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		int i = free_slot(h, health);
+		int i = free_slot(h, health, now_ms());
 		struct http_conn *c = i >= 0 ? calloc(1, sizeof *c) : NULL;
 		if (!c) {
 			health->http_refused++;
@@ -127,6 +140,7 @@ static void respond(struct statsd_http *h, int i, int code, const char *reason)
 		statsd_buf_printf(&c->out, "%d %s\n", code, reason);
 	}
 	c->responding = true;
+	c->moved_at = now_ms();
 	event_rewatch(h->epfd, c->fd, EPOLLOUT, EVENT_DATA(h->conn_tag, i));
 }
 
@@ -217,14 +231,43 @@ void statsd_http_io(struct statsd_http *h, int i, uint32_t events)
 			return;
 		}
 		c->sent += (size_t)w;
+		c->sent_total += (uint64_t)w;
 	}
+}
+
+/* Bytes of the answer the reader has taken: those handed to the kernel
+ * less those still in the send queue (SIOCOUTQ: not sent or not acked).
+ * What sits in the kernel is no progress: a reader that stopped leaves
+ * megabytes there, and room there comes back only in large steps. */
+static uint64_t taken(const struct http_conn *c)
+{
+	int outq = 0;
+	if (ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+		return c->moved_bytes; /* unknown: no progress seen */
+	return c->sent_total - ((uint64_t)outq < c->sent_total ? (uint64_t)outq : c->sent_total);
+}
+
+/* Has c's answer stalled: less than HTTP_PROGRESS_BYTES taken in the
+ * HTTP_IDLE_MS since the last mark? Otherwise a new mark is set now. */
+static bool stalled(struct http_conn *c, int64_t now)
+{
+	if (now - c->moved_at <= HTTP_IDLE_MS)
+		return false;
+	uint64_t got = taken(c);
+	if (got - c->moved_bytes < HTTP_PROGRESS_BYTES)
+		return true;
+	c->moved_bytes = got;
+	c->moved_at = now;
+	return false;
 }
 
 void statsd_http_reap(struct statsd_http *h, int64_t now)
 {
-	for (int i = 0; i < HTTP_MAX_CONNS; i++)
-		if (h->conns[i] && now - h->conns[i]->since > HTTP_IDLE_MS)
+	for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+		struct http_conn *c = h->conns[i];
+		if (c && (c->responding ? stalled(c, now) : now - c->since > HTTP_IDLE_MS))
 			conn_close(h, i);
+	}
 }
 
 void statsd_http_close(struct statsd_http *h)

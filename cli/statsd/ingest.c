@@ -1,7 +1,7 @@
 /* kite statsd: datagrams in. Every socket is read with recvmmsg in
  * batches, and only the count the call returned is used (the rest of the
  * batch holds stale bytes); SO_RXQ_OVFL brings the kernel's drop count
- * with each datagram. */
+ * with each datagram, SO_TIMESTAMPNS its arrival time. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +45,54 @@ int statsd_ingest_open(struct statsd_ingest *in, const struct statsd_config *c)
 		memcpy(in->unix_path, c->unix_path, sizeof in->unix_path);
 		in->fd[in->n++] = fd;
 	}
+	/* Arrival times, for the wait figure only: without them a wait is
+	 * measured only while a socket is known to hold datagrams. */
+	int one = 1;
+	for (int i = 0; i < in->n; i++)
+		setsockopt(in->fd[i], SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
 	return 0;
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The kernel's arrival time of datagram m (CLOCK_REALTIME ns), or -1. */
+static int64_t arrival_ns(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(c), sizeof ts);
+			return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		}
+	return -1;
+}
+
+/* A batch was read from socket i at start (CLOCK_MONOTONIC ns), its first
+ * datagram being m: how long datagrams waited for it is the time since the
+ * later of the last batch's end and m's arrival (a datagram queued behind
+ * others waited for them, not for the loop); the longest is kept. */
+static void note_wait(struct statsd_ingest *in, int i, struct msghdr *m, int64_t start,
+		      struct statsd_health *h)
+{
+	int64_t since = in->pending[i] ? in->batch_end_ns[i] : -1;
+	int64_t arrived = arrival_ns(m);
+	if (arrived >= 0) {
+		/* Realtime to monotonic, both read now: a clock step between
+		 * the arrival and now is the only error. */
+		int64_t mono = start - (clock_ns(CLOCK_REALTIME) - arrived);
+		since = mono > in->batch_end_ns[i] ? mono : in->batch_end_ns[i];
+	}
+	if (since < 0 || start < since)
+		return;
+	double wait = (double)(start - since) / 1e9;
+	if (wait > h->dgram_wait_max)
+		h->dgram_wait_max = wait;
 }
 
 void statsd_ingest_read(struct statsd_ingest *in, int i, struct statsd_table *t,
@@ -63,9 +110,13 @@ void statsd_ingest_read(struct statsd_ingest *in, int i, struct statsd_table *t,
 				.msg_controllen = sizeof in->ctl[k],
 			};
 		}
+		int64_t start = clock_ns(CLOCK_MONOTONIC);
 		int n = recvmmsg(fd, in->msgs, INGEST_BATCH, MSG_DONTWAIT, NULL);
-		if (n <= 0)
+		if (n <= 0) {
+			in->pending[i] = false;
 			return;
+		}
+		note_wait(in, i, &in->msgs[0].msg_hdr, start, h);
 		/* Only the n messages the call filled: the rest hold stale bytes. */
 		for (int k = 0; k < n; k++) {
 			struct msghdr *m = &in->msgs[k].msg_hdr;
@@ -86,7 +137,11 @@ void statsd_ingest_read(struct statsd_ingest *in, int i, struct statsd_table *t,
 			}
 			statsd_table_add_packet(t, in->bufs[k], in->msgs[k].msg_len);
 		}
-		if (n < INGEST_BATCH)
+		in->batch_end_ns[i] = clock_ns(CLOCK_MONOTONIC);
+		/* A short batch emptied the socket; a full one may have left
+		 * more, which waits from now on. */
+		in->pending[i] = n == INGEST_BATCH;
+		if (!in->pending[i])
 			return;
 	}
 }

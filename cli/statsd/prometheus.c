@@ -255,9 +255,14 @@ static void put_health(struct statsd_table *t, struct statsd_buf *b)
 		 h->flush_seconds_last},
 		{"series", "gauge", "Distinct series held.", (double)statsd_table_series(t)},
 		{"loop_turn_max_seconds", "gauge",
-		 "Longest event-loop turn since start (flushes, page slices, datagram "
-		 "batches): datagrams wait about this long at most to be read.",
+		 "Longest event-loop turn since start (flush slices, page slices, "
+		 "datagram batches).",
 		 h->turn_seconds_max},
+		{"datagram_wait_max_seconds", "gauge",
+		 "Longest time since start that datagrams waited to be read while the loop "
+		 "did other work: from the later of the last batch read on the socket and "
+		 "the arrival of the next batch's first datagram, to its read.",
+		 h->dgram_wait_max},
 		{"graphite_bytes_sent_total", "counter", "Bytes written to Graphite.",
 		 (double)h->graphite_bytes_sent},
 		{"graphite_bytes_dropped_total", "counter",

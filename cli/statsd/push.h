@@ -18,8 +18,8 @@
 
 #define PUSH_BUF_MAX (256u << 20)
 #define PUSH_SLICE 65536
-/* At most this much rendered per event-loop turn. */
-#define PUSH_TURN_BYTES (4 * PUSH_SLICE)
+/* At most this much rendered per event-loop turn (a few milliseconds). */
+#define PUSH_TURN_BYTES (2 * PUSH_SLICE)
 
 struct statsd_push {
 	char target[256];        /* "host:port" as configured, for the log */

@@ -161,8 +161,9 @@ struct statsd_health {
 	uint64_t flushes;
 	double flush_seconds_last;
 	double flush_seconds_total;
-	double turn_seconds_max;    /* longest event-loop turn: datagrams wait
-				       about this long at most to be read */
+	double turn_seconds_max;    /* longest event-loop turn */
+	double dgram_wait_max;      /* longest time datagrams waited to be read
+				       while the loop did other work (ingest.h) */
 	uint64_t graphite_bytes_sent;
 	uint64_t graphite_bytes_dropped;
 	uint64_t graphite_failures;
@@ -193,8 +194,21 @@ void statsd_table_add_packet(struct statsd_table *t, const char *p, size_t n);
 
 /* Close the interval: counters, timers and sets compute their figures for
  * the interval (kept until the next flush for output), gauges keep their
- * value. interval_ms scales rates. */
+ * value, idle series expire. interval_ms scales rates.
+ *
+ * The daemon does it a slice at a time between event-loop turns:
+ * statsd_table_flush_begin marks the boundary (the interval ends there,
+ * exactly), then statsd_table_flush_step sweeps at most max_series series
+ * per call and returns true once the table is swept. A series the sweep
+ * has not reached yet is closed the moment a sample or a walk touches it,
+ * so a sample that arrives during the sweep counts in the next interval
+ * and a walk never shows figures of the interval before. A begin while a
+ * sweep is under way finishes that sweep first. statsd_table_flush is
+ * begin and the whole sweep. */
 void statsd_table_flush(struct statsd_table *t, int64_t interval_ms);
+void statsd_table_flush_begin(struct statsd_table *t, int64_t interval_ms);
+bool statsd_table_flush_step(struct statsd_table *t, size_t max_series);
+bool statsd_table_flushing(const struct statsd_table *t);
 
 struct statsd_health *statsd_table_health(struct statsd_table *t);
 size_t statsd_table_series(const struct statsd_table *t);
@@ -244,19 +258,25 @@ int statsd_table_each(struct statsd_table *t,
 		      int (*fn)(void *arg, const struct statsd_view *v), void *arg);
 
 /* A place in the table, for output written a slice at a time between
- * event-loop turns (a /metrics page, a Graphite push). While a cursor is
- * open nothing leaves the table: a flush then leaves expiry to the close
- * of the last cursor; series and families added meanwhile are appended,
- * so a walk meets every series at most once, and a series shows the
- * figures of the flush before the moment the walk reaches it. */
+ * event-loop turns (a /metrics page, a Graphite push). Open cursors do not
+ * hold expiry off: the table knows them, and a series or family that
+ * expires under one moves it back to what it has passed. Series added
+ * meanwhile are appended to their family; families made after the walk
+ * began are not on its page (one that expired and came back would show
+ * its name twice). So a walk meets every series at most once, each family
+ * in one run, and a series shows the figures of the last flush whose
+ * boundary came before the walk reached it. An open cursor must not move
+ * in memory. */
 struct statsd_cursor {
 	struct statsd_family *fam;  /* family of the last series met; NULL: none yet */
 	struct statsd_series *last; /* last series met in fam; NULL: none yet */
 	bool fam_started;           /* a series of fam was passed to fn */
 	bool open, done;
+	uint32_t born_max;          /* families made before the walk began */
+	struct statsd_cursor *next_open, *prev_open; /* the table's open cursors */
 };
 void statsd_cursor_open(struct statsd_table *t, struct statsd_cursor *c);
-/* Idempotent; the last cursor to close carries out a deferred expiry. */
+/* Idempotent. */
 void statsd_cursor_close(struct statsd_table *t, struct statsd_cursor *c);
 
 /* Call fn for the series after the cursor (only series that were in a

@@ -1,16 +1,19 @@
-/* kite top --metrics HOST:PORT: /metrics over HTTP/1.0, one connection at
- * a time, each scrape answered from a fresh look at the bus. A client
- * gets HTTP_IO_MS to send its request and take the page: a stalled one
- * delays the next scrape by that much at most. */
+/* kite top --metrics HOST:PORT: /metrics over HTTP/1.0, each scrape
+ * answered from a fresh look at the bus. Clients are served side by side
+ * (up to HTTP_CLIENTS_MAX; later ones wait in the backlog), none ever
+ * blocks us: each gets HTTP_IO_MS in all, from its connection to its last
+ * byte, to send its request and take the page, and is dropped after. A
+ * client that sends a byte a second, or reads one, or nothing, costs
+ * others nothing. Requests that are whole at once share one look. */
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,6 +21,7 @@
 
 #define HTTP_IO_MS 2000
 #define HTTP_REQ_MAX 8192
+#define HTTP_CLIENTS_MAX 64
 
 /* "HOST:PORT" ("[::1]:9100" for IPv6): a listening socket, or minus the
  * exit code (already reported). */
@@ -25,21 +29,25 @@ static int listen_on(const char *addr)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
-	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host || !colon[1]) {
+	uint64_t port;
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host || !colon[1])
 		return -usage_error("top", "bad --metrics '%s' (HOST:PORT)", addr);
-	}
+	/* (getaddrinfo takes 99999 as 34463, and names from /etc/services.) */
+	if (parse_u64(colon + 1, 65535, &port))
+		return -usage_error("top", "bad --metrics '%s' (PORT: 0 to 65535)", addr);
 	memcpy(host, addr, (size_t)(colon - addr));
 	host[colon - addr] = 0;
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host) - 2);
 		host[strlen(host) - 2] = 0;
 	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
 	int rc = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (rc) {
 		return -usage_error("top", "bad --metrics '%s': %s", addr, gai_strerror(rc));
 	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 16)) {
 		fail(EXIT_SYSTEM, "top", "cannot listen on %s: %s", addr, strerror(errno));
@@ -61,61 +69,107 @@ static int listen_on(const char *addr)
 	return fd;
 }
 
-static void send_all(int fd, const char *buf, size_t len)
+struct client {
+	int fd;          /* -1: a free place */
+	int64_t due;     /* monotonic ms: done by then, or dropped */
+	size_t got;      /* request bytes so far */
+	int whole;       /* the request is whole: it waits for its page */
+	char *out;       /* the response, once made */
+	size_t out_len, sent;
+	char req[HTTP_REQ_MAX + 1];
+};
+
+static void drop(struct client *c)
 {
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n <= 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* the client left or stalled past HTTP_IO_MS */
-		buf += n;
-		len -= (size_t)n;
-	}
+	close(c->fd);
+	free(c->out);
+	c->fd = -1;
+	c->out = NULL;
 }
 
-static void answer(int fd, const char *bus, const char *pattern, int timeout_ms)
+/* Take what the client sent; its request is whole at an empty line, or
+ * when HTTP_REQ_MAX bytes came. 0 to go on, -1 to drop it. */
+static int take_request(struct client *c)
 {
-	struct timeval tv = {HTTP_IO_MS / 1000, (HTTP_IO_MS % 1000) * 1000};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	char req[HTTP_REQ_MAX + 1];
-	size_t got = 0;
-	while (got < HTTP_REQ_MAX) {
-		ssize_t n = recv(fd, req + got, HTTP_REQ_MAX - got, 0);
-		if (n <= 0)
-			return;
-		got += (size_t)n;
-		req[got] = 0;
-		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-			break;
-	}
-	req[got] = 0;
+	ssize_t n = recv(c->fd, c->req + c->got, HTTP_REQ_MAX - c->got, 0);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (n == 0)
+		return -1; /* it left before asking */
+	c->got += (size_t)n;
+	c->req[c->got] = 0;
+	c->whole = c->got == HTTP_REQ_MAX || strstr(c->req, "\r\n\r\n") ||
+		   strstr(c->req, "\n\n");
+	return 0;
+}
+
+/* Send what the socket takes; 1 all sent, 0 to go on, -1 to drop. */
+static int give_page(struct client *c)
+{
+	ssize_t n = send(c->fd, c->out + c->sent, c->out_len - c->sent, MSG_NOSIGNAL);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	c->sent += (size_t)n;
+	return c->sent == c->out_len;
+}
+
+static int asks_metrics(const char *req)
+{
+	return !strncmp(req, "GET /metrics ", 13) || !strncmp(req, "GET /metrics?", 13);
+}
+
+/* The response to req (the metrics page is made once for all whose
+ * requests are whole now: *page holds it, NULL until made). */
+static void respond(struct client *c, char **page, size_t *page_len, int *page_ok,
+		    const char *bus, const char *pattern, int timeout_ms)
+{
 	const char *status = "200 OK", *type = "text/plain; version=0.0.4; charset=utf-8";
-	char *page = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&page, &len);
-	if (!m)
-		return;
-	struct obs_bus b;
-	if (strncmp(req, "GET /metrics ", 13) && strncmp(req, "GET /metrics?", 13)) {
+	const char *body = "kite top serves /metrics only\n";
+	size_t body_len = strlen(body);
+	if (!asks_metrics(c->req)) {
 		status = "404 Not Found";
 		type = "text/plain";
-		fputs("kite top serves /metrics only\n", m);
-	} else if (view_snapshot("top", bus, pattern, timeout_ms, &b) == 0) {
-		view_metrics(m, &b);
-		ki_observe_free(&b);
 	} else {
-		status = "503 Service Unavailable";
-		fputs("kite top: cannot observe the bus\n", m);
+		if (!*page) {
+			FILE *m = open_memstream(page, page_len);
+			struct obs_bus b;
+			if (!m)
+				return; /* (out of memory: no answer, the client is dropped) */
+			*page_ok = view_snapshot("top", bus, pattern, timeout_ms, &b) == 0;
+			if (*page_ok) {
+				view_metrics(m, &b);
+				ki_observe_free(&b);
+			} else {
+				fputs("kite top: cannot observe the bus\n", m);
+			}
+			fclose(m);
+		}
+		status = *page_ok ? status : "503 Service Unavailable";
+		body = *page;
+		body_len = *page_len;
 	}
-	fclose(m);
-	char head[256];
-	int hl = snprintf(head, sizeof head, "HTTP/1.0 %s\r\nContent-Type: %s\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, type, len);
-	send_all(fd, head, (size_t)hl);
-	send_all(fd, page, len);
-	free(page);
+	FILE *out = open_memstream(&c->out, &c->out_len);
+	if (!out)
+		return;
+	fprintf(out, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		"Connection: close\r\n\r\n", status, type, body_len);
+	fwrite(body, 1, body_len, out);
+	fclose(out);
+}
+
+static void accept_clients(int lfd, struct client *cl)
+{
+	for (size_t i = 0; i < HTTP_CLIENTS_MAX; i++) {
+		if (cl[i].fd >= 0)
+			continue;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		memset(&cl[i], 0, offsetof(struct client, req));
+		cl[i].fd = fd;
+		cl[i].due = now_ms() + HTTP_IO_MS;
+		cl[i].req[0] = 0;
+	}
 }
 
 int top_serve_metrics(const char *addr, const char *bus, const char *pattern,
@@ -124,16 +178,61 @@ int top_serve_metrics(const char *addr, const char *bus, const char *pattern,
 	int lfd = listen_on(addr);
 	if (lfd < 0)
 		return -lfd;
-	while (!top_stop) {
-		struct pollfd p = {.fd = lfd, .events = POLLIN};
-		if (poll(&p, 1, 1000) <= 0)
-			continue;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		answer(fd, bus, pattern, timeout_ms);
-		close(fd);
+	struct client *cl = calloc(HTTP_CLIENTS_MAX, sizeof *cl);
+	if (!cl) {
+		close(lfd);
+		return fail(EXIT_SYSTEM, "top", "out of memory");
 	}
+	for (size_t i = 0; i < HTTP_CLIENTS_MAX; i++)
+		cl[i].fd = -1;
+	struct pollfd p[HTTP_CLIENTS_MAX + 1];
+	size_t who[HTTP_CLIENTS_MAX + 1];
+	while (!top_stop) {
+		/* The listener only while there is room: later clients wait
+		 * in the backlog rather than being taken and starved. */
+		size_t n = 0, open = 0;
+		int64_t now = now_ms(), wait = 1000;
+		for (size_t i = 0; i < HTTP_CLIENTS_MAX; i++) {
+			if (cl[i].fd < 0)
+				continue;
+			open++;
+			p[n] = (struct pollfd){.fd = cl[i].fd, .events = cl[i].out ? POLLOUT : POLLIN};
+			who[n++] = i;
+			if (cl[i].due - now < wait)
+				wait = cl[i].due - now > 0 ? cl[i].due - now : 0;
+		}
+		if (open < HTTP_CLIENTS_MAX)
+			p[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
+		if (poll(p, n, (int)wait) < 0 && errno != EINTR)
+			break;
+		char *page = NULL;
+		size_t page_len = 0;
+		int page_ok = 0;
+		for (size_t j = 0; j < n; j++) {
+			if (p[j].fd == lfd) {
+				if (p[j].revents)
+					accept_clients(lfd, cl);
+				continue;
+			}
+			struct client *c = &cl[who[j]];
+			int rc = 0;
+			if (p[j].revents && !c->out && take_request(c) < 0)
+				rc = -1;
+			if (!rc && c->whole && !c->out) {
+				respond(c, &page, &page_len, &page_ok, bus, pattern, timeout_ms);
+				rc = c->out ? 0 : -1;
+			}
+			if (!rc && c->out)
+				rc = give_page(c); /* (without waiting for POLLOUT: often it fits) */
+			if (rc || now_ms() >= c->due)
+				drop(c);
+		}
+		free(page);
+	}
+	for (size_t i = 0; i < HTTP_CLIENTS_MAX; i++)
+		if (cl[i].fd >= 0)
+			drop(&cl[i]);
+	free(cl);
 	close(lfd);
 	return EXIT_DONE;
 }

@@ -19,7 +19,7 @@ static void handle_json(const struct obs_handle *h)
 		(long)h->pid, (unsigned)h->uid, h->id);
 	str(view_state_name(h->state));
 	printf(",\"command\":");
-	str(h->command);
+	json_string(h->command, strlen(h->command)); /* (any bytes: valid JSON still) */
 	printf(",\"sees_everything\":%s", h->everything ? "true" : "false");
 	if (h->have_stats)
 		printf(",\"stats\":{\"published\":%" PRIu64 ",\"received\":%" PRIu64

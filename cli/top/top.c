@@ -59,6 +59,62 @@ struct screen {
 
 static const char *const sort_names[] = {"rate", "lag", "lost", "name"};
 
+/* The alternate screen, without line wrap: a long command line is cut at
+ * the edge rather than pushing the table down. */
+static const char screen_enter[] = "\033[?1049h\033[?7l\033[H\033[2J";
+static const char screen_leave[] = "\033[?7h\033[?1049l";
+
+static struct screen *tty_screen;        /* what Ctrl-Z gives back */
+static volatile sig_atomic_t top_resumed; /* back from Ctrl-Z: redraw */
+
+/* Keys one at a time and unechoed, the terminal's settings otherwise. */
+static int keys_raw(const struct termios *saved)
+{
+	struct termios t = *saved;
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	t.c_cc[VMIN] = 0;
+	t.c_cc[VTIME] = 0;
+	return tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+static void put(const char *s, size_t len)
+{
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, s, len);
+		if (n <= 0 && errno != EINTR)
+			return;
+		if (n > 0) {
+			s += n;
+			len -= (size_t)n;
+		}
+	}
+}
+
+/* Ctrl-Z: give the shell its terminal back as it was (main screen, line
+ * wrap, echo), stop, and take it again on fg. (Only async-signal-safe
+ * calls: write, tcsetattr, sigaction, sigprocmask, raise.) */
+static void on_tstp(int sig)
+{
+	int saved_errno = errno;
+	struct screen *sc = tty_screen;
+	put(screen_leave, sizeof screen_leave - 1);
+	if (sc->raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &sc->saved);
+	struct sigaction dfl = {.sa_handler = SIG_DFL}, mine = {.sa_handler = on_tstp};
+	sigaction(SIGTSTP, &dfl, NULL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTSTP);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig); /* stops here until SIGCONT */
+	sigaction(SIGTSTP, &mine, NULL);
+	if (sc->raw)
+		keys_raw(&sc->saved);
+	put(screen_enter, sizeof screen_enter - 1);
+	top_resumed = 1;
+	errno = saved_errno;
+}
+
 /* A line of the screen; on a terminal, lines past its height are left out. */
 static int room(struct screen *sc)
 {
@@ -177,13 +233,8 @@ static void draw(struct screen *sc, const char *bus, const struct obs_bus *b,
 
 static void raw_keys(struct screen *sc)
 {
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &sc->saved))
-		return;
-	struct termios t = sc->saved;
-	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-	t.c_cc[VMIN] = 0;
-	t.c_cc[VTIME] = 0;
-	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &sc->saved) == 0 &&
+	    keys_raw(&sc->saved) == 0)
 		sc->raw = 1;
 }
 
@@ -191,6 +242,11 @@ static void raw_keys(struct screen *sc)
 static int wait_keys(struct screen *sc, int64_t due, enum view_sort *key, int *redraw)
 {
 	while (!top_stop) {
+		if (top_resumed) { /* the screen was cleared: same figures again */
+			top_resumed = 0;
+			*redraw = 1;
+			return 0;
+		}
 		int64_t left = due - now_ms();
 		if (left <= 0)
 			return 0;
@@ -282,6 +338,11 @@ static int parse(int argc, char **argv, struct top_opts *o)
 	}
 	if (o->pattern && kite_pattern_valid(o->pattern))
 		return usage_error("top", "bad pattern '%s'", o->pattern);
+	if (o->metrics && (o->json || o->count))
+		return usage_error("top", "--metrics serves until a signal: no --json or --count");
+	int rc = view_bus_check("top", o->bus); /* (before serving or drawing) */
+	if (rc)
+		return rc;
 	if (!o->timeout_ms)
 		o->timeout_ms = o->interval_ms / 2 < 1000 ? o->interval_ms / 2 : 1000;
 	return 0;
@@ -304,9 +365,11 @@ int cmd_top(int argc, char **argv)
 	struct screen sc = {.tty = !o.json && isatty(STDOUT_FILENO)};
 	if (sc.tty) {
 		raw_keys(&sc);
-		/* The alternate screen, without line wrap: a long command line is
-		 * cut at the edge rather than pushing the table down. */
-		fputs("\033[?1049h\033[?7l\033[H\033[2J", stdout);
+		fputs(screen_enter, stdout);
+		fflush(stdout);
+		tty_screen = &sc;
+		struct sigaction tstp = {.sa_handler = on_tstp};
+		sigaction(SIGTSTP, &tstp, NULL);
 	}
 	struct obs_bus prev = {0}, cur;
 	int64_t prev_ms = 0, due = now_ms();
@@ -349,8 +412,10 @@ int cmd_top(int argc, char **argv)
 		prev_ms = t;
 	}
 	ki_observe_free(&prev);
-	if (sc.tty)
-		fputs("\033[?7h\033[?1049l", stdout);
+	if (sc.tty) {
+		signal(SIGTSTP, SIG_DFL);
+		fputs(screen_leave, stdout);
+	}
 	if (sc.raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &sc.saved);
 	fflush(stdout);

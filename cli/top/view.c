@@ -14,6 +14,13 @@ const char *view_bus_name(const char *bus)
 	return bus && *bus ? bus : "default";
 }
 
+int view_bus_check(const char *cmd, const char *bus)
+{
+	bus = view_bus_name(bus);
+	return ki_bus_valid(bus) ? 0
+				 : usage_error(cmd, "bad bus name '%s' (1-64 of A-Z a-z 0-9 _ . -)", bus);
+}
+
 const char *view_state_name(enum obs_state s)
 {
 	switch (s) {
@@ -66,9 +73,10 @@ static int narrow(struct obs_handle *h, const char *pattern)
 int view_snapshot(const char *cmd, const char *bus, const char *pattern,
 		  int timeout_ms, struct obs_bus *out)
 {
-	int rc = ki_observe(bus, timeout_ms, out);
-	if (rc == -EINVAL)
-		return usage_error(cmd, "bad bus name '%s' (1-64 of A-Z a-z 0-9 _ . -)", bus);
+	int rc = view_bus_check(cmd, bus);
+	if (rc)
+		return rc;
+	rc = ki_observe(bus, timeout_ms, out);
 	if (rc < 0)
 		return fail(EXIT_SYSTEM, cmd, "cannot observe the bus: %s", kite_strerror(rc));
 	if (!pattern)

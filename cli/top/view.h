@@ -25,6 +25,10 @@ int view_snapshot(const char *cmd, const char *bus, const char *pattern,
 /* The bus a name means: bus, else $KITE_BUS, else "default". */
 const char *view_bus_name(const char *bus);
 
+/* 0 if that bus name is valid, else the usage error's exit code (reported
+ * as cmd). */
+int view_bus_check(const char *cmd, const char *bus);
+
 /* "answered", "silent", "cut", "unreachable". */
 const char *view_state_name(enum obs_state s);
 

@@ -81,7 +81,11 @@ class Handle:
     ``slot_size`` (largest inline record, a multiple of 64), ``spin_us``,
     ``handshake_ms`` (how long opening and subscribing wait for peers),
     ``idle_ms`` (how long a channel published on may stay silent before its
-    ring is released until its next message).
+    ring is released until its next message), ``reliable_wait_ms`` (how
+    long publish() waits for a reliable subscriber it would overrun before
+    it raises EAGAIN; 0: not at all, 0xFFFFFFFF: as long as it takes) and
+    ``reliable_deadline_ms`` (how long a reliable subscriber may hold this
+    publisher without reading before it is dropped to radio; 0: 2000).
     ``lan``: also publish and subscribe across the LAN by UDP multicast, on
     this interface (``"eth0"``, ``"auto"``, with options as for
     ``kite pub --lan``: ``"eth0,port=7475,ttl=1"``); None: $KITE_LAN, else
@@ -95,7 +99,8 @@ class Handle:
 
     def __init__(self, bus: Optional[str] = None, *, ring_slots: int = 0,
                  slot_size: int = 0, spin_us: int = 0, handshake_ms: int = 0,
-                 idle_ms: int = 0, lan: Optional[str] = None) -> None:
+                 idle_ms: int = 0, lan: Optional[str] = None,
+                 reliable_wait_ms: int = 0, reliable_deadline_ms: int = 0) -> None:
         self._k: Optional[int] = None   # None once closed
         self._raw: Optional[int] = None  # freed when the last waiter has left
         self._waiters = 0
@@ -111,7 +116,9 @@ class Handle:
         opts = _lib.Options()
         for name, value in (("ring_slots", ring_slots), ("slot_size", slot_size),
                             ("spin_us", spin_us), ("handshake_ms", handshake_ms),
-                            ("idle_ms", idle_ms)):
+                            ("idle_ms", idle_ms),
+                            ("reliable_wait_ms", reliable_wait_ms),
+                            ("reliable_deadline_ms", reliable_deadline_ms)):
             if not 0 <= value <= 0xFFFFFFFF:
                 raise KiteError(-errno.EINVAL, f"{name}={value}")
             setattr(opts, name, value)
@@ -262,25 +269,26 @@ class Handle:
         with self._lock:
             return fn(self._handle(), arg, *rest)
 
-    def subscribe(self, pattern: str, last: int = 0, last_ms: int = 0) -> None:
+    def subscribe(self, pattern: str, last: int = 0, last_ms: int = 0, *,
+                  reliable: bool = False) -> None:
         """Subscribe to a pattern (``*``: one token; a final ``>``: one or
         more). Returns once every peer has acknowledged, or after
-        handshake_ms. Subscribing twice is a no-op.
+        handshake_ms. Subscribing twice is a no-op (EEXIST if the second
+        asks for the other delivery).
 
         ``last=N`` (and/or ``last_ms=T``): each ring the pattern attaches
         first delivers the last N messages it still holds (of the last T
-        ms), with their original seq, then live ones (kite_subscribe_opts;
-        ``last=1``: a last-value channel)."""
-        if not last and not last_ms:
-            check(self._call(_lib.lib.kite_subscribe, _name(pattern, "pattern")),
-                  f"subscribe {pattern!r}")
-            return
+        ms), with their original seq, then live ones (``last=1``: a
+        last-value channel). ``reliable``: local publishers wait for this
+        handle rather than overrun it, up to their deadline
+        (KITE_SUB_RELIABLE, see kite.h)."""
         for value, what in ((last, "last"), (last_ms, "last_ms")):
             if not 0 <= value <= 0xFFFFFFFF:
                 raise KiteError(-errno.EINVAL, f"{what} {value}")
-        o = _lib.SubOptions(last_n=last, last_ms=last_ms)
+        opts = _lib.SubOptions(flags=_lib.SUB_RELIABLE if reliable else 0,
+                               last_n=last, last_ms=last_ms)
         check(self._call(_lib.lib.kite_subscribe_opts, _name(pattern, "pattern"),
-                         ctypes.byref(o)), f"subscribe {pattern!r}")
+                         ctypes.byref(opts)), f"subscribe {pattern!r}")
 
     def unsubscribe(self, pattern: str) -> None:
         """Remove a subscription (KiteError ENOTSUB if there was none)."""

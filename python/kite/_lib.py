@@ -70,10 +70,26 @@ class Options(ctypes.Structure):
         ("handshake_ms", ctypes.c_uint32),
         ("bus", ctypes.c_char_p),
         ("idle_ms", ctypes.c_uint32),
-        ("reserved32", ctypes.c_uint32),
+        ("reliable_wait_ms", ctypes.c_uint32),
         ("lan", ctypes.c_char_p),
+        ("reliable_deadline_ms", ctypes.c_uint32),
+        ("reserved32", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint64 * 3),
+    ]
+
+
+class SubOptions(ctypes.Structure):
+    """struct kite_sub_options."""
+    _fields_ = [
+        ("flags", ctypes.c_uint32),
+        ("last_n", ctypes.c_uint32),
+        ("last_ms", ctypes.c_uint32),
+        ("reserved32", ctypes.c_uint32),
         ("reserved", ctypes.c_uint64 * 4),
     ]
+
+
+SUB_RELIABLE = 1  # KITE_SUB_RELIABLE
 
 
 class Origin(ctypes.Structure):
@@ -117,17 +133,6 @@ class Event(ctypes.Structure):
         ("lost", ctypes.c_uint64),
         ("refused_by_peer", ctypes.c_int),
         ("text", ctypes.c_char_p),
-    ]
-
-
-class SubOptions(ctypes.Structure):
-    """struct kite_sub_options."""
-    _fields_ = [
-        ("flags", ctypes.c_uint32),
-        ("last_n", ctypes.c_uint32),
-        ("last_ms", ctypes.c_uint32),
-        ("reserved32", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint64 * 4),
     ]
 
 
@@ -196,12 +201,13 @@ class LanStats(ctypes.Structure):
         "datagrams_sent", "messages_unsent", "datagrams_received", "frames_received",
         "frames_rejected", "frames_bad_crc", "kernel_drops", "duplicates", "late",
         "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams",
-        "repaired", "naks_sent", "naks_received", "resent", "resend_refused")]
+        "repaired", "naks_sent", "naks_received", "resent", "resend_refused",
+        "frames_unauthenticated")]
 
 
 # C names of the structures above, for the ABI test.
-C_NAMES = {Options: "kite_options", Origin: "struct kite_origin", Msg: "kite_msg",
-           Event: "kite_event", SubOptions: "struct kite_sub_options",
+C_NAMES = {Options: "kite_options", SubOptions: "struct kite_sub_options",
+           Origin: "struct kite_origin", Msg: "kite_msg", Event: "kite_event",
            Stats: "kite_stats", Peer: "struct kite_peer",
            LanOrigin: "kite_lan_origin", LanStats: "kite_lan_stats"}
 

@@ -33,7 +33,7 @@ CONSTANTS = {
     "KITE_PUBLISHER_GONE": _lib.PUBLISHER_GONE, "KITE_REFUSED": _lib.REFUSED,
     "KITE_PUBLISHER_NEW": _lib.PUBLISHER_NEW, "KITE_EBADNAME": kite.EBADNAME,
     "KITE_ETOOBIG": kite.ETOOBIG, "KITE_ENOTSUB": kite.ENOTSUB,
-    "KITE_PEER_ADDR_MAX": _lib.PEER_ADDR_MAX, "KITE_CHANNEL_MAX": kite.CHANNEL_MAX,
+    "KITE_PEER_ADDR_MAX": _lib.PEER_ADDR_MAX, "KITE_SUB_RELIABLE": _lib.SUB_RELIABLE, "KITE_CHANNEL_MAX": kite.CHANNEL_MAX,
     "(long long)KITE_MSG_MAX": kite.MSG_MAX,
 }
 
@@ -71,13 +71,13 @@ def test_struct_layout_matches_the_header(c_view, st):
 
 
 def test_options_reserved_fields_are_mirrored(c_view):
-    # kite_options ends with reserved32, lan and reserved[4]: a binding
-    # that forgot them would hand kite_open garbage there (and be refused
-    # with EINVAL).
+    # kite_options ends with lan, reliable_deadline_ms, reserved32 and
+    # reserved[3]: a binding that forgot them would hand kite_open garbage
+    # there (and be refused with EINVAL).
     assert _lib.Options.reserved32.size == 4
     assert _lib.Options.lan.size == 8
-    assert _lib.Options.reserved.size == 4 * 8
-    assert _lib.Options.reserved.offset + 32 == c_view["sizeof(kite_options)"]
+    assert _lib.Options.reserved.size == 3 * 8
+    assert _lib.Options.reserved.offset + 24 == c_view["sizeof(kite_options)"]
 
 
 def test_constants_match_the_header(c_view):

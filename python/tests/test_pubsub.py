@@ -205,3 +205,35 @@ def test_help_is_useful():
     for word in ("Handle", "publish", "amessages", "handoff_accept", "KiteError",
                  "KITE_LIBRARY", "Loss"):
         assert word in text
+
+
+def test_reliable_subscriber_gets_eagain_not_loss(bus):
+    # A reliable subscriber that does not read: the publisher (4 KiB ring,
+    # wait 0) is told EAGAIN instead of overrunning it; once it reads, the
+    # publisher goes on, and nothing was lost.
+    with kite.Handle(bus) as sub, \
+            kite.Handle(bus, ring_slots=16, slot_size=256) as pub:
+        sub.subscribe("rel.>", reliable=True)
+        with pytest.raises(kite.KiteError) as ei:
+            sub.subscribe("rel.>")  # the other delivery
+        assert ei.value.errno == errno.EEXIST
+        sent = 0
+        with pytest.raises(kite.KiteError) as ei:
+            for _ in range(1000):
+                pub.publish("rel.x", b"m" * 64)
+                sent += 1
+        assert ei.value.errno == errno.EAGAIN and 0 < sent < 1000
+        got = [first_message(sub).seq for _ in range(sent)]
+        # Room again, once the publisher has heard where the subscriber
+        # stands (its position page comes one round trip after the ring).
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                pub.publish("rel.x", b"m" * 64)
+                break
+            except kite.KiteError as e:
+                assert e.errno == errno.EAGAIN and time.monotonic() < deadline
+                time.sleep(0.001)
+        got.append(first_message(sub).seq)
+        assert got == list(range(1, sent + 2))
+        assert sub.stats().lost == 0

@@ -19,7 +19,13 @@
  *     A forger: waits (10 s at most) for a frame on CHANNEL, learns its
  *     publisher id and the address it came from, and sends that address
  *     COUNT well-formed NAKs asking for every sequence there can be, as
- *     fast as it can; prints "naks COUNT ms ELAPSED". */
+ *     fast as it can; prints "naks COUNT ms ELAPSED".
+ *   lan_tool forge IFACE CHANNEL COUNT
+ *     A forger without the key: waits (10 s at most) for an authenticated
+ *     message frame on CHANNEL, and sends its group COUNT messages as that
+ *     publisher (its host, id, pid; the next sequences, payload "forged"),
+ *     each three ways: untagged; tagged with the captured tag; tagged with
+ *     random bytes. Prints "forged N" (frames sent). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -31,6 +37,7 @@
 
 #include "kite.h"
 
+#include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
 #include "lan_socket.h"
@@ -231,7 +238,7 @@ static int forge_naks(char **argv)
 	nak.host = 0xf0f0f0f0ull;
 	nak.pid = 1;
 	struct lan_seq_range all = {1, LAN_SEQ_MAX};
-	int len = ki_lan_nak_encode(buf, sizeof buf, &nak, &all, 1);
+	int len = ki_lan_nak_encode(buf, sizeof buf, &nak, &all, 1, NULL);
 	double t0 = now_ms();
 	for (unsigned long i = 0; i < count; i++)
 		if (len <= 0 || sendto(tx, buf, (size_t)len, 0, (struct sockaddr *)&from, sizeof from) != len) {
@@ -243,6 +250,84 @@ static int forge_naks(char **argv)
 			return 1;
 		}
 	printf("naks %lu ms %.0f\n", count, now_ms() - t0);
+	return 0;
+}
+
+/* Re-compute the CRC of the frame at b[0..len) (len: without any tag). */
+static void put_crc(uint8_t *b, size_t len)
+{
+	memset(b + LAN_CRC_OFFSET, 0, 4);
+	uint32_t c = ki_crc32c(0, b, len);
+	for (int i = 0; i < 4; i++)
+		b[LAN_CRC_OFFSET + i] = (uint8_t)(c >> (24 - 8 * i));
+}
+
+static int forge(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	const char *channel = argv[1];
+	unsigned long count = strtoul(argv[2], NULL, 10);
+	uint32_t group = ki_lan_group_of(&spec.range, channel);
+	size_t granted;
+	int rx = ki_lan_socket_receiver(&spec, 1u << 20, &granted);
+	if (rx < 0 || ki_lan_socket_membership(rx, group, &ifc, 1) < 0) {
+		fprintf(stderr, "lan_tool: forge: cannot listen\n");
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	static uint8_t buf[65536], out[65536];
+	uint8_t tag[LAN_TAG_LEN];
+	struct lan_frame f;
+	for (;;) {
+		struct pollfd p = {.fd = rx, .events = POLLIN};
+		if (poll(&p, 1, 10000) <= 0) {
+			fprintf(stderr, "lan_tool: forge: heard no authenticated message on %s\n", channel);
+			return 1;
+		}
+		ssize_t n = recv(rx, buf, sizeof buf, MSG_DONTWAIT);
+		/* What anyone on the LAN can do: strip the tag, read the rest. */
+		if (n <= LAN_FIXED_LEN + LAN_TAG_LEN || !(buf[5] & LAN_FLAG_MAC))
+			continue;
+		size_t hdr = (size_t)buf[6] << 8 | buf[7];
+		size_t pl = (size_t)buf[12] << 24 | (size_t)buf[13] << 16 | (size_t)buf[14] << 8 | buf[15];
+		if (hdr + pl + LAN_TAG_LEN > (size_t)n)
+			continue;
+		memcpy(tag, buf + hdr + pl, LAN_TAG_LEN);
+		buf[5] &= (uint8_t)~LAN_FLAG_MAC;
+		put_crc(buf, hdr + pl);
+		if (ki_lan_frame_decode(buf, hdr + pl, &f) > 0 && !strcmp(f.channel, channel) &&
+		    !(f.flags & LAN_FLAG_STATE))
+			break;
+	}
+	unsigned long sent = 0;
+	rng_state = (uint64_t)getpid() << 20 | 1;
+	for (unsigned long i = 1; i <= count; i++) {
+		f.seq++;
+		f.flags = 0;
+		f.frag_index = 0;
+		f.frag_count = 1;
+		f.total_len = f.payload_len = 6;
+		for (int way = 0; way < 3; way++) {
+			int n = ki_lan_frame_encode(out, sizeof out, &f, "forged");
+			if (n < 0)
+				return 1;
+			if (way > 0) {
+				out[5] |= LAN_FLAG_MAC;
+				put_crc(out, (size_t)n);
+				for (int j = 0; j < LAN_TAG_LEN; j++)
+					out[n + j] = way == 1 ? tag[j] : (uint8_t)rng();
+				n += LAN_TAG_LEN;
+			}
+			if (send_to(tx, group, spec.range.port, out, (size_t)n) == 0)
+				sent++;
+		}
+	}
+	printf("forged %lu\n", sent);
 	return 0;
 }
 
@@ -294,9 +379,12 @@ int main(int argc, char **argv)
 		return pubtime(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "naks"))
 		return forge_naks(argv + 2);
+	if (argc == 5 && !strcmp(argv[1], "forge"))
+		return forge(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
 			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE\n"
-			"       lan_tool naks IFACE CHANNEL COUNT\n");
+			"       lan_tool naks IFACE CHANNEL COUNT\n"
+			"       lan_tool forge IFACE CHANNEL COUNT\n");
 	return 100;
 }

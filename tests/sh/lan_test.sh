@@ -279,7 +279,7 @@ wait "$pa"
 wait "$prelay"
 read -r _ relayed _ corrupted _ reordered <<<"$(tail -1 "$tmpdir/relay")"
 read -r g3 l3 <<<"$(counts "$tmpdir/a3.err")"
-crc=$(sed -n 's/.*(bad CRC \([0-9]*\)).*/\1/p' "$tmpdir/a3.err")
+crc=$(sed -n 's/.*(bad CRC \([0-9]*\),.*/\1/p' "$tmpdir/a3.err")
 rej=$(sed -n 's/.*rejected \([0-9]*\) (bad CRC.*/\1/p' "$tmpdir/a3.err")
 check "relay: $reordered reordered, $corrupted corrupted of $relayed" \
 	[ "${reordered:-0}" -gt 20 ] && [ "${corrupted:-0}" -gt 5 ]
@@ -390,3 +390,78 @@ check "full send queue: messages were given up and counted unsent (${unsent:-?})
 	[ "${unsent:-0}" -gt 0 ]
 check "full send queue: kite_close took ${closing:-?} ms (<= 200 + scheduling)" \
 	[ "${closing:-9999}" -le 700 ]
+
+# --- authentication: a and b share a key, c has none, d a wrong one ------
+# (key=FILE: every frame tagged; a keyed receiver rejects and counts what
+# is untagged or wrongly tagged; a keyless one rejects tagged frames.)
+keyfile() { (umask 077; { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; echo; } >"$1"); }
+keyfile "$tmpdir/ab.key"
+keyfile "$tmpdir/d.key"
+# Rotation: a holds the next key as line 2 too (b signs with line 1).
+keyfile "$tmpdir/next.key"
+(umask 077; cat "$tmpdir/ab.key" "$tmpdir/next.key" >"$tmpdir/a.key")
+start_sub a "$tmpdir/a9" -n 3 'auth.>' --lan "eth0,key=$tmpdir/a.key"
+pa=$LAST_PID
+start_sub c "$tmpdir/c9" -t 4 'auth.>'
+pc=$LAST_PID
+printf 'c1\nc2\nc3\n' | in_ns c "$KITE" pub --lan eth0 auth.x
+printf 'd1\nd2\nd3\n' | in_ns d "$KITE" pub --lan "eth0,key=$tmpdir/d.key" auth.x
+spawn in_ns c "$tool" forge eth0 auth.x 20 >"$tmpdir/forge" 2>&1
+pf=$LAST_PID
+wait_for 5 grep -q ready "$tmpdir/forge"
+# c forges b: having heard b1, it sends b's next sequences as b, untagged,
+# with b1's tag, and with random tags (lan_tool forge).
+echo b1 | in_ns b "$KITE" pub --lan "eth0,key=$tmpdir/ab.key" auth.x
+wait "$pf"
+forged=$(sed -n 's/^forged \([0-9]*\)$/\1/p' "$tmpdir/forge")
+check "c forged ${forged:-no} frames as b" [ "${forged:-0}" = 60 ]
+printf 'b2\nb3\n' | in_ns b "$KITE" pub --lan "eth0,key=$tmpdir/ab.key" auth.x
+wait "$pa"; ra=$?
+wait "$pc"; rc=$?
+check "a (key) hears b (same key): exit $ra" [ "$ra" = 0 ] &&
+	[ "$(awk '{print $NF}' "$tmpdir/a9" | tr '\n' ' ')" = "b1 b2 b3 " ]
+unauth=$(sed -n 's/.*unauthenticated \([0-9]*\)).*/\1/p' "$tmpdir/a9.err")
+rej_a=$(sed -n 's/.*rejected \([0-9]*\) (bad CRC.*/\1/p' "$tmpdir/a9.err")
+# (A frame rejected ends its datagram: counts are per datagram at least.)
+check "a rejected and counted c's, d's and the forger's frames (unauthenticated $unauth, rejected $rej_a)" \
+	[ "${unauth:-0}" -ge 62 ] && [ "$rej_a" = "$unauth" ]
+check "a printed nothing of c, d or the forger" \
+	[ "$(grep -c " \([cd][123]\|forged\)\$" "$tmpdir/a9")" = 0 ]
+rej_c=$(sed -n 's/.*rejected \([0-9]*\) (bad CRC.*/\1/p' "$tmpdir/c9.err")
+# (It does take the forger's untagged frames: without a key, nothing is
+# authenticated.)
+check "c (no key) heard nothing of b or d (exit $rc), rejected ${rej_c:-?}" \
+	[ "$rc" = 0 ] && [ "$(grep -c " [bd][123]\$" "$tmpdir/c9")" = 0 ] && [ "${rej_c:-0}" -ge 2 ]
+check "c counts no frame unauthenticated: it has no key" \
+	grep -q "unauthenticated 0)" "$tmpdir/c9.err"
+
+# --- a key file others may read is refused -------------------------------
+cp "$tmpdir/ab.key" "$tmpdir/open.key"
+chmod 644 "$tmpdir/open.key"
+in_ns a "$KITE" sub --lan "eth0,key=$tmpdir/open.key" x >/dev/null 2>"$tmpdir/bad"; r=$?
+check "key file mode 644: exit 111 and why ($r)" [ $r = 111 ] &&
+	grep -q "open.key has mode 0644: group or others may access it" "$tmpdir/bad"
+printf 'not a key\n' >"$tmpdir/junk.key"; chmod 600 "$tmpdir/junk.key"
+in_ns a "$KITE" pub --lan "eth0,key=$tmpdir/junk.key" x </dev/null 2>"$tmpdir/bad"; r=$?
+check "key file without a key: exit 100 and why ($r)" [ $r = 100 ] &&
+	grep -q "expected one or two lines of 64 hex digits" "$tmpdir/bad"
+
+# --- authenticated repair: NAKs and resends are tagged and re-signed ----
+in_ns a nft -f - <<'NFT'
+table inet kite_loss {
+	chain in { type filter hook input priority 0; udp dport 7475 numgen random mod 100 < 5 drop; }
+}
+NFT
+start_sub a "$tmpdir/a10" -g 'authfix.>' --lan "eth0,repair=1,key=$tmpdir/a.key"
+pa=$LAST_PID
+for i in $(seq 1 1000); do echo "r$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+	in_ns b "$KITE" pub --lan "eth0,repair=1,key=$tmpdir/ab.key" -s authfix.x 2>"$tmpdir/pub10"
+wait "$pa"
+in_ns a nft delete table inet kite_loss
+read -r g10 l10 <<<"$(counts "$tmpdir/a10.err")"
+rep10=$(lanstat "$tmpdir/a10.err" repaired)
+unauth10=$(sed -n 's/.*unauthenticated \([0-9]*\)).*/\1/p' "$tmpdir/a10.err")
+nakr10=$(lanstat "$tmpdir/pub10" "naks received")
+check "keyed repair, 5 % loss: received $g10 of 1000, lost $l10, repaired $rep10, b took $nakr10 NAKs" \
+	[ "$g10" = 1000 ] && [ "$l10" = 0 ] && [ "${rep10:-0}" -gt 5 ] && [ "${nakr10:-0}" -gt 0 ]
+check "keyed repair: no frame unauthenticated (${unauth10:-?})" [ "$unauth10" = 0 ]

@@ -169,3 +169,23 @@ check "200 kB of random bytes: printf %b gives them back exactly" \
 check "plain text unchanged" test "$(payload esc.d)" = 'plain "json" {}'
 check "the random payload's line holds no control byte" \
 	bash -c "! grep -a '^esc.c ' '$tmpdir/e1.out' | LC_ALL=C grep -aq '[[:cntrl:]]'"
+
+# --json: every line is strict JSON whatever the payload; UTF-8 text stays
+# "payload", any other bytes come back exactly from "payload_base64".
+start_sub j1 --json --count 3 --timeout 20 'js.>' || not_ok "JSON subscriber ready"
+"$KITE" pub js.a "$(printf 'caf\303\251 "q" \\ \001 \302\205')"
+printf '\n' | cat "$tmpdir/random" - | "$KITE" pub js.b
+printf 'bin\377\376\000z\n' | "$KITE" pub js.c
+wait "$j1_pid"
+check "--json: three lines of strict JSON; text kept, bytes exact in payload_base64" \
+	/usr/bin/python3 - "$tmpdir/j1.out" "$tmpdir/random" <<'PY'
+import base64, json, sys
+got = {}
+for line in open(sys.argv[1], "rb"):
+    m = json.loads(line.decode("utf-8"))  # strict: invalid UTF-8 raises
+    got[m["channel"]] = m
+assert got["js.a"]["payload"] == 'caf\u00e9 "q" \\ \x01 \x85', got["js.a"]
+assert "payload" not in got["js.b"]
+assert base64.b64decode(got["js.b"]["payload_base64"], validate=True) == open(sys.argv[2], "rb").read()
+assert base64.b64decode(got["js.c"]["payload_base64"], validate=True) == b"bin\xff\xfe\x00z"
+PY

@@ -82,6 +82,18 @@ if can_nobody; then
 	check "nobody sees no counters of root's handles" \
 		[ "$(jq '[.handles[] | select(.uid == 0 and has("stats"))] | length' "$tmpdir/nobody.json")" = 0 ]
 	check "nobody sees kite sub's pattern ls.> nowhere" bash -c "! jq -r '.handles[].subscribes[]' '$tmpdir/nobody.json' | grep -qx 'ls\.>'"
+	# A command line names channels (kite sub ls.>): where /proc hides
+	# root's processes from others (hidepid=2, on a /proc of a private
+	# mount namespace), kite ls must not tell nobody either.
+	if unshare -m true 2>/dev/null; then
+		unshare -m bash -c 'mount -t proc -o hidepid=2 proc /proc && exec "$@"' - \
+			"${as_nobody[@]}" "$KITE" ls --json >"$tmpdir/hidepid.json"
+		cmds=$(jq -r '[.handles[] | select(.uid == 0) | .command] | unique | join(",")' "$tmpdir/hidepid.json")
+		check "under hidepid=2 nobody learns no command line of root's handles ($cmds)" \
+			[ "$(jq '.handles | length' "$tmpdir/hidepid.json")" = 7 -a "$cmds" = "" ]
+	else
+		skip "under hidepid=2 nobody learns no command line" "unshare -m is not allowed here"
+	fi
 else
 	skip "nobody sees only its allowed channel" "$(nobody_missing)"
 fi
@@ -110,6 +122,29 @@ check "kite top without a terminal: the channels" grep -qE "^ls\.a +1 +2 " "$tmp
 "$KITE" ls --timeout 0 >/dev/null 2>&1; check "kite ls --timeout 0 is a usage error" [ $? = 100 ]
 "$KITE" ls --bus 'no/slash' >/dev/null 2>&1; check "kite ls with a bad bus is a usage error" [ $? = 100 ]
 "$KITE" top --metrics nonsense >/dev/null 2>&1; check "kite top --metrics without a port is a usage error" [ $? = 100 ]
+"$KITE" top --metrics 127.0.0.1:99999 >/dev/null 2>&1; check "kite top --metrics with port 99999 is a usage error (not port 34463)" [ $? = 100 ]
+"$KITE" top --metrics 127.0.0.1:http >/dev/null 2>&1; check "kite top --metrics with a service name is a usage error" [ $? = 100 ]
+"$KITE" top --metrics 127.0.0.1:0 --count 1 >/dev/null 2>&1; check "kite top --metrics with --count is a usage error" [ $? = 100 ]
+timeout 5 "$KITE" top --metrics 127.0.0.1:0 --bus 'no/slash' >/dev/null 2>&1
+check "kite top --metrics with a bad bus is a usage error at once (not a 503 per scrape)" [ $? = 100 ]
+
+# A command line with terminal escapes (OSC 52 sets the clipboard), a
+# quote, a newline, a C1 control (CSI) and bytes that are not UTF-8, on a
+# bus of its own: no escape reaches the terminal, --json stays valid JSON.
+evil_bus=$KITE_BUS-evil
+spawn "$PY" -c 'import os, sys; os.execv(sys.argv[1], [b"evil\xff\x1b]52;c;aGk=\x07\"\\\n\xc2\x9b[2J", b"sub", b"--bus", sys.argv[2].encode(), b"evil.x"])' "$KITE" "$evil_bus" >/dev/null 2>&1
+evil_listed() { "$KITE" ls --bus "$evil_bus" >"$tmpdir/evil.txt" 2>&1 && grep -q " evil" "$tmpdir/evil.txt"; }
+check "a handle with a hostile command line answers" wait_for 10 evil_listed
+check "kite ls: no escape, BEL or CSI byte of its command reaches the terminal" \
+	bash -c "! LC_ALL=C grep -q $'[\033\a\x9b]' '$tmpdir/evil.txt' && grep -q 'evil.xff.x1b]52' '$tmpdir/evil.txt'"
+"$KITE" top --bus "$evil_bus" --count 1 >"$tmpdir/evil-top.txt" 2>&1
+check "kite top (plain): none either" bash -c "! LC_ALL=C grep -q $'[\033\a\x9b]' '$tmpdir/evil-top.txt'"
+"$KITE" ls --bus "$evil_bus" --json >"$tmpdir/evil.json"
+check "kite ls --json: valid UTF-8 JSON, bad bytes as U+FFFD, controls escaped" "$PY" -c '
+import json, sys
+c = json.loads(open(sys.argv[1], "rb").read())["handles"][0]["command"]
+assert c == "evil\ufffd\x1b]52;c;aGk=\x07\"\\\n\x9b[2J sub --bus %s evil.x" % sys.argv[2], repr(c)
+' "$tmpdir/evil.json" "$evil_bus"
 
 # A terminal: tmux runs kite top in a 150x40 pseudo-terminal; its screen
 # is captured (with colours) and read back.
@@ -135,6 +170,25 @@ if command -v tmux >/dev/null; then
 	check "kite top screen: key l sorts by lag" wait_for 5 shows "sort: lag"
 	tmux -L "$sock" send-keys -t 0 q
 	check "kite top screen: key q quits, exit 0" wait_for 5 grep -qsx "exited 0" "$tmpdir/top.rc"
+	# Ctrl-Z in an interactive shell gives the shell its main screen (and
+	# line wrap) back; fg takes the alternate screen again and redraws.
+	zsock="kite-top-z-$$"
+	at_exit "tmux -L $zsock kill-server"
+	tmux -L "$zsock" -f /dev/null new-session -d -x 150 -y 40 \
+		"env -i PATH=/usr/bin:/bin TERM=xterm HOME=$tmpdir KITE_BUS=$KITE_BUS bash --norc --noprofile -i"
+	alt() { [ "$(tmux -L "$zsock" display -p -t 0 '#{alternate_on}')" = "$1" ]; }
+	zshows() { tmux -L "$zsock" capture-pane -p -t 0 | grep -q "$1"; }
+	tmux -L "$zsock" send-keys -t 0 "$KITE top --interval 0.3 --timeout 0.2" Enter
+	check "kite top in an interactive shell draws on the alternate screen" \
+		wait_for 10 bash -c "$(declare -f alt zshows); zsock=$zsock; alt 1 && zshows 'ls\.public\.c'"
+	tmux -L "$zsock" send-keys -t 0 C-z
+	check "Ctrl-Z: the shell gets its main screen back" wait_for 5 alt 0
+	check "Ctrl-Z: the shell says kite top stopped" wait_for 5 zshows 'Stopped'
+	tmux -L "$zsock" send-keys -t 0 fg Enter
+	check "fg: kite top takes the alternate screen again and redraws" \
+		wait_for 5 bash -c "$(declare -f alt zshows); zsock=$zsock; alt 1 && zshows 'ls\.public\.c'"
+	tmux -L "$zsock" send-keys -t 0 q
+	check "q after fg leaves the alternate screen" wait_for 5 alt 0
 else
 	skip "kite top under a terminal" "needs tmux (Debian package tmux), see tests/deps.txt"
 fi
@@ -164,6 +218,21 @@ if command -v curl >/dev/null && command -v promtool >/dev/null && command -v pr
 	check "metrics: a page per handle up" [ "$(grep -c '^kite_handle_up{.*} 1$' "$tmpdir/metrics.txt")" = 7 ]
 	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$mport/other")
 	check "kite top --metrics: other paths are 404" [ "$code" = 404 ]
+	# Clients that dribble, say nothing or never read hold nobody up: each
+	# is dropped 2 s after it connected, and a scrape meanwhile is served.
+	for how in dribble idle noread dribble idle; do
+		spawn "$PY" "$(dirname "$0")/slow_http_client.py" "$mport" "$how" >>"$tmpdir/slow-http.log"
+	done
+	sleep 0.5
+	t0=$(date +%s%N)
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$mport/metrics")
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	check "kite top --metrics serves a scrape beside slow clients ($code in $ms ms)" \
+		bash -c "[ '$code' = 200 ] && [ $ms -lt 3000 ]"
+	four_dropped() { [ "$(grep -c '^dropped after [0-4]\.' "$tmpdir/slow-http.log")" = 4 ]; }
+	wait_for 10 four_dropped
+	check "kite top --metrics drops slow clients after 2 s ($(tr '\n' ' ' <"$tmpdir/slow-http.log"))" \
+		four_dropped
 	. "$(dirname "$0")/prom_lib.sh"
 	prom_start "127.0.0.1:$mport"
 	check "prometheus server ready" kill -0 "$ppid"

@@ -1,0 +1,107 @@
+/* Loading the LAN keys and tagging frames with them. The file is a
+ * secret: refused unless only its owner may read or write it. */
+#include "lan_key.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lan_blake2b.h"
+
+/* Two lines and their newlines, and room to see that there is more. */
+#define KEY_FILE_MAX (LAN_KEYS_MAX * (2 * LAN_KEY_LEN + 1) + 1)
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* text[0..n): 1 or 2 lines of exactly 64 hex digits, each ended by a
+ * newline (the last one's may be missing). */
+static int parse_keys(const char *text, size_t n, struct lan_keys *out)
+{
+	size_t at = 0;
+	out->n = 0;
+	while (at < n) {
+		if (out->n == LAN_KEYS_MAX || n - at < 2 * LAN_KEY_LEN)
+			return -EINVAL;
+		for (size_t i = 0; i < LAN_KEY_LEN; i++) {
+			int hi = hex_digit(text[at + 2 * i]), lo = hex_digit(text[at + 2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			out->key[out->n][i] = (uint8_t)(hi << 4 | lo);
+		}
+		at += 2 * LAN_KEY_LEN;
+		if (at < n && text[at++] != '\n')
+			return -EINVAL;
+		out->n++;
+	}
+	return out->n ? 0 : -EINVAL;
+}
+
+int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t why_len)
+{
+	memset(out, 0, sizeof *out);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(why, why_len, "key file %s: %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	char text[KEY_FILE_MAX];
+	ssize_t n = -1;
+	int rc = 0;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(why, why_len, "key file %s: %s", path, strerror(-rc));
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(why, why_len, "key file %s: not a regular file", path);
+	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		rc = -EACCES;
+		snprintf(why, why_len, "key file %s has mode %04o: group or others may access it "
+			 "(chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+	} else if ((n = read(fd, text, sizeof text)) < 0) {
+		rc = -errno;
+		snprintf(why, why_len, "key file %s: %s", path, strerror(-rc));
+	} else if (parse_keys(text, (size_t)n, out)) {
+		rc = -EINVAL;
+		snprintf(why, why_len, "key file %s: expected one or two lines of 64 hex digits "
+			 "(a 32-byte key each)", path);
+	}
+	memset(text, 0, sizeof text);
+	close(fd);
+	if (rc)
+		memset(out, 0, sizeof *out);
+	return rc;
+}
+
+void ki_lan_tag(const struct lan_keys *k, unsigned i, const uint8_t *buf, size_t len,
+		uint8_t tag[LAN_TAG_LEN])
+{
+	ki_blake2b(tag, LAN_TAG_LEN, k->key[i], LAN_KEY_LEN, buf, len);
+}
+
+int ki_lan_tag_ok(const struct lan_keys *k, const uint8_t *buf, size_t len,
+		  const uint8_t tag[LAN_TAG_LEN])
+{
+	int ok = 0;
+	for (unsigned i = 0; i < k->n; i++) {
+		uint8_t want[LAN_TAG_LEN], diff = 0;
+		ki_lan_tag(k, i, buf, len, want);
+		for (size_t j = 0; j < LAN_TAG_LEN; j++)
+			diff |= (uint8_t)(want[j] ^ tag[j]);
+		ok |= diff == 0;
+	}
+	return ok;
+}
