@@ -16,6 +16,13 @@ static const char usage[] =
 	"                   first multicast interface; ',group=A.B.C.D/N,port=P,\n"
 	"                   ttl=T' may follow; default: $KITE_LAN, else none)\n"
 	"  -s, --stats      print what was published on stderr at the end\n"
+	"  -r, --ring-bytes B  the channel's ring holds B bytes of records (a\n"
+	"                   power of two from 4K to 512M; K, M suffixes: KiB,\n"
+	"                   MiB; default 2M): more lets slow or late subscribers\n"
+	"                   (kite sub --last N) find more messages still held\n"
+	"  -k, --keep-ring  never release the ring while kite pub runs (by\n"
+	"                   default it goes after 10 s of silence, and with it\n"
+	"                   what late joiners could replay): a last-value channel\n"
 	"  -h, --help       this help\n\n"
 	"Subscribers already running receive everything published; refusals by\n"
 	"the channel policy are reported on stderr. A reliable subscriber\n"
@@ -37,20 +44,46 @@ static int report_events(kite *k)
 	return refused;
 }
 
+/* "65536", "64K", "2M": bytes (K and M are 1024-based); 0 or -1. */
+static int parse_ring_bytes(const char *s, uint64_t *out)
+{
+	char digits[32];
+	size_t n = strlen(s);
+	uint64_t unit = 1;
+	if (n && (s[n - 1] == 'K' || s[n - 1] == 'k'))
+		unit = 1024;
+	else if (n && (s[n - 1] == 'M' || s[n - 1] == 'm'))
+		unit = 1024 * 1024;
+	if (unit > 1)
+		n--;
+	if (!n || n >= sizeof digits)
+		return -1;
+	memcpy(digits, s, n);
+	digits[n] = 0;
+	uint64_t v;
+	if (parse_u64(digits, UINT64_MAX / unit, &v) || !v)
+		return -1;
+	*out = v * unit;
+	return 0;
+}
+
 int cmd_pub(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"bus", required_argument, NULL, 'b'},
 		{"lan", required_argument, NULL, 'l'},
 		{"stats", no_argument, NULL, 's'},
+		{"ring-bytes", required_argument, NULL, 'r'},
+		{"keep-ring", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	kite_options ko = {0};
 	int stats = 0, c;
+	uint64_t ring_bytes = 0;
 	char **operand = argv; /* CHANNEL [MESSAGE], moved to the front as they come */
 	int noperands = 0;
-	while ((c = next_option("pub", argc, argv, "b:l:sh", opts)) != -1) {
+	while ((c = next_option("pub", argc, argv, "b:l:r:ksh", opts)) != -1) {
 		switch (c) {
 		case 1:
 			if (noperands == 2)
@@ -61,6 +94,12 @@ int cmd_pub(int argc, char **argv)
 		case 'b': ko.bus = optarg; break;
 		case 'l': ko.lan = optarg; break;
 		case 's': stats = 1; break;
+		case 'k': ko.idle_ms = UINT32_MAX; break;
+		case 'r':
+			if (parse_ring_bytes(optarg, &ring_bytes))
+				return usage_error("pub", "--ring-bytes wants a size such as "
+						   "65536, 64K or 2M, not '%s'", optarg);
+			break;
 		case 'h': fputs(usage, stdout); return EXIT_DONE;
 		default: return EXIT_USAGE;
 		}
@@ -80,6 +119,12 @@ int cmd_pub(int argc, char **argv)
 	int rc = open_bus("pub", &k, &ko);
 	if (rc)
 		return rc;
+	if (ring_bytes && (rc = kite_set_channel_ring(k, channel, ring_bytes)) < 0) {
+		kite_close(k);
+		return usage_error("pub", "--ring-bytes %llu: %s (a power of two from "
+				   "4K to 512M)", (unsigned long long)ring_bytes,
+				   kite_strerror(rc));
+	}
 	uint64_t count = 0;
 	int64_t r = 0;
 	if (noperands == 2) {

@@ -26,6 +26,10 @@ static const char usage[] =
 	"  -j, --json           one JSON object per line instead\n"
 	"  -n, --count N        exit after N messages\n"
 	"  -t, --timeout SECS   exit after SECS seconds\n"
+	"      --last N         first the last N messages each matching ring still\n"
+	"                       holds (original seqs), then live ones ('--last 1':\n"
+	"                       the latest value at once)\n"
+	"      --last-ms MS     ... only those published in the last MS ms\n"
 	"  -b, --bus NAME       the bus to use (default: $KITE_BUS, else 'default')\n"
 	"  -l, --lan IFACE      also receive from the LAN through IFACE ('auto',\n"
 	"                       options as in kite pub; default: $KITE_LAN)\n"
@@ -168,6 +172,8 @@ int cmd_sub(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"count", required_argument, NULL, 'n'},
 		{"timeout", required_argument, NULL, 't'},
+		{"last", required_argument, NULL, 'L'},
+		{"last-ms", required_argument, NULL, 'M'},
 		{"bus", required_argument, NULL, 'b'},
 		{"lan", required_argument, NULL, 'l'},
 		{"stats", no_argument, NULL, 's'},
@@ -179,8 +185,8 @@ int cmd_sub(int argc, char **argv)
 	};
 	kite_options ko = {0};
 	int json = 0, stats = 0, until_gone = 0, verbose = 0, c;
+	uint64_t count = 0, last = 0;
 	struct kite_sub_options so = {0};
-	uint64_t count = 0;
 	int64_t timeout_ms = -1;
 	char **patterns = argv; /* operands move to the front as they come */
 	int npatterns = 0;
@@ -195,6 +201,18 @@ int cmd_sub(int argc, char **argv)
 		case 't':
 			if (parse_seconds_ms(optarg, &timeout_ms))
 				return usage_error("sub", "--timeout wants seconds, not '%s'", optarg);
+			break;
+		case 'L':
+			if (parse_u64(optarg, UINT32_MAX, &last) || !last)
+				return usage_error("sub", "--last wants a number of messages "
+						   "from 1 to %u, not '%s'", UINT32_MAX, optarg);
+			so.last_n = (uint32_t)last;
+			break;
+		case 'M':
+			if (parse_u64(optarg, UINT32_MAX, &last) || !last)
+				return usage_error("sub", "--last-ms wants milliseconds from 1 "
+						   "to %u, not '%s'", UINT32_MAX, optarg);
+			so.last_ms = (uint32_t)last;
 			break;
 		case 'b': ko.bus = optarg; break;
 		case 'l': ko.lan = optarg; break;

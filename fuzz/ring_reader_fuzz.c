@@ -10,7 +10,13 @@
  * (1, 0) instead of the input's start, 8 the hint's seq is near 2^63);
  * bytes 1-8 the limit, 9-16 the hint's seq, 17-24 the hint's position,
  * 25-32 the reader's first seq, 33-40 its position, 41 how many honest
- * records; the rest is poured over the records cyclically. */
+ * records; the rest is poured over the records cyclically. Mode bit 32
+ * ('P' and up): the reader joins with a replay instead (ki_ring_replay from
+ * the ring's first record to target = the input's start, last_n = the
+ * hint's position, since_ns = the start position), the replay index and
+ * its generation taken from the poured bytes: it must start at a seq of
+ * the ring (>= 1), count as lost only what lies past target, and read on
+ * under the same rules. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +37,7 @@ const char *const fuzz_seeds[] = {
 	"\x08\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00",
+	"Q", "S\x00\x04", "U\x40\x02\x00\x00\x00\x00\x00\x00\x05",
 	"9\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01\x01\x01\x01\x01\x01\x01",
 	"4\x00\x02\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -93,7 +100,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 
 	struct ring_reader r;
-	ki_ring_reader_init(&r, image, SLOTS, SLOT_SIZE, start, start_pos);
+	if (mode & 32) {
+		atomic_store(&h->index_gen, u64_at(data, size, DATA_AT) & 3);
+		for (unsigned i = 0; i < RING_SEGMENTS; i++) {
+			atomic_store(&h->index[i].seq, u64_at(data, size, DATA_AT + 8 + 16 * i));
+			atomic_store(&h->index[i].pos, u64_at(data, size, DATA_AT + 16 + 16 * i));
+		}
+		ki_ring_reader_init(&r, image, SLOTS, SLOT_SIZE, 1, 0);
+		uint64_t lost = ki_ring_replay(&r, start, hint_pos, start_pos);
+		if (r.next == 0 || (r.next < RING_SEQ_END &&
+				    lost != (r.next > start ? r.next - start : 0)))
+			__builtin_trap();
+	} else {
+		ki_ring_reader_init(&r, image, SLOTS, SLOT_SIZE, start, start_pos);
+	}
 	for (int i = 0; i < READS; i++) {
 		struct ring_record rec;
 		uint64_t before = r.next;

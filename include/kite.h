@@ -269,15 +269,30 @@ KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *d
  * Subscribing twice to the same pattern is a no-op. */
 KITE_API int kite_subscribe(kite *k, const char *pattern);
 
-/* How a subscription is delivered (kite_subscribe_opts). Zero it first
+/* Options of one subscription (kite_subscribe_opts). Zero it first
  * (`struct kite_sub_options o = {0};`): reserved fields set make it
  * -EINVAL, so later versions can give them meaning. */
 struct kite_sub_options {
 	uint32_t flags;      /* KITE_SUB_* bits */
-	uint32_t last_n;     /* replay: not in this version (-ENOTSUP if set) */
-	uint32_t last_ms;    /* replay: not in this version (-ENOTSUP if set) */
-	uint32_t reserved32;
-	uint64_t reserved[4];
+	/* Replay for a late joiner: each ring this subscription attaches
+	 * first delivers, before its live messages, the last last_n messages
+	 * it still holds (0: no count limit if last_ms is set), keeping
+	 * their original sequence numbers; then live ones, with no gap or
+	 * duplicate between. last_ms: only those stamped (CLOCK_REALTIME,
+	 * kite_msg.timestamp_ns) in the last last_ms milliseconds before the
+	 * ring attached (0: no time limit if last_n is set). Both 0: no
+	 * replay, live messages only, as kite_subscribe(). What was asked
+	 * for but is no longer held (overwritten, released after the
+	 * publisher's idle_ms, published before the publisher's current ring
+	 * was made) is simply not delivered, and not reported lost; from the
+	 * first replayed message on, the stream is exact: a record written
+	 * over before it is read is KITE_LOSS, as for live ones. A ring holds
+	 * about 7/8 of its bytes of records at least; docs/channels.md,
+	 * "Replay", has the exact rule. */
+	uint32_t last_n;
+	uint32_t last_ms;
+	uint32_t reserved32;   /* zero */
+	uint64_t reserved[4];  /* zero */
 };
 
 /* Reliable delivery from local publishers (the default is radio: a
@@ -306,15 +321,32 @@ struct kite_sub_options {
 #define KITE_SUB_RELIABLE 1u
 
 /* kite_subscribe() with options (NULL o: the same as kite_subscribe).
- * -EINVAL: unknown flags or reserved fields set; -ENOTSUP: last_n or
- * last_ms set; -EEXIST: the pattern is already subscribed with other
- * flags (unsubscribe it first). */
+ * -EINVAL: unknown flags or reserved fields set; -EEXIST: the pattern is
+ * already subscribed with other flags (unsubscribe it first). Replay
+ * applies to rings the pattern newly attaches: re-subscribing a pattern
+ * already held is a no-op, and a channel already read through another
+ * pattern is not replayed again. Where several of the handle's patterns
+ * with replay match one channel, the largest last_n and the largest
+ * last_ms are used. */
 KITE_API int kite_subscribe_opts(kite *k, const char *pattern,
 				 const struct kite_sub_options *o);
 
 /* Remove a subscription; rings that no remaining pattern matches are
  * released. */
 KITE_API int kite_unsubscribe(kite *k, const char *pattern);
+
+/* Ring size for channels this handle publishes that match pattern: bytes
+ * of records per (channel) ring, instead of ring_slots * slot_size from
+ * kite_options. bytes must be a power-of-two multiple of the handle's
+ * slot_size, at least 2 slots, at most 2^20 slots and 512 MiB (the most a
+ * subscriber maps); 0 removes the pattern's setting. -EINVAL otherwise,
+ * KITE_EBADNAME for a bad pattern, -ENOSPC past KITE_RING_RULES_MAX
+ * patterns. When several patterns match a channel, the one set last
+ * wins. It applies to rings made from now on: a channel's first message,
+ * or its next one after an idle release (see idle_ms); a ring in use
+ * keeps its size. */
+#define KITE_RING_RULES_MAX 256
+KITE_API int kite_set_channel_ring(kite *k, const char *pattern, size_t bytes);
 
 /* Allow a uid (or gid) beyond the default (same uid, plus root) to take
  * part in channels that match pattern, in either direction. */

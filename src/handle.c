@@ -319,6 +319,8 @@ static void free_state(kite *k)
 	ki_strlist_free(&k->patterns, &k->npatterns);
 	ki_pos_free(k);
 	free(k->pattern_gen);
+	free(k->pattern_replay);
+	free(k->ring_rules);
 	free(k->rules);
 	free(k->fd_shares); /* (empty: every queue is cleared by now) */
 	if (k->large_map)

@@ -271,6 +271,17 @@ struct allow_rule {
 	unsigned id;
 };
 
+/* A subscription's replay (kite_sub_options.last_n / last_ms). */
+struct sub_replay {
+	uint32_t last_n, last_ms;
+};
+
+/* A kite_set_channel_ring() setting. */
+struct ring_rule {
+	char pattern[KITE_CHANNEL_MAX + 1];
+	uint32_t slots;
+};
+
 struct queued_event {
 	kite_event ev;
 	char channel[KITE_CHANNEL_MAX + 1];
@@ -317,6 +328,7 @@ struct kite {
 	char **patterns;
 	size_t npatterns;
 	uint64_t *pattern_gen; /* when each of patterns was subscribed */
+	struct sub_replay *pattern_replay; /* what each asked to replay */
 	uint64_t sub_gen;      /* counts kite_subscribe() calls */
 	struct allow_rule *rules;
 	size_t nrules;
@@ -325,6 +337,8 @@ struct kite {
 	size_t pub_hash_size;
 	size_t npub;
 	struct pub_ring *last_pub; /* the hot path's one-entry cache */
+	struct ring_rule *ring_rules; /* kite_set_channel_ring(), oldest first */
+	size_t nring_rules;
 	size_t ndormant;           /* rings released after an idle spell */
 	int heads_fd;              /* stream heads page (-1 until needed) */
 	_Atomic uint64_t *heads;
@@ -503,6 +517,9 @@ void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel);
 /* Release the rings of channels idle for opt.idle_ms; ms until the next
  * look, or -1. */
 int ki_pub_sweep_idle(kite *k);
+/* channel_ring.c: slots of a new ring for channel (kite_set_channel_ring,
+ * else opt.ring_slots). */
+uint32_t ki_pub_ring_slots(const kite *k, const char *channel);
 
 /* reliable.c (publisher side): a ring handed to a peer that asked for it
  * reliably gets an entry; entries leave with the peer's subscription. */

@@ -316,6 +316,10 @@ static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
 {
 	char name[KITE_CHANNEL_MAX + 16];
 	snprintf(name, sizeof name, "kite-ring:%s", r->channel);
+	/* Sized when made: a ring re-made after an idle release takes the
+	 * channel's current setting. */
+	uint32_t slots = ki_pub_ring_slots(k, r->channel);
+	ki_ring_geometry_valid(slots, k->opt.slot_size, &r->bytes);
 	int fd = ki_shm_create(name, r->bytes);
 	if (fd < 0)
 		return fd;
@@ -327,7 +331,7 @@ static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
 		close(fd);
 		return -ENOMEM;
 	}
-	ki_ring_writer_init(&r->w, base, k->opt.ring_slots, k->opt.slot_size, k->id,
+	ki_ring_writer_init(&r->w, base, slots, k->opt.slot_size, k->id,
 			    r->channel, last_seq);
 	((struct ring_header *)base)->heads_slot = (uint32_t)(r->head_slot + 1);
 	/* The first ring to watch: the control thread may sleep untimed. */
@@ -358,7 +362,6 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	if (!r)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
-	ki_ring_geometry_valid(k->opt.ring_slots, k->opt.slot_size, &r->bytes);
 	r->fd = -1;
 	/* Only streams with an entry in the heads page are ever released. */
 	r->head_slot = k->opt.idle_ms != UINT32_MAX && k->nheads < HEADS_MAX &&

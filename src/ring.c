@@ -71,7 +71,7 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 	w->segment = w->capacity / RING_SEGMENTS;
 	w->first_seq = last_seq + 1;
 	w->head = last_seq;
-	w->pos = w->off = w->limit = 0;
+	w->pos = w->off = w->limit = w->index_next = 0;
 }
 
 /* Before writing below `end`: if that passes the limit, raise it to the end
@@ -116,6 +116,28 @@ static void pad_lap(struct ring_writer *w, uint64_t seq)
 	w->off = 0;
 }
 
+/* The committed record (seq, pos) is the first to start at or after every
+ * segment boundary from index_next up to pos: say so in the replay index
+ * (only the last RING_SEGMENTS boundaries have an entry). */
+static void index_record(struct ring_writer *w, uint64_t seq, uint64_t pos)
+{
+	struct ring_header *h = header_of(w->base);
+	uint64_t first = w->index_next / w->segment, last = pos / w->segment;
+	if (last - first >= RING_SEGMENTS)
+		first = last - (RING_SEGMENTS - 1);
+	uint64_t gen = atomic_load_explicit(&h->index_gen, memory_order_relaxed);
+	atomic_store_explicit(&h->index_gen, gen + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (uint64_t b = first; b <= last; b++) {
+		atomic_store_explicit(&h->index[b % RING_SEGMENTS].seq, seq,
+				      memory_order_relaxed);
+		atomic_store_explicit(&h->index[b % RING_SEGMENTS].pos, pos,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&h->index_gen, gen + 2, memory_order_release);
+	w->index_next = (last + 1) * w->segment;
+}
+
 uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
 		       const void *payload, uint32_t len, uint16_t flags,
 		       uint64_t timestamp_ns)
@@ -139,6 +161,8 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 	 * never a stale word of an older lap. */
 	atomic_store_explicit(&record_at(w->base, next_off)->seq, 0, memory_order_relaxed);
 	atomic_store_explicit(&r->seq, seq, memory_order_release);
+	if (w->pos >= w->index_next) /* once per segment */
+		index_record(w, seq, w->pos);
 	w->head = seq;
 	w->pos = next_pos;
 	w->off = next_off;
@@ -324,8 +348,9 @@ int ki_ring_pending(const struct ring_reader *r)
 
 /* Move forward without reading toward target, as far as the ring leads
  * within about a lap; ki_ring_seek and ki_ring_reader_head judge where it
- * stopped. */
-static void walk(struct ring_reader *r, uint64_t target)
+ * stopped. With since_ns (not 0) it also stops at the first record stamped
+ * at or after it, and returns 1 then. */
+static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns)
 {
 	/* Each step passes a record (at least a header's bytes) or takes a
 	 * hint: an honest ring has target within a lap of where we are, or
@@ -358,22 +383,82 @@ static void walk(struct ring_reader *r, uint64_t target)
 			r->off = 0;
 			continue;
 		}
+		if (since_ns && rec.timestamp_ns >= since_ns)
+			return 1;
 		uint64_t size = record_size((uint64_t)body);
 		r->pos += size;
 		r->off += size;
 		skip_short_tail(r->capacity, &r->pos, &r->off);
 		r->next++;
 	}
+	return 0;
 }
 
 uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
 {
-	walk(r, target);
+	walk(r, target, 0);
 	if (r->next < target) {
 		r->next = RING_SEQ_END; /* it does not hold what it offered */
 		return 0;
 	}
 	return r->next < RING_SEQ_END ? r->next - target : 0;
+}
+
+/* Position 0 was written over: start r at the replay index's entry for the
+ * oldest boundary no reader counts as overrun (limit - capacity). 0 if the
+ * index gives nothing usable before target (r untouched). */
+static int index_start(struct ring_reader *r, uint64_t target)
+{
+	struct ring_header *h = header_of(r->base);
+	uint64_t segment = r->capacity / RING_SEGMENTS;
+	for (int attempt = 0; attempt < HINT_ATTEMPTS; attempt++) {
+		uint64_t limit = atomic_load_explicit(&h->limit, memory_order_acquire);
+		if (limit <= r->capacity || limit % segment)
+			return 0; /* position 0 is held (or a liar's limit) */
+		uint64_t oldest = limit - r->capacity;
+		unsigned slot = (unsigned)(oldest / segment % RING_SEGMENTS);
+		uint64_t gen = atomic_load_explicit(&h->index_gen, memory_order_acquire);
+		uint64_t seq = atomic_load_explicit(&h->index[slot].seq, memory_order_relaxed);
+		uint64_t pos = atomic_load_explicit(&h->index[slot].pos, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if ((gen & 1) ||
+		    atomic_load_explicit(&h->index_gen, memory_order_relaxed) != gen)
+			continue;
+		/* An entry of a later boundary (the publisher moved on since
+		 * we read the limit): look again. */
+		if (pos >= limit)
+			continue;
+		if (pos < oldest || pos % RING_ALIGN || seq < r->next || seq >= target)
+			return 0;
+		r->next = seq;
+		r->pos = pos;
+		r->off = pos % r->capacity;
+		return 1;
+	}
+	return 0;
+}
+
+uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
+			uint64_t since_ns)
+{
+	if (r->next >= RING_SEQ_END || r->next >= target)
+		return ki_ring_seek(r, target);
+	struct ring_reader start = *r;
+	if (overrun(&start, memory_order_acquire) && !index_start(&start, target))
+		return ki_ring_seek(r, target);
+	uint64_t wanted = start.next;
+	if (last_n != UINT64_MAX && target - start.next > last_n)
+		wanted = target - last_n;
+	/* Records before target were written before the offer named it: an
+	 * honest ring leads there (or a hint past it, when a later lap took
+	 * them); a walk that stops short met a liar. */
+	walk(&start, wanted, 0);
+	int stamped = since_ns && start.next < target && walk(&start, target, since_ns);
+	if (start.next >= RING_SEQ_END || (start.next < wanted) ||
+	    (start.next < target && !stamped && since_ns))
+		return ki_ring_seek(r, target);
+	*r = start;
+	return r->next > target ? r->next - target : 0;
 }
 
 uint64_t ki_ring_writer_head(const struct ring_writer *w)
@@ -388,7 +473,7 @@ uint64_t ki_ring_reader_head(const struct ring_reader *r)
 	/* No shared head per message: count the committed records ahead of
 	 * us, on a copy of the reader (at most about a lap of headers). */
 	struct ring_reader ahead = *r;
-	walk(&ahead, RING_START_MAX);
+	walk(&ahead, RING_START_MAX, 0);
 	return ahead.next < RING_SEQ_END ? ki_ring_reader_position(&ahead)
 					 : ki_ring_reader_position(r);
 }

@@ -24,6 +24,15 @@
  * later lap: it drops them and restarts at the hint, counting exactly the
  * sequence numbers it skipped (lost).
  *
+ * Replay index: for each of the last RING_SEGMENTS segment boundaries B
+ * (multiples of capacity / 8), the seq and position of the first record
+ * starting at or after B, written once per segment under index_gen (a
+ * seqlock) after that record is committed. A late joiner asking for the
+ * last N messages starts at the boundary limit - capacity, the oldest
+ * position no reader counts as overrun, and walks forward from there:
+ * records have no back links, so this is how a reader finds the oldest
+ * record the ring still holds once position 0 was written over.
+ *
  * Subscribers map it read-only and trust nothing they read: every length
  * and position is checked against their own copy of the geometry. A ring
  * that lies can cost its own messages (counted as lost, or its stream
@@ -84,6 +93,11 @@ struct ring_header {
 	_Atomic uint64_t hint_gen;           /* odd while the hint changes */
 	_Atomic uint64_t hint_seq;
 	_Atomic uint64_t hint_pos;
+	/* The replay index (above); 0s until a record starts there. */
+	_Alignas(64) _Atomic uint64_t index_gen; /* odd while it changes */
+	struct {
+		_Atomic uint64_t seq, pos;
+	} index[RING_SEGMENTS];
 };
 
 struct record_header {
@@ -122,6 +136,7 @@ struct ring_writer {
 	uint64_t pos;   /* where the next record goes (absolute) */
 	uint64_t off;   /* pos % capacity */
 	uint64_t limit; /* our copy of the shared limit */
+	uint64_t index_next; /* the next segment boundary not yet indexed */
 };
 
 /* Messages get sequence numbers last_seq + 1, last_seq + 2, ... (0 for a new
@@ -188,6 +203,17 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
  * were overwritten first and skipped (a loss to report). A ring that does
  * not lead there within a lap ends the stream. */
 uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target);
+
+/* Replay: instead of seeking to target (the first seq the publisher's offer
+ * gives us), start at the oldest record the ring still holds among the
+ * last last_n before target (UINT64_MAX: no count limit) and, if since_ns
+ * is not 0, at the first of those stamped at or after since_ns
+ * (CLOCK_REALTIME). The reader must be fresh from ki_ring_reader_init at
+ * the ring's first record (position 0). Returns, like ki_ring_seek, how
+ * many from target on were overwritten before we got there (a loss);
+ * records before target that are no longer held are simply not there. */
+uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
+			uint64_t since_ns);
 
 /* 1 if ki_ring_read would return something other than RING_EMPTY now. */
 int ki_ring_pending(const struct ring_reader *r);

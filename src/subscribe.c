@@ -75,6 +75,16 @@ static struct sub_ring *find_released(kite *k, uint64_t publisher,
 	return last;
 }
 
+/* Any ring of the stream (publisher, channel) we still hold. */
+static struct sub_ring *find_stream(kite *k, uint64_t publisher, const char *channel)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i]->publisher == publisher && !k->subs[i]->unsubscribed &&
+		    !strcmp(k->subs[i]->channel, channel))
+			return k->subs[i];
+	return NULL;
+}
+
 struct sub_ring *ki_sub_successor(kite *k, const struct sub_ring *s)
 {
 	struct sub_ring *next = NULL;
@@ -189,6 +199,40 @@ static void map_heads(struct sub_ring *s, int fd, uint64_t slot1)
 	s->head_index = (uint32_t)(slot % (4096 / sizeof(uint64_t)));
 }
 
+/* The first seq the publisher's offer gives us (0 from a liar: 1). */
+static uint64_t start_seq(uint64_t a)
+{
+	if (!a)
+		return 1;
+	return a < RING_START_MAX ? a : RING_START_MAX;
+}
+
+/* What our patterns matching channel ask to replay: 1 and the largest
+ * count (UINT64_MAX: none) and the earliest stamp (0: none) among them;
+ * 0 if none asks for replay. */
+static int replay_wanted(const kite *k, const char *channel, uint64_t *last_n,
+			 uint64_t *since_ns)
+{
+	uint64_t n = 0, ms = 0;
+	int any = 0;
+	for (size_t i = 0; i < k->npatterns; i++) {
+		const struct sub_replay *r = &k->pattern_replay[i];
+		if ((!r->last_n && !r->last_ms) || !kite_pattern_match(k->patterns[i], channel))
+			continue;
+		any = 1;
+		uint64_t pn = r->last_n ? r->last_n : UINT64_MAX;
+		uint64_t pms = r->last_ms ? r->last_ms : UINT64_MAX;
+		n = pn > n ? pn : n;
+		ms = pms > ms ? pms : ms;
+	}
+	if (!any)
+		return 0;
+	uint64_t now = ki_realtime_ns();
+	*last_n = n;
+	*since_ns = ms == UINT64_MAX || ms * 1000000u >= now ? 0 : now - ms * 1000000u;
+	return 1;
+}
+
 /* Room for one more record in k->subs; 0 or -ENOMEM. */
 static int subs_room(kite *k)
 {
@@ -266,14 +310,23 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	/* The ring's first record is at position 0; we walk from there to
 	 * our own start. A start no honest publisher sends ends the stream. */
 	ki_ring_reader_init(&s->r, base, m->slot_count, m->slot_size, m->b, 0);
-	ki_sub_join(s, m->a ? m->a : 1);
+	struct sub_ring *before = find_released(k, p->id, m->text);
+	uint64_t last_n, since_ns;
+	/* Replay only the first ring of a stream we get: a later one carries
+	 * on from where its predecessor ended, and one that takes over from
+	 * a ring of this publisher we still hold (a link made again) must not
+	 * deliver what that ring did. */
+	if (!before && !find_stream(k, p->id, m->text) &&
+	    replay_wanted(k, m->text, &last_n, &since_ns))
+		s->pending_lost = ki_ring_replay(&s->r, start_seq(m->a), last_n, since_ns);
+	else
+		ki_sub_join(s, start_seq(m->a));
 	/* KITE_PUBLISHER_NEW comes from the ring's own state, before its
 	 * first message: no queue can overflow and drop it. */
 	s->announce = 1;
 	if (m->nfds == 2)
 		map_heads(s, m->fds[1],
 			  *(const volatile uint32_t *)&((const struct ring_header *)base)->heads_slot);
-	struct sub_ring *before = find_released(k, p->id, m->text);
 	if (before)
 		continue_stream(k, s, before);
 	k->subs[k->nsubs++] = s;
@@ -498,15 +551,21 @@ static uint64_t broadcast_pattern(kite *k, uint16_t type, const char *pattern,
 
 /* Our patterns, each with when it was subscribed (k->pattern_gen keeps
  * step with k->patterns): a re-made link tells old from new. */
-static int pattern_add(kite *k, const char *pattern)
+static int pattern_add(kite *k, const char *pattern, struct sub_replay replay)
 {
 	uint64_t *g = realloc(k->pattern_gen, (k->npatterns + 1) * sizeof *g);
 	if (!g)
 		return -ENOMEM;
 	k->pattern_gen = g;
+	struct sub_replay *r = realloc(k->pattern_replay, (k->npatterns + 1) * sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	k->pattern_replay = r;
 	int rc = ki_strlist_add(&k->patterns, &k->npatterns, pattern);
-	if (rc > 0)
+	if (rc > 0) {
 		g[k->npatterns - 1] = ++k->sub_gen;
+		r[k->npatterns - 1] = replay;
+	}
 	return rc;
 }
 
@@ -516,12 +575,13 @@ static int pattern_remove(kite *k, const char *pattern)
 		if (!strcmp(k->patterns[i], pattern)) {
 			/* ki_strlist_remove moves the last into i: so do we. */
 			k->pattern_gen[i] = k->pattern_gen[k->npatterns - 1];
+			k->pattern_replay[i] = k->pattern_replay[k->npatterns - 1];
 			return ki_strlist_remove(&k->patterns, &k->npatterns, pattern);
 		}
 	return 0;
 }
 
-static int subscribe(kite *k, const char *pattern, int reliable)
+static int subscribe(kite *k, const char *pattern, int reliable, struct sub_replay replay)
 {
 	if (!k || !pattern)
 		return -EINVAL;
@@ -538,7 +598,7 @@ static int subscribe(kite *k, const char *pattern, int reliable)
 		kite_unlock(k);
 		return rc;
 	}
-	rc = k->npatterns < KITE_PATTERNS_MAX ? pattern_add(k, pattern) : -ENOSPC;
+	rc = k->npatterns < KITE_PATTERNS_MAX ? pattern_add(k, pattern, replay) : -ENOSPC;
 	if (rc > 0 && reliable && ki_strlist_add(&k->reliable, &k->nreliable, pattern) < 0) {
 		pattern_remove(k, pattern);
 		rc = -ENOMEM;
@@ -569,21 +629,20 @@ static int subscribe(kite *k, const char *pattern, int reliable)
 
 int kite_subscribe(kite *k, const char *pattern)
 {
-	return subscribe(k, pattern, 0);
+	return subscribe(k, pattern, 0, (struct sub_replay){0, 0});
 }
 
 int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_options *o)
 {
 	if (!o)
-		return subscribe(k, pattern, 0);
+		return kite_subscribe(k, pattern);
 	if ((o->flags & ~KITE_SUB_RELIABLE) || o->reserved32)
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
 		if (o->reserved[i])
 			return -EINVAL;
-	if (o->last_n || o->last_ms)
-		return -ENOTSUP; /* replay for late joiners: not in this version */
-	return subscribe(k, pattern, (o->flags & KITE_SUB_RELIABLE) != 0);
+	return subscribe(k, pattern, (o->flags & KITE_SUB_RELIABLE) != 0,
+			 (struct sub_replay){o->last_n, o->last_ms});
 }
 
 int kite_unsubscribe(kite *k, const char *pattern)

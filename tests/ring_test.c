@@ -603,6 +603,264 @@ static void test_large_reference(void **state)
 	ring_teardown(&f);
 }
 
+/* Replay (ki_ring_replay): where each record starts, by the layout rule
+ * (records end to end, 8-aligned, a record that does not fit the rest of a
+ * lap goes to the next lap's start, a tail too short for a header skipped),
+ * kept by the test itself so the ring's own index is checked against it. */
+struct replay_log {
+	uint64_t first_seq;
+	uint64_t n;
+	uint64_t start[4096]; /* start[i]: position of record first_seq + i */
+};
+
+static uint64_t write_logged(struct ring_fixture *f, struct replay_log *log, uint32_t len)
+{
+	uint64_t size = (RING_RECORD_HEADER + len + 7) & ~7ull;
+	uint64_t pos = f->w.pos, off = f->w.off;
+	if (f->w.capacity - off < size)
+		pos += f->w.capacity - off;
+	uint64_t seq = write_len(f, len);
+	assert_true(log->n < sizeof log->start / sizeof *log->start);
+	assert_int_equal(seq, log->first_seq + log->n);
+	log->start[log->n++] = pos;
+	return seq;
+}
+
+/* The oldest seq a reader may still take: the first record starting at or
+ * after limit - capacity (every record while position 0 is not overrun). */
+static uint64_t oldest_held(struct ring_fixture *f, const struct replay_log *log)
+{
+	uint64_t limit = atomic_load(&hdr(f)->limit);
+	uint64_t from = limit > f->w.capacity ? limit - f->w.capacity : 0;
+	for (uint64_t i = 0; i < log->n; i++)
+		if (log->start[i] >= from)
+			return log->first_seq + i;
+	return log->first_seq + log->n;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Replay from a ring after `count` records of `len` bytes: for N = 0, 1,
+ * 2, what the ring holds, one more, and no limit, the reader starts at
+ * max(target - N, oldest held) and reads every record from there to the
+ * head, in order, whole. */
+static void replay_case(uint32_t slots, uint32_t slot_size, uint64_t start,
+			uint64_t count, int len_kind)
+{
+	struct ring_fixture f;
+	static struct replay_log log;
+	ring_setup_at(&f, slots, slot_size, start);
+	log.first_seq = start;
+	log.n = 0;
+	for (uint64_t i = 0; i < count; i++) {
+		uint32_t len = len_kind == 0 ? 0 : len_kind == 1 ? f.cap
+				: (uint32_t)((start + i) * 7 % (f.cap + 1));
+		write_logged(&f, &log, len);
+	}
+	uint64_t target = f.w.head + 1, held = oldest_held(&f, &log);
+	uint64_t n_held = target - held;
+	const uint64_t ns[] = {0, 1, 2, n_held, n_held + 1, UINT64_MAX};
+	for (size_t j = 0; j < sizeof ns / sizeof *ns; j++) {
+		struct ring_reader r;
+		ki_ring_reader_init(&r, f.base, slots, slot_size, start, 0);
+		assert_int_equal(ki_ring_replay(&r, target, ns[j], 0), 0);
+		uint64_t want = ns[j] >= target - held ? held : target - ns[j];
+		if (r.next != want)
+			fail_msg("%u x %u, %llu records of kind %d, N %llu: starts at "
+				 "%llu, want %llu (held from %llu, target %llu)", slots,
+				 slot_size, (unsigned long long)count, len_kind,
+				 (unsigned long long)ns[j], (unsigned long long)r.next,
+				 (unsigned long long)want, (unsigned long long)held,
+				 (unsigned long long)target);
+		f.r = r;
+		for (uint64_t seq = want; seq < target; seq++) {
+			uint32_t len = len_kind == 0 ? 0 : len_kind == 1 ? f.cap
+					: (uint32_t)(seq * 7 % (f.cap + 1));
+			expect_message(&f, seq, len);
+		}
+		expect_empty(&f);
+	}
+	/* By time: records stamped at or after since_ns (seq * 1000 here),
+	 * and both limits together: the later start wins. */
+	for (uint64_t from = held > 2 ? held - 2 : 1; from <= target + 1; from++) {
+		struct ring_reader r;
+		ki_ring_reader_init(&r, f.base, slots, slot_size, start, 0);
+		assert_int_equal(ki_ring_replay(&r, target, UINT64_MAX, from * 1000), 0);
+		assert_int_equal(r.next, from > target ? target : max_u64(from, held));
+		ki_ring_reader_init(&r, f.base, slots, slot_size, start, 0);
+		assert_int_equal(ki_ring_replay(&r, target, 3, from * 1000), 0);
+		assert_int_equal(r.next, from > target ? target
+				 : max_u64(max_u64(from, held), target > 3 ? target - 3 : 0));
+	}
+	ring_teardown(&f);
+}
+
+static void test_replay_counts_at_edges(void **state)
+{
+	(void)state;
+	static const struct { uint32_t slots, size; uint64_t start; } g[] = {
+		{2, 64, 1}, {4, 64, 1}, {8, 128, 1000}, {16, 256, 1ull << 40}, {64, 64, 7},
+	};
+	for (size_t i = 0; i < sizeof g / sizeof *g; i++)
+		for (int kind = 0; kind < 3; kind++) {
+			/* Nothing, one, up to a lap and more: every count up to
+			 * three laps of the smallest records. */
+			uint64_t lap = (uint64_t)g[i].slots * g[i].size / RING_RECORD_HEADER;
+			for (uint64_t count = 0; count <= 3 * lap + 2; count++)
+				replay_case(g[i].slots, g[i].size, g[i].start, count, kind);
+		}
+}
+
+/* After wrap-around the ring still gives back most of a lap: at least
+ * everything written since the oldest boundary readers may take
+ * (7 / 8 of the ring, less one record). */
+static void test_replay_after_wrap_holds_most_of_a_lap(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	static struct replay_log log;
+	ring_setup(&f, 64, 64); /* 4 KiB: 128 records of 32 bytes a lap */
+	log.first_seq = 1;
+	log.n = 0;
+	for (int i = 0; i < 1000; i++)
+		write_logged(&f, &log, 8);
+	struct ring_reader r;
+	ki_ring_reader_init(&r, f.base, 64, 64, 1, 0);
+	assert_int_equal(ki_ring_replay(&r, f.w.head + 1, UINT64_MAX, 0), 0);
+	uint64_t replayed = f.w.head + 1 - r.next;
+	print_message("# 4 KiB ring of 32-byte records: %llu of 128 replayed\n",
+		      (unsigned long long)replayed);
+	assert_true(replayed >= 128 * 7 / 8 - 1);
+	assert_true(replayed <= 128);
+	ring_teardown(&f);
+}
+
+/* A replay index that lies (entries out of the ring, unaligned, before the
+ * ring's first seq, at or past the target, torn, pointing at garbage)
+ * costs at most the replay: the reader falls back to the plain start or
+ * walks only honest records, never delivers a seq before the ring's first
+ * or at the wrong place, and never reads outside the ring (ASan). */
+static void test_replay_index_liars(void **state)
+{
+	(void)state;
+	for (int lie = 0; lie < 7; lie++) {
+		struct ring_fixture f;
+		ring_setup_at(&f, 4, 64, 100);
+		for (int i = 0; i < 40; i++)
+			write_len(&f, 8);
+		struct ring_header *h = hdr(&f);
+		uint64_t limit = atomic_load(&h->limit), cap = f.w.capacity;
+		unsigned slot = (unsigned)((limit - cap) / f.w.segment % RING_SEGMENTS);
+		switch (lie) {
+		case 0: atomic_store(&h->index[slot].pos, limit + 8); break;
+		case 1: atomic_store(&h->index[slot].pos, atomic_load(&h->index[slot].pos) + 3); break;
+		case 2: atomic_store(&h->index[slot].seq, 5); break;
+		case 3: atomic_store(&h->index[slot].seq, f.w.head + 5); break;
+		case 4: atomic_store(&h->index_gen, 7); break; /* forever "changing" */
+		case 5: atomic_store(&h->index[slot].seq, atomic_load(&h->index[slot].seq) - 1); break;
+		case 6: atomic_store(&h->index[slot].pos, limit - cap - 8); break;
+		}
+		uint64_t target = f.w.head + 1;
+		struct ring_reader r;
+		ki_ring_reader_init(&r, f.base, 4, 64, 100, 0);
+		uint64_t lost = ki_ring_replay(&r, target, UINT64_MAX, 0);
+		f.r = r;
+		if (r.next < RING_SEQ_END) {
+			assert_true(r.next >= 100);
+			assert_int_equal(lost, r.next > target ? r.next - target : 0);
+			struct ring_record rec;
+			enum ring_result res;
+			uint64_t expect = r.next;
+			while ((res = ki_ring_read(&f.r, f.buf, &rec)) != RING_EMPTY) {
+				if (res == RING_LOST) {
+					expect += rec.lost;
+					continue;
+				}
+				assert_int_equal(rec.seq, expect);
+				check_bytes(f.buf, rec.len, rec.seq, 8);
+				expect++;
+			}
+		}
+		ring_teardown(&f);
+	}
+}
+
+/* A writer laps a small ring as fast as it can while readers join with a
+ * replay and read: every message is whole and the one its seq says,
+ * sequence numbers only go up, and every gap between two delivered
+ * messages is exactly the loss reported between them. */
+#define REPLAY_FLOOD_MESSAGES 300000
+
+static void *replay_flooder(void *arg)
+{
+	struct torn_run *t = arg;
+	uint8_t p[4096];
+	for (uint64_t seq = 1; seq <= REPLAY_FLOOD_MESSAGES; seq++) {
+		uint32_t len = torn_len(seq, t->f.cap);
+		fill_bytes(p, seq, len);
+		ki_ring_write(&t->f.w, NULL, 0, p, len, 0, seq);
+	}
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+static void test_replay_while_flooded(void **state)
+{
+	(void)state;
+	struct torn_run t;
+	atomic_init(&t.done, 0);
+	ring_setup(&t.f, 8, 128);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, replay_flooder, &t), 0);
+	uint64_t joins = 0, received = 0, lost = 0, torn = 0, gaps = 0;
+	while (!atomic_load(&t.done)) {
+		/* The offer names the head as the publisher saw it. */
+		uint64_t target = __atomic_load_n(&t.f.w.head, __ATOMIC_RELAXED) + 1;
+		struct ring_reader r;
+		ki_ring_reader_init(&r, t.f.base, 8, 128, 1, 0);
+		uint64_t first_lost = ki_ring_replay(&r, target, 20, 0);
+		if (r.next >= RING_SEQ_END) {
+			torn++; /* an honest ring never ends a replay */
+			break;
+		}
+		joins++;
+		lost += first_lost;
+		uint64_t expect = r.next;
+		struct ring_record rec;
+		for (int i = 0; i < 200; i++) {
+			enum ring_result res = ki_ring_read(&r, t.f.buf, &rec);
+			if (res == RING_EMPTY)
+				continue;
+			if (res == RING_LOST) {
+				lost += rec.lost;
+				expect += rec.lost;
+				gaps++;
+				continue;
+			}
+			uint8_t want[4096];
+			uint32_t len = torn_len(rec.seq, t.f.cap);
+			fill_bytes(want, rec.seq, len);
+			if (rec.seq != expect || rec.len != len || rec.timestamp_ns != rec.seq ||
+			    memcmp(t.f.buf, want, len))
+				torn++;
+			expect = rec.seq + 1;
+			received++;
+		}
+	}
+	pthread_join(th, NULL);
+	print_message("# %llu joins with replay under a flood: %llu delivered, %llu "
+		      "lost in %llu gaps, %llu torn or out of order\n",
+		      (unsigned long long)joins, (unsigned long long)received,
+		      (unsigned long long)lost, (unsigned long long)gaps,
+		      (unsigned long long)torn);
+	assert_int_equal(torn, 0);
+	assert_true(joins > 0);
+	ring_teardown(&t.f);
+}
+
 static void test_geometry_table(void **state)
 {
 	(void)state;
@@ -806,6 +1064,10 @@ int main(void)
 		cmocka_unit_test(test_seek_walks_to_start),
 		cmocka_unit_test(test_seek_past_overrun),
 		cmocka_unit_test(test_seek_liars),
+		cmocka_unit_test(test_replay_counts_at_edges),
+		cmocka_unit_test(test_replay_after_wrap_holds_most_of_a_lap),
+		cmocka_unit_test(test_replay_index_liars),
+		cmocka_unit_test(test_replay_while_flooded),
 		cmocka_unit_test(test_metadata_block),
 		cmocka_unit_test(test_overrun_exact_count),
 		cmocka_unit_test(test_overrun_during_copy),

@@ -269,14 +269,24 @@ class Handle:
         with self._lock:
             return fn(self._handle(), arg, *rest)
 
-    def subscribe(self, pattern: str, *, reliable: bool = False) -> None:
+    def subscribe(self, pattern: str, last: int = 0, last_ms: int = 0, *,
+                  reliable: bool = False) -> None:
         """Subscribe to a pattern (``*``: one token; a final ``>``: one or
         more). Returns once every peer has acknowledged, or after
         handshake_ms. Subscribing twice is a no-op (EEXIST if the second
-        asks for the other delivery). ``reliable``: local publishers wait
-        for this handle rather than overrun it, up to their deadline
+        asks for the other delivery).
+
+        ``last=N`` (and/or ``last_ms=T``): each ring the pattern attaches
+        first delivers the last N messages it still holds (of the last T
+        ms), with their original seq, then live ones (``last=1``: a
+        last-value channel). ``reliable``: local publishers wait for this
+        handle rather than overrun it, up to their deadline
         (KITE_SUB_RELIABLE, see kite.h)."""
-        opts = _lib.SubOptions(flags=_lib.SUB_RELIABLE if reliable else 0)
+        for value, what in ((last, "last"), (last_ms, "last_ms")):
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise KiteError(-errno.EINVAL, f"{what} {value}")
+        opts = _lib.SubOptions(flags=_lib.SUB_RELIABLE if reliable else 0,
+                               last_n=last, last_ms=last_ms)
         check(self._call(_lib.lib.kite_subscribe_opts, _name(pattern, "pattern"),
                          ctypes.byref(opts)), f"subscribe {pattern!r}")
 

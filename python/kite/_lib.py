@@ -206,8 +206,8 @@ class LanStats(ctypes.Structure):
 
 
 # C names of the structures above, for the ABI test.
-C_NAMES = {Options: "kite_options", SubOptions: "struct kite_sub_options", Origin: "struct kite_origin", Msg: "kite_msg",
-           Event: "kite_event",
+C_NAMES = {Options: "kite_options", SubOptions: "struct kite_sub_options",
+           Origin: "struct kite_origin", Msg: "kite_msg", Event: "kite_event",
            Stats: "kite_stats", Peer: "struct kite_peer",
            LanOrigin: "kite_lan_origin", LanStats: "kite_lan_stats"}
 

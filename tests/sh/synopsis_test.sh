@@ -51,6 +51,7 @@ ping host 127.0.0.1
 ports PORT 9
 pub channel $N.x
 pub message hi
+pub bytes 64K
 serve name $N-serve
 serve spec tcp:127.0.0.1:0
 serve command sleep
@@ -65,6 +66,7 @@ statsd host:port 127.0.0.1:9
 statsd on|off on
 statsd on|off|bounds 0.1,1
 sub pattern $N.>
+sub ms 1000
 top NAME $KITE_BUS
 top SECS 0.5
 top N 1
