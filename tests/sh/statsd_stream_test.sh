@@ -277,27 +277,8 @@ check "a large flush arrives in parts of whole lines, each series once" \
 # over some ten flushes, the last just before SIGTERM, must total 1000 in
 # the Graphite pushes (each sample in one interval, the cut-short last one
 # pushed at exit), and its timer's sample count as well.
-cat >"$tmpdir/sweep_graphite.py" <<'PYEOF'
-import socket, sys, threading
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(4)
-open(sys.argv[1] + ".port", "w").write(str(srv.getsockname()[1]))
-out = open(sys.argv[1], "ab", buffering=0)
-lock = threading.Lock()
-def serve(c):
-    while True:
-        b = c.recv(65536)
-        if not b:
-            return
-        with lock:
-            out.write(b)
-while True:
-    c, _ = srv.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PYEOF
 glog=$tmpdir/sweep.graphite
-spawn "$PY" "$tmpdir/sweep_graphite.py" "$glog"
+spawn "$PY" "$(dirname "$0")/graphite_sink.py" "$glog"
 if wait_for 20 test -s "$glog.port"; then
 	spawn "$KITE" statsd --udp 127.0.0.1:0 --http off --unix off --channel off \
 		--flush-interval 0.2 --graphite "127.0.0.1:$(cat "$glog.port")" \
