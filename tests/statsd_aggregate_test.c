@@ -642,6 +642,303 @@ static void test_slices_make_the_page(void **state)
 	statsd_table_free(t);
 }
 
+/* Attack: one hot name of each kind fed between every slice of many sliced
+ * flushes (and read by walks in the middle of sweeps), placed first, in
+ * the middle and last of the table. Each flush must show exactly the
+ * samples sent between its boundary and the one before: none lost, none
+ * counted twice, none in the wrong interval. */
+static void test_samples_during_sweeps_counted_once(void **state)
+{
+	(void)state;
+	struct statsd_table *t = table(100000, 100000, 100000);
+	static const char *const hot[] = {"hot.a", "hot.m", "hot.z"};
+	char line[96];
+	feed(t, "hot.a:0|c\nhot.a:0|ms\nhot.a:x|s");
+	for (int i = 0; i < 3000; i++) {
+		int n = snprintf(line, sizeof line, "fill%d:1|c%s", i,
+				 i == 1500 ? "\nhot.m:0|c\nhot.m:0|ms\nhot.m:x|s" : "");
+		statsd_table_add_packet(t, line, (size_t)n);
+	}
+	feed(t, "hot.z:0|c\nhot.z:0|ms\nhot.z:x|s");
+	statsd_table_flush(t, 1000); /* every hot series is in a flush before the attack */
+	int sent = 0, in_interval = 0, member = 0;
+	double counted = 0, timed = 0, members = 0;
+	for (int flush = 0; flush < 12; flush++) {
+		int boundary = in_interval;
+		in_interval = 0;
+		statsd_table_flush_begin(t, 1000);
+		int slice = 0;
+		do {
+			for (int k = 0; k < 3 && sent < 1000; k++, sent++, in_interval++) {
+				const char *h = hot[(sent + slice) % 3];
+				int n = snprintf(line, sizeof line, "%s:1|c\n%s:5|ms\n%s:m%d|s",
+						 h, h, h, member++);
+				statsd_table_add_packet(t, line, (size_t)n);
+			}
+			if (slice++ % 5 == 0) /* a walk settles series the sweep has not reached */
+				(void)get(t, STATSD_COUNTER, hot[slice % 3], "");
+		} while (!statsd_table_flush_step(t, 97));
+		double c = 0, tm = 0, s = 0;
+		for (int k = 0; k < 3; k++) {
+			c += get(t, STATSD_COUNTER, hot[k], "").v.value;
+			tm += get(t, STATSD_TIMER, hot[k], "").v.count;
+			s += get(t, STATSD_SET, hot[k], "").v.value;
+		}
+		if (c != boundary || tm != boundary || s != boundary)
+			fail_msg("flush %d: counters %g, timer samples %g, set members %g; want %d",
+				 flush, c, tm, s, boundary);
+		counted += c;
+		timed += tm;
+		members += s;
+	}
+	statsd_table_flush(t, 1000);
+	double total = 0;
+	for (int k = 0; k < 3; k++) {
+		struct found f = get(t, STATSD_COUNTER, hot[k], "");
+		counted += f.v.value;
+		total += f.v.total;
+		timed += get(t, STATSD_TIMER, hot[k], "").v.count;
+		members += get(t, STATSD_SET, hot[k], "").v.value;
+	}
+	assert_int_equal(sent, 1000);
+	assert_true(counted == 1000 && total == 1000);
+	assert_true(timed == 1000 && members == 1000);
+	statsd_table_free(t);
+}
+
+/* Attack: one long /metrics page, read a series at a time (want 1) during
+ * thirty sliced flushes, where at each flush the series the page stands on
+ * goes idle and expires, a whole family goes, and "back" expires and comes
+ * back every other flush. The page must stay one page: each TYPE and HELP
+ * once, no sample line twice, each metric's lines in one run. */
+static char *page_standing(const struct statsd_buf *b, int *fam, int *k, char *kind)
+{
+	/* the last sample line of the page so far */
+	if (!b->len)
+		return NULL;
+	size_t e = b->len - 1, s = e;
+	while (s > 0 && b->p[s - 1] != '\n')
+		s--;
+	*k = -1;
+	char c;
+	if (sscanf(b->p + s, "%cf%d", &c, fam) != 2)
+		return NULL;
+	*kind = c;
+	const char *brace = memchr(b->p + s, '{', e - s);
+	if (brace)
+		sscanf(brace, "{k=\"%d\"}", k);
+	return b->p + s;
+}
+
+static void feed_round(struct statsd_table *t, int round, int skip_fam, int skip_k,
+		       char skip_kind, int gone_fam)
+{
+	char line[64];
+	for (int f = 0; f < 200; f++) {
+		if (f == gone_fam)
+			continue;
+		char kind = f % 3 ? 'c' : 'g';
+		for (int k = -1; k < 5; k++) {
+			if (f == skip_fam && k == skip_k && kind == skip_kind)
+				continue;
+			int n = k < 0 ? snprintf(line, sizeof line, "%cf%d:1|%c", kind, f, kind)
+				      : snprintf(line, sizeof line, "%cf%d:1|%c|#k:%d", kind, f,
+						 kind, k);
+			statsd_table_add_packet(t, line, (size_t)n);
+		}
+	}
+	if (round % 2)
+		feed(t, "back:1|c");
+}
+
+static void check_page(const char *page, size_t len)
+{
+	char *text = strndup(page, len);
+	assert_non_null(text);
+	size_t n_lines = 0, cap = 4096;
+	char **lines = malloc(cap * sizeof *lines);
+	assert_non_null(lines);
+	for (char *save, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (n_lines == cap)
+			lines = realloc(lines, (cap *= 2) * sizeof *lines);
+		lines[n_lines++] = l;
+	}
+	/* metric name of each line (TYPE/HELP: the one they name) */
+	char (*name)[64] = calloc(n_lines, sizeof *name);
+	assert_non_null(name);
+	for (size_t i = 0; i < n_lines; i++) {
+		const char *l = lines[i];
+		if (!strncmp(l, "# TYPE ", 7) || !strncmp(l, "# HELP ", 7))
+			l += 7;
+		size_t m = strcspn(l, "{ ");
+		snprintf(name[i], sizeof name[i], "%.*s", (int)m, l);
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(lines[i], lines[j]))
+				fail_msg("line %zu twice: %s", i, lines[i]);
+			if (lines[i][0] != '#' && lines[j][0] != '#') {
+				size_t a = strcspn(lines[i], " "), b = strcspn(lines[j], " ");
+				if (a == b && !memcmp(lines[i], lines[j], a))
+					fail_msg("series twice: %s / %s", lines[j], lines[i]);
+			}
+			/* a name left before comes back: not in one run */
+			if (!strcmp(name[i], name[j]) && strcmp(name[i - 1], name[i]))
+				fail_msg("%s split: line %zu", name[i], i);
+		}
+	}
+	free(name);
+	free(lines);
+	free(text);
+}
+
+/* Is the series cf/gf FAM (k, or untagged for k -1) on the page? */
+static bool on_page(const struct statsd_buf *b, int fam, int k)
+{
+	char key[64];
+	char kind = fam % 3 ? 'c' : 'g';
+	const char *suffix = kind == 'c' ? "_total" : "";
+	if (k < 0)
+		snprintf(key, sizeof key, "\n%cf%d%s ", kind, fam, suffix);
+	else
+		snprintf(key, sizeof key, "\n%cf%d%s{k=\"%d\"} ", kind, fam, suffix, k);
+	return memmem(b->p, b->len, key, strlen(key)) != NULL;
+}
+
+static void test_page_whole_while_its_place_expires(void **state)
+{
+	(void)state;
+	/* series idle at some flush of the page: they may be missing */
+	static bool gap[200][6];
+	memset(gap, 0, sizeof gap);
+	struct statsd_table *t = expiring(21, 1000, 1000); /* idle one interval: gone */
+	feed_round(t, 0, -1, -1, 0, -1);
+	statsd_table_flush(t, 1000);
+	struct statsd_cursor cur;
+	struct statsd_buf page = {0};
+	statsd_prometheus_start(t, &cur);
+	bool done = false;
+	int stood_expired = 0;
+	for (int round = 1; round <= 30 && !done; round++) {
+		for (int i = 0; i < 7 && !done; i++)
+			done = statsd_prometheus_next(t, &cur, &page, 1);
+		int fam = -1, k = -1;
+		char kind = 0;
+		if (!done && !page_standing(&page, &fam, &k, &kind))
+			fail_msg("round %d: page stands on no series", round);
+		feed_round(t, round, fam, k, kind, (round * 37) % 200);
+		if (fam >= 0 && fam < 200)
+			gap[fam][k + 1] = true;
+		for (int j = 0; j < 6; j++)
+			gap[(round * 37) % 200][j] = true;
+		statsd_table_flush_begin(t, 1000);
+		/* Odd rounds: the page moves on during the sweep; even ones: it
+		 * stands on the series while the sweep expires it. */
+		while (!statsd_table_flush_step(t, 50))
+			if (!done && round % 2)
+				done = statsd_prometheus_next(t, &cur, &page, 1);
+		if (!done && !(round % 2)) { /* the series it stood on went */
+			char name[16], tags[8];
+			snprintf(name, sizeof name, "%cf%d", kind, fam);
+			snprintf(tags, sizeof tags, k < 0 ? "" : "k=%d", k);
+			struct found gone = {.name = name, .tags = tags,
+					     .kind = kind == 'c' ? STATSD_COUNTER : STATSD_GAUGE};
+			statsd_table_each(t, find_one, &gone);
+			stood_expired += gone.hits == 0;
+			/* and comes back at once, before the page moves on */
+			char line[64];
+			int n = snprintf(line, sizeof line, "%s:1|%c%s%s", name, kind,
+					 k < 0 ? "" : "|#k:", k < 0 ? "" : tags + 2);
+			statsd_table_add_packet(t, line, (size_t)n);
+		}
+	}
+	assert_true(stood_expired >= 10);
+	while (!done)
+		done = statsd_prometheus_next(t, &cur, &page, 1);
+	check_page(page.p, page.len);
+	/* every series alive throughout is on the page */
+	for (int f = 0; f < 200; f++)
+		for (int k = -1; k < 5; k++)
+			if (!gap[f][k + 1] && !on_page(&page, f, k))
+				fail_msg("f%d k %d (never idle) missing from the page", f, k);
+	statsd_buf_free(&page);
+	statsd_table_free(t);
+}
+
+/* Attack: the series an open walk stands on expires and comes back (at
+ * its family's tail) and is flushed again before the walk resumes: the
+ * walk must not meet it a second time, nor lose the series after it. */
+struct tag_walk {
+	int met[11], x, stop_at, seen;
+};
+
+static int tag_one(void *arg, const struct statsd_view *v)
+{
+	struct tag_walk *w = arg;
+	int k;
+	if (!strcmp(v->name, "t") && sscanf(v->tags, "k=%d", &k) == 1 && k >= 0 && k < 11)
+		w->met[k]++;
+	w->x += !strcmp(v->name, "x");
+	return ++w->seen == w->stop_at;
+}
+
+static void feed_tags(struct statsd_table *t, int skip)
+{
+	char line[32];
+	for (int k = 0; k < 10; k++)
+		if (k != skip) {
+			int n = snprintf(line, sizeof line, "t:1|c|#k:%d", k);
+			statsd_table_add_packet(t, line, (size_t)n);
+		}
+}
+
+static void test_walk_place_expires_and_returns(void **state)
+{
+	(void)state;
+	struct statsd_table *t = expiring(22, 1000, 1000); /* idle one interval: gone */
+	feed_tags(t, -1);
+	statsd_table_flush(t, 1000);
+	struct statsd_cursor cur;
+	struct tag_walk w = {.stop_at = 4};
+	statsd_cursor_open(t, &cur);
+	assert_int_equal(statsd_table_walk(t, &cur, tag_one, &w), 1); /* stands on k=3 */
+	feed_tags(t, 3);
+	statsd_table_flush(t, 1000); /* k=3 goes */
+	assert_int_equal(statsd_table_health(t)->series_expired, 1);
+	feed_tags(t, -1);            /* and comes back */
+	statsd_table_flush(t, 1000);
+	w.stop_at = 0;
+	assert_int_equal(statsd_table_walk(t, &cur, tag_one, &w), 0);
+	statsd_cursor_close(t, &cur);
+	for (int k = 0; k < 10; k++)
+		if (w.met[k] != 1)
+			fail_msg("k=%d met %d times", k, w.met[k]);
+	/* The family after t, where a walk stands, goes: the walk moves back
+	 * to t's end. A new series of t is not met (t's run on the page has
+	 * ended: v came after it), nor t's first series, gone and back. */
+	feed(t, "v:1|c\nx:1|c");
+	feed_tags(t, -1);
+	statsd_table_flush(t, 1000);
+	struct tag_walk w2 = {.stop_at = 11}; /* t's ten, then v */
+	statsd_cursor_open(t, &cur);
+	assert_int_equal(statsd_table_walk(t, &cur, tag_one, &w2), 1);
+	feed(t, "x:1|c");
+	feed_tags(t, -1);
+	statsd_table_flush(t, 1000); /* v goes */
+	feed(t, "x:1|c\nt:1|c|#k:10");
+	feed_tags(t, 0);
+	statsd_table_flush(t, 1000); /* t's k=0 goes */
+	feed(t, "x:1|c\nt:1|c|#k:10");
+	feed_tags(t, -1);
+	statsd_table_flush(t, 1000); /* and is back */
+	w2.stop_at = 0;
+	assert_int_equal(statsd_table_walk(t, &cur, tag_one, &w2), 0);
+	statsd_cursor_close(t, &cur);
+	assert_int_equal(w2.x, 1);
+	for (int k = 0; k < 11; k++)
+		if (w2.met[k] != (k < 10))
+			fail_msg("after v went: k=%d met %d times", k, w2.met[k]);
+	statsd_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -661,6 +958,9 @@ int main(void)
 		cmocka_unit_test(test_sliced_flush_boundary),
 		cmocka_unit_test(test_churn_under_open_walks),
 		cmocka_unit_test(test_slices_make_the_page),
+		cmocka_unit_test(test_samples_during_sweeps_counted_once),
+		cmocka_unit_test(test_page_whole_while_its_place_expires),
+		cmocka_unit_test(test_walk_place_expires_and_returns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -929,13 +929,24 @@ static void htab_delete(struct htab *ht, uint64_t h, const void *item)
 
 /* Series s of its family (after prev in the family's list, or first) is
  * leaving: a cursor whose last series it was goes back to prev (NULL: the
- * family's start), so its walk goes on with what followed s. */
+ * family's start), so its walk goes on with what followed s. A cursor in
+ * s's family goes no further than the family's present end: s may come
+ * back, appended to the family, and the walk may have met it already. */
 static void mend_cursors_series(struct statsd_table *t, const struct statsd_series *s,
 				struct statsd_series *prev)
 {
-	for (struct statsd_cursor *c = t->cursors; c; c = c->next_open)
+	for (struct statsd_cursor *c = t->cursors; c; c = c->next_open) {
+		if (c->fam != s->fam)
+			continue;
+		if (!c->capped) {
+			c->capped = true;
+			c->cap = s->fam->last;
+		}
+		if (c->cap == s)
+			c->cap = prev;
 		if (c->last == s)
 			c->last = prev;
+	}
 }
 
 /* Family f (after fprev, or the head) is leaving: a cursor in it goes to
@@ -945,8 +956,11 @@ static void mend_cursors_family(struct statsd_table *t, const struct statsd_fami
 {
 	for (struct statsd_cursor *c = t->cursors; c; c = c->next_open)
 		if (c->fam == f) {
+			/* fprev's series that expire and come back would be
+			 * appended: capped, so it is not walked again. */
 			c->fam = fprev;
-			c->last = fprev ? fprev->last : NULL;
+			c->last = c->cap = fprev ? fprev->last : NULL;
+			c->capped = fprev != NULL;
 			c->fam_started = true;
 		}
 }
@@ -1169,19 +1183,20 @@ static struct statsd_series *cursor_next(struct statsd_table *t, struct statsd_c
 		if (!t->head)
 			return NULL;
 		c->fam = t->head;
-		c->last = NULL;
-		c->fam_started = false;
+		c->last = c->cap = NULL;
+		c->capped = c->fam_started = false;
 	}
 	while (c->fam) {
-		struct statsd_series *s = !walk_knows(c, c->fam) ? NULL
+		bool at_cap = c->capped && c->last == c->cap;
+		struct statsd_series *s = !walk_knows(c, c->fam) || at_cap ? NULL
 					  : c->last ? c->last->next : c->fam->first;
 		if (s)
 			return s;
 		if (!c->fam->next)
 			return NULL; /* stay here: the end, for now */
 		c->fam = c->fam->next;
-		c->last = NULL;
-		c->fam_started = false;
+		c->last = c->cap = NULL;
+		c->capped = c->fam_started = false;
 	}
 	return NULL;
 }

@@ -261,9 +261,11 @@ int statsd_table_each(struct statsd_table *t,
  * event-loop turns (a /metrics page, a Graphite push). Open cursors do not
  * hold expiry off: the table knows them, and a series or family that
  * expires under one moves it back to what it has passed. Series added
- * meanwhile are appended to their family; families made after the walk
- * began are not on its page (one that expired and came back would show
- * its name twice). So a walk meets every series at most once, each family
+ * meanwhile are appended to their family, and met, unless a series of
+ * that family expired while the walk was in it (it ends there at the
+ * family's end of that moment: a series that expired and came back would
+ * show twice); families made after the walk began are not on its page
+ * (one that expired and came back would show its name twice). So a walk meets every series at most once, each family
  * in one run, and a series shows the figures of the last flush whose
  * boundary came before the walk reached it. An open cursor must not move
  * in memory. */
@@ -271,6 +273,10 @@ struct statsd_cursor {
 	struct statsd_family *fam;  /* family of the last series met; NULL: none yet */
 	struct statsd_series *last; /* last series met in fam; NULL: none yet */
 	bool fam_started;           /* a series of fam was passed to fn */
+	bool capped;                /* a series of fam expired under the walk: */
+	struct statsd_series *cap;  /* ... it ends in fam after cap (NULL: at
+				       fam's start), as one that comes back
+				       may have been met */
 	bool open, done;
 	uint32_t born_max;          /* families made before the walk began */
 	struct statsd_cursor *next_open, *prev_open; /* the table's open cursors */

@@ -12,6 +12,8 @@
 # cannot lock a scraper out. And the kite channel gets a large flush in
 # parts. Timing margins are wide: the page is read for several seconds,
 # the idle limit is two.
+# Then a counter sent during the sliced sweeps of a large table, and
+# SIGTERM: every sample in the Graphite pushes once.
 . "$(dirname "$0")/lib.sh"
 need curl:curl prometheus:promtool iproute2:ss
 
@@ -269,3 +271,43 @@ sed "s/^/# /" "$tmpdir/chan.check"
 sed "s/^/# kite sub: /" "$tmpdir/chan.err" | head -5 # losses, if the machine is that busy
 check "a large flush arrives in parts of whole lines, each series once" \
 	grep -Eq 'whole_split_flushes=[1-9].* bad=0$' "$tmpdir/chan.check"
+
+# Samples during sliced sweeps, then SIGTERM: 60,000 names make each flush
+# (every 0.2 s) a sweep of several loop turns; a counter sent 1000 times
+# over some ten flushes, the last just before SIGTERM, must total 1000 in
+# the Graphite pushes (each sample in one interval, the cut-short last one
+# pushed at exit), and its timer's sample count as well.
+glog=$tmpdir/sweep.graphite
+spawn "$PY" "$(dirname "$0")/graphite_sink.py" "$glog"
+if wait_for 20 test -s "$glog.port"; then
+	spawn "$KITE" statsd --udp 127.0.0.1:0 --http off --unix off --channel off \
+		--flush-interval 0.2 --graphite "127.0.0.1:$(cat "$glog.port")" \
+		2>"$tmpdir/sweep.log"
+	spid=$LAST_PID
+	wait_for 20 grep -q ready "$tmpdir/sweep.log"
+	sport=$(sed -n 's/^kite statsd: udp 127.0.0.1:\([0-9]*\)$/\1/p' "$tmpdir/sweep.log")
+	"$PY" - "$sport" <<'PYEOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+to = ("127.0.0.1", int(sys.argv[1]))
+for i in range(0, 60000, 30):
+    s.sendto(b"\n".join(b"fill.c%05d:1|c" % k for k in range(i, i + 30)), to)
+    if i % 3000 == 0:
+        time.sleep(0.005)
+time.sleep(0.5)
+for i in range(1000):
+    s.sendto(b"sweep.hot:1|c\nsweep.hot:3|ms", to)
+    time.sleep(0.002)
+PYEOF
+	kill -TERM "$spid"
+	wait_for 30 bash -c "! kill -0 $spid 2>/dev/null"
+	counted=$(awk '$1 == "stats.counters.sweep.hot.count" {s += $2} END {print s + 0}' "$glog")
+	timed=$(awk '$1 == "stats.timers.sweep.hot.count" {s += $2} END {print s + 0}' "$glog")
+	pushes=$(grep -c '^stats.counters.fill.c00000.count ' "$glog")
+	echo "# sweep.hot: counted $counted, timer samples $timed, in $pushes pushes"
+	check "a counter sent 1000 times during sliced sweeps, then SIGTERM, totals 1000" \
+		test "$counted" = 1000 -a "$timed" = 1000
+	check "... over several flushes" test "$pushes" -ge 5
+else
+	not_ok "graphite listener for the sweep attack started"
+fi

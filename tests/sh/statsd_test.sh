@@ -27,26 +27,7 @@ check "statsd with an unknown option exits 100" test $rc -eq 100
 check "statsd with a bad value exits 100" test $rc -eq 100
 
 # A Graphite plaintext listener: appends what it receives to $glog.
-cat >"$tmpdir/graphite.py" <<'EOF'
-import socket, sys, threading
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(16)
-open(sys.argv[1] + ".port", "w").write(str(srv.getsockname()[1]))
-out = open(sys.argv[1], "ab", buffering=0)
-lock = threading.Lock()
-def serve(c):
-    while True:
-        b = c.recv(65536)
-        if not b:
-            return
-        with lock:
-            out.write(b)
-while True:
-    c, _ = srv.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-EOF
-spawn "$PY" "$tmpdir/graphite.py" "$glog"
+spawn "$PY" "$(dirname "$0")/graphite_sink.py" "$glog"
 wait_for 20 test -s "$glog.port" || { not_ok "graphite listener started"; exit 1; }
 gport=$(cat "$glog.port")
 
