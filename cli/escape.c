@@ -85,12 +85,18 @@ void json_string(const char *s, size_t len)
 			fputs("\\ufffd", stdout);
 			i++;
 		} else {
-			if (c == '"' || c == '\\')
-				printf("\\%c", c);
-			else if (c < 0x20 || c == 0x7f)
-				printf("\\u%04x", c);
-			else
-				putchar(c);
+			switch (c) {
+			case '"': fputs("\\\"", stdout); break;
+			case '\\': fputs("\\\\", stdout); break;
+			case '\n': fputs("\\n", stdout); break;
+			case '\r': fputs("\\r", stdout); break;
+			case '\t': fputs("\\t", stdout); break;
+			default:
+				if (c < 0x20 || c == 0x7f)
+					printf("\\u%04x", c);
+				else
+					putchar(c);
+			}
 			i++;
 		}
 	}
