@@ -37,11 +37,7 @@ static void remove_rule(kite *k, size_t i)
 
 int kite_set_channel_ring(kite *k, const char *pattern, size_t bytes)
 {
-	if (!k || !pattern)
-		return -EINVAL;
-	if (ki_forked(k))
-		return -ECHILD;
-	int rc = kite_pattern_valid(pattern);
+	int rc = ki_pattern_call_check(k, pattern);
 	if (rc)
 		return rc;
 	uint32_t slots = bytes ? slots_for(k, bytes) : 0;

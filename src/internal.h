@@ -4,6 +4,7 @@
 #ifndef KITE_INTERNAL_H
 #define KITE_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -400,6 +401,17 @@ void ki_fork_unregister(kite *k);
 static inline int ki_forked(const kite *k)
 {
 	return k->fork_gen != atomic_load_explicit(&ki_fork_gen, memory_order_relaxed);
+}
+
+/* What every call taking a pattern checks first: the arguments, a handle
+ * used in a fork child, the pattern's syntax. 0 or the error to return. */
+static inline int ki_pattern_call_check(const kite *k, const char *pattern)
+{
+	if (!k || !pattern)
+		return -EINVAL;
+	if (ki_forked(k))
+		return -ECHILD;
+	return kite_pattern_valid(pattern);
 }
 
 /* events.c: queue an event (caller holds the lock); text may be NULL. */

@@ -62,11 +62,7 @@ const char *ki_peer_pattern_for(const struct peer *p, const char *channel)
 
 static int add_rule(kite *k, const char *pattern, int is_gid, unsigned id)
 {
-	if (!k || !pattern)
-		return -EINVAL;
-	if (ki_forked(k))
-		return -ECHILD;
-	int rc = kite_pattern_valid(pattern);
+	int rc = ki_pattern_call_check(k, pattern);
 	if (rc)
 		return rc;
 	kite_lock(k);

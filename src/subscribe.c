@@ -583,11 +583,7 @@ static int pattern_remove(kite *k, const char *pattern)
 
 static int subscribe(kite *k, const char *pattern, int reliable, struct sub_replay replay)
 {
-	if (!k || !pattern)
-		return -EINVAL;
-	if (ki_forked(k))
-		return -ECHILD;
-	int rc = kite_pattern_valid(pattern);
+	int rc = ki_pattern_call_check(k, pattern);
 	if (rc)
 		return rc;
 	kite_lock(k);
@@ -647,11 +643,7 @@ int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_opti
 
 int kite_unsubscribe(kite *k, const char *pattern)
 {
-	if (!k || !pattern)
-		return -EINVAL;
-	if (ki_forked(k))
-		return -ECHILD;
-	int rc = kite_pattern_valid(pattern);
+	int rc = ki_pattern_call_check(k, pattern);
 	if (rc)
 		return rc;
 	kite_lock(k);
