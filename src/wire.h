@@ -9,7 +9,7 @@
 
 #include "kite.h"
 
-#define WIRE_VERSION 4
+#define WIRE_VERSION 5
 #define WIRE_REASON_MAX 255
 #define WIRE_MAX_FDS 2
 
