@@ -407,7 +407,8 @@ static int revive_ring(kite *k, struct pub_ring *r)
  * it never saw was released, its messages lost. */
 static int releasable(const struct pub_ring *r)
 {
-	if (r->fd < 0 || r->publishing || r->claimed || r->nmarks != r->nsubs || r->head_slot < 0)
+	if (r->fd < 0 || r->publishing || r->claimed || r->nmarks != r->nsubs ||
+	    r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];

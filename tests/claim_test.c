@@ -16,7 +16,8 @@
  * live and late subscribers (replay included) get every committed
  * message, whole, then GONE, and no loss; kite_close with a claim open; a
  * reliable subscriber that stops makes kite_claim return -EAGAIN with no
- * claim made, and, once it reads, loses nothing. */
+ * claim made (wait 0), a slow one makes it wait (wait forever), and
+ * neither loses anything. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -605,10 +606,16 @@ static void test_killed_after_claim_padded_the_lap(void **state)
 	killed_between_claim_and_commit("claim_kill_pad", 18, 4);
 }
 
-/* A reliable subscriber that waits for `go` before reading, counting. */
+/* A reliable subscriber that waits for `go` before reading, counting;
+ * it naps 2 ms every nap_every messages (0: never). */
+struct reader_args {
+	uint64_t total;
+	unsigned nap_every;
+};
+
 static int reliable_reader(void *arg)
 {
-	uint64_t total = *(const uint64_t *)arg;
+	const struct reader_args *a = arg;
 	kite_options o = {.bus = bus, .handshake_ms = 3000};
 	kite *k;
 	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
@@ -619,7 +626,7 @@ static int reliable_reader(void *arg)
 		nap_us(1000);
 	uint64_t next = 1, deadline = mono_ms() + 60000;
 	kite_event ev;
-	while (next <= total && mono_ms() < deadline) {
+	while (next <= a->total && mono_ms() < deadline) {
 		int rc = kite_recv(k, &ev, 200);
 		if (rc == -ETIMEDOUT || (rc == 0 && ev.type == KITE_PUBLISHER_NEW))
 			continue;
@@ -635,27 +642,46 @@ static int reliable_reader(void *arg)
 			sh->bad++;
 		sh->received++;
 		next = ev.msg.seq + 1;
+		if (a->nap_every && next % a->nap_every == 0)
+			nap_us(2000);
 	}
 	sh->done = 1;
 	kite_close(k);
 	return 0;
 }
 
-static void test_reliable_subscriber_holds_claims(void **state)
+static pid_t start_reliable_reader(struct reader_args *a)
 {
-	(void)state;
-	use_bus("claim_reliable");
-	static uint64_t total = 400;
-	pid_t pid = child_start(reliable_reader, &total);
+	pid_t pid = child_start(reliable_reader, a);
 	assert_true(pid > 0);
 	uint64_t give_up = mono_ms() + 30000;
 	while (!sh->ready && mono_ms() < give_up)
 		nap_us(1000);
 	assert_true(sh->ready);
+	return pid;
+}
+
+static void expect_reader_got_all(pid_t pid, uint64_t total)
+{
+	assert_int_equal(child_wait(pid, 60000), 0);
+	assert_true(sh->done);
+	assert_int_equal(sh->received, total);
+	assert_int_equal(sh->lost, 0);
+	assert_int_equal(sh->bad, 0);
+}
+
+/* reliable_wait_ms 0: a reader that does not read makes kite_claim
+ * return -EAGAIN, with nothing claimed, within a lap. */
+static void test_reliable_subscriber_claim_eagain(void **state)
+{
+	(void)state;
+	use_bus("claim_reliable");
+	static struct reader_args args = {400, 0};
+	pid_t pid = start_reliable_reader(&args);
 	kite *pub = open_pub_opts((kite_options){.reliable_deadline_ms = 60000});
-	uint64_t seq = 1, eagain = 0, first_eagain = 0;
+	uint64_t seq = 1, eagain = 0, first_eagain = 0, give_up = mono_ms() + 30000;
 	void *p;
-	while (seq <= total) {
+	while (seq <= args.total) {
 		int rc = kite_claim(pub, CH, KILL_LEN, &p);
 		if (rc == -EAGAIN) {
 			/* No claim was made. */
@@ -677,11 +703,36 @@ static void test_reliable_subscriber_holds_claims(void **state)
 	 * 224-byte records (18 in 4 KiB) went in before it. */
 	assert_true(eagain > 0);
 	assert_true(first_eagain > 1 && first_eagain <= 20);
-	assert_int_equal(child_wait(pid, 60000), 0);
-	assert_true(sh->done);
-	assert_int_equal(sh->received, total);
-	assert_int_equal(sh->lost, 0);
-	assert_int_equal(sh->bad, 0);
+	expect_reader_got_all(pid, args.total);
+	kite_close(pub);
+}
+
+/* reliable_wait_ms forever: a slow reader makes kite_claim wait, never
+ * fail, and it loses nothing. */
+static void test_reliable_subscriber_claim_waits(void **state)
+{
+	(void)state;
+	use_bus("claim_reliable_wait");
+	static struct reader_args args = {400, 10};
+	sh->go = 1;
+	pid_t pid = start_reliable_reader(&args);
+	kite *pub = open_pub_opts((kite_options){.reliable_wait_ms = UINT32_MAX,
+						 .reliable_deadline_ms = 60000});
+	uint64_t longest_ms = 0;
+	for (uint64_t seq = 1; seq <= args.total; seq++) {
+		void *p;
+		uint64_t t0 = mono_ms();
+		assert_int_equal(kite_claim(pub, CH, KILL_LEN, &p), 0);
+		if (mono_ms() - t0 > longest_ms)
+			longest_ms = mono_ms() - t0;
+		fill(p, seq, KILL_LEN);
+		assert_int_equal(kite_commit(pub, CH, KILL_LEN), (int64_t)seq);
+	}
+	/* 400 messages at 10 per 2 ms nap: the reader needs >= 80 ms, the
+	 * publisher alone far less; some claim waited for it (a lap ahead
+	 * is ~18 messages, ~3 naps). */
+	assert_true(longest_ms >= 1);
+	expect_reader_got_all(pid, args.total);
 	kite_close(pub);
 }
 
@@ -699,7 +750,8 @@ int main(void)
 		T(test_close_with_claim_open),
 		T(test_killed_between_claim_and_commit),
 		T(test_killed_after_claim_padded_the_lap),
-		T(test_reliable_subscriber_holds_claims),
+		T(test_reliable_subscriber_claim_eagain),
+		T(test_reliable_subscriber_claim_waits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
