@@ -30,13 +30,12 @@ int kite_claim(kite *k, const char *channel, size_t len, void **data)
 		return -EINVAL;
 	if (ki_forked(k))
 		return -ECHILD;
-	/* Only a record of the ring itself can be built in place. */
-	if (len > ki_ring_inline_max(k->opt.slot_size))
-		return -EMSGSIZE;
 	int locked = ki_app_enter(k), rc;
 	struct pub_ring *r = ki_pub_ring_for(k, channel, &rc);
 	if (r && r->claimed)
 		rc = -EBUSY;
+	else if (r && len > ki_ring_inline_max(r->w.slot_size))
+		rc = -EMSGSIZE; /* only a record of the ring itself (as publish decides) */
 	else if (r && r->nrel) /* as kite_publish: room in every reliable reader */
 		rc = ki_rel_wait(k, r, len, 0, &locked);
 	if (r && !rc) {
