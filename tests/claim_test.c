@@ -5,8 +5,10 @@
  * Checked: every claimable size from 0 to the limit, committed whole, and
  * 3,000 seeded claims of random sizes committed shorter or aborted, across
  * ~100 laps (pads included): each delivered byte-exact, in order, no loss,
- * an aborted claim spends no seq; the timestamp is taken at commit; one
- * claim per channel (-EBUSY for a second claim, kite_publish and
+ * an aborted claim spends no seq; a forged record header left in the
+ * unused room of a claim committed shorter is never delivered; the
+ * timestamp is taken at commit; one claim per channel (-EBUSY for a
+ * second claim, kite_publish and
  * kite_publish_origin on it; other channels unaffected); two threads, one
  * claiming and one publishing on the same and on another channel, every
  * message delivered as the call that returned its seq made it; bad
@@ -282,6 +284,38 @@ static void test_abort_and_commit_rules(void **state)
 	const kite_msg *m = next_msg(sub, &ev);
 	assert_int_equal(m->seq, 3);
 	assert_int_equal(m->len, 0);
+	kite_close(pub);
+	kite_close(sub);
+}
+
+/* The claim's unused room holds, where the next record goes once the
+ * commit is shorter, a forged record header of the next seq: the commit
+ * must clear that word, so the forgery is never delivered. */
+static void test_commit_shorter_hides_forged_record(void **state)
+{
+	(void)state;
+	use_bus("claim_forged");
+	kite *sub = open_sub(CH, 0), *pub = open_pub();
+	for (uint64_t seq = 1; seq <= 300; seq++) { /* ~3 laps */
+		uint8_t *p;
+		assert_int_equal(kite_claim(pub, CH, INLINE_MAX, (void **)&p), 0);
+		fill(p, seq, 16);
+		/* A record of 16 bytes takes 40: the next header starts 16
+		 * bytes into this body. */
+		uint8_t *next = p + 16;
+		uint64_t fake_seq = seq + 1, ts = 1;
+		uint32_t fake_len = 8;
+		memset(next, 0, 24);
+		memcpy(next, &fake_seq, 8);
+		memcpy(next + 8, &fake_len, 4);
+		memcpy(next + 16, &ts, 8);
+		memcpy(next + 24, "FORGED!!", 8);
+		assert_int_equal(kite_commit(pub, CH, 16), (int64_t)seq);
+		expect_msg(sub, seq, seq, 16);
+		/* Nothing but the real next one. */
+		kite_event ev;
+		assert_int_equal(kite_recv(sub, &ev, 0), -EAGAIN);
+	}
 	kite_close(pub);
 	kite_close(sub);
 }
@@ -743,6 +777,7 @@ int main(void)
 		T(test_every_size_round_trip),
 		T(test_random_claims_across_laps),
 		T(test_abort_and_commit_rules),
+		T(test_commit_shorter_hides_forged_record),
 		T(test_bad_arguments),
 		T(test_claim_and_publish_from_two_threads),
 		T(test_fork_child_gets_echild),
