@@ -17,7 +17,8 @@
 /* The children's view of the run: the plan and the flags between them. */
 static const struct kp_plan *kp_plan;
 static struct kp_result *kp_res;
-static _Atomic int *kp_flags; /* [0] sub ready, [1] pub open, [2] go, [3] finish */
+/* [0] sub ready, [1] pub open, [2] go, [3] finish, [4] pub done */
+static _Atomic int *kp_flags;
 
 static void channel_name(char *out, size_t size, int c)
 {
@@ -113,7 +114,9 @@ static int subscriber(void *arg)
 static int publisher(void *arg)
 {
 	(void)arg;
-	kite_options o = {.bus = kp_plan->bus, .handshake_ms = 2000};
+	/* (Churning, its subscribe calls must not wait for the stopped
+	 * subscriber's acknowledgements.) */
+	kite_options o = {.bus = kp_plan->bus, .handshake_ms = kp_plan->churn_at ? 1 : 2000};
 	kite *k = NULL;
 	int rc = kite_open(&k, &o);
 	CHILD_CHECK(rc == 0, "kite_open: %s", kite_strerror(rc));
@@ -123,6 +126,12 @@ static int publisher(void *arg)
 		CHILD_CHECK(mono_ms() < end, "never told to go");
 	char ch[KITE_CHANNEL_MAX + 1];
 	for (int c = 0; c < kp_plan->channels; c++) {
+		for (int n = 0; c && c == kp_plan->churn_at && n < 400; n++) {
+			char p[32];
+			snprintf(p, sizeof p, "churn.p%d", n);
+			kite_subscribe(k, p);
+			kite_unsubscribe(k, p);
+		}
 		channel_name(ch, sizeof ch, c);
 		struct kp_stream *s = &kp_res->s[c];
 		for (int i = 0; i < kp_plan->per_channel; i++) {
@@ -132,7 +141,8 @@ static int publisher(void *arg)
 			s->published = (uint64_t)seq;
 		}
 	}
-	if (!kp_plan->kill_after_us)
+	atomic_store(&kp_flags[4], 1);
+	if (!kp_plan->kill_after_us && !kp_plan->kill_while_relinking)
 		kill(getpid(), SIGKILL);
 	while (mono_ms() < end) /* the parent kills us */
 		nap_us(10000);
@@ -141,7 +151,7 @@ static int publisher(void *arg)
 
 int kp_run(const struct kp_plan *plan, struct kp_result *r, char *why, size_t why_len)
 {
-	static _Atomic int flags[4];
+	static _Atomic int flags[5];
 	_Atomic int *shared_flags = shared_alloc(sizeof flags);
 	if (!shared_flags || plan->channels > KP_CHANNELS_MAX) {
 		snprintf(why, why_len, "no shared memory, or too many channels");
@@ -174,6 +184,18 @@ int kp_run(const struct kp_plan *plan, struct kp_result *r, char *why, size_t wh
 	atomic_store(&kp_flags[2], 1);
 	if (plan->kill_after_us) {
 		nap_us(plan->kill_after_us);
+		kill(pub, SIGKILL);
+	}
+	if (plan->kill_while_relinking) {
+		while (!atomic_load(&kp_flags[4]) && mono_ms() < end + 30000)
+			nap_us(1000);
+		nap_us(300000); /* (its control thread has done its part) */
+		if (kill(pub, SIGSTOP) || !wait_stopped(pub, 5000)) {
+			snprintf(why, why_len, "could not stop the publisher");
+			goto out;
+		}
+		kill(sub, SIGCONT);
+		nap_us(1000000); /* it drains, finds the link broken, dials again */
 		kill(pub, SIGKILL);
 	}
 	int st = child_wait(pub, 30000);

@@ -21,6 +21,14 @@ struct kp_plan {
 	/* 0: the publisher kills itself after its last message; else the
 	 * parent kills it this many microseconds after it starts. */
 	unsigned kill_after_us;
+	/* Before channel churn_at (if > 0), the publisher subscribes and
+	 * unsubscribes 400 patterns: records a stopped subscriber does not
+	 * read (with the variant's tiny queues, its link is cut). */
+	int churn_at;
+	/* The publisher is stopped once done, the subscriber resumed (it
+	 * finds its link broken, the publisher alive: it tries to link again),
+	 * and only then is the publisher killed. */
+	int kill_while_relinking;
 };
 
 struct kp_stream {
