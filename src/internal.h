@@ -498,8 +498,8 @@ void ki_peer_cut(kite *k, struct peer *p);
 
 /* handovers.c: ring hand-overs waiting in an outbound queue, written down
  * where the subscriber can read them should we die before they leave. */
-/* Make a handovers page for a new link and send it (with the stream heads
- * page) right after our hello. */
+/* Make a handovers page for a link whose hello we believe, and send it
+ * (with the stream heads page) before anything but our own hello. */
 void ki_ho_offer(kite *k, struct peer *p);
 /* A W_RING goes into p's queue: note it (r->ho_slot); it left: clear it. */
 void ki_ho_note(kite *k, struct peer *p, struct outrec *r);

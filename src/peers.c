@@ -90,7 +90,6 @@ struct peer *ki_peer_new(kite *k, int sock, int outgoing, uint64_t id)
 	m.id = k->id;
 	m.a = WIRE_VERSION;
 	ki_peer_send(k, p, &m);
-	ki_ho_offer(k, p); /* before any ring, while the socket has room */
 	return p;
 }
 
@@ -418,6 +417,9 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 	p->hello = 1;
 	k->stats.peers++; /* (a link that never says hello, e.g. another
 			     handle checking our name, is no peer) */
+	/* Before any ring, while the socket holds only our hello. (Not to
+	 * links that never say hello: observers, name checks.) */
+	ki_ho_offer(k, p);
 	ki_relink_back(k, p);
 	ki_peer_send_subscriptions(k, p);
 }

@@ -56,7 +56,8 @@ enum wire_type {
 	                or more: it has none, read it as radio); fd: that
 	                page (a sealed memfd of POS_BYTES the publisher maps
 	                read-only, once per link) */
-	W_HANDOVERS, /* sent once per link, right after W_HELLO, before any
+	W_HANDOVERS, /* sent once per link, once the receiver's W_HELLO is
+	                believed (only the sender's W_HELLO before it), before any
 	                W_RING: fds: the sender's handovers page (a memfd of
 	                HO_BYTES sealed like a ring, mapped read-only) and its
 	                stream heads page. While a W_RING waits in the
