@@ -108,13 +108,14 @@ void ki_ho_sent(struct peer *p, const struct outrec *r)
 int ki_ho_receive(struct peer *p, const struct wire_msg *m)
 {
 	int page_fd = m->fds[0], heads_fd = m->fds[1];
-	int ok = !p->ho_in.page && !ki_shm_check(page_fd, SEALS_RING, HO_BYTES, 1) &&
+	int ok = !p->ho_received++ && !ki_shm_check(page_fd, SEALS_RING, HO_BYTES, 1) &&
 		 !ki_shm_check(heads_fd, SEALS_RING, HEADS_BYTES, 1);
 	if (ok) {
+		/* Out of address space or mappings (vm.max_map_count): the
+		 * link goes on, its queued hand-overs uncovered, as before. */
 		p->ho_in.page = ki_shm_map(page_fd, HO_BYTES, 0);
 		p->ho_in.heads = ki_shm_map(heads_fd, HEADS_BYTES, 0);
-		ok = p->ho_in.page && p->ho_in.heads;
-		if (!ok)
+		if (!p->ho_in.page || !p->ho_in.heads)
 			ki_ho_unmap(&p->ho_in);
 	}
 	close(page_fd);

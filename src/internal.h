@@ -182,6 +182,7 @@ struct peer {
 	const _Atomic uint64_t *positions;
 	uint8_t *ho_out;      /* the handovers page we made for it (writable) */
 	struct ho_view ho_in; /* the one it made for us */
+	int ho_received;      /* its W_HANDOVERS came (once per link) */
 	struct peer *next;
 };
 
