@@ -136,6 +136,8 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	int rc = ki_peer_send(k, p, &m);
 	if (rc == 0 && ki_strlist_any_match(p->reliable, p->nreliable, r->channel))
 		ki_rel_add(r, p);
+	if (rc) /* the link is cut: a re-made one gets it, a gone one reads it */
+		ki_ho_note_unsent(k, p, r, m.a);
 	return rc;
 }
 
@@ -162,7 +164,8 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	ki_peer_send(k, p, &m);
 }
 
-/* The stream heads page: made with the handle's first ring or link. */
+/* The stream heads page: made with the handle's first ring or link; 0 or
+ * -errno. */
 int ki_pub_make_heads(kite *k)
 {
 	if (k->heads)
