@@ -13,6 +13,7 @@
 
 #define KP_CHILD_MS 60000
 #define KP_QUIET_MS 500
+#define KP_SETTLE_MS 2500
 
 /* The children's view of the run: the plan and the flags between them. */
 static const struct kp_plan *kp_plan;
@@ -90,16 +91,22 @@ static int subscriber(void *arg)
 	snprintf(pattern, sizeof pattern, "%s>", kp_plan->prefix);
 	CHILD_CHECK(kite_subscribe(k, pattern) == 0, "subscribe %s", pattern);
 	atomic_store(&kp_flags[0], 1);
-	uint64_t deadline = mono_ms() + KP_CHILD_MS, quiet_since = 0;
+	uint64_t deadline = mono_ms() + KP_CHILD_MS, quiet_since = 0, finish_seen = 0;
 	kite_event ev;
 	while (mono_ms() < deadline) {
 		rc = kite_recv(k, &ev, 50);
 		if (rc == -ETIMEDOUT) {
 			if (!atomic_load(&kp_flags[3]))
 				continue;
+			/* Resumed: give the control thread time to read the link
+			 * to its end and find the publisher gone (slow under ASan
+			 * on a busy machine), then stop once nothing comes. */
+			if (!finish_seen)
+				finish_seen = mono_ms();
 			if (!quiet_since)
 				quiet_since = mono_ms();
-			else if (mono_ms() - quiet_since > KP_QUIET_MS)
+			else if (mono_ms() - quiet_since > KP_QUIET_MS &&
+				 mono_ms() - finish_seen > KP_SETTLE_MS)
 				break;
 			continue;
 		}
@@ -120,6 +127,12 @@ static int publisher(void *arg)
 	kite *k = NULL;
 	int rc = kite_open(&k, &o);
 	CHILD_CHECK(rc == 0, "kite_open: %s", kite_strerror(rc));
+	/* With a short handshake, kite_open may return before the
+	 * subscriber's pattern is in: wait for it (its stop comes next). */
+	kite_stats st = {0};
+	for (uint64_t until = mono_ms() + 10000; !st.peers && mono_ms() < until; nap_us(2000))
+		kite_get_stats(k, &st);
+	nap_us(300000);
 	atomic_store(&kp_flags[1], 1);
 	uint64_t end = mono_ms() + KP_CHILD_MS;
 	while (!atomic_load(&kp_flags[2]))
