@@ -134,8 +134,6 @@ void ki_link_lost(kite *k, struct peer *p)
 	ki_peer_drop(k, p);
 }
 
-/* The peer of a broken link turned out gone: its rings drain and end, and
- * the hand-overs it still had queued for the broken link are reported. */
 void ki_relink_who(const struct relink *l, struct peer *who)
 {
 	*who = (struct peer){.id = l->id, .pid = l->pid, .uid = l->uid, .gid = l->gid,
@@ -143,6 +141,8 @@ void ki_relink_who(const struct relink *l, struct peer *who)
 	memcpy(who->groups, l->groups, sizeof who->groups);
 }
 
+/* The peer of a broken link turned out gone: its rings drain and end, and
+ * the hand-overs it still had queued for the broken link are reported. */
 static void relink_gone(kite *k, struct relink *r)
 {
 	struct peer who;
