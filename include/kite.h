@@ -80,7 +80,8 @@ extern "C" {
 enum kite_error {
 	KITE_EBADNAME = -1000,  /* channel name or pattern is malformed */
 	KITE_ETOOBIG = -1001,   /* payload larger than KITE_MSG_MAX */
-	KITE_ENOTSUB = -1005    /* unsubscribe of a pattern never subscribed */
+	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
+	KITE_ENOCLAIM = -1006   /* kite_commit/kite_abort with no open claim */
 };
 
 /* A handle: one participant on the machine's kite bus. */
@@ -263,6 +264,51 @@ KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
  * exceeds KITE_ORIGIN_MAX, or it and the payload exceed KITE_MSG_MAX. */
 KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *data,
 			    size_t len, const struct kite_origin *origin);
+
+/* Zero-copy publish: build a message in place in the channel's ring.
+ *
+ *     void *p;
+ *     int rc = kite_claim(k, "prices.eur", 64, &p);
+ *     if (rc == 0) {
+ *             n = fill(p, 64);                          // 0..64 bytes
+ *             int64_t seq = kite_commit(k, "prices.eur", n);
+ *     }
+ *
+ * kite_claim() reserves the channel's next record for up to len bytes and
+ * sets *data to where its payload goes (8-aligned, len writable bytes; len
+ * 0 is allowed). Nothing is visible to subscribers until kite_commit(),
+ * which publishes the first len bytes written there (len at most the
+ * claimed length; fewer is fine) as kite_publish() would: the sequence
+ * number (returned), the timestamp (taken at commit), the replay index and
+ * wake-ups are all settled at commit. kite_abort() gives the claim up:
+ * nothing is published and no sequence number is spent. *data is valid
+ * until kite_commit, kite_abort or kite_close on the handle; do not read
+ * it for anything but what you wrote, nor write it afterwards.
+ *
+ * Sizes: only records of the ring itself, at most slot_size - 32 bytes
+ * (2016 by default); -EMSGSIZE above (use kite_publish, which sends larger
+ * messages another way).
+ * One open claim per channel per handle: while it is open, kite_claim and
+ * kite_publish/kite_publish_origin on that channel return -EBUSY (at once,
+ * nothing is published); other channels are unaffected. Threading is as
+ * for kite_publish: one thread at a time per handle, and the caller's lock
+ * around each call (not around the time a claim stays open): the claim
+ * belongs to the handle, not the thread, and may be committed by another.
+ * Reliable subscribers (KITE_SUB_RELIABLE) are honoured at claim time:
+ * kite_claim waits for room up to reliable_wait_ms and returns -EAGAIN
+ * (no claim made) as kite_publish would; a commit never waits.
+ * A publisher that dies (or closes its handle) with a claim open publishes
+ * nothing of it: subscribers receive every record committed before, whole,
+ * then KITE_PUBLISHER_GONE, with no loss reported for the claim.
+ * Errors: -EINVAL (NULL k, channel or data; a commit longer than the
+ * claim, which stays open), KITE_EBADNAME, -EMSGSIZE, -EBUSY, -EAGAIN,
+ * -EMFILE (as kite_publish), -ECHILD (a handle inherited through fork),
+ * KITE_ENOCLAIM (commit or abort with no claim open on that channel:
+ * never claimed, or already committed or aborted). On a LAN handle the
+ * committed message goes out by multicast too, as kite_publish's. */
+KITE_API int kite_claim(kite *k, const char *channel, size_t len, void **data);
+KITE_API int64_t kite_commit(kite *k, const char *channel, size_t len);
+KITE_API int kite_abort(kite *k, const char *channel);
 
 /* Subscribe to a pattern; returns 0, KITE_EBADNAME, -ENOSPC (already
  * KITE_PATTERNS_MAX patterns) or -ENOMEM. It returns once every linked peer

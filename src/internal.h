@@ -222,6 +222,10 @@ struct pub_ring {
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
 	int publishing;         /* kite_publish let go of the lock mid-message */
+	/* An open kite_claim: the body bytes it may fill, plus one (0: none).
+	 * Its ring is not released, nor written by anything else, until
+	 * kite_commit or kite_abort (claim.c). */
+	uint64_t claimed;
 	/* Reliable subscribers (a subset of subs) and the least of their
 	 * positions as last read: a publish that needs no more is not
 	 * checked further (reliable.c). */
@@ -581,6 +585,14 @@ void ki_pub_ring_free(struct pub_ring *r);
 int ki_pub_make_heads(kite *k);
 /* The ring we publish channel into, or NULL. */
 struct pub_ring *ki_pub_find(kite *k, const char *channel);
+/* The ring to publish on a channel (made, or made again after an idle
+ * release, as needed); NULL and *err (KITE_EBADNAME, -errno) if there is
+ * none. With the state held. */
+struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err);
+/* A record of r was committed as seq: the stream head, counters, the LAN
+ * copy, sleeping subscribers. With the state held. */
+void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, const void *data,
+		      size_t len);
 /* The subscriber id is gone: its streams start afresh if it ever returns. */
 void ki_pub_forget_marks(kite *k, uint64_t peer_id);
 /* Its patterns are all in (its W_SYNC): streams it no longer asks for end. */

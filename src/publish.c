@@ -409,7 +409,8 @@ static int revive_ring(kite *k, struct pub_ring *r)
  * it never saw was released, its messages lost. */
 static int releasable(const struct pub_ring *r)
 {
-	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs || r->head_slot < 0)
+	if (r->fd < 0 || r->publishing || r->claimed || r->nmarks != r->nsubs ||
+	    r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];
@@ -527,6 +528,34 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 	}
 }
 
+struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err)
+{
+	struct pub_ring *r = k->last_pub;
+	*err = 0;
+	if (r && !strcmp(r->channel, channel))
+		return r;
+	if ((*err = kite_channel_valid(channel)))
+		return NULL;
+	if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel, err)))
+		return NULL;
+	if (r->fd < 0 && (*err = revive_ring(k, r)))
+		return NULL;
+	*err = 0; /* (create_ring leaves its "no memory" there) */
+	k->last_pub = r;
+	return r;
+}
+
+void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, const void *data,
+		      size_t len)
+{
+	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
+		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
+	k->stats.published++;
+	ki_lan_publish(k, r->channel, seq, data, len);
+	r->bytes_published += len;
+	wake_sleepers(k, r);
+}
+
 /* kite_publish(), with extra record flags (REC_ORIGIN: data starts with
  * an origin block of meta_len bytes, which an inline record carries as its
  * metadata; one too long for its 16-bit length goes large). */
@@ -535,28 +564,16 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 {
 	if (ki_forked(k))
 		return -ECHILD;
-	int locked = ki_app_enter(k);
-	struct pub_ring *r = k->last_pub;
-	if (!r || strcmp(r->channel, channel)) {
-		int rc = kite_channel_valid(channel);
-		if (rc) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
-		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel, &rc))) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
-		if (r->fd < 0 && (rc = revive_ring(k, r))) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
-		k->last_pub = r;
+	int locked = ki_app_enter(k), rc;
+	struct pub_ring *r = ki_pub_ring_for(k, channel, &rc);
+	if (!r || (rc = r->claimed ? -EBUSY : 0)) {
+		ki_app_exit(k, locked);
+		return rc;
 	}
 	uint64_t seq;
 	int inline_record = len <= ki_ring_inline_max(r->w.slot_size) && meta_len <= UINT16_MAX;
 	if (r->nrel) { /* reliable subscribers: room for it in all of them */
-		int rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
+		rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
 				     !inline_record, &locked);
 		if (rc) {
 			ki_app_exit(k, locked);
@@ -589,12 +606,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 				    ki_realtime_ns());
 		ki_rel_large_written(r);
 	}
-	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
-		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
-	k->stats.published++;
-	ki_lan_publish(k, r->channel, seq, data, len);
-	r->bytes_published += len;
-	wake_sleepers(k, r);
+	ki_pub_committed(k, r, seq, data, len);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;
 }

@@ -138,25 +138,38 @@ static void index_record(struct ring_writer *w, uint64_t seq, uint64_t pos)
 	w->index_next = (last + 1) * w->segment;
 }
 
-uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
-		       const void *payload, uint32_t len, uint16_t flags,
-		       uint64_t timestamp_ns)
+/* The two halves of a write, inlined into ki_ring_write (the hot path)
+ * and exported as ki_ring_claim/ki_ring_commit for kite_claim. */
+static inline __attribute__((always_inline)) void *claim_room(struct ring_writer *w,
+							     uint32_t body)
 {
 	uint64_t seq = w->head + 1;
-	uint64_t size = record_size((uint64_t)meta_len + len);
+	uint64_t size = record_size(body);
 	if (w->capacity - w->off < size)
 		pad_lap(w, seq);
 	uint64_t next_pos = w->pos + size, next_off = w->off + size;
 	skip_short_tail(w->capacity, &next_pos, &next_off);
-	/* The record and the next one's seq word. */
+	/* The whole record and the next one's seq word, before any byte of
+	 * it is written: a reader a lap behind must see the limit first. */
 	announce(w, next_pos + RING_ALIGN, seq, w->pos);
+	return (uint8_t *)record_at(w->base, w->off) + RING_RECORD_HEADER;
+}
+
+void *ki_ring_claimed_body(const struct ring_writer *w)
+{
+	return (uint8_t *)record_at(w->base, w->off) + RING_RECORD_HEADER;
+}
+
+static inline __attribute__((always_inline)) uint64_t
+commit_record(struct ring_writer *w, uint16_t meta_len, uint32_t len, uint16_t flags,
+	      uint64_t timestamp_ns)
+{
+	uint64_t seq = w->head + 1;
+	uint64_t size = record_size((uint64_t)meta_len + len);
+	uint64_t next_pos = w->pos + size, next_off = w->off + size;
+	skip_short_tail(w->capacity, &next_pos, &next_off);
 	struct record_header *r = record_at(w->base, w->off);
 	put_header(r, len, flags, meta_len, timestamp_ns);
-	uint8_t *body = (uint8_t *)r + RING_RECORD_HEADER;
-	if (meta_len)
-		memcpy(body, meta, meta_len);
-	if (len)
-		memcpy(body + meta_len, payload, len);
 	/* A reader done with this record finds "not yet" where the next goes,
 	 * never a stale word of an older lap. */
 	atomic_store_explicit(&record_at(w->base, next_off)->seq, 0, memory_order_relaxed);
@@ -167,6 +180,29 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 	w->pos = next_pos;
 	w->off = next_off;
 	return seq;
+}
+
+void *ki_ring_claim(struct ring_writer *w, uint32_t body)
+{
+	return claim_room(w, body);
+}
+
+uint64_t ki_ring_commit(struct ring_writer *w, uint16_t meta_len, uint32_t len,
+			uint16_t flags, uint64_t timestamp_ns)
+{
+	return commit_record(w, meta_len, len, flags, timestamp_ns);
+}
+
+uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
+		       const void *payload, uint32_t len, uint16_t flags,
+		       uint64_t timestamp_ns)
+{
+	uint8_t *body = claim_room(w, (uint32_t)meta_len + len);
+	if (meta_len)
+		memcpy(body, meta, meta_len);
+	if (len)
+		memcpy(body + meta_len, payload, len);
+	return commit_record(w, meta_len, len, flags, timestamp_ns);
 }
 
 uint64_t ki_ring_reader_floor(const struct ring_writer *w, uint64_t body)

@@ -153,6 +153,21 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 		       const void *payload, uint32_t len, uint16_t flags,
 		       uint64_t timestamp_ns);
 
+/* ki_ring_write in two steps, for a record built in place (kite_claim):
+ * ki_ring_claim makes room for a record of body bytes (metadata included,
+ * <= ki_ring_inline_max) at the writer's position and returns where its
+ * body goes; nothing is visible to readers until ki_ring_commit, which
+ * writes the header of a record of meta_len + len <= body bytes, commits
+ * it and returns its seq. Between the two no other record may be written;
+ * a claim never committed leaves the writer as it was, but for a pad
+ * record (a record that did not fit the lap's end) and the raised limit,
+ * both already valid for whatever comes next. */
+void *ki_ring_claim(struct ring_writer *w, uint32_t body);
+uint64_t ki_ring_commit(struct ring_writer *w, uint16_t meta_len, uint32_t len,
+			uint16_t flags, uint64_t timestamp_ns);
+/* Where the body of the record being claimed (the next one) starts. */
+void *ki_ring_claimed_body(const struct ring_writer *w);
+
 /* The least position a reader must have reached for a record of body
  * bytes (metadata included) to be written without overrunning it: the
  * limit the write would raise, less a lap, never past the writer's own
