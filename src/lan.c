@@ -296,8 +296,8 @@ static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, 
 
 /* Send count datagrams laid back to back at buf (each seg bytes but the
  * last, which is last bytes) to one group: one UDP_SEGMENT send while the
- * kernel takes them, else sendmmsg. 0 if all went. */
-static int send_segments(struct ki_lan *l, uint32_t group, const uint8_t *buf, size_t seg,
+ * kernel takes them, else sendmmsg. How many went. */
+static unsigned send_segments(struct ki_lan *l, uint32_t group, const uint8_t *buf, size_t seg,
 			 unsigned count, size_t last)
 {
 	size_t total = (count - 1) * seg + last;
@@ -308,14 +308,14 @@ static int send_segments(struct ki_lan *l, uint32_t group, const uint8_t *buf, s
 		if (n == (ssize_t)total) {
 			l->st.datagrams_sent += count;
 			l->st.gso_sends++;
-			return 0;
+			return count;
 		}
 		if (n == -EINTR)
 			continue;
 		if ((n == -EAGAIN || n == -ENOBUFS) && wait_for_room(l))
 			continue;
 		if (n != -EIO && n != -EINVAL && n != -EMSGSIZE && n != -EOPNOTSUPP)
-			return -1; /* full past the budget, or the network is down */
+			return 0; /* full past the budget, or the network is down */
 		/* Refused (no checksum offload on the route, IPsec, a kernel
 		 * limit): once is enough to know; the rest go one by one. */
 		l->gso = 0;
@@ -329,10 +329,57 @@ static int send_segments(struct ki_lan *l, uint32_t group, const uint8_t *buf, s
 		lens[i] = i + 1 < count ? seg : last;
 		groups[i] = group;
 	}
-	return send_batch(l, bufs, lens, groups, count) == count ? 0 : -1;
+	return send_batch(l, bufs, lens, groups, count);
 }
 
-/* Send what the packer holds, in one sendmmsg. */
+/* Datagrams from i on (of n) that one UDP_SEGMENT send can carry: to one
+ * group, all as long as the first but the last, which may be shorter, at
+ * most LAN_GSO_SEGMENTS_MAX and LAN_UDP_PAYLOAD_MAX bytes together. */
+static unsigned segment_run(const size_t *lens, const uint32_t *groups, unsigned i, unsigned n)
+{
+	unsigned j = i + 1;
+	while (j < n && j - i < LAN_GSO_SEGMENTS_MAX && (j - i + 1) * lens[i] <= LAN_UDP_PAYLOAD_MAX &&
+	       groups[j] == groups[i] && lens[j - 1] == lens[i] && lens[j] <= lens[i])
+		j++;
+	return j - i;
+}
+
+/* Send n datagrams (n <= SEND_BATCH), in order: runs that one UDP_SEGMENT
+ * send can carry by one send each (copied back to back to the start of
+ * txbuf, which bufs may point into: each moves down, never onto one not
+ * yet moved), the others together by sendmmsg. With frames, what did not
+ * go is counted unsent (frames[i] messages in datagram i). */
+static void send_runs(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
+		      const uint32_t *groups, unsigned n, const unsigned *frames)
+{
+	unsigned alone = 0; /* from here, datagrams waiting for a sendmmsg */
+	for (unsigned i = 0; i <= n;) {
+		unsigned run = i < n && l->gso ? segment_run(lens, groups, i, n) : 1;
+		if (run == 1 && i < n) {
+			i++;
+			continue;
+		}
+		/* A run (or the end): first what waits before it. */
+		unsigned sent = alone + send_batch(l, bufs + alone, lens + alone, groups + alone, i - alone);
+		for (unsigned j = sent; j < i && frames; j++)
+			l->st.messages_unsent += frames[j];
+		if (i == n)
+			break;
+		size_t fill = 0;
+		for (unsigned j = i; j < i + run; j++) {
+			memmove(l->txbuf + fill, bufs[j], lens[j]);
+			fill += lens[j];
+		}
+		sent = i + send_segments(l, groups[i], l->txbuf, lens[i], run, lens[i + run - 1]);
+		for (unsigned j = sent; j < i + run && frames; j++)
+			l->st.messages_unsent += frames[j];
+		i += run;
+		alone = i;
+	}
+}
+
+/* Send what the packer holds: a burst of equal messages packs into
+ * datagrams of one length, which go by UDP_SEGMENT sends. */
 static void pack_flush(struct ki_lan *l)
 {
 	struct lan_packer *p = &l->pack;
@@ -347,9 +394,7 @@ static void pack_flush(struct ki_lan *l)
 			groups[n] = p->group[i];
 			frames[n++] = p->frames[i];
 		}
-	unsigned sent = send_batch(l, bufs, lens, groups, n);
-	for (unsigned i = sent; i < n; i++)
-		l->st.messages_unsent += frames[i];
+	send_runs(l, bufs, lens, groups, n, frames);
 	ki_lan_pack_sent(p);
 }
 
@@ -502,7 +547,7 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 		fill += last;
 		batch++;
 		if (batch == per || i + 1 == f.frag_count) {
-			if (send_segments(l, group, l->txbuf, seg, batch, last) < 0) {
+			if (send_segments(l, group, l->txbuf, seg, batch, last) != batch) {
 				l->st.messages_unsent++;
 				free(keep);
 				return;
@@ -534,8 +579,15 @@ static void resend_flush(struct ki_lan *l, struct resend_out *o)
 {
 	if (o->fill)
 		o->lens[o->batch++] = o->fill;
-	if (o->batch)
-		send_datagrams(l, o->group, o->lens, o->batch);
+	/* (A fragmented message's resent frames are as its first sending
+	 * was: equal but the last, one UDP_SEGMENT send.) */
+	const uint8_t *bufs[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < o->batch; i++) {
+		bufs[i] = l->txbuf + (size_t)i * l->max_datagram;
+		groups[i] = o->group;
+	}
+	send_runs(l, bufs, o->lens, groups, o->batch, NULL);
 	o->batch = 0;
 	o->fill = 0;
 }
