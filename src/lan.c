@@ -109,9 +109,10 @@ struct ki_lan {
 	size_t nitems, queue_bytes;
 	uint8_t *txbuf, *rxbuf;
 	size_t max_datagram;
-	/* A fragmented message goes by UDP_SEGMENT sends (one buffer through
-	 * the stack for up to 64 fragments) unless the kernel lacks GSO or
-	 * refused a send once (then sendmmsg, for the handle's life). */
+	/* Datagrams of one length in a row (a fragmented message's, a burst
+	 * of equal packed messages, resends) go by UDP_SEGMENT sends, one
+	 * buffer through the stack for up to 64, unless the kernel lacks GSO
+	 * or refused a send once (then sendmmsg, for the handle's life). */
 	int gso;
 	/* Packing (lan_pack.h): a burst's small messages share datagrams,
 	 * sent when the slots fill, or pack_ns after the first waited
