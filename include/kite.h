@@ -468,6 +468,14 @@ typedef struct kite_lan_stats {
 	uint64_t frames_unauthenticated; /* with key=FILE: frames rejected
 	                               (in frames_rejected too) for a missing
 	                               or wrong tag */
+	/* Segmentation offload (appended, as above). */
+	uint64_t gso_sends;         /* sends of several datagrams that the
+	                               kernel cut (UDP_SEGMENT): a large
+	                               message's fragments, up to 64 a send */
+	uint64_t gso_refused;       /* 1 once the kernel refused such a send:
+	                               fragments then go by sendmmsg */
+	uint64_t gro_buffers;       /* reads of several datagrams that the
+	                               kernel coalesced (UDP_GRO) */
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may

@@ -109,6 +109,11 @@ struct ki_lan {
 	size_t nitems, queue_bytes;
 	uint8_t *txbuf, *rxbuf;
 	size_t max_datagram;
+	/* Datagrams of one length in a row (a fragmented message's, a burst
+	 * of equal packed messages, resends) go by UDP_SEGMENT sends, one
+	 * buffer through the stack for up to 64, unless the kernel lacks GSO
+	 * or refused a send once (then sendmmsg, for the handle's life). */
+	int gso;
 	/* Packing (lan_pack.h): a burst's small messages share datagrams,
 	 * sent when the slots fill, or pack_ns after the first waited
 	 * (pack_timer), or at once for a message after an idle spell. */
@@ -214,6 +219,7 @@ int ki_lan_open(kite *k, const char *text)
 		return -ENOMEM;
 	if ((l->tx = ki_lan_socket_sender(&l->spec, &l->ifc, SEND_TIMEOUT_MS)) < 0)
 		return l->tx;
+	l->gso = ki_lan_gso_offered(l->tx);
 	size_t granted = 0;
 	if ((l->rx = ki_lan_socket_receiver(&l->spec, RCVBUF_WANT, &granted)) < 0)
 		return l->rx;
@@ -230,6 +236,18 @@ int ki_lan_open(kite *k, const char *text)
 	if (l->pack_timer < 0 || epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, l->pack_timer, &ev) < 0)
 		return -errno;
 	return 0;
+}
+
+/* The send queue is full: wait for room, within what is left of this
+ * call's budget. 1: try again; 0: the budget is spent. */
+static int wait_for_room(struct ki_lan *l)
+{
+	uint64_t now = ki_monotonic_ns();
+	if (now >= l->send_until_ns)
+		return 0;
+	struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
+	int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
+	return poll(&pfd, 1, ms) >= 0 || errno == EINTR;
 }
 
 /* Send count datagrams (bufs[i], lens[i]) to groups[i] with sendmmsg; how
@@ -258,15 +276,7 @@ static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const s
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS))
-			break;
-		/* Full: wait for room, within what is left of this call's budget. */
-		uint64_t now = ki_monotonic_ns();
-		if (now >= l->send_until_ns)
-			break;
-		struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
-		int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
-		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS) || !wait_for_room(l))
 			break;
 	}
 	return done;
@@ -285,7 +295,92 @@ static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, 
 	return send_batch(l, bufs, lens, groups, count) == count ? 0 : -1;
 }
 
-/* Send what the packer holds, in one sendmmsg. */
+/* Send count datagrams laid back to back at buf (each seg bytes but the
+ * last, which is last bytes) to one group: one UDP_SEGMENT send while the
+ * kernel takes them, else sendmmsg. How many went. */
+static unsigned send_segments(struct ki_lan *l, uint32_t group, const uint8_t *buf, size_t seg,
+			 unsigned count, size_t last)
+{
+	size_t total = (count - 1) * seg + last;
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(l->spec.range.port),
+				 .sin_addr.s_addr = htonl(group)};
+	while (l->gso && count > 1) {
+		ssize_t n = ki_lan_gso_send(l->tx, &to, buf, total, seg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == (ssize_t)total) {
+			l->st.datagrams_sent += count;
+			l->st.gso_sends++;
+			return count;
+		}
+		if (n == -EINTR)
+			continue;
+		if ((n == -EAGAIN || n == -ENOBUFS) && wait_for_room(l))
+			continue;
+		if (n != -EIO && n != -EINVAL && n != -EMSGSIZE && n != -EOPNOTSUPP)
+			return 0; /* full past the budget, or the network is down */
+		/* Refused (no checksum offload on the route, IPsec, a kernel
+		 * limit): once is enough to know; the rest go one by one. */
+		l->gso = 0;
+		l->st.gso_refused++;
+	}
+	const uint8_t *bufs[SEND_BATCH];
+	size_t lens[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < count; i++) {
+		bufs[i] = buf + (size_t)i * seg;
+		lens[i] = i + 1 < count ? seg : last;
+		groups[i] = group;
+	}
+	return send_batch(l, bufs, lens, groups, count);
+}
+
+/* Datagrams from i on (of n) that one UDP_SEGMENT send can carry: to one
+ * group, all as long as the first but the last, which may be shorter, at
+ * most LAN_GSO_SEGMENTS_MAX and LAN_UDP_PAYLOAD_MAX bytes together. */
+static unsigned segment_run(const size_t *lens, const uint32_t *groups, unsigned i, unsigned n)
+{
+	unsigned j = i + 1;
+	while (j < n && j - i < LAN_GSO_SEGMENTS_MAX && (j - i + 1) * lens[i] <= LAN_UDP_PAYLOAD_MAX &&
+	       groups[j] == groups[i] && lens[j - 1] == lens[i] && lens[j] <= lens[i])
+		j++;
+	return j - i;
+}
+
+/* Send n datagrams (n <= SEND_BATCH), in order: runs that one UDP_SEGMENT
+ * send can carry by one send each (copied back to back to the start of
+ * txbuf, which bufs may point into: each moves down, never onto one not
+ * yet moved), the others together by sendmmsg. With frames, what did not
+ * go is counted unsent (frames[i] messages in datagram i). */
+static void send_runs(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
+		      const uint32_t *groups, unsigned n, const unsigned *frames)
+{
+	unsigned alone = 0; /* from here, datagrams waiting for a sendmmsg */
+	for (unsigned i = 0; i <= n;) {
+		unsigned run = i < n && l->gso ? segment_run(lens, groups, i, n) : 1;
+		if (run == 1 && i < n) {
+			i++;
+			continue;
+		}
+		/* A run (or the end): first what waits before it. */
+		unsigned sent = alone + send_batch(l, bufs + alone, lens + alone, groups + alone, i - alone);
+		for (unsigned j = sent; j < i && frames; j++)
+			l->st.messages_unsent += frames[j];
+		if (i == n)
+			break;
+		size_t fill = 0;
+		for (unsigned j = i; j < i + run; j++) {
+			memmove(l->txbuf + fill, bufs[j], lens[j]);
+			fill += lens[j];
+		}
+		sent = i + send_segments(l, groups[i], l->txbuf, lens[i], run, lens[i + run - 1]);
+		for (unsigned j = sent; j < i + run && frames; j++)
+			l->st.messages_unsent += frames[j];
+		i += run;
+		alone = i;
+	}
+}
+
+/* Send what the packer holds: a burst of equal messages packs into
+ * datagrams of one length, which go by UDP_SEGMENT sends. */
 static void pack_flush(struct ki_lan *l)
 {
 	struct lan_packer *p = &l->pack;
@@ -300,9 +395,7 @@ static void pack_flush(struct ki_lan *l)
 			groups[n] = p->group[i];
 			frames[n++] = p->frames[i];
 		}
-	unsigned sent = send_batch(l, bufs, lens, groups, n);
-	for (unsigned i = sent; i < n; i++)
-		l->st.messages_unsent += frames[i];
+	send_runs(l, bufs, lens, groups, n, frames);
 	ki_lan_pack_sent(p);
 }
 
@@ -425,31 +518,47 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	}
 	if (l->pack.used) /* keep the order: what waits goes first */
 		pack_flush(l);
-	size_t lens[SEND_BATCH];
+	/* Its frames (one, or fragments: all the same length but the last,
+	 * which may be shorter) back to back in txbuf, sent a batch at a time:
+	 * as many as one UDP_SEGMENT send carries, SEND_BATCH without GSO. */
+	uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
+	size_t seg = lan_header_len(f.channel_len) + chunk + lan_tag_len(&l->keys);
+	unsigned per = SEND_BATCH;
+	if (l->gso && LAN_UDP_PAYLOAD_MAX / seg < per)
+		per = (unsigned)(LAN_UDP_PAYLOAD_MAX / seg);
 	unsigned batch = 0;
+	size_t fill = 0, last = 0;
 	/* Repair keeps the whole message's frames, if they fit the history. */
 	uint8_t *keep = NULL;
 	size_t kept = 0;
-	if (l->spec.repair && f.frag_count * (size_t)l->max_datagram <= LAN_HISTORY_BYTES)
-		keep = malloc(f.frag_count * (size_t)l->max_datagram);
+	if (l->spec.repair && f.frag_count * seg <= LAN_HISTORY_BYTES)
+		keep = malloc(f.frag_count * seg);
 	for (uint32_t i = 0; i < f.frag_count; i++) {
 		uint64_t at = ki_lan_fragment_offset(f.total_len, f.frag_count, i);
-		uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
 		f.frag_index = i;
 		f.payload_len = i + 1 < f.frag_count ? chunk : (uint32_t)(len - at);
-		lens[batch] = put_frame(l, batch, &f, (const uint8_t *)data + at);
-		if (keep) {
-			memcpy(keep + kept, l->txbuf + (size_t)batch * l->max_datagram, lens[batch]);
-			kept += lens[batch];
+		int n = ki_lan_frame_encode_keyed(l->txbuf + fill, seg, &f, (const uint8_t *)data + at,
+						  &l->keys);
+		if (n <= 0) { /* (not a valid frame: cannot happen with a valid channel) */
+			l->st.messages_unsent++;
+			free(keep);
+			return;
 		}
+		last = (size_t)n;
+		fill += last;
 		batch++;
-		if (batch == SEND_BATCH || i + 1 == f.frag_count) {
-			if (send_datagrams(l, group, lens, batch) < 0) {
+		if (batch == per || i + 1 == f.frag_count) {
+			if (send_segments(l, group, l->txbuf, seg, batch, last) != batch) {
 				l->st.messages_unsent++;
 				free(keep);
 				return;
 			}
+			if (keep) {
+				memcpy(keep + kept, l->txbuf, fill);
+				kept += fill;
+			}
 			batch = 0;
+			fill = 0;
 		}
 	}
 	if (keep)
@@ -471,8 +580,15 @@ static void resend_flush(struct ki_lan *l, struct resend_out *o)
 {
 	if (o->fill)
 		o->lens[o->batch++] = o->fill;
-	if (o->batch)
-		send_datagrams(l, o->group, o->lens, o->batch);
+	/* (A fragmented message's resent frames are as its first sending
+	 * was: equal but the last, one UDP_SEGMENT send.) */
+	const uint8_t *bufs[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < o->batch; i++) {
+		bufs[i] = l->txbuf + (size_t)i * l->max_datagram;
+		groups[i] = o->group;
+	}
+	send_runs(l, bufs, o->lens, groups, o->batch, NULL);
 	o->batch = 0;
 	o->fill = 0;
 }
@@ -914,6 +1030,37 @@ static void note_overflow(struct ki_lan *l, struct msghdr *h, uint32_t *last)
 		}
 }
 
+/* Where a received buffer came from, for the datagrams cut from it. */
+struct arrival {
+	kite *k;
+	const struct sockaddr_in *from;
+	uint64_t now;
+};
+
+/* One datagram: its frames, back to back, until one is rejected. */
+static void take_datagram(void *ctx, const uint8_t *d, size_t len)
+{
+	const struct arrival *a = ctx;
+	struct ki_lan *l = a->k->lan;
+	l->st.datagrams_received++;
+	for (size_t at = 0; at < len;) {
+		struct lan_frame f;
+		int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
+		if (r < 0) {
+			count_reject(l, r);
+			break;
+		}
+		if (f.flags & LAN_FLAG_NAK) {
+			/* NAKs go to a publisher's own address. */
+			l->st.frames_rejected++;
+			break;
+		}
+		l->st.frames_received++;
+		take_frame(a->k, &f, a->from, a->now);
+		at += (size_t)r;
+	}
+}
+
 static void lan_receive(kite *k)
 {
 	struct ki_lan *l = k->lan;
@@ -921,7 +1068,7 @@ static void lan_receive(kite *k)
 	struct iovec iov[RECV_BATCH];
 	struct sockaddr_in from[RECV_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(uint32_t))];
+		char buf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctl[RECV_BATCH];
 	for (int round = 0; round < RECV_ROUNDS; round++) {
@@ -937,28 +1084,15 @@ static void lan_receive(kite *k)
 			return;
 		uint64_t now = ki_monotonic_ns();
 		for (int i = 0; i < n; i++) { /* only the count the call returned */
-			l->st.datagrams_received++;
 			note_overflow(l, &mm[i].msg_hdr, &l->ovfl_seen);
-			const uint8_t *d = iov[i].iov_base;
-			size_t len = mm[i].msg_len, at = 0;
+			size_t len = mm[i].msg_len;
 			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = 0; /* larger than any frame: not ours */
-			while (at < len) {
-				struct lan_frame f;
-				int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
-				if (r < 0) {
-					count_reject(l, r);
-					break;
-				}
-				if (f.flags & LAN_FLAG_NAK) {
-					/* NAKs go to a publisher's own address. */
-					l->st.frames_rejected++;
-					break;
-				}
-				l->st.frames_received++;
-				take_frame(k, &f, &from[i], now);
-				at += (size_t)r;
-			}
+			/* One datagram, or (UDP_GRO) several the kernel coalesced. */
+			struct arrival a = {k, &from[i], now};
+			if (ki_lan_gro_split(iov[i].iov_base, len, ki_lan_gro_size(&mm[i].msg_hdr),
+					     take_datagram, &a) > 1)
+				l->st.gro_buffers++;
 		}
 		if (n < RECV_BATCH)
 			return;
