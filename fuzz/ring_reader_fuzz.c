@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t bytes;
 	if (ki_ring_geometry_valid(SLOTS, SLOT_SIZE, &bytes))
 		__builtin_trap();
-	uint32_t cap = ki_ring_inline_max(SLOT_SIZE);
+	uint32_t cap = ki_ring_inline_max(SLOTS, SLOT_SIZE);
 	uint8_t *image = aligned_alloc(64, bytes);
 	uint8_t *buf = malloc(cap);
 	if (!image || !buf) {
