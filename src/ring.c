@@ -332,7 +332,8 @@ static int64_t checked_body(const struct ring_reader *r, const struct record_hea
 	    RING_RECORD_HEADER + body > r->capacity - r->off)
 		return -1;
 	if ((flags & (REC_LARGE | REC_POOL)) == (REC_LARGE | REC_POOL) ||
-	    ((flags & (REC_LARGE | REC_POOL)) && len != sizeof(struct ring_large)))
+	    ((flags & (REC_LARGE | REC_POOL)) && len != sizeof(struct ring_large)) ||
+	    ((flags & REC_POOL) && meta_len))
 		return -1;
 	rec->flags = flags;
 	rec->meta_len = meta_len;
@@ -362,7 +363,7 @@ static int take_pool(const struct ring_reader *r, void *buf, struct ring_record 
 	struct ring_pool_ref ref;
 	memcpy(&ref, (uint8_t *)buf + rec->meta_len, sizeof ref);
 	uint64_t max = r->pool_bytes / RING_POOL_SHARE;
-	if (rec->meta_len || ref.len > max || ref.pos % RING_ALIGN ||
+	if (ref.len > max || ref.pos % RING_ALIGN ||
 	    ref.pos % r->pool_bytes + ref.len > r->pool_bytes)
 		return 0; /* (pool_bytes 0 fails the first: max is 0 too) */
 	struct ring_header *h = header_of(r->base);
