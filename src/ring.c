@@ -362,10 +362,9 @@ static int take_pool(const struct ring_reader *r, void *buf, struct ring_record 
 {
 	struct ring_pool_ref ref;
 	memcpy(&ref, (uint8_t *)buf + rec->meta_len, sizeof ref);
-	uint64_t max = r->pool_bytes / RING_POOL_SHARE;
-	if (ref.len > max || ref.pos % RING_ALIGN ||
-	    ref.pos % r->pool_bytes + ref.len > r->pool_bytes)
-		return 0; /* (pool_bytes 0 fails the first: max is 0 too) */
+	if (!r->pool_bytes || ref.len > r->pool_bytes / RING_POOL_SHARE ||
+	    ref.pos % RING_ALIGN || ref.pos % r->pool_bytes + ref.len > r->pool_bytes)
+		return 0;
 	struct ring_header *h = header_of(r->base);
 	/* Announced before the payload's first byte was written. */
 	uint64_t limit = atomic_load_explicit(&h->pool_limit, memory_order_acquire);
