@@ -158,6 +158,8 @@ static void test_every_size_wraps(void **state)
 	(void)state;
 	static const struct { uint32_t slots, size; } g[] = {
 		{2, 64}, {2, 128}, {4, 64}, {8, 64}, {2, 192}, {4, 320},
+		/* Records of up to an eighth of the ring, several slots long. */
+		{32, 64}, {16, 128}, {64, 64},
 	};
 	for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
 		struct ring_fixture f;
