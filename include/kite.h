@@ -68,10 +68,12 @@ extern "C" {
  * returns -ENOSPC beyond. */
 #define KITE_PATTERNS_MAX 4096
 
-/* Largest message payload, in bytes (4 GiB - 1). Messages above
- * slot_size - 32 bytes travel in a sealed memfd of their own; a subscriber
- * keeps at most 64 of those per ring not yet read, and reports older ones
- * lost. */
+/* Largest message payload, in bytes (4 GiB - 1). With C = ring_slots *
+ * slot_size: messages up to max(C / 8, slot_size) - 32 bytes go inline in
+ * the ring; larger ones up to a quarter of the ring's pool (4 * C, at most
+ * 128 MiB; 2 MiB by default) go in the pool; beyond that, each travels in a
+ * sealed memfd of its own (a subscriber keeps at most 64 of those per ring
+ * not yet read, and reports older ones lost). See docs/channels.md. */
 #define KITE_MSG_MAX 0xffffffffull
 
 /* Error codes beyond errno. Always negative. Where errno has a fitting
@@ -90,12 +92,14 @@ typedef struct kite kite;
 /* Options for kite_open(); zero fields take the defaults. */
 typedef struct kite_options {
 	/* A publisher ring holds ring_slots * slot_size bytes of records
-	 * (ring_slots a power of two, default 1024). A subscriber more than
-	 * about that many bytes of records behind is overrun; records are
-	 * 24 bytes + payload rounded up to 8. */
+	 * (ring_slots a power of two, default 1024), and a pool of 4 times
+	 * that (at most 128 MiB) for messages too large to go inline. A
+	 * subscriber more than about that many bytes of records (or of pooled
+	 * messages) behind is overrun; records are 24 bytes + payload
+	 * rounded up to 8. */
 	uint32_t ring_slots;
-	/* Largest inline record (multiple of 64, default 2048): payloads above
-	 * slot_size - 32 travel as their own memfd. */
+	/* Multiple of 64, default 2048: payloads of up to slot_size - 32
+	 * bytes always go inline, however few the slots (see KITE_MSG_MAX). */
 	uint32_t slot_size;
 	/* Microseconds kite_recv() spins before it sleeps, yielding the CPU
 	 * now and then (default 50; UINT32_MAX: never spin, 0 = default). */
@@ -187,7 +191,9 @@ struct kite_origin {
 #define KITE_ORIGIN_MAX 65536
 
 /* One delivered message, or the context of an event. Pointers are valid
- * until the next kite_recv() or kite_close() on the same handle. */
+ * until the next kite_recv() or kite_close() on the same handle: inline and
+ * pooled payloads are copied into the handle's buffer (the pool is reused
+ * by its publisher), a memfd message is mapped. */
 typedef struct kite_msg {
 	const char *channel;   /* NUL-terminated */
 	const void *data;      /* payload (NULL for events) */
@@ -285,9 +291,10 @@ KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *d
  * until kite_commit, kite_abort or kite_close on the handle; do not read
  * it for anything but what you wrote, nor write it afterwards.
  *
- * Sizes: only records of the ring itself, at most slot_size - 32 bytes
- * (2016 by default); -EMSGSIZE above (use kite_publish, which sends larger
- * messages another way).
+ * Sizes: only records of the ring itself, what goes inline: at most
+ * max(capacity / 8, slot_size) - 32 bytes (262,112 with default rings);
+ * -EMSGSIZE above (use kite_publish, which sends larger messages through
+ * the ring's pool or a memfd).
  * One open claim per channel per handle: while it is open, kite_claim and
  * kite_publish/kite_publish_origin on that channel return -EBUSY (at once,
  * nothing is published); other channels are unaffected. Threading is as

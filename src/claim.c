@@ -34,10 +34,10 @@ int kite_claim(kite *k, const char *channel, size_t len, void **data)
 	struct pub_ring *r = ki_pub_ring_for(k, channel, &rc);
 	if (r && r->claimed)
 		rc = -EBUSY;
-	else if (r && len > ki_ring_inline_max(r->w.slot_size))
+	else if (r && len > ki_ring_inline_max(r->w.slot_count, r->w.slot_size))
 		rc = -EMSGSIZE; /* only a record of the ring itself (as publish decides) */
 	else if (r && r->nrel) /* as kite_publish: room in every reliable reader */
-		rc = ki_rel_wait(k, r, len, 0, &locked);
+		rc = ki_rel_wait(k, r, len, 0, 0, &locked);
 	if (r && !rc) {
 		*data = ki_ring_claim(&r->w, (uint32_t)len);
 		r->claimed = (uint64_t)len + 1;

@@ -396,7 +396,7 @@ struct kite {
 	size_t ev_head, ev_count;
 	struct queued_event current; /* the event kite_recv last returned */
 
-	uint8_t *msg_buf; /* inline payload copy; the largest slot we read */
+	uint8_t *msg_buf; /* inline or pool payload copy (ki_ring_read_max) */
 	size_t msg_buf_size;
 	size_t msg_buf_want; /* set by the control thread, grown by kite_recv */
 	void *large_map;  /* large message kite_recv last returned */
@@ -613,10 +613,13 @@ void ki_rel_remove(struct pub_ring *r, const struct peer *p);
 void ki_rel_clear(struct pub_ring *r);
 /* A subscriber's W_RELIABLE: its positions page and its slot for a ring. */
 int ki_rel_handle(kite *k, struct peer *p, const struct wire_msg *m);
-/* Room for a record of body bytes (large: a large message's) without
- * overrunning a reliable subscriber: 0, or -EAGAIN once opt.reliable_wait_ms
- * has passed. May let go of the state while it waits (r stays valid). */
-int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, int *locked);
+/* Room for a record of body bytes (large: a memfd message's) without
+ * overrunning a reliable subscriber, which must also have reached ring
+ * position `also` (a pool payload's floor, or 0): 0, or -EAGAIN once
+ * opt.reliable_wait_ms has passed. May let go of the state while it waits
+ * (r stays valid). */
+int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, uint64_t also,
+		int *locked);
 /* The record just written was large and ended at w.pos. */
 static inline void ki_rel_large_written(struct pub_ring *r)
 {

@@ -1,7 +1,8 @@
 /* Publishing: one ring per channel we publish on, handed to each
  * authorised subscriber once; a message is written once into the ring (or,
- * too big for a slot, into a sealed memfd of its own) and only sleeping
- * subscribers cost a system call. */
+ * too big for a record, into the ring's pool, or too big for that, into a
+ * sealed memfd of its own) and only sleeping subscribers cost a system
+ * call. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,10 +572,14 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		return rc;
 	}
 	uint64_t seq;
-	int inline_record = len <= ki_ring_inline_max(r->w.slot_size) && meta_len <= UINT16_MAX;
+	int inline_record = len <= ki_ring_inline_max(r->w.slot_count, r->w.slot_size) &&
+			    meta_len <= UINT16_MAX;
+	int pool_record = !inline_record && len <= ki_ring_pool_msg_max(r->w.slot_count,
+									 r->w.slot_size);
 	if (r->nrel) { /* reliable subscribers: room for it in all of them */
 		rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
-				     !inline_record, &locked);
+				 !inline_record && !pool_record,
+				 pool_record ? ki_ring_pool_floor(&r->w, len) : 0, &locked);
 		if (rc) {
 			ki_app_exit(k, locked);
 			return rc;
@@ -583,6 +588,17 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 	if (inline_record) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
 				    (uint32_t)(len - meta_len), extra_flags, ki_realtime_ns());
+	} else if (pool_record) {
+		/* Copied even with nobody subscribed: a late joiner's replay
+		 * may read it. The copy runs unlocked, as below. */
+		uint64_t pool_pos;
+		void *dst = ki_ring_pool_claim(&r->w, len, &pool_pos);
+		r->publishing = 1;
+		ki_app_exit(k, locked);
+		memcpy(dst, data, len);
+		locked = ki_app_enter(k);
+		r->publishing = 0;
+		seq = ki_ring_pool_commit(&r->w, pool_pos, len, extra_flags, ki_realtime_ns());
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
