@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,6 +88,8 @@ struct entry {
 /* A channel this handle publishes on the LAN. */
 struct pub {
 	char channel[KITE_CHANNEL_MAX + 1];
+	uint8_t channel_len;
+	uint32_t group;        /* its multicast group, host order */
 	uint64_t seq;
 	uint64_t state_due_ns; /* 0: nothing to announce */
 	struct pub *next;
@@ -105,6 +108,7 @@ struct ki_lan {
 	struct entry *streams[HASH_SIZE];
 	size_t nstreams;
 	struct pub *pubs[HASH_SIZE];
+	struct pub *last_pub; /* the one published on last: a burst's lookups */
 	struct item *head, *tail, *current;
 	size_t nitems, queue_bytes;
 	uint8_t *txbuf, *rxbuf;
@@ -115,6 +119,7 @@ struct ki_lan {
 	struct lan_packer pack;
 	uint64_t pack_ns, last_publish_ns;
 	int pack_timer;
+	int no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
 	uint64_t dups_gone, late_gone; /* counters of streams freed */
 	/* Sends give up waiting for queue room at this time: one budget of
@@ -232,6 +237,45 @@ int ki_lan_open(kite *k, const char *text)
 	return 0;
 }
 
+/* sendmmsg count prepared messages (dgrams[i] datagrams in message i,
+ * NULL: one each); how many messages went: all, unless the socket stayed
+ * full SEND_TIMEOUT_MS or the kernel refused one (errno then says why). */
+static unsigned send_mm(struct ki_lan *l, struct mmsghdr *mm, const unsigned *dgrams,
+			unsigned count)
+{
+	unsigned done = 0;
+	while (done < count) {
+		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			for (int i = 0; i < n; i++) /* only what the call says it sent */
+				l->st.datagrams_sent += dgrams ? dgrams[done + (unsigned)i] : 1;
+			done += (unsigned)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS))
+			break;
+		/* Full: wait for room, within what is left of this call's budget. */
+		uint64_t now = ki_monotonic_ns();
+		if (now >= l->send_until_ns) {
+			errno = EAGAIN;
+			break;
+		}
+		struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
+		int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
+		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+			break;
+	}
+	return done;
+}
+
+static struct sockaddr_in group_addr(const struct ki_lan *l, uint32_t group)
+{
+	return (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(l->spec.range.port),
+				    .sin_addr.s_addr = htonl(group)};
+}
+
 /* Send count datagrams (bufs[i], lens[i]) to groups[i] with sendmmsg; how
  * many went (all, unless the socket stayed full SEND_TIMEOUT_MS). */
 static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
@@ -241,35 +285,12 @@ static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const s
 	struct mmsghdr mm[SEND_BATCH];
 	struct iovec iov[SEND_BATCH];
 	for (unsigned i = 0; i < count; i++) {
-		to[i] = (struct sockaddr_in){.sin_family = AF_INET,
-					     .sin_port = htons(l->spec.range.port),
-					     .sin_addr.s_addr = htonl(groups[i])};
+		to[i] = group_addr(l, groups[i]);
 		iov[i] = (struct iovec){(void *)(uintptr_t)bufs[i], lens[i]};
 		mm[i].msg_hdr = (struct msghdr){.msg_name = &to[i], .msg_namelen = sizeof to[i],
 						.msg_iov = &iov[i], .msg_iovlen = 1};
 	}
-	unsigned done = 0;
-	while (done < count) {
-		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			done += (unsigned)n; /* only what the call says it sent */
-			l->st.datagrams_sent += (uint64_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS))
-			break;
-		/* Full: wait for room, within what is left of this call's budget. */
-		uint64_t now = ki_monotonic_ns();
-		if (now >= l->send_until_ns)
-			break;
-		struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
-		int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
-		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
-			break;
-	}
-	return done;
+	return send_mm(l, mm, NULL, count);
 }
 
 /* Send count datagrams of txbuf (lengths in lens) to one group; 0 if all
@@ -285,25 +306,62 @@ static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, 
 	return send_batch(l, bufs, lens, groups, count) == count ? 0 : -1;
 }
 
-/* Send what the packer holds, in one sendmmsg. */
-static void pack_flush(struct ki_lan *l)
+/* The packer's datagrams from slot `first` on, in one sendmmsg. A burst
+ * of one message size fills its datagrams to one length: a run of such
+ * datagrams to one group goes as a single UDP_SEGMENT send, which the
+ * kernel cuts into datagrams after one trip through the stack instead of
+ * one a datagram (receivers see the same datagrams). A kernel that
+ * refuses it gets plain datagrams from then on. */
+static void pack_send_from(struct ki_lan *l, unsigned first)
 {
 	struct lan_packer *p = &l->pack;
-	const uint8_t *bufs[LAN_PACK_SLOTS] = {0};
-	size_t lens[LAN_PACK_SLOTS] = {0};
-	uint32_t groups[LAN_PACK_SLOTS] = {0};
-	unsigned n = 0, frames[LAN_PACK_SLOTS] = {0};
-	for (unsigned i = 0; i < p->used; i++)
-		if (p->len[i]) {
-			bufs[n] = ki_lan_pack_datagram(p, i);
-			lens[n] = p->len[i];
-			groups[n] = p->group[i];
-			frames[n++] = p->frames[i];
-		}
-	unsigned sent = send_batch(l, bufs, lens, groups, n);
-	for (unsigned i = sent; i < n; i++)
-		l->st.messages_unsent += frames[i];
-	ki_lan_pack_sent(p);
+	struct lan_pack_run run[LAN_PACK_SLOTS];
+	struct sockaddr_in to[LAN_PACK_SLOTS];
+	struct mmsghdr mm[LAN_PACK_SLOTS];
+	struct iovec iov[LAN_PACK_SLOTS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[LAN_PACK_SLOTS];
+	unsigned dgrams[LAN_PACK_SLOTS] = {0};
+	unsigned n = ki_lan_pack_runs(p, first, !l->no_gso, run);
+	for (unsigned j = 0; j < n; j++) {
+		for (unsigned i = run[j].first; i < run[j].first + run[j].count; i++)
+			iov[i] = (struct iovec){(void *)(uintptr_t)ki_lan_pack_datagram(p, i),
+						p->len[i]};
+		to[j] = group_addr(l, p->group[run[j].first]);
+		mm[j].msg_hdr = (struct msghdr){.msg_name = &to[j], .msg_namelen = sizeof to[j],
+						.msg_iov = &iov[run[j].first],
+						.msg_iovlen = run[j].count};
+		dgrams[j] = run[j].count;
+		if (run[j].count < 2)
+			continue;
+		struct msghdr *h = &mm[j].msg_hdr;
+		h->msg_control = ctl[j].buf;
+		h->msg_controllen = sizeof ctl[j].buf;
+		struct cmsghdr *c = CMSG_FIRSTHDR(h);
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		uint16_t seg = (uint16_t)p->len[run[j].first];
+		memcpy(CMSG_DATA(c), &seg, sizeof seg);
+	}
+	unsigned sent = send_mm(l, mm, dgrams, n);
+	if (sent < n && run[sent].count > 1 &&
+	    (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT || errno == EMSGSIZE)) {
+		l->no_gso = 1;
+		pack_send_from(l, run[sent].first);
+		return;
+	}
+	for (unsigned j = sent; j < n; j++)
+		l->st.messages_unsent += run[j].frames;
+}
+
+/* Send what the packer holds. */
+static void pack_flush(struct ki_lan *l)
+{
+	pack_send_from(l, 0);
+	ki_lan_pack_sent(&l->pack);
 }
 
 /* Pack one single-datagram message; 0, or -1 to send it on its own. */
@@ -346,6 +404,8 @@ static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
 	if (!p)
 		return NULL;
 	snprintf(p->channel, sizeof p->channel, "%s", channel);
+	p->channel_len = (uint8_t)strlen(p->channel);
+	p->group = ki_lan_group_of(&l->spec.range, p->channel);
 	p->next = l->pubs[h];
 	l->pubs[h] = p;
 	return p;
@@ -359,16 +419,22 @@ static size_t put_frame(struct ki_lan *l, unsigned i, struct lan_frame *f, const
 	return n > 0 ? (size_t)n : 0;
 }
 
-static void frame_base(const kite *k, struct lan_frame *f, const char *channel, uint64_t seq)
+static void frame_base(const kite *k, struct lan_frame *f, const char *channel, uint64_t seq,
+		       uint64_t timestamp_ns)
 {
-	memset(f, 0, sizeof *f);
+	/* Field by field: a memset of the whole frame (its channel buffer
+	 * included) was a visible share of a 64-byte message's cost. */
+	f->flags = 0;
 	f->host = k->lan->host;
 	f->publisher = k->id;
 	f->seq = seq;
-	f->timestamp_ns = ki_realtime_ns();
+	f->timestamp_ns = timestamp_ns;
 	f->pid = k->lan->pid;
+	f->total_len = f->frag_index = f->frag_count = 0;
 	f->channel_len = (uint8_t)strlen(channel);
 	memcpy(f->channel, channel, f->channel_len + 1u);
+	f->payload = NULL;
+	f->payload_len = 0;
 }
 
 /* Before the first message on a channel, say "nothing sent yet" (twice:
@@ -376,7 +442,7 @@ static void frame_base(const kite *k, struct lan_frame *f, const char *channel, 
 static void announce_start(kite *k, const char *channel)
 {
 	struct lan_frame f;
-	frame_base(k, &f, channel, 0);
+	frame_base(k, &f, channel, 0, ki_realtime_ns());
 	f.flags = LAN_FLAG_STATE;
 	f.frag_count = 1;
 	size_t len = put_frame(k->lan, 0, &f, NULL);
@@ -385,7 +451,8 @@ static void announce_start(kite *k, const char *channel)
 		send_datagrams(k->lan, group, &len, 1);
 }
 
-void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data, size_t len)
+void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
+		    const void *data, size_t len)
 {
 	struct ki_lan *l = k->lan;
 	if (!l)
@@ -396,24 +463,26 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	 * for it, what would have been resent is refused and reported. */
 	if (l->spec.repair && !l->hist.bytes)
 		ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES);
-	struct pub *p = find_pub(l, channel, 0);
+	struct pub *p = l->last_pub && !strcmp(l->last_pub->channel, channel)
+				? l->last_pub : find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
+	uint64_t now = ki_monotonic_ns();
 	if (p) {
 		p->seq = seq;
-		p->state_due_ns = ki_monotonic_ns() + STATE_IDLE_MS * 1000000ull;
+		p->state_due_ns = now + STATE_IDLE_MS * 1000000ull;
+		l->last_pub = p;
 	}
 	if (len > l->spec.max_msg || !p) {
 		l->st.messages_unsent++;
 		return;
 	}
 	struct lan_frame f;
-	frame_base(k, &f, channel, seq);
+	frame_base(k, &f, channel, seq, timestamp_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
 	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
-	uint32_t group = ki_lan_group_of(&l->spec.range, channel);
-	uint64_t now = ki_monotonic_ns();
+	uint32_t group = p->group;
 	int busy = now - l->last_publish_ns < l->pack_ns;
 	l->last_publish_ns = now;
 	if (f.frag_count == 1 && (busy || l->pack.used)) {
@@ -596,7 +665,7 @@ static void send_states(kite *k, uint64_t now, int gone)
 			if (!gone && (!p->state_due_ns || p->state_due_ns > now))
 				continue;
 			struct lan_frame f;
-			frame_base(k, &f, p->channel, p->seq);
+			frame_base(k, &f, p->channel, p->seq, ki_realtime_ns());
 			f.flags = LAN_FLAG_STATE | (gone ? LAN_FLAG_GONE : 0);
 			f.frag_count = 1;
 			size_t len = put_frame(l, 0, &f, NULL);
@@ -1010,7 +1079,7 @@ static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
 	if (!n)
 		return NAK_RETRY_MS * 1000000ull;
 	struct lan_frame base;
-	frame_base(k, &base, e->s.channel, 1);
+	frame_base(k, &base, e->s.channel, 1, ki_realtime_ns());
 	base.publisher = e->s.publisher; /* whom we ask */
 	uint8_t buf[LAN_HEADER_MAX + LAN_NAK_RANGES_MAX * sizeof(struct lan_seq_range) + LAN_TAG_LEN];
 	int len = ki_lan_nak_encode(buf, sizeof buf, &base, r, n, &l->keys);
