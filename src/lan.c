@@ -63,6 +63,8 @@ enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
 
 struct entry; /* a stream heard from the LAN */
 
+/* A message's item is allocated with its payload, which follows it (one
+ * allocation a message: m.block is the item itself). */
 struct item {
 	struct item *next;
 	enum item_type type;
@@ -82,6 +84,8 @@ struct entry {
 	uint64_t nak_gap_ns;    /* ... the gap (its gap_since_ns) it is for */
 	uint64_t closing_ns;    /* repair: said goodbye at, its gaps still
 				 * waiting for resends (0: not closing) */
+	uint64_t matched_gen;   /* its channel matched the patterns of this
+				 * generation (ki_lan.patterns_gen) */
 	struct entry *next;     /* hash chain */
 };
 
@@ -107,6 +111,10 @@ struct ki_lan {
 	struct lan_reasm reasm;
 	struct entry *streams[HASH_SIZE];
 	size_t nstreams;
+	/* The stream heard last, and the subscriptions' generation: a burst
+	 * of one stream skips the pattern match and the lookup. */
+	struct entry *last_entry;
+	uint64_t patterns_gen;
 	struct pub *pubs[HASH_SIZE];
 	struct pub *last_pub; /* the one published on last: a burst's lookups */
 	struct item *head, *tail, *current;
@@ -121,6 +129,10 @@ struct ki_lan {
 	int pack_timer;
 	int no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
+	/* ki_lan_timers' full scan (every stream and channel) is due at this
+	 * time: 0 after anything that may need it sooner (a new stream, a gap,
+	 * a fragment), so a busy receiver does not scan on every pass. */
+	uint64_t timers_due_ns;
 	uint64_t dups_gone, late_gone; /* counters of streams freed */
 	/* Sends give up waiting for queue room at this time: one budget of
 	 * SEND_TIMEOUT_MS per call into the LAN side (a 16 MiB message is
@@ -472,6 +484,8 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 		p->seq = seq;
 		p->state_due_ns = now + STATE_IDLE_MS * 1000000ull;
 		l->last_pub = p;
+		if (p->state_due_ns < l->timers_due_ns)
+			l->timers_due_ns = p->state_due_ns;
 	}
 	if (len > l->spec.max_msg || !p) {
 		l->st.messages_unsent++;
@@ -679,9 +693,10 @@ static void item_free(struct item *it)
 {
 	if (!it)
 		return;
-	free(it->m.data);
 	if (it->e)
 		it->e->queued--;
+	if (it->m.block != it)
+		ki_lan_msg_free(&it->m);
 	free(it);
 }
 
@@ -768,6 +783,7 @@ int ki_lan_subscribe(kite *k, const char *pattern)
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return 0;
+	l->patterns_gen++;
 	uint32_t change[256];
 	size_t n = ki_lan_joins_add(&l->joins, pattern, change);
 	for (size_t i = 0; i < n; i++) {
@@ -790,6 +806,7 @@ void ki_lan_unsubscribe(kite *k, const char *pattern)
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return;
+	l->patterns_gen++;
 	uint32_t change[256];
 	size_t n = ki_lan_joins_remove(&l->joins, pattern, change);
 	for (size_t i = 0; i < n; i++)
@@ -843,18 +860,17 @@ static void sink_message(void *ctx, struct lan_stream *s, struct lan_msg *m)
 	struct entry *e = (struct entry *)s; /* s is the entry's first member */
 	struct item *it = NULL;
 	if (l->nitems < QUEUE_ITEMS && l->queue_bytes + m->len <= QUEUE_BYTES)
-		it = calloc(1, sizeof *it);
+		it = m->block ? m->block : malloc(sizeof *it);
 	if (!it) {
 		/* kite_recv() is behind: radio semantics, counted and told. */
-		free(m->data);
+		ki_lan_msg_free(m);
 		l->st.queue_dropped++;
 		report_loss(k, e, 1);
 		return;
 	}
-	it->type = ITEM_MESSAGE;
-	it->e = e;
-	it->m = *m;
+	*it = (struct item){.type = ITEM_MESSAGE, .e = e, .m = *m};
 	m->data = NULL;
+	m->block = NULL;
 	e->loss_item = NULL; /* later losses come after this message */
 	enqueue(k, it);
 }
@@ -889,24 +905,31 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	l->streams[h] = e;
 	l->nstreams++;
 	l->st.streams = l->nstreams;
+	l->timers_due_ns = 0; /* its silence has a deadline */
 	push_event(k, e, ITEM_NEW, 0);
 	return e;
 }
 
-static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
+/* One frame heard: its stream (NULL: not ours). */
+static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
 		       uint64_t now)
 {
 	struct ki_lan *l = k->lan;
 	if (f->host == l->host)
-		return; /* our own, looped back: local subscribers have the rings */
-	if (!ki_strlist_any_match(k->patterns, k->npatterns, f->channel))
-		return; /* a channel sharing a group with ours */
-	struct entry *e = find_stream(k, f->host, f, from);
-	if (!e)
-		return;
+		return NULL; /* our own, looped back: local subscribers have the rings */
+	struct entry *e = l->last_entry;
+	if (!e || e->matched_gen != l->patterns_gen || e->s.publisher != f->publisher ||
+	    e->s.host != f->host || strcmp(e->s.channel, f->channel)) {
+		if (!ki_strlist_any_match(k->patterns, k->npatterns, f->channel))
+			return NULL; /* a channel sharing a group with ours */
+		if (!(e = find_stream(k, f->host, f, from)))
+			return NULL;
+		e->matched_gen = l->patterns_gen;
+		l->last_entry = e;
+	}
 	struct lan_sink out = {sink_message, sink_loss, k};
 	if (e->gone && (f->flags & (LAN_FLAG_STATE | LAN_FLAG_REPAIR)))
-		return; /* (its goodbye is sent more than once; a resend after it
+		return e; /* (its goodbye is sent more than once; a resend after it
 			 * is not the publisher speaking again) */
 	if (e->gone) { /* it spoke again: a new stream of the same publisher */
 		e->gone = 0;
@@ -921,7 +944,7 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 			 * ends when its gaps are filled or lost (timers). */
 			if (!e->closing_ns)
 				e->closing_ns = now;
-			return;
+			return e;
 		}
 		if (f->flags & LAN_FLAG_GONE) {
 			e->closing_ns = 0;
@@ -929,7 +952,7 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 			e->gone = 1;
 			push_event(k, e, ITEM_GONE, 0);
 		}
-		return;
+		return e;
 	}
 	struct lan_msg m = {.seq = f->seq, .timestamp_ns = f->timestamp_ns, .pid = f->pid,
 			    .from = *from};
@@ -942,21 +965,23 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 		/* A fragment of a message already delivered or given up. */
 		if (e->s.started && f->seq < e->s.next) {
 			e->s.duplicates++;
-			return;
+			return e;
 		}
 		uint64_t rdups = l->reasm.duplicates;
 		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
 		if (repair)
 			l->reasm.duplicates = rdups;
 		if (rc <= 0)
-			return;
+			return e;
 	} else {
 		m.len = f->payload_len;
-		m.data = malloc(f->payload_len ? f->payload_len : 1);
-		if (!m.data) {
+		struct item *it = malloc(sizeof *it + f->payload_len);
+		if (!it) {
 			report_loss(k, e, 1);
-			return;
+			return e;
 		}
+		m.block = it;
+		m.data = (uint8_t *)(it + 1);
 		memcpy(m.data, f->payload, f->payload_len);
 	}
 	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
@@ -966,6 +991,17 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 		e->s.duplicates = dups;
 		e->s.late = late;
 	}
+	return e;
+}
+
+static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
+		       uint64_t now)
+{
+	struct entry *e = take_frame_in(k, f, from, now);
+	/* A gap, a closing stream or a partial message has a deadline the
+	 * timers must see at their next pass. */
+	if (f->frag_count > 1 || (e && (e->s.gap_since_ns || e->closing_ns || e->gone)))
+		k->lan->timers_due_ns = 0;
 }
 
 /* The kernel's count of datagrams it dropped, from a recvmmsg header. */
@@ -1095,9 +1131,13 @@ int ki_lan_timers(kite *k)
 	if (!l)
 		return -1;
 	uint64_t now = ki_monotonic_ns();
+	if (now < l->timers_due_ns) /* (UINT64_MAX: nothing pending at all) */
+		return l->timers_due_ns == UINT64_MAX
+			       ? -1 : (int)((l->timers_due_ns - now) / 1000000u) + 1;
 	send_budget_none(l);
 	send_states(k, now, 0);
 	uint64_t next = ki_lan_reasm_expire(&l->reasm, now);
+	int lingering = 0; /* gone streams kept until kite_recv() took theirs */
 	struct lan_sink out = {sink_message, sink_loss, k};
 	for (size_t h = 0; h < HASH_SIZE; h++) {
 		for (struct pub *p = l->pubs[h]; p; p = p->next)
@@ -1118,8 +1158,12 @@ int ki_lan_timers(kite *k)
 				e->gone = 1;
 				push_event(k, e, ITEM_GONE, 0);
 			}
+			if (e->gone && (e->queued || e->s.nheld))
+				lingering = 1;
 			if (e->gone && !e->queued && !e->s.nheld) {
 				*pe = e->next;
+				if (l->last_entry == e)
+					l->last_entry = NULL;
 				l->dups_gone += e->s.duplicates;
 				l->late_gone += e->s.late;
 				ki_lan_stream_clear(&e->s);
@@ -1141,6 +1185,9 @@ int ki_lan_timers(kite *k)
 			pe = &e->next;
 		}
 	}
+	if (lingering && next > STATE_IDLE_MS * 1000000ull)
+		next = STATE_IDLE_MS * 1000000ull; /* look again for their freeing */
+	l->timers_due_ns = next == UINT64_MAX ? UINT64_MAX : now + next;
 	if (next == UINT64_MAX)
 		return -1;
 	return (int)(next / 1000000u) + 1;
