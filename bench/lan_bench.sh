@@ -33,11 +33,13 @@ ip -n ${P}b addr add 10.78.0.2/24 dev eth0
 for h in a b; do ip -n ${P}$h link set lo up; ip -n ${P}$h link set eth0 up; done
 
 declare -A R # "case|transport|figure" -> values
+med() { stats $1 | awk '{printf "%.0f\n", $1}'; }
 one_run() { # transport size count
 	local t=$1 size=$2 count=$3 sub pub
 	bench_tmpdir || return 1
 	case $t in
 	kite) sub=(kite-sub eth0 "$count"); pub=(kite-pub eth0 "$size" "$count");;
+	kite-paced) sub=(kite-sub eth0 "$count"); pub=(kite-pub eth0 "$size" "$count" "$PACE");;
 	kite-repair) sub=(kite-sub eth0,repair=1 "$count")
 		pub=(kite-pub eth0,repair=1 "$size" "$count" "${REPAIR_RATE[$size]}");;
 	zmq) sub=(zmq-sub tcp://10.78.0.1:7491 "$count"); pub=(zmq-pub tcp://10.78.0.1:7491 "$size" "$count");;
@@ -86,6 +88,39 @@ for ((rep = 1; rep <= BENCH_REPS; rep++)); do
 	done
 done
 
+# Zero loss: the highest paced rate at which kite's subscriber reported no
+# loss at all, by bisection between nothing and the unpaced rate (a probe
+# is one run of about a second; ZL_STEPS probes). A run that loses nothing
+# unpaced needs no search.
+ZL_STEPS=${ZL_STEPS:-6}
+declare -A ZL # "size" -> "rate-at-subscriber paced-at probes"
+last() { awk '{print $NF}' <<<"$1"; }
+zero_loss_search() { # size
+	local s=$1 lo=0 hi best=0 paced=0 probes=0 mid n
+	hi=$(med "${R["$s|kite|rate"]:-0}")
+	[ "$hi" -gt 0 ] || return 0
+	if [ "$(stats ${R["$s|kite|lost"]} | awk '{print $3}')" = 0 ]; then
+		ZL[$s]="$hi unpaced 0"
+		return 0
+	fi
+	for ((i = 0; i < ZL_STEPS; i++)); do
+		mid=$(( (lo + hi) / 2 ))
+		n=$(( mid < 100000 ? 100000 : mid ))
+		progress "lan zero-loss search $s B: paced at $mid/s"
+		PACE=$mid one_run kite-paced "$s" "$n" || { hi=$mid; continue; }
+		probes=$((probes + 1))
+		if [ "$(last "${R["$s|kite-paced|lost"]}")" = 0 ]; then
+			lo=$mid; best=$(last "${R["$s|kite-paced|rate"]}"); paced=$mid
+		else
+			hi=$mid
+		fi
+	done
+	ZL[$s]="$best $paced $probes"
+}
+if [ ${#cases[@]} -gt 0 ]; then
+	for s in 64 1024; do zero_loss_search "$s"; done
+fi
+
 if command -v nft >/dev/null; then
 	loss_on || exit 1
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
@@ -110,17 +145,28 @@ for c in "${cases[@]}"; do
 			"$(cell fmt_pct ${R["$s|$t|loss"]})" "$(cell fmt_us ${R["$s|$t|cpu"]})"
 	done
 done
-med() { stats $1 | awk '{print $1}'; }
 echo
 if [ ${#cases[@]} -gt 0 ]; then
 k64=$(med "${R["64|kite|rate"]:-0}"); z64=$(med "${R["64|zmq|rate"]:-0}")
-echo "64 B: kite >= 2x ZeroMQ: $(verdict "$(awk -v a="$k64" -v b="$z64" 'BEGIN{print (b ? a / b : 0)}')" ge 2) ($(fmt_si "$k64") vs $(fmt_si "$z64")); zero loss: $(verdict "$(med "${R["64|kite|loss"]:-100}")" le 0)"
+zl_line() { # size: the zero-loss rate found, labelled
+	local r p n
+	read -r r p n <<<"${ZL[$1]:-0 - 0}"
+	if [ "$p" = unpaced ]; then echo "$(fmt_si "$r") (unpaced, no run lost any)"
+	elif [ "$r" -gt 0 ]; then echo "$(fmt_si "$r") (paced at $(fmt_si "$p")/s, highest of $n probes without loss)"
+	else echo "none found ($n probes all lost some)"; fi
+}
+zl_rate() { read -r r _ <<<"${ZL[$1]:-0}"; echo "${r:-0}"; }
+echo "64 B unpaced: kite $(fmt_si "$k64") with $(fmt_pct "$(med "${R["64|kite|loss"]:-100}")") loss, ZeroMQ $(fmt_si "$z64") (2x: $(fmt_si "$(awk -v z="$z64" 'BEGIN{print 2 * z}')"))"
+echo "64 B at zero loss: kite $(zl_line 64)"
+echo "64 B: kite at zero loss >= 2x ZeroMQ: $(verdict "$(awk -v a="$(zl_rate 64)" -v b="$z64" 'BEGIN{print (b ? a / b : 0)}')" ge 2)"
 for s in 1024 65536; do
 	k=$(med "${R["$s|kite|rate"]:-0}"); z=$(med "${R["$s|zmq|rate"]:-0}")
 	u=$(med "${R["$s|udp|rate"]:-0}"); g=$(med "${R["$s|udp-gso|rate"]:-0}")
 	best=$(awk -v u="$u" -v g="$g" 'BEGIN{print (u > g ? u : g)}')
 	need=$(awk -v z="$z" -v b="$best" 'BEGIN{x = b / 1.5; print (z < x ? z : x)}')
-	echo "$s B: kite >= min(ZeroMQ, best UDP floor / 1.5) = $(fmt_si "$need"): $(verdict "$k" ge "$need") ($(fmt_si "$k"))"
+	echo "$s B: kite >= min(ZeroMQ, best UDP floor / 1.5) = $(fmt_si "$need"): $(verdict "$k" ge "$need") ($(fmt_si "$k") unpaced, $(fmt_pct "$(med "${R["$s|kite|loss"]:-100}")") loss)"
+	[ "$s" = 1024 ] &&
+		echo "$s B at zero loss: kite $(zl_line "$s"): $(verdict "$(zl_rate "$s")" ge "$need")"
 done
 fi
 if [ -n "${R["64|kite-repair|rate"]:-}" ]; then
