@@ -127,7 +127,7 @@ struct ki_lan {
 	struct lan_packer pack;
 	uint64_t pack_ns, last_publish_ns;
 	int pack_timer;
-	int no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams */
+	int no_gso; /* gso=0, or the kernel refused UDP_SEGMENT once */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
 	/* ki_lan_timers' full scan (every stream and channel) is due at this
 	 * time: 0 after anything that may need it sooner (a new stream, a gap,
@@ -223,6 +223,7 @@ int ki_lan_open(kite *k, const char *text)
 	if ((rc = ki_lan_joins_init(&l->joins, &l->spec.range)))
 		return rc;
 	l->pack_ns = (uint64_t)l->spec.pack_us * 1000u;
+	l->no_gso = !l->spec.gso;
 	if ((rc = ki_lan_pack_init(&l->pack, l->max_datagram)))
 		return rc;
 	l->txbuf = malloc((size_t)SEND_BATCH * l->max_datagram);
@@ -321,9 +322,11 @@ static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, 
 /* The packer's datagrams from slot `first` on, in one sendmmsg. A burst
  * of one message size fills its datagrams to one length: a run of such
  * datagrams to one group goes as a single UDP_SEGMENT send, which the
- * kernel cuts into datagrams after one trip through the stack instead of
- * one a datagram (receivers see the same datagrams). A kernel that
- * refuses it gets plain datagrams from then on. */
+ * kernel cuts into the same datagrams after one trip through its stack
+ * instead of one a datagram (gso=0: never; a kernel that refuses it gets
+ * plain datagrams from then on). On a virtual path (veth, bridge) the
+ * send stays one packet up to the receiving socket, so a filter on the
+ * way drops or keeps its datagrams together. */
 static void pack_send_from(struct ki_lan *l, unsigned first)
 {
 	struct lan_packer *p = &l->pack;

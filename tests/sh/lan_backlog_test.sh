@@ -5,9 +5,12 @@
 # thread keeps receiving, but what waits for kite_recv() stays within its
 # bound (65,536 messages or 64 MiB) instead of growing with the flood, the
 # rest is dropped, counted (queue_dropped) and reported as lost, and
-# received + lost still equals what was published.
+# received + lost still equals what was published. And a publisher's
+# burst leaves as UDP GSO sends (fewer packets on the path than
+# datagrams; gso=0: one each), with exact accounting when those packets
+# are dropped whole (nftables loss at the subscriber's host).
 . "$(dirname "$0")/lib.sh"
-need iproute2:ip
+need iproute2:ip nftables:nft
 if ! is_root; then
 	skip "lan_backlog_test.sh" "needs root to create network namespaces"
 	exit 0
@@ -48,3 +51,54 @@ check "the backlog it kept was delivered (${got:-?} messages, at most 65,536)" \
 	test $(( ${got:-0} > 1000 && ${got:-0} <= 65536 )) = 1
 check "received ${got:-?} + lost ${lost:-?} = $N published (${unsent:-?} unsent)" \
 	[ $(( ${got:-0} + ${lost:-0} )) = $N ]
+
+# --- a burst leaves as GSO sends: fewer packets than datagrams ----------
+# pubtime publishes as fast as it can (the packer fills); "stall" reads
+# after the burst (50,000 fit its backlog). An nftables counter at the
+# subscriber's input counts packets: a GSO send is one packet there.
+M=50000
+counted() { # the input counter's packets (and zero it)
+	in_ns a nft list table inet kq_count | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
+	in_ns a nft reset counters table inet kq_count >/dev/null
+}
+in_ns a nft -f - <<'NFT'
+table inet kq_count {
+	chain in { type filter hook input priority 0; udp dport 7475 counter; }
+}
+NFT
+at_exit "ip netns exec ${P}a nft delete table inet kq_count"
+burst() { # OUT LAN-SPEC: M messages of 64 B from b, counted at a
+	spawn in_ns a "$tool" stall eth0 'burst.>' >"$tmpdir/$1" 2>&1
+	local sp=$LAST_PID
+	wait_for 10 grep -q ready "$tmpdir/$1"
+	in_ns b "$tool" pubtime "$2" burst.x $M 64 >"$tmpdir/$1.pub" 2>&1
+	wait "$sp"
+	counted >"$tmpdir/$1.packets"
+}
+pub_datagrams() { sed -n 's/.* sent \([0-9]*\)$/\1/p' "$tmpdir/$1.pub"; }
+got_lost() { sed -n 's/^received \([0-9]*\) lost \([0-9]*\)$/\1 \2/p' "$tmpdir/$1"; }
+counted >/dev/null
+burst gso eth0
+read -r gp <"$tmpdir/gso.packets"; gd=$(pub_datagrams gso)
+check "GSO on: $M received, none lost ($(got_lost gso))" [ "$(got_lost gso)" = "$M 0" ]
+check "GSO on: ${gp:-?} packets reached a for ${gd:-?} datagrams (fewer than half)" \
+	test $(( ${gp:-0} > 0 && ${gd:-0} > 0 && 2 * ${gp:-0} < ${gd:-0} )) = 1
+burst plain eth0,gso=0
+read -r pp <"$tmpdir/plain.packets"; pd=$(pub_datagrams plain)
+check "gso=0: $M received, none lost ($(got_lost plain))" [ "$(got_lost plain)" = "$M 0" ]
+check "gso=0: a packet a datagram (${pp:-?} packets, ${pd:-?} datagrams)" \
+	test $(( ${pd:-0} > 0 && ${pp:-0} >= ${pd:-0} )) = 1
+
+# --- GSO sends dropped whole at 5 % still account exactly ---------------
+in_ns a nft -f - <<'NFT'
+table inet kq_loss {
+	chain in { type filter hook input priority 0; udp dport 7475 numgen random mod 100 < 5 drop; }
+}
+NFT
+at_exit "ip netns exec ${P}a nft delete table inet kq_loss"
+burst lossy eth0
+read -r gl ll <<<"$(got_lost lossy)"
+check "GSO at 5 % packet loss: received ${gl:-?} + lost ${ll:-?} = $M" \
+	test $(( ${gl:-0} + ${ll:-0} )) = $M
+check "GSO at 5 % packet loss: some lost (${ll:-?}), most received" \
+	test $(( ${ll:-0} > 0 && ${gl:-0} > M / 2 )) = 1
