@@ -92,7 +92,6 @@ struct entry {
 /* A channel this handle publishes on the LAN. */
 struct pub {
 	char channel[KITE_CHANNEL_MAX + 1];
-	uint8_t channel_len;
 	uint32_t group;        /* its multicast group, host order */
 	uint64_t seq;
 	uint64_t state_due_ns; /* 0: nothing to announce */
@@ -419,7 +418,6 @@ static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
 	if (!p)
 		return NULL;
 	snprintf(p->channel, sizeof p->channel, "%s", channel);
-	p->channel_len = (uint8_t)strlen(p->channel);
 	p->group = ki_lan_group_of(&l->spec.range, p->channel);
 	p->next = l->pubs[h];
 	l->pubs[h] = p;
