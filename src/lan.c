@@ -45,6 +45,12 @@
 #define QUEUE_ITEMS 65536
 #define STREAMS_MAX 65536
 #define HASH_SIZE 1024
+/* Message items kept for reuse once kite_recv() is done with them, so a
+ * stream of small messages does not malloc and free each: those made for
+ * payloads up to SPARE_PAYLOAD bytes, SPARE_MAX of them at most (about
+ * 1.4 MiB). */
+#define SPARE_PAYLOAD 256
+#define SPARE_MAX 4096
 /* Repair, subscriber side: a gap is first asked for this long after it is
  * seen (reordering usually fills it sooner), then again every retry, one
  * NAK per stream and period, until repair_ms gives it up as lost. */
@@ -71,6 +77,7 @@ struct item {
 	struct entry *e;
 	struct lan_msg m;
 	uint64_t lost;
+	uint32_t room; /* payload bytes its allocation holds (0: none) */
 };
 
 struct entry {
@@ -118,6 +125,8 @@ struct ki_lan {
 	struct pub *last_pub; /* the one published on last: a burst's lookups */
 	struct item *head, *tail, *current;
 	size_t nitems, queue_bytes;
+	struct item *spare; /* reusable message items (SPARE_MAX) */
+	size_t nspare;
 	uint8_t *txbuf, *rxbuf;
 	size_t max_datagram;
 	/* Packing (lan_pack.h): a burst's small messages share datagrams,
@@ -126,6 +135,7 @@ struct ki_lan {
 	struct lan_packer pack;
 	uint64_t pack_ns, last_publish_ns;
 	int pack_timer;
+	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	int no_gso; /* gso=0, or the kernel refused UDP_SEGMENT once */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
 	/* ki_lan_timers' full scan (every stream and channel) is due at this
@@ -378,6 +388,14 @@ static void pack_flush(struct ki_lan *l)
 	ki_lan_pack_sent(&l->pack);
 }
 
+static void pack_timer_arm(struct ki_lan *l, uint64_t due)
+{
+	struct itimerspec it = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
+					     .tv_nsec = (long)(due % 1000000000u)}};
+	if (timerfd_settime(l->pack_timer, TFD_TIMER_ABSTIME, &it, NULL) == 0)
+		l->pack_timer_due = due;
+}
+
 /* Pack one single-datagram message; 0, or -1 to send it on its own. */
 static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void *data,
 			uint32_t group, uint64_t now)
@@ -394,16 +412,30 @@ static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void 
 	if (l->spec.repair)
 		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
 	ki_lan_pack_commit(&l->pack, n);
-	if (now - l->pack.since_ns >= l->pack_ns) {
+	if (now - l->pack.since_ns >= l->pack_ns)
 		pack_flush(l);
-	} else if (l->pack.used == 1 && l->pack.frames[0] == 1) {
-		/* The first to wait: the timer sends the rest by its bound. */
-		uint64_t due = l->pack.since_ns + l->pack_ns;
-		struct itimerspec it = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
-						     .tv_nsec = (long)(due % 1000000000u)}};
-		timerfd_settime(l->pack_timer, TFD_TIMER_ABSTIME, &it, NULL);
-	}
+	else if (l->pack.used == 1 && l->pack.frames[0] == 1 && !l->pack_timer_due)
+		/* The first to wait: the timer sends the rest by its bound. (Still
+		 * armed for an earlier batch, it fires sooner and is armed
+		 * again then: one system call less for most batches.) */
+		pack_timer_arm(l, l->pack.since_ns + l->pack_ns);
 	return 0;
+}
+
+/* The packing timer fired: send what waits if its bound has come, else
+ * wait for that. */
+static void pack_timer_fired(struct ki_lan *l)
+{
+	l->pack_timer_due = 0;
+	if (!l->pack.used)
+		return;
+	uint64_t due = l->pack.since_ns + l->pack_ns;
+	if (ki_monotonic_ns() < due) {
+		pack_timer_arm(l, due);
+		return;
+	}
+	send_budget_none(l);
+	pack_flush(l);
 }
 
 static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
@@ -690,14 +722,49 @@ static void send_states(kite *k, uint64_t now, int gone)
 		}
 }
 
-static void item_free(struct item *it)
+/* A message item, with room for len payload bytes after it; NULL without
+ * memory. */
+static struct item *item_take(struct ki_lan *l, size_t len)
+{
+	struct item *it;
+	if (len <= SPARE_PAYLOAD && l->spare) {
+		it = l->spare;
+		l->spare = it->next;
+		l->nspare--;
+		return it;
+	}
+	size_t room = len <= SPARE_PAYLOAD ? SPARE_PAYLOAD : len;
+	if ((it = malloc(sizeof *it + room)))
+		it->room = (uint32_t)room;
+	return it;
+}
+
+/* A message block (m->block, an item) back to the spares, or freed. */
+static void block_release(struct ki_lan *l, struct lan_msg *m)
+{
+	struct item *it = m->block;
+	if (it && it->room == SPARE_PAYLOAD && l->nspare < SPARE_MAX) {
+		it->next = l->spare;
+		l->spare = it;
+		l->nspare++;
+		m->block = NULL;
+		m->data = NULL;
+		return;
+	}
+	ki_lan_msg_free(m);
+}
+
+static void item_free(struct ki_lan *l, struct item *it)
 {
 	if (!it)
 		return;
 	if (it->e)
 		it->e->queued--;
-	if (it->m.block != it)
-		ki_lan_msg_free(&it->m);
+	if (it->m.block == it) {
+		block_release(l, &it->m);
+		return;
+	}
+	ki_lan_msg_free(&it->m);
 	free(it);
 }
 
@@ -752,11 +819,16 @@ void ki_lan_close(kite *k, int say_gone)
 	if (l->pack_timer >= 0)
 		close(l->pack_timer);
 	ki_lan_pack_free(&l->pack);
-	item_free(l->current);
+	item_free(l, l->current);
 	while (l->head) {
 		struct item *n = l->head->next;
-		item_free(l->head);
+		item_free(l, l->head);
 		l->head = n;
+	}
+	while (l->spare) {
+		struct item *n = l->spare->next;
+		free(l->spare);
+		l->spare = n;
 	}
 	for (size_t h = 0; h < HASH_SIZE; h++) {
 		for (struct entry *e = l->streams[h], *n; e; e = n) {
@@ -861,15 +933,15 @@ static void sink_message(void *ctx, struct lan_stream *s, struct lan_msg *m)
 	struct entry *e = (struct entry *)s; /* s is the entry's first member */
 	struct item *it = NULL;
 	if (l->nitems < QUEUE_ITEMS && l->queue_bytes + m->len <= QUEUE_BYTES)
-		it = m->block ? m->block : malloc(sizeof *it);
+		it = m->block ? m->block : calloc(1, sizeof *it);
 	if (!it) {
 		/* kite_recv() is behind: radio semantics, counted and told. */
-		ki_lan_msg_free(m);
+		block_release(l, m);
 		l->st.queue_dropped++;
 		report_loss(k, e, 1);
 		return;
 	}
-	*it = (struct item){.type = ITEM_MESSAGE, .e = e, .m = *m};
+	*it = (struct item){.type = ITEM_MESSAGE, .e = e, .m = *m, .room = it->room};
 	m->data = NULL;
 	m->block = NULL;
 	e->loss_item = NULL; /* later losses come after this message */
@@ -976,7 +1048,7 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 			return e;
 	} else {
 		m.len = f->payload_len;
-		struct item *it = malloc(sizeof *it + f->payload_len);
+		struct item *it = item_take(l, f->payload_len);
 		if (!it) {
 			report_loss(k, e, 1);
 			return e;
@@ -1085,10 +1157,8 @@ int ki_lan_event(kite *k, int fd)
 		return 1;
 	}
 	uint64_t expirations;
-	if (read(fd, &expirations, sizeof expirations) == sizeof expirations && l->pack.used) {
-		send_budget_none(l);
-		pack_flush(l);
-	}
+	if (read(fd, &expirations, sizeof expirations) == sizeof expirations)
+		pack_timer_fired(l);
 	return 1;
 }
 
@@ -1210,7 +1280,7 @@ int ki_lan_pop(kite *k, kite_event *ev)
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return 0;
-	item_free(l->current);
+	item_free(l, l->current);
 	l->current = NULL;
 	struct item *it = l->head;
 	if (!it)

@@ -26,6 +26,11 @@
  *     publisher (its host, id, pid; the next sequences, payload "forged"),
  *     each three ways: untagged; tagged with the captured tag; tagged with
  *     random bytes. Prints "forged N" (frames sent).
+ *   lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]
+ *     Publishes COUNT messages of SIZE bytes on a LAN handle (IFACE is the
+ *     whole --lan spec), as fast as it can or RATE a second; prints the
+ *     longest kite_publish(), the total, kite_close()'s time, the
+ *     messages unsent and the datagrams sent.
  *   lan_tool stall IFACE PATTERN
  *     A subscriber whose application stops reading: subscribes, prints
  *     "ready", then does not call kite_recv() while the LAN floods it
@@ -352,9 +357,14 @@ static int pubtime(char **argv)
 	char *payload = calloc(1, size ? size : 1);
 	if (!payload)
 		return 1;
+	double rate = argv[4] ? strtod(argv[4], NULL) : 0; /* a second; 0: unpaced */
 	double longest = 0, t0 = now_ms();
 	for (unsigned long i = 0; i < count; i++) {
 		double t = now_ms();
+		if (rate > 0 && t < t0 + (double)i * 1e3 / rate) { /* ahead: wait */
+			usleep((useconds_t)((t0 + (double)i * 1e3 / rate - t) * 1e3));
+			t = now_ms();
+		}
 		int64_t seq = kite_publish(k, argv[1], payload, size);
 		double took = now_ms() - t;
 		if (seq < 1) {
@@ -435,7 +445,7 @@ int main(int argc, char **argv)
 		return relay(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "flood"))
 		return flood(argv + 2);
-	if (argc == 6 && !strcmp(argv[1], "pubtime"))
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "pubtime"))
 		return pubtime(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "naks"))
 		return forge_naks(argv + 2);
@@ -445,7 +455,7 @@ int main(int argc, char **argv)
 		return stall(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
-			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE\n"
+			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]\n"
 			"       lan_tool naks IFACE CHANNEL COUNT\n"
 			"       lan_tool forge IFACE CHANNEL COUNT\n"
 			"       lan_tool stall IFACE PATTERN\n");

@@ -30,13 +30,15 @@ for h in a b; do ip -n "$P$h" link set lo up; ip -n "$P$h" link set eth0 up; don
 ok "two namespace hosts on a veth pair"
 
 # 200,000 messages of 1 KiB: 200 MiB if the backlog were not bounded.
+# Paced (50,000 a second) so that the control thread takes them all and
+# the backlog, not the kernel's socket buffer, is what overflows.
 # (An ASan build's quarantine would hold what is dropped: kept small.)
 N=200000
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"
 spawn in_ns a "$tool" stall eth0 'flood.>' >"$tmpdir/sub" 2>"$tmpdir/sub.err"
 ps=$LAST_PID
 wait_for 10 grep -q ready "$tmpdir/sub"
-in_ns b "$tool" pubtime eth0 flood.x $N 1024 >"$tmpdir/pub" 2>&1
+in_ns b "$tool" pubtime eth0 flood.x $N 1024 50000 >"$tmpdir/pub" 2>&1
 wait "$ps"; r=$?
 read -r _ rss _ qd _ kd <<<"$(grep '^rss_kib' "$tmpdir/sub")"
 read -r _ got _ lost <<<"$(grep '^received' "$tmpdir/sub")"
@@ -46,7 +48,7 @@ check "the stalled subscriber ran to the end (exit $r)" [ "$r${rss:+,}${got:+,}"
 check "its memory stayed bounded: RSS ${rss:-?} KiB < 160 MiB with 200 MiB sent" \
 	[ "${rss:-999999999}" -lt $((160 * 1024)) ]
 check "what did not fit was dropped and counted (queue_dropped ${qd:-?}, kernel_drops ${kd:-?})" \
-	[ "${qd:-0}" -gt 0 ]
+	test $(( ${qd:-0} + 65536 >= N - ${kd:-0} && ${qd:-0} > 0 )) = 1
 check "the backlog it kept was delivered (${got:-?} messages, at most 65,536)" \
 	test $(( ${got:-0} > 1000 && ${got:-0} <= 65536 )) = 1
 check "received ${got:-?} + lost ${lost:-?} = $N published (${unsent:-?} unsent)" \
@@ -77,15 +79,17 @@ burst() { # OUT LAN-SPEC: M messages of 64 B from b, counted at a
 }
 pub_datagrams() { sed -n 's/.* sent \([0-9]*\)$/\1/p' "$tmpdir/$1.pub"; }
 got_lost() { sed -n 's/^received \([0-9]*\) lost \([0-9]*\)$/\1 \2/p' "$tmpdir/$1"; }
+# received + lost = M (unpaced, the kernel may drop some: counted lost)
+accounted() { local g l; read -r g l <<<"$(got_lost "$1")"; [ $(( ${g:-0} + ${l:-0} )) = $M ] && [ "${g:-0}" -gt $((M / 2)) ]; }
 counted >/dev/null
 burst gso eth0
 read -r gp <"$tmpdir/gso.packets"; gd=$(pub_datagrams gso)
-check "GSO on: $M received, none lost ($(got_lost gso))" [ "$(got_lost gso)" = "$M 0" ]
+check "GSO on: received + lost = $M ($(got_lost gso))" accounted gso
 check "GSO on: ${gp:-?} packets reached a for ${gd:-?} datagrams (fewer than half)" \
 	test $(( ${gp:-0} > 0 && ${gd:-0} > 0 && 2 * ${gp:-0} < ${gd:-0} )) = 1
 burst plain eth0,gso=0
 read -r pp <"$tmpdir/plain.packets"; pd=$(pub_datagrams plain)
-check "gso=0: $M received, none lost ($(got_lost plain))" [ "$(got_lost plain)" = "$M 0" ]
+check "gso=0: received + lost = $M ($(got_lost plain))" accounted plain
 check "gso=0: a packet a datagram (${pp:-?} packets, ${pd:-?} datagrams)" \
 	test $(( ${pd:-0} > 0 && ${pp:-0} >= ${pd:-0} )) = 1
 
