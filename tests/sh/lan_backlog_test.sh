@@ -106,3 +106,21 @@ check "GSO at 5 % packet loss: received ${gl:-?} + lost ${ll:-?} = $M" \
 	test $(( ${gl:-0} + ${ll:-0} )) = $M
 check "GSO at 5 % packet loss: some lost (${ll:-?}), most received" \
 	test $(( ${ll:-0} > 0 && ${gl:-0} > M / 2 )) = 1
+
+# --- a burst's tail leaves while the publisher stays open: full batches go
+# at once; what is left waits at most pack_us (300 ms here; the timer,
+# armed for an earlier batch, is armed again when it fires too soon), or
+# less: the state frame due 50 ms after the last message sends it first.
+# (Sent only at close, after 4 s, it would be too late.)
+in_ns a nft delete table inet kq_loss
+spawn in_ns a "$KITE" sub --lan eth0 -v -s -n 2001 -t 10 'tail.>' >"$tmpdir/tail" 2>"$tmpdir/tail.err"
+sp=$LAST_PID
+wait_for 5 grep -q subscribed "$tmpdir/tail.err"
+t0=$(date +%s%N)
+spawn bash -c "{ seq 1 2001; sleep 4; } | ip netns exec ${P}b '$KITE' pub --lan eth0,pack_us=300000 tail.x"
+wait "$sp"; r=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "2,001 messages in a burst all came ($(wc -l <"$tmpdir/tail") lines, exit $r)" \
+	test $(( r == 0 )) = 1 -a "$(wc -l <"$tmpdir/tail")" = 2001
+check "the burst's last ones came by the packing bound, not at close (${ms} ms < 2,500)" \
+	test $ms -lt 2500
