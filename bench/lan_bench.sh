@@ -81,7 +81,7 @@ NFT
 }
 loss_off() { ip netns exec ${P}b nft delete table inet kite_bench_loss 2>/dev/null; }
 
-# LAN_REPAIR_ONLY=1: only the repair rows.
+# LAN_REPAIR_ONLY=1: only the repair rows (no zero-loss search, no fan-out).
 [ -n "${LAN_REPAIR_ONLY:-}" ] && cases=()
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
 	for c in "${cases[@]}"; do
@@ -196,6 +196,8 @@ if [ -n "${R["64|kite-repair|rate"]:-}" ]; then
 	echo "repair at 5 % loss: 0 unrecovered in every run: $(verdict "$worst" le 0) (worst run $worst)"
 fi
 
+# (LAN_REPAIR_ONLY=1: not this either.)
+if [ ${#cases[@]} -gt 0 ]; then
 # Fan-out: four namespace hosts on a bridge (p publishes; s1..s3
 # subscribe), 64 B messages unpaced, with one subscriber host and with
 # three: the publisher's CPU per message (ZeroMQ's once its I/O thread has
@@ -264,3 +266,4 @@ fan_ratio() { awk -v a="$(stats ${F["$1|3|cpu"]:-0} | awk '{print $1}')" \
 	-v b="$(stats ${F["$1|1|cpu"]:-0} | awk '{print $1}')" 'BEGIN { print (b ? a / b : 0) }'; }
 echo "3 subscriber hosts vs 1, publisher CPU per message: kite $(fmt_x "$(fan_ratio kite)"), ZeroMQ $(fmt_x "$(fan_ratio zmq)")"
 echo "kite's publisher CPU per message with 3 hosts no higher than with 1: $(verdict "$(fan_ratio kite)" le 1)"
+fi
