@@ -739,19 +739,25 @@ static struct item *item_take(struct ki_lan *l, size_t len)
 	return it;
 }
 
-/* A message block (m->block, an item) back to the spares, or freed. */
+/* What m holds freed; a message block (m->block, an item) back to the
+ * spares if it is one of theirs. */
 static void block_release(struct ki_lan *l, struct lan_msg *m)
 {
 	struct item *it = m->block;
-	if (it && it->room == SPARE_PAYLOAD && l->nspare < SPARE_MAX) {
+	if (!it) {
+		ki_lan_msg_free(m);
+		return;
+	}
+	/* m may lie in the block itself: not touched once it is given up. */
+	m->block = NULL;
+	m->data = NULL;
+	if (it->room == SPARE_PAYLOAD && l->nspare < SPARE_MAX) {
 		it->next = l->spare;
 		l->spare = it;
 		l->nspare++;
-		m->block = NULL;
-		m->data = NULL;
-		return;
+	} else {
+		free(it);
 	}
-	ki_lan_msg_free(m);
 }
 
 static void item_free(struct ki_lan *l, struct item *it)
