@@ -589,10 +589,11 @@ struct pub_ring *ki_pub_find(kite *k, const char *channel);
  * release, as needed); NULL and *err (KITE_EBADNAME, -errno) if there is
  * none. With the state held. */
 struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err);
-/* A record of r was committed as seq: the stream head, counters, the LAN
- * copy, sleeping subscribers. With the state held. */
-void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, const void *data,
-		      size_t len);
+/* A record of r was committed as seq, stamped timestamp_ns: the stream
+ * head, counters, the LAN copy (same stamp), sleeping subscribers. With
+ * the state held. */
+void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timestamp_ns,
+		      const void *data, size_t len);
 /* The subscriber id is gone: its streams start afresh if it ever returns. */
 void ki_pub_forget_marks(kite *k, uint64_t peer_id);
 /* Its patterns are all in (its W_SYNC): streams it no longer asks for end. */

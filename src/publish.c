@@ -546,13 +546,13 @@ struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err)
 	return r;
 }
 
-void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, const void *data,
-		      size_t len)
+void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timestamp_ns,
+		      const void *data, size_t len)
 {
 	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
 		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
-	ki_lan_publish(k, r->channel, seq, data, len);
+	ki_lan_publish(k, r->channel, seq, timestamp_ns, data, len);
 	r->bytes_published += len;
 	wake_sleepers(k, r);
 }
@@ -585,9 +585,10 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 			return rc;
 		}
 	}
+	uint64_t timestamp_ns = ki_realtime_ns(); /* the ring's and the LAN's alike */
 	if (inline_record) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
-				    (uint32_t)(len - meta_len), extra_flags, ki_realtime_ns());
+				    (uint32_t)(len - meta_len), extra_flags, timestamp_ns);
 	} else if (pool_record) {
 		/* Copied even with nobody subscribed: a late joiner's replay
 		 * may read it. The copy runs unlocked, as below. */
@@ -598,7 +599,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		memcpy(dst, data, len);
 		locked = ki_app_enter(k);
 		r->publishing = 0;
-		seq = ki_ring_pool_commit(&r->w, pool_pos, len, extra_flags, ki_realtime_ns());
+		seq = ki_ring_pool_commit(&r->w, pool_pos, len, extra_flags, timestamp_ns);
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -619,10 +620,10 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		}
 		struct ring_large ref = {large_id, len};
 		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE | extra_flags,
-				    ki_realtime_ns());
+				    timestamp_ns);
 		ki_rel_large_written(r);
 	}
-	ki_pub_committed(k, r, seq, data, len);
+	ki_pub_committed(k, r, seq, timestamp_ns, data, len);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;
 }
