@@ -1132,6 +1132,14 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 		return e; /* (its goodbye is sent more than once; a resend after it
 			 * is not the publisher speaking again) */
 	if (e->gone) { /* it spoke again: a new stream of the same publisher */
+		if (l->nitems >= QUEUE_ITEMS) {
+			/* kite_recv() is behind: its NEW (and the GONE that a
+			 * flapping publisher would send next) would grow the
+			 * queue past its bound. Dropped like a message; heard
+			 * again later, the gap is reported lost. */
+			l->st.queue_dropped++;
+			return e;
+		}
 		e->gone = 0;
 		push_event(k, e, ITEM_NEW, 0);
 	}

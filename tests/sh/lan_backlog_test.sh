@@ -124,3 +124,23 @@ check "2,001 messages in a burst all came ($(wc -l <"$tmpdir/tail") lines, exit 
 	test $(( r == 0 )) = 1 -a "$(wc -l <"$tmpdir/tail")" = 2001
 check "the burst's last ones came by the packing bound, not at close (${ms} ms < 2,500)" \
 	test $ms -lt 2500
+
+# --- a publisher that says goodbye and speaks again, over and over, to a
+# stalled subscriber: each return queues a KITE_PUBLISHER_NEW and each
+# goodbye a KITE_PUBLISHER_GONE for kite_recv(). Those count against the
+# backlog's bound too: once it is full, a return is dropped (counted in
+# queue_dropped; its messages are reported lost when the stream is heard
+# again), so 800,000 of them (~200 MiB of events unbounded) do not grow it.
+F=800000
+spawn in_ns a "$tool" stall eth0 'flap.>' >"$tmpdir/flap" 2>&1
+sp=$LAST_PID
+wait_for 10 grep -q ready "$tmpdir/flap"
+in_ns b "$tool" flap eth0 flap.x $F >"$tmpdir/flap.pub" 2>&1
+wait "$sp"; r=$?
+read -r _ rssf _ qdf _ kdf <<<"$(grep '^rss_kib' "$tmpdir/flap")"
+check "flapping publisher ($(cat "$tmpdir/flap.pub")): the stalled subscriber ran to the end (exit $r)" \
+	test "$r" = 0 -a -n "$rssf"
+check "flapping publisher: RSS ${rssf:-?} KiB < 64 MiB (kernel_drops ${kdf:-?})" \
+	test "${rssf:-999999999}" -lt $((64 * 1024))
+check "flapping publisher: returns past the backlog dropped and counted (queue_dropped ${qdf:-?})" \
+	test "${qdf:-0}" -gt 0
