@@ -563,7 +563,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 	}
 	if (inline_record) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
-				    (uint32_t)(len - meta_len), extra_flags, ki_realtime_ns());
+				    (uint32_t)(len - meta_len), extra_flags, RING_STAMP_NOW);
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -584,7 +584,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		}
 		struct ring_large ref = {large_id, len};
 		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE | extra_flags,
-				    ki_realtime_ns());
+				    RING_STAMP_NOW);
 		ki_rel_large_written(r);
 	}
 	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */

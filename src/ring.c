@@ -3,6 +3,7 @@
  * See ring.h for the layout and the protocol. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "ring.h"
 
@@ -217,6 +218,11 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 	 * this line, and every separate burst of stores to it costs a round
 	 * trip of the line between the two CPUs (the 64-byte round trip went
 	 * from 0.69 to 0.49 us in the packed floor with a 24-byte header). */
+	if (timestamp_ns == RING_STAMP_NOW) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		timestamp_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
 	put_header(r, len, flags, meta_len, timestamp_ns);
 	atomic_store_explicit(&r->seq, seq, memory_order_release);
 	if (w->pos >= w->index_next) /* once per segment */

@@ -148,7 +148,10 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 
 /* Write one record: meta_len bytes of metadata then len of payload
  * (meta_len + len <= ki_ring_inline_max), or a large reference (flags
- * REC_LARGE, payload a struct ring_large). Returns its seq. */
+ * REC_LARGE, payload a struct ring_large). Returns its seq. timestamp_ns
+ * RING_STAMP_NOW: CLOCK_REALTIME read once the payload's stores are on
+ * their way to the ring (the clock read overlaps them). */
+#define RING_STAMP_NOW UINT64_MAX
 uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
 		       const void *payload, uint32_t len, uint16_t flags,
 		       uint64_t timestamp_ns);
