@@ -9,11 +9,12 @@
  *   +--------+-----+-------+----------+--------------+--------------+-----+
  *
  * at absolute byte positions that only grow (position % capacity is the
- * offset). The publisher writes a record's fields and payload, stores 0 in
- * the seq word where the next record goes, then stores the record's seq
- * last (release): a reader that expects `seq` at `pos` knows the record is
- * complete when that word says so, and never mistakes an older lap's bytes
- * for it. A record that would cross the end of the data is preceded by a
+ * offset). The publisher writes a record's payload, stores 0 in the seq
+ * word where the next record goes, then the record's other fields and its
+ * seq last (release; the fields right before it, so the line a reader
+ * polls moves between CPUs as seldom as it can): a reader that expects
+ * `seq` at `pos` knows the record is complete when that word says so, and
+ * never mistakes an older lap's bytes for it. A record that would cross the end of the data is preceded by a
  * pad record (REC_PAD) to the end; an offset with no room for a header is
  * skipped by both sides.
  *
