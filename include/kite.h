@@ -156,7 +156,9 @@ enum kite_event_type {
 	KITE_REFUSED,        /* a peer was refused, by us or by it: see text */
 	KITE_PUBLISHER_NEW   /* a publisher's stream on a channel attached
 	                        (once: a ring re-made after an idle release,
-	                        see idle_ms, carries the same stream on) */
+	                        see idle_ms, carries the same stream on). A
+	                        publisher that died before its ring reached
+	                        us says NEW, LOSS of what it held, GONE */
 };
 
 /* Where a message imported from another messaging system claims to come

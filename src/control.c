@@ -164,6 +164,8 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 	case W_BYE:
 		p->bye = 1;
 		return 0;
+	case W_HANDOVERS:
+		return ki_ho_receive(p, m);
 	}
 	close_msg_fds(m);
 	return -1;

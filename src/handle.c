@@ -313,6 +313,8 @@ static void free_state(kite *k)
 		k->relinks = r->next;
 		if (r->pidfd >= 0)
 			close(r->pidfd);
+		ki_ho_unmap(&r->ho);
+		ki_ho_out_free(&r->ho_out);
 		ki_strlist_free(&r->patterns, &r->npatterns);
 		free(r);
 	}

@@ -37,6 +37,9 @@
  * Beyond, new links are closed at once. */
 #define STRANGER_LINKS_MAX 4
 #define SILENT_LINKS_MAX 64
+/* ... and a uid the policy lets in on something, other than ours and
+ * root's, PEER_LINKS_MAX: each link costs us a socket and a pidfd. */
+#define PEER_LINKS_MAX 256
 #define ACCEPT_BATCH 16
 /* Refused patterns kept per link, for kite_allow_uid/gid called later. */
 #define REFUSED_PATTERNS_KEPT 64
@@ -75,6 +78,13 @@
  * still learns how many messages that ring held: lost, not hidden. */
 #define HEADS_MAX DORMANT_MAX
 #define HEADS_BYTES ((size_t)HEADS_MAX * sizeof(uint64_t))
+/* The handovers page (handovers.c): one per link, made by the sender,
+ * one 256-byte entry per stream heads slot, for the ring hand-overs that
+ * wait in our outbound queue; a header page flags the entry pages ever
+ * written. Sparse: only pages written cost memory. */
+#define HO_ENTRY_BYTES 256
+#define HO_HEADER_BYTES 4096
+#define HO_BYTES (HO_HEADER_BYTES + (size_t)HEADS_MAX * HO_ENTRY_BYTES)
 /* Reliable subscriptions (reliable.c, positions.c): a subscriber's
  * positions page holds one u64 per reliable ring it reads, its read
  * position there; publishers map it read-only. Rings beyond POS_SLOTS are
@@ -103,9 +113,17 @@ struct fd_share; /* outq.c */
 
 struct outrec {
 	struct outrec *next;
+	int32_t ho_slot; /* a queued hand-over's handovers entry, -1: none */
 	int owns_fds; /* its fds are copies to close (else the handle's own) */
 	struct fd_share *share; /* a ring hand-over's copy of the ring's fd */
 	struct wire_msg m;
+};
+
+/* A peer's handovers page and stream heads page, mapped read-only, read
+ * only once it has gone (handovers.c); NULLs if it sent none. */
+struct ho_view {
+	const uint8_t *page;
+	const _Atomic uint64_t *heads;
 };
 
 struct peer {
@@ -162,6 +180,9 @@ struct peer {
 	/* Its positions page (W_RELIABLE), mapped read-only; NULL until then.
 	 * Every value read from it is checked before use (reliable.c). */
 	const _Atomic uint64_t *positions;
+	uint8_t *ho_out;      /* the handovers page we made for it (writable) */
+	struct ho_view ho_in; /* the one it made for us */
+	int ho_received;      /* its W_HANDOVERS came (once per link) */
 	struct peer *next;
 };
 
@@ -261,6 +282,16 @@ struct relink {
 	char **patterns;
 	size_t npatterns;
 	uint64_t break_gen; /* our subscription counter when the link broke */
+	/* The handovers pages of the broken link: its own, read if it turns
+	 * out gone before a new link says hello; ours, where rings made
+	 * meanwhile for its patterns are written down. And who it was (for
+	 * the policy). */
+	struct ho_view ho;
+	uint8_t *ho_out;
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[MAX_PEER_GROUPS];
+	int ngroups;
 	uint64_t due_ns;
 	uint32_t backoff_ms;
 	struct relink *next;
@@ -466,6 +497,33 @@ void ki_outq_clear(kite *k, struct peer *p);
  * the stream once it has read what was sent; we go on reading. */
 void ki_peer_cut(kite *k, struct peer *p);
 
+/* handovers.c: ring hand-overs waiting in an outbound queue, written down
+ * where the subscriber can read them should we die before they leave. */
+/* Make a handovers page for a link whose hello we believe, and send it
+ * (with the stream heads page) before anything but our own hello. */
+void ki_ho_offer(kite *k, struct peer *p);
+/* A W_RING goes into p's queue: note it (r->ho_slot); it left: clear it. */
+void ki_ho_note(kite *k, struct peer *p, struct outrec *r);
+void ki_ho_sent(struct peer *p, const struct outrec *r);
+/* A ring p (or the broken link l) asked for but is not sent now (its link
+ * is being cut, or its patterns are not in yet): noted all the same, its
+ * stream starting at first, should we die before a link hands it over. */
+void ki_ho_note_unsent(kite *k, struct peer *p, const struct pub_ring *r, uint64_t first);
+void ki_ho_note_relink(kite *k, struct relink *l, const struct pub_ring *r, uint64_t first);
+/* Who the peer of a broken link was, for the policy. */
+void ki_relink_who(const struct relink *l, struct peer *who);
+/* A peer's W_HANDOVERS: checked and mapped; -1 if it breaks the protocol. */
+int ki_ho_receive(struct peer *p, const struct wire_msg *m);
+/* The publisher who (pid, uid, groups: the kernel's word) is gone: every
+ * hand-over it still had queued for us, of a stream we have no record of,
+ * on a channel we asked for and the policy lets it send, is reported:
+ * KITE_PUBLISHER_NEW, KITE_LOSS of what it held, KITE_PUBLISHER_GONE.
+ * The view is unmapped. */
+void ki_ho_report(kite *k, struct ho_view *v, const struct peer *who);
+void ki_ho_unmap(struct ho_view *v);
+/* Unmap a handovers page we made (*page NULL after). */
+void ki_ho_out_free(uint8_t **page);
+
 /* links.c: a link has ended (EOF read, protocol error or cut): drop it, and
  * decide whether its peer is gone (closed, exited) or will be re-linked. */
 void ki_link_lost(kite *k, struct peer *p);
@@ -519,6 +577,8 @@ void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed);
  * pattern it held throughout start anew. */
 void ki_pub_fresh_pattern(kite *k, struct peer *p, const char *pattern);
 void ki_pub_ring_free(struct pub_ring *r);
+/* The stream heads page, made once per handle; 0 or -errno. */
+int ki_pub_make_heads(kite *k);
 /* The ring we publish channel into, or NULL. */
 struct pub_ring *ki_pub_find(kite *k, const char *channel);
 /* The subscriber id is gone: its streams start afresh if it ever returns. */
@@ -567,6 +627,10 @@ static inline void ki_pos_store(kite *k, const struct sub_ring *s)
 
 /* subscribe.c */
 int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m);
+/* A stream of the gone publisher who whose hand-over never reached us:
+ * unless we know it, a record that says NEW, first..head lost, GONE. */
+void ki_sub_adopt_lost(kite *k, const struct peer *who, const char *channel,
+		       uint64_t ring_id, uint64_t first, uint64_t head);
 void ki_sub_store_large(kite *k, struct peer *p, const struct wire_msg *m);
 /* gone: the publisher closed or exited (rings drain, then GONE); else its
  * link broke and its rings are still read until it is back. */

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,6 +42,8 @@ static void relink_remove(kite *k, struct relink *gone)
 			*pp = gone->next;
 			if (gone->pidfd >= 0)
 				close(gone->pidfd);
+			ki_ho_unmap(&gone->ho);
+			ki_ho_out_free(&gone->ho_out);
 			ki_strlist_free(&gone->patterns, &gone->npatterns);
 			free(gone);
 			return;
@@ -52,6 +55,7 @@ static void schedule(kite *k, struct peer *p)
 	struct relink *r = find_relink(k, p->id);
 	if (!r) {
 		if (!(r = calloc(1, sizeof *r))) {
+			ki_ho_report(k, &p->ho_in, p);
 			ki_sub_gone_by_id(k, p->id); /* cannot follow it: say so */
 			return;
 		}
@@ -64,6 +68,21 @@ static void schedule(kite *k, struct peer *p)
 		r->next = k->relinks;
 		k->relinks = r;
 	}
+	/* The latest link's hand-overs are the ones that count. */
+	if (p->ho_in.page) {
+		ki_ho_unmap(&r->ho);
+		r->ho = p->ho_in;
+		p->ho_in = (struct ho_view){0};
+	}
+	if (p->ho_out) {
+		ki_ho_out_free(&r->ho_out);
+		r->ho_out = p->ho_out;
+		p->ho_out = NULL;
+	}
+	r->uid = p->uid;
+	r->gid = p->gid;
+	r->ngroups = p->ngroups;
+	memcpy(r->groups, p->groups, sizeof r->groups);
 	if (p->npatterns || p->nghost) {
 		ki_strlist_free(&r->patterns, &r->npatterns);
 		if (p->npatterns) {
@@ -105,10 +124,32 @@ void ki_link_lost(kite *k, struct peer *p)
 		schedule(k, p);
 	} else {
 		ki_sub_detach_peer(k, p, 1);
-		if (p->hello && linked(k, p->id) != 1)
+		/* Gone: what it had queued for us is reported, not lost unseen
+		 * (its socket is read to the end by now). */
+		if (p->hello && linked(k, p->id) != 1) {
+			ki_ho_report(k, &p->ho_in, p);
 			ki_pub_forget_marks(k, p->id);
+		}
 	}
 	ki_peer_drop(k, p);
+}
+
+void ki_relink_who(const struct relink *l, struct peer *who)
+{
+	*who = (struct peer){.id = l->id, .pid = l->pid, .uid = l->uid, .gid = l->gid,
+			     .ngroups = l->ngroups};
+	memcpy(who->groups, l->groups, sizeof who->groups);
+}
+
+/* The peer of a broken link turned out gone: its rings drain and end, and
+ * the hand-overs it still had queued for the broken link are reported. */
+static void relink_gone(kite *k, struct relink *r)
+{
+	struct peer who;
+	ki_relink_who(r, &who);
+	ki_ho_report(k, &r->ho, &who);
+	ki_sub_gone_by_id(k, r->id);
+	ki_pub_forget_marks(k, r->id);
 }
 
 /* One attempt: 1 done (linked again, or gone), 0 try again later. */
@@ -120,8 +161,7 @@ static int attempt(kite *k, struct relink *r)
 	if (state == -1)
 		return 0; /* a dial waits for its hello (or its time-out) */
 	if (!ki_process_alive(r->pidfd, r->pid)) {
-		ki_sub_gone_by_id(k, r->id);
-		ki_pub_forget_marks(k, r->id);
+		relink_gone(k, r);
 		return 1;
 	}
 	pid_t owner;
@@ -132,8 +172,7 @@ static int attempt(kite *k, struct relink *r)
 		/* Its name is unbound (handle closed) or now someone else's. */
 		if (sock >= 0)
 			close(sock);
-		ki_sub_gone_by_id(k, r->id);
-		ki_pub_forget_marks(k, r->id);
+		relink_gone(k, r);
 		return 1;
 	}
 	/* The entry stays until the hello comes: a peer too stopped to answer
@@ -211,6 +250,10 @@ void ki_relink_back(kite *k, struct peer *p)
 		return;
 	p->relinked = 1;
 	p->relink_gen = r->break_gen;
+	/* It is back and offers its rings again on this link, whose own page
+	 * covers them: the broken link's entries are moot. */
+	ki_ho_unmap(&r->ho);
+	ki_ho_out_free(&r->ho_out);
 	if (!r->npatterns)
 		return;
 	ki_strlist_free(&p->ghost_patterns, &p->nghost);

@@ -166,6 +166,7 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	r->m = *m;
 	r->next = NULL;
 	r->share = NULL;
+	r->ho_slot = -1;
 	/* Our wake-up handles live as long as the handle; a large message's
 	 * memfd is closed by its publisher at once, and a ring's when it is
 	 * released after an idle spell (its number then names the next file
@@ -174,14 +175,19 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 	 * reported so), not the link; a ring's hand-over cannot be, so the
 	 * link is cut and made again. A ring's copy is shared by all its
 	 * queued hand-overs; its second fd, the stream heads page, lives as
-	 * long as the handle. */
-	r->owns_fds = m->type == W_LARGE;
+	 * long as the handle. A handovers page is closed by its maker once
+	 * sent: copies too (without them that link cannot cover its queue,
+	 * so it is cut and made again). */
+	r->owns_fds = m->type == W_LARGE || m->type == W_HANDOVERS;
 	for (int i = 0; r->owns_fds && i < m->nfds; i++) {
 		r->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
 		if (r->m.fds[i] < 0) {
 			r->m.nfds = i;
 			rec_free(k, r);
-			return 0;
+			if (m->type == W_LARGE)
+				return 0;
+			ki_peer_cut(k, p);
+			return -EPIPE;
 		}
 	}
 	if (m->type == W_RING) {
@@ -191,6 +197,8 @@ static int enqueue(kite *k, struct peer *p, const struct wire_msg *m)
 			return -EPIPE;
 		}
 		r->m.fds[0] = r->share->fd;
+		/* Should we die before it leaves, the subscriber reads it here. */
+		ki_ho_note(k, p, r);
 	}
 	if (p->q_tail)
 		p->q_tail->next = r;
@@ -242,6 +250,7 @@ static void pop(kite *k, struct peer *p)
 	p->q_len--;
 	p->q_large -= r->m.type == W_LARGE;
 	k->q_large_total -= r->m.type == W_LARGE;
+	ki_ho_sent(p, r); /* in the socket now: it outlives us */
 	rec_free(k, r);
 }
 

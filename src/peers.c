@@ -133,6 +133,7 @@ int ki_bus_listener(const struct unix_entry *e, const char *prefix, size_t prefi
 }
 
 static int admit(const kite *k, const struct peer *probe);
+static int over_link_cap(const kite *k, const struct peer *probe);
 
 /* The kernel's word on who is at the other end of sock (uid, gid,
  * groups); -1 if it has none. */
@@ -170,7 +171,8 @@ static int connect_one(const struct unix_entry *e, void *arg)
 	 * the policy lets in are all dialled: each may share a channel. */
 	struct peer probe = {0};
 	if (probe_of(sock, &probe) < 0 ||
-	    (!ki_policy_may_share(k, &probe, ">") && !admit(k, &probe))) {
+	    (!ki_policy_may_share(k, &probe, ">") ? !admit(k, &probe)
+						  : over_link_cap(k, &probe))) {
 		close(sock);
 		return 0;
 	}
@@ -190,9 +192,23 @@ int ki_peer_connect_existing(kite *k)
 	return ki_proc_net_unix_each(connect_one, &s, NULL);
 }
 
+/* A uid the policy lets in on something, not ours nor root's, already
+ * holding PEER_LINKS_MAX links: one more could leave us no descriptor for
+ * our own rings. (Our uid and root could do worse to us anyway.) */
+static int over_link_cap(const kite *k, const struct peer *probe)
+{
+	if (probe->uid == k->euid || probe->uid == 0)
+		return 0;
+	unsigned links = 0;
+	for (const struct peer *q = k->peers; q; q = q->next)
+		links += q->uid == probe->uid && !q->eof && !q->closing;
+	return links >= PEER_LINKS_MAX;
+}
+
 /* Links a newcomer may hold: a process the policy lets into nothing gets a
- * few per uid; anyone gets a bounded number per uid still owing a hello.
- * (probe: the newcomer's credentials, groups included.) */
+ * few per uid; anyone gets a bounded number per uid still owing a hello,
+ * and any other uid than ours or root's PEER_LINKS_MAX in all. (probe: the
+ * newcomer's credentials, groups included.) */
 static int admit(const kite *k, const struct peer *probe)
 {
 	int stranger = !ki_policy_may_share(k, probe, ">");
@@ -203,7 +219,9 @@ static int admit(const kite *k, const struct peer *probe)
 		silent += !q->hello;
 		strangers += !ki_policy_may_share(k, q, ">");
 	}
-	return stranger ? strangers < STRANGER_LINKS_MAX : silent < SILENT_LINKS_MAX;
+	if (stranger)
+		return strangers < STRANGER_LINKS_MAX;
+	return silent < SILENT_LINKS_MAX && !over_link_cap(k, probe);
 }
 
 int ki_peer_accept(kite *k)
@@ -399,6 +417,9 @@ void ki_peer_handle_hello(kite *k, struct peer *p, const struct wire_msg *m)
 	p->hello = 1;
 	k->stats.peers++; /* (a link that never says hello, e.g. another
 			     handle checking our name, is no peer) */
+	/* Before any ring, while the socket holds only our hello. (Not to
+	 * links that never say hello: observers, name checks.) */
+	ki_ho_offer(k, p);
 	ki_relink_back(k, p);
 	ki_peer_send_subscriptions(k, p);
 }
@@ -433,6 +454,8 @@ void ki_peer_free(kite *k, struct peer *p)
 		munmap(p->waiter, 4096);
 	if (p->positions)
 		munmap((void *)(uintptr_t)p->positions, POS_BYTES);
+	ki_ho_out_free(&p->ho_out);
+	ki_ho_unmap(&p->ho_in);
 	int fds[] = {p->wake_tx, p->pidfd, p->sock};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)

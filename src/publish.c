@@ -136,6 +136,8 @@ static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
 	int rc = ki_peer_send(k, p, &m);
 	if (rc == 0 && ki_strlist_any_match(p->reliable, p->nreliable, r->channel))
 		ki_rel_add(r, p);
+	if (rc) /* the link is cut: a re-made one gets it, a gone one reads it */
+		ki_ho_note_unsent(k, p, r, m.a);
 	return rc;
 }
 
@@ -162,8 +164,9 @@ static void tell_idle(kite *k, struct pub_ring *r, struct peer *p)
 	ki_peer_send(k, p, &m);
 }
 
-/* The stream heads page: made with the handle's first ring; 0 or -errno. */
-static int make_heads(kite *k)
+/* The stream heads page: made with the handle's first ring or link; 0 or
+ * -errno. */
+int ki_pub_make_heads(kite *k)
 {
 	if (k->heads)
 		return 0;
@@ -199,7 +202,7 @@ static void offer(kite *k, struct pub_ring *r, struct peer *p, const char *patte
 				  : ki_strlist_any_match(p->ghost_patterns, p->nghost,
 							 r->channel)) &&
 		    ki_policy_allows(k, p, r->channel, why, sizeof why))
-			stream_start(r, p->id);
+			ki_ho_note_unsent(k, p, r, stream_start(r, p->id));
 		return;
 	}
 	if (!ki_policy_allows(k, p, r->channel, why, sizeof why)) {
@@ -363,11 +366,10 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
 	r->fd = -1;
-	/* Only streams with an entry in the heads page are ever released. */
-	r->head_slot = k->opt.idle_ms != UINT32_MAX && k->nheads < HEADS_MAX &&
-			       make_heads(k) == 0
-			       ? (int32_t)k->nheads++
-			       : -1;
+	/* Every stream gets an entry in the heads page, up to HEADS_MAX: only
+	 * those are ever released, and only their hand-overs are covered by
+	 * the handovers page should we die with them queued. */
+	r->head_slot = k->nheads < HEADS_MAX && ki_pub_make_heads(k) == 0 ? (int32_t)k->nheads++ : -1;
 	int rc = make_ring_memory(k, r, 0);
 	if (rc < 0 || insert_ring(k, r) < 0) {
 		*err = rc < 0 ? rc : -ENOMEM;
@@ -379,7 +381,7 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 		offer(k, r, p, NULL);
 	for (struct relink *l = k->relinks; l; l = l->next)
 		if (ki_strlist_any_match(l->patterns, l->npatterns, r->channel))
-			stream_start(r, l->id); /* (the policy is asked at the re-offer) */
+			ki_ho_note_relink(k, l, r, stream_start(r, l->id));
 	return r;
 }
 

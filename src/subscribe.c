@@ -487,6 +487,29 @@ static struct sub_ring *adopt_released(kite *k, struct peer *p, const struct wir
 	return s;
 }
 
+void ki_sub_adopt_lost(kite *k, const struct peer *who, const char *channel,
+		       uint64_t ring_id, uint64_t first, uint64_t head)
+{
+	struct sub_ring *s;
+	/* A stream we hold a ring of reports its own end (its heads page). */
+	if (knows_stream(k, who->id, channel) || subs_room(k) || !(s = calloc(1, sizeof *s)))
+		return;
+	snprintf(s->channel, sizeof s->channel, "%s", channel);
+	s->ring_id = ring_id;
+	s->publisher = who->id;
+	s->pid = who->pid;
+	s->uid = who->uid;
+	s->gid = who->gid;
+	/* Dormant and gone: poll_once says NEW, the loss, then GONE. */
+	s->dormant = 1;
+	s->gone = 1;
+	s->announce = 1;
+	s->pending_lost = head + 1 - first;
+	s->r.next = head + 1;
+	k->subs[k->nsubs++] = s;
+	ki_wake_self(k);
+}
+
 void ki_sub_ring_end(kite *k, struct peer *p, const struct wire_msg *m)
 {
 	struct sub_ring *s = find_sub(k, p, m->id);

@@ -12,7 +12,7 @@
 /* W_WAKE's first fd, W_RING's, W_LARGE's and W_RELIABLE's are checked by
  * their users. */
 static const uint8_t fds_for_type[W_TYPE_MAX] = {
-	[W_WAKE] = 2, [W_RING] = 1, [W_LARGE] = 1, [W_RELIABLE] = 1,
+	[W_WAKE] = 2, [W_RING] = 1, [W_LARGE] = 1, [W_RELIABLE] = 1, [W_HANDOVERS] = 2,
 };
 
 void ki_wire_init(struct wire_msg *m, uint16_t type)

@@ -56,6 +56,17 @@ enum wire_type {
 	                or more: it has none, read it as radio); fd: that
 	                page (a sealed memfd of POS_BYTES the publisher maps
 	                read-only, once per link) */
+	W_HANDOVERS, /* sent once per link, once the receiver's W_HELLO is
+	                believed (only the sender's W_HELLO before it), before any
+	                W_RING: fds: the sender's handovers page (a memfd of
+	                HO_BYTES sealed like a ring, mapped read-only) and its
+	                stream heads page. While a W_RING waits in the
+	                sender's outbound queue, the entry at the ring's heads
+	                slot names it (ring id, the receiver's first seq,
+	                channel); once the sender is gone, the receiver
+	                reports such a stream it never got as lost from the
+	                first seq to the head. A second one breaks the
+	                protocol. */
 	W_TYPE_MAX
 };
 

@@ -1,0 +1,401 @@
+/* A publisher killed while ring hand-overs wait in its outbound queue
+ * (issue 9, window B): the subscriber is stopped, the publisher opens many
+ * brand-new channels (their W_RINGs cannot go into the full socket) and is
+ * SIGKILLed. Before the handovers page, those channels were never heard
+ * of: their messages neither delivered nor reported. Now every message is
+ * delivered or reported lost, with KITE_PUBLISHER_NEW and _GONE per
+ * channel. Then a soak (random kill points, subscriber stopped or not),
+ * a raw publisher that lies through its handovers page (bad memfds, a
+ * second page, entries with bad channels, lengths, numbers, and channels
+ * we never asked for), and the cap on links per allowed uid.
+ *
+ * Each test has a private bus; children are killed and reaped in the
+ * teardown also when an assertion fails half-way. */
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "child.h"
+#include "handovers.h"
+#include "killed_pub.h"
+#include "kite.h"
+#include "rawpeer.h"
+#include "shm.h"
+
+#define NOBODY 65534
+#define LIAR_ID 0x11a2b3c4d5e6f708ull
+#define SOAK_ROUNDS 12
+
+struct shared {
+	struct kp_result r;
+	_Atomic int links_made, links_go;
+};
+
+static struct shared *sh;
+static char bus[96];
+
+CHILD_SHARED_FIXTURES(sh)
+
+static void run_plan(const struct kp_plan *plan)
+{
+	char why[512];
+	if (kp_run(plan, &sh->r, why, sizeof why))
+		fail_msg("%s", why);
+	if (kp_check(plan, &sh->r, why, sizeof why))
+		fail_msg("%s", why);
+}
+
+static void test_killed_publisher_stopped_subscriber(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-stopped"));
+	struct kp_plan plan = {.bus = bus, .prefix = "ho.", .channels = 400,
+			       .per_channel = 3, .name_pad = 120, .stop_subscriber = 1};
+	run_plan(&plan);
+	uint64_t delivered = 0;
+	for (int c = 0; c < plan.channels; c++)
+		delivered += sh->r.s[c].messages;
+	print_message("# %d channels x %d: %llu delivered, %llu reported lost\n",
+		      plan.channels, plan.per_channel, (unsigned long long)delivered,
+		      (unsigned long long)sh->r.total_lost);
+	/* The window was hit: some hand-overs waited in the queue when the
+	 * publisher died (their channels are the ones reported lost). */
+	assert_true(sh->r.total_lost > 0);
+}
+
+static void test_killed_publisher_live_subscriber(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-live"));
+	struct kp_plan plan = {.bus = bus, .prefix = "ho.", .channels = 200,
+			       .per_channel = 5, .name_pad = 40};
+	run_plan(&plan);
+}
+
+/* Kills at random points, the subscriber stopped in most rounds. */
+static void test_killed_publisher_soak(void **state)
+{
+	(void)state;
+	uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid(), lost = 0, sent = 0;
+	for (int round = 0; round < SOAK_ROUNDS; round++) {
+		char name[32];
+		snprintf(name, sizeof name, "ho-soak-%d", round);
+		snprintf(bus, sizeof bus, "%s", test_bus(name));
+		struct kp_plan plan = {.bus = bus, .prefix = "soak.",
+				       .channels = 100 + (int)(test_rand(&seed) % 400),
+				       .per_channel = 1 + (int)(test_rand(&seed) % 8),
+				       .name_pad = (int)(test_rand(&seed) % 150),
+				       .stop_subscriber = test_rand(&seed) % 4 != 0,
+				       .kill_after_us = 2000 + (unsigned)(test_rand(&seed) % 60000)};
+		run_plan(&plan);
+		for (int c = 0; c < plan.channels; c++)
+			sent += sh->r.s[c].messages + sh->r.s[c].lost;
+		lost += sh->r.total_lost;
+	}
+	print_message("# %d rounds: %llu messages accounted for, %llu of them reported lost\n",
+		      SOAK_ROUNDS, (unsigned long long)sent, (unsigned long long)lost);
+}
+
+/* ---- A raw publisher that lies through its handovers page. ---- */
+
+/* A sealed memfd like a publisher's page, mapped writable into *map. */
+static int sealed_page(const char *name, size_t bytes, uint8_t **map)
+{
+	int fd = ki_shm_create(name, bytes);
+	assert_true(fd >= 0);
+	*map = ki_shm_map(fd, bytes, 1);
+	assert_non_null(*map);
+	assert_int_equal(ki_shm_seal(fd, SEALS_RING), 0);
+	return fd;
+}
+
+/* A handle subscribed to ho.>, and a raw publisher's link to it. */
+static kite *linked_to_liar(const char *name, int *sock)
+{
+	snprintf(bus, sizeof bus, "%s", test_bus(name));
+	kite_options o = {.bus = bus, .handshake_ms = 2000};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_int_equal(kite_subscribe(k, "ho.>"), 0);
+	*sock = raw_connect(bus, kite_id(k));
+	assert_true(*sock >= 0);
+	struct wire_msg m;
+	assert_int_equal(raw_hello(*sock, LIAR_ID), 0);
+	assert_int_equal(raw_expect(*sock, &m, W_HELLO, 5000), 1);
+	return k;
+}
+
+static int send_pages(int sock, int page_fd, int heads_fd)
+{
+	struct wire_msg m;
+	ki_wire_init(&m, W_HANDOVERS);
+	m.fds[0] = page_fd;
+	m.fds[1] = heads_fd;
+	m.nfds = 2;
+	return ki_wire_send(sock, &m, 0);
+}
+
+/* 1 if the handle hung up on the raw link within timeout_ms. */
+static int cut_off(int sock, int timeout_ms)
+{
+	struct wire_msg m;
+	return raw_expect(sock, &m, W_TYPE_MAX, timeout_ms) < 0;
+}
+
+/* Bad pages: each one makes the handle drop the link, nothing else. */
+static void test_liar_bad_pages(void **state)
+{
+	(void)state;
+	uint8_t *heads_map, *page_map;
+	for (int bad = 0; bad < 5; bad++) {
+		char name[32];
+		snprintf(name, sizeof name, "ho-badpage-%d", bad);
+		int sock;
+		kite *k = linked_to_liar(name, &sock);
+		int heads = sealed_page("raw-heads", HEADS_BYTES, &heads_map);
+		int page = -1, p2[2] = {-1, -1};
+		switch (bad) {
+		case 0: /* unsealed */
+			page = ki_shm_create("raw-ho", HO_BYTES);
+			break;
+		case 1: /* the wrong size */
+			page = sealed_page("raw-ho", HO_BYTES - 4096, &page_map);
+			munmap(page_map, HO_BYTES - 4096);
+			break;
+		case 2: /* not a memfd at all */
+			assert_int_equal(pipe(p2), 0);
+			page = p2[0];
+			break;
+		case 3: /* a heads page of the wrong size */
+			page = sealed_page("raw-ho", HO_BYTES, &page_map);
+			munmap(page_map, HO_BYTES);
+			close(heads);
+			munmap(heads_map, HEADS_BYTES);
+			heads = sealed_page("raw-heads", 4096, &heads_map);
+			munmap(heads_map, 4096);
+			heads_map = NULL;
+			break;
+		case 4: /* a good page, then a second one */
+			page = sealed_page("raw-ho", HO_BYTES, &page_map);
+			munmap(page_map, HO_BYTES);
+			assert_int_equal(send_pages(sock, page, heads), 0);
+			assert_false(cut_off(sock, 300));
+			break;
+		}
+		assert_int_equal(send_pages(sock, page, heads), 0);
+		assert_true(cut_off(sock, 5000));
+		close(page);
+		if (p2[1] >= 0)
+			close(p2[1]);
+		close(heads);
+		if (heads_map)
+			munmap(heads_map, HEADS_BYTES);
+		close(sock);
+		/* The handle is unharmed: it still opens links and answers. */
+		int again = raw_connect(bus, kite_id(k));
+		struct wire_msg m;
+		assert_true(again >= 0);
+		assert_int_equal(raw_hello(again, LIAR_ID + 1), 0);
+		assert_int_equal(raw_expect(again, &m, W_HELLO, 5000), 1);
+		close(again);
+		kite_close(k);
+	}
+}
+
+static void put_entry(uint8_t *page, uint32_t slot, uint64_t ring_id, uint64_t first,
+		      const char *channel, uint32_t claimed_len)
+{
+	struct ho_entry *e = ki_ho_entry(page, slot);
+	e->first_seq = first;
+	e->channel_len = claimed_len;
+	memcpy(e->channel, channel, strlen(channel) < KITE_CHANNEL_MAX ? strlen(channel)
+								     : KITE_CHANNEL_MAX);
+	((_Atomic uint64_t *)page)[slot / 16 / 64] |= 1ull << (slot / 16 % 64);
+	atomic_store(&e->ring_id, ring_id);
+}
+
+struct seen {
+	uint64_t messages, lost, news, gones, other;
+	char channels[8][64];
+	int nchannels;
+};
+
+static void collect(kite *k, struct seen *s, int quiet_ms)
+{
+	kite_event ev;
+	while (kite_recv(k, &ev, quiet_ms) == 0) {
+		if (ev.type == KITE_LOSS && !strcmp(ev.msg.channel, "ho.good"))
+			s->lost += ev.lost;
+		else if (ev.type == KITE_PUBLISHER_NEW)
+			s->news++;
+		else if (ev.type == KITE_PUBLISHER_GONE)
+			s->gones++;
+		else if (ev.type == KITE_MESSAGE)
+			s->messages++;
+		else if (ev.type != KITE_LOSS)
+			s->other++;
+		if (ev.msg.channel && s->nchannels < 8 && ev.type == KITE_PUBLISHER_NEW)
+			snprintf(s->channels[s->nchannels++], 64, "%s", ev.msg.channel);
+	}
+}
+
+/* Entries that lie: only ho.good (5 messages from seq 3: 3..7 lost) and
+ * ho.big (a head far beyond anything: its own stream, bounded) are ours;
+ * the rest are ignored. */
+static void test_liar_bad_entries(void **state)
+{
+	(void)state;
+	int sock;
+	kite *k = linked_to_liar("ho-badentries", &sock);
+	uint8_t *page_map, *heads_map;
+	int heads = sealed_page("raw-heads", HEADS_BYTES, &heads_map);
+	int page = sealed_page("raw-ho", HO_BYTES, &page_map);
+	uint64_t *h = (uint64_t *)heads_map;
+	put_entry(page_map, 0, 7, 3, "ho.good", 7);
+	h[0] = 7;
+	put_entry(page_map, 1, 8, 1, "ho..bad", 7);          /* not a name */
+	put_entry(page_map, 2, 9, 1, "ho.long", 4000);       /* length beyond */
+	put_entry(page_map, 3, 10, 1, "ho.short", 0);        /* empty */
+	put_entry(page_map, 4, 11, 1, "other.x", 7);         /* not asked for */
+	put_entry(page_map, 5, 12, 0, "ho.zero", 7);         /* first seq 0 */
+	put_entry(page_map, 6, 13, 5, "ho.ahead", 8);        /* head below first */
+	h[6] = 2;
+	put_entry(page_map, 7, 0, 1, "ho.noid", 7);          /* never valid */
+	put_entry(page_map, 16 * 4096 - 1, 14, 1, "ho.big", 6); /* the last slot */
+	h[16 * 4096 - 1] = UINT64_MAX;
+	put_entry(page_map, 20, 15, 1, "ho.withnul\0x", 12); /* a NUL inside */
+	assert_int_equal(send_pages(sock, page, heads), 0);
+	close(page);
+	close(heads);
+	/* It leaves as if killed: no goodbye, process... still here, so say
+	 * goodbye to be taken for gone at once. */
+	struct wire_msg bye;
+	ki_wire_init(&bye, W_BYE);
+	assert_int_equal(ki_wire_send(sock, &bye, 0), 0);
+	close(sock);
+	struct seen s = {0};
+	collect(k, &s, 1500);
+	for (int i = 0; i < s.nchannels; i++)
+		print_message("# NEW on %s\n", s.channels[i]);
+	assert_int_equal(s.news, 2);
+	assert_int_equal(s.gones, 2);
+	assert_int_equal(s.lost, 5);
+	assert_int_equal(s.messages, 0);
+	assert_int_equal(s.other, 0);
+	munmap(page_map, HO_BYTES);
+	munmap(heads_map, HEADS_BYTES);
+	kite_close(k);
+}
+
+/* ---- Links from an allowed user are capped. ---- */
+
+#define CAP_LINKS (PEER_LINKS_MAX + 60)
+
+/* As nobody: CAP_LINKS links to the publisher, each with a hello from an
+ * id of our own, kept open until the test ends. */
+static int many_links(void *arg)
+{
+	uint64_t pub_id = *(const uint64_t *)arg;
+	pid_t parent = getppid();
+	CHILD_CHECK(setgroups(0, NULL) == 0 && setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
+		    setresuid(NOBODY, NOBODY, NOBODY) == 0, "become nobody: %s", strerror(errno));
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	CHILD_CHECK(getppid() == parent, "orphaned");
+	int made = 0;
+	for (int i = 0; i < CAP_LINKS; i++) {
+		int sock = raw_connect(bus, pub_id);
+		struct wire_msg m;
+		if (sock < 0)
+			continue;
+		/* One at a time: its W_SYNC says the hello was taken (a link
+		 * cut at once ends instead). */
+		if (raw_hello(sock, 0x5000 + (uint64_t)i) == 0 &&
+		    raw_expect(sock, &m, W_SYNC, 5000) == 1)
+			made++;
+		else
+			close(sock);
+	}
+	atomic_store(&sh->links_made, made);
+	uint64_t end = mono_ms() + 60000;
+	while (!atomic_load(&sh->links_go) && mono_ms() < end)
+		nap_us(10000);
+	return 0;
+}
+
+static int mine_subscriber(void *arg)
+{
+	(void)arg;
+	kite_options o = {.bus = bus, .handshake_ms = 2000};
+	kite *k = NULL;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	CHILD_CHECK(kite_subscribe(k, "public.>") == 0, "subscribe");
+	atomic_store(&sh->links_go, 2);
+	kite_event ev;
+	int got = 0;
+	uint64_t end = mono_ms() + 20000;
+	while (got < 100 && mono_ms() < end)
+		if (kite_recv(k, &ev, 100) == 0 && ev.type == KITE_MESSAGE)
+			got++;
+	kite_close(k);
+	return got == 100 ? 0 : 4;
+}
+
+static void test_links_per_allowed_uid_capped(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# needs root to run a child as uid %d\n", NOBODY);
+		skip();
+	}
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-cap"));
+	kite_options o = {.bus = bus, .handshake_ms = 2000};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_int_equal(kite_allow_uid(k, "public.>", NOBODY), 0);
+	uint64_t id = kite_id(k);
+	pid_t flood = child_start(many_links, &id);
+	uint64_t end = mono_ms() + 20000;
+	while (!atomic_load(&sh->links_made) && mono_ms() < end)
+		nap_us(10000);
+	nap_us(500000); /* the hellos are read and checked */
+	kite_stats st;
+	kite_get_stats(k, &st);
+	print_message("# nobody tried %d links and made %d; the publisher holds %llu peers\n",
+		      CAP_LINKS, atomic_load(&sh->links_made), (unsigned long long)st.peers);
+	assert_int_equal(atomic_load(&sh->links_made), PEER_LINKS_MAX);
+	assert_true(st.peers <= PEER_LINKS_MAX);
+	/* It keeps working for everyone else. */
+	pid_t sub = child_start(mine_subscriber, NULL);
+	while (atomic_load(&sh->links_go) != 2 && mono_ms() < end)
+		nap_us(10000);
+	nap_us(200000);
+	for (int i = 0; i < 100; i++)
+		assert_true(kite_publish(k, "public.x", &i, sizeof i) == i + 1);
+	assert_int_equal(child_wait(sub, 30000), 0);
+	atomic_store(&sh->links_go, 3);
+	assert_int_equal(child_wait(flood, 10000), 0);
+	kite_close(k);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_killed_publisher_stopped_subscriber),
+		T(test_killed_publisher_live_subscriber),
+		T(test_killed_publisher_soak),
+		T(test_liar_bad_pages),
+		T(test_liar_bad_entries),
+		T(test_links_per_allowed_uid_capped),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
