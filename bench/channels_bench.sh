@@ -29,11 +29,16 @@ case ${CHANNELS_ONLY:-} in
 '' | rtt | tput) ;;
 *) echo "channels: CHANNELS_ONLY is rtt or tput, not '$CHANNELS_ONLY'" >&2; exit 2 ;;
 esac
-tput_transports=(packed:busy ring:busy kite:busy kite:idle kiterel:busy zmq:idle)
+tput_transports=(packed:busy ring:busy kite:busy kiteclaim:busy kite:idle kiterel:busy zmq:idle)
 rtt_transports=(packed:busy ring:busy kite:busy kite:spin kite:idle zmq:idle)
 # case = size:subscribers:messages
 tput_cases=("64:1:$n64" "64:4:$n64" "1024:1:$n1k" "1024:4:$n1k" "1048576:1:$n1m")
 rtt_cases=("64:1" "64:4" "1024:1" "1024:4")
+# kiteclaim (zero-copy publish) runs the inline 1->1 cases only: kite_claim
+# takes records of the ring itself (-EMSGSIZE for 1 MiB).
+runs_case() { # transport size subs
+	[ "$1" != kiteclaim ] || { [ "$3" = 1 ] && [ "$2" -le 1024 ]; }
+}
 
 for p in chan_packed chan_ring chan_kite chan_zmq; do
 	[ -x "$BENCH_BIN/$p" ] || { echo "channels: $BENCH_BIN/$p missing" >&2; exit 1; }
@@ -57,18 +62,20 @@ spawn_run() {
 	dir=$BENCH_TMP
 	RUN_DIR=$dir where=$dir
 	# kiterel: chan_kite with reliable subscriptions (CHAN_KITE_RELIABLE)
-	local bin=$t reliable=0
+	# kiteclaim: chan_kite building each message in place (CHAN_KITE_CLAIM)
+	local bin=$t reliable=0 claim=0
 	[ "$t" = kiterel ] && bin=kite reliable=1
+	[ "$t" = kiteclaim ] && bin=kite claim=1
 	[ "$bin" = kite ] && where="kb$$r$run_no" # a private bus per run
 	local common=(--mode "$mode" --size "$size" --subs "$subs" --count "$count"
 		--warmup "$rtt_warm" --where "$where" --timeout "$timeout_s"
 		--budget-ms "$budget")
 	local i
 	for ((i = 0; i < subs; i++)); do
-		CHAN_KITE_RELIABLE=$reliable bench_spawn $(pin 1) "$BENCH_BIN/chan_$bin" "$rx" "${common[@]}" --id "$i" \
+		CHAN_KITE_RELIABLE=$reliable CHAN_KITE_CLAIM=$claim bench_spawn $(pin 1) "$BENCH_BIN/chan_$bin" "$rx" "${common[@]}" --id "$i" \
 			>"$dir/out.rx$i" 2>"$dir/err.rx$i"
 	done
-	CHAN_KITE_RELIABLE=$reliable bench_spawn $(pin 0) "$BENCH_BIN/chan_$bin" "$tx" "${common[@]}" \
+	CHAN_KITE_RELIABLE=$reliable CHAN_KITE_CLAIM=$claim bench_spawn $(pin 0) "$BENCH_BIN/chan_$bin" "$tx" "${common[@]}" \
 		>"$dir/out.tx" 2>"$dir/err.tx"
 	if ! bench_wait_all; then
 		failures+=("$t $mode $tx/$rx size=$size subs=$subs: $(cat "$dir"/err.* | tr '\n' ' ')")
@@ -154,6 +161,9 @@ echo "kite spin  kite's default: kite_recv spins 50 us, then sleeps on its event
 echo "kite idle  kite_recv sleeps at once (spin_us = UINT32_MAX): pays each wake-up"
 echo "kiterel busy  kite busy with reliable subscriptions (KITE_SUB_RELIABLE): the"
 echo "           publisher waits for the slowest subscriber instead of overrunning it"
+echo "kiteclaim busy  kite busy, each message built in place: kite_claim, its bytes"
+echo "           written there (16 of words, memset for the rest), kite_commit (1->1"
+echo "           inline sizes only)"
 echo "zmq idle   blocking zmq_msg_recv (ZeroMQ's I/O thread shares its process's CPU)"
 
 [ "${CHANNELS_ONLY:-}" = rtt ] && tput_cases=()
@@ -163,6 +173,7 @@ for c in "${tput_cases[@]}"; do
 	progress "throughput $(case_name "$c")"
 	for ((r = 0; r < BENCH_REPS; r++)); do
 		for tm in "${tput_transports[@]}"; do
+			runs_case "${tm%%:*}" "$size" "$subs" || continue
 			tput_run "${tm%%:*}" "${tm#*:}" "$size" "$subs" "$count"
 		done
 	done
@@ -193,6 +204,7 @@ table_rule
 for c in "${tput_cases[@]}"; do
 	cs=${c%:*}
 	for tm in "${tput_transports[@]}"; do
+		runs_case "${tm%%:*}" "${cs%%:*}" "${cs#*:}" || continue
 		k="tput|$cs|$tm"
 		p=$(median_of "$k|pub")
 		table_row "$(case_name "$cs")" "${tm/:/ }" "${p:+$(fmt_si "$p")}" \
@@ -239,6 +251,15 @@ for c in "${tput_cases[@]}"; do
 	pk=$(median_of "tput|$cs|packed:busy|rate")
 	table_row "$(case_name "$cs")" "$(ratio "$kb" "$z")" "$(ratio "$ki" "$z")" \
 		"$(ratio "$kb" "$rg")" "$(ratio "$kb" "$pk")"
+done
+echo
+table_row "zero-copy" "claim/kite busy" "claim/packed"
+table_rule
+for cs in 64:1 1024:1; do
+	kc=$(median_of "tput|$cs|kiteclaim:busy|rate")
+	kb=$(median_of "tput|$cs|kite:busy|rate")
+	pk=$(median_of "tput|$cs|packed:busy|rate")
+	table_row "$(case_name "$cs")" "$(ratio "$kc" "$kb")" "$(ratio "$kc" "$pk")"
 done
 echo
 table_row "round trip" "zmq/kite busy" "zmq/kite spin" "zmq/kite idle" "ring/kite busy" "packed/kite busy"

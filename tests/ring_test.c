@@ -33,7 +33,7 @@ static void ring_setup_at(struct ring_fixture *f, uint32_t slots, uint32_t slot_
 	memset(f->base, 0, f->bytes); /* as a fresh memfd is */
 	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring", start - 1);
 	ki_ring_reader_init(&f->r, f->base, slots, slot_size, start, 0);
-	f->cap = ki_ring_inline_max(slot_size);
+	f->cap = ki_ring_inline_max(slots, slot_size);
 	f->buf = malloc(f->cap);
 	assert_non_null(f->buf);
 }
@@ -192,6 +192,8 @@ static void test_every_size_wraps(void **state)
 	(void)state;
 	static const struct { uint32_t slots, size; } g[] = {
 		{2, 64}, {2, 128}, {4, 64}, {8, 64}, {2, 192}, {4, 320},
+		/* Records of up to an eighth of the ring, several slots long. */
+		{32, 64}, {16, 128}, {64, 64},
 	};
 	for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
 		struct ring_fixture f;
@@ -901,13 +903,17 @@ static void test_geometry_table(void **state)
 	static const struct {
 		uint32_t slots, size;
 		int ok;
+		uint64_t pool; /* the large-message pool after the records */
 	} t[] = {
-		{2, 64, 1}, {1024, 2048, 1}, {RING_MAX_SLOTS, 64, 1},
-		{2, RING_MAX_SLOT_SIZE, 1}, {8, 128, 1},
-		{0, 64, 0}, {1, 64, 0}, {3, 64, 0}, {1000, 64, 0},
-		{RING_MAX_SLOTS * 2, 64, 0}, {0x80000000u, 64, 0}, {0xffffffffu, 64, 0},
-		{8, 0, 0}, {8, 32, 0}, {8, 96, 0}, {8, 100, 0}, {8, 65, 0},
-		{8, RING_MAX_SLOT_SIZE + 64, 0}, {8, 0xffffffc0u, 0},
+		{2, 64, 1, 512}, {1024, 2048, 1, 8 << 20}, {RING_MAX_SLOTS, 64, 1, 128 << 20},
+		{2, RING_MAX_SLOT_SIZE, 1, 8 << 20}, {8, 128, 1, 4096},
+		{1u << 16, 2048, 1, 128 << 20}, /* 128 MiB: inline 16 MiB, pool 32 */
+		{1u << 17, 2048, 1, 0}, /* 256 MiB: the pool would add little */
+		{1u << 18, 2048, 1, 0},
+		{0, 64, 0, 0}, {1, 64, 0, 0}, {3, 64, 0, 0}, {1000, 64, 0, 0},
+		{RING_MAX_SLOTS * 2, 64, 0, 0}, {0x80000000u, 64, 0, 0}, {0xffffffffu, 64, 0, 0},
+		{8, 0, 0, 0}, {8, 32, 0, 0}, {8, 96, 0, 0}, {8, 100, 0, 0}, {8, 65, 0, 0},
+		{8, RING_MAX_SLOT_SIZE + 64, 0, 0}, {8, 0xffffffc0u, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
 		size_t bytes = 0;
@@ -915,7 +921,8 @@ static void test_geometry_table(void **state)
 		if ((rc == 0) != t[i].ok)
 			fail_msg("geometry %u x %u: got %d", t[i].slots, t[i].size, rc);
 		if (t[i].ok)
-			assert_int_equal(bytes, RING_HEADER_SIZE + (size_t)t[i].slots * t[i].size);
+			assert_int_equal(bytes, RING_HEADER_SIZE + (size_t)t[i].slots * t[i].size +
+						       t[i].pool);
 		else
 			assert_int_equal(rc, -EBADMSG);
 	}
