@@ -59,7 +59,7 @@ int64_t kite_commit(kite *k, const char *channel, size_t len)
 		rc = -EINVAL; /* more than was claimed: the claim stays open */
 	if (!rc) {
 		const void *body = ki_ring_claimed_body(&r->w);
-		uint64_t stamp = ki_realtime_ns();
+		uint64_t stamp = k->lan ? ki_realtime_ns() : RING_STAMP_NOW; /* as publish() */
 		uint64_t seq = ki_ring_commit(&r->w, 0, (uint32_t)len, 0, stamp);
 		r->claimed = 0;
 		ki_pub_committed(k, r, seq, stamp, body, len);
