@@ -3,6 +3,7 @@
  * See ring.h for the layout and the protocol. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "ring.h"
 
@@ -50,6 +51,58 @@ static void skip_short_tail(uint64_t capacity, uint64_t *pos, uint64_t *off)
 	if (capacity - *off < RING_RECORD_HEADER) {
 		*pos += capacity - *off;
 		*off = 0;
+	}
+}
+
+/* Small bodies are copied into and out of the ring a word at a time: a
+ * 64-byte round trip took some 30 ns longer on each side with memcpy's
+ * 64-byte vector accesses, which straddle the line the other CPU is
+ * polling or has just released. */
+#define WORD_COPY_MAX 256
+
+/* Write n bytes of src at dst, inside a record: the last word's padding
+ * is zeroes (records are padded to RING_ALIGN), src is read no further
+ * than its n bytes. */
+static void copy_in(uint8_t *dst, const void *src, size_t n)
+{
+	if (n > WORD_COPY_MAX) {
+		memcpy(dst, src, n);
+		return;
+	}
+	size_t i = 0;
+	/* Each word goes from a register straight to the ring: a version
+	 * that spilled it to the stack between the two stores made the
+	 * round trip 0.2 us slower. */
+	for (; i + RING_ALIGN <= n; i += RING_ALIGN) {
+		uint64_t w;
+		memcpy(&w, (const uint8_t *)src + i, RING_ALIGN);
+		/* Atomic stores: the compiler must not turn this back into memcpy. */
+		atomic_store_explicit((_Atomic uint64_t *)(void *)(dst + i), w,
+				      memory_order_relaxed);
+	}
+	if (i < n) {
+		uint64_t tail = 0;
+		memcpy(&tail, (const uint8_t *)src + i, n - i);
+		atomic_store_explicit((_Atomic uint64_t *)(void *)(dst + i), tail,
+				      memory_order_relaxed);
+	}
+}
+
+/* Copy a checked record's body of n bytes out of the ring into buf. The
+ * words stay inside the record (padded to RING_ALIGN) and inside buf (a
+ * caller's buffer holds ki_ring_inline_max bytes, a multiple of
+ * RING_ALIGN). */
+static void copy_out(void *buf, const uint8_t *src, size_t n)
+{
+	if (n > WORD_COPY_MAX) {
+		memcpy(buf, src, n);
+		return;
+	}
+	uint8_t *dst = buf;
+	for (size_t i = 0; i < n; i += RING_ALIGN) {
+		uint64_t w = atomic_load_explicit(
+			(_Atomic uint64_t *)(uintptr_t)(src + i), memory_order_relaxed);
+		memcpy(dst + i, &w, sizeof w);
 	}
 }
 
@@ -177,10 +230,19 @@ commit_record(struct ring_writer *w, uint16_t meta_len, uint32_t len, uint16_t f
 	uint64_t next_pos = w->pos + size, next_off = w->off + size;
 	skip_short_tail(w->capacity, &next_pos, &next_off);
 	struct record_header *r = record_at(w->base, w->off);
-	put_header(r, len, flags, meta_len, timestamp_ns);
 	/* A reader done with this record finds "not yet" where the next goes,
 	 * never a stale word of an older lap. */
 	atomic_store_explicit(&record_at(w->base, next_off)->seq, 0, memory_order_relaxed);
+	/* The header's fields go last, right before its seq: a reader polls
+	 * this line, and every separate burst of stores to it costs a round
+	 * trip of the line between the two CPUs (the 64-byte round trip went
+	 * from 0.69 to 0.49 us in the packed floor with a 24-byte header). */
+	if (timestamp_ns == RING_STAMP_NOW) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		timestamp_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
+	put_header(r, len, flags, meta_len, timestamp_ns);
 	atomic_store_explicit(&r->seq, seq, memory_order_release);
 	if (w->pos >= w->index_next) /* once per segment */
 		index_record(w, seq, w->pos);
@@ -206,9 +268,11 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
 		       uint64_t timestamp_ns)
 {
 	uint8_t *body = claim_room(w, (uint32_t)meta_len + len);
-	if (meta_len)
+	if (meta_len) /* (an origin block: relayed messages only) */
 		memcpy(body, meta, meta_len);
-	if (len)
+	if (len && !meta_len)
+		copy_in(body, payload, len);
+	else if (len)
 		memcpy(body + meta_len, payload, len);
 	return commit_record(w, meta_len, len, flags, timestamp_ns);
 }
@@ -391,7 +455,7 @@ static int take_record(const struct ring_reader *r, const struct record_header *
 	int64_t body = checked_body(r, h, rec);
 	if (body < 0)
 		return 0;
-	memcpy(buf, (const uint8_t *)h + RING_RECORD_HEADER, (size_t)body);
+	copy_out(buf, (const uint8_t *)h + RING_RECORD_HEADER, (size_t)body);
 	return 1;
 }
 

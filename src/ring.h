@@ -9,11 +9,12 @@
  *   +--------+-----+-------+----------+--------------+--------------+-----+
  *
  * at absolute byte positions that only grow (position % capacity is the
- * offset). The publisher writes a record's fields and payload, stores 0 in
- * the seq word where the next record goes, then stores the record's seq
- * last (release): a reader that expects `seq` at `pos` knows the record is
- * complete when that word says so, and never mistakes an older lap's bytes
- * for it. A record that would cross the end of the data is preceded by a
+ * offset). The publisher writes a record's payload, stores 0 in the seq
+ * word where the next record goes, then the record's other fields and its
+ * seq last (release; the fields right before it, so the line a reader
+ * polls moves between CPUs as seldom as it can): a reader that expects
+ * `seq` at `pos` knows the record is complete when that word says so, and
+ * never mistakes an older lap's bytes for it. A record that would cross the end of the data is preceded by a
  * pad record (REC_PAD) to the end; an offset with no room for a header is
  * skipped by both sides.
  *
@@ -220,7 +221,10 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 
 /* Write one record: meta_len bytes of metadata then len of payload
  * (meta_len + len <= ki_ring_inline_max), or a large reference (flags
- * REC_LARGE, payload a struct ring_large). Returns its seq. */
+ * REC_LARGE, payload a struct ring_large). Returns its seq. timestamp_ns
+ * RING_STAMP_NOW: CLOCK_REALTIME read once the payload's stores are on
+ * their way to the ring (the clock read overlaps them). */
+#define RING_STAMP_NOW UINT64_MAX
 uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
 		       const void *payload, uint32_t len, uint16_t flags,
 		       uint64_t timestamp_ns);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "child.h"
@@ -123,6 +124,39 @@ static void test_empty(void **state)
 	ring_setup(&f, 8, 64);
 	expect_empty(&f);
 	assert_int_equal(f.r.next, 1);
+	ring_teardown(&f);
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* RING_STAMP_NOW (what kite_publish passes): the writer reads the clock
+ * itself, between the payload's stores and the header's; the record is
+ * stamped with the time of the write, whichever copy its size takes (word
+ * by word up to 256 bytes, memcpy beyond). */
+static void test_stamp_now(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	ring_setup(&f, 8, 512);
+	static const uint32_t lens[] = {0, 1, 7, 8, 63, 64, 255, 256, 257, 480};
+	for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+		uint8_t p[512];
+		uint64_t seq = f.w.head + 1;
+		fill_bytes(p, seq, lens[i]);
+		uint64_t t0 = realtime_ns();
+		assert_int_equal(ki_ring_write(&f.w, NULL, 0, p, lens[i], 0, RING_STAMP_NOW), seq);
+		uint64_t t1 = realtime_ns();
+		struct ring_record rec;
+		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
+		assert_int_equal(rec.seq, seq);
+		assert_true(rec.timestamp_ns >= t0 && rec.timestamp_ns <= t1);
+		check_bytes(f.buf, rec.len, seq, lens[i]);
+	}
 	ring_teardown(&f);
 }
 
@@ -1064,6 +1098,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_in_order),
+		cmocka_unit_test(test_stamp_now),
 		cmocka_unit_test(test_every_size_wraps),
 		cmocka_unit_test(test_reader_floor_is_enough),
 		cmocka_unit_test(test_wrap_around),
