@@ -526,6 +526,7 @@ static void test_bad_arguments(void **state)
 	assert_non_null(strstr(kite_strerror(KITE_ENOCLAIM), "claim"));
 	assert_non_null(strstr(kite_strerror(-EBUSY), "claim"));
 	assert_non_null(strstr(kite_strerror(-EMSGSIZE), "claim"));
+	assert_non_null(strstr(kite_strerror(-EMSGSIZE), "pool")); /* the limit */
 	kite_close(pub);
 }
 
