@@ -10,7 +10,10 @@
  * outlives us and is read first). A publisher that is gone with entries
  * left has its streams reported: NEW, first..head lost (the head from the
  * stream heads page), GONE. The fast path, a record that goes straight
- * into the socket, writes nothing here.
+ * into the socket, writes nothing here; it clears an entry an earlier note
+ * left for its ring (a ring noted while the link was being made again),
+ * as does the end of the subscriber's stream (unsubscribed): left valid,
+ * such an entry would report messages it had, or never asked for, lost.
  *
  * Layout (handovers.h): a header page, one bit per 4 KiB page of entries
  * ever written (the reader visits only those: reading a hole of shared
@@ -76,14 +79,41 @@ void ki_ho_note(kite *k, struct peer *p, struct outrec *r)
 {
 	const struct pub_ring *ring = ki_pub_find(k, r->m.text);
 	r->ho_slot = -1;
-	if (ring && ring->ring_id == r->m.id && write_entry(p->ho_out, ring, r->m.a))
+	if (ring && ring->ring_id == r->m.id && write_entry(p->ho_out, ring, r->m.a)) {
 		r->ho_slot = ring->head_slot;
+		p->ho_noted = 1;
+	}
 }
 
 void ki_ho_note_unsent(kite *k, struct peer *p, const struct pub_ring *r, uint64_t first)
 {
 	(void)k; /* (the caller asked the policy) */
-	write_entry(p->ho_out, r, first);
+	p->ho_noted |= write_entry(p->ho_out, r, first);
+}
+
+/* Clear slot's entry if it still names ring_id. */
+static void clear_entry(uint8_t *page, int32_t slot, uint64_t ring_id)
+{
+	if (!page || slot < 0)
+		return;
+	struct ho_entry *e = ki_ho_entry(page, (uint32_t)slot);
+	atomic_compare_exchange_strong_explicit(&e->ring_id, &ring_id, 0, memory_order_release,
+						memory_order_relaxed);
+}
+
+void ki_ho_forget(struct peer *p, const struct pub_ring *r)
+{
+	/* (A page nothing was ever written in is not touched: reading it
+	 * would make its pages resident.) */
+	if (p->ho_noted)
+		clear_entry(p->ho_out, r->head_slot, r->ring_id);
+}
+
+void ki_ho_left(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	const struct pub_ring *ring;
+	if (p->ho_noted && (ring = ki_pub_find(k, m->text)) && ring->ring_id == m->id)
+		ki_ho_forget(p, ring);
 }
 
 void ki_ho_note_relink(kite *k, struct relink *l, const struct pub_ring *r, uint64_t first)
@@ -97,12 +127,7 @@ void ki_ho_note_relink(kite *k, struct relink *l, const struct pub_ring *r, uint
 
 void ki_ho_sent(struct peer *p, const struct outrec *r)
 {
-	if (r->ho_slot < 0 || !p->ho_out)
-		return;
-	struct ho_entry *e = ki_ho_entry(p->ho_out, (uint32_t)r->ho_slot);
-	uint64_t id = r->m.id;
-	atomic_compare_exchange_strong_explicit(&e->ring_id, &id, 0, memory_order_release,
-						memory_order_relaxed);
+	clear_entry(p->ho_out, r->ho_slot, r->m.id);
 }
 
 int ki_ho_receive(struct peer *p, const struct wire_msg *m)

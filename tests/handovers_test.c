@@ -298,6 +298,113 @@ static void test_liar_bad_entries(void **state)
 	kite_close(k);
 }
 
+/* ---- Entries of hand-overs that left, or of streams that ended. ---- */
+
+#define RAW_SUB_ID 0x5ab5c71be7ull
+
+/* A raw subscriber's link to k: hello, the handovers page (mapped
+ * read-only into *page), and the publisher's W_SYNC (our hello has been
+ * acted on). */
+static int raw_subscriber_link(kite *k, const uint8_t **page)
+{
+	int sock = raw_connect(bus, kite_id(k));
+	assert_true(sock >= 0);
+	assert_int_equal(raw_hello(sock, RAW_SUB_ID), 0);
+	struct wire_msg m;
+	for (int got_page = 0;;) {
+		assert_true(raw_recv(sock, &m, 5000) == 1);
+		if (m.type == W_HANDOVERS) {
+			assert_int_equal(m.nfds, 2);
+			*page = ki_shm_map(m.fds[0], HO_BYTES, 0);
+			assert_non_null(*page);
+			got_page = 1;
+		}
+		for (int i = 0; i < m.nfds; i++)
+			close(m.fds[i]);
+		if (m.type == W_SYNC) {
+			assert_true(got_page);
+			return sock;
+		}
+	}
+}
+
+static void raw_pattern(int sock, uint16_t type, const char *pattern, uint64_t ack)
+{
+	struct wire_msg m;
+	ki_wire_init(&m, type);
+	snprintf(m.text, sizeof m.text, "%s", pattern);
+	m.id = ack;
+	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
+	if (ack)
+		assert_int_equal(raw_expect(sock, &m, W_SUB_ACK, 5000), 1);
+}
+
+static uint64_t entry_id(const uint8_t *page, uint32_t slot)
+{
+	return atomic_load(&ki_ho_entry((uint8_t *)(uintptr_t)page, slot)->ring_id);
+}
+
+/* Our subscription to st.> on k, a link that breaks (we live), and a new
+ * link that has said hello but not yet sent its patterns: a channel made
+ * now is written down for it ("its stream starts here"). The new link's
+ * socket; its page in *page. */
+static int relinked_with_ghost_entry(kite *k, const char *channel, const uint8_t **page)
+{
+	int sock = raw_subscriber_link(k, page);
+	raw_pattern(sock, W_SUB, "st.>", 1);
+	close(sock);
+	munmap((void *)(uintptr_t)*page, HO_BYTES);
+	nap_us(200000); /* the publisher reads the end, and will link again */
+	sock = raw_subscriber_link(k, page);
+	assert_true(kite_publish(k, channel, "x", 1) > 0);
+	return sock;
+}
+
+/* The page says what a subscriber would lose should its publisher die:
+ * an entry left valid after its W_RING went into the socket, or after the
+ * stream ended (unsubscribed), makes a subscriber that subscribes again
+ * report as lost messages it already had, or that were never its own. */
+static void test_entries_cleared_when_moot(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-moot"));
+	kite_options o = {.bus = bus, .handshake_ms = 2000};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+
+	/* 1. Our patterns come: the ring goes straight into the socket. */
+	const uint8_t *page;
+	int sock = relinked_with_ghost_entry(k, "st.a", &page);
+	assert_int_not_equal(entry_id(page, 0), 0); /* (written down: the premise) */
+	raw_pattern(sock, W_SUB, "st.>", 0); /* (an ack would come after the ring) */
+	struct wire_msg m;
+	assert_int_equal(raw_expect(sock, &m, W_RING, 5000), 1);
+	for (int i = 0; i < m.nfds; i++)
+		close(m.fds[i]);
+	assert_string_equal(m.text, "st.a");
+	nap_us(100000);
+	print_message("# st.a handed over: its entry %s\n", entry_id(page, 0) ? "left valid"
+									   : "cleared");
+	assert_int_equal(entry_id(page, 0), 0);
+	close(sock);
+	munmap((void *)(uintptr_t)page, HO_BYTES);
+
+	/* 2. Our patterns come without st.>: the stream st.b ended for us. */
+	sock = relinked_with_ghost_entry(k, "st.b", &page);
+	assert_int_not_equal(entry_id(page, 1), 0);
+	raw_pattern(sock, W_SUB, "other.>", 3);
+	ki_wire_init(&m, W_SYNC);
+	m.id = 4;
+	assert_int_equal(ki_wire_send(sock, &m, 0), 0);
+	assert_int_equal(raw_expect(sock, &m, W_SUB_ACK, 5000), 1);
+	print_message("# st.b no longer asked for: its entry %s\n",
+		      entry_id(page, 1) ? "left valid" : "cleared");
+	assert_int_equal(entry_id(page, 1), 0);
+	close(sock);
+	munmap((void *)(uintptr_t)page, HO_BYTES);
+	kite_close(k);
+}
+
 /* ---- Links from an allowed user are capped. ---- */
 
 #define CAP_LINKS (PEER_LINKS_MAX + 60)
@@ -533,6 +640,7 @@ int main(void)
 		T(test_killed_publisher_soak),
 		T(test_liar_bad_pages),
 		T(test_liar_bad_entries),
+		T(test_entries_cleared_when_moot),
 		T(test_links_per_allowed_uid_capped),
 		T(test_relinks_per_allowed_uid_capped),
 	};
