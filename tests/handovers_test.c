@@ -84,6 +84,27 @@ static void test_killed_publisher_live_subscriber(void **state)
 }
 
 /* Kills at random points, the subscriber stopped in most rounds. */
+/* The subscriber stopped for longer than idle_ms while the publisher makes
+ * its rings, releases them (their first hand-overs still waiting) and makes
+ * them again with more messages, then dies. */
+static void test_killed_publisher_rings_released_meanwhile(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-idle"));
+	struct kp_plan plan = {.bus = bus, .prefix = "ho.", .channels = 300,
+			       .per_channel = 3, .name_pad = 120, .stop_subscriber = 1,
+			       .idle_ms = 100, .passes = 3};
+	run_plan(&plan);
+	uint64_t delivered = 0;
+	for (int c = 0; c < plan.channels; c++)
+		delivered += sh->r.s[c].messages;
+	print_message("# %d channels x %d x %d passes, rings released between: %llu "
+		      "delivered, %llu reported lost\n", plan.channels, plan.per_channel,
+		      plan.passes, (unsigned long long)delivered,
+		      (unsigned long long)sh->r.total_lost);
+	assert_true(sh->r.total_lost > 0);
+}
+
 static void test_killed_publisher_soak(void **state)
 {
 	(void)state;
@@ -638,6 +659,7 @@ int main(void)
 		T(test_killed_publisher_stopped_subscriber),
 		T(test_killed_publisher_live_subscriber),
 		T(test_killed_publisher_soak),
+		T(test_killed_publisher_rings_released_meanwhile),
 		T(test_liar_bad_pages),
 		T(test_liar_bad_entries),
 		T(test_entries_cleared_when_moot),
