@@ -191,10 +191,27 @@ static int read_entry(const struct ho_view *v, uint32_t slot, char *channel,
 	return *first && *first < RING_START_MAX;
 }
 
+/* Whether the page could name anything we would report: a channel one of
+ * our patterns matches that the policy lets who send us. If not (a peer
+ * the policy lets into nothing, or only on channels we do not ask for), it
+ * is not read at all: reading a liar's page makes up to 16 MiB of it
+ * resident while the handle's state is held (kite_publish waits). */
+static int worth_reading(const kite *k, const struct peer *who)
+{
+	for (size_t i = 0; i < k->npatterns; i++)
+		if (ki_policy_may_share(k, who, k->patterns[i]))
+			return 1;
+	return 0;
+}
+
 void ki_ho_report(kite *k, struct ho_view *v, const struct peer *who)
 {
 	if (!v->page)
 		return;
+	if (!worth_reading(k, who)) {
+		ki_ho_unmap(v);
+		return;
+	}
 	const _Atomic uint64_t *used = (const _Atomic uint64_t *)v->page;
 	char channel[KITE_CHANNEL_MAX + 1];
 	for (size_t pg = 0; pg < HO_ENTRY_PAGES; pg++) {
