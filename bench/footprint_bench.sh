@@ -75,7 +75,7 @@ one_case() {
 
 echo "## footprint: memory per (publisher, channel) and per handle (KiB)"
 echo
-echo "ring = the memfd's size (header page + records); per channel: bytes of ring"
+echo "ring = the memfd's size (header page + records + large-message pool); per channel: bytes of ring"
 echo "mapped and resident in each process; PSS and RSS: the whole process"
 echo "(smaps_rollup), shared ring pages split between the processes mapping them."
 echo

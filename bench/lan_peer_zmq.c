@@ -6,8 +6,11 @@
  *   kite-sub IFACE COUNT           count them (messages and KITE_LOSS), and
  *                                  print "repaired R" (LAN repair) after
  *   udp-pub IFACE SIZE COUNT GSO   the bare floor: sendmmsg, one message a
- *                                  datagram (GSO 1: UDP_SEGMENT, 64 a send)
- *   udp-sub IFACE COUNT            recvmmsg
+ *                                  datagram (GSO 1: UDP_SEGMENT, 64 a send;
+ *                                  above 1472 bytes, 1472-byte datagrams,
+ *                                  44 a send: 64 KiB the most a send takes)
+ *   udp-sub IFACE COUNT SIZE       recvmmsg, with UDP_GRO (coalesced reads
+ *                                  of a GSO sender's datagrams)
  *   zmq-pub ENDPOINT SIZE COUNT    ZeroMQ PUB (tcp://), no drops (HWM 0)
  *   zmq-sub ENDPOINT COUNT         SUB
  *
@@ -34,6 +37,9 @@
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 #define GROUP "239.255.75.9"
 #define PORT 7490
@@ -140,6 +146,7 @@ static int udp_socket(const char *iface, int rx)
 		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(PORT)};
 		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
+		setsockopt(s, IPPROTO_UDP, UDP_GRO, &one, sizeof one);
 		if (bind(s, (struct sockaddr *)&a, sizeof a) ||
 		    setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m))
 			return -1;
@@ -163,15 +170,34 @@ static int udp_pub(const char *iface, size_t size, uint64_t count, int gso)
 	sleep(1);
 	uint64_t c0 = cpu_ns(), sent = 0;
 	if (gso && size <= 1472) {
-		/* 64 messages in one send, cut by the kernel (UDP_SEGMENT). */
+		/* 64 messages in one send, cut by the kernel (UDP_SEGMENT); as
+		 * many as one UDP payload holds (65,507 bytes: 63 of 1 KiB). */
 		int seg = (int)size;
+		size_t per_send = 65507 / size < B ? 65507 / size : B;
 		setsockopt(s, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof seg);
-		for (; sent < count; sent += B) {
-			struct iovec v = {buf, size * B};
+		for (; sent < count; sent += per_send) {
+			struct iovec v = {buf, size * per_send};
 			struct msghdr h = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &v, .msg_iovlen = 1};
 			if (sendmsg(s, &h, 0) < 0)
 				break;
 		}
+	} else if (gso) {
+		/* Each message as 1472-byte datagrams, 44 a send (a send carries
+		 * 65,507 bytes at most), cut by the kernel. */
+		size_t frags = (size + per - 1) / per, total = count * frags, done = 0;
+		int seg = (int)per;
+		setsockopt(s, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof seg);
+		while (done < total) {
+			size_t n = total - done < 44 ? total - done : 44;
+			struct iovec v = {buf, per * n};
+			struct msghdr h = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &v, .msg_iovlen = 1};
+			if (sendmsg(s, &h, 0) < 0)
+				break;
+			done += n;
+		}
+		sent = done / frags;
+		seg = 0; /* the end marker below goes as it is */
+		setsockopt(s, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof seg);
 	} else {
 		size_t frags = (size + per - 1) / per;
 		for (; sent < count; sent += B / frags) {
@@ -206,7 +232,11 @@ static int udp_sub(const char *iface, uint64_t count, size_t size)
 	printf("ready\n");
 	fflush(stdout);
 	enum { B = 64 };
-	static char bufs[B][1500];
+	static char bufs[B][65536];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl[B];
 	struct mmsghdr mm[B];
 	struct iovec iov[B];
 	uint64_t bytes = 0, first = 0, last = 0, datagrams = 0;
@@ -218,7 +248,9 @@ static int udp_sub(const char *iface, uint64_t count, size_t size)
 			break;
 		for (int i = 0; i < B; i++) {
 			iov[i] = (struct iovec){bufs[i], sizeof bufs[i]};
-			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1,
+							.msg_control = ctl[i].buf,
+							.msg_controllen = sizeof ctl[i].buf};
 		}
 		int n = recvmmsg(s, mm, B, MSG_DONTWAIT, NULL);
 		int end = 0;
@@ -227,9 +259,19 @@ static int udp_sub(const char *iface, uint64_t count, size_t size)
 				end = 1;
 				continue;
 			}
+			/* A coalesced read (UDP_GRO) holds len / segment datagrams. */
+			uint64_t in = 1;
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mm[i].msg_hdr);
+			if (c && c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+				int seg;
+				memcpy(&seg, CMSG_DATA(c), sizeof seg);
+				if (seg > 0)
+					in = (mm[i].msg_len + (unsigned)seg - 1) / (unsigned)seg;
+			}
 			last = now_ns();
-			if (!datagrams++)
+			if (!datagrams)
 				first = last;
+			datagrams += in;
 			bytes += mm[i].msg_len;
 		}
 		if (end || datagrams >= need)
@@ -253,12 +295,14 @@ static int zmq_pub(const char *ep, size_t size, uint64_t count)
 	for (uint64_t i = 0; i < count; i++)
 		zmq_send(s, buf, size, 0);
 	zmq_send(s, "E", 1, 0);
-	uint64_t c1 = cpu_ns();
-	printf("sent %" PRIu64 " cpu_ns %" PRIu64 "\n", count, c1 - c0);
+	/* The CPU time once everything queued has gone: the I/O thread's
+	 * sending (one copy a subscriber) counts too. */
 	int linger = 10000;
 	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
 	zmq_close(s);
 	zmq_ctx_term(ctx);
+	uint64_t c1 = cpu_ns();
+	printf("sent %" PRIu64 " cpu_ns %" PRIu64 "\n", count, c1 - c0);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /* Fuzz target: the subscriber's packed-ring reader over a ring image the
- * input describes (8 x 64 = 512 bytes of records). The reader must return
- * within a bounded number of steps per call, never move its sequence
- * back, copy no more than its own inline maximum, count every loss, and
+ * input describes (8 x 64 = 512 bytes of records, then the 2 KiB
+ * large-message pool). The reader must return within a bounded number of
+ * steps per call, never move its sequence back, copy no more than its own
+ * inline maximum (a pool payload: the pool's share), count every loss, and
  * read nothing outside the image (ASan: the image and the copy buffer are
  * allocated at their exact sizes).
  *
@@ -16,7 +17,10 @@
  * hint's position, since_ns = the start position), the replay index and
  * its generation taken from the poured bytes: it must start at a seq of
  * the ring (>= 1), count as lost only what lies past target, and read on
- * under the same rules. */
+ * under the same rules. Mode bit 64 ('p' and up): every other honest
+ * record is a pool message (REC_POOL), and the pool limit is then the
+ * input's limit where that is odd (12 honest records if the input is too
+ * short to say). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +41,7 @@ const char *const fuzz_seeds[] = {
 	"\x08\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00",
+	"q", "s", "u", "p", "u\x03", "u\x01\x10", "w\x02\x04",
 	"Q", "S\x00\x04", "U\x40\x02\x00\x00\x00\x00\x00\x00\x05",
 	"9\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01\x01\x01\x01\x01\x01\x01",
 	"4\x00\x02\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -59,9 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t bytes;
 	if (ki_ring_geometry_valid(SLOTS, SLOT_SIZE, &bytes))
 		__builtin_trap();
-	uint32_t cap = ki_ring_inline_max(SLOT_SIZE);
+	uint32_t cap = ki_ring_inline_max(SLOTS, SLOT_SIZE);
+	uint64_t pool_max = ki_ring_pool_msg_max(SLOTS, SLOT_SIZE);
 	uint8_t *image = aligned_alloc(64, bytes);
-	uint8_t *buf = malloc(cap);
+	uint8_t *buf = malloc(ki_ring_read_max(SLOTS, SLOT_SIZE));
 	if (!image || !buf) {
 		free(image);
 		free(buf);
@@ -71,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t limit = u64_at(data, size, 1), hint_seq = u64_at(data, size, 9);
 	uint64_t hint_pos = u64_at(data, size, 17), start = u64_at(data, size, 25);
 	uint64_t start_pos = u64_at(data, size, 33);
-	unsigned honest = size > 41 ? data[41] % 32 : 0;
+	unsigned honest = size > 41 ? data[41] % 32 : (mode & 64) ? 12 : 0;
 	if (mode & 2)
 		limit = UINT64_MAX - (limit & 1023);
 	if (mode & 8)
@@ -88,10 +94,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < bytes - RING_HEADER_SIZE; i++)
 			image[RING_HEADER_SIZE + i] = data[DATA_AT + i % (size - DATA_AT)];
 	if (mode & 1)
-		for (unsigned i = 0; i < honest; i++)
+		for (unsigned i = 0; i < honest; i++) {
+			if ((mode & 64) && (i & 1)) {
+				uint64_t len = cap + 1 + i * 37 % (pool_max - cap), at;
+				memset(ki_ring_pool_claim(&w, len, &at), (int)i, len);
+				ki_ring_pool_commit(&w, at, len, 0, i);
+				continue;
+			}
 			ki_ring_write(&w, NULL, 0, data, (uint32_t)(i * 5 % (cap + 1) % (size + 1)),
 				      0, i);
+		}
 	struct ring_header *h = (struct ring_header *)image;
+	if ((mode & 64) && (limit & 1))
+		atomic_store(&h->pool_limit, limit);
 	atomic_store(&h->limit, limit);
 	atomic_store(&h->hint_seq, hint_seq);
 	atomic_store(&h->hint_pos, hint_pos);
@@ -130,7 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (res == RING_MESSAGE) {
 			if (rec.seq != before || r.next != before + 1 ||
 			    (rec.flags & ~REC_KNOWN_FLAGS) || (rec.flags & REC_PAD) ||
-			    (!(rec.flags & REC_LARGE) && rec.meta_len + rec.len > cap))
+			    (!(rec.flags & (REC_LARGE | REC_POOL)) && rec.meta_len + rec.len > cap) ||
+			    ((rec.flags & REC_POOL) && (rec.meta_len || rec.len > pool_max)))
 				__builtin_trap();
 		} else if (res == RING_LOST) {
 			if (rec.lost == 0 || r.next != before + rec.lost)

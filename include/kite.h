@@ -68,10 +68,12 @@ extern "C" {
  * returns -ENOSPC beyond. */
 #define KITE_PATTERNS_MAX 4096
 
-/* Largest message payload, in bytes (4 GiB - 1). Messages above
- * slot_size - 32 bytes travel in a sealed memfd of their own; a subscriber
- * keeps at most 64 of those per ring not yet read, and reports older ones
- * lost. */
+/* Largest message payload, in bytes (4 GiB - 1). With C = ring_slots *
+ * slot_size: messages up to max(C / 8, slot_size) - 32 bytes go inline in
+ * the ring; larger ones up to a quarter of the ring's pool (4 * C, at most
+ * 128 MiB; 2 MiB by default) go in the pool; beyond that, each travels in a
+ * sealed memfd of its own (a subscriber keeps at most 64 of those per ring
+ * not yet read, and reports older ones lost). See docs/channels.md. */
 #define KITE_MSG_MAX 0xffffffffull
 
 /* Error codes beyond errno. Always negative. Where errno has a fitting
@@ -80,7 +82,8 @@ extern "C" {
 enum kite_error {
 	KITE_EBADNAME = -1000,  /* channel name or pattern is malformed */
 	KITE_ETOOBIG = -1001,   /* payload larger than KITE_MSG_MAX */
-	KITE_ENOTSUB = -1005    /* unsubscribe of a pattern never subscribed */
+	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
+	KITE_ENOCLAIM = -1006   /* kite_commit/kite_abort with no open claim */
 };
 
 /* A handle: one participant on the machine's kite bus. */
@@ -89,12 +92,14 @@ typedef struct kite kite;
 /* Options for kite_open(); zero fields take the defaults. */
 typedef struct kite_options {
 	/* A publisher ring holds ring_slots * slot_size bytes of records
-	 * (ring_slots a power of two, default 1024). A subscriber more than
-	 * about that many bytes of records behind is overrun; records are
-	 * 24 bytes + payload rounded up to 8. */
+	 * (ring_slots a power of two, default 1024), and a pool of 4 times
+	 * that (at most 128 MiB) for messages too large to go inline. A
+	 * subscriber more than about that many bytes of records (or of pooled
+	 * messages) behind is overrun; records are 24 bytes + payload
+	 * rounded up to 8. */
 	uint32_t ring_slots;
-	/* Largest inline record (multiple of 64, default 2048): payloads above
-	 * slot_size - 32 travel as their own memfd. */
+	/* Multiple of 64, default 2048: payloads of up to slot_size - 32
+	 * bytes always go inline, however few the slots (see KITE_MSG_MAX). */
 	uint32_t slot_size;
 	/* Microseconds kite_recv() spins before it sleeps, yielding the CPU
 	 * now and then (default 50; UINT32_MAX: never spin, 0 = default). */
@@ -186,7 +191,9 @@ struct kite_origin {
 #define KITE_ORIGIN_MAX 65536
 
 /* One delivered message, or the context of an event. Pointers are valid
- * until the next kite_recv() or kite_close() on the same handle. */
+ * until the next kite_recv() or kite_close() on the same handle: inline and
+ * pooled payloads are copied into the handle's buffer (the pool is reused
+ * by its publisher), a memfd message is mapped. */
 typedef struct kite_msg {
 	const char *channel;   /* NUL-terminated */
 	const void *data;      /* payload (NULL for events) */
@@ -263,6 +270,52 @@ KITE_API int64_t kite_publish(kite *k, const char *channel, const void *data,
  * exceeds KITE_ORIGIN_MAX, or it and the payload exceed KITE_MSG_MAX. */
 KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *data,
 			    size_t len, const struct kite_origin *origin);
+
+/* Zero-copy publish: build a message in place in the channel's ring.
+ *
+ *     void *p;
+ *     int rc = kite_claim(k, "prices.eur", 64, &p);
+ *     if (rc == 0) {
+ *             n = fill(p, 64);                          // 0..64 bytes
+ *             int64_t seq = kite_commit(k, "prices.eur", n);
+ *     }
+ *
+ * kite_claim() reserves the channel's next record for up to len bytes and
+ * sets *data to where its payload goes (8-aligned, len writable bytes; len
+ * 0 is allowed). Nothing is visible to subscribers until kite_commit(),
+ * which publishes the first len bytes written there (len at most the
+ * claimed length; fewer is fine) as kite_publish() would: the sequence
+ * number (returned), the timestamp (taken at commit), the replay index and
+ * wake-ups are all settled at commit. kite_abort() gives the claim up:
+ * nothing is published and no sequence number is spent. *data is valid
+ * until kite_commit, kite_abort or kite_close on the handle; do not read
+ * it for anything but what you wrote, nor write it afterwards.
+ *
+ * Sizes: only records of the ring itself, what goes inline: at most
+ * max(capacity / 8, slot_size) - 32 bytes (262,112 with default rings);
+ * -EMSGSIZE above (use kite_publish, which sends larger messages through
+ * the ring's pool or a memfd).
+ * One open claim per channel per handle: while it is open, kite_claim and
+ * kite_publish/kite_publish_origin on that channel return -EBUSY (at once,
+ * nothing is published); other channels are unaffected. Threading is as
+ * for kite_publish: one thread at a time per handle, and the caller's lock
+ * around each call (not around the time a claim stays open): the claim
+ * belongs to the handle, not the thread, and may be committed by another.
+ * Reliable subscribers (KITE_SUB_RELIABLE) are honoured at claim time:
+ * kite_claim waits for room up to reliable_wait_ms and returns -EAGAIN
+ * (no claim made) as kite_publish would; a commit never waits.
+ * A publisher that dies (or closes its handle) with a claim open publishes
+ * nothing of it: subscribers receive every record committed before, whole,
+ * then KITE_PUBLISHER_GONE, with no loss reported for the claim.
+ * Errors: -EINVAL (NULL k, channel or data; a commit longer than the
+ * claim, which stays open), KITE_EBADNAME, -EMSGSIZE, -EBUSY, -EAGAIN,
+ * -EMFILE (as kite_publish), -ECHILD (a handle inherited through fork),
+ * KITE_ENOCLAIM (commit or abort with no claim open on that channel:
+ * never claimed, or already committed or aborted). On a LAN handle the
+ * committed message goes out by multicast too, as kite_publish's. */
+KITE_API int kite_claim(kite *k, const char *channel, size_t len, void **data);
+KITE_API int64_t kite_commit(kite *k, const char *channel, size_t len);
+KITE_API int kite_abort(kite *k, const char *channel);
 
 /* Subscribe to a pattern; returns 0, KITE_EBADNAME, -ENOSPC (already
  * KITE_PATTERNS_MAX patterns) or -ENOMEM. It returns once every linked peer
@@ -422,6 +475,14 @@ typedef struct kite_lan_stats {
 	uint64_t frames_unauthenticated; /* with key=FILE: frames rejected
 	                               (in frames_rejected too) for a missing
 	                               or wrong tag */
+	/* Segmentation offload (appended, as above). */
+	uint64_t gso_sends;         /* sends of several datagrams that the
+	                               kernel cut (UDP_SEGMENT): a large
+	                               message's fragments, up to 64 a send */
+	uint64_t gso_refused;       /* 1 once the kernel refused such a send:
+	                               fragments then go by sendmmsg */
+	uint64_t gro_buffers;       /* reads of several datagrams that the
+	                               kernel coalesced (UDP_GRO) */
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may

@@ -16,6 +16,13 @@ const char *kite_strerror(int code)
 	case -ETIMEDOUT: return "timed out: nothing arrived";
 	case -EAGAIN: return "nothing ready yet";
 	case KITE_ENOTSUB: return "not subscribed to that pattern";
+	case KITE_ENOCLAIM:
+		return "no open claim on that channel (kite_claim first; a claim is "
+		       "committed or aborted once)";
+	case -EBUSY:
+		return "a claim is open on that channel: kite_commit or kite_abort it first";
+	case -EMSGSIZE:
+		return "too large to claim: kite_claim takes at most slot_size - 32 bytes";
 	}
 	if (code < 0 && code > -4096)
 		return strerror(-code);

@@ -223,6 +223,10 @@ struct pub_ring {
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
 	int publishing;         /* kite_publish let go of the lock mid-message */
+	/* An open kite_claim: the body bytes it may fill, plus one (0: none).
+	 * Its ring is not released, nor written by anything else, until
+	 * kite_commit or kite_abort (claim.c). */
+	uint64_t claimed;
 	/* Reliable subscribers (a subset of subs) and the least of their
 	 * positions as last read: a publish that needs no more is not
 	 * checked further (reliable.c). */
@@ -393,7 +397,7 @@ struct kite {
 	size_t ev_head, ev_count;
 	struct queued_event current; /* the event kite_recv last returned */
 
-	uint8_t *msg_buf; /* inline payload copy; the largest slot we read */
+	uint8_t *msg_buf; /* inline or pool payload copy (ki_ring_read_max) */
 	size_t msg_buf_size;
 	size_t msg_buf_want; /* set by the control thread, grown by kite_recv */
 	void *large_map;  /* large message kite_recv last returned */
@@ -588,6 +592,15 @@ void ki_pub_ring_free(struct pub_ring *r);
 int ki_pub_make_heads(kite *k);
 /* The ring we publish channel into, or NULL. */
 struct pub_ring *ki_pub_find(kite *k, const char *channel);
+/* The ring to publish on a channel (made, or made again after an idle
+ * release, as needed); NULL and *err (KITE_EBADNAME, -errno) if there is
+ * none. With the state held. */
+struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err);
+/* A record of r was committed as seq, stamped timestamp_ns: the stream
+ * head, counters, the LAN copy (same stamp), sleeping subscribers. With
+ * the state held. */
+void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timestamp_ns,
+		      const void *data, size_t len);
 /* The subscriber id is gone: its streams start afresh if it ever returns. */
 void ki_pub_forget_marks(kite *k, uint64_t peer_id);
 /* Its patterns are all in (its W_SYNC): streams it no longer asks for end. */
@@ -608,10 +621,13 @@ void ki_rel_remove(struct pub_ring *r, const struct peer *p);
 void ki_rel_clear(struct pub_ring *r);
 /* A subscriber's W_RELIABLE: its positions page and its slot for a ring. */
 int ki_rel_handle(kite *k, struct peer *p, const struct wire_msg *m);
-/* Room for a record of body bytes (large: a large message's) without
- * overrunning a reliable subscriber: 0, or -EAGAIN once opt.reliable_wait_ms
- * has passed. May let go of the state while it waits (r stays valid). */
-int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, int *locked);
+/* Room for a record of body bytes (large: a memfd message's) without
+ * overrunning a reliable subscriber, which must also have reached ring
+ * position `also` (a pool payload's floor, or 0): 0, or -EAGAIN once
+ * opt.reliable_wait_ms has passed. May let go of the state while it waits
+ * (r stays valid). */
+int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, uint64_t also,
+		int *locked);
 /* The record just written was large and ended at w.pos. */
 static inline void ki_rel_large_written(struct pub_ring *r)
 {

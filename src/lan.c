@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -44,6 +45,12 @@
 #define QUEUE_ITEMS 65536
 #define STREAMS_MAX 65536
 #define HASH_SIZE 1024
+/* Message items kept for reuse once kite_recv() is done with them, so a
+ * stream of small messages does not malloc and free each: those made for
+ * payloads up to SPARE_PAYLOAD bytes, SPARE_MAX of them at most (about
+ * 1.4 MiB). */
+#define SPARE_PAYLOAD 256
+#define SPARE_MAX 4096
 /* Repair, subscriber side: a gap is first asked for this long after it is
  * seen (reordering usually fills it sooner), then again every retry, one
  * NAK per stream and period, until repair_ms gives it up as lost. */
@@ -62,12 +69,15 @@ enum item_type { ITEM_MESSAGE, ITEM_LOSS, ITEM_NEW, ITEM_GONE };
 
 struct entry; /* a stream heard from the LAN */
 
+/* A message's item is allocated with its payload, which follows it (one
+ * allocation a message: m.block is the item itself). */
 struct item {
 	struct item *next;
 	enum item_type type;
 	struct entry *e;
 	struct lan_msg m;
 	uint64_t lost;
+	uint32_t room; /* payload bytes its allocation holds (0: none) */
 };
 
 struct entry {
@@ -81,12 +91,15 @@ struct entry {
 	uint64_t nak_gap_ns;    /* ... the gap (its gap_since_ns) it is for */
 	uint64_t closing_ns;    /* repair: said goodbye at, its gaps still
 				 * waiting for resends (0: not closing) */
+	uint64_t matched_gen;   /* its channel matched the patterns of this
+				 * generation (ki_lan.patterns_gen) */
 	struct entry *next;     /* hash chain */
 };
 
 /* A channel this handle publishes on the LAN. */
 struct pub {
 	char channel[KITE_CHANNEL_MAX + 1];
+	uint32_t group;        /* its multicast group, host order */
 	uint64_t seq;
 	uint64_t state_due_ns; /* 0: nothing to announce */
 	struct pub *next;
@@ -104,18 +117,36 @@ struct ki_lan {
 	struct lan_reasm reasm;
 	struct entry *streams[HASH_SIZE];
 	size_t nstreams;
+	/* The stream heard last, and the subscriptions' generation: a burst
+	 * of one stream skips the pattern match and the lookup. */
+	struct entry *last_entry;
+	uint64_t patterns_gen;
 	struct pub *pubs[HASH_SIZE];
+	struct pub *last_pub; /* the one published on last: a burst's lookups */
 	struct item *head, *tail, *current;
 	size_t nitems, queue_bytes;
+	struct item *spare; /* reusable message items (SPARE_MAX) */
+	size_t nspare;
 	uint8_t *txbuf, *rxbuf;
 	size_t max_datagram;
+	/* Datagrams of one length in a row (a fragmented message's, a burst
+	 * of equal packed messages, resends) go by UDP_SEGMENT sends, one
+	 * buffer through the stack for up to 64, unless gso=0, the kernel
+	 * lacks GSO or refused a send once (then sendmmsg, for the handle's
+	 * life). */
+	int gso;
 	/* Packing (lan_pack.h): a burst's small messages share datagrams,
 	 * sent when the slots fill, or pack_ns after the first waited
 	 * (pack_timer), or at once for a message after an idle spell. */
 	struct lan_packer pack;
 	uint64_t pack_ns, last_publish_ns;
 	int pack_timer;
+	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
+	/* ki_lan_timers' full scan (every stream and channel) is due at this
+	 * time: 0 after anything that may need it sooner (a new stream, a gap,
+	 * a fragment), so a busy receiver does not scan on every pass. */
+	uint64_t timers_due_ns;
 	uint64_t dups_gone, late_gone; /* counters of streams freed */
 	/* Sends give up waiting for queue room at this time: one budget of
 	 * SEND_TIMEOUT_MS per call into the LAN side (a 16 MiB message is
@@ -214,6 +245,7 @@ int ki_lan_open(kite *k, const char *text)
 		return -ENOMEM;
 	if ((l->tx = ki_lan_socket_sender(&l->spec, &l->ifc, SEND_TIMEOUT_MS)) < 0)
 		return l->tx;
+	l->gso = l->spec.gso && ki_lan_gso_offered(l->tx);
 	size_t granted = 0;
 	if ((l->rx = ki_lan_socket_receiver(&l->spec, RCVBUF_WANT, &granted)) < 0)
 		return l->rx;
@@ -232,6 +264,51 @@ int ki_lan_open(kite *k, const char *text)
 	return 0;
 }
 
+/* The send queue is full: wait for room, within what is left of this
+ * call's budget. 1: try again; 0: the budget is spent. */
+static int wait_for_room(struct ki_lan *l)
+{
+	uint64_t now = ki_monotonic_ns();
+	if (now >= l->send_until_ns)
+		return 0;
+	struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
+	int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
+	return poll(&pfd, 1, ms) >= 0 || errno == EINTR;
+}
+
+/* sendmmsg count prepared messages (dgrams[i] datagrams in message i,
+ * NULL: one each); how many messages went: all, unless the socket stayed
+ * full past this call's budget or the kernel refused one (errno then says why). */
+static unsigned send_mm(struct ki_lan *l, struct mmsghdr *mm, const unsigned *dgrams,
+			unsigned count)
+{
+	unsigned done = 0;
+	while (done < count) {
+		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			for (int i = 0; i < n; i++) /* only what the call says it sent */
+				l->st.datagrams_sent += dgrams ? dgrams[done + (unsigned)i] : 1;
+			done += (unsigned)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS))
+			break;
+		if (!wait_for_room(l)) {
+			errno = EAGAIN;
+			break;
+		}
+	}
+	return done;
+}
+
+static struct sockaddr_in group_addr(const struct ki_lan *l, uint32_t group)
+{
+	return (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(l->spec.range.port),
+				    .sin_addr.s_addr = htonl(group)};
+}
+
 /* Send count datagrams (bufs[i], lens[i]) to groups[i] with sendmmsg; how
  * many went (all, unless the socket stayed full SEND_TIMEOUT_MS). */
 static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
@@ -241,35 +318,12 @@ static unsigned send_batch(struct ki_lan *l, const uint8_t *const *bufs, const s
 	struct mmsghdr mm[SEND_BATCH];
 	struct iovec iov[SEND_BATCH];
 	for (unsigned i = 0; i < count; i++) {
-		to[i] = (struct sockaddr_in){.sin_family = AF_INET,
-					     .sin_port = htons(l->spec.range.port),
-					     .sin_addr.s_addr = htonl(groups[i])};
+		to[i] = group_addr(l, groups[i]);
 		iov[i] = (struct iovec){(void *)(uintptr_t)bufs[i], lens[i]};
 		mm[i].msg_hdr = (struct msghdr){.msg_name = &to[i], .msg_namelen = sizeof to[i],
 						.msg_iov = &iov[i], .msg_iovlen = 1};
 	}
-	unsigned done = 0;
-	while (done < count) {
-		int n = sendmmsg(l->tx, mm + done, count - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			done += (unsigned)n; /* only what the call says it sent */
-			l->st.datagrams_sent += (uint64_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || (errno != EAGAIN && errno != ENOBUFS))
-			break;
-		/* Full: wait for room, within what is left of this call's budget. */
-		uint64_t now = ki_monotonic_ns();
-		if (now >= l->send_until_ns)
-			break;
-		struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
-		int ms = (int)((l->send_until_ns - now + 999999u) / 1000000u);
-		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
-			break;
-	}
-	return done;
+	return send_mm(l, mm, NULL, count);
 }
 
 /* Send count datagrams of txbuf (lengths in lens) to one group; 0 if all
@@ -285,25 +339,159 @@ static int send_datagrams(struct ki_lan *l, uint32_t group, const size_t *lens, 
 	return send_batch(l, bufs, lens, groups, count) == count ? 0 : -1;
 }
 
-/* Send what the packer holds, in one sendmmsg. */
-static void pack_flush(struct ki_lan *l)
+/* Send count datagrams laid back to back at buf (each seg bytes but the
+ * last, which is last bytes) to one group: one UDP_SEGMENT send while the
+ * kernel takes them, else sendmmsg. How many went. */
+static unsigned send_segments(struct ki_lan *l, uint32_t group, const uint8_t *buf, size_t seg,
+			 unsigned count, size_t last)
+{
+	size_t total = (count - 1) * seg + last;
+	struct sockaddr_in to = group_addr(l, group);
+	while (l->gso && count > 1) {
+		ssize_t n = ki_lan_gso_send(l->tx, &to, buf, total, seg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == (ssize_t)total) {
+			l->st.datagrams_sent += count;
+			l->st.gso_sends++;
+			return count;
+		}
+		if (n == -EINTR)
+			continue;
+		if ((n == -EAGAIN || n == -ENOBUFS) && wait_for_room(l))
+			continue;
+		if (n != -EIO && n != -EINVAL && n != -EMSGSIZE && n != -EOPNOTSUPP)
+			return 0; /* full past the budget, or the network is down */
+		/* Refused (no checksum offload on the route, IPsec, a kernel
+		 * limit): once is enough to know; the rest go one by one. */
+		l->gso = 0;
+		l->st.gso_refused++;
+	}
+	const uint8_t *bufs[SEND_BATCH];
+	size_t lens[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < count; i++) {
+		bufs[i] = buf + (size_t)i * seg;
+		lens[i] = i + 1 < count ? seg : last;
+		groups[i] = group;
+	}
+	return send_batch(l, bufs, lens, groups, count);
+}
+
+/* Datagrams from i on (of n) that one UDP_SEGMENT send can carry: to one
+ * group, all as long as the first but the last, which may be shorter, at
+ * most LAN_GSO_SEGMENTS_MAX and LAN_UDP_PAYLOAD_MAX bytes together. */
+static unsigned segment_run(const size_t *lens, const uint32_t *groups, unsigned i, unsigned n)
+{
+	unsigned j = i + 1;
+	while (j < n && j - i < LAN_GSO_SEGMENTS_MAX && (j - i + 1) * lens[i] <= LAN_UDP_PAYLOAD_MAX &&
+	       groups[j] == groups[i] && lens[j - 1] == lens[i] && lens[j] <= lens[i])
+		j++;
+	return j - i;
+}
+
+/* Send n datagrams (n <= SEND_BATCH), in order: runs that one UDP_SEGMENT
+ * send can carry by one send each (copied back to back to the start of
+ * txbuf, which bufs may point into: each moves down, never onto one not
+ * yet moved), the others together by sendmmsg. With frames, what did not
+ * go is counted unsent (frames[i] messages in datagram i). */
+static void send_runs(struct ki_lan *l, const uint8_t *const *bufs, const size_t *lens,
+		      const uint32_t *groups, unsigned n, const unsigned *frames)
+{
+	unsigned alone = 0; /* from here, datagrams waiting for a sendmmsg */
+	for (unsigned i = 0; i <= n;) {
+		unsigned run = i < n && l->gso ? segment_run(lens, groups, i, n) : 1;
+		if (run == 1 && i < n) {
+			i++;
+			continue;
+		}
+		/* A run (or the end): first what waits before it. */
+		unsigned sent = alone + send_batch(l, bufs + alone, lens + alone, groups + alone, i - alone);
+		for (unsigned j = sent; j < i && frames; j++)
+			l->st.messages_unsent += frames[j];
+		if (i == n)
+			break;
+		size_t fill = 0;
+		for (unsigned j = i; j < i + run; j++) {
+			memmove(l->txbuf + fill, bufs[j], lens[j]);
+			fill += lens[j];
+		}
+		sent = i + send_segments(l, groups[i], l->txbuf, lens[i], run, lens[i + run - 1]);
+		for (unsigned j = sent; j < i + run && frames; j++)
+			l->st.messages_unsent += frames[j];
+		i += run;
+		alone = i;
+	}
+}
+
+/* The packer's datagrams from slot `first` on, in one sendmmsg. A burst
+ * of one message size fills its datagrams to one length: a run of such
+ * datagrams to one group goes as a single UDP_SEGMENT send, which the
+ * kernel cuts into the same datagrams after one trip through its stack
+ * instead of one a datagram (gso=0: never; a kernel that refuses it gets
+ * plain datagrams from then on). On a virtual path (veth, bridge) the
+ * send stays one packet up to the receiving socket, so a filter on the
+ * way drops or keeps its datagrams together. */
+static void pack_send_from(struct ki_lan *l, unsigned first)
 {
 	struct lan_packer *p = &l->pack;
-	const uint8_t *bufs[LAN_PACK_SLOTS] = {0};
-	size_t lens[LAN_PACK_SLOTS] = {0};
-	uint32_t groups[LAN_PACK_SLOTS] = {0};
-	unsigned n = 0, frames[LAN_PACK_SLOTS] = {0};
-	for (unsigned i = 0; i < p->used; i++)
-		if (p->len[i]) {
-			bufs[n] = ki_lan_pack_datagram(p, i);
-			lens[n] = p->len[i];
-			groups[n] = p->group[i];
-			frames[n++] = p->frames[i];
-		}
-	unsigned sent = send_batch(l, bufs, lens, groups, n);
-	for (unsigned i = sent; i < n; i++)
-		l->st.messages_unsent += frames[i];
-	ki_lan_pack_sent(p);
+	struct lan_pack_run run[LAN_PACK_SLOTS];
+	struct sockaddr_in to[LAN_PACK_SLOTS];
+	struct mmsghdr mm[LAN_PACK_SLOTS];
+	struct iovec iov[LAN_PACK_SLOTS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[LAN_PACK_SLOTS];
+	unsigned dgrams[LAN_PACK_SLOTS] = {0};
+	unsigned n = ki_lan_pack_runs(p, first, l->gso, run);
+	for (unsigned j = 0; j < n; j++) {
+		for (unsigned i = run[j].first; i < run[j].first + run[j].count; i++)
+			iov[i] = (struct iovec){(void *)(uintptr_t)ki_lan_pack_datagram(p, i),
+						p->len[i]};
+		to[j] = group_addr(l, p->group[run[j].first]);
+		mm[j].msg_hdr = (struct msghdr){.msg_name = &to[j], .msg_namelen = sizeof to[j],
+						.msg_iov = &iov[run[j].first],
+						.msg_iovlen = run[j].count};
+		dgrams[j] = run[j].count;
+		if (run[j].count < 2)
+			continue;
+		struct msghdr *h = &mm[j].msg_hdr;
+		h->msg_control = ctl[j].buf;
+		h->msg_controllen = sizeof ctl[j].buf;
+		struct cmsghdr *c = CMSG_FIRSTHDR(h);
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		uint16_t seg = (uint16_t)p->len[run[j].first];
+		memcpy(CMSG_DATA(c), &seg, sizeof seg);
+	}
+	unsigned sent = send_mm(l, mm, dgrams, n);
+	for (unsigned j = 0; j < sent; j++)
+		l->st.gso_sends += run[j].count > 1;
+	if (sent < n && run[sent].count > 1 &&
+	    (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT || errno == EMSGSIZE ||
+	     errno == EOPNOTSUPP)) {
+		l->gso = 0;
+		l->st.gso_refused++;
+		pack_send_from(l, run[sent].first);
+		return;
+	}
+	for (unsigned j = sent; j < n; j++)
+		l->st.messages_unsent += run[j].frames;
+}
+
+/* Send what the packer holds. */
+static void pack_flush(struct ki_lan *l)
+{
+	pack_send_from(l, 0);
+	ki_lan_pack_sent(&l->pack);
+}
+
+static void pack_timer_arm(struct ki_lan *l, uint64_t due)
+{
+	struct itimerspec it = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
+					     .tv_nsec = (long)(due % 1000000000u)}};
+	if (timerfd_settime(l->pack_timer, TFD_TIMER_ABSTIME, &it, NULL) == 0)
+		l->pack_timer_due = due;
 }
 
 /* Pack one single-datagram message; 0, or -1 to send it on its own. */
@@ -322,16 +510,30 @@ static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void 
 	if (l->spec.repair)
 		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
 	ki_lan_pack_commit(&l->pack, n);
-	if (now - l->pack.since_ns >= l->pack_ns) {
+	if (now - l->pack.since_ns >= l->pack_ns)
 		pack_flush(l);
-	} else if (l->pack.used == 1 && l->pack.frames[0] == 1) {
-		/* The first to wait: the timer sends the rest by its bound. */
-		uint64_t due = l->pack.since_ns + l->pack_ns;
-		struct itimerspec it = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
-						     .tv_nsec = (long)(due % 1000000000u)}};
-		timerfd_settime(l->pack_timer, TFD_TIMER_ABSTIME, &it, NULL);
-	}
+	else if (l->pack.used == 1 && l->pack.frames[0] == 1 && !l->pack_timer_due)
+		/* The first to wait: the timer sends the rest by its bound. (Still
+		 * armed for an earlier batch, it fires sooner and is armed
+		 * again then: one system call less for most batches.) */
+		pack_timer_arm(l, l->pack.since_ns + l->pack_ns);
 	return 0;
+}
+
+/* The packing timer fired: send what waits if its bound has come, else
+ * wait for that. */
+static void pack_timer_fired(struct ki_lan *l)
+{
+	l->pack_timer_due = 0;
+	if (!l->pack.used)
+		return;
+	uint64_t due = l->pack.since_ns + l->pack_ns;
+	if (ki_monotonic_ns() < due) {
+		pack_timer_arm(l, due);
+		return;
+	}
+	send_budget_none(l);
+	pack_flush(l);
 }
 
 static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
@@ -346,6 +548,7 @@ static struct pub *find_pub(struct ki_lan *l, const char *channel, int create)
 	if (!p)
 		return NULL;
 	snprintf(p->channel, sizeof p->channel, "%s", channel);
+	p->group = ki_lan_group_of(&l->spec.range, p->channel);
 	p->next = l->pubs[h];
 	l->pubs[h] = p;
 	return p;
@@ -359,16 +562,22 @@ static size_t put_frame(struct ki_lan *l, unsigned i, struct lan_frame *f, const
 	return n > 0 ? (size_t)n : 0;
 }
 
-static void frame_base(const kite *k, struct lan_frame *f, const char *channel, uint64_t seq)
+static void frame_base(const kite *k, struct lan_frame *f, const char *channel, uint64_t seq,
+		       uint64_t timestamp_ns)
 {
-	memset(f, 0, sizeof *f);
+	/* Field by field: a memset of the whole frame (its channel buffer
+	 * included) was a visible share of a 64-byte message's cost. */
+	f->flags = 0;
 	f->host = k->lan->host;
 	f->publisher = k->id;
 	f->seq = seq;
-	f->timestamp_ns = ki_realtime_ns();
+	f->timestamp_ns = timestamp_ns;
 	f->pid = k->lan->pid;
+	f->total_len = f->frag_index = f->frag_count = 0;
 	f->channel_len = (uint8_t)strlen(channel);
 	memcpy(f->channel, channel, f->channel_len + 1u);
+	f->payload = NULL;
+	f->payload_len = 0;
 }
 
 /* Before the first message on a channel, say "nothing sent yet" (twice:
@@ -376,7 +585,7 @@ static void frame_base(const kite *k, struct lan_frame *f, const char *channel, 
 static void announce_start(kite *k, const char *channel)
 {
 	struct lan_frame f;
-	frame_base(k, &f, channel, 0);
+	frame_base(k, &f, channel, 0, ki_realtime_ns());
 	f.flags = LAN_FLAG_STATE;
 	f.frag_count = 1;
 	size_t len = put_frame(k->lan, 0, &f, NULL);
@@ -385,7 +594,8 @@ static void announce_start(kite *k, const char *channel)
 		send_datagrams(k->lan, group, &len, 1);
 }
 
-void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data, size_t len)
+void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
+		    const void *data, size_t len)
 {
 	struct ki_lan *l = k->lan;
 	if (!l)
@@ -396,24 +606,28 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	 * for it, what would have been resent is refused and reported. */
 	if (l->spec.repair && !l->hist.bytes)
 		ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES);
-	struct pub *p = find_pub(l, channel, 0);
+	struct pub *p = l->last_pub && !strcmp(l->last_pub->channel, channel)
+				? l->last_pub : find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
+	uint64_t now = ki_monotonic_ns();
 	if (p) {
 		p->seq = seq;
-		p->state_due_ns = ki_monotonic_ns() + STATE_IDLE_MS * 1000000ull;
+		p->state_due_ns = now + STATE_IDLE_MS * 1000000ull;
+		l->last_pub = p;
+		if (p->state_due_ns < l->timers_due_ns)
+			l->timers_due_ns = p->state_due_ns;
 	}
 	if (len > l->spec.max_msg || !p) {
 		l->st.messages_unsent++;
 		return;
 	}
 	struct lan_frame f;
-	frame_base(k, &f, channel, seq);
+	frame_base(k, &f, channel, seq, timestamp_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
 	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
-	uint32_t group = ki_lan_group_of(&l->spec.range, channel);
-	uint64_t now = ki_monotonic_ns();
+	uint32_t group = p->group;
 	int busy = now - l->last_publish_ns < l->pack_ns;
 	l->last_publish_ns = now;
 	if (f.frag_count == 1 && (busy || l->pack.used)) {
@@ -425,31 +639,47 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data
 	}
 	if (l->pack.used) /* keep the order: what waits goes first */
 		pack_flush(l);
-	size_t lens[SEND_BATCH];
+	/* Its frames (one, or fragments: all the same length but the last,
+	 * which may be shorter) back to back in txbuf, sent a batch at a time:
+	 * as many as one UDP_SEGMENT send carries, SEND_BATCH without GSO. */
+	uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
+	size_t seg = lan_header_len(f.channel_len) + chunk + lan_tag_len(&l->keys);
+	unsigned per = SEND_BATCH;
+	if (l->gso && LAN_UDP_PAYLOAD_MAX / seg < per)
+		per = (unsigned)(LAN_UDP_PAYLOAD_MAX / seg);
 	unsigned batch = 0;
+	size_t fill = 0, last = 0;
 	/* Repair keeps the whole message's frames, if they fit the history. */
 	uint8_t *keep = NULL;
 	size_t kept = 0;
-	if (l->spec.repair && f.frag_count * (size_t)l->max_datagram <= LAN_HISTORY_BYTES)
-		keep = malloc(f.frag_count * (size_t)l->max_datagram);
+	if (l->spec.repair && f.frag_count * seg <= LAN_HISTORY_BYTES)
+		keep = malloc(f.frag_count * seg);
 	for (uint32_t i = 0; i < f.frag_count; i++) {
 		uint64_t at = ki_lan_fragment_offset(f.total_len, f.frag_count, i);
-		uint32_t chunk = ki_lan_fragment_chunk(f.total_len, f.frag_count);
 		f.frag_index = i;
 		f.payload_len = i + 1 < f.frag_count ? chunk : (uint32_t)(len - at);
-		lens[batch] = put_frame(l, batch, &f, (const uint8_t *)data + at);
-		if (keep) {
-			memcpy(keep + kept, l->txbuf + (size_t)batch * l->max_datagram, lens[batch]);
-			kept += lens[batch];
+		int n = ki_lan_frame_encode_keyed(l->txbuf + fill, seg, &f, (const uint8_t *)data + at,
+						  &l->keys);
+		if (n <= 0) { /* (not a valid frame: cannot happen with a valid channel) */
+			l->st.messages_unsent++;
+			free(keep);
+			return;
 		}
+		last = (size_t)n;
+		fill += last;
 		batch++;
-		if (batch == SEND_BATCH || i + 1 == f.frag_count) {
-			if (send_datagrams(l, group, lens, batch) < 0) {
+		if (batch == per || i + 1 == f.frag_count) {
+			if (send_segments(l, group, l->txbuf, seg, batch, last) != batch) {
 				l->st.messages_unsent++;
 				free(keep);
 				return;
 			}
+			if (keep) {
+				memcpy(keep + kept, l->txbuf, fill);
+				kept += fill;
+			}
 			batch = 0;
+			fill = 0;
 		}
 	}
 	if (keep)
@@ -471,8 +701,15 @@ static void resend_flush(struct ki_lan *l, struct resend_out *o)
 {
 	if (o->fill)
 		o->lens[o->batch++] = o->fill;
-	if (o->batch)
-		send_datagrams(l, o->group, o->lens, o->batch);
+	/* (A fragmented message's resent frames are as its first sending
+	 * was: equal but the last, one UDP_SEGMENT send.) */
+	const uint8_t *bufs[SEND_BATCH];
+	uint32_t groups[SEND_BATCH];
+	for (unsigned i = 0; i < o->batch; i++) {
+		bufs[i] = l->txbuf + (size_t)i * l->max_datagram;
+		groups[i] = o->group;
+	}
+	send_runs(l, bufs, o->lens, groups, o->batch, NULL);
 	o->batch = 0;
 	o->fill = 0;
 }
@@ -596,7 +833,7 @@ static void send_states(kite *k, uint64_t now, int gone)
 			if (!gone && (!p->state_due_ns || p->state_due_ns > now))
 				continue;
 			struct lan_frame f;
-			frame_base(k, &f, p->channel, p->seq);
+			frame_base(k, &f, p->channel, p->seq, ki_realtime_ns());
 			f.flags = LAN_FLAG_STATE | (gone ? LAN_FLAG_GONE : 0);
 			f.frag_count = 1;
 			size_t len = put_frame(l, 0, &f, NULL);
@@ -606,13 +843,55 @@ static void send_states(kite *k, uint64_t now, int gone)
 		}
 }
 
-static void item_free(struct item *it)
+/* A message item, with room for len payload bytes after it; NULL without
+ * memory. */
+static struct item *item_take(struct ki_lan *l, size_t len)
+{
+	struct item *it;
+	if (len <= SPARE_PAYLOAD && l->spare) {
+		it = l->spare;
+		l->spare = it->next;
+		l->nspare--;
+		return it;
+	}
+	size_t room = len <= SPARE_PAYLOAD ? SPARE_PAYLOAD : len;
+	if ((it = malloc(sizeof *it + room)))
+		it->room = (uint32_t)room;
+	return it;
+}
+
+/* What m holds freed; a message block (m->block, an item) back to the
+ * spares if it is one of theirs. */
+static void block_release(struct ki_lan *l, struct lan_msg *m)
+{
+	struct item *it = m->block;
+	if (!it) {
+		ki_lan_msg_free(m);
+		return;
+	}
+	/* m may lie in the block itself: not touched once it is given up. */
+	m->block = NULL;
+	m->data = NULL;
+	if (it->room == SPARE_PAYLOAD && l->nspare < SPARE_MAX) {
+		it->next = l->spare;
+		l->spare = it;
+		l->nspare++;
+	} else {
+		free(it);
+	}
+}
+
+static void item_free(struct ki_lan *l, struct item *it)
 {
 	if (!it)
 		return;
-	free(it->m.data);
 	if (it->e)
 		it->e->queued--;
+	if (it->m.block == it) {
+		block_release(l, &it->m);
+		return;
+	}
+	ki_lan_msg_free(&it->m);
 	free(it);
 }
 
@@ -667,11 +946,16 @@ void ki_lan_close(kite *k, int say_gone)
 	if (l->pack_timer >= 0)
 		close(l->pack_timer);
 	ki_lan_pack_free(&l->pack);
-	item_free(l->current);
+	item_free(l, l->current);
 	while (l->head) {
 		struct item *n = l->head->next;
-		item_free(l->head);
+		item_free(l, l->head);
 		l->head = n;
+	}
+	while (l->spare) {
+		struct item *n = l->spare->next;
+		free(l->spare);
+		l->spare = n;
 	}
 	for (size_t h = 0; h < HASH_SIZE; h++) {
 		for (struct entry *e = l->streams[h], *n; e; e = n) {
@@ -699,6 +983,7 @@ int ki_lan_subscribe(kite *k, const char *pattern)
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return 0;
+	l->patterns_gen++;
 	uint32_t change[256];
 	size_t n = ki_lan_joins_add(&l->joins, pattern, change);
 	for (size_t i = 0; i < n; i++) {
@@ -721,6 +1006,7 @@ void ki_lan_unsubscribe(kite *k, const char *pattern)
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return;
+	l->patterns_gen++;
 	uint32_t change[256];
 	size_t n = ki_lan_joins_remove(&l->joins, pattern, change);
 	for (size_t i = 0; i < n; i++)
@@ -774,18 +1060,17 @@ static void sink_message(void *ctx, struct lan_stream *s, struct lan_msg *m)
 	struct entry *e = (struct entry *)s; /* s is the entry's first member */
 	struct item *it = NULL;
 	if (l->nitems < QUEUE_ITEMS && l->queue_bytes + m->len <= QUEUE_BYTES)
-		it = calloc(1, sizeof *it);
+		it = m->block ? m->block : calloc(1, sizeof *it);
 	if (!it) {
 		/* kite_recv() is behind: radio semantics, counted and told. */
-		free(m->data);
+		block_release(l, m);
 		l->st.queue_dropped++;
 		report_loss(k, e, 1);
 		return;
 	}
-	it->type = ITEM_MESSAGE;
-	it->e = e;
-	it->m = *m;
+	*it = (struct item){.type = ITEM_MESSAGE, .e = e, .m = *m, .room = it->room};
 	m->data = NULL;
+	m->block = NULL;
 	e->loss_item = NULL; /* later losses come after this message */
 	enqueue(k, it);
 }
@@ -820,24 +1105,31 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	l->streams[h] = e;
 	l->nstreams++;
 	l->st.streams = l->nstreams;
+	l->timers_due_ns = 0; /* its silence has a deadline */
 	push_event(k, e, ITEM_NEW, 0);
 	return e;
 }
 
-static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
+/* One frame heard: its stream (NULL: not ours). */
+static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
 		       uint64_t now)
 {
 	struct ki_lan *l = k->lan;
 	if (f->host == l->host)
-		return; /* our own, looped back: local subscribers have the rings */
-	if (!ki_strlist_any_match(k->patterns, k->npatterns, f->channel))
-		return; /* a channel sharing a group with ours */
-	struct entry *e = find_stream(k, f->host, f, from);
-	if (!e)
-		return;
+		return NULL; /* our own, looped back: local subscribers have the rings */
+	struct entry *e = l->last_entry;
+	if (!e || e->matched_gen != l->patterns_gen || e->s.publisher != f->publisher ||
+	    e->s.host != f->host || strcmp(e->s.channel, f->channel)) {
+		if (!ki_strlist_any_match(k->patterns, k->npatterns, f->channel))
+			return NULL; /* a channel sharing a group with ours */
+		if (!(e = find_stream(k, f->host, f, from)))
+			return NULL;
+		e->matched_gen = l->patterns_gen;
+		l->last_entry = e;
+	}
 	struct lan_sink out = {sink_message, sink_loss, k};
 	if (e->gone && (f->flags & (LAN_FLAG_STATE | LAN_FLAG_REPAIR)))
-		return; /* (its goodbye is sent more than once; a resend after it
+		return e; /* (its goodbye is sent more than once; a resend after it
 			 * is not the publisher speaking again) */
 	if (e->gone) { /* it spoke again: a new stream of the same publisher */
 		e->gone = 0;
@@ -852,7 +1144,7 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 			 * ends when its gaps are filled or lost (timers). */
 			if (!e->closing_ns)
 				e->closing_ns = now;
-			return;
+			return e;
 		}
 		if (f->flags & LAN_FLAG_GONE) {
 			e->closing_ns = 0;
@@ -860,7 +1152,7 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 			e->gone = 1;
 			push_event(k, e, ITEM_GONE, 0);
 		}
-		return;
+		return e;
 	}
 	struct lan_msg m = {.seq = f->seq, .timestamp_ns = f->timestamp_ns, .pid = f->pid,
 			    .from = *from};
@@ -873,21 +1165,23 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 		/* A fragment of a message already delivered or given up. */
 		if (e->s.started && f->seq < e->s.next) {
 			e->s.duplicates++;
-			return;
+			return e;
 		}
 		uint64_t rdups = l->reasm.duplicates;
 		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
 		if (repair)
 			l->reasm.duplicates = rdups;
 		if (rc <= 0)
-			return;
+			return e;
 	} else {
 		m.len = f->payload_len;
-		m.data = malloc(f->payload_len ? f->payload_len : 1);
-		if (!m.data) {
+		struct item *it = item_take(l, f->payload_len);
+		if (!it) {
 			report_loss(k, e, 1);
-			return;
+			return e;
 		}
+		m.block = it;
+		m.data = (uint8_t *)(it + 1);
 		memcpy(m.data, f->payload, f->payload_len);
 	}
 	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
@@ -897,6 +1191,17 @@ static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr
 		e->s.duplicates = dups;
 		e->s.late = late;
 	}
+	return e;
+}
+
+static void take_frame(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
+		       uint64_t now)
+{
+	struct entry *e = take_frame_in(k, f, from, now);
+	/* A gap, a closing stream or a partial message has a deadline the
+	 * timers must see at their next pass. */
+	if (f->frag_count > 1 || (e && (e->s.gap_since_ns || e->closing_ns || e->gone)))
+		k->lan->timers_due_ns = 0;
 }
 
 /* The kernel's count of datagrams it dropped, from a recvmmsg header. */
@@ -914,6 +1219,37 @@ static void note_overflow(struct ki_lan *l, struct msghdr *h, uint32_t *last)
 		}
 }
 
+/* Where a received buffer came from, for the datagrams cut from it. */
+struct arrival {
+	kite *k;
+	const struct sockaddr_in *from;
+	uint64_t now;
+};
+
+/* One datagram: its frames, back to back, until one is rejected. */
+static void take_datagram(void *ctx, const uint8_t *d, size_t len)
+{
+	const struct arrival *a = ctx;
+	struct ki_lan *l = a->k->lan;
+	l->st.datagrams_received++;
+	for (size_t at = 0; at < len;) {
+		struct lan_frame f;
+		int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
+		if (r < 0) {
+			count_reject(l, r);
+			break;
+		}
+		if (f.flags & LAN_FLAG_NAK) {
+			/* NAKs go to a publisher's own address. */
+			l->st.frames_rejected++;
+			break;
+		}
+		l->st.frames_received++;
+		take_frame(a->k, &f, a->from, a->now);
+		at += (size_t)r;
+	}
+}
+
 static void lan_receive(kite *k)
 {
 	struct ki_lan *l = k->lan;
@@ -921,7 +1257,7 @@ static void lan_receive(kite *k)
 	struct iovec iov[RECV_BATCH];
 	struct sockaddr_in from[RECV_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(uint32_t))];
+		char buf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctl[RECV_BATCH];
 	for (int round = 0; round < RECV_ROUNDS; round++) {
@@ -937,28 +1273,15 @@ static void lan_receive(kite *k)
 			return;
 		uint64_t now = ki_monotonic_ns();
 		for (int i = 0; i < n; i++) { /* only the count the call returned */
-			l->st.datagrams_received++;
 			note_overflow(l, &mm[i].msg_hdr, &l->ovfl_seen);
-			const uint8_t *d = iov[i].iov_base;
-			size_t len = mm[i].msg_len, at = 0;
+			size_t len = mm[i].msg_len;
 			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = 0; /* larger than any frame: not ours */
-			while (at < len) {
-				struct lan_frame f;
-				int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
-				if (r < 0) {
-					count_reject(l, r);
-					break;
-				}
-				if (f.flags & LAN_FLAG_NAK) {
-					/* NAKs go to a publisher's own address. */
-					l->st.frames_rejected++;
-					break;
-				}
-				l->st.frames_received++;
-				take_frame(k, &f, &from[i], now);
-				at += (size_t)r;
-			}
+			/* One datagram, or (UDP_GRO) several the kernel coalesced. */
+			struct arrival a = {k, &from[i], now};
+			if (ki_lan_gro_split(iov[i].iov_base, len, ki_lan_gro_size(&mm[i].msg_hdr),
+					     take_datagram, &a) > 1)
+				l->st.gro_buffers++;
 		}
 		if (n < RECV_BATCH)
 			return;
@@ -979,10 +1302,8 @@ int ki_lan_event(kite *k, int fd)
 		return 1;
 	}
 	uint64_t expirations;
-	if (read(fd, &expirations, sizeof expirations) == sizeof expirations && l->pack.used) {
-		send_budget_none(l);
-		pack_flush(l);
-	}
+	if (read(fd, &expirations, sizeof expirations) == sizeof expirations)
+		pack_timer_fired(l);
 	return 1;
 }
 
@@ -1010,7 +1331,7 @@ static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
 	if (!n)
 		return NAK_RETRY_MS * 1000000ull;
 	struct lan_frame base;
-	frame_base(k, &base, e->s.channel, 1);
+	frame_base(k, &base, e->s.channel, 1, ki_realtime_ns());
 	base.publisher = e->s.publisher; /* whom we ask */
 	uint8_t buf[LAN_HEADER_MAX + LAN_NAK_RANGES_MAX * sizeof(struct lan_seq_range) + LAN_TAG_LEN];
 	int len = ki_lan_nak_encode(buf, sizeof buf, &base, r, n, &l->keys);
@@ -1026,9 +1347,13 @@ int ki_lan_timers(kite *k)
 	if (!l)
 		return -1;
 	uint64_t now = ki_monotonic_ns();
+	if (now < l->timers_due_ns) /* (UINT64_MAX: nothing pending at all) */
+		return l->timers_due_ns == UINT64_MAX
+			       ? -1 : (int)((l->timers_due_ns - now) / 1000000u) + 1;
 	send_budget_none(l);
 	send_states(k, now, 0);
 	uint64_t next = ki_lan_reasm_expire(&l->reasm, now);
+	int lingering = 0; /* gone streams kept until kite_recv() took theirs */
 	struct lan_sink out = {sink_message, sink_loss, k};
 	for (size_t h = 0; h < HASH_SIZE; h++) {
 		for (struct pub *p = l->pubs[h]; p; p = p->next)
@@ -1049,8 +1374,12 @@ int ki_lan_timers(kite *k)
 				e->gone = 1;
 				push_event(k, e, ITEM_GONE, 0);
 			}
+			if (e->gone && (e->queued || e->s.nheld))
+				lingering = 1;
 			if (e->gone && !e->queued && !e->s.nheld) {
 				*pe = e->next;
+				if (l->last_entry == e)
+					l->last_entry = NULL;
 				l->dups_gone += e->s.duplicates;
 				l->late_gone += e->s.late;
 				ki_lan_stream_clear(&e->s);
@@ -1072,6 +1401,9 @@ int ki_lan_timers(kite *k)
 			pe = &e->next;
 		}
 	}
+	if (lingering && next > STATE_IDLE_MS * 1000000ull)
+		next = STATE_IDLE_MS * 1000000ull; /* look again for their freeing */
+	l->timers_due_ns = next == UINT64_MAX ? UINT64_MAX : now + next;
 	if (next == UINT64_MAX)
 		return -1;
 	return (int)(next / 1000000u) + 1;
@@ -1093,7 +1425,7 @@ int ki_lan_pop(kite *k, kite_event *ev)
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return 0;
-	item_free(l->current);
+	item_free(l, l->current);
 	l->current = NULL;
 	struct item *it = l->head;
 	if (!it)

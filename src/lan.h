@@ -21,9 +21,10 @@ int ki_lan_open(kite *k, const char *spec);
 /* say_gone: tell LAN subscribers our streams end (not in a fork child). */
 void ki_lan_close(kite *k, int say_gone);
 
-/* After a message went into the local ring: send it on the LAN. */
-void ki_lan_publish(kite *k, const char *channel, uint64_t seq, const void *data,
-		    size_t len);
+/* After a message went into the local ring: send it on the LAN, with the
+ * ring record's timestamp (CLOCK_REALTIME). */
+void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
+		    const void *data, size_t len);
 
 /* Join what a new pattern needs / leave what only a removed one needed. */
 int ki_lan_subscribe(kite *k, const char *pattern);

@@ -45,3 +45,25 @@ void ki_lan_pack_sent(struct lan_packer *p)
 {
 	p->used = 0;
 }
+
+unsigned ki_lan_pack_runs(const struct lan_packer *p, unsigned from, int segmented,
+			  struct lan_pack_run *out)
+{
+	unsigned n = 0;
+	for (unsigned i = from; i < p->used; i++) {
+		if (!p->len[i])
+			continue; /* opened, its frame never written */
+		struct lan_pack_run *r = n ? &out[n - 1] : NULL;
+		size_t seg = r ? p->len[r->first] : 0;
+		if (segmented && r && p->group[i] == p->group[r->first] &&
+		    r->first + r->count == i && p->len[i - 1] == seg && p->len[i] <= seg &&
+		    r->bytes + p->len[i] <= LAN_PACK_SEGMENTED_MAX) {
+			r->count++;
+			r->frames += p->frames[i];
+			r->bytes += p->len[i];
+			continue;
+		}
+		out[n++] = (struct lan_pack_run){i, 1, p->frames[i], p->len[i]};
+	}
+	return n;
+}

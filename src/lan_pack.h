@@ -38,4 +38,21 @@ static inline const uint8_t *ki_lan_pack_datagram(const struct lan_packer *p, un
 }
 void ki_lan_pack_sent(struct lan_packer *p);
 
+/* The largest UDP payload: a segmented send carries at most this. */
+#define LAN_PACK_SEGMENTED_MAX 65507
+
+/* A run of datagrams that can leave in one segmented (UDP_SEGMENT) send:
+ * slots first .. first + count - 1, one group, every one but the last of
+ * the first one's length (the kernel cuts at that length), the last no
+ * longer, LAN_PACK_SEGMENTED_MAX bytes in all at most. */
+struct lan_pack_run {
+	unsigned first, count, frames;
+	size_t bytes;
+};
+
+/* Cut slots from .. used - 1 into such runs, in order (segmented = 0:
+ * one datagram a run); how many (at most LAN_PACK_SLOTS). */
+unsigned ki_lan_pack_runs(const struct lan_packer *p, unsigned from, int segmented,
+			  struct lan_pack_run *out);
+
 #endif

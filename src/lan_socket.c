@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -12,6 +13,12 @@
 
 #ifndef IP_MULTICAST_ALL
 #define IP_MULTICAST_ALL 49
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 
 /* Fill out from the interface's name; 0 or -errno. */
@@ -136,6 +143,10 @@ int ki_lan_socket_receiver(const struct lan_spec *spec, size_t want_rcvbuf, size
 		return close_failed(s);
 	}
 	buffer_wish(s, SO_RCVBUFFORCE, SO_RCVBUF, want);
+	/* Coalesced reads where the kernel offers them (Linux 5.0): a large
+	 * message's fragments then come up as one buffer (ki_lan_gro_split
+	 * cuts it); where it does not, datagrams come one by one as before. */
+	setsockopt(s, IPPROTO_UDP, UDP_GRO, &one, sizeof one);
 	int got = 0;
 	socklen_t gl = sizeof got;
 	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &got, &gl);
@@ -151,4 +162,57 @@ int ki_lan_socket_membership(int fd, uint32_t group, const struct lan_iface *ifc
 		       &m, sizeof m) < 0)
 		return -errno;
 	return 0;
+}
+
+int ki_lan_gso_offered(int fd)
+{
+	int zero = 0; /* no segmentation unless a send asks: only a probe */
+	return setsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+}
+
+ssize_t ki_lan_gso_send(int fd, const struct sockaddr_in *to, const uint8_t *buf, size_t len,
+			size_t seg, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof ctl);
+	struct iovec iov = {(void *)(uintptr_t)buf, len};
+	struct msghdr h = {.msg_name = (void *)(uintptr_t)to, .msg_namelen = sizeof *to,
+			   .msg_iov = &iov, .msg_iovlen = 1,
+			   .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+	c->cmsg_level = IPPROTO_UDP; /* (SOL_UDP) */
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	uint16_t size = (uint16_t)seg;
+	memcpy(CMSG_DATA(c), &size, sizeof size);
+	ssize_t n = sendmsg(fd, &h, flags);
+	return n < 0 ? -errno : n;
+}
+
+size_t ki_lan_gro_size(struct msghdr *h)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+		if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int v;
+			memcpy(&v, CMSG_DATA(c), sizeof v);
+			return v > 0 ? (size_t)v : 0;
+		}
+	return 0;
+}
+
+size_t ki_lan_gro_split(const uint8_t *buf, size_t len, size_t seg,
+			void (*each)(void *ctx, const uint8_t *datagram, size_t bytes), void *ctx)
+{
+	if (seg == 0 || seg >= len) {
+		each(ctx, buf, len);
+		return 1;
+	}
+	size_t n = 0;
+	for (size_t at = 0; at < len; at += seg, n++)
+		each(ctx, buf + at, len - at < seg ? len - at : seg);
+	return n;
 }

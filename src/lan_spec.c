@@ -44,6 +44,7 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 	out->reorder_ms = LAN_DEFAULT_REORDER_MS;
 	out->max_msg = LAN_REASM_MAX_MSG;
 	out->pack_us = LAN_DEFAULT_PACK_US;
+	out->gso = 1;
 	out->repair_ms = LAN_DEFAULT_REPAIR_MS;
 	if (!text) {
 		snprintf(why, why_len, "no interface given");
@@ -98,6 +99,9 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 		} else if (klen == 7 && !memcmp(item, "pack_us", 7)) {
 			bad = number(v, vlen, 0, 1000000, &num);
 			out->pack_us = (unsigned)num;
+		} else if (klen == 3 && !memcmp(item, "gso", 3)) {
+			bad = number(v, vlen, 0, 1, &num);
+			out->gso = (int)num;
 		} else if (klen == 6 && !memcmp(item, "repair", 6)) {
 			bad = number(v, vlen, 0, 1, &num);
 			out->repair = (int)num;
@@ -113,7 +117,7 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 				out->key_path[vlen] = 0;
 			}
 		} else {
-			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, repair, repair_ms, key)",
+			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, gso, repair, repair_ms, key)",
 				 (int)(klen > 40 ? 40 : klen), item);
 			return -EINVAL;
 		}

@@ -6,6 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+void ki_lan_msg_free(struct lan_msg *m)
+{
+	free(m->block ? m->block : m->data);
+	m->data = NULL;
+	m->block = NULL;
+}
+
 static size_t window(const struct lan_stream *s)
 {
 	return s->window ? s->window : LAN_REORDER_WINDOW;
@@ -177,8 +184,7 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 			s->duplicates++;
 		else
 			s->late++; /* already counted lost (or before we joined) */
-		free(m->data);
-		m->data = NULL;
+		ki_lan_msg_free(m);
 		return 0;
 	}
 	/* Beyond the window: the oldest gaps cannot wait any longer. (Nothing
@@ -193,8 +199,7 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	struct lan_msg *h = slot(s, m->seq);
 	if (h->data && h->seq == m->seq) {
 		s->duplicates++;
-		free(m->data);
-		m->data = NULL;
+		ki_lan_msg_free(m);
 		return 0;
 	}
 	if (!m->data) /* an empty message still needs a mark */
@@ -208,6 +213,7 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	*h = *m;
 	h->arrived_ns = now_ns;
 	m->data = NULL;
+	m->block = NULL;
 	if (h->seq > s->held_max)
 		s->held_max = h->seq;
 	s->nheld++;
@@ -260,11 +266,10 @@ void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
 void ki_lan_stream_clear(struct lan_stream *s)
 {
 	for (size_t i = 0; i < LAN_REORDER_WINDOW; i++) {
-		free(s->held[i].data);
-		s->held[i].data = NULL;
+		ki_lan_msg_free(&s->held[i]);
 	}
 	for (size_t i = 0; i < s->window; i++)
-		free(s->wide[i].data);
+		ki_lan_msg_free(&s->wide[i]);
 	free(s->wide);
 	if (s->window && s->slots_budget)
 		*s->slots_budget += s->window;

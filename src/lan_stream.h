@@ -36,8 +36,13 @@ struct lan_msg {
 	uint32_t pid;
 	uint32_t len;
 	uint8_t *data; /* malloc'd, owned by whoever holds the lan_msg */
+	void *block;   /* the allocation holding data, when data is not one
+			* of its own (NULL: free data itself) */
 	struct sockaddr_in from;
 };
+
+/* Free what m holds (ki_lan_msg_free), and mark it empty. */
+void ki_lan_msg_free(struct lan_msg *m);
 
 struct lan_stream {
 	uint64_t host, publisher;

@@ -1,7 +1,8 @@
 /* Publishing: one ring per channel we publish on, handed to each
  * authorised subscriber once; a message is written once into the ring (or,
- * too big for a slot, into a sealed memfd of its own) and only sleeping
- * subscribers cost a system call. */
+ * too big for a record, into the ring's pool, or too big for that, into a
+ * sealed memfd of its own) and only sleeping subscribers cost a system
+ * call. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,7 +418,8 @@ static int revive_ring(kite *k, struct pub_ring *r)
  * it never saw was released, its messages lost. */
 static int releasable(const struct pub_ring *r)
 {
-	if (r->fd < 0 || r->publishing || r->nmarks != r->nsubs || r->head_slot < 0)
+	if (r->fd < 0 || r->publishing || r->claimed || r->nmarks != r->nsubs ||
+	    r->head_slot < 0)
 		return 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		const struct peer *p = r->subs[i];
@@ -535,6 +537,34 @@ static void wake_sleepers(kite *k, struct pub_ring *r)
 	}
 }
 
+struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err)
+{
+	struct pub_ring *r = k->last_pub;
+	*err = 0;
+	if (r && !strcmp(r->channel, channel))
+		return r;
+	if ((*err = kite_channel_valid(channel)))
+		return NULL;
+	if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel, err)))
+		return NULL;
+	if (r->fd < 0 && (*err = revive_ring(k, r)))
+		return NULL;
+	*err = 0; /* (create_ring leaves its "no memory" there) */
+	k->last_pub = r;
+	return r;
+}
+
+void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timestamp_ns,
+		      const void *data, size_t len)
+{
+	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
+		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
+	k->stats.published++;
+	ki_lan_publish(k, r->channel, seq, timestamp_ns, data, len);
+	r->bytes_published += len;
+	wake_sleepers(k, r);
+}
+
 /* kite_publish(), with extra record flags (REC_ORIGIN: data starts with
  * an origin block of meta_len bytes, which an inline record carries as its
  * metadata; one too long for its 16-bit length goes large). */
@@ -543,37 +573,43 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 {
 	if (ki_forked(k))
 		return -ECHILD;
-	int locked = ki_app_enter(k);
-	struct pub_ring *r = k->last_pub;
-	if (!r || strcmp(r->channel, channel)) {
-		int rc = kite_channel_valid(channel);
-		if (rc) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
-		if (!(r = find_ring(k, channel)) && !(r = create_ring(k, channel, &rc))) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
-		if (r->fd < 0 && (rc = revive_ring(k, r))) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
-		k->last_pub = r;
+	int locked = ki_app_enter(k), rc;
+	struct pub_ring *r = ki_pub_ring_for(k, channel, &rc);
+	if (!r || (rc = r->claimed ? -EBUSY : 0)) {
+		ki_app_exit(k, locked);
+		return rc;
 	}
 	uint64_t seq;
-	int inline_record = len <= ki_ring_inline_max(r->w.slot_size) && meta_len <= UINT16_MAX;
+	int inline_record = len <= ki_ring_inline_max(r->w.slot_count, r->w.slot_size) &&
+			    meta_len <= UINT16_MAX;
+	int pool_record = !inline_record && len <= ki_ring_pool_msg_max(r->w.slot_count,
+									 r->w.slot_size);
 	if (r->nrel) { /* reliable subscribers: room for it in all of them */
-		int rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
-				     !inline_record, &locked);
+		rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
+				 !inline_record && !pool_record,
+				 pool_record ? ki_ring_pool_floor(&r->w, len) : 0, &locked);
 		if (rc) {
 			ki_app_exit(k, locked);
 			return rc;
 		}
 	}
+	/* The LAN copy carries the ring record's stamp, so read it here; else
+	 * the ring reads the clock while the payload's stores drain. */
+	uint64_t timestamp_ns = k->lan ? ki_realtime_ns() : RING_STAMP_NOW;
 	if (inline_record) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
-				    (uint32_t)(len - meta_len), extra_flags, ki_realtime_ns());
+				    (uint32_t)(len - meta_len), extra_flags, timestamp_ns);
+	} else if (pool_record) {
+		/* Copied even with nobody subscribed: a late joiner's replay
+		 * may read it. The copy runs unlocked, as below. */
+		uint64_t pool_pos;
+		void *dst = ki_ring_pool_claim(&r->w, len, &pool_pos);
+		r->publishing = 1;
+		ki_app_exit(k, locked);
+		memcpy(dst, data, len);
+		locked = ki_app_enter(k);
+		r->publishing = 0;
+		seq = ki_ring_pool_commit(&r->w, pool_pos, len, extra_flags, timestamp_ns);
 	} else {
 		uint64_t large_id = ++r->next_large_id;
 		if (r->nsubs) { /* nobody to read it: spend the seq, not the copy */
@@ -594,15 +630,10 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		}
 		struct ring_large ref = {large_id, len};
 		seq = ki_ring_write(&r->w, NULL, 0, &ref, sizeof ref, REC_LARGE | extra_flags,
-				    ki_realtime_ns());
+				    timestamp_ns);
 		ki_rel_large_written(r);
 	}
-	if (r->head_slot >= 0) /* read only once we are gone: no line bounces */
-		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
-	k->stats.published++;
-	ki_lan_publish(k, r->channel, seq, data, len);
-	r->bytes_published += len;
-	wake_sleepers(k, r);
+	ki_pub_committed(k, r, seq, timestamp_ns, data, len);
 	ki_app_exit(k, locked);
 	return (int64_t)seq;
 }

@@ -166,7 +166,9 @@ static int poll_once(kite *k, kite_event *ev)
 		size_t idx = (k->rr + i) % n;
 		struct sub_ring *s = k->subs[idx];
 		struct ring_record rec;
-		if (s->unsubscribed || s->blocked || s->r.slot_size > k->msg_buf_size)
+		if (s->unsubscribed || s->blocked ||
+		    (s->r.base &&
+		     ki_ring_read_max(s->r.slot_count, s->r.slot_size) > k->msg_buf_size))
 			continue; /* (the last: no memory to grow the buffer yet) */
 		if (s->announce) {
 			s->announce = 0;

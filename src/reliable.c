@@ -153,9 +153,12 @@ static void pause_for_room(uint64_t waited_ns, unsigned *nap_us)
 	nanosleep(&ts, NULL);
 }
 
-int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, int *locked)
+int ki_rel_wait(kite *k, struct pub_ring *r, uint64_t body, int large, uint64_t also,
+		int *locked)
 {
 	uint64_t need = ki_ring_reader_floor(&r->w, body);
+	if (also > need)
+		need = also;
 	/* Each large message is a memfd in flight or held by the subscriber:
 	 * it may have at most RELIABLE_LARGE_MAX of them unread. */
 	if (large && r->nlarge_written >= RELIABLE_LARGE_MAX) {

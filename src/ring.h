@@ -9,11 +9,12 @@
  *   +--------+-----+-------+----------+--------------+--------------+-----+
  *
  * at absolute byte positions that only grow (position % capacity is the
- * offset). The publisher writes a record's fields and payload, stores 0 in
- * the seq word where the next record goes, then stores the record's seq
- * last (release): a reader that expects `seq` at `pos` knows the record is
- * complete when that word says so, and never mistakes an older lap's bytes
- * for it. A record that would cross the end of the data is preceded by a
+ * offset). The publisher writes a record's payload, stores 0 in the seq
+ * word where the next record goes, then the record's other fields and its
+ * seq last (release; the fields right before it, so the line a reader
+ * polls moves between CPUs as seldom as it can): a reader that expects
+ * `seq` at `pos` knows the record is complete when that word says so, and
+ * never mistakes an older lap's bytes for it. A record that would cross the end of the data is preceded by a
  * pad record (REC_PAD) to the end; an offset with no room for a header is
  * skipped by both sides.
  *
@@ -33,6 +34,17 @@
  * records have no back links, so this is how a reader finds the oldest
  * record the ring still holds once position 0 was written over.
  *
+ * The large-message pool: after the records, pool_bytes (ki_ring_pool_bytes)
+ * of payloads laid end to end in the same sealed memfd, each 8-aligned and
+ * never across the pool's end (a payload that would cross it starts at the
+ * next lap). A message too long to go inline (ki_ring_inline_max) but no
+ * longer than ki_ring_pool_msg_max goes there, named by a REC_POOL record
+ * (struct ring_pool_ref: absolute pool position and length). Before it
+ * writes pool bytes below end, the publisher stores pool_limit = end; a
+ * reader copies the payload out, then reads pool_limit: above pos +
+ * pool_bytes, a later payload may have been written over the copy, which
+ * is dropped and counted lost (that message only).
+ *
  * Subscribers map it read-only and trust nothing they read: every length
  * and position is checked against their own copy of the geometry. A ring
  * that lies can cost its own messages (counted as lost, or its stream
@@ -48,7 +60,7 @@
 #include "kite.h"
 
 #define RING_MAGIC 0x32474e5245544b4bull /* "KKTERNG2" */
-#define RING_VERSION 2
+#define RING_VERSION 3
 #define RING_HEADER_SIZE 4096
 #define RING_RECORD_HEADER 24
 #define RING_ALIGN 8
@@ -59,6 +71,16 @@
 #define RING_MIN_SLOT_SIZE 64
 #define RING_MAX_SLOT_SIZE (1u << 20)
 #define RING_SEGMENTS 8
+/* The pool holds RING_POOL_RINGS times the records' bytes, at most
+ * RING_POOL_MAX; one message takes at most 1 / RING_POOL_SHARE of it. */
+#define RING_POOL_RINGS 4
+#define RING_POOL_MAX (128ull << 20)
+#define RING_POOL_SHARE 4
+/* Pool payloads the writer remembers (where each starts, where its record
+ * ends) for reliable readers: a lap of the pool holds at most
+ * RING_POOL_RINGS * RING_SEGMENTS + 1 of them (each is longer than a
+ * segment). */
+#define RING_POOL_TRACK 64
 /* Largest ring a subscriber maps (a publisher could offer up to 1 TiB). */
 #define RING_ACCEPT_MAX (1ull << 30)
 /* Start sequences at or above this are lies (streams end at 2^63). */
@@ -73,8 +95,9 @@ enum {
 	 * starts with an origin block (origin.h), a relayed message's
 	 * remote claim; inline, the block is the record's metadata. */
 	REC_ORIGIN = 4,
+	REC_POOL = 8, /* payload: struct ring_pool_ref, the message is in the pool */
 };
-#define REC_KNOWN_FLAGS (REC_LARGE | REC_PAD | REC_ORIGIN)
+#define REC_KNOWN_FLAGS (REC_LARGE | REC_PAD | REC_ORIGIN | REC_POOL)
 
 struct ring_header {
 	uint64_t magic;
@@ -98,6 +121,8 @@ struct ring_header {
 	struct {
 		_Atomic uint64_t seq, pos;
 	} index[RING_SEGMENTS];
+	/* Nothing written in the pool at or past it (absolute position). */
+	_Alignas(64) _Atomic uint64_t pool_limit;
 };
 
 struct record_header {
@@ -117,13 +142,53 @@ struct ring_large {
 _Static_assert(sizeof(struct record_header) == RING_RECORD_HEADER, "record header");
 _Static_assert(sizeof(struct ring_header) <= RING_HEADER_SIZE, "ring header");
 
-/* 0 if the geometry is acceptable; *bytes gets the memfd size. */
+/* The payload of a REC_POOL record. */
+struct ring_pool_ref {
+	uint64_t pos; /* absolute pool position, 8-aligned */
+	uint64_t len;
+};
+
+_Static_assert(sizeof(struct ring_pool_ref) == sizeof(struct ring_large), "same size");
+
+/* 0 if the geometry is acceptable; *bytes gets the memfd size (header,
+ * records and pool). */
 int ki_ring_geometry_valid(uint32_t slot_count, uint32_t slot_size, size_t *bytes);
 
-/* Most inline bytes (metadata + payload) a record of this geometry takes. */
-static inline uint32_t ki_ring_inline_max(uint32_t slot_size)
+/* Most inline bytes (metadata + payload) a record of this geometry takes:
+ * a segment (an eighth of the ring) less RING_INLINE_RESERVE, and never
+ * less than slot_size less it. */
+static inline uint32_t ki_ring_inline_max(uint32_t slot_count, uint32_t slot_size)
 {
-	return slot_size - RING_INLINE_RESERVE;
+	uint64_t segment = (uint64_t)slot_count * slot_size / RING_SEGMENTS;
+	uint64_t max = slot_size > RING_INLINE_RESERVE ? slot_size - RING_INLINE_RESERVE : 0;
+	if (segment > RING_INLINE_RESERVE && segment - RING_INLINE_RESERVE > max)
+		max = segment - RING_INLINE_RESERVE;
+	return max > (1u << 30) ? (1u << 30) : (uint32_t)max;
+}
+
+/* Bytes of the large-message pool after the records: RING_POOL_RINGS times
+ * theirs, at most RING_POOL_MAX; 0 (no pool) where its share would not hold
+ * at least twice what a record does inline (rings of 256 MiB and more). */
+static inline uint64_t ki_ring_pool_bytes(uint32_t slot_count, uint32_t slot_size)
+{
+	uint64_t pool = (uint64_t)slot_count * slot_size * RING_POOL_RINGS;
+	if (pool > RING_POOL_MAX)
+		pool = RING_POOL_MAX;
+	return pool / RING_POOL_SHARE >= 2ull * ki_ring_inline_max(slot_count, slot_size) ? pool : 0;
+}
+
+/* Longest message the pool takes (0: none). */
+static inline uint64_t ki_ring_pool_msg_max(uint32_t slot_count, uint32_t slot_size)
+{
+	return ki_ring_pool_bytes(slot_count, slot_size) / RING_POOL_SHARE;
+}
+
+/* The copy buffer ki_ring_read needs: an inline record or a pool payload. */
+static inline uint64_t ki_ring_read_max(uint32_t slot_count, uint32_t slot_size)
+{
+	uint64_t pool = ki_ring_pool_msg_max(slot_count, slot_size);
+	uint32_t inl = ki_ring_inline_max(slot_count, slot_size);
+	return pool > inl ? pool : inl;
 }
 
 /* Publisher side. */
@@ -137,6 +202,14 @@ struct ring_writer {
 	uint64_t off;   /* pos % capacity */
 	uint64_t limit; /* our copy of the shared limit */
 	uint64_t index_next; /* the next segment boundary not yet indexed */
+	uint8_t *pool;       /* the large-message pool, pool_bytes long */
+	uint64_t pool_bytes, pool_pos; /* pool_pos: where the next payload goes */
+	/* Recent pool payloads, oldest first (see ki_ring_pool_floor). */
+	struct {
+		uint64_t start, end; /* pool positions */
+		uint64_t ring_end;   /* where its record ends in the ring */
+	} pool_track[RING_POOL_TRACK];
+	uint32_t pool_first, pool_count;
 };
 
 /* Messages get sequence numbers last_seq + 1, last_seq + 2, ... (0 for a new
@@ -148,10 +221,28 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 
 /* Write one record: meta_len bytes of metadata then len of payload
  * (meta_len + len <= ki_ring_inline_max), or a large reference (flags
- * REC_LARGE, payload a struct ring_large). Returns its seq. */
+ * REC_LARGE, payload a struct ring_large). Returns its seq. timestamp_ns
+ * RING_STAMP_NOW: CLOCK_REALTIME read once the payload's stores are on
+ * their way to the ring (the clock read overlaps them). */
+#define RING_STAMP_NOW UINT64_MAX
 uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_len,
 		       const void *payload, uint32_t len, uint16_t flags,
 		       uint64_t timestamp_ns);
+
+/* ki_ring_write in two steps, for a record built in place (kite_claim):
+ * ki_ring_claim makes room for a record of body bytes (metadata included,
+ * <= ki_ring_inline_max) at the writer's position and returns where its
+ * body goes; nothing is visible to readers until ki_ring_commit, which
+ * writes the header of a record of meta_len + len <= body bytes, commits
+ * it and returns its seq. Between the two no other record may be written;
+ * a claim never committed leaves the writer as it was, but for a pad
+ * record (a record that did not fit the lap's end) and the raised limit,
+ * both already valid for whatever comes next. */
+void *ki_ring_claim(struct ring_writer *w, uint32_t body);
+uint64_t ki_ring_commit(struct ring_writer *w, uint16_t meta_len, uint32_t len,
+			uint16_t flags, uint64_t timestamp_ns);
+/* Where the body of the record being claimed (the next one) starts. */
+void *ki_ring_claimed_body(const struct ring_writer *w);
 
 /* The least position a reader must have reached for a record of body
  * bytes (metadata included) to be written without overrunning it: the
@@ -160,11 +251,29 @@ uint64_t ki_ring_write(struct ring_writer *w, const void *meta, uint16_t meta_le
  * the write raises no limit. */
 uint64_t ki_ring_reader_floor(const struct ring_writer *w, uint64_t body);
 
+/* The pool: where a payload of len bytes (<= ki_ring_pool_msg_max) goes
+ * next, announced to readers (pool_limit) so that bytes can be written
+ * there at once; *pool_pos says where it is for ki_ring_pool_commit. */
+void *ki_ring_pool_claim(struct ring_writer *w, uint64_t len, uint64_t *pool_pos);
+
+/* The REC_POOL record naming the payload claimed at pool_pos, now written
+ * (flags: REC_ORIGIN or 0). Returns its seq. */
+uint64_t ki_ring_pool_commit(struct ring_writer *w, uint64_t pool_pos, uint64_t len,
+			     uint16_t flags, uint64_t timestamp_ns);
+
+/* The least ring position a reader must have reached (read every record
+ * before it) for a pool payload of len bytes to be claimed without writing
+ * over one it has not read: the end of the last record whose payload the
+ * claim would overwrite; 0 if none. */
+uint64_t ki_ring_pool_floor(const struct ring_writer *w, uint64_t len);
+
 /* Subscriber side. */
 struct ring_reader {
 	const uint8_t *base;
 	uint32_t slot_count, slot_size; /* our own validated copies */
 	uint64_t capacity;
+	const uint8_t *pool; /* our geometry's pool (pool_bytes, maybe 0) */
+	uint64_t pool_bytes;
 	uint64_t next; /* next seq we expect */
 	uint64_t pos;  /* where we expect it (absolute) */
 	uint64_t off;  /* pos % capacity */
@@ -192,9 +301,11 @@ void ki_ring_reader_init(struct ring_reader *r, const void *base, uint32_t slot_
 int ki_ring_header_check(const void *base, uint32_t slot_count, uint32_t slot_size,
 			 const char *channel);
 
-/* Read the next record. RING_MESSAGE copies metadata and inline payload
- * into buf (buf_len >= ki_ring_inline_max(slot_size)). RING_LOST reports a
- * gap (overrun, or records that failed validation) and skips past it. */
+/* Read the next record. RING_MESSAGE copies metadata and inline payload,
+ * or a pool payload (REC_POOL, meta_len 0), into buf (buf_len >=
+ * ki_ring_read_max). RING_LOST reports a gap (overrun, records that failed
+ * validation, a pool payload written over while we copied it) and skips
+ * past it. */
 enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 			      struct ring_record *rec);
 

@@ -301,8 +301,8 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	if (subs_room(k))
 		goto bad;
 	/* The application may still be reading msg_buf: kite_recv grows it. */
-	if (m->slot_size > k->msg_buf_want)
-		k->msg_buf_want = m->slot_size;
+	if (ki_ring_read_max(m->slot_count, m->slot_size) > k->msg_buf_want)
+		k->msg_buf_want = ki_ring_read_max(m->slot_count, m->slot_size);
 	close(fd);
 	name_stream(s, p, m);
 	s->bytes = bytes;

@@ -55,8 +55,10 @@ static struct shared *sh;
 static char bus[96];
 
 /* Every big_every-th message carries BIG_EXTRA more bytes: more than a
- * 2 KiB slot holds, so it travels as a memfd of its own (0: none). Set
- * before the children are forked. */
+ * 2 KiB slot holds, so it is a record several slots long (inline up to an
+ * eighth of the ring; it travelled as a memfd of its own before the pool:
+ * pool_test.c covers that path now) (0: none). Set before the children are
+ * forked. */
 #define BIG_EXTRA 3000
 #define PAYLOAD_MAX (sizeof(struct head) + 300 + BIG_EXTRA)
 static unsigned big_every;
@@ -642,8 +644,8 @@ static void test_slow_subscriber_losses_counted(void **state)
 	slow_run("slow_subscriber", 20000);
 }
 
-/* The same with every third message too big for a slot: a large message
- * whose memfd was overrun (or never queued) is one more counted loss. */
+/* The same with every third message too big for a slot (a record several
+ * slots long): overrun, each is one more counted loss. */
 static void test_slow_subscriber_large_losses_counted(void **state)
 {
 	(void)state;

@@ -263,7 +263,7 @@ struct os_arg {
 	size_t len;
 };
 
-#define OS_BIG 3000 /* over a 2 KiB slot: travels as a memfd of its own */
+#define OS_BIG 3000 /* over a 2 KiB slot: a record several slots long */
 #define OS_BATCH 10 /* publishers between two reads of the subscriber */
 
 static void os_fill(uint8_t *buf, size_t len, int round, int c)

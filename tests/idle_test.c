@@ -1070,6 +1070,9 @@ static int flood_then_die(void *arg)
 	for (int i = 0; i < PER_ROUND; i++)
 		CHILD_CHECK(kite_publish(k, "idle.0", "x", 1) == i + 1, "round 1");
 	CHILD_CHECK(eventually_at_most(own_ring_fds, 0, 0, 5000), "released");
+	/* A 4 KiB ring: its pool takes at most 4 KiB, so each of these is
+	 * a memfd and a notice of its own. */
+	CHILD_CHECK(kite_set_channel_ring(k, "idle.1", 4096) == 0, "ring size");
 	static uint8_t big[5000];
 	for (int i = 0; i < 600; i++)
 		CHILD_CHECK(kite_publish(k, "idle.1", big, sizeof big) == i + 1, "flood");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "child.h"
@@ -32,7 +33,7 @@ static void ring_setup_at(struct ring_fixture *f, uint32_t slots, uint32_t slot_
 	memset(f->base, 0, f->bytes); /* as a fresh memfd is */
 	ki_ring_writer_init(&f->w, f->base, slots, slot_size, 42, "test.ring", start - 1);
 	ki_ring_reader_init(&f->r, f->base, slots, slot_size, start, 0);
-	f->cap = ki_ring_inline_max(slot_size);
+	f->cap = ki_ring_inline_max(slots, slot_size);
 	f->buf = malloc(f->cap);
 	assert_non_null(f->buf);
 }
@@ -126,6 +127,39 @@ static void test_empty(void **state)
 	ring_teardown(&f);
 }
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* RING_STAMP_NOW (what kite_publish passes): the writer reads the clock
+ * itself, between the payload's stores and the header's; the record is
+ * stamped with the time of the write, whichever copy its size takes (word
+ * by word up to 256 bytes, memcpy beyond). */
+static void test_stamp_now(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	ring_setup(&f, 8, 512);
+	static const uint32_t lens[] = {0, 1, 7, 8, 63, 64, 255, 256, 257, 480};
+	for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+		uint8_t p[512];
+		uint64_t seq = f.w.head + 1;
+		fill_bytes(p, seq, lens[i]);
+		uint64_t t0 = realtime_ns();
+		assert_int_equal(ki_ring_write(&f.w, NULL, 0, p, lens[i], 0, RING_STAMP_NOW), seq);
+		uint64_t t1 = realtime_ns();
+		struct ring_record rec;
+		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_MESSAGE);
+		assert_int_equal(rec.seq, seq);
+		assert_true(rec.timestamp_ns >= t0 && rec.timestamp_ns <= t1);
+		check_bytes(f.buf, rec.len, seq, lens[i]);
+	}
+	ring_teardown(&f);
+}
+
 static void test_in_order(void **state)
 {
 	(void)state;
@@ -158,6 +192,8 @@ static void test_every_size_wraps(void **state)
 	(void)state;
 	static const struct { uint32_t slots, size; } g[] = {
 		{2, 64}, {2, 128}, {4, 64}, {8, 64}, {2, 192}, {4, 320},
+		/* Records of up to an eighth of the ring, several slots long. */
+		{32, 64}, {16, 128}, {64, 64},
 	};
 	for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
 		struct ring_fixture f;
@@ -867,13 +903,17 @@ static void test_geometry_table(void **state)
 	static const struct {
 		uint32_t slots, size;
 		int ok;
+		uint64_t pool; /* the large-message pool after the records */
 	} t[] = {
-		{2, 64, 1}, {1024, 2048, 1}, {RING_MAX_SLOTS, 64, 1},
-		{2, RING_MAX_SLOT_SIZE, 1}, {8, 128, 1},
-		{0, 64, 0}, {1, 64, 0}, {3, 64, 0}, {1000, 64, 0},
-		{RING_MAX_SLOTS * 2, 64, 0}, {0x80000000u, 64, 0}, {0xffffffffu, 64, 0},
-		{8, 0, 0}, {8, 32, 0}, {8, 96, 0}, {8, 100, 0}, {8, 65, 0},
-		{8, RING_MAX_SLOT_SIZE + 64, 0}, {8, 0xffffffc0u, 0},
+		{2, 64, 1, 512}, {1024, 2048, 1, 8 << 20}, {RING_MAX_SLOTS, 64, 1, 128 << 20},
+		{2, RING_MAX_SLOT_SIZE, 1, 8 << 20}, {8, 128, 1, 4096},
+		{1u << 16, 2048, 1, 128 << 20}, /* 128 MiB: inline 16 MiB, pool 32 */
+		{1u << 17, 2048, 1, 0}, /* 256 MiB: the pool would add little */
+		{1u << 18, 2048, 1, 0},
+		{0, 64, 0, 0}, {1, 64, 0, 0}, {3, 64, 0, 0}, {1000, 64, 0, 0},
+		{RING_MAX_SLOTS * 2, 64, 0, 0}, {0x80000000u, 64, 0, 0}, {0xffffffffu, 64, 0, 0},
+		{8, 0, 0, 0}, {8, 32, 0, 0}, {8, 96, 0, 0}, {8, 100, 0, 0}, {8, 65, 0, 0},
+		{8, RING_MAX_SLOT_SIZE + 64, 0, 0}, {8, 0xffffffc0u, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
 		size_t bytes = 0;
@@ -881,7 +921,8 @@ static void test_geometry_table(void **state)
 		if ((rc == 0) != t[i].ok)
 			fail_msg("geometry %u x %u: got %d", t[i].slots, t[i].size, rc);
 		if (t[i].ok)
-			assert_int_equal(bytes, RING_HEADER_SIZE + (size_t)t[i].slots * t[i].size);
+			assert_int_equal(bytes, RING_HEADER_SIZE + (size_t)t[i].slots * t[i].size +
+						       t[i].pool);
 		else
 			assert_int_equal(rc, -EBADMSG);
 	}
@@ -1057,6 +1098,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_in_order),
+		cmocka_unit_test(test_stamp_now),
 		cmocka_unit_test(test_every_size_wraps),
 		cmocka_unit_test(test_reader_floor_is_enough),
 		cmocka_unit_test(test_wrap_around),

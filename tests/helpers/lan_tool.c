@@ -25,7 +25,19 @@
  *     message frame on CHANNEL, and sends its group COUNT messages as that
  *     publisher (its host, id, pid; the next sequences, payload "forged"),
  *     each three ways: untagged; tagged with the captured tag; tagged with
- *     random bytes. Prints "forged N" (frames sent). */
+ *     random bytes. Prints "forged N" (frames sent).
+ *   lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]
+ *     Publishes COUNT messages of SIZE bytes on a LAN handle (IFACE is the
+ *     whole --lan spec), as fast as it can or RATE a second; prints the
+ *     longest kite_publish(), the total, kite_close()'s time, the
+ *     messages unsent and the datagrams sent.
+ *   lan_tool stall IFACE PATTERN
+ *     A subscriber whose application stops reading: subscribes, prints
+ *     "ready", then does not call kite_recv() while the LAN floods it
+ *     (its control thread keeps receiving) until no datagram came for 1 s
+ *     (after one came; 60 s at most); prints "rss_kib R queue_dropped Q
+ *     kernel_drops K", then reads everything queued (until its publisher
+ *     is gone, or 2 s of nothing) and prints "received N lost L". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -345,9 +357,14 @@ static int pubtime(char **argv)
 	char *payload = calloc(1, size ? size : 1);
 	if (!payload)
 		return 1;
+	double rate = argv[4] ? strtod(argv[4], NULL) : 0; /* a second; 0: unpaced */
 	double longest = 0, t0 = now_ms();
 	for (unsigned long i = 0; i < count; i++) {
 		double t = now_ms();
+		if (rate > 0 && t < t0 + (double)i * 1e3 / rate) { /* ahead: wait */
+			usleep((useconds_t)((t0 + (double)i * 1e3 / rate - t) * 1e3));
+			t = now_ms();
+		}
 		int64_t seq = kite_publish(k, argv[1], payload, size);
 		double took = now_ms() - t;
 		if (seq < 1) {
@@ -369,22 +386,78 @@ static int pubtime(char **argv)
 	return 0;
 }
 
+/* The resident set, in KiB, from /proc/self/status. */
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static int stall(char **argv)
+{
+	kite_options o = {.lan = argv[0]};
+	kite *k;
+	int rc = kite_open(&k, &o);
+	if (!rc)
+		rc = kite_subscribe(k, argv[1]);
+	if (rc) {
+		fprintf(stderr, "lan_tool: %s\n", kite_strerror(rc));
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	kite_lan_stats st = {0};
+	uint64_t seen = 0;
+	double quiet_since = now_ms(), t0 = quiet_since;
+	while (now_ms() - t0 < 60000 && (!seen || now_ms() - quiet_since < 1000)) {
+		usleep(100000);
+		kite_lan_stats_get(k, &st, sizeof st);
+		if (st.datagrams_received != seen) {
+			seen = st.datagrams_received;
+			quiet_since = now_ms();
+		}
+	}
+	printf("rss_kib %ld queue_dropped %llu kernel_drops %llu\n", rss_kib(),
+	       (unsigned long long)st.queue_dropped, (unsigned long long)st.kernel_drops);
+	unsigned long long got = 0, lost = 0;
+	kite_event ev;
+	while (kite_recv(k, &ev, 2000) == 0 && ev.type != KITE_PUBLISHER_GONE) {
+		if (ev.type == KITE_MESSAGE)
+			got++;
+		else if (ev.type == KITE_LOSS)
+			lost += ev.lost;
+	}
+	printf("received %llu lost %llu\n", got, lost);
+	kite_close(k);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && !strcmp(argv[1], "relay"))
 		return relay(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "flood"))
 		return flood(argv + 2);
-	if (argc == 6 && !strcmp(argv[1], "pubtime"))
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "pubtime"))
 		return pubtime(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "naks"))
 		return forge_naks(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "forge"))
 		return forge(argv + 2);
+	if (argc == 4 && !strcmp(argv[1], "stall"))
+		return stall(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
-			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE\n"
+			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]\n"
 			"       lan_tool naks IFACE CHANNEL COUNT\n"
-			"       lan_tool forge IFACE CHANNEL COUNT\n");
+			"       lan_tool forge IFACE CHANNEL COUNT\n"
+			"       lan_tool stall IFACE PATTERN\n");
 	return 100;
 }

@@ -25,8 +25,8 @@ printf 'v1\nv2\nv3\n' >&3
 wait_for 10 bash -c "ls -l /proc/$pub_pid/fd 2>/dev/null | grep -q 'kite-ring:config.x'" ||
 	not_ok "publisher made its ring"
 sleep 0.3
-check "the ring has the size asked for (64 KiB + its header page)" bash -c \
-	"for f in /proc/$pub_pid/fd/*; do [[ \$(readlink \$f) == *kite-ring:config.x* ]] && stat -L -c %s \$f; done | grep -qx 69632"
+check "the ring has the size asked for (64 KiB + its header page + a 256 KiB pool)" bash -c \
+	"for f in /proc/$pub_pid/fd/*; do [[ \$(readlink \$f) == *kite-ring:config.x* ]] && stat -L -c %s \$f; done | grep -qx 331776"
 timeout 20 "$KITE" sub --last 1 --count 1 'config.*' >"$tmpdir/last1.out"; rc=$?
 check "sub --last 1 gets the latest value at once" test $rc = 0
 check "... with its original seq" bash -c "cut -d' ' -f4- '$tmpdir/last1.out' | grep -qx 'seq=3 v3'"

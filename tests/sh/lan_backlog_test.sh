@@ -1,0 +1,126 @@
+#!/bin/bash
+# A LAN subscriber whose application stops calling kite_recv() while a
+# publisher floods it, between two namespace hosts this test creates (a
+# veth pair; nothing leaves them; removed at exit): the handle's control
+# thread keeps receiving, but what waits for kite_recv() stays within its
+# bound (65,536 messages or 64 MiB) instead of growing with the flood, the
+# rest is dropped, counted (queue_dropped) and reported as lost, and
+# received + lost still equals what was published. And a publisher's
+# burst leaves as UDP GSO sends (fewer packets on the path than
+# datagrams; gso=0: one each), with exact accounting when those packets
+# are dropped whole (nftables loss at the subscriber's host).
+. "$(dirname "$0")/lib.sh"
+need iproute2:ip nftables:nft
+if ! is_root; then
+	skip "lan_backlog_test.sh" "needs root to create network namespaces"
+	exit 0
+fi
+tool=$(dirname "$KITE")/tests/helpers/lan_tool
+[ -x "$tool" ] || { not_ok "lan_tool built" "make check-build builds $tool"; exit 0; }
+
+P=kq$$
+in_ns() { local h=$1; shift; ip netns exec "$P$h" "$@"; }
+teardown() { ip netns del "${P}a" 2>/dev/null; ip netns del "${P}b" 2>/dev/null; }
+at_exit teardown
+ip netns add "${P}a" && ip netns add "${P}b" || { not_ok "create namespaces"; exit 0; }
+ip -n "${P}a" link add eth0 type veth peer name eth0 netns "${P}b"
+ip -n "${P}a" addr add 10.76.0.1/24 dev eth0
+ip -n "${P}b" addr add 10.76.0.2/24 dev eth0
+for h in a b; do ip -n "$P$h" link set lo up; ip -n "$P$h" link set eth0 up; done
+ok "two namespace hosts on a veth pair"
+
+# 200,000 messages of 1 KiB: 200 MiB if the backlog were not bounded.
+# Paced (50,000 a second) so that the control thread takes them all and
+# the backlog, not the kernel's socket buffer, is what overflows.
+# (An ASan build's quarantine would hold what is dropped: kept small.)
+N=200000
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"
+spawn in_ns a "$tool" stall eth0 'flood.>' >"$tmpdir/sub" 2>"$tmpdir/sub.err"
+ps=$LAST_PID
+wait_for 10 grep -q ready "$tmpdir/sub"
+in_ns b "$tool" pubtime eth0 flood.x $N 1024 50000 >"$tmpdir/pub" 2>&1
+wait "$ps"; r=$?
+read -r _ rss _ qd _ kd <<<"$(grep '^rss_kib' "$tmpdir/sub")"
+read -r _ got _ lost <<<"$(grep '^received' "$tmpdir/sub")"
+unsent=$(sed -n 's/.* unsent \([0-9]*\) .*/\1/p' "$tmpdir/pub")
+# (One command per check: a "&&" after it would be outside the check.)
+check "the stalled subscriber ran to the end (exit $r)" [ "$r${rss:+,}${got:+,}" = "0,," ]
+check "its memory stayed bounded: RSS ${rss:-?} KiB < 160 MiB with 200 MiB sent" \
+	[ "${rss:-999999999}" -lt $((160 * 1024)) ]
+check "what did not fit was dropped and counted (queue_dropped ${qd:-?}, kernel_drops ${kd:-?})" \
+	test $(( ${qd:-0} + 65536 >= N - ${kd:-0} && ${qd:-0} > 0 )) = 1
+check "the backlog it kept was delivered (${got:-?} messages, at most 65,536)" \
+	test $(( ${got:-0} > 1000 && ${got:-0} <= 65536 )) = 1
+check "received ${got:-?} + lost ${lost:-?} = $N published (${unsent:-?} unsent)" \
+	[ $(( ${got:-0} + ${lost:-0} )) = $N ]
+
+# --- a burst leaves as GSO sends: fewer packets than datagrams ----------
+# pubtime publishes as fast as it can (the packer fills); "stall" reads
+# after the burst (50,000 fit its backlog). An nftables counter at the
+# subscriber's input counts packets: a GSO send is one packet there.
+M=50000
+counted() { # the input counter's packets (and zero it)
+	in_ns a nft list table inet kq_count | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
+	in_ns a nft reset counters table inet kq_count >/dev/null
+}
+in_ns a nft -f - <<'NFT'
+table inet kq_count {
+	chain in { type filter hook input priority 0; udp dport 7475 counter; }
+}
+NFT
+at_exit "ip netns exec ${P}a nft delete table inet kq_count"
+burst() { # OUT LAN-SPEC: M messages of 64 B from b, counted at a
+	spawn in_ns a "$tool" stall eth0 'burst.>' >"$tmpdir/$1" 2>&1
+	local sp=$LAST_PID
+	wait_for 10 grep -q ready "$tmpdir/$1"
+	in_ns b "$tool" pubtime "$2" burst.x $M 64 >"$tmpdir/$1.pub" 2>&1
+	wait "$sp"
+	counted >"$tmpdir/$1.packets"
+}
+pub_datagrams() { sed -n 's/.* sent \([0-9]*\)$/\1/p' "$tmpdir/$1.pub"; }
+got_lost() { sed -n 's/^received \([0-9]*\) lost \([0-9]*\)$/\1 \2/p' "$tmpdir/$1"; }
+# received + lost = M (unpaced, the kernel may drop some: counted lost)
+accounted() { local g l; read -r g l <<<"$(got_lost "$1")"; [ $(( ${g:-0} + ${l:-0} )) = $M ] && [ "${g:-0}" -gt $((M / 2)) ]; }
+counted >/dev/null
+burst gso eth0
+read -r gp <"$tmpdir/gso.packets"; gd=$(pub_datagrams gso)
+check "GSO on: received + lost = $M ($(got_lost gso))" accounted gso
+check "GSO on: ${gp:-?} packets reached a for ${gd:-?} datagrams (fewer than half)" \
+	test $(( ${gp:-0} > 0 && ${gd:-0} > 0 && 2 * ${gp:-0} < ${gd:-0} )) = 1
+burst plain eth0,gso=0
+read -r pp <"$tmpdir/plain.packets"; pd=$(pub_datagrams plain)
+check "gso=0: received + lost = $M ($(got_lost plain))" accounted plain
+check "gso=0: a packet a datagram (${pp:-?} packets, ${pd:-?} datagrams)" \
+	test $(( ${pd:-0} > 0 && ${pp:-0} >= ${pd:-0} )) = 1
+
+# --- GSO sends dropped whole at 5 % still account exactly ---------------
+in_ns a nft -f - <<'NFT'
+table inet kq_loss {
+	chain in { type filter hook input priority 0; udp dport 7475 numgen random mod 100 < 5 drop; }
+}
+NFT
+at_exit "ip netns exec ${P}a nft delete table inet kq_loss"
+burst lossy eth0
+read -r gl ll <<<"$(got_lost lossy)"
+check "GSO at 5 % packet loss: received ${gl:-?} + lost ${ll:-?} = $M" \
+	test $(( ${gl:-0} + ${ll:-0} )) = $M
+check "GSO at 5 % packet loss: some lost (${ll:-?}), most received" \
+	test $(( ${ll:-0} > 0 && ${gl:-0} > M / 2 )) = 1
+
+# --- a burst's tail leaves while the publisher stays open: full batches go
+# at once; what is left waits at most pack_us (300 ms here; the timer,
+# armed for an earlier batch, is armed again when it fires too soon), or
+# less: the state frame due 50 ms after the last message sends it first.
+# (Sent only at close, after 4 s, it would be too late.)
+in_ns a nft delete table inet kq_loss
+spawn in_ns a "$KITE" sub --lan eth0 -v -s -n 2001 -t 10 'tail.>' >"$tmpdir/tail" 2>"$tmpdir/tail.err"
+sp=$LAST_PID
+wait_for 5 grep -q subscribed "$tmpdir/tail.err"
+t0=$(date +%s%N)
+spawn bash -c "{ seq 1 2001; sleep 4; } | ip netns exec ${P}b '$KITE' pub --lan eth0,pack_us=300000 tail.x"
+wait "$sp"; r=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "2,001 messages in a burst all came ($(wc -l <"$tmpdir/tail") lines, exit $r)" \
+	test $(( r == 0 )) = 1 -a "$(wc -l <"$tmpdir/tail")" = 2001
+check "the burst's last ones came by the packing bound, not at close (${ms} ms < 2,500)" \
+	test $ms -lt 2500
