@@ -10,7 +10,10 @@
  * outlives us and is read first). A publisher that is gone with entries
  * left has its streams reported: NEW, first..head lost (the head from the
  * stream heads page), GONE. The fast path, a record that goes straight
- * into the socket, writes nothing here.
+ * into the socket, writes nothing here; it clears an entry an earlier note
+ * left for its ring (a ring noted while the link was being made again),
+ * as does the end of the subscriber's stream (unsubscribed): left valid,
+ * such an entry would report messages it had, or never asked for, lost.
  *
  * Layout (handovers.h): a header page, one bit per 4 KiB page of entries
  * ever written (the reader visits only those: reading a hole of shared
@@ -76,14 +79,41 @@ void ki_ho_note(kite *k, struct peer *p, struct outrec *r)
 {
 	const struct pub_ring *ring = ki_pub_find(k, r->m.text);
 	r->ho_slot = -1;
-	if (ring && ring->ring_id == r->m.id && write_entry(p->ho_out, ring, r->m.a))
+	if (ring && ring->ring_id == r->m.id && write_entry(p->ho_out, ring, r->m.a)) {
 		r->ho_slot = ring->head_slot;
+		p->ho_noted = 1;
+	}
 }
 
 void ki_ho_note_unsent(kite *k, struct peer *p, const struct pub_ring *r, uint64_t first)
 {
 	(void)k; /* (the caller asked the policy) */
-	write_entry(p->ho_out, r, first);
+	p->ho_noted |= write_entry(p->ho_out, r, first);
+}
+
+/* Clear slot's entry if it still names ring_id. */
+static void clear_entry(uint8_t *page, int32_t slot, uint64_t ring_id)
+{
+	if (!page || slot < 0)
+		return;
+	struct ho_entry *e = ki_ho_entry(page, (uint32_t)slot);
+	atomic_compare_exchange_strong_explicit(&e->ring_id, &ring_id, 0, memory_order_release,
+						memory_order_relaxed);
+}
+
+void ki_ho_forget(struct peer *p, const struct pub_ring *r)
+{
+	/* (A page nothing was ever written in is not touched: reading it
+	 * would make its pages resident.) */
+	if (p->ho_noted)
+		clear_entry(p->ho_out, r->head_slot, r->ring_id);
+}
+
+void ki_ho_left(kite *k, struct peer *p, const struct wire_msg *m)
+{
+	const struct pub_ring *ring;
+	if (p->ho_noted && (ring = ki_pub_find(k, m->text)) && ring->ring_id == m->id)
+		ki_ho_forget(p, ring);
 }
 
 void ki_ho_note_relink(kite *k, struct relink *l, const struct pub_ring *r, uint64_t first)
@@ -97,12 +127,7 @@ void ki_ho_note_relink(kite *k, struct relink *l, const struct pub_ring *r, uint
 
 void ki_ho_sent(struct peer *p, const struct outrec *r)
 {
-	if (r->ho_slot < 0 || !p->ho_out)
-		return;
-	struct ho_entry *e = ki_ho_entry(p->ho_out, (uint32_t)r->ho_slot);
-	uint64_t id = r->m.id;
-	atomic_compare_exchange_strong_explicit(&e->ring_id, &id, 0, memory_order_release,
-						memory_order_relaxed);
+	clear_entry(p->ho_out, r->ho_slot, r->m.id);
 }
 
 int ki_ho_receive(struct peer *p, const struct wire_msg *m)
@@ -166,10 +191,27 @@ static int read_entry(const struct ho_view *v, uint32_t slot, char *channel,
 	return *first && *first < RING_START_MAX;
 }
 
+/* Whether the page could name anything we would report: a channel one of
+ * our patterns matches that the policy lets who send us. If not (a peer
+ * the policy lets into nothing, or only on channels we do not ask for), it
+ * is not read at all: reading a liar's page makes up to 16 MiB of it
+ * resident while the handle's state is held (kite_publish waits). */
+static int worth_reading(const kite *k, const struct peer *who)
+{
+	for (size_t i = 0; i < k->npatterns; i++)
+		if (ki_policy_may_share(k, who, k->patterns[i]))
+			return 1;
+	return 0;
+}
+
 void ki_ho_report(kite *k, struct ho_view *v, const struct peer *who)
 {
 	if (!v->page)
 		return;
+	if (!worth_reading(k, who)) {
+		ki_ho_unmap(v);
+		return;
+	}
 	const _Atomic uint64_t *used = (const _Atomic uint64_t *)v->page;
 	char channel[KITE_CHANNEL_MAX + 1];
 	for (size_t pg = 0; pg < HO_ENTRY_PAGES; pg++) {

@@ -183,6 +183,7 @@ struct peer {
 	uint8_t *ho_out;      /* the handovers page we made for it (writable) */
 	struct ho_view ho_in; /* the one it made for us */
 	int ho_received;      /* its W_HANDOVERS came (once per link) */
+	int ho_noted;         /* an entry was ever written in ho_out */
 	struct peer *next;
 };
 
@@ -512,6 +513,12 @@ void ki_ho_offer(kite *k, struct peer *p);
 /* A W_RING goes into p's queue: note it (r->ho_slot); it left: clear it. */
 void ki_ho_note(kite *k, struct peer *p, struct outrec *r);
 void ki_ho_sent(struct peer *p, const struct outrec *r);
+/* A W_RING went straight into p's socket: an entry an earlier note left
+ * for that ring is moot. */
+void ki_ho_left(kite *k, struct peer *p, const struct wire_msg *m);
+/* p's stream of r has ended (unsubscribed, or it refused the ring): its entry,
+ * if any, goes. */
+void ki_ho_forget(struct peer *p, const struct pub_ring *r);
 /* A ring p (or the broken link l) asked for but is not sent now (its link
  * is being cut, or its patterns are not in yet): noted all the same, its
  * stream starting at first, should we die before a link hands it over. */

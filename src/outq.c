@@ -227,8 +227,11 @@ int ki_peer_send(kite *k, struct peer *p, const struct wire_msg *m)
 		return -EPIPE;
 	if (!p->q_head) {
 		int rc = ki_wire_send(p->sock, m, 1);
-		if (rc == 0)
+		if (rc == 0) {
+			if (m->type == W_RING) /* in the socket: it outlives us */
+				ki_ho_left(k, p, m);
 			return 0;
+		}
 		if (rc == -ETOOMANYREFS && m->type == W_LARGE)
 			return 0; /* that one message is lost to it (it says so) */
 		if (!transient(rc)) {

@@ -193,8 +193,11 @@ int ki_peer_connect_existing(kite *k)
 }
 
 /* A uid the policy lets in on something, not ours nor root's, already
- * holding PEER_LINKS_MAX links: one more could leave us no descriptor for
- * our own rings. (Our uid and root could do worse to us anyway.) */
+ * holding PEER_LINKS_MAX links, counting its broken links we are to make
+ * again (each keeps a pidfd, and a dial of ours while it waits for its
+ * hello; a process that drops links it made would otherwise pile them up
+ * without end): one more could leave us no descriptor for our own rings.
+ * (Our uid and root could do worse to us anyway.) */
 static int over_link_cap(const kite *k, const struct peer *probe)
 {
 	if (probe->uid == k->euid || probe->uid == 0)
@@ -202,6 +205,8 @@ static int over_link_cap(const kite *k, const struct peer *probe)
 	unsigned links = 0;
 	for (const struct peer *q = k->peers; q; q = q->next)
 		links += q->uid == probe->uid && !q->eof && !q->closing;
+	for (const struct relink *r = k->relinks; r; r = r->next)
+		links += r->uid == probe->uid;
 	return links >= PEER_LINKS_MAX;
 }
 

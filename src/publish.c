@@ -85,6 +85,14 @@ static void drop_mark(struct pub_ring *r, uint64_t peer_id)
 		*m = r->marks[--r->nmarks];
 }
 
+/* p's stream of r has ended (unsubscribed, or it refused the ring): so has what
+ * its handovers page says of it. */
+static void drop_stream(struct pub_ring *r, struct peer *p)
+{
+	drop_mark(r, p->id);
+	ki_ho_forget(p, r);
+}
+
 /* The first sequence number this subscriber's stream of r has, or gets. */
 static uint64_t stream_start(struct pub_ring *r, uint64_t peer_id)
 {
@@ -115,7 +123,7 @@ void ki_pub_prune_marks(kite *k, struct peer *p)
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
 			if (!ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
-				drop_mark(r, p->id);
+				drop_stream(r, p);
 }
 
 static int hand_over(kite *k, struct pub_ring *r, struct peer *p)
@@ -277,7 +285,7 @@ void ki_pub_forget_peer(kite *k, struct peer *p, const char *removed)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
 			if (kite_pattern_match(removed, r->channel) &&
 			    !ki_strlist_any_match(p->patterns, p->npatterns, r->channel))
-				drop_mark(r, p->id);
+				drop_stream(r, p);
 	for (size_t i = 0; i < k->pub_hash_size; i++)
 		for (struct pub_ring *r = k->pub_hash[i]; r; r = r->hash_next)
 			for (size_t j = 0; j < r->nsubs; j++) {
@@ -305,7 +313,7 @@ void ki_pub_drop_sub(kite *k, struct peer *p, const char *channel)
 {
 	struct pub_ring *r = find_ring(k, channel);
 	if (r)
-		drop_mark(r, p->id);
+		drop_stream(r, p);
 	for (size_t j = 0; r && j < r->nsubs; j++)
 		if (r->subs[j] == p) {
 			r->subs[j] = r->subs[--r->nsubs];

@@ -29,6 +29,12 @@ struct kp_plan {
 	 * finds its link broken, the publisher alive: it tries to link again),
 	 * and only then is the publisher killed. */
 	int kill_while_relinking;
+	/* The publisher's kite_options.idle_ms (0: the default), and how many
+	 * times it publishes per_channel on every channel (0: once), waiting
+	 * three idle spells between times: its rings are released and made
+	 * again while their first hand-overs still wait. */
+	uint32_t idle_ms;
+	int passes;
 };
 
 struct kp_stream {

@@ -156,25 +156,31 @@ int raw_wake(int sock)
 	return raw_wake_keep(sock, NULL, NULL);
 }
 
-int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms)
+int raw_recv(int sock, struct wire_msg *m, int timeout_ms)
 {
 	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 	for (;;) {
 		int r = ki_wire_recv(sock, m);
-		if (r < 0)
+		if (r != 0)
 			return r;
-		if (r == 1) {
-			if (m->type == type)
-				return 1;
-			for (int i = 0; i < m->nfds; i++)
-				close(m->fds[i]);
-			continue;
-		}
 		uint64_t now = mono_ms();
 		if (now >= deadline)
 			return 0;
 		struct pollfd p = {.fd = sock, .events = POLLIN};
 		poll(&p, 1, (int)(deadline - now));
+	}
+}
+
+int raw_expect(int sock, struct wire_msg *m, uint16_t type, int timeout_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		uint64_t now = mono_ms();
+		int r = raw_recv(sock, m, now < deadline ? (int)(deadline - now) : 0);
+		if (r != 1 || m->type == type)
+			return r;
+		for (int i = 0; i < m->nfds; i++)
+			close(m->fds[i]);
 	}
 }
 

@@ -38,6 +38,10 @@ int raw_wake(int sock);
 struct waiter_page;
 int raw_wake_keep(int sock, int *handle, struct waiter_page **page);
 
+/* Wait up to timeout_ms for the next record, of any type (its fds are the
+ * caller's); 1 with *m filled, 0 on timeout, <0 if the link broke. */
+int raw_recv(int sock, struct wire_msg *m, int timeout_ms);
+
 /* Wait up to timeout_ms for a record of the given type (others are
  * dropped, their fds closed); 1 with *m filled, 0 on timeout, <0 if the
  * link broke. */
