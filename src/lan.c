@@ -44,6 +44,13 @@
 #define QUEUE_BYTES (64u << 20)
 #define QUEUE_ITEMS 65536
 #define STREAMS_MAX 65536
+/* What all streams may hold behind their gaps together (a stream holds
+ * up to its window of messages, each up to max_msg, for reorder_ms or
+ * repair_ms: with many streams, hostile or not, that has no bound of its
+ * own). Past it, the stream that grew gives up its gaps (lost) and hands
+ * on what it holds, and so do others until it is met again. */
+#define HELD_BYTES (64u << 20)
+#define HELD_MSGS 65536
 #define HASH_SIZE 1024
 /* Message items kept for reuse once kite_recv() is done with them, so a
  * stream of small messages does not malloc and free each: those made for
@@ -115,6 +122,7 @@ struct ki_lan {
 	uint64_t reorder_ns;
 	struct lan_joins joins;
 	struct lan_reasm reasm;
+	struct lan_held held; /* what the streams hold behind gaps */
 	struct entry *streams[HASH_SIZE];
 	size_t nstreams;
 	/* The stream heard last, and the subscriptions' generation: a burst
@@ -1099,6 +1107,7 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	memcpy(e->s.channel, f->channel, sizeof e->s.channel);
 	e->from = *from;
 	e->pid = f->pid;
+	e->s.held_total = &l->held;
 	if (l->spec.repair)
 		ki_lan_stream_widen(&e->s, LAN_REPAIR_WINDOW, &l->wide_slots);
 	e->next = l->streams[h];
@@ -1108,6 +1117,25 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	l->timers_due_ns = 0; /* its silence has a deadline */
 	push_event(k, e, ITEM_NEW, 0);
 	return e;
+}
+
+static int held_over(const struct ki_lan *l)
+{
+	return l->held.bytes > HELD_BYTES || l->held.msgs > HELD_MSGS;
+}
+
+/* The streams hold more than their cap since e took a message: e gives
+ * up its gaps (reported lost) and hands on what it held, then others
+ * until the cap is met. */
+static void held_cap(kite *k, struct entry *e)
+{
+	struct ki_lan *l = k->lan;
+	struct lan_sink out = {sink_message, sink_loss, k};
+	ki_lan_stream_flush(&e->s, &out);
+	for (size_t h = 0; h < HASH_SIZE && held_over(l); h++)
+		for (struct entry *o = l->streams[h]; o && held_over(l); o = o->next)
+			if (o->s.nheld)
+				ki_lan_stream_flush(&o->s, &out);
 }
 
 /* One frame heard: its stream (NULL: not ours). */
@@ -1124,6 +1152,8 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 			return NULL; /* a channel sharing a group with ours */
 		if (!(e = find_stream(k, f->host, f, from)))
 			return NULL;
+		if (!e->s.last_heard_ns) /* new: heard now, even if only a fragment */
+			e->s.last_heard_ns = now;
 		e->matched_gen = l->patterns_gen;
 		l->last_entry = e;
 	}
@@ -1132,6 +1162,14 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 		return e; /* (its goodbye is sent more than once; a resend after it
 			 * is not the publisher speaking again) */
 	if (e->gone) { /* it spoke again: a new stream of the same publisher */
+		if (l->nitems >= QUEUE_ITEMS) {
+			/* kite_recv() is behind: its NEW (and the GONE that a
+			 * flapping publisher would send next) would grow the
+			 * queue past its bound. Dropped like a message; heard
+			 * again later, the gap is reported lost. */
+			l->st.queue_dropped++;
+			return e;
+		}
 		e->gone = 0;
 		push_event(k, e, ITEM_NEW, 0);
 	}
@@ -1185,6 +1223,8 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 		memcpy(m.data, f->payload, f->payload_len);
 	}
 	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
+	if (held_over(l))
+		held_cap(k, e);
 	if (repair && took)
 		l->st.repaired++;
 	else if (repair) {

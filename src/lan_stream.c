@@ -67,6 +67,18 @@ static void advance(struct lan_stream *s, int delivered)
 	s->next++;
 }
 
+/* n messages of bytes more held (n < 0: fewer), in the stream's count and
+ * the handle's. */
+static void held_change(struct lan_stream *s, long n, long bytes)
+{
+	s->nheld += (size_t)n;
+	s->held_bytes += (size_t)bytes;
+	if (s->held_total) {
+		s->held_total->msgs += (size_t)n;
+		s->held_total->bytes += (size_t)bytes;
+	}
+}
+
 /* Deliver the held messages that now come next, in order. */
 static void deliver_ready(struct lan_stream *s, const struct lan_sink *out)
 {
@@ -76,8 +88,7 @@ static void deliver_ready(struct lan_stream *s, const struct lan_sink *out)
 			break;
 		struct lan_msg m = *h;
 		memset(h, 0, sizeof *h);
-		s->nheld--;
-		s->held_bytes -= m.len;
+		held_change(s, -1, -(long)m.len);
 		advance(s, 1);
 		s->delivered++;
 		out->message(out->ctx, s, &m);
@@ -216,8 +227,7 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	m->block = NULL;
 	if (h->seq > s->held_max)
 		s->held_max = h->seq;
-	s->nheld++;
-	s->held_bytes += h->len;
+	held_change(s, 1, (long)h->len);
 	deliver_ready(s, out);
 	note_gap(s, now_ns);
 	ki_lan_stream_tick(s, now_ns, reorder_ns, out);
@@ -257,6 +267,8 @@ uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reor
 
 void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
 {
+	if (!s->started)
+		return; /* nothing heard whole yet: no sequence to call lost */
 	uint64_t end = known_end(s);
 	while (s->next <= end)
 		skip_gap(s, end, out);
@@ -275,6 +287,5 @@ void ki_lan_stream_clear(struct lan_stream *s)
 		*s->slots_budget += s->window;
 	s->wide = NULL;
 	s->window = 0;
-	s->nheld = 0;
-	s->held_bytes = 0;
+	held_change(s, -(long)s->nheld, -(long)s->held_bytes);
 }

@@ -58,11 +58,19 @@ struct lan_stream {
 	size_t *slots_budget;   /* slots all streams may still grow by */
 	uint64_t held_max;      /* the highest sequence ever held */
 	size_t nheld, held_bytes;
+	struct lan_held *held_total; /* the handle's, NULL: none */
 	uint64_t gap_since_ns;  /* when the current gap was first seen, 0: none */
 	uint64_t last_heard_ns;
 	/* Counters: delivered + lost covers every sequence; duplicates and
 	 * late arrivals were dropped on top. */
 	uint64_t delivered, lost, duplicates, late;
+};
+
+/* What all streams of a handle hold behind their gaps together, so that
+ * the handle can cap it (streams many hostile publishers make each hold
+ * a window of messages). */
+struct lan_held {
+	size_t msgs, bytes;
 };
 
 /* What the stream hands on, in order: a message (ownership of m->data

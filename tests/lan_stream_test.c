@@ -198,6 +198,45 @@ static void test_flush(void **state)
 	ki_lan_stream_clear(&s);
 }
 
+/* A stream made by a fragment whose message never completed (a publisher
+ * gone mid-message): nothing was heard whole, so its end loses nothing
+ * (it lost "sequence 0", which no publisher sends). */
+static void test_flush_never_started(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	ki_lan_stream_flush(&s, &sink);
+	assert_int_equal(seen->n, 0);
+	assert_int_equal(seen->lost, 0);
+	take(&s, 1, MS); /* its first message, if it comes after all */
+	assert_int_equal(seen->n, 1);
+	assert_int_equal(seen->lost, 0);
+	ki_lan_stream_clear(&s);
+}
+
+/* What streams hold behind gaps is summed in the handle's total, and
+ * given back as it is delivered or cleared. */
+static void test_held_total(void **state)
+{
+	(void)state;
+	struct lan_held total = {0};
+	struct lan_stream a = {.held_total = &total}, b = {.held_total = &total};
+	take(&a, 1, MS);
+	take(&a, 3, MS);
+	take(&a, 4, MS);
+	take(&b, 10, MS);
+	take(&b, 12, MS);
+	assert_int_equal(total.msgs, 3);
+	assert_int_equal(total.bytes, 12);
+	take(&a, 2, MS); /* fills a's gap: 2, 3, 4 delivered */
+	assert_int_equal(total.msgs, 1);
+	assert_int_equal(total.bytes, 4);
+	ki_lan_stream_clear(&b);
+	assert_int_equal(total.msgs, 0);
+	assert_int_equal(total.bytes, 0);
+	ki_lan_stream_clear(&a);
+}
+
 static uint64_t rng_state = 88172645463325252ull;
 static uint64_t rng(void)
 {
@@ -267,6 +306,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_jump, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_loss_from_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_never_started, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_total, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_faults_exact_accounting, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

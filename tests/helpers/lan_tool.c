@@ -15,6 +15,16 @@
  *     Sends COUNT first fragments of never-completed 16 MiB messages
  *     (valid CRC, sequences 1..COUNT, one made-up publisher) to CHANNEL's
  *     group, then prints "flooded COUNT".
+ *   lan_tool flap IFACE CHANNEL COUNT
+ *     A publisher that says goodbye and speaks again COUNT times (one
+ *     made-up publisher, valid CRC): a message (sequence i) then its
+ *     goodbye (a GONE state at i), packed several pairs to a datagram, to
+ *     CHANNEL's group; prints "flapped COUNT".
+ *   lan_tool hold IFACE CHANNEL PUBLISHERS COUNT SIZE
+ *     Messages a subscriber must hold behind a gap: PUBLISHERS made-up
+ *     publishers each send CHANNEL's group a message of SIZE bytes
+ *     (fragmented, valid CRC) at sequence 1, none at 2, and COUNT more at
+ *     3 on; prints "held PUBLISHERS COUNT SIZE".
  *   lan_tool naks IFACE CHANNEL COUNT
  *     A forger: waits (10 s at most) for a frame on CHANNEL, learns its
  *     publisher id and the address it came from, and sends that address
@@ -205,6 +215,105 @@ static int flood(char **argv)
 			usleep(1000); /* a flood, not a loss test: let the receiver keep up */
 	}
 	printf("flooded %lu\n", count);
+	return 0;
+}
+
+static int flap(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	const char *channel = argv[1];
+	unsigned long count = strtoul(argv[2], NULL, 10);
+	static uint8_t out[1400];
+	struct lan_frame f = {0};
+	f.host = 0xf1a9f1a9ull;
+	f.publisher = 0xf1a9;
+	f.pid = 1;
+	f.frag_count = 1;
+	f.channel_len = (uint8_t)strlen(channel);
+	memcpy(f.channel, channel, f.channel_len + 1u);
+	uint32_t group = ki_lan_group_of(&spec.range, channel);
+	size_t fill = 0;
+	unsigned long datagrams = 0;
+	for (unsigned long i = 1; i <= count; i++) {
+		for (int gone = 0; gone < 2; gone++) {
+			f.seq = i;
+			f.flags = gone ? LAN_FLAG_STATE | LAN_FLAG_GONE : 0;
+			f.total_len = f.payload_len = gone ? 0 : 1;
+			int n = ki_lan_frame_encode(out + fill, sizeof out - fill, &f, "x");
+			if (n < 0 && fill) { /* full: send it, start the next */
+				if (send_to(tx, group, spec.range.port, out, fill) < 0) {
+					fprintf(stderr, "lan_tool: flap: %s\n", strerror(errno));
+					return 1;
+				}
+				fill = 0;
+				if (++datagrams % 64 == 0)
+					usleep(1000); /* let the receiver keep up */
+				n = ki_lan_frame_encode(out, sizeof out, &f, "x");
+			}
+			if (n < 0) {
+				fprintf(stderr, "lan_tool: flap: %s\n", strerror(errno));
+				return 1;
+			}
+			fill += (size_t)n;
+		}
+	}
+	if (fill && send_to(tx, group, spec.range.port, out, fill) < 0) {
+		fprintf(stderr, "lan_tool: flap: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("flapped %lu\n", count);
+	return 0;
+}
+
+static int hold(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	const char *channel = argv[1];
+	unsigned long pubs = strtoul(argv[2], NULL, 10), count = strtoul(argv[3], NULL, 10);
+	uint32_t size = (uint32_t)strtoul(argv[4], NULL, 10);
+	uint8_t *payload = calloc(1, size ? size : 1);
+	static uint8_t out[1500];
+	if (!payload)
+		return 1;
+	struct lan_frame f = {0};
+	f.host = 0x401d401dull;
+	f.pid = 1;
+	f.total_len = size;
+	f.frag_count = ki_lan_fragment_count(size, 1300);
+	f.channel_len = (uint8_t)strlen(channel);
+	memcpy(f.channel, channel, f.channel_len + 1u);
+	uint32_t group = ki_lan_group_of(&spec.range, channel);
+	unsigned long datagrams = 0;
+	for (unsigned long p = 1; p <= pubs; p++)
+		for (unsigned long i = 0; i <= count; i++) {
+			f.publisher = 0x401d0000u + p;
+			f.seq = i ? i + 2 : 1; /* (2 never comes) */
+			for (uint32_t j = 0; j < f.frag_count; j++) {
+				uint64_t at = ki_lan_fragment_offset(size, f.frag_count, j);
+				f.frag_index = j;
+				f.payload_len = j + 1 < f.frag_count
+							? ki_lan_fragment_chunk(size, f.frag_count)
+							: (uint32_t)(size - at);
+				int n = ki_lan_frame_encode(out, sizeof out, &f, payload + at);
+				if (n < 0 || send_to(tx, group, spec.range.port, out, (size_t)n) < 0) {
+					fprintf(stderr, "lan_tool: hold: %s\n",
+						n < 0 ? "encode" : strerror(errno));
+					return 1;
+				}
+				if (++datagrams % 256 == 0)
+					usleep(1000); /* let the receiver keep up */
+			}
+		}
+	printf("held %lu %lu %lu\n", pubs, count, (unsigned long)size);
+	free(payload);
 	return 0;
 }
 
@@ -447,6 +556,10 @@ int main(int argc, char **argv)
 		return flood(argv + 2);
 	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "pubtime"))
 		return pubtime(argv + 2);
+	if (argc == 5 && !strcmp(argv[1], "flap"))
+		return flap(argv + 2);
+	if (argc == 7 && !strcmp(argv[1], "hold"))
+		return hold(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "naks"))
 		return forge_naks(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "forge"))
@@ -456,6 +569,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
 			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]\n"
+			"       lan_tool flap IFACE CHANNEL COUNT\n"
+			"       lan_tool hold IFACE CHANNEL PUBLISHERS COUNT SIZE\n"
 			"       lan_tool naks IFACE CHANNEL COUNT\n"
 			"       lan_tool forge IFACE CHANNEL COUNT\n"
 			"       lan_tool stall IFACE PATTERN\n");

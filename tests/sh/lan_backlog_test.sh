@@ -124,3 +124,56 @@ check "2,001 messages in a burst all came ($(wc -l <"$tmpdir/tail") lines, exit 
 	test $(( r == 0 )) = 1 -a "$(wc -l <"$tmpdir/tail")" = 2001
 check "the burst's last ones came by the packing bound, not at close (${ms} ms < 2,500)" \
 	test $ms -lt 2500
+
+# --- a publisher that says goodbye and speaks again, over and over, to a
+# stalled subscriber: each return queues a KITE_PUBLISHER_NEW and each
+# goodbye a KITE_PUBLISHER_GONE for kite_recv(). Those count against the
+# backlog's bound too: once it is full, a return is dropped (counted in
+# queue_dropped; its messages are reported lost when the stream is heard
+# again), so 800,000 of them (~200 MiB of events unbounded) do not grow it.
+F=800000
+spawn in_ns a "$tool" stall eth0 'flap.>' >"$tmpdir/flap" 2>&1
+sp=$LAST_PID
+wait_for 10 grep -q ready "$tmpdir/flap"
+in_ns b "$tool" flap eth0 flap.x $F >"$tmpdir/flap.pub" 2>&1
+wait "$sp"; r=$?
+read -r _ rssf _ qdf _ kdf <<<"$(grep '^rss_kib' "$tmpdir/flap")"
+check "flapping publisher ($(cat "$tmpdir/flap.pub")): the stalled subscriber ran to the end (exit $r)" \
+	test "$r" = 0 -a -n "$rssf"
+check "flapping publisher: RSS ${rssf:-?} KiB < 64 MiB (kernel_drops ${kdf:-?})" \
+	test "${rssf:-999999999}" -lt $((64 * 1024))
+check "flapping publisher: returns past the backlog dropped and counted (queue_dropped ${qdf:-?})" \
+	test "${qdf:-0}" -gt 0
+
+# --- messages held behind gaps, from many streams at once ---------------
+# 32 made-up publishers each send a 256 KiB message, skip a sequence, and
+# send 63 more: with reorder_ms=10000 each stream holds them all behind
+# its gap (504 MiB together, for 10 s, without a cap). The streams hold
+# 64 MiB together at most: past it, a stream gives its gap up (reported
+# lost) and hands on what it held, to the queue (itself 64 MiB at most).
+spawn in_ns a "$tool" stall eth0,reorder_ms=10000 'held.>' >"$tmpdir/held" 2>&1
+sp=$LAST_PID
+wait_for 10 grep -q ready "$tmpdir/held"
+in_ns b "$tool" hold eth0 held.x 32 63 262144 >"$tmpdir/held.pub" 2>&1
+wait "$sp"; r=$?
+read -r _ rssh _ qdh _ kdh <<<"$(grep '^rss_kib' "$tmpdir/held")"
+read -r _ goth _ losth <<<"$(grep '^received' "$tmpdir/held")"
+check "held behind gaps ($(cat "$tmpdir/held.pub")): the subscriber ran to the end (exit $r)" \
+	test "$r" = 0 -a -n "$rssh" -a -n "$goth"
+check "held behind gaps: RSS ${rssh:-?} KiB < 200 MiB with 504 MiB held back (kernel_drops ${kdh:-?})" \
+	test "${rssh:-999999999}" -lt $((200 * 1024))
+check "held behind gaps: given-up gaps reported lost (${losth:-?}), what was held delivered (${goth:-?})" \
+	test "${losth:-0}" -gt 0 -a "${goth:-0}" -gt 32
+
+# --- a stream first heard by a fragment ---------------------------------
+# A subscriber that first hears a publisher mid-message (it joined late,
+# or the publisher's start was lost) makes the stream at that fragment;
+# until the message completes (807 fragments, several reads) the stream
+# is not silent: it is neither reported gone nor short of "sequence 0".
+spawn in_ns a "$tool" stall eth0 'first.>' >"$tmpdir/first" 2>&1
+sp=$LAST_PID
+wait_for 10 grep -q ready "$tmpdir/first"
+in_ns b "$tool" hold eth0 first.x 1 0 1048576 >/dev/null 2>&1
+wait "$sp"; r=$?
+check "first heard by a fragment: its 1 MiB message came, nothing lost, not gone ($(grep '^received' "$tmpdir/first"), exit $r)" \
+	test "$r" = 0 -a "$(grep '^received' "$tmpdir/first")" = "received 1 lost 0"

@@ -146,6 +146,34 @@ check "fallback: all three arrived whole (exit $r, $(counts "$tmpdir/fb.err"))" 
 check "fallback: refused once, remembered ($(lanstat "$tmpdir/fb.pub" "gso sends") GSO sends, refused $(lanstat "$tmpdir/fb.pub" "gso refused"))" \
 	eval '[ "$(lanstat "$tmpdir/fb.pub" "gso refused")" = 1 ] && [ "$(lanstat "$tmpdir/fb.pub" "gso sends")" = 2 ]'
 
+# --- the kernel refuses a packed GSO send: the packer falls back --------
+# The same, for a burst of equal packed datagrams (742 bytes, two 300-byte
+# messages each): the first UDP_SEGMENT send of the burst is refused, and
+# exactly what did not go is sent again by sendmmsg: every message once,
+# none unsent, none twice.
+M=2000
+for ((i = 1; i <= M; i++)); do printf '%05d%0295d\n' "$i" 0; done >"$tmpdir/pf.sent"
+start_sub b "$tmpdir/pf" -n $((M + 1)) -t 20 --lan eth0 'gso.>'
+ps=$LAST_PID
+{ echo first; wait_for 10 test -e "$tmpdir/pf.go"; cat "$tmpdir/pf.sent"; } |
+	in_ns a "$KITE" pub -s --lan eth0 gso.xy 2>"$tmpdir/pf.pub" &
+pp=$!
+__pids+=("$pp")
+wait_for 10 grep -q "seq=1 first" "$tmpdir/pf"
+ip -n "$(ns a)" link set eth0 mtu 600
+touch "$tmpdir/pf.go"
+wait "$pp"
+wait "$ps"; r=$?
+ip -n "$(ns a)" link set eth0 mtu 1000
+check "packed fallback: $M messages after the refusal, each once, in order (exit $r, $(counts "$tmpdir/pf.err"))" \
+	eval '[ "$r" = 0 ] && [ "$(counts "$tmpdir/pf.err")" = "$((M + 1)) 0" ] &&
+		cmp -s <(awk "{print \$5}" "$tmpdir/pf" | tail -n +2) "$tmpdir/pf.sent"'
+check "packed fallback: refused once, no GSO send, none unsent ($(lanstat "$tmpdir/pf.pub" "gso sends") GSO sends, refused $(lanstat "$tmpdir/pf.pub" "gso refused"), unsent $(lanstat "$tmpdir/pf.pub" unsent))" \
+	eval '[ "$(lanstat "$tmpdir/pf.pub" "gso refused")" = 1 ] && [ "$(lanstat "$tmpdir/pf.pub" "gso sends")" = 0 ] &&
+		[ "$(lanstat "$tmpdir/pf.pub" unsent)" = 0 ]'
+check "packed fallback: the subscriber saw no duplicate ($(lanstat "$tmpdir/pf.err" duplicates))" \
+	[ "$(lanstat "$tmpdir/pf.err" duplicates)" = 0 ]
+
 # --- a receive buffer that overflows: SO_RXQ_OVFL beside the gaps -------
 # b's subscriber runs as nobody, so its buffer is capped at
 # net.core.rmem_max (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is stopped

@@ -61,7 +61,8 @@ pc=$LAST_PID
 printf 'one\ntwo\nthree\n' | in_ns b "$KITE" pub --lan eth0 orders.eu
 wait "$pa"; ra=$?
 wait "$pc"; rc=$?
-check "a and c both got all three (exit $ra, $rc)" [ "$ra" = 0 ] && [ "$rc" = 0 ]
+check "a and c both got all three (exit $ra, $rc)" \
+	eval '[ "$ra" = 0 ] && [ "$rc" = 0 ]'
 check "c prints the sender's address and claimed pid" \
 	grep -q "^orders.eu lan=$(addr b) pid=[0-9]* seq=3 three\$" "$tmpdir/c1"
 check "a's JSON marks the identity as LAN-claimed" \
@@ -70,9 +71,11 @@ check "nothing lost" [ "$(counts "$tmpdir/c1.err")" = "3 0" ]
 
 # --- a bad --lan is a usage error, a missing interface a system error ----
 in_ns a "$KITE" sub --lan 'eth0,port=0' x >/dev/null 2>"$tmpdir/bad"; r=$?
-check "--lan with a bad option: exit 100 and why ($r)" [ $r = 100 ] && grep -q "port=0" "$tmpdir/bad"
+check "--lan with a bad option: exit 100 and why ($r)" \
+	eval '[ $r = 100 ] && grep -q "port=0" "$tmpdir/bad"'
 in_ns a "$KITE" sub --lan nosuch0 x >/dev/null 2>"$tmpdir/bad"; r=$?
-check "--lan with no such interface: exit 111 ($r)" [ $r = 111 ] && grep -q "nosuch0" "$tmpdir/bad"
+check "--lan with no such interface: exit 111 ($r)" \
+	eval '[ $r = 111 ] && grep -q "nosuch0" "$tmpdir/bad"'
 
 # --- exact accounting under 5 % loss (a) and 10 % duplication (c) -------
 # (Where nftables drops at random, publishers send plain datagrams, gso=0:
@@ -102,7 +105,8 @@ wait "$pc"
 read -r ga la <<<"$(counts "$tmpdir/a2.err")"
 read -r gc lc <<<"$(counts "$tmpdir/c2.err")"
 check "5 % loss: received $ga + lost $la = $N" [ "$((ga + la))" = $N ]
-check "5 % loss: some were lost ($la), not too many" [ "$la" -gt 30 ] && [ "$la" -lt 400 ]
+check "5 % loss: some were lost ($la), not too many" \
+	eval '[ "$la" -gt 30 ] && [ "$la" -lt 400 ]'
 check "a printed each message once, in order" \
 	bash -c "awk '{print \$4}' '$tmpdir/a2' | sed 's/seq=//' | sort -n -c -u"
 dups=$(lanstat "$tmpdir/c2.err" duplicates)
@@ -146,13 +150,13 @@ naks_a=$(lanstat "$tmpdir/ar.err" "naks sent")
 resent=$(lanstat "$tmpdir/pubr" resent)
 nakr=$(lanstat "$tmpdir/pubr" "naks received")
 check "repair, 5 % loss: a received $gar of $N, lost $lar, repaired $rep_a (NAKs $naks_a)" \
-	[ "$gar" = $N ] && [ "$lar" = 0 ] && [ "${rep_a:-0}" -gt 30 ]
+	eval '[ "$gar" = $N ] && [ "$lar" = 0 ] && [ "${rep_a:-0}" -gt 30 ]'
 check "repair: c received $gcr of $N, lost $lcr, repaired $rep_c" \
-	[ "$gcr" = $N ] && [ "$lcr" = 0 ] && [ "${rep_c:-0}" -gt 30 ]
+	eval '[ "$gcr" = $N ] && [ "$lcr" = 0 ] && [ "${rep_c:-0}" -gt 30 ]'
 check "repair: a printed each message once, in order" \
 	bash -c "awk '{print \$4}' '$tmpdir/ar' | sed 's/seq=//' | sort -n -c -u && [ \$(wc -l <'$tmpdir/ar') = $N ]"
 check "repair: the publisher took $nakr NAKs and resent $resent messages" \
-	[ "${nakr:-0}" -gt 0 ] && [ "${resent:-0}" -gt 0 ]
+	eval '[ "${nakr:-0}" -gt 0 ] && [ "${resent:-0}" -gt 0 ]'
 # a and c missed the same datagrams: their NAKs came within the holdoff,
 # and one multicast resend repaired both.
 check "repair: one multicast resend serves both ($resent resent < $rep_a + $rep_c repaired)" \
@@ -178,7 +182,7 @@ for i in $(seq 1 $N); do echo "s$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 wait "$pa"
 read -r g2 l2 <<<"$(counts "$tmpdir/ar2.err")"
 check "repair, NAKs lost too: received $g2 + lost $l2 = $N, lost under 1 %" \
-	[ "$((g2 + l2))" = $N ] && [ "$l2" -lt $((N / 100)) ]
+	eval '[ "$((g2 + l2))" = $N ] && [ "$l2" -lt $((N / 100)) ]'
 ns2=$(lanstat "$tmpdir/ar2.err" "naks sent"); nr2=$(lanstat "$tmpdir/pubr2" "naks received")
 check "repair, NAKs lost too: b heard $nr2 of a's $ns2 NAKs" [ "${nr2:-0}" -lt "${ns2:-0}" ]
 check "repair, NAKs lost too: in order, each once" \
@@ -197,7 +201,7 @@ for i in $(seq 1 $M); do echo "$i$line"; [ $((i % 20)) = 0 ] && sleep 0.05; done
 wait "$pa"
 read -r g4 l4 <<<"$(counts "$tmpdir/ar4.err")"
 check "repair, fragmented: received $g4 of $M, lost $l4, repaired $(lanstat "$tmpdir/ar4.err" repaired)" \
-	[ "$g4" = $M ] && [ "$l4" = 0 ] && [ "$(lanstat "$tmpdir/ar4.err" repaired)" -gt 10 ]
+	eval '[ "$g4" = $M ] && [ "$l4" = 0 ] && [ "$(lanstat "$tmpdir/ar4.err" repaired)" -gt 10 ]'
 check "repair, fragmented: each whole, once, in order" \
 	bash -c "awk '{print length(\$5)}' '$tmpdir/ar4' | sort -u | grep -qx '800[0-3]' && awk '{print \$4}' '$tmpdir/ar4' | sed 's/seq=//' | sort -n -c -u"
 
@@ -211,7 +215,7 @@ for i in $(seq 1 $N); do echo "t$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 wait "$pa"
 read -r g3 l3 <<<"$(counts "$tmpdir/ar3.err")"
 check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
-	[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]
+	eval '[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]'
 in_ns a nft delete table inet kite_loss
 
 # --- repair of a lost last message: the closing publisher lingers --------
@@ -232,8 +236,8 @@ printf 'one\ntwo\nLAST\n' | in_ns b "$KITE" pub --lan eth0,repair=1,pack_us=0 -s
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 wait "$pa"
 check "tail repair: the lost last message resent and received ($(counts "$tmpdir/at.err"), repaired $(lanstat "$tmpdir/at.err" repaired))" \
-	[ "$(counts "$tmpdir/at.err")" = "3 0" ] && [ "$(lanstat "$tmpdir/at.err" repaired)" = 1 ] &&
-	grep -q "seq=3 LAST" "$tmpdir/at"
+	eval '[ "$(counts "$tmpdir/at.err")" = "3 0" ] && [ "$(lanstat "$tmpdir/at.err" repaired)" = 1 ] &&
+		grep -q "seq=3 LAST" "$tmpdir/at"'
 # (kite pub prints its counters before it closes: the resend is seen at a.)
 check "tail repair: the closing publisher waited for NAKs briefly ($ms ms in all)" [ "$ms" -lt 2000 ]
 in_ns a nft delete table inet kite_tail
@@ -262,10 +266,11 @@ ms=$(( (t1 - t0) / 1000000 ))
 # Each resend is one 1072-byte frame (65 + 7 + 1000).
 limit=$(( (1048576 + 8388608 * (ms + 100) / 1000) / 1072 ))
 check "forged NAKs ($(tail -1 "$tmpdir/forge")): $resentf resent in $ms ms, within the budget ($limit)" \
-	[ "${resentf:-0}" -gt 0 ] && [ "$resentf" -le "$limit" ]
+	eval '[ "${resentf:-0}" -gt 0 ] && [ "$resentf" -le "$limit" ]'
 check "forged NAKs: the rest refused and counted ($refusedf)" [ "${refusedf:-0}" -gt 0 ]
 cf=$(counts "$tmpdir/af.err"); df=$(lanstat "$tmpdir/af.err" duplicates)
-check "forged NAKs: a got each message once ($cf, duplicates $df)" [ "$cf" = "2000 0" ] && [ "$df" = 0 ]
+check "forged NAKs: a got each message once ($cf, duplicates $df)" \
+	eval '[ "$cf" = "2000 0" ] && [ "$df" = 0 ]'
 
 # --- reordering and corruption: a seeded relay on d ---------------------
 # a hears b only through d's relay (b's own datagrams are dropped at a).
@@ -290,9 +295,9 @@ read -r g3 l3 <<<"$(counts "$tmpdir/a3.err")"
 crc=$(sed -n 's/.*(bad CRC \([0-9]*\),.*/\1/p' "$tmpdir/a3.err")
 rej=$(sed -n 's/.*rejected \([0-9]*\) (bad CRC.*/\1/p' "$tmpdir/a3.err")
 check "relay: $reordered reordered, $corrupted corrupted of $relayed" \
-	[ "${reordered:-0}" -gt 20 ] && [ "${corrupted:-0}" -gt 5 ]
+	eval '[ "${reordered:-0}" -gt 20 ] && [ "${corrupted:-0}" -gt 5 ]'
 check "every corrupted datagram rejected by CRC ($crc of $corrupted, rejected $rej)" \
-	[ "$crc" = "$corrupted" ] && [ "$rej" = "$corrupted" ]
+	eval '[ "$crc" = "$corrupted" ] && [ "$rej" = "$corrupted" ]'
 check "reordered and corrupted: received $g3 + lost $l3 = $N" [ "$((g3 + l3))" = $N ]
 late3=$(lanstat "$tmpdir/a3.err" late)
 check "only the corrupted were lost ($l3 of $corrupted; late $late3)" [ "$l3" = "$corrupted" ]
@@ -307,9 +312,9 @@ seq 1 $N | in_ns b "$KITE" pub --lan eth0 -s burst.x 2>"$tmpdir/pub8"
 wait "$pc"; r=$?
 sent=$(sed -n 's/.*datagrams sent \([0-9]*\),.*/\1/p' "$tmpdir/pub8")
 check "packing: $N messages in a burst all arrive (exit $r, $(counts "$tmpdir/c8.err"))" \
-	[ "$r" = 0 ] && [ "$(counts "$tmpdir/c8.err")" = "$N 0" ]
+	eval '[ "$r" = 0 ] && [ "$(counts "$tmpdir/c8.err")" = "$N 0" ]'
 check "packing: $N messages took $sent datagrams (several a datagram)" \
-	[ -n "$sent" ] && [ "$sent" -lt $((N / 4)) ]
+	eval '[ -n "$sent" ] && [ "$sent" -lt $((N / 4)) ]'
 check "packing: in order, each once" \
 	bash -c "awk '{print \$5}' '$tmpdir/c8' | sort -n -c -u"
 start_sub c "$tmpdir/c9" -n 1 -t 5 'lone.>'
@@ -319,7 +324,7 @@ in_ns b "$KITE" pub --lan eth0,pack_us=1000000 lone.x "just one"
 wait "$pc"; r=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "a lone message is not held for the 1 s packing bound (${ms} ms, exit $r)" \
-	[ "$r" = 0 ] && [ "$ms" -lt 700 ]
+	eval '[ "$r" = 0 ] && [ "$ms" -lt 700 ]'
 
 # --- a late joiner hears from its join on, and reports nothing lost -----
 # (The writers wait for a file: a publisher's stdin stays open meanwhile.)
@@ -360,7 +365,7 @@ wait "$ppub" 2>/dev/null
 ip -n "$(ns b)" link set eth0 up
 ms=$(( (t1 - t0) / 1000000 ))
 check "vanished host: subscriber told it has gone after ${ms} ms (exit $r)" \
-	[ "$r" = 0 ] && [ "$ms" -lt 10000 ] && grep -q "has gone" "$tmpdir/a5.err"
+	eval '[ "$r" = 0 ] && [ "$ms" -lt 10000 ] && grep -q "has gone" "$tmpdir/a5.err"'
 check "vanished host: all 20 received, none lost" [ "$(counts "$tmpdir/a5.err")" = "20 0" ]
 
 # --- a message of 16 MiB, fragmented and reassembled --------------------
@@ -369,7 +374,8 @@ pc=$LAST_PID
 head -c $((16 << 20)) /dev/zero | tr '\0' 'x' | in_ns b "$KITE" pub --lan eth0 big.one
 wait "$pc"; r=$?
 len=$(awk '{print length($5)}' "$tmpdir/c6")
-check "16 MiB message reassembled (exit $r, payload $len bytes)" [ "$r" = 0 ] && [ "$len" = $((16 << 20)) ]
+check "16 MiB message reassembled (exit $r, payload $len bytes)" \
+	eval '[ "$r" = 0 ] && [ "$len" = $((16 << 20)) ]'
 
 # --- a fragment flood stays under the reassembly cap --------------------
 start_sub a "$tmpdir/a7" -n 1 -t 30 'flood.>'
@@ -379,7 +385,7 @@ in_ns d "$tool" flood eth0 flood.x 3000 >"$tmpdir/flood"
 echo after-the-flood | in_ns b "$KITE" pub --lan eth0 flood.x
 wait "$pa"; r=$?
 check "after a flood of 3000 never-completed 16 MiB messages, a real one arrives (exit $r)" \
-	[ "$r" = 0 ] && grep -q "after-the-flood" "$tmpdir/a7"
+	eval '[ "$r" = 0 ] && grep -q "after-the-flood" "$tmpdir/a7"'
 dropped=$(lanstat "$tmpdir/a7.err" "partial messages dropped")
 check "flood: partial messages dropped and counted ($dropped)" [ "${dropped:-0}" -ge 2900 ]
 
@@ -393,7 +399,7 @@ in_ns b timeout 60 "$tool" pubtime eth0 slow.x 80 65536 >"$tmpdir/slow" 2>&1; r=
 tc -n "$(ns b)" qdisc del dev eth0 root
 read -r _ longest _ _ _ closing _ unsent _ _ <"$tmpdir/slow"
 check "full send queue: the longest kite_publish took ${longest:-?} ms (<= 200 + scheduling), exit $r" \
-	[ "$r" = 0 ] && [ "${longest:-9999}" -le 700 ]
+	eval '[ "$r" = 0 ] && [ "${longest:-9999}" -le 700 ]'
 check "full send queue: messages were given up and counted unsent (${unsent:-?})" \
 	[ "${unsent:-0}" -gt 0 ]
 check "full send queue: kite_close took ${closing:-?} ms (<= 200 + scheduling)" \
@@ -426,20 +432,21 @@ check "c forged ${forged:-no} frames as b" [ "${forged:-0}" = 60 ]
 printf 'b2\nb3\n' | in_ns b "$KITE" pub --lan "eth0,key=$tmpdir/ab.key" auth.x
 wait "$pa"; ra=$?
 wait "$pc"; rc=$?
-check "a (key) hears b (same key): exit $ra" [ "$ra" = 0 ] &&
-	[ "$(awk '{print $NF}' "$tmpdir/a9" | tr '\n' ' ')" = "b1 b2 b3 " ]
+check "a (key) hears b (same key): exit $ra" \
+	eval '[ "$ra" = 0 ] &&
+		[ "$(awk '\''{print $NF}'\'' "$tmpdir/a9" | tr '\''\n'\'' '\'' '\'')" = "b1 b2 b3 " ]'
 unauth=$(sed -n 's/.*unauthenticated \([0-9]*\)).*/\1/p' "$tmpdir/a9.err")
 rej_a=$(sed -n 's/.*rejected \([0-9]*\) (bad CRC.*/\1/p' "$tmpdir/a9.err")
 # (A frame rejected ends its datagram: counts are per datagram at least.)
 check "a rejected and counted c's, d's and the forger's frames (unauthenticated $unauth, rejected $rej_a)" \
-	[ "${unauth:-0}" -ge 62 ] && [ "$rej_a" = "$unauth" ]
+	eval '[ "${unauth:-0}" -ge 62 ] && [ "$rej_a" = "$unauth" ]'
 check "a printed nothing of c, d or the forger" \
 	[ "$(grep -c " \([cd][123]\|forged\)\$" "$tmpdir/a9")" = 0 ]
 rej_c=$(sed -n 's/.*rejected \([0-9]*\) (bad CRC.*/\1/p' "$tmpdir/c9.err")
 # (It does take the forger's untagged frames: without a key, nothing is
 # authenticated.)
 check "c (no key) heard nothing of b or d (exit $rc), rejected ${rej_c:-?}" \
-	[ "$rc" = 0 ] && [ "$(grep -c " [bd][123]\$" "$tmpdir/c9")" = 0 ] && [ "${rej_c:-0}" -ge 2 ]
+	eval '[ "$rc" = 0 ] && [ "$(grep -c " [bd][123]\$" "$tmpdir/c9")" = 0 ] && [ "${rej_c:-0}" -ge 2 ]'
 check "c counts no frame unauthenticated: it has no key" \
 	grep -q "unauthenticated 0)" "$tmpdir/c9.err"
 
@@ -447,12 +454,14 @@ check "c counts no frame unauthenticated: it has no key" \
 cp "$tmpdir/ab.key" "$tmpdir/open.key"
 chmod 644 "$tmpdir/open.key"
 in_ns a "$KITE" sub --lan "eth0,key=$tmpdir/open.key" x >/dev/null 2>"$tmpdir/bad"; r=$?
-check "key file mode 644: exit 111 and why ($r)" [ $r = 111 ] &&
-	grep -q "open.key has mode 0644: group or others may access it" "$tmpdir/bad"
+check "key file mode 644: exit 111 and why ($r)" \
+	eval '[ $r = 111 ] &&
+		grep -q "open.key has mode 0644: group or others may access it" "$tmpdir/bad"'
 printf 'not a key\n' >"$tmpdir/junk.key"; chmod 600 "$tmpdir/junk.key"
 in_ns a "$KITE" pub --lan "eth0,key=$tmpdir/junk.key" x </dev/null 2>"$tmpdir/bad"; r=$?
-check "key file without a key: exit 100 and why ($r)" [ $r = 100 ] &&
-	grep -q "expected one or two lines of 64 hex digits" "$tmpdir/bad"
+check "key file without a key: exit 100 and why ($r)" \
+	eval '[ $r = 100 ] &&
+		grep -q "expected one or two lines of 64 hex digits" "$tmpdir/bad"'
 
 # --- authenticated repair: NAKs and resends are tagged and re-signed ----
 in_ns a nft -f - <<'NFT'
@@ -471,5 +480,5 @@ rep10=$(lanstat "$tmpdir/a10.err" repaired)
 unauth10=$(sed -n 's/.*unauthenticated \([0-9]*\)).*/\1/p' "$tmpdir/a10.err")
 nakr10=$(lanstat "$tmpdir/pub10" "naks received")
 check "keyed repair, 5 % loss: received $g10 of 1000, lost $l10, repaired $rep10, b took $nakr10 NAKs" \
-	[ "$g10" = 1000 ] && [ "$l10" = 0 ] && [ "${rep10:-0}" -gt 5 ] && [ "${nakr10:-0}" -gt 0 ]
+	eval '[ "$g10" = 1000 ] && [ "$l10" = 0 ] && [ "${rep10:-0}" -gt 5 ] && [ "${nakr10:-0}" -gt 0 ]'
 check "keyed repair: no frame unauthenticated (${unauth10:-?})" [ "$unauth10" = 0 ]
