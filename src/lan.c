@@ -272,6 +272,15 @@ int ki_lan_open(kite *k, const char *text)
 	return 0;
 }
 
+/* A send error that means "not by UDP_SEGMENT" (no checksum offload on
+ * the route, IPsec, a kernel without it, a segment past the MTU): the
+ * handle sends one datagram at a time from then on. */
+static int gso_refusal(int err)
+{
+	return err == EIO || err == EINVAL || err == EMSGSIZE || err == EOPNOTSUPP ||
+	       err == ENOPROTOOPT;
+}
+
 /* The send queue is full: wait for room, within what is left of this
  * call's budget. 1: try again; 0: the budget is spent. */
 static int wait_for_room(struct ki_lan *l)
@@ -366,7 +375,7 @@ static unsigned send_segments(struct ki_lan *l, uint32_t group, const uint8_t *b
 			continue;
 		if ((n == -EAGAIN || n == -ENOBUFS) && wait_for_room(l))
 			continue;
-		if (n != -EIO && n != -EINVAL && n != -EMSGSIZE && n != -EOPNOTSUPP)
+		if (!gso_refusal((int)-n))
 			return 0; /* full past the budget, or the network is down */
 		/* Refused (no checksum offload on the route, IPsec, a kernel
 		 * limit): once is enough to know; the rest go one by one. */
@@ -475,9 +484,7 @@ static void pack_send_from(struct ki_lan *l, unsigned first)
 	unsigned sent = send_mm(l, mm, dgrams, n);
 	for (unsigned j = 0; j < sent; j++)
 		l->st.gso_sends += run[j].count > 1;
-	if (sent < n && run[sent].count > 1 &&
-	    (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT || errno == EMSGSIZE ||
-	     errno == EOPNOTSUPP)) {
+	if (sent < n && run[sent].count > 1 && gso_refusal(errno)) {
 		l->gso = 0;
 		l->st.gso_refused++;
 		pack_send_from(l, run[sent].first);
