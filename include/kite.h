@@ -280,8 +280,8 @@ KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *d
  *             int64_t seq = kite_commit(k, "prices.eur", n);
  *     }
  *
- * kite_claim() reserves the channel's next record for up to len bytes and
- * sets *data to where its payload goes (8-aligned, len writable bytes; len
+ * kite_claim() reserves the channel's next record (or room in its pool,
+ * see Sizes) for up to len bytes and sets *data to where its payload goes (8-aligned, len writable bytes; len
  * 0 is allowed). Nothing is visible to subscribers until kite_commit(),
  * which publishes the first len bytes written there (len at most the
  * claimed length; fewer is fine) as kite_publish() would: the sequence
@@ -291,10 +291,15 @@ KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *d
  * until kite_commit, kite_abort or kite_close on the handle; do not read
  * it for anything but what you wrote, nor write it afterwards.
  *
- * Sizes: only records of the ring itself, what goes inline: at most
- * max(capacity / 8, slot_size) - 32 bytes (262,112 with default rings);
- * -EMSGSIZE above (use kite_publish, which sends larger messages through
- * the ring's pool or a memfd).
+ * Sizes: what goes inline, at most max(capacity / 8, slot_size) - 32
+ * bytes (262,112 with default rings), is a record of the ring itself;
+ * above that, up to a quarter of the ring's pool (min(4 x capacity,
+ * 128 MiB) / 4: 2 MiB by default), *data points into the pool and the
+ * commit writes the record naming it. The room is taken at claim time:
+ * a radio subscriber that far behind loses (and is told) what the claim
+ * writes over then, not at commit. -EMSGSIZE above the pool's quarter:
+ * such a message needs a memfd of its own, made from a finished copy, so
+ * only kite_publish sends it.
  * One open claim per channel per handle: while it is open, kite_claim and
  * kite_publish/kite_publish_origin on that channel return -EBUSY (at once,
  * nothing is published); other channels are unaffected. Threading is as

@@ -22,7 +22,8 @@ const char *kite_strerror(int code)
 	case -EBUSY:
 		return "a claim is open on that channel: kite_commit or kite_abort it first";
 	case -EMSGSIZE:
-		return "too large to claim: kite_claim takes at most slot_size - 32 bytes";
+		return "too large to claim: kite_claim takes up to a quarter of the ring's "
+		       "pool (2 MiB with default rings); kite_publish sends larger messages";
 	}
 	if (code < 0 && code > -4096)
 		return strerror(-code);

@@ -226,6 +226,9 @@ struct pub_ring {
 	 * Its ring is not released, nor written by anything else, until
 	 * kite_commit or kite_abort (claim.c). */
 	uint64_t claimed;
+	/* An open claim in the ring's pool (a message longer than a record
+	 * takes inline): where its payload starts; UINT64_MAX: a record's. */
+	uint64_t claim_pool_pos;
 	/* Reliable subscribers (a subset of subs) and the least of their
 	 * positions as last read: a publish that needs no more is not
 	 * checked further (reliable.c). */
@@ -589,6 +592,15 @@ struct pub_ring *ki_pub_find(kite *k, const char *channel);
  * release, as needed); NULL and *err (KITE_EBADNAME, -errno) if there is
  * none. With the state held. */
 struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err);
+/* Where a message of len bytes (meta_len of them an origin block) goes in
+ * r: a record of its own, the ring's pool, or a memfd of its own. */
+enum pub_place { PUB_INLINE, PUB_POOL, PUB_MEMFD };
+enum pub_place ki_pub_place(const struct pub_ring *r, size_t len, size_t meta_len);
+/* With reliable subscribers on r, wait for room for a message of len bytes
+ * placed so (ki_rel_wait: the record, and the pool floor for PUB_POOL);
+ * 0 at once without them. */
+int ki_pub_make_room(kite *k, struct pub_ring *r, enum pub_place place, size_t len,
+		     int *locked);
 /* A record of r was committed as seq, stamped timestamp_ns: the stream
  * head, counters, the LAN copy (same stamp), sleeping subscribers. With
  * the state held. */

@@ -557,6 +557,27 @@ void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timest
 	wake_sleepers(k, r);
 }
 
+enum pub_place ki_pub_place(const struct pub_ring *r, size_t len, size_t meta_len)
+{
+	if (len <= ki_ring_inline_max(r->w.slot_count, r->w.slot_size) && meta_len <= UINT16_MAX)
+		return PUB_INLINE;
+	if (len <= ki_ring_pool_msg_max(r->w.slot_count, r->w.slot_size))
+		return PUB_POOL;
+	return PUB_MEMFD;
+}
+
+int ki_pub_make_room(kite *k, struct pub_ring *r, enum pub_place place, size_t len,
+		     int *locked)
+{
+	if (!r->nrel)
+		return 0;
+	/* The record (the message itself, or the reference to it), and for
+	 * the pool every reader past the records of payloads it writes over. */
+	return ki_rel_wait(k, r, place == PUB_INLINE ? len : sizeof(struct ring_large),
+			   place == PUB_MEMFD,
+			   place == PUB_POOL ? ki_ring_pool_floor(&r->w, len) : 0, locked);
+}
+
 /* kite_publish(), with extra record flags (REC_ORIGIN: data starts with
  * an origin block of meta_len bytes, which an inline record carries as its
  * metadata; one too long for its 16-bit length goes large). */
@@ -572,26 +593,18 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 		return rc;
 	}
 	uint64_t seq;
-	int inline_record = len <= ki_ring_inline_max(r->w.slot_count, r->w.slot_size) &&
-			    meta_len <= UINT16_MAX;
-	int pool_record = !inline_record && len <= ki_ring_pool_msg_max(r->w.slot_count,
-									 r->w.slot_size);
-	if (r->nrel) { /* reliable subscribers: room for it in all of them */
-		rc = ki_rel_wait(k, r, inline_record ? len : sizeof(struct ring_large),
-				 !inline_record && !pool_record,
-				 pool_record ? ki_ring_pool_floor(&r->w, len) : 0, &locked);
-		if (rc) {
-			ki_app_exit(k, locked);
-			return rc;
-		}
+	enum pub_place place = ki_pub_place(r, len, meta_len);
+	if ((rc = ki_pub_make_room(k, r, place, len, &locked))) {
+		ki_app_exit(k, locked);
+		return rc;
 	}
 	/* The LAN copy carries the ring record's stamp, so read it here; else
 	 * the ring reads the clock while the payload's stores drain. */
 	uint64_t timestamp_ns = k->lan ? ki_realtime_ns() : RING_STAMP_NOW;
-	if (inline_record) {
+	if (place == PUB_INLINE) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
 				    (uint32_t)(len - meta_len), extra_flags, timestamp_ns);
-	} else if (pool_record) {
+	} else if (place == PUB_POOL) {
 		/* Copied even with nobody subscribed: a late joiner's replay
 		 * may read it. The copy runs unlocked, as below. */
 		uint64_t pool_pos;

@@ -328,7 +328,12 @@ void *ki_ring_pool_claim(struct ring_writer *w, uint64_t len, uint64_t *pool_pos
 	atomic_thread_fence(memory_order_release);
 	w->pool_pos = (at + len + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
 	*pool_pos = at;
-	return w->pool + at % w->pool_bytes;
+	return ki_ring_pool_payload(w, at);
+}
+
+void *ki_ring_pool_payload(const struct ring_writer *w, uint64_t pool_pos)
+{
+	return w->pool + pool_pos % w->pool_bytes;
 }
 
 uint64_t ki_ring_pool_commit(struct ring_writer *w, uint64_t pool_pos, uint64_t len,

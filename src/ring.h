@@ -256,6 +256,9 @@ uint64_t ki_ring_reader_floor(const struct ring_writer *w, uint64_t body);
  * there at once; *pool_pos says where it is for ki_ring_pool_commit. */
 void *ki_ring_pool_claim(struct ring_writer *w, uint64_t len, uint64_t *pool_pos);
 
+/* Where the payload claimed at pool_pos is. */
+void *ki_ring_pool_payload(const struct ring_writer *w, uint64_t pool_pos);
+
 /* The REC_POOL record naming the payload claimed at pool_pos, now written
  * (flags: REC_ORIGIN or 0). Returns its seq. */
 uint64_t ki_ring_pool_commit(struct ring_writer *w, uint64_t pool_pos, uint64_t len,
