@@ -554,11 +554,25 @@ int ki_ring_pending(const struct ring_reader *r)
 	return seq == r->next || overrun(r, memory_order_acquire);
 }
 
+/* Is the checked REC_POOL record h's payload already written over (or a
+ * reference no pool holds)? pool_limit only grows: it stays so. */
+static int pool_reused(const struct ring_reader *r, const struct record_header *h)
+{
+	struct ring_pool_ref ref;
+	memcpy(&ref, (const uint8_t *)h + RING_RECORD_HEADER, sizeof ref);
+	uint64_t limit = atomic_load_explicit(&header_of(r->base)->pool_limit,
+					      memory_order_acquire);
+	return !r->pool_bytes || limit > ref.pos + r->pool_bytes;
+}
+
 /* Move forward without reading toward target, as far as the ring leads
  * within about a lap; ki_ring_seek and ki_ring_reader_head judge where it
  * stopped. With since_ns (not 0) it also stops at the first record stamped
- * at or after it, and returns 1 then. */
-static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns)
+ * at or after it, and returns 1 then. With past_reused, each pool record
+ * whose payload is gone that it passes leaves *past_reused where r is
+ * right after it. */
+static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
+		struct ring_reader *past_reused)
 {
 	/* Each step passes a record (at least a header's bytes) or takes a
 	 * hint: an honest ring has target within a lap of where we are, or
@@ -581,6 +595,8 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns)
 		}
 		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
 		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, &rec);
+		int reused = past_reused && body >= 0 && flags != REC_PAD &&
+			     (rec.flags & REC_POOL) && pool_reused(r, h);
 		atomic_thread_fence(memory_order_acquire);
 		if (overrun(r, memory_order_relaxed) || body < 0) {
 			restart(r, &rec);
@@ -598,13 +614,15 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns)
 		r->off += size;
 		skip_short_tail(r->capacity, &r->pos, &r->off);
 		r->next++;
+		if (reused)
+			*past_reused = *r;
 	}
 	return 0;
 }
 
 uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
 {
-	walk(r, target, 0);
+	walk(r, target, 0, NULL);
 	if (r->next < target) {
 		r->next = RING_SEQ_END; /* it does not hold what it offered */
 		return 0;
@@ -660,11 +678,18 @@ uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 	/* Records before target were written before the offer named it: an
 	 * honest ring leads there (or a hint past it, when a later lap took
 	 * them); a walk that stops short met a liar. */
-	walk(&start, wanted, 0);
-	int stamped = since_ns && start.next < target && walk(&start, target, since_ns);
+	walk(&start, wanted, 0, NULL);
+	int stamped = since_ns && start.next < target &&
+		      walk(&start, target, since_ns, NULL);
 	if (start.next >= RING_SEQ_END || (start.next < wanted) ||
 	    (start.next < target && !stamped && since_ns))
 		return ki_ring_seek(r, target);
+	/* A pool record whose payload was since written over is not held
+	 * either (pool payloads follow the seqs: every earlier one is gone
+	 * too): start after the last such before target, not with a loss
+	 * for each. */
+	struct ring_reader scan = start;
+	walk(&scan, target, 0, &start);
 	*r = start;
 	return r->next > target ? r->next - target : 0;
 }
@@ -681,7 +706,7 @@ uint64_t ki_ring_reader_head(const struct ring_reader *r)
 	/* No shared head per message: count the committed records ahead of
 	 * us, on a copy of the reader (at most about a lap of headers). */
 	struct ring_reader ahead = *r;
-	walk(&ahead, RING_START_MAX, 0);
+	walk(&ahead, RING_START_MAX, 0, NULL);
 	return ahead.next < RING_SEQ_END ? ki_ring_reader_position(&ahead)
 					 : ki_ring_reader_position(r);
 }

@@ -325,7 +325,9 @@ uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target);
  * (CLOCK_REALTIME). The reader must be fresh from ki_ring_reader_init at
  * the ring's first record (position 0). Returns, like ki_ring_seek, how
  * many from target on were overwritten before we got there (a loss);
- * records before target that are no longer held are simply not there. */
+ * records before target that are no longer held are simply not there (a
+ * pool record whose payload was reused is not held: replay starts after
+ * the last such). */
 uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 			uint64_t since_ns);
 

@@ -216,6 +216,54 @@ static void test_replay_by_time(void **state)
 	kite_close(pub);
 }
 
+/* A late joiner asking for more pooled messages than the pool still holds
+ * (a 1 KiB ring: its 4 KiB pool keeps the last 4 of 1000 bytes, while the
+ * ring still names some 20): it is replayed those whose payloads are
+ * there, whole, and the rest is not held, so not reported lost. */
+#define POOLED 1000
+static void publish_pooled(kite *k, const char *channel, uint64_t seq)
+{
+	uint8_t p[POOLED];
+	snprintf((char *)p, PAYLOAD + 1, "%08" PRIu64, seq);
+	for (size_t i = PAYLOAD; i < sizeof p; i++)
+		p[i] = (uint8_t)(seq * 31 + i);
+	assert_int_equal(kite_publish(k, channel, p, sizeof p), (int64_t)seq);
+}
+
+static void test_replay_of_pooled_messages(void **state)
+{
+	(void)state;
+	kite *pub = open_on("replay-pooled", 16, UINT32_MAX);
+	uint64_t seq = 0;
+	while (seq < 20)
+		publish_pooled(pub, "replay.a", ++seq);
+	kite *sub = open_sub();
+	assert_int_equal(subscribe_last(sub, "replay.>", 20, 0), 0);
+	uint64_t first = 0, last = 0, messages = 0, lost = 0, bad = 0;
+	kite_event ev;
+	while (kite_recv(sub, &ev, 300) == 0) {
+		lost += ev.type == KITE_LOSS ? ev.lost : 0;
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		uint8_t want[POOLED];
+		snprintf((char *)want, PAYLOAD + 1, "%08" PRIu64, ev.msg.seq);
+		for (size_t i = PAYLOAD; i < sizeof want; i++)
+			want[i] = (uint8_t)(ev.msg.seq * 31 + i);
+		bad += ev.msg.len != POOLED || memcmp(ev.msg.data, want, POOLED) ||
+		       (messages && ev.msg.seq != last + 1);
+		first = messages++ ? first : ev.msg.seq;
+		last = ev.msg.seq;
+	}
+	print_message("# pooled: replayed %" PRIu64 "..%" PRIu64 ", %" PRIu64 " lost\n",
+		      first, last, lost);
+	assert_int_equal(bad, 0);
+	assert_int_equal(lost, 0);
+	assert_int_equal(last, 20);
+	assert_true(messages >= 3 && messages <= 4);
+	kite_close(sub);
+	kite_close(pub);
+}
+
 /* Ring memfds this process holds whose name starts with prefix; *size gets
  * the last one's size. */
 static int ring_fds(const char *prefix, off_t *size)
@@ -468,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_replay_by_time),
 		cmocka_unit_test(test_replay_after_idle_release),
 		cmocka_unit_test(test_replay_while_flooded),
+		cmocka_unit_test(test_replay_of_pooled_messages),
 		cmocka_unit_test(test_channel_ring_sizes_refused),
 		cmocka_unit_test(test_channel_ring_size_honoured),
 	};
