@@ -76,6 +76,21 @@ static void test_killed_publisher_stopped_subscriber(void **state)
 	assert_true(sh->r.total_lost > 0);
 }
 
+/* Many more hand-overs wait than a queue bound of a few hundred would
+ * suggest (the outbound queue grows with the rings we publish): every
+ * stream still has its entry, so none goes unheard of. */
+static void test_killed_publisher_many_waiting(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-many"));
+	struct kp_plan plan = {.bus = bus, .prefix = "ho.", .channels = 1324,
+			       .per_channel = 2, .name_pad = 120, .stop_subscriber = 1};
+	run_plan(&plan);
+	print_message("# %d channels x %d: %llu reported lost\n", plan.channels,
+		      plan.per_channel, (unsigned long long)sh->r.total_lost);
+	assert_true(sh->r.total_lost >= 1024 * 2);
+}
+
 static void test_killed_publisher_live_subscriber(void **state)
 {
 	(void)state;
@@ -733,6 +748,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_killed_publisher_stopped_subscriber),
+		T(test_killed_publisher_many_waiting),
 		T(test_killed_publisher_live_subscriber),
 		T(test_killed_publisher_soak),
 		T(test_killed_publisher_rings_released_meanwhile),
