@@ -81,8 +81,11 @@ out:
 	pthread_join(t, NULL);
 	double secs = now_s() - start;
 	uint64_t got = atomic_load(&received);
-	printf("rate=%.0f received=%llu lost=%llu seconds=%.3f\n", got / secs,
-	       (unsigned long long)got, (unsigned long long)atomic_load(&lost), secs);
+	kite_stats ps;
+	kite_get_stats(pub, &ps);
+	printf("rate=%.0f received=%llu lost=%llu seconds=%.3f pub_wakeups=%llu\n", got / secs,
+	       (unsigned long long)got, (unsigned long long)atomic_load(&lost), secs,
+	       (unsigned long long)ps.wakeups_sent);
 	kite_close(pub);
 	kite_close(sub);
 	free(payload);

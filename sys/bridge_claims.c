@@ -80,10 +80,13 @@ static int decimal(const char **s, uint64_t max, uint64_t *out)
 	const char *p = *s;
 	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
 		return -1;
+	/* Two divisions a field, not one a digit: this runs for every
+	 * imported message, where the division per digit showed. */
+	const uint64_t top = max / 10, top_digit = max % 10;
 	uint64_t v = 0;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		unsigned d = (unsigned)(*p - '0');
-		if (v > (max - d) / 10)
+		if (v > top || (v == top && d > top_digit))
 			return -1;
 		v = v * 10 + d;
 	}
