@@ -4,7 +4,8 @@
  * the script's), at most WINDOW in flight so that no ring overruns and the
  * figure is what the path sustains without loss:
  *   bridge_kite PUB_BUS SUB_BUS CHANNEL COUNT SIZE WINDOW
- * prints "rate=MSGS_PER_S received=N lost=N seconds=S". */
+ * prints "rate=MSGS_PER_S received=N lost=N seconds=S pub_wakeups=N" (the
+ * last: how often the publisher had to wake the exporting bridge). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
