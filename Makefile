@@ -80,7 +80,11 @@ $(BRIDGE_OBJ) $(NATS_TOOL): KITE_CFLAGS += $(NATS_CFLAGS)
 # in the sanitizer build, whose allocator it would replace.
 ifneq ($(SAN),1)
 ifneq ($(JEMALLOC),0)
-BRIDGE_MALLOC := $(shell pkg-config --libs jemalloc 2>/dev/null)
+# (--no-as-needed: it must come before libc even if nothing of ours calls
+# malloc, or libnats's allocations would bind to glibc's.)
+ifneq ($(shell pkg-config --exists jemalloc 2>/dev/null && echo y),)
+BRIDGE_MALLOC := -Wl,--push-state,--no-as-needed $(shell pkg-config --libs jemalloc) -Wl,--pop-state
+endif
 endif
 endif
 $(BRIDGE): $(BRIDGE_OBJ) $(BUILD)/cli/util.o $(SYSA) $(LIBA)

@@ -90,6 +90,11 @@ elif ! pkg-config --exists jemalloc 2>/dev/null; then
 else
 	check "kite-bridge runs on jemalloc (libjemalloc-dev is installed)" \
 		grep -q 'libjemalloc' "/proc/$A_pid/maps"
+	# What matters is libnats's allocations: glibc's dynamic linker says
+	# where each of its malloc calls binds.
+	check "libnats's malloc binds to jemalloc's, not glibc's" bash -c \
+		"LD_DEBUG=bindings '$BRIDGE' --help 2>&1 >/dev/null |
+		 grep -q 'binding file [^ ]*libnats[^ ]* .* to [^ ]*libjemalloc[^ ]* .*: normal symbol .malloc.'"
 fi
 
 # --- local -> NATS -> local, identity, no echo ----------------------------
