@@ -262,8 +262,6 @@ struct sub_ring {
 	uint64_t ino;      /* the ring memfd's inode: a re-offer must match */
 	struct ring_reader r;
 	uint64_t lost; /* what its KITE_LOSS events said, summed (kite ls/top) */
-	struct large_fd large[LARGE_KEEP];
-	int nlarge;
 	int gone;
 	int relinking;    /* its link broke, the publisher lives: still read */
 	int announce;     /* KITE_PUBLISHER_NEW not yet delivered */
@@ -281,6 +279,10 @@ struct sub_ring {
 	uint32_t head_index;
 	uint64_t pending_lost; /* a gap between two rings of the stream */
 	uint32_t pos_slot1; /* reliable: 1 + our slot in k->positions, else 0 */
+	/* Last: the fields above that every read looks at share cache lines
+	 * with the reader (r) instead of lying a kilobyte away. */
+	struct large_fd large[LARGE_KEEP];
+	int nlarge;
 };
 
 /* A broken link to a live peer, to be made again. */

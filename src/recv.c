@@ -157,18 +157,20 @@ static int poll_once(kite *k, kite_event *ev)
 			k->msg_buf_size = k->msg_buf_want;
 		}
 	}
-	if (ki_event_pop(k, ev))
+	/* (Looked at here first: a call each per message adds up.) */
+	if (k->ev_count && ki_event_pop(k, ev))
 		return 1;
-	if (ki_lan_pop(k, ev))
+	if (k->lan && ki_lan_pop(k, ev))
 		return 1;
 	size_t n = k->nsubs;
-	for (size_t i = 0; i < n; i++) {
-		size_t idx = (k->rr + i) % n;
+	/* Where the last call stopped, the ring after the one it read (no
+	 * division but after an unsubscribe). */
+	size_t idx = k->rr < n ? k->rr : k->rr == n || !n ? 0 : k->rr % n;
+	for (size_t i = 0; i < n; i++, idx = idx + 1 < n ? idx + 1 : 0) {
 		struct sub_ring *s = k->subs[idx];
 		struct ring_record rec;
 		if (s->unsubscribed || s->blocked ||
-		    (s->r.base &&
-		     ki_ring_read_max(s->r.slot_count, s->r.slot_size) > k->msg_buf_size))
+		    (s->r.base && s->r.read_max > k->msg_buf_size))
 			continue; /* (the last: no memory to grow the buffer yet) */
 		if (s->announce) {
 			s->announce = 0;
@@ -402,22 +404,30 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 	ki_app_exit(k, locked);
 	if (got)
 		return 0;
-	uint64_t start = ki_monotonic_ns();
-	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-					   : start + (uint64_t)timeout_ms * 1000000u;
 	if (timeout_ms == 0)
 		return -EAGAIN; /* a pure poll: no system call, nothing armed */
+	/* The clock is read once nothing came for a few looks: a spinner that
+	 * keeps finding messages soon never reads it (the timeout starts that
+	 * much later: a microsecond or two). */
+	uint64_t start = 0, deadline = UINT64_MAX;
 	if (k->opt.spin_us != UINT32_MAX) {
-		uint64_t spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
-		if (spin_end > deadline)
-			spin_end = deadline;
+		uint64_t spin_end = UINT64_MAX;
 		for (unsigned i = 1;; i++) {
 			cpu_relax();
 			if (attempt(k, ev))
 				return 0;
 			if (i & 15)
 				continue;
-			if (ki_monotonic_ns() >= spin_end)
+			uint64_t now = ki_monotonic_ns();
+			if (!start) {
+				start = now;
+				if (timeout_ms > 0)
+					deadline = start + (uint64_t)timeout_ms * 1000000u;
+				spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
+				if (spin_end > deadline)
+					spin_end = deadline;
+			}
+			if (now >= spin_end)
 				break;
 			/* Spinners sharing a CPU: let the others run now and then
 			 * (a no-op system call when nobody else wants the CPU). */
@@ -425,6 +435,8 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				sched_yield();
 		}
 	}
+	if (!start && timeout_ms > 0)
+		deadline = ki_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (int unarmed = 0;;) {
 		int relinking;
 		int armed = arm(k, &relinking) == 0;

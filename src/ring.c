@@ -380,6 +380,8 @@ void ki_ring_reader_init(struct ring_reader *r, const void *base, uint32_t slot_
 	r->next = seq;
 	r->pos = pos;
 	r->off = pos % r->capacity;
+	r->inline_max = ki_ring_inline_max(slot_count, slot_size);
+	r->read_max = ki_ring_read_max(slot_count, slot_size);
 	if (seq == 0 || seq >= RING_START_MAX || pos % RING_ALIGN) {
 		r->next = RING_SEQ_END; /* a liar: its stream is over at once */
 		r->pos = r->off = 0;
@@ -422,41 +424,29 @@ static enum ring_result restart(struct ring_reader *r, struct ring_record *rec)
 }
 
 /* The body size of the record at our position, checked against our own
- * geometry, its header fields in rec; -1 if it cannot be an honest record. */
-static int64_t checked_body(const struct ring_reader *r, const struct record_header *h,
-			    struct ring_record *rec)
+ * geometry, its header fields (flags already read) in rec; -1 if it cannot
+ * be an honest record. */
+static inline int64_t checked_body(const struct ring_reader *r,
+				   const struct record_header *h, uint16_t flags,
+				   struct ring_record *rec)
 {
 	struct record_header *m = (struct record_header *)(uintptr_t)h;
 	uint32_t len = atomic_load_explicit(&m->len, memory_order_relaxed);
-	uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
 	uint16_t meta_len = atomic_load_explicit(&m->meta_len, memory_order_relaxed);
 	rec->timestamp_ns = atomic_load_explicit(&m->timestamp_ns, memory_order_relaxed);
 	uint64_t body = (uint64_t)meta_len + len;
-	if ((flags & ~REC_KNOWN_FLAGS) || (flags & REC_PAD) ||
-	    body > ki_ring_inline_max(r->slot_count, r->slot_size) ||
+	if ((flags & ~REC_KNOWN_FLAGS) || (flags & REC_PAD) || body > r->inline_max ||
 	    RING_RECORD_HEADER + body > r->capacity - r->off)
 		return -1;
-	if ((flags & (REC_LARGE | REC_POOL)) == (REC_LARGE | REC_POOL) ||
-	    ((flags & (REC_LARGE | REC_POOL)) && len != sizeof(struct ring_large)) ||
-	    ((flags & REC_POOL) && meta_len))
+	if ((flags & (REC_LARGE | REC_POOL)) &&
+	    ((flags & (REC_LARGE | REC_POOL)) == (REC_LARGE | REC_POOL) ||
+	     len != sizeof(struct ring_large) || ((flags & REC_POOL) && meta_len)))
 		return -1;
 	rec->flags = flags;
 	rec->meta_len = meta_len;
 	rec->len = len;
 	rec->large_id = 0;
 	return (int64_t)body;
-}
-
-/* The record at our position, checked; its body is copied to buf. 0 if it
- * cannot be an honest record. */
-static int take_record(const struct ring_reader *r, const struct record_header *h,
-		       void *buf, struct ring_record *rec)
-{
-	int64_t body = checked_body(r, h, rec);
-	if (body < 0)
-		return 0;
-	copy_out(buf, (const uint8_t *)h + RING_RECORD_HEADER, (size_t)body);
-	return 1;
 }
 
 /* The pool payload a REC_POOL record (its ring_pool_ref in buf) names,
@@ -500,43 +490,51 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 		/* Only a lying hint sends a reader this far: its stream ends. */
 		if (r->next >= RING_SEQ_END)
 			return RING_EMPTY;
-		const struct record_header *h = record_at(r->base, r->off);
-		uint64_t seq = atomic_load_explicit(
-			&((struct record_header *)(uintptr_t)h)->seq, memory_order_acquire);
+		struct record_header *h = record_at(r->base, r->off);
+		/* A record's body mostly lies on the line after its seq word's:
+		 * ask for both lines (the publisher's CPU holds them) at once.
+		 * (A round trip took 0.47 us instead of 0.53.) */
+		if (r->off + 64 < r->capacity)
+			__builtin_prefetch((const uint8_t *)h + 64);
+		uint64_t seq = atomic_load_explicit(&h->seq, memory_order_acquire);
 		if (seq != r->next) {
 			/* Not written yet, or a later lap took its place. */
 			if (!overrun(r, memory_order_acquire))
 				return RING_EMPTY;
 			return restart(r, rec);
 		}
-		struct record_header *m = (struct record_header *)(uintptr_t)h;
-		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
-		int honest = flags == REC_PAD || take_record(r, h, buf, rec);
+		uint16_t flags = atomic_load_explicit(&h->flags, memory_order_relaxed);
+		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, flags, rec);
+		if (body > 0)
+			copy_out(buf, (const uint8_t *)h + RING_RECORD_HEADER, (size_t)body);
 		/* Everything we read must predate any write over it. */
 		atomic_thread_fence(memory_order_acquire);
-		if (overrun(r, memory_order_relaxed) || !honest)
+		if (overrun(r, memory_order_relaxed) || body < 0)
 			return restart(r, rec);
 		if (flags == REC_PAD) {
 			r->pos += r->capacity - r->off;
 			r->off = 0;
 			continue;
 		}
-		if (rec->flags & REC_LARGE) {
+		int whole = 1;
+		if (flags & REC_LARGE) {
 			struct ring_large large;
 			memcpy(&large, (uint8_t *)buf + rec->meta_len, sizeof large);
 			if (large.len > KITE_MSG_MAX)
 				return restart(r, rec);
 			rec->large_id = large.large_id;
 			rec->len = (uint32_t)large.len;
+		} else if (flags & REC_POOL) {
+			whole = take_pool(r, buf, rec);
 		}
-		uint64_t size = record_size((uint64_t)rec->meta_len +
-					    (rec->flags & (REC_LARGE | REC_POOL)
-						     ? sizeof(struct ring_large)
-						     : rec->len));
-		int whole = !(rec->flags & REC_POOL) || take_pool(r, buf, rec);
+		uint64_t size = record_size((uint64_t)body);
 		r->pos += size;
 		r->off += size;
 		skip_short_tail(r->capacity, &r->pos, &r->off);
+		/* The next record's seq word starts on its way to us while our
+		 * caller handles this one: a reader behind its publisher reads
+		 * faster (its line too, not: that slowed the round trip). */
+		__builtin_prefetch(record_at(r->base, r->off));
 		rec->seq = r->next++;
 		rec->lost = !whole;
 		return whole ? RING_MESSAGE : RING_LOST;
@@ -551,7 +549,14 @@ int ki_ring_pending(const struct ring_reader *r)
 	const struct record_header *h = record_at(r->base, r->off);
 	uint64_t seq = atomic_load_explicit(&((struct record_header *)(uintptr_t)h)->seq,
 					    memory_order_acquire);
-	return seq == r->next || overrun(r, memory_order_acquire);
+	if (!overrun(r, memory_order_acquire))
+		return seq == r->next;
+	/* Overrun: ki_ring_read goes to the publisher's hint, unless it is
+	 * being changed (odd). Nothing is ready then: the publisher finishes
+	 * the hint before the record it is writing, whose commit wakes us. A
+	 * publisher that leaves it odd keeps its own stream stuck, and does
+	 * not keep its reader awake (a sleeper woken every millisecond). */
+	return !(atomic_load_explicit(&header_of(r->base)->hint_gen, memory_order_acquire) & 1);
 }
 
 /* Is the checked REC_POOL record h's payload already written over (or a
@@ -594,7 +599,7 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 			continue;
 		}
 		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
-		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, &rec);
+		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, flags, &rec);
 		int reused = past_reused && body >= 0 && flags != REC_PAD &&
 			     (rec.flags & REC_POOL) && pool_reused(r, h);
 		atomic_thread_fence(memory_order_acquire);

@@ -280,6 +280,10 @@ struct ring_reader {
 	uint64_t next; /* next seq we expect */
 	uint64_t pos;  /* where we expect it (absolute) */
 	uint64_t off;  /* pos % capacity */
+	/* ki_ring_inline_max and ki_ring_read_max of our geometry, worked
+	 * out once: every read checks against them. */
+	uint32_t inline_max;
+	uint64_t read_max;
 };
 
 enum ring_result { RING_EMPTY, RING_MESSAGE, RING_LOST };

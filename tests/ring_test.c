@@ -539,6 +539,35 @@ static void test_overrun_during_copy(void **state)
 	ring_teardown(&f);
 }
 
+/* Overrun while the publisher is changing its hint (hint_gen odd): nothing
+ * is ready, so a reader may sleep (a publisher that never finishes the hint
+ * must not keep it awake); once the hint is whole the loss is exact. */
+static void test_overrun_hint_being_changed(void **state)
+{
+	(void)state;
+	struct ring_fixture f;
+	ring_setup(&f, 4, 64);
+	uint64_t s1 = write_len(&f, 8);
+	struct ring_header *h = hdr(&f);
+	uint64_t lap = f.w.capacity + f.w.segment;
+	atomic_store(&h->hint_gen, 7);
+	atomic_store(&h->hint_seq, s1 + 5);
+	atomic_store(&h->hint_pos, f.w.pos + lap - f.w.segment);
+	atomic_store(&h->limit, lap);
+	struct ring_record rec;
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(ki_ring_pending(&f.r), 0);
+		assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_EMPTY);
+	}
+	assert_int_equal(f.r.next, s1);
+	atomic_store(&h->hint_gen, 8);
+	assert_int_equal(ki_ring_pending(&f.r), 1);
+	assert_int_equal(ki_ring_read(&f.r, f.buf, &rec), RING_LOST);
+	assert_int_equal(rec.lost, 5);
+	assert_int_equal(f.r.next, s1 + 5);
+	ring_teardown(&f);
+}
+
 /* A writer thread laps a 512-byte ring as fast as it can while a reader
  * thread copies: every message delivered is the one its seq says (length
  * and every byte), never a mix of two laps, and delivered + lost is
@@ -1113,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(test_metadata_block),
 		cmocka_unit_test(test_overrun_exact_count),
 		cmocka_unit_test(test_overrun_during_copy),
+		cmocka_unit_test(test_overrun_hint_being_changed),
 		cmocka_unit_test(test_concurrent_overrun_never_torn),
 		cmocka_unit_test(test_large_reference),
 		cmocka_unit_test(test_geometry_table),

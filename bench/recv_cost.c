@@ -1,0 +1,278 @@
+/* recv_cost.c — what kite_recv costs a subscriber per 64-byte message,
+ * apart from the publisher's cost (the channels benchmark shows only the
+ * slower of the two). One process, two handles on a private bus, the
+ * publisher's thread on CPU 0 and the subscriber's on CPU 1:
+ *
+ *   cached  one thread publishes a batch of 256 messages, then reads them:
+ *           the records are in its own cache (instructions only)
+ *   behind  the publisher writes a batch of 512, then the subscriber reads
+ *           them: every line comes from the other CPU, which is done with it
+ *   live    the publisher publishes 3,000,000 flat out while the subscriber
+ *           polls (kite_recv with timeout 0) and sums the time (TSC) of the
+ *           calls that returned a message (plus two TSC reads each); also
+ *           both rates and the loss
+ *
+ * Prints one line per figure: median ns per message over the batches
+ * (cached, behind), or over the whole run (live).
+ *
+ *   build/bench/recv_cost [cached|behind|live]...   (default: all three)
+ */
+#include <errno.h>
+#include <kite.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
+
+#define MSG 64
+#define CACHED_BATCH 256
+#define CACHED_ROUNDS 4000
+#define BEHIND_BATCH 512 /* far below a lap of the default ring */
+#define BEHIND_ROUNDS 4000
+#define LIVE_COUNT 3000000ull
+
+static char bus[64];
+/* Each on a cache line of its own: the subscriber writes sink for every
+ * message and the publisher reads msg (together, the publisher ran at
+ * two thirds of its speed). */
+static _Alignas(64) char msg[MSG];
+static _Alignas(64) volatile unsigned sink; /* what was read, so it is read */
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	pthread_setaffinity_np(pthread_self(), sizeof s, &s); /* best effort */
+}
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "recv_cost: %s: %s\n", what, kite_strerror(rc));
+	exit(1);
+}
+
+static kite *open_handle(uint32_t spin_us)
+{
+	kite_options o = {.bus = bus, .spin_us = spin_us};
+	kite *k;
+	int rc = kite_open(&k, &o);
+	if (rc)
+		die("kite_open", rc);
+	return k;
+}
+
+/* Wait for the next message (events skipped); its first byte. */
+static unsigned next_message(kite *k, uint64_t *lost)
+{
+	for (;;) {
+		kite_event ev;
+		int rc = kite_recv(k, &ev, 10000);
+		if (rc)
+			die("kite_recv", rc);
+		if (ev.type == KITE_MESSAGE)
+			return ((const unsigned char *)ev.msg.data)[0];
+		if (ev.type == KITE_LOSS)
+			*lost += ev.lost;
+	}
+}
+
+/* Publish until the subscriber hears, then let it drain what came. */
+static void attach(kite *pub, kite *sub, _Atomic int *heard)
+{
+	kite_event ev;
+	if (sub) {
+		while (!(kite_recv(sub, &ev, 1) == 0 && ev.type == KITE_MESSAGE))
+			kite_publish(pub, "cost", msg, MSG);
+		while (kite_recv(sub, &ev, 20) == 0)
+			;
+		return;
+	}
+	while (!atomic_load(heard)) {
+		kite_publish(pub, "cost", msg, MSG);
+		usleep(1000);
+	}
+}
+
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, by_value);
+	return v[n / 2];
+}
+
+static void cached(void)
+{
+	pin(1);
+	kite *sub = open_handle(0), *pub = open_handle(0);
+	int rc = kite_subscribe(sub, "cost");
+	if (rc)
+		die("kite_subscribe", rc);
+	attach(pub, sub, NULL);
+	static double per[CACHED_ROUNDS];
+	uint64_t lost = 0;
+	for (int r = 0; r < CACHED_ROUNDS; r++) {
+		for (int i = 0; i < CACHED_BATCH; i++)
+			kite_publish(pub, "cost", msg, MSG);
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < CACHED_BATCH; i++)
+			sink += next_message(sub, &lost);
+		per[r] = (double)(now_ns() - t0) / CACHED_BATCH;
+	}
+	printf("cached: %.1f ns per message (median of %d batches of %d; lost %llu)\n",
+	       median(per, CACHED_ROUNDS), CACHED_ROUNDS, CACHED_BATCH,
+	       (unsigned long long)lost);
+	kite_close(pub);
+	kite_close(sub);
+}
+
+/* The two-thread figures: the subscriber's side runs in this thread. */
+struct shared {
+	_Atomic int attached, heard, go, done_pub;
+	_Atomic int round, round_read;
+	uint64_t pub_ns;
+	int live;
+};
+
+static void *publisher(void *arg)
+{
+	struct shared *sh = arg;
+	pin(0);
+	kite *pub = open_handle(0);
+	while (!atomic_load(&sh->attached))
+		usleep(1000);
+	attach(pub, NULL, &sh->heard);
+	while (!atomic_load(&sh->go))
+		;
+	if (sh->live) {
+		uint64_t t0 = now_ns();
+		for (uint64_t i = 0; i < LIVE_COUNT; i++)
+			kite_publish(pub, "cost", msg, MSG);
+		sh->pub_ns = now_ns() - t0;
+	} else {
+		for (int r = 1; r <= BEHIND_ROUNDS; r++) {
+			for (int i = 0; i < BEHIND_BATCH; i++)
+				kite_publish(pub, "cost", msg, MSG);
+			atomic_store(&sh->round, r);
+			while (atomic_load(&sh->round_read) != r)
+				;
+		}
+	}
+	atomic_store(&sh->done_pub, 1);
+	kite_close(pub);
+	return NULL;
+}
+
+static void two_cpus(int live)
+{
+	struct shared sh = {.live = live};
+	pthread_t t;
+	pin(1);
+	kite *sub = open_handle(UINT32_MAX - 1);
+	int rc = kite_subscribe(sub, "cost");
+	if (rc)
+		die("kite_subscribe", rc);
+	if (pthread_create(&t, NULL, publisher, &sh))
+		die("pthread_create", -EAGAIN);
+	atomic_store(&sh.attached, 1);
+	uint64_t lost = 0;
+	sink += next_message(sub, &lost);
+	atomic_store(&sh.heard, 1);
+	kite_event ev;
+	while (kite_recv(sub, &ev, 50) == 0)
+		;
+	lost = 0;
+	atomic_store(&sh.go, 1);
+	if (!live) {
+		static double per[BEHIND_ROUNDS];
+		for (int r = 1; r <= BEHIND_ROUNDS; r++) {
+			while (atomic_load(&sh.round) != r)
+				;
+			uint64_t t0 = now_ns();
+			for (int i = 0; i < BEHIND_BATCH; i++)
+				sink += next_message(sub, &lost);
+			per[r - 1] = (double)(now_ns() - t0) / BEHIND_BATCH;
+			atomic_store(&sh.round_read, r);
+		}
+		printf("behind: %.1f ns per message (median of %d batches of %d; lost %llu)\n",
+		       median(per, BEHIND_ROUNDS), BEHIND_ROUNDS, BEHIND_BATCH,
+		       (unsigned long long)lost);
+	} else {
+#ifdef HAVE_TSC
+		uint64_t got = 0, ticks = 0, t0 = now_ns(), c0 = __rdtsc();
+		while (got + lost < LIVE_COUNT) {
+			uint64_t a = __rdtsc();
+			rc = kite_recv(sub, &ev, 0);
+			if (rc == -EAGAIN)
+				continue;
+			if (rc)
+				die("kite_recv", rc);
+			uint64_t b = __rdtsc();
+			if (ev.type == KITE_MESSAGE) {
+				sink += ((const unsigned char *)ev.msg.data)[0];
+				got++;
+				ticks += b - a;
+			} else if (ev.type == KITE_LOSS) {
+				lost += ev.lost;
+			}
+		}
+		double elapsed = (double)(now_ns() - t0);
+		double tsc_per_ns = (double)(__rdtsc() - c0) / elapsed;
+		while (!atomic_load(&sh.done_pub))
+			;
+		printf("live: %.1f ns per message inside kite_recv; subscriber %.2f M/s, "
+		       "publisher %.2f M/s, lost %.3f %%\n",
+		       (double)ticks / tsc_per_ns / (double)(got ? got : 1),
+		       (double)got * 1e3 / elapsed, (double)LIVE_COUNT * 1e3 / (double)sh.pub_ns,
+		       (double)lost * 100 / (double)LIVE_COUNT);
+#else
+		fprintf(stderr, "recv_cost: live needs a time-stamp counter\n");
+		exit(1);
+#endif
+	}
+	pthread_join(t, NULL);
+	kite_close(sub);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const all[] = {"cached", "behind", "live"};
+	const char *const *which = argc > 1 ? (const char *const *)argv + 1 : all;
+	int n = argc > 1 ? argc - 1 : 3;
+	memset(msg, 7, sizeof msg);
+	for (int i = 0; i < n; i++) {
+		snprintf(bus, sizeof bus, "cost%d%d", (int)getpid(), i);
+		if (!strcmp(which[i], "cached")) {
+			cached();
+		} else if (!strcmp(which[i], "behind")) {
+			two_cpus(0);
+		} else if (!strcmp(which[i], "live")) {
+			two_cpus(1);
+		} else {
+			fprintf(stderr, "usage: recv_cost [cached|behind|live]...\n");
+			return 2;
+		}
+	}
+	return 0;
+}
