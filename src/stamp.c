@@ -158,9 +158,8 @@ static int calibrate(struct stamp_clock *c, const struct anchor *a,
 	return 0;
 }
 
-uint64_t ki_stamp_anchor(struct stamp_clock *c, uint64_t tsc)
+uint64_t ki_stamp_anchor(struct stamp_clock *c)
 {
-	(void)tsc; /* the anchor reads its own, between the clock reads */
 	if (c->mode == STAMP_SYSTEM)
 		return real_ns(c);
 	struct anchor a = read_anchor(c);

@@ -73,8 +73,9 @@ void ki_stamp_init(struct stamp_clock *c);
 void ki_stamp_init_with(struct stamp_clock *c, enum stamp_mode mode,
 			const struct stamp_source *src);
 
-/* The slow path of ki_stamp_now: read the anchor again (tsc: now). */
-uint64_t ki_stamp_anchor(struct stamp_clock *c, uint64_t tsc);
+/* The slow path of ki_stamp_now: read the anchor again (with its own
+ * TSC read, taken between the system clock's reads). */
+uint64_t ki_stamp_anchor(struct stamp_clock *c);
 
 /* The TSC, or the test's fake. */
 static inline uint64_t ki_stamp_tsc(const struct stamp_clock *c)
@@ -100,7 +101,7 @@ static inline uint64_t ki_stamp_now(struct stamp_clock *c)
 			c->last = ns;
 		return c->last;
 	}
-	return ki_stamp_anchor(c, tsc);
+	return ki_stamp_anchor(c);
 }
 
 #endif /* KITE_STAMP_H */
