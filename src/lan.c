@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "lan_batch.h"
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
@@ -55,9 +56,10 @@
 /* Message items kept for reuse once kite_recv() is done with them, so a
  * stream of small messages does not malloc and free each: those made for
  * payloads up to SPARE_PAYLOAD bytes, SPARE_MAX of them at most (about
- * 1.4 MiB). */
+ * 6 MiB: one read of a busy socket brings thousands of small messages,
+ * and a smaller pool made most of them a malloc and a free). */
 #define SPARE_PAYLOAD 256
-#define SPARE_MAX 4096
+#define SPARE_MAX 16384
 /* Repair, subscriber side: a gap is first asked for this long after it is
  * seen (reordering usually fills it sooner), then again every retry, one
  * NAK per stream and period, until repair_ms gives it up as lost. */
@@ -147,7 +149,18 @@ struct ki_lan {
 	 * sent when the slots fill, or pack_ns after the first waited
 	 * (pack_timer), or at once for a message after an idle spell. */
 	struct lan_packer pack;
+	/* The batch being filled (batch=1): at batch_at in the packer's
+	 * open datagram, for batch_pub, whose next message must be
+	 * batch_next to join it; batch_count 0: none open. */
+	const struct pub *batch_pub;
+	size_t batch_at;
+	uint32_t batch_count;
+	uint64_t batch_next;
 	uint64_t pack_ns, last_publish_ns;
+	/* Stamps (ki_lan_stamp_ns): realtime - monotonic as read at
+	 * stamp_at_ns; the monotonic time of the last stamp, for the
+	 * ki_lan_publish that follows it (0: read the clock). */
+	uint64_t real_minus_mono, stamp_at_ns, stamp_mono_ns;
 	int pack_timer;
 	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
@@ -176,10 +189,13 @@ static void count_reject(struct ki_lan *l, int r)
 		l->st.frames_unauthenticated++;
 }
 
-/* Start the send budget of one call into the LAN side. */
+/* Start the send budget of one call into the LAN side: it runs from the
+ * first wait for room (no clock read for the calls that never wait, which
+ * is nearly all of them). */
+#define SEND_BUDGET_UNSTARTED UINT64_MAX
 static void send_budget_start(struct ki_lan *l)
 {
-	l->send_until_ns = ki_monotonic_ns() + SEND_TIMEOUT_MS * 1000000ull;
+	l->send_until_ns = SEND_BUDGET_UNSTARTED;
 }
 
 /* Sends made by the handle's own timers never wait: they hold the handle,
@@ -286,6 +302,8 @@ static int gso_refusal(int err)
 static int wait_for_room(struct ki_lan *l)
 {
 	uint64_t now = ki_monotonic_ns();
+	if (l->send_until_ns == SEND_BUDGET_UNSTARTED)
+		l->send_until_ns = now + SEND_TIMEOUT_MS * 1000000ull;
 	if (now >= l->send_until_ns)
 		return 0;
 	struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
@@ -494,9 +512,24 @@ static void pack_send_from(struct ki_lan *l, unsigned first)
 		l->st.messages_unsent += run[j].frames;
 }
 
+/* Finish the open batch, if any: its count, lengths, CRC and tag (room
+ * for the tag was kept when it was opened and at each record). */
+static void batch_close(struct ki_lan *l)
+{
+	if (!l->batch_count)
+		return;
+	struct lan_packer *p = &l->pack;
+	unsigned slot = p->used - 1;
+	uint8_t *frame = p->buf + (size_t)slot * p->max_datagram + l->batch_at;
+	size_t written = p->len[slot] - l->batch_at;
+	p->len[slot] += ki_lan_batch_close(frame, written, l->batch_count, &l->keys) - written;
+	l->batch_count = 0;
+}
+
 /* Send what the packer holds. */
 static void pack_flush(struct ki_lan *l)
 {
+	batch_close(l);
 	pack_send_from(l, 0);
 	ki_lan_pack_sent(&l->pack);
 }
@@ -509,22 +542,80 @@ static void pack_timer_arm(struct ki_lan *l, uint64_t due)
 		l->pack_timer_due = due;
 }
 
-/* Pack one single-datagram message; 0, or -1 to send it on its own. */
-static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void *data,
-			uint32_t group, uint64_t now)
+/* Repair keeps a batched message as the version-1 frame it would have
+ * been: a resend names one message, and any receiver takes it. */
+static void history_add_frame(struct ki_lan *l, const struct lan_frame *f, const void *data)
 {
-	size_t n = lan_header_len(f->channel_len) + f->payload_len + lan_tag_len(&l->keys);
-	uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
+	uint8_t one[LAN_FRAME_MAX];
+	int n = ki_lan_frame_encode_keyed(one, sizeof one, f, data, &l->keys);
+	if (n > 0)
+		ki_lan_history_add(&l->hist, f->channel, f->seq, one, (size_t)n);
+}
+
+/* Add a message to the open batch if it is the next of the same stream
+ * and fits the open datagram (its tag still to come), else open a batch
+ * for it; 0, or -1 if it fits no datagram. */
+static int batch_message(struct ki_lan *l, const struct pub *pub, const struct lan_frame *f,
+			 const void *data, uint64_t now)
+{
+	struct lan_packer *p = &l->pack;
+	size_t tag = lan_tag_len(&l->keys);
+	size_t rec = LAN_BATCH_RECORD_LEN + f->payload_len;
+	if (l->batch_count && l->batch_pub == pub && f->seq == l->batch_next &&
+	    l->batch_count < LAN_BATCH_COUNT_MAX &&
+	    p->len[p->used - 1] + rec + tag <= p->max_datagram) {
+		uint8_t *at = ki_lan_pack_room(p, pub->group, rec, now);
+		lan_batch_put(at, f->timestamp_ns, data, (uint16_t)f->payload_len);
+		ki_lan_pack_commit(p, rec);
+		l->batch_count++;
+		l->batch_next++;
+		return 0;
+	}
+	batch_close(l);
+	size_t hdr = lan_batch_header_len(f->channel_len);
+	uint8_t *at = ki_lan_pack_room(p, pub->group, hdr + rec + tag, now);
 	if (!at) {
 		pack_flush(l);
-		if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
+		if (!(at = ki_lan_pack_room(p, pub->group, hdr + rec + tag, now)))
 			return -1;
 	}
-	if (ki_lan_frame_encode_keyed(at, n, f, data, &l->keys) != (int)n)
+	if (ki_lan_batch_open(at, hdr, f) != hdr)
 		return -1;
-	if (l->spec.repair)
-		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
-	ki_lan_pack_commit(&l->pack, n);
+	lan_batch_put(at + hdr, f->timestamp_ns, data, (uint16_t)f->payload_len);
+	l->batch_at = p->len[p->used - 1];
+	ki_lan_pack_commit(p, hdr + rec);
+	l->batch_pub = pub;
+	l->batch_count = 1;
+	l->batch_next = f->seq + 1;
+	return 0;
+}
+
+/* Pack one single-datagram message (pub's); 0, or -1 to send it on its
+ * own. */
+static int pack_message(struct ki_lan *l, const struct pub *pub, const struct lan_frame *f,
+			const void *data, uint64_t now)
+{
+	uint32_t group = pub->group;
+	if (l->spec.batch && f->payload_len <= UINT16_MAX) {
+		if (batch_message(l, pub, f, data, now) != 0)
+			return -1;
+		if (l->spec.repair)
+			history_add_frame(l, f, data);
+	} else {
+		batch_close(l);
+		size_t n = lan_header_len(f->channel_len) + f->payload_len + lan_tag_len(&l->keys);
+		uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
+		if (!at) {
+			pack_flush(l);
+			if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
+				return -1;
+		}
+		if (ki_lan_frame_encode_keyed(at, n, f, data, &l->keys) != (int)n)
+			return -1;
+		if (l->spec.repair)
+			ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
+		ki_lan_pack_commit(&l->pack, n);
+	}
 	if (now - l->pack.since_ns >= l->pack_ns)
 		pack_flush(l);
 	else if (l->pack.used == 1 && l->pack.frames[0] == 1 && !l->pack_timer_due)
@@ -609,6 +700,25 @@ static void announce_start(kite *k, const char *channel)
 		send_datagrams(k->lan, group, &len, 1);
 }
 
+/* A LAN message's stamp is CLOCK_REALTIME, read as the monotonic clock
+ * plus their difference, itself read again every STAMP_REFRESH_NS: one
+ * clock read a message where the ring's stamp and the LAN side's packing
+ * took two. Between refreshes a stamp is off by the realtime clock's slew
+ * over that time at most (NTP slews 500 ppm at most: 0.5 us), and a step
+ * of that clock shows within STAMP_REFRESH_NS. */
+#define STAMP_REFRESH_NS 1000000ull
+uint64_t ki_lan_stamp_ns(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	uint64_t mono = ki_monotonic_ns();
+	if (!l->stamp_at_ns || mono - l->stamp_at_ns >= STAMP_REFRESH_NS) {
+		l->real_minus_mono = ki_realtime_ns() - mono;
+		l->stamp_at_ns = mono;
+	}
+	l->stamp_mono_ns = mono;
+	return mono + l->real_minus_mono;
+}
+
 void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
 		    const void *data, size_t len)
 {
@@ -625,7 +735,8 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 				? l->last_pub : find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
-	uint64_t now = ki_monotonic_ns();
+	uint64_t now = l->stamp_mono_ns ? l->stamp_mono_ns : ki_monotonic_ns();
+	l->stamp_mono_ns = 0;
 	if (p) {
 		p->seq = seq;
 		p->state_due_ns = now + STATE_IDLE_MS * 1000000ull;
@@ -641,7 +752,7 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 	frame_base(k, &f, channel, seq, timestamp_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
-	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
+	f.frag_count = len <= room ? 1 : ki_lan_fragment_count(f.total_len, (uint32_t)room);
 	uint32_t group = p->group;
 	int busy = now - l->last_publish_ns < l->pack_ns;
 	l->last_publish_ns = now;
@@ -649,7 +760,7 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 		/* In a burst: share a datagram (a lone message, below, goes at
 		 * once: no added latency). */
 		f.payload_len = (uint32_t)len;
-		if (pack_message(l, &f, data, group, now) == 0)
+		if (pack_message(l, p, &f, data, now) == 0)
 			return;
 	}
 	if (l->pack.used) /* keep the order: what waits goes first */
@@ -1273,6 +1384,29 @@ struct arrival {
 	uint64_t now;
 };
 
+/* A batch frame at d (len bytes to the datagram's end): its messages,
+ * each as the whole-message frame it stands for. Its length, or < 0 if
+ * rejected (counted). */
+static int take_batch(const struct arrival *a, const uint8_t *d, size_t len)
+{
+	struct ki_lan *l = a->k->lan;
+	struct lan_batch b;
+	int r = ki_lan_batch_decode_keyed(d, len, &b, &l->keys);
+	if (r < 0) {
+		count_reject(l, r);
+		return r;
+	}
+	l->st.frames_received++;
+	l->st.batches_received++;
+	struct lan_frame f = b.f;
+	size_t at = 0;
+	for (uint32_t i = 0; i < b.count; i++) {
+		ki_lan_batch_record(&b, i, &at, &f);
+		take_frame(a->k, &f, a->from, a->now);
+	}
+	return r;
+}
+
 /* One datagram: its frames, back to back, until one is rejected. */
 static void take_datagram(void *ctx, const uint8_t *d, size_t len)
 {
@@ -1280,6 +1414,13 @@ static void take_datagram(void *ctx, const uint8_t *d, size_t len)
 	struct ki_lan *l = a->k->lan;
 	l->st.datagrams_received++;
 	for (size_t at = 0; at < len;) {
+		if (len - at > 4 && d[at + 4] == LAN_BATCH_VERSION) {
+			int r = take_batch(a, d + at, len - at);
+			if (r < 0)
+				break;
+			at += (size_t)r;
+			continue;
+		}
 		struct lan_frame f;
 		int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
 		if (r < 0) {

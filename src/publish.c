@@ -608,7 +608,7 @@ static int64_t publish(kite *k, const char *channel, const void *data, size_t le
 	}
 	/* The LAN copy carries the ring record's stamp, so read it here; else
 	 * the ring reads the clock while the payload's stores drain. */
-	uint64_t timestamp_ns = k->lan ? ki_realtime_ns() : RING_STAMP_NOW;
+	uint64_t timestamp_ns = k->lan ? ki_lan_stamp_ns(k) : RING_STAMP_NOW;
 	if (place == PUB_INLINE) {
 		seq = ki_ring_write(&r->w, data, (uint16_t)meta_len, (const uint8_t *)data + meta_len,
 				    (uint32_t)(len - meta_len), extra_flags, timestamp_ns);
