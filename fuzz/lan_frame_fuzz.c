@@ -215,22 +215,30 @@ static size_t walk(const uint8_t *buf, size_t len)
 	return walk_keyed(buf, len, NULL);
 }
 
-/* Two frames (a fragment, then a whole message), signed with keys if
- * given; *first: the first one's length. */
-static size_t two_frames_keyed(uint8_t *out, size_t cap, const struct lan_keys *keys,
-			       size_t *first)
+/* The valid datagrams' sender: host 7, publisher 0x1234, pid 100,
+ * channel fuzz.ch, sequence 9. */
+static struct lan_frame fuzz_sender(void)
 {
 	struct lan_frame f = {0};
 	f.host = 7;
 	f.publisher = 0x1234;
 	f.seq = 9;
 	f.pid = 100;
+	strcpy(f.channel, "fuzz.ch");
+	f.channel_len = 7;
+	return f;
+}
+
+/* Two frames (a fragment, then a whole message), signed with keys if
+ * given; *first: the first one's length. */
+static size_t two_frames_keyed(uint8_t *out, size_t cap, const struct lan_keys *keys,
+			       size_t *first)
+{
+	struct lan_frame f = fuzz_sender();
 	f.total_len = 40;
 	f.frag_count = 2;
 	f.frag_index = 1;
 	f.payload_len = 20;
-	strcpy(f.channel, "fuzz.ch");
-	f.channel_len = 7;
 	int a = ki_lan_frame_encode_keyed(out, cap, &f, "abcdefghijklmnopqrst", keys);
 	f.frag_count = 1;
 	f.frag_index = 0;
@@ -269,15 +277,9 @@ static void keyed_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t ca
 static void batch_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t cap)
 {
 	const struct lan_keys *keys = size >= 2 && (data[1] & 1) ? &key : NULL;
-	struct lan_frame f = {0};
-	f.host = 7;
-	f.publisher = 0x1234;
-	f.seq = 9;
-	f.pid = 100;
+	struct lan_frame f = fuzz_sender();
 	f.frag_count = 1;
 	f.total_len = f.payload_len = 3;
-	strcpy(f.channel, "fuzz.ch");
-	f.channel_len = 7;
 	int first = ki_lan_frame_encode_keyed(buf, cap, &f, "xyz", keys);
 	f.seq = 10;
 	size_t w = first > 0 ? ki_lan_batch_open(buf + first, cap - (size_t)first, &f) : 0;
