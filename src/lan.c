@@ -44,6 +44,19 @@
 #define SILENCE_MS 3500       /* a stream unheard this long: publisher gone */
 #define QUEUE_BYTES (64u << 20)
 #define QUEUE_ITEMS 65536
+/* A burst read at once (up to RECV_ROUNDS x RECV_BATCH buffers of 64 KiB
+ * of packed messages: tens of thousands) would overflow the queue before
+ * kite_recv() runs, above all when both threads share a CPU. So the
+ * socket is not read while the queue holds QUEUE_PAUSE_ITEMS or more: its
+ * receive buffer holds the rest (and counts what it drops, SO_RXQ_OVFL).
+ * kite_recv() resumes reading once the queue is down to
+ * QUEUE_RESUME_ITEMS; a pause lasts RX_PAUSE_MAX_MS at most, and then the
+ * socket is read for as long again whatever the queue (dropping what does
+ * not fit, as before), so that a stalled application does not make its
+ * streams fall silent (SILENCE_MS). */
+#define QUEUE_PAUSE_ITEMS (QUEUE_ITEMS / 2)
+#define QUEUE_RESUME_ITEMS (QUEUE_ITEMS / 8)
+#define RX_PAUSE_MAX_MS 100
 #define STREAMS_MAX 65536
 /* What all streams may hold behind their gaps together (a stream holds
  * up to its window of messages, each up to max_msg, for reorder_ms or
@@ -164,6 +177,9 @@ struct ki_lan {
 	int pack_timer;
 	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
+	/* Reading paused for the queue (QUEUE_PAUSE_ITEMS) since this time
+	 * (0: reading); no pause before rx_nopause_until_ns. */
+	uint64_t rx_paused_ns, rx_nopause_until_ns;
 	/* ki_lan_timers' full scan (every stream and channel) is due at this
 	 * time: 0 after anything that may need it sooner (a new stream, a gap,
 	 * a fragment), so a busy receiver does not scan on every pass. */
@@ -1438,6 +1454,26 @@ static void take_datagram(void *ctx, const uint8_t *d, size_t len)
 	}
 }
 
+/* Stop or go on reading the socket (the control thread's epoll). */
+static void rx_watch(kite *k, int on)
+{
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.fd = k->lan->rx};
+	epoll_ctl(k->epoll_fd, EPOLL_CTL_MOD, k->lan->rx, &ev);
+}
+
+static void rx_pause(kite *k, uint64_t now)
+{
+	k->lan->rx_paused_ns = now ? now : 1;
+	k->lan->st.rx_pauses++;
+	rx_watch(k, 0);
+}
+
+static void rx_resume(kite *k)
+{
+	k->lan->rx_paused_ns = 0;
+	rx_watch(k, 1);
+}
+
 static void lan_receive(kite *k)
 {
 	struct ki_lan *l = k->lan;
@@ -1449,6 +1485,13 @@ static void lan_receive(kite *k)
 		struct cmsghdr align;
 	} ctl[RECV_BATCH];
 	for (int round = 0; round < RECV_ROUNDS; round++) {
+		if (l->nitems >= QUEUE_PAUSE_ITEMS) {
+			uint64_t now = ki_monotonic_ns();
+			if (now >= l->rx_nopause_until_ns) {
+				rx_pause(k, now);
+				return;
+			}
+		}
 		for (int i = 0; i < RECV_BATCH; i++) {
 			iov[i] = (struct iovec){l->rxbuf + (size_t)i * 65536, 65536};
 			mm[i].msg_hdr = (struct msghdr){
@@ -1529,12 +1572,33 @@ static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
 	return NAK_RETRY_MS * 1000000ull;
 }
 
+static int timers(kite *k, uint64_t now);
+
 int ki_lan_timers(kite *k)
 {
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return -1;
 	uint64_t now = ki_monotonic_ns();
+	int ms = timers(k, now);
+	if (l->rx_paused_ns) {
+		/* Paused long enough: read for as long, whatever the queue. */
+		uint64_t end = l->rx_paused_ns + RX_PAUSE_MAX_MS * 1000000ull;
+		if (now >= end) {
+			l->rx_nopause_until_ns = now + RX_PAUSE_MAX_MS * 1000000ull;
+			rx_resume(k);
+		} else {
+			int left = (int)((end - now) / 1000000u) + 1;
+			if (ms < 0 || left < ms)
+				ms = left;
+		}
+	}
+	return ms;
+}
+
+static int timers(kite *k, uint64_t now)
+{
+	struct ki_lan *l = k->lan;
 	if (now < l->timers_due_ns) /* (UINT64_MAX: nothing pending at all) */
 		return l->timers_due_ns == UINT64_MAX
 			       ? -1 : (int)((l->timers_due_ns - now) / 1000000u) + 1;
@@ -1623,6 +1687,8 @@ int ki_lan_pop(kite *k, kite_event *ev)
 		l->tail = NULL;
 	l->nitems--;
 	l->queue_bytes -= it->m.len;
+	if (l->rx_paused_ns && l->nitems <= QUEUE_RESUME_ITEMS)
+		rx_resume(k);
 	if (it->e->loss_item == it)
 		it->e->loss_item = NULL;
 	l->current = it;

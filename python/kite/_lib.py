@@ -203,7 +203,7 @@ class LanStats(ctypes.Structure):
         "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams",
         "repaired", "naks_sent", "naks_received", "resent", "resend_refused",
         "frames_unauthenticated", "gso_sends", "gso_refused", "gro_buffers",
-        "batches_received")]
+        "batches_received", "rx_pauses")]
 
 
 # C names of the structures above, for the ABI test.
