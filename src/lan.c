@@ -68,11 +68,13 @@
 #define HASH_SIZE 1024
 /* Message items kept for reuse once kite_recv() is done with them, so a
  * stream of small messages does not malloc and free each: those made for
- * payloads up to SPARE_PAYLOAD bytes, SPARE_MAX of them at most (about
- * 6 MiB: one read of a busy socket brings thousands of small messages,
- * and a smaller pool made most of them a malloc and a free). */
+ * payloads up to SPARE_PAYLOAD bytes, as many as the queue may hold
+ * (SPARE_MAX, 360 bytes each: 23 MiB at most, kept once a burst filled
+ * the queue that far, as the allocator would mostly keep them too). One
+ * read of a busy socket brings tens of thousands of small messages: a
+ * pool of 4,096 made most of them a malloc and a free. */
 #define SPARE_PAYLOAD 256
-#define SPARE_MAX 16384
+#define SPARE_MAX QUEUE_ITEMS
 /* Repair, subscriber side: a gap is first asked for this long after it is
  * seen (reordering usually fills it sooner), then again every retry, one
  * NAK per stream and period, until repair_ms gives it up as lost. */
