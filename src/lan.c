@@ -49,13 +49,15 @@
  * kite_recv() runs, above all when both threads share a CPU. So the
  * socket is not read while the queue holds QUEUE_PAUSE_ITEMS or more: its
  * receive buffer holds the rest (and counts what it drops, SO_RXQ_OVFL).
+ * A short queue also keeps its items in the CPU's cache: 4,096 items
+ * (1.4 MiB) carried 64-byte messages faster than 32,768 did.
  * kite_recv() resumes reading once the queue is down to
  * QUEUE_RESUME_ITEMS; a pause lasts RX_PAUSE_MAX_MS at most, and then the
  * socket is read for as long again whatever the queue (dropping what does
  * not fit, as before), so that a stalled application does not make its
  * streams fall silent (SILENCE_MS). */
-#define QUEUE_PAUSE_ITEMS (QUEUE_ITEMS / 2)
-#define QUEUE_RESUME_ITEMS (QUEUE_ITEMS / 8)
+#define QUEUE_PAUSE_ITEMS 4096
+#define QUEUE_RESUME_ITEMS 1024
 #define RX_PAUSE_MAX_MS 100
 #define STREAMS_MAX 65536
 /* What all streams may hold behind their gaps together (a stream holds
@@ -570,6 +572,26 @@ static void history_add_frame(struct ki_lan *l, const struct lan_frame *f, const
 		ki_lan_history_add(&l->hist, f->channel, f->seq, one, (size_t)n);
 }
 
+/* Append a message to the open batch if it is the next of pub's stream
+ * and fits the open datagram (its tag still to come): 0, else -1. The
+ * common case of a burst, before any frame is made up. */
+static int batch_append(struct ki_lan *l, const struct pub *pub, uint64_t seq,
+			uint64_t timestamp_ns, const void *data, size_t len, uint64_t now)
+{
+	struct lan_packer *p = &l->pack;
+	size_t rec = LAN_BATCH_RECORD_LEN + len;
+	if (!l->batch_count || l->batch_pub != pub || seq != l->batch_next ||
+	    l->batch_count >= LAN_BATCH_COUNT_MAX ||
+	    p->len[p->used - 1] + rec + lan_tag_len(&l->keys) > p->max_datagram)
+		return -1;
+	uint8_t *at = ki_lan_pack_room(p, pub->group, rec, now);
+	lan_batch_put(at, timestamp_ns, data, (uint16_t)len);
+	ki_lan_pack_commit(p, rec);
+	l->batch_count++;
+	l->batch_next++;
+	return 0;
+}
+
 /* Add a message to the open batch if it is the next of the same stream
  * and fits the open datagram (its tag still to come), else open a batch
  * for it; 0, or -1 if it fits no datagram. */
@@ -579,16 +601,8 @@ static int batch_message(struct ki_lan *l, const struct pub *pub, const struct l
 	struct lan_packer *p = &l->pack;
 	size_t tag = lan_tag_len(&l->keys);
 	size_t rec = LAN_BATCH_RECORD_LEN + f->payload_len;
-	if (l->batch_count && l->batch_pub == pub && f->seq == l->batch_next &&
-	    l->batch_count < LAN_BATCH_COUNT_MAX &&
-	    p->len[p->used - 1] + rec + tag <= p->max_datagram) {
-		uint8_t *at = ki_lan_pack_room(p, pub->group, rec, now);
-		lan_batch_put(at, f->timestamp_ns, data, (uint16_t)f->payload_len);
-		ki_lan_pack_commit(p, rec);
-		l->batch_count++;
-		l->batch_next++;
+	if (batch_append(l, pub, f->seq, f->timestamp_ns, data, f->payload_len, now) == 0)
 		return 0;
-	}
 	batch_close(l);
 	size_t hdr = lan_batch_header_len(f->channel_len);
 	uint8_t *at = ki_lan_pack_room(p, pub->group, hdr + rec + tag, now);
@@ -606,6 +620,19 @@ static int batch_message(struct ki_lan *l, const struct pub *pub, const struct l
 	l->batch_count = 1;
 	l->batch_next = f->seq + 1;
 	return 0;
+}
+
+/* A message was packed: send what waits if the oldest has waited its
+ * bound, else make sure the timer will. */
+static void pack_bound(struct ki_lan *l, uint64_t now)
+{
+	if (now - l->pack.since_ns >= l->pack_ns)
+		pack_flush(l);
+	else if (l->pack.used == 1 && l->pack.frames[0] == 1 && !l->pack_timer_due)
+		/* The first to wait: the timer sends the rest by its bound. (Still
+		 * armed for an earlier batch, it fires sooner and is armed
+		 * again then: one system call less for most batches.) */
+		pack_timer_arm(l, l->pack.since_ns + l->pack_ns);
 }
 
 /* Pack one single-datagram message (pub's); 0, or -1 to send it on its
@@ -634,13 +661,7 @@ static int pack_message(struct ki_lan *l, const struct pub *pub, const struct la
 			ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
 		ki_lan_pack_commit(&l->pack, n);
 	}
-	if (now - l->pack.since_ns >= l->pack_ns)
-		pack_flush(l);
-	else if (l->pack.used == 1 && l->pack.frames[0] == 1 && !l->pack_timer_due)
-		/* The first to wait: the timer sends the rest by its bound. (Still
-		 * armed for an earlier batch, it fires sooner and is armed
-		 * again then: one system call less for most batches.) */
-		pack_timer_arm(l, l->pack.since_ns + l->pack_ns);
+	pack_bound(l, now);
 	return 0;
 }
 
@@ -766,14 +787,21 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 		l->st.messages_unsent++;
 		return;
 	}
+	int busy = now - l->last_publish_ns < l->pack_ns;
+	l->last_publish_ns = now;
+	/* The next message of a burst on the channel of the open batch: a
+	 * record, nothing more. (Repair also keeps each message's frame.) */
+	if ((busy || l->pack.used) && !l->spec.repair &&
+	    batch_append(l, p, seq, timestamp_ns, data, len, now) == 0) {
+		pack_bound(l, now);
+		return;
+	}
 	struct lan_frame f;
 	frame_base(k, &f, channel, seq, timestamp_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
 	f.frag_count = len <= room ? 1 : ki_lan_fragment_count(f.total_len, (uint32_t)room);
 	uint32_t group = p->group;
-	int busy = now - l->last_publish_ns < l->pack_ns;
-	l->last_publish_ns = now;
 	if (f.frag_count == 1 && (busy || l->pack.used)) {
 		/* In a burst: share a datagram (a lone message, below, goes at
 		 * once: no added latency). */
@@ -1274,6 +1302,22 @@ static void held_cap(kite *k, struct entry *e)
 				ki_lan_stream_flush(&o->s, &out);
 }
 
+/* A whole message's frame into m (an item holds its payload): 0, or -1
+ * without memory (then reported lost). */
+static int whole_message(kite *k, struct entry *e, const struct lan_frame *f, struct lan_msg *m)
+{
+	m->len = f->payload_len;
+	struct item *it = item_take(k->lan, f->payload_len);
+	if (!it) {
+		report_loss(k, e, 1);
+		return -1;
+	}
+	m->block = it;
+	m->data = (uint8_t *)(it + 1);
+	memcpy(m->data, f->payload, f->payload_len);
+	return 0;
+}
+
 /* One frame heard: its stream (NULL: not ours). */
 static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
 		       uint64_t now)
@@ -1347,16 +1391,8 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 			l->reasm.duplicates = rdups;
 		if (rc <= 0)
 			return e;
-	} else {
-		m.len = f->payload_len;
-		struct item *it = item_take(l, f->payload_len);
-		if (!it) {
-			report_loss(k, e, 1);
-			return e;
-		}
-		m.block = it;
-		m.data = (uint8_t *)(it + 1);
-		memcpy(m.data, f->payload, f->payload_len);
+	} else if (whole_message(k, e, f, &m) != 0) {
+		return e;
 	}
 	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
 	if (held_over(l))
@@ -1418,10 +1454,30 @@ static int take_batch(const struct arrival *a, const uint8_t *d, size_t len)
 	l->st.batches_received++;
 	struct lan_frame f = b.f;
 	size_t at = 0;
-	for (uint32_t i = 0; i < b.count; i++) {
+	ki_lan_batch_record(&b, 0, &at, &f);
+	struct entry *e = take_frame_in(a->k, &f, a->from, a->now);
+	/* The rest are the same stream's, in a row: once its first found the
+	 * stream live and taking messages (not gone, not a resend), each is
+	 * a message for it, without looking it up again. */
+	int direct = e && e == l->last_entry && !e->gone && !(f.flags & LAN_FLAG_REPAIR);
+	struct lan_sink out = {sink_message, sink_loss, a->k};
+	for (uint32_t i = 1; i < b.count; i++) {
 		ki_lan_batch_record(&b, i, &at, &f);
-		take_frame(a->k, &f, a->from, a->now);
+		if (!direct) {
+			e = take_frame_in(a->k, &f, a->from, a->now);
+			continue;
+		}
+		struct lan_msg m = {.seq = f.seq, .timestamp_ns = f.timestamp_ns, .pid = f.pid,
+				    .from = *a->from};
+		if (whole_message(a->k, e, &f, &m) != 0)
+			continue;
+		ki_lan_stream_take(&e->s, &m, a->now, l->reorder_ns, &out);
+		if (held_over(l))
+			held_cap(a->k, e);
 	}
+	/* A gap or a closing stream has a deadline for the timers. */
+	if (e && (e->s.gap_since_ns || e->closing_ns || e->gone))
+		l->timers_due_ns = 0;
 	return r;
 }
 
