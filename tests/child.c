@@ -46,6 +46,24 @@ pid_t child_start(int (*fn)(void *), void *arg)
 	return pid;
 }
 
+int flag_wait(_Atomic int *flag, int timeout_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	while (!atomic_load(flag) && mono_ms() < deadline)
+		nap_us(1000);
+	return atomic_load(flag) != 0;
+}
+
+pid_t child_start_ready(int (*fn)(void *), void *arg, _Atomic int *ready, int timeout_ms)
+{
+	pid_t pid = child_start(fn, arg);
+	if (pid > 0 && !flag_wait(ready, timeout_ms)) {
+		child_kill(pid);
+		return -1;
+	}
+	return pid;
+}
+
 void child_kill_all(void)
 {
 	for (int i = 0; i < MAX_CHILDREN; i++)

@@ -3,6 +3,7 @@
 #ifndef KITE_TEST_CHILD_H
 #define KITE_TEST_CHILD_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,15 @@
 /* Fork; the child runs fn(arg) and _exits with its return value. The child
  * is killed if the test process dies. */
 pid_t child_start(int (*fn)(void *), void *arg);
+
+/* 1 once *flag (shared memory a child sets) is non-zero, 0 if it is not
+ * within timeout_ms. */
+int flag_wait(_Atomic int *flag, int timeout_ms);
+
+/* child_start(), then wait up to timeout_ms for the child to set *ready
+ * (say, once it has subscribed): its pid; -1 if it never did (it is then
+ * killed and reaped). */
+pid_t child_start_ready(int (*fn)(void *), void *arg, _Atomic int *ready, int timeout_ms);
 
 /* Wait for a child; after timeout_ms it is killed. Returns its exit status,
  * 128 + signal if a signal ended it, or -1 if it had to be killed. */

@@ -900,12 +900,8 @@ static int counting_reader(void *arg)
 
 static pid_t start_reader(struct reader_args *a)
 {
-	pid_t pid = child_start(counting_reader, a);
+	pid_t pid = child_start_ready(counting_reader, a, &sh->ready, 30000);
 	assert_true(pid > 0);
-	uint64_t give_up = mono_ms() + 30000;
-	while (!sh->ready && mono_ms() < give_up)
-		nap_us(1000);
-	assert_true(sh->ready);
 	return pid;
 }
 

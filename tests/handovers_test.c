@@ -76,6 +76,21 @@ static void test_killed_publisher_stopped_subscriber(void **state)
 	assert_true(sh->r.total_lost > 0);
 }
 
+/* Many more hand-overs wait than a queue bound of a few hundred would
+ * suggest (the outbound queue grows with the rings we publish): every
+ * stream still has its entry, so none goes unheard of. */
+static void test_killed_publisher_many_waiting(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ho-many"));
+	struct kp_plan plan = {.bus = bus, .prefix = "ho.", .channels = 1324,
+			       .per_channel = 2, .name_pad = 120, .stop_subscriber = 1};
+	run_plan(&plan);
+	print_message("# %d channels x %d: %llu reported lost\n", plan.channels,
+		      plan.per_channel, (unsigned long long)sh->r.total_lost);
+	assert_true(sh->r.total_lost >= 1024 * 2);
+}
+
 static void test_killed_publisher_live_subscriber(void **state)
 {
 	(void)state;
@@ -143,13 +158,20 @@ static int sealed_page(const char *name, size_t bytes, uint8_t **map)
 	return fd;
 }
 
-/* A handle subscribed to ho.>, and a raw publisher's link to it. */
-static kite *linked_to_liar(const char *name, int *sock)
+/* A handle on a fresh bus of its own (named after name). */
+static kite *open_on_fresh_bus(const char *name)
 {
 	snprintf(bus, sizeof bus, "%s", test_bus(name));
 	kite_options o = {.bus = bus, .handshake_ms = 2000};
 	kite *k = NULL;
 	assert_int_equal(kite_open(&k, &o), 0);
+	return k;
+}
+
+/* A handle subscribed to ho.>, and a raw publisher's link to it. */
+static kite *linked_to_liar(const char *name, int *sock)
+{
+	kite *k = open_on_fresh_bus(name);
 	assert_int_equal(kite_subscribe(k, "ho.>"), 0);
 	*sock = raw_connect(bus, kite_id(k));
 	assert_true(*sock >= 0);
@@ -339,10 +361,7 @@ static kite *handle_beside_nobody(const char *name, const char *allowed)
 		print_message("# needs root to run a child as uid %d\n", NOBODY);
 		skip();
 	}
-	snprintf(bus, sizeof bus, "%s", test_bus(name));
-	kite_options o = {.bus = bus, .handshake_ms = 2000};
-	kite *k = NULL;
-	assert_int_equal(kite_open(&k, &o), 0);
+	kite *k = open_on_fresh_bus(name);
 	if (allowed)
 		assert_int_equal(kite_allow_uid(k, allowed, NOBODY), 0);
 	return k;
@@ -488,10 +507,7 @@ static int relinked_with_ghost_entry(kite *k, const char *channel, const uint8_t
 static void test_entries_cleared_when_moot(void **state)
 {
 	(void)state;
-	snprintf(bus, sizeof bus, "%s", test_bus("ho-moot"));
-	kite_options o = {.bus = bus, .handshake_ms = 2000};
-	kite *k = NULL;
-	assert_int_equal(kite_open(&k, &o), 0);
+	kite *k = open_on_fresh_bus("ho-moot");
 
 	/* 1. Our patterns come: the ring goes straight into the socket. */
 	const uint8_t *page;
@@ -732,6 +748,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_killed_publisher_stopped_subscriber),
+		T(test_killed_publisher_many_waiting),
 		T(test_killed_publisher_live_subscriber),
 		T(test_killed_publisher_soak),
 		T(test_killed_publisher_rings_released_meanwhile),

@@ -239,11 +239,8 @@ static struct sub_arg many_sub = {"many.", 0, NULL};
 /* A subscriber child (sub_arg) that has subscribed. */
 static pid_t start_subscriber(struct sub_arg *arg)
 {
-	pid_t sub = child_start(subscriber, arg);
-	uint64_t end = mono_ms() + 10000;
-	while (!atomic_load(&sh->ready) && mono_ms() < end)
-		nap_us(1000);
-	assert_int_equal(atomic_load(&sh->ready), 1);
+	pid_t sub = child_start_ready(subscriber, arg, &sh->ready, 10000);
+	assert_true(sub > 0);
 	return sub;
 }
 
@@ -925,10 +922,7 @@ static void test_idle_churn_one_ms(void **state)
 	stopped.ready = &sh->ready2;
 	pid_t sub1 = child_start(subscriber, &live);
 	pid_t sub2 = child_start(subscriber, &stopped);
-	uint64_t end = mono_ms() + 10000;
-	while ((!atomic_load(&sh->ready) || !atomic_load(&sh->ready2)) && mono_ms() < end)
-		nap_us(1000);
-	assert_int_equal(atomic_load(&sh->ready2), 1);
+	assert_true(flag_wait(&sh->ready, 10000) && flag_wait(&sh->ready2, 10000));
 	kite_options o = {.bus = bus, .handshake_ms = 2000, .idle_ms = 1};
 	kite *k = NULL;
 	assert_int_equal(kite_open(&k, &o), 0);

@@ -181,18 +181,12 @@ int kp_run(const struct kp_plan *plan, struct kp_result *r, char *why, size_t wh
 	kp_flags = shared_flags;
 	memset(r, 0, sizeof *r);
 	int rc = -1;
-	pid_t sub = child_start(subscriber, NULL), pub = -1;
-	uint64_t end = mono_ms() + 10000;
-	while (!atomic_load(&kp_flags[0]) && mono_ms() < end)
-		nap_us(1000);
-	if (!atomic_load(&kp_flags[0])) {
+	pid_t pub = -1, sub = child_start_ready(subscriber, NULL, &kp_flags[0], 10000);
+	if (sub < 0) {
 		snprintf(why, why_len, "the subscriber did not subscribe");
 		goto out;
 	}
-	pub = child_start(publisher, NULL);
-	while (!atomic_load(&kp_flags[1]) && mono_ms() < end)
-		nap_us(1000);
-	if (!atomic_load(&kp_flags[1])) {
+	if ((pub = child_start_ready(publisher, NULL, &kp_flags[1], 10000)) < 0) {
 		snprintf(why, why_len, "the publisher did not open");
 		goto out;
 	}
@@ -206,8 +200,7 @@ int kp_run(const struct kp_plan *plan, struct kp_result *r, char *why, size_t wh
 		kill(pub, SIGKILL);
 	}
 	if (plan->kill_while_relinking) {
-		while (!atomic_load(&kp_flags[4]) && mono_ms() < end + 30000)
-			nap_us(1000);
+		flag_wait(&kp_flags[4], 40000); /* (if not, the kill comes all the same) */
 		nap_us(300000); /* (its control thread has done its part) */
 		if (kill(pub, SIGSTOP) || !wait_stopped(pub, 5000)) {
 			snprintf(why, why_len, "could not stop the publisher");

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#define KP_CHANNELS_MAX 1000
+#define KP_CHANNELS_MAX 1400
 
 struct kp_plan {
 	const char *bus;

@@ -541,12 +541,8 @@ static int subscriber(void *arg)
 
 static pid_t start_sub(struct sub_args *a)
 {
-	pid_t pid = child_start(subscriber, a);
+	pid_t pid = child_start_ready(subscriber, a, &sh->ready, 30000);
 	assert_true(pid > 0);
-	uint64_t deadline = mono_ms() + 30000;
-	while (!sh->ready && mono_ms() < deadline)
-		nap_us(1000);
-	assert_true(sh->ready);
 	return pid;
 }
 

@@ -134,17 +134,13 @@ static int subscriber(void *arg)
 
 static void wait_flag(_Atomic int *flag)
 {
-	uint64_t deadline = mono_ms() + 30000;
-	while (!*flag && mono_ms() < deadline)
-		nap_us(1000);
-	assert_true(*flag);
+	assert_true(flag_wait(flag, 30000));
 }
 
 static pid_t start_sub(struct sub_args *a)
 {
-	pid_t pid = child_start(subscriber, a);
+	pid_t pid = child_start_ready(subscriber, a, &sh->ready[a->index], 30000);
 	assert_true(pid > 0);
-	wait_flag(&sh->ready[a->index]);
 	return pid;
 }
 

@@ -103,6 +103,30 @@ static int open_iface(const char *iface, struct lan_spec *spec, struct lan_iface
 	return 0;
 }
 
+/* A made-up publisher on interface argv[0], sending on channel argv[1]:
+ * its frames start as f (host, pid and channel set), to the channel's
+ * group. */
+struct forger {
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	uint32_t group;
+	struct lan_frame f;
+};
+
+static int open_forger(char **argv, uint64_t host, struct forger *g)
+{
+	if (open_iface(argv[0], &g->spec, &g->ifc, &g->tx))
+		return -1;
+	memset(&g->f, 0, sizeof g->f);
+	g->f.host = host;
+	g->f.pid = 1;
+	g->f.channel_len = (uint8_t)strlen(argv[1]);
+	memcpy(g->f.channel, argv[1], g->f.channel_len + 1u);
+	g->group = ki_lan_group_of(&g->spec.range, argv[1]);
+	return 0;
+}
+
 static int relay(char **argv)
 {
 	struct lan_spec spec;
@@ -186,28 +210,20 @@ static int relay(char **argv)
 
 static int flood(char **argv)
 {
-	struct lan_spec spec;
-	struct lan_iface ifc;
-	int tx;
-	if (open_iface(argv[0], &spec, &ifc, &tx))
+	struct forger g;
+	if (open_forger(argv, 0xf100df100dull, &g))
 		return 1;
-	const char *channel = argv[1];
 	unsigned long count = strtoul(argv[2], NULL, 10);
 	static uint8_t payload[1400], out[1500];
-	struct lan_frame f = {0};
-	f.host = 0xf100df100dull;
+	struct lan_frame f = g.f;
 	f.publisher = 0xbad;
-	f.pid = 1;
 	f.total_len = 16u << 20;
 	f.frag_count = ki_lan_fragment_count(f.total_len, 1300);
 	f.payload_len = ki_lan_fragment_chunk(f.total_len, f.frag_count);
-	f.channel_len = (uint8_t)strlen(channel);
-	memcpy(f.channel, channel, f.channel_len + 1u);
-	uint32_t group = ki_lan_group_of(&spec.range, channel);
 	for (unsigned long i = 1; i <= count; i++) {
 		f.seq = i;
 		int n = ki_lan_frame_encode(out, sizeof out, &f, payload);
-		if (n < 0 || send_to(tx, group, spec.range.port, out, (size_t)n) < 0) {
+		if (n < 0 || send_to(g.tx, g.group, g.spec.range.port, out, (size_t)n) < 0) {
 			fprintf(stderr, "lan_tool: flood: %s\n", n < 0 ? "encode" : strerror(errno));
 			return 1;
 		}
@@ -220,22 +236,14 @@ static int flood(char **argv)
 
 static int flap(char **argv)
 {
-	struct lan_spec spec;
-	struct lan_iface ifc;
-	int tx;
-	if (open_iface(argv[0], &spec, &ifc, &tx))
+	struct forger g;
+	if (open_forger(argv, 0xf1a9f1a9ull, &g))
 		return 1;
-	const char *channel = argv[1];
 	unsigned long count = strtoul(argv[2], NULL, 10);
 	static uint8_t out[1400];
-	struct lan_frame f = {0};
-	f.host = 0xf1a9f1a9ull;
+	struct lan_frame f = g.f;
 	f.publisher = 0xf1a9;
-	f.pid = 1;
 	f.frag_count = 1;
-	f.channel_len = (uint8_t)strlen(channel);
-	memcpy(f.channel, channel, f.channel_len + 1u);
-	uint32_t group = ki_lan_group_of(&spec.range, channel);
 	size_t fill = 0;
 	unsigned long datagrams = 0;
 	for (unsigned long i = 1; i <= count; i++) {
@@ -245,7 +253,7 @@ static int flap(char **argv)
 			f.total_len = f.payload_len = gone ? 0 : 1;
 			int n = ki_lan_frame_encode(out + fill, sizeof out - fill, &f, "x");
 			if (n < 0 && fill) { /* full: send it, start the next */
-				if (send_to(tx, group, spec.range.port, out, fill) < 0) {
+				if (send_to(g.tx, g.group, g.spec.range.port, out, fill) < 0) {
 					fprintf(stderr, "lan_tool: flap: %s\n", strerror(errno));
 					return 1;
 				}
@@ -261,7 +269,7 @@ static int flap(char **argv)
 			fill += (size_t)n;
 		}
 	}
-	if (fill && send_to(tx, group, spec.range.port, out, fill) < 0) {
+	if (fill && send_to(g.tx, g.group, g.spec.range.port, out, fill) < 0) {
 		fprintf(stderr, "lan_tool: flap: %s\n", strerror(errno));
 		return 1;
 	}
@@ -271,26 +279,18 @@ static int flap(char **argv)
 
 static int hold(char **argv)
 {
-	struct lan_spec spec;
-	struct lan_iface ifc;
-	int tx;
-	if (open_iface(argv[0], &spec, &ifc, &tx))
+	struct forger g;
+	if (open_forger(argv, 0x401d401dull, &g))
 		return 1;
-	const char *channel = argv[1];
 	unsigned long pubs = strtoul(argv[2], NULL, 10), count = strtoul(argv[3], NULL, 10);
 	uint32_t size = (uint32_t)strtoul(argv[4], NULL, 10);
 	uint8_t *payload = calloc(1, size ? size : 1);
 	static uint8_t out[1500];
 	if (!payload)
 		return 1;
-	struct lan_frame f = {0};
-	f.host = 0x401d401dull;
-	f.pid = 1;
+	struct lan_frame f = g.f;
 	f.total_len = size;
 	f.frag_count = ki_lan_fragment_count(size, 1300);
-	f.channel_len = (uint8_t)strlen(channel);
-	memcpy(f.channel, channel, f.channel_len + 1u);
-	uint32_t group = ki_lan_group_of(&spec.range, channel);
 	unsigned long datagrams = 0;
 	for (unsigned long p = 1; p <= pubs; p++)
 		for (unsigned long i = 0; i <= count; i++) {
@@ -303,7 +303,7 @@ static int hold(char **argv)
 							? ki_lan_fragment_chunk(size, f.frag_count)
 							: (uint32_t)(size - at);
 				int n = ki_lan_frame_encode(out, sizeof out, &f, payload + at);
-				if (n < 0 || send_to(tx, group, spec.range.port, out, (size_t)n) < 0) {
+				if (n < 0 || send_to(g.tx, g.group, g.spec.range.port, out, (size_t)n) < 0) {
 					fprintf(stderr, "lan_tool: hold: %s\n",
 						n < 0 ? "encode" : strerror(errno));
 					return 1;

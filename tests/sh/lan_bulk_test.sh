@@ -123,24 +123,35 @@ eqg=$(lanstat "$tmpdir/eq.pub" "gso sends"); eqd=$(lanstat "$tmpdir/eq.pub" "dat
 check "packed burst: its datagrams went by UDP_SEGMENT sends ($eqg sends, $eqd datagrams)" \
 	eval '[ "${eqg:-0}" -gt 0 ] && [ "$eqg" -lt "${eqd:-0}" ]'
 
+# The kernel refuses a GSO send mid-run: b subscribes to gso.> for $2
+# messages into $tmpdir/$1; a publishes on gso.xy with --lan $3 the lines
+# of file $4, then, once b has the first and a's MTU has dropped to 600
+# (a 972-byte segment no longer fits: EMSGSIZE), those of file $5. a's
+# stderr goes to $tmpdir/$1.pub; r is set to the subscriber's exit status.
+refused_midway() {
+	local name=$1 n=$2 lan=$3 first=$4 rest=$5
+	start_sub b "$tmpdir/$name" -n "$n" -t 20 --lan eth0 'gso.>'
+	local ps=$LAST_PID
+	{ cat "$first"; wait_for 10 test -e "$tmpdir/$name.go"; cat "$rest"; } |
+		in_ns a "$KITE" pub -s --lan "$lan" gso.xy 2>"$tmpdir/$name.pub" &
+	local pp=$!
+	__pids+=("$pp")
+	wait_for 10 grep -q "seq=1 " "$tmpdir/$name"
+	ip -n "$(ns a)" link set eth0 mtu 600
+	touch "$tmpdir/$name.go"
+	wait "$pp"
+	wait "$ps"; r=$?
+	ip -n "$(ns a)" link set eth0 mtu 1000
+}
+
 # --- the kernel refuses a GSO send: the handle falls back to sendmmsg ----
 # a's MTU drops to 600 after its publisher opened: a 972-byte segment no
 # longer fits and the kernel refuses the send (EMSGSIZE); the fragments go
 # by sendmmsg (and IP fragmentation), and so does every later message.
 big=$((65536))
 line_of $big >"$tmpdir/fb.sent"; line_of $big >>"$tmpdir/fb.sent"; line_of 5000 >>"$tmpdir/fb.sent"
-start_sub b "$tmpdir/fb" -n 3 -t 20 --lan eth0 'gso.>'
-ps=$LAST_PID
-{ head -1 "$tmpdir/fb.sent"; wait_for 10 test -e "$tmpdir/fb.go"; tail -2 "$tmpdir/fb.sent"; } |
-	in_ns a "$KITE" pub -s --lan eth0,pack_us=0 gso.xy 2>"$tmpdir/fb.pub" &
-pp=$!
-__pids+=("$pp")
-wait_for 10 grep -q "seq=1 " "$tmpdir/fb"
-ip -n "$(ns a)" link set eth0 mtu 600
-touch "$tmpdir/fb.go"
-wait "$pp"
-wait "$ps"; r=$?
-ip -n "$(ns a)" link set eth0 mtu 1000
+head -1 "$tmpdir/fb.sent" >"$tmpdir/fb.first"; tail -2 "$tmpdir/fb.sent" >"$tmpdir/fb.rest"
+refused_midway fb 3 eth0,pack_us=0 "$tmpdir/fb.first" "$tmpdir/fb.rest"
 check "fallback: all three arrived whole (exit $r, $(counts "$tmpdir/fb.err"))" \
 	eval '[ "$r" = 0 ] && cmp -s <(awk "{print \$5}" "$tmpdir/fb") "$tmpdir/fb.sent"'
 check "fallback: refused once, remembered ($(lanstat "$tmpdir/fb.pub" "gso sends") GSO sends, refused $(lanstat "$tmpdir/fb.pub" "gso refused"))" \
@@ -153,18 +164,8 @@ check "fallback: refused once, remembered ($(lanstat "$tmpdir/fb.pub" "gso sends
 # none unsent, none twice.
 M=2000
 for ((i = 1; i <= M; i++)); do printf '%05d%0295d\n' "$i" 0; done >"$tmpdir/pf.sent"
-start_sub b "$tmpdir/pf" -n $((M + 1)) -t 20 --lan eth0 'gso.>'
-ps=$LAST_PID
-{ echo first; wait_for 10 test -e "$tmpdir/pf.go"; cat "$tmpdir/pf.sent"; } |
-	in_ns a "$KITE" pub -s --lan eth0 gso.xy 2>"$tmpdir/pf.pub" &
-pp=$!
-__pids+=("$pp")
-wait_for 10 grep -q "seq=1 first" "$tmpdir/pf"
-ip -n "$(ns a)" link set eth0 mtu 600
-touch "$tmpdir/pf.go"
-wait "$pp"
-wait "$ps"; r=$?
-ip -n "$(ns a)" link set eth0 mtu 1000
+echo first >"$tmpdir/pf.first"
+refused_midway pf $((M + 1)) eth0 "$tmpdir/pf.first" "$tmpdir/pf.sent"
 check "packed fallback: $M messages after the refusal, each once, in order (exit $r, $(counts "$tmpdir/pf.err"))" \
 	eval '[ "$r" = 0 ] && [ "$(counts "$tmpdir/pf.err")" = "$((M + 1)) 0" ] &&
 		cmp -s <(awk "{print \$5}" "$tmpdir/pf" | tail -n +2) "$tmpdir/pf.sent"'
