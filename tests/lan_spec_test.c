@@ -45,10 +45,10 @@ static void test_defaults_and_keys(void **state)
 	assert_false(s.gso);
 	assert_int_equal(ki_lan_spec_parse("eth0,gso=1,key=/k", &s, why, sizeof why), 0);
 	assert_true(s.gso);
+	assert_string_equal(s.key_path, "/k");
 	assert_true(s.batch); /* batch frames: on by default */
 	assert_int_equal(ki_lan_spec_parse("eth0,batch=0", &s, why, sizeof why), 0);
 	assert_false(s.batch);
-	assert_string_equal(s.key_path, "/k");
 }
 
 static void test_mistakes(void **state)
