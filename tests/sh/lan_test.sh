@@ -140,7 +140,9 @@ start_sub a "$tmpdir/ar" -g 'fix.>' --lan eth0,repair=1
 pa=$LAST_PID
 start_sub c "$tmpdir/cr" -g 'fix.>' --lan eth0,repair=1
 pc=$LAST_PID
-for i in $(seq 1 $N); do echo "r$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+# (Messages of 200 bytes or so, as above: some 7 a datagram, so that the
+# datagrams c drops carry enough of them to be sure of.)
+for i in $(seq 1 $N); do printf 'r%d-%0200d\n' "$i" 0; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 	in_ns b "$KITE" pub --lan eth0,repair=1,gso=0 -s fix.x 2>"$tmpdir/pubr"
 wait "$pa"
 wait "$pc"
