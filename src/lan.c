@@ -175,9 +175,9 @@ struct ki_lan {
 	uint64_t batch_next;
 	uint64_t pack_ns, last_publish_ns;
 	/* Stamps (ki_lan_stamp_ns): realtime - monotonic as read at
-	 * stamp_at_ns; the monotonic time of the last stamp, for the
-	 * ki_lan_publish that follows it (0: read the clock). */
-	uint64_t real_minus_mono, stamp_at_ns, stamp_mono_ns;
+	 * stamp_at_ns; the last stamp given and its monotonic time, for the
+	 * ki_lan_publish that carries that stamp (0: read the clock). */
+	uint64_t real_minus_mono, stamp_at_ns, stamp_given_ns, stamp_mono_ns;
 	int pack_timer;
 	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
@@ -755,7 +755,8 @@ uint64_t ki_lan_stamp_ns(kite *k)
 		l->stamp_at_ns = mono;
 	}
 	l->stamp_mono_ns = mono;
-	return mono + l->real_minus_mono;
+	l->stamp_given_ns = mono + l->real_minus_mono;
+	return l->stamp_given_ns;
 }
 
 void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
@@ -774,7 +775,9 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 				? l->last_pub : find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
-	uint64_t now = l->stamp_mono_ns ? l->stamp_mono_ns : ki_monotonic_ns();
+	/* (A stamp given for a publish that then failed is not this one's.) */
+	uint64_t now = l->stamp_mono_ns && timestamp_ns == l->stamp_given_ns ? l->stamp_mono_ns
+									    : ki_monotonic_ns();
 	l->stamp_mono_ns = 0;
 	if (p) {
 		p->seq = seq;
