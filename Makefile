@@ -73,9 +73,23 @@ NATS_LIBS := $(shell pkg-config --libs libnats)
 all: $(BRIDGE)
 check-build check-parts: $(NATS_TOOL)
 $(BRIDGE_OBJ) $(NATS_TOOL): KITE_CFLAGS += $(NATS_CFLAGS)
+# libnats allocates each message and header map on the bridge's thread and
+# frees them on its collector thread, a pattern glibc's malloc handles
+# poorly and jemalloc well (bench/README.md, "bridge"): kite-bridge links
+# jemalloc where libjemalloc-dev is installed (JEMALLOC=0: never), but not
+# in the sanitizer build, whose allocator it would replace.
+ifneq ($(SAN),1)
+ifneq ($(JEMALLOC),0)
+# (--no-as-needed: it must come before libc even if nothing of ours calls
+# malloc, or libnats's allocations would bind to glibc's.)
+ifneq ($(shell pkg-config --exists jemalloc 2>/dev/null && echo y),)
+BRIDGE_MALLOC := -Wl,--push-state,--no-as-needed $(shell pkg-config --libs jemalloc) -Wl,--pop-state
+endif
+endif
+endif
 $(BRIDGE): $(BRIDGE_OBJ) $(BUILD)/cli/util.o $(SYSA) $(LIBA)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) $(NATS_LIBS)
+	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) $(NATS_LIBS) $(BRIDGE_MALLOC)
 $(NATS_TOOL): tests/programs/nats_tool.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(KITE_CFLAGS) -o $@ $< $(KITE_LDFLAGS) $(NATS_LIBS)

@@ -4,7 +4,8 @@
  * the script's), at most WINDOW in flight so that no ring overruns and the
  * figure is what the path sustains without loss:
  *   bridge_kite PUB_BUS SUB_BUS CHANNEL COUNT SIZE WINDOW
- * prints "rate=MSGS_PER_S received=N lost=N seconds=S". */
+ * prints "rate=MSGS_PER_S received=N lost=N seconds=S pub_wakeups=N" (the
+ * last: how often the publisher had to wake the exporting bridge). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -81,8 +82,11 @@ out:
 	pthread_join(t, NULL);
 	double secs = now_s() - start;
 	uint64_t got = atomic_load(&received);
-	printf("rate=%.0f received=%llu lost=%llu seconds=%.3f\n", got / secs,
-	       (unsigned long long)got, (unsigned long long)atomic_load(&lost), secs);
+	kite_stats ps;
+	kite_get_stats(pub, &ps);
+	printf("rate=%.0f received=%llu lost=%llu seconds=%.3f pub_wakeups=%llu\n", got / secs,
+	       (unsigned long long)got, (unsigned long long)atomic_load(&lost), secs,
+	       (unsigned long long)ps.wakeups_sent);
 	kite_close(pub);
 	kite_close(sub);
 	free(payload);

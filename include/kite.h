@@ -201,7 +201,12 @@ typedef struct kite_msg {
 	uint64_t publisher;    /* publisher id: random per handle; claimed by
 	                          the peer, not vouched for (pid/uid/gid are) */
 	uint64_t seq;          /* sequence within (publisher, channel), from 1 */
-	uint64_t timestamp_ns; /* CLOCK_REALTIME at publish, nanoseconds */
+	uint64_t timestamp_ns; /* CLOCK_REALTIME at publish, nanoseconds:
+	                          within 10 us of it, but that a step of the
+	                          system clock shows up to 1 ms late; never
+	                          below the publisher's previous stamp unless
+	                          the clock was set back (docs/channels.md,
+	                          "Timestamps") */
 	pid_t pid;             /* publisher's pid, uid and gid as the kernel */
 	uid_t uid;             /* reported them by SO_PEERCRED on its */
 	gid_t gid;             /* control connection. From the LAN: pid as

@@ -69,7 +69,7 @@ int64_t kite_commit(kite *k, const char *channel, size_t len)
 	if (r && len >= r->claimed)
 		rc = -EINVAL; /* more than was claimed: the claim stays open */
 	if (!rc) {
-		uint64_t stamp = k->lan ? ki_lan_stamp_ns(k) : RING_STAMP_NOW; /* as publish() */
+		uint64_t stamp = ki_stamp_now(&k->stamp); /* as publish() */
 		uint64_t seq;
 		const void *body;
 		if (r->claim_pool_pos == UINT64_MAX) {

@@ -243,6 +243,7 @@ int kite_open(kite **out, const kite_options *opts)
 		k->waiter_fd = k->heads_fd = k->positions_fd = -1;
 	k->euid = geteuid();
 	k->light_publish = k->can_membarrier = ki_barrier_setup();
+	ki_stamp_init(&k->stamp);
 	k->biased = ki_barrier_private_setup();
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;

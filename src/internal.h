@@ -14,6 +14,7 @@
 #include "kite.h"
 #include "lan.h"
 #include "ring.h"
+#include "stamp.h"
 #include "wire.h"
 
 #define BUS_MAX 64
@@ -210,6 +211,8 @@ struct pub_ring {
 	int fd;
 	size_t bytes;
 	struct ring_writer w;
+	uint32_t inline_max;   /* of w's geometry: ki_ring_inline_max ... */
+	uint64_t pool_msg_max; /* ... and ki_ring_pool_msg_max, once per ring */
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
 	struct offer_mark *marks; /* every live subscriber it was offered to */
@@ -377,6 +380,7 @@ struct kite {
 	size_t pub_hash_size;
 	size_t npub;
 	struct pub_ring *last_pub; /* the hot path's one-entry cache */
+	struct stamp_clock stamp;  /* publish timestamps (stamp.h) */
 	struct ring_rule *ring_rules; /* kite_set_channel_ring(), oldest first */
 	size_t nring_rules;
 	size_t ndormant;           /* rings released after an idle spell */

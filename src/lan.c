@@ -174,10 +174,6 @@ struct ki_lan {
 	uint32_t batch_count;
 	uint64_t batch_next;
 	uint64_t pack_ns, last_publish_ns;
-	/* Stamps (ki_lan_stamp_ns): realtime - monotonic as read at
-	 * stamp_at_ns; the last stamp given and its monotonic time, for the
-	 * ki_lan_publish that carries that stamp (0: read the clock). */
-	uint64_t real_minus_mono, stamp_at_ns, stamp_given_ns, stamp_mono_ns;
 	int pack_timer;
 	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
@@ -739,26 +735,6 @@ static void announce_start(kite *k, const char *channel)
 		send_datagrams(k->lan, group, &len, 1);
 }
 
-/* A LAN message's stamp is CLOCK_REALTIME, read as the monotonic clock
- * plus their difference, itself read again every STAMP_REFRESH_NS: one
- * clock read a message where the ring's stamp and the LAN side's packing
- * took two. Between refreshes a stamp is off by the realtime clock's slew
- * over that time at most (NTP slews 500 ppm at most: 0.5 us), and a step
- * of that clock shows within STAMP_REFRESH_NS. */
-#define STAMP_REFRESH_NS 1000000ull
-uint64_t ki_lan_stamp_ns(kite *k)
-{
-	struct ki_lan *l = k->lan;
-	uint64_t mono = ki_monotonic_ns();
-	if (!l->stamp_at_ns || mono - l->stamp_at_ns >= STAMP_REFRESH_NS) {
-		l->real_minus_mono = ki_realtime_ns() - mono;
-		l->stamp_at_ns = mono;
-	}
-	l->stamp_mono_ns = mono;
-	l->stamp_given_ns = mono + l->real_minus_mono;
-	return l->stamp_given_ns;
-}
-
 void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
 		    const void *data, size_t len)
 {
@@ -775,10 +751,7 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 				? l->last_pub : find_pub(l, channel, 0);
 	if (!p && (p = find_pub(l, channel, 1)))
 		announce_start(k, channel);
-	/* (A stamp given for a publish that then failed is not this one's.) */
-	uint64_t now = l->stamp_mono_ns && timestamp_ns == l->stamp_given_ns ? l->stamp_mono_ns
-									    : ki_monotonic_ns();
-	l->stamp_mono_ns = 0;
+	uint64_t now = ki_monotonic_ns();
 	if (p) {
 		p->seq = seq;
 		p->state_due_ns = now + STATE_IDLE_MS * 1000000ull;

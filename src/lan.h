@@ -23,9 +23,6 @@ void ki_lan_close(kite *k, int say_gone);
 
 /* After a message went into the local ring: send it on the LAN, with the
  * ring record's timestamp (CLOCK_REALTIME). */
-/* The stamp of a message published on the LAN (CLOCK_REALTIME ns), for
- * the ki_lan_publish that follows (k->lan set). */
-uint64_t ki_lan_stamp_ns(kite *k);
 void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
 		    const void *data, size_t len);
 

@@ -41,13 +41,28 @@ static char *put_hex16(char *p, uint64_t v)
 
 static char *put_decimal(char *p, uint64_t v)
 {
+	/* Two digits a step, from a table: half the multiplications of one
+	 * digit a step, for the 19-digit TIME_NS of every message. */
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
 	char tmp[20];
-	int n = 0;
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		*p++ = tmp[--n];
+	int n = 20;
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+		v /= 100;
+		tmp[--n] = pairs[2 * r + 1];
+		tmp[--n] = pairs[2 * r];
+	}
+	if (v >= 10) {
+		tmp[--n] = pairs[2 * v + 1];
+		tmp[--n] = pairs[2 * v];
+	} else {
+		tmp[--n] = (char)('0' + v);
+	}
+	memcpy(p, tmp + n, (size_t)(20 - n));
+	p += 20 - n;
 	*p = ' ';
 	return p + 1;
 }
@@ -80,10 +95,13 @@ static int decimal(const char **s, uint64_t max, uint64_t *out)
 	const char *p = *s;
 	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
 		return -1;
+	/* Two divisions a field, not one a digit: this runs for every
+	 * imported message, where the division per digit showed. */
+	const uint64_t top = max / 10, top_digit = max % 10;
 	uint64_t v = 0;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		unsigned d = (unsigned)(*p - '0');
-		if (v > (max - d) / 10)
+		if (v > top || (v == top && d > top_digit))
 			return -1;
 		v = v * 10 + d;
 	}

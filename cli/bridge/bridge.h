@@ -81,6 +81,8 @@ struct bridge {
 	natsSubscription **subs;
 	natsMsg *retired[BRIDGE_BATCH]; /* done with, destroyed together */
 	int nretired;
+	size_t retired_bytes;      /* their payloads */
+	int64_t retired_since_ms;  /* when the first of them was retired */
 	uint64_t id_num;           /* our export handle's id, in Kite-Id */
 	char id[17];               /* the same in hex, as printed */
 	char host[256];
@@ -106,9 +108,19 @@ void bridge_loop_flush_out(struct bridge *b);
 natsStatus bridge_loop_flush(struct bridge *b, int64_t timeout_ms);
 
 /* libnats frees every message on its garbage-collector thread, which
- * sleeps when it has nothing to do: destroying a batch's messages together
- * wakes it once a batch, not once a message (a thread switch each). */
+ * sleeps when it has nothing to do: each wake-up is two thread switches,
+ * and its frees contend with our mallocs for glibc's arena. So messages
+ * we are done with are destroyed together, when BRIDGE_BATCH of them or
+ * BRIDGE_RETIRE_BYTES of payload are held, or BRIDGE_RETIRE_MS after the
+ * first (the loop asks bridge_retire_due): not once per loop pass, which
+ * under load is every few messages. The bounds keep what waits small:
+ * at most 1 MiB of payload (or one message), for 20 ms. */
+#define BRIDGE_RETIRE_BYTES (1 << 20)
+#define BRIDGE_RETIRE_MS 20
 void bridge_retire(struct bridge *b, natsMsg *m);
+/* Destroy the retired messages if they are due: then, or if none are
+ * held, INT64_MAX; else the milliseconds until they are. */
+int64_t bridge_retire_due(struct bridge *b, int64_t now);
 void bridge_retire_all(struct bridge *b);
 
 /* connect.c: libnats options from the configuration (URL, credentials,

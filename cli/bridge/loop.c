@@ -214,9 +214,23 @@ natsStatus bridge_loop_flush(struct bridge *b, int64_t timeout_ms)
 
 void bridge_retire(struct bridge *b, natsMsg *m)
 {
-	if (b->nretired == BRIDGE_BATCH)
-		bridge_retire_all(b);
+	if (!b->nretired)
+		b->retired_since_ms = now_ms();
 	b->retired[b->nretired++] = m;
+	b->retired_bytes += (size_t)natsMsg_GetDataLength(m);
+	if (b->nretired == BRIDGE_BATCH || b->retired_bytes >= BRIDGE_RETIRE_BYTES)
+		bridge_retire_all(b);
+}
+
+int64_t bridge_retire_due(struct bridge *b, int64_t now)
+{
+	if (!b->nretired)
+		return INT64_MAX;
+	int64_t left = b->retired_since_ms + BRIDGE_RETIRE_MS - now;
+	if (left > 0)
+		return left;
+	bridge_retire_all(b);
+	return INT64_MAX;
 }
 
 void bridge_retire_all(struct bridge *b)
@@ -224,4 +238,5 @@ void bridge_retire_all(struct bridge *b)
 	for (int i = 0; i < b->nretired; i++)
 		natsMsg_Destroy(b->retired[i]);
 	b->nretired = 0;
+	b->retired_bytes = 0;
 }

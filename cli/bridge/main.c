@@ -298,13 +298,14 @@ static int run(struct bridge *b, int signal_fd)
 			kfd = kite_fd(b->exp);
 		}
 		bridge_loop_flush_out(b);
-		bridge_retire_all(b);
 		int64_t now = now_ms();
 		if (now >= next_report) {
 			report_if_changed(b, &last_total);
 			next_report = now + b->cfg.stats_ms;
 		}
-		int64_t left = next_report - now;
+		int64_t left = next_report - now, retire = bridge_retire_due(b, now);
+		if (retire < left)
+			left = retire;
 		int timeout = busy ? 0 : left < IDLE_MS ? (int)left : IDLE_MS;
 		int rc = bridge_loop_wait(b, kfd, signal_fd, timeout);
 		if (rc > 0)

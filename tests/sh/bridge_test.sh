@@ -80,6 +80,22 @@ stop() { kill -TERM "$@" 2>/dev/null; wait "$@" 2>/dev/null; }
 
 check "bridge A (bus a) exports and imports '>'" bridge A "$busA" --export '>' --import '>'
 check "bridge B (bus b) exports and imports '>'" bridge B "$busB" --export '>' --import '>'
+# The build links jemalloc into kite-bridge where libjemalloc-dev is
+# installed (Makefile: libnats frees on another thread; glibc's malloc is
+# slow at that), except in the sanitizer build, whose allocator it is.
+if ldd "$BRIDGE" | grep -q libasan; then
+	skip "kite-bridge runs on jemalloc" "the sanitizer build keeps ASan's allocator"
+elif ! pkg-config --exists jemalloc 2>/dev/null; then
+	skip "kite-bridge runs on jemalloc" "libjemalloc-dev not installed"
+else
+	check "kite-bridge runs on jemalloc (libjemalloc-dev is installed)" \
+		grep -q 'libjemalloc' "/proc/$A_pid/maps"
+	# What matters is libnats's allocations: glibc's dynamic linker says
+	# where each of its malloc calls binds.
+	check "libnats's malloc binds to jemalloc's, not glibc's" bash -c \
+		"LD_DEBUG=bindings '$BRIDGE' --help 2>&1 >/dev/null |
+		 grep -q 'binding file [^ ]*libnats[^ ]* .* to [^ ]*libjemalloc[^ ]* .*: normal symbol .malloc.'"
+fi
 
 # --- local -> NATS -> local, identity, no echo ----------------------------
 nats_sub nats '>'; nsub=$LAST_PID
