@@ -22,6 +22,12 @@ peer=$BENCH_BIN/lan_peer_zmq
 if [ -n "${QUICK:-}" ]; then n64=300000 n1k=100000 n64k=3000
 else n64=1000000 n1k=300000 n64k=10000; fi
 cases=("64:$n64" "1024:$n1k" "65536:$n64k")
+# LAN_SIZES="64 1024": only those sizes (while working on one).
+if [ -n "${LAN_SIZES:-}" ]; then
+	keep=()
+	for c in "${cases[@]}"; do [[ " $LAN_SIZES " == *" ${c%%:*} "* ]] && keep+=("$c"); done
+	cases=("${keep[@]}")
+fi
 transports=(kite zmq udp udp-gso)
 
 P=klb$$

@@ -130,8 +130,8 @@ static int kite_sub(const char *iface, uint64_t count)
 	kite_lan_stats st;
 	if (kite_lan_stats_get(k, &st, sizeof st) == 0)
 		printf("repaired %" PRIu64 " naks_sent %" PRIu64 " late %" PRIu64
-		       " kernel_drops %" PRIu64 "\n", st.repaired, st.naks_sent, st.late,
-		       st.kernel_drops);
+		       " kernel_drops %" PRIu64 " queue_dropped %" PRIu64 "\n", st.repaired,
+		       st.naks_sent, st.late, st.kernel_drops, st.queue_dropped);
 	kite_close(k);
 	return 0;
 }

@@ -21,11 +21,12 @@ void lan_stats_print(const char *cmd, const kite *k)
 		"; unsent %" PRIu64 "; repaired %" PRIu64 "; naks sent %" PRIu64
 		", naks received %" PRIu64 "; resent %" PRIu64 ", resend refused %" PRIu64
 		"; gso sends %" PRIu64 ", gso refused %" PRIu64 ", gro buffers %" PRIu64
-		"\n", cmd,
+		"; batches %" PRIu64 ", rx pauses %" PRIu64 "\n", cmd,
 		s.datagrams_sent, s.datagrams_received, s.frames_received, s.frames_rejected,
 		s.frames_bad_crc, s.frames_unauthenticated, s.kernel_drops, s.duplicates, s.late, s.partials_dropped,
 		s.queue_dropped, s.messages_unsent, s.repaired, s.naks_sent, s.naks_received,
-		s.resent, s.resend_refused, s.gso_sends, s.gso_refused, s.gro_buffers);
+		s.resent, s.resend_refused, s.gso_sends, s.gso_refused, s.gro_buffers,
+		s.batches_received, s.rx_pauses);
 }
 
 void lan_rcvbuf_warn(const char *cmd, const kite *k)

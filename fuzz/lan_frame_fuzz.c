@@ -1,8 +1,10 @@
-/* Fuzz target: a datagram from any host on the LAN through the frame-v1
- * decoder (src/lan_frame.c), frame after frame as a receiver walks a packed
- * datagram. Every accepted frame must lie within the datagram, carry a
- * valid channel name, a sequence >= 1 and fragment fields that tile its
- * message; a re-encoded accepted frame must decode to the same fields.
+/* Fuzz target: a datagram from any host on the LAN through the frame
+ * decoders (src/lan_frame.c, version 1; src/lan_batch.c, version-2 batch
+ * frames), frame after frame as a receiver walks a packed datagram. Every
+ * accepted frame must lie within the datagram, carry a valid channel name,
+ * a sequence >= 1 and fragment fields that tile its message (a batch:
+ * records that tile its body exactly, sequences that stay below 2^63); a
+ * re-encoded accepted frame must decode to the same fields.
  *
  * So that mutations get past the CRC and reach the fields behind it:
  *   'P' then (offset, byte) pairs: a valid datagram of two frames with
@@ -17,11 +19,16 @@
  *       re-sign after the overwrite (a liar holding the key: the fields
  *       behind the tag get fuzzed); else only the CRC is fixed (a liar
  *       without it), and nothing changed may be accepted;
+ *   'B' mode then (offset, byte) pairs: a valid datagram of a version-1
+ *       frame then a batch of three messages, bytes overwritten, CRCs then
+ *       re-computed (mode bit 0: and tags re-made, with the key; else no
+ *       key);
  *   anything else: the datagram itself, by receivers without and with a
  *   key. */
 #include <stdint.h>
 #include <string.h>
 
+#include "lan_batch.h"
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_key.h"
@@ -44,6 +51,16 @@ const char *const fuzz_seeds[] = {
 	"N\x18\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01", "N\x08", "N\x08\0\0\0",
 	"K\x00", "K\x01", "K\x00\x05\x00", "K\x01\x05\x00", "K\x01\x05\x03", "K\x00\x60\x41",
 	"K\x01\x60\x41", "K\x00\x70\x00", "K\x01\x0f\x0b", "K\x01\x35\x01", "K\x01\x07\x50",
+	/* Batches (the version-1 frame before it is 75 bytes: the batch's
+	 * flags at 80, header length at 81, records length at 87, first
+	 * sequence at 107, count at 119, channel length at 122, records from
+	 * 130). */
+	"B\x00", "B\x01", "B\x00\x77\x00", "B\x00\x78\x09", "B\x00\x78\x02", "B\x00\x77\xff",
+	"B\x00\x82\x40", "B\x00\x83\x00", "B\x00\x8c\x00\x8d\x00", "B\x00\x7b\x00",
+	"B\x00\x50\x10", "B\x00\x50\x08", "B\x00\x50\x02", "B\x00\x50\x01", "B\x01\x50\x00",
+	"B\x00\x51\x00\x52\x00", "B\x00\x6b\x7f\x6c\xff\x6d\xff\x6e\xff\x6f\xff\x70\xff\x71\xff\x72\xfe",
+	"B\x00\x7a\x00", "B\x00\x7a\x05", "B\x01\x85\x2a", "B\x00\x4f\x00\x50\x10",
+	"B\x00\x4f\x03", "B\x00\x57\x03", "B\x00\x7c\x2a",
 	NULL,
 };
 
@@ -56,7 +73,9 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 /* Re-compute the CRC of the frame at b[0..len), as its header says it
- * extends (clipped to len); with keys, its tag too, if there is room. */
+ * extends (clipped to len); with keys, its tag too, if there is room.
+ * (Both versions keep header length, CRC and payload or records length
+ * at the same offsets.) */
 static void fix_crc_tag(uint8_t *b, size_t len, const struct lan_keys *keys)
 {
 	if (len < LAN_FIXED_LEN)
@@ -123,14 +142,58 @@ static void check_accepted(const uint8_t *buf, size_t len, const struct lan_fram
 		__builtin_trap();
 }
 
+/* An accepted batch: within the buffer, records that tile its body, every
+ * sequence valid, each record read back as a whole message; re-encoded
+ * (later header fields dropped), it decodes to the same fields. */
+static void check_batch(const uint8_t *buf, size_t len, const struct lan_batch *b, int n,
+			const struct lan_keys *keys)
+{
+	size_t tag = keys ? LAN_TAG_LEN : 0;
+	if (!(b->f.flags & LAN_FLAG_MAC) != !keys)
+		__builtin_trap();
+	if ((size_t)n > len || b->f.payload < buf || b->f.payload + b->f.payload_len + tag != buf + n ||
+	    b->count == 0 || b->f.seq == 0 || b->f.seq + b->count - 1 > LAN_SEQ_MAX ||
+	    kite_channel_valid(b->f.channel) != 0 || strlen(b->f.channel) != b->f.channel_len ||
+	    (b->f.flags & (LAN_FLAG_STATE | LAN_FLAG_GONE | LAN_FLAG_NAK)))
+		__builtin_trap();
+	static uint8_t again[LAN_FRAME_MAX];
+	struct lan_frame base = b->f, r = b->f;
+	base.flags &= LAN_FLAG_REPAIR;
+	size_t w = ki_lan_batch_open(again, sizeof again, &base), at = 0;
+	if (!w)
+		__builtin_trap();
+	for (uint32_t i = 0; i < b->count; i++) {
+		ki_lan_batch_record(b, i, &at, &r);
+		if (at > b->f.payload_len || r.seq != b->f.seq + i || r.frag_count != 1 ||
+		    r.payload + r.payload_len != b->f.payload + at ||
+		    w + LAN_BATCH_RECORD_LEN + r.payload_len > sizeof again)
+			__builtin_trap();
+		w += lan_batch_put(again + w, r.timestamp_ns, r.payload, (uint16_t)r.payload_len);
+	}
+	if (at != b->f.payload_len || w + tag > sizeof again)
+		__builtin_trap();
+	size_t m = ki_lan_batch_close(again, w, b->count, keys);
+	struct lan_batch g;
+	if (ki_lan_batch_decode_keyed(again, m, &g, keys) != (int)m || g.count != b->count ||
+	    g.f.seq != b->f.seq || g.f.host != b->f.host || g.f.publisher != b->f.publisher ||
+	    g.f.pid != b->f.pid || g.f.payload_len != b->f.payload_len ||
+	    strcmp(g.f.channel, b->f.channel) != 0 ||
+	    memcmp(g.f.payload, b->f.payload, b->f.payload_len) != 0)
+		__builtin_trap();
+}
+
 /* Decode frame after frame (keys: the receiver's, or NULL); the bytes
  * accepted. */
 static size_t walk_keyed(const uint8_t *buf, size_t len, const struct lan_keys *keys)
 {
 	size_t at = 0;
 	while (at < len) {
+		/* As a receiver: the version byte says which decoder. */
+		int batch = len - at > 4 && buf[at + 4] == LAN_BATCH_VERSION;
+		struct lan_batch b;
 		struct lan_frame f;
-		int n = ki_lan_frame_decode_keyed(buf + at, len - at, &f, keys);
+		int n = batch ? ki_lan_batch_decode_keyed(buf + at, len - at, &b, keys)
+			      : ki_lan_frame_decode_keyed(buf + at, len - at, &f, keys);
 		if (n < 0) {
 			if (-n >= LAN_REJECT_KINDS)
 				__builtin_trap();
@@ -138,7 +201,10 @@ static size_t walk_keyed(const uint8_t *buf, size_t len, const struct lan_keys *
 		}
 		if (n == 0)
 			__builtin_trap(); /* would loop forever */
-		check_accepted(buf + at, len - at, &f, n, keys);
+		if (batch)
+			check_batch(buf + at, len - at, &b, n, keys);
+		else
+			check_accepted(buf + at, len - at, &f, n, keys);
 		at += (size_t)n;
 	}
 	return at;
@@ -149,22 +215,30 @@ static size_t walk(const uint8_t *buf, size_t len)
 	return walk_keyed(buf, len, NULL);
 }
 
-/* Two frames (a fragment, then a whole message), signed with keys if
- * given; *first: the first one's length. */
-static size_t two_frames_keyed(uint8_t *out, size_t cap, const struct lan_keys *keys,
-			       size_t *first)
+/* The valid datagrams' sender: host 7, publisher 0x1234, pid 100,
+ * channel fuzz.ch, sequence 9. */
+static struct lan_frame fuzz_sender(void)
 {
 	struct lan_frame f = {0};
 	f.host = 7;
 	f.publisher = 0x1234;
 	f.seq = 9;
 	f.pid = 100;
+	strcpy(f.channel, "fuzz.ch");
+	f.channel_len = 7;
+	return f;
+}
+
+/* Two frames (a fragment, then a whole message), signed with keys if
+ * given; *first: the first one's length. */
+static size_t two_frames_keyed(uint8_t *out, size_t cap, const struct lan_keys *keys,
+			       size_t *first)
+{
+	struct lan_frame f = fuzz_sender();
 	f.total_len = 40;
 	f.frag_count = 2;
 	f.frag_index = 1;
 	f.payload_len = 20;
-	strcpy(f.channel, "fuzz.ch");
-	f.channel_len = 7;
 	int a = ki_lan_frame_encode_keyed(out, cap, &f, "abcdefghijklmnopqrst", keys);
 	f.frag_count = 1;
 	f.frag_index = 0;
@@ -199,9 +273,40 @@ static void keyed_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t ca
 		__builtin_trap();
 }
 
+/* 'B': see the top. */
+static void batch_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t cap)
+{
+	const struct lan_keys *keys = size >= 2 && (data[1] & 1) ? &key : NULL;
+	struct lan_frame f = fuzz_sender();
+	f.frag_count = 1;
+	f.total_len = f.payload_len = 3;
+	int first = ki_lan_frame_encode_keyed(buf, cap, &f, "xyz", keys);
+	f.seq = 10;
+	size_t w = first > 0 ? ki_lan_batch_open(buf + first, cap - (size_t)first, &f) : 0;
+	if (!w)
+		__builtin_trap();
+	uint8_t *b = buf + first;
+	w += lan_batch_put(b + w, 1, "ab", 2);
+	w += lan_batch_put(b + w, 2, "", 0);
+	w += lan_batch_put(b + w, 3, "cdef", 4);
+	size_t blen = ki_lan_batch_close(b, w, 3, keys);
+	size_t len = (size_t)first + blen;
+	for (size_t i = 2; i + 1 < size; i += 2)
+		buf[data[i] % len] = data[i + 1];
+	fix_crc_tag(buf, (size_t)first, keys);
+	fix_crc_tag(b, blen, keys);
+	size_t took = walk_keyed(buf, len, keys);
+	if (size <= 2 && took != len)
+		__builtin_trap(); /* untouched, the datagram is valid */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[LAN_FRAME_MAX];
+	if (size >= 1 && data[0] == 'B') {
+		batch_liar(data, size, buf, sizeof buf);
+		return 0;
+	}
 	if (size >= 1 && data[0] == 'K') {
 		keyed_liar(data, size, buf, sizeof buf);
 		return 0;

@@ -493,6 +493,13 @@ typedef struct kite_lan_stats {
 	                               fragments then go by sendmmsg */
 	uint64_t gro_buffers;       /* reads of several datagrams that the
 	                               kernel coalesced (UDP_GRO) */
+	/* Batch frames (appended, as above). */
+	uint64_t batches_received;  /* batch frames (small messages sharing
+	                               one header) that passed every check;
+	                               counted in frames_received too */
+	uint64_t rx_pauses;         /* times the socket was left unread for a
+	                               while, kite_recv() behind: the kernel's
+	                               receive buffer held the burst */
 } kite_lan_stats;
 
 /* Copy the LAN counters (size: sizeof(kite_lan_stats), so the struct may

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "lan_batch.h"
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
@@ -43,6 +44,21 @@
 #define SILENCE_MS 3500       /* a stream unheard this long: publisher gone */
 #define QUEUE_BYTES (64u << 20)
 #define QUEUE_ITEMS 65536
+/* A burst read at once (up to RECV_ROUNDS x RECV_BATCH buffers of 64 KiB
+ * of packed messages: tens of thousands) would overflow the queue before
+ * kite_recv() runs, above all when both threads share a CPU. So the
+ * socket is not read while the queue holds QUEUE_PAUSE_ITEMS or more: its
+ * receive buffer holds the rest (and counts what it drops, SO_RXQ_OVFL).
+ * A short queue also keeps its items in the CPU's cache: 4,096 items
+ * (1.4 MiB) carried 64-byte messages faster than 32,768 did.
+ * kite_recv() resumes reading once the queue is down to
+ * QUEUE_RESUME_ITEMS; a pause lasts RX_PAUSE_MAX_MS at most, and then the
+ * socket is read for as long again whatever the queue (dropping what does
+ * not fit, as before), so that a stalled application does not make its
+ * streams fall silent (SILENCE_MS). */
+#define QUEUE_PAUSE_ITEMS 4096
+#define QUEUE_RESUME_ITEMS 1024
+#define RX_PAUSE_MAX_MS 100
 #define STREAMS_MAX 65536
 /* What all streams may hold behind their gaps together (a stream holds
  * up to its window of messages, each up to max_msg, for reorder_ms or
@@ -54,10 +70,13 @@
 #define HASH_SIZE 1024
 /* Message items kept for reuse once kite_recv() is done with them, so a
  * stream of small messages does not malloc and free each: those made for
- * payloads up to SPARE_PAYLOAD bytes, SPARE_MAX of them at most (about
- * 1.4 MiB). */
+ * payloads up to SPARE_PAYLOAD bytes, as many as the queue may hold
+ * (SPARE_MAX, 360 bytes each: 23 MiB at most, kept once a burst filled
+ * the queue that far, as the allocator would mostly keep them too). One
+ * read of a busy socket brings tens of thousands of small messages: a
+ * pool of 4,096 made most of them a malloc and a free. */
 #define SPARE_PAYLOAD 256
-#define SPARE_MAX 4096
+#define SPARE_MAX QUEUE_ITEMS
 /* Repair, subscriber side: a gap is first asked for this long after it is
  * seen (reordering usually fills it sooner), then again every retry, one
  * NAK per stream and period, until repair_ms gives it up as lost. */
@@ -147,10 +166,20 @@ struct ki_lan {
 	 * sent when the slots fill, or pack_ns after the first waited
 	 * (pack_timer), or at once for a message after an idle spell. */
 	struct lan_packer pack;
+	/* The batch being filled (batch=1): at batch_at in the packer's
+	 * open datagram, for batch_pub, whose next message must be
+	 * batch_next to join it; batch_count 0: none open. */
+	const struct pub *batch_pub;
+	size_t batch_at;
+	uint32_t batch_count;
+	uint64_t batch_next;
 	uint64_t pack_ns, last_publish_ns;
 	int pack_timer;
 	uint64_t pack_timer_due; /* when it fires, as armed (0: not armed) */
 	uint32_t ovfl_seen; /* the kernel's drop counter when last read */
+	/* Reading paused for the queue (QUEUE_PAUSE_ITEMS) since this time
+	 * (0: reading); no pause before rx_nopause_until_ns. */
+	uint64_t rx_paused_ns, rx_nopause_until_ns;
 	/* ki_lan_timers' full scan (every stream and channel) is due at this
 	 * time: 0 after anything that may need it sooner (a new stream, a gap,
 	 * a fragment), so a busy receiver does not scan on every pass. */
@@ -176,10 +205,13 @@ static void count_reject(struct ki_lan *l, int r)
 		l->st.frames_unauthenticated++;
 }
 
-/* Start the send budget of one call into the LAN side. */
+/* Start the send budget of one call into the LAN side: it runs from the
+ * first wait for room (no clock read for the calls that never wait, which
+ * is nearly all of them). */
+#define SEND_BUDGET_UNSTARTED UINT64_MAX
 static void send_budget_start(struct ki_lan *l)
 {
-	l->send_until_ns = ki_monotonic_ns() + SEND_TIMEOUT_MS * 1000000ull;
+	l->send_until_ns = SEND_BUDGET_UNSTARTED;
 }
 
 /* Sends made by the handle's own timers never wait: they hold the handle,
@@ -286,6 +318,8 @@ static int gso_refusal(int err)
 static int wait_for_room(struct ki_lan *l)
 {
 	uint64_t now = ki_monotonic_ns();
+	if (l->send_until_ns == SEND_BUDGET_UNSTARTED)
+		l->send_until_ns = now + SEND_TIMEOUT_MS * 1000000ull;
 	if (now >= l->send_until_ns)
 		return 0;
 	struct pollfd pfd = {.fd = l->tx, .events = POLLOUT};
@@ -494,9 +528,24 @@ static void pack_send_from(struct ki_lan *l, unsigned first)
 		l->st.messages_unsent += run[j].frames;
 }
 
+/* Finish the open batch, if any: its count, lengths, CRC and tag (room
+ * for the tag was kept when it was opened and at each record). */
+static void batch_close(struct ki_lan *l)
+{
+	if (!l->batch_count)
+		return;
+	struct lan_packer *p = &l->pack;
+	unsigned slot = p->used - 1;
+	uint8_t *frame = p->buf + (size_t)slot * p->max_datagram + l->batch_at;
+	size_t written = p->len[slot] - l->batch_at;
+	p->len[slot] += ki_lan_batch_close(frame, written, l->batch_count, &l->keys) - written;
+	l->batch_count = 0;
+}
+
 /* Send what the packer holds. */
 static void pack_flush(struct ki_lan *l)
 {
+	batch_close(l);
 	pack_send_from(l, 0);
 	ki_lan_pack_sent(&l->pack);
 }
@@ -509,22 +558,70 @@ static void pack_timer_arm(struct ki_lan *l, uint64_t due)
 		l->pack_timer_due = due;
 }
 
-/* Pack one single-datagram message; 0, or -1 to send it on its own. */
-static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void *data,
-			uint32_t group, uint64_t now)
+/* Repair keeps a batched message as the version-1 frame it would have
+ * been: a resend names one message, and any receiver takes it. */
+static void history_add_frame(struct ki_lan *l, const struct lan_frame *f, const void *data)
 {
-	size_t n = lan_header_len(f->channel_len) + f->payload_len + lan_tag_len(&l->keys);
-	uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
+	uint8_t one[LAN_FRAME_MAX];
+	int n = ki_lan_frame_encode_keyed(one, sizeof one, f, data, &l->keys);
+	if (n > 0)
+		ki_lan_history_add(&l->hist, f->channel, f->seq, one, (size_t)n);
+}
+
+/* Append a message to the open batch if it is the next of pub's stream
+ * and fits the open datagram (its tag still to come): 0, else -1. The
+ * common case of a burst, before any frame is made up. */
+static int batch_append(struct ki_lan *l, const struct pub *pub, uint64_t seq,
+			uint64_t timestamp_ns, const void *data, size_t len, uint64_t now)
+{
+	struct lan_packer *p = &l->pack;
+	size_t rec = LAN_BATCH_RECORD_LEN + len;
+	if (!l->batch_count || l->batch_pub != pub || seq != l->batch_next ||
+	    l->batch_count >= LAN_BATCH_COUNT_MAX ||
+	    p->len[p->used - 1] + rec + lan_tag_len(&l->keys) > p->max_datagram)
+		return -1;
+	uint8_t *at = ki_lan_pack_room(p, pub->group, rec, now);
+	lan_batch_put(at, timestamp_ns, data, (uint16_t)len);
+	ki_lan_pack_commit(p, rec);
+	l->batch_count++;
+	l->batch_next++;
+	return 0;
+}
+
+/* Add a message to the open batch if it is the next of the same stream
+ * and fits the open datagram (its tag still to come), else open a batch
+ * for it; 0, or -1 if it fits no datagram. */
+static int batch_message(struct ki_lan *l, const struct pub *pub, const struct lan_frame *f,
+			 const void *data, uint64_t now)
+{
+	struct lan_packer *p = &l->pack;
+	size_t tag = lan_tag_len(&l->keys);
+	size_t rec = LAN_BATCH_RECORD_LEN + f->payload_len;
+	if (batch_append(l, pub, f->seq, f->timestamp_ns, data, f->payload_len, now) == 0)
+		return 0;
+	batch_close(l);
+	size_t hdr = lan_batch_header_len(f->channel_len);
+	uint8_t *at = ki_lan_pack_room(p, pub->group, hdr + rec + tag, now);
 	if (!at) {
 		pack_flush(l);
-		if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
+		if (!(at = ki_lan_pack_room(p, pub->group, hdr + rec + tag, now)))
 			return -1;
 	}
-	if (ki_lan_frame_encode_keyed(at, n, f, data, &l->keys) != (int)n)
+	if (ki_lan_batch_open(at, hdr, f) != hdr)
 		return -1;
-	if (l->spec.repair)
-		ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
-	ki_lan_pack_commit(&l->pack, n);
+	lan_batch_put(at + hdr, f->timestamp_ns, data, (uint16_t)f->payload_len);
+	l->batch_at = p->len[p->used - 1];
+	ki_lan_pack_commit(p, hdr + rec);
+	l->batch_pub = pub;
+	l->batch_count = 1;
+	l->batch_next = f->seq + 1;
+	return 0;
+}
+
+/* A message was packed: send what waits if the oldest has waited its
+ * bound, else make sure the timer will. */
+static void pack_bound(struct ki_lan *l, uint64_t now)
+{
 	if (now - l->pack.since_ns >= l->pack_ns)
 		pack_flush(l);
 	else if (l->pack.used == 1 && l->pack.frames[0] == 1 && !l->pack_timer_due)
@@ -532,6 +629,35 @@ static int pack_message(struct ki_lan *l, const struct lan_frame *f, const void 
 		 * armed for an earlier batch, it fires sooner and is armed
 		 * again then: one system call less for most batches.) */
 		pack_timer_arm(l, l->pack.since_ns + l->pack_ns);
+}
+
+/* Pack one single-datagram message (pub's); 0, or -1 to send it on its
+ * own. */
+static int pack_message(struct ki_lan *l, const struct pub *pub, const struct lan_frame *f,
+			const void *data, uint64_t now)
+{
+	uint32_t group = pub->group;
+	if (l->spec.batch && f->payload_len <= UINT16_MAX) {
+		if (batch_message(l, pub, f, data, now) != 0)
+			return -1;
+		if (l->spec.repair)
+			history_add_frame(l, f, data);
+	} else {
+		batch_close(l);
+		size_t n = lan_header_len(f->channel_len) + f->payload_len + lan_tag_len(&l->keys);
+		uint8_t *at = ki_lan_pack_room(&l->pack, group, n, now);
+		if (!at) {
+			pack_flush(l);
+			if (!(at = ki_lan_pack_room(&l->pack, group, n, now)))
+				return -1;
+		}
+		if (ki_lan_frame_encode_keyed(at, n, f, data, &l->keys) != (int)n)
+			return -1;
+		if (l->spec.repair)
+			ki_lan_history_add(&l->hist, f->channel, f->seq, at, n);
+		ki_lan_pack_commit(&l->pack, n);
+	}
+	pack_bound(l, now);
 	return 0;
 }
 
@@ -637,19 +763,26 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 		l->st.messages_unsent++;
 		return;
 	}
+	int busy = now - l->last_publish_ns < l->pack_ns;
+	l->last_publish_ns = now;
+	/* The next message of a burst on the channel of the open batch: a
+	 * record, nothing more. (Repair also keeps each message's frame.) */
+	if ((busy || l->pack.used) && !l->spec.repair &&
+	    batch_append(l, p, seq, timestamp_ns, data, len, now) == 0) {
+		pack_bound(l, now);
+		return;
+	}
 	struct lan_frame f;
 	frame_base(k, &f, channel, seq, timestamp_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
-	f.frag_count = ki_lan_fragment_count(f.total_len, (uint32_t)room);
+	f.frag_count = len <= room ? 1 : ki_lan_fragment_count(f.total_len, (uint32_t)room);
 	uint32_t group = p->group;
-	int busy = now - l->last_publish_ns < l->pack_ns;
-	l->last_publish_ns = now;
 	if (f.frag_count == 1 && (busy || l->pack.used)) {
 		/* In a burst: share a datagram (a lone message, below, goes at
 		 * once: no added latency). */
 		f.payload_len = (uint32_t)len;
-		if (pack_message(l, &f, data, group, now) == 0)
+		if (pack_message(l, p, &f, data, now) == 0)
 			return;
 	}
 	if (l->pack.used) /* keep the order: what waits goes first */
@@ -1145,6 +1278,22 @@ static void held_cap(kite *k, struct entry *e)
 				ki_lan_stream_flush(&o->s, &out);
 }
 
+/* A whole message's frame into m (an item holds its payload): 0, or -1
+ * without memory (then reported lost). */
+static int whole_message(kite *k, struct entry *e, const struct lan_frame *f, struct lan_msg *m)
+{
+	m->len = f->payload_len;
+	struct item *it = item_take(k->lan, f->payload_len);
+	if (!it) {
+		report_loss(k, e, 1);
+		return -1;
+	}
+	m->block = it;
+	m->data = (uint8_t *)(it + 1);
+	memcpy(m->data, f->payload, f->payload_len);
+	return 0;
+}
+
 /* One frame heard: its stream (NULL: not ours). */
 static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
 		       uint64_t now)
@@ -1218,16 +1367,8 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 			l->reasm.duplicates = rdups;
 		if (rc <= 0)
 			return e;
-	} else {
-		m.len = f->payload_len;
-		struct item *it = item_take(l, f->payload_len);
-		if (!it) {
-			report_loss(k, e, 1);
-			return e;
-		}
-		m.block = it;
-		m.data = (uint8_t *)(it + 1);
-		memcpy(m.data, f->payload, f->payload_len);
+	} else if (whole_message(k, e, f, &m) != 0) {
+		return e;
 	}
 	int took = ki_lan_stream_take(&e->s, &m, now, l->reorder_ns, &out);
 	if (held_over(l))
@@ -1273,6 +1414,49 @@ struct arrival {
 	uint64_t now;
 };
 
+/* A batch frame at d (len bytes to the datagram's end): its messages,
+ * each as the whole-message frame it stands for. Its length, or < 0 if
+ * rejected (counted). */
+static int take_batch(const struct arrival *a, const uint8_t *d, size_t len)
+{
+	struct ki_lan *l = a->k->lan;
+	struct lan_batch b;
+	int r = ki_lan_batch_decode_keyed(d, len, &b, &l->keys);
+	if (r < 0) {
+		count_reject(l, r);
+		return r;
+	}
+	l->st.frames_received++;
+	l->st.batches_received++;
+	struct lan_frame f = b.f;
+	size_t at = 0;
+	ki_lan_batch_record(&b, 0, &at, &f);
+	struct entry *e = take_frame_in(a->k, &f, a->from, a->now);
+	/* The rest are the same stream's, in a row: once its first found the
+	 * stream live and taking messages (not gone, not a resend), each is
+	 * a message for it, without looking it up again. */
+	int direct = e && e == l->last_entry && !e->gone && !(f.flags & LAN_FLAG_REPAIR);
+	struct lan_sink out = {sink_message, sink_loss, a->k};
+	for (uint32_t i = 1; i < b.count; i++) {
+		ki_lan_batch_record(&b, i, &at, &f);
+		if (!direct) {
+			e = take_frame_in(a->k, &f, a->from, a->now);
+			continue;
+		}
+		struct lan_msg m = {.seq = f.seq, .timestamp_ns = f.timestamp_ns, .pid = f.pid,
+				    .from = *a->from};
+		if (whole_message(a->k, e, &f, &m) != 0)
+			continue;
+		ki_lan_stream_take(&e->s, &m, a->now, l->reorder_ns, &out);
+		if (held_over(l))
+			held_cap(a->k, e);
+	}
+	/* A gap or a closing stream has a deadline for the timers. */
+	if (e && (e->s.gap_since_ns || e->closing_ns || e->gone))
+		l->timers_due_ns = 0;
+	return r;
+}
+
 /* One datagram: its frames, back to back, until one is rejected. */
 static void take_datagram(void *ctx, const uint8_t *d, size_t len)
 {
@@ -1280,6 +1464,13 @@ static void take_datagram(void *ctx, const uint8_t *d, size_t len)
 	struct ki_lan *l = a->k->lan;
 	l->st.datagrams_received++;
 	for (size_t at = 0; at < len;) {
+		if (len - at > 4 && d[at + 4] == LAN_BATCH_VERSION) {
+			int r = take_batch(a, d + at, len - at);
+			if (r < 0)
+				break;
+			at += (size_t)r;
+			continue;
+		}
 		struct lan_frame f;
 		int r = ki_lan_frame_decode_keyed(d + at, len - at, &f, &l->keys);
 		if (r < 0) {
@@ -1297,6 +1488,26 @@ static void take_datagram(void *ctx, const uint8_t *d, size_t len)
 	}
 }
 
+/* Stop or go on reading the socket (the control thread's epoll). */
+static void rx_watch(kite *k, int on)
+{
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.fd = k->lan->rx};
+	epoll_ctl(k->epoll_fd, EPOLL_CTL_MOD, k->lan->rx, &ev);
+}
+
+static void rx_pause(kite *k, uint64_t now)
+{
+	k->lan->rx_paused_ns = now ? now : 1;
+	k->lan->st.rx_pauses++;
+	rx_watch(k, 0);
+}
+
+static void rx_resume(kite *k)
+{
+	k->lan->rx_paused_ns = 0;
+	rx_watch(k, 1);
+}
+
 static void lan_receive(kite *k)
 {
 	struct ki_lan *l = k->lan;
@@ -1308,6 +1519,13 @@ static void lan_receive(kite *k)
 		struct cmsghdr align;
 	} ctl[RECV_BATCH];
 	for (int round = 0; round < RECV_ROUNDS; round++) {
+		if (l->nitems >= QUEUE_PAUSE_ITEMS) {
+			uint64_t now = ki_monotonic_ns();
+			if (now >= l->rx_nopause_until_ns) {
+				rx_pause(k, now);
+				return;
+			}
+		}
 		for (int i = 0; i < RECV_BATCH; i++) {
 			iov[i] = (struct iovec){l->rxbuf + (size_t)i * 65536, 65536};
 			mm[i].msg_hdr = (struct msghdr){
@@ -1388,12 +1606,33 @@ static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
 	return NAK_RETRY_MS * 1000000ull;
 }
 
+static int timers(kite *k, uint64_t now);
+
 int ki_lan_timers(kite *k)
 {
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return -1;
 	uint64_t now = ki_monotonic_ns();
+	int ms = timers(k, now);
+	if (l->rx_paused_ns) {
+		/* Paused long enough: read for as long, whatever the queue. */
+		uint64_t end = l->rx_paused_ns + RX_PAUSE_MAX_MS * 1000000ull;
+		if (now >= end) {
+			l->rx_nopause_until_ns = now + RX_PAUSE_MAX_MS * 1000000ull;
+			rx_resume(k);
+		} else {
+			int left = (int)((end - now) / 1000000u) + 1;
+			if (ms < 0 || left < ms)
+				ms = left;
+		}
+	}
+	return ms;
+}
+
+static int timers(kite *k, uint64_t now)
+{
+	struct ki_lan *l = k->lan;
 	if (now < l->timers_due_ns) /* (UINT64_MAX: nothing pending at all) */
 		return l->timers_due_ns == UINT64_MAX
 			       ? -1 : (int)((l->timers_due_ns - now) / 1000000u) + 1;
@@ -1482,6 +1721,8 @@ int ki_lan_pop(kite *k, kite_event *ev)
 		l->tail = NULL;
 	l->nitems--;
 	l->queue_bytes -= it->m.len;
+	if (l->rx_paused_ns && l->nitems <= QUEUE_RESUME_ITEMS)
+		rx_resume(k);
 	if (it->e->loss_item == it)
 		it->e->loss_item = NULL;
 	l->current = it;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lan_bytes.h"
 #include "lan_crc32c.h"
 
 static const char *const reject_names[LAN_REJECT_KINDS] = {
@@ -22,6 +23,7 @@ static const char *const reject_names[LAN_REJECT_KINDS] = {
 	[LAN_REJECT_LENGTH] = "longer than a datagram",
 	[LAN_REJECT_NAK] = "bad NAK ranges",
 	[LAN_REJECT_AUTH] = "unauthenticated",
+	[LAN_REJECT_RECORDS] = "bad batch records",
 };
 
 const char *ki_lan_reject_name(enum lan_reject why)
@@ -66,21 +68,6 @@ static uint32_t expected_payload(uint32_t total, uint32_t count, uint32_t index)
 	return index + 1 < count ? (uint32_t)chunk : (uint32_t)(total - last_at);
 }
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
-
 #define NAK_RANGE_LEN 16
 
 /* A NAK's payload: 1 to LAN_NAK_RANGES_MAX ranges of valid sequences,
@@ -94,8 +81,8 @@ static int nak_check(const struct lan_frame *f, const uint8_t *payload)
 		return -LAN_REJECT_NAK;
 	uint64_t after = 0;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t first = get64(payload + i * NAK_RANGE_LEN);
-		uint64_t last = get64(payload + i * NAK_RANGE_LEN + 8);
+		uint64_t first = lan_get64(payload + i * NAK_RANGE_LEN);
+		uint64_t last = lan_get64(payload + i * NAK_RANGE_LEN + 8);
 		if (first == 0 || first > last || last > LAN_SEQ_MAX ||
 		    (i > 0 && first <= after + 1) || (i == 0 && first != f->seq))
 			return -LAN_REJECT_NAK;
@@ -156,25 +143,25 @@ int ki_lan_frame_encode_keyed(uint8_t *out, size_t cap, const struct lan_frame *
 		return -EINVAL;
 	if (cap < hdr + tag || cap - hdr - tag < f->payload_len)
 		return -ENOSPC;
-	put32(out, LAN_MAGIC);
+	lan_put32(out, LAN_MAGIC);
 	out[4] = LAN_VERSION;
 	out[5] = (uint8_t)(f->flags | (tag ? LAN_FLAG_MAC : 0));
-	put16(out + 6, (uint16_t)hdr);
-	put32(out + LAN_CRC_OFFSET, 0);
-	put32(out + 12, f->payload_len);
-	put64(out + 16, f->host);
-	put64(out + 24, f->publisher);
-	put64(out + 32, f->seq);
-	put64(out + 40, f->timestamp_ns);
-	put32(out + 48, f->total_len);
-	put32(out + 52, f->frag_index);
-	put32(out + 56, f->frag_count);
-	put32(out + 60, f->pid);
+	lan_put16(out + 6, (uint16_t)hdr);
+	lan_put32(out + LAN_CRC_OFFSET, 0);
+	lan_put32(out + 12, f->payload_len);
+	lan_put64(out + 16, f->host);
+	lan_put64(out + 24, f->publisher);
+	lan_put64(out + 32, f->seq);
+	lan_put64(out + 40, f->timestamp_ns);
+	lan_put32(out + 48, f->total_len);
+	lan_put32(out + 52, f->frag_index);
+	lan_put32(out + 56, f->frag_count);
+	lan_put32(out + 60, f->pid);
 	out[64] = f->channel_len;
 	memcpy(out + LAN_FIXED_LEN, f->channel, f->channel_len);
 	if (f->payload_len)
 		memcpy(out + hdr, data, f->payload_len);
-	put32(out + LAN_CRC_OFFSET, ki_crc32c(0, out, hdr + f->payload_len));
+	lan_put32(out + LAN_CRC_OFFSET, ki_crc32c(0, out, hdr + f->payload_len));
 	if (tag)
 		put_tag(out, hdr + f->payload_len, keys);
 	return (int)(hdr + f->payload_len + tag);
@@ -190,14 +177,14 @@ int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *
 {
 	int keyed = keys && keys->n;
 	if (len < LAN_FIXED_LEN)
-		return len >= 4 && get32(buf) != LAN_MAGIC ? -LAN_REJECT_MAGIC
+		return len >= 4 && lan_get32(buf) != LAN_MAGIC ? -LAN_REJECT_MAGIC
 							     : -LAN_REJECT_SHORT;
-	if (get32(buf) != LAN_MAGIC)
+	if (lan_get32(buf) != LAN_MAGIC)
 		return -LAN_REJECT_MAGIC;
 	if (buf[4] != LAN_VERSION)
 		return -LAN_REJECT_VERSION;
-	size_t hdr = get16(buf + 6);
-	uint32_t payload_len = get32(buf + 12);
+	size_t hdr = lan_get16(buf + 6);
+	uint32_t payload_len = lan_get32(buf + 12);
 	uint8_t channel_len = buf[64];
 	if (hdr < lan_header_len(channel_len) || hdr > LAN_HEADER_MAX)
 		return -LAN_REJECT_HEADER;
@@ -208,7 +195,7 @@ int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *
 	if (len < hdr + tag || len - hdr - tag < payload_len)
 		return -LAN_REJECT_SHORT;
 	/* The CRC first: the other fields mean nothing until it matches. */
-	uint32_t want = get32(buf + LAN_CRC_OFFSET);
+	uint32_t want = lan_get32(buf + LAN_CRC_OFFSET);
 	static const uint8_t zero[4];
 	uint32_t crc = ki_crc32c(0, buf, LAN_CRC_OFFSET);
 	crc = ki_crc32c(crc, zero, sizeof zero);
@@ -224,14 +211,14 @@ int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *
 
 	f->flags = buf[5];
 	f->payload_len = payload_len;
-	f->host = get64(buf + 16);
-	f->publisher = get64(buf + 24);
-	f->seq = get64(buf + 32);
-	f->timestamp_ns = get64(buf + 40);
-	f->total_len = get32(buf + 48);
-	f->frag_index = get32(buf + 52);
-	f->frag_count = get32(buf + 56);
-	f->pid = get32(buf + 60);
+	f->host = lan_get64(buf + 16);
+	f->publisher = lan_get64(buf + 24);
+	f->seq = lan_get64(buf + 32);
+	f->timestamp_ns = lan_get64(buf + 40);
+	f->total_len = lan_get32(buf + 48);
+	f->frag_index = lan_get32(buf + 52);
+	f->frag_count = lan_get32(buf + 56);
+	f->pid = lan_get32(buf + 60);
 	f->channel_len = channel_len;
 	if (channel_len > KITE_CHANNEL_MAX)
 		return -LAN_REJECT_CHANNEL;
@@ -250,8 +237,8 @@ size_t ki_lan_nak_ranges(const struct lan_frame *f, struct lan_seq_range *out)
 	if (n > LAN_NAK_RANGES_MAX)
 		n = LAN_NAK_RANGES_MAX;
 	for (size_t i = 0; i < n; i++) {
-		out[i].first = get64(f->payload + i * NAK_RANGE_LEN);
-		out[i].last = get64(f->payload + i * NAK_RANGE_LEN + 8);
+		out[i].first = lan_get64(f->payload + i * NAK_RANGE_LEN);
+		out[i].last = lan_get64(f->payload + i * NAK_RANGE_LEN + 8);
 	}
 	return n;
 }
@@ -263,8 +250,8 @@ int ki_lan_nak_encode(uint8_t *out, size_t cap, const struct lan_frame *base,
 		return -EINVAL;
 	uint8_t body[LAN_NAK_RANGES_MAX * NAK_RANGE_LEN];
 	for (size_t i = 0; i < n; i++) {
-		put64(body + i * NAK_RANGE_LEN, r[i].first);
-		put64(body + i * NAK_RANGE_LEN + 8, r[i].last);
+		lan_put64(body + i * NAK_RANGE_LEN, r[i].first);
+		lan_put64(body + i * NAK_RANGE_LEN + 8, r[i].last);
 	}
 	struct lan_frame f = *base;
 	f.flags = LAN_FLAG_NAK;
@@ -279,8 +266,8 @@ void ki_lan_frame_mark_repair(uint8_t *frame, size_t len, const struct lan_keys 
 {
 	size_t body = frame[5] & LAN_FLAG_MAC ? len - LAN_TAG_LEN : len;
 	frame[5] |= LAN_FLAG_REPAIR;
-	put32(frame + LAN_CRC_OFFSET, 0);
-	put32(frame + LAN_CRC_OFFSET, ki_crc32c(0, frame, body));
+	lan_put32(frame + LAN_CRC_OFFSET, 0);
+	lan_put32(frame + LAN_CRC_OFFSET, ki_crc32c(0, frame, body));
 	if (body != len)
 		put_tag(frame, body, keys);
 }

@@ -79,6 +79,7 @@ enum lan_reject {
 	LAN_REJECT_LENGTH,      /* longer than a UDP datagram can be */
 	LAN_REJECT_NAK,         /* a NAK's ranges malformed */
 	LAN_REJECT_AUTH,        /* with a key: no tag, or a wrong one */
+	LAN_REJECT_RECORDS,     /* a batch's records do not make up its count */
 	LAN_REJECT_KINDS
 };
 const char *ki_lan_reject_name(enum lan_reject why);

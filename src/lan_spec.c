@@ -45,6 +45,7 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 	out->max_msg = LAN_REASM_MAX_MSG;
 	out->pack_us = LAN_DEFAULT_PACK_US;
 	out->gso = 1;
+	out->batch = 1;
 	out->repair_ms = LAN_DEFAULT_REPAIR_MS;
 	if (!text) {
 		snprintf(why, why_len, "no interface given");
@@ -102,6 +103,9 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 		} else if (klen == 3 && !memcmp(item, "gso", 3)) {
 			bad = number(v, vlen, 0, 1, &num);
 			out->gso = (int)num;
+		} else if (klen == 5 && !memcmp(item, "batch", 5)) {
+			bad = number(v, vlen, 0, 1, &num);
+			out->batch = (int)num;
 		} else if (klen == 6 && !memcmp(item, "repair", 6)) {
 			bad = number(v, vlen, 0, 1, &num);
 			out->repair = (int)num;
@@ -117,7 +121,7 @@ int ki_lan_spec_parse(const char *text, struct lan_spec *out, char *why, size_t 
 				out->key_path[vlen] = 0;
 			}
 		} else {
-			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, gso, repair, repair_ms, key)",
+			snprintf(why, why_len, "unknown LAN option '%.*s' (group, port, ttl, reorder_ms, max_msg, pack_us, gso, batch, repair, repair_ms, key)",
 				 (int)(klen > 40 ? 40 : klen), item);
 			return -EINVAL;
 		}

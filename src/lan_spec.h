@@ -1,6 +1,6 @@
 /* What a handle's `lan` option (or $KITE_LAN) asks for:
  *   IFACE[,group=A.B.C.D/N][,port=P][,ttl=T][,reorder_ms=R][,max_msg=BYTES]
- *        [,pack_us=U][,gso=0|1][,repair=0|1][,repair_ms=R][,key=FILE]
+ *        [,pack_us=U][,gso=0|1][,batch=0|1][,repair=0|1][,repair_ms=R][,key=FILE]
  * IFACE is an interface name or "auto" (the first interface that is up,
  * multicast-capable and not loopback). */
 #ifndef KITE_LAN_SPEC_H
@@ -27,6 +27,9 @@ struct lan_spec {
 	uint32_t max_msg;      /* 16 MiB .. 1 GiB */
 	unsigned pack_us;      /* 0 (no packing) .. 1000000 */
 	int gso;               /* datagrams of one length (packed, fragments) may leave as one UDP_SEGMENT send */
+	int batch;             /* a burst's small messages on one channel share
+				* a header (frame version 2); 0: version-1 frames
+				* only, for receivers that know no other */
 	int repair;            /* NAK what is missing; keep a history to resend */
 	unsigned repair_ms;    /* 10..10000: a gap's wait with repair on */
 	char key_path[LAN_KEY_PATH_MAX]; /* "": frames are not authenticated */

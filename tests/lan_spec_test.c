@@ -46,6 +46,9 @@ static void test_defaults_and_keys(void **state)
 	assert_int_equal(ki_lan_spec_parse("eth0,gso=1,key=/k", &s, why, sizeof why), 0);
 	assert_true(s.gso);
 	assert_string_equal(s.key_path, "/k");
+	assert_true(s.batch); /* batch frames: on by default */
+	assert_int_equal(ki_lan_spec_parse("eth0,batch=0", &s, why, sizeof why), 0);
+	assert_false(s.batch);
 }
 
 static void test_mistakes(void **state)
@@ -59,7 +62,7 @@ static void test_mistakes(void **state)
 		"eth0,reorder_ms=0", "eth0,reorder_ms=10001", "eth0,max_msg=1000",
 		"eth0,max_msg=99999999999", "eth0,repair=2", "eth0,repair=yes", "eth0,repair=",
 		"eth0,repair_ms=9", "eth0,repair_ms=10001", "eth0,repairs=1", "eth0,colour=red", "eth0,=1", "eth0,pack_us=1000001", "eth0,pack_us=x",
-		"eth0,gso=2", "eth0,gso=", "eth0,gsox=1",
+		"eth0,gso=2", "eth0,gso=", "eth0,gsox=1", "eth0,batch=2", "eth0,batch=",
 		"eth0,group=239.255.75.0/28xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

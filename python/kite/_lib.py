@@ -202,7 +202,8 @@ class LanStats(ctypes.Structure):
         "frames_rejected", "frames_bad_crc", "kernel_drops", "duplicates", "late",
         "partials_dropped", "queue_dropped", "rcvbuf_bytes", "streams",
         "repaired", "naks_sent", "naks_received", "resent", "resend_refused",
-        "frames_unauthenticated", "gso_sends", "gso_refused", "gro_buffers")]
+        "frames_unauthenticated", "gso_sends", "gso_refused", "gro_buffers",
+        "batches_received", "rx_pauses")]
 
 
 # C names of the structures above, for the ABI test.

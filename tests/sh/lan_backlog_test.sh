@@ -177,3 +177,23 @@ in_ns b "$tool" hold eth0 first.x 1 0 1048576 >/dev/null 2>&1
 wait "$sp"; r=$?
 check "first heard by a fragment: its 1 MiB message came, nothing lost, not gone ($(grep '^received' "$tmpdir/first"), exit $r)" \
 	test "$r" = 0 -a "$(grep '^received' "$tmpdir/first")" = "received 1 lost 0"
+
+# --- a burst larger than the backlog, to a subscriber that reads on -----
+# 150,000 small messages as fast as the publisher goes (tens of ms), to a
+# kite sub that prints each (slower): the handle stops reading its socket
+# while 4,096 wait for kite_recv(), and the kernel's receive buffer holds
+# the rest of the burst (150,000 x 18 bytes of records), instead of the
+# backlog (65,536) overflowing and dropping.
+B=150000
+spawn in_ns a "$KITE" sub --lan eth0 -g -t 30 -v -s 'wave.>' >"$tmpdir/wave" 2>"$tmpdir/wave.err"
+sp=$LAST_PID
+wait_for 5 grep -q "subscribed" "$tmpdir/wave.err"
+in_ns b "$tool" pubtime eth0 wave.x $B 8 >"$tmpdir/wave.pub" 2>&1
+wait "$sp"; r=$?
+wave=$(sed -n 's/^kite sub: received \([0-9]*\), lost \([0-9]*\)$/\1 \2/p' "$tmpdir/wave.err")
+pauses=$(sed -n 's/.*rx pauses \([0-9]*\).*/\1/p' "$tmpdir/wave.err")
+qdw=$(sed -n 's/.*queue drops \([0-9]*\).*/\1/p' "$tmpdir/wave.err")
+check "a burst of $B past the backlog: all received, none lost (${wave:-?}, exit $r; $(cat "$tmpdir/wave.pub"))" \
+	test "$r" = 0 -a "$wave" = "$B 0"
+check "the socket was left unread while kite_recv() caught up (rx pauses ${pauses:-?}, queue drops ${qdw:-?})" \
+	test "${pauses:-0}" -gt 0 -a "${qdw:-1}" = 0

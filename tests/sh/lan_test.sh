@@ -97,8 +97,10 @@ start_sub a "$tmpdir/a2" -g 'load.>'
 pa=$LAST_PID
 start_sub c "$tmpdir/c2" -g 'load.>'
 pc=$LAST_PID
-# A moderate rate: 3000 messages in about 1.5 s.
-for i in $(seq 1 $N); do echo "m$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+# A moderate rate: 3000 messages in about 1.5 s, of 200 bytes or so (a
+# burst's messages share datagrams: some 7 a datagram, so that 5 % of
+# the datagrams is a loss well clear of 0).
+for i in $(seq 1 $N); do printf 'm%d-%0200d\n' "$i" 0; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 	in_ns b "$KITE" pub --lan eth0,gso=0 -s load.x 2>"$tmpdir/pub2"
 wait "$pa"
 wait "$pc"
@@ -138,7 +140,9 @@ start_sub a "$tmpdir/ar" -g 'fix.>' --lan eth0,repair=1
 pa=$LAST_PID
 start_sub c "$tmpdir/cr" -g 'fix.>' --lan eth0,repair=1
 pc=$LAST_PID
-for i in $(seq 1 $N); do echo "r$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+# (Messages of 200 bytes or so, as above: some 7 a datagram, so that the
+# datagrams c drops carry enough of them to be sure of.)
+for i in $(seq 1 $N); do printf 'r%d-%0200d\n' "$i" 0; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 	in_ns b "$KITE" pub --lan eth0,repair=1,gso=0 -s fix.x 2>"$tmpdir/pubr"
 wait "$pa"
 wait "$pc"
@@ -317,6 +321,20 @@ check "packing: $N messages took $sent datagrams (several a datagram)" \
 	eval '[ -n "$sent" ] && [ "$sent" -lt $((N / 4)) ]'
 check "packing: in order, each once" \
 	bash -c "awk '{print \$5}' '$tmpdir/c8' | sort -n -c -u"
+batches=$(lanstat "$tmpdir/c8.err" batches)
+check "packing: the burst came as batch frames, one header for many messages ($batches)" \
+	eval '[ -n "$batches" ] && [ "$batches" -gt 0 ] && [ "$batches" -lt $((N / 4)) ]'
+# batch=0: version-1 frames only (for receivers that know no other).
+start_sub c "$tmpdir/c8b" -n $N 'burst.>'
+pc=$LAST_PID
+seq 1 $N | in_ns b "$KITE" pub --lan eth0,batch=0 -s burst.x 2>"$tmpdir/pub8b"
+wait "$pc"; r=$?
+sent_v1=$(sed -n 's/.*datagrams sent \([0-9]*\),.*/\1/p' "$tmpdir/pub8b")
+check "batch=0: $N messages all arrive, in order, no batch frame ($(lanstat "$tmpdir/c8b.err" batches))" \
+	eval '[ "$r" = 0 ] && [ "$(counts "$tmpdir/c8b.err")" = "$N 0" ] && [ "$(lanstat "$tmpdir/c8b.err" batches)" = 0 ]'
+check "batch=0: in order, each once" \
+	bash -c "awk '{print \$5}' '$tmpdir/c8b' | sort -n -c -u"
+echo "# datagrams for $N small messages: $sent with batches, $sent_v1 without"
 start_sub c "$tmpdir/c9" -n 1 -t 5 'lone.>'
 pc=$LAST_PID
 t0=$(date +%s%N)
