@@ -82,7 +82,7 @@ static int subscriber(void *arg)
 			 * (a re-made link learns of the close within ~4 s). */
 			if (atomic_load(&sh->pub_done) == 2 &&
 			    (atomic_load(&sh->gone_after) == CHANNELS ||
-			     mono_ms() - idle_since > 6000))
+			     mono_ms() - idle_since > 15000))
 				break;
 			continue;
 		}
