@@ -77,14 +77,6 @@ void ki_stamp_init(struct stamp_clock *c)
 			   NULL);
 }
 
-/* The system clock from now on. */
-static uint64_t give_up(struct stamp_clock *c, uint64_t real)
-{
-	c->mode = STAMP_SYSTEM;
-	c->mult = c->reanchor_ticks = 0;
-	return real;
-}
-
 struct anchor {
 	uint64_t tsc, real, mono, bracket;
 };
@@ -158,15 +150,55 @@ static int calibrate(struct stamp_clock *c, const struct anchor *a,
 	return 0;
 }
 
-uint64_t ki_stamp_anchor(struct stamp_clock *c, uint64_t tsc)
+/* A stamp of the system clock (read: real): below the last one given
+ * only if it is more than hold_ns below, as after the clock was set back. */
+static uint64_t system_stamp(struct stamp_clock *c, uint64_t real)
 {
-	(void)tsc; /* the anchor reads its own, between the clock reads */
+	if (real < c->last && c->last - real < c->hold_ns)
+		return c->last;
+	c->hold_ns = 0; /* the clock passed our last stamp: its own from now */
+	c->last = real;
+	return real;
+}
+
+/* The system clock from now on (a: the anchor just read). If the scaled
+ * TSC ran ahead of the clock, and the clock was not set back, the last
+ * stamp repeats until the clock passes it: stamps do not go back for our
+ * own error. */
+static uint64_t give_up(struct stamp_clock *c, const struct anchor *a, int set_back)
+{
+	c->mode = STAMP_SYSTEM;
+	c->mult = c->reanchor_ticks = 0;
+	if (a->real < c->last && !set_back)
+		c->hold_ns = c->last - a->real + 1;
+	return system_stamp(c, a->real);
+}
+
+/* Was the system clock set back since the last anchor (its lead over
+ * CLOCK_MONOTONIC shrank by more than the bound: a slew moves it by
+ * 0.5 us a ms at most)? Before any anchor: the reading is more than the
+ * bound below the last stamp. A stamp below the last one is then the
+ * clock's own; otherwise it is the scaled TSC's error, and the last stamp
+ * repeats instead. */
+static int set_back_since(const struct stamp_clock *c, const struct anchor *a)
+{
+	if (!c->mono_at)
+		return a->real < c->last && c->last - a->real >= STAMP_BOUND_NS;
+	int64_t shrank = (int64_t)((c->real_at - c->mono_at) - (a->real - a->mono));
+	return shrank > (int64_t)STAMP_BOUND_NS;
+}
+
+uint64_t ki_stamp_anchor(struct stamp_clock *c)
+{
 	if (c->mode == STAMP_SYSTEM)
-		return real_ns(c);
+		return system_stamp(c, real_ns(c));
 	struct anchor a = read_anchor(c);
-	if (a.bracket == UINT64_MAX)
-		return give_up(c, real_ns(c)); /* CLOCK_MONOTONIC went back */
+	if (a.bracket == UINT64_MAX) { /* CLOCK_MONOTONIC went back */
+		a.real = real_ns(c);
+		return give_up(c, &a, 1);
+	}
 	c->anchors++;
+	int set_back = set_back_since(c, &a);
 	if (a.bracket > STAMP_BRACKET_NS) {
 		/* No anchor to trust: this stamp is the system clock's, and the
 		 * next one tries again. */
@@ -180,19 +212,19 @@ uint64_t ki_stamp_anchor(struct stamp_clock *c, uint64_t tsc)
 		goto stamp;
 	}
 	if (a.tsc < c->tsc_at || a.mono < c->mono_at)
-		return give_up(c, a.real); /* a TSC that went back */
+		return give_up(c, &a, set_back); /* a TSC that went back */
 	if (c->mult && check_drift(c, &a) < 0)
-		return give_up(c, a.real);
+		return give_up(c, &a, set_back);
 	if (calibrate(c, &a, &c->cal_tsc, &c->cal_mono) < 0)
-		return give_up(c, a.real);
+		return give_up(c, &a, set_back);
 	c->tsc_at = a.tsc;
 	c->real_at = a.real;
 	c->mono_at = a.mono;
 	c->reanchor_ticks = c->mult ? ((uint64_t)c->reanchor_ns << 32) / c->mult : 0;
 stamp:
-	/* The scaled TSC ran a little ahead: repeat the last stamp rather
-	 * than go back. A bigger step back is the system clock's own. */
-	if (a.real < c->last && c->last - a.real < STAMP_BOUND_NS)
+	/* The scaled TSC ran ahead: repeat the last stamp rather than go
+	 * back. A step back of the system clock is its own. */
+	if (a.real < c->last && !set_back)
 		return c->last;
 	c->last = a.real;
 	return a.real;

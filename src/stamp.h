@@ -21,8 +21,10 @@
  * step of the system clock (settimeofday, an NTP step) shows in stamps up
  * to STAMP_REANCHOR_NS late. Stamps of one clock never go backwards,
  * unless the system clock is set back (as clock_gettime's would): a
- * re-anchor that lands below the last stamp by less than STAMP_BOUND_NS
- * (the scaled TSC ran a little ahead) repeats the last stamp instead.
+ * re-anchor that lands below the last stamp while the clock's lead over
+ * CLOCK_MONOTONIC did not shrink by more than STAMP_BOUND_NS (the scaled
+ * TSC ran ahead) repeats the last stamp instead, and so does the system
+ * clock after the TSC is given up, until it passes that stamp.
  *
  * One clock per handle, used with the handle's state held: not
  * thread-safe, no atomics. A fork child's copy is as good as the parent's
@@ -61,6 +63,9 @@ struct stamp_clock {
 	uint64_t reanchor_ns;    /* that interval in ns */
 	uint64_t cal_tsc, cal_mono; /* where the rate's measurement started */
 	uint64_t last;           /* the last stamp given */
+	uint64_t hold_ns;        /* system mode: a reading this close below
+				    last repeats it (our TSC's lead, after
+				    giving it up); 0: none */
 	uint64_t anchors, drifts; /* counts, for tests */
 	const struct stamp_source *src;
 };
@@ -73,8 +78,9 @@ void ki_stamp_init(struct stamp_clock *c);
 void ki_stamp_init_with(struct stamp_clock *c, enum stamp_mode mode,
 			const struct stamp_source *src);
 
-/* The slow path of ki_stamp_now: read the anchor again (tsc: now). */
-uint64_t ki_stamp_anchor(struct stamp_clock *c, uint64_t tsc);
+/* The slow path of ki_stamp_now: read the anchor again (with its own
+ * TSC read, taken between the system clock's reads). */
+uint64_t ki_stamp_anchor(struct stamp_clock *c);
 
 /* The TSC, or the test's fake. */
 static inline uint64_t ki_stamp_tsc(const struct stamp_clock *c)
@@ -100,7 +106,7 @@ static inline uint64_t ki_stamp_now(struct stamp_clock *c)
 			c->last = ns;
 		return c->last;
 	}
-	return ki_stamp_anchor(c, tsc);
+	return ki_stamp_anchor(c);
 }
 
 #endif /* KITE_STAMP_H */

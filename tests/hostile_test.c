@@ -797,16 +797,29 @@ static int stuck_hinter(void *arg)
 	wait_flag(&sh->hint_read, deadline);
 	struct ring_header *h = (struct ring_header *)w.base;
 	uint64_t gen = atomic_load(&h->hint_gen);
+	/* Odd, but its fields already say where the stream goes on (a lap
+	 * and HINT_SKIPPED seqs on), and the limit announces the overrun only
+	 * up to there: once the hint is whole, a reader that takes it before
+	 * the next record is written waits for that record. (With the old
+	 * hint's fields, or a limit past that record, it is a lie that ends
+	 * the stream.) */
+	uint64_t on_pos = w.pos + w.capacity, on_seq = w.head + HINT_SKIPPED + 1;
 	atomic_store(&h->hint_gen, gen + 1);
-	atomic_store(&h->limit, w.limit + 2 * w.capacity);
+	atomic_store(&h->hint_seq, on_seq);
+	atomic_store(&h->hint_pos, on_pos);
+	atomic_store(&h->limit, on_pos + RING_ALIGN);
 	atomic_store(&sh->hint_stuck, 1);
 	wait_flag(&sh->hint_measured, deadline);
 	/* A lap on, HINT_SKIPPED seqs skipped: the writer's own announce
 	 * writes the hint whole (from an even generation) and raises the
 	 * limit past the reader. */
 	atomic_store(&h->hint_gen, gen + 2);
-	w.pos += w.capacity;
-	w.head += HINT_SKIPPED;
+	/* The hint is whole from here to the writer's next record: a
+	 * reader may look at it meanwhile (it did, on a loaded machine), so
+	 * the test waits there longer than the victim's 200 ms polls. */
+	nap_us(300000);
+	w.pos = on_pos;
+	w.head = on_seq - 1;
 	ki_ring_write(&w, NULL, 0, "three", 5, 0, 0);
 	ki_ring_write(&w, NULL, 0, "four", 4, 0, 0);
 	wait_flag(&sh->flood_stop, deadline); /* (the victim has read it all) */

@@ -307,6 +307,43 @@ static void test_fake_rate_change_gives_up(void **state)
 	}
 }
 
+/* A TSC that speeds up by 2 %: the scaled stamps run ahead of the system
+ * clock until the next anchor sees the rate changed and gives up. The
+ * stamp given then, and the system clock's after it, must not go below
+ * the stamps the TSC gave (the system clock was not set back): the last
+ * one repeats until the clock passes it. */
+static void test_fake_faster_tsc_gives_up_without_going_back(void **state)
+{
+	struct fake_fixture *fx = *state;
+	fake_run(fx, 3000000, 100);
+	fake_set_rate(&fx->f, 3.06);
+	uint64_t prev = fx->prev, t0 = fx->f.now, ahead = 0;
+	while (fx->f.now - t0 < 5 * STAMP_REANCHOR_NS) {
+		fx->f.now += 100;
+		uint64_t s = ki_stamp_now(&fx->c);
+		uint64_t real = (uint64_t)((int64_t)fx->f.now + fx->f.real_off);
+		if (s > real && s - real > ahead)
+			ahead = s - real;
+		if (s < prev)
+			fail_msg("stamp went back by %llu ns (mode %s)",
+				 (unsigned long long)(prev - s),
+				 fx->c.mode == STAMP_TSC ? "tsc" : "system");
+		prev = s;
+	}
+	assert_int_equal(fx->c.mode, STAMP_SYSTEM);
+	assert_true(ahead > STAMP_BOUND_NS); /* (the case this test is about) */
+	/* Once the clock has passed it, stamps are the system clock's own,
+	 * and a clock set back is followed at once. */
+	fx->prev = 0;
+	fake_run(fx, 1000000, 100);
+	fx->f.real_off -= 1000000000;
+	uint64_t real = (uint64_t)((int64_t)fx->f.now + fx->f.real_off);
+	uint64_t s = ki_stamp_now(&fx->c);
+	if (s < real || s > real + 2 * fx->f.read_cost) /* (the TSC, the clock read) */
+		fail_msg("after the clock was set back 1 s: stamp %lld ns from it",
+			 (long long)(s - real));
+}
+
 static void test_fake_tsc_going_back_gives_up(void **state)
 {
 	struct fake_fixture *fx = *state;
@@ -423,6 +460,8 @@ int main(void)
 		cmocka_unit_test_setup(test_fake_system_clock_set_back, fake_setup),
 		cmocka_unit_test_setup(test_fake_rate_wobble_keeps_bound, fake_setup),
 		cmocka_unit_test_setup(test_fake_rate_change_gives_up, fake_setup),
+		cmocka_unit_test_setup(test_fake_faster_tsc_gives_up_without_going_back,
+				       fake_setup),
 		cmocka_unit_test_setup(test_fake_tsc_going_back_gives_up, fake_setup),
 		cmocka_unit_test_setup(test_fake_preempted_anchor_reads, fake_setup),
 		cmocka_unit_test_setup(test_fake_system_mode, fake_setup),
