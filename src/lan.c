@@ -1358,9 +1358,15 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 	if (f->frag_count > 1) {
 		/* A fragment of a message already delivered or given up. */
 		if (e->s.started && f->seq < e->s.next) {
-			e->s.duplicates++;
+			if (!repair) /* (a resend we did not need: uncounted, as below) */
+				e->s.duplicates++;
 			return e;
 		}
+		/* The stream starts at its first fragment heard, not at its
+		 * first message made whole: else, with "nothing sent yet"
+		 * lost, a first message that never completes would be
+		 * neither delivered nor reported lost. */
+		ki_lan_stream_begin(&e->s, f->seq);
 		uint64_t rdups = l->reasm.duplicates;
 		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
 		if (repair)
