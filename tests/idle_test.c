@@ -1121,8 +1121,14 @@ static int many_publisher(void *arg)
 	char ch[32];
 	sh->first_error = 0;
 	for (int c = 0; c < MANY; c++) {
-		if (c && c % MANY_BATCH == 0)
-			nap_us(150000); /* the batch goes idle and is released */
+		/* The batch goes idle and is released: wait for its ring
+		 * descriptors to come back (a slow machine takes longer than
+		 * idle_ms; a release that never comes fails at the limit). */
+		for (uint64_t until = mono_ms() + 10000;
+		     c && c % MANY_BATCH == 0 && !sh->first_error &&
+		     count_ring_fds() > MANY_FD_LIMIT / 4 &&
+		     mono_ms() < until;)
+			nap_us(20000);
 		snprintf(ch, sizeof ch, "many.%d", c);
 		int64_t r = kite_publish(k, ch, &c, sizeof c);
 		if (r != 1 && !sh->first_error) {
