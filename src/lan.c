@@ -42,6 +42,7 @@
 #define STATE_IDLE_MS 50      /* a channel silent this long sends its state */
 #define HEARTBEAT_MS 1000     /* ... and again this often */
 #define SILENCE_MS 3500       /* a stream unheard this long: publisher gone */
+#define STALL_MS 500          /* the control thread back this late: it was stopped */
 #define QUEUE_BYTES (64u << 20)
 #define QUEUE_ITEMS 65536
 /* A burst read at once (up to RECV_ROUNDS x RECV_BATCH buffers of 64 KiB
@@ -184,6 +185,10 @@ struct ki_lan {
 	 * time: 0 after anything that may need it sooner (a new stream, a gap,
 	 * a fragment), so a busy receiver does not scan on every pass. */
 	uint64_t timers_due_ns;
+	/* ki_lan_timers asked to run again by this time (0: no deadline):
+	 * much later, the handle itself was stopped or starved (SIGSTOP, a
+	 * paused VM), not its publishers. */
+	uint64_t timers_back_by_ns;
 	uint64_t dups_gone, late_gone; /* counters of streams freed */
 	/* Sends give up waiting for queue room at this time: one budget of
 	 * SEND_TIMEOUT_MS per call into the LAN side (a 16 MiB message is
@@ -1358,9 +1363,15 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 	if (f->frag_count > 1) {
 		/* A fragment of a message already delivered or given up. */
 		if (e->s.started && f->seq < e->s.next) {
-			e->s.duplicates++;
+			if (!repair) /* (a resend we did not need: uncounted, as below) */
+				e->s.duplicates++;
 			return e;
 		}
+		/* The stream starts at its first fragment heard, not at its
+		 * first message made whole: else, with "nothing sent yet"
+		 * lost, a first message that never completes would be
+		 * neither delivered nor reported lost. */
+		ki_lan_stream_begin(&e->s, f->seq);
 		uint64_t rdups = l->reasm.duplicates;
 		int rc = ki_lan_reasm_add(&l->reasm, f->host, f, from, now, &m);
 		if (repair)
@@ -1608,12 +1619,29 @@ static uint64_t nak_tick(kite *k, struct entry *e, uint64_t now)
 
 static int timers(kite *k, uint64_t now);
 
+/* The control thread came back stall_ns later than it asked to: for that
+ * long this handle heard nothing, whatever its publishers did (its socket
+ * holds, or dropped and counted, what they sent). Their silence is
+ * measured from where it was before the stall, so that none is reported
+ * gone for the handle's own absence. */
+static void forgive_stall(struct ki_lan *l, uint64_t stall_ns, uint64_t now)
+{
+	for (size_t h = 0; h < HASH_SIZE; h++)
+		for (struct entry *e = l->streams[h]; e; e = e->next)
+			if (!e->gone && e->s.last_heard_ns) {
+				uint64_t t = e->s.last_heard_ns + stall_ns;
+				e->s.last_heard_ns = t < now ? t : now;
+			}
+}
+
 int ki_lan_timers(kite *k)
 {
 	struct ki_lan *l = k->lan;
 	if (!l)
 		return -1;
 	uint64_t now = ki_monotonic_ns();
+	if (l->timers_back_by_ns && now > l->timers_back_by_ns + STALL_MS * 1000000ull)
+		forgive_stall(l, now - l->timers_back_by_ns, now);
 	int ms = timers(k, now);
 	if (l->rx_paused_ns) {
 		/* Paused long enough: read for as long, whatever the queue. */
@@ -1627,6 +1655,7 @@ int ki_lan_timers(kite *k)
 				ms = left;
 		}
 	}
+	l->timers_back_by_ns = ms < 0 ? 0 : now + (uint64_t)ms * 1000000ull;
 	return ms;
 }
 

@@ -180,15 +180,20 @@ static void note_gap(struct lan_stream *s, uint64_t now_ns)
 	s->gap_since_ns = since;
 }
 
+void ki_lan_stream_begin(struct lan_stream *s, uint64_t seq)
+{
+	if (!s->started) {
+		/* A late joiner hears the stream from here on. */
+		s->started = 1;
+		s->next = seq;
+	}
+}
+
 int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 		    uint64_t reorder_ns, const struct lan_sink *out)
 {
 	s->last_heard_ns = now_ns;
-	if (!s->started) {
-		/* A late joiner hears the stream from here on. */
-		s->started = 1;
-		s->next = m->seq;
-	}
+	ki_lan_stream_begin(s, m->seq);
 	if (m->seq < s->next) {
 		uint64_t back = s->next - 1 - m->seq;
 		if (back < LAN_HISTORY && (s->delivered_mask >> back) & 1)

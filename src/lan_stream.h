@@ -81,6 +81,11 @@ struct lan_sink {
 	void *ctx;
 };
 
+/* The first frame heard of the stream carries seq (a message, or only a
+ * fragment of one): the stream starts there, so that message is delivered
+ * or reported lost like any after it. No effect once started. */
+void ki_lan_stream_begin(struct lan_stream *s, uint64_t seq);
+
 /* Take a message heard at now_ns (its data is then owned by the stream,
  * and freed if dropped). Returns 1 delivered or held, 0 dropped as a
  * duplicate or late. */

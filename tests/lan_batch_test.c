@@ -286,6 +286,30 @@ static void test_every_bit_flip_rejected(void **state)
 	}
 }
 
+/* A keyed batch forged by a host without the key: any one bit of the
+ * header or the records flipped (count, sequence, each record's length and
+ * timestamp, reserved bytes, optional flags...) and the CRC made right
+ * again: the tag still refuses it. */
+static void test_every_bit_flip_with_crc_fixed_refused_by_tag(void **state)
+{
+	(void)state;
+	uint8_t b[1024];
+	size_t len = make_batch(b, sizeof b, "flip.me", 100, 6, &keys_ab);
+	size_t body = len - LAN_TAG_LEN;
+	for (size_t bit = 0; bit < body * 8; bit++) {
+		if (bit / 8 >= LAN_CRC_OFFSET && bit / 8 < LAN_CRC_OFFSET + 4)
+			continue;
+		uint8_t forged[1024];
+		memcpy(forged, b, len);
+		forged[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		lan_put32(forged + LAN_CRC_OFFSET, 0);
+		lan_put32(forged + LAN_CRC_OFFSET, ki_crc32c(0, forged, body));
+		struct lan_batch got;
+		if (ki_lan_batch_decode_keyed(forged, len, &got, &keys_ab) > 0)
+			fail_msg("bit %zu flipped, CRC fixed, was accepted", bit);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_open_refuses),
 		cmocka_unit_test(test_hostile_table),
 		cmocka_unit_test(test_every_bit_flip_rejected),
+		cmocka_unit_test(test_every_bit_flip_with_crc_fixed_refused_by_tag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,30 @@ static void test_in_order_and_late_join(void **state)
 	assert_int_equal(s.delivered, 10);
 }
 
+/* The first frame heard was a fragment of message 5 that never completes:
+ * the stream starts at 5 all the same, so 5 is a gap once 6 arrives and
+ * is reported lost, not skipped as if sent before the join. */
+static void test_begin_at_an_incomplete_first_message(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	ki_lan_stream_begin(&s, 5);
+	ki_lan_stream_begin(&s, 9); /* no effect once started */
+	assert_int_equal(take(&s, 6, MS), 1);
+	assert_int_equal(seen->n, 0); /* 6 waits for 5 */
+	size_t missing;
+	struct lan_seq_range r[4];
+	missing = ki_lan_stream_missing(&s, r, 4);
+	assert_int_equal(missing, 1);
+	assert_int_equal(r[0].first, 5);
+	assert_int_equal(r[0].last, 5);
+	ki_lan_stream_tick(&s, MS + REORDER, REORDER, &sink);
+	assert_int_equal(seen->n, 1);
+	assert_int_equal(seen->seqs[0], 6);
+	assert_int_equal(seen->lost, 1);
+	assert_int_equal(s.delivered + s.lost, 2);
+}
+
 static void test_reorder_within_window(void **state)
 {
 	(void)state;
@@ -299,6 +323,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_in_order_and_late_join, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_begin_at_an_incomplete_first_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reorder_within_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_lost_after_reorder_time_then_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),

@@ -197,3 +197,28 @@ check "a burst of $B past the backlog: all received, none lost (${wave:-?}, exit
 	test "$r" = 0 -a "$wave" = "$B 0"
 check "the socket was left unread while kite_recv() caught up (rx pauses ${pauses:-?}, queue drops ${qdw:-?})" \
 	test "${pauses:-0}" -gt 0 -a "${qdw:-1}" = 0
+
+# --- the subscriber's whole process stopped for 5 s (SIGSTOP) -----------
+# A burst (the socket left unread while kite_recv() is behind), then a
+# trickle that goes on while the subscriber is stopped and after. Its
+# control thread comes back seconds late: the handle did not listen, its
+# publisher did not fall silent, so the publisher is not reported gone
+# (kite sub -g would leave early) and every message is received or
+# reported lost.
+spawn in_ns a "$KITE" sub --lan eth0 -g -t 60 -v -s 'stop.>' >"$tmpdir/stop" 2>"$tmpdir/stop.err"
+wait_for 5 grep -q "subscribed" "$tmpdir/stop.err"
+sp=$(ip netns pids "${P}a")
+(seq 1 20000; for i in $(seq 1 60); do echo "t$i"; sleep 0.1; done) |
+	in_ns b "$KITE" pub --lan eth0 -s stop.x 2>"$tmpdir/stop.pub" &
+pp=$!
+sleep 0.3
+kill -STOP "$sp"
+sleep 5
+kill -CONT "$sp"
+wait "$pp"
+wait_for 10 grep -q "^kite sub: received" "$tmpdir/stop.err"
+stopped=$(sed -n 's/^kite sub: received \([0-9]*\), lost \([0-9]*\)$/\1 \2/p' "$tmpdir/stop.err")
+check "stopped 5 s: received + lost = 20060 published (${stopped:-?}; $(head -1 "$tmpdir/stop.pub"))" \
+	test "$(( ${stopped% *} + ${stopped#* } ))" = 20060
+check "stopped 5 s: the last message came before the publisher was called gone" \
+	grep -q " t60\$" "$tmpdir/stop"

@@ -246,6 +246,36 @@ check "tail repair: the lost last message resent and received ($(counts "$tmpdir
 check "tail repair: the closing publisher waited for NAKs briefly ($ms ms in all)" [ "$ms" -lt 2000 ]
 in_ns a nft delete table inet kite_tail
 
+# --- a first message lost in part, "nothing sent yet" lost too ---------
+# a drops both "nothing sent yet" state frames (flags 0x02, sequence 0 at
+# bit 320) and the first sending of fragment 1 (bit 480) of message 1:
+# the stream starts at the first fragment heard, so message 1 is reported
+# lost (repair off) or asked for and resent (repair on), never skipped
+# as if sent before a joined. (The resend's fragments a already had are
+# not duplicates of the sender's.)
+in_ns a nft -f - <<'NFT'
+table inet kite_first {
+	chain in { type filter hook input priority 0;
+		udp dport 7475 @th,104,8 0x02 @th,320,64 0 counter drop;
+		udp dport 7475 @th,104,8 0x00 @th,320,64 1 @th,480,32 1 counter drop; }
+}
+NFT
+line=$(head -c 8000 /dev/zero | tr '\0' 'f')
+for fix in 0 1; do
+	start_sub a "$tmpdir/afirst$fix" -g 'first.>' --lan "eth0,repair=$fix"
+	pa=$LAST_PID
+	for i in 1 2 3; do echo "$i$line"; done | in_ns b "$KITE" pub --lan "eth0,repair=$fix" first.x
+	wait "$pa"
+	want="2 1"; [ $fix = 1 ] && want="3 0"
+	check "first message incomplete, its announcement lost, repair=$fix: received, lost = $want ($(counts "$tmpdir/afirst$fix.err"))" \
+		[ "$(counts "$tmpdir/afirst$fix.err")" = "$want" ]
+done
+check "first message incomplete, repaired: the resend's fragments not counted duplicates ($(lanstat "$tmpdir/afirst1.err" duplicates))" \
+	[ "$(lanstat "$tmpdir/afirst1.err" duplicates)" = 0 ]
+check "first message incomplete: the state frames and the fragment were dropped" \
+	eval '[ "$(in_ns a nft list table inet kite_first | grep -c "packets [1-9]")" = 2 ]'
+in_ns a nft delete table inet kite_first
+
 # --- forged NAKs: resends stay within the publisher's budget ------------
 # d forges NAKs, as fast as it can, for every sequence of b's stream (the
 # address and publisher id it learnt by listening). b resends at most
