@@ -109,4 +109,18 @@ static inline uint64_t ki_stamp_now(struct stamp_clock *c)
 	return ki_stamp_anchor(c);
 }
 
+/* CLOCK_MONOTONIC at the instant stamp s was given, from the same TSC
+ * reading (within STAMP_BOUND_NS, as s is of CLOCK_REALTIME), so a caller
+ * that needs both pays one clock read; 0 when the clock cannot tell (the
+ * system clock mode, not calibrated yet, or s not of the current anchor):
+ * read CLOCK_MONOTONIC then. Not monotonic across anchors by more than the
+ * bound: a caller comparing two must allow for a small step back. */
+static inline uint64_t ki_stamp_mono(const struct stamp_clock *c, uint64_t s)
+{
+	if (c->mode != STAMP_TSC || !c->mult || !c->mono_at || s < c->real_at ||
+	    s - c->real_at > 2 * (uint64_t)c->reanchor_ns)
+		return 0;
+	return c->mono_at + (s - c->real_at);
+}
+
 #endif /* KITE_STAMP_H */

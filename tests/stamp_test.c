@@ -385,6 +385,35 @@ static void test_fake_system_mode(void **state)
 	assert_int_equal(fx->c.mult, 0);
 }
 
+/* The monotonic time a stamp gives (for the LAN's burst timing) is the
+ * fake CLOCK_MONOTONIC at that stamp, within the bound; none in system
+ * mode or before calibration. */
+static void test_fake_mono_from_stamp(void **state)
+{
+	struct fake_fixture *fx = *state;
+	uint64_t s = ki_stamp_now(&fx->c);
+	assert_int_equal(ki_stamp_mono(&fx->c, s), 0); /* not calibrated yet */
+	fake_run(fx, 3000000, 100);
+	uint64_t given = 0;
+	for (int i = 0; i < 200000; i++) {
+		fx->f.now += 37;
+		uint64_t before = fx->f.now;
+		s = ki_stamp_now(&fx->c);
+		uint64_t m = ki_stamp_mono(&fx->c, s), after = fx->f.now;
+		if (!m)
+			continue; /* (a stamp of an older anchor: the caller reads) */
+		given++;
+		if (m + STAMP_BOUND_NS < before || m > after + STAMP_BOUND_NS)
+			fail_msg("mono %llu not within %u ns of [%llu, %llu]", (unsigned long long)m,
+				 STAMP_BOUND_NS, (unsigned long long)before,
+				 (unsigned long long)after);
+	}
+	assert_true(given > 190000);
+	ki_stamp_init_with(&fx->c, STAMP_SYSTEM, &fx->src);
+	fake_run(fx, 3000000, 1000);
+	assert_int_equal(ki_stamp_mono(&fx->c, ki_stamp_now(&fx->c)), 0);
+}
+
 static kite *open_handle(const char *bus, const char *pattern)
 {
 	kite_options o = {.bus = bus, .handshake_ms = 3000};
@@ -465,6 +494,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fake_tsc_going_back_gives_up, fake_setup),
 		cmocka_unit_test_setup(test_fake_preempted_anchor_reads, fake_setup),
 		cmocka_unit_test_setup(test_fake_system_mode, fake_setup),
+		cmocka_unit_test_setup(test_fake_mono_from_stamp, fake_setup),
 	};
 	return cmocka_run_group_tests_name("stamp", tests, NULL, NULL);
 }
