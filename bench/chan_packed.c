@@ -314,14 +314,8 @@ static int p_recv(void *p, struct chan_msg *m, int timeout_ms, uint64_t *lost)
 				return rc;
 			}
 		}
-		if (timeout_ms == 0)
+		if (!chan_keep_waiting(&until, &step, timeout_ms))
 			return 0;
-		uint64_t now = chan_now_ns();
-		if (!until)
-			until = now + (uint64_t)timeout_ms * 1000000;
-		else if (now >= until)
-			return 0;
-		chan_pause(&step);
 	}
 }
 

@@ -43,6 +43,19 @@ void chan_pause(unsigned *step)
 #endif
 }
 
+int chan_keep_waiting(uint64_t *until, unsigned *step, int timeout_ms)
+{
+	if (timeout_ms == 0)
+		return 0;
+	uint64_t now = chan_now_ns();
+	if (!*until)
+		*until = now + (uint64_t)timeout_ms * 1000000;
+	else if (now >= *until)
+		return 0;
+	chan_pause(step);
+	return 1;
+}
+
 static void put_u64(void *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static uint64_t get_u64(const void *p)

@@ -97,5 +97,10 @@ uint64_t chan_now_ns(void);
  * sched_yield() so that busy processes sharing one CPU (the 1->4 cases)
  * still take turns quickly. */
 void chan_pause(unsigned *step);
+/* After a look that found nothing: 1 (having paused) to look again, 0 once
+ * timeout_ms have passed since the first empty look, or at once for 0.
+ * The clock is read only then: never while messages keep coming. *until
+ * starts at 0. */
+int chan_keep_waiting(uint64_t *until, unsigned *step, int timeout_ms);
 
 #endif /* CHAN_HARNESS_H */
