@@ -797,7 +797,10 @@ void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timesta
 	}
 	struct lan_frame f;
 	frame_base(k, &f, channel, seq, timestamp_ns);
-	f.age_ms = lan_age_ms(now, p->start_ns);
+	/* The age it will have when sent at the latest (packed, it may wait
+	 * pack_ns): never younger than it is, so that a receiver never takes
+	 * the stream for younger than it is either. */
+	f.age_ms = lan_age_ms(now + l->pack_ns, p->start_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
 	f.frag_count = len <= room ? 1 : ki_lan_fragment_count(f.total_len, (uint32_t)room);
