@@ -26,8 +26,8 @@
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
-#include "lan_listen.h"
 #include "lan_history.h"
+#include "lan_listen.h"
 #include "lan_pack.h"
 #include "lan_reasm.h"
 #include "lan_socket.h"
@@ -146,9 +146,9 @@ struct ki_lan {
 	uint64_t reorder_ns;
 	struct lan_joins joins;
 	struct lan_listen listen; /* since when each channel is heard */
-	/* The kernel's CLOCK_REALTIME stamp of the datagram being read
-	 * (SO_TIMESTAMPNS; 0: none): how long it waited in the socket. */
-	uint64_t rx_stamp_ns;
+	/* The header of the datagram being read (its kernel arrival stamp,
+	 * read only for a stream's first frame); NULL outside lan_receive. */
+	struct msghdr *rx_hdr;
 	struct lan_reasm reasm;
 	struct lan_held held; /* what the streams hold behind gaps */
 	struct entry *streams[HASH_SIZE];
@@ -1337,10 +1337,11 @@ static int whole_message(kite *k, struct entry *e, const struct lan_frame *f, st
  * frame. */
 static uint64_t arrived_ns(const struct ki_lan *l, uint64_t now)
 {
-	if (!l->rx_stamp_ns)
+	uint64_t stamp = l->rx_hdr ? ki_lan_rx_stamp(l->rx_hdr) : 0;
+	if (!stamp)
 		return now;
 	uint64_t real = ki_realtime_ns();
-	uint64_t waited = real > l->rx_stamp_ns ? real - l->rx_stamp_ns : 0;
+	uint64_t waited = real > stamp ? real - stamp : 0;
 	return now > waited ? now - waited : 0;
 }
 
@@ -1601,7 +1602,7 @@ static void lan_receive(kite *k)
 		uint64_t now = ki_monotonic_ns();
 		for (int i = 0; i < n; i++) { /* only the count the call returned */
 			note_overflow(l, &mm[i].msg_hdr, &l->ovfl_seen);
-			l->rx_stamp_ns = ki_lan_rx_stamp(&mm[i].msg_hdr);
+			l->rx_hdr = &mm[i].msg_hdr;
 			size_t len = mm[i].msg_len;
 			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = 0; /* larger than any frame: not ours */
@@ -1611,6 +1612,7 @@ static void lan_receive(kite *k)
 					     take_datagram, &a) > 1)
 				l->st.gro_buffers++;
 		}
+		l->rx_hdr = NULL; /* (mm is ours only here) */
 		if (n < RECV_BATCH)
 			return;
 	}
