@@ -60,7 +60,15 @@
  *     (its control thread keeps receiving) until no datagram came for 1 s
  *     (after one came; 60 s at most); prints "rss_kib R queue_dropped Q
  *     kernel_drops K", then reads everything queued (until its publisher
- *     is gone, or 2 s of nothing) and prints "received N lost L". */
+ *     is gone, or 2 s of nothing) and prints "received N lost L".
+ *   lan_tool resub IFACE PATTERN UPTO AWAY_MS
+ *     A subscriber that leaves and comes back: subscribes, prints "ready",
+ *     reads until it got the message of sequence UPTO (10 s at most),
+ *     unsubscribes (prints "left"), sleeps AWAY_MS, subscribes again
+ *     (prints "back"), reads until its publisher is gone (or 3 s of
+ *     nothing), and prints "before N after M lost L first F": messages
+ *     received before leaving and after coming back, losses reported
+ *     after coming back, the first sequence received after it. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -623,17 +631,26 @@ static long rss_kib(void)
 	return kib;
 }
 
-static int stall(char **argv)
+/* A LAN handle (spec) subscribed to pattern; NULL (said why) if not. */
+static kite *open_subscriber(const char *spec, const char *pattern)
 {
-	kite_options o = {.lan = argv[0]};
+	kite_options o = {.lan = spec};
 	kite *k;
 	int rc = kite_open(&k, &o);
-	if (!rc)
-		rc = kite_subscribe(k, argv[1]);
+	if (!rc && (rc = kite_subscribe(k, pattern)) != 0)
+		kite_close(k);
 	if (rc) {
 		fprintf(stderr, "lan_tool: %s\n", kite_strerror(rc));
-		return 1;
+		return NULL;
 	}
+	return k;
+}
+
+static int stall(char **argv)
+{
+	kite *k = open_subscriber(argv[0], argv[1]);
+	if (!k)
+		return 1;
 	printf("ready\n");
 	fflush(stdout);
 	kite_lan_stats st = {0};
@@ -662,6 +679,47 @@ static int stall(char **argv)
 	return 0;
 }
 
+static int resub(char **argv)
+{
+	kite *k = open_subscriber(argv[0], argv[1]);
+	if (!k)
+		return 1;
+	int rc;
+	uint64_t upto = strtoull(argv[2], NULL, 10);
+	printf("ready\n");
+	fflush(stdout);
+	unsigned long long before = 0, after = 0, lost = 0, first = 0;
+	kite_event ev;
+	double t0 = now_ms();
+	while (now_ms() - t0 < 10000) {
+		if (kite_recv(k, &ev, 100) != 0)
+			continue;
+		if (ev.type == KITE_MESSAGE && (before++, ev.msg.seq >= upto))
+			break;
+	}
+	if ((rc = kite_unsubscribe(k, argv[1])) == 0) {
+		printf("left\n");
+		fflush(stdout);
+		usleep((useconds_t)atoi(argv[3]) * 1000u);
+		rc = kite_subscribe(k, argv[1]);
+	}
+	if (rc) {
+		fprintf(stderr, "lan_tool: %s\n", kite_strerror(rc));
+		return 1;
+	}
+	printf("back\n");
+	fflush(stdout);
+	while (kite_recv(k, &ev, 3000) == 0 && ev.type != KITE_PUBLISHER_GONE) {
+		if (ev.type == KITE_MESSAGE && !after++)
+			first = ev.msg.seq;
+		else if (ev.type == KITE_LOSS)
+			lost += ev.lost;
+	}
+	printf("before %llu after %llu lost %llu first %llu\n", before, after, lost, first);
+	kite_close(k);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && !strcmp(argv[1], "relay"))
@@ -684,6 +742,8 @@ int main(int argc, char **argv)
 		return old_publisher(argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "stall"))
 		return stall(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "resub"))
+		return resub(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
 			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]\n"
@@ -693,6 +753,7 @@ int main(int argc, char **argv)
 			"       lan_tool nak IFACE CHANNEL FIRST LAST GO\n"
 			"       lan_tool oldpub IFACE CHANNEL FIRST LAST\n"
 			"       lan_tool forge IFACE CHANNEL COUNT\n"
-			"       lan_tool stall IFACE PATTERN\n");
+			"       lan_tool stall IFACE PATTERN\n"
+			"       lan_tool resub IFACE PATTERN UPTO AWAY_MS\n");
 	return 100;
 }

@@ -329,6 +329,25 @@ first=$(head -1 "$tmpdir/alate" | sed -n 's/.* seq=\([0-9]*\) .*/\1/p')
 check "late joiner: began at its first frame heard (seq ${first:-none}), received $gl, lost $ll" \
 	eval '[ "${first:-1}" -gt 1 ] && [ "$ll" = 0 ] && [ "$((gl + first - 1))" = 60 ]'
 
+# --- a subscriber that leaves and comes back ------------------------------
+# a gets 1..10, unsubscribes, and subscribes again after b sent 11..20:
+# as a late joiner (and as locally), it hears b from 21 on; 11..20 were
+# published while it did not listen: not reported lost, nor asked for.
+for fix in 0 1; do
+	spawn in_ns a "$tool" resub "eth0,repair=$fix" 'resub.>' 10 1000 >"$tmpdir/resub$fix"
+	pr=$LAST_PID
+	wait_for 5 grep -q ready "$tmpdir/resub$fix"
+	{ for i in $(seq 1 10); do echo "s$i"; done
+	  wait_for 5 grep -q left "$tmpdir/resub$fix"
+	  for i in $(seq 11 20); do echo "s$i"; sleep 0.02; done
+	  wait_for 5 grep -q back "$tmpdir/resub$fix"; sleep 0.3
+	  for i in $(seq 21 30); do echo "s$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan "eth0,repair=$fix,pack_us=0" resub.x
+	wait "$pr"
+	check "left and came back, repair=$fix: from 21 on, nothing lost ($(tail -1 "$tmpdir/resub$fix"))" \
+		grep -q "^before 10 after 10 lost 0 first 21$" "$tmpdir/resub$fix"
+done
+
 # --- a late joiner whose first frame is a resend -------------------------
 # b sends 1..10, pauses, then 11..20. During the pause a subscribes (it
 # drops b's state frames, so nothing live reaches it before 11) and d
