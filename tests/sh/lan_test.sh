@@ -348,6 +348,69 @@ for fix in 0 1; do
 		grep -q "^before 10 after 10 lost 0 first 21$" "$tmpdir/resub$fix"
 done
 
+# --- a subscriber kept from reading: the kernel's arrival stamp ----------
+# b published 1..5 before a subscribed (a hears no state frame: dropped).
+# a is stopped right after subscribing; b's 6..10 wait in its socket for
+# 2.5 s. Their age, taken from when they were read, would place the
+# stream's start after a subscribed (1..5 reported lost); from when they
+# arrived (SO_TIMESTAMPNS), before it: a begins at 6, nothing lost.
+in_ns a nft -f - <<'NFT'
+table inet kite_nostate {
+	chain in { type filter hook input priority 0; udp dport 7475 @th,104,8 0x02 drop; }
+}
+NFT
+stamp_pub() {
+	{ for i in $(seq 1 5); do echo "t$i"; done
+	  wait_for 10 test -e "$tmpdir/stopped"
+	  for i in $(seq 6 10); do echo "t$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan eth0,pack_us=0 stamp.x
+}
+spawn stamp_pub
+pstamp=$LAST_PID
+sleep 1
+start_sub a "$tmpdir/astamp" -n 5 -t 20 'stamp.>'
+pa=$LAST_PID
+sp=$(pgrep -x -P "$pa" kite || echo "$pa") # (in_ns may run it as a child)
+kill -STOP "$sp"
+touch "$tmpdir/stopped"
+wait "$pstamp"
+sleep 2.5
+check "the subscriber was stopped ($(ps -o stat= -p "$sp"))" eval '[ "$(ps -o stat= -p "$sp" | cut -c1)" = T ]'
+kill -CONT "$sp"
+wait "$pa"
+in_ns a nft delete table inet kite_nostate
+check "stopped before its first frame was read: began at the frame's arrival, not its reading ($(counts "$tmpdir/astamp.err") received, lost)" \
+	eval '[ "$(counts "$tmpdir/astamp.err")" = "5 0" ] && head -1 "$tmpdir/astamp" | grep -q "seq=6 t6$"'
+
+# --- a stream forgotten, then heard again ---------------------------------
+# a heard b's stream begin (from 1); b's frames then stop reaching a for
+# 5 s (a reports b gone and forgets the stream), then 6..10 come. Heard
+# again, its age still places its start after a subscribed, but a cannot
+# vouch for what it heard before forgetting it: it begins at 6 and does
+# not report 1..5 (which it received) lost.
+start_sub a "$tmpdir/aforget" -n 10 -t 30 'forget.>'
+pa=$LAST_PID
+sleep 0.3
+forget_pub() {
+	{ for i in $(seq 1 5); do echo "f$i"; sleep 0.02; done
+	  wait_for 5 eval '[ "$(wc -l <"$tmpdir/aforget")" = 5 ]'
+	  in_ns a nft -f - <<NFT
+table inet kite_outage {
+	chain in { type filter hook input priority 0; ip saddr $(addr b) udp dport 7475 drop; }
+}
+NFT
+	  wait_for 10 grep -q "gone\|closed" "$tmpdir/aforget.err"; sleep 0.5
+	  in_ns a nft delete table inet kite_outage
+	  for i in $(seq 6 10); do echo "f$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan eth0,pack_us=0 forget.x
+}
+spawn forget_pub
+pforget=$LAST_PID
+wait "$pforget"
+wait "$pa"
+check "forgotten and heard again: 1..5 then 6..10, nothing lost ($(counts "$tmpdir/aforget.err") received, lost)" \
+	eval '[ "$(counts "$tmpdir/aforget.err")" = "10 0" ] && grep -q "gone\|closed" "$tmpdir/aforget.err"'
+
 # --- a late joiner whose first frame is a resend -------------------------
 # b sends 1..10, pauses, then 11..20. During the pause a subscribes (it
 # drops b's state frames, so nothing live reaches it before 11) and d
