@@ -329,6 +329,22 @@ first=$(head -1 "$tmpdir/alate" | sed -n 's/.* seq=\([0-9]*\) .*/\1/p')
 check "late joiner: began at its first frame heard (seq ${first:-none}), received $gl, lost $ll" \
 	eval '[ "${first:-1}" -gt 1 ] && [ "$ll" = 0 ] && [ "$((gl + first - 1))" = 60 ]'
 
+# --- a pattern added later on a handle ------------------------------------
+# a listens to early.> from the start; b's stream on later.x begins (1..5)
+# before a adds later.>: a hears it from its first frame after adding, as a
+# late joiner (by that pattern's time, not the handle's first one).
+spawn in_ns a "$tool" addsub eth0 'early.>' 'later.>' "$tmpdir/add" >"$tmpdir/addsub"
+padd=$LAST_PID
+wait_for 5 grep -q ready "$tmpdir/addsub"
+sleep 0.3
+{ for i in $(seq 1 5); do echo "a$i"; sleep 0.02; done; sleep 0.3
+  touch "$tmpdir/add"; wait_for 5 grep -q added "$tmpdir/addsub"; sleep 0.2
+  for i in $(seq 6 10); do echo "a$i"; sleep 0.02; done; } |
+	in_ns b "$KITE" pub --lan eth0,pack_us=0 later.x
+wait "$padd"
+check "pattern added later: its channel heard from then on, nothing lost ($(tail -1 "$tmpdir/addsub"))" \
+	grep -q "^received 5 lost 0 first 6$" "$tmpdir/addsub"
+
 # --- a subscriber that leaves and comes back ------------------------------
 # a gets 1..10, unsubscribes, and subscribes again after b sent 11..20:
 # as a late joiner (and as locally), it hears b from 21 on; 11..20 were
@@ -345,7 +361,7 @@ for fix in 0 1; do
 		in_ns b "$KITE" pub --lan "eth0,repair=$fix,pack_us=0" resub.x
 	wait "$pr"
 	check "left and came back, repair=$fix: from 21 on, nothing lost ($(tail -1 "$tmpdir/resub$fix"))" \
-		grep -q "^before 10 after 10 lost 0 first 21$" "$tmpdir/resub$fix"
+		grep -q "^before 10 received 10 lost 0 first 21$" "$tmpdir/resub$fix"
 done
 
 # --- a subscriber kept from reading: the kernel's arrival stamp ----------
