@@ -218,8 +218,12 @@ for i in $(seq 1 $N); do echo "t$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 	in_ns b "$KITE" pub --lan eth0,gso=0 -s fix3.x 2>"$tmpdir/pubr3"
 wait "$pa"
 read -r g3 l3 <<<"$(counts "$tmpdir/ar3.err")"
+# (Some 250-330 datagrams of about 10 messages: 5 % loss loses 150
+# messages on average, but only 3 datagrams or fewer, under 31 messages,
+# about once in 650 runs, as under ASan once; no datagram at all once in
+# 250,000.)
 check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
-	eval '[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]'
+	eval '[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 0 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]'
 in_ns a nft delete table inet kite_loss
 
 # --- repair of a lost last message: the closing publisher lingers --------
