@@ -49,6 +49,7 @@ struct shared {
 	_Atomic int pub_refused, pub_refused_by_peer;
 	_Atomic unsigned pub_refused_uid;
 	uint64_t checksum;
+	_Atomic int ponger_ready;
 };
 
 static struct shared *sh;
@@ -1087,6 +1088,116 @@ static void test_no_wakeups_for_a_subscriber_that_keeps_up(void **state)
 	pipe_close(ready);
 }
 
+/* Sleep/wake protocol: a subscriber that sleeps at once (spin_us
+ * UINT32_MAX) must be woken for every message that finds it asleep, in
+ * both of its barrier modes (publishers fence before reading its
+ * `sleeping` flag, or it forces the barrier on them with membarrier()
+ * before it sleeps: it switches to the second after a burst of 256
+ * messages between two sleeps, and back after a few quiet sleeps). The
+ * pinger publishes bursts (of 300: the subscriber turns to membarrier; of
+ * 1: it turns back) and waits for the ponger's reply to each burst's last
+ * message; the ponger, idle too, replies. A wake-up missed on either side
+ * leaves a sleeper asleep for a minute: the 5 s waits fail. */
+#define PING_ROUNDS 300
+#define PING_BURST 300
+
+struct ping {
+	uint32_t reply; /* 1: answer with a pong carrying round */
+	uint32_t round;
+};
+
+static int ponger(void *arg)
+{
+	(void)arg;
+	kite *k = open_handle(0, UINT32_MAX);
+	CHILD_CHECK(kite_subscribe(k, "wk.ping") == 0, "subscribe");
+	atomic_store(&sh->ponger_ready, 1);
+	for (uint32_t last = 0; last != UINT32_MAX;) {
+		kite_event ev;
+		int rc = kite_recv(k, &ev, 5000);
+		CHILD_CHECK(rc == 0, "kite_recv: %s (after round %u)", kite_strerror(rc), last);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		struct ping p;
+		CHILD_CHECK(ev.msg.len == sizeof p, "length %zu", ev.msg.len);
+		memcpy(&p, ev.msg.data, sizeof p);
+		if (!p.reply)
+			continue;
+		last = p.round;
+		CHILD_CHECK(kite_publish(k, "wk.pong", &p.round, sizeof p.round) > 0, "pong");
+	}
+	kite_close(k);
+	return 0;
+}
+
+/* The next pong; its round, or -1 if none came within timeout_ms. */
+static int64_t next_pong(kite *k, int timeout_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		uint64_t now = mono_ms();
+		if (now >= deadline)
+			return -1;
+		kite_event ev;
+		int rc = kite_recv(k, &ev, (int)(deadline - now));
+		if (rc == -ETIMEDOUT)
+			return -1;
+		assert_int_equal(rc, 0);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		uint32_t round;
+		assert_int_equal(ev.msg.len, sizeof round);
+		memcpy(&round, ev.msg.data, sizeof round);
+		return round;
+	}
+}
+
+static void test_sleepers_woken_in_both_barrier_modes(void **state)
+{
+	(void)state;
+	use_bus("pingwake");
+	kite_options o = {.bus = bus, .spin_us = UINT32_MAX, .handshake_ms = 5000};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_int_equal(kite_subscribe(k, "wk.pong"), 0);
+	pid_t pid = child_start_ready(ponger, NULL, &sh->ponger_ready, 10000);
+	assert_true(pid > 0);
+	/* Until both rings are handed over: ping (round 0) until a pong. */
+	struct ping p = {1, 0};
+	int64_t got = -1;
+	for (int i = 0; i < 500 && got < 0; i++) {
+		assert_true(kite_publish(k, "wk.ping", &p, sizeof p) > 0);
+		got = next_pong(k, 10);
+	}
+	assert_int_equal(got, 0);
+	while (next_pong(k, 50) == 0) /* the other hellos' answers */
+		;
+	uint64_t woken = 0;
+	for (uint32_t round = 1; round <= PING_ROUNDS; round++) {
+		/* Ten bursts, then twenty single messages, and again. */
+		int burst = round % 30 < 10 ? PING_BURST : 1;
+		for (int i = 0; i < burst; i++) {
+			p = (struct ping){i == burst - 1, round};
+			assert_true(kite_publish(k, "wk.ping", &p, sizeof p) > 0);
+		}
+		got = next_pong(k, 5000);
+		if (got != (int64_t)round)
+			fail_msg("round %u (burst of %d): pong %lld", round, burst,
+				 (long long)got);
+		woken++;
+	}
+	p = (struct ping){1, UINT32_MAX};
+	assert_true(kite_publish(k, "wk.ping", &p, sizeof p) > 0);
+	assert_int_equal(child_wait(pid, 10000), 0);
+	kite_stats st;
+	kite_get_stats(k, &st);
+	print_message("# %llu rounds, %llu wake-ups sent by the pinger\n",
+		      (unsigned long long)woken, (unsigned long long)st.wakeups_sent);
+	/* It did sleep (how often depends on the machine's load). */
+	assert_true(st.wakeups_sent > 0);
+	kite_close(k);
+}
+
 /* Drain to -EAGAIN, poll kite_fd(), drain again: n messages arrive. */
 static void poll_receive(kite *k, int n, uint64_t first)
 {
@@ -1298,6 +1409,7 @@ int main(void)
 		SETUP(test_slot_boundary_sizes),
 		SETUP(test_idle_costs_nothing),
 		SETUP(test_no_wakeups_for_a_subscriber_that_keeps_up),
+		SETUP(test_sleepers_woken_in_both_barrier_modes),
 		SETUP(test_fd_with_poll),
 		SETUP(test_unsubscribe_stops_delivery),
 		SETUP(test_ring_fd_not_writable),
