@@ -376,6 +376,7 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	if (!r)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
+	r->channel_len = strlen(r->channel);
 	r->fd = -1;
 	/* Every stream gets an entry in the heads page, up to HEADS_MAX: only
 	 * those are ever released, and only their hand-overs are covered by
@@ -563,7 +564,7 @@ struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err)
 {
 	struct pub_ring *r = k->last_pub;
 	*err = 0;
-	if (r && !strcmp(r->channel, channel))
+	if (r && ki_pub_same_channel(r, channel))
 		return r;
 	if ((*err = kite_channel_valid(channel)))
 		return NULL;

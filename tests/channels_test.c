@@ -1040,6 +1040,63 @@ static void parent_receive(kite *k, const char *channel, int n, uint64_t first)
 	}
 }
 
+/* The publisher remembers the channel it published on last (with its
+ * length) and compares the next call's name against it byte by byte: a
+ * name that is a prefix of it, extends it, or differs in one byte, in the
+ * same buffer rewritten, goes to its own channel; and a name whose NUL is
+ * the last byte before an unmapped page is not read past (a compare of
+ * the remembered length would fault). */
+static void test_channel_cache_never_confused(void **state)
+{
+	(void)state;
+	use_bus("chancache");
+	kite *sub = parent_open("cache.>");
+	kite *pub = parent_open(NULL);
+	long page = sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+	static const char *const names[] = {
+		"cache.ab", "cache.a", "cache.abc", "cache.ab", "cache.ba",
+		"cache.ab", "cache.b", "cache.abcdefgh", "cache.abcdefgi", "cache.ab",
+	};
+	const size_t nnames = sizeof names / sizeof *names;
+	char buf[KITE_CHANNEL_MAX + 1];
+	for (size_t i = 0; i < nnames; i++) {
+		/* One buffer, rewritten: the same pointer every call. */
+		snprintf(buf, sizeof buf, "%s", names[i]);
+		assert_true(kite_publish(pub, buf, &i, sizeof i) > 0);
+	}
+	/* "cache.a", ending at the page's last byte, after "cache.ab". */
+	char *edge = map + page - sizeof "cache.a";
+	memcpy(edge, "cache.a", sizeof "cache.a");
+	assert_true(kite_publish(pub, "cache.ab", "x", 1) > 0);
+	size_t edge_index = nnames;
+	assert_true(kite_publish(pub, edge, &edge_index, sizeof edge_index) > 0);
+	/* Every message arrives on the channel it was published on. */
+	size_t seen = 0;
+	uint64_t deadline = mono_ms() + 30000;
+	while (seen < nnames + 1) {
+		assert_true(mono_ms() < deadline);
+		kite_event ev;
+		int rc = kite_recv(sub, &ev, 1000);
+		if (rc == -ETIMEDOUT)
+			continue;
+		assert_int_equal(rc, 0);
+		if (ev.type != KITE_MESSAGE || ev.msg.len != sizeof(size_t))
+			continue;
+		size_t i;
+		memcpy(&i, ev.msg.data, sizeof i);
+		assert_true(i <= nnames);
+		assert_string_equal(ev.msg.channel, i < nnames ? names[i] : "cache.a");
+		seen++;
+	}
+	munmap(map, 2 * (size_t)page);
+	kite_close(pub);
+	kite_close(sub);
+}
+
 static void test_idle_costs_nothing(void **state)
 {
 	(void)state;
@@ -1407,6 +1464,7 @@ int main(void)
 		SETUP(test_slow_subscriber_losses_counted),
 		SETUP(test_slow_subscriber_large_losses_counted),
 		SETUP(test_slot_boundary_sizes),
+		SETUP(test_channel_cache_never_confused),
 		SETUP(test_idle_costs_nothing),
 		SETUP(test_no_wakeups_for_a_subscriber_that_keeps_up),
 		SETUP(test_sleepers_woken_in_both_barrier_modes),
