@@ -87,9 +87,15 @@ BRIDGE_MALLOC := -Wl,--push-state,--no-as-needed $(shell pkg-config --libs jemal
 endif
 endif
 endif
-$(BRIDGE): $(BRIDGE_OBJ) $(BUILD)/cli/util.o $(SYSA) $(LIBA)
+# The link flags are a prerequisite too: installing libjemalloc-dev (or
+# setting JEMALLOC=0) after a build relinks kite-bridge.
+BRIDGE_LINK_FLAGS := $(BUILD)/kite-bridge.linkflags
+$(BRIDGE_LINK_FLAGS): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(NATS_LIBS) $(BRIDGE_MALLOC)' | cmp -s - $@ || echo '$(NATS_LIBS) $(BRIDGE_MALLOC)' > $@
+$(BRIDGE): $(BRIDGE_OBJ) $(BUILD)/cli/util.o $(SYSA) $(LIBA) $(BRIDGE_LINK_FLAGS)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS) $(NATS_LIBS) $(BRIDGE_MALLOC)
+	$(Q)$(CC) -o $@ $(filter-out $(BRIDGE_LINK_FLAGS),$^) $(KITE_LDFLAGS) $(NATS_LIBS) $(BRIDGE_MALLOC)
 $(NATS_TOOL): tests/programs/nats_tool.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(KITE_CFLAGS) -o $@ $< $(KITE_LDFLAGS) $(NATS_LIBS)

@@ -23,6 +23,9 @@
  *       frame then a batch of three messages, bytes overwritten, CRCs then
  *       re-computed (mode bit 0: and tags re-made, with the key; else no
  *       key);
+ *   'A' mode then (offset, byte) pairs: as 'B' with both frames carrying
+ *       the stream's age (a header 4 bytes longer), so that mutations of
+ *       the age and of header lengths too short for it are tried;
  *   anything else: the datagram itself, by receivers without and with a
  *   key. */
 #include <stdint.h>
@@ -61,6 +64,11 @@ const char *const fuzz_seeds[] = {
 	"B\x00\x51\x00\x52\x00", "B\x00\x6b\x7f\x6c\xff\x6d\xff\x6e\xff\x6f\xff\x70\xff\x71\xff\x72\xfe",
 	"B\x00\x7a\x00", "B\x00\x7a\x05", "B\x01\x85\x2a", "B\x00\x4f\x00\x50\x10",
 	"B\x00\x4f\x03", "B\x00\x57\x03", "B\x00\x7c\x2a",
+	/* With the stream's age (the version-1 frame is 79 bytes, its age at
+	 * 72; the batch's header length at 85, its age at 134). */
+	"A\x00", "A\x01", "A\x00\x48\xff\x49\xff\x4a\xff\x4b\xff", "A\x00\x07\x4b",
+	"A\x00\x07\x49", "A\x00\x07\x48", "A\x00\x07\x47", "A\x00\x56\x3a", "A\x00\x56\x37",
+	"A\x00\x86\xff\x87\xff\x88\xff\x89\xff", "A\x01\x48\x00", "A\x01\x56\x3c",
 	NULL,
 };
 
@@ -137,6 +145,7 @@ static void check_accepted(const uint8_t *buf, size_t len, const struct lan_fram
 	     memcmp(again + m - tag, buf + n - tag, tag) != 0) ||
 	    g.seq != f->seq || g.publisher != f->publisher || g.host != f->host ||
 	    g.total_len != f->total_len || g.frag_index != f->frag_index ||
+	    g.has_age != f->has_age || g.age_ms != f->age_ms ||
 	    strcmp(g.channel, f->channel) != 0 ||
 	    memcmp(g.payload, f->payload, f->payload_len) != 0)
 		__builtin_trap();
@@ -177,6 +186,7 @@ static void check_batch(const uint8_t *buf, size_t len, const struct lan_batch *
 	if (ki_lan_batch_decode_keyed(again, m, &g, keys) != (int)m || g.count != b->count ||
 	    g.f.seq != b->f.seq || g.f.host != b->f.host || g.f.publisher != b->f.publisher ||
 	    g.f.pid != b->f.pid || g.f.payload_len != b->f.payload_len ||
+	    g.f.has_age != b->f.has_age || g.f.age_ms != b->f.age_ms ||
 	    strcmp(g.f.channel, b->f.channel) != 0 ||
 	    memcmp(g.f.payload, b->f.payload, b->f.payload_len) != 0)
 		__builtin_trap();
@@ -273,11 +283,13 @@ static void keyed_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t ca
 		__builtin_trap();
 }
 
-/* 'B': see the top. */
-static void batch_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t cap)
+/* 'B' and 'A' (aged: with the stream's age): see the top. */
+static void batch_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t cap, int aged)
 {
 	const struct lan_keys *keys = size >= 2 && (data[1] & 1) ? &key : NULL;
 	struct lan_frame f = fuzz_sender();
+	f.has_age = (uint8_t)aged;
+	f.age_ms = 0x00012345;
 	f.frag_count = 1;
 	f.total_len = f.payload_len = 3;
 	int first = ki_lan_frame_encode_keyed(buf, cap, &f, "xyz", keys);
@@ -303,8 +315,8 @@ static void batch_liar(const uint8_t *data, size_t size, uint8_t *buf, size_t ca
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[LAN_FRAME_MAX];
-	if (size >= 1 && data[0] == 'B') {
-		batch_liar(data, size, buf, sizeof buf);
+	if (size >= 1 && (data[0] == 'B' || data[0] == 'A')) {
+		batch_liar(data, size, buf, sizeof buf, data[0] == 'A');
 		return 0;
 	}
 	if (size >= 1 && data[0] == 'K') {
@@ -333,7 +345,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		strcpy(f.channel, "nak.ch");
 		f.channel_len = 6;
 		size_t body = size - 2 > 4096 ? 4096 : size - 2;
-		size_t hdr = lan_header_len(f.channel_len);
+		size_t hdr = LAN_FIXED_LEN + f.channel_len; /* (no age) */
 		struct lan_seq_range one = {1, 1};
 		if (ki_lan_nak_encode(buf, sizeof buf, &f, &one, 1, NULL) <= 0)
 			__builtin_trap();

@@ -27,6 +27,7 @@
 #include "lan_frame.h"
 #include "lan_group.h"
 #include "lan_history.h"
+#include "lan_listen.h"
 #include "lan_pack.h"
 #include "lan_reasm.h"
 #include "lan_socket.h"
@@ -121,6 +122,7 @@ struct entry {
 	int gone;
 	uint64_t nak_due_ns;    /* repair: when to ask for its gap, 0: no gap */
 	uint64_t nak_gap_ns;    /* ... the gap (its gap_since_ns) it is for */
+	uint64_t first_heard_ns; /* (monotonic) */
 	uint64_t closing_ns;    /* repair: said goodbye at, its gaps still
 				 * waiting for resends (0: not closing) */
 	uint64_t matched_gen;   /* its channel matched the patterns of this
@@ -134,6 +136,8 @@ struct pub {
 	uint32_t group;        /* its multicast group, host order */
 	uint64_t seq;
 	uint64_t state_due_ns; /* 0: nothing to announce */
+	uint64_t start_ns;     /* its first frame went then (monotonic): every
+				* frame carries the stream's age since */
 	struct pub *next;
 };
 
@@ -146,6 +150,10 @@ struct ki_lan {
 	uint32_t pid;       /* ours, read once (getpid() is a system call) */
 	uint64_t reorder_ns;
 	struct lan_joins joins;
+	struct lan_listen listen; /* since when each channel is heard */
+	/* The header of the datagram being read (its kernel arrival stamp,
+	 * read only for a stream's first frame); NULL outside lan_receive. */
+	struct msghdr *rx_hdr;
 	struct lan_reasm reasm;
 	struct lan_held held; /* what the streams hold behind gaps */
 	struct entry *streams[HASH_SIZE];
@@ -726,15 +734,19 @@ static void frame_base(const kite *k, struct lan_frame *f, const char *channel, 
 	f->total_len = f->frag_index = f->frag_count = 0;
 	f->channel_len = (uint8_t)strlen(channel);
 	memcpy(f->channel, channel, f->channel_len + 1u);
+	f->has_age = 1;
+	f->age_ms = 0;
 	f->payload = NULL;
 	f->payload_len = 0;
 }
 
 /* Before the first message on a channel, say "nothing sent yet" (twice:
- * a lossy LAN), so that subscribers count a loss of that first message. */
-static void announce_start(kite *k, const char *channel)
+ * a lossy LAN), so that subscribers count a loss of that first message.
+ * The stream's age counts from here. */
+static void announce_start(kite *k, struct pub *p, const char *channel, uint64_t now)
 {
 	struct lan_frame f;
+	p->start_ns = now;
 	frame_base(k, &f, channel, 0, ki_realtime_ns());
 	f.flags = LAN_FLAG_STATE;
 	f.frag_count = 1;
@@ -756,18 +768,18 @@ void ki_lan_publish(kite *k, const char *channel, void **lan_pub, uint64_t seq,
 	 * for it, what would have been resent is refused and reported. */
 	if (l->spec.repair && !l->hist.bytes)
 		ki_lan_history_init(&l->hist, LAN_HISTORY_BYTES);
-	/* The ring keeps our record of its channel (freed only with the
-	 * handle, after its last publish): a channel's name is compared
-	 * once, not on every publish (a tenth of a 64-byte publish). */
-	struct pub *p = *lan_pub;
-	if (!p && !(p = find_pub(l, channel, 0)) && (p = find_pub(l, channel, 1)))
-		announce_start(k, channel);
-	*lan_pub = p;
 	/* The stamp's own TSC reading gives the monotonic time too (a clock
 	 * read is a quarter of a small LAN publish). */
 	uint64_t now = ki_stamp_mono(&k->stamp, timestamp_ns);
 	if (!now)
 		now = ki_monotonic_ns();
+	/* The ring keeps our record of its channel (freed only with the
+	 * handle, after its last publish): a channel's name is compared
+	 * once, not on every publish (a tenth of a 64-byte publish). */
+	struct pub *p = *lan_pub;
+	if (!p && !(p = find_pub(l, channel, 0)) && (p = find_pub(l, channel, 1)))
+		announce_start(k, p, channel, now);
+	*lan_pub = p;
 	if (p) {
 		p->seq = seq;
 		p->state_due_ns = now + STATE_IDLE_MS * 1000000ull;
@@ -791,6 +803,10 @@ void ki_lan_publish(kite *k, const char *channel, void **lan_pub, uint64_t seq,
 	}
 	struct lan_frame f;
 	frame_base(k, &f, channel, seq, timestamp_ns);
+	/* The age it will have when sent at the latest (packed, it may wait
+	 * pack_ns): never younger than it is, so that a receiver never takes
+	 * the stream for younger than it is either. */
+	f.age_ms = lan_age_ms(now + l->pack_ns, p->start_ns);
 	f.total_len = (uint32_t)len;
 	size_t room = l->max_datagram - lan_header_len(f.channel_len) - lan_tag_len(&l->keys);
 	f.frag_count = len <= room ? 1 : ki_lan_fragment_count(f.total_len, (uint32_t)room);
@@ -999,6 +1015,7 @@ static void send_states(kite *k, uint64_t now, int gone)
 				continue;
 			struct lan_frame f;
 			frame_base(k, &f, p->channel, p->seq, ki_realtime_ns());
+			f.age_ms = lan_age_ms(now, p->start_ns);
 			f.flags = LAN_FLAG_STATE | (gone ? LAN_FLAG_GONE : 0);
 			f.frag_count = 1;
 			size_t len = put_frame(l, 0, &f, NULL);
@@ -1135,6 +1152,7 @@ void ki_lan_close(kite *k, int say_gone)
 	}
 	ki_lan_reasm_free(&l->reasm);
 	ki_lan_joins_free(&l->joins);
+	ki_lan_listen_free(&l->listen);
 	ki_lan_history_free(&l->hist);
 	explicit_bzero(&l->keys, sizeof l->keys);
 	free(l->txbuf);
@@ -1149,11 +1167,14 @@ int ki_lan_subscribe(kite *k, const char *pattern)
 	if (!l)
 		return 0;
 	l->patterns_gen++;
+	if (ki_lan_listen_add(&l->listen, pattern, LAN_LISTEN_NEVER) < 0)
+		return -ENOMEM;
 	uint32_t change[256];
 	size_t n = ki_lan_joins_add(&l->joins, pattern, change);
 	for (size_t i = 0; i < n; i++) {
 		int rc = ki_lan_socket_membership(l->rx, change[i], &l->ifc, 1);
 		if (rc < 0) {
+			ki_lan_listen_remove(&l->listen, pattern);
 			/* Undo, so the counts match the memberships. */
 			uint32_t undo[256];
 			size_t m = ki_lan_joins_remove(&l->joins, pattern, undo);
@@ -1163,6 +1184,9 @@ int ki_lan_subscribe(kite *k, const char *pattern)
 			return rc;
 		}
 	}
+	/* Heard from now on: its groups are joined (taken after the joins,
+	 * so never earlier than they were). */
+	ki_lan_listen_set(&l->listen, pattern, ki_monotonic_ns());
 	return 0;
 }
 
@@ -1176,6 +1200,7 @@ void ki_lan_unsubscribe(kite *k, const char *pattern)
 	size_t n = ki_lan_joins_remove(&l->joins, pattern, change);
 	for (size_t i = 0; i < n; i++)
 		ki_lan_socket_membership(l->rx, change[i], &l->ifc, 0);
+	ki_lan_listen_remove(&l->listen, pattern);
 }
 
 
@@ -1342,6 +1367,21 @@ static struct lan_msg *record_message(kite *k, struct entry *e, const struct lan
 	return m;
 }
 
+/* When the datagram being read arrived (monotonic): now, less the time
+ * it waited in the socket by the kernel's stamp (a receiver kept from
+ * reading, its queue full or its process stopped, must not take a stream
+ * it joined late for one it heard begin). Read only for a stream's first
+ * frame. */
+static uint64_t arrived_ns(const struct ki_lan *l, uint64_t now)
+{
+	uint64_t stamp = l->rx_hdr ? ki_lan_rx_stamp(l->rx_hdr) : 0;
+	if (!stamp)
+		return now;
+	uint64_t real = ki_realtime_ns();
+	uint64_t waited = real > stamp ? real - stamp : 0;
+	return now > waited ? now - waited : 0;
+}
+
 /* One frame heard: its stream (NULL: not ours). */
 static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const struct sockaddr_in *from,
 		       uint64_t now)
@@ -1357,7 +1397,7 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 		if (!(e = find_stream(k, f->host, f, from)))
 			return NULL;
 		if (!e->s.last_heard_ns) /* new: heard now, even if only a fragment */
-			e->s.last_heard_ns = now;
+			e->s.last_heard_ns = e->first_heard_ns = now;
 		e->matched_gen = l->patterns_gen;
 		l->last_entry = e;
 	}
@@ -1377,6 +1417,12 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 		e->gone = 0;
 		push_event(k, e, ITEM_NEW, 0);
 	}
+	/* Its first frame: does the stream begin here, or at 1 (we heard it
+	 * begin), or not yet (a resend)? */
+	if (!e->s.started &&
+	    ki_lan_stream_first(&e->s, f, arrived_ns(l, now),
+				ki_lan_listen_since(&l->listen, f->channel)) < 0)
+		return e;
 	e->from = *from;
 	e->pid = f->pid;
 	if (f->flags & LAN_FLAG_STATE) {
@@ -1575,7 +1621,7 @@ static void lan_receive(kite *k)
 	struct iovec iov[RECV_BATCH];
 	struct sockaddr_in from[RECV_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
+		char buf[LAN_RX_CONTROL_LEN];
 		struct cmsghdr align;
 	} ctl[RECV_BATCH];
 	for (int round = 0; round < RECV_ROUNDS; round++) {
@@ -1599,6 +1645,7 @@ static void lan_receive(kite *k)
 		uint64_t now = ki_monotonic_ns();
 		for (int i = 0; i < n; i++) { /* only the count the call returned */
 			note_overflow(l, &mm[i].msg_hdr, &l->ovfl_seen);
+			l->rx_hdr = &mm[i].msg_hdr;
 			size_t len = mm[i].msg_len;
 			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = 0; /* larger than any frame: not ours */
@@ -1608,6 +1655,7 @@ static void lan_receive(kite *k)
 					     take_datagram, &a) > 1)
 				l->st.gro_buffers++;
 		}
+		l->rx_hdr = NULL; /* (mm is ours only here) */
 		if (n < RECV_BATCH)
 			return;
 	}
@@ -1746,6 +1794,9 @@ static int timers(kite *k, uint64_t now)
 					l->last_entry = NULL;
 				l->dups_gone += e->s.duplicates;
 				l->late_gone += e->s.late;
+				/* Heard again, it must not pass for a stream
+				 * that began after we listened. */
+				ki_lan_listen_forget(&l->listen, e->first_heard_ns);
 				ki_lan_stream_clear(&e->s);
 				free(e);
 				l->nstreams--;

@@ -15,7 +15,7 @@
 
 size_t ki_lan_batch_open(uint8_t *out, size_t cap, const struct lan_frame *base)
 {
-	size_t hdr = lan_batch_header_len(base->channel_len);
+	size_t hdr = LAN_BATCH_FIXED_LEN + base->channel_len + (base->has_age ? LAN_AGE_LEN : 0);
 	if (cap < hdr || base->channel_len == 0 || base->channel_len > KITE_CHANNEL_MAX ||
 	    (base->flags & ~LAN_FLAG_REPAIR) || base->seq == 0 || base->seq > LAN_SEQ_MAX)
 		return 0;
@@ -33,6 +33,8 @@ size_t ki_lan_batch_open(uint8_t *out, size_t cap, const struct lan_frame *base)
 	out[46] = 0;
 	out[47] = base->channel_len;
 	memcpy(out + LAN_BATCH_FIXED_LEN, base->channel, base->channel_len);
+	if (base->has_age)
+		lan_put32(out + LAN_BATCH_FIXED_LEN + base->channel_len, base->age_ms);
 	return hdr;
 }
 
@@ -84,7 +86,7 @@ int ki_lan_batch_decode_keyed(const uint8_t *buf, size_t len, struct lan_batch *
 	size_t hdr = lan_get16(buf + 6);
 	uint32_t body = lan_get32(buf + 12);
 	uint8_t channel_len = buf[47];
-	if (hdr < lan_batch_header_len(channel_len) || hdr > LAN_HEADER_MAX)
+	if (hdr < LAN_BATCH_FIXED_LEN + (size_t)channel_len || hdr > LAN_HEADER_MAX)
 		return -LAN_REJECT_HEADER;
 	size_t tag = buf[5] & LAN_FLAG_MAC ? LAN_TAG_LEN : 0;
 	if (body > LAN_FRAME_MAX - hdr - tag)
@@ -118,6 +120,9 @@ int ki_lan_batch_decode_keyed(const uint8_t *buf, size_t len, struct lan_batch *
 	f->channel[channel_len] = 0;
 	if (memchr(f->channel, 0, channel_len) || kite_channel_valid(f->channel) != 0)
 		return -LAN_REJECT_CHANNEL;
+	/* The age, as in version 1: only if the header holds all of it. */
+	f->has_age = hdr >= LAN_BATCH_FIXED_LEN + (size_t)channel_len + LAN_AGE_LEN;
+	f->age_ms = f->has_age ? lan_get32(buf + LAN_BATCH_FIXED_LEN + channel_len) : 0;
 	if (f->seq == 0 || f->seq > LAN_SEQ_MAX || b->count > LAN_SEQ_MAX - f->seq + 1)
 		return -LAN_REJECT_SEQ;
 	f->payload = buf + hdr;

@@ -30,13 +30,16 @@ struct lan_batch {
 	uint32_t count;
 };
 
+/* Header bytes of a batch on this channel, as this sender writes it
+ * (with the stream's age, LAN_AGE_LEN bytes after the channel name). */
 static inline size_t lan_batch_header_len(size_t channel_len)
 {
-	return LAN_BATCH_FIXED_LEN + channel_len;
+	return LAN_BATCH_FIXED_LEN + channel_len + LAN_AGE_LEN;
 }
 
 /* Start a batch at out for base's flags (0 or LAN_FLAG_REPAIR), host,
- * publisher, pid, channel and seq (its first message's): writes the
+ * publisher, pid, channel, age (if has_age) and seq (its first
+ * message's): writes the
  * header (count and lengths filled in by ki_lan_batch_close); its length,
  * or 0 if cap is too small or base is not a valid batch start. */
 size_t ki_lan_batch_open(uint8_t *out, size_t cap, const struct lan_frame *base);

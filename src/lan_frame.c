@@ -138,7 +138,7 @@ int ki_lan_frame_encode_keyed(uint8_t *out, size_t cap, const struct lan_frame *
 	if (strnlen(f->channel, sizeof f->channel) != f->channel_len ||
 	    (f->flags & LAN_FLAG_MAC) || fields_check(f, data, 0) != 0)
 		return -EINVAL;
-	size_t hdr = lan_header_len(f->channel_len);
+	size_t hdr = LAN_FIXED_LEN + f->channel_len + (f->has_age ? LAN_AGE_LEN : 0);
 	if (f->payload_len > LAN_FRAME_MAX - hdr - tag)
 		return -EINVAL;
 	if (cap < hdr + tag || cap - hdr - tag < f->payload_len)
@@ -159,6 +159,8 @@ int ki_lan_frame_encode_keyed(uint8_t *out, size_t cap, const struct lan_frame *
 	lan_put32(out + 60, f->pid);
 	out[64] = f->channel_len;
 	memcpy(out + LAN_FIXED_LEN, f->channel, f->channel_len);
+	if (f->has_age)
+		lan_put32(out + LAN_FIXED_LEN + f->channel_len, f->age_ms);
 	if (f->payload_len)
 		memcpy(out + hdr, data, f->payload_len);
 	lan_put32(out + LAN_CRC_OFFSET, ki_crc32c(0, out, hdr + f->payload_len));
@@ -186,7 +188,7 @@ int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *
 	size_t hdr = lan_get16(buf + 6);
 	uint32_t payload_len = lan_get32(buf + 12);
 	uint8_t channel_len = buf[64];
-	if (hdr < lan_header_len(channel_len) || hdr > LAN_HEADER_MAX)
+	if (hdr < LAN_FIXED_LEN + (size_t)channel_len || hdr > LAN_HEADER_MAX)
 		return -LAN_REJECT_HEADER;
 	/* The flag says whether a tag follows: a frame's length needs it. */
 	size_t tag = buf[5] & LAN_FLAG_MAC ? LAN_TAG_LEN : 0;
@@ -224,6 +226,10 @@ int ki_lan_frame_decode_keyed(const uint8_t *buf, size_t len, struct lan_frame *
 		return -LAN_REJECT_CHANNEL;
 	memcpy(f->channel, buf + LAN_FIXED_LEN, channel_len);
 	f->channel[channel_len] = 0;
+	/* The age, if the header has room for all of it (a header 1 to 3
+	 * bytes longer holds something else of a later revision). */
+	f->has_age = hdr >= LAN_FIXED_LEN + (size_t)channel_len + LAN_AGE_LEN;
+	f->age_ms = f->has_age ? lan_get32(buf + LAN_FIXED_LEN + channel_len) : 0;
 	f->payload = buf + hdr;
 	int bad = fields_check(f, f->payload, keyed);
 	if (bad)

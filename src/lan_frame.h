@@ -48,6 +48,14 @@
 #define LAN_NAK_RANGES_MAX 64
 /* Sequences run from 1 to 2^63 - 1: arithmetic on them never wraps. */
 #define LAN_SEQ_MAX ((1ull << 63) - 1)
+/* The stream's age (a compatible revision of versions 1 and 2): the first
+ * 4 bytes after the channel name, milliseconds since the publisher sent
+ * the stream's first frame, saturating at LAN_AGE_MAX. Present when the
+ * header length leaves room for it; older receivers skip it, frames of
+ * older publishers have none. A receiver tells by it whether it was
+ * listening when the stream began (docs/PROTOCOL.md, "Stream age"). */
+#define LAN_AGE_LEN 4
+#define LAN_AGE_MAX UINT32_MAX
 
 struct lan_frame {
 	uint8_t flags;
@@ -61,6 +69,8 @@ struct lan_frame {
 	uint32_t frag_count;   /* 1: not fragmented */
 	uint8_t channel_len;
 	char channel[KITE_CHANNEL_MAX + 1];
+	uint8_t has_age;       /* the header carries age_ms (encode: write it) */
+	uint32_t age_ms;       /* the stream's age when this was first sent */
 	const uint8_t *payload; /* decode: points into the datagram */
 	uint32_t payload_len;
 };
@@ -113,10 +123,22 @@ uint64_t ki_lan_fragment_offset(uint32_t total, uint32_t count, uint32_t index);
  * per frame (max_payload >= 1). */
 uint32_t ki_lan_fragment_count(uint32_t total, uint32_t max_payload);
 
-/* Header bytes of a frame on this channel. */
+/* Header bytes of a frame on this channel, as this sender writes it
+ * (with the stream's age). */
 static inline size_t lan_header_len(size_t channel_len)
 {
-	return LAN_FIXED_LEN + channel_len;
+	return LAN_FIXED_LEN + channel_len + LAN_AGE_LEN;
+}
+
+/* Milliseconds from start_ns to now_ns (monotonic), saturating at
+ * LAN_AGE_MAX (0 if now_ns is before start_ns: a clock's small step
+ * back). */
+static inline uint32_t lan_age_ms(uint64_t now_ns, uint64_t start_ns)
+{
+	if (now_ns <= start_ns)
+		return 0;
+	uint64_t ms = (now_ns - start_ns) / 1000000u;
+	return ms > LAN_AGE_MAX ? LAN_AGE_MAX : (uint32_t)ms;
 }
 
 /* Bytes a frame takes beyond header and payload: its tag, if keyed. */

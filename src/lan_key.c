@@ -10,20 +10,10 @@
 #include <unistd.h>
 
 #include "lan_blake2b.h"
+#include "hex_digit.h"
 
 /* Two lines and their newlines, and room to see that there is more. */
 #define KEY_FILE_MAX (LAN_KEYS_MAX * (2 * LAN_KEY_LEN + 1) + 1)
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* text[0..n): 1 or 2 lines of exactly 64 hex digits, each ended by a
  * newline (the last one's may be missing). */
@@ -35,7 +25,7 @@ static int parse_keys(const char *text, size_t n, struct lan_keys *out)
 		if (out->n == LAN_KEYS_MAX || n - at < 2 * LAN_KEY_LEN)
 			return -EINVAL;
 		for (size_t i = 0; i < LAN_KEY_LEN; i++) {
-			int hi = hex_digit(text[at + 2 * i]), lo = hex_digit(text[at + 2 * i + 1]);
+			int hi = ki_hex_digit(text[at + 2 * i]), lo = ki_hex_digit(text[at + 2 * i + 1]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			out->key[out->n][i] = (uint8_t)(hi << 4 | lo);

@@ -147,6 +147,9 @@ int ki_lan_socket_receiver(const struct lan_spec *spec, size_t want_rcvbuf, size
 	 * message's fragments then come up as one buffer (ki_lan_gro_split
 	 * cuts it); where it does not, datagrams come one by one as before. */
 	setsockopt(s, IPPROTO_UDP, UDP_GRO, &one, sizeof one);
+	/* Each datagram's arrival time (ki_lan_rx_stamp): without it, the
+	 * read time stands in for it. */
+	setsockopt(s, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
 	int got = 0;
 	socklen_t gl = sizeof got;
 	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &got, &gl);
@@ -200,6 +203,20 @@ size_t ki_lan_gro_size(struct msghdr *h)
 			int v;
 			memcpy(&v, CMSG_DATA(c), sizeof v);
 			return v > 0 ? (size_t)v : 0;
+		}
+	return 0;
+}
+
+uint64_t ki_lan_rx_stamp(struct msghdr *h)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(c), sizeof ts);
+			if (ts.tv_sec < 0 || ts.tv_nsec < 0)
+				return 0;
+			return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 		}
 	return 0;
 }

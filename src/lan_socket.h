@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "lan_spec.h"
 
@@ -70,6 +71,14 @@ size_t ki_lan_gro_size(struct msghdr *h);
  * datagrams (1 for an empty buffer: an empty datagram). */
 size_t ki_lan_gro_split(const uint8_t *buf, size_t len, size_t seg,
 			void (*each)(void *ctx, const uint8_t *datagram, size_t bytes), void *ctx);
+
+/* The kernel's CLOCK_REALTIME stamp of a datagram's arrival (the
+ * receiver asks for SO_TIMESTAMPNS), from a recvmmsg header; 0: none. */
+uint64_t ki_lan_rx_stamp(struct msghdr *h);
+/* Control bytes a received datagram may bring: the drop count, the GRO
+ * segment size, the arrival stamp. */
+#define LAN_RX_CONTROL_LEN \
+	(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct timespec)))
 
 /* Join (join = 1) or leave a group (host byte order) on the interface.
  * -ENOBUFS: more groups than net.ipv4.igmp_max_memberships allows. */

@@ -191,6 +191,26 @@ void ki_lan_stream_begin(struct lan_stream *s, uint64_t seq)
 	}
 }
 
+int ki_lan_stream_heard_start(uint64_t arrived_ns, uint32_t age_ms, uint64_t since_ns)
+{
+	if (age_ms == LAN_AGE_MAX || since_ns >= arrived_ns)
+		return 0;
+	uint64_t age_ns = (uint64_t)age_ms * 1000000u;
+	return arrived_ns - since_ns > age_ns + age_ns / 1000 + LAN_START_MARGIN_NS;
+}
+
+int ki_lan_stream_first(struct lan_stream *s, const struct lan_frame *f, uint64_t arrived_ns,
+			uint64_t since_ns)
+{
+	if (s->started)
+		return 0;
+	if (f->flags & LAN_FLAG_REPAIR)
+		return -1;
+	if (f->has_age && ki_lan_stream_heard_start(arrived_ns, f->age_ms, since_ns))
+		ki_lan_stream_begin(s, 1);
+	return 0;
+}
+
 int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 		    uint64_t reorder_ns, const struct lan_sink *out)
 {

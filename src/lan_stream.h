@@ -86,6 +86,30 @@ struct lan_sink {
  * or reported lost like any after it. No effect once started. */
 void ki_lan_stream_begin(struct lan_stream *s, uint64_t seq);
 
+/* How much later than the moment a receiver started listening a stream
+ * must have begun, by its age, for the receiver to hold that it heard the
+ * beginning: room for a group join still on its way through the LAN's
+ * switches and for the time a frame spent on the wire; plus 1 ms a second
+ * of age for two clocks' rates (see ki_lan_stream_heard_start). */
+#define LAN_START_MARGIN_NS (100 * 1000000ull)
+
+/* Did a receiver that has listened to the stream's channel since since_ns
+ * (monotonic; LAN_LISTEN_NEVER, UINT64_MAX: not) hear it begin? Its
+ * first frame arrived at arrived_ns, of age age_ms: the stream began at
+ * about arrived_ns - age, which must be later than since_ns by the
+ * margin and age / 1000. A saturated age is never later. */
+int ki_lan_stream_heard_start(uint64_t arrived_ns, uint32_t age_ms, uint64_t since_ns);
+
+/* Before f, of a stream not started yet, is taken: a resend (repair flag)
+ * cannot begin a stream (it may be of any old message): -1, drop it.
+ * Else 0, take it; and if f carries the stream's age and it shows the
+ * receiver listening since before the stream began, the stream begins at
+ * sequence 1, so that what came before f and was not heard is a gap, as
+ * any other (a frame without the age, of an older publisher: the stream
+ * begins at f, as a late joiner's). */
+int ki_lan_stream_first(struct lan_stream *s, const struct lan_frame *f, uint64_t arrived_ns,
+			uint64_t since_ns);
+
 /* Take a message heard at now_ns (its data is then owned by the stream,
  * and freed if dropped). Returns 1 delivered or held, 0 dropped as a
  * duplicate or late. */

@@ -8,6 +8,7 @@
 
 #include "proc_lines.h"
 #include "proc_net_inet.h"
+#include "hex_digit.h"
 
 struct cursor {
 	const char *p, *end;
@@ -26,17 +27,6 @@ static int token(struct cursor *c, const char **tok, size_t *len)
 	return *len ? 0 : -1;
 }
 
-static int hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A whole number of len digits in base 10 or 16 that fits in max. */
 static int number(const char *s, size_t len, int base, unsigned long max,
 		  unsigned long *out)
@@ -45,7 +35,7 @@ static int number(const char *s, size_t len, int base, unsigned long max,
 	if (len == 0)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
-		int d = hexdigit(s[i]);
+		int d = ki_hex_digit(s[i]);
 		if (d < 0 || d >= base)
 			return -1;
 		if (v > (max - (unsigned long)d) / (unsigned long)base)

@@ -310,6 +310,83 @@ static void test_every_bit_flip_with_crc_fixed_refused_by_tag(void **state)
 	}
 }
 
+/* A batch of 2 records ("ab", "c") with the stream's age at out. */
+static size_t aged_batch(uint8_t *out, size_t cap, uint32_t age_ms, const struct lan_keys *keys)
+{
+	struct lan_frame f = base("h.x", 9);
+	f.has_age = 1;
+	f.age_ms = age_ms;
+	size_t len = ki_lan_batch_open(out, cap, &f);
+	assert_int_equal(len, lan_batch_header_len(3));
+	len += lan_batch_put(out + len, 1, "ab", 2);
+	len += lan_batch_put(out + len, 2, "c", 1);
+	return ki_lan_batch_close(out, len, 2, keys);
+}
+
+/* The stream's age in a batch: after the channel name, within the header
+ * (CRC and tag cover it); absent from a header too short for it. */
+static void test_stream_age(void **state)
+{
+	(void)state;
+	uint8_t b[1024];
+	size_t len = aged_batch(b, sizeof b, 0x0a0b0c0d, NULL);
+	assert_int_equal(len, 48 + 3 + LAN_AGE_LEN + 12 + 11);
+	assert_int_equal(lan_get16(b + 6), 48 + 3 + LAN_AGE_LEN);
+	assert_memory_equal(b + 51, "\x0a\x0b\x0c\x0d", 4);
+	struct lan_batch got;
+	assert_int_equal(ki_lan_batch_decode_keyed(b, len, &got, NULL), (int)len);
+	assert_true(got.f.has_age);
+	assert_int_equal(got.f.age_ms, 0x0a0b0c0d);
+	/* Each record's frame carries it too (it is the stream's). */
+	struct lan_frame f = got.f;
+	size_t at = 0;
+	ki_lan_batch_record(&got, 1, &at, &f);
+	assert_true(f.has_age && f.age_ms == 0x0a0b0c0d);
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (ki_lan_batch_decode_keyed(b, len, &got, NULL) > 0)
+			fail_msg("bit %zu flipped was accepted", bit);
+		b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	/* Cut anywhere: truncated, nothing read past the end. */
+	for (size_t cut = LAN_BATCH_FIXED_LEN; cut < len; cut++) {
+		uint8_t *exact = malloc(cut);
+		memcpy(exact, b, cut);
+		assert_int_equal(ki_lan_batch_decode_keyed(exact, cut, &got, NULL), -LAN_REJECT_SHORT);
+		free(exact);
+	}
+	/* An older publisher's batch: no age. */
+	len = make_batch(b, sizeof b, "h.x", 9, 3, NULL);
+	assert_int_equal(ki_lan_batch_decode_keyed(b, len, &got, NULL), (int)len);
+	assert_false(got.f.has_age);
+	/* A header 1 to 3 bytes past the channel (another revision's bytes):
+	 * no age; 4 or more: the age is the first 4. The records intact. */
+	for (size_t extra = 1; extra <= 7; extra++) {
+		len = make_batch(b, sizeof b, "h.x", 9, 3, NULL);
+		size_t hdr = 51;
+		memmove(b + hdr + extra, b + hdr, len - hdr);
+		memset(b + hdr, 0x5a, extra);
+		len += extra;
+		lan_put16(b + 6, (uint16_t)(hdr + extra));
+		fix_crc(b, len);
+		uint8_t *exact = malloc(len);
+		memcpy(exact, b, len);
+		assert_int_equal(ki_lan_batch_decode_keyed(exact, len, &got, NULL), (int)len);
+		assert_int_equal(got.f.has_age, extra >= LAN_AGE_LEN);
+		if (extra >= LAN_AGE_LEN)
+			assert_int_equal(got.f.age_ms, 0x5a5a5a5au);
+		check_records(&got, 9, 3);
+		free(exact);
+	}
+	/* Keyed: the tag covers the age. */
+	len = aged_batch(b, sizeof b, 77, &keys_ab);
+	assert_int_equal(ki_lan_batch_decode_keyed(b, len, &got, &keys_ab), (int)len);
+	assert_int_equal(got.f.age_ms, 77);
+	b[51 + 3] ^= 1;
+	fix_crc(b, len - LAN_TAG_LEN);
+	assert_int_equal(ki_lan_batch_decode_keyed(b, len, &got, &keys_ab), -LAN_REJECT_AUTH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_table),
 		cmocka_unit_test(test_every_bit_flip_rejected),
 		cmocka_unit_test(test_every_bit_flip_with_crc_fixed_refused_by_tag),
+		cmocka_unit_test(test_stream_age),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -443,6 +443,87 @@ static void test_later_fields_skipped(void **state)
 	assert_int_equal(f.flags, 0x10);
 }
 
+/* The stream's age (docs/PROTOCOL.md, "Stream age"): 4 bytes after the
+ * channel name, present when the header length holds all 4. */
+static void test_stream_age(void **state)
+{
+	(void)state;
+	uint8_t b[2048];
+	struct lan_frame f = sample("ab.c", 10), g;
+	f.has_age = 1;
+	f.age_ms = 0x01020304;
+	int n = ki_lan_frame_encode(b, sizeof b, &f, "0123456789");
+	assert_int_equal(n, LAN_FIXED_LEN + 4 + LAN_AGE_LEN + 10);
+	assert_int_equal(b[7], LAN_FIXED_LEN + 4 + LAN_AGE_LEN); /* header length */
+	assert_memory_equal(b + LAN_FIXED_LEN + 4, "\x01\x02\x03\x04", 4);
+	assert_int_equal(ki_lan_frame_decode(b, (size_t)n, &g), n);
+	assert_true(g.has_age);
+	assert_int_equal(g.age_ms, 0x01020304);
+	assert_memory_equal(g.payload, "0123456789", 10);
+	/* Every bit of it is covered by the CRC. */
+	for (size_t bit = 0; bit < (size_t)n * 8; bit++) {
+		b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (ki_lan_frame_decode(b, (size_t)n, &g) > 0)
+			fail_msg("bit %zu flipped was accepted", bit);
+		b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	/* Cut inside the age (or the payload): truncated, never read past. */
+	for (size_t cut = LAN_FIXED_LEN + 4; cut < (size_t)n; cut++) {
+		uint8_t *exact = malloc(cut);
+		memcpy(exact, b, cut);
+		assert_int_equal(ki_lan_frame_decode(exact, cut, &g), -LAN_REJECT_SHORT);
+		free(exact);
+	}
+	/* Saturated. */
+	f.age_ms = LAN_AGE_MAX;
+	n = ki_lan_frame_encode(b, sizeof b, &f, "0123456789");
+	assert_int_equal(ki_lan_frame_decode(b, (size_t)n, &g), n);
+	assert_int_equal(g.age_ms, LAN_AGE_MAX);
+	/* Without it (an older publisher): none read. */
+	f.has_age = 0;
+	n = ki_lan_frame_encode(b, sizeof b, &f, "0123456789");
+	assert_int_equal(n, LAN_FIXED_LEN + 4 + 10);
+	assert_int_equal(ki_lan_frame_decode(b, (size_t)n, &g), n);
+	assert_false(g.has_age);
+	/* A header 1 to 3 bytes longer than its channel holds something of
+	 * another revision, too short for the age: no age, payload intact;
+	 * 4 or more, the age is its first 4 (the rest skipped). */
+	for (size_t extra = 1; extra <= 9; extra++) {
+		uint8_t c[2048];
+		size_t len = base_frame(c, sizeof c), hdr = LAN_FIXED_LEN + 4;
+		memmove(c + hdr + extra, c + hdr, len - hdr);
+		memset(c + hdr, 0xa5, extra);
+		len += extra;
+		c[7] = (uint8_t)(hdr + extra);
+		fix_crc(c, len);
+		uint8_t *exact = malloc(len);
+		memcpy(exact, c, len);
+		assert_int_equal(ki_lan_frame_decode(exact, len, &g), (int)len);
+		assert_int_equal(g.has_age, extra >= LAN_AGE_LEN);
+		if (extra >= LAN_AGE_LEN)
+			assert_int_equal(g.age_ms, 0xa5a5a5a5u);
+		assert_memory_equal(g.payload, "0123456789", 10);
+		free(exact);
+	}
+}
+
+/* The tag covers the age: a keyless host cannot change it. */
+static void test_stream_age_authenticated(void **state)
+{
+	(void)state;
+	uint8_t b[2048];
+	struct lan_frame f = sample("ab.c", 10), g;
+	f.has_age = 1;
+	f.age_ms = 1234;
+	int n = ki_lan_frame_encode_keyed(b, sizeof b, &f, "0123456789", &keys_ab);
+	assert_true(n > 0);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, (size_t)n, &g, &keys_ab), n);
+	assert_int_equal(g.age_ms, 1234);
+	b[LAN_FIXED_LEN + 4 + 3] ^= 0x01; /* age 1235, CRC made right */
+	fix_crc(b, (size_t)n - LAN_TAG_LEN);
+	assert_int_equal(ki_lan_frame_decode_keyed(b, (size_t)n, &g, &keys_ab), -LAN_REJECT_AUTH);
+}
+
 static void test_reject_names(void **state)
 {
 	(void)state;
@@ -465,6 +546,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_table),
 		cmocka_unit_test(test_every_bit_flip_rejected),
 		cmocka_unit_test(test_later_fields_skipped),
+		cmocka_unit_test(test_stream_age),
+		cmocka_unit_test(test_stream_age_authenticated),
 		cmocka_unit_test(test_reject_names),
 		cmocka_unit_test(test_auth_valid_tag),
 		cmocka_unit_test(test_auth_every_bit_flip_rejected),

@@ -30,6 +30,19 @@
  *     publisher id and the address it came from, and sends that address
  *     COUNT well-formed NAKs asking for every sequence there can be, as
  *     fast as it can; prints "naks COUNT ms ELAPSED".
+ *   lan_tool nak IFACE CHANNEL FIRST LAST GO
+ *     An asker: waits (10 s at most) for a frame on CHANNEL, learns its
+ *     publisher as naks does, prints "heard", then waits (10 s at most)
+ *     for the file GO to exist and sends that publisher one NAK for
+ *     FIRST..LAST (so that it resends them to the group, where any host
+ *     hears them); prints "nak sent".
+ *   lan_tool oldpub IFACE CHANNEL FIRST LAST
+ *     A publisher of before the stream's age (its frames have none), that
+ *     never sent "nothing sent yet" nor FIRST - 1 messages before
+ *     (lost, or sent before anyone listened): messages FIRST..LAST
+ *     (payload "oN"), the first three one version-1 frame a datagram,
+ *     the rest in batches of 8, 2 ms apart; then its goodbye, three
+ *     times. Prints "sent N".
  *   lan_tool forge IFACE CHANNEL COUNT
  *     A forger without the key: waits (10 s at most) for an authenticated
  *     message frame on CHANNEL, and sends its group COUNT messages as that
@@ -60,6 +73,7 @@
 
 #include "kite.h"
 
+#include "lan_batch.h"
 #include "lan_crc32c.h"
 #include "lan_frame.h"
 #include "lan_group.h"
@@ -325,6 +339,23 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* Wait for a frame on channel at rx: its header in f, its sender's
+ * address in from. -1 after 10 s of nothing. */
+static int learn_publisher(int rx, const char *channel, struct lan_frame *f,
+			   struct sockaddr_in *from)
+{
+	static uint8_t buf[65536];
+	for (;;) {
+		struct pollfd p = {.fd = rx, .events = POLLIN};
+		if (poll(&p, 1, 10000) <= 0)
+			return -1;
+		socklen_t fl = sizeof *from;
+		ssize_t n = recvfrom(rx, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
+		if (n > 0 && ki_lan_frame_decode(buf, (size_t)n, f) > 0 && !strcmp(f->channel, channel))
+			return 0;
+	}
+}
+
 static int forge_naks(char **argv)
 {
 	struct lan_spec spec;
@@ -345,16 +376,9 @@ static int forge_naks(char **argv)
 	static uint8_t buf[65536];
 	struct lan_frame f;
 	struct sockaddr_in from;
-	for (;;) {
-		struct pollfd p = {.fd = rx, .events = POLLIN};
-		if (poll(&p, 1, 10000) <= 0) {
-			fprintf(stderr, "lan_tool: naks: heard no frame on %s\n", channel);
-			return 1;
-		}
-		socklen_t fl = sizeof from;
-		ssize_t n = recvfrom(rx, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-		if (n > 0 && ki_lan_frame_decode(buf, (size_t)n, &f) > 0 && !strcmp(f.channel, channel))
-			break;
+	if (learn_publisher(rx, channel, &f, &from) < 0) {
+		fprintf(stderr, "lan_tool: naks: heard no frame on %s\n", channel);
+		return 1;
 	}
 	struct lan_frame nak = f;
 	nak.host = 0xf0f0f0f0ull;
@@ -372,6 +396,96 @@ static int forge_naks(char **argv)
 			return 1;
 		}
 	printf("naks %lu ms %.0f\n", count, now_ms() - t0);
+	return 0;
+}
+
+static int nak_once(char **argv)
+{
+	struct lan_spec spec;
+	struct lan_iface ifc;
+	int tx;
+	if (open_iface(argv[0], &spec, &ifc, &tx))
+		return 1;
+	const char *channel = argv[1];
+	struct lan_seq_range r = {strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10)};
+	size_t granted;
+	int rx = ki_lan_socket_receiver(&spec, 1u << 20, &granted);
+	if (rx < 0 || ki_lan_socket_membership(rx, ki_lan_group_of(&spec.range, channel), &ifc, 1) < 0) {
+		fprintf(stderr, "lan_tool: nak: cannot listen\n");
+		return 1;
+	}
+	struct lan_frame f;
+	struct sockaddr_in from;
+	if (learn_publisher(rx, channel, &f, &from) < 0) {
+		fprintf(stderr, "lan_tool: nak: heard no frame on %s\n", channel);
+		return 1;
+	}
+	printf("heard\n");
+	fflush(stdout);
+	for (int i = 0; access(argv[4], F_OK) != 0; i++) {
+		if (i == 1000) {
+			fprintf(stderr, "lan_tool: nak: no %s\n", argv[4]);
+			return 1;
+		}
+		usleep(10000);
+	}
+	uint8_t buf[LAN_HEADER_MAX + 64];
+	f.host = 0xa5a5a5a5ull;
+	f.pid = 1;
+	int len = ki_lan_nak_encode(buf, sizeof buf, &f, &r, 1, NULL);
+	if (len <= 0 || sendto(tx, buf, (size_t)len, 0, (struct sockaddr *)&from, sizeof from) != len) {
+		fprintf(stderr, "lan_tool: nak: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("nak sent\n");
+	return 0;
+}
+
+static int old_publisher(char **argv)
+{
+	struct forger g;
+	if (open_forger(argv, 0x01d01d01dull, &g))
+		return 1;
+	uint64_t first = strtoull(argv[2], NULL, 10), last = strtoull(argv[3], NULL, 10);
+	static uint8_t out[1400];
+	struct lan_frame f = g.f; /* has_age 0: as kite before the stream's age */
+	f.publisher = 0x01d;
+	f.frag_count = 1;
+	char text[32];
+	for (uint64_t q = first; q <= last;) {
+		size_t len = 0;
+		f.flags = 0;
+		f.seq = q;
+		if (q < first + 3) { /* a lone version-1 frame */
+			f.total_len = f.payload_len = (uint32_t)snprintf(text, sizeof text, "o%llu",
+									 (unsigned long long)q);
+			int n = ki_lan_frame_encode(out, sizeof out, &f, text);
+			if (n <= 0)
+				return 1;
+			len = (size_t)n;
+			q++;
+		} else { /* a batch of up to 8 */
+			len = ki_lan_batch_open(out, sizeof out, &f);
+			uint32_t count = 0;
+			for (; q <= last && count < 8; q++, count++) {
+				int n = snprintf(text, sizeof text, "o%llu", (unsigned long long)q);
+				len += lan_batch_put(out + len, 0, text, (uint16_t)n);
+			}
+			len = ki_lan_batch_close(out, len, count, NULL);
+		}
+		if (send_to(g.tx, g.group, g.spec.range.port, out, len) < 0) {
+			fprintf(stderr, "lan_tool: oldpub: %s\n", strerror(errno));
+			return 1;
+		}
+		usleep(2000);
+	}
+	f.flags = LAN_FLAG_STATE | LAN_FLAG_GONE;
+	f.seq = last;
+	f.total_len = f.payload_len = 0;
+	int n = ki_lan_frame_encode(out, sizeof out, &f, NULL);
+	for (int i = 0; i < 3 && n > 0; i++)
+		send_to(g.tx, g.group, g.spec.range.port, out, (size_t)n);
+	printf("sent %llu\n", (unsigned long long)(last - first + 1));
 	return 0;
 }
 
@@ -573,6 +687,10 @@ int main(int argc, char **argv)
 		return forge_naks(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "forge"))
 		return forge(argv + 2);
+	if (argc == 7 && !strcmp(argv[1], "nak"))
+		return nak_once(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "oldpub"))
+		return old_publisher(argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "stall"))
 		return stall(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
@@ -581,6 +699,8 @@ int main(int argc, char **argv)
 			"       lan_tool flap IFACE CHANNEL COUNT\n"
 			"       lan_tool hold IFACE CHANNEL PUBLISHERS COUNT SIZE\n"
 			"       lan_tool naks IFACE CHANNEL COUNT\n"
+			"       lan_tool nak IFACE CHANNEL FIRST LAST GO\n"
+			"       lan_tool oldpub IFACE CHANNEL FIRST LAST\n"
 			"       lan_tool forge IFACE CHANNEL COUNT\n"
 			"       lan_tool stall IFACE PATTERN\n");
 	return 100;

@@ -43,7 +43,7 @@ lanstat() { sed -n "s/.*[;,:] $2 \([0-9]*\).*/\1/p" "$1" | head -1; }
 # LEN random letters and digits, one line.
 line_of() { tr -dc 'a-z0-9' </dev/urandom | head -c "$1"; echo; }
 
-# Fragment payload per frame: 972 - 65 - 6 ("gso.xy") header bytes, less
+# Fragment payload per frame: 972 - 65 - 6 ("gso.xy") - 4 (stream age) header bytes, less
 # the 16-byte tag with a key. A message of c fragments goes in
 # c / 64 UDP_SEGMENT sends, plus one for a remainder of 2 or more (a lone
 # last fragment goes by itself).
@@ -87,8 +87,8 @@ run_sizes() { # NAME LANOPTS ROOM [resends]: with resends, more GSO sends
 }
 
 # --- sizes around every send boundary ----------------------------------
-run_sizes plain "" $((972 - 71))
-run_sizes keyed ",key=$tmpdir/k,repair=1" $((972 - 71 - 16))
+run_sizes plain "" $((972 - 75))
+run_sizes keyed ",key=$tmpdir/k,repair=1" $((972 - 75 - 16))
 
 # --- repaired under loss: a whole send (up to 64 fragments) is lost -----
 # b drops the 4th UDP packet of every 7 to the LAN port: a GSO send
@@ -101,7 +101,7 @@ table inet kite_loss {
 	chain in { type filter hook input priority 0; udp dport 7475 numgen inc mod 7 == 3 counter drop; }
 }
 NFT
-run_sizes repaired ",key=$tmpdir/k,repair=1" $((972 - 71 - 16)) resends
+run_sizes repaired ",key=$tmpdir/k,repair=1" $((972 - 75 - 16)) resends
 rep=$(lanstat "$tmpdir/repaired.err" repaired)
 dropped=$(in_ns b nft list table inet kite_loss | sed -n 's/.*packets \([0-9]*\).*/\1/p')
 check "repaired: $dropped sends dropped, $rep messages repaired" \

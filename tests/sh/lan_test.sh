@@ -224,13 +224,14 @@ in_ns a nft delete table inet kite_loss
 
 # --- repair of a lost last message: the closing publisher lingers --------
 # a drops the original (flags byte 0) of the datagram whose payload is
-# "LAST" (after the 8-byte UDP header, the 65-byte frame header and the
-# 6-byte channel name: bit 632), never its resend (flags 0x10); the
+# "LAST" (after the 8-byte UDP header, the 65-byte frame header, the
+# 6-byte channel name and the 4-byte stream age: bit 664), never its
+# resend (flags 0x10); the
 # publisher closes right after sending it. Its goodbye tells a what it
 # missed; the publisher answers the NAK before it goes.
 in_ns a nft -f - <<'NFT'
 table inet kite_tail {
-	chain in { type filter hook input priority 0; udp dport 7475 @th,104,8 0x00 @th,632,32 0x4c415354 drop; }
+	chain in { type filter hook input priority 0; udp dport 7475 @th,104,8 0x00 @th,664,32 0x4c415354 drop; }
 }
 NFT
 start_sub a "$tmpdir/at" -g 'tail.>' --lan eth0,repair=1
@@ -276,6 +277,106 @@ check "first message incomplete: the state frames and the fragment were dropped"
 	eval '[ "$(in_ns a nft list table inet kite_first | grep -c "packets [1-9]")" = 2 ]'
 in_ns a nft delete table inet kite_first
 
+# --- the whole beginning lost: state frames and messages 1..3 -----------
+# a listens from well before b starts; it drops both "nothing sent yet"
+# state frames and every first sending of messages 1, 2 and 3 (sequence
+# at bit 320; their resends, flags 0x10, pass). The first frame a hears
+# is message 4, whose stream age says the stream began after a started
+# listening: 1..3 are a gap, reported lost (repair off) or resent.
+in_ns a nft -f - <<'NFT'
+table inet kite_begin {
+	chain in { type filter hook input priority 0;
+		udp dport 7475 @th,104,8 0x02 @th,320,64 0 counter drop;
+		udp dport 7475 @th,104,8 0x00 @th,320,64 1 counter drop;
+		udp dport 7475 @th,104,8 0x00 @th,320,64 2 counter drop;
+		udp dport 7475 @th,104,8 0x00 @th,320,64 3 counter drop; }
+}
+NFT
+NB=12
+for fix in 0 1; do
+	start_sub a "$tmpdir/abegin$fix" -g 'begin.>' --lan "eth0,repair=$fix"
+	pa=$LAST_PID
+	sleep 0.3 # (well past the margin of 100 ms: a heard the stream begin)
+	for i in $(seq 1 $NB); do echo "b$i"; sleep 0.01; done |
+		in_ns b "$KITE" pub --lan "eth0,repair=$fix,pack_us=0" begin.x
+	wait "$pa"
+	want="$((NB - 3)) 3"; [ $fix = 1 ] && want="$NB 0"
+	check "beginning lost (state frames, messages 1-3), repair=$fix: received, lost = $want ($(counts "$tmpdir/abegin$fix.err"))" \
+		[ "$(counts "$tmpdir/abegin$fix.err")" = "$want" ]
+done
+check "beginning lost, repaired: 1-3 delivered by resends ($(lanstat "$tmpdir/abegin1.err" repaired))" \
+	eval '[ "$(lanstat "$tmpdir/abegin1.err" repaired)" = 3 ] && grep -q "seq=1 b1\$" "$tmpdir/abegin1"'
+check "beginning lost: every state frame and message rule dropped something" \
+	eval '[ "$(in_ns a nft list table inet kite_begin | grep -c "packets [1-9]")" = 4 ]'
+in_ns a nft delete table inet kite_begin
+
+# --- a late joiner: begins at its first frame heard ---------------------
+# b has published for a while when a subscribes: nothing of before is a
+# loss of a's, by the stream's age.
+late_pub() {
+	for i in $(seq 1 60); do echo "l$i"; sleep 0.05; done |
+		in_ns b "$KITE" pub --lan eth0,pack_us=0 late.x
+}
+spawn late_pub
+plate=$LAST_PID
+sleep 1
+start_sub a "$tmpdir/alate" -g 'late.>'
+pa=$LAST_PID
+wait "$plate"
+wait "$pa"
+read -r gl ll <<<"$(counts "$tmpdir/alate.err")"
+first=$(head -1 "$tmpdir/alate" | sed -n 's/.* seq=\([0-9]*\) .*/\1/p')
+check "late joiner: began at its first frame heard (seq ${first:-none}), received $gl, lost $ll" \
+	eval '[ "${first:-1}" -gt 1 ] && [ "$ll" = 0 ] && [ "$((gl + first - 1))" = 60 ]'
+
+# --- a late joiner whose first frame is a resend -------------------------
+# b sends 1..10, pauses, then 11..20. During the pause a subscribes (it
+# drops b's state frames, so nothing live reaches it before 11) and d
+# asks b for 3..5 again: a hears their resends first. A resend never
+# begins a stream: a begins at 11, with nothing lost.
+in_ns a nft -f - <<'NFT'
+table inet kite_resend {
+	chain in { type filter hook input priority 0;
+		udp dport 7475 @th,104,8 0x02 drop;
+		udp dport 7475 @th,104,8 0x10 counter; }
+}
+NFT
+spawn in_ns d "$tool" nak eth0 resend.x 3 5 "$tmpdir/go" >"$tmpdir/nak"
+pnak=$LAST_PID
+resend_pub() {
+	{ for i in $(seq 1 10); do echo "r$i"; done; sleep 2.5
+	  for i in $(seq 11 20); do echo "r$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan eth0,repair=1,pack_us=0 resend.x
+}
+spawn resend_pub
+presend=$LAST_PID
+wait_for 5 grep -q heard "$tmpdir/nak"
+sleep 0.3
+start_sub a "$tmpdir/aresend" -g 'resend.>'
+pa=$LAST_PID
+touch "$tmpdir/go"
+wait "$pnak"
+wait "$presend"
+wait "$pa"
+check "resend first: d's NAK sent, its resends reached a" \
+	eval 'grep -q "nak sent" "$tmpdir/nak" && in_ns a nft list table inet kite_resend | grep -q "packets [1-9]"'
+first=$(head -1 "$tmpdir/aresend" | sed -n 's/.* seq=\([0-9]*\) .*/\1/p')
+check "resend first: a began at the first live frame (seq ${first:-none}), $(counts "$tmpdir/aresend.err") received, lost" \
+	eval '[ "${first:-0}" = 11 ] && [ "$(counts "$tmpdir/aresend.err")" = "10 0" ]'
+in_ns a nft delete table inet kite_resend
+
+# --- an older publisher (frames without the stream's age) ---------------
+# Its first frames heard are message 4 (no "nothing sent yet"): with no
+# age to tell, a begins there, as kite before the age did; v1 frames and
+# batches without it are taken as ever.
+start_sub a "$tmpdir/aold" -g 'old.>'
+pa=$LAST_PID
+sleep 0.3
+in_ns d "$tool" oldpub eth0 old.x 4 40 >"$tmpdir/oldpub"
+wait "$pa"
+check "older publisher: begins at its first frame, nothing lost ($(counts "$tmpdir/aold.err"))" \
+	eval '[ "$(counts "$tmpdir/aold.err")" = "37 0" ] && head -1 "$tmpdir/aold" | grep -q "seq=4 o4\$"'
+
 # --- forged NAKs: resends stay within the publisher's budget ------------
 # d forges NAKs, as fast as it can, for every sequence of b's stream (the
 # address and publisher id it learnt by listening). b resends at most
@@ -297,8 +398,8 @@ wait "$pforge"
 resentf=$(lanstat "$tmpdir/pubf" resent)
 refusedf=$(lanstat "$tmpdir/pubf" "resend refused")
 ms=$(( (t1 - t0) / 1000000 ))
-# Each resend is one 1072-byte frame (65 + 7 + 1000).
-limit=$(( (1048576 + 8388608 * (ms + 100) / 1000) / 1072 ))
+# Each resend is one 1076-byte frame (65 + 7 + 4 + 1000).
+limit=$(( (1048576 + 8388608 * (ms + 100) / 1000) / 1076 ))
 check "forged NAKs ($(tail -1 "$tmpdir/forge")): $resentf resent in $ms ms, within the budget ($limit)" \
 	eval '[ "${resentf:-0}" -gt 0 ] && [ "$resentf" -le "$limit" ]'
 check "forged NAKs: the rest refused and counted ($refusedf)" [ "${refusedf:-0}" -gt 0 ]
