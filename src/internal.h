@@ -214,6 +214,7 @@ struct pub_ring {
 	struct ring_writer w;
 	uint32_t inline_max;   /* of w's geometry: ki_ring_inline_max ... */
 	uint64_t pool_msg_max; /* ... and ki_ring_pool_msg_max, once per ring */
+	void *lan_pub;         /* the LAN's record of the channel (lan.c), once found */
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
 	struct offer_mark *marks; /* every live subscriber it was offered to */

@@ -584,7 +584,7 @@ void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timest
 		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
 	if (k->lan) /* (a call not made: 2.5 % of a 64-byte publish) */
-		ki_lan_publish(k, r->channel, seq, timestamp_ns, data, len);
+		ki_lan_publish(k, r->channel, &r->lan_pub, seq, timestamp_ns, data, len);
 	r->bytes_published += len;
 	wake_sleepers(k, r);
 }
