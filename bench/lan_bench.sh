@@ -174,6 +174,7 @@ echo "64 B unpaced: kite $(fmt_si "$k64") with $(fmt_pct "$(med "${R["64|kite|lo
 echo "64 B at zero loss: kite $(zl_line 64)"
 echo "64 B: kite at zero loss >= 2x ZeroMQ: $(verdict "$(awk -v a="$(zl_rate 64)" -v b="$z64" 'BEGIN{print (b ? a / b : 0)}')" ge 2)"
 for s in 1024 65536; do
+	[ -n "${R["$s|kite|rate"]:-}" ] || continue # not run (LAN_SIZES)
 	k=$(med "${R["$s|kite|rate"]:-0}"); z=$(med "${R["$s|zmq|rate"]:-0}")
 	u=$(med "${R["$s|udp|rate"]:-0}"); g=$(med "${R["$s|udp-gso|rate"]:-0}")
 	best=$(awk -v u="$u" -v g="$g" 'BEGIN{print (u > g ? u : g)}')

@@ -7,15 +7,19 @@
  *           the records are in its own cache (instructions only)
  *   behind  the publisher writes a batch of 512, then the subscriber reads
  *           them: every line comes from the other CPU, which is done with it
+ *   far     the same with batches of 12,000 (about half the default ring,
+ *           1 MiB): a reader far behind its publisher, its lines no longer
+ *           in the other CPU's nearest caches (what decides whether a
+ *           reader that fell behind catches up or is lapped again)
  *   live    the publisher publishes 3,000,000 flat out while the subscriber
  *           polls (kite_recv with timeout 0) and sums the time (TSC) of the
  *           calls that returned a message (plus two TSC reads each); also
  *           both rates and the loss
  *
  * Prints one line per figure: median ns per message over the batches
- * (cached, behind), or over the whole run (live).
+ * (cached, behind, far), or over the whole run (live).
  *
- *   build/bench/recv_cost [cached|behind|live]...   (default: all three)
+ *   build/bench/recv_cost [cached|behind|far|live]...   (default: all four)
  */
 #include <errno.h>
 #include <kite.h>
@@ -38,6 +42,8 @@
 #define CACHED_ROUNDS 4000
 #define BEHIND_BATCH 512 /* far below a lap of the default ring */
 #define BEHIND_ROUNDS 4000
+#define FAR_BATCH 12000 /* about half the default ring's 2 MiB */
+#define FAR_ROUNDS 200
 #define LIVE_COUNT 3000000ull
 
 static char bus[64];
@@ -153,6 +159,7 @@ struct shared {
 	_Atomic int round, round_read;
 	uint64_t pub_ns;
 	int live;
+	int batch, rounds; /* not live: messages per batch, batches */
 };
 
 static void *publisher(void *arg)
@@ -171,8 +178,8 @@ static void *publisher(void *arg)
 			kite_publish(pub, "cost", msg, MSG);
 		sh->pub_ns = now_ns() - t0;
 	} else {
-		for (int r = 1; r <= BEHIND_ROUNDS; r++) {
-			for (int i = 0; i < BEHIND_BATCH; i++)
+		for (int r = 1; r <= sh->rounds; r++) {
+			for (int i = 0; i < sh->batch; i++)
 				kite_publish(pub, "cost", msg, MSG);
 			atomic_store(&sh->round, r);
 			while (atomic_load(&sh->round_read) != r)
@@ -184,9 +191,9 @@ static void *publisher(void *arg)
 	return NULL;
 }
 
-static void two_cpus(int live)
+static void two_cpus(int live, int batch, int rounds)
 {
-	struct shared sh = {.live = live};
+	struct shared sh = {.live = live, .batch = batch, .rounds = rounds};
 	pthread_t t;
 	pin(1);
 	kite *sub = open_handle(UINT32_MAX - 1);
@@ -205,19 +212,19 @@ static void two_cpus(int live)
 	lost = 0;
 	atomic_store(&sh.go, 1);
 	if (!live) {
-		static double per[BEHIND_ROUNDS];
-		for (int r = 1; r <= BEHIND_ROUNDS; r++) {
+		static double per[BEHIND_ROUNDS > FAR_ROUNDS ? BEHIND_ROUNDS : FAR_ROUNDS];
+		for (int r = 1; r <= rounds; r++) {
 			while (atomic_load(&sh.round) != r)
 				;
 			uint64_t t0 = now_ns();
-			for (int i = 0; i < BEHIND_BATCH; i++)
+			for (int i = 0; i < batch; i++)
 				sink += next_message(sub, &lost);
-			per[r - 1] = (double)(now_ns() - t0) / BEHIND_BATCH;
+			per[r - 1] = (double)(now_ns() - t0) / batch;
 			atomic_store(&sh.round_read, r);
 		}
-		printf("behind: %.1f ns per message (median of %d batches of %d; lost %llu)\n",
-		       median(per, BEHIND_ROUNDS), BEHIND_ROUNDS, BEHIND_BATCH,
-		       (unsigned long long)lost);
+		printf("%s: %.1f ns per message (median of %d batches of %d; lost %llu)\n",
+		       batch == FAR_BATCH ? "far" : "behind", median(per, (size_t)rounds), rounds,
+		       batch, (unsigned long long)lost);
 	} else {
 #ifdef HAVE_TSC
 		uint64_t got = 0, ticks = 0, t0 = now_ns(), c0 = __rdtsc();
@@ -257,20 +264,22 @@ static void two_cpus(int live)
 
 int main(int argc, char **argv)
 {
-	static const char *const all[] = {"cached", "behind", "live"};
+	static const char *const all[] = {"cached", "behind", "far", "live"};
 	const char *const *which = argc > 1 ? (const char *const *)argv + 1 : all;
-	int n = argc > 1 ? argc - 1 : 3;
+	int n = argc > 1 ? argc - 1 : 4;
 	memset(msg, 7, sizeof msg);
 	for (int i = 0; i < n; i++) {
 		snprintf(bus, sizeof bus, "cost%d%d", (int)getpid(), i);
 		if (!strcmp(which[i], "cached")) {
 			cached();
 		} else if (!strcmp(which[i], "behind")) {
-			two_cpus(0);
+			two_cpus(0, BEHIND_BATCH, BEHIND_ROUNDS);
+		} else if (!strcmp(which[i], "far")) {
+			two_cpus(0, FAR_BATCH, FAR_ROUNDS);
 		} else if (!strcmp(which[i], "live")) {
-			two_cpus(1);
+			two_cpus(1, 0, 0);
 		} else {
-			fprintf(stderr, "usage: recv_cost [cached|behind|live]...\n");
+			fprintf(stderr, "usage: recv_cost [cached|behind|far|live]...\n");
 			return 2;
 		}
 	}

@@ -24,7 +24,7 @@
 static struct pub_ring *claimed_ring(kite *k, const char *channel)
 {
 	struct pub_ring *r = k->last_pub;
-	if (!r || strcmp(r->channel, channel))
+	if (!r || !ki_pub_same_channel(r, channel))
 		r = ki_pub_find(k, channel);
 	return r && r->claimed ? r : NULL;
 }

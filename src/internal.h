@@ -207,12 +207,14 @@ struct reliable_sub {
 /* A ring we publish into. */
 struct pub_ring {
 	char channel[KITE_CHANNEL_MAX + 1];
+	size_t channel_len; /* strlen(channel), for ki_pub_same_channel */
 	uint64_t ring_id;
 	int fd;
 	size_t bytes;
 	struct ring_writer w;
 	uint32_t inline_max;   /* of w's geometry: ki_ring_inline_max ... */
 	uint64_t pool_msg_max; /* ... and ki_ring_pool_msg_max, once per ring */
+	void *lan_pub;         /* the LAN's record of the channel (lan.c), once found */
 	struct peer **subs; /* peers that hold this ring */
 	size_t nsubs, cap;
 	struct offer_mark *marks; /* every live subscriber it was offered to */
@@ -243,6 +245,19 @@ struct pub_ring {
 	uint64_t nlarge_written;
 	struct pub_ring *hash_next;
 };
+
+/* Is channel (a caller's string, of any length) r's channel? Byte by
+ * byte against the length we know: r's name has channel_len bytes that are
+ * not NUL, so the first difference, if any, is found at or before the
+ * caller's NUL, and nothing past it is read. (Inlined in the hot path:
+ * a 64-byte publish took some 4 ns longer, of 33, with libc's strcmp.) */
+static inline int ki_pub_same_channel(const struct pub_ring *r, const char *channel)
+{
+	for (size_t i = 0; i < r->channel_len; i++)
+		if (channel[i] != r->channel[i])
+			return 0;
+	return channel[r->channel_len] == '\0';
+}
 
 struct large_fd {
 	uint64_t large_id;

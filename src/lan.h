@@ -22,9 +22,11 @@ int ki_lan_open(kite *k, const char *spec);
 void ki_lan_close(kite *k, int say_gone);
 
 /* After a message went into the local ring: send it on the LAN, with the
- * ring record's timestamp (CLOCK_REALTIME). */
-void ki_lan_publish(kite *k, const char *channel, uint64_t seq, uint64_t timestamp_ns,
-		    const void *data, size_t len);
+ * ring record's timestamp (CLOCK_REALTIME). *lan_pub (the ring's, NULL at
+ * first) keeps the LAN's record of the channel: no look-up by name the
+ * next time. */
+void ki_lan_publish(kite *k, const char *channel, void **lan_pub, uint64_t seq,
+		    uint64_t timestamp_ns, const void *data, size_t len);
 
 /* Join what a new pattern needs / leave what only a removed one needed. */
 int ki_lan_subscribe(kite *k, const char *pattern);

@@ -135,15 +135,3 @@ int ki_lan_batch_decode_keyed(const uint8_t *buf, size_t len, struct lan_batch *
 	f->total_len = 0;
 	return (int)(hdr + body + tag);
 }
-
-void ki_lan_batch_record(const struct lan_batch *b, uint32_t i, size_t *at,
-			 struct lan_frame *f)
-{
-	const uint8_t *r = b->f.payload + *at;
-	uint16_t len = lan_get16(r);
-	f->seq = b->f.seq + i;
-	f->timestamp_ns = lan_get64(r + 2);
-	f->payload = r + LAN_BATCH_RECORD_LEN;
-	f->payload_len = f->total_len = len;
-	*at += LAN_BATCH_RECORD_LEN + (size_t)len;
-}

@@ -64,9 +64,11 @@ int ki_lan_batch_decode_keyed(const uint8_t *buf, size_t len, struct lan_batch *
 
 /* Record at *at (0 for the first) of an accepted batch, as the frame of a
  * whole message: f gets b's shared fields, sequence first + i for record
- * i, timestamp, payload. *at moves to the next. */
-void ki_lan_batch_record(const struct lan_batch *b, uint32_t i, size_t *at,
-			 struct lan_frame *f);
+ * i, timestamp, payload. *at moves to the next. (Inline: a call wrote f's
+ * fields to memory for the receiver to read straight back, a stalled
+ * store-to-load forward a message.) */
+static inline void ki_lan_batch_record(const struct lan_batch *b, uint32_t i, size_t *at,
+				       struct lan_frame *f);
 
 #include "lan_bytes.h"
 #include <string.h>
@@ -79,6 +81,18 @@ static inline size_t lan_batch_put(uint8_t *out, uint64_t timestamp_ns, const vo
 	if (len)
 		memcpy(out + LAN_BATCH_RECORD_LEN, data, len);
 	return LAN_BATCH_RECORD_LEN + (size_t)len;
+}
+
+static inline void ki_lan_batch_record(const struct lan_batch *b, uint32_t i, size_t *at,
+				       struct lan_frame *f)
+{
+	const uint8_t *r = b->f.payload + *at;
+	uint16_t len = lan_get16(r);
+	f->seq = b->f.seq + i;
+	f->timestamp_ns = lan_get64(r + 2);
+	f->payload = r + LAN_BATCH_RECORD_LEN;
+	f->payload_len = f->total_len = len;
+	*at += LAN_BATCH_RECORD_LEN + (size_t)len;
 }
 
 #endif

@@ -15,4 +15,11 @@ uint32_t ki_crc32c(uint32_t crc, const void *data, size_t len);
 /* The same, always in portable C (tests compare the two). */
 uint32_t ki_crc32c_portable(uint32_t crc, const void *data, size_t len);
 
+/* Tests: how many implementations this CPU can run (1..3), and the CRC
+ * through one of them: 0 portable, 1 one crc32 chain (SSE4.2), 2 three
+ * chains joined by carry-less multiplies (SSE4.2 and PCLMULQDQ; short
+ * buffers take one chain there too). */
+int ki_crc32c_paths(void);
+uint32_t ki_crc32c_path(int path, uint32_t crc, const void *data, size_t len);
+
 #endif

@@ -8,9 +8,11 @@
 
 void ki_lan_msg_free(struct lan_msg *m)
 {
-	free(m->block ? m->block : m->data);
+	/* m may lie in its own block: emptied before that is freed. */
+	void *p = m->block ? m->block : m->data;
 	m->data = NULL;
 	m->block = NULL;
+	free(p);
 }
 
 static size_t window(const struct lan_stream *s)

@@ -376,6 +376,7 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	if (!r)
 		return NULL;
 	snprintf(r->channel, sizeof r->channel, "%s", channel);
+	r->channel_len = strlen(r->channel);
 	r->fd = -1;
 	/* Every stream gets an entry in the heads page, up to HEADS_MAX: only
 	 * those are ever released, and only their hand-overs are covered by
@@ -514,25 +515,45 @@ static void send_large(kite *k, struct pub_ring *r, int fd, uint64_t large_id,
 
 static void wake_sleepers(kite *k, struct pub_ring *r)
 {
-	/* The slot store must be visible before we read `sleeping`, or we and
-	 * a subscriber falling asleep could miss each other: a full fence,
-	 * unless every holder forces it on us with membarrier() before it
-	 * sleeps (and the kernel can reach us). See barrier.c and kite_arm(). */
-	int fence = !k->light_publish;
-	for (size_t i = 0; i < r->nsubs && !fence; i++)
-		fence = r->subs[i]->waiter &&
-			atomic_load_explicit(&r->subs[i]->waiter->needs_fence,
-					     memory_order_relaxed);
-	if (fence)
+	/* Each subscriber's `sleeping` must be read after our record store is
+	 * visible to it, or we and a subscriber falling asleep could miss each
+	 * other (it stores `sleeping`, fences, looks at our ring; we store the
+	 * record, read `sleeping`): Dekker's pattern, which needs a full
+	 * barrier on both sides. Ours is a fence, or nothing (the compiler
+	 * must still keep the loads below the record's stores: the signal
+	 * fence) where the subscriber forces one on us instead with
+	 * membarrier() before it sleeps: every publisher registered for it
+	 * that the kernel can reach (light_publish) and every subscriber that
+	 * said so (needs_fence 0, see kite_arm() and barrier.c).
+	 *
+	 * One pass: the fence a subscriber needs comes before the read of its
+	 * own `sleeping` (its needs_fence is read first, and a fence taken
+	 * for one serves every later one). A subscriber that does not need it
+	 * is covered by its membarrier() wherever our read falls: the barrier
+	 * it forces on this CPU lands either before our record store (then
+	 * our read, later still, sees its `sleeping`) or after that store
+	 * (then its look at the ring, after membarrier() returns, sees the
+	 * record). A stale needs_fence of 0 is covered the
+	 * same way: the subscriber that turns it back to 1 runs membarrier()
+	 * once more after the store, before it next sleeps without one.
+	 * The common case, nobody asleep and nobody asking for a fence, is
+	 * one load per subscriber of a line that only changes when it arms:
+	 * no line moves between the CPUs per message. */
+	atomic_signal_fence(memory_order_seq_cst);
+	int fenced = !k->light_publish;
+	if (fenced)
 		atomic_thread_fence(memory_order_seq_cst);
-	else
-		atomic_signal_fence(memory_order_seq_cst);
 	for (size_t i = 0; i < r->nsubs; i++) {
 		struct peer *p = r->subs[i];
-		if (!p->waiter || /* its W_WAKE is on its way */
-		    !atomic_load_explicit(&p->waiter->sleeping, memory_order_relaxed))
+		struct waiter_page *w = p->waiter;
+		if (!w) /* its W_WAKE is on its way */
 			continue;
-		if (!atomic_exchange(&p->waiter->sleeping, 0))
+		if (!fenced && atomic_load_explicit(&w->needs_fence, memory_order_relaxed)) {
+			atomic_thread_fence(memory_order_seq_cst);
+			fenced = 1;
+		}
+		if (__builtin_expect(!atomic_load_explicit(&w->sleeping, memory_order_relaxed), 1) ||
+		    !atomic_exchange(&w->sleeping, 0))
 			continue;
 		ki_wake_send(p->wake_tx);
 		k->stats.wakeups_sent++;
@@ -543,7 +564,7 @@ struct pub_ring *ki_pub_ring_for(kite *k, const char *channel, int *err)
 {
 	struct pub_ring *r = k->last_pub;
 	*err = 0;
-	if (r && !strcmp(r->channel, channel))
+	if (r && ki_pub_same_channel(r, channel))
 		return r;
 	if ((*err = kite_channel_valid(channel)))
 		return NULL;
@@ -563,7 +584,7 @@ void ki_pub_committed(kite *k, struct pub_ring *r, uint64_t seq, uint64_t timest
 		atomic_store_explicit(&k->heads[r->head_slot], seq, memory_order_relaxed);
 	k->stats.published++;
 	if (k->lan) /* (a call not made: 2.5 % of a 64-byte publish) */
-		ki_lan_publish(k, r->channel, seq, timestamp_ns, data, len);
+		ki_lan_publish(k, r->channel, &r->lan_pub, seq, timestamp_ns, data, len);
 	r->bytes_published += len;
 	wake_sleepers(k, r);
 }

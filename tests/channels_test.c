@@ -49,6 +49,7 @@ struct shared {
 	_Atomic int pub_refused, pub_refused_by_peer;
 	_Atomic unsigned pub_refused_uid;
 	uint64_t checksum;
+	_Atomic int ponger_ready;
 };
 
 static struct shared *sh;
@@ -1039,6 +1040,63 @@ static void parent_receive(kite *k, const char *channel, int n, uint64_t first)
 	}
 }
 
+/* The publisher remembers the channel it published on last (with its
+ * length) and compares the next call's name against it byte by byte: a
+ * name that is a prefix of it, extends it, or differs in one byte, in the
+ * same buffer rewritten, goes to its own channel; and a name whose NUL is
+ * the last byte before an unmapped page is not read past (a compare of
+ * the remembered length would fault). */
+static void test_channel_cache_never_confused(void **state)
+{
+	(void)state;
+	use_bus("chancache");
+	kite *sub = parent_open("cache.>");
+	kite *pub = parent_open(NULL);
+	long page = sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+	static const char *const names[] = {
+		"cache.ab", "cache.a", "cache.abc", "cache.ab", "cache.ba",
+		"cache.ab", "cache.b", "cache.abcdefgh", "cache.abcdefgi", "cache.ab",
+	};
+	const size_t nnames = sizeof names / sizeof *names;
+	char buf[KITE_CHANNEL_MAX + 1];
+	for (size_t i = 0; i < nnames; i++) {
+		/* One buffer, rewritten: the same pointer every call. */
+		snprintf(buf, sizeof buf, "%s", names[i]);
+		assert_true(kite_publish(pub, buf, &i, sizeof i) > 0);
+	}
+	/* "cache.a", ending at the page's last byte, after "cache.ab". */
+	char *edge = map + page - sizeof "cache.a";
+	memcpy(edge, "cache.a", sizeof "cache.a");
+	assert_true(kite_publish(pub, "cache.ab", "x", 1) > 0);
+	size_t edge_index = nnames;
+	assert_true(kite_publish(pub, edge, &edge_index, sizeof edge_index) > 0);
+	/* Every message arrives on the channel it was published on. */
+	size_t seen = 0;
+	uint64_t deadline = mono_ms() + 30000;
+	while (seen < nnames + 1) {
+		assert_true(mono_ms() < deadline);
+		kite_event ev;
+		int rc = kite_recv(sub, &ev, 1000);
+		if (rc == -ETIMEDOUT)
+			continue;
+		assert_int_equal(rc, 0);
+		if (ev.type != KITE_MESSAGE || ev.msg.len != sizeof(size_t))
+			continue;
+		size_t i;
+		memcpy(&i, ev.msg.data, sizeof i);
+		assert_true(i <= nnames);
+		assert_string_equal(ev.msg.channel, i < nnames ? names[i] : "cache.a");
+		seen++;
+	}
+	munmap(map, 2 * (size_t)page);
+	kite_close(pub);
+	kite_close(sub);
+}
+
 static void test_idle_costs_nothing(void **state)
 {
 	(void)state;
@@ -1085,6 +1143,116 @@ static void test_no_wakeups_for_a_subscriber_that_keeps_up(void **state)
 		      (unsigned long long)sh->wakeups_sent[0], (unsigned long long)n);
 	assert_true(sh->wakeups_sent[0] < n / 10);
 	pipe_close(ready);
+}
+
+/* Sleep/wake protocol: a subscriber that sleeps at once (spin_us
+ * UINT32_MAX) must be woken for every message that finds it asleep, in
+ * both of its barrier modes (publishers fence before reading its
+ * `sleeping` flag, or it forces the barrier on them with membarrier()
+ * before it sleeps: it switches to the second after a burst of 256
+ * messages between two sleeps, and back after a few quiet sleeps). The
+ * pinger publishes bursts (of 300: the subscriber turns to membarrier; of
+ * 1: it turns back) and waits for the ponger's reply to each burst's last
+ * message; the ponger, idle too, replies. A wake-up missed on either side
+ * leaves a sleeper asleep for a minute: the 5 s waits fail. */
+#define PING_ROUNDS 300
+#define PING_BURST 300
+
+struct ping {
+	uint32_t reply; /* 1: answer with a pong carrying round */
+	uint32_t round;
+};
+
+static int ponger(void *arg)
+{
+	(void)arg;
+	kite *k = open_handle(0, UINT32_MAX);
+	CHILD_CHECK(kite_subscribe(k, "wk.ping") == 0, "subscribe");
+	atomic_store(&sh->ponger_ready, 1);
+	for (uint32_t last = 0; last != UINT32_MAX;) {
+		kite_event ev;
+		int rc = kite_recv(k, &ev, 5000);
+		CHILD_CHECK(rc == 0, "kite_recv: %s (after round %u)", kite_strerror(rc), last);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		struct ping p;
+		CHILD_CHECK(ev.msg.len == sizeof p, "length %zu", ev.msg.len);
+		memcpy(&p, ev.msg.data, sizeof p);
+		if (!p.reply)
+			continue;
+		last = p.round;
+		CHILD_CHECK(kite_publish(k, "wk.pong", &p.round, sizeof p.round) > 0, "pong");
+	}
+	kite_close(k);
+	return 0;
+}
+
+/* The next pong; its round, or -1 if none came within timeout_ms. */
+static int64_t next_pong(kite *k, int timeout_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		uint64_t now = mono_ms();
+		if (now >= deadline)
+			return -1;
+		kite_event ev;
+		int rc = kite_recv(k, &ev, (int)(deadline - now));
+		if (rc == -ETIMEDOUT)
+			return -1;
+		assert_int_equal(rc, 0);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		uint32_t round;
+		assert_int_equal(ev.msg.len, sizeof round);
+		memcpy(&round, ev.msg.data, sizeof round);
+		return round;
+	}
+}
+
+static void test_sleepers_woken_in_both_barrier_modes(void **state)
+{
+	(void)state;
+	use_bus("pingwake");
+	kite_options o = {.bus = bus, .spin_us = UINT32_MAX, .handshake_ms = 5000};
+	kite *k = NULL;
+	assert_int_equal(kite_open(&k, &o), 0);
+	assert_int_equal(kite_subscribe(k, "wk.pong"), 0);
+	pid_t pid = child_start_ready(ponger, NULL, &sh->ponger_ready, 10000);
+	assert_true(pid > 0);
+	/* Until both rings are handed over: ping (round 0) until a pong. */
+	struct ping p = {1, 0};
+	int64_t got = -1;
+	for (int i = 0; i < 500 && got < 0; i++) {
+		assert_true(kite_publish(k, "wk.ping", &p, sizeof p) > 0);
+		got = next_pong(k, 10);
+	}
+	assert_int_equal(got, 0);
+	while (next_pong(k, 50) == 0) /* the other hellos' answers */
+		;
+	uint64_t woken = 0;
+	for (uint32_t round = 1; round <= PING_ROUNDS; round++) {
+		/* Ten bursts, then twenty single messages, and again. */
+		int burst = round % 30 < 10 ? PING_BURST : 1;
+		for (int i = 0; i < burst; i++) {
+			p = (struct ping){i == burst - 1, round};
+			assert_true(kite_publish(k, "wk.ping", &p, sizeof p) > 0);
+		}
+		got = next_pong(k, 5000);
+		if (got != (int64_t)round)
+			fail_msg("round %u (burst of %d): pong %lld", round, burst,
+				 (long long)got);
+		woken++;
+	}
+	p = (struct ping){1, UINT32_MAX};
+	assert_true(kite_publish(k, "wk.ping", &p, sizeof p) > 0);
+	assert_int_equal(child_wait(pid, 10000), 0);
+	kite_stats st;
+	kite_get_stats(k, &st);
+	print_message("# %llu rounds, %llu wake-ups sent by the pinger\n",
+		      (unsigned long long)woken, (unsigned long long)st.wakeups_sent);
+	/* It did sleep (how often depends on the machine's load). */
+	assert_true(st.wakeups_sent > 0);
+	kite_close(k);
 }
 
 /* Drain to -EAGAIN, poll kite_fd(), drain again: n messages arrive. */
@@ -1296,8 +1464,10 @@ int main(void)
 		SETUP(test_slow_subscriber_losses_counted),
 		SETUP(test_slow_subscriber_large_losses_counted),
 		SETUP(test_slot_boundary_sizes),
+		SETUP(test_channel_cache_never_confused),
 		SETUP(test_idle_costs_nothing),
 		SETUP(test_no_wakeups_for_a_subscriber_that_keeps_up),
+		SETUP(test_sleepers_woken_in_both_barrier_modes),
 		SETUP(test_fd_with_poll),
 		SETUP(test_unsubscribe_stops_delivery),
 		SETUP(test_ring_fd_not_writable),

@@ -51,7 +51,8 @@
  *     random bytes. Prints "forged N" (frames sent).
  *   lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]
  *     Publishes COUNT messages of SIZE bytes on a LAN handle (IFACE is the
- *     whole --lan spec), as fast as it can or RATE a second; prints the
+ *     whole --lan spec; CHANNEL may be a comma-separated list, up to 8,
+ *     taken in turn), as fast as it can or RATE a second; prints the
  *     longest kite_publish(), the total, kite_close()'s time, the
  *     messages unsent and the datagrams sent.
  *   lan_tool stall IFACE PATTERN
@@ -594,6 +595,14 @@ static int pubtime(char **argv)
 	if (!payload)
 		return 1;
 	double rate = argv[4] ? strtod(argv[4], NULL) : 0; /* a second; 0: unpaced */
+	/* CHANNEL may be a comma-separated list: message i goes to the
+	 * (i mod n)th, so one handle publishes on several channels in turn. */
+	char *channels[8];
+	size_t nch = 0;
+	for (char *c = strtok(argv[1], ","); c && nch < 8; c = strtok(NULL, ","))
+		channels[nch++] = c;
+	if (!nch)
+		return 1;
 	double longest = 0, t0 = now_ms();
 	for (unsigned long i = 0; i < count; i++) {
 		double t = now_ms();
@@ -601,7 +610,7 @@ static int pubtime(char **argv)
 			usleep((useconds_t)((t0 + (double)i * 1e3 / rate - t) * 1e3));
 			t = now_ms();
 		}
-		int64_t seq = kite_publish(k, argv[1], payload, size);
+		int64_t seq = kite_publish(k, channels[i % nch], payload, size);
 		double took = now_ms() - t;
 		if (seq < 1) {
 			fprintf(stderr, "lan_tool: kite_publish: %s\n", kite_strerror((int)seq));
