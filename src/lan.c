@@ -1190,6 +1190,8 @@ int ki_lan_subscribe(kite *k, const char *pattern)
 	return 0;
 }
 
+static void leave_streams(kite *k);
+
 void ki_lan_unsubscribe(kite *k, const char *pattern)
 {
 	struct ki_lan *l = k->lan;
@@ -1201,6 +1203,7 @@ void ki_lan_unsubscribe(kite *k, const char *pattern)
 	for (size_t i = 0; i < n; i++)
 		ki_lan_socket_membership(l->rx, change[i], &l->ifc, 0);
 	ki_lan_listen_remove(&l->listen, pattern);
+	leave_streams(k);
 }
 
 
@@ -1274,6 +1277,25 @@ static void sink_message(void *ctx, struct lan_stream *s, struct lan_msg *m)
 static void sink_loss(void *ctx, struct lan_stream *s, uint64_t n)
 {
 	report_loss(ctx, (struct entry *)s, n);
+}
+
+/* After an unsubscribe: the streams of channels no pattern matches any
+ * more are flushed (what they held delivered, their gaps reported lost)
+ * and made not begun. Subscribed again, the handle hears each of them as
+ * a late joiner does (by its age: it began before this subscription),
+ * from its first frame heard, as a local subscriber does its ring; what
+ * was published in between is not counted lost, nor asked for. */
+static void leave_streams(kite *k)
+{
+	struct ki_lan *l = k->lan;
+	struct lan_sink out = {sink_message, sink_loss, k};
+	for (size_t h = 0; h < HASH_SIZE; h++)
+		for (struct entry *e = l->streams[h]; e; e = e->next)
+			if (e->s.started &&
+			    !ki_strlist_any_match(k->patterns, k->npatterns, e->s.channel)) {
+				ki_lan_stream_restart(&e->s, &out);
+				e->nak_due_ns = e->nak_gap_ns = e->closing_ns = 0;
+			}
 }
 
 static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame *f,

@@ -314,6 +314,14 @@ void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out)
 	s->gap_since_ns = 0;
 }
 
+void ki_lan_stream_restart(struct lan_stream *s, const struct lan_sink *out)
+{
+	ki_lan_stream_flush(s, out);
+	ki_lan_stream_clear(s);
+	s->started = 0;
+	s->next = s->announced = s->held_max = s->delivered_mask = 0;
+}
+
 void ki_lan_stream_clear(struct lan_stream *s)
 {
 	for (size_t i = 0; i < LAN_REORDER_WINDOW; i++) {

@@ -132,6 +132,12 @@ uint64_t ki_lan_stream_tick(struct lan_stream *s, uint64_t now_ns, uint64_t reor
  * cap). */
 void ki_lan_stream_flush(struct lan_stream *s, const struct lan_sink *out);
 
+/* The receiver stopped listening to the stream's channel (unsubscribed):
+ * flush it (its account up to now is complete) and make it not begun, so
+ * that heard again it begins anew (ki_lan_stream_first), as a late
+ * joiner's: what was sent while nobody listened is not a loss. */
+void ki_lan_stream_restart(struct lan_stream *s, const struct lan_sink *out);
+
 /* Let the stream's window grow, by doubling when a message would fall
  * beyond it, up to `window` slots, as long as *budget (shared by the
  * streams of a handle, in slots; taken as it grows, given back by

@@ -187,6 +187,45 @@ static void test_resend_never_begins(void **state)
 	ki_lan_stream_clear(&s);
 }
 
+/* Its channel unsubscribed: what the stream held is delivered and its gap
+ * reported lost at once; it is then not begun, so that heard again after
+ * a new subscription it begins as a late joiner's (what was published
+ * while no pattern matched is not counted lost). */
+static void test_restart_after_leaving(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	ki_lan_stream_begin(&s, 1);
+	for (uint64_t q = 1; q <= 10; q++)
+		assert_int_equal(take(&s, q, 2 * SEC), 1);
+	assert_int_equal(take(&s, 12, 2 * SEC), 1); /* 11 missing */
+	ki_lan_stream_announce(&s, 13, 2 * SEC, REORDER, &sink);
+	ki_lan_stream_restart(&s, &sink);
+	assert_int_equal(lost, 2); /* 11 and 13 */
+	assert_int_equal(ndelivered, 11);
+	assert_int_equal(delivered_seq[10], 12);
+	assert_false(s.started);
+	assert_int_equal(s.nheld, 0);
+	assert_int_equal(s.gap_since_ns, 0);
+	/* Subscribed again at 6 s: its first frame, message 30 of a stream
+	 * that began at 1 s, begins it there. */
+	struct lan_frame f = frame(30, 0, 1, 7000);
+	assert_int_equal(ki_lan_stream_first(&s, &f, 8 * SEC, 6 * SEC), 0);
+	assert_int_equal(take(&s, 30, 8 * SEC), 1);
+	assert_int_equal(take(&s, 31, 8 * SEC), 1);
+	ki_lan_stream_announce(&s, 31, 8 * SEC, REORDER, &sink);
+	ki_lan_stream_tick(&s, 9 * SEC, REORDER, &sink);
+	assert_int_equal(lost, 2);
+	assert_int_equal(ndelivered, 13);
+	assert_int_equal(delivered_seq[11], 30);
+	/* A stream never begun: nothing to deliver or report. */
+	struct lan_stream t = {0};
+	ki_lan_stream_restart(&t, &sink);
+	assert_false(t.started);
+	assert_int_equal(lost, 2);
+	ki_lan_stream_clear(&s);
+}
+
 static void test_listen_since(void **state)
 {
 	(void)state;
@@ -235,6 +274,7 @@ int main(void)
 		cmocka_unit_test_setup(test_listening_state_first, reset),
 		cmocka_unit_test_setup(test_late_joiner_and_no_age, reset),
 		cmocka_unit_test_setup(test_resend_never_begins, reset),
+		cmocka_unit_test_setup(test_restart_after_leaving, reset),
 		cmocka_unit_test_setup(test_listen_since, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

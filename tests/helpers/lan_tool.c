@@ -61,7 +61,20 @@
  *     (its control thread keeps receiving) until no datagram came for 1 s
  *     (after one came; 60 s at most); prints "rss_kib R queue_dropped Q
  *     kernel_drops K", then reads everything queued (until its publisher
- *     is gone, or 2 s of nothing) and prints "received N lost L". */
+ *     is gone, or 2 s of nothing) and prints "received N lost L".
+ *   lan_tool resub IFACE PATTERN UPTO AWAY_MS
+ *     A subscriber that leaves and comes back: subscribes, prints "ready",
+ *     reads until it got the message of sequence UPTO (10 s at most),
+ *     unsubscribes (prints "left"), sleeps AWAY_MS, subscribes again
+ *     (prints "back"), reads until its publisher is gone (or 3 s of
+ *     nothing), and prints "before N received M lost L first F":
+ *     messages received before leaving and after coming back, losses
+ *     reported after coming back, the first sequence received after it.
+ *   lan_tool addsub IFACE FIRST SECOND GO
+ *     A subscriber that adds a pattern later: subscribes to FIRST, prints
+ *     "ready", waits (10 s at most) for the file GO to exist, subscribes
+ *     to SECOND too (prints "added"), reads until a publisher is gone (or
+ *     3 s of nothing), and prints "received N lost L first F". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -632,17 +645,26 @@ static long rss_kib(void)
 	return kib;
 }
 
-static int stall(char **argv)
+/* A LAN handle (spec) subscribed to pattern; NULL (said why) if not. */
+static kite *open_subscriber(const char *spec, const char *pattern)
 {
-	kite_options o = {.lan = argv[0]};
+	kite_options o = {.lan = spec};
 	kite *k;
 	int rc = kite_open(&k, &o);
-	if (!rc)
-		rc = kite_subscribe(k, argv[1]);
+	if (!rc && (rc = kite_subscribe(k, pattern)) != 0)
+		kite_close(k);
 	if (rc) {
 		fprintf(stderr, "lan_tool: %s\n", kite_strerror(rc));
-		return 1;
+		return NULL;
 	}
+	return k;
+}
+
+static int stall(char **argv)
+{
+	kite *k = open_subscriber(argv[0], argv[1]);
+	if (!k)
+		return 1;
 	printf("ready\n");
 	fflush(stdout);
 	kite_lan_stats st = {0};
@@ -671,6 +693,78 @@ static int stall(char **argv)
 	return 0;
 }
 
+/* Read until a publisher is gone or 3 s of nothing: "received N lost L
+ * first F" (F: the first message's sequence). */
+static void read_to_end(kite *k)
+{
+	unsigned long long got = 0, lost = 0, first = 0;
+	kite_event ev;
+	while (kite_recv(k, &ev, 3000) == 0 && ev.type != KITE_PUBLISHER_GONE) {
+		if (ev.type == KITE_MESSAGE && !got++)
+			first = ev.msg.seq;
+		else if (ev.type == KITE_LOSS)
+			lost += ev.lost;
+	}
+	printf("received %llu lost %llu first %llu\n", got, lost, first);
+}
+
+static int resub(char **argv)
+{
+	kite *k = open_subscriber(argv[0], argv[1]);
+	if (!k)
+		return 1;
+	int rc;
+	uint64_t upto = strtoull(argv[2], NULL, 10);
+	printf("ready\n");
+	fflush(stdout);
+	unsigned long long before = 0;
+	kite_event ev;
+	double t0 = now_ms();
+	while (now_ms() - t0 < 10000) {
+		if (kite_recv(k, &ev, 100) != 0)
+			continue;
+		if (ev.type == KITE_MESSAGE && (before++, ev.msg.seq >= upto))
+			break;
+	}
+	if ((rc = kite_unsubscribe(k, argv[1])) == 0) {
+		printf("left\n");
+		fflush(stdout);
+		usleep((useconds_t)atoi(argv[3]) * 1000u);
+		rc = kite_subscribe(k, argv[1]);
+	}
+	if (rc) {
+		fprintf(stderr, "lan_tool: %s\n", kite_strerror(rc));
+		return 1;
+	}
+	printf("back\n");
+	fflush(stdout);
+	printf("before %llu ", before);
+	read_to_end(k);
+	kite_close(k);
+	return 0;
+}
+
+static int add_sub(char **argv)
+{
+	kite *k = open_subscriber(argv[0], argv[1]);
+	if (!k)
+		return 1;
+	printf("ready\n");
+	fflush(stdout);
+	for (int i = 0; i < 1000 && access(argv[3], F_OK) != 0; i++)
+		usleep(10000);
+	int rc = kite_subscribe(k, argv[2]);
+	if (rc) {
+		fprintf(stderr, "lan_tool: %s\n", kite_strerror(rc));
+		return 1;
+	}
+	printf("added\n");
+	fflush(stdout);
+	read_to_end(k);
+	kite_close(k);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && !strcmp(argv[1], "relay"))
@@ -693,6 +787,10 @@ int main(int argc, char **argv)
 		return old_publisher(argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "stall"))
 		return stall(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "resub"))
+		return resub(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "addsub"))
+		return add_sub(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
 			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]\n"
@@ -702,6 +800,8 @@ int main(int argc, char **argv)
 			"       lan_tool nak IFACE CHANNEL FIRST LAST GO\n"
 			"       lan_tool oldpub IFACE CHANNEL FIRST LAST\n"
 			"       lan_tool forge IFACE CHANNEL COUNT\n"
-			"       lan_tool stall IFACE PATTERN\n");
+			"       lan_tool stall IFACE PATTERN\n"
+			"       lan_tool resub IFACE PATTERN UPTO AWAY_MS\n"
+			"       lan_tool addsub IFACE FIRST SECOND GO\n");
 	return 100;
 }

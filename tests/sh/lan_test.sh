@@ -218,8 +218,12 @@ for i in $(seq 1 $N); do echo "t$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 	in_ns b "$KITE" pub --lan eth0,gso=0 -s fix3.x 2>"$tmpdir/pubr3"
 wait "$pa"
 read -r g3 l3 <<<"$(counts "$tmpdir/ar3.err")"
+# (Some 250-330 datagrams of about 10 messages: 5 % loss loses 150
+# messages on average, but only 3 datagrams or fewer, under 31 messages,
+# about once in 650 runs, as under ASan once; no datagram at all once in
+# 250,000.)
 check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
-	eval '[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 30 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]'
+	eval '[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 0 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]'
 in_ns a nft delete table inet kite_loss
 
 # --- repair of a lost last message: the closing publisher lingers --------
@@ -328,6 +332,104 @@ read -r gl ll <<<"$(counts "$tmpdir/alate.err")"
 first=$(head -1 "$tmpdir/alate" | sed -n 's/.* seq=\([0-9]*\) .*/\1/p')
 check "late joiner: began at its first frame heard (seq ${first:-none}), received $gl, lost $ll" \
 	eval '[ "${first:-1}" -gt 1 ] && [ "$ll" = 0 ] && [ "$((gl + first - 1))" = 60 ]'
+
+# --- a pattern added later on a handle ------------------------------------
+# a listens to early.> from the start; b's stream on later.x begins (1..5)
+# before a adds later.>: a hears it from its first frame after adding, as a
+# late joiner (by that pattern's time, not the handle's first one).
+spawn in_ns a "$tool" addsub eth0 'early.>' 'later.>' "$tmpdir/add" >"$tmpdir/addsub"
+padd=$LAST_PID
+wait_for 5 grep -q ready "$tmpdir/addsub"
+sleep 0.3
+{ for i in $(seq 1 5); do echo "a$i"; sleep 0.02; done; sleep 0.3
+  touch "$tmpdir/add"; wait_for 5 grep -q added "$tmpdir/addsub"; sleep 0.2
+  for i in $(seq 6 10); do echo "a$i"; sleep 0.02; done; } |
+	in_ns b "$KITE" pub --lan eth0,pack_us=0 later.x
+wait "$padd"
+check "pattern added later: its channel heard from then on, nothing lost ($(tail -1 "$tmpdir/addsub"))" \
+	grep -q "^received 5 lost 0 first 6$" "$tmpdir/addsub"
+
+# --- a subscriber that leaves and comes back ------------------------------
+# a gets 1..10, unsubscribes, and subscribes again after b sent 11..20:
+# as a late joiner (and as locally), it hears b from 21 on; 11..20 were
+# published while it did not listen: not reported lost, nor asked for.
+for fix in 0 1; do
+	spawn in_ns a "$tool" resub "eth0,repair=$fix" 'resub.>' 10 1000 >"$tmpdir/resub$fix"
+	pr=$LAST_PID
+	wait_for 5 grep -q ready "$tmpdir/resub$fix"
+	{ for i in $(seq 1 10); do echo "s$i"; done
+	  wait_for 5 grep -q left "$tmpdir/resub$fix"
+	  for i in $(seq 11 20); do echo "s$i"; sleep 0.02; done
+	  wait_for 5 grep -q back "$tmpdir/resub$fix"; sleep 0.3
+	  for i in $(seq 21 30); do echo "s$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan "eth0,repair=$fix,pack_us=0" resub.x
+	wait "$pr"
+	check "left and came back, repair=$fix: from 21 on, nothing lost ($(tail -1 "$tmpdir/resub$fix"))" \
+		grep -q "^before 10 received 10 lost 0 first 21$" "$tmpdir/resub$fix"
+done
+
+# --- a subscriber kept from reading: the kernel's arrival stamp ----------
+# b published 1..5 before a subscribed (a hears no state frame: dropped).
+# a is stopped right after subscribing; b's 6..10 wait in its socket for
+# 2.5 s. Their age, taken from when they were read, would place the
+# stream's start after a subscribed (1..5 reported lost); from when they
+# arrived (SO_TIMESTAMPNS), before it: a begins at 6, nothing lost.
+in_ns a nft -f - <<'NFT'
+table inet kite_nostate {
+	chain in { type filter hook input priority 0; udp dport 7475 @th,104,8 0x02 drop; }
+}
+NFT
+stamp_pub() {
+	{ for i in $(seq 1 5); do echo "t$i"; done
+	  wait_for 10 test -e "$tmpdir/stopped"
+	  for i in $(seq 6 10); do echo "t$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan eth0,pack_us=0 stamp.x
+}
+spawn stamp_pub
+pstamp=$LAST_PID
+sleep 1
+start_sub a "$tmpdir/astamp" -n 5 -t 20 'stamp.>'
+pa=$LAST_PID
+sp=$(pgrep -x -P "$pa" kite || echo "$pa") # (in_ns may run it as a child)
+kill -STOP "$sp"
+touch "$tmpdir/stopped"
+wait "$pstamp"
+sleep 2.5
+check "the subscriber was stopped ($(ps -o stat= -p "$sp"))" eval '[ "$(ps -o stat= -p "$sp" | cut -c1)" = T ]'
+kill -CONT "$sp"
+wait "$pa"
+in_ns a nft delete table inet kite_nostate
+check "stopped before its first frame was read: began at the frame's arrival, not its reading ($(counts "$tmpdir/astamp.err") received, lost)" \
+	eval '[ "$(counts "$tmpdir/astamp.err")" = "5 0" ] && head -1 "$tmpdir/astamp" | grep -q "seq=6 t6$"'
+
+# --- a stream forgotten, then heard again ---------------------------------
+# a heard b's stream begin (from 1); b's frames then stop reaching a for
+# 5 s (a reports b gone and forgets the stream), then 6..10 come. Heard
+# again, its age still places its start after a subscribed, but a cannot
+# vouch for what it heard before forgetting it: it begins at 6 and does
+# not report 1..5 (which it received) lost.
+start_sub a "$tmpdir/aforget" -n 10 -t 30 'forget.>'
+pa=$LAST_PID
+sleep 0.3
+forget_pub() {
+	{ for i in $(seq 1 5); do echo "f$i"; sleep 0.02; done
+	  wait_for 5 eval '[ "$(wc -l <"$tmpdir/aforget")" = 5 ]'
+	  in_ns a nft -f - <<NFT
+table inet kite_outage {
+	chain in { type filter hook input priority 0; ip saddr $(addr b) udp dport 7475 drop; }
+}
+NFT
+	  wait_for 10 grep -q "gone\|closed" "$tmpdir/aforget.err"; sleep 0.5
+	  in_ns a nft delete table inet kite_outage
+	  for i in $(seq 6 10); do echo "f$i"; sleep 0.02; done; } |
+		in_ns b "$KITE" pub --lan eth0,pack_us=0 forget.x
+}
+spawn forget_pub
+pforget=$LAST_PID
+wait "$pforget"
+wait "$pa"
+check "forgotten and heard again: 1..5 then 6..10, nothing lost ($(counts "$tmpdir/aforget.err") received, lost)" \
+	eval '[ "$(counts "$tmpdir/aforget.err")" = "10 0" ] && grep -q "gone\|closed" "$tmpdir/aforget.err"'
 
 # --- a late joiner whose first frame is a resend -------------------------
 # b sends 1..10, pauses, then 11..20. During the pause a subscribes (it
@@ -642,7 +744,11 @@ table inet kite_loss {
 NFT
 start_sub a "$tmpdir/a10" -g 'authfix.>' --lan "eth0,repair=1,key=$tmpdir/a.key"
 pa=$LAST_PID
-for i in $(seq 1 1000); do echo "r$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
+# 5000 messages, packed 10 to 17 to a datagram as timing has it: 300 or
+# more datagrams, of which 5 % loss leaves none lost less than once in
+# 4 million runs (1000 messages made 80 to 95 datagrams: once in 78 runs
+# there was nothing to repair).
+for i in $(seq 1 5000); do echo "r$i"; [ $((i % 100)) = 0 ] && sleep 0.05; done |
 	in_ns b "$KITE" pub --lan "eth0,repair=1,gso=0,key=$tmpdir/ab.key" -s authfix.x 2>"$tmpdir/pub10"
 wait "$pa"
 in_ns a nft delete table inet kite_loss
@@ -650,6 +756,6 @@ read -r g10 l10 <<<"$(counts "$tmpdir/a10.err")"
 rep10=$(lanstat "$tmpdir/a10.err" repaired)
 unauth10=$(sed -n 's/.*unauthenticated \([0-9]*\)).*/\1/p' "$tmpdir/a10.err")
 nakr10=$(lanstat "$tmpdir/pub10" "naks received")
-check "keyed repair, 5 % loss: received $g10 of 1000, lost $l10, repaired $rep10, b took $nakr10 NAKs" \
-	eval '[ "$g10" = 1000 ] && [ "$l10" = 0 ] && [ "${rep10:-0}" -gt 5 ] && [ "${nakr10:-0}" -gt 0 ]'
+check "keyed repair, 5 % loss: received $g10 of 5000, lost $l10, repaired $rep10, b took $nakr10 NAKs" \
+	eval '[ "$g10" = 5000 ] && [ "$l10" = 0 ] && [ "${rep10:-0}" -gt 5 ] && [ "${nakr10:-0}" -gt 0 ]'
 check "keyed repair: no frame unauthenticated (${unauth10:-?})" [ "$unauth10" = 0 ]
