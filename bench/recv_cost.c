@@ -15,11 +15,18 @@
  *           polls (kite_recv with timeout 0) and sums the time (TSC) of the
  *           calls that returned a message (plus two TSC reads each); also
  *           both rates and the loss
+ *   spin    the publisher publishes 3,000,000 flat out, timing each batch
+ *           of 1,000, while the subscriber waits inside kite_recv (spinning,
+ *           as `kite busy` and the default's first 50 us do): what a
+ *           subscriber's polling costs its publisher, the pair's pace. The
+ *           medians over batches leave out those another process's time
+ *           slice fell into (this machine is shared).
  *
  * Prints one line per figure: median ns per message over the batches
- * (cached, behind, far), or over the whole run (live).
+ * (cached, behind, far, spin), or over the whole run (live).
  *
- *   build/bench/recv_cost [cached|behind|far|live]...   (default: all four)
+ *   build/bench/recv_cost [cached|behind|far|live|spin]...
+ *   (default: cached behind far live)
  */
 #include <errno.h>
 #include <kite.h>
@@ -45,6 +52,8 @@
 #define FAR_BATCH 12000 /* about half the default ring's 2 MiB */
 #define FAR_ROUNDS 200
 #define LIVE_COUNT 3000000ull
+#define SPIN_BATCH 1000 /* spin: messages per timed batch */
+#define SPIN_BATCHES (LIVE_COUNT / SPIN_BATCH)
 
 static char bus[64];
 /* Each on a cache line of its own: the subscriber writes sink for every
@@ -158,7 +167,8 @@ struct shared {
 	_Atomic int attached, heard, go, done_pub;
 	_Atomic int round, round_read;
 	uint64_t pub_ns;
-	int live;
+	int live; /* 1: live, 2: spin */
+	double *pub_batch_ns; /* spin: per message, each batch */
 	int batch, rounds; /* not live: messages per batch, batches */
 };
 
@@ -172,7 +182,16 @@ static void *publisher(void *arg)
 	attach(pub, NULL, &sh->heard);
 	while (!atomic_load(&sh->go))
 		;
-	if (sh->live) {
+	if (sh->live == 2) {
+		uint64_t t0 = now_ns();
+		for (uint64_t b = 0; b < SPIN_BATCHES; b++) {
+			uint64_t b0 = now_ns();
+			for (int i = 0; i < SPIN_BATCH; i++)
+				kite_publish(pub, "cost", msg, MSG);
+			sh->pub_batch_ns[b] = (double)(now_ns() - b0) / SPIN_BATCH;
+		}
+		sh->pub_ns = now_ns() - t0;
+	} else if (sh->live) {
 		uint64_t t0 = now_ns();
 		for (uint64_t i = 0; i < LIVE_COUNT; i++)
 			kite_publish(pub, "cost", msg, MSG);
@@ -193,7 +212,9 @@ static void *publisher(void *arg)
 
 static void two_cpus(int live, int batch, int rounds)
 {
-	struct shared sh = {.live = live, .batch = batch, .rounds = rounds};
+	static double pub_batch_ns[SPIN_BATCHES], sub_batch_ns[SPIN_BATCHES];
+	struct shared sh = {.live = live, .batch = batch, .rounds = rounds,
+			    .pub_batch_ns = pub_batch_ns};
 	pthread_t t;
 	pin(1);
 	kite *sub = open_handle(UINT32_MAX - 1);
@@ -225,6 +246,38 @@ static void two_cpus(int live, int batch, int rounds)
 		printf("%s: %.1f ns per message (median of %d batches of %d; lost %llu)\n",
 		       batch == FAR_BATCH ? "far" : "behind", median(per, (size_t)rounds), rounds,
 		       batch, (unsigned long long)lost);
+	} else if (live == 2) {
+		/* The subscriber's pace: the time of each SPIN_BATCH messages
+		 * (or losses) it got, waiting included. */
+		uint64_t got = 0, t0 = now_ns(), b0 = t0, nb = 0, mark = SPIN_BATCH;
+		while (got + lost < LIVE_COUNT) {
+			rc = kite_recv(sub, &ev, 10000);
+			if (rc)
+				die("kite_recv", rc);
+			if (ev.type == KITE_MESSAGE) {
+				sink += ((const unsigned char *)ev.msg.data)[0];
+				got++;
+			} else if (ev.type == KITE_LOSS) {
+				lost += ev.lost;
+			}
+			if (got + lost >= mark && nb < SPIN_BATCHES) {
+				uint64_t now = now_ns();
+				sub_batch_ns[nb++] = (double)(now - b0) /
+						     (double)(got + lost + SPIN_BATCH - mark);
+				b0 = now;
+				mark = got + lost + SPIN_BATCH;
+			}
+		}
+		double elapsed = (double)(now_ns() - t0);
+		while (!atomic_load(&sh.done_pub))
+			;
+		printf("spin: publisher %.1f ns per message, subscriber %.1f (medians of "
+		       "batches of %d); overall subscriber %.2f M/s, publisher %.2f M/s, "
+		       "lost %.3f %%\n",
+		       median(pub_batch_ns, SPIN_BATCHES), median(sub_batch_ns, nb ? nb : 1),
+		       SPIN_BATCH, (double)got * 1e3 / elapsed,
+		       (double)LIVE_COUNT * 1e3 / (double)sh.pub_ns,
+		       (double)lost * 100 / (double)LIVE_COUNT);
 	} else {
 #ifdef HAVE_TSC
 		uint64_t got = 0, ticks = 0, t0 = now_ns(), c0 = __rdtsc();
@@ -278,8 +331,10 @@ int main(int argc, char **argv)
 			two_cpus(0, FAR_BATCH, FAR_ROUNDS);
 		} else if (!strcmp(which[i], "live")) {
 			two_cpus(1, 0, 0);
+		} else if (!strcmp(which[i], "spin")) {
+			two_cpus(2, 0, 0);
 		} else {
-			fprintf(stderr, "usage: recv_cost [cached|behind|far|live]...\n");
+			fprintf(stderr, "usage: recv_cost [cached|behind|far|live|spin]...\n");
 			return 2;
 		}
 	}
