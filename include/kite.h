@@ -83,7 +83,8 @@ enum kite_error {
 	KITE_EBADNAME = -1000,  /* channel name or pattern is malformed */
 	KITE_ETOOBIG = -1001,   /* payload larger than KITE_MSG_MAX */
 	KITE_ENOTSUB = -1005,   /* unsubscribe of a pattern never subscribed */
-	KITE_ENOCLAIM = -1006   /* kite_commit/kite_abort with no open claim */
+	KITE_ENOCLAIM = -1006,  /* kite_commit/kite_abort with no open claim */
+	KITE_ENOSODIUM = -1007  /* a LAN key file given, libsodium not installed */
 };
 
 /* A handle: one participant on the machine's kite bus. */

@@ -19,6 +19,8 @@ const char *kite_strerror(int code)
 	case KITE_ENOCLAIM:
 		return "no open claim on that channel (kite_claim first; a claim is "
 		       "committed or aborted once)";
+	case KITE_ENOSODIUM:
+		return "keyed LAN channels need libsodium at run time: apt install libsodium23";
 	case -EBUSY:
 		return "a claim is open on that channel: kite_commit or kite_abort it first";
 	case -EMSGSIZE:

@@ -19,11 +19,13 @@ struct lan_keys {
 };
 
 /* Read path once: 0, or -EACCES (group or others may access it), -EINVAL
- * (not one or two lines of 64 hex digits), or a failed call's -errno;
+ * (not one or two lines of 64 hex digits), KITE_ENOSODIUM (libsodium,
+ * which computes the tags, cannot be loaded), or a failed call's -errno;
  * why says which, for the caller to print. */
 int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t why_len);
 
-/* The tag of buf[0..len) under key i. */
+/* The tag of buf[0..len) under key i: keyed BLAKE2b-128 (RFC 7693), by
+ * libsodium. */
 void ki_lan_tag(const struct lan_keys *k, unsigned i, const uint8_t *buf, size_t len,
 		uint8_t tag[LAN_TAG_LEN]);
 

@@ -691,6 +691,15 @@ start_sub a "$tmpdir/a9" -n 3 'auth.>' --lan "eth0,key=$tmpdir/a.key"
 pa=$LAST_PID
 start_sub c "$tmpdir/c9" -t 4 'auth.>'
 pc=$LAST_PID
+# The tags are libsodium's, loaded at run time by a keyed handle only.
+# (A spawned pid is in_ns's subshell or kite itself: look at both.)
+sodium_mapped() {
+	local p
+	for p in "$1" $(pgrep -P "$1"); do grep -q libsodium "/proc/$p/maps" 2>/dev/null && return 0; done
+	return 1
+}
+check "a (key) has libsodium loaded, c (no key) has not" \
+	eval 'sodium_mapped "$pa" && ! sodium_mapped "$pc"'
 printf 'c1\nc2\nc3\n' | in_ns c "$KITE" pub --lan eth0 auth.x
 printf 'd1\nd2\nd3\n' | in_ns d "$KITE" pub --lan "eth0,key=$tmpdir/d.key" auth.x
 spawn in_ns c "$tool" forge eth0 auth.x 20 >"$tmpdir/forge" 2>&1
@@ -735,6 +744,22 @@ in_ns a "$KITE" pub --lan "eth0,key=$tmpdir/junk.key" x </dev/null 2>"$tmpdir/ba
 check "key file without a key: exit 100 and why ($r)" \
 	eval '[ $r = 100 ] &&
 		grep -q "expected one or two lines of 64 hex digits" "$tmpdir/bad"'
+
+# --- a key on a host without libsodium -----------------------------------
+# (A mount namespace of its own where the library ldconfig points to is
+# /dev/null: dlopen fails as on a host without it. An unkeyed handle there
+# does not care.)
+sodium=$(readlink -f "$(ldconfig -p | awk '/libsodium\.so\.23 .*x86-64/ {print $NF; exit}')")
+without_sodium() { in_ns a unshare -m bash -c 'mount --bind /dev/null "$0" && exec "$@"' "$sodium" "$@"; }
+if [ -f "$sodium" ]; then
+	without_sodium "$KITE" pub --lan "eth0,key=$tmpdir/ab.key" x </dev/null 2>"$tmpdir/bad"; r=$?
+	check "key without libsodium: exit 111, names the package ($r)" \
+		eval '[ $r = 111 ] && grep -q "need libsodium at run time (apt install libsodium23)" "$tmpdir/bad"'
+	echo plain | without_sodium "$KITE" pub --lan eth0 x 2>"$tmpdir/bad"; r=$?
+	check "no key, no libsodium: publishes ($r)" [ $r = 0 ]
+else
+	skip "key without libsodium" "libsodium.so.23 not installed (tests/deps.txt: libsodium23)"
+fi
 
 # --- authenticated repair: NAKs and resends are tagged and re-signed ----
 in_ns a nft -f - <<'NFT'

@@ -45,3 +45,15 @@ else
 fi
 check "libkite.so's own calls to its internals need no PLT entries (hidden)" \
 	bash -c "! objdump -d '$so' | grep -q '<ki_[a-z_]*@plt>'"
+
+# libkite and kite link against libc alone: libsodium, which computes the
+# tags of keyed LAN channels, is dlopen'ed when a key file is given
+# (src/lan_sodium.c), never a link-time dependency. (A sanitizer build
+# also needs its runtimes.)
+for bin in "$so" "$build/kite"; do
+	needed=$(ldd "$bin" | awk '$1 !~ /^(linux-vdso|\/lib64\/ld-linux|libasan|libubsan|libstdc\+\+|libm\.|libgcc_s)/ {print $1}' |
+		tr '\n' ' ')
+	check "ldd $(basename "$bin"): libc alone ($needed)" [ "$needed" = "libc.so.6 " ]
+done
+check "libkite.so.0 names libsodium only as a soname to dlopen" \
+	bash -c "strings '$so' | grep -qx 'libsodium.so.23' && ! readelf -d '$so' | grep -q 'NEEDED.*sodium'"
