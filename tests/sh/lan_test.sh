@@ -640,6 +640,19 @@ check "after a flood of 3000 never-completed 16 MiB messages, a real one arrives
 dropped=$(lanstat "$tmpdir/a7.err" "partial messages dropped")
 check "flood: partial messages dropped and counted ($dropped)" [ "${dropped:-0}" -ge 2900 ]
 
+# --- a fragmented message never completed, and nothing after it --------
+# The first fragment of a 16 MiB message (lan_tool flood, one message),
+# then silence: no later frame runs the subscriber's timers, yet the
+# partial must go 2 s after its fragment (reassembly timeout), dropped
+# and counted. The subscriber stops 4.5 s after it subscribed.
+start_sub a "$tmpdir/a7b" -t 4.5 'lone.>'
+pa=$LAST_PID
+in_ns d "$tool" flood eth0 lone.x 1 >"$tmpdir/lone"
+wait "$pa"; r=$?
+dropped=$(lanstat "$tmpdir/a7b.err" "partial messages dropped")
+check "one fragment of a message, then silence: the partial dropped and counted within the timeout (exit $r, dropped ${dropped:-?})" \
+	eval '[ "$r" = 0 ] && [ "${dropped:-0}" = 1 ]'
+
 # --- one handle publishing on three channels in turn ---------------------
 # 100, 200 and 300 messages on mix.a, mix.b and mix.c, interleaved: each
 # goes out under its own channel's sequence, and each channel's state and
