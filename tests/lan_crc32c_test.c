@@ -107,6 +107,29 @@ static void test_every_length_to_4096(void **state)
 	}
 }
 
+/* Lengths just around where the three chains change block size (three
+ * blocks of 64 << j bytes, j up to 8 KiB) and around whole rounds of the
+ * largest, at odd starts: the steps down from one block size to the next
+ * and the tail after the last round. */
+static void test_block_size_boundaries(void **state)
+{
+	(void)state;
+	fill_random(9);
+	int paths = ki_crc32c_paths();
+	for (size_t rounds = 1; rounds <= 3; rounds++)
+		for (size_t block = 64; block <= 8192; block <<= 1)
+			for (size_t d = 0; d <= 18; d++) {
+				size_t len = rounds * 3 * block + d - 9, at = 1 + d % 7;
+				uint32_t want = ki_crc32c_portable(~0u, buf + at, len);
+				for (int p = 1; p < paths; p++)
+					if (ki_crc32c_path(p, ~0u, buf + at, len) != want)
+						fail_msg("path %d, length %zu at +%zu: %08x, portable %08x",
+							 p, len, at,
+							 ki_crc32c_path(p, ~0u, buf + at, len), want);
+				assert_int_equal(ki_crc32c(~0u, buf + at, len), want);
+			}
+}
+
 /* Long random buffers (up to 1 MiB: every block size, many rounds), cut
  * in two anywhere: the pieces chain to the whole. */
 static void test_long_random_buffers(void **state)
@@ -154,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_first_use_raced_by_threads), /* first: see it */
 		cmocka_unit_test(test_paths_known_values),
 		cmocka_unit_test(test_every_length_to_4096),
+		cmocka_unit_test(test_block_size_boundaries),
 		cmocka_unit_test(test_long_random_buffers),
 		cmocka_unit_test(test_bit_flip_changes_crc),
 	};
