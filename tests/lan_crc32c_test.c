@@ -2,7 +2,9 @@
  * portable tables, one crc32 chain, three chains joined by carry-less
  * multiplies — gives the portable CRC for every length 0..4096, at every
  * alignment, from any starting CRC, for long random buffers cut anywhere,
- * and the known check values. */
+ * and the known check values; and the first use, raced by threads, gives
+ * each of them the right CRC (the three chains' constants are made then). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,53 @@ static void fill_random(unsigned seed)
 	srand(seed);
 	for (size_t i = 0; i < sizeof buf; i++)
 		buf[i] = (uint8_t)rand();
+}
+
+/* Run first, before anything in this process made the tables or the
+ * three chains' shift constants: threads released at once each take a
+ * CRC of a long buffer, every implementation, each its own buffer and
+ * start; any one that read a constant or table entry not yet made gets
+ * a wrong CRC (checked against the portable CRC taken afterwards). */
+#define RACERS 8
+#define RACE_LEN (3 * 8192 + 3 * 64 + 5) /* the largest block, the smallest, a tail */
+static pthread_barrier_t race_start;
+struct racer {
+	const uint8_t *data;
+	uint32_t got[3];
+};
+
+static void *race_first_use(void *arg)
+{
+	struct racer *r = arg;
+	pthread_barrier_wait(&race_start);
+	int paths = ki_crc32c_paths();
+	for (int p = paths - 1; p >= 0; p--)
+		r->got[p] = ki_crc32c_path(p, 0, r->data, RACE_LEN);
+	return NULL;
+}
+
+static void test_first_use_raced_by_threads(void **state)
+{
+	(void)state;
+	fill_random(5);
+	struct racer racers[RACERS] = {0};
+	pthread_t t[RACERS];
+	assert_int_equal(pthread_barrier_init(&race_start, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		racers[i].data = buf + 1 + (size_t)i * 4099; /* misaligned, apart */
+		assert_int_equal(pthread_create(&t[i], NULL, race_first_use, &racers[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&race_start);
+	int paths = ki_crc32c_paths();
+	for (int i = 0; i < RACERS; i++) {
+		uint32_t want = ki_crc32c_portable(0, racers[i].data, RACE_LEN);
+		for (int p = 0; p < paths; p++)
+			if (racers[i].got[p] != want)
+				fail_msg("thread %d, path %d: %08x, portable %08x", i, p,
+					 racers[i].got[p], want);
+	}
 }
 
 static void test_paths_known_values(void **state)
@@ -56,6 +105,29 @@ static void test_every_length_to_4096(void **state)
 					 ki_crc32c_path(p, seed, buf + at, len), want);
 		assert_int_equal(ki_crc32c(seed, buf + at, len), want);
 	}
+}
+
+/* Lengths just around where the three chains change block size (three
+ * blocks of 64 << j bytes, j up to 8 KiB) and around whole rounds of the
+ * largest, at odd starts: the steps down from one block size to the next
+ * and the tail after the last round. */
+static void test_block_size_boundaries(void **state)
+{
+	(void)state;
+	fill_random(9);
+	int paths = ki_crc32c_paths();
+	for (size_t rounds = 1; rounds <= 3; rounds++)
+		for (size_t block = 64; block <= 8192; block <<= 1)
+			for (size_t d = 0; d <= 18; d++) {
+				size_t len = rounds * 3 * block + d - 9, at = 1 + d % 7;
+				uint32_t want = ki_crc32c_portable(~0u, buf + at, len);
+				for (int p = 1; p < paths; p++)
+					if (ki_crc32c_path(p, ~0u, buf + at, len) != want)
+						fail_msg("path %d, length %zu at +%zu: %08x, portable %08x",
+							 p, len, at,
+							 ki_crc32c_path(p, ~0u, buf + at, len), want);
+				assert_int_equal(ki_crc32c(~0u, buf + at, len), want);
+			}
 }
 
 /* Long random buffers (up to 1 MiB: every block size, many rounds), cut
@@ -102,8 +174,10 @@ static void test_bit_flip_changes_crc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_use_raced_by_threads), /* first: see it */
 		cmocka_unit_test(test_paths_known_values),
 		cmocka_unit_test(test_every_length_to_4096),
+		cmocka_unit_test(test_block_size_boundaries),
 		cmocka_unit_test(test_long_random_buffers),
 		cmocka_unit_test(test_bit_flip_changes_crc),
 	};

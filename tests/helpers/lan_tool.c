@@ -49,12 +49,14 @@
  *     publisher (its host, id, pid; the next sequences, payload "forged"),
  *     each three ways: untagged; tagged with the captured tag; tagged with
  *     random bytes. Prints "forged N" (frames sent).
- *   lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]
+ *   lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE [IDLE_MS]]
  *     Publishes COUNT messages of SIZE bytes on a LAN handle (IFACE is the
  *     whole --lan spec; CHANNEL may be a comma-separated list, up to 8,
  *     taken in turn), as fast as it can or RATE a second; prints the
  *     longest kite_publish(), the total, kite_close()'s time, the
- *     messages unsent and the datagrams sent.
+ *     messages unsent and the datagrams sent. With IDLE_MS, the handle's
+ *     idle_ms: it also prints "remade N", the publishes that found their
+ *     channel's ring released (not in /proc/self/maps) and made it again.
  *   lan_tool stall IFACE PATTERN
  *     A subscriber whose application stops reading: subscribes, prints
  *     "ready", then does not call kite_recv() while the LAN floods it
@@ -580,9 +582,25 @@ static int forge(char **argv)
 	return 0;
 }
 
+/* Whether this process maps CHANNEL's ring (a memfd "kite-ring:CHANNEL"). */
+static int ring_mapped(const char *channel)
+{
+	char want[128], line[512];
+	snprintf(want, sizeof want, "/memfd:kite-ring:%s ", channel);
+	FILE *f = fopen("/proc/self/maps", "r");
+	int found = 0;
+	while (f && !found && fgets(line, sizeof line, f))
+		found = strstr(line, want) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 static int pubtime(char **argv)
 {
 	kite_options o = {.lan = argv[0]};
+	if (argv[4] && argv[5])
+		o.idle_ms = (uint32_t)strtoul(argv[5], NULL, 10);
 	kite *k;
 	int rc = kite_open(&k, &o);
 	if (rc) {
@@ -604,7 +622,10 @@ static int pubtime(char **argv)
 	if (!nch)
 		return 1;
 	double longest = 0, t0 = now_ms();
+	unsigned long remade = 0;
 	for (unsigned long i = 0; i < count; i++) {
+		if (o.idle_ms && i >= nch && !ring_mapped(channels[i % nch]))
+			remade++;
 		double t = now_ms();
 		if (rate > 0 && t < t0 + (double)i * 1e3 / rate) { /* ahead: wait */
 			usleep((useconds_t)((t0 + (double)i * 1e3 / rate - t) * 1e3));
@@ -624,6 +645,8 @@ static int pubtime(char **argv)
 	kite_lan_stats_get(k, &st, sizeof st);
 	double c = now_ms();
 	kite_close(k);
+	if (o.idle_ms)
+		printf("remade %lu\n", remade);
 	printf("longest_ms %.0f total_ms %.0f close_ms %.0f unsent %llu sent %llu\n", longest,
 	       total, now_ms() - c, (unsigned long long)st.messages_unsent,
 	       (unsigned long long)st.datagrams_sent);
@@ -771,7 +794,7 @@ int main(int argc, char **argv)
 		return relay(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "flood"))
 		return flood(argv + 2);
-	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "pubtime"))
+	if (argc >= 6 && argc <= 8 && !strcmp(argv[1], "pubtime"))
 		return pubtime(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "flap"))
 		return flap(argv + 2);
@@ -793,7 +816,7 @@ int main(int argc, char **argv)
 		return add_sub(argv + 2);
 	fprintf(stderr, "usage: lan_tool relay IFACE SEED CORRUPT_PCT REORDER_PCT IDLE_MS\n"
 			"       lan_tool flood IFACE CHANNEL COUNT\n"
-			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE]\n"
+			"       lan_tool pubtime IFACE CHANNEL COUNT SIZE [RATE [IDLE_MS]]\n"
 			"       lan_tool flap IFACE CHANNEL COUNT\n"
 			"       lan_tool hold IFACE CHANNEL PUBLISHERS COUNT SIZE\n"
 			"       lan_tool naks IFACE CHANNEL COUNT\n"

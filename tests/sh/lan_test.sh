@@ -640,6 +640,19 @@ check "after a flood of 3000 never-completed 16 MiB messages, a real one arrives
 dropped=$(lanstat "$tmpdir/a7.err" "partial messages dropped")
 check "flood: partial messages dropped and counted ($dropped)" [ "${dropped:-0}" -ge 2900 ]
 
+# --- a fragmented message never completed, and nothing after it --------
+# The first fragment of a 16 MiB message (lan_tool flood, one message),
+# then silence: no later frame runs the subscriber's timers, yet the
+# partial must go 2 s after its fragment (reassembly timeout), dropped
+# and counted. The subscriber stops 4.5 s after it subscribed.
+start_sub a "$tmpdir/a7b" -t 4.5 'lone.>'
+pa=$LAST_PID
+in_ns d "$tool" flood eth0 lone.x 1 >"$tmpdir/lone"
+wait "$pa"; r=$?
+dropped=$(lanstat "$tmpdir/a7b.err" "partial messages dropped")
+check "one fragment of a message, then silence: the partial dropped and counted within the timeout (exit $r, dropped ${dropped:-?})" \
+	eval '[ "$r" = 0 ] && [ "${dropped:-0}" = 1 ]'
+
 # --- one handle publishing on three channels in turn ---------------------
 # 100, 200 and 300 messages on mix.a, mix.b and mix.c, interleaved: each
 # goes out under its own channel's sequence, and each channel's state and
@@ -661,6 +674,24 @@ check "three channels in turn from one handle: each its own sequences, in order 
 	eval '[ "$r" = 0 ] && mix_ok'
 check "three channels in turn: received 600, nothing reported lost ($(counts "$tmpdir/mix.err"))" \
 	[ "$(counts "$tmpdir/mix.err")" = "600 0" ]
+
+# --- channels whose rings are released while idle, and made again ------
+# idle.a and idle.b in turn, 10 messages a second, idle_ms 30: each ring
+# is released between two of its channel's messages and made again by
+# the next. The LAN's record of a channel, kept with the ring, outlives
+# it: each message still goes out under its channel's own sequence, and
+# (lan_tool built with ASan by check-build) no ring points at freed memory.
+start_sub a "$tmpdir/idle" -g -t 20 'idle.>'
+pm=$LAST_PID
+in_ns b "$tool" pubtime eth0 idle.a,idle.b 12 8 10 30 >"$tmpdir/idle.pub" 2>&1; rp=$?
+wait "$pm"; r=$?
+remade=$(sed -n 's/^remade \([0-9]*\)$/\1/p' "$tmpdir/idle.pub")
+idle_seqs() { awk -v c="$1" '$1 == c { for (i = 2; i <= NF; i++) if ($i ~ /^seq=/) printf "%s ", substr($i, 5) }' "$tmpdir/idle"; }
+check "rings released while idle and made again ($remade of 10 publishes; publisher exit $rp)" \
+	eval '[ "$rp" = 0 ] && [ "${remade:-0}" -ge 8 ]'
+check "released rings: each channel its own sequences, in order, nothing lost (exit $r, $(counts "$tmpdir/idle.err"))" \
+	eval '[ "$r" = 0 ] && [ "$(idle_seqs idle.a)" = "1 2 3 4 5 6 " ] && [ "$(idle_seqs idle.b)" = "1 2 3 4 5 6 " ] &&
+		[ "$(counts "$tmpdir/idle.err")" = "12 0" ]'
 
 # --- a full send queue: kite_publish waits at most 200 ms in all ---------
 # b's interface drains at 200 kbit/s into a queue that never drops, so its
