@@ -644,7 +644,9 @@ check "flood: partial messages dropped and counted ($dropped)" [ "${dropped:-0}"
 # The first fragment of a 16 MiB message (lan_tool flood, one message),
 # then silence: no later frame runs the subscriber's timers, yet the
 # partial must go 2 s after its fragment (reassembly timeout), dropped
-# and counted. The subscriber stops 4.5 s after it subscribed.
+# and counted; and its sequence, which nothing later announces, reported
+# lost (received + lost = the 1 published). The subscriber stops 4.5 s
+# after it subscribed.
 start_sub a "$tmpdir/a7b" -t 4.5 'lone.>'
 pa=$LAST_PID
 in_ns d "$tool" flood eth0 lone.x 1 >"$tmpdir/lone"
@@ -652,6 +654,8 @@ wait "$pa"; r=$?
 dropped=$(lanstat "$tmpdir/a7b.err" "partial messages dropped")
 check "one fragment of a message, then silence: the partial dropped and counted within the timeout (exit $r, dropped ${dropped:-?})" \
 	eval '[ "$r" = 0 ] && [ "${dropped:-0}" = 1 ]'
+check "one fragment of a message, then silence: everything it published was delivered or reported lost ($(counts "$tmpdir/a7b.err"))" \
+	[ "$(counts "$tmpdir/a7b.err")" = "0 1" ]
 
 # --- one handle publishing on three channels in turn ---------------------
 # 100, 200 and 300 messages on mix.a, mix.b and mix.c, interleaved: each
