@@ -263,6 +263,8 @@ static uint64_t host_id(void)
 	return (uint64_t)ki_crc32c(0, mid, strlen(mid)) << 32 | ki_crc32c(0, &ns, sizeof ns);
 }
 
+static void partial_discarded(void *ctx, const struct lan_reasm_key *key, uint64_t now);
+
 int ki_lan_open(kite *k, const char *text)
 {
 	if (!text || !*text)
@@ -291,6 +293,8 @@ int ki_lan_open(kite *k, const char *text)
 	if (l->max_datagram > LAN_FRAME_MAX)
 		l->max_datagram = LAN_FRAME_MAX;
 	ki_lan_reasm_init(&l->reasm, l->spec.max_msg, 0, 0);
+	l->reasm.discarded = partial_discarded;
+	l->reasm.discarded_ctx = k;
 	if ((rc = ki_lan_joins_init(&l->joins, &l->spec.range)))
 		return rc;
 	l->pack_ns = (uint64_t)l->spec.pack_us * 1000u;
@@ -1298,18 +1302,33 @@ static void leave_streams(kite *k)
 			}
 }
 
+static uint32_t stream_hash(uint64_t host, uint64_t publisher, const char *channel)
+{
+	return (hash_str(channel) ^ (uint32_t)publisher ^ (uint32_t)host) % HASH_SIZE;
+}
+
+/* The stream held for (host, publisher, channel), NULL: none. */
+static struct entry *held_stream(const struct ki_lan *l, uint64_t host, uint64_t publisher,
+				 const char *channel)
+{
+	for (struct entry *e = l->streams[stream_hash(host, publisher, channel)]; e; e = e->next)
+		if (e->s.publisher == publisher && e->s.host == host &&
+		    !strcmp(e->s.channel, channel))
+			return e;
+	return NULL;
+}
+
 static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame *f,
 				 const struct sockaddr_in *from)
 {
 	struct ki_lan *l = k->lan;
-	uint32_t h = (hash_str(f->channel) ^ (uint32_t)f->publisher ^ (uint32_t)host) % HASH_SIZE;
-	for (struct entry *e = l->streams[h]; e; e = e->next)
-		if (e->s.publisher == f->publisher && e->s.host == host &&
-		    !strcmp(e->s.channel, f->channel))
-			return e;
+	uint32_t h = stream_hash(host, f->publisher, f->channel);
+	struct entry *e = held_stream(l, host, f->publisher, f->channel);
+	if (e)
+		return e;
 	if (l->nstreams >= STREAMS_MAX)
 		return NULL;
-	struct entry *e = calloc(1, sizeof *e);
+	e = calloc(1, sizeof *e);
 	if (!e)
 		return NULL;
 	e->s.host = host;
@@ -1327,6 +1346,29 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 	l->timers_due_ns = 0; /* its silence has a deadline */
 	push_event(k, e, ITEM_NEW, 0);
 	return e;
+}
+
+/* A partial message was evicted or expired unfinished: its stream is told
+ * the sequence exists, as a state frame would, so that the gap is asked
+ * for (repair) or waited for and then reported lost, as any other. Else,
+ * with nothing heard after it (a publisher gone mid-message, its later
+ * frames all lost), the sequence would be neither received nor lost. Only
+ * to a stream held and begun, not gone, and only a sequence not yet
+ * delivered or given up: a partial of a forged publisher creates nothing,
+ * a resend never begins a stream, nothing is counted twice. Not heard
+ * from its publisher: its silence keeps its deadline. */
+static void partial_discarded(void *ctx, const struct lan_reasm_key *key, uint64_t now)
+{
+	kite *k = ctx;
+	struct ki_lan *l = k->lan;
+	struct entry *e = held_stream(l, key->host, key->publisher, key->channel);
+	if (!e || e->gone || !e->s.started || key->seq < e->s.next)
+		return;
+	struct lan_sink out = {sink_message, sink_loss, k};
+	uint64_t heard = e->s.last_heard_ns;
+	ki_lan_stream_announce(&e->s, key->seq, now, l->reorder_ns, &out);
+	e->s.last_heard_ns = heard;
+	l->timers_due_ns = 0; /* the gap's deadline */
 }
 
 static int held_over(const struct ki_lan *l)

@@ -8,8 +8,7 @@
 #include <string.h>
 
 struct lan_partial {
-	uint64_t host, publisher, seq;
-	char channel[KITE_CHANNEL_MAX + 1];
+	struct lan_reasm_key key;
 	uint32_t total_len, frag_count, have;
 	uint64_t first_ns, timestamp_ns;
 	uint32_t pid;
@@ -41,6 +40,15 @@ static void drop(struct lan_reasm *r, size_t i)
 	r->npartials--;
 }
 
+/* Drop partial i unfinished, and say which message it was. */
+static void discard(struct lan_reasm *r, size_t i, uint64_t now_ns)
+{
+	struct lan_reasm_key key = r->partials[i]->key;
+	drop(r, i);
+	if (r->discarded)
+		r->discarded(r->discarded_ctx, &key, now_ns);
+}
+
 void ki_lan_reasm_free(struct lan_reasm *r)
 {
 	while (r->npartials)
@@ -60,7 +68,7 @@ static struct lan_partial *start(struct lan_reasm *r, uint64_t host,
 	/* Make room: the oldest partials go first. */
 	while (r->npartials && (r->npartials == LAN_REASM_PARTIALS ||
 				r->bytes + need > r->cap_bytes)) {
-		drop(r, 0);
+		discard(r, 0, now_ns);
 		r->evicted++;
 	}
 	struct lan_partial *p = calloc(1, sizeof *p);
@@ -77,10 +85,10 @@ static struct lan_partial *start(struct lan_reasm *r, uint64_t host,
 		r->evicted++; /* no memory: as if evicted at once */
 		return NULL;
 	}
-	p->host = host;
-	p->publisher = f->publisher;
-	p->seq = f->seq;
-	memcpy(p->channel, f->channel, sizeof p->channel);
+	p->key.host = host;
+	p->key.publisher = f->publisher;
+	p->key.seq = f->seq;
+	memcpy(p->key.channel, f->channel, sizeof p->key.channel);
 	p->total_len = f->total_len;
 	p->frag_count = f->frag_count;
 	p->first_ns = now_ns;
@@ -101,8 +109,8 @@ int ki_lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame 
 	size_t i;
 	for (i = 0; i < r->npartials; i++) {
 		struct lan_partial *q = r->partials[i];
-		if (q->seq == f->seq && q->publisher == f->publisher && q->host == host &&
-		    strcmp(q->channel, f->channel) == 0) {
+		if (q->key.seq == f->seq && q->key.publisher == f->publisher &&
+		    q->key.host == host && strcmp(q->key.channel, f->channel) == 0) {
 			p = q;
 			break;
 		}
@@ -129,7 +137,7 @@ int ki_lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame 
 	if (++p->have < p->frag_count)
 		return 0;
 	*out = (struct lan_msg){
-		.seq = p->seq,
+		.seq = p->key.seq,
 		.timestamp_ns = p->timestamp_ns,
 		.pid = p->pid,
 		.len = p->total_len,
@@ -145,7 +153,7 @@ int ki_lan_reasm_add(struct lan_reasm *r, uint64_t host, const struct lan_frame 
 uint64_t ki_lan_reasm_expire(struct lan_reasm *r, uint64_t now_ns)
 {
 	while (r->npartials && now_ns - r->partials[0]->first_ns >= r->timeout_ns) {
-		drop(r, 0);
+		discard(r, 0, now_ns);
 		r->expired++;
 	}
 	if (!r->npartials)

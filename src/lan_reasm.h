@@ -3,8 +3,10 @@
  * (buffers and fragment maps), LAN_REASM_PARTIALS partial messages, each
  * given timeout_ns from its first fragment. A flood of bogus or
  * never-completed fragments evicts the oldest partials and cannot grow a
- * receiver past its cap; every partial discarded is counted (its sequence
- * is then reported lost by the stream's accounting). */
+ * receiver past its cap; every partial discarded is counted, and an
+ * evicted or expired one is handed to the discarded callback, so that its
+ * stream learns the sequence exists and reports it lost (else, with
+ * nothing after it, nothing would). */
 #ifndef KITE_LAN_REASM_H
 #define KITE_LAN_REASM_H
 
@@ -22,6 +24,12 @@
 
 struct lan_partial;
 
+/* Which message a partial was: its stream and sequence. */
+struct lan_reasm_key {
+	uint64_t host, publisher, seq;
+	char channel[KITE_CHANNEL_MAX + 1];
+};
+
 struct lan_reasm {
 	uint32_t max_msg;
 	size_t cap_bytes;
@@ -36,6 +44,10 @@ struct lan_reasm {
 	uint64_t expired;      /* partials older than timeout_ns */
 	uint64_t inconsistent; /* fragments that disagree with their partial */
 	uint64_t duplicates;   /* fragments already held */
+	/* Called (NULL: not) for each partial evicted or expired, after it
+	 * is gone: it must not call back into the reassembler. */
+	void (*discarded)(void *ctx, const struct lan_reasm_key *key, uint64_t now_ns);
+	void *discarded_ctx;
 };
 
 /* Zero-initialised r with defaults filled in for zero fields. */

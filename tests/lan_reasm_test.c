@@ -2,7 +2,8 @@
  * message; duplicates, disagreeing fragments and oversize messages are
  * refused and counted; a flood of never-completed partials stays under the
  * memory and count caps, evicting (and counting) the oldest; partials
- * expire. */
+ * expire; each partial evicted or expired (and no other) is named to the
+ * discarded callback, so its stream can report it lost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,72 @@ static void test_expiry(void **state)
 	ki_lan_reasm_free(&r);
 }
 
+/* What the discarded callback was told, in order. */
+struct told {
+	struct lan_reasm_key keys[8];
+	uint64_t at[8];
+	size_t n;
+};
+
+static void note_discarded(void *ctx, const struct lan_reasm_key *key, uint64_t now_ns)
+{
+	struct told *t = ctx;
+	assert_true(t->n < 8);
+	t->keys[t->n] = *key;
+	t->at[t->n++] = now_ns;
+}
+
+static void test_discarded_named(void **state)
+{
+	(void)state;
+	uint8_t msg[3000] = {0};
+	struct told t = {0};
+	struct lan_reasm r;
+	/* Room for two 3000-byte partials, not three. */
+	size_t one = 3000 + 1 + 512; /* message, map, and (over) the partial */
+	ki_lan_reasm_init(&r, 0, 2 * one + 100, 100 * MS);
+	r.discarded = note_discarded;
+	r.discarded_ctx = &t;
+	struct lan_msg out;
+	/* First fragments are held, not given up: nothing told. */
+	struct lan_frame a = frag(4, 3000, 3, 0, msg), b = frag(5, 3000, 3, 0, msg);
+	assert_int_equal(ki_lan_reasm_add(&r, 7, &a, NULL, 10 * MS, &out), 0);
+	assert_int_equal(ki_lan_reasm_add(&r, 8, &b, NULL, 20 * MS, &out), 0);
+	assert_int_equal(t.n, 0);
+	/* A third evicts the oldest: host 7's sequence 4 of big.one. */
+	struct lan_frame c = frag(6, 3000, 3, 0, msg);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &c, NULL, 30 * MS, &out), 0);
+	assert_int_equal(r.evicted, 1);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.keys[0].host, 7);
+	assert_int_equal(t.keys[0].publisher, 5);
+	assert_int_equal(t.keys[0].seq, 4);
+	assert_string_equal(t.keys[0].channel, "big.one");
+	assert_int_equal(t.at[0], 30 * MS);
+	/* Completed: not told. */
+	struct lan_frame c1 = frag(6, 3000, 3, 1, msg), c2 = frag(6, 3000, 3, 2, msg);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &c1, NULL, 40 * MS, &out), 0);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &c2, NULL, 40 * MS, &out), 1);
+	free(out.data);
+	assert_int_equal(t.n, 1);
+	/* Refused as too big: never held, so not a partial given up. */
+	struct lan_frame huge = frag(7, (16u << 20) + 1, 300, 0, NULL);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &huge, NULL, 40 * MS, &out), -1);
+	assert_int_equal(t.n, 1);
+	/* Expired: host 8's sequence 5, told at the time of expiry. */
+	ki_lan_reasm_expire(&r, 120 * MS);
+	assert_int_equal(r.expired, 1);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.keys[1].host, 8);
+	assert_int_equal(t.keys[1].seq, 5);
+	assert_int_equal(t.at[1], 120 * MS);
+	/* Freeing the reassembler (the handle closing) tells nothing. */
+	struct lan_frame d = frag(8, 3000, 3, 0, msg);
+	assert_int_equal(ki_lan_reasm_add(&r, 9, &d, NULL, 130 * MS, &out), 0);
+	ki_lan_reasm_free(&r);
+	assert_int_equal(t.n, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_sixteen_mib),
 		cmocka_unit_test(test_flood_held_under_cap),
 		cmocka_unit_test(test_expiry),
+		cmocka_unit_test(test_discarded_named),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
