@@ -39,6 +39,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lib/cost_util.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
 #define HAVE_TSC 1
@@ -62,35 +64,9 @@ static char bus[64];
 static _Alignas(64) char msg[MSG];
 static _Alignas(64) volatile unsigned sink; /* what was read, so it is read */
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	pthread_setaffinity_np(pthread_self(), sizeof s, &s); /* best effort */
-}
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "recv_cost: %s: %s\n", what, kite_strerror(rc));
-	exit(1);
-}
-
 static kite *open_handle(uint32_t spin_us)
 {
-	kite_options o = {.bus = bus, .spin_us = spin_us};
-	kite *k;
-	int rc = kite_open(&k, &o);
-	if (rc)
-		die("kite_open", rc);
-	return k;
+	return open_handle_on(bus, spin_us);
 }
 
 /* Wait for the next message (events skipped); its first byte. */
