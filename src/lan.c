@@ -1354,8 +1354,9 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
  * with nothing heard after it (a publisher gone mid-message, its later
  * frames all lost), the sequence would be neither received nor lost. Only
  * to a stream held and begun, not gone, and only a sequence not yet
- * delivered or given up: a partial of a forged publisher creates nothing,
- * a resend never begins a stream, nothing is counted twice. Not heard
+ * delivered or given up: no stream is made here (the fragment's arrival
+ * found or made it, as a whole message's would), a resend never begins
+ * a stream, nothing is counted twice. Not heard
  * from its publisher: its silence keeps its deadline. */
 static void partial_discarded(void *ctx, const struct lan_reasm_key *key, uint64_t now)
 {
