@@ -227,6 +227,25 @@ check "no history to repair from: received $g3 + lost $l3 = $N, some lost" \
 	eval '[ "$((g3 + l3))" = $N ] && [ "$l3" -gt 0 ] && [ "$(lanstat "$tmpdir/ar3.err" repaired)" = 0 ]'
 in_ns a nft delete table inet kite_loss
 
+# --- repair of a message larger than the resend burst ------------------
+# A 2 MB message (some 1,400 datagrams, over the 1 MiB resend burst the
+# history's budget allows; it keeps up to 4 MiB) of which a drops the
+# datagrams counted 300 of every 600: its NAK was refused for good
+# (resend_refused) and the message reported lost. It goes when the
+# budget is full; the resend's own drops fall elsewhere in it.
+in_ns a nft -f - <<'NFT'
+table inet kite_some {
+	chain in { type filter hook input priority 0; udp dport 7475 numgen inc mod 600 == 300 drop; }
+}
+NFT
+start_sub a "$tmpdir/ar5" -g 'fix5.>' --lan eth0,repair_ms=1000
+pa=$LAST_PID
+{ head -c 2000000 /dev/zero | tr '\0' 'z'; echo; } | in_ns b "$KITE" pub --lan eth0,repair=1 fix5.x
+wait "$pa"
+in_ns a nft delete table inet kite_some
+check "repair of a 2 MB message: received, lost $(counts "$tmpdir/ar5.err"), repaired $(lanstat "$tmpdir/ar5.err" repaired)" \
+	eval '[ "$(counts "$tmpdir/ar5.err")" = "1 0" ] && [ "$(lanstat "$tmpdir/ar5.err" repaired)" = 1 ]'
+
 # --- repair of a lost last message: the closing publisher lingers --------
 # a drops the original (flags byte 0) of the datagram whose payload is
 # "LAST" (after the 8-byte UDP header, the 65-byte frame header, the
