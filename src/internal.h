@@ -370,6 +370,7 @@ struct kite {
 	int strict;         /* we membarrier() before sleeping (needs_fence 0) */
 	unsigned quiet_arms; /* arms in a row after few messages */
 	uint64_t since_arm;  /* messages delivered since the last arm */
+	uint32_t streak;     /* kite_recv calls in a row that found one at once */
 	_Atomic int app_active, ctl_wants;
 	_Atomic int app_waiting; /* application threads blocked in kite_lock() */
 

@@ -303,6 +303,27 @@ static void cpu_relax(void)
 #endif
 }
 
+/* A subscriber that was taking messages back to back (SLIP_STREAK calls of
+ * kite_recv in a row found one at once) and now finds none has caught up
+ * with a publisher that is most likely still writing. Looking again at
+ * once reads the very cache lines the publisher is writing: each look
+ * pulls them to this CPU and each store of the publisher's pulls them
+ * back, and the pair falls into a lock-step at about half the pace either
+ * side keeps alone. So it first waits SLIP_NS without looking (within its
+ * spin, never past it): the publisher moves a few hundred records ahead,
+ * and the reader then takes lines the publisher is done with. Only a
+ * spinning reader that was behind its publisher pays it: a round trip,
+ * or any message that finds its reader waiting, never does. (64 B 1->1,
+ * 16 interleaved runs: medians 11.7 -> 16.0 M/s, the slowest run 10.1 ->
+ * 14.8; 2 us gave 14.8, 10 us 16.3.) */
+#define SLIP_STREAK 64
+#define SLIP_NS 5000u
+static void slip(uint64_t until)
+{
+	while (ki_monotonic_ns() < until)
+		cpu_relax();
+}
+
 static void disarm(kite *k)
 {
 	/* Only write our flag's line when it is set: publishers read it. */
@@ -402,10 +423,14 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 	release_previous(k);
 	int got = poll_once(k, ev);
 	ki_app_exit(k, locked);
-	if (got)
+	if (got) {
+		k->streak += k->streak < SLIP_STREAK;
 		return 0;
+	}
 	if (timeout_ms == 0)
 		return -EAGAIN; /* a pure poll: no system call, nothing armed */
+	int caught_up = k->streak >= SLIP_STREAK;
+	k->streak = 0;
 	/* The clock is read once nothing came for a few looks: a spinner that
 	 * keeps finding messages soon never reads it (the timeout starts that
 	 * much later: a microsecond or two). */
@@ -413,11 +438,15 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 	if (k->opt.spin_us != UINT32_MAX) {
 		uint64_t spin_end = UINT64_MAX;
 		for (unsigned i = 1;; i++) {
-			cpu_relax();
-			if (attempt(k, ev))
-				return 0;
-			if (i & 15)
-				continue;
+			if (caught_up) {
+				i = 16; /* the clock is read now */
+			} else {
+				cpu_relax();
+				if (attempt(k, ev))
+					return 0;
+				if (i & 15)
+					continue;
+			}
 			uint64_t now = ki_monotonic_ns();
 			if (!start) {
 				start = now;
@@ -426,6 +455,11 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 				spin_end = start + (uint64_t)k->opt.spin_us * 1000u;
 				if (spin_end > deadline)
 					spin_end = deadline;
+			}
+			if (caught_up) {
+				caught_up = 0;
+				slip(start + SLIP_NS < spin_end ? start + SLIP_NS : spin_end);
+				continue;
 			}
 			if (now >= spin_end)
 				break;

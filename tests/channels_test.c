@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -1040,6 +1042,130 @@ static void parent_receive(kite *k, const char *channel, int n, uint64_t first)
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Publish n messages on channel, then read them all back: the reader has
+ * taken many in a row, so its next empty look is a caught-up one. */
+static void stream_through(kite *pub, kite *sub, const char *channel, int n,
+			   uint64_t *next_seq)
+{
+	char msg[64] = {0};
+	for (int i = 0; i < n; i++)
+		assert_true(kite_publish(pub, channel, msg, sizeof msg) > 0);
+	parent_receive(sub, channel, n, *next_seq);
+	*next_seq += (uint64_t)n;
+}
+
+/* A reader that catches up with its publisher after a streak waits a few
+ * microseconds before it looks again (recv.c, slip): never in a pure
+ * poll, never past its timeout. The fastest of 20 polls right after a
+ * streak must take well under that wait (noise only adds time). */
+static void test_caught_up_reader_waits_within_limits(void **state)
+{
+	(void)state;
+	use_bus("slip");
+	kite *sub = parent_open("slip.x");
+	kite *pub = parent_open(NULL);
+	uint64_t seq = 1;
+	uint64_t fastest = UINT64_MAX;
+	kite_event ev;
+	for (int trial = 0; trial < 20; trial++) {
+		stream_through(pub, sub, "slip.x", 200, &seq);
+		uint64_t t0 = now_ns();
+		assert_int_equal(kite_recv(sub, &ev, 0), -EAGAIN);
+		uint64_t took = now_ns() - t0;
+		fastest = took < fastest ? took : fastest;
+	}
+	print_message("# fastest pure poll after a streak: %llu ns\n",
+		      (unsigned long long)fastest);
+	assert_true(fastest < 4000);
+	/* A 1 ms timeout after a streak: times out, after 1 ms, not much more. */
+	stream_through(pub, sub, "slip.x", 200, &seq);
+	uint64_t t0 = now_ns();
+	assert_int_equal(kite_recv(sub, &ev, 1), -ETIMEDOUT);
+	uint64_t took = now_ns() - t0;
+	assert_true(took >= 1000000 && took < 500000000);
+	kite_close(pub);
+	kite_close(sub);
+}
+
+struct bursty {
+	kite *pub;
+	int bursts;
+	unsigned seed;
+};
+
+/* Bursts of 1..300 messages, each after a pause of 0..20 us: the reader
+ * keeps catching up, waiting, and finding the next burst mid-wait. */
+static void *bursty_publisher(void *arg)
+{
+	struct bursty *b = arg;
+	char msg[64] = {0};
+	for (int i = 0; i < b->bursts; i++) {
+		int n = 1 + (int)(rand_r(&b->seed) % 300);
+		uint64_t until = now_ns() + rand_r(&b->seed) % 20000;
+		while (now_ns() < until)
+			;
+		for (int j = 0; j < n; j++) {
+			int64_t rc;
+			/* (A reliable reader: the publisher waits for it.) */
+			while ((rc = kite_publish(b->pub, "slip.y", msg, sizeof msg)) == -EAGAIN)
+				;
+			if (rc <= 0)
+				return (void *)1;
+		}
+	}
+	return NULL;
+}
+
+/* Messages that come while a caught-up reader waits are read next, in
+ * order, none missing, whatever the timing (a reliable subscription, so a
+ * stalled test machine cannot make the publisher overrun the reader). */
+static void test_caught_up_reader_misses_nothing(void **state)
+{
+	(void)state;
+	use_bus("slipb");
+	kite *sub = parent_open(NULL);
+	struct kite_sub_options so = {.flags = KITE_SUB_RELIABLE};
+	assert_int_equal(kite_subscribe_opts(sub, "slip.y", &so), 0);
+	kite *pub = parent_open(NULL);
+	/* The publisher sees its reliable subscriber before the first burst. */
+	uint64_t seq = 1;
+	stream_through(pub, sub, "slip.y", 1, &seq);
+	struct bursty b = {.pub = pub, .bursts = 3000, .seed = 7};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, bursty_publisher, &b), 0);
+	uint64_t deadline = mono_ms() + 60000, got = 0;
+	void *failed = (void *)1;
+	for (;;) {
+		kite_event ev;
+		int rc = kite_recv(sub, &ev, 200);
+		if (rc == -ETIMEDOUT) {
+			if (pthread_tryjoin_np(t, &failed) == 0)
+				break; /* the publisher is done and everything is read */
+			assert_true(mono_ms() < deadline);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_not_equal(ev.type, KITE_LOSS);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		assert_int_equal(ev.msg.seq, seq);
+		seq++;
+		got++;
+	}
+	assert_null(failed);
+	print_message("# %llu messages in bursts, all in order\n", (unsigned long long)got);
+	assert_true(got >= 3000);
+	kite_close(pub);
+	kite_close(sub);
+}
+
 /* The publisher remembers the channel it published on last (with its
  * length) and compares the next call's name against it byte by byte: a
  * name that is a prefix of it, extends it, or differs in one byte, in the
@@ -1465,6 +1591,8 @@ int main(void)
 		SETUP(test_slow_subscriber_large_losses_counted),
 		SETUP(test_slot_boundary_sizes),
 		SETUP(test_channel_cache_never_confused),
+		SETUP(test_caught_up_reader_waits_within_limits),
+		SETUP(test_caught_up_reader_misses_nothing),
 		SETUP(test_idle_costs_nothing),
 		SETUP(test_no_wakeups_for_a_subscriber_that_keeps_up),
 		SETUP(test_sleepers_woken_in_both_barrier_modes),
