@@ -87,6 +87,30 @@ static void test_refused(void **state)
 	assert_int_equal(ki_lan_keys_load("/tmp", &k, why, sizeof why), -EINVAL);
 }
 
+/* A FIFO named as the key file (a careless or hostile key= path) is
+ * refused as not a regular file at once: opening it for reading must not
+ * wait for a writer (it did, and kite_open hung for good). The alarm's
+ * default action ends the test if it waits. */
+static void test_fifo_refused_at_once(void **state)
+{
+	(void)state;
+	snprintf(path, sizeof path, "/tmp/kite-lan-key-test.%d", (int)getpid());
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct lan_keys k;
+	char why[300] = "";
+	alarm(10);
+	int rc = ki_lan_keys_load(path, &k, why, sizeof why);
+	alarm(0);
+	unlink(path);
+	assert_int_equal(rc, -EINVAL);
+	assert_non_null(strstr(why, "not a regular file"));
+	assert_int_equal(k.n, 0);
+	/* A device is refused the same way. */
+	assert_int_equal(ki_lan_keys_load("/dev/zero", &k, why, sizeof why), -EINVAL);
+	assert_non_null(strstr(why, "not a regular file"));
+}
+
 static void test_spec_key_option(void **state)
 {
 	(void)state;
@@ -108,6 +132,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_and_two_keys),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_fifo_refused_at_once),
 		cmocka_unit_test(test_spec_key_option),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
