@@ -65,6 +65,13 @@ int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t w
 		rc = -EACCES;
 		snprintf(why, why_len, "key file %s has mode %04o: group or others may access it "
 			 "(chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+	} else if (st.st_uid != geteuid() && st.st_uid != 0) {
+		/* As ssh asks of its keys: whoever owns the file can rewrite
+		 * it, and so choose the key a root process trusts. */
+		rc = -EACCES;
+		snprintf(why, why_len, "key file %s is owned by uid %u: only uid %u (this "
+			 "process) or root may own it (chown it)", path, (unsigned)st.st_uid,
+			 (unsigned)geteuid());
 	} else if ((n = read(fd, text, sizeof text)) < 0) {
 		rc = -errno;
 		snprintf(why, why_len, "key file %s: %s", path, strerror(-rc));

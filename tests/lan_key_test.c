@@ -48,6 +48,29 @@ static void test_one_and_two_keys(void **state)
 	unlink(path);
 }
 
+/* A key file another user owns is refused even at mode 0600: that user
+ * could rewrite it and choose the key (as root, the test makes nobody's). */
+static void test_other_owner_refused(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# not root: cannot give a file to another user; ownership not checked\n");
+		return;
+	}
+	struct lan_keys k;
+	char why[300] = "";
+	write_key(K1 "\n", 0600);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(ki_lan_keys_load(path, &k, why, sizeof why), -EACCES);
+	assert_non_null(strstr(why, "owned by uid 65534"));
+	assert_int_equal(k.n, 0);
+	/* Root's own file is fine. */
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(ki_lan_keys_load(path, &k, why, sizeof why), 0);
+	assert_int_equal(k.n, 1);
+	unlink(path);
+}
+
 static void test_refused(void **state)
 {
 	(void)state;
@@ -132,6 +155,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_and_two_keys),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_other_owner_refused),
 		cmocka_unit_test(test_fifo_refused_at_once),
 		cmocka_unit_test(test_spec_key_option),
 	};
