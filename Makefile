@@ -239,6 +239,14 @@ LAN_TOOL := $(BUILD)/tests/helpers/lan_tool
 $(LAN_TOOL): $(BUILD)/tests/helpers/lan_tool.o $(LIBA)
 	$(Q)$(CC) -o $@ $^ $(KITE_LDFLAGS)
 check-build check-parts: $(LAN_TOOL)
+# Wrong libraries under libsodium's soname (tests/helpers/fake_sodium.c),
+# one per way of being wrong: libkite must refuse each, never trust it.
+FAKE_SODIUM := $(foreach v,noverify initfails hashfails acceptall bigstate,\
+	$(BUILD)/tests/helpers/fake_sodium_$(v).so)
+$(BUILD)/tests/helpers/fake_sodium_%.so: tests/helpers/fake_sodium.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -shared -fPIC -DFAKE_$* -o $@ $<
+check-build check-parts: $(FAKE_SODIUM)
 -include $(wildcard $(BUILD)/tests/helpers/*.d)
 
 # The Python binding (python/): pure Python over libkite.so.0, installed

@@ -127,6 +127,8 @@ struct entry {
 				 * waiting for resends (0: not closing) */
 	uint64_t matched_gen;   /* its channel matched the patterns of this
 				 * generation (ki_lan.patterns_gen) */
+	uint64_t behind_seq;    /* the last sequence whose fragment came after
+				 * it was delivered or given up (counted once) */
 	struct entry *next;     /* hash chain */
 };
 
@@ -1298,7 +1300,7 @@ static void leave_streams(kite *k)
 			if (e->s.started &&
 			    !ki_strlist_any_match(k->patterns, k->npatterns, e->s.channel)) {
 				ki_lan_stream_restart(&e->s, &out);
-				e->nak_due_ns = e->nak_gap_ns = e->closing_ns = 0;
+				e->nak_due_ns = e->nak_gap_ns = e->closing_ns = e->behind_seq = 0;
 			}
 }
 
@@ -1354,8 +1356,9 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
  * with nothing heard after it (a publisher gone mid-message, its later
  * frames all lost), the sequence would be neither received nor lost. Only
  * to a stream held and begun, not gone, and only a sequence not yet
- * delivered or given up: a partial of a forged publisher creates nothing,
- * a resend never begins a stream, nothing is counted twice. Not heard
+ * delivered or given up: no stream is made here (the fragment's arrival
+ * found or made it, as a whole message's would), a resend never begins
+ * a stream, nothing is counted twice. Not heard
  * from its publisher: its silence keeps its deadline. */
 static void partial_discarded(void *ctx, const struct lan_reasm_key *key, uint64_t now)
 {
@@ -1514,10 +1517,16 @@ static struct entry *take_frame_in(kite *k, const struct lan_frame *f, const str
 	uint64_t dups = e->s.duplicates, late = e->s.late;
 	int repair = (f->flags & LAN_FLAG_REPAIR) != 0;
 	if (f->frag_count > 1) {
-		/* A fragment of a message already delivered or given up. */
+		/* A fragment of a message already delivered (a duplicate) or
+		 * given up (late: e.g. the rest of a partial evicted and
+		 * reported lost), counted as a whole message would be, once
+		 * for the run of its fragments. (A resend we did not need:
+		 * uncounted, as below.) */
 		if (e->s.started && f->seq < e->s.next) {
-			if (!repair) /* (a resend we did not need: uncounted, as below) */
-				e->s.duplicates++;
+			if (!repair && f->seq != e->behind_seq) {
+				ki_lan_stream_behind(&e->s, f->seq);
+				e->behind_seq = f->seq;
+			}
 			return e;
 		}
 		/* The stream starts at its first fragment heard, not at its

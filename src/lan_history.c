@@ -169,9 +169,20 @@ int ki_lan_history_resend_ok(struct lan_history *h, struct lan_hist_rec *rec,
 	if (rec->resent_ns && now_ns - rec->resent_ns < LAN_RESEND_HOLDOFF_NS)
 		return 0;
 	refill(&h->tokens, &h->tokens_ns, LAN_RESEND_RATE, LAN_RESEND_BURST, now_ns);
-	if (h->tokens < rec->len)
+	if (h->tokens < rec->len && h->tokens < LAN_RESEND_BURST)
 		return -1;
-	h->tokens -= rec->len;
+	if (h->tokens < rec->len) {
+		/* Frames larger than the whole burst (a message of over 1 MiB,
+		 * which the history keeps) could never pass: they go when the
+		 * budget is full, and it stays empty until the rate has paid
+		 * for the excess (refill adds nothing before tokens_ns), so
+		 * resends still keep to the rate. */
+		uint64_t excess = rec->len - h->tokens;
+		h->tokens = 0;
+		h->tokens_ns = now_ns + excess * 1000000000ull / LAN_RESEND_RATE;
+	} else {
+		h->tokens -= rec->len;
+	}
 	rec->resent_ns = now_ns ? now_ns : 1;
 	return 1;
 }

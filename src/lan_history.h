@@ -62,7 +62,9 @@ struct lan_hist_rec *ki_lan_history_find(struct lan_history *h, const char *chan
 
 /* May rec be resent now? Yes (1) unless it was resent less than the holdoff
  * ago (0) or the rate budget lacks its bytes (-1: stop for now). On yes,
- * its bytes are taken from the budget and its resend time is now. */
+ * its bytes are taken from the budget and its resend time is now. A
+ * record larger than the whole burst goes when the budget is full, which
+ * then refills only once the rate has paid for the excess. */
 int ki_lan_history_resend_ok(struct lan_history *h, struct lan_hist_rec *rec,
 			     uint64_t now_ns);
 

@@ -42,7 +42,10 @@ static int parse_keys(const char *text, size_t n, struct lan_keys *out)
 int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t why_len)
 {
 	memset(out, 0, sizeof *out);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO (or a device) named as the key must be refused
+	 * below as not a regular file, not hang kite_open until some writer
+	 * opens it. (It changes nothing for a regular file.) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		snprintf(why, why_len, "key file %s: %s", path, strerror(e));
@@ -62,6 +65,13 @@ int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t w
 		rc = -EACCES;
 		snprintf(why, why_len, "key file %s has mode %04o: group or others may access it "
 			 "(chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+	} else if (st.st_uid != geteuid() && st.st_uid != 0) {
+		/* As ssh asks of its keys: whoever owns the file can rewrite
+		 * it, and so choose the key a root process trusts. */
+		rc = -EACCES;
+		snprintf(why, why_len, "key file %s is owned by uid %u: only uid %u (this "
+			 "process) or root may own it (chown it)", path, (unsigned)st.st_uid,
+			 (unsigned)geteuid());
 	} else if ((n = read(fd, text, sizeof text)) < 0) {
 		rc = -errno;
 		snprintf(why, why_len, "key file %s: %s", path, strerror(-rc));
@@ -81,17 +91,26 @@ int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t w
 	return rc;
 }
 
-/* Keyed BLAKE2b-128 (RFC 7693) of buf[0..len): libsodium's generichash
- * with a 32-byte key and a 16-byte output. Without libsodium (no key file
- * loads then, so no keyed handle exists) the tag is zeros and
- * ki_lan_tag_ok accepts nothing. */
-void ki_lan_tag(const struct lan_keys *k, unsigned i, const uint8_t *buf, size_t len,
-		uint8_t tag[LAN_TAG_LEN])
+/* Keyed BLAKE2b-128 (RFC 7693) of buf[0..len) under key i into tag:
+ * libsodium's generichash with a 32-byte key and a 16-byte output. 0, or
+ * -1 if there is no libsodium (no key file loads then, so no keyed handle
+ * exists) or it failed. */
+static int compute(const struct ki_sodium *na, const struct lan_keys *k, unsigned i,
+		   const uint8_t *buf, size_t len, uint8_t tag[LAN_TAG_LEN])
 {
-	const struct ki_sodium *na = ki_sodium(NULL, 0);
 	_Alignas(KI_SODIUM_STATE_ALIGN) unsigned char state[KI_SODIUM_STATE_MAX];
 	if (!na || na->init(state, k->key[i], LAN_KEY_LEN, LAN_TAG_LEN) ||
 	    na->update(state, buf, len) || na->final(state, tag, LAN_TAG_LEN))
+		return -1;
+	return 0;
+}
+
+/* A tag that could not be computed is zeros, which ki_lan_tag_ok never
+ * accepts. */
+void ki_lan_tag(const struct lan_keys *k, unsigned i, const uint8_t *buf, size_t len,
+		uint8_t tag[LAN_TAG_LEN])
+{
+	if (compute(ki_sodium(NULL, 0), k, i, buf, len, tag))
 		memset(tag, 0, LAN_TAG_LEN);
 }
 
@@ -102,10 +121,12 @@ int ki_lan_tag_ok(const struct lan_keys *k, const uint8_t *buf, size_t len,
 	int ok = 0;
 	for (unsigned i = 0; na && i < k->n; i++) {
 		uint8_t want[LAN_TAG_LEN];
-		ki_lan_tag(k, i, buf, len, want);
+		/* A tag not computed matches nothing: comparing the zeros
+		 * ki_lan_tag leaves would accept a frame tagged with zeros. */
+		int made = compute(na, k, i, buf, len, want) == 0;
 		/* crypto_verify_16 takes the same time wherever bytes differ;
 		 * every key is tried, so the time does not say which matched. */
-		ok |= na->verify_16(want, tag) == 0;
+		ok |= made & (na->verify_16(want, tag) == 0);
 	}
 	return ok;
 }

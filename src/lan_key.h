@@ -25,11 +25,12 @@ struct lan_keys {
 int ki_lan_keys_load(const char *path, struct lan_keys *out, char *why, size_t why_len);
 
 /* The tag of buf[0..len) under key i: keyed BLAKE2b-128 (RFC 7693), by
- * libsodium. */
+ * libsodium (zeros if it cannot be computed: no key accepts them). */
 void ki_lan_tag(const struct lan_keys *k, unsigned i, const uint8_t *buf, size_t len,
 		uint8_t tag[LAN_TAG_LEN]);
 
-/* 1 if tag is buf's under any of k's keys (compared in constant time). */
+/* 1 if tag is buf's under any of k's keys (compared in constant time);
+ * 0 if it is not, or no tag could be computed. */
 int ki_lan_tag_ok(const struct lan_keys *k, const uint8_t *buf, size_t len,
 		  const uint8_t tag[LAN_TAG_LEN]);
 

@@ -24,6 +24,31 @@ static void *resolve(void *lib, const char *name, int *missing)
 	return f;
 }
 
+/* libsodium's keyed BLAKE2b-128 of the byte 0x03 under the 32-byte key
+ * whose byte i is 13i + 1 (hashlib's answer, as in tests/lan_tag_test.c). */
+static const unsigned char known_tag[16] = {
+	0xc9, 0x94, 0x79, 0x99, 0x61, 0x5e, 0x41, 0xef,
+	0x0f, 0x94, 0xfb, 0x41, 0xb4, 0x2f, 0xe1, 0x3e};
+
+/* A library under the soname that is not libsodium, or a broken one, must
+ * not become a check that accepts forged frames (a crypto_verify_16 that
+ * says yes to anything, digests that are all zeros): it must give the
+ * known tag and tell it from one a bit away. 0 if it does. */
+static int known_answer(void)
+{
+	_Alignas(KI_SODIUM_STATE_ALIGN) unsigned char state[KI_SODIUM_STATE_MAX];
+	unsigned char key[32], tag[16], near[16];
+	const unsigned char data = 3;
+	for (unsigned i = 0; i < sizeof key; i++)
+		key[i] = (unsigned char)(13 * i + 1);
+	if (fns.init(state, key, sizeof key, sizeof tag) || fns.update(state, &data, 1) ||
+	    fns.final(state, tag, sizeof tag))
+		return -1;
+	memcpy(near, known_tag, sizeof near);
+	near[15] ^= 1;
+	return fns.verify_16(tag, known_tag) == 0 && fns.verify_16(near, known_tag) != 0 ? 0 : -1;
+}
+
 static void load(void)
 {
 	void *lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
@@ -53,6 +78,11 @@ static void load(void)
 	if (fns.statebytes() > KI_SODIUM_STATE_MAX) {
 		snprintf(failure, sizeof failure, "%s: crypto_generichash_state of %zu bytes "
 			 "(at most %d expected)", soname, fns.statebytes(), KI_SODIUM_STATE_MAX);
+		return;
+	}
+	if (known_answer()) {
+		snprintf(failure, sizeof failure, "%s: crypto_generichash or crypto_verify_16 "
+			 "fails a known-answer test (not libsodium's keyed BLAKE2b?)", soname);
 		return;
 	}
 	loaded = 1;

@@ -24,8 +24,10 @@ struct ki_sodium {
 	int (*verify_16)(const unsigned char *x, const unsigned char *y);
 };
 
-/* The loaded library, or NULL if it could not be loaded (then why, if
- * not NULL, says what failed and which package to install). Thread-safe;
+/* The loaded library, or NULL if it could not be loaded, lacks a
+ * function, fails sodium_init, or fails a known-answer test of its tags
+ * (a wrong library under the soname: then why, if not NULL, says what
+ * failed and which package to install). Thread-safe;
  * the first call loads, later ones return the same answer. */
 const struct ki_sodium *ki_sodium(char *why, size_t why_len);
 

@@ -217,11 +217,7 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	s->last_heard_ns = now_ns;
 	ki_lan_stream_begin(s, m->seq);
 	if (m->seq < s->next) {
-		uint64_t back = s->next - 1 - m->seq;
-		if (back < LAN_HISTORY && (s->delivered_mask >> back) & 1)
-			s->duplicates++;
-		else
-			s->late++; /* already counted lost (or before we joined) */
+		ki_lan_stream_behind(s, m->seq);
 		ki_lan_msg_free(m);
 		return 0;
 	}
@@ -271,6 +267,15 @@ int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 	note_gap(s, now_ns);
 	ki_lan_stream_tick(s, now_ns, reorder_ns, out);
 	return 1;
+}
+
+void ki_lan_stream_behind(struct lan_stream *s, uint64_t seq)
+{
+	uint64_t back = s->next - 1 - seq;
+	if (back < LAN_HISTORY && (s->delivered_mask >> back) & 1)
+		s->duplicates++;
+	else
+		s->late++; /* already counted lost (or before we joined) */
 }
 
 void ki_lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,

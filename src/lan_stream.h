@@ -116,6 +116,12 @@ int ki_lan_stream_first(struct lan_stream *s, const struct lan_frame *f, uint64_
 int ki_lan_stream_take(struct lan_stream *s, struct lan_msg *m, uint64_t now_ns,
 		    uint64_t reorder_ns, const struct lan_sink *out);
 
+/* A frame of a sequence below the next one to deliver came again (seq <
+ * next; its data is not taken): counted a duplicate if that sequence was
+ * delivered, else late (it was reported lost, or is from before the
+ * stream began here). */
+void ki_lan_stream_behind(struct lan_stream *s, uint64_t seq);
+
 /* The publisher says it has sent up to seq (its idle heartbeat, or its
  * goodbye): a gap up to there is waited for like any other. */
 void ki_lan_stream_announce(struct lan_stream *s, uint64_t seq, uint64_t now_ns,

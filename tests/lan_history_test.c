@@ -176,6 +176,44 @@ static void test_holdoff_and_rate(void **state)
 	ki_lan_history_free(&h);
 }
 
+/* A message whose frames exceed the whole burst (1 MiB; the history keeps
+ * up to 4 MiB) could never be resent: under repair every NAK for it was
+ * refused and it was reported lost. It goes when the budget is full, and
+ * the excess is paid at the rate before anything else is resent. */
+static void test_larger_than_burst(void **state)
+{
+	(void)state;
+	struct lan_history h;
+	assert_int_equal(ki_lan_history_init(&h, LAN_HISTORY_BYTES), 0);
+	enum { PAYLOAD = 1300 };
+	size_t one = frame((uint8_t[4000]){0}, "b", 2, PAYLOAD), n = (2u << 20) / one;
+	uint8_t *frames = malloc(n * one);
+	assert_non_null(frames);
+	for (size_t i = 0; i < n; i++)
+		frame(frames + i * one, "b", 2, PAYLOAD);
+	add(&h, "b", 1, 100);
+	ki_lan_history_add(&h, "b", 2, frames, n * one);
+	add(&h, "b", 3, 100);
+	struct lan_hist_rec *small = ki_lan_history_find(&h, "b", 1),
+			    *big = ki_lan_history_find(&h, "b", 2),
+			    *last = ki_lan_history_find(&h, "b", 3);
+	assert_non_null(big);
+	assert_true(big->len > LAN_RESEND_BURST);
+	uint64_t t = 9000 * MS;
+	assert_int_equal(ki_lan_history_resend_ok(&h, small, t), 1);
+	/* Not while the budget is short of full... */
+	assert_int_equal(ki_lan_history_resend_ok(&h, big, t), -1);
+	/* ...but once it is. */
+	assert_int_equal(ki_lan_history_resend_ok(&h, big, t + 1000 * MS), 1);
+	/* Then nothing until the excess (about 1 MiB at 8 MiB/s: 125 ms)
+	 * is paid. */
+	uint64_t paid = (big->len - LAN_RESEND_BURST) * 1000000000ull / LAN_RESEND_RATE;
+	assert_int_equal(ki_lan_history_resend_ok(&h, last, t + 1000 * MS + paid - MS), -1);
+	assert_int_equal(ki_lan_history_resend_ok(&h, last, t + 1000 * MS + paid + 2 * MS), 1);
+	free(frames);
+	ki_lan_history_free(&h);
+}
+
 static void test_nak_rate(void **state)
 {
 	(void)state;
@@ -198,6 +236,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_find_exact),
 		cmocka_unit_test(test_byte_cap_evicts_oldest),
+		cmocka_unit_test(test_larger_than_burst),
 		cmocka_unit_test(test_message_cap),
 		cmocka_unit_test(test_too_big_not_kept),
 		cmocka_unit_test(test_holdoff_and_rate),

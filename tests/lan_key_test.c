@@ -48,6 +48,29 @@ static void test_one_and_two_keys(void **state)
 	unlink(path);
 }
 
+/* A key file another user owns is refused even at mode 0600: that user
+ * could rewrite it and choose the key (as root, the test makes nobody's). */
+static void test_other_owner_refused(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# not root: cannot give a file to another user; ownership not checked\n");
+		return;
+	}
+	struct lan_keys k;
+	char why[300] = "";
+	write_key(K1 "\n", 0600);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(ki_lan_keys_load(path, &k, why, sizeof why), -EACCES);
+	assert_non_null(strstr(why, "owned by uid 65534"));
+	assert_int_equal(k.n, 0);
+	/* Root's own file is fine. */
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(ki_lan_keys_load(path, &k, why, sizeof why), 0);
+	assert_int_equal(k.n, 1);
+	unlink(path);
+}
+
 static void test_refused(void **state)
 {
 	(void)state;
@@ -87,6 +110,30 @@ static void test_refused(void **state)
 	assert_int_equal(ki_lan_keys_load("/tmp", &k, why, sizeof why), -EINVAL);
 }
 
+/* A FIFO named as the key file (a careless or hostile key= path) is
+ * refused as not a regular file at once: opening it for reading must not
+ * wait for a writer (it did, and kite_open hung for good). The alarm's
+ * default action ends the test if it waits. */
+static void test_fifo_refused_at_once(void **state)
+{
+	(void)state;
+	snprintf(path, sizeof path, "/tmp/kite-lan-key-test.%d", (int)getpid());
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct lan_keys k;
+	char why[300] = "";
+	alarm(10);
+	int rc = ki_lan_keys_load(path, &k, why, sizeof why);
+	alarm(0);
+	unlink(path);
+	assert_int_equal(rc, -EINVAL);
+	assert_non_null(strstr(why, "not a regular file"));
+	assert_int_equal(k.n, 0);
+	/* A device is refused the same way. */
+	assert_int_equal(ki_lan_keys_load("/dev/zero", &k, why, sizeof why), -EINVAL);
+	assert_non_null(strstr(why, "not a regular file"));
+}
+
 static void test_spec_key_option(void **state)
 {
 	(void)state;
@@ -108,6 +155,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_and_two_keys),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_other_owner_refused),
+		cmocka_unit_test(test_fifo_refused_at_once),
 		cmocka_unit_test(test_spec_key_option),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

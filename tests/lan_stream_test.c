@@ -167,6 +167,33 @@ static void test_gap_lost_after_reorder_time_then_late(void **state)
 	assert_int_equal(s.delivered + s.lost, 4);
 }
 
+/* A fragment of a message the stream has passed (src/lan.c drops it
+ * before reassembly): a duplicate if that message was delivered, late if
+ * it was reported lost (the rest of a partial evicted by a flood, whose
+ * sequence was announced and given up) or came before the stream began.
+ * Such fragments were all counted duplicates: on a path that duplicates
+ * nothing, a 16 MiB message evicted early showed 8,000 duplicates. */
+static void test_behind_duplicate_or_late(void **state)
+{
+	(void)state;
+	struct lan_stream s = {0};
+	take(&s, 10, MS);
+	ki_lan_stream_announce(&s, 11, MS, REORDER, &sink); /* 11: a partial given up */
+	ki_lan_stream_tick(&s, MS + REORDER, REORDER, &sink);
+	take(&s, 12, 30 * MS);
+	assert_int_equal(seen->lost, 1);
+	ki_lan_stream_behind(&s, 11); /* the rest of 11's fragments */
+	assert_int_equal(s.late, 1);
+	assert_int_equal(s.duplicates, 0);
+	ki_lan_stream_behind(&s, 12);
+	ki_lan_stream_behind(&s, 10);
+	assert_int_equal(s.duplicates, 2);
+	ki_lan_stream_behind(&s, 9); /* before the stream began here */
+	assert_int_equal(s.late, 2);
+	assert_int_equal(s.delivered + s.lost, 3);
+	ki_lan_stream_clear(&s);
+}
+
 static void test_duplicates(void **state)
 {
 	(void)state;
@@ -360,6 +387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reorder_within_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_lost_after_reorder_time_then_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_behind_duplicate_or_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_jump, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_loss_from_state, setup, teardown),

@@ -6,8 +6,11 @@
  * mistake shows. The same bytes the hand-written BLAKE2b of kite 0.x put
  * on the wire, so old and new hosts understand each other. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "lan_key.h"
@@ -39,6 +42,52 @@ static void fill(uint8_t *data, struct lan_keys *k)
 	k->n = 1;
 	for (size_t i = 0; i < LAN_KEY_LEN; i++)
 		k->key[0][i] = (uint8_t)(13 * i + 1);
+}
+
+/* The library's first use raced by 8 threads (handles opening keyed at
+ * once): each gets the right tag, none a half-loaded table of functions.
+ * (Runs first: nothing has loaded libsodium yet.) */
+static void *tag_129(void *arg)
+{
+	uint8_t data[1000], tag[LAN_TAG_LEN];
+	struct lan_keys k;
+	char *got = arg;
+	fill(data, &k);
+	ki_lan_tag(&k, 0, data, 129, tag);
+	hex(tag, LAN_TAG_LEN, got);
+	return NULL;
+}
+
+static void test_first_use_raced(void **state)
+{
+	(void)state;
+	pthread_t t[8];
+	char got[8][33];
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, tag_129, got[i]), 0);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_string_equal(got[i], vectors[4].hex);
+	}
+}
+
+/* A process forked after the library loaded (a keyed handle's program
+ * that forks workers) tags as its parent does. */
+static void test_after_fork(void **state)
+{
+	(void)state;
+	char got[33];
+	tag_129(got);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char child[33];
+		tag_129(child);
+		_exit(strcmp(child, vectors[4].hex) != 0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_libsodium_loads(void **state)
@@ -111,6 +160,8 @@ static void test_tag_ok(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_use_raced),
+		cmocka_unit_test(test_after_fork),
 		cmocka_unit_test(test_libsodium_loads),
 		cmocka_unit_test(test_keyed_vectors),
 		cmocka_unit_test(test_second_key),

@@ -39,7 +39,7 @@ build tree of the checkout this package lives in, else the system
 from __future__ import annotations
 
 from . import _lib
-from ._errors import EBADNAME, ENOTSUB, ETOOBIG, KiteError
+from ._errors import EBADNAME, ENOSODIUM, ENOTSUB, ETOOBIG, KiteError
 from ._handle import Handle, channel_valid, pattern_match, pattern_valid
 from ._handoff import Peer, handoff_accept, handoff_connections, handoff_fd, notify
 from ._types import (Event, LanOrigin, Loss, Message, Origin, PublisherGone,
@@ -57,7 +57,7 @@ MSG_MAX = 0xFFFFFFFF
 
 __all__ = [
     "Handle", "Message", "Origin", "LanOrigin", "Event", "Loss", "PublisherGone", "Refused",
-    "PublisherNew", "Stats", "KiteError", "EBADNAME", "ETOOBIG", "ENOTSUB",
+    "PublisherNew", "Stats", "KiteError", "EBADNAME", "ETOOBIG", "ENOTSUB", "ENOSODIUM",
     "channel_valid", "pattern_valid", "pattern_match", "handoff_fd",
     "handoff_accept", "handoff_connections", "Peer", "notify", "LIBRARY",
     "CHANNEL_MAX", "MSG_MAX", "strerror",

@@ -8,15 +8,17 @@ from . import _lib
 EBADNAME = _lib.EBADNAME  #: channel name or pattern is malformed
 ETOOBIG = _lib.ETOOBIG    #: payload larger than 4 GiB - 1
 ENOTSUB = _lib.ENOTSUB    #: unsubscribe of a pattern never subscribed
+ENOSODIUM = _lib.ENOSODIUM  #: a LAN key file given, libsodium not installed (or not working)
 
 
 class KiteError(OSError):
     """A libkite call failed.
 
     ``code`` is the library's negative code (``-errno`` or one of
-    ``kite.EBADNAME``, ``kite.ETOOBIG``, ``kite.ENOTSUB``); ``strerror`` is
-    ``kite_strerror(code)``; ``errno`` is the positive errno value where the
-    code is one, else None; ``what`` names the call or the argument.
+    ``kite.EBADNAME``, ``kite.ETOOBIG``, ``kite.ENOTSUB``, ``kite.ENOSODIUM``);
+    ``strerror`` is ``kite_strerror(code)``; ``errno`` is the positive errno
+    value where the code is one, else None; ``what`` names the call or the
+    argument.
     Being an OSError, it is caught by ``except OSError`` too.
     """
 

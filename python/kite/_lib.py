@@ -215,7 +215,7 @@ C_NAMES = {Options: "kite_options", SubOptions: "struct kite_sub_options",
 # enum kite_event_type
 MESSAGE, LOSS, PUBLISHER_GONE, REFUSED, PUBLISHER_NEW = 1, 2, 3, 4, 5
 # enum kite_error
-EBADNAME, ETOOBIG, ENOTSUB = -1000, -1001, -1005
+EBADNAME, ETOOBIG, ENOTSUB, ENOSODIUM = -1000, -1001, -1005, -1007
 
 lib, path = _load()
 

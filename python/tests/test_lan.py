@@ -103,3 +103,42 @@ def test_lan_option_and_stats_errors(bus):
     with kite.Handle() as h:
         with pytest.raises(kite.KiteError):
             h.lan_stats()  # not a LAN handle
+
+
+NO_SODIUM = r"""
+import json, sys, kite
+try:
+    kite.Handle(lan="lo,key=" + sys.argv[1])
+    print(json.dumps({"opened": True}))
+except kite.KiteError as e:
+    print(json.dumps({"code": e.code, "errno": e.errno, "strerror": e.strerror}))
+"""
+
+
+def _libsodium_path():
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.strip().startswith("libsodium.so.23 ") and "x86-64" in line:
+            return os.path.realpath(line.rsplit(" ", 1)[-1])
+    return None
+
+
+def test_keyed_handle_without_libsodium_raises_enosodium(procs, tmp_path):
+    # A host without libsodium, made by a mount namespace of the child's own
+    # in which the library is /dev/null (as tests/sh/lan_test.sh does).
+    sodium = _libsodium_path()
+    if os.geteuid() != 0 or not shutil.which("unshare") or not sodium:
+        pytest.skip("needs root, unshare(1) and libsodium23 to hide it")
+    assert kite.ENOSODIUM == -1007
+    key = tmp_path / "lan.key"
+    key.write_text("ab" * 32 + "\n")
+    key.chmod(0o600)
+    hide = ["unshare", "-m", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', sodium]
+    p = procs.python(NO_SODIUM, str(key), prefix=hide, text=True)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    got = json.loads(out)
+    assert got["code"] == kite.ENOSODIUM, got
+    assert got["errno"] is None  # a kite code, not an errno
+    assert got["strerror"] == kite.strerror(kite.ENOSODIUM)
+    assert "apt install libsodium23" in got["strerror"]

@@ -371,21 +371,32 @@ static int learn_publisher(int rx, const char *channel, struct lan_frame *f,
 	}
 }
 
-static int forge_naks(char **argv)
+/* Open iface (argv's first word) for sending, and a receiver in channel's
+ * group: what a forger needs to hear a publisher before it answers it. */
+static int listen_on_channel(const char *iface, const char *channel, const char *mode,
+			     int *tx, int *rx)
 {
 	struct lan_spec spec;
 	struct lan_iface ifc;
-	int tx;
-	if (open_iface(argv[0], &spec, &ifc, &tx))
-		return 1;
-	const char *channel = argv[1];
-	unsigned long count = strtoul(argv[2], NULL, 10);
+	if (open_iface(iface, &spec, &ifc, tx))
+		return -1;
 	size_t granted;
-	int rx = ki_lan_socket_receiver(&spec, 1u << 20, &granted);
-	if (rx < 0 || ki_lan_socket_membership(rx, ki_lan_group_of(&spec.range, channel), &ifc, 1) < 0) {
-		fprintf(stderr, "lan_tool: naks: cannot listen\n");
-		return 1;
+	*rx = ki_lan_socket_receiver(&spec, 1u << 20, &granted);
+	if (*rx < 0 ||
+	    ki_lan_socket_membership(*rx, ki_lan_group_of(&spec.range, channel), &ifc, 1) < 0) {
+		fprintf(stderr, "lan_tool: %s: cannot listen\n", mode);
+		return -1;
 	}
+	return 0;
+}
+
+static int forge_naks(char **argv)
+{
+	int tx, rx;
+	const char *channel = argv[1];
+	if (listen_on_channel(argv[0], channel, "naks", &tx, &rx))
+		return 1;
+	unsigned long count = strtoul(argv[2], NULL, 10);
 	printf("ready\n");
 	fflush(stdout);
 	static uint8_t buf[65536];
@@ -416,19 +427,11 @@ static int forge_naks(char **argv)
 
 static int nak_once(char **argv)
 {
-	struct lan_spec spec;
-	struct lan_iface ifc;
-	int tx;
-	if (open_iface(argv[0], &spec, &ifc, &tx))
-		return 1;
+	int tx, rx;
 	const char *channel = argv[1];
-	struct lan_seq_range r = {strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10)};
-	size_t granted;
-	int rx = ki_lan_socket_receiver(&spec, 1u << 20, &granted);
-	if (rx < 0 || ki_lan_socket_membership(rx, ki_lan_group_of(&spec.range, channel), &ifc, 1) < 0) {
-		fprintf(stderr, "lan_tool: nak: cannot listen\n");
+	if (listen_on_channel(argv[0], channel, "nak", &tx, &rx))
 		return 1;
-	}
+	struct lan_seq_range r = {strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10)};
 	struct lan_frame f;
 	struct sockaddr_in from;
 	if (learn_publisher(rx, channel, &f, &from) < 0) {
