@@ -427,10 +427,13 @@ int kite_recv(kite *k, kite_event *ev, int timeout_ms)
 		k->streak += k->streak < SLIP_STREAK;
 		return 0;
 	}
-	if (timeout_ms == 0)
-		return -EAGAIN; /* a pure poll: no system call, nothing armed */
+	/* Any look that finds nothing ends a streak, a pure poll's too: a
+	 * reader that polls until empty and then waits with a timeout has not
+	 * just caught up with a publisher still writing. */
 	int caught_up = k->streak >= SLIP_STREAK;
 	k->streak = 0;
+	if (timeout_ms == 0)
+		return -EAGAIN; /* a pure poll: no system call, nothing armed */
 	/* The clock is read once nothing came for a few looks: a spinner that
 	 * keeps finding messages soon never reads it (the timeout starts that
 	 * much later: a microsecond or two). */

@@ -156,13 +156,16 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 static void prefault(struct ring_writer *w, uint64_t end)
 {
 	uint64_t to = (end / PREFAULT_CHUNK + 2) * PREFAULT_CHUNK;
-	if (to > w->capacity)
+	/* A record that did not fit the first lap's end padded it and went
+	 * on to the next lap: the pages under the pad were neither written
+	 * nor all made yet, and the second lap writes them; make them now. */
+	if (to > w->capacity || w->pos >= w->capacity)
 		to = w->capacity;
-	if (w->pos >= w->capacity || to <= w->faulted ||
+	if (to <= w->faulted ||
 	    madvise(w->base + RING_HEADER_SIZE + w->faulted, to - w->faulted,
 		    MADV_POPULATE_WRITE) != 0) {
-		/* A later lap, or a kernel without it (Linux < 5.14): the
-		 * writes fault the pages in, as they always did. */
+		/* Every page made, or a kernel without it (Linux < 5.14):
+		 * the writes fault the pages in, as they always did. */
 		w->prefault_at = w->faulted = UINT64_MAX;
 		return;
 	}
