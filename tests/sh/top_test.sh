@@ -229,7 +229,7 @@ if command -v curl >/dev/null && command -v promtool >/dev/null && command -v pr
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 	check "kite top --metrics serves a scrape beside slow clients ($code in $ms ms)" \
 		bash -c "[ '$code' = 200 ] && [ $ms -lt 3000 ]"
-	four_dropped() { [ "$(grep -c '^dropped after [0-4]\.' "$tmpdir/slow-http.log")" = 4 ]; }
+	four_dropped() { [ "$(grep -o 'dropped after [0-4]\.' "$tmpdir/slow-http.log" | wc -l)" = 4 ]; }
 	wait_for 10 four_dropped
 	check "kite top --metrics drops slow clients after 2 s ($(tr '\n' ' ' <"$tmpdir/slow-http.log"))" \
 		four_dropped
