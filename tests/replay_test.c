@@ -194,13 +194,16 @@ static void test_replay_by_time(void **state)
 	kite *pub = open_on("replay-time", 0, UINT32_MAX);
 	for (uint64_t seq = 1; seq <= 5; seq++)
 		publish_seq(pub, "replay.a", seq);
-	usleep(800 * 1000);
+	usleep(2000 * 1000);
 	for (uint64_t seq = 6; seq <= 10; seq++)
 		publish_seq(pub, "replay.a", seq);
-	/* The last 400 ms: the second five; and of those the last 3; a
-	 * minute: all ten. */
+	/* The last 1.5 s: the second five; and of those the last 3; a
+	 * minute: all ten. (Each case waits 300 ms for silence: the second
+	 * one joins some 400 ms after the second five, more on a loaded
+	 * machine. With a 400 ms window, 100 ms of delay made it miss them
+	 * all in one full run.) */
 	const struct { uint32_t n, ms; uint64_t first; } c[] = {
-		{0, 400, 6}, {3, 400, 8}, {0, 60000, 1}, {7, 60000, 4},
+		{0, 1500, 6}, {3, 1500, 8}, {0, 60000, 1}, {7, 60000, 4},
 	};
 	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
 		kite *sub = open_sub();
