@@ -1324,10 +1324,10 @@ static struct entry *find_stream(kite *k, uint64_t host, const struct lan_frame 
 				 const struct sockaddr_in *from)
 {
 	struct ki_lan *l = k->lan;
-	uint32_t h = stream_hash(host, f->publisher, f->channel);
 	struct entry *e = held_stream(l, host, f->publisher, f->channel);
 	if (e)
 		return e;
+	uint32_t h = stream_hash(host, f->publisher, f->channel);
 	if (l->nstreams >= STREAMS_MAX)
 		return NULL;
 	e = calloc(1, sizeof *e);

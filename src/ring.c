@@ -138,7 +138,7 @@ void ki_ring_writer_init(struct ring_writer *w, void *base, uint32_t slot_count,
 	w->pool_bytes = ki_ring_pool_bytes(slot_count, slot_size);
 	w->pool_pos = 0;
 	w->pool_first = w->pool_count = 0;
-	w->faulted = w->prefault_at = PREFAULT_CHUNK;
+	w->prefault_at = PREFAULT_CHUNK;
 }
 
 /* A new ring's pages come into being as the publisher first writes them: a
@@ -161,15 +161,15 @@ static void prefault(struct ring_writer *w, uint64_t end)
 	 * nor all made yet, and the second lap writes them; make them now. */
 	if (to > w->capacity || w->pos >= w->capacity)
 		to = w->capacity;
-	if (to <= w->faulted ||
-	    madvise(w->base + RING_HEADER_SIZE + w->faulted, to - w->faulted,
+	if (to <= w->prefault_at ||
+	    madvise(w->base + RING_HEADER_SIZE + w->prefault_at, to - w->prefault_at,
 		    MADV_POPULATE_WRITE) != 0) {
 		/* Every page made, or a kernel without it (Linux < 5.14):
 		 * the writes fault the pages in, as they always did. */
-		w->prefault_at = w->faulted = UINT64_MAX;
+		w->prefault_at = UINT64_MAX;
 		return;
 	}
-	w->faulted = w->prefault_at = to;
+	w->prefault_at = to;
 }
 
 /* Before writing below `end`: if that passes the limit, raise it to the end

@@ -210,10 +210,10 @@ struct ring_writer {
 		uint64_t ring_end;   /* where its record ends in the ring */
 	} pool_track[RING_POOL_TRACK];
 	uint32_t pool_first, pool_count;
-	/* First lap only: a write reaching past prefault_at makes the pages
-	 * ahead exist (ring.c, prefault); faulted: they do up to here.
-	 * UINT64_MAX once every page does (or the kernel cannot). */
-	uint64_t prefault_at, faulted;
+	/* First lap only: the records' pages exist up to here, and a write
+	 * reaching past it makes more (ring.c, prefault). UINT64_MAX once
+	 * every page does (or the kernel cannot). */
+	uint64_t prefault_at;
 };
 
 /* Messages get sequence numbers last_seq + 1, last_seq + 2, ... (0 for a new

@@ -139,13 +139,13 @@ static void test_spec_key_option(void **state)
 	(void)state;
 	struct lan_spec s;
 	char why[200] = "";
-	assert_int_equal(ki_lan_spec_parse("eth0", &s, why, sizeof why), 0);
+	assert_int_equal(ki_lan_spec_parse("kte0", &s, why, sizeof why), 0);
 	assert_string_equal(s.key_path, "");
-	assert_int_equal(ki_lan_spec_parse("eth0,key=/etc/kite/lan.key,repair=1", &s, why, sizeof why), 0);
+	assert_int_equal(ki_lan_spec_parse("kte0,key=/etc/kite/lan.key,repair=1", &s, why, sizeof why), 0);
 	assert_string_equal(s.key_path, "/etc/kite/lan.key");
 	assert_true(s.repair);
-	assert_int_equal(ki_lan_spec_parse("eth0,key=", &s, why, sizeof why), -EINVAL);
-	char long_path[400] = "eth0,key=/";
+	assert_int_equal(ki_lan_spec_parse("kte0,key=", &s, why, sizeof why), -EINVAL);
+	char long_path[400] = "kte0,key=/";
 	memset(long_path + 10, 'x', 300);
 	assert_int_equal(ki_lan_spec_parse(long_path, &s, why, sizeof why), -EINVAL);
 }
