@@ -7,7 +7,8 @@
  * a released ring held is gone: not delivered, not reported lost); while a
  * child process floods the ring (every gap between two delivered messages
  * is exactly the loss reported between them, nothing torn, nothing twice);
- * a "last value" channel. Then per-channel ring sizes: a small-ring
+ * a "last value" channel; a subscriber stopped while its publisher starts
+ * (a late joiner to it: replay is what brings back what it missed). Then per-channel ring sizes: a small-ring
  * channel overruns where a big one beside it does not, the memfds have the
  * sizes asked for, and sizes no ring can have are refused. */
 #include <dirent.h>
@@ -27,9 +28,16 @@
 
 #define PAYLOAD 8 /* "%08llu" of the seq: every message says its own seq */
 
+/* What a subscriber child saw (stopped_subscriber). */
+struct child_seen {
+	_Atomic int ready, done;
+	_Atomic uint64_t first, messages, lost, news;
+};
+
 struct shared {
 	_Atomic int stop;
 	_Atomic uint64_t published;
+	struct child_seen seen[2];
 };
 
 static struct shared *sh;
@@ -407,6 +415,95 @@ static void test_replay_while_flooded(void **state)
 	assert_true(joins > 0);
 }
 
+/* A subscriber child (seen[0]: plain, seen[1]: replay of everything held)
+ * that reads until its publisher has gone. */
+static int stopped_subscriber(void *arg)
+{
+	struct child_seen *c = &sh->seen[(intptr_t)arg];
+	kite_options o = {.bus = bus, .handshake_ms = 3000};
+	kite *k = NULL;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	CHILD_CHECK(subscribe_last(k, "stopped.>", (intptr_t)arg ? UINT32_MAX : 0, 0) == 0,
+		    "subscribe");
+	atomic_store(&c->ready, 1);
+	kite_event ev;
+	uint64_t deadline = mono_ms() + 15000;
+	while (mono_ms() < deadline) {
+		if (kite_recv(k, &ev, 100) != 0)
+			continue;
+		if (ev.type == KITE_PUBLISHER_GONE)
+			break;
+		if (ev.type == KITE_PUBLISHER_NEW)
+			atomic_fetch_add(&c->news, 1);
+		if (ev.type == KITE_LOSS)
+			atomic_fetch_add(&c->lost, ev.lost);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		char want[PAYLOAD + 1];
+		snprintf(want, sizeof want, "%08" PRIu64, ev.msg.seq);
+		CHILD_CHECK(ev.msg.len == PAYLOAD && !memcmp(ev.msg.data, want, PAYLOAD),
+			    "seq %" PRIu64 " torn", ev.msg.seq);
+		if (!atomic_load(&c->messages))
+			atomic_store(&c->first, ev.msg.seq);
+		atomic_fetch_add(&c->messages, 1);
+	}
+	atomic_store(&c->done, 1);
+	kite_close(k);
+	return 0;
+}
+
+/* Subscribers that subscribed before their publisher existed, but were
+ * stopped (SIGSTOP) past its handshake_ms while it started: their
+ * subscriptions reach it only when they run again, so to it they are late
+ * joiners (docs/channels.md, "Sequences and loss"). The plain one gets
+ * NEW and nothing of the 10 messages published meanwhile, none reported
+ * lost; the one that asked for replay gets all 10 from the ring. */
+static void test_replay_for_subscriber_stopped_at_publisher_start(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("replay-stopped"));
+	memset(sh->seen, 0, sizeof sh->seen);
+	pid_t subs[2];
+	for (intptr_t i = 0; i < 2; i++) {
+		subs[i] = child_start_ready(stopped_subscriber, (void *)i, &sh->seen[i].ready, 5000);
+		assert_true(subs[i] > 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		kill(subs[i], SIGSTOP);
+		assert_true(wait_stopped(subs[i], 5000));
+	}
+	kite_options o = {.bus = bus, .handshake_ms = 300, .idle_ms = UINT32_MAX};
+	kite *pub = NULL;
+	assert_int_equal(kite_open(&pub, &o), 0);
+	for (uint64_t seq = 1; seq <= 10; seq++)
+		publish_seq(pub, "stopped.a", seq);
+	for (int i = 0; i < 2; i++)
+		kill(subs[i], SIGCONT);
+	/* Both have linked and attached the ring once the plain one has NEW. */
+	uint64_t deadline = mono_ms() + 10000;
+	while ((!atomic_load(&sh->seen[0].news) || atomic_load(&sh->seen[1].messages) < 10) &&
+	       mono_ms() < deadline)
+		nap_us(1000);
+	nap_us(200 * 1000);
+	kite_close(pub);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(child_wait(subs[i], 10000), 0);
+	const struct child_seen *plain = &sh->seen[0], *replay = &sh->seen[1];
+	print_message("# stopped across the publisher's start: plain %" PRIu64 " messages, %"
+		      PRIu64 " lost; replay %" PRIu64 " from seq %" PRIu64 "\n",
+		      (uint64_t)plain->messages, (uint64_t)plain->lost,
+		      (uint64_t)replay->messages, (uint64_t)replay->first);
+	assert_int_equal(plain->done, 1);
+	assert_int_equal(plain->news, 1);
+	assert_int_equal(plain->messages, 0);
+	assert_int_equal(plain->lost, 0);
+	assert_int_equal(replay->done, 1);
+	assert_int_equal(replay->news, 1);
+	assert_int_equal(replay->messages, 10);
+	assert_int_equal(replay->first, 1);
+	assert_int_equal(replay->lost, 0);
+}
+
 /* Options this version does not have are refused, not ignored. */
 static void test_sub_options_checked(void **state)
 {
@@ -520,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_replay_after_idle_release),
 		cmocka_unit_test(test_replay_while_flooded),
 		cmocka_unit_test(test_replay_of_pooled_messages),
+		cmocka_unit_test(test_replay_for_subscriber_stopped_at_publisher_start),
 		cmocka_unit_test(test_channel_ring_sizes_refused),
 		cmocka_unit_test(test_channel_ring_size_honoured),
 	};
