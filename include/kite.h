@@ -350,7 +350,9 @@ struct kite_sub_options {
 	 * replay, live messages only, as kite_subscribe(). What was asked
 	 * for but is no longer held (overwritten, released after the
 	 * publisher's idle_ms, published before the publisher's current ring
-	 * was made) is simply not delivered, and not reported lost; from the
+	 * was made, or sent in a memfd of its own beyond the pool: replay
+	 * starts after the last such) is simply not delivered, and not
+	 * reported lost; from the
 	 * first replayed message on, the stream is exact: a record written
 	 * over before it is read is KITE_LOSS, as for live ones. A ring holds
 	 * about 7/8 of its bytes of records at least; docs/channels.md,

@@ -2,7 +2,8 @@
  * per-channel ring sizes (kite_set_channel_ring), through real handles on
  * a private bus: a subscriber that joins late gets the last N messages the
  * publisher's ring still holds, with their original sequence numbers,
- * then live ones with no gap or duplicate; N = 0, 1, exactly what the ring
+ * then live ones with no gap or duplicate (a message that went in a memfd
+ * of its own is not held: replay starts after it); N = 0, 1, exactly what the ring
  * holds, more, and after wrap-around; by time; after an idle release (what
  * a released ring held is gone: not delivered, not reported lost); while a
  * child process floods the ring (every gap between two delivered messages
@@ -271,6 +272,51 @@ static void test_replay_of_pooled_messages(void **state)
 	assert_int_equal(lost, 0);
 	assert_int_equal(last, 20);
 	assert_true(messages >= 3 && messages <= 4);
+	kite_close(sub);
+	kite_close(pub);
+}
+
+/* A message beyond the pool travels in a memfd of its own, sent only to
+ * the ring's holders of the time: a late joiner can never have it, so it
+ * is not held. Replay starts after the last such one (as after a reused
+ * pool payload) instead of reporting it, and everything before it, lost:
+ * they were published before the subscriber joined. */
+static void test_replay_skips_memfd_messages(void **state)
+{
+	(void)state;
+	kite *pub = open_on("replay-memfd", 16, UINT32_MAX);
+	static uint8_t big[4096]; /* over a 1 KiB ring's pool quarter (1 KiB) */
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		publish_seq(pub, "replay.a", seq);
+	assert_int_equal(kite_publish(pub, "replay.a", big, sizeof big), 4);
+	for (uint64_t seq = 5; seq <= 6; seq++)
+		publish_seq(pub, "replay.a", seq);
+	assert_int_equal(kite_publish(pub, "replay.b", big, sizeof big), 1);
+	kite *sub = open_sub();
+	assert_int_equal(subscribe_last(sub, "replay.a", UINT32_MAX, 0), 0);
+	struct seen s = {0};
+	read_all(sub, &s, 300);
+	print_message("# replay past a memfd message: %" PRIu64 "..%" PRIu64 ", %" PRIu64
+		      " lost\n", s.first, s.last, s.lost);
+	assert_int_equal(s.bad, 0);
+	assert_int_equal(s.lost, 0);
+	assert_int_equal(s.first, 5);
+	assert_int_equal(s.last, 6);
+	assert_int_equal(s.messages, 2);
+	/* A last-value channel whose latest value went in a memfd: nothing
+	 * to replay, and nothing reported lost. */
+	kite *last = open_sub();
+	assert_int_equal(subscribe_last(last, "replay.b", 1, 0), 0);
+	struct seen b = {0};
+	read_all(last, &b, 300);
+	assert_int_equal(b.lost, 0);
+	assert_int_equal(b.messages, 0);
+	assert_int_equal(kite_publish(pub, "replay.b", "00000002", PAYLOAD), 2);
+	read_all(last, &b, 300);
+	assert_int_equal(b.lost, 0);
+	assert_int_equal(b.first, 2);
+	assert_int_equal(b.messages, 1);
+	kite_close(last);
 	kite_close(sub);
 	kite_close(pub);
 }
@@ -618,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_replay_while_flooded),
 		cmocka_unit_test(test_replay_of_pooled_messages),
 		cmocka_unit_test(test_replay_for_subscriber_stopped_at_publisher_start),
+		cmocka_unit_test(test_replay_skips_memfd_messages),
 		cmocka_unit_test(test_channel_ring_sizes_refused),
 		cmocka_unit_test(test_channel_ring_size_honoured),
 	};
