@@ -97,7 +97,8 @@ typedef struct kite_options {
 	 * that (at most 128 MiB) for messages too large to go inline. A
 	 * subscriber more than about that many bytes of records (or of pooled
 	 * messages) behind is overrun; records are 24 bytes + payload
-	 * rounded up to 8. */
+	 * rounded up to 8. -EINVAL if the ring's memfd (4 KiB header,
+	 * records, pool) would exceed 1 GiB, the most a subscriber maps. */
 	uint32_t ring_slots;
 	/* Multiple of 64, default 2048: payloads of up to slot_size - 32
 	 * bytes always go inline, however few the slots (see KITE_MSG_MAX). */

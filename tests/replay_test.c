@@ -577,6 +577,35 @@ static void test_sub_options_checked(void **state)
 	kite_close(k);
 }
 
+/* A handle's own ring geometry (kite_options) whose memfd no subscriber
+ * would map (over RING_ACCEPT_MAX, 1 GiB with its header and pool) is
+ * refused at kite_open, not by every subscriber at the first message. */
+static void test_handle_ring_no_subscriber_maps_refused(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ring-size-open"));
+	static const struct {
+		uint32_t slots, slot_size;
+		int want;
+	} cases[] = {
+		{1u << 20, 1u << 20, -EINVAL}, /* 1 TiB of records */
+		{1u << 20, 1024, -EINVAL},     /* 1 GiB + the header */
+		{1u << 19, 2048, -EINVAL},     /* the same, other slots */
+		{1u << 20, 960, 0},            /* 960 MiB + 4 KiB: mapped */
+		{1u << 19, 1024, 0},           /* 512 MiB + 4 KiB */
+		{1u << 16, 2048, 0},           /* 128 MiB + its 128 MiB pool */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		kite_options o = {.bus = bus, .ring_slots = cases[i].slots,
+				  .slot_size = cases[i].slot_size};
+		kite *k = NULL;
+		int rc = kite_open(&k, &o);
+		print_message("# %u slots of %u: %d\n", cases[i].slots, cases[i].slot_size, rc);
+		assert_int_equal(rc, cases[i].want);
+		kite_close(k);
+	}
+}
+
 static void test_channel_ring_sizes_refused(void **state)
 {
 	(void)state;
@@ -666,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_replay_for_subscriber_stopped_at_publisher_start),
 		cmocka_unit_test(test_replay_skips_memfd_messages),
 		cmocka_unit_test(test_channel_ring_sizes_refused),
+		cmocka_unit_test(test_handle_ring_no_subscriber_maps_refused),
 		cmocka_unit_test(test_channel_ring_size_honoured),
 	};
 	if (getenv("KITE_TEST_FILTER")) /* run only the tests matching this glob */
