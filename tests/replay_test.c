@@ -321,6 +321,45 @@ static void test_replay_skips_memfd_messages(void **state)
 	kite_close(pub);
 }
 
+/* Descriptors this process holds. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The per-handle and per-ring descriptors docs/channels.md states: 6 for
+ * a handle (listener, wake-up socket pair, eventfd, epoll set, waiter
+ * page), its stream heads page and one per ring at its first message, 2
+ * per link (its socket, the peer's pidfd); all given back at close. */
+static void test_handle_descriptors_as_documented(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("fds"));
+	kite_options o = {.bus = bus, .handshake_ms = 3000};
+	int before = open_fds();
+	kite *pub = NULL, *sub = NULL;
+	assert_int_equal(kite_open(&pub, &o), 0);
+	assert_int_equal(open_fds() - before, 6);
+	publish_seq(pub, "fds.a", 1);
+	assert_int_equal(open_fds() - before, 6 + 2);
+	assert_int_equal(kite_open(&sub, &o), 0); /* its 6 and heads page, a link */
+	/* A descriptor the control thread takes in from the link (and
+	 * closes once mapped) may still be open for a moment. */
+	uint64_t deadline = mono_ms() + 3000;
+	while (open_fds() - before != 6 + 2 + 7 + 2 * 2 && mono_ms() < deadline)
+		nap_us(1000);
+	assert_int_equal(open_fds() - before, 6 + 2 + 7 + 2 * 2);
+	kite_close(sub);
+	kite_close(pub);
+	assert_int_equal(open_fds(), before);
+}
+
 /* Ring memfds this process holds whose name starts with prefix; *size gets
  * the last one's size. */
 static int ring_fds(const char *prefix, off_t *size)
@@ -696,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_replay_skips_memfd_messages),
 		cmocka_unit_test(test_channel_ring_sizes_refused),
 		cmocka_unit_test(test_handle_ring_no_subscriber_maps_refused),
+		cmocka_unit_test(test_handle_descriptors_as_documented),
 		cmocka_unit_test(test_channel_ring_size_honoured),
 	};
 	if (getenv("KITE_TEST_FILTER")) /* run only the tests matching this glob */
