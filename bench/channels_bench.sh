@@ -311,6 +311,12 @@ k=$(median_of "tput|64:1|kite:busy|rate")
 z=$(median_of "tput|64:1|zmq:idle|rate")
 target "64 B 1->1: kite busy msg/s / packed floor msg/s >= 0.4" "$(ratio "$k" "$pk")" ge 0.4
 target "64 B 1->1: kite busy msg/s / ZeroMQ msg/s >= 8" "$(ratio "$k" "$z")" ge 8
+# The floor moves with where the host runs the two vCPUs (from run to run,
+# 9 to 35 M/s), ZeroMQ much less (system calls): what "8x ZeroMQ" asks of
+# kite, as a share of this run's floor, says how hard that target was here.
+fz=$(ratio "$pk" "$z")
+printf '  %-62s %8s\n' "   (8x ZeroMQ asks kite for this share of the packed floor:" \
+	"$(ratio 8 "$fz"))"
 target "64 B 1->1: kite busy lost % < 1" "$(median_of "tput|64:1|kite:busy|lost")" le 0.9999
 pk=$(median_of "tput|1048576:1|packed:busy|gbps")
 k=$(median_of "tput|1048576:1|kite:busy|gbps")
