@@ -396,7 +396,9 @@ struct kite_sub_options {
  * already held is a no-op, and a channel already read through another
  * pattern is not replayed again. Where several of the handle's patterns
  * with replay match one channel, the largest last_n and the largest
- * last_ms are used. */
+ * last_ms are used, a 0 among them counting as no limit (so one pattern
+ * with only last_n and another with only last_ms replay all that is
+ * held). */
 KITE_API int kite_subscribe_opts(kite *k, const char *pattern,
 				 const struct kite_sub_options *o);
 
