@@ -224,6 +224,7 @@ struct pub_ring {
 	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
 	 * its subscribers stay listed and get the next ring it is made into. */
 	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
+	uint64_t born_ns;       /* CLOCK_MONOTONIC when the stream began */
 	int32_t head_slot;      /* its entry in k->heads, -1: none (never released) */
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
@@ -334,6 +335,9 @@ struct allow_rule {
 /* A subscription's replay (kite_sub_options.last_n / last_ms). */
 struct sub_replay {
 	uint32_t last_n, last_ms;
+	/* CLOCK_MONOTONIC when kite_subscribe() added the pattern: a stream
+	 * that began later is one we were there for (ki_sub_attach). */
+	uint64_t made_ns;
 };
 
 /* A kite_set_channel_ring() setting. */
