@@ -225,6 +225,7 @@ struct pub_ring {
 	 * its subscribers stay listed and get the next ring it is made into. */
 	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
 	uint64_t born_ns;       /* CLOCK_MONOTONIC when the stream began */
+	uint64_t born_clock;    /* which one (ki_monotonic_clock_id) */
 	int32_t head_slot;      /* its entry in k->heads, -1: none (never released) */
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
@@ -724,6 +725,9 @@ void ki_barrier_private(void);
 /* Time. */
 uint64_t ki_realtime_ns(void);
 uint64_t ki_monotonic_ns(void);
+/* Which CLOCK_MONOTONIC ki_monotonic_ns() reads (its time namespace), 0:
+ * unknown (no /proc, or a kernel without time namespaces). */
+uint64_t ki_monotonic_clock_id(void);
 /* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait. */
 struct timespec;
 void ki_deadline_after_ms(struct timespec *ts, uint32_t ms);

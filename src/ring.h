@@ -128,6 +128,10 @@ struct ring_header {
 	 * unknown. Written before the ring is handed over, then never.
 	 * Untrusted: a liar can only make its own stream's start wrong. */
 	uint64_t stream_born_ns;
+	/* Which CLOCK_MONOTONIC that is (ki_monotonic_clock_id: the writer's
+	 * time namespace), 0: unknown. A reader on another clock cannot
+	 * compare its own stamps with stream_born_ns. */
+	uint64_t stream_clock;
 };
 
 struct record_header {

@@ -238,10 +238,16 @@ static int replay_wanted(const kite *k, const char *channel, uint64_t *last_n,
  * and a ring that reaches us late was late: the link was being made while
  * we were stopped (SIGSTOP, a debugger) or starved past the publisher's
  * handshake_ms, and the publisher, to whom we were not there yet, offers
- * from its head. 0 (unknown, or a ring of an older libkite) never is. */
-static int subscribed_before(const kite *k, const char *channel, uint64_t born_ns)
+ * from its head. 0 (unknown, or a ring of an older libkite) never is, nor
+ * a stamp on another clock than ours (born_clock: a publisher in another
+ * time namespace, whose CLOCK_MONOTONIC is offset from ours by any amount
+ * and would have us replay a stream begun before we subscribed). */
+static int subscribed_before(const kite *k, const char *channel, uint64_t born_ns,
+			     uint64_t born_clock)
 {
-	for (size_t i = 0; born_ns && i < k->npatterns; i++)
+	if (!born_ns || !born_clock || born_clock != ki_monotonic_clock_id())
+		return 0;
+	for (size_t i = 0; i < k->npatterns; i++)
 		if (k->pattern_replay[i].made_ns < born_ns &&
 		    kite_pattern_match(k->patterns[i], channel))
 			return 1;
@@ -334,8 +340,8 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	 * subscribed we take from its start, which is all a replay could
 	 * give and more: what its ring no longer holds is reported lost. */
 	int first_ring = !before && !find_stream(k, p->id, m->text);
-	uint64_t born_ns = *(const volatile uint64_t *)&((const struct ring_header *)base)->stream_born_ns;
-	if (first_ring && subscribed_before(k, m->text, born_ns))
+	const volatile struct ring_header *h = base;
+	if (first_ring && subscribed_before(k, m->text, h->stream_born_ns, h->stream_clock))
 		ki_sub_join(s, start_seq(0));
 	else if (first_ring && replay_wanted(k, m->text, &last_n, &since_ns))
 		s->pending_lost = ki_ring_replay(&s->r, start_seq(m->a), last_n, since_ns);
