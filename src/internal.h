@@ -150,6 +150,10 @@ struct peer {
 	unsigned refused_patterns; /* its W_SUBs the policy gave nothing */
 	char **refused;   /* a few of those, should a rule let them in later */
 	size_t nrefused;
+	/* It refused one of our subscriptions: a stream of its that reaches
+	 * us later (a rule let us in) began for us then, not when we
+	 * subscribed (ki_sub_attach). */
+	int refused_us;
 	int wake_sent;         /* we sent it our W_WAKE */
 	int closing;      /* it broke the protocol or lied: read no more */
 	int duplicate;    /* a second link to a peer we keep another link to */

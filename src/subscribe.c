@@ -338,10 +338,12 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	 * a ring of this publisher we still hold (a link made again) must not
 	 * deliver what that ring did. A stream that began after we
 	 * subscribed we take from its start, which is all a replay could
-	 * give and more: what its ring no longer holds is reported lost. */
+	 * give and more: what its ring no longer holds is reported lost.
+	 * Not from a publisher that refused us: we were let in only now. */
 	int first_ring = !before && !find_stream(k, p->id, m->text);
 	const volatile struct ring_header *h = base;
-	if (first_ring && subscribed_before(k, m->text, h->stream_born_ns, h->stream_clock))
+	if (first_ring && !p->refused_us &&
+	    subscribed_before(k, m->text, h->stream_born_ns, h->stream_clock))
 		ki_sub_join(s, start_seq(0));
 	else if (first_ring && replay_wanted(k, m->text, &last_n, &since_ns))
 		s->pending_lost = ki_ring_replay(&s->r, start_seq(m->a), last_n, since_ns);
