@@ -664,20 +664,12 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 	return 0;
 }
 
-uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
-{
-	walk(r, target, 0, NULL);
-	if (r->next < target) {
-		r->next = RING_SEQ_END; /* it does not hold what it offered */
-		return 0;
-	}
-	return r->next < RING_SEQ_END ? r->next - target : 0;
-}
-
 /* Position 0 was written over: start r at the replay index's entry for the
  * oldest boundary no reader counts as overrun (limit - capacity). 0 if the
- * index gives nothing usable before target (r untouched). */
-static int index_start(struct ring_reader *r, uint64_t target)
+ * index gives nothing usable before target (past_target: nothing usable;
+ * an entry at or after target then says everything before it is gone), r
+ * untouched. */
+static int index_start(struct ring_reader *r, uint64_t target, int past_target)
 {
 	struct ring_header *h = header_of(r->base);
 	uint64_t segment = r->capacity / RING_SEGMENTS;
@@ -698,7 +690,8 @@ static int index_start(struct ring_reader *r, uint64_t target)
 		 * we read the limit): look again. */
 		if (pos >= limit)
 			continue;
-		if (pos < oldest || pos % RING_ALIGN || seq < r->next || seq >= target)
+		if (pos < oldest || pos % RING_ALIGN || seq < r->next ||
+		    (seq >= target && !past_target) || seq >= RING_SEQ_END)
 			return 0;
 		r->next = seq;
 		r->pos = pos;
@@ -708,13 +701,29 @@ static int index_start(struct ring_reader *r, uint64_t target)
 	return 0;
 }
 
+uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
+{
+	/* The ring went round since its first record: start at the oldest
+	 * record it still holds (the replay index), not at the publisher's
+	 * hint, which names its newest segment: the records between are
+	 * there to be read (a reliable subscriber's, held for it), not lost. */
+	if (r->next < target && overrun(r, memory_order_acquire))
+		index_start(r, target, 1);
+	walk(r, target, 0, NULL);
+	if (r->next < target) {
+		r->next = RING_SEQ_END; /* it does not hold what it offered */
+		return 0;
+	}
+	return r->next < RING_SEQ_END ? r->next - target : 0;
+}
+
 uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 			uint64_t since_ns)
 {
 	if (r->next >= RING_SEQ_END || r->next >= target)
 		return ki_ring_seek(r, target);
 	struct ring_reader start = *r;
-	if (overrun(&start, memory_order_acquire) && !index_start(&start, target))
+	if (overrun(&start, memory_order_acquire) && !index_start(&start, target, 0))
 		return ki_ring_seek(r, target);
 	uint64_t wanted = start.next;
 	if (last_n != UINT64_MAX && target - start.next > last_n)

@@ -674,6 +674,57 @@ static void test_seek_past_overrun(void **state)
 	}
 }
 
+/* A late joiner named a target the ring still holds, but the ring went
+ * round since its first record (position 0), and the publisher went on
+ * into later segments before the joiner walked there (its hand-over took
+ * a moment to be read): the walk starts at the oldest record the ring
+ * holds (the replay index), not at the publisher's newest hint, so every
+ * record from target on is read and none is counted lost. (It used to
+ * restart at the hint and report up to a lap of records that were never
+ * written over: a reliable subscriber, which the publisher was holding
+ * back for, was told it lost them.) A target older than anything held
+ * counts exactly the records no longer there. */
+static uint64_t record_size_of(uint32_t len)
+{
+	return (RING_RECORD_HEADER + len + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
+}
+
+static void test_seek_lapped_ring_reads_what_it_holds(void **state)
+{
+	(void)state;
+	static const uint32_t slots[] = {4, 16, 64};
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		struct ring_fixture f;
+		ring_setup(&f, slots[i], 256);
+		while (f.w.pos < 3 * f.w.capacity)
+			write_len(&f, 40);
+		/* Half a lap more: the hint is then well past the target. */
+		uint64_t target = f.w.head + 1, at = f.w.pos;
+		while (f.w.pos < at + f.w.capacity / 2)
+			write_len(&f, 40);
+		struct ring_reader r;
+		ki_ring_reader_init(&r, f.base, slots[i], 256, 1, 0);
+		assert_int_equal(ki_ring_seek(&r, target), 0);
+		assert_int_equal(r.next, target);
+		f.r = r;
+		for (uint64_t seq = target; seq <= f.w.head; seq++)
+			expect_message(&f, seq, 40);
+		expect_empty(&f);
+		/* A target a lap and more back: exactly what is gone is lost. */
+		ki_ring_reader_init(&r, f.base, slots[i], 256, 1, 0);
+		uint64_t old = f.w.head - 2 * (f.w.capacity / record_size_of(40));
+		uint64_t lost = ki_ring_seek(&r, old);
+		uint64_t held = f.w.head + 1 - r.next;
+		assert_int_equal(old + lost, r.next);
+		/* The oldest record held: no more than a segment beyond the
+		 * oldest boundary a reader is not overrun at. */
+		assert_true(held * record_size_of(40) + f.w.capacity / RING_SEGMENTS +
+				    record_size_of(40) >=
+			    f.w.capacity);
+		ring_teardown(&f);
+	}
+}
+
 /* A ring that does not hold what its offer named (target never written,
  * first record not the offered first seq) ends its stream instead of
  * delivering what came before target; a record that lies on the way costs
@@ -1426,6 +1477,7 @@ int main(void)
 		cmocka_unit_test(test_start_sequence),
 		cmocka_unit_test(test_seek_walks_to_start),
 		cmocka_unit_test(test_seek_past_overrun),
+		cmocka_unit_test(test_seek_lapped_ring_reads_what_it_holds),
 		cmocka_unit_test(test_seek_liars),
 		cmocka_unit_test(test_replay_counts_at_edges),
 		cmocka_unit_test(test_replay_after_wrap_holds_most_of_a_lap),
