@@ -17,6 +17,12 @@
 #endif
 /* Tries at a hint that keeps changing under us before we come back later. */
 #define HINT_ATTEMPTS 4
+/* Looks at the replay index (in all, however often it is overtaken) of a
+ * reader walking to its first record while the publisher moves the index:
+ * it is steady as long as the limit is (a publisher holding back for a
+ * reliable reader), and until then the hint would cost records still
+ * held. A bound, so that a ring that lies costs no more than a lap. */
+#define INDEX_ATTEMPTS_WALK 256
 /* A pool payload is copied this much at a time, the pool limit checked
  * after each piece. */
 #define POOL_COPY_PIECE (64u << 10)
@@ -609,6 +615,58 @@ static int pool_reused(const struct ring_reader *r, const struct record_header *
 	return !r->pool_bytes || limit > ref.pos + r->pool_bytes;
 }
 
+/* Position 0 was written over: start r at the replay index's entry for the
+ * oldest boundary no reader counts as overrun (limit - capacity). 0 if the
+ * index gives nothing usable before target (past_target: nothing usable;
+ * an entry at or after target then says everything before it is gone), r
+ * untouched. An attempt that finds the publisher moving it (a new segment
+ * since we read the limit) looks again, while *attempts (counted down)
+ * lasts. */
+static int index_start(struct ring_reader *r, uint64_t target, int past_target,
+		       unsigned *attempts)
+{
+	struct ring_header *h = header_of(r->base);
+	uint64_t segment = r->capacity / RING_SEGMENTS;
+	while (*attempts) {
+		--*attempts;
+		uint64_t limit = atomic_load_explicit(&h->limit, memory_order_acquire);
+		if (limit <= r->capacity || limit % segment)
+			return 0; /* position 0 is held (or a liar's limit) */
+		uint64_t oldest = limit - r->capacity;
+		unsigned slot = (unsigned)(oldest / segment % RING_SEGMENTS);
+		uint64_t gen = atomic_load_explicit(&h->index_gen, memory_order_acquire);
+		uint64_t seq = atomic_load_explicit(&h->index[slot].seq, memory_order_relaxed);
+		uint64_t pos = atomic_load_explicit(&h->index[slot].pos, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if ((gen & 1) ||
+		    atomic_load_explicit(&h->index_gen, memory_order_relaxed) != gen)
+			continue;
+		/* An entry of a later boundary (the publisher moved on since
+		 * we read the limit): look again. */
+		if (pos >= limit)
+			continue;
+		if (pos < oldest || pos <= r->pos || pos % RING_ALIGN || seq < r->next ||
+		    (seq >= target && !past_target) || seq >= RING_SEQ_END)
+			return 0;
+		r->next = seq;
+		r->pos = pos;
+		r->off = pos % r->capacity;
+		return 1;
+	}
+	return 0;
+}
+
+/* On the way to target, a later lap overtook us: go on from the oldest
+ * record the ring still holds (the replay index), not from the hint, its
+ * newest segment: what lies between is still there (for a reliable
+ * subscriber, held for it). The hint if the index has nothing usable. */
+static void overtaken(struct ring_reader *r, uint64_t target, unsigned *index_tries,
+		      struct ring_record *rec)
+{
+	if (!index_start(r, target, 1, index_tries))
+		restart(r, rec);
+}
+
 /* Move forward without reading toward target, as far as the ring leads
  * within about a lap; ki_ring_seek and ki_ring_reader_head judge where it
  * stopped. With since_ns (not 0) it also stops at the first record stamped
@@ -622,6 +680,7 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 	 * hint: an honest ring has target within a lap of where we are, or
 	 * a hint past it; a ring that keeps us longer is lying. */
 	uint64_t steps = r->capacity / RING_RECORD_HEADER + 2 * HINT_ATTEMPTS;
+	unsigned index_tries = INDEX_ATTEMPTS_WALK;
 	while (r->next < target && r->next < RING_SEQ_END) {
 		if (steps-- == 0)
 			break;
@@ -631,10 +690,10 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 		struct ring_record rec;
 		if (seq != r->next) {
 			/* Before target, so written before we were told of it:
-			 * a later lap took it (take the hint), or a lie. */
+			 * a later lap took it, or a lie. */
 			if (!overrun(r, memory_order_acquire))
 				break;
-			restart(r, &rec);
+			overtaken(r, target, &index_tries, &rec);
 			continue;
 		}
 		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
@@ -642,7 +701,11 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 		int reused = past_reused && body >= 0 && flags != REC_PAD &&
 			     (rec.flags & REC_POOL) && pool_reused(r, h);
 		atomic_thread_fence(memory_order_acquire);
-		if (overrun(r, memory_order_relaxed) || body < 0) {
+		if (overrun(r, memory_order_relaxed)) {
+			overtaken(r, target, &index_tries, &rec);
+			continue;
+		}
+		if (body < 0) {
 			restart(r, &rec);
 			continue;
 		}
@@ -664,51 +727,8 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 	return 0;
 }
 
-/* Position 0 was written over: start r at the replay index's entry for the
- * oldest boundary no reader counts as overrun (limit - capacity). 0 if the
- * index gives nothing usable before target (past_target: nothing usable;
- * an entry at or after target then says everything before it is gone), r
- * untouched. */
-static int index_start(struct ring_reader *r, uint64_t target, int past_target)
-{
-	struct ring_header *h = header_of(r->base);
-	uint64_t segment = r->capacity / RING_SEGMENTS;
-	for (int attempt = 0; attempt < HINT_ATTEMPTS; attempt++) {
-		uint64_t limit = atomic_load_explicit(&h->limit, memory_order_acquire);
-		if (limit <= r->capacity || limit % segment)
-			return 0; /* position 0 is held (or a liar's limit) */
-		uint64_t oldest = limit - r->capacity;
-		unsigned slot = (unsigned)(oldest / segment % RING_SEGMENTS);
-		uint64_t gen = atomic_load_explicit(&h->index_gen, memory_order_acquire);
-		uint64_t seq = atomic_load_explicit(&h->index[slot].seq, memory_order_relaxed);
-		uint64_t pos = atomic_load_explicit(&h->index[slot].pos, memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		if ((gen & 1) ||
-		    atomic_load_explicit(&h->index_gen, memory_order_relaxed) != gen)
-			continue;
-		/* An entry of a later boundary (the publisher moved on since
-		 * we read the limit): look again. */
-		if (pos >= limit)
-			continue;
-		if (pos < oldest || pos % RING_ALIGN || seq < r->next ||
-		    (seq >= target && !past_target) || seq >= RING_SEQ_END)
-			return 0;
-		r->next = seq;
-		r->pos = pos;
-		r->off = pos % r->capacity;
-		return 1;
-	}
-	return 0;
-}
-
 uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
 {
-	/* The ring went round since its first record: start at the oldest
-	 * record it still holds (the replay index), not at the publisher's
-	 * hint, which names its newest segment: the records between are
-	 * there to be read (a reliable subscriber's, held for it), not lost. */
-	if (r->next < target && overrun(r, memory_order_acquire))
-		index_start(r, target, 1);
 	walk(r, target, 0, NULL);
 	if (r->next < target) {
 		r->next = RING_SEQ_END; /* it does not hold what it offered */
@@ -723,7 +743,8 @@ uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 	if (r->next >= RING_SEQ_END || r->next >= target)
 		return ki_ring_seek(r, target);
 	struct ring_reader start = *r;
-	if (overrun(&start, memory_order_acquire) && !index_start(&start, target, 0))
+	unsigned tries = HINT_ATTEMPTS;
+	if (overrun(&start, memory_order_acquire) && !index_start(&start, target, 0, &tries))
 		return ki_ring_seek(r, target);
 	uint64_t wanted = start.next;
 	if (last_n != UINT64_MAX && target - start.next > last_n)

@@ -725,6 +725,73 @@ static void test_seek_lapped_ring_reads_what_it_holds(void **state)
 	}
 }
 
+/* The race of the test above: a writer (thread) that holds back for a
+ * joiner as a publisher holds back for a reliable subscriber. It names a
+ * target (its next seq) and stands still once writing more would overrun
+ * the target's record, writing flat out until then; the joiner walks from
+ * position 0 to the target meanwhile, while the writer is still moving.
+ * However the walk and the writer's segments interleave, the target is
+ * held, so the joiner must reach it with nothing lost. */
+struct held_join {
+	struct ring_fixture f;
+	_Atomic uint64_t target, hold_pos; /* 0: no target named yet */
+	_Atomic int joined, done;
+};
+
+static void *held_writer(void *arg)
+{
+	struct held_join *j = arg;
+	uint8_t p[64];
+	memset(p, 7, sizeof p);
+	for (int round = 0; round < 2000; round++) {
+		/* A lap or two first, at a different offset each round. */
+		for (int i = 0, n = 40 + round % 37; i < n; i++)
+			ki_ring_write(&j->f.w, NULL, 0, p, 40, 0, 1);
+		atomic_store(&j->hold_pos, j->f.w.pos);
+		atomic_store(&j->target, j->f.w.head + 1);
+		while (!atomic_load(&j->joined)) {
+			if (ki_ring_reader_floor(&j->f.w, 40) > atomic_load(&j->hold_pos))
+				continue; /* the joiner's record is in the way: wait */
+			ki_ring_write(&j->f.w, NULL, 0, p, 40, 0, 1);
+		}
+		atomic_store(&j->target, 0);
+		atomic_store(&j->joined, 0);
+	}
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+static void test_seek_while_writer_runs_to_the_hold(void **state)
+{
+	(void)state;
+	struct held_join *j = calloc(1, sizeof *j);
+	assert_non_null(j);
+	ring_setup(&j->f, 4, 256);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, held_writer, j), 0);
+	uint64_t joins = 0, lost = 0;
+	while (!atomic_load(&j->done)) {
+		uint64_t target = atomic_load(&j->target);
+		if (!target)
+			continue;
+		struct ring_reader r;
+		ki_ring_reader_init(&r, j->f.base, 4, 256, 1, 0);
+		lost += ki_ring_seek(&r, target);
+		if (r.next != target)
+			lost++;
+		joins++;
+		atomic_store(&j->joined, 1);
+		while (atomic_load(&j->target) == target && !atomic_load(&j->done))
+			;
+	}
+	pthread_join(th, NULL);
+	print_message("# %llu joins, %llu messages reported lost\n", (unsigned long long)joins,
+		      (unsigned long long)lost);
+	assert_int_equal(lost, 0);
+	ring_teardown(&j->f);
+	free(j);
+}
+
 /* A ring that does not hold what its offer named (target never written,
  * first record not the offered first seq) ends its stream instead of
  * delivering what came before target; a record that lies on the way costs
@@ -1478,6 +1545,7 @@ int main(void)
 		cmocka_unit_test(test_seek_walks_to_start),
 		cmocka_unit_test(test_seek_past_overrun),
 		cmocka_unit_test(test_seek_lapped_ring_reads_what_it_holds),
+		cmocka_unit_test(test_seek_while_writer_runs_to_the_hold),
 		cmocka_unit_test(test_seek_liars),
 		cmocka_unit_test(test_replay_counts_at_edges),
 		cmocka_unit_test(test_replay_after_wrap_holds_most_of_a_lap),
