@@ -792,6 +792,54 @@ static void test_seek_while_writer_runs_to_the_hold(void **state)
 	free(j);
 }
 
+/* A reliable joiner that asked for replay: the publisher, not yet told
+ * where the joiner reads, holds back only for its live start (target),
+ * and writes over the replayed records meanwhile, up to the hold. The
+ * overrun reader must go on from the oldest record held, not from the
+ * hint: every live message from target on is read, only replayed ones
+ * are lost, and counted exactly. (It took the hint and skipped live
+ * messages still held: published after kite_subscribe_opts() returned,
+ * reported lost to a reliable subscriber.) */
+static void test_replayed_overrun_keeps_live_start(void **state)
+{
+	(void)state;
+	static const uint32_t slots[] = {4, 16, 64};
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		struct ring_fixture f;
+		ring_setup(&f, slots[i], 256);
+		while (f.w.pos < 3 * f.w.capacity)
+			write_len(&f, 40);
+		uint64_t target = f.w.head + 1, hold = f.w.pos;
+		ki_ring_reader_init(&f.r, f.base, slots[i], 256, 1, 0);
+		assert_int_equal(ki_ring_replay(&f.r, target, UINT64_MAX, 0), 0);
+		uint64_t first = f.r.next;
+		assert_true(first < target);
+		/* The publisher runs to its hold before the reader reads. */
+		while (ki_ring_reader_floor(&f.w, 40) <= hold && f.w.pos < hold + f.w.capacity)
+			write_len(&f, 40);
+		uint64_t lost = 0, expect = first;
+		struct ring_record rec;
+		for (;;) {
+			enum ring_result res = ki_ring_read(&f.r, f.buf, &rec);
+			if (res == RING_EMPTY)
+				break;
+			if (res == RING_LOST) {
+				lost += rec.lost;
+				expect += rec.lost;
+				continue;
+			}
+			assert_int_equal(rec.seq, expect);
+			check_bytes(f.buf, rec.len, rec.seq, 40);
+			expect++;
+		}
+		assert_int_equal(expect, f.w.head + 1);
+		/* Only replayed ones lost: the first read met a later lap. */
+		assert_true(lost > 0);
+		assert_true(first + lost <= target);
+		ring_teardown(&f);
+	}
+}
+
 /* A ring that does not hold what its offer named (target never written,
  * first record not the offered first seq) ends its stream instead of
  * delivering what came before target; a record that lies on the way costs
@@ -1546,6 +1594,7 @@ int main(void)
 		cmocka_unit_test(test_seek_past_overrun),
 		cmocka_unit_test(test_seek_lapped_ring_reads_what_it_holds),
 		cmocka_unit_test(test_seek_while_writer_runs_to_the_hold),
+		cmocka_unit_test(test_replayed_overrun_keeps_live_start),
 		cmocka_unit_test(test_seek_liars),
 		cmocka_unit_test(test_replay_counts_at_edges),
 		cmocka_unit_test(test_replay_after_wrap_holds_most_of_a_lap),
