@@ -246,6 +246,11 @@ FAKE_SODIUM := $(foreach v,noverify initfails hashfails acceptall bigstate,\
 $(BUILD)/tests/helpers/fake_sodium_%.so: tests/helpers/fake_sodium.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -shared -fPIC -DFAKE_$* -o $@ $<
+# And the real one failing after it loaded (tests/helpers/flaky_sodium.c).
+FAKE_SODIUM += $(BUILD)/tests/helpers/flaky_sodium.so
+$(BUILD)/tests/helpers/flaky_sodium.so: tests/helpers/flaky_sodium.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -shared -fPIC -o $@ $<
 check-build check-parts: $(FAKE_SODIUM)
 -include $(wildcard $(BUILD)/tests/helpers/*.d)
 

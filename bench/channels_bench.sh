@@ -29,7 +29,8 @@ case ${CHANNELS_ONLY:-} in
 '' | rtt | tput) ;;
 *) echo "channels: CHANNELS_ONLY is rtt or tput, not '$CHANNELS_ONLY'" >&2; exit 2 ;;
 esac
-tput_transports=(packed:busy ring:busy kite:busy kiteclaim:busy kite:idle kiterel:busy zmq:idle)
+tput_transports=(packed:busy ring:busy kite:busy kite:spin kiteclaim:busy kite:idle kiterel:busy
+	zmq:idle)
 rtt_transports=(packed:busy ring:busy kite:busy kite:spin kite:idle zmq:idle)
 # case = size:subscribers:messages
 tput_cases=("64:1:$n64" "64:4:$n64" "1024:1:$n1k" "1024:4:$n1k" "65536:1:$n64k"
@@ -37,9 +38,11 @@ tput_cases=("64:1:$n64" "64:4:$n64" "1024:1:$n1k" "1024:4:$n1k" "65536:1:$n64k"
 rtt_cases=("64:1" "64:4" "1024:1" "1024:4")
 # kiteclaim (zero-copy publish) runs the 1->1 cases only (1 MiB is a claim
 # in the ring's pool, the others inline records); 64 KiB is there for it,
-# beside kite and the packed floor only.
-runs_case() { # transport size subs
+# beside kite and the packed floor only. kite spin (the default) runs 64 B
+# 1->1 only, for its wake-ups: a subscriber that keeps up should never sleep.
+runs_case() { # transport size subs mode
 	[ "$1" != kiteclaim ] || [ "$3" = 1 ] || return 1
+	[ "$1:${4:-}" != kite:spin ] || { [ "$2" = 64 ] && [ "$3" = 1 ]; } || return 1
 	[ "$2" != 65536 ] || [ "$1" = kiteclaim ] || [ "$1" = kite ] || [ "$1" = packed ]
 }
 
@@ -102,21 +105,24 @@ tput_run() {
 	local t=$1 mode=$2 size=$3 subs=$4 count=$5 key="tput|$3:$4|$1:$2"
 	spawn_run "$t" "$mode" pub sub "$size" "$subs" "$count" || return 0
 	local dir=$RUN_DIR
-	local rate lost gbps reported real pub # real: sequence numbers never seen
-	read -r rate lost gbps reported real pub < <(cat "$dir"/out.* | awk \
+	local rate lost gbps reported real pub wake # real: sequence numbers never seen
+	read -r rate lost gbps reported real pub wake < <(cat "$dir"/out.* | awk \
 		-v want=$((subs * count)) -v subs="$subs" -v size="$size" "$BENCH_AWK_KV"'
-		{ if (v["role"] == "pub") { t0 = v["t_start"]; tp = v["t_end"] }
+		{ if (v["role"] == "pub") { t0 = v["t_start"]; tp = v["t_end"]
+					    wake = v["wakeups_sent"] + 0 }
 		  else { got += v["recv"]; rep += v["lost_reported"]; miss += v["seq_missing"]
 			 if (v["t_last"] > t1) t1 = v["t_last"] } }
 		END { s = (t1 - t0) / 1e9
-		      printf "%.6g %.6g %.6g %d %d %.6g\n", got / s, (want - got) * 100 / want,
-			     got * size / s / 1e9, rep, miss, want / subs * 1e9 / (tp - t0) }')
+		      printf "%.6g %.6g %.6g %d %d %.6g %.1f\n", got / s, (want - got) * 100 / want,
+			     got * size / s / 1e9, rep, miss, want / subs * 1e9 / (tp - t0),
+			     wake * 1e6 / want }')
 	[ "${t#kite}" != "$t" ] && kite_health "$dir" "$key"
 	rm -rf "$dir"
 	R["$key|rate"]+="$rate "
 	R["$key|lost"]+="$lost "
 	R["$key|gbps"]+="$gbps "
 	R["$key|pub"]+="$pub "
+	R["$key|wake"]+="$wake " # the publisher's wake-ups per million messages
 	[ "${t#kite}" != "$t" ] && [ "$reported" != "$real" ] &&
 		loss_mismatch+=("$key: $real sequence numbers never arrived, KITE_LOSS said $reported")
 	return 0
@@ -177,7 +183,7 @@ for c in "${tput_cases[@]}"; do
 	progress "throughput $(case_name "$c")"
 	for ((r = 0; r < BENCH_REPS; r++)); do
 		for tm in "${tput_transports[@]}"; do
-			runs_case "${tm%%:*}" "$size" "$subs" || continue
+			runs_case "${tm%%:*}" "$size" "$subs" "${tm#*:}" || continue
 			tput_run "${tm%%:*}" "${tm#*:}" "$size" "$subs" "$count"
 		done
 	done
@@ -208,7 +214,7 @@ table_rule
 for c in "${tput_cases[@]}"; do
 	cs=${c%:*}
 	for tm in "${tput_transports[@]}"; do
-		runs_case "${tm%%:*}" "${cs%%:*}" "${cs#*:}" || continue
+		runs_case "${tm%%:*}" "${cs%%:*}" "${cs#*:}" "${tm#*:}" || continue
 		k="tput|$cs|$tm"
 		p=$(median_of "$k|pub")
 		table_row "$(case_name "$cs")" "${tm/:/ }" "${p:+$(fmt_si "$p")}" \
@@ -311,7 +317,18 @@ k=$(median_of "tput|64:1|kite:busy|rate")
 z=$(median_of "tput|64:1|zmq:idle|rate")
 target "64 B 1->1: kite busy msg/s / packed floor msg/s >= 0.4" "$(ratio "$k" "$pk")" ge 0.4
 target "64 B 1->1: kite busy msg/s / ZeroMQ msg/s >= 8" "$(ratio "$k" "$z")" ge 8
+# The floor moves with where the host runs the two vCPUs (from run to run,
+# 9 to 35 M/s), ZeroMQ much less (system calls): what "8x ZeroMQ" asks of
+# kite, as a share of this run's floor, says how hard that target was here.
+fz=$(ratio "$pk" "$z")
+printf '  %-62s %8s\n' "   (8x ZeroMQ asks kite for this share of the packed floor:" \
+	"$(ratio 8 "$fz"))"
 target "64 B 1->1: kite busy lost % < 1" "$(median_of "tput|64:1|kite:busy|lost")" le 0.9999
+# "Idle CPU unchanged": a default subscriber that keeps up never sleeps, so
+# its publisher sends no wake-ups but for the start (hellos) and pauses of
+# 50 us or more in the stream (the host taking a vCPU away, mostly).
+target "64 B 1->1: kite spin publisher wake-ups per 1M msgs <= 100" \
+	"$(median_of "tput|64:1|kite:spin|wake")" le 100
 pk=$(median_of "tput|1048576:1|packed:busy|gbps")
 k=$(median_of "tput|1048576:1|kite:busy|gbps")
 target "1 MiB 1->1: kite busy GB/s / packed floor GB/s >= 0.5" "$(ratio "$k" "$pk")" ge 0.5

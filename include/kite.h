@@ -98,7 +98,8 @@ typedef struct kite_options {
 	 * that (at most 128 MiB) for messages too large to go inline. A
 	 * subscriber more than about that many bytes of records (or of pooled
 	 * messages) behind is overrun; records are 24 bytes + payload
-	 * rounded up to 8. */
+	 * rounded up to 8. -EINVAL if the ring's memfd (4 KiB header,
+	 * records, pool) would exceed 1 GiB, the most a subscriber maps. */
 	uint32_t ring_slots;
 	/* Multiple of 64, default 2048: payloads of up to slot_size - 32
 	 * bytes always go inline, however few the slots (see KITE_MSG_MAX). */
@@ -351,7 +352,9 @@ struct kite_sub_options {
 	 * replay, live messages only, as kite_subscribe(). What was asked
 	 * for but is no longer held (overwritten, released after the
 	 * publisher's idle_ms, published before the publisher's current ring
-	 * was made) is simply not delivered, and not reported lost; from the
+	 * was made, or sent in a memfd of its own beyond the pool: replay
+	 * starts after the last such) is simply not delivered, and not
+	 * reported lost; from the
 	 * first replayed message on, the stream is exact: a record written
 	 * over before it is read is KITE_LOSS, as for live ones. A ring holds
 	 * about 7/8 of its bytes of records at least; docs/channels.md,
@@ -394,7 +397,9 @@ struct kite_sub_options {
  * already held is a no-op, and a channel already read through another
  * pattern is not replayed again. Where several of the handle's patterns
  * with replay match one channel, the largest last_n and the largest
- * last_ms are used. */
+ * last_ms are used, a 0 among them counting as no limit (so one pattern
+ * with only last_n and another with only last_ms replay all that is
+ * held). */
 KITE_API int kite_subscribe_opts(kite *k, const char *pattern,
 				 const struct kite_sub_options *o);
 

@@ -137,7 +137,11 @@ static int take_options(kite *k, const kite_options *o)
 			return -EINVAL;
 	if (d.reserved32)
 		return -EINVAL;
-	if (ki_ring_geometry_valid(d.ring_slots, d.slot_size, NULL))
+	/* A ring no subscriber would map (they refuse it, each at the first
+	 * message) is an option out of range, told here. */
+	size_t ring_bytes;
+	if (ki_ring_geometry_valid(d.ring_slots, d.slot_size, &ring_bytes) ||
+	    ring_bytes > RING_ACCEPT_MAX)
 		return -EINVAL;
 	const char *bus = d.bus && *d.bus ? d.bus : getenv("KITE_BUS");
 	if (!bus || !*bus)

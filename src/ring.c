@@ -691,9 +691,10 @@ static int pool_reused(const struct ring_reader *r, const struct record_header *
 /* Move forward without reading toward target, as far as the ring leads
  * within about a lap; ki_ring_seek and ki_ring_reader_head judge where it
  * stopped. With since_ns (not 0) it also stops at the first record stamped
- * at or after it, and returns 1 then. With past_reused, each pool record
- * whose payload is gone that it passes leaves *past_reused where r is
- * right after it. */
+ * at or after it, and returns 1 then. With past_reused, each record it
+ * passes whose message a replaying reader cannot have (a pool payload
+ * written over, a memfd message) leaves *past_reused where r is right
+ * after it. */
 static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 		struct ring_reader *past_reused)
 {
@@ -719,8 +720,11 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 		}
 		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
 		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, flags, &rec);
-		int reused = past_reused && body >= 0 && flags != REC_PAD &&
-			     (rec.flags & REC_POOL) && pool_reused(r, h);
+		/* A memfd message's descriptor went only to the holders
+		 * of its time: to a reader replaying it, it is never held. */
+		int unheld = past_reused && body >= 0 && flags != REC_PAD &&
+			     ((rec.flags & REC_LARGE) ||
+			      ((rec.flags & REC_POOL) && pool_reused(r, h)));
 		atomic_thread_fence(memory_order_acquire);
 		if (overrun(r, memory_order_relaxed)) {
 			(void)overtaken(r, target, &index_tries, &rec);
@@ -742,7 +746,7 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 		r->off += size;
 		skip_short_tail(r->capacity, &r->pos, &r->off);
 		r->next++;
-		if (reused)
+		if (unheld)
 			*past_reused = *r;
 	}
 	return 0;
@@ -781,8 +785,9 @@ uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 		return ki_ring_seek(r, target);
 	/* A pool record whose payload was since written over is not held
 	 * either (pool payloads follow the seqs: every earlier one is gone
-	 * too): start after the last such before target, not with a loss
-	 * for each. */
+	 * too), nor a memfd message (its descriptor went to the holders of
+	 * its time): start after the last such before target, not with a
+	 * loss for each. */
 	struct ring_reader scan = start;
 	walk(&scan, target, 0, &start);
 	*r = start;

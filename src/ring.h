@@ -337,8 +337,8 @@ uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target);
  * the ring's first record (position 0). Returns, like ki_ring_seek, how
  * many from target on were overwritten before we got there (a loss);
  * records before target that are no longer held are simply not there (a
- * pool record whose payload was reused is not held: replay starts after
- * the last such). */
+ * pool record whose payload was reused, or a memfd message's record, is
+ * not held: replay starts after the last such). */
 uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 			uint64_t since_ns);
 

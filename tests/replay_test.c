@@ -2,12 +2,14 @@
  * per-channel ring sizes (kite_set_channel_ring), through real handles on
  * a private bus: a subscriber that joins late gets the last N messages the
  * publisher's ring still holds, with their original sequence numbers,
- * then live ones with no gap or duplicate; N = 0, 1, exactly what the ring
+ * then live ones with no gap or duplicate (a message that went in a memfd
+ * of its own is not held: replay starts after it); N = 0, 1, exactly what the ring
  * holds, more, and after wrap-around; by time; after an idle release (what
  * a released ring held is gone: not delivered, not reported lost); while a
  * child process floods the ring (every gap between two delivered messages
  * is exactly the loss reported between them, nothing torn, nothing twice);
- * a "last value" channel. Then per-channel ring sizes: a small-ring
+ * a "last value" channel; a subscriber stopped while its publisher starts
+ * (a late joiner to it: replay is what brings back what it missed). Then per-channel ring sizes: a small-ring
  * channel overruns where a big one beside it does not, the memfds have the
  * sizes asked for, and sizes no ring can have are refused. */
 #include <dirent.h>
@@ -27,9 +29,16 @@
 
 #define PAYLOAD 8 /* "%08llu" of the seq: every message says its own seq */
 
+/* What a subscriber child saw (stopped_subscriber). */
+struct child_seen {
+	_Atomic int ready, done;
+	_Atomic uint64_t first, messages, lost, news;
+};
+
 struct shared {
 	_Atomic int stop;
 	_Atomic uint64_t published;
+	struct child_seen seen[2];
 };
 
 static struct shared *sh;
@@ -267,6 +276,90 @@ static void test_replay_of_pooled_messages(void **state)
 	kite_close(pub);
 }
 
+/* A message beyond the pool travels in a memfd of its own, sent only to
+ * the ring's holders of the time: a late joiner can never have it, so it
+ * is not held. Replay starts after the last such one (as after a reused
+ * pool payload) instead of reporting it, and everything before it, lost:
+ * they were published before the subscriber joined. */
+static void test_replay_skips_memfd_messages(void **state)
+{
+	(void)state;
+	kite *pub = open_on("replay-memfd", 16, UINT32_MAX);
+	static uint8_t big[4096]; /* over a 1 KiB ring's pool quarter (1 KiB) */
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		publish_seq(pub, "replay.a", seq);
+	assert_int_equal(kite_publish(pub, "replay.a", big, sizeof big), 4);
+	for (uint64_t seq = 5; seq <= 6; seq++)
+		publish_seq(pub, "replay.a", seq);
+	assert_int_equal(kite_publish(pub, "replay.b", big, sizeof big), 1);
+	kite *sub = open_sub();
+	assert_int_equal(subscribe_last(sub, "replay.a", UINT32_MAX, 0), 0);
+	struct seen s = {0};
+	read_all(sub, &s, 300);
+	print_message("# replay past a memfd message: %" PRIu64 "..%" PRIu64 ", %" PRIu64
+		      " lost\n", s.first, s.last, s.lost);
+	assert_int_equal(s.bad, 0);
+	assert_int_equal(s.lost, 0);
+	assert_int_equal(s.first, 5);
+	assert_int_equal(s.last, 6);
+	assert_int_equal(s.messages, 2);
+	/* A last-value channel whose latest value went in a memfd: nothing
+	 * to replay, and nothing reported lost. */
+	kite *last = open_sub();
+	assert_int_equal(subscribe_last(last, "replay.b", 1, 0), 0);
+	struct seen b = {0};
+	read_all(last, &b, 300);
+	assert_int_equal(b.lost, 0);
+	assert_int_equal(b.messages, 0);
+	assert_int_equal(kite_publish(pub, "replay.b", "00000002", PAYLOAD), 2);
+	read_all(last, &b, 300);
+	assert_int_equal(b.lost, 0);
+	assert_int_equal(b.first, 2);
+	assert_int_equal(b.messages, 1);
+	kite_close(last);
+	kite_close(sub);
+	kite_close(pub);
+}
+
+/* Descriptors this process holds. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The per-handle and per-ring descriptors docs/channels.md states: 6 for
+ * a handle (listener, wake-up socket pair, eventfd, epoll set, waiter
+ * page), its stream heads page and one per ring at its first message, 2
+ * per link (its socket, the peer's pidfd); all given back at close. */
+static void test_handle_descriptors_as_documented(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("fds"));
+	kite_options o = {.bus = bus, .handshake_ms = 3000};
+	int before = open_fds();
+	kite *pub = NULL, *sub = NULL;
+	assert_int_equal(kite_open(&pub, &o), 0);
+	assert_int_equal(open_fds() - before, 6);
+	publish_seq(pub, "fds.a", 1);
+	assert_int_equal(open_fds() - before, 6 + 2);
+	assert_int_equal(kite_open(&sub, &o), 0); /* its 6 and heads page, a link */
+	/* A descriptor the control thread takes in from the link (and
+	 * closes once mapped) may still be open for a moment. */
+	uint64_t deadline = mono_ms() + 3000;
+	while (open_fds() - before != 6 + 2 + 7 + 2 * 2 && mono_ms() < deadline)
+		nap_us(1000);
+	assert_int_equal(open_fds() - before, 6 + 2 + 7 + 2 * 2);
+	kite_close(sub);
+	kite_close(pub);
+	assert_int_equal(open_fds(), before);
+}
+
 /* Ring memfds this process holds whose name starts with prefix; *size gets
  * the last one's size. */
 static int ring_fds(const char *prefix, off_t *size)
@@ -407,6 +500,95 @@ static void test_replay_while_flooded(void **state)
 	assert_true(joins > 0);
 }
 
+/* A subscriber child (seen[0]: plain, seen[1]: replay of everything held)
+ * that reads until its publisher has gone. */
+static int stopped_subscriber(void *arg)
+{
+	struct child_seen *c = &sh->seen[(intptr_t)arg];
+	kite_options o = {.bus = bus, .handshake_ms = 3000};
+	kite *k = NULL;
+	CHILD_CHECK(kite_open(&k, &o) == 0, "open");
+	CHILD_CHECK(subscribe_last(k, "stopped.>", (intptr_t)arg ? UINT32_MAX : 0, 0) == 0,
+		    "subscribe");
+	atomic_store(&c->ready, 1);
+	kite_event ev;
+	uint64_t deadline = mono_ms() + 15000;
+	while (mono_ms() < deadline) {
+		if (kite_recv(k, &ev, 100) != 0)
+			continue;
+		if (ev.type == KITE_PUBLISHER_GONE)
+			break;
+		if (ev.type == KITE_PUBLISHER_NEW)
+			atomic_fetch_add(&c->news, 1);
+		if (ev.type == KITE_LOSS)
+			atomic_fetch_add(&c->lost, ev.lost);
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		char want[PAYLOAD + 1];
+		snprintf(want, sizeof want, "%08" PRIu64, ev.msg.seq);
+		CHILD_CHECK(ev.msg.len == PAYLOAD && !memcmp(ev.msg.data, want, PAYLOAD),
+			    "seq %" PRIu64 " torn", ev.msg.seq);
+		if (!atomic_load(&c->messages))
+			atomic_store(&c->first, ev.msg.seq);
+		atomic_fetch_add(&c->messages, 1);
+	}
+	atomic_store(&c->done, 1);
+	kite_close(k);
+	return 0;
+}
+
+/* Subscribers that subscribed before their publisher existed, but were
+ * stopped (SIGSTOP) past its handshake_ms while it started: their
+ * subscriptions reach it only when they run again, so to it they are late
+ * joiners (docs/channels.md, "Sequences and loss"). The plain one gets
+ * NEW and nothing of the 10 messages published meanwhile, none reported
+ * lost; the one that asked for replay gets all 10 from the ring. */
+static void test_replay_for_subscriber_stopped_at_publisher_start(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("replay-stopped"));
+	memset(sh->seen, 0, sizeof sh->seen);
+	pid_t subs[2];
+	for (intptr_t i = 0; i < 2; i++) {
+		subs[i] = child_start_ready(stopped_subscriber, (void *)i, &sh->seen[i].ready, 5000);
+		assert_true(subs[i] > 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		kill(subs[i], SIGSTOP);
+		assert_true(wait_stopped(subs[i], 5000));
+	}
+	kite_options o = {.bus = bus, .handshake_ms = 300, .idle_ms = UINT32_MAX};
+	kite *pub = NULL;
+	assert_int_equal(kite_open(&pub, &o), 0);
+	for (uint64_t seq = 1; seq <= 10; seq++)
+		publish_seq(pub, "stopped.a", seq);
+	for (int i = 0; i < 2; i++)
+		kill(subs[i], SIGCONT);
+	/* Both have linked and attached the ring once the plain one has NEW. */
+	uint64_t deadline = mono_ms() + 10000;
+	while ((!atomic_load(&sh->seen[0].news) || atomic_load(&sh->seen[1].messages) < 10) &&
+	       mono_ms() < deadline)
+		nap_us(1000);
+	nap_us(200 * 1000);
+	kite_close(pub);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(child_wait(subs[i], 10000), 0);
+	const struct child_seen *plain = &sh->seen[0], *replay = &sh->seen[1];
+	print_message("# stopped across the publisher's start: plain %" PRIu64 " messages, %"
+		      PRIu64 " lost; replay %" PRIu64 " from seq %" PRIu64 "\n",
+		      (uint64_t)plain->messages, (uint64_t)plain->lost,
+		      (uint64_t)replay->messages, (uint64_t)replay->first);
+	assert_int_equal(plain->done, 1);
+	assert_int_equal(plain->news, 1);
+	assert_int_equal(plain->messages, 0);
+	assert_int_equal(plain->lost, 0);
+	assert_int_equal(replay->done, 1);
+	assert_int_equal(replay->news, 1);
+	assert_int_equal(replay->messages, 10);
+	assert_int_equal(replay->first, 1);
+	assert_int_equal(replay->lost, 0);
+}
+
 /* Options this version does not have are refused, not ignored. */
 static void test_sub_options_checked(void **state)
 {
@@ -432,6 +614,35 @@ static void test_sub_options_checked(void **state)
 	assert_int_equal(kite_subscribe_opts(NULL, "a.d", &o), -EINVAL);
 	assert_int_equal(kite_subscribe_opts(k, NULL, &o), -EINVAL);
 	kite_close(k);
+}
+
+/* A handle's own ring geometry (kite_options) whose memfd no subscriber
+ * would map (over RING_ACCEPT_MAX, 1 GiB with its header and pool) is
+ * refused at kite_open, not by every subscriber at the first message. */
+static void test_handle_ring_no_subscriber_maps_refused(void **state)
+{
+	(void)state;
+	snprintf(bus, sizeof bus, "%s", test_bus("ring-size-open"));
+	static const struct {
+		uint32_t slots, slot_size;
+		int want;
+	} cases[] = {
+		{1u << 20, 1u << 20, -EINVAL}, /* 1 TiB of records */
+		{1u << 20, 1024, -EINVAL},     /* 1 GiB + the header */
+		{1u << 19, 2048, -EINVAL},     /* the same, other slots */
+		{1u << 20, 960, 0},            /* 960 MiB + 4 KiB: mapped */
+		{1u << 19, 1024, 0},           /* 512 MiB + 4 KiB */
+		{1u << 16, 2048, 0},           /* 128 MiB + its 128 MiB pool */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		kite_options o = {.bus = bus, .ring_slots = cases[i].slots,
+				  .slot_size = cases[i].slot_size};
+		kite *k = NULL;
+		int rc = kite_open(&k, &o);
+		print_message("# %u slots of %u: %d\n", cases[i].slots, cases[i].slot_size, rc);
+		assert_int_equal(rc, cases[i].want);
+		kite_close(k);
+	}
 }
 
 static void test_channel_ring_sizes_refused(void **state)
@@ -520,7 +731,11 @@ int main(void)
 		cmocka_unit_test(test_replay_after_idle_release),
 		cmocka_unit_test(test_replay_while_flooded),
 		cmocka_unit_test(test_replay_of_pooled_messages),
+		cmocka_unit_test(test_replay_for_subscriber_stopped_at_publisher_start),
+		cmocka_unit_test(test_replay_skips_memfd_messages),
 		cmocka_unit_test(test_channel_ring_sizes_refused),
+		cmocka_unit_test(test_handle_ring_no_subscriber_maps_refused),
+		cmocka_unit_test(test_handle_descriptors_as_documented),
 		cmocka_unit_test(test_channel_ring_size_honoured),
 	};
 	if (getenv("KITE_TEST_FILTER")) /* run only the tests matching this glob */
