@@ -17,7 +17,12 @@
  * hint's position, since_ns = the start position), the replay index and
  * its generation taken from the poured bytes: it must start at a seq of
  * the ring (>= 1), count as lost only what lies past target, and read on
- * under the same rules. Mode bit 64 ('p' and up): every other honest
+ * under the same rules. Mode bit 128 (0xb0 and up): it joins as a
+ * subscriber does without replay instead (ki_ring_seek from the ring's
+ * first record to target = the input's start, the index poured as for a
+ * replay): a ring gone round sends it to the index's oldest record or the
+ * hint, never before target, every seq it skips from target on counted.
+ * Mode bit 64 ('p' and up): every other honest
  * record is a pool message (REC_POOL), and the pool limit is then the
  * input's limit where that is odd (12 honest records if the input is too
  * short to say). */
@@ -43,6 +48,7 @@ const char *const fuzz_seeds[] = {
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00",
 	"q", "s", "u", "p", "u\x03", "u\x01\x10", "w\x02\x04",
 	"Q", "S\x00\x04", "U\x40\x02\x00\x00\x00\x00\x00\x00\x05",
+	"\xb1\x00\x04\x00\x00\x00\x00\x00\x00\x05", "\xb5", "\xf1\x00\x06",
 	"9\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01\x01\x01\x01\x01\x01\x01",
 	"4\x00\x02\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -115,12 +121,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 
 	struct ring_reader r;
-	if (mode & 32) {
+	if (mode & (32 | 128)) {
 		atomic_store(&h->index_gen, u64_at(data, size, DATA_AT) & 3);
 		for (unsigned i = 0; i < RING_SEGMENTS; i++) {
 			atomic_store(&h->index[i].seq, u64_at(data, size, DATA_AT + 8 + 16 * i));
 			atomic_store(&h->index[i].pos, u64_at(data, size, DATA_AT + 16 + 16 * i));
 		}
+	}
+	if (mode & 128) {
+		ki_ring_reader_init(&r, image, SLOTS, SLOT_SIZE, 1, 0);
+		uint64_t lost = ki_ring_seek(&r, start);
+		if (r.next == 0 || (r.next < RING_SEQ_END &&
+				    (r.next < start || lost != r.next - start)))
+			__builtin_trap();
+	} else if (mode & 32) {
 		ki_ring_reader_init(&r, image, SLOTS, SLOT_SIZE, 1, 0);
 		uint64_t lost = ki_ring_replay(&r, start, hint_pos, start_pos);
 		if (r.next == 0 || (r.next < RING_SEQ_END &&

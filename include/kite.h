@@ -71,7 +71,8 @@ extern "C" {
 /* Largest message payload, in bytes (4 GiB - 1). With C = ring_slots *
  * slot_size: messages up to max(C / 8, slot_size) - 32 bytes go inline in
  * the ring; larger ones up to a quarter of the ring's pool (4 * C, at most
- * 128 MiB; 2 MiB by default) go in the pool; beyond that, each travels in a
+ * 128 MiB; 2 MiB by default; rings of 256 MiB or more have no pool) go in
+ * the pool; beyond that, each travels in a
  * sealed memfd of its own (a subscriber keeps at most 64 of those per ring
  * not yet read, and reports older ones lost). See docs/channels.md. */
 #define KITE_MSG_MAX 0xffffffffull
@@ -301,8 +302,8 @@ KITE_API int64_t kite_publish_origin(kite *k, const char *channel, const void *d
  * Sizes: what goes inline, at most max(capacity / 8, slot_size) - 32
  * bytes (262,112 with default rings), is a record of the ring itself;
  * above that, up to a quarter of the ring's pool (min(4 x capacity,
- * 128 MiB) / 4: 2 MiB by default), *data points into the pool and the
- * commit writes the record naming it. The room is taken at claim time:
+ * 128 MiB) / 4: 2 MiB by default; none for rings of 256 MiB or more),
+ * *data points into the pool and the commit writes the record naming it. The room is taken at claim time:
  * a radio subscriber that far behind loses (and is told) what the claim
  * writes over then, not at commit. -EMSGSIZE above the pool's quarter:
  * such a message needs a memfd of its own, made from a finished copy, so

@@ -17,6 +17,12 @@
 #endif
 /* Tries at a hint that keeps changing under us before we come back later. */
 #define HINT_ATTEMPTS 4
+/* Looks at the replay index (in all, however often it is overtaken) of a
+ * reader walking to its first record while the publisher moves the index:
+ * it is steady as long as the limit is (a publisher holding back for a
+ * reliable reader), and until then the hint would cost records still
+ * held. A bound, so that a ring that lies costs no more than a lap. */
+#define INDEX_ATTEMPTS_WALK 256
 /* A pool payload is copied this much at a time, the pool limit checked
  * after each piece. */
 #define POOL_COPY_PIECE (64u << 10)
@@ -421,6 +427,7 @@ void ki_ring_reader_init(struct ring_reader *r, const void *base, uint32_t slot_
 	r->off = pos % r->capacity;
 	r->inline_max = ki_ring_inline_max(slot_count, slot_size);
 	r->read_max = ki_ring_read_max(slot_count, slot_size);
+	r->live_from = 0;
 	if (seq == 0 || seq >= RING_START_MAX || pos % RING_ALIGN) {
 		r->next = RING_SEQ_END; /* a liar: its stream is over at once */
 		r->pos = r->off = 0;
@@ -460,6 +467,76 @@ static enum ring_result restart(struct ring_reader *r, struct ring_record *rec)
 		return RING_LOST;
 	}
 	return RING_EMPTY; /* the publisher is moving it: next time */
+}
+
+/* Position 0 was written over: start r at the replay index's entry for the
+ * oldest boundary no reader counts as overrun (limit - capacity). 0 if the
+ * index gives nothing usable before target (past_target: nothing usable;
+ * an entry at or after target then says everything before it is gone), r
+ * untouched. An attempt that finds the publisher moving it (a new segment
+ * since we read the limit) looks again, while *attempts (counted down)
+ * lasts. */
+static int index_start(struct ring_reader *r, uint64_t target, int past_target,
+		       unsigned *attempts)
+{
+	struct ring_header *h = header_of(r->base);
+	uint64_t segment = r->capacity / RING_SEGMENTS;
+	while (*attempts) {
+		--*attempts;
+		uint64_t limit = atomic_load_explicit(&h->limit, memory_order_acquire);
+		if (limit <= r->capacity || limit % segment)
+			return 0; /* position 0 is held (or a liar's limit) */
+		uint64_t oldest = limit - r->capacity;
+		unsigned slot = (unsigned)(oldest / segment % RING_SEGMENTS);
+		uint64_t gen = atomic_load_explicit(&h->index_gen, memory_order_acquire);
+		uint64_t seq = atomic_load_explicit(&h->index[slot].seq, memory_order_relaxed);
+		uint64_t pos = atomic_load_explicit(&h->index[slot].pos, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if ((gen & 1) ||
+		    atomic_load_explicit(&h->index_gen, memory_order_relaxed) != gen)
+			continue;
+		/* An entry of a later boundary (the publisher moved on since
+		 * we read the limit): look again. */
+		if (pos >= limit)
+			continue;
+		if (pos < oldest || pos <= r->pos || pos % RING_ALIGN || seq < r->next ||
+		    (seq >= target && !past_target) || seq >= RING_SEQ_END)
+			return 0;
+		r->next = seq;
+		r->pos = pos;
+		r->off = pos % r->capacity;
+		return 1;
+	}
+	return 0;
+}
+
+/* On the way to target, a later lap overtook us: go on from the oldest
+ * record the ring still holds (the replay index), not from the hint, its
+ * newest segment: what lies between is still there (for a reliable
+ * subscriber, held for it). The hint if the index has nothing usable. */
+static enum ring_result overtaken(struct ring_reader *r, uint64_t target,
+				  unsigned *index_tries, struct ring_record *rec)
+{
+	uint64_t from = r->next;
+	if (!index_start(r, target, 1, index_tries))
+		return restart(r, rec);
+	rec->lost = r->next - from;
+	return RING_LOST;
+}
+
+/* Overrun while reading: to the hint, but for records replayed before our
+ * live start (live_from), which the publisher may write over before it
+ * knows where a reliable reader is: from those, to the oldest record held,
+ * so that no live one is skipped that is still there. */
+static enum ring_result overrun_restart(struct ring_reader *r, struct ring_record *rec)
+{
+	unsigned tries = INDEX_ATTEMPTS_WALK;
+	if (r->next >= r->live_from)
+		return restart(r, rec);
+	enum ring_result res = overtaken(r, r->live_from, &tries, rec);
+	/* (An index that names our own seq further on lies: nothing lost,
+	 * we read on from there.) */
+	return res == RING_LOST && !rec->lost ? RING_EMPTY : res;
 }
 
 /* The body size of the record at our position, checked against our own
@@ -540,7 +617,7 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 			/* Not written yet, or a later lap took its place. */
 			if (!overrun(r, memory_order_acquire))
 				return RING_EMPTY;
-			return restart(r, rec);
+			return overrun_restart(r, rec);
 		}
 		uint16_t flags = atomic_load_explicit(&h->flags, memory_order_relaxed);
 		int64_t body = flags == REC_PAD ? 0 : checked_body(r, h, flags, rec);
@@ -548,7 +625,9 @@ enum ring_result ki_ring_read(struct ring_reader *r, void *buf,
 			copy_out(buf, (const uint8_t *)h + RING_RECORD_HEADER, (size_t)body);
 		/* Everything we read must predate any write over it. */
 		atomic_thread_fence(memory_order_acquire);
-		if (overrun(r, memory_order_relaxed) || body < 0)
+		if (overrun(r, memory_order_relaxed))
+			return overrun_restart(r, rec);
+		if (body < 0)
 			return restart(r, rec);
 		if (flags == REC_PAD) {
 			r->pos += r->capacity - r->off;
@@ -623,6 +702,7 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 	 * hint: an honest ring has target within a lap of where we are, or
 	 * a hint past it; a ring that keeps us longer is lying. */
 	uint64_t steps = r->capacity / RING_RECORD_HEADER + 2 * HINT_ATTEMPTS;
+	unsigned index_tries = INDEX_ATTEMPTS_WALK;
 	while (r->next < target && r->next < RING_SEQ_END) {
 		if (steps-- == 0)
 			break;
@@ -632,10 +712,10 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 		struct ring_record rec;
 		if (seq != r->next) {
 			/* Before target, so written before we were told of it:
-			 * a later lap took it (take the hint), or a lie. */
+			 * a later lap took it, or a lie. */
 			if (!overrun(r, memory_order_acquire))
 				break;
-			restart(r, &rec);
+			(void)overtaken(r, target, &index_tries, &rec);
 			continue;
 		}
 		uint16_t flags = atomic_load_explicit(&m->flags, memory_order_relaxed);
@@ -646,7 +726,11 @@ static int walk(struct ring_reader *r, uint64_t target, uint64_t since_ns,
 			     ((rec.flags & REC_LARGE) ||
 			      ((rec.flags & REC_POOL) && pool_reused(r, h)));
 		atomic_thread_fence(memory_order_acquire);
-		if (overrun(r, memory_order_relaxed) || body < 0) {
+		if (overrun(r, memory_order_relaxed)) {
+			(void)overtaken(r, target, &index_tries, &rec);
+			continue;
+		}
+		if (body < 0) {
 			restart(r, &rec);
 			continue;
 		}
@@ -678,47 +762,14 @@ uint64_t ki_ring_seek(struct ring_reader *r, uint64_t target)
 	return r->next < RING_SEQ_END ? r->next - target : 0;
 }
 
-/* Position 0 was written over: start r at the replay index's entry for the
- * oldest boundary no reader counts as overrun (limit - capacity). 0 if the
- * index gives nothing usable before target (r untouched). */
-static int index_start(struct ring_reader *r, uint64_t target)
-{
-	struct ring_header *h = header_of(r->base);
-	uint64_t segment = r->capacity / RING_SEGMENTS;
-	for (int attempt = 0; attempt < HINT_ATTEMPTS; attempt++) {
-		uint64_t limit = atomic_load_explicit(&h->limit, memory_order_acquire);
-		if (limit <= r->capacity || limit % segment)
-			return 0; /* position 0 is held (or a liar's limit) */
-		uint64_t oldest = limit - r->capacity;
-		unsigned slot = (unsigned)(oldest / segment % RING_SEGMENTS);
-		uint64_t gen = atomic_load_explicit(&h->index_gen, memory_order_acquire);
-		uint64_t seq = atomic_load_explicit(&h->index[slot].seq, memory_order_relaxed);
-		uint64_t pos = atomic_load_explicit(&h->index[slot].pos, memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		if ((gen & 1) ||
-		    atomic_load_explicit(&h->index_gen, memory_order_relaxed) != gen)
-			continue;
-		/* An entry of a later boundary (the publisher moved on since
-		 * we read the limit): look again. */
-		if (pos >= limit)
-			continue;
-		if (pos < oldest || pos % RING_ALIGN || seq < r->next || seq >= target)
-			return 0;
-		r->next = seq;
-		r->pos = pos;
-		r->off = pos % r->capacity;
-		return 1;
-	}
-	return 0;
-}
-
 uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 			uint64_t since_ns)
 {
 	if (r->next >= RING_SEQ_END || r->next >= target)
 		return ki_ring_seek(r, target);
 	struct ring_reader start = *r;
-	if (overrun(&start, memory_order_acquire) && !index_start(&start, target))
+	unsigned tries = HINT_ATTEMPTS;
+	if (overrun(&start, memory_order_acquire) && !index_start(&start, target, 0, &tries))
 		return ki_ring_seek(r, target);
 	uint64_t wanted = start.next;
 	if (last_n != UINT64_MAX && target - start.next > last_n)
@@ -740,6 +791,7 @@ uint64_t ki_ring_replay(struct ring_reader *r, uint64_t target, uint64_t last_n,
 	struct ring_reader scan = start;
 	walk(&scan, target, 0, &start);
 	*r = start;
+	r->live_from = target;
 	return r->next > target ? r->next - target : 0;
 }
 

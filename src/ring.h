@@ -297,6 +297,9 @@ struct ring_reader {
 	 * out once: every read checks against them. */
 	uint32_t inline_max;
 	uint64_t read_max;
+	/* Replay: the first live seq. An overrun before it (replayed records
+	 * written over) goes on at the oldest record held, not the hint. */
+	uint64_t live_from;
 };
 
 enum ring_result { RING_EMPTY, RING_MESSAGE, RING_LOST };

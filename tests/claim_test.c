@@ -288,6 +288,35 @@ static void test_pool_claim_sizes(void **state)
 	expect_all_and_close(pub, sub, seq);
 }
 
+/* A ring of 256 MiB of records has no pool (its quarter would not hold
+ * twice an inline record): a claim goes up to the inline maximum, 32 MiB
+ * less 32, and one byte more is -EMSGSIZE, not a pool claim of up to
+ * 32 MiB as min(4 x capacity, 128 MiB) / 4 alone would say (kite.h says
+ * so now); kite_publish sends it in a memfd of its own. The ring is
+ * sparse: only what is written becomes resident. */
+static void test_no_pool_for_the_largest_rings(void **state)
+{
+	(void)state;
+	use_bus("claim_no_pool");
+	kite *sub = open_sub(CH, 0), *pub = open_pub();
+	assert_int_equal(kite_set_channel_ring(pub, CH, 256u << 20), 0);
+	const size_t inline_max = (32u << 20) - 32;
+	void *p;
+	assert_int_equal(kite_claim(pub, CH, inline_max + 1, &p), -EMSGSIZE);
+	assert_int_equal(kite_claim(pub, CH, 32u << 20, &p), -EMSGSIZE);
+	assert_int_equal(kite_claim(pub, CH, inline_max, &p), 0);
+	fill(p, 1, 4096);
+	assert_int_equal(kite_commit(pub, CH, 4096), 1);
+	expect_msg(sub, 1, 1, 4096);
+	uint8_t *big = malloc(inline_max + 1);
+	assert_non_null(big);
+	fill(big, 2, inline_max + 1);
+	assert_int_equal(kite_publish(pub, CH, big, inline_max + 1), 2);
+	free(big);
+	expect_msg(sub, 2, 2, inline_max + 1);
+	expect_all_and_close(pub, sub, 2);
+}
+
 /* 2,000 seeded claims, half inline and half pool sizes, some committed
  * shorter, some aborted, across a hundred pool wraps; the subscriber keeps
  * up (two messages behind at most). */
@@ -1042,6 +1071,7 @@ int main(void)
 		T(test_every_size_round_trip),
 		T(test_random_claims_across_laps),
 		T(test_pool_claim_sizes),
+		T(test_no_pool_for_the_largest_rings),
 		T(test_random_pool_claims_across_wraps),
 		T(test_pool_claim_overruns_at_claim_time),
 		T(test_pool_abort_then_publish),
