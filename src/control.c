@@ -149,8 +149,12 @@ static int dispatch(kite *k, struct peer *p, struct wire_msg *m)
 		ki_sub_store_large(k, p, m);
 		return 0;
 	case W_REFUSE:
-		/* A subscriber that refuses our ring gets no more of it. */
+		/* A subscriber that refuses our ring gets no more of it; a
+		 * publisher that refuses a pattern of ours owes us nothing of
+		 * what it publishes until a rule lets us in. */
 		ki_pub_drop_sub(k, p, m->text);
+		if (ki_strlist_find(k->patterns, k->npatterns, m->text))
+			p->refused_us = 1;
 		ki_refusal_event(k, p, m->text, 1, "refused by pid %ld: %s",
 			      (long)p->pid, m->reason);
 		return 0;

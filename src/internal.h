@@ -150,6 +150,10 @@ struct peer {
 	unsigned refused_patterns; /* its W_SUBs the policy gave nothing */
 	char **refused;   /* a few of those, should a rule let them in later */
 	size_t nrefused;
+	/* It refused one of our subscriptions: a stream of its that reaches
+	 * us later (a rule let us in) began for us then, not when we
+	 * subscribed (ki_sub_attach). */
+	int refused_us;
 	int wake_sent;         /* we sent it our W_WAKE */
 	int closing;      /* it broke the protocol or lied: read no more */
 	int duplicate;    /* a second link to a peer we keep another link to */
@@ -224,6 +228,8 @@ struct pub_ring {
 	/* Released after an idle spell: fd -1 and w.base NULL, w.head kept;
 	 * its subscribers stay listed and get the next ring it is made into. */
 	uint64_t first_seq;     /* the first seq this ring (not the stream) holds */
+	uint64_t born_ns;       /* CLOCK_MONOTONIC when the stream began */
+	uint64_t born_clock;    /* which one (ki_monotonic_clock_id) */
 	int32_t head_slot;      /* its entry in k->heads, -1: none (never released) */
 	uint64_t idle_head;     /* w.head when the idle sweep last saw it move */
 	uint64_t idle_since_ns;
@@ -334,6 +340,9 @@ struct allow_rule {
 /* A subscription's replay (kite_sub_options.last_n / last_ms). */
 struct sub_replay {
 	uint32_t last_n, last_ms;
+	/* CLOCK_MONOTONIC when kite_subscribe() added the pattern: a stream
+	 * that began later is one we were there for (ki_sub_attach). */
+	uint64_t made_ns;
 };
 
 /* A kite_set_channel_ring() setting. */
@@ -720,6 +729,9 @@ void ki_barrier_private(void);
 /* Time. */
 uint64_t ki_realtime_ns(void);
 uint64_t ki_monotonic_ns(void);
+/* Which CLOCK_MONOTONIC ki_monotonic_ns() reads (its time namespace), 0:
+ * unknown (no /proc, or a kernel without time namespaces). */
+uint64_t ki_monotonic_clock_id(void);
 /* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait. */
 struct timespec;
 void ki_deadline_after_ms(struct timespec *ts, uint32_t ms);

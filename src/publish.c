@@ -346,6 +346,8 @@ static int make_ring_memory(kite *k, struct pub_ring *r, uint64_t last_seq)
 	ki_ring_writer_init(&r->w, base, slots, k->opt.slot_size, k->id,
 			    r->channel, last_seq);
 	((struct ring_header *)base)->heads_slot = (uint32_t)(r->head_slot + 1);
+	((struct ring_header *)base)->stream_born_ns = r->born_ns;
+	((struct ring_header *)base)->stream_clock = r->born_clock;
 	r->inline_max = ki_ring_inline_max(slots, k->opt.slot_size);
 	r->pool_msg_max = ki_ring_pool_msg_max(slots, k->opt.slot_size);
 	/* The first ring to watch: the control thread may sleep untimed. */
@@ -382,6 +384,10 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	 * those are ever released, and only their hand-overs are covered by
 	 * the handovers page should we die with them queued. */
 	r->head_slot = k->nheads < HEADS_MAX && ki_pub_make_heads(k) == 0 ? (int32_t)k->nheads++ : -1;
+	/* A subscriber that subscribed before this and gets the ring late
+	 * (it was stopped while we linked) takes the stream from its start. */
+	r->born_ns = ki_monotonic_ns();
+	r->born_clock = ki_monotonic_clock_id();
 	int rc = make_ring_memory(k, r, 0);
 	if (rc < 0 || insert_ring(k, r) < 0) {
 		*err = rc < 0 ? rc : -ENOMEM;

@@ -123,6 +123,15 @@ struct ring_header {
 	} index[RING_SEGMENTS];
 	/* Nothing written in the pool at or past it (absolute position). */
 	_Alignas(64) _Atomic uint64_t pool_limit;
+	/* CLOCK_MONOTONIC when the publisher began this ring's stream (its
+	 * first ring; a ring re-made after an idle release keeps it), 0:
+	 * unknown. Written before the ring is handed over, then never.
+	 * Untrusted: a liar can only make its own stream's start wrong. */
+	uint64_t stream_born_ns;
+	/* Which CLOCK_MONOTONIC that is (ki_monotonic_clock_id: the writer's
+	 * time namespace), 0: unknown. A reader on another clock cannot
+	 * compare its own stamps with stream_born_ns. */
+	uint64_t stream_clock;
 };
 
 struct record_header {

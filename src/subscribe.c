@@ -233,6 +233,27 @@ static int replay_wanted(const kite *k, const char *channel, uint64_t *last_n,
 	return 1;
 }
 
+/* Did one of our patterns matching channel exist before the stream began
+ * (born_ns, as its ring's header says)? Then we were subscribed all along,
+ * and a ring that reaches us late was late: the link was being made while
+ * we were stopped (SIGSTOP, a debugger) or starved past the publisher's
+ * handshake_ms, and the publisher, to whom we were not there yet, offers
+ * from its head. 0 (unknown, or a ring of an older libkite) never is, nor
+ * a stamp on another clock than ours (born_clock: a publisher in another
+ * time namespace, whose CLOCK_MONOTONIC is offset from ours by any amount
+ * and would have us replay a stream begun before we subscribed). */
+static int subscribed_before(const kite *k, const char *channel, uint64_t born_ns,
+			     uint64_t born_clock)
+{
+	if (!born_ns || !born_clock || born_clock != ki_monotonic_clock_id())
+		return 0;
+	for (size_t i = 0; i < k->npatterns; i++)
+		if (k->pattern_replay[i].made_ns < born_ns &&
+		    kite_pattern_match(k->patterns[i], channel))
+			return 1;
+	return 0;
+}
+
 /* Room for one more record in k->subs; 0 or -ENOMEM. */
 static int subs_room(kite *k)
 {
@@ -315,9 +336,16 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	/* Replay only the first ring of a stream we get: a later one carries
 	 * on from where its predecessor ended, and one that takes over from
 	 * a ring of this publisher we still hold (a link made again) must not
-	 * deliver what that ring did. */
-	if (!before && !find_stream(k, p->id, m->text) &&
-	    replay_wanted(k, m->text, &last_n, &since_ns))
+	 * deliver what that ring did. A stream that began after we
+	 * subscribed we take from its start, which is all a replay could
+	 * give and more: what its ring no longer holds is reported lost.
+	 * Not from a publisher that refused us: we were let in only now. */
+	int first_ring = !before && !find_stream(k, p->id, m->text);
+	const volatile struct ring_header *h = base;
+	if (first_ring && !p->refused_us &&
+	    subscribed_before(k, m->text, h->stream_born_ns, h->stream_clock))
+		ki_sub_join(s, start_seq(0));
+	else if (first_ring && replay_wanted(k, m->text, &last_n, &since_ns))
 		s->pending_lost = ki_ring_replay(&s->r, start_seq(m->a), last_n, since_ns);
 	else
 		ki_sub_join(s, start_seq(m->a));
@@ -587,6 +615,7 @@ static int pattern_add(kite *k, const char *pattern, struct sub_replay replay)
 	int rc = ki_strlist_add(&k->patterns, &k->npatterns, pattern);
 	if (rc > 0) {
 		g[k->npatterns - 1] = ++k->sub_gen;
+		replay.made_ns = ki_monotonic_ns();
 		r[k->npatterns - 1] = replay;
 	}
 	return rc;
@@ -648,7 +677,7 @@ static int subscribe(kite *k, const char *pattern, int reliable, struct sub_repl
 
 int kite_subscribe(kite *k, const char *pattern)
 {
-	return subscribe(k, pattern, 0, (struct sub_replay){0, 0});
+	return subscribe(k, pattern, 0, (struct sub_replay){.last_n = 0});
 }
 
 int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_options *o)
@@ -661,7 +690,7 @@ int kite_subscribe_opts(kite *k, const char *pattern, const struct kite_sub_opti
 		if (o->reserved[i])
 			return -EINVAL;
 	return subscribe(k, pattern, (o->flags & KITE_SUB_RELIABLE) != 0,
-			 (struct sub_replay){o->last_n, o->last_ms});
+			 (struct sub_replay){.last_n = o->last_n, .last_ms = o->last_ms});
 }
 
 int kite_unsubscribe(kite *k, const char *pattern)

@@ -773,6 +773,75 @@ static void test_other_uid_refused_then_allowed(void **state)
 	pipe_close(ack);
 }
 
+/* A subscriber (uid nobody) subscribed before a root publisher's stream
+ * began, refused by it, then let in (kite_allow_uid): the stream begins
+ * for it at the grant. It gets the LATE_AFTER messages published after
+ * kite_allow_uid returned, from seq LATE_BEFORE + 1, and neither the
+ * LATE_BEFORE published while it was refused nor a loss report for them
+ * (it took the stream from seq 1, as one that had been there all along,
+ * before). */
+#define LATE_BEFORE 10
+#define LATE_AFTER 5
+
+static int refused_then_allowed_sub(void *arg)
+{
+	int ready_fd = *(int *)arg;
+	become_nobody();
+	kite *k = open_handle(0, 0);
+	CHILD_CHECK(kite_subscribe(k, "late.>") == 0, "subscribe");
+	pipe_send(ready_fd, 's');
+	uint64_t deadline = mono_ms() + 30000, first = 0, messages = 0, lost = 0;
+	int refused = 0;
+	while (first + messages - 1 < LATE_BEFORE + LATE_AFTER || !messages) {
+		kite_event ev;
+		child_recv(k, &ev, deadline, 1);
+		if (ev.type == KITE_REFUSED && !refused++)
+			pipe_send(ready_fd, 'R');
+		if (ev.type == KITE_LOSS)
+			lost += ev.lost;
+		if (ev.type != KITE_MESSAGE)
+			continue;
+		CHILD_CHECK(refused, "seq %llu before any refusal",
+			    (unsigned long long)ev.msg.seq);
+		if (!messages)
+			first = ev.msg.seq;
+		messages++;
+	}
+	/* Anything more would have come by now. */
+	kite_event ev;
+	while (kite_recv(k, &ev, 300) == 0)
+		if (ev.type == KITE_MESSAGE || ev.type == KITE_LOSS)
+			messages += 1000;
+	CHILD_CHECK(first == LATE_BEFORE + 1 && messages == LATE_AFTER && lost == 0,
+		    "first seq %llu, %llu messages, %llu lost (want %d, %d, 0)",
+		    (unsigned long long)first, (unsigned long long)messages,
+		    (unsigned long long)lost, LATE_BEFORE + 1, LATE_AFTER);
+	kite_close(k);
+	return 0;
+}
+
+static void test_refused_subscriber_allowed_later_gets_no_earlier_messages(void **state)
+{
+	(void)state;
+	use_bus("allowed_later");
+	int ready[2];
+	pipe_make(ready);
+	pid_t sub = child_start(refused_then_allowed_sub, &ready[1]);
+	assert_int_equal(pipe_wait(ready[0], 30000), 's');
+	kite_options o = {.bus = bus, .handshake_ms = 5000, .idle_ms = UINT32_MAX};
+	kite *pub = NULL;
+	assert_int_equal(kite_open(&pub, &o), 0);
+	for (int i = 0; i < LATE_BEFORE; i++)
+		assert_int_equal(kite_publish(pub, "late.x", "m", 1), i + 1);
+	assert_int_equal(pipe_wait(ready[0], 30000), 'R');
+	assert_int_equal(kite_allow_uid(pub, "late.>", NOBODY), 0);
+	for (int i = 0; i < LATE_AFTER; i++)
+		assert_int_equal(kite_publish(pub, "late.x", "m", 1), LATE_BEFORE + i + 1);
+	expect_exit0(sub, "subscriber let in later");
+	kite_close(pub);
+	pipe_close(ready);
+}
+
 /* --- sizes --- */
 
 struct sizes_args {
@@ -1695,10 +1764,15 @@ int main(void)
 	int rc = cmocka_run_group_tests_name("channels", tests, NULL, NULL);
 	/* Cases that need what the machine may not give run on their own, so
 	 * that lacking it is a stated skip rather than a failure. */
-	const struct CMUnitTest uid[] = {SETUP(test_other_uid_refused_then_allowed)};
+	const struct CMUnitTest uid[] = {
+		SETUP(test_other_uid_refused_then_allowed),
+		SETUP(test_refused_subscriber_allowed_later_gets_no_earlier_messages),
+	};
 	if (getuid() != 0)
 		printf("ok - test_other_uid_refused_then_allowed # SKIP needs root "
-		       "to run a child as uid %d\n", NOBODY);
+		       "to run a child as uid %d\n"
+		       "ok - test_refused_subscriber_allowed_later_gets_no_earlier_messages "
+		       "# SKIP needs root to run a child as uid %d\n", NOBODY, NOBODY);
 	else
 		rc |= cmocka_run_group_tests_name("other_uid", uid, NULL, NULL);
 	const struct CMUnitTest gib[] = {SETUP(test_one_gib_message)};

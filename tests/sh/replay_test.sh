@@ -46,3 +46,30 @@ timeout 20 "$KITE" sub --last 1 --count 1 'config.*' >"$tmpdir/kept.out"; rc=$?
 check "--keep-ring: the last value is still there after 11 s of silence" \
 	bash -c "test $rc = 0 && cut -d' ' -f4- '$tmpdir/kept.out' | grep -qx 'seq=4 v4'"
 exec 3>&-
+
+# A publisher in another time namespace (unshare -T): its CLOCK_MONOTONIC
+# is 100,000 s ahead of ours, so its stream seems to begin after anything
+# we subscribe to. A plain subscriber that subscribes after v1..v3 must
+# not take them for a stream begun after it subscribed: it gets v4 only.
+if ! unshare -T --monotonic 100000 true 2>/dev/null; then
+	skip "a publisher in another time namespace: no replay for a late joiner" \
+		"unshare -T needs root (or a kernel with time namespaces)"
+else
+	mkfifo "$tmpdir/tns"
+	exec 4<>"$tmpdir/tns"
+	spawn sh -c 'exec unshare -T --monotonic 100000 "$0" pub --keep-ring tns.x <"$1"' \
+		"$KITE" "$tmpdir/tns"
+	tns_pid=$LAST_PID
+	printf 'v1\nv2\nv3\n' >&4
+	wait_for 10 bash -c "ls -l /proc/$tns_pid/fd 2>/dev/null | grep -q 'kite-ring:tns.x'" ||
+		not_ok "the publisher in a time namespace made its ring"
+	sleep 0.3
+	timeout 20 "$KITE" sub --count 1 tns.x >"$tmpdir/tns.out" &
+	sub_pid=$!
+	sleep 1
+	printf 'v4\n' >&4
+	wait $sub_pid; rc=$?
+	check "a publisher in another time namespace: a late joiner gets v4 only, not v1..v3" \
+		bash -c "test $rc = 0 && cut -d' ' -f4- '$tmpdir/tns.out' | diff - <(printf 'seq=4 v4\n')"
+	exec 4>&-
+fi
