@@ -343,9 +343,13 @@ int ki_sub_attach(kite *k, struct peer *p, const struct wire_msg *m)
 	int first_ring = !before && !find_stream(k, p->id, m->text);
 	const volatile struct ring_header *h = base;
 	if (first_ring && !p->refused_us &&
-	    subscribed_before(k, m->text, h->stream_born_ns, h->stream_clock))
-		ki_sub_join(s, start_seq(0));
-	else if (first_ring && replay_wanted(k, m->text, &last_n, &since_ns))
+	    subscribed_before(k, m->text, h->stream_born_ns, h->stream_clock)) {
+		/* All the ring holds, as a replay of everything would give
+		 * (from the oldest record if it went round), and every
+		 * message before the first of those lost. */
+		uint64_t beyond = ki_ring_replay(&s->r, start_seq(m->a), UINT64_MAX, 0);
+		s->pending_lost = s->r.next < RING_SEQ_END ? s->r.next - 1 : beyond;
+	} else if (first_ring && replay_wanted(k, m->text, &last_n, &since_ns))
 		s->pending_lost = ki_ring_replay(&s->r, start_seq(m->a), last_n, since_ns);
 	else
 		ki_sub_join(s, start_seq(m->a));
