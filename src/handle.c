@@ -246,6 +246,7 @@ int kite_open(kite **out, const kite_options *opts)
 	k->wake_fd = k->wake_tx = k->stop_fd = k->epoll_fd = k->listen_fd =
 		k->waiter_fd = k->heads_fd = k->positions_fd = -1;
 	k->euid = geteuid();
+	k->clock_id = ki_monotonic_clock_id();
 	k->light_publish = k->can_membarrier = ki_barrier_setup();
 	ki_stamp_init(&k->stamp);
 	k->biased = ki_barrier_private_setup();

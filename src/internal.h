@@ -384,6 +384,9 @@ struct kite {
 	_Atomic int app_waiting; /* application threads blocked in kite_lock() */
 
 	unsigned fork_gen; /* ki_fork_gen when opened: a child's copy differs */
+	/* ki_monotonic_clock_id() once: a process with our control thread
+	 * cannot move to another time namespace (setns wants one thread). */
+	uint64_t clock_id;
 	int registered;    /* in fork.c's list of live handles */
 	int closing;       /* kite_close() is flushing its goodbyes */
 	uint64_t listen_paused_ns; /* the listener is watched again then */

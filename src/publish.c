@@ -387,7 +387,7 @@ static struct pub_ring *create_ring(kite *k, const char *channel, int *err)
 	/* A subscriber that subscribed before this and gets the ring late
 	 * (it was stopped while we linked) takes the stream from its start. */
 	r->born_ns = ki_monotonic_ns();
-	r->born_clock = ki_monotonic_clock_id();
+	r->born_clock = k->clock_id;
 	int rc = make_ring_memory(k, r, 0);
 	if (rc < 0 || insert_ring(k, r) < 0) {
 		*err = rc < 0 ? rc : -ENOMEM;

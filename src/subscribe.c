@@ -245,7 +245,7 @@ static int replay_wanted(const kite *k, const char *channel, uint64_t *last_n,
 static int subscribed_before(const kite *k, const char *channel, uint64_t born_ns,
 			     uint64_t born_clock)
 {
-	if (!born_ns || !born_clock || born_clock != ki_monotonic_clock_id())
+	if (!born_ns || !born_clock || born_clock != k->clock_id)
 		return 0;
 	for (size_t i = 0; i < k->npatterns; i++)
 		if (k->pattern_replay[i].made_ns < born_ns &&
